@@ -1,0 +1,1 @@
+"""pytest fixtures that start splitvaultd (real TLS, real store)."""

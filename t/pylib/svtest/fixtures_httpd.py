@@ -1,0 +1,1 @@
+"""pytest fixtures that start httpd with the built mod_splitvault."""
