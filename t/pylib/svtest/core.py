@@ -1,0 +1,325 @@
+"""Core of the SplitVault test harness.
+
+Processes, ports, temp directories, a demo PKI and a throwaway PostgreSQL
+cluster. Everything listens on 127.0.0.1 and free ports and lives in a temp
+directory that the postgres and www-data users can traverse. Every process
+started here is recorded, so that a failed test prints its log, and stopped by
+its PID.
+"""
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[3]
+BUILD = Path(os.environ.get("SV_BUILDDIR", str(SRC / "build"))).resolve()
+
+PG_BIN = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                     key=lambda p: int(p.parent.name))[-1]) \
+    if Path("/usr/lib/postgresql").is_dir() else None
+
+# Every log registered and every Proc started; fixtures_core prints what each
+# log gained during a test that failed, and stops leftover processes.
+_LOGS = {}
+_PROCS = []
+
+
+def register_log(path, name):
+    """Show what this file gains during a test, if the test fails."""
+    _LOGS[str(Path(path))] = name
+
+
+def registered_logs():
+    """{path: name} of every registered log."""
+    return dict(_LOGS)
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_workdir(prefix="sv"):
+    """A fresh temp directory (mode 0755) that service users can traverse."""
+    d = Path(tempfile.mkdtemp(prefix=prefix + ".", dir="/tmp"))
+    d.chmod(0o755)
+    return d
+
+
+def run(argv, check=True, input=None, timeout=60, env=None, cwd=None):
+    """Run a command, capture text output; raise with its output on failure."""
+    argv = [str(a) for a in argv]
+    p = subprocess.run(argv, input=input, capture_output=True, text=True,
+                       timeout=timeout, env=env, cwd=cwd)
+    if check and p.returncode != 0:
+        raise RuntimeError("command failed (%d): %s\n--- stdout\n%s--- stderr\n%s"
+                           % (p.returncode, " ".join(argv), p.stdout, p.stderr))
+    return p
+
+
+def wait_port(port, host="127.0.0.1", timeout=15.0, proc=None):
+    """Wait until host:port accepts a TCP connection; fail early if proc dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError("%s exited (status %s) before listening on %s:%d"
+                               % (proc.name, proc.returncode(), host, port))
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("nothing listening on %s:%d after %.0fs" % (host, port, timeout))
+
+
+def wait_pid_gone(pid, timeout=10.0):
+    """Poll until no process has this PID (for daemonising servers)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+class Proc:
+    """A foreground server process with its output in a log file."""
+
+    def __init__(self, name, argv, log, env=None, cwd=None):
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log = Path(log)
+        self.env = env
+        self.cwd = cwd
+        self.popen = None
+
+    def start(self):
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log, "ab")
+        try:
+            self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, env=self.env,
+                                          cwd=self.cwd, start_new_session=True)
+        finally:
+            out.close()
+        _PROCS.append(self)
+        register_log(self.log, self.name)
+        return self
+
+    @property
+    def pid(self):
+        return self.popen.pid if self.popen else None
+
+    def alive(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def returncode(self):
+        return self.popen.poll() if self.popen else None
+
+    def wait_port(self, port, timeout=15.0, host="127.0.0.1"):
+        wait_port(port, host=host, timeout=timeout, proc=self)
+        return self
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            os.kill(self.popen.pid, sig)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, wait, then SIGKILL. Returns the exit status."""
+        if self.popen is None:
+            return None
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+        if self in _PROCS:
+            _PROCS.remove(self)
+        return self.popen.returncode
+
+
+def stop_all():
+    """Stop every Proc still running (end of session, or after a failure)."""
+    for p in list(_PROCS):
+        p.stop()
+
+
+def sha256_hex(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+class Pki:
+    """A demo PKI made with the openssl command, in dir:
+
+    ca_cert/ca_key          the CA the daemon trusts for client certificates
+                            and the module trusts for the daemon's certificate
+    server_cert/server_key  the daemon's certificate: CN=localhost,
+                            SAN DNS:localhost, IP:127.0.0.1
+    client_cert/client_key  the module's client certificate: CN=splitvault-web
+    other_ca_cert, other_client_cert/other_client_key   an unrelated CA
+    Keys are P-256; files are readable (test material only, never committed).
+    """
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o755)
+        self.ca_cert, self.ca_key = self._ca("ca", "SplitVault Test CA")
+        self.other_ca_cert, self.other_ca_key = self._ca("other-ca", "Unrelated CA")
+        self.server_cert, self.server_key = self._leaf(
+            "server", "localhost", self.ca_cert, self.ca_key, server=True)
+        self.client_cert, self.client_key = self.issue_client("splitvault-web")
+        self.other_client_cert, self.other_client_key = self._leaf(
+            "other-client", "splitvault-web", self.other_ca_cert, self.other_ca_key)
+
+    def _key(self, name):
+        key = self.dir / (name + ".key")
+        run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-out", key])
+        key.chmod(0o644)
+        return key
+
+    def _ca(self, name, cn):
+        key = self._key(name)
+        cert = self.dir / (name + ".pem")
+        run(["openssl", "req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30",
+             "-subj", "/O=SplitVault tests/CN=" + cn,
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        return cert, key
+
+    def _leaf(self, name, cn, ca_cert, ca_key, server=False):
+        key = self._key(name)
+        csr = self.dir / (name + ".csr")
+        cert = self.dir / (name + ".pem")
+        ext = self.dir / (name + ".ext")
+        if server:
+            ext.write_text("basicConstraints=critical,CA:FALSE\n"
+                           "keyUsage=critical,digitalSignature\n"
+                           "extendedKeyUsage=serverAuth\n"
+                           "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        else:
+            ext.write_text("basicConstraints=critical,CA:FALSE\n"
+                           "keyUsage=critical,digitalSignature\n"
+                           "extendedKeyUsage=clientAuth\n")
+        run(["openssl", "req", "-new", "-key", key, "-out", csr,
+             "-subj", "/O=SplitVault tests/CN=" + cn])
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+             "-CAcreateserial", "-out", cert, "-days", "30", "-extfile", ext])
+        csr.unlink()
+        return cert, key
+
+    def issue_client(self, cn, name=None):
+        """A new client certificate from the main CA: (cert, key) paths."""
+        return self._leaf(name or ("client-" + cn), cn, self.ca_cert, self.ca_key)
+
+    @staticmethod
+    def fingerprint(cert):
+        """Lowercase hex SHA-256 of the certificate's DER encoding."""
+        der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"],
+                             capture_output=True, check=True).stdout
+        return sha256_hex(der)
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster owned by the postgres user.
+
+    initdb refuses root, so every server command runs as postgres through
+    runuser. It listens on 127.0.0.1 and a free port, with its socket in its own
+    directory, trust authentication on loopback, fsync on (durable, as in
+    production)."""
+
+    def __init__(self, directory, fsync=True):
+        if PG_BIN is None:
+            raise RuntimeError("PostgreSQL not installed (apt-get install postgresql)")
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o755)
+        self.data = self.dir / "data"
+        self.sockdir = self.dir / "sock"
+        self.logfile = self.dir / "postgresql.log"
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.user = "postgres"
+        self.fsync = fsync
+        self.sockdir.mkdir(exist_ok=True)
+        shutil.chown(self.sockdir, "postgres", "postgres")
+        shutil.chown(self.dir, "postgres", "postgres")
+        self._pg(["initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                  "--no-instructions"])
+        register_log(self.logfile, "postgresql")
+
+    def _pg(self, argv, check=True):
+        return run(["runuser", "-u", "postgres", "--", str(PG_BIN / argv[0])] + argv[1:],
+                   check=check, timeout=120)
+
+    def start(self):
+        opts = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=%s -c max_connections=200" % (
+            self.port, self.sockdir, "on" if self.fsync else "off")
+        self._pg(["pg_ctl", "-D", self.data, "-l", self.logfile, "-w", "-t", "60",
+                  "-o", opts, "start"])
+        return self
+
+    def stop(self, mode="fast"):
+        self._pg(["pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"], check=False)
+
+    def running(self):
+        return self._pg(["pg_ctl", "-D", self.data, "status"], check=False).returncode == 0
+
+    def dsn(self, db="postgres"):
+        """A libpq connection string (also a mod_dbd DBDParams value)."""
+        return "host=%s port=%d dbname=%s user=postgres" % (self.host, self.port, db)
+
+    def connect(self, db="postgres"):
+        import psycopg2
+        conn = psycopg2.connect(host=self.host, port=self.port, dbname=db, user="postgres")
+        conn.autocommit = True
+        return conn
+
+    def psql(self, db, sql):
+        """Run SQL text through psql (stops at the first error)."""
+        return run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.host,
+                    "-p", str(self.port), "-U", "postgres", "-d", db], input=sql)
+
+    def create_db(self, name, sql_files=()):
+        """Create database name and apply the given SQL files in order."""
+        conn = self.connect("postgres")
+        try:
+            with conn.cursor() as cur:
+                cur.execute('CREATE DATABASE "%s"' % name.replace('"', ''))
+        finally:
+            conn.close()
+        for f in sql_files:
+            run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.host,
+                 "-p", str(self.port), "-U", "postgres", "-d", name, "-f", str(f)])
+        return name
+
+    def drop_db(self, name):
+        conn = self.connect("postgres")
+        try:
+            with conn.cursor() as cur:
+                cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name.replace('"', ''))
+        finally:
+            conn.close()
+
+
+def user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
