@@ -1,0 +1,344 @@
+/*
+ * svm.h - mod_splitvault's internal interfaces.
+ *
+ * One concern per file:
+ *   mod_splitvault.c  module record and hook registration only
+ *   svm_config.c      SplitVault* directives, server config, start-up checks
+ *   svm_db.c          mod_dbd access, the prepared statements, row helpers
+ *   svm_html.c        escaping, security headers, page frame, stylesheet
+ *   svm_form.c        request body reading, urlencoded parsing, UTF-8 checks
+ *   svm_pwhash.c      Argon2id hashing (shared with splitvault-admin)
+ *   svm_session.c     staff sessions (cookie, token hash in the DB)
+ *   svm_csrf.c        CSRF tokens derived from the session / login cookie
+ *   svm_auth.c        sign-in, sign-out, throttling
+ *   svm_pages.c       URL routing and the staff pages
+ *   svm_intake.c      the public form and anonymous intake
+ *   svm_update.c      write-only field update by staff
+ *   svm_decrypt.c     the decrypt action for privileged staff
+ *   svm_keys.c        handler "splitvault-keys" (the admin key location)
+ *   svm_key1.c        the active key1 public key, cached per child
+ *   svm_daemon.c      daemon client: per-child pool of mTLS connections
+ *   svm_audit.c       the main-side audit trail
+ *
+ * Log tags: every log site carries its own "SVnnnnn:" tag, never reused;
+ * each file owns a range (config 010xx, db 011xx, auth 012xx, session 013xx,
+ * pages 014xx, intake 015xx, update 016xx, daemon 017xx, audit 018xx,
+ * key1 019xx, form 020xx, keys/decrypt 021xx).
+ */
+#ifndef SVM_H
+#define SVM_H
+
+/* config.h first, for SV_TEST_HOOKS; its PACKAGE_* names clash with
+ * ap_config_auto.h, so drop them before httpd.h. */
+#include "config.h"
+#undef PACKAGE_BUGREPORT
+#undef PACKAGE_NAME
+#undef PACKAGE_STRING
+#undef PACKAGE_TARNAME
+#undef PACKAGE_URL
+#undef PACKAGE_VERSION
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "apr_dbd.h"
+#include "mod_dbd.h"
+#include "apr_reslist.h"
+#include "apr_thread_mutex.h"
+
+#include <openssl/ssl.h>
+
+#include "sv_err.h"
+#include "sv_buf.h"
+#include "sv_format.h"
+#include "sv_wire.h"
+#include "sv_keyfile.h"
+
+extern module AP_MODULE_DECLARE_DATA splitvault_module;
+
+/* Log lines name the module; AP_DECLARE_MODULE does this in its own file. */
+#if defined(APLOG_USE_MODULE) && !defined(SVM_MODULE_FILE)
+APLOG_USE_MODULE(splitvault);
+#endif
+
+#define SVM_HANDLER "splitvault"
+#define SVM_HANDLER_KEYS "splitvault-keys"
+
+#define SVM_MAX_FIELDS SV_WIRE_MAX_FIELDS
+#define SVM_TOKEN_LEN 32          /* session token bytes (256 bits) */
+#define SVM_TOKEN_B64_LEN 43      /* its unpadded base64url text */
+#define SVM_CSRF_HEX_LEN 64
+#define SVM_PASSWORD_MAX 1024
+#define SVM_REF_LEN 11            /* XXXXX-XXXXX */
+
+/* ---- configuration (svm_config.c) --------------------------------------- */
+
+typedef struct {
+    const char *name;   /* [A-Za-z0-9_-]{1,64} */
+    const char *label;  /* shown to visitors and staff */
+    int required;
+    int maxlen;         /* characters (Unicode code points) */
+    int multiline;      /* textarea instead of a one-line input */
+} svm_field;
+
+typedef struct svm_dpool svm_dpool;
+
+typedef struct {
+    int configured;           /* a SplitVault directive in this server's own context */
+    const char *base;         /* URL path served by handler "splitvault" */
+    const char *title;        /* form title */
+    const char *intro;        /* one paragraph above the form */
+    apr_array_header_t *fields; /* svm_field, in form order */
+    apr_off_t max_body;       /* bytes; larger bodies get 413 */
+
+    /* daemon client */
+    const char *daemon_host;
+    apr_port_t daemon_port;
+    const char *daemon_name;  /* name checked in the daemon's certificate */
+    const char *daemon_ca;
+    const char *client_cert;
+    const char *client_key;
+    apr_interval_time_t daemon_timeout;
+    int pool_max;             /* connections per child; 0: ThreadsPerChild */
+    int pool_idle;            /* seconds an idle connection is kept */
+
+    /* sessions and sign-in */
+    int session_idle;         /* seconds */
+    int session_max;          /* seconds */
+    int cookie_secure;        /* -1 unset, default on */
+    int thr_acct_n, thr_acct_s;   /* failures per name, lock seconds */
+    int thr_addr_n, thr_addr_s;   /* failures per address, lock seconds */
+
+    /* run time (not merged) */
+    SSL_CTX *ssl_ctx;         /* built at check_config */
+    svm_dpool *dpool;         /* per child, created in child_init */
+} svm_srv_conf;
+
+/* Defaults (documented in docs/configuration.md). */
+#define SVM_DEF_BASE "/splitvault"
+#define SVM_DEF_TITLE "Secure submission"
+#define SVM_DEF_MAXLEN 1000
+#define SVM_DEF_MAX_BODY 65536
+#define SVM_DEF_TIMEOUT apr_time_from_sec(5)
+#define SVM_DEF_POOL_IDLE 60
+#define SVM_DEF_SESSION_IDLE 900
+#define SVM_DEF_SESSION_MAX 28800
+#define SVM_DEF_THR_ACCT_N 5
+#define SVM_DEF_THR_ACCT_S 900
+#define SVM_DEF_THR_ADDR_N 20
+#define SVM_DEF_THR_ADDR_S 900
+
+extern const command_rec svm_cmds[];
+void *svm_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+void svm_child_init(apr_pool_t *p, server_rec *s);
+
+svm_srv_conf *svm_conf(const server_rec *s);
+int svm_cookie_secure(const svm_srv_conf *sc);
+const svm_field *svm_field_find(const svm_srv_conf *sc, const char *name);
+
+/* ---- database (svm_db.c) ------------------------------------------------ */
+
+void svm_db_retrieve_fns(void);
+int svm_db_available(void);
+/* Register every prepared statement with mod_dbd for server s. */
+void svm_db_prepare(server_rec *s);
+/* The request's connection (NULL when the database is unreachable; logged). */
+ap_dbd_t *svm_db(request_rec *r);
+apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label);
+
+/* Run a prepared statement with text/blob arguments (apr_dbd_pbquery
+ * convention). *nrows may be NULL. Logs failures with tag and returns
+ * non-zero on error. */
+int svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *nrows,
+                const void **args);
+/* Run a prepared select into a random-access result. */
+int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label,
+                  apr_dbd_results_t **res, const void **args);
+/* Next row, or NULL at the end. */
+apr_dbd_row_t *svm_db_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_results_t *res);
+/* Column n of row, copied into r->pool ("" for NULL). */
+const char *svm_db_col(request_rec *r, ap_dbd_t *dbd, apr_dbd_row_t *row, int n);
+/* Begin / end a transaction; svm_db_tx_end commits unless an error happened
+ * or rollback is set. Both return non-zero on failure (logged). */
+int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd, apr_dbd_transaction_t **tx);
+int svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, apr_dbd_transaction_t *tx, int rollback);
+/* Decode hex (optionally "\x"-prefixed, as PostgreSQL prints bytea) into
+ * exactly n bytes. Returns 0 on success. */
+int svm_hex_decode(const char *hex, unsigned char *out, apr_size_t n);
+char *svm_hex(apr_pool_t *p, const unsigned char *b, apr_size_t n);
+
+/* ---- html (svm_html.c) -------------------------------------------------- */
+
+const char *svm_esc(apr_pool_t *p, const char *s);
+void svm_security_headers(request_rec *r, int staff_page);
+struct svm_staff;
+void svm_page_begin(request_rec *r, const svm_srv_conf *sc, const char *title,
+                    const struct svm_staff *st);
+void svm_page_end(request_rec *r);
+/* Send a complete page with status and a plain message (escaped here).
+ * Returns OK: the handler's return value. */
+int svm_page_message(request_rec *r, const svm_srv_conf *sc, int status,
+                     const char *title, const char *msg, const struct svm_staff *st);
+int svm_send_stylesheet(request_rec *r);
+int svm_redirect(request_rec *r, const char *path);
+const char *svm_url(request_rec *r, const svm_srv_conf *sc, const char *rel);
+
+/* ---- form bodies (svm_form.c) ------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    char *value;        /* NUL-terminated; lives in cleansed memory */
+    apr_size_t len;
+} svm_pair;
+
+/* Read and parse an application/x-www-form-urlencoded body of at most max
+ * bytes. Returns OK, or an HTTP status with *why set to a visitor-safe
+ * reason: 415 (content type), 413 (too large), 400 (malformed). The body and
+ * decoded values are cleansed when r->pool is cleared. */
+int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
+                  const char **why);
+const svm_pair *svm_form_get(const apr_array_header_t *pairs, const char *name);
+/* Strict UTF-8 without NUL and C0 controls other than TAB, LF, CR.
+ * Returns 1 when valid and sets *ncp to the number of code points. */
+int svm_utf8_check(const char *s, apr_size_t len, apr_size_t *ncp);
+/* A buffer of n bytes in r->pool, cleansed at pool cleanup. */
+void *svm_secret_palloc(apr_pool_t *p, apr_size_t n);
+/* Is the query-string argument name present: value copied or NULL. */
+const char *svm_query_arg(request_rec *r, const char *name);
+
+/* ---- password hashing (svm_pwhash.c; no httpd header) ------------------- */
+#include "svm_pwhash.h"
+
+/* ---- sessions (svm_session.c) ------------------------------------------- */
+
+typedef struct svm_staff {
+    apr_int64_t id;
+    const char *name;
+    int can_update;
+    int can_decrypt;
+    int can_admin;
+    unsigned char *token;      /* SVM_TOKEN_LEN bytes, cleansed memory */
+    const char *csrf;          /* hex CSRF token for this session */
+} svm_staff;
+
+/* The signed-in staff member of this request, or NULL. Touches last_seen. */
+svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc);
+/* Create a session for staff id; sets the cookie. Returns 0 on success. */
+int svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
+                       apr_int64_t staff_id);
+/* End the request's session server-side (if any); expire the cookie when
+ * clear_cookie is set. */
+void svm_session_end(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd, int clear_cookie);
+const char *svm_cookie_name(const svm_srv_conf *sc, const char *which);
+void svm_cookie_set(request_rec *r, const svm_srv_conf *sc, const char *which,
+                    const char *value, int max_age);
+/* Raw bytes of a base64url cookie of exactly SVM_TOKEN_LEN bytes, or NULL. */
+unsigned char *svm_cookie_token(request_rec *r, const svm_srv_conf *sc, const char *which);
+char *svm_token_b64(apr_pool_t *p, const unsigned char *tok);
+
+/* ---- CSRF (svm_csrf.c) -------------------------------------------------- */
+
+/* Hex HMAC-SHA256(key = token, label). */
+const char *svm_csrf_derive(apr_pool_t *p, const unsigned char *token, const char *label);
+/* 1 when the form's "csrf" value matches the expected token (constant time). */
+int svm_csrf_ok(const apr_array_header_t *pairs, const char *expected);
+#define SVM_CSRF_SESSION "splitvault/v1 csrf"
+#define SVM_CSRF_LOGIN "splitvault/v1 login csrf"
+
+/* ---- sign-in (svm_auth.c) ----------------------------------------------- */
+
+int svm_auth_init(apr_pool_t *p, server_rec *s);
+int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int status);
+int svm_login_post(request_rec *r, const svm_srv_conf *sc);
+int svm_logout_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st);
+
+/* ---- pages (svm_pages.c) ------------------------------------------------ */
+
+int svm_handler(request_rec *r);
+int svm_staff_require(request_rec *r, const svm_srv_conf *sc, svm_staff **st);
+
+/* ---- intake, update, decrypt, keys -------------------------------------- */
+
+int svm_form_page(request_rec *r, const svm_srv_conf *sc, const char *const *errors,
+                  int status);
+int svm_intake_post(request_rec *r, const svm_srv_conf *sc);
+int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                    const char *ref, apr_array_header_t *pairs);
+int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                     const char *ref, apr_array_header_t *pairs);
+int svm_keys_handler(request_rec *r);
+
+/* A record by reference code: its id and uuid text. 0 found, 1 not found,
+ * -1 database error (logged). */
+int svm_record_lookup(request_rec *r, ap_dbd_t *dbd, const char *ref, const char **id,
+                      const char **uuid);
+/* 1 when s is a well-formed reference code (XXXXX-XXXXX). */
+int svm_ref_valid(const char *s);
+
+/* Field value checks shared by intake and update. Returns NULL when value
+ * is acceptable for f, else a visitor-safe reason. */
+const char *svm_value_problem(apr_pool_t *p, const svm_field *f, const char *v,
+                              apr_size_t len);
+
+/* ---- key1 public key (svm_key1.c) --------------------------------------- */
+
+typedef struct {
+    char fp[SV_FINGERPRINT_HEX_LEN + 1];
+    unsigned char pub[SV_X25519_LEN];
+} svm_key1pub;
+
+void svm_key1_child_init(apr_pool_t *p);
+/* The active key1 public key (cached per child for a few seconds).
+ * APR_NOTFOUND when none is registered, other errors logged. */
+apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out);
+
+/* ---- daemon client (svm_daemon.c) --------------------------------------- */
+
+/* An answer from the daemon: type is the message type; body points to
+ * body_len bytes in cleansed request-pool memory. For SV_MSG_ERROR, err is
+ * decoded. */
+typedef struct {
+    uint8_t type;
+    const uint8_t *body;
+    apr_size_t body_len;
+    sv_error_msg err;
+} svm_dreply;
+
+SSL_CTX *svm_daemon_ssl_ctx(apr_pool_t *p, server_rec *s, const svm_srv_conf *sc,
+                            const char **err);
+void svm_daemon_child_init(apr_pool_t *p, server_rec *s);
+/* Send one frame (built by an sv_*_encode with reqid) over a pooled
+ * connection and read one answer frame. timeout 0: the configured one.
+ * Returns APR_SUCCESS when an answer of any type came back (an ERROR
+ * answer included); a transport or protocol failure otherwise (logged). */
+apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_buf *frame,
+                             uint32_t reqid, apr_interval_time_t timeout, svm_dreply *rep);
+/* A request id for a new frame. */
+uint32_t svm_daemon_reqid(void);
+/* STORE: all fields of one submission, one round trip. On a daemon error
+ * answer returns APR_EGENERAL with *werr set (0 for transport failures). */
+apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_store_req *req,
+                              sv_store_resp *resp, int *werr);
+/* STATUS (for the admin pages). */
+apr_status_t svm_daemon_status(request_rec *r, const svm_srv_conf *sc, sv_status_resp *st);
+
+/* ---- audit (svm_audit.c) ------------------------------------------------ */
+
+/* Insert an audit row (never a value). Any argument but action and outcome
+ * may be NULL. Returns 0 on success (failures logged). */
+int svm_audit(request_rec *r, ap_dbd_t *dbd, const char *actor, const char *action,
+              const char *record_ref, const char *field, const char *outcome,
+              const char *detail);
+int svm_audit_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st);
+
+/* ---- test-only fault hooks ---------------------------------------------- */
+#ifdef SV_TEST_HOOKS
+/* Name of the fault to inject, from the request header X-SplitVault-Fault
+ * (compiled only into test builds), or NULL. */
+const char *svm_test_fault(request_rec *r);
+#endif
+
+#endif /* SVM_H */

@@ -1,0 +1,524 @@
+/*
+ * svm_config.c - SplitVault* directives and start-up checks.
+ *
+ * All directives are server-wide (main server or <VirtualHost>), each with
+ * a help string and a scope check; every value is checked when read, so
+ * `apache2 -t` names the bad line. Cross-directive checks (daemon files,
+ * mod_dbd present, at least one field) run in check_config, which also runs
+ * for `apache2 -t`. docs/configuration.md documents each directive.
+ */
+#include "svm.h"
+#include "http_core.h"
+#include "ap_mpm.h"
+#include "apr_strings.h"
+#include "apr_lib.h"
+#include "apr_optional.h"
+
+#include "sv_log.h"
+
+#define UNSET (-1)
+
+svm_srv_conf *svm_conf(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &splitvault_module);
+}
+
+void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    svm_srv_conf *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->fields = apr_array_make(p, 8, sizeof(svm_field));
+    sc->max_body = UNSET;
+    sc->daemon_timeout = UNSET;
+    sc->pool_max = UNSET;
+    sc->pool_idle = UNSET;
+    sc->session_idle = UNSET;
+    sc->session_max = UNSET;
+    sc->cookie_secure = UNSET;
+    sc->thr_acct_n = sc->thr_acct_s = UNSET;
+    sc->thr_addr_n = sc->thr_addr_s = UNSET;
+    return sc;
+}
+
+#define MERGE_PTR(f) (add->f ? add->f : base->f)
+#define MERGE_INT(f) (add->f != UNSET ? add->f : base->f)
+
+void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    svm_srv_conf *base = basev, *add = addv;
+    svm_srv_conf *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->configured = add->configured;
+    sc->base = MERGE_PTR(base);
+    sc->title = MERGE_PTR(title);
+    sc->intro = MERGE_PTR(intro);
+    sc->fields = add->fields->nelts ? add->fields : base->fields;
+    sc->max_body = MERGE_INT(max_body);
+    if (add->daemon_host) {
+        sc->daemon_host = add->daemon_host;
+        sc->daemon_port = add->daemon_port;
+    } else {
+        sc->daemon_host = base->daemon_host;
+        sc->daemon_port = base->daemon_port;
+    }
+    sc->daemon_name = MERGE_PTR(daemon_name);
+    sc->daemon_ca = MERGE_PTR(daemon_ca);
+    sc->client_cert = MERGE_PTR(client_cert);
+    sc->client_key = MERGE_PTR(client_key);
+    sc->daemon_timeout = MERGE_INT(daemon_timeout);
+    sc->pool_max = MERGE_INT(pool_max);
+    sc->pool_idle = MERGE_INT(pool_idle);
+    sc->session_idle = MERGE_INT(session_idle);
+    sc->session_max = MERGE_INT(session_max);
+    sc->cookie_secure = MERGE_INT(cookie_secure);
+    sc->thr_acct_n = MERGE_INT(thr_acct_n);
+    sc->thr_acct_s = MERGE_INT(thr_acct_s);
+    sc->thr_addr_n = MERGE_INT(thr_addr_n);
+    sc->thr_addr_s = MERGE_INT(thr_addr_s);
+    return sc;
+}
+
+/* Fill defaults into a merged configuration (done once at check_config). */
+static void svm_defaults(svm_srv_conf *sc)
+{
+    if (!sc->base)
+        sc->base = SVM_DEF_BASE;
+    if (!sc->title)
+        sc->title = SVM_DEF_TITLE;
+    if (sc->max_body == UNSET)
+        sc->max_body = SVM_DEF_MAX_BODY;
+    if (sc->daemon_timeout == UNSET)
+        sc->daemon_timeout = SVM_DEF_TIMEOUT;
+    if (sc->pool_max == UNSET)
+        sc->pool_max = 0;
+    if (sc->pool_idle == UNSET)
+        sc->pool_idle = SVM_DEF_POOL_IDLE;
+    if (sc->session_idle == UNSET)
+        sc->session_idle = SVM_DEF_SESSION_IDLE;
+    if (sc->session_max == UNSET)
+        sc->session_max = SVM_DEF_SESSION_MAX;
+    if (sc->thr_acct_n == UNSET) {
+        sc->thr_acct_n = SVM_DEF_THR_ACCT_N;
+        sc->thr_acct_s = SVM_DEF_THR_ACCT_S;
+    }
+    if (sc->thr_addr_n == UNSET) {
+        sc->thr_addr_n = SVM_DEF_THR_ADDR_N;
+        sc->thr_addr_s = SVM_DEF_THR_ADDR_S;
+    }
+}
+
+int svm_cookie_secure(const svm_srv_conf *sc)
+{
+    return sc->cookie_secure != 0; /* on unless set Off */
+}
+
+const svm_field *svm_field_find(const svm_srv_conf *sc, const char *name)
+{
+    const svm_field *f = (const svm_field *)sc->fields->elts;
+    int i;
+
+    for (i = 0; i < sc->fields->nelts; i++)
+        if (strcmp(f[i].name, name) == 0)
+            return &f[i];
+    return NULL;
+}
+
+/* ---- directive handlers -------------------------------------------------- */
+
+/* Common prologue: scope check, and mark this server's own config. */
+static const char *svm_cmd_ctx(cmd_parms *cmd, svm_srv_conf **sc)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+
+    if (err)
+        return err;
+    *sc = svm_conf(cmd->server);
+    (*sc)->configured = 1;
+    return NULL;
+}
+
+/* A positive integer in [lo, hi], or an error message naming the directive. */
+static const char *svm_int_arg(cmd_parms *cmd, const char *arg, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < lo || v > hi)
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from %ld to %ld",
+                            cmd->cmd->name, arg, lo, hi);
+    *out = v;
+    return NULL;
+}
+
+static const char *set_base(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    apr_size_t n;
+    const char *c;
+
+    if (err)
+        return err;
+    n = strlen(arg);
+    if (n < 2 || arg[0] != '/' || arg[n - 1] == '/')
+        return "SplitVaultBase: give a URL path such as /splitvault (leading slash, "
+               "no trailing slash)";
+    for (c = arg; *c; c++)
+        if (!apr_isalnum(*c) && !strchr("/-_.~", *c))
+            return "SplitVaultBase: only letters, digits and / - _ . ~ are allowed";
+    sc->base = arg;
+    return NULL;
+}
+
+static const char *set_text(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+
+    if (err)
+        return err;
+    if (!*arg || strlen(arg) > 2000)
+        return apr_psprintf(cmd->pool, "%s: give a text of 1 to 2000 characters",
+                            cmd->cmd->name);
+    if (cmd->info == (void *)0)
+        sc->title = arg;
+    else
+        sc->intro = arg;
+    return NULL;
+}
+
+/* SplitVaultField name "Label" [required] [maxlength=N] [multiline] */
+static const char *add_field(cmd_parms *cmd, void *dc, const char *args)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    svm_field *f;
+    char *w;
+    long v;
+
+    if (err)
+        return err;
+    f = apr_array_push(sc->fields);
+    memset(f, 0, sizeof(*f));
+    f->maxlen = SVM_DEF_MAXLEN;
+    f->name = ap_getword_conf(cmd->pool, &args);
+    f->label = ap_getword_conf(cmd->pool, &args);
+    if (!sv_field_name_valid(f->name, strlen(f->name)))
+        return apr_psprintf(cmd->pool, "SplitVaultField: '%s' is not a valid field name "
+                            "(1 to 64 of A-Z a-z 0-9 _ -)", f->name);
+    if (!*f->label)
+        return apr_psprintf(cmd->pool, "SplitVaultField %s: a label is required", f->name);
+    if (sc->fields->nelts > SVM_MAX_FIELDS)
+        return apr_psprintf(cmd->pool, "SplitVaultField: at most %d fields per form",
+                            SVM_MAX_FIELDS);
+    if (sc->fields->nelts > 1) {
+        const svm_field *all = (const svm_field *)sc->fields->elts;
+        int i;
+        for (i = 0; i < sc->fields->nelts - 1; i++)
+            if (strcmp(all[i].name, f->name) == 0)
+                return apr_psprintf(cmd->pool, "SplitVaultField: field '%s' is defined twice",
+                                    f->name);
+    }
+    while (*(w = ap_getword_conf(cmd->pool, &args))) {
+        if (strcasecmp(w, "required") == 0)
+            f->required = 1;
+        else if (strcasecmp(w, "optional") == 0)
+            f->required = 0;
+        else if (strcasecmp(w, "multiline") == 0)
+            f->multiline = 1;
+        else if (strncasecmp(w, "maxlength=", 10) == 0) {
+            if ((err = svm_int_arg(cmd, w + 10, 1, SV_DATUM_MAX / 4, &v)))
+                return err;
+            f->maxlen = (int)v;
+        }
+        else
+            return apr_psprintf(cmd->pool, "SplitVaultField %s: unknown option '%s' (use "
+                                "required, optional, multiline, maxlength=N)", f->name, w);
+    }
+    return NULL;
+}
+
+static const char *set_max_body(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    long v;
+
+    if (err || (err = svm_int_arg(cmd, arg, 1024, 4 * 1024 * 1024, &v)))
+        return err;
+    sc->max_body = v;
+    return NULL;
+}
+
+static const char *set_daemon(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    char *host, *scope;
+    apr_port_t port;
+
+    if (err)
+        return err;
+    if (apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool) != APR_SUCCESS
+        || !host || !port || scope)
+        return "SplitVaultDaemon: give host:port, e.g. 127.0.0.1:7443 or [::1]:7443";
+    sc->daemon_host = host;
+    sc->daemon_port = port;
+    return NULL;
+}
+
+static const char *set_daemon_name(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    const char *c;
+
+    if (err)
+        return err;
+    for (c = arg; *c; c++)
+        if (!apr_isalnum(*c) && !strchr(".-:", *c))
+            return "SplitVaultDaemonName: give a DNS name or an IP address";
+    if (!*arg)
+        return "SplitVaultDaemonName: empty name";
+    sc->daemon_name = arg;
+    return NULL;
+}
+
+static const char *set_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    const char *path;
+    apr_finfo_t fi;
+
+    if (err)
+        return err;
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
+        || fi.filetype != APR_REG)
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
+    switch ((int)(long)cmd->info) {
+    case 0: sc->daemon_ca = path; break;
+    case 1: sc->client_cert = path; break;
+    default: sc->client_key = path; break;
+    }
+    return NULL;
+}
+
+static const char *set_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    long v;
+
+    if (err || (err = svm_int_arg(cmd, arg, 1, 300, &v)))
+        return err;
+    sc->daemon_timeout = apr_time_from_sec(v);
+    return NULL;
+}
+
+static const char *set_pool(cmd_parms *cmd, void *dc, const char *a1, const char *a2)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    long v;
+
+    if (err || (err = svm_int_arg(cmd, a1, 1, 1024, &v)))
+        return err;
+    sc->pool_max = (int)v;
+    if (a2) {
+        if ((err = svm_int_arg(cmd, a2, 1, 86400, &v)))
+            return err;
+        sc->pool_idle = (int)v;
+    }
+    return NULL;
+}
+
+static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    long v;
+
+    if (err || (err = svm_int_arg(cmd, arg, 1, 7 * 86400, &v)))
+        return err;
+    if (cmd->info == (void *)0)
+        sc->session_idle = (int)v;
+    else
+        sc->session_max = (int)v;
+    return NULL;
+}
+
+static const char *set_secure(cmd_parms *cmd, void *dc, int on)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+
+    if (err)
+        return err;
+    sc->cookie_secure = on ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_throttle(cmd_parms *cmd, void *dc, const char *a1, const char *a2)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    long n, s;
+
+    if (err || (err = svm_int_arg(cmd, a1, 1, 100000, &n))
+        || (err = svm_int_arg(cmd, a2, 1, 7 * 86400, &s)))
+        return err;
+    if (cmd->info == (void *)0) {
+        sc->thr_acct_n = (int)n;
+        sc->thr_acct_s = (int)s;
+    } else {
+        sc->thr_addr_n = (int)n;
+        sc->thr_addr_s = (int)s;
+    }
+    return NULL;
+}
+
+const command_rec svm_cmds[] = {
+    AP_INIT_TAKE1("SplitVaultBase", set_base, NULL, RSRC_CONF,
+                  "URL path where handler splitvault is set (default /splitvault)"),
+    AP_INIT_TAKE1("SplitVaultFormTitle", set_text, (void *)0, RSRC_CONF,
+                  "Title of the public submission form"),
+    AP_INIT_TAKE1("SplitVaultFormIntro", set_text, (void *)1, RSRC_CONF,
+                  "A paragraph shown above the public submission form"),
+    AP_INIT_RAW_ARGS("SplitVaultField", add_field, NULL, RSRC_CONF,
+                     "A form field: name \"Label\" [required] [maxlength=N] [multiline]"),
+    AP_INIT_TAKE1("SplitVaultMaxBody", set_max_body, NULL, RSRC_CONF,
+                  "Largest accepted form body in bytes (default 65536)"),
+    AP_INIT_TAKE1("SplitVaultDaemon", set_daemon, NULL, RSRC_CONF,
+                  "Address of splitvaultd: host:port"),
+    AP_INIT_TAKE1("SplitVaultDaemonName", set_daemon_name, NULL, RSRC_CONF,
+                  "Name checked in the daemon's certificate (default: the host)"),
+    AP_INIT_TAKE1("SplitVaultDaemonCA", set_file, (void *)0, RSRC_CONF,
+                  "PEM file of the CA that issued the daemon's certificate"),
+    AP_INIT_TAKE1("SplitVaultDaemonCertificate", set_file, (void *)1, RSRC_CONF,
+                  "PEM file of this server's client certificate towards the daemon"),
+    AP_INIT_TAKE1("SplitVaultDaemonKey", set_file, (void *)2, RSRC_CONF,
+                  "PEM file of the private key of SplitVaultDaemonCertificate"),
+    AP_INIT_TAKE1("SplitVaultDaemonTimeout", set_timeout, NULL, RSRC_CONF,
+                  "Seconds to wait for the daemon to connect or answer (default 5)"),
+    AP_INIT_TAKE12("SplitVaultDaemonPool", set_pool, NULL, RSRC_CONF,
+                   "Daemon connections per child process [and idle seconds] "
+                   "(default: ThreadsPerChild, 60)"),
+    AP_INIT_TAKE1("SplitVaultSessionIdle", set_seconds, (void *)0, RSRC_CONF,
+                  "Seconds of inactivity after which a staff session ends (default 900)"),
+    AP_INIT_TAKE1("SplitVaultSessionMax", set_seconds, (void *)1, RSRC_CONF,
+                  "Seconds after sign-in at which a staff session ends (default 28800)"),
+    AP_INIT_FLAG("SplitVaultCookieSecure", set_secure, NULL, RSRC_CONF,
+                 "On: session cookie is Secure and __Host- prefixed (default On)"),
+    AP_INIT_TAKE2("SplitVaultLoginThrottle", set_throttle, (void *)0, RSRC_CONF,
+                  "Failed sign-ins per staff name before a pause, and its seconds "
+                  "(default 5 900)"),
+    AP_INIT_TAKE2("SplitVaultLoginThrottleAddress", set_throttle, (void *)1, RSRC_CONF,
+                  "Failed sign-ins per client address before a pause, and its seconds "
+                  "(default 20 900)"),
+    { NULL }
+};
+
+/* ---- start-up ------------------------------------------------------------ */
+
+/* 1 when server s uses SplitVault at all (own or inherited directives). */
+static int svm_in_use(const svm_srv_conf *sc)
+{
+    return sc->fields->nelts > 0 || sc->daemon_host != NULL;
+}
+
+/* Core library messages go to the main server's error log. */
+static server_rec *svm_log_server;
+static void svm_lib_log(void *ctx, sv_log_level level, const char *msg)
+{
+    int lvl = level == SV_LOG_ERR ? APLOG_ERR : level == SV_LOG_WARN ? APLOG_WARNING
+            : level == SV_LOG_INFO ? APLOG_INFO : APLOG_DEBUG;
+
+    ap_log_error(APLOG_MARK, lvl, 0, svm_log_server, "SV01001: core: %s", msg);
+}
+
+int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *sp;
+    int used = 0;
+
+    svm_db_retrieve_fns();
+    for (sp = s; sp; sp = sp->next) {
+        svm_srv_conf *sc = svm_conf(sp);
+        const char *err = NULL;
+
+        svm_defaults(sc);
+        if (!svm_in_use(sc))
+            continue;
+        used = 1;
+        if (sc->fields->nelts == 0)
+            err = "no SplitVaultField is configured";
+        else if (!sc->daemon_host)
+            err = "SplitVaultDaemon is not set";
+        else if (!sc->daemon_ca || !sc->client_cert || !sc->client_key)
+            err = "SplitVaultDaemonCA, SplitVaultDaemonCertificate and SplitVaultDaemonKey "
+                  "are all required";
+        else if (sc->session_idle > sc->session_max)
+            err = "SplitVaultSessionIdle is longer than SplitVaultSessionMax";
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp,
+                         "SV01002: server %s:%u: %s", sp->server_hostname ? sp->server_hostname
+                         : "(default)", (unsigned)sp->port, err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (!sc->daemon_name)
+            sc->daemon_name = sc->daemon_host;
+        sc->ssl_ctx = svm_daemon_ssl_ctx(pconf, sp, sc, &err);
+        if (!sc->ssl_ctx) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp,
+                         "SV01003: daemon TLS set-up failed: %s", err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (used && !svm_db_available()) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "SV01004: mod_splitvault needs mod_dbd: add "
+                     "'LoadModule dbd_module .../mod_dbd.so' and DBDriver/DBDParams");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *sp;
+
+    svm_log_server = s;
+    sv_log_set(svm_lib_log, NULL);
+    svm_db_retrieve_fns();
+    for (sp = s; sp; sp = sp->next) {
+        svm_srv_conf *sc = svm_conf(sp);
+
+        if (!svm_in_use(sc))
+            continue;
+        /* mod_dbd keeps a statement table per server (virtual hosts get
+         * a merged copy before this runs), so prepare for each server. */
+        svm_db_prepare(sp);
+        if (sc->pool_max == 0) {
+            int threads = 1;
+            ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+            sc->pool_max = threads > 0 ? threads : 1;
+        }
+    }
+    return svm_auth_init(pconf, s);
+}
+
+void svm_child_init(apr_pool_t *p, server_rec *s)
+{
+    server_rec *sp;
+
+    svm_key1_child_init(p);
+    for (sp = s; sp; sp = sp->next) {
+        svm_srv_conf *sc = svm_conf(sp);
+        if (svm_in_use(sc))
+            svm_daemon_child_init(p, sp);
+    }
+}

@@ -1,0 +1,482 @@
+/*
+ * svm_daemon.c - the client side of the module <-> splitvaultd protocol.
+ *
+ * Each child keeps, per server, a pool (apr_reslist) of persistent mutual-TLS
+ * connections to the daemon: TLS 1.3 only, the daemon's certificate checked
+ * against SplitVaultDaemonCA and SplitVaultDaemonName, our client certificate
+ * presented. A request borrows a connection, writes one frame, reads one
+ * answer frame and gives the connection back; any failure destroys that
+ * connection, and the next request opens a fresh one (reconnect). Before a
+ * pooled connection is reused it is checked for a close from the daemon's
+ * side, so a daemon restart costs no failed request. A frame is never sent
+ * twice: once written, a failure is reported to the caller (the daemon may
+ * have acted; orphan shares are reconcile's business). Every socket
+ * operation is bounded by SplitVaultDaemonTimeout (or the caller's timeout).
+ *
+ * Part of the API for the rest of the module: svm_daemon_call() for any
+ * message, svm_daemon_store() and svm_daemon_status() on top of it.
+ */
+#include "svm.h"
+#include "apr_strings.h"
+#include "apr_atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "sv_secret.h"
+
+struct svm_dpool {
+    apr_reslist_t *list;
+    server_rec *s;
+    svm_srv_conf *sc;
+};
+
+typedef struct {
+    int fd;
+    SSL *ssl;
+    unsigned uses;     /* exchanges completed on this connection */
+} svm_dconn;
+
+static apr_uint32_t svm_reqid_counter;
+
+uint32_t svm_daemon_reqid(void)
+{
+    return apr_atomic_inc32(&svm_reqid_counter) + 1;
+}
+
+/* The first OpenSSL error as text (no secrets: library reasons only). */
+static const char *svm_ssl_err(apr_pool_t *p)
+{
+    char buf[256];
+    unsigned long e = ERR_get_error();
+
+    ERR_clear_error();
+    if (!e)
+        return "unknown TLS error";
+    ERR_error_string_n(e, buf, sizeof(buf));
+    return apr_pstrdup(p, buf);
+}
+
+static apr_status_t svm_ctx_cleanup(void *data)
+{
+    SSL_CTX_free(data);
+    return APR_SUCCESS;
+}
+
+SSL_CTX *svm_daemon_ssl_ctx(apr_pool_t *p, server_rec *s, const svm_srv_conf *sc,
+                            const char **err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (!ctx) {
+        *err = svm_ssl_err(p);
+        return NULL;
+    }
+    apr_pool_cleanup_register(p, ctx, svm_ctx_cleanup, apr_pool_cleanup_null);
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION)) {
+        *err = "TLS 1.3 is not available";
+        return NULL;
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (SSL_CTX_load_verify_locations(ctx, sc->daemon_ca, NULL) != 1) {
+        *err = apr_psprintf(p, "SplitVaultDaemonCA %s: %s", sc->daemon_ca, svm_ssl_err(p));
+        return NULL;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, sc->client_cert) != 1) {
+        *err = apr_psprintf(p, "SplitVaultDaemonCertificate %s: %s", sc->client_cert,
+                            svm_ssl_err(p));
+        return NULL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, sc->client_key, SSL_FILETYPE_PEM) != 1) {
+        *err = apr_psprintf(p, "SplitVaultDaemonKey %s: %s", sc->client_key, svm_ssl_err(p));
+        return NULL;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        *err = "SplitVaultDaemonKey does not match SplitVaultDaemonCertificate";
+        ERR_clear_error();
+        return NULL;
+    }
+    return ctx;
+}
+
+static void svm_dconn_close(svm_dconn *c)
+{
+    if (c->ssl) {
+        SSL_set_quiet_shutdown(c->ssl, 1);
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+static void svm_set_timeouts(int fd, apr_interval_time_t t)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)apr_time_sec(t);
+    tv.tv_usec = (suseconds_t)apr_time_usec(t);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* TCP connect with a deadline; returns the connected blocking fd or -1. */
+static int svm_tcp_connect(const svm_srv_conf *sc, const char **why)
+{
+    struct addrinfo hints, *ai = NULL, *a;
+    char port[8];
+    int fd = -1, one = 1;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    apr_snprintf(port, sizeof(port), "%u", (unsigned)sc->daemon_port);
+    if (getaddrinfo(sc->daemon_host, port, &hints, &ai) != 0 || !ai) {
+        *why = "cannot resolve the daemon's address";
+        return -1;
+    }
+    *why = "connection refused or timed out";
+    for (a = ai; a; a = a->ai_next) {
+        struct pollfd pfd;
+        int flags, err = 0;
+        socklen_t el = sizeof(err);
+
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0)
+            continue;
+        flags = fcntl(fd, F_GETFL, 0);
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+        if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+            if (errno != EINPROGRESS)
+                goto next;
+            pfd.fd = fd;
+            pfd.events = POLLOUT;
+            if (poll(&pfd, 1, (int)apr_time_as_msec(sc->daemon_timeout)) != 1
+                || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
+                if (!err)
+                    *why = "connection timed out";
+                goto next;
+            }
+        }
+        fcntl(fd, F_SETFL, flags);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        svm_set_timeouts(fd, sc->daemon_timeout);
+        break;
+next:
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* apr_reslist constructor: one connected, verified TLS connection. */
+static apr_status_t svm_dconn_make(void **res, void *params, apr_pool_t *pool)
+{
+    svm_dpool *dp = params;
+    svm_srv_conf *sc = dp->sc;
+    svm_dconn *c = calloc(1, sizeof(*c));
+    const char *why = NULL;
+    struct in6_addr a6;
+    int rc;
+
+    if (!c)
+        return APR_ENOMEM;
+    c->fd = svm_tcp_connect(sc, &why);
+    if (c->fd < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dp->s, "SV01701: cannot reach splitvaultd at "
+                     "%s:%u: %s", sc->daemon_host, (unsigned)sc->daemon_port, why);
+        free(c);
+        return APR_ECONNREFUSED;
+    }
+    if (!(c->ssl = SSL_new(sc->ssl_ctx)) || SSL_set_fd(c->ssl, c->fd) != 1)
+        goto tls_fail;
+    if (inet_pton(AF_INET, sc->daemon_name, &a6) == 1
+        || inet_pton(AF_INET6, sc->daemon_name, &a6) == 1) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), sc->daemon_name) != 1)
+            goto tls_fail;
+    }
+    else if (SSL_set1_host(c->ssl, sc->daemon_name) != 1
+             || SSL_set_tlsext_host_name(c->ssl, sc->daemon_name) != 1)
+        goto tls_fail;
+    if ((rc = SSL_connect(c->ssl)) != 1) {
+        long vr = SSL_get_verify_result(c->ssl);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dp->s, "SV01702: TLS handshake with "
+                     "splitvaultd at %s:%u failed: %s%s%s", sc->daemon_host,
+                     (unsigned)sc->daemon_port, svm_ssl_err(pool),
+                     vr != X509_V_OK ? "; certificate: " : "",
+                     vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+        svm_dconn_close(c);
+        free(c);
+        return APR_ECONNREFUSED;
+    }
+    *res = c;
+    return APR_SUCCESS;
+
+tls_fail:
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, dp->s, "SV01703: TLS set-up for splitvaultd "
+                 "failed: %s", svm_ssl_err(pool));
+    svm_dconn_close(c);
+    free(c);
+    return APR_EGENERAL;
+}
+
+static apr_status_t svm_dconn_destroy(void *res, void *params, apr_pool_t *pool)
+{
+    svm_dconn *c = res;
+
+    svm_dconn_close(c);
+    free(c);
+    return APR_SUCCESS;
+}
+
+void svm_daemon_child_init(apr_pool_t *p, server_rec *s)
+{
+    svm_srv_conf *sc = svm_conf(s);
+    svm_dpool *dp;
+    apr_status_t rv;
+
+    if (!sc->ssl_ctx || sc->dpool)
+        return;
+    if (!svm_reqid_counter) {
+        uint32_t seed = 0;
+        RAND_bytes((unsigned char *)&seed, sizeof(seed));
+        apr_atomic_set32(&svm_reqid_counter, seed & 0x7fffffffu);
+    }
+    dp = apr_pcalloc(p, sizeof(*dp));
+    dp->s = s;
+    dp->sc = sc;
+    rv = apr_reslist_create(&dp->list, 0, sc->pool_max, sc->pool_max,
+                            apr_time_from_sec(sc->pool_idle), svm_dconn_make,
+                            svm_dconn_destroy, dp, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "SV01704: cannot create the daemon connection pool");
+        return;
+    }
+    apr_reslist_timeout_set(dp->list, sc->daemon_timeout);
+    sc->dpool = dp;
+}
+
+/* 1 when a pooled connection still looks usable: nothing but TLS
+ * housekeeping (e.g. session tickets) is waiting on it, and no close. */
+static int svm_dconn_alive(svm_dconn *c)
+{
+    struct pollfd pfd;
+    unsigned char b;
+    int flags, n, e;
+
+    pfd.fd = c->fd;
+    pfd.events = POLLIN;
+    if (poll(&pfd, 1, 0) == 0)
+        return 1;
+    if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL))
+        return 0;
+    flags = fcntl(c->fd, F_GETFL, 0);
+    fcntl(c->fd, F_SETFL, flags | O_NONBLOCK);
+    n = SSL_peek(c->ssl, &b, 1);
+    e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+    fcntl(c->fd, F_SETFL, flags);
+    ERR_clear_error();
+    /* data we did not ask for means the stream is out of step: drop it */
+    return n <= 0 && e == SSL_ERROR_WANT_READ;
+}
+
+static apr_status_t svm_tls_write(svm_dconn *c, const uint8_t *p, apr_size_t n)
+{
+    while (n) {
+        int w = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+        if (w <= 0) {
+            ERR_clear_error();
+            return errno == EAGAIN || errno == EWOULDBLOCK ? APR_TIMEUP : APR_EGENERAL;
+        }
+        p += w;
+        n -= (apr_size_t)w;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t svm_tls_read(svm_dconn *c, uint8_t *p, apr_size_t n)
+{
+    while (n) {
+        int rd = SSL_read(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+        if (rd <= 0) {
+            int e = SSL_get_error(c->ssl, rd);
+            ERR_clear_error();
+            if (e == SSL_ERROR_ZERO_RETURN)
+                return APR_EOF;
+            return (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_WANT_READ)
+                   && (errno == EAGAIN || errno == EWOULDBLOCK) ? APR_TIMEUP : APR_EGENERAL;
+        }
+        p += rd;
+        n -= (apr_size_t)rd;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_buf *frame,
+                             uint32_t reqid, apr_interval_time_t timeout, svm_dreply *rep)
+{
+    svm_dpool *dp = sc->dpool;
+    svm_dconn *c = NULL;
+    uint8_t hdr[SV_WIRE_HDR_LEN];
+    sv_wire_hdr h;
+    uint8_t *body;
+    apr_status_t rv;
+    int tries;
+
+    memset(rep, 0, sizeof(*rep));
+    if (!dp) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01705: no daemon connection pool in "
+                      "this process");
+        return APR_EINIT;
+    }
+    if (sv_buf_status(frame) != SV_OK)
+        return APR_EINVAL;
+    /* A pooled connection the daemon has closed is dropped before use;
+     * a few tries cover a whole pool of them after a daemon restart. */
+    for (tries = 0;; tries++) {
+        void *res = NULL;
+        rv = apr_reslist_acquire(dp->list, &res);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01706: no connection to "
+                          "splitvaultd");
+            return rv;
+        }
+        c = res;
+        if (c->uses == 0 || svm_dconn_alive(c))
+            break;
+        apr_reslist_invalidate(dp->list, c);
+        c = NULL;
+        if (tries >= 4) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01707: splitvaultd keeps closing "
+                          "connections");
+            return APR_ECONNRESET;
+        }
+    }
+    if (timeout > 0 && timeout != sc->daemon_timeout)
+        svm_set_timeouts(c->fd, timeout);
+    if ((rv = svm_tls_write(c, frame->data, frame->len)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01708: sending %s to splitvaultd "
+                      "failed", sv_wire_type_name(frame->len > 3 ? frame->data[3] : 0));
+        goto fail;
+    }
+    if ((rv = svm_tls_read(c, hdr, sizeof(hdr))) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01709: no answer from splitvaultd "
+                      "(%s)", rv == APR_TIMEUP ? "timed out" : "connection closed");
+        goto fail;
+    }
+    if (sv_wire_hdr_decode(hdr, &h) != SV_OK || h.reqid != reqid
+        || !((h.type & 0x80) || h.type == SV_MSG_ERROR)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01710: malformed answer header from "
+                      "splitvaultd");
+        rv = APR_EGENERAL;
+        goto fail;
+    }
+    body = svm_secret_palloc(r->pool, h.body_len);
+    if (h.body_len && (rv = svm_tls_read(c, body, h.body_len)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01711: truncated answer from "
+                      "splitvaultd");
+        goto fail;
+    }
+    rep->type = h.type;
+    rep->body = body;
+    rep->body_len = h.body_len;
+    if (h.type == SV_MSG_ERROR && sv_error_decode(body, h.body_len, &rep->err) != SV_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01712: malformed error answer from "
+                      "splitvaultd");
+        rv = APR_EGENERAL;
+        goto fail;
+    }
+    if (timeout > 0 && timeout != sc->daemon_timeout)
+        svm_set_timeouts(c->fd, sc->daemon_timeout);
+    c->uses++;
+    apr_reslist_release(dp->list, c);
+    return APR_SUCCESS;
+
+fail:
+    apr_reslist_invalidate(dp->list, c);
+    return rv == APR_SUCCESS ? APR_EGENERAL : rv;
+}
+
+apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_store_req *req,
+                              sv_store_resp *resp, int *werr)
+{
+    sv_buf b;
+    uint32_t reqid = svm_daemon_reqid();
+    svm_dreply rep;
+    apr_status_t rv;
+    sv_status st;
+    unsigned i;
+
+    *werr = 0;
+    sv_buf_init(&b, 1, 0); /* carries key2b: a secret buffer */
+    if ((st = sv_store_req_encode(&b, reqid, req)) != SV_OK) {
+        sv_buf_free(&b);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01713: cannot encode STORE: %s",
+                      sv_strerror(st));
+        return APR_EGENERAL;
+    }
+    rv = svm_daemon_call(r, sc, &b, reqid, 0, &rep);
+    sv_buf_free(&b);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (rep.type == SV_MSG_ERROR) {
+        *werr = rep.err.code ? rep.err.code : SV_WERR_INTERNAL;
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01714: splitvaultd refused STORE: %s",
+                      sv_wire_error_name(rep.err.code));
+        return APR_EGENERAL;
+    }
+    if (rep.type != SV_MSG_STORE_OK
+        || (st = sv_store_resp_decode(rep.body, rep.body_len, resp)) != SV_OK
+        || resp->n != req->n) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01715: unexpected answer to STORE");
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < resp->n; i++)
+        if (resp->share_id[i] == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01716: STORE answer holds share "
+                          "id 0");
+            return APR_EGENERAL;
+        }
+    return APR_SUCCESS;
+}
+
+apr_status_t svm_daemon_status(request_rec *r, const svm_srv_conf *sc, sv_status_resp *out)
+{
+    sv_buf b;
+    uint32_t reqid = svm_daemon_reqid();
+    svm_dreply rep;
+    apr_status_t rv;
+
+    sv_buf_init(&b, 0, 0);
+    if (sv_status_req_encode(&b, reqid) != SV_OK) {
+        sv_buf_free(&b);
+        return APR_EGENERAL;
+    }
+    rv = svm_daemon_call(r, sc, &b, reqid, 0, &rep);
+    sv_buf_free(&b);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (rep.type != SV_MSG_STATUS_OK
+        || sv_status_resp_decode(rep.body, rep.body_len, out) != SV_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01717: unexpected answer to STATUS");
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}

@@ -1,0 +1,283 @@
+/*
+ * svm_db.c - the main database through mod_dbd.
+ *
+ * mod_dbd is reached through its optional functions (a clear start-up error
+ * when it is missing, see svm_config.c). Every statement is prepared with
+ * mod_dbd from the table below, so each pooled connection prepares them
+ * once; requests use ap_dbd_acquire(r). Arguments follow apr_dbd's binary
+ * convention: %s takes a char *, %pDb takes four (data, &size, table,
+ * column). Timestamps come from PostgreSQL's now(), so several front ends
+ * agree on session and throttle times.
+ */
+#include "svm.h"
+#include "apr_optional.h"
+#include "apr_strings.h"
+
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *svm_dbd_acquire;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *svm_dbd_prepare;
+
+typedef struct {
+    const char *label;
+    const char *sql;
+} svm_stmt_def;
+
+#define UTC_FMT "'YYYY-MM-DD HH24:MI'"
+
+static const svm_stmt_def svm_stmts[] = {
+    /* key1 */
+    { "svm_key1_active",
+      "SELECT fingerprint, encode(public_key, 'hex') FROM key1 WHERE active" },
+    { "svm_key1_list",
+      "SELECT fingerprint, active, to_char(created AT TIME ZONE 'UTC', " UTC_FMT "), "
+      "coalesce(created_by, '') FROM key1 ORDER BY created DESC" },
+    /* intake */
+    { "svm_rec_insert",
+      "INSERT INTO records (uuid, ref) VALUES (%s::uuid, %s) RETURNING id" },
+    { "svm_field_insert",
+      "INSERT INTO fields (record_id, name, key2_pub, enc, ct, share_id, wrap_enc, wrap_ct, "
+      "key1_fp) VALUES (%s::bigint, %s, %pDb, %pDb, %pDb, %s::bigint, %pDb, %pDb, %s)" },
+    /* sessions */
+    { "svm_sess_touch",
+      "UPDATE sessions s SET last_seen = now() FROM staff st "
+      "WHERE s.token_hash = decode(%s, 'hex') AND st.id = s.staff_id AND NOT st.disabled "
+      "AND s.expires > now() AND s.last_seen > now() - make_interval(secs => %s::int) "
+      "RETURNING st.id, st.name, st.can_update, st.can_decrypt, st.can_admin" },
+    { "svm_sess_insert",
+      "INSERT INTO sessions (token_hash, staff_id, expires) "
+      "VALUES (decode(%s, 'hex'), %s::bigint, now() + make_interval(secs => %s::int))" },
+    { "svm_sess_delete",
+      "DELETE FROM sessions WHERE token_hash = decode(%s, 'hex')" },
+    { "svm_sess_purge",
+      "DELETE FROM sessions WHERE staff_id = %s::bigint AND (expires <= now() "
+      "OR last_seen <= now() - make_interval(secs => %s::int))" },
+    /* sign-in */
+    { "svm_staff_get",
+      "SELECT id, pwhash, disabled FROM staff WHERE name = %s" },
+    { "svm_staff_ok",
+      "UPDATE staff SET failed_logins = 0, locked_until = NULL, last_login = now() "
+      "WHERE id = %s::bigint" },
+    { "svm_staff_fail",
+      "UPDATE staff SET failed_logins = failed_logins + 1, locked_until = "
+      "(SELECT locked_until FROM login_throttle WHERE key = %s) WHERE name = %s" },
+    { "svm_thr_locked",
+      "SELECT count(*) FROM login_throttle WHERE key IN (%s, %s) AND locked_until > now()" },
+    /* count a failure within a window of the lock period; lock when the
+     * count reaches the threshold (args: key, secs, secs, limit, secs) */
+    { "svm_thr_fail",
+      "INSERT INTO login_throttle AS t (key, failures, first_failure) VALUES (%s, 1, now()) "
+      "ON CONFLICT (key) DO UPDATE SET "
+      "failures = CASE WHEN t.first_failure < now() - make_interval(secs => %s::int) "
+      "  THEN 1 ELSE t.failures + 1 END, "
+      "first_failure = CASE WHEN t.first_failure < now() - make_interval(secs => %s::int) "
+      "  THEN now() ELSE t.first_failure END "
+      "RETURNING failures" },
+    { "svm_thr_lock",
+      "UPDATE login_throttle SET locked_until = now() + make_interval(secs => %s::int), "
+      "failures = 0, first_failure = now() WHERE key = %s" },
+    { "svm_thr_clear",
+      "DELETE FROM login_throttle WHERE key = %s" },
+    /* staff pages */
+    { "svm_rec_list",
+      "SELECT ref, to_char(created AT TIME ZONE 'UTC', " UTC_FMT "), "
+      "coalesce(to_char(updated AT TIME ZONE 'UTC', " UTC_FMT "), ''), "
+      "coalesce(updated_by, '') FROM records "
+      "WHERE (%s = '' OR ref = %s) "
+      "AND (NULLIF(%s, '') IS NULL OR created >= NULLIF(%s, '')::date) "
+      "AND (NULLIF(%s, '') IS NULL OR created < NULLIF(%s, '')::date + 1) "
+      "ORDER BY id DESC LIMIT 51 OFFSET %s::int" },
+    { "svm_rec_get",
+      "SELECT id, uuid::text, ref, to_char(created AT TIME ZONE 'UTC', " UTC_FMT "), "
+      "coalesce(to_char(updated AT TIME ZONE 'UTC', " UTC_FMT "), ''), "
+      "coalesce(updated_by, '') FROM records WHERE ref = %s" },
+    { "svm_rec_fields",
+      "SELECT name, version, to_char(updated AT TIME ZONE 'UTC', " UTC_FMT ") "
+      "FROM fields WHERE record_id = %s::bigint ORDER BY name" },
+    { "svm_rec_touch",
+      "UPDATE records SET updated = now(), updated_by = %s WHERE id = %s::bigint" },
+    /* update: read the key the row is sealed to, then compare-and-swap */
+    { "svm_field_key",
+      "SELECT share_id, encode(key2_pub, 'hex') FROM fields "
+      "WHERE record_id = %s::bigint AND name = %s" },
+    { "svm_field_update",
+      "UPDATE fields SET enc = %pDb, ct = %pDb, version = version + 1, updated = now() "
+      "WHERE record_id = %s::bigint AND name = %s AND share_id = %s::bigint "
+      "AND key2_pub = decode(%s, 'hex')" },
+    /* audit */
+    { "svm_audit_insert",
+      "INSERT INTO audit (actor, action, record_ref, field, outcome, address, detail) "
+      "VALUES (%s, %s, %s, %s, %s, %s, %s)" },
+    { "svm_audit_list",
+      "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), coalesce(actor, ''), "
+      "action, coalesce(record_ref, ''), coalesce(field, ''), outcome, "
+      "coalesce(address, ''), coalesce(detail, '') FROM audit "
+      "WHERE (%s = '' OR record_ref = %s) ORDER BY id DESC LIMIT 101 OFFSET %s::int" },
+    { NULL, NULL }
+};
+
+void svm_db_retrieve_fns(void)
+{
+    if (!svm_dbd_acquire)
+        svm_dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    if (!svm_dbd_prepare)
+        svm_dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+}
+
+int svm_db_available(void)
+{
+    return svm_dbd_acquire != NULL && svm_dbd_prepare != NULL;
+}
+
+void svm_db_prepare(server_rec *s)
+{
+    const svm_stmt_def *d;
+
+    if (!svm_dbd_prepare)
+        return;
+    for (d = svm_stmts; d->label; d++)
+        svm_dbd_prepare(s, d->sql, d->label);
+}
+
+ap_dbd_t *svm_db(request_rec *r)
+{
+    ap_dbd_t *dbd = svm_dbd_acquire ? svm_dbd_acquire(r) : NULL;
+
+    if (!dbd)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SV01101: no database connection (is PostgreSQL up? see mod_dbd's "
+                      "messages)");
+    return dbd;
+}
+
+apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label)
+{
+    apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
+
+    if (!st)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SV01102: prepared statement %s missing (did the schema apply?)", label);
+    return st;
+}
+
+int svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *nrows,
+                const void **args)
+{
+    apr_dbd_prepared_t *st = svm_stmt(r, dbd, label);
+    int n = 0, rv;
+
+    if (!st)
+        return -1;
+    rv = apr_dbd_pbquery(dbd->driver, r->pool, dbd->handle, &n, st, args);
+    if (rv) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01103: %s failed: %s", label,
+                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+        return rv;
+    }
+    if (nrows)
+        *nrows = n;
+    return 0;
+}
+
+int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label,
+                  apr_dbd_results_t **res, const void **args)
+{
+    apr_dbd_prepared_t *st = svm_stmt(r, dbd, label);
+    int rv;
+
+    *res = NULL;
+    if (!st)
+        return -1;
+    rv = apr_dbd_pbselect(dbd->driver, r->pool, dbd->handle, res, st, 1, args);
+    if (rv) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01104: %s failed: %s", label,
+                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+        return rv;
+    }
+    return 0;
+}
+
+apr_dbd_row_t *svm_db_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_results_t *res)
+{
+    apr_dbd_row_t *row = NULL;
+
+    if (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) != 0)
+        return NULL;
+    return row;
+}
+
+const char *svm_db_col(request_rec *r, ap_dbd_t *dbd, apr_dbd_row_t *row, int n)
+{
+    const char *v = apr_dbd_get_entry(dbd->driver, row, n);
+
+    return v ? apr_pstrdup(r->pool, v) : "";
+}
+
+int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd, apr_dbd_transaction_t **tx)
+{
+    int rv = apr_dbd_transaction_start(dbd->driver, r->pool, dbd->handle, tx);
+
+    if (rv) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01105: cannot begin a transaction: %s",
+                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+        *tx = NULL;
+    }
+    return rv;
+}
+
+int svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, apr_dbd_transaction_t *tx, int rollback)
+{
+    int rv;
+
+    if (!tx)
+        return -1;
+    if (rollback)
+        apr_dbd_transaction_mode_set(dbd->driver, tx, APR_DBD_TRANSACTION_ROLLBACK);
+    rv = apr_dbd_transaction_end(dbd->driver, r->pool, tx);
+    if (rv) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01106: transaction end failed: %s",
+                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+        return rv;
+    }
+    return 0;
+}
+
+static int svm_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int svm_hex_decode(const char *hex, unsigned char *out, apr_size_t n)
+{
+    apr_size_t i;
+
+    if (hex[0] == '\\' && hex[1] == 'x')
+        hex += 2;
+    if (strlen(hex) != 2 * n)
+        return -1;
+    for (i = 0; i < n; i++) {
+        int hi = svm_hexval(hex[2 * i]), lo = svm_hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+char *svm_hex(apr_pool_t *p, const unsigned char *b, apr_size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *s = apr_palloc(p, 2 * n + 1);
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        s[2 * i] = digits[b[i] >> 4];
+        s[2 * i + 1] = digits[b[i] & 15];
+    }
+    s[2 * n] = '\0';
+    return s;
+}

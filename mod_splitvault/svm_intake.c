@@ -1,0 +1,326 @@
+/*
+ * svm_intake.c - the public form and anonymous intake (DESIGN.md, "Intake").
+ *
+ * For each configured field: a fresh key2 pair, the value sealed to key2's
+ * public key, sk2 split into key2a and key2b. One STORE hands every key2b to
+ * the daemon and returns the share ids; only then is each key2a sealed to
+ * the active key1 public key (its aad names the share id), and the record
+ * and all its fields are inserted in one transaction. Nothing but public
+ * keys is needed, so intake works while key1 is not loaded. A failure at any
+ * step leaves no record (orphan shares on the daemon are removed by
+ * reconcile) and shows "not stored, please try again". sk2 is wiped right
+ * after the split; key2a, key2b and the plaintext body live in memory that
+ * is cleansed explicitly and again at pool cleanup.
+ *
+ * Every configured field is stored, empty or not, so staff can later update
+ * any field of any record and a record does not reveal which fields were
+ * left empty.
+ */
+#include "svm.h"
+#include "http_protocol.h"
+#include "apr_strings.h"
+
+#include <openssl/rand.h>
+
+#include "sv_key2.h"
+#include "sv_secret.h"
+
+#define SVM_NOT_STORED "Your submission was NOT stored because of a temporary problem on " \
+                       "our side. Please try again in a few minutes."
+
+const char *svm_value_problem(apr_pool_t *p, const svm_field *f, const char *v,
+                              apr_size_t len)
+{
+    apr_size_t ncp = 0;
+
+    if (len > SV_DATUM_MAX || !svm_utf8_check(v, len, &ncp))
+        return len > SV_DATUM_MAX
+               ? apr_psprintf(p, "%s is too long.", f->label)
+               : apr_psprintf(p, "%s contains characters that are not allowed (invalid "
+                              "UTF-8 or control characters).", f->label);
+    if (ncp > (apr_size_t)f->maxlen)
+        return apr_psprintf(p, "%s is longer than %d characters.", f->label, f->maxlen);
+    if (f->required && len == 0)
+        return apr_psprintf(p, "%s is required.", f->label);
+    return NULL;
+}
+
+int svm_form_page(request_rec *r, const svm_srv_conf *sc, const char *const *errors,
+                  int status)
+{
+    const svm_field *f = (const svm_field *)sc->fields->elts;
+    int i;
+
+    r->status = status;
+    svm_security_headers(r, 1);
+    if (status >= 400)
+        r->connection->keepalive = AP_CONN_CLOSE;
+    svm_page_begin(r, sc, sc->title, NULL);
+    ap_rprintf(r, "<h1>%s</h1>\n", svm_esc(r->pool, sc->title));
+    if (sc->intro)
+        ap_rprintf(r, "<p>%s</p>\n", svm_esc(r->pool, sc->intro));
+    if (errors && errors[0]) {
+        ap_rputs("<div class=\"errors\" role=\"alert\"><p class=\"error\">Nothing was stored. "
+                 "Please correct the following and send the form again:</p><ul>\n", r);
+        for (i = 0; errors[i]; i++)
+            ap_rprintf(r, "<li>%s</li>\n", svm_esc(r->pool, errors[i]));
+        ap_rputs("</ul></div>\n", r);
+    }
+    ap_rprintf(r, "<form method=\"post\" action=\"%s\" accept-charset=\"utf-8\">\n",
+               svm_esc(r->pool, svm_url(r, sc, "/")));
+    for (i = 0; i < sc->fields->nelts; i++) {
+        const char *id = svm_esc(r->pool, f[i].name);
+        ap_rprintf(r, "<label for=\"f-%s\">%s <span class=\"hint\">(%s, up to %d "
+                   "characters)</span></label>\n", id, svm_esc(r->pool, f[i].label),
+                   f[i].required ? "required" : "optional", f[i].maxlen);
+        if (f[i].multiline)
+            ap_rprintf(r, "<textarea id=\"f-%s\" name=\"%s\" maxlength=\"%d\"%s></textarea>\n",
+                       id, id, f[i].maxlen, f[i].required ? " required" : "");
+        else
+            ap_rprintf(r, "<input type=\"text\" id=\"f-%s\" name=\"%s\" maxlength=\"%d\" "
+                       "autocomplete=\"off\"%s>\n", id, id, f[i].maxlen,
+                       f[i].required ? " required" : "");
+    }
+    ap_rputs("<button type=\"submit\">Send securely</button>\n</form>\n"
+             "<p class=\"hint\">What you send is encrypted before it is stored. You will get "
+             "a reference code; nobody can use it to read your submission back.</p>\n", r);
+    svm_page_end(r);
+    return OK;
+}
+
+/* A human-friendly reference code: 10 Crockford base32 symbols (50 bits)
+ * as XXXXX-XXXXX. */
+static int svm_make_ref(char out[SVM_REF_LEN + 1])
+{
+    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    unsigned char b[10];
+    int i, o = 0;
+
+    if (RAND_bytes(b, sizeof(b)) != 1)
+        return -1;
+    for (i = 0; i < 10; i++) {
+        if (i == 5)
+            out[o++] = '-';
+        out[o++] = alphabet[b[i] & 31];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+typedef struct {
+    const svm_field *f;
+    const char *value;
+    apr_size_t len;
+    unsigned char pub[SV_X25519_LEN];
+    unsigned char enc[SV_HPKE_ENC_LEN];
+    unsigned char *ct;
+    apr_size_t ct_len;
+    unsigned char wenc[SV_HPKE_ENC_LEN];
+    unsigned char wct[SV_WRAPPED_CT_LEN];
+    uint64_t share_id;
+} svm_intake_field;
+
+/* Seal every field and split its key; key2a[i] and key2b[i] receive the
+ * shares (32 bytes each). Returns 0 or -1 (logged). */
+static int svm_seal_fields(request_rec *r, const uint8_t uuid[SV_UUID_LEN],
+                           svm_intake_field *xf, int n, unsigned char *key2a,
+                           unsigned char *key2b)
+{
+    unsigned char sk2[SV_X25519_LEN];
+    sv_status st = SV_OK;
+    int i;
+
+    for (i = 0; i < n && st == SV_OK; i++) {
+        xf[i].ct_len = xf[i].len + SV_HPKE_TAG_LEN;
+        xf[i].ct = apr_palloc(r->pool, xf[i].ct_len);
+        if ((st = sv_x25519_generate(sk2, xf[i].pub)) == SV_OK
+            && (st = sv_datum_seal(xf[i].pub, uuid, xf[i].f->name,
+                                   (const uint8_t *)xf[i].value, xf[i].len, xf[i].enc,
+                                   xf[i].ct)) == SV_OK)
+            st = sv_key2_split(sk2, key2a + 32 * i, key2b + 32 * i);
+        sv_cleanse(sk2, sizeof(sk2));
+    }
+    if (st != SV_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01501: sealing a field failed: %s",
+                      sv_strerror(st));
+        return -1;
+    }
+    return 0;
+}
+
+/* Insert the record and its fields in one transaction. 0 or -1 (logged). */
+static int svm_insert_record(request_rec *r, ap_dbd_t *dbd, const char *uuid_s,
+                             const char *ref, const svm_key1pub *k1, svm_intake_field *xf,
+                             int n)
+{
+    apr_dbd_transaction_t *tx = NULL;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    const char *id = NULL;
+    int i, fail = 0;
+
+    if (svm_db_tx_begin(r, dbd, &tx))
+        return -1;
+    {
+        const void *args[] = { uuid_s, ref };
+        if (svm_db_select(r, dbd, "svm_rec_insert", &res, args) == 0
+            && (row = svm_db_row(r, dbd, res))) {
+            id = svm_db_col(r, dbd, row, 0);
+            while (svm_db_row(r, dbd, res))
+                ;
+        }
+    }
+    if (!id)
+        fail = 1;
+    for (i = 0; i < n && !fail; i++) {
+        apr_size_t s32 = 32, s48 = SV_WRAPPED_CT_LEN, sct = xf[i].ct_len;
+        const char *share = apr_psprintf(r->pool, "%" APR_UINT64_T_FMT,
+                                         (apr_uint64_t)xf[i].share_id);
+        const void *args[] = {
+            id, xf[i].f->name,
+            xf[i].pub, &s32, "fields", "key2_pub",
+            xf[i].enc, &s32, "fields", "enc",
+            xf[i].ct, &sct, "fields", "ct",
+            share,
+            xf[i].wenc, &s32, "fields", "wrap_enc",
+            xf[i].wct, &s48, "fields", "wrap_ct",
+            k1->fp
+        };
+        if (svm_db_exec(r, dbd, "svm_field_insert", NULL, args))
+            fail = 1;
+    }
+#ifdef SV_TEST_HOOKS
+    if (!fail && svm_test_fault(r) && strcmp(svm_test_fault(r), "intake-db-fail") == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01502: test fault: failing the "
+                      "intake transaction");
+        fail = 1;
+    }
+#endif
+    if (svm_db_tx_end(r, dbd, tx, fail) || fail)
+        return -1;
+    return 0;
+}
+
+int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
+{
+    const svm_field *cf = (const svm_field *)sc->fields->elts;
+    int n = sc->fields->nelts, i, rc, werr = 0;
+    apr_array_header_t *pairs, *errs;
+    const char *why;
+    svm_intake_field *xf;
+    unsigned char *key2a, *key2b;
+    uint8_t uuid[SV_UUID_LEN];
+    char uuid_s[SV_UUID_STR_LEN + 1], ref[SVM_REF_LEN + 1];
+    ap_dbd_t *dbd;
+    svm_key1pub k1;
+    sv_store_req *req;
+    sv_store_resp resp;
+    apr_status_t rv;
+    sv_status st;
+
+    if (n <= 0 || n > SVM_MAX_FIELDS)
+        return HTTP_INTERNAL_SERVER_ERROR; /* refused at start-up; never here */
+    if ((rc = svm_form_read(r, sc->max_body, &pairs, &why)) != OK) {
+        const char *e[] = { why, NULL };
+        return svm_form_page(r, sc, e, rc);
+    }
+    /* every name must be a configured field, at most once */
+    errs = apr_array_make(r->pool, 4, sizeof(const char *));
+    xf = apr_pcalloc(r->pool, sizeof(*xf) * (apr_size_t)n);
+    for (i = 0; i < n; i++) {
+        xf[i].f = &cf[i];
+        xf[i].value = "";
+    }
+    {
+        const svm_pair *p = (const svm_pair *)pairs->elts;
+        char *seen = apr_pcalloc(r->pool, (apr_size_t)n);
+        int j;
+        for (j = 0; j < pairs->nelts; j++) {
+            for (i = 0; i < n && strcmp(cf[i].name, p[j].name) != 0; i++)
+                ;
+            if (i == n)
+                *(const char **)apr_array_push(errs) =
+                    apr_psprintf(r->pool, "The form has an unknown field \"%s\".",
+                                 apr_pstrndup(r->pool, p[j].name, 64));
+            else if (seen[i]++)
+                *(const char **)apr_array_push(errs) =
+                    apr_psprintf(r->pool, "%s was sent twice.", cf[i].label);
+            else {
+                xf[i].value = p[j].value;
+                xf[i].len = p[j].len;
+            }
+        }
+    }
+    for (i = 0; i < n; i++) {
+        const char *problem = svm_value_problem(r->pool, &cf[i], xf[i].value, xf[i].len);
+        if (problem)
+            *(const char **)apr_array_push(errs) = problem;
+    }
+    if (errs->nelts) {
+        *(const char **)apr_array_push(errs) = NULL;
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01503: submission refused: %d "
+                      "problem(s) in the form", errs->nelts - 1);
+        return svm_form_page(r, sc, (const char *const *)errs->elts, HTTP_BAD_REQUEST);
+    }
+
+    /* the database and the key first: never leave shares for nothing */
+    if (!(dbd = svm_db(r)))
+        goto not_stored;
+    if ((rv = svm_key1_active(r, dbd, &k1)) != APR_SUCCESS)
+        goto not_stored;
+    if ((st = sv_uuid_generate(uuid)) != SV_OK || svm_make_ref(ref) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01504: no random bytes for a record");
+        goto not_stored;
+    }
+    sv_uuid_format(uuid, uuid_s);
+    key2a = svm_secret_palloc(r->pool, 32 * (apr_size_t)n);
+    key2b = svm_secret_palloc(r->pool, 32 * (apr_size_t)n);
+    if (svm_seal_fields(r, uuid, xf, n, key2a, key2b) != 0)
+        goto wipe_fail;
+
+    req = apr_pcalloc(r->pool, sizeof(*req));
+    memcpy(req->uuid, uuid, SV_UUID_LEN);
+    req->n = (unsigned)n;
+    for (i = 0; i < n; i++) {
+        apr_cpystrn(req->f[i].name, cf[i].name, sizeof(req->f[i].name));
+        req->f[i].pub = xf[i].pub;
+        req->f[i].key2b = key2b + 32 * i;
+    }
+    rv = svm_daemon_store(r, sc, req, &resp, &werr);
+    sv_cleanse(key2b, 32 * (apr_size_t)n);
+    if (rv != APR_SUCCESS)
+        goto wipe_fail;
+    for (i = 0; i < n; i++) {
+        xf[i].share_id = resp.share_id[i];
+        if ((st = sv_key2a_wrap(k1.pub, uuid, cf[i].name, xf[i].share_id, key2a + 32 * i,
+                                xf[i].wenc, xf[i].wct)) != SV_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01505: wrapping key2a failed: %s",
+                          sv_strerror(st));
+            goto wipe_fail;
+        }
+    }
+    sv_cleanse(key2a, 32 * (apr_size_t)n);
+    if (svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0)
+        goto not_stored;
+    for (i = 0; i < n; i++)
+        sv_cleanse((void *)xf[i].value, xf[i].len);
+
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "SV01506: record %s stored", ref);
+    svm_security_headers(r, 1);
+    svm_page_begin(r, sc, "Submission received", NULL);
+    ap_rprintf(r, "<h1>Thank you: your submission is stored</h1>\n"
+               "<p>Your reference code is</p>\n<p class=\"ref\">%s</p>\n"
+               "<p>Keep this code if you need to refer to your submission. It cannot be used "
+               "to read the submission back: only authorised staff can.</p>\n"
+               "<p><a href=\"%s\">Send another submission</a></p>\n",
+               svm_esc(r->pool, ref), svm_esc(r->pool, svm_url(r, sc, "/")));
+    svm_page_end(r);
+    return OK;
+
+wipe_fail:
+    sv_cleanse(key2a, 32 * (apr_size_t)n);
+    sv_cleanse(key2b, 32 * (apr_size_t)n);
+not_stored:
+    return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not stored", SVM_NOT_STORED,
+                            NULL);
+}

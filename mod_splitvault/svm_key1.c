@@ -1,0 +1,75 @@
+/*
+ * svm_key1.c - the active key1 public key, as intake needs it.
+ *
+ * Intake wraps every key2a to the one active key1 public key registered in
+ * table key1. Each child caches it (fingerprint and raw key) for a few
+ * seconds, so a submission costs no extra query, and a newly activated key
+ * is picked up quickly. Only public material here; the private half is
+ * part 2's shared-memory slot.
+ */
+#include "svm.h"
+#include "apr_strings.h"
+
+#define SVM_KEY1_TTL apr_time_from_sec(5)
+
+static apr_thread_mutex_t *svm_key1_mutex;
+static svm_key1pub svm_key1_cache;
+static apr_time_t svm_key1_fetched; /* 0: nothing cached */
+
+void svm_key1_child_init(apr_pool_t *p)
+{
+    if (apr_thread_mutex_create(&svm_key1_mutex, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS)
+        svm_key1_mutex = NULL; /* then every intake reads the database */
+}
+
+apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out)
+{
+    apr_time_t now = apr_time_now();
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    const void *args[] = { NULL };
+    int n = 0;
+
+    if (svm_key1_mutex && apr_thread_mutex_lock(svm_key1_mutex) == APR_SUCCESS) {
+        int hit = svm_key1_fetched && now - svm_key1_fetched < SVM_KEY1_TTL;
+        if (hit)
+            *out = svm_key1_cache;
+        apr_thread_mutex_unlock(svm_key1_mutex);
+        if (hit)
+            return APR_SUCCESS;
+    }
+    if (svm_db_select(r, dbd, "svm_key1_active", &res, args))
+        return APR_EGENERAL;
+    while ((row = svm_db_row(r, dbd, res))) {
+        if (n++)
+            continue;
+        apr_cpystrn(out->fp, svm_db_col(r, dbd, row, 0), sizeof(out->fp));
+        if (strlen(out->fp) != SV_FINGERPRINT_HEX_LEN
+            || svm_hex_decode(svm_db_col(r, dbd, row, 1), out->pub, SV_X25519_LEN)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SV01901: the active key1 row is malformed");
+            return APR_EGENERAL;
+        }
+    }
+    if (n == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "SV01902: no active key1 public key is registered: run "
+                      "splitvault-admin key1-register");
+        return APR_NOTFOUND;
+    }
+    {
+        /* the fingerprint must be the key's: a row edited by hand is refused */
+        char fp[SV_FINGERPRINT_HEX_LEN + 1];
+        if (sv_key1_fingerprint(out->pub, fp) != SV_OK || strcmp(fp, out->fp) != 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "SV01903: the active key1 fingerprint does not match its key");
+            return APR_EGENERAL;
+        }
+    }
+    if (svm_key1_mutex && apr_thread_mutex_lock(svm_key1_mutex) == APR_SUCCESS) {
+        svm_key1_cache = *out;
+        svm_key1_fetched = now;
+        apr_thread_mutex_unlock(svm_key1_mutex);
+    }
+    return APR_SUCCESS;
+}
