@@ -1,0 +1,43 @@
+/*
+ * svd_app.h - the daemon's shared state, handed to every thread.
+ *
+ * Owned by main(): created before the threads start, destroyed after they
+ * have all stopped. The pointers never change while threads run; the
+ * counters are updated atomically.
+ */
+#ifndef SVD_APP_H
+#define SVD_APP_H
+
+#include <stdint.h>
+
+#include "svd_conf.h"
+
+#define SVD_APP_MAGIC 0xa99a99a9u
+
+struct svd_store;
+struct svd_audit;
+struct svd_limiter;
+
+struct svd_app {
+    unsigned magic;
+    const struct svd_conf *conf;
+    struct svd_store *store;
+    struct svd_audit *audit;
+    struct svd_limiter *limiter;
+    uint64_t started;            /* unix seconds */
+    uint64_t n_stores;           /* counters since start (atomic) */
+    uint64_t n_decrypts;
+    uint64_t n_refusals;
+};
+
+#define SVD_COUNT(app, field) __atomic_add_fetch(&(app)->field, 1, __ATOMIC_RELAXED)
+#define SVD_READ(app, field) __atomic_load_n(&(app)->field, __ATOMIC_RELAXED)
+
+/* Lock down: in memory at once, then durably in the store, then audited.
+ * why is a short word; source names who asked. */
+void svd_app_lockdown(struct svd_app *app, const char *why, const char *source);
+
+/* Lift the lock-down (control socket). 0 or -1. */
+int svd_app_unlock(struct svd_app *app, const char *source);
+
+#endif /* SVD_APP_H */

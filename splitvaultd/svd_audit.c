@@ -1,0 +1,440 @@
+/*
+ * svd_audit.c - audit writer: group-committed, hash-chained, fsynced.
+ *
+ * Ownership: the object owns both file descriptors and the queue of event
+ * texts (heap strings, none secret). Callers hold no pointer into it after
+ * svd_audit_event() returns. Lock order: mu only; io_mu is held by the
+ * writer around file I/O and by the live verifier, never together with mu.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "svd.h"
+#include "svd_audit.h"
+#include "svd_log.h"
+
+struct ev {
+    struct ev *next;
+    int *result;        /* the waiting caller's slot (set under mu), or NULL */
+    uint64_t ticket;
+    size_t len;
+    char text[];
+};
+
+struct svd_audit {
+    unsigned magic;
+    int fd;
+    int head_fd;
+    char *path;
+
+    pthread_mutex_t io_mu;      /* file I/O and the chain state below */
+    uint64_t last_seq;
+    uint8_t last_hash[SVD_AUDIT_HASH_LEN];
+    off_t size;                 /* durable length of the log */
+
+    pthread_mutex_t mu;         /* queue and tickets */
+    pthread_cond_t cv_work;
+    pthread_cond_t cv_done;
+    struct ev *head, **tail;
+    uint64_t next_ticket;
+    int healthy;
+    int running;
+    int stopping;
+    pthread_t thread;
+};
+
+static void
+fmt_time(char *out, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000L) % 1000);
+}
+
+/* Write all of buf at the end of the log (the fd is O_APPEND). */
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int
+write_head(struct svd_audit *a, uint64_t seq, const uint8_t hash[SVD_AUDIT_HASH_LEN])
+{
+    char hx[2 * SVD_AUDIT_HASH_LEN + 1];
+    char line[SVD_AUDIT_HEAD_LEN + 1];
+    int n;
+
+    svd_hex(hash, SVD_AUDIT_HASH_LEN, hx);
+    n = snprintf(line, sizeof(line), SVD_AUDIT_HEAD_FMT, (unsigned long long)seq, hx);
+    SVD_ASSERT(n == (int)SVD_AUDIT_HEAD_LEN);
+    if (pwrite(a->head_fd, line, (size_t)n, 0) != n)
+        return -1;
+    if (fdatasync(a->head_fd) != 0)
+        return -1;
+    return 0;
+}
+
+int
+svd_audit_open(const char *path, const char *head_path, struct svd_audit **out, char *err,
+               size_t errlen)
+{
+    struct svd_audit *a = NULL;
+    struct svd_audit_result res;
+    struct stat st;
+    int r = -1;
+
+    *out = NULL;
+    if ((a = calloc(1, sizeof(*a))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    a->magic = SVD_AUDIT_MAGIC;
+    a->fd = a->head_fd = -1;
+    a->tail = &a->head;
+    a->healthy = 1;
+    AZ(pthread_mutex_init(&a->mu, NULL));
+    AZ(pthread_mutex_init(&a->io_mu, NULL));
+    AZ(pthread_cond_init(&a->cv_work, NULL));
+    AZ(pthread_cond_init(&a->cv_done, NULL));
+    if ((a->path = strdup(path)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (a->fd < 0) {
+        snprintf(err, errlen, "audit.path %s: %s", path, strerror(errno));
+        goto out;
+    }
+    a->head_fd = open(head_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (a->head_fd < 0) {
+        snprintf(err, errlen, "audit.head %s: %s", head_path, strerror(errno));
+        goto out;
+    }
+    if (fstat(a->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "audit.path %s: not a regular file", path);
+        goto out;
+    }
+    if (svd_audit_verify_fds(a->fd, a->head_fd, &res) != 0) {
+        if (res.torn_tail && res.last_seq >= res.head_seq) {
+            /* A crash mid-write: the incomplete line was never confirmed
+             * (the head is written after the log is synced). */
+            svd_warn("audit log %s ends in an incomplete entry after seq %" PRIu64
+                     ": removing it (interrupted write)", path, res.last_seq);
+            if (ftruncate(a->fd, (off_t)res.good_len) != 0 || fdatasync(a->fd) != 0) {
+                snprintf(err, errlen, "audit.path %s: cannot cut the incomplete entry: %s",
+                         path, strerror(errno));
+                goto out;
+            }
+            if (svd_audit_verify_fds(a->fd, a->head_fd, &res) != 0)
+                goto bad;
+        } else {
+bad:
+            snprintf(err, errlen, "audit log %s does not verify at line %" PRIu64 ": %s "
+                     "(run splitvaultctl audit-verify; move the log and its head aside to "
+                     "start a new chain)", path, res.bad_line, res.msg);
+            goto out;
+        }
+    }
+    if (res.unconfirmed > 0)
+        svd_warn("audit log %s: %" PRIu64 " entries after the recorded head (a crash between "
+                 "log and head writes); confirming them", path, res.unconfirmed);
+    a->last_seq = res.last_seq;
+    memcpy(a->last_hash, res.last_hash, SVD_AUDIT_HASH_LEN);
+    a->size = (off_t)res.good_len;
+    if (write_head(a, a->last_seq, a->last_hash) != 0) {
+        snprintf(err, errlen, "audit.head %s: cannot write: %s", head_path, strerror(errno));
+        goto out;
+    }
+    *out = a;
+    a = NULL;
+    r = 0;
+out:
+    svd_audit_close(a);
+    return r;
+}
+
+#ifdef SV_TEST_HOOKS
+/* Test builds only: a write "fails" while the file named by
+ * SVD_TEST_AUDIT_FAIL exists. */
+static int
+test_fail(void)
+{
+    const char *p = getenv("SVD_TEST_AUDIT_FAIL");
+
+    return p != NULL && access(p, F_OK) == 0;
+}
+#endif
+
+/* Chain and write one batch of events. Called by the writer with io_mu. */
+static int
+write_batch(struct svd_audit *a, struct ev *batch)
+{
+    size_t cap = 0, len = 0;
+    char *buf = NULL;
+    uint64_t seq = a->last_seq;
+    uint8_t hash[SVD_AUDIT_HASH_LEN];
+    char hx[2 * SVD_AUDIT_HASH_LEN + 1];
+    struct ev *e;
+    int r = -1;
+
+    memcpy(hash, a->last_hash, sizeof(hash));
+    for (e = batch; e != NULL; e = e->next)
+        cap += e->len + 120;
+    if ((buf = malloc(cap)) == NULL)
+        goto out;
+    for (e = batch; e != NULL; e = e->next) {
+        int n;
+        svd_hex(hash, sizeof(hash), hx);
+        n = snprintf(buf + len, cap - len, "seq=%" PRIu64 " prev=%s %s", seq + 1, hx, e->text);
+        SVD_ASSERT(n > 0 && (size_t)n < cap - len);
+        svd_audit_hash(buf + len, (size_t)n, hash);
+        len += (size_t)n;
+        buf[len++] = '\n';
+        seq++;
+    }
+#ifdef SV_TEST_HOOKS
+    if (test_fail()) {
+        errno = EIO;
+        goto out;
+    }
+#endif
+    if (write_all(a->fd, buf, len) != 0 || fdatasync(a->fd) != 0)
+        goto out;
+    if (write_head(a, seq, hash) != 0)
+        goto out;
+    a->last_seq = seq;
+    memcpy(a->last_hash, hash, sizeof(hash));
+    a->size += (off_t)len;
+    r = 0;
+out:
+    if (r != 0) {
+        int e2 = errno;
+        svd_err("audit log %s: write failed: %s; decrypts are refused until it works again",
+                a->path, strerror(e2));
+        /* cut back to the last durable length so the chain stays whole */
+        if (ftruncate(a->fd, a->size) != 0)
+            svd_err("audit log %s: cannot cut back to %lld bytes: %s", a->path,
+                    (long long)a->size, strerror(errno));
+    }
+    free(buf);
+    return r;
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct svd_audit *a = arg;
+
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    AZ(pthread_mutex_lock(&a->mu));
+    for (;;) {
+        struct ev *batch, *e;
+        int ok;
+
+        while (a->head == NULL && !a->stopping)
+            AZ(pthread_cond_wait(&a->cv_work, &a->mu));
+        if (a->head == NULL && a->stopping)
+            break;
+        batch = a->head;
+        a->head = NULL;
+        a->tail = &a->head;
+        AZ(pthread_mutex_unlock(&a->mu));
+
+        AZ(pthread_mutex_lock(&a->io_mu));
+        ok = write_batch(a, batch) == 0;
+        AZ(pthread_mutex_unlock(&a->io_mu));
+
+        AZ(pthread_mutex_lock(&a->mu));
+        while (batch != NULL) {
+            e = batch->next;
+            if (batch->result != NULL)
+                *batch->result = ok ? 0 : -1;
+            free(batch);
+            batch = e;
+        }
+        a->healthy = ok;
+        AZ(pthread_cond_broadcast(&a->cv_done));
+    }
+    AZ(pthread_mutex_unlock(&a->mu));
+    return NULL;
+}
+
+int
+svd_audit_start(struct svd_audit *a)
+{
+    pthread_attr_t attr;
+    int r;
+
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    AZ(pthread_attr_init(&attr));
+    AZ(pthread_attr_setstacksize(&attr, 256 * 1024));
+    AZ(pthread_mutex_lock(&a->mu));
+    a->running = 1;
+    AZ(pthread_mutex_unlock(&a->mu));
+    r = pthread_create(&a->thread, &attr, writer_main, a);
+    AZ(pthread_attr_destroy(&attr));
+    if (r != 0) {
+        a->running = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void
+svd_audit_stop(struct svd_audit *a)
+{
+    if (a == NULL || !a->running)
+        return;
+    CHECK_OBJ(a, SVD_AUDIT_MAGIC);
+    AZ(pthread_mutex_lock(&a->mu));
+    a->stopping = 1;
+    AZ(pthread_cond_signal(&a->cv_work));
+    AZ(pthread_mutex_unlock(&a->mu));
+    AZ(pthread_join(a->thread, NULL));
+    AZ(pthread_mutex_lock(&a->mu));
+    a->running = 0;
+    AZ(pthread_mutex_unlock(&a->mu));
+}
+
+void
+svd_audit_close(struct svd_audit *a)
+{
+    struct ev *e;
+
+    if (a == NULL)
+        return;
+    CHECK_OBJ(a, SVD_AUDIT_MAGIC);
+    SVD_ASSERT(!a->running);
+    while ((e = a->head) != NULL) {
+        a->head = e->next;
+        free(e);
+    }
+    if (a->fd >= 0)
+        close(a->fd);
+    if (a->head_fd >= 0)
+        close(a->head_fd);
+    AZ(pthread_mutex_destroy(&a->mu));
+    AZ(pthread_mutex_destroy(&a->io_mu));
+    AZ(pthread_cond_destroy(&a->cv_work));
+    AZ(pthread_cond_destroy(&a->cv_done));
+    free(a->path);
+    a->magic = 0;
+    free(a);
+}
+
+int
+svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
+{
+    char text[SVD_AUDIT_EVENT_MAX];
+    char ts[64];
+    struct ev *e;
+    va_list ap;
+    size_t off;
+    int n, r = -1, result = 1; /* 1: pending */
+
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    fmt_time(ts, sizeof(ts));
+    n = snprintf(text, sizeof(text), "time=%s ", ts);
+    SVD_ASSERT(n > 0 && (size_t)n < sizeof(text));
+    off = (size_t)n;
+    va_start(ap, fmt);
+    n = vsnprintf(text + off, sizeof(text) - off, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(text) - off) {
+        svd_err("audit event too long; not logged");
+        goto out;
+    }
+    off += (size_t)n;
+    /* one line of printable ASCII, whatever a caller passed */
+    for (size_t i = 0; i < off; i++)
+        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e)
+            text[i] = '?';
+    if ((e = malloc(sizeof(*e) + off + 1)) == NULL)
+        goto out;
+    memcpy(e->text, text, off + 1);
+    e->len = off;
+    e->next = NULL;
+    e->result = wait ? &result : NULL;
+
+    AZ(pthread_mutex_lock(&a->mu));
+    if (!a->running || a->stopping) {
+        /* before start or after stop: nobody would write it */
+        AZ(pthread_mutex_unlock(&a->mu));
+        free(e);
+        goto out;
+    }
+    e->ticket = ++a->next_ticket;
+    *a->tail = e;
+    a->tail = &e->next;
+    AZ(pthread_cond_signal(&a->cv_work));
+    if (!wait) {
+        r = a->healthy ? 0 : -1;
+    } else {
+        while (result == 1)
+            AZ(pthread_cond_wait(&a->cv_done, &a->mu));
+        r = result;
+    }
+    AZ(pthread_mutex_unlock(&a->mu));
+out:
+    return r;
+}
+
+int
+svd_audit_healthy(struct svd_audit *a)
+{
+    int h;
+
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    AZ(pthread_mutex_lock(&a->mu));
+    h = a->healthy;
+    AZ(pthread_mutex_unlock(&a->mu));
+    return h;
+}
+
+void
+svd_audit_head(struct svd_audit *a, uint64_t *seq, uint8_t hash[SVD_AUDIT_HASH_LEN])
+{
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    AZ(pthread_mutex_lock(&a->io_mu));
+    *seq = a->last_seq;
+    memcpy(hash, a->last_hash, SVD_AUDIT_HASH_LEN);
+    AZ(pthread_mutex_unlock(&a->io_mu));
+}
+
+int
+svd_audit_verify_live(struct svd_audit *a, struct svd_audit_result *res)
+{
+    int r;
+
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    AZ(pthread_mutex_lock(&a->io_mu));
+    r = svd_audit_verify_fds(a->fd, a->head_fd, res);
+    AZ(pthread_mutex_unlock(&a->io_mu));
+    return r;
+}

@@ -1,0 +1,54 @@
+/*
+ * svd_audit.h - the daemon's append-only, hash-chained audit log.
+ *
+ * Any thread appends an event; one writer thread turns queued events into
+ * chained lines (svd_auditv.h), writes them in one write(2), fdatasyncs the
+ * log, then rewrites and fdatasyncs the head file (group commit). A caller
+ * that must not go on before its entry is durable (every decrypt) waits for
+ * it. When a write fails the log is cut back to its last durable length,
+ * the waiting callers are told, and the log counts as unhealthy until a
+ * later write succeeds: decrypts are refused meanwhile (fail closed).
+ *
+ * Events never carry secrets: record uuids, field names, share ids, actor
+ * names, peer addresses, outcomes and reasons only.
+ */
+#ifndef SVD_AUDIT_H
+#define SVD_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "svd_auditv.h"
+
+#define SVD_AUDIT_MAGIC 0xa0d17c4au
+#define SVD_AUDIT_EVENT_MAX 3000
+
+struct svd_audit;
+
+/* Open (creating when absent, mode 0600) the log and its head file, verify
+ * the chain, and cut off an incomplete last line left by a crash when it
+ * lies past the head. Fails when the chain does not verify. */
+int svd_audit_open(const char *path, const char *head_path, struct svd_audit **out,
+                   char *err, size_t errlen);
+
+/* Start / stop the writer thread. stop flushes what is queued. */
+int svd_audit_start(struct svd_audit *a);
+void svd_audit_stop(struct svd_audit *a);
+void svd_audit_close(struct svd_audit *a);
+
+/* Queue one event: "event=<name> k=v ..." (time and chain are added).
+ * With wait, returns 0 only once the entry is durable; without, 0 once
+ * queued. -1 when the log is failing (or the event is malformed). */
+int svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* 1 while the last write succeeded. */
+int svd_audit_healthy(struct svd_audit *a);
+
+/* The last durable entry's sequence number and hash. */
+void svd_audit_head(struct svd_audit *a, uint64_t *seq, uint8_t hash[SVD_AUDIT_HASH_LEN]);
+
+/* Verify the live log (blocks the writer meanwhile). */
+int svd_audit_verify_live(struct svd_audit *a, struct svd_audit_result *res);
+
+#endif /* SVD_AUDIT_H */

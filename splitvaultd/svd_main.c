@@ -1,0 +1,318 @@
+/*
+ * svd_main.c - splitvaultd: command line, start-up order, signals, shutdown.
+ *
+ * Start-up order (each step needs the one before; see docs/privsep.md):
+ *   1. parse the configuration (fatal errors name file, line and key);
+ *   2. harden: no core dumps, umask; the secure heap;
+ *   3. as root: load TLS keys, bind the listener and the control socket,
+ *      open the audit log (verifying its chain) and the store lock, write
+ *      the pid file, lock memory;
+ *   4. drop to process.user, verified;
+ *   5. connect to the store, read the durable lock-down state;
+ *   6. start the audit writer, the store writer and the control thread,
+ *      then accept connections in this thread until SIGTERM/SIGINT.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
+#include "svd.h"
+#include "svd_app.h"
+#include "svd_audit.h"
+#include "svd_conf.h"
+#include "svd_ctl.h"
+#include "svd_harden.h"
+#include "svd_limit.h"
+#include "svd_log.h"
+#include "svd_net.h"
+#include "svd_store.h"
+#include "svd_tls.h"
+#include "sv_secret.h"
+
+static int sig_pipe[2] = { -1, -1 };
+
+static void
+on_signal(int sig)
+{
+    int saved = errno;
+    char c = (char)sig;
+
+    (void)!write(sig_pipe[1], &c, 1);
+    errno = saved;
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitvaultd [-f] [-d] -c FILE    run in the foreground\n"
+            "       splitvaultd -t -c FILE           check the configuration and exit\n"
+            "       splitvaultd --init-store -c FILE create the share-store schema and exit\n"
+            "       splitvaultd --version\n"
+            "The control tool is splitvaultctl (status, lockdown, unlock, audit-verify).\n");
+}
+
+static int
+write_pid_file(const char *path, char *err, size_t errlen)
+{
+    char buf[32];
+    int fd, n;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "process.pid_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (write(fd, buf, (size_t)n) != n) {
+        snprintf(err, errlen, "process.pid_file %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* -t: everything that can be checked without binding or connecting. */
+static int
+check_config(const char *file)
+{
+    struct svd_conf *conf = NULL;
+    char err[SVD_ERRBUF + 512];
+    SSL_CTX *ctx = NULL;
+    uid_t uid;
+    gid_t gid;
+    int r = 1;
+
+    if (svd_conf_load(file, &conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "splitvaultd: %s\n", err);
+        goto out;
+    }
+    if ((ctx = svd_tls_ctx(conf, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "splitvaultd: %s: %s\n", file, err);
+        goto out;
+    }
+    if (svd_resolve_user(conf->user, &uid, &gid, err, sizeof(err)) != 0) {
+        fprintf(stderr, "splitvaultd: %s: %s\n", file, err);
+        goto out;
+    }
+    printf("splitvaultd: configuration %s OK\n", file);
+    r = 0;
+out:
+    SSL_CTX_free(ctx);
+    svd_conf_free(conf);
+    return r;
+}
+
+static int
+init_store(const char *file)
+{
+    struct svd_conf *conf = NULL;
+    char err[SVD_ERRBUF + 512];
+    int r = 1;
+
+    if (svd_conf_load(file, &conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "splitvaultd: %s\n", err);
+        goto out;
+    }
+    (void)svd_log_open(NULL);
+    if (svd_store_init_schema(conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "splitvaultd: %s\n", err);
+        goto out;
+    }
+    printf("splitvaultd: store schema version %d present\n", SVD_SCHEMA_VERSION);
+    r = 0;
+out:
+    svd_conf_free(conf);
+    return r;
+}
+
+static int
+run(const char *file, int debug)
+{
+    struct svd_conf *conf = NULL;
+    struct svd_app app;
+    struct svd_server *srv = NULL;
+    struct svd_ctl *ctl = NULL;
+    SSL_CTX *ctx = NULL;
+    char err[SVD_ERRBUF + 512];
+    struct sigaction sa;
+    int lfd = -1, cfd = -1, lock_fd = -1, r = 1, locked = 0, leaked = 0;
+    uint64_t since = 0;
+    uid_t uid;
+    gid_t gid;
+
+    memset(&app, 0, sizeof(app));
+    app.magic = SVD_APP_MAGIC;
+    if (svd_conf_load(file, &conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "splitvaultd: %s\n", err);
+        return 1;
+    }
+    app.conf = conf;
+    if (svd_log_open(conf->log_file) != 0) {
+        fprintf(stderr, "splitvaultd: process.log_file %s: %s\n", conf->log_file, strerror(errno));
+        goto out;
+    }
+    svd_log_set_level(debug ? SV_LOG_DEBUG : conf->log_level);
+    svd_harden_early();
+    if (!sv_secret_init(conf->secure_heap))
+        svd_warn("OpenSSL secure heap of %zu bytes not available; secrets use locked heap "
+                 "memory", conf->secure_heap);
+    if (svd_resolve_user(conf->user, &uid, &gid, err, sizeof(err)) != 0)
+        goto fatal;
+    if ((ctx = svd_tls_ctx(conf, err, sizeof(err))) == NULL)
+        goto fatal;
+    if (svd_net_listen(conf, &lfd, err, sizeof(err)) != 0)
+        goto fatal;
+    if (svd_ctl_listen(conf->ctl_socket, uid, gid, &cfd, err, sizeof(err)) != 0)
+        goto fatal;
+    if (svd_audit_open(conf->audit_path, conf->audit_head, &app.audit, err, sizeof(err)) != 0)
+        goto fatal;
+    if (svd_store_prelock(conf, &lock_fd, err, sizeof(err)) != 0)
+        goto fatal;
+    if (conf->pid_file != NULL && write_pid_file(conf->pid_file, err, sizeof(err)) != 0)
+        goto fatal;
+    if (conf->mlock)
+        (void)svd_harden_mlock();
+    if (svd_drop_privileges(uid, gid, err, sizeof(err)) != 0)
+        goto fatal;
+    if (svd_store_open(conf, &app.store, err, sizeof(err)) != 0)
+        goto fatal;
+    if (svd_store_lock_state(app.store, &locked, &since) != 0) {
+        snprintf(err, sizeof(err), "store: cannot read the lock-down state");
+        goto fatal;
+    }
+    if ((app.limiter = svd_limiter_new(conf, locked, since)) == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fatal;
+    }
+    app.started = svd_wall_s();
+    if (svd_audit_start(app.audit) != 0 || svd_store_start(app.store) != 0) {
+        snprintf(err, sizeof(err), "cannot start threads");
+        goto fatal;
+    }
+    if (pipe2(sig_pipe, O_CLOEXEC) != 0) {
+        snprintf(err, sizeof(err), "pipe: %s", strerror(errno));
+        goto fatal;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if ((ctl = svd_ctl_start(&app, cfd, uid)) == NULL ||
+        (srv = svd_server_new(&app, ctx, lfd)) == NULL) {
+        snprintf(err, sizeof(err), "cannot start the control thread");
+        goto fatal;
+    }
+    (void)svd_audit_event(app.audit, 1, "event=start version=%s pid=%ld locked=%d user=%ld",
+                          PACKAGE_VERSION, (long)getpid(), locked, (long)uid);
+    svd_info("splitvaultd %s listening on %s port %u (TLS 1.3, %s store%s)", PACKAGE_VERSION,
+             conf->listen_address, conf->listen_port,
+             conf->driver == SVD_DRIVER_SQLITE3 ? "sqlite3" : "pgsql",
+             locked ? ", LOCKED DOWN: decrypts refused until unlocked" : "");
+
+    svd_server_run(srv, sig_pipe[0]);
+
+    svd_info("shutting down");
+    close(lfd);
+    lfd = -1;
+    svd_limiter_close(app.limiter);
+    svd_server_shutdown(srv, 5000);
+    r = 0;
+    goto out;
+fatal:
+    svd_err("cannot start: %s", err);
+    if (conf->log_file != NULL)
+        fprintf(stderr, "splitvaultd: cannot start: %s\n", err);
+out:
+    svd_ctl_stop(ctl);
+    if (srv != NULL)
+        leaked = svd_server_nconn(srv) > 0;
+    if (app.audit != NULL && r == 0)
+        (void)svd_audit_event(app.audit, 1, "event=stop pid=%ld", (long)getpid());
+    if (leaked) {
+        /* threads still inside a request: do not free what they use */
+        svd_warn("exiting with busy connection threads");
+        svd_audit_stop(app.audit);
+        _exit(r);
+    }
+    svd_store_stop(app.store);
+    svd_audit_stop(app.audit);
+    svd_server_free(srv);
+    svd_limiter_free(app.limiter);
+    svd_store_close(app.store);
+    svd_audit_close(app.audit);
+    if (lfd >= 0)
+        close(lfd);
+    if (cfd >= 0)
+        close(cfd);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (conf->ctl_socket != NULL && r == 0)
+        (void)unlink(conf->ctl_socket);
+    SSL_CTX_free(ctx);
+    svd_conf_free(conf);
+    return r;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "version", no_argument, NULL, 'V' },
+        { "init-store", no_argument, NULL, 'I' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *file = NULL;
+    int c, test = 0, init = 0, debug = 0;
+
+    while ((c = getopt_long(argc, argv, "c:tfdh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            file = optarg;
+            break;
+        case 't':
+            test = 1;
+            break;
+        case 'f':
+            break; /* the daemon always runs in the foreground */
+        case 'd':
+            debug = 1;
+            break;
+        case 'I':
+            init = 1;
+            break;
+        case 'V':
+            printf("splitvaultd %s (%s)\n", PACKAGE_VERSION, OpenSSL_version(OPENSSL_VERSION));
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || file == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (test)
+        return check_config(file);
+    if (init)
+        return init_store(file);
+    return run(file, debug);
+}

@@ -1,0 +1,619 @@
+/*
+ * svd_req.c - request handlers: the only code that touches key shares.
+ *
+ * Each handler decodes strictly (lib/sv_wire), does its work, audits it and
+ * encodes one answer. DECRYPT is the careful one:
+ *
+ *   1. refuse at once when the audit log is failing or the daemon is locked;
+ *   2. pass the limiter (token buckets, FIFO queue; may trip lock-down);
+ *   3. read the shares (and the durable lock state) from the store;
+ *   4. per field: the share exists, belongs to the request's record uuid
+ *      and field, sk2 = key2a XOR key2b, public(sk2) equals the stored key2
+ *      public (constant time), and the datum opens (aad/info per DESIGN.md);
+ *      any failure refuses the whole request, with one generic answer;
+ *   5. store the rotated shares as pending (when asked) before answering;
+ *   6. write the audit entry and wait until it is durable;
+ *   7. answer, from secret memory, and cleanse.
+ *
+ * Missing or mismatched shares still run the same key check and open
+ * against a random key, so the time taken says little about which check
+ * failed. The reason is logged locally (never the values).
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "svd.h"
+#include "svd_audit.h"
+#include "svd_limit.h"
+#include "svd_log.h"
+#include "svd_req.h"
+#include "svd_store.h"
+#include "sv_key2.h"
+#include "sv_secret.h"
+
+/* Generic, fixed answers: nothing in them depends on the data. */
+static const char *
+error_text(uint16_t code)
+{
+    switch (code) {
+    case SV_WERR_BAD_REQUEST: return "malformed request";
+    case SV_WERR_UNSUPPORTED: return "unsupported request";
+    case SV_WERR_REFUSED: return "decrypt refused";
+    case SV_WERR_RATE_LIMITED: return "rate limited: try again later";
+    case SV_WERR_LOCKED_DOWN: return "locked down: decrypts refused until unlocked";
+    case SV_WERR_BUSY: return "busy: decrypt queue full";
+    case SV_WERR_STORE: return "share store unavailable";
+    case SV_WERR_AUDIT: return "audit log unavailable: decrypts refused";
+    case SV_WERR_NOT_ALLOWED: return "not allowed";
+    default: return "internal error";
+    }
+}
+
+int
+svd_req_error(sv_buf *out, uint32_t reqid, uint16_t code, uint32_t retry_ms)
+{
+    sv_error_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.code = code;
+    m.retry_ms = retry_ms;
+    snprintf(m.msg, sizeof(m.msg), "%s", error_text(code));
+    return sv_error_encode(out, reqid, &m) == SV_OK ? 0 : -1;
+}
+
+uint32_t
+svd_req_max_body(uint8_t type)
+{
+    switch (type) {
+    case SV_MSG_STORE: return 64u << 10;
+    case SV_MSG_DECRYPT: return SV_WIRE_MAX_BODY;
+    case SV_MSG_RELEASE: return 16u << 10;
+    case SV_MSG_STATUS: return 1u << 10;
+    case SV_MSG_RECON_LIST: return 1u << 10;
+    case SV_MSG_RECON_DELETE: return 256u << 10;
+    default: return 0;
+    }
+}
+
+/* "a,b,c" of field names into buf (names are [A-Za-z0-9_-]). */
+static void
+join_names(char *buf, size_t len, unsigned n, const char *(*get)(const void *, unsigned),
+           const void *m)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (unsigned i = 0; i < n && o < len; i++) {
+        int w = snprintf(buf + o, len - o, "%s%s", i ? "," : "", get(m, i));
+        if (w < 0 || (size_t)w >= len - o) {
+            buf[o] = '\0';
+            break;
+        }
+        o += (size_t)w;
+    }
+    if (n == 0)
+        snprintf(buf, len, "-");
+}
+
+static void
+join_ids(char *buf, size_t len, unsigned n, const uint64_t *ids)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (unsigned i = 0; i < n && o < len; i++) {
+        int w = snprintf(buf + o, len - o, "%s%" PRIu64, i ? "," : "", ids[i]);
+        if (w < 0 || (size_t)w >= len - o) {
+            buf[o] = '\0';
+            break;
+        }
+        o += (size_t)w;
+    }
+    if (n == 0)
+        snprintf(buf, len, "-");
+}
+
+static const char *
+store_name(const void *m, unsigned i)
+{
+    return ((const sv_store_req *)m)->f[i].name;
+}
+
+static const char *
+decrypt_name(const void *m, unsigned i)
+{
+    return ((const sv_decrypt_req *)m)->f[i].name;
+}
+
+static const char *
+release_name(const void *m, unsigned i)
+{
+    return ((const sv_release_req *)m)->f[i].name;
+}
+
+/* Map a decoder failure to an answer: unknown critical extensions and
+ * versions are UNSUPPORTED, everything else BAD_REQUEST. */
+static uint16_t
+decode_code(sv_status st)
+{
+    return (st == SV_ERR_WIRE_UNSUPPORTED || st == SV_ERR_WIRE_VERSION ||
+            st == SV_ERR_WIRE_TYPE) ? SV_WERR_UNSUPPORTED : SV_WERR_BAD_REQUEST;
+}
+
+/* ---- STORE ------------------------------------------------------------------ */
+
+static int
+h_store(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
+        const uint8_t *body, sv_buf *out, int *close_after)
+{
+    sv_store_req *m = NULL;
+    sv_store_resp resp;
+    const char *names[SV_WIRE_MAX_FIELDS];
+    const uint8_t *pubs[SV_WIRE_MAX_FIELDS], *k2b[SV_WIRE_MAX_FIELDS];
+    char u[SV_UUID_STR_LEN + 1], fl[SV_WIRE_MAX_FIELDS * (SV_FIELD_MAX + 1) + 1];
+    char il[SV_WIRE_MAX_FIELDS * 21 + 1];
+    sv_status st;
+    int r = -1;
+
+    /* the decoded request only points into body (key2b stays there) */
+    if ((m = calloc(1, sizeof(*m))) == NULL)
+        goto out;
+    if ((st = sv_store_req_decode(body, h->body_len, m)) != SV_OK) {
+        svd_warn("%s: STORE refused: %s", peer->addr, sv_strerror(st));
+        *close_after = 1;
+        r = svd_req_error(out, h->reqid, decode_code(st), 0);
+        goto out;
+    }
+    if (m->n == 0) {
+        *close_after = 1;
+        r = svd_req_error(out, h->reqid, SV_WERR_BAD_REQUEST, 0);
+        goto out;
+    }
+    memset(&resp, 0, sizeof(resp));
+    for (unsigned i = 0; i < m->n; i++) {
+        names[i] = m->f[i].name;
+        pubs[i] = m->f[i].pub;
+        k2b[i] = m->f[i].key2b;
+    }
+    sv_uuid_format(m->uuid, u);
+    join_names(fl, sizeof(fl), m->n, store_name, m);
+    if (svd_store_put(app->store, m->uuid, m->n, names, pubs, k2b, SV_SHARE_ACTIVE,
+                      resp.share_id) != 0) {
+        svd_err("%s: STORE record=%s failed in the store; nothing stored", peer->addr, u);
+        (void)svd_audit_event(app->audit, 0, "event=store outcome=failed record=%s fields=%s "
+                              "peer=%s", u, fl, peer->ip);
+        r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
+        goto out;
+    }
+    resp.n = m->n;
+    join_ids(il, sizeof(il), m->n, resp.share_id);
+    /* intake must go on when the audit log fails: logged, not refused */
+    if (svd_audit_event(app->audit, 1, "event=store outcome=ok record=%s fields=%s shares=%s "
+                        "peer=%s", u, fl, il, peer->ip) != 0)
+        svd_err("audit: store of record %s (shares %s) not recorded", u, il);
+    SVD_COUNT(app, n_stores);
+    svd_debug("%s: STORE record=%s shares=%s", peer->addr, u, il);
+    r = sv_store_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+out:
+    if (m != NULL)
+        sv_cleanse(m, sizeof(*m));
+    free(m);
+    return r;
+}
+
+/* ---- DECRYPT ------------------------------------------------------------------ */
+
+/* Why a decrypt was refused: for the local log and the audit only. */
+static const char *const refuse_why[] = {
+    "ok", "unknown-share", "record-mismatch", "field-mismatch", "bad-state",
+    "key-mismatch", "open-failed", "internal",
+};
+enum { WHY_OK, WHY_UNKNOWN, WHY_RECORD, WHY_FIELD, WHY_STATE, WHY_KEY, WHY_OPEN, WHY_INTERNAL };
+
+struct dstate {                 /* secret: lives in secret memory */
+    struct svd_share share[SV_WIRE_MAX_FIELDS];
+    uint8_t sk2[SV_X25519_LEN];
+    uint8_t dummy[SV_X25519_LEN];
+};
+
+static int
+h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
+          const uint8_t *body, sv_buf *out, int *close_after)
+{
+    sv_decrypt_req *m = NULL;
+    sv_decrypt_resp resp;
+    struct dstate *ds = NULL;
+    uint8_t *pt[SV_WIRE_MAX_FIELDS];
+    size_t ptlen[SV_WIRE_MAX_FIELDS];
+    uint64_t ids[SV_WIRE_MAX_FIELDS], new_ids[SV_WIRE_MAX_FIELDS];
+    int found[SV_WIRE_MAX_FIELDS];
+    char u[SV_UUID_STR_LEN + 1], fl[SV_WIRE_MAX_FIELDS * (SV_FIELD_MAX + 1) + 1];
+    char il[SV_WIRE_MAX_FIELDS * 21 + 1], nl[SV_WIRE_MAX_FIELDS * 21 + 1];
+    int why = WHY_OK, bad_field = -1, locked = 0, r = -1;
+    unsigned nrot = 0;
+    uint64_t since = 0;
+    uint32_t retry = 0;
+    uint16_t code = 0;
+    sv_status st;
+
+    memset(pt, 0, sizeof(pt));
+    memset(&resp, 0, sizeof(resp));
+    if ((m = svd_secret_alloc(sizeof(*m))) == NULL || (ds = svd_secret_alloc(sizeof(*ds))) == NULL) {
+        r = svd_req_error(out, h->reqid, SV_WERR_INTERNAL, 0);
+        goto out;
+    }
+    if ((st = sv_decrypt_req_decode(body, h->body_len, m)) != SV_OK) {
+        svd_warn("%s: DECRYPT refused: %s", peer->addr, sv_strerror(st));
+        SVD_COUNT(app, n_refusals);
+        (void)svd_audit_event(app->audit, 0, "event=refusal why=malformed-decrypt peer=%s "
+                              "cert=%.16s", peer->ip, peer->fp);
+        *close_after = 1;
+        r = svd_req_error(out, h->reqid, decode_code(st), 0);
+        goto out;
+    }
+    sv_uuid_format(m->uuid, u);
+    join_names(fl, sizeof(fl), m->n, decrypt_name, m);
+    for (unsigned i = 0; i < m->n; i++)
+        ids[i] = m->f[i].share_id;
+    join_ids(il, sizeof(il), m->n, ids);
+    if (m->n == 0) {
+        *close_after = 1;
+        r = svd_req_error(out, h->reqid, SV_WERR_BAD_REQUEST, 0);
+        goto out;
+    }
+
+    /* 1. fail closed on a failing audit log; refuse while locked */
+    if (!svd_audit_healthy(app->audit)) {
+        svd_err("%s: DECRYPT record=%s actor=%s refused: audit log failing", peer->addr, u,
+                m->actor);
+        code = SV_WERR_AUDIT;
+        goto refused;
+    }
+    /* 2. the limiter */
+    switch (svd_limiter_admit(app->limiter, m->actor, m->wait_ms, &retry)) {
+    case SVD_ADMIT_OK:
+        break;
+    case SVD_ADMIT_TIMEOUT:
+        code = SV_WERR_RATE_LIMITED;
+        goto refused;
+    case SVD_ADMIT_BUSY:
+        code = SV_WERR_BUSY;
+        goto refused;
+    case SVD_ADMIT_LOCKED:
+        code = SV_WERR_LOCKED_DOWN;
+        goto refused;
+    case SVD_ADMIT_CLOSING:
+        code = SV_WERR_BUSY;
+        goto refused;
+    case SVD_ADMIT_TRIPPED:
+        svd_app_lockdown(app, "queue-overflow", peer->ip);
+        code = SV_WERR_LOCKED_DOWN;
+        goto refused;
+    }
+    /* 3. the shares, and the durable lock state (shared with other daemons) */
+    if (svd_store_get(app->store, ids, m->n, ds->share, found, &locked, &since) != 0) {
+        code = SV_WERR_STORE;
+        goto refused;
+    }
+    if (locked) {
+        if (svd_limiter_lockdown(app->limiter, since))
+            svd_warn("lock-down recorded in the store (by another daemon?): locking down");
+        code = SV_WERR_LOCKED_DOWN;
+        goto refused;
+    }
+    /* 4. check and open every field; all or nothing */
+    if (RAND_bytes(ds->dummy, sizeof(ds->dummy)) != 1) {
+        code = SV_WERR_INTERNAL;
+        goto refused;
+    }
+    for (unsigned i = 0; i < m->n; i++) {
+        const sv_decrypt_field *f = &m->f[i];
+        struct svd_share *sh = &ds->share[i];
+        int fwhy = WHY_OK;
+
+        if (!found[i])
+            fwhy = WHY_UNKNOWN;
+        else if (sv_memcmp_ct(sh->uuid, m->uuid, SV_UUID_LEN) != 0)
+            fwhy = WHY_RECORD;
+        else if (strcmp(sh->field, f->name) != 0)
+            fwhy = WHY_FIELD;
+        else if (sh->state != SV_SHARE_ACTIVE && sh->state != SV_SHARE_PENDING)
+            fwhy = WHY_STATE;
+        ptlen[i] = f->ct_len - SV_HPKE_TAG_LEN;
+        if ((pt[i] = svd_secret_alloc(ptlen[i])) == NULL) {
+            fwhy = WHY_INTERNAL;
+        } else if (fwhy != WHY_OK) {
+            /* same work against a random key: no timing hint of the cause */
+            sv_key2_combine(f->key2a, ds->dummy, ds->sk2);
+            (void)sv_key2_check(ds->sk2, ds->dummy);
+            (void)sv_datum_open(ds->sk2, m->uuid, f->name, f->enc, f->ct, f->ct_len, pt[i]);
+        } else {
+            sv_key2_combine(f->key2a, sh->key2b, ds->sk2);
+            if (sv_key2_check(ds->sk2, sh->pub) != SV_OK)
+                fwhy = WHY_KEY;
+            else if (sv_datum_open(ds->sk2, m->uuid, f->name, f->enc, f->ct, f->ct_len,
+                                   pt[i]) != SV_OK)
+                fwhy = WHY_OPEN;
+        }
+        sv_cleanse(ds->sk2, sizeof(ds->sk2));
+        sv_cleanse(sh->key2b, sizeof(sh->key2b));
+        if (fwhy != WHY_OK && why == WHY_OK) {
+            why = fwhy;
+            bad_field = (int)i;
+        }
+        if (f->rotate)
+            nrot++;
+    }
+    if (why != WHY_OK) {
+        svd_warn("%s: DECRYPT record=%s actor=%s refused: field %d (%s, share %" PRIu64 "): %s",
+                 peer->addr, u, m->actor, bad_field, m->f[bad_field].name,
+                 m->f[bad_field].share_id, refuse_why[why]);
+        code = SV_WERR_REFUSED;
+        goto refused;
+    }
+    /* 5. rotate-on-use: the new shares are pending before we answer */
+    memset(new_ids, 0, sizeof(new_ids));
+    snprintf(nl, sizeof(nl), "-");
+    if (nrot > 0) {
+        const char *names[SV_WIRE_MAX_FIELDS];
+        const uint8_t *pubs[SV_WIRE_MAX_FIELDS], *k2b[SV_WIRE_MAX_FIELDS];
+        uint64_t got[SV_WIRE_MAX_FIELDS];
+        uint8_t ru[SV_UUID_LEN];
+        unsigned k = 0;
+
+        memcpy(ru, m->uuid, SV_UUID_LEN);
+        for (unsigned i = 0; i < m->n; i++)
+            if (m->f[i].rotate) {
+                names[k] = m->f[i].name;
+                pubs[k] = m->f[i].new_pub;
+                k2b[k] = m->f[i].new_key2b;
+                k++;
+            }
+        if (svd_store_put(app->store, ru, k, names, pubs, k2b, SV_SHARE_PENDING, got) != 0) {
+            svd_err("%s: DECRYPT record=%s: storing the rotated shares failed", peer->addr, u);
+            code = SV_WERR_STORE;
+            goto refused;
+        }
+        k = 0;
+        for (unsigned i = 0; i < m->n; i++)
+            if (m->f[i].rotate)
+                new_ids[i] = got[k++];
+        join_ids(nl, sizeof(nl), m->n, new_ids);
+    }
+    /* 6. audited before anything leaves */
+    if (svd_audit_event(app->audit, 1, "event=decrypt outcome=ok actor=%s record=%s fields=%s "
+                        "shares=%s rotated=%s peer=%s", m->actor, u, fl, il, nl, peer->ip) != 0) {
+        svd_err("%s: DECRYPT record=%s actor=%s refused: audit log write failed", peer->addr,
+                u, m->actor);
+        code = SV_WERR_AUDIT;
+        goto refused_noaudit;
+    }
+    /* 7. answer */
+    resp.n = m->n;
+    for (unsigned i = 0; i < m->n; i++) {
+        resp.f[i].pt = pt[i];
+        resp.f[i].pt_len = (uint32_t)ptlen[i];
+        resp.f[i].new_share_id = new_ids[i];
+    }
+    SVD_COUNT(app, n_decrypts);
+    svd_info("%s: DECRYPT record=%s actor=%s fields=%s rotated=%s", peer->addr, u, m->actor,
+             fl, nl);
+    r = sv_decrypt_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+    goto out;
+
+refused:
+    (void)svd_audit_event(app->audit, 0, "event=decrypt outcome=refused why=%s actor=%s "
+                          "record=%s fields=%s shares=%s peer=%s",
+                          code == SV_WERR_REFUSED ? refuse_why[why] : sv_wire_error_name(code),
+                          m->actor, u, fl, il, peer->ip);
+refused_noaudit:
+    SVD_COUNT(app, n_refusals);
+    if (code != SV_WERR_REFUSED)
+        svd_info("%s: DECRYPT record=%s actor=%s refused: %s", peer->addr, u, m->actor,
+                 sv_wire_error_name(code));
+    r = svd_req_error(out, h->reqid, code, retry);
+out:
+    for (unsigned i = 0; i < SV_WIRE_MAX_FIELDS; i++)
+        if (pt[i] != NULL)
+            sv_secret_free(pt[i], ptlen[i]);
+    sv_cleanse(&resp, sizeof(resp));
+    if (ds != NULL)
+        sv_secret_free(ds, sizeof(*ds));
+    if (m != NULL)
+        sv_secret_free(m, sizeof(*m));
+    return r;
+}
+
+/* ---- RELEASE ------------------------------------------------------------------- */
+
+static int
+h_release(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
+          const uint8_t *body, sv_buf *out, int *close_after)
+{
+    sv_release_req m;
+    sv_release_resp resp;
+    uint64_t drop[SV_WIRE_MAX_FIELDS], keep[SV_WIRE_MAX_FIELDS];
+    char u[SV_UUID_STR_LEN + 1], fl[SV_WIRE_MAX_FIELDS * (SV_FIELD_MAX + 1) + 1];
+    char dl[SV_WIRE_MAX_FIELDS * 21 + 1], kl[SV_WIRE_MAX_FIELDS * 21 + 1];
+    unsigned dropped = 0, kept = 0;
+    sv_status st;
+
+    if ((st = sv_release_req_decode(body, h->body_len, &m)) != SV_OK) {
+        svd_warn("%s: RELEASE refused: %s", peer->addr, sv_strerror(st));
+        *close_after = 1;
+        return svd_req_error(out, h->reqid, decode_code(st), 0);
+    }
+    sv_uuid_format(m.uuid, u);
+    for (unsigned i = 0; i < m.n; i++) {
+        drop[i] = m.f[i].drop_id;
+        keep[i] = m.f[i].keep_id;
+    }
+    join_names(fl, sizeof(fl), m.n, release_name, &m);
+    join_ids(dl, sizeof(dl), m.n, drop);
+    join_ids(kl, sizeof(kl), m.n, keep);
+    if (m.n > 0 && svd_store_release(app->store, m.uuid, m.f, m.n, &dropped, &kept) != 0) {
+        svd_err("%s: RELEASE record=%s failed in the store", peer->addr, u);
+        return svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
+    }
+    if (svd_audit_event(app->audit, 1, "event=release record=%s fields=%s drop=%s keep=%s "
+                        "dropped=%u kept=%u peer=%s", u, fl, dl, kl, dropped, kept, peer->ip) != 0)
+        svd_err("audit: release of record %s not recorded", u);
+    svd_debug("%s: RELEASE record=%s dropped=%u kept=%u", peer->addr, u, dropped, kept);
+    resp.n = m.n;
+    return sv_release_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+}
+
+/* ---- STATUS ---------------------------------------------------------------------- */
+
+static int
+h_status(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
+         const uint8_t *body, sv_buf *out, int *close_after)
+{
+    sv_status_resp resp;
+    sv_status st;
+    uint64_t since = 0;
+
+    if ((st = sv_status_req_decode(body, h->body_len)) != SV_OK) {
+        svd_warn("%s: STATUS refused: %s", peer->addr, sv_strerror(st));
+        *close_after = 1;
+        return svd_req_error(out, h->reqid, decode_code(st), 0);
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.locked = (uint8_t)svd_limiter_locked(app->limiter, &since);
+    resp.locked_since = since;
+    resp.queue_len = svd_limiter_queue_len(app->limiter);
+    resp.queue_max = app->conf->queue_max;
+    if (svd_store_counts(app->store, &resp.shares_active, &resp.shares_pending) != 0)
+        return svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
+    resp.stores = SVD_READ(app, n_stores);
+    resp.decrypts = SVD_READ(app, n_decrypts);
+    resp.refusals = SVD_READ(app, n_refusals);
+    resp.uptime = svd_wall_s() - app->started;
+    return sv_status_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+}
+
+/* ---- reconcile -------------------------------------------------------------------- */
+
+static uint64_t
+older_than(struct svd_app *app, uint32_t grace_s)
+{
+    uint64_t g = grace_s > app->conf->min_grace_s ? grace_s : app->conf->min_grace_s;
+    uint64_t now = svd_wall_s();
+
+    return now > g ? now - g : 0;
+}
+
+static int
+h_recon_list(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
+             const uint8_t *body, sv_buf *out, int *close_after)
+{
+    sv_recon_list_req m;
+    sv_recon_list_resp resp;
+    sv_recon_entry *e = NULL;
+    unsigned n = 0;
+    int more = 0, r = -1;
+    sv_status st;
+
+    if ((st = sv_recon_list_req_decode(body, h->body_len, &m)) != SV_OK) {
+        svd_warn("%s: RECON_LIST refused: %s", peer->addr, sv_strerror(st));
+        *close_after = 1;
+        return svd_req_error(out, h->reqid, decode_code(st), 0);
+    }
+    if ((e = calloc(m.limit > 0 ? m.limit : 1, sizeof(*e))) == NULL)
+        return svd_req_error(out, h->reqid, SV_WERR_INTERNAL, 0);
+    if (svd_store_recon_list(app->store, m.after_id, older_than(app, m.grace_s), m.limit, e, &n,
+                             &more) != 0) {
+        r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
+        goto out;
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.more = (uint8_t)more;
+    resp.n = n;
+    resp.e = e;
+    svd_debug("%s: RECON_LIST after=%" PRIu64 " -> %u shares%s", peer->addr, m.after_id, n,
+              more ? " (more)" : "");
+    r = sv_recon_list_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+out:
+    free(e);
+    return r;
+}
+
+static int
+h_recon_delete(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
+               const uint8_t *body, sv_buf *out, int *close_after)
+{
+    sv_recon_delete_req m;
+    sv_recon_delete_resp resp;
+    unsigned deleted = 0;
+    uint64_t older;
+    int r = -1;
+    sv_status st;
+
+    memset(&m, 0, sizeof(m));
+    if ((st = sv_recon_delete_req_decode(body, h->body_len, &m)) != SV_OK) {
+        svd_warn("%s: RECON_DELETE refused: %s", peer->addr, sv_strerror(st));
+        *close_after = 1;
+        r = svd_req_error(out, h->reqid, decode_code(st), 0);
+        goto out;
+    }
+    older = older_than(app, m.grace_s);
+    if (m.n > 0 && svd_store_recon_delete(app->store, m.e, m.n, older, &deleted) != 0) {
+        r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
+        goto out;
+    }
+    {
+        uint64_t first = m.n ? m.e[0].id : 0, last = m.n ? m.e[m.n - 1].id : 0;
+        if (svd_audit_event(app->audit, 1, "event=reconcile requested=%u deleted=%u "
+                            "first=%" PRIu64 " last=%" PRIu64 " older_than=%" PRIu64 " peer=%s",
+                            m.n, deleted, first, last, older, peer->ip) != 0)
+            svd_err("audit: reconcile delete not recorded");
+    }
+    svd_info("%s: RECON_DELETE %u requested, %u deleted", peer->addr, m.n, deleted);
+    resp.n = deleted;
+    r = sv_recon_delete_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+out:
+    sv_recon_delete_req_free(&m);
+    return r;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+typedef int (*handler_fn)(struct svd_app *, const struct svd_peer *, const sv_wire_hdr *,
+                          const uint8_t *, sv_buf *, int *);
+
+static const struct {
+    uint8_t type;
+    handler_fn fn;
+} handlers[] = {
+    { SV_MSG_STORE, h_store },
+    { SV_MSG_DECRYPT, h_decrypt },
+    { SV_MSG_RELEASE, h_release },
+    { SV_MSG_STATUS, h_status },
+    { SV_MSG_RECON_LIST, h_recon_list },
+    { SV_MSG_RECON_DELETE, h_recon_delete },
+};
+
+int
+svd_req_handle(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
+               const uint8_t *body, sv_buf *out, int *close_after)
+{
+    CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
+    AN(peer);
+    AN(h);
+    *close_after = 0;
+    for (size_t i = 0; i < SVD_ARRAY_LEN(handlers); i++)
+        if (handlers[i].type == h->type) {
+            SVD_ASSERT(h->body_len <= svd_req_max_body(h->type));
+            return handlers[i].fn(app, peer, h, body, out, close_after);
+        }
+    svd_warn("%s: unexpected message type 0x%02x (%s)", peer->addr, h->type,
+             sv_wire_type_name(h->type));
+    *close_after = 1;
+    return svd_req_error(out, h->reqid, SV_WERR_UNSUPPORTED, 0);
+}

@@ -1,0 +1,1180 @@
+/*
+ * svd_store.c - share store on apr-util DBD: reader pool and group-commit
+ * writer.
+ *
+ * Each connection (struct dbh) is owned by exactly one thread at a time:
+ * the writer's by the writer thread, readers by whoever holds them from
+ * reader_get() to reader_put(). Each has its own unmanaged APR pool (own
+ * allocator), and every query runs in a subpool destroyed right after, so
+ * driver copies of rows never outlive the call. Entries that held key2b are
+ * cleansed in place before their pool goes.
+ *
+ * Writes are queued as struct wop on the caller's stack; the writer takes
+ * up to store.batch_max of them, runs them in one transaction and wakes the
+ * callers after the COMMIT. When the group's transaction fails, each
+ * operation is retried alone so that one bad operation fails alone.
+ *
+ * SQL differs by driver (placeholders are apr_dbd's: typed %lld/%d, text
+ * %s): sqlite3 keeps uuids and keys as lowercase hex text and allocates ids
+ * inside the write transaction from sqlite_sequence (AUTOINCREMENT: never
+ * reused); pgsql keeps uuid and bytea columns and takes ids from a sequence,
+ * so several daemons can share one database.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <apr_pools.h>
+#include <apr_strings.h>
+#include <apu.h>
+#include <apr_dbd.h>
+
+#include "svd.h"
+#include "svd_log.h"
+#include "svd_store.h"
+#include "svd_schema.h"
+#include "sv_secret.h"
+
+enum {
+    ST_GET, ST_LOCK, ST_INSERT, ST_SEQ, ST_DROP, ST_KEEP, ST_RLIST, ST_RDEL, ST_SETLOCK,
+    ST_COUNTS, ST__N
+};
+
+static const char *const sql_sqlite3[ST__N] = {
+    [ST_GET] = "SELECT id, record_uuid, field, key2_pub, key2b, state, created "
+               "FROM shares WHERE id = %lld",
+    [ST_LOCK] = "SELECT locked, locked_since FROM sv_state WHERE id = 1",
+    [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
+                  "created, updated) VALUES (%lld, %s, %s, %s, %s, %d, %lld, %lld)",
+    [ST_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = 'shares'",
+    [ST_DROP] = "DELETE FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s",
+    [ST_KEEP] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
+                "record_uuid = %s AND field = %s AND state = 2",
+    [ST_RLIST] = "SELECT id, record_uuid, field, state, created FROM shares "
+                 "WHERE id > %lld AND created < %lld ORDER BY id LIMIT CAST(%d AS INTEGER)",
+    [ST_RDEL] = "DELETE FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s "
+                "AND created < %lld",
+    [ST_SETLOCK] = "UPDATE sv_state SET locked = %d, locked_since = %lld, reason = %s, "
+                   "updated = %lld WHERE id = 1",
+    [ST_COUNTS] = "SELECT state, COUNT(*) FROM shares GROUP BY state",
+};
+
+static const char *const sql_pgsql[ST__N] = {
+    [ST_GET] = "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), encode(key2b, 'hex'), "
+               "state, created FROM shares WHERE id = %lld",
+    [ST_LOCK] = "SELECT CASE WHEN locked THEN 1 ELSE 0 END, locked_since FROM sv_state WHERE id = 1",
+    [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
+                  "created, updated) VALUES (%lld, CAST(%s AS uuid), %s, decode(%s, 'hex'), "
+                  "decode(%s, 'hex'), %d, %lld, %lld)",
+    [ST_SEQ] = "SELECT nextval('shares_id_seq') FROM generate_series(1, %d)",
+    [ST_DROP] = "DELETE FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
+                "AND field = %s",
+    [ST_KEEP] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
+                "record_uuid = CAST(%s AS uuid) AND field = %s AND state = 2",
+    [ST_RLIST] = "SELECT id, record_uuid, field, state, created FROM shares "
+                 "WHERE id > %lld AND created < %lld ORDER BY id LIMIT %d",
+    [ST_RDEL] = "DELETE FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
+                "AND field = %s AND created < %lld",
+    [ST_SETLOCK] = "UPDATE sv_state SET locked = (%d <> 0), locked_since = %lld, reason = %s, "
+                   "updated = %lld WHERE id = 1",
+    [ST_COUNTS] = "SELECT state, COUNT(*) FROM shares GROUP BY state",
+};
+
+struct dbh {
+    apr_pool_t *pool;
+    apr_dbd_t *h;
+    apr_dbd_prepared_t *st[ST__N];
+    int busy;
+};
+
+enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK };
+
+struct wop {
+    struct wop *next;
+    enum wkind kind;
+    int status;                 /* 1 pending, 0 done, -1 failed (set under wmu) */
+    int res;                    /* the writer's result, published as status */
+    /* W_PUT */
+    const uint8_t *uuid;
+    unsigned n;
+    const char *const *names;
+    const uint8_t *const *pubs;
+    const uint8_t *const *key2bs;
+    int state;
+    uint64_t *ids;
+    /* W_RELEASE */
+    const sv_release_item *items;
+    unsigned *dropped, *kept;
+    /* W_RDEL */
+    const sv_recon_ref *refs;
+    uint64_t older;
+    unsigned *deleted;
+    /* W_LOCK */
+    int locked;
+    uint64_t since;
+    const char *reason;
+};
+
+struct svd_store {
+    unsigned magic;
+    const struct svd_conf *conf;
+    const char *const *sql;
+    const apr_dbd_driver_t *driver;
+    apr_pool_t *pool;           /* driver load; owned by the opening thread */
+    const char *params;
+
+    struct dbh writer;
+    struct dbh *readers;
+    unsigned nreaders;
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv_work, wcv_done;
+    struct wop *whead, **wtail;
+    int running, stopping;
+    pthread_t thread;
+
+    pthread_mutex_t cmu;        /* counts cache */
+    uint64_t c_active, c_pending, c_when;
+    int c_valid;
+};
+
+static int apr_ready;
+
+static const char *
+dbd_err(struct svd_store *s, struct dbh *d, int rv)
+{
+    const char *e = d->h != NULL ? apr_dbd_error(s->driver, d->h, rv) : NULL;
+
+    return e != NULL ? e : "unknown database error";
+}
+
+static void
+dbh_close(struct dbh *d)
+{
+    if (d->pool != NULL)
+        apr_pool_destroy(d->pool); /* closes the connection (pool cleanup) */
+    memset(d, 0, sizeof(*d));
+}
+
+/* Connect one handle and prepare every statement. */
+static int
+dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
+{
+    const char *e = NULL;
+    apr_status_t rv;
+    int r = -1;
+
+    memset(d, 0, sizeof(*d));
+    if (apr_pool_create_unmanaged_ex(&d->pool, NULL, NULL) != APR_SUCCESS) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    rv = apr_dbd_open_ex(s->driver, d->pool, s->params, &d->h, &e);
+    if (rv != APR_SUCCESS || d->h == NULL) {
+        snprintf(err, errlen, "cannot open the %s store: %s", apr_dbd_name(s->driver),
+                 e != NULL ? e : "connection failed");
+        d->h = NULL;
+        goto out;
+    }
+    if (s->conf->driver == SVD_DRIVER_SQLITE3) {
+        static const char *const pragmas[] = {
+            "PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 10000",
+        };
+        int nrows;
+        for (size_t i = 0; i < SVD_ARRAY_LEN(pragmas); i++) {
+            apr_dbd_results_t *res = NULL;
+            apr_dbd_row_t *row = NULL;
+            if ((rv = apr_dbd_select(s->driver, d->pool, d->h, &res, pragmas[i], 0)) != 0) {
+                snprintf(err, errlen, "%s: %s", pragmas[i], dbd_err(s, d, rv));
+                goto out;
+            }
+            while (apr_dbd_get_row(s->driver, d->pool, res, &row, -1) == 0)
+                ;
+        }
+        if ((rv = apr_dbd_query(s->driver, d->h, &nrows, "PRAGMA synchronous = FULL")) != 0 ||
+            (rv = apr_dbd_query(s->driver, d->h, &nrows, "PRAGMA cache_size = -1024")) != 0) {
+            snprintf(err, errlen, "PRAGMA: %s", dbd_err(s, d, rv));
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    if (r != 0)
+        dbh_close(d);
+    return r;
+}
+
+/* Prepare the statements (after the schema is known to be there). */
+static int
+dbh_prepare(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
+{
+    for (int i = 0; i < ST__N; i++) {
+        char label[16];
+        apr_status_t rv;
+
+        snprintf(label, sizeof(label), "svd%d", i);
+        d->st[i] = NULL;
+        rv = apr_dbd_prepare(s->driver, d->pool, d->h, s->sql[i], label, &d->st[i]);
+        if (rv != 0) {
+            snprintf(err, errlen, "cannot prepare a store statement (%d): %s", i,
+                     dbd_err(s, d, rv));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Run a prepared non-select. */
+static int
+q_exec(struct svd_store *s, struct dbh *d, apr_pool_t *p, int st, int *nrows, int nargs,
+       const char **args)
+{
+    int rv, n = 0;
+
+    rv = apr_dbd_pquery(s->driver, p, d->h, &n, d->st[st], nargs, args);
+    if (rv != 0) {
+        svd_err("store: statement %d failed: %s", st, dbd_err(s, d, rv));
+        return -1;
+    }
+    if (nrows != NULL)
+        *nrows = n;
+    return 0;
+}
+
+static int
+q_select(struct svd_store *s, struct dbh *d, apr_pool_t *p, int st, apr_dbd_results_t **res,
+         int nargs, const char **args)
+{
+    int rv;
+
+    *res = NULL;
+    rv = apr_dbd_pselect(s->driver, p, d->h, res, d->st[st], 0, nargs, args);
+    if (rv != 0) {
+        svd_err("store: query %d failed: %s", st, dbd_err(s, d, rv));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+raw(struct svd_store *s, struct dbh *d, const char *sql)
+{
+    int n, rv = apr_dbd_query(s->driver, d->h, &n, sql);
+
+    if (rv != 0) {
+        svd_err("store: %s failed: %s", sql, dbd_err(s, d, rv));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    unsigned long long x;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    x = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* Reconnect a handle whose connection broke (pgsql server restart). */
+static int
+dbh_check(struct svd_store *s, struct dbh *d)
+{
+    char err[256];
+
+    if (d->h != NULL && apr_dbd_check_conn(s->driver, d->pool, d->h) == APR_SUCCESS)
+        return 0;
+    svd_warn("store: connection lost; reconnecting");
+    dbh_close(d);
+    if (dbh_open(s, d, err, sizeof(err)) != 0 || dbh_prepare(s, d, err, sizeof(err)) != 0) {
+        svd_err("store: reconnect failed: %s", err);
+        dbh_close(d);
+        return -1;
+    }
+    return 0;
+}
+
+int
+svd_store_prelock(const struct svd_conf *conf, int *lock_fd, char *err, size_t errlen)
+{
+    char path[4200];
+    int fd;
+
+    *lock_fd = -1;
+    if (conf->driver != SVD_DRIVER_SQLITE3)
+        return 0;
+    snprintf(path, sizeof(path), "%s.lock", conf->store_path);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "store.path: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "store.path: %s is in use by another splitvaultd (%s)",
+                 conf->store_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *lock_fd = fd;
+    return 0;
+}
+
+/* Run a schema script statement by statement (split at ";" ending a line;
+ * "--" comment lines are skipped). */
+static int
+run_script(struct svd_store *s, struct dbh *d, const char *script, char *err, size_t errlen)
+{
+    const char *p = script;
+    char *stmt = NULL;
+    size_t cap = strlen(script) + 1, len = 0;
+    int r = -1;
+
+    if ((stmt = malloc(cap)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    while (*p != '\0') {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        const char *q = p;
+
+        while (q < p + l && (*q == ' ' || *q == '\t'))
+            q++;
+        if (!(q + 1 < p + l && q[0] == '-' && q[1] == '-')) {
+            memcpy(stmt + len, p, l);
+            len += l;
+            stmt[len++] = '\n';
+            stmt[len] = '\0';
+            if (l > 0 && p[l - 1] == ';') {
+                int n, rv = apr_dbd_query(s->driver, d->h, &n, stmt);
+                if (rv != 0) {
+                    snprintf(err, errlen, "schema statement failed: %s", dbd_err(s, d, rv));
+                    goto out;
+                }
+                len = 0;
+            }
+        }
+        p += l;
+        if (*p == '\n')
+            p++;
+    }
+    r = 0;
+out:
+    free(stmt);
+    return r;
+}
+
+/* 1 when the schema table exists, 0 when not, -1 on error; *version. */
+static int
+schema_version(struct svd_store *s, struct dbh *d, long *version)
+{
+    apr_pool_t *p = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *q;
+    int r = -1, rv, have = 0;
+
+    apr_pool_create(&p, d->pool);
+    q = s->conf->driver == SVD_DRIVER_SQLITE3
+        ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sv_schema'"
+        : "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'sv_schema' "
+          "AND table_schema = current_schema()";
+    if ((rv = apr_dbd_select(s->driver, p, d->h, &res, q, 0)) != 0) {
+        svd_err("store: %s", dbd_err(s, d, rv));
+        goto out;
+    }
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
+        have = atoi(apr_dbd_get_entry(s->driver, row, 0)) > 0;
+    if (!have) {
+        r = 0;
+        goto out;
+    }
+    res = NULL;
+    if ((rv = apr_dbd_select(s->driver, p, d->h, &res,
+                             "SELECT version FROM sv_schema WHERE component = 'splitvaultd'",
+                             0)) != 0) {
+        svd_err("store: %s", dbd_err(s, d, rv));
+        goto out;
+    }
+    *version = -1;
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
+        *version = atol(apr_dbd_get_entry(s->driver, row, 0));
+    r = 1;
+out:
+    apr_pool_destroy(p);
+    return r;
+}
+
+static int
+store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size_t errlen)
+{
+    struct svd_store *s;
+    apr_status_t rv;
+
+    *out = NULL;
+    if (!apr_ready) {
+        if (apr_initialize() != APR_SUCCESS) {
+            snprintf(err, errlen, "cannot initialise APR");
+            return -1;
+        }
+        apr_ready = 1;
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->magic = SVD_STORE_MAGIC;
+    s->conf = conf;
+    s->sql = conf->driver == SVD_DRIVER_SQLITE3 ? sql_sqlite3 : sql_pgsql;
+    s->params = conf->driver == SVD_DRIVER_SQLITE3 ? conf->store_path : conf->store_params;
+    s->wtail = &s->whead;
+    AZ(pthread_mutex_init(&s->rmu, NULL));
+    AZ(pthread_cond_init(&s->rcv, NULL));
+    AZ(pthread_mutex_init(&s->wmu, NULL));
+    AZ(pthread_cond_init(&s->wcv_work, NULL));
+    AZ(pthread_cond_init(&s->wcv_done, NULL));
+    AZ(pthread_mutex_init(&s->cmu, NULL));
+    *out = s;
+    if (apr_pool_create_unmanaged_ex(&s->pool, NULL, NULL) != APR_SUCCESS) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    apr_dbd_init(s->pool);
+    rv = apr_dbd_get_driver(s->pool, conf->driver == SVD_DRIVER_SQLITE3 ? "sqlite3" : "pgsql",
+                            &s->driver);
+    if (rv != APR_SUCCESS) {
+        snprintf(err, errlen, "store.driver: apr-util DBD driver %s not available (%s); on "
+                 "Debian install libaprutil1-dbd-%s",
+                 conf->driver == SVD_DRIVER_SQLITE3 ? "sqlite3" : "pgsql",
+                 rv == APR_EDSOOPEN ? "cannot load it" : "not found",
+                 conf->driver == SVD_DRIVER_SQLITE3 ? "sqlite3" : "pgsql");
+        return -1;
+    }
+    return 0;
+}
+
+int
+svd_store_init_schema(const struct svd_conf *conf, char *err, size_t errlen)
+{
+    struct svd_store *s = NULL;
+    long version = 0;
+    int r = -1, have;
+
+    if (store_setup(conf, &s, err, errlen) != 0)
+        goto out;
+    if (dbh_open(s, &s->writer, err, errlen) != 0)
+        goto out;
+    if ((have = schema_version(s, &s->writer, &version)) < 0) {
+        snprintf(err, errlen, "cannot read the schema version");
+        goto out;
+    }
+    if (have) {
+        if (version != SVD_SCHEMA_VERSION) {
+            snprintf(err, errlen, "store has schema version %ld; this splitvaultd uses %d",
+                     version, SVD_SCHEMA_VERSION);
+            goto out;
+        }
+        r = 0;
+        goto out;
+    }
+    if (run_script(s, &s->writer, conf->driver == SVD_DRIVER_SQLITE3 ? svd_schema_sqlite3
+                   : svd_schema_pgsql, err, errlen) != 0)
+        goto out;
+    svd_info("store: schema version %d created", SVD_SCHEMA_VERSION);
+    r = 0;
+out:
+    svd_store_close(s);
+    return r;
+}
+
+int
+svd_store_open(const struct svd_conf *conf, struct svd_store **out, char *err, size_t errlen)
+{
+    struct svd_store *s = NULL;
+    long version = 0;
+    int r = -1, have;
+
+    *out = NULL;
+    if (store_setup(conf, &s, err, errlen) != 0)
+        goto out;
+    if (dbh_open(s, &s->writer, err, errlen) != 0)
+        goto out;
+    if ((have = schema_version(s, &s->writer, &version)) < 0) {
+        snprintf(err, errlen, "store: cannot read the schema version");
+        goto out;
+    }
+    if (!have && conf->driver == SVD_DRIVER_SQLITE3) {
+        if (run_script(s, &s->writer, svd_schema_sqlite3, err, errlen) != 0)
+            goto out;
+        svd_info("store: new sqlite3 store %s (schema version %d)", conf->store_path,
+                 SVD_SCHEMA_VERSION);
+        version = SVD_SCHEMA_VERSION;
+    } else if (!have) {
+        snprintf(err, errlen, "store: the pgsql database has no splitvaultd schema; apply "
+                 "sql/daemon/pgsql.sql or run splitvaultd --init-store");
+        goto out;
+    }
+    if (version != SVD_SCHEMA_VERSION) {
+        snprintf(err, errlen, "store: schema version %ld, this splitvaultd needs %d%s", version,
+                 SVD_SCHEMA_VERSION, version > SVD_SCHEMA_VERSION ? " (upgrade splitvaultd)"
+                 : " (migrate the store)");
+        goto out;
+    }
+    if (dbh_prepare(s, &s->writer, err, errlen) != 0)
+        goto out;
+    s->nreaders = conf->store_readers;
+    if ((s->readers = calloc(s->nreaders, sizeof(*s->readers))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (unsigned i = 0; i < s->nreaders; i++)
+        if (dbh_open(s, &s->readers[i], err, errlen) != 0 ||
+            dbh_prepare(s, &s->readers[i], err, errlen) != 0)
+            goto out;
+    *out = s;
+    s = NULL;
+    r = 0;
+out:
+    svd_store_close(s);
+    return r;
+}
+
+void
+svd_store_close(struct svd_store *s)
+{
+    if (s == NULL)
+        return;
+    CHECK_OBJ(s, SVD_STORE_MAGIC);
+    SVD_ASSERT(!s->running);
+    if (s->readers != NULL)
+        for (unsigned i = 0; i < s->nreaders; i++)
+            dbh_close(&s->readers[i]);
+    free(s->readers);
+    dbh_close(&s->writer);
+    if (s->pool != NULL)
+        apr_pool_destroy(s->pool);
+    AZ(pthread_mutex_destroy(&s->rmu));
+    AZ(pthread_cond_destroy(&s->rcv));
+    AZ(pthread_mutex_destroy(&s->wmu));
+    AZ(pthread_cond_destroy(&s->wcv_work));
+    AZ(pthread_cond_destroy(&s->wcv_done));
+    AZ(pthread_mutex_destroy(&s->cmu));
+    s->magic = 0;
+    free(s);
+}
+
+/* ---- readers ------------------------------------------------------------ */
+
+static struct dbh *
+reader_get(struct svd_store *s)
+{
+    struct dbh *d = NULL;
+
+    AZ(pthread_mutex_lock(&s->rmu));
+    for (;;) {
+        for (unsigned i = 0; i < s->nreaders; i++)
+            if (!s->readers[i].busy) {
+                d = &s->readers[i];
+                d->busy = 1;
+                break;
+            }
+        if (d != NULL)
+            break;
+        AZ(pthread_cond_wait(&s->rcv, &s->rmu));
+    }
+    AZ(pthread_mutex_unlock(&s->rmu));
+    if (s->conf->driver == SVD_DRIVER_PGSQL && d->h == NULL)
+        (void)dbh_check(s, d);
+    return d;
+}
+
+static void
+reader_put(struct svd_store *s, struct dbh *d, int failed)
+{
+    if (failed && s->conf->driver == SVD_DRIVER_PGSQL)
+        (void)dbh_check(s, d);
+    AZ(pthread_mutex_lock(&s->rmu));
+    d->busy = 0;
+    AZ(pthread_cond_signal(&s->rcv));
+    AZ(pthread_mutex_unlock(&s->rmu));
+}
+
+static int
+read_lock(struct svd_store *s, struct dbh *d, apr_pool_t *p, int *locked, uint64_t *since)
+{
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    int seen = 0;
+
+    if (q_select(s, d, p, ST_LOCK, &res, 0, NULL) != 0)
+        return -1;
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
+        const char *l = apr_dbd_get_entry(s->driver, row, 0);
+        const char *t = apr_dbd_get_entry(s->driver, row, 1);
+        *locked = l != NULL && atoi(l) != 0;
+        if (parse_u64(t, since) != 0)
+            *since = 0;
+        seen = 1;
+    }
+    if (!seen) {
+        svd_err("store: the sv_state row is missing");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+wipe_entry(const char *e)
+{
+    if (e != NULL)
+        sv_cleanse((char *)(uintptr_t)e, strlen(e));
+}
+
+int
+svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_share *out,
+              int *found, int *locked, uint64_t *locked_since)
+{
+    struct dbh *d;
+    apr_pool_t *p = NULL;
+    int r = -1;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    d = reader_get(s);
+    if (d->h == NULL)
+        goto out;
+    apr_pool_create(&p, d->pool);
+    if (read_lock(s, d, p, locked, locked_since) != 0)
+        goto out;
+    for (unsigned i = 0; i < n; i++) {
+        char idbuf[24];
+        const char *args[1] = { idbuf };
+        apr_dbd_results_t *res;
+        apr_dbd_row_t *row = NULL;
+
+        found[i] = 0;
+        snprintf(idbuf, sizeof(idbuf), "%" PRIu64, ids[i]);
+        if (q_select(s, d, p, ST_GET, &res, 1, args) != 0)
+            goto out;
+        while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
+            const char *e[7];
+            int ok;
+            uint64_t st = 0;
+
+            for (int c = 0; c < 7; c++)
+                e[c] = apr_dbd_get_entry(s->driver, row, c);
+            ok = parse_u64(e[0], &out[i].id) == 0 &&
+                 e[1] != NULL && sv_uuid_parse(e[1], strlen(e[1]), out[i].uuid) == SV_OK &&
+                 e[2] != NULL && strlen(e[2]) <= SV_FIELD_MAX &&
+                 e[3] != NULL && svd_unhex(e[3], strlen(e[3]), out[i].pub, SV_X25519_LEN) == 0 &&
+                 e[4] != NULL && svd_unhex(e[4], strlen(e[4]), out[i].key2b, SV_X25519_LEN) == 0 &&
+                 parse_u64(e[5], &st) == 0 && parse_u64(e[6], &out[i].created) == 0;
+            if (ok) {
+                snprintf(out[i].field, sizeof(out[i].field), "%s", e[2]);
+                out[i].state = (int)st;
+                found[i] = 1;
+            } else {
+                sv_cleanse(out[i].key2b, sizeof(out[i].key2b));
+                svd_err("store: share %s has a malformed row", idbuf);
+            }
+            wipe_entry(e[4]);
+        }
+    }
+    r = 0;
+out:
+    if (p != NULL)
+        apr_pool_destroy(p);
+    reader_put(s, d, r != 0);
+    return r;
+}
+
+int
+svd_store_lock_state(struct svd_store *s, int *locked, uint64_t *since)
+{
+    struct dbh *d;
+    apr_pool_t *p = NULL;
+    int r = -1;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    d = reader_get(s);
+    if (d->h == NULL)
+        goto out;
+    apr_pool_create(&p, d->pool);
+    r = read_lock(s, d, p, locked, since);
+out:
+    if (p != NULL)
+        apr_pool_destroy(p);
+    reader_put(s, d, r != 0);
+    return r;
+}
+
+int
+svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending)
+{
+    struct dbh *d;
+    apr_pool_t *p = NULL;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    uint64_t now = svd_now_ms(), a = 0, pe = 0;
+    int r = -1;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    AZ(pthread_mutex_lock(&s->cmu));
+    if (s->c_valid && now - s->c_when < 2000) {
+        *active = s->c_active;
+        *pending = s->c_pending;
+        AZ(pthread_mutex_unlock(&s->cmu));
+        return 0;
+    }
+    AZ(pthread_mutex_unlock(&s->cmu));
+    d = reader_get(s);
+    if (d->h == NULL)
+        goto out;
+    apr_pool_create(&p, d->pool);
+    if (q_select(s, d, p, ST_COUNTS, &res, 0, NULL) != 0)
+        goto out;
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
+        uint64_t st = 0, c = 0;
+        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), &st) != 0 ||
+            parse_u64(apr_dbd_get_entry(s->driver, row, 1), &c) != 0)
+            continue;
+        if (st == SV_SHARE_ACTIVE)
+            a = c;
+        else if (st == SV_SHARE_PENDING)
+            pe = c;
+    }
+    AZ(pthread_mutex_lock(&s->cmu));
+    s->c_active = *active = a;
+    s->c_pending = *pending = pe;
+    s->c_when = now;
+    s->c_valid = 1;
+    AZ(pthread_mutex_unlock(&s->cmu));
+    r = 0;
+out:
+    if (p != NULL)
+        apr_pool_destroy(p);
+    reader_put(s, d, r != 0);
+    return r;
+}
+
+int
+svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, unsigned limit,
+                     sv_recon_entry *out, unsigned *n, int *more)
+{
+    struct dbh *d;
+    apr_pool_t *p = NULL;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    char a1[24], a2[24], a3[16];
+    const char *args[3] = { a1, a2, a3 };
+    int r = -1;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    *n = 0;
+    *more = 0;
+    snprintf(a1, sizeof(a1), "%" PRIu64, after);
+    snprintf(a2, sizeof(a2), "%" PRIu64, older_than);
+    snprintf(a3, sizeof(a3), "%u", limit + 1);
+    d = reader_get(s);
+    if (d->h == NULL)
+        goto out;
+    apr_pool_create(&p, d->pool);
+    if (q_select(s, d, p, ST_RLIST, &res, 3, args) != 0)
+        goto out;
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
+        sv_recon_entry *e = &out[*n];
+        const char *id = apr_dbd_get_entry(s->driver, row, 0);
+        const char *u = apr_dbd_get_entry(s->driver, row, 1);
+        const char *f = apr_dbd_get_entry(s->driver, row, 2);
+        uint64_t st = 0;
+
+        if (*n >= limit) {
+            *more = 1;
+            continue;
+        }
+        memset(e, 0, sizeof(*e));
+        if (parse_u64(id, &e->id) != 0 || u == NULL ||
+            sv_uuid_parse(u, strlen(u), e->uuid) != SV_OK || f == NULL ||
+            strlen(f) > SV_FIELD_MAX ||
+            parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
+            parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0) {
+            svd_err("store: malformed share row while listing");
+            continue;
+        }
+        snprintf(e->name, sizeof(e->name), "%s", f);
+        e->state = (uint8_t)st;
+        (*n)++;
+    }
+    r = 0;
+out:
+    if (p != NULL)
+        apr_pool_destroy(p);
+    reader_put(s, d, r != 0);
+    return r;
+}
+
+/* ---- writer --------------------------------------------------------------- */
+
+/* sqlite3: the highest id ever used (AUTOINCREMENT's record). */
+static int
+sqlite_last_id(struct svd_store *s, apr_pool_t *p, uint64_t *last)
+{
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+
+    *last = 0;
+    if (q_select(s, &s->writer, p, ST_SEQ, &res, 0, NULL) != 0)
+        return -1;
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
+        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), last) != 0)
+            *last = 0;
+    return 0;
+}
+
+/* pgsql: n ids from the sequence. */
+static int
+pgsql_ids(struct svd_store *s, apr_pool_t *p, unsigned n, uint64_t *ids)
+{
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    char nb[16];
+    const char *args[1] = { nb };
+    unsigned got = 0;
+
+    snprintf(nb, sizeof(nb), "%u", n);
+    if (q_select(s, &s->writer, p, ST_SEQ, &res, 1, args) != 0)
+        return -1;
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
+        if (got < n && parse_u64(apr_dbd_get_entry(s->driver, row, 0), &ids[got]) == 0)
+            got++;
+    return got == n ? 0 : -1;
+}
+
+/* Run one operation inside the current transaction. */
+static int
+exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
+{
+    char u[SV_UUID_STR_LEN + 1];
+    char a0[24], a1[24], a3[24];
+    uint64_t now = svd_wall_s();
+    int nrows;
+
+    switch (op->kind) {
+    case W_PUT: {
+        char pub[2 * SV_X25519_LEN + 1], k2b[2 * SV_X25519_LEN + 1], st[8], t[24];
+        const char *args[8] = { a0, u, NULL, pub, k2b, st, t, t };
+        int r = 0;
+
+        sv_uuid_format(op->uuid, u);
+        if (s->conf->driver == SVD_DRIVER_PGSQL) {
+            if (pgsql_ids(s, p, op->n, op->ids) != 0)
+                return -1;
+        } else {
+            for (unsigned i = 0; i < op->n; i++)
+                op->ids[i] = ++*next_id;
+        }
+        snprintf(st, sizeof(st), "%d", op->state);
+        snprintf(t, sizeof(t), "%" PRIu64, now);
+        for (unsigned i = 0; i < op->n && r == 0; i++) {
+            snprintf(a0, sizeof(a0), "%" PRIu64, op->ids[i]);
+            args[2] = op->names[i];
+            svd_hex(op->pubs[i], SV_X25519_LEN, pub);
+            svd_hex(op->key2bs[i], SV_X25519_LEN, k2b);
+            r = q_exec(s, &s->writer, p, ST_INSERT, &nrows, 8, args);
+            sv_cleanse(k2b, sizeof(k2b));
+        }
+        return r;
+    }
+    case W_RELEASE: {
+        unsigned dropped = 0, kept = 0;
+        sv_uuid_format(op->uuid, u);
+        snprintf(a1, sizeof(a1), "%" PRIu64, now);
+        for (unsigned i = 0; i < op->n; i++) {
+            const sv_release_item *it = &op->items[i];
+            if (it->drop_id != 0) {
+                const char *args[3] = { a0, u, it->name };
+                snprintf(a0, sizeof(a0), "%" PRIu64, it->drop_id);
+                if (q_exec(s, &s->writer, p, ST_DROP, &nrows, 3, args) != 0)
+                    return -1;
+                dropped += (unsigned)nrows;
+            }
+            if (it->keep_id != 0) {
+                const char *args[4] = { a1, a0, u, it->name };
+                snprintf(a0, sizeof(a0), "%" PRIu64, it->keep_id);
+                if (q_exec(s, &s->writer, p, ST_KEEP, &nrows, 4, args) != 0)
+                    return -1;
+                kept += (unsigned)nrows;
+            }
+        }
+        *op->dropped = dropped;
+        *op->kept = kept;
+        return 0;
+    }
+    case W_RDEL: {
+        unsigned del = 0;
+        snprintf(a3, sizeof(a3), "%" PRIu64, op->older);
+        for (unsigned i = 0; i < op->n; i++) {
+            const char *args[4] = { a0, u, op->refs[i].name, a3 };
+            snprintf(a0, sizeof(a0), "%" PRIu64, op->refs[i].id);
+            sv_uuid_format(op->refs[i].uuid, u);
+            if (q_exec(s, &s->writer, p, ST_RDEL, &nrows, 4, args) != 0)
+                return -1;
+            del += (unsigned)nrows;
+        }
+        *op->deleted = del;
+        return 0;
+    }
+    case W_LOCK: {
+        char l[4];
+        const char *args[4] = { l, a1, op->reason, a3 };
+        snprintf(l, sizeof(l), "%d", op->locked ? 1 : 0);
+        snprintf(a1, sizeof(a1), "%" PRIu64, op->since);
+        snprintf(a3, sizeof(a3), "%" PRIu64, now);
+        if (q_exec(s, &s->writer, p, ST_SETLOCK, &nrows, 4, args) != 0)
+            return -1;
+        return nrows == 1 ? 0 : -1;
+    }
+    }
+    return -1;
+}
+
+/* Run ops [first, stop) in one transaction. 0 when committed. */
+static int
+run_tx(struct svd_store *s, struct wop *first, struct wop *stop)
+{
+    apr_pool_t *p = NULL;
+    uint64_t next_id = 0;
+    int r = -1;
+
+    apr_pool_create(&p, s->writer.pool);
+    if (raw(s, &s->writer, s->conf->driver == SVD_DRIVER_SQLITE3 ? "BEGIN IMMEDIATE" : "BEGIN") != 0)
+        goto out;
+    if (s->conf->driver == SVD_DRIVER_SQLITE3 && sqlite_last_id(s, p, &next_id) != 0)
+        goto rollback;
+    for (struct wop *op = first; op != stop; op = op->next)
+        if (exec_op(s, p, op, &next_id) != 0)
+            goto rollback;
+    if (raw(s, &s->writer, "COMMIT") != 0)
+        goto rollback;
+    r = 0;
+    goto out;
+rollback:
+    (void)raw(s, &s->writer, "ROLLBACK");
+out:
+    apr_pool_destroy(p);
+    return r;
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct svd_store *s = arg;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    AZ(pthread_mutex_lock(&s->wmu));
+    for (;;) {
+        struct wop *batch, *op, *stop;
+        unsigned count = 0;
+
+        while (s->whead == NULL && !s->stopping)
+            AZ(pthread_cond_wait(&s->wcv_work, &s->wmu));
+        if (s->whead == NULL)
+            break;
+        /* take up to batch_max operations */
+        batch = s->whead;
+        for (op = batch; op != NULL && count < s->conf->batch_max; op = op->next)
+            count++;
+        stop = op;
+        if (stop == NULL) {
+            s->whead = NULL;
+            s->wtail = &s->whead;
+        } else {
+            s->whead = stop;
+        }
+        AZ(pthread_mutex_unlock(&s->wmu));
+
+        if (s->writer.h == NULL || (s->conf->driver == SVD_DRIVER_PGSQL && s->writer.h != NULL &&
+                                    apr_dbd_check_conn(s->driver, s->writer.pool,
+                                                       s->writer.h) != APR_SUCCESS))
+            (void)dbh_check(s, &s->writer);
+        if (s->writer.h != NULL && run_tx(s, batch, stop) == 0) {
+            for (op = batch; op != stop; op = op->next)
+                op->res = 0;
+        } else {
+            /* the group failed: retry each alone so one bad op fails alone */
+            for (op = batch; op != stop; op = op->next) {
+                struct wop *nx = op->next;
+                int ok;
+                if (s->writer.h == NULL)
+                    (void)dbh_check(s, &s->writer);
+                op->next = NULL;
+                ok = s->writer.h != NULL && run_tx(s, op, NULL) == 0;
+                op->next = nx;
+                op->res = ok ? 0 : -1;
+            }
+        }
+        AZ(pthread_mutex_lock(&s->wmu));
+        /* publish under wmu: an op's owner may return (and its stack frame
+         * go) as soon as we release the lock after its status changed */
+        for (op = batch; op != stop;) {
+            struct wop *nx = op->next;
+            op->status = op->res;
+            op = nx;
+        }
+        AZ(pthread_cond_broadcast(&s->wcv_done));
+        if (count > 1)
+            svd_debug("store: committed %u operations in one transaction", count);
+    }
+    AZ(pthread_mutex_unlock(&s->wmu));
+    return NULL;
+}
+
+int
+svd_store_start(struct svd_store *s)
+{
+    pthread_attr_t attr;
+    int r;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    AZ(pthread_attr_init(&attr));
+    AZ(pthread_attr_setstacksize(&attr, 512 * 1024));
+    AZ(pthread_mutex_lock(&s->wmu));
+    s->running = 1;
+    AZ(pthread_mutex_unlock(&s->wmu));
+    r = pthread_create(&s->thread, &attr, writer_main, s);
+    AZ(pthread_attr_destroy(&attr));
+    if (r != 0) {
+        s->running = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void
+svd_store_stop(struct svd_store *s)
+{
+    if (s == NULL || !s->running)
+        return;
+    CHECK_OBJ(s, SVD_STORE_MAGIC);
+    AZ(pthread_mutex_lock(&s->wmu));
+    s->stopping = 1;
+    AZ(pthread_cond_signal(&s->wcv_work));
+    AZ(pthread_mutex_unlock(&s->wmu));
+    AZ(pthread_join(s->thread, NULL));
+    AZ(pthread_mutex_lock(&s->wmu));
+    s->running = 0;
+    AZ(pthread_mutex_unlock(&s->wmu));
+}
+
+/* Queue op and wait until the writer has handled it. */
+static int
+submit(struct svd_store *s, struct wop *op)
+{
+    int r;
+
+    op->status = 1;
+    op->next = NULL;
+    AZ(pthread_mutex_lock(&s->wmu));
+    if (!s->running || s->stopping) {
+        AZ(pthread_mutex_unlock(&s->wmu));
+        return -1;
+    }
+    *s->wtail = op;
+    s->wtail = &op->next;
+    AZ(pthread_cond_signal(&s->wcv_work));
+    while (op->status == 1)
+        AZ(pthread_cond_wait(&s->wcv_done, &s->wmu));
+    r = op->status;
+    AZ(pthread_mutex_unlock(&s->wmu));
+    return r;
+}
+
+int
+svd_store_put(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
+              const char *const *names, const uint8_t *const *pubs,
+              const uint8_t *const *key2bs, int state, uint64_t *ids)
+{
+    struct wop op;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    memset(&op, 0, sizeof(op));
+    op.kind = W_PUT;
+    op.uuid = uuid;
+    op.n = n;
+    op.names = names;
+    op.pubs = pubs;
+    op.key2bs = key2bs;
+    op.state = state;
+    op.ids = ids;
+    if (submit(s, &op) != 0)
+        return -1;
+    AZ(pthread_mutex_lock(&s->cmu));
+    s->c_valid = 0;
+    AZ(pthread_mutex_unlock(&s->cmu));
+    return 0;
+}
+
+int
+svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
+                  const sv_release_item *items, unsigned n, unsigned *dropped, unsigned *kept)
+{
+    struct wop op;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    memset(&op, 0, sizeof(op));
+    op.kind = W_RELEASE;
+    op.uuid = uuid;
+    op.items = items;
+    op.n = n;
+    op.dropped = dropped;
+    op.kept = kept;
+    return submit(s, &op);
+}
+
+int
+svd_store_recon_delete(struct svd_store *s, const sv_recon_ref *refs, unsigned n,
+                       uint64_t older_than, unsigned *deleted)
+{
+    struct wop op;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    memset(&op, 0, sizeof(op));
+    op.kind = W_RDEL;
+    op.refs = refs;
+    op.n = n;
+    op.older = older_than;
+    op.deleted = deleted;
+    return submit(s, &op);
+}
+
+int
+svd_store_set_lock(struct svd_store *s, int locked, uint64_t since, const char *reason)
+{
+    struct wop op;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    memset(&op, 0, sizeof(op));
+    op.kind = W_LOCK;
+    op.locked = locked;
+    op.since = since;
+    op.reason = reason != NULL ? reason : "";
+    return submit(s, &op);
+}
