@@ -266,6 +266,8 @@ verify_reason(SSL *ssl)
 {
     long v = SSL_get_verify_result(ssl);
 
+    if (v == X509_V_OK && SSL_in_before(ssl))
+        return "no-handshake"; /* closed or timed out before a ClientHello */
     if (v == X509_V_OK)
         return SSL_get0_peer_certificate(ssl) == NULL ? "no-client-certificate" : "handshake";
     if (v == X509_V_ERR_APPLICATION_VERIFICATION)

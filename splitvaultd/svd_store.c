@@ -362,15 +362,20 @@ run_script(struct svd_store *s, struct dbh *d, const char *script, char *err, si
         if (!(q + 1 < p + l && q[0] == '-' && q[1] == '-')) {
             memcpy(stmt + len, p, l);
             len += l;
-            stmt[len++] = '\n';
             stmt[len] = '\0';
             if (l > 0 && p[l - 1] == ';') {
+                /* nothing may follow the ';' (the sqlite3 driver would try
+                 * to run the empty rest as a statement) */
                 int n, rv = apr_dbd_query(s->driver, d->h, &n, stmt);
                 if (rv != 0) {
-                    snprintf(err, errlen, "schema statement failed: %s", dbd_err(s, d, rv));
+                    snprintf(err, errlen, "schema statement failed: %s (%.60s)", dbd_err(s, d, rv),
+                             stmt);
                     goto out;
                 }
                 len = 0;
+            } else {
+                stmt[len++] = '\n';
+                stmt[len] = '\0';
             }
         }
         p += l;
