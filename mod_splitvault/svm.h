@@ -154,11 +154,16 @@ apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label);
  * non-zero on error. */
 int svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *nrows,
                 const void **args);
+/* A result being read row by row (apr_dbd keeps its position in the row). */
+typedef struct {
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+} svm_rows;
 /* Run a prepared select into a random-access result. */
-int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label,
-                  apr_dbd_results_t **res, const void **args);
+int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *rows,
+                  const void **args);
 /* Next row, or NULL at the end. */
-apr_dbd_row_t *svm_db_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_results_t *res);
+apr_dbd_row_t *svm_db_row(request_rec *r, ap_dbd_t *dbd, svm_rows *rows);
 /* Column n of row, copied into r->pool ("" for NULL). */
 const char *svm_db_col(request_rec *r, ap_dbd_t *dbd, apr_dbd_row_t *row, int n);
 /* Begin / end a transaction; svm_db_tx_end commits unless an error happened

@@ -30,7 +30,7 @@ int svm_audit_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
     ap_dbd_t *dbd = svm_db(r);
     const char *q = svm_query_arg(r, "ref"), *pg = svm_query_arg(r, "page");
     int page = pg ? atoi(pg) : 0, n = 0, i;
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
 
     if (!dbd)
@@ -58,7 +58,7 @@ int svm_audit_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
              "<th scope=\"col\">Field</th><th scope=\"col\">Outcome</th>"
              "<th scope=\"col\">Address</th><th scope=\"col\">Detail</th></tr></thead>\n"
              "<tbody>\n", r);
-    while ((row = svm_db_row(r, dbd, res))) {
+    while ((row = svm_db_row(r, dbd, &res))) {
         if (++n > 100)
             continue;
         ap_rputs("<tr>", r);

@@ -96,15 +96,15 @@ static void svm_throttle_fail(request_rec *r, ap_dbd_t *dbd, const char *key, in
 {
     const char *s = apr_itoa(r->pool, secs);
     const void *args[] = { key, s, s };
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
     int failures = 0;
 
     if (svm_db_select(r, dbd, "svm_thr_fail", &res, args))
         return;
-    if ((row = svm_db_row(r, dbd, res))) {
+    if ((row = svm_db_row(r, dbd, &res))) {
         failures = atoi(svm_db_col(r, dbd, row, 0));
-        while (svm_db_row(r, dbd, res))
+        while (svm_db_row(r, dbd, &res))
             ;
     }
     if (failures >= limit) {
@@ -122,7 +122,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     const char *why, *name, *addr_key, *name_key, *pwhash = NULL;
     const svm_pair *pn, *pp;
     ap_dbd_t *dbd;
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
     apr_int64_t staff_id = 0;
     int rc, throttled = 0, disabled = 0, ok;
@@ -155,20 +155,20 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     {
         const void *args[] = { addr_key, name_key };
         if (svm_db_select(r, dbd, "svm_thr_locked", &res, args) == 0
-            && (row = svm_db_row(r, dbd, res))) {
+            && (row = svm_db_row(r, dbd, &res))) {
             throttled = atoi(svm_db_col(r, dbd, row, 0)) > 0;
-            while (svm_db_row(r, dbd, res))
+            while (svm_db_row(r, dbd, &res))
                 ;
         }
     }
     if (name) {
         const void *args[] = { name };
         if (svm_db_select(r, dbd, "svm_staff_get", &res, args) == 0
-            && (row = svm_db_row(r, dbd, res))) {
+            && (row = svm_db_row(r, dbd, &res))) {
             staff_id = apr_atoi64(svm_db_col(r, dbd, row, 0));
             pwhash = svm_db_col(r, dbd, row, 1);
             disabled = *svm_db_col(r, dbd, row, 2) == 't';
-            while (svm_db_row(r, dbd, res))
+            while (svm_db_row(r, dbd, &res))
                 ;
         }
     }

@@ -177,16 +177,17 @@ int svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *nrows,
     return 0;
 }
 
-int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label,
-                  apr_dbd_results_t **res, const void **args)
+int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *rows,
+                  const void **args)
 {
     apr_dbd_prepared_t *st = svm_stmt(r, dbd, label);
     int rv;
 
-    *res = NULL;
+    rows->res = NULL;
+    rows->row = NULL;
     if (!st)
         return -1;
-    rv = apr_dbd_pbselect(dbd->driver, r->pool, dbd->handle, res, st, 1, args);
+    rv = apr_dbd_pbselect(dbd->driver, r->pool, dbd->handle, &rows->res, st, 1, args);
     if (rv) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01104: %s failed: %s", label,
                       apr_dbd_error(dbd->driver, dbd->handle, rv));
@@ -195,13 +196,14 @@ int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label,
     return 0;
 }
 
-apr_dbd_row_t *svm_db_row(request_rec *r, ap_dbd_t *dbd, apr_dbd_results_t *res)
+apr_dbd_row_t *svm_db_row(request_rec *r, ap_dbd_t *dbd, svm_rows *rows)
 {
-    apr_dbd_row_t *row = NULL;
-
-    if (apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) != 0)
+    if (!rows->res || apr_dbd_get_row(dbd->driver, r->pool, rows->res, &rows->row, -1) != 0) {
+        rows->res = NULL; /* the driver has released the result */
+        rows->row = NULL;
         return NULL;
-    return row;
+    }
+    return rows->row;
 }
 
 const char *svm_db_col(request_rec *r, ap_dbd_t *dbd, apr_dbd_row_t *row, int n)

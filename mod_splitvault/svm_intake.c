@@ -154,7 +154,7 @@ static int svm_insert_record(request_rec *r, ap_dbd_t *dbd, const char *uuid_s,
                              int n)
 {
     apr_dbd_transaction_t *tx = NULL;
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
     const char *id = NULL;
     int i, fail = 0;
@@ -164,9 +164,9 @@ static int svm_insert_record(request_rec *r, ap_dbd_t *dbd, const char *uuid_s,
     {
         const void *args[] = { uuid_s, ref };
         if (svm_db_select(r, dbd, "svm_rec_insert", &res, args) == 0
-            && (row = svm_db_row(r, dbd, res))) {
+            && (row = svm_db_row(r, dbd, &res))) {
             id = svm_db_col(r, dbd, row, 0);
-            while (svm_db_row(r, dbd, res))
+            while (svm_db_row(r, dbd, &res))
                 ;
         }
     }

@@ -25,7 +25,7 @@ void svm_key1_child_init(apr_pool_t *p)
 apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out)
 {
     apr_time_t now = apr_time_now();
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
     const void *args[] = { NULL };
     int n = 0;
@@ -40,7 +40,7 @@ apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out)
     }
     if (svm_db_select(r, dbd, "svm_key1_active", &res, args))
         return APR_EGENERAL;
-    while ((row = svm_db_row(r, dbd, res))) {
+    while ((row = svm_db_row(r, dbd, &res))) {
         if (n++)
             continue;
         apr_cpystrn(out->fp, svm_db_col(r, dbd, row, 0), sizeof(out->fp));

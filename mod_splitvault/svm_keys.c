@@ -15,7 +15,7 @@ int svm_keys_handler(request_rec *r)
     svm_srv_conf *sc;
     svm_staff *st;
     ap_dbd_t *dbd;
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
     sv_status_resp ds;
     const void *args[] = { NULL };
@@ -55,7 +55,7 @@ int svm_keys_handler(request_rec *r)
              "<th scope=\"col\">Fingerprint (SHA-256)</th><th scope=\"col\">Active</th>"
              "<th scope=\"col\">Registered (UTC)</th><th scope=\"col\">By</th></tr></thead>"
              "<tbody>\n", r);
-    while ((row = svm_db_row(r, dbd, res))) {
+    while ((row = svm_db_row(r, dbd, &res))) {
         n++;
         ap_rprintf(r, "<tr><td class=\"mono\">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
                    svm_esc(r->pool, svm_db_col(r, dbd, row, 0)),

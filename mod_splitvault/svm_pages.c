@@ -78,7 +78,7 @@ static int svm_list_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
     const char *note = NULL, *qs;
     int page = pg ? atoi(pg) : 0, n = 0;
     ap_dbd_t *dbd;
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
     char *uq;
 
@@ -136,7 +136,7 @@ static int svm_list_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
              "</caption>\n<thead><tr><th scope=\"col\">Reference</th><th scope=\"col\">"
              "Received</th><th scope=\"col\">Last updated</th><th scope=\"col\">By</th>"
              "</tr></thead>\n<tbody>\n", r);
-    while ((row = svm_db_row(r, dbd, res))) {
+    while ((row = svm_db_row(r, dbd, &res))) {
         const char *ref;
         if (++n > 50)
             continue;
@@ -172,7 +172,7 @@ static int svm_record_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st
                            const char *ref)
 {
     ap_dbd_t *dbd = svm_db(r);
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
     const char *id = NULL, *created = NULL, *updated = NULL, *by = NULL, *updated_field;
     const char *action;
@@ -188,7 +188,7 @@ static int svm_record_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st
         if (svm_db_select(r, dbd, "svm_rec_get", &res, args))
             return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Record unavailable",
                                     "The database failed; please try again.", st);
-        while ((row = svm_db_row(r, dbd, res))) {
+        while ((row = svm_db_row(r, dbd, &res))) {
             id = svm_db_col(r, dbd, row, 0);
             created = svm_db_col(r, dbd, row, 3);
             updated = svm_db_col(r, dbd, row, 4);
@@ -206,7 +206,7 @@ static int svm_record_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st
         if (svm_db_select(r, dbd, "svm_rec_fields", &res, args))
             return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Record unavailable",
                                     "The database failed; please try again.", st);
-        while ((row = svm_db_row(r, dbd, res))) {
+        while ((row = svm_db_row(r, dbd, &res))) {
             *(const char **)apr_array_push(names) = svm_db_col(r, dbd, row, 0);
             *(const char **)apr_array_push(vers) = svm_db_col(r, dbd, row, 1);
             *(const char **)apr_array_push(times) = svm_db_col(r, dbd, row, 2);

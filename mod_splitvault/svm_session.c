@@ -110,7 +110,7 @@ svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc)
     unsigned char *tok;
     const char *hash, *idle;
     ap_dbd_t *dbd;
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
     svm_staff *st = NULL;
 
@@ -131,7 +131,7 @@ svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc)
         if (svm_db_select(r, dbd, "svm_sess_touch", &res, args))
             return NULL;
     }
-    if ((row = svm_db_row(r, dbd, res))) {
+    if ((row = svm_db_row(r, dbd, &res))) {
         st = apr_pcalloc(r->pool, sizeof(*st));
         st->id = apr_atoi64(svm_db_col(r, dbd, row, 0));
         st->name = svm_db_col(r, dbd, row, 1);
@@ -140,7 +140,7 @@ svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc)
         st->can_admin = *svm_db_col(r, dbd, row, 4) == 't';
         st->token = tok;
         st->csrf = svm_csrf_derive(r->pool, tok, SVM_CSRF_SESSION);
-        while (svm_db_row(r, dbd, res))
+        while (svm_db_row(r, dbd, &res))
             ;
         r->user = apr_pstrdup(r->pool, st->name); /* for the access log */
     }

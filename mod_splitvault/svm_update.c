@@ -22,14 +22,14 @@
 int svm_record_lookup(request_rec *r, ap_dbd_t *dbd, const char *ref, const char **id,
                       const char **uuid)
 {
-    apr_dbd_results_t *res;
+    svm_rows res;
     apr_dbd_row_t *row;
     const void *args[] = { ref };
     int found = 0;
 
     if (svm_db_select(r, dbd, "svm_rec_get", &res, args))
         return -1;
-    while ((row = svm_db_row(r, dbd, res))) {
+    while ((row = svm_db_row(r, dbd, &res))) {
         if (found++)
             continue;
         *id = svm_db_col(r, dbd, row, 0);
@@ -78,7 +78,7 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                                 "The record is damaged; nothing was changed.", st);
 
     for (tries = 0; tries < SVM_UPDATE_TRIES; tries++) {
-        apr_dbd_results_t *res;
+        svm_rows res;
         apr_dbd_row_t *row;
         apr_dbd_transaction_t *tx;
         const char *share = NULL, *pubhex = NULL;
@@ -92,7 +92,7 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
             const void *args[] = { id, pf->value };
             if (svm_db_select(r, dbd, "svm_field_key", &res, args))
                 break;
-            while ((row = svm_db_row(r, dbd, res))) {
+            while ((row = svm_db_row(r, dbd, &res))) {
                 share = svm_db_col(r, dbd, row, 0);
                 pubhex = svm_db_col(r, dbd, row, 1);
             }

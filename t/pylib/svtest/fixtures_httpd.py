@@ -1,1 +1,493 @@
-"""pytest fixtures that start httpd with the built mod_splitvault."""
+"""pytest fixtures that start httpd with the built mod_splitvault.
+
+Everything real: a database made with `splitvault-admin schema`, staff
+accounts made with `splitvault-admin staff-add` (password on stdin), a key1
+made with the stock `openssl genpkey` and registered with
+`splitvault-admin key1-register`, splitvaultd (from fixtures_daemon) with
+mutual TLS, and httpd (apache2) in the foreground with its own generated
+config, checked with `apache2 -t` before it starts, stopped by PID. At
+teardown httpd's error log must hold no unexpected error.
+
+Fixtures
+- `main_db`       a fresh main database with the schema applied (MainDb)
+- `sv_factory`    make_stack(**options) -> Stack: db + key1 + daemon + httpd;
+                  options are Httpd's (fields, directives, tls, ...)
+- `sv`            a Stack with the default form and the standard staff
+                  (STAFF below), new for each test
+- `sv_shared`     the same, shared by the tests of one module (read-mostly
+                  tests that do not care what others stored)
+
+Reusable outside pytest (the demo, benchmarks): MainDb, Key1, Httpd,
+WebClient, Stack.start(...).
+"""
+import html
+import http.client
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from . import core
+from .core import BUILD, SRC, free_port, make_workdir, register_log, run
+
+APACHE = Path("/usr/sbin/apache2")
+APACHE_MODULES = Path("/usr/lib/apache2/modules")
+MODULE = BUILD / "mod_splitvault" / ".libs" / "mod_splitvault.so"
+ADMIN = BUILD / "tools" / "splitvault-admin"
+SQL_MAIN = SRC / "sql" / "main"
+
+# The default form: the benchmark's three fields.
+DEFAULT_FIELDS = [
+    ("name", "Full name", "required maxlength=200"),
+    ("ssn", "Social security number", "required maxlength=20"),
+    ("notes", "Notes", "maxlength=2000 multiline"),
+]
+
+# Standard staff accounts: name -> (password, capabilities)
+STAFF = {
+    "dora": ("dora-password-0001", ()),                         # list and view only
+    "uma": ("uma-password-00002", ("update",)),
+    "pat": ("pat-password-00003", ("update", "decrypt")),
+    "ada": ("ada-password-00004", ("admin",)),
+}
+
+# Error-log lines at these levels fail a test unless allowed.
+_BAD_LEVEL = re.compile(r"\[[a-z_]*:(error|crit|alert|emerg)\]")
+
+
+class MainDb:
+    """A main database on a PgCluster, administered through splitvault-admin."""
+
+    def __init__(self, pg, name):
+        self.pg = pg
+        self.name = name
+        self.dsn = pg.dsn(name)
+
+    @classmethod
+    def create(cls, pg, name=None):
+        name = name or "main_%d_%d" % (os.getpid(), int(time.monotonic() * 1e6) % 10 ** 9)
+        pg.create_db(name)
+        db = cls(pg, name)
+        db.admin("schema", "--sql-dir", SQL_MAIN)
+        return db
+
+    def admin(self, *args, input=None, check=True):
+        return run([ADMIN, "-d", self.dsn] + [str(a) for a in args], input=input, check=check)
+
+    def add_staff(self, name, password, caps=()):
+        flags = ["--" + c for c in caps]
+        return self.admin("staff-add", name, *flags, input=password + "\n")
+
+    def add_standard_staff(self):
+        for name, (pw, caps) in STAFF.items():
+            self.add_staff(name, pw, caps)
+
+    def query(self, sql, args=()):
+        conn = self.pg.connect(self.name)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def count(self, table):
+        return self.query("SELECT count(*) FROM %s" % table)[0][0]
+
+    def drop(self):
+        self.pg.drop_db(self.name)
+
+
+class Key1:
+    """key1 made the way an admin makes it: openssl genpkey [-aes256] + pkey -pubout."""
+
+    def __init__(self, directory, passphrase=None, name="key1"):
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.pem = d / (name + ".pem")
+        self.pub = d / (name + ".pub")
+        self.passphrase = passphrase
+        argv = ["openssl", "genpkey", "-algorithm", "X25519", "-out", self.pem]
+        if passphrase:
+            argv += ["-aes256", "-pass", "pass:" + passphrase]
+        run(argv)
+        argv = ["openssl", "pkey", "-in", self.pem, "-pubout", "-out", self.pub]
+        if passphrase:
+            argv += ["-passin", "pass:" + passphrase]
+        run(argv)
+        self.pem.chmod(0o600)
+
+    def private_raw(self):
+        """Raw 32-byte private key (for opening stored rows in tests)."""
+        from cryptography.hazmat.primitives import serialization
+        key = serialization.load_pem_private_key(
+            self.pem.read_bytes(),
+            password=self.passphrase.encode() if self.passphrase else None)
+        return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                 serialization.NoEncryption())
+
+    def public_raw(self):
+        from cryptography.hazmat.primitives import serialization
+        key = serialization.load_pem_public_key(self.pub.read_bytes())
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    @property
+    def fingerprint(self):
+        return core.sha256_hex(self.public_raw())
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # list of (name, value)
+        self.raw = body
+        self.text = body.decode("utf-8", "replace")
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def csrf(self):
+        m = re.search(r'name="csrf" value="([0-9a-f]{64})"', self.text)
+        return m.group(1) if m else None
+
+    def __repr__(self):
+        return "<Response %d %d bytes>" % (self.status, len(self.raw))
+
+
+class WebClient:
+    """A small cookie-keeping HTTP(S) client (standard library only)."""
+
+    def __init__(self, port, tls=True, cafile=None, host="127.0.0.1"):
+        self.port = port
+        self.host = host
+        self.tls = tls
+        self.cookies = {}
+        self.ctx = ssl.create_default_context(cafile=str(cafile)) if tls else None
+
+    def _conn(self, timeout):
+        if self.tls:
+            return http.client.HTTPSConnection(self.host, self.port, context=self.ctx,
+                                               timeout=timeout)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=30, cookies=True):
+        h = dict(headers or {})
+        if cookies and self.cookies:
+            h["Cookie"] = "; ".join("%s=%s" % kv for kv in self.cookies.items())
+        c = self._conn(timeout)
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            resp = Response(r.status, r.getheaders(), r.read())
+        finally:
+            c.close()
+        for sc in resp.header_all("Set-Cookie"):
+            name, _, rest = sc.partition("=")
+            value = rest.split(";", 1)[0]
+            if re.search(r";\s*Max-Age=0(;|$)", sc) or value == "":
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        return resp
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, form=None, body=None, content_type="application/x-www-form-urlencoded",
+             headers=None, **kw):
+        if form is not None:
+            body = urllib.parse.urlencode(form, encoding="utf-8")
+        h = {"Content-Type": content_type} if content_type else {}
+        h.update(headers or {})
+        return self.request("POST", path, body=body, headers=h, **kw)
+
+
+class Httpd:
+    """apache2 with mod_splitvault, its config generated in its own dir."""
+
+    def __init__(self, directory, db, pki, daemon_port, fields=None, tls=True,
+                 directives=None, extra="", base="/splitvault", threads=10, name="httpd",
+                 loglevel="warn splitvault:info"):
+        self.dir = Path(directory)
+        self.db = db
+        self.pki = pki
+        self.daemon_port = daemon_port
+        self.fields = fields if fields is not None else DEFAULT_FIELDS
+        self.tls = tls
+        self.directives = directives or {}
+        self.extra = extra
+        self.base = base
+        self.threads = threads
+        self.name = name
+        self.loglevel = loglevel
+        self.port = free_port()
+        self.conf = self.dir / "httpd.conf"
+        self.error_log = self.dir / "logs" / "error.log"
+        self.access_log = self.dir / "logs" / "access.log"
+        self.proc = None
+        for sub in ("logs", "run"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o755)
+        self.write_config()
+
+    def config_text(self):
+        d = self.dir
+        lines = [
+            'ServerRoot "%s"' % d,
+            "PidFile %s/run/httpd.pid" % d,
+            "DefaultRuntimeDir %s/run" % d,
+            "ErrorLog %s" % self.error_log,
+            "LogLevel %s" % self.loglevel,
+            "Listen 127.0.0.1:%d" % self.port,
+            "ServerName localhost",
+            "User www-data",
+            "Group www-data",
+        ]
+        mods = ["mpm_event", "authz_core", "authz_host", "dbd"]
+        if self.tls:
+            mods.append("ssl")
+        for m in mods:
+            lines.append("LoadModule %s_module %s/mod_%s.so" % (m, APACHE_MODULES, m))
+        lines += [
+            "LoadModule splitvault_module %s" % MODULE,
+            "StartServers 1",
+            "ServerLimit 2",
+            "ThreadsPerChild %d" % self.threads,
+            "MaxRequestWorkers %d" % (2 * self.threads),
+            "MinSpareThreads 1",
+            "MaxSpareThreads %d" % (2 * self.threads),
+            'LogFormat "%h %u \\"%r\\" %>s %b %D" sv',
+            "CustomLog %s sv" % self.access_log,
+            "DBDriver pgsql",
+            'DBDParams "%s"' % self.db.dsn,
+            "DBDMin 0",
+            "DBDKeep 4",
+            "DBDMax %d" % self.threads,
+            "DBDExptime 30",
+        ]
+        if self.tls:
+            lines += [
+                "SSLEngine on",
+                "SSLCertificateFile %s" % self.pki.server_cert,
+                "SSLCertificateKeyFile %s" % self.pki.server_key,
+            ]
+        directives = {
+            "SplitVaultBase": self.base,
+            "SplitVaultDaemon": "127.0.0.1:%d" % self.daemon_port,
+            "SplitVaultDaemonCA": str(self.pki.ca_cert),
+            "SplitVaultDaemonCertificate": str(self.pki.client_cert),
+            "SplitVaultDaemonKey": str(self.pki.client_key),
+            "SplitVaultDaemonTimeout": "5",
+            "SplitVaultCookieSecure": "On" if self.tls else "Off",
+        }
+        directives.update(self.directives)
+        for k, v in directives.items():
+            if v is not None:
+                lines.append("%s %s" % (k, v))
+        for name, label, opts in self.fields:
+            lines.append('SplitVaultField %s "%s" %s' % (name, label, opts))
+        lines += [
+            "<Location %s>" % self.base,
+            "  SetHandler splitvault",
+            "  Require all granted",
+            "</Location>",
+            "<Location %s-keys>" % self.base,
+            "  SetHandler splitvault-keys",
+            "  Require ip 127.0.0.1",
+            "</Location>",
+            self.extra,
+        ]
+        return "\n".join(lines) + "\n"
+
+    def write_config(self):
+        self.conf.write_text(self.config_text())
+
+    def check(self):
+        """apache2 -t on the config: CompletedProcess (not raising)."""
+        return run([APACHE, "-t", "-f", self.conf], check=False)
+
+    def start(self, timeout=20):
+        t = self.check()
+        if t.returncode != 0:
+            raise RuntimeError("apache2 -t refused the config:\n%s%s" % (t.stdout, t.stderr))
+        self.error_log.touch()
+        register_log(self.error_log, self.name + " error log")
+        self.proc = core.Proc(self.name, [APACHE, "-f", self.conf, "-DFOREGROUND"],
+                              self.dir / "logs" / "stdout.log").start()
+        self.proc.wait_port(self.port, timeout=timeout)
+        return self
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop(timeout=15)
+            self.proc = None
+
+    def graceful(self):
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        time.sleep(1.5)
+
+    @property
+    def scheme(self):
+        return "https" if self.tls else "http"
+
+    def url(self, path=""):
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
+
+    def path(self, rel=""):
+        return self.base + rel
+
+    def client(self):
+        return WebClient(self.port, tls=self.tls, cafile=self.pki.ca_cert)
+
+    def error_lines(self, allowed=()):
+        """Error-log lines at error level or worse that no pattern in allowed matches."""
+        if not self.error_log.exists():
+            return []
+        bad = []
+        for line in self.error_log.read_text(errors="replace").splitlines():
+            if _BAD_LEVEL.search(line) and not any(re.search(a, line) for a in allowed):
+                bad.append(line)
+        return bad
+
+    def log_text(self):
+        return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+
+
+class Stack:
+    """Everything one test needs: db, key1, daemon, httpd, and ways in."""
+
+    def __init__(self, directory, pg, pki, daemon_factory, staff=True, key1=True,
+                 key1_passphrase=None, **httpd_options):
+        self.dir = Path(directory)
+        self.pg = pg
+        self.pki = pki
+        self.db = MainDb.create(pg)
+        if staff:
+            self.db.add_standard_staff()
+        self.key1 = None
+        if key1:
+            self.key1 = Key1(self.dir / "key1", passphrase=key1_passphrase)
+            self.db.admin("key1-register", self.key1.pub, "--by", "tests")
+        self.daemon = daemon_factory(self.dir / "daemon")
+        self.httpd = Httpd(self.dir / "httpd", self.db, pki, self.daemon.port, **httpd_options)
+        self.httpd.start()
+        # Tests add patterns here for errors they cause on purpose.
+        self.allowed_errors = []
+
+    def client(self):
+        return self.httpd.client()
+
+    def path(self, rel=""):
+        return self.httpd.path(rel)
+
+    def login(self, name, password=None, client=None):
+        """Sign in through the form; returns the signed-in client."""
+        c = client or self.client()
+        page = c.get(self.path("/staff/login"))
+        assert page.status == 200, page.text
+        pw = password if password is not None else STAFF[name][0]
+        r = c.post(self.path("/staff/login"),
+                   {"csrf": page.csrf(), "name": name, "password": pw})
+        c.last = r
+        return c
+
+    def submit(self, values, client=None):
+        """POST the public form; returns the Response."""
+        c = client or self.client()
+        return c.post(self.path("/"), values)
+
+    @staticmethod
+    def ref_of(resp):
+        m = re.search(r'class="ref">([0-9A-Z]{5}-[0-9A-Z]{5})<', resp.text)
+        return m.group(1) if m else None
+
+    def stop(self):
+        self.httpd.stop()
+        self.daemon.stop()
+
+    def teardown(self, check_log=True):
+        self.stop()
+        bad = self.httpd.error_lines(self.allowed_errors) if check_log else []
+        try:
+            self.db.drop()
+        except Exception:
+            pass
+        assert not bad, "unexpected errors in httpd's error log:\n" + "\n".join(bad)
+
+
+def unescape(s):
+    return html.unescape(s)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def main_db(pg):
+    db = MainDb.create(pg)
+    yield db
+    try:
+        db.drop()
+    except Exception:
+        pass
+
+
+def _daemon_factory(request, pki, pg):
+    """A function dir -> started daemon with .port, .stop(), .key2b(share_id)."""
+    from . import fixtures_daemon  # noqa: F401 (the daemon engineer's fixtures)
+    make = getattr(fixtures_daemon, "start_for_module", None)
+    if make is None:
+        pytest.skip("splitvaultd fixtures (fixtures_daemon.start_for_module) not available")
+    return lambda d: make(d, pki, pg)
+
+
+@pytest.fixture
+def sv_factory(request, pg, pki, workdir):
+    stacks = []
+
+    def make(**options):
+        d = workdir / ("stack%d" % len(stacks))
+        d.mkdir()
+        d.chmod(0o755)
+        s = Stack(d, pg, pki, _daemon_factory(request, pki, pg), **options)
+        stacks.append(s)
+        return s
+
+    yield make
+    errors = []
+    for s in stacks:
+        try:
+            s.teardown()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
+
+
+@pytest.fixture
+def sv(sv_factory):
+    return sv_factory()
+
+
+@pytest.fixture(scope="module")
+def sv_shared(request, pg, pki):
+    d = make_workdir("sv-shared")
+    s = Stack(d, pg, pki, _daemon_factory(request, pki, pg))
+    yield s
+    try:
+        s.teardown()
+    finally:
+        if os.environ.get("SV_KEEP") != "1":
+            shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,286 @@
+/*
+ * svt_admin.c - splitvault-admin: command line, database connection and
+ * password entry. See svt_admin.h and `splitvault-admin help`.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "apr_general.h"
+#include "apr_strings.h"
+
+#include "sv_secret.h"
+#include "sv_log.h"
+#include "svt_admin.h"
+#include "svm_pwhash.h"
+
+#define PW_MIN 12
+#define PW_MAX 1024
+
+static const char usage[] =
+    "usage: splitvault-admin [-d DSN] COMMAND [ARGS]\n"
+    "\n"
+    "The database: -d DSN or $SPLITVAULT_DSN, a libpq connection string such as\n"
+    "\"host=127.0.0.1 port=5432 dbname=splitvault user=splitvault\" (the module's DBDParams).\n"
+    "\n"
+    "  schema [--sql-dir DIR]      apply the main schema to an empty database, or migrate\n"
+    "                              it to the newest version (each step in a transaction)\n"
+    "  schema-version              print the schema version of the database\n"
+    "  staff-add NAME [--update] [--decrypt] [--admin]\n"
+    "                              create a staff account; the password is read from\n"
+    "                              the terminal (asked twice) or one line of stdin\n"
+    "  staff-passwd NAME           set a new password (same input rules)\n"
+    "  staff-caps NAME [--update|--no-update] [--decrypt|--no-decrypt] [--admin|--no-admin]\n"
+    "  staff-disable NAME          refuse sign-in and end the account's sessions\n"
+    "  staff-enable NAME\n"
+    "  staff-list\n"
+    "  key1-register FILE.pub [--activate] [--by NAME]\n"
+    "                              register a key1 public key (SPKI PEM from\n"
+    "                              `openssl pkey -pubout`); the first one, or with\n"
+    "                              --activate, becomes the active key for intake\n"
+    "  key1-activate FINGERPRINT   make a registered key the active one\n"
+    "  key1-list\n";
+
+int svt_fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("splitvault-admin: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+static void svt_lib_log(void *ctx, sv_log_level level, const char *msg)
+{
+    if (level <= SV_LOG_WARN)
+        fprintf(stderr, "splitvault-admin: %s\n", msg);
+}
+
+static int svt_prepare(svt_ctx *c, const char *sql, apr_dbd_prepared_t **st)
+{
+    int rv;
+
+    *st = NULL; /* apr_dbd writes into a non-NULL statement */
+    rv = apr_dbd_prepare(c->driver, c->pool, c->handle, sql, NULL, st);
+
+    if (rv)
+        return svt_fail("cannot prepare a statement: %s",
+                        apr_dbd_error(c->driver, c->handle, rv));
+    return 0;
+}
+
+int svt_exec(svt_ctx *c, int *nrows, const char *sql, int nargs, const char **args)
+{
+    apr_dbd_prepared_t *st = NULL; /* apr_dbd reuses a non-NULL one */
+    int n = 0, rv;
+
+    if (svt_prepare(c, sql, &st))
+        return 1;
+    rv = apr_dbd_pquery(c->driver, c->pool, c->handle, &n, st, nargs, args);
+    if (rv)
+        return svt_fail("database: %s", apr_dbd_error(c->driver, c->handle, rv));
+    if (nrows)
+        *nrows = n;
+    return 0;
+}
+
+int svt_select(svt_ctx *c, svt_rows *rows, const char *sql, int nargs, const char **args)
+{
+    apr_dbd_prepared_t *st = NULL; /* apr_dbd reuses a non-NULL one */
+    int rv;
+
+    rows->res = NULL;
+    rows->row = NULL;
+    if (svt_prepare(c, sql, &st))
+        return 1;
+    rv = apr_dbd_pselect(c->driver, c->pool, c->handle, &rows->res, st, 1, nargs, args);
+    if (rv)
+        return svt_fail("database: %s", apr_dbd_error(c->driver, c->handle, rv));
+    return 0;
+}
+
+apr_dbd_row_t *svt_row(svt_ctx *c, svt_rows *rows)
+{
+    if (!rows->res || apr_dbd_get_row(c->driver, c->pool, rows->res, &rows->row, -1) != 0) {
+        rows->res = NULL;
+        rows->row = NULL;
+        return NULL;
+    }
+    return rows->row;
+}
+
+const char *svt_col(svt_ctx *c, apr_dbd_row_t *row, int n)
+{
+    const char *v = apr_dbd_get_entry(c->driver, row, n);
+
+    return v ? apr_pstrdup(c->pool, v) : "";
+}
+
+/* One line into buf (without its end of line); returns its length or -1. */
+static long svt_read_line(FILE *in, char *buf, size_t size)
+{
+    size_t n = 0;
+    int ch;
+
+    while ((ch = fgetc(in)) != EOF && ch != '\n') {
+        if (n + 1 >= size) {
+            while ((ch = fgetc(in)) != EOF && ch != '\n')
+                ;
+            return -1;
+        }
+        buf[n++] = (char)ch;
+    }
+    if (n && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    return (ch == EOF && n == 0) ? -1 : (long)n;
+}
+
+static long svt_read_tty(const char *prompt, char *buf, size_t size)
+{
+    struct termios old, quiet;
+    long n;
+
+    fprintf(stderr, "%s", prompt);
+    fflush(stderr);
+    if (tcgetattr(STDIN_FILENO, &old) != 0)
+        return -1;
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    n = svt_read_line(stdin, buf, size);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    fputc('\n', stderr);
+    return n;
+}
+
+char *svt_password_read(const char *prompt, size_t *len)
+{
+    size_t size = PW_MAX + 2;
+    char *pw = sv_secret_alloc(size), *again = NULL;
+    long n;
+
+    if (!pw) {
+        svt_fail("out of memory");
+        return NULL;
+    }
+    if (isatty(STDIN_FILENO)) {
+        again = sv_secret_alloc(size);
+        n = again ? svt_read_tty(prompt, pw, size) : -1;
+        if (n >= 0 && svt_read_tty("Again: ", again, size) != n)
+            n = -2;
+        else if (n >= 0 && sv_memcmp_ct(pw, again, (size_t)n) != 0)
+            n = -2;
+        sv_secret_free(again, size);
+        if (n == -2) {
+            sv_secret_free(pw, size);
+            svt_fail("the passwords differ");
+            return NULL;
+        }
+    }
+    else
+        n = svt_read_line(stdin, pw, size);
+    if (n < 0 || n > PW_MAX) {
+        sv_secret_free(pw, size);
+        svt_fail("no password read (at most %d bytes, one line)", PW_MAX);
+        return NULL;
+    }
+    if (n < PW_MIN) {
+        sv_secret_free(pw, size);
+        svt_fail("the password is too short (at least %d characters)", PW_MIN);
+        return NULL;
+    }
+    *len = (size_t)n;
+    return pw;
+}
+
+void svt_password_free(char *pw, size_t len)
+{
+    (void)len;
+    sv_secret_free(pw, PW_MAX + 2);
+}
+
+int main(int argc, char **argv)
+{
+    svt_ctx c;
+    const char *err = NULL, *cmd;
+    int i = 1, rv;
+
+    memset(&c, 0, sizeof(c));
+    c.dsn = getenv("SPLITVAULT_DSN");
+    c.sql_dir = SV_SQL_MAIN_DIR;
+    while (i < argc && argv[i][0] == '-') {
+        if ((strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--dsn") == 0) && i + 1 < argc) {
+            c.dsn = argv[i + 1];
+            i += 2;
+        }
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    cmd = argv[i++];
+    if (strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!c.dsn)
+        return svt_fail("no database: give -d DSN or set SPLITVAULT_DSN");
+    sv_log_set(svt_lib_log, NULL);
+    apr_initialize();
+    atexit(apr_terminate);
+    apr_pool_create(&c.pool, NULL);
+    if (apr_dbd_init(c.pool) != APR_SUCCESS
+        || (rv = apr_dbd_get_driver(c.pool, "pgsql", &c.driver)) != APR_SUCCESS)
+        return svt_fail("the apr_dbd pgsql driver is missing (Debian: apt-get install "
+                        "libaprutil1-dbd-pgsql)");
+    if (apr_dbd_open_ex(c.driver, c.pool, c.dsn, &c.handle, &err) != APR_SUCCESS)
+        return svt_fail("cannot connect to the database: %s", err ? err : "unknown error");
+
+    argc -= i;
+    argv += i;
+    if (strcmp(cmd, "schema") == 0)
+        rv = svt_cmd_schema(&c, argc, argv);
+    else if (strcmp(cmd, "schema-version") == 0)
+        rv = svt_cmd_schema_version(&c, argc, argv);
+    else if (strcmp(cmd, "staff-add") == 0)
+        rv = svt_cmd_staff_add(&c, argc, argv);
+    else if (strcmp(cmd, "staff-passwd") == 0)
+        rv = svt_cmd_staff_passwd(&c, argc, argv);
+    else if (strcmp(cmd, "staff-caps") == 0)
+        rv = svt_cmd_staff_caps(&c, argc, argv);
+    else if (strcmp(cmd, "staff-disable") == 0)
+        rv = svt_cmd_staff_enable(&c, argc, argv, 0);
+    else if (strcmp(cmd, "staff-enable") == 0)
+        rv = svt_cmd_staff_enable(&c, argc, argv, 1);
+    else if (strcmp(cmd, "staff-list") == 0)
+        rv = svt_cmd_staff_list(&c, argc, argv);
+    else if (strcmp(cmd, "key1-register") == 0)
+        rv = svt_cmd_key1_register(&c, argc, argv);
+    else if (strcmp(cmd, "key1-activate") == 0)
+        rv = svt_cmd_key1_activate(&c, argc, argv);
+    else if (strcmp(cmd, "key1-list") == 0)
+        rv = svt_cmd_key1_list(&c, argc, argv);
+    else {
+        fputs(usage, stderr);
+        rv = 2;
+    }
+    apr_dbd_close(c.driver, c.handle);
+    return rv;
+}

@@ -1,0 +1,59 @@
+/*
+ * svt_admin.h - splitvault-admin: the main database's administration tool.
+ *
+ * One file per group of subcommands: svt_admin.c (command line, database
+ * connection, password entry), svt_admin_schema.c (apply / migrate the main
+ * schema), svt_admin_staff.c (staff accounts), svt_admin_key1.c (key1
+ * public keys). The database is reached through apr_dbd's pgsql driver with
+ * the same connection string as the module's DBDParams.
+ */
+#ifndef SVT_ADMIN_H
+#define SVT_ADMIN_H
+
+#include <stddef.h>
+#include "apr_pools.h"
+#include "apr_dbd.h"
+
+typedef struct {
+    apr_pool_t *pool;
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+    const char *dsn;
+    const char *sql_dir;
+} svt_ctx;
+
+/* Print an error to stderr prefixed with the program name; returns 1. */
+int svt_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Run one statement with string arguments (NULL-terminated list; a NULL
+ * value is SQL NULL only through svt_exec_argv). Returns 0 or 1 (printed). */
+int svt_exec(svt_ctx *c, int *nrows, const char *sql, int nargs, const char **args);
+/* A result read row by row (apr_dbd keeps the position in the row). */
+typedef struct {
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+} svt_rows;
+/* Run a select into rows. Returns 0 or 1 (printed). */
+int svt_select(svt_ctx *c, svt_rows *rows, const char *sql, int nargs, const char **args);
+/* Next row or NULL. */
+apr_dbd_row_t *svt_row(svt_ctx *c, svt_rows *rows);
+const char *svt_col(svt_ctx *c, apr_dbd_row_t *row, int n);
+
+/* Read a password: from the terminal without echo (asked twice) when stdin
+ * is a tty, else one line of stdin. Returns a NUL-terminated buffer to free
+ * with svt_password_free(), or NULL (message printed). */
+char *svt_password_read(const char *prompt, size_t *len);
+void svt_password_free(char *pw, size_t len);
+
+int svt_cmd_schema(svt_ctx *c, int argc, char **argv);
+int svt_cmd_schema_version(svt_ctx *c, int argc, char **argv);
+int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv);
+int svt_cmd_staff_passwd(svt_ctx *c, int argc, char **argv);
+int svt_cmd_staff_caps(svt_ctx *c, int argc, char **argv);
+int svt_cmd_staff_enable(svt_ctx *c, int argc, char **argv, int enable);
+int svt_cmd_staff_list(svt_ctx *c, int argc, char **argv);
+int svt_cmd_key1_register(svt_ctx *c, int argc, char **argv);
+int svt_cmd_key1_activate(svt_ctx *c, int argc, char **argv);
+int svt_cmd_key1_list(svt_ctx *c, int argc, char **argv);
+
+#endif /* SVT_ADMIN_H */
