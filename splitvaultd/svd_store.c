@@ -195,7 +195,7 @@ dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
         for (size_t i = 0; i < SVD_ARRAY_LEN(pragmas); i++) {
             apr_dbd_results_t *res = NULL;
             apr_dbd_row_t *row = NULL;
-            if ((rv = apr_dbd_select(s->driver, d->pool, d->h, &res, pragmas[i], 0)) != 0) {
+            if ((rv = apr_dbd_select(s->driver, d->pool, d->h, &res, pragmas[i], 1)) != 0) {
                 snprintf(err, errlen, "%s: %s", pragmas[i], dbd_err(s, d, rv));
                 goto out;
             }
@@ -259,7 +259,7 @@ q_select(struct svd_store *s, struct dbh *d, apr_pool_t *p, int st, apr_dbd_resu
     int rv;
 
     *res = NULL;
-    rv = apr_dbd_pselect(s->driver, p, d->h, res, d->st[st], 0, nargs, args);
+    rv = apr_dbd_pselect(s->driver, p, d->h, res, d->st[st], 1, nargs, args);
     if (rv != 0) {
         svd_err("store: query %d failed: %s", st, dbd_err(s, d, rv));
         return -1;
@@ -403,12 +403,14 @@ schema_version(struct svd_store *s, struct dbh *d, long *version)
         ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sv_schema'"
         : "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'sv_schema' "
           "AND table_schema = current_schema()";
-    if ((rv = apr_dbd_select(s->driver, p, d->h, &res, q, 0)) != 0) {
+    if ((rv = apr_dbd_select(s->driver, p, d->h, &res, q, 1)) != 0) {
         svd_err("store: %s", dbd_err(s, d, rv));
         goto out;
     }
-    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
-        have = atoi(apr_dbd_get_entry(s->driver, row, 0)) > 0;
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
+        uint64_t c = 0;
+        have = parse_u64(apr_dbd_get_entry(s->driver, row, 0), &c) == 0 && c > 0;
+    }
     if (!have) {
         r = 0;
         goto out;
@@ -416,13 +418,16 @@ schema_version(struct svd_store *s, struct dbh *d, long *version)
     res = NULL;
     if ((rv = apr_dbd_select(s->driver, p, d->h, &res,
                              "SELECT version FROM sv_schema WHERE component = 'splitvaultd'",
-                             0)) != 0) {
+                             1)) != 0) {
         svd_err("store: %s", dbd_err(s, d, rv));
         goto out;
     }
     *version = -1;
-    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
-        *version = atol(apr_dbd_get_entry(s->driver, row, 0));
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
+        uint64_t v = 0;
+        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), &v) == 0 && v < 1000000)
+            *version = (long)v;
+    }
     r = 1;
 out:
     apr_pool_destroy(p);
@@ -635,7 +640,7 @@ read_lock(struct svd_store *s, struct dbh *d, apr_pool_t *p, int *locked, uint64
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
         const char *l = apr_dbd_get_entry(s->driver, row, 0);
         const char *t = apr_dbd_get_entry(s->driver, row, 1);
-        *locked = l != NULL && atoi(l) != 0;
+        *locked = l == NULL || strcmp(l, "0") != 0; /* anything but 0: locked */
         if (parse_u64(t, since) != 0)
             *since = 0;
         seen = 1;

@@ -1,0 +1,211 @@
+"""splitvaultd share store: STORE / DECRYPT / RELEASE / reconcile round
+trips, the same tests against both drivers (sqlite3 and pgsql)."""
+import time
+import uuid
+
+import pytest
+
+from svtest.fixtures_daemon import ACTIVE, PENDING, DaemonError, Record, WERR
+import hpke_ref
+
+
+def refused(fn):
+    with pytest.raises(DaemonError) as e:
+        fn()
+    return e.value
+
+
+@pytest.fixture
+def d(daemon_factory, store_driver):
+    return daemon_factory(driver=store_driver)
+
+
+def test_store_then_decrypt_round_trip(d):
+    rec = Record({"name": "Ada Lovelace", "ssn": "078-05-1120", "notes": "x" * 5000})
+    with d.client() as c:
+        ids = c.store(rec.uuid, rec.store_fields())
+        assert len(ids) == 3 and len(set(ids)) == 3 and all(ids)
+        rec.stored(ids)
+        out = c.decrypt(rec.uuid, "pat", rec.decrypt_fields())
+    assert [pt for pt, _ in out] == [f.value for f in rec.fields]
+    assert all(nid == 0 for _, nid in out)
+    rows = d.shares()
+    for f in rec.fields:
+        row = rows[f.share_id]
+        assert row["uuid"] == rec.uuid and row["field"] == f.name
+        assert row["pub"] == f.pub and row["key2b"] == f.key2b and row["state"] == ACTIVE
+
+
+def test_stored_row_opens_with_reference_hpke(d):
+    """The stored format end to end: raw daemon row + key2a + ciphertext
+    open with an independent HPKE implementation."""
+    rec = Record({"card": "4111111111111111"})
+    with d.client() as c:
+        rec.stored(c.store(rec.uuid, rec.store_fields()))
+    f = rec.fields[0]
+    row = d.shares()[f.share_id]
+    sk2 = hpke_ref.combine(f.key2a, row["key2b"])
+    assert hpke_ref.public_key(sk2) == row["pub"]
+    assert hpke_ref.open_datum(sk2, rec.uuid, "card", f.enc, f.ct) == b"4111111111111111"
+
+
+def test_rotate_on_use_pending_then_release(d):
+    rec = Record({"name": "Grace", "ssn": "123-45-6789"})
+    with d.client() as c:
+        rec.stored(c.store(rec.uuid, rec.store_fields()))
+        old = [f.share_id for f in rec.fields]
+        out = c.decrypt(rec.uuid, "pat", rec.decrypt_fields(rotate=True))
+        new = [nid for _, nid in out]
+        assert all(new) and not set(new) & set(old)
+        rows = d.shares()
+        assert all(rows[i]["state"] == PENDING for i in new)
+        assert all(rows[i]["state"] == ACTIVE for i in old)
+        # a pending share referenced by the main DB (RELEASE lost) still decrypts
+        pend = Record({"name": "Grace", "ssn": "123-45-6789"}, uuid=rec.uuid)
+        for pf, f in zip(pend.fields, rec.fields):
+            pf.share_id, pf.key2a, pf.enc, pf.ct = (None, f.next["key2a"], f.next["enc"],
+                                                   f.next["ct"])
+        pend.stored(new)
+        assert [pt for pt, _ in c.decrypt(rec.uuid, "pat", pend.decrypt_fields())] == \
+            [b"Grace", b"123-45-6789"]
+        items = rec.commit_rotation(new)
+        assert c.release(rec.uuid, items) == 2
+        rows = d.shares()
+        assert not set(old) & set(rows)
+        assert all(rows[i]["state"] == ACTIVE for i in new)
+        # idempotent
+        assert c.release(rec.uuid, items) == 2
+        assert set(d.shares()) == set(rows)
+        out = c.decrypt(rec.uuid, "pat", rec.decrypt_fields())
+        assert [pt for pt, _ in out] == [b"Grace", b"123-45-6789"]
+        # the released shares are gone: the old key material no longer opens
+        stale = Record({"name": "Grace"}, uuid=rec.uuid)
+        stale.fields[0].share_id = old[0]
+        e = refused(lambda: c.decrypt(rec.uuid, "pat", stale.decrypt_fields()))
+        assert e.code == WERR["REFUSED"]
+
+
+def test_release_only_drops_own_record_and_field(d):
+    a = Record({"name": "A", "ssn": "1"})
+    b = Record({"name": "B"})
+    with d.client() as c:
+        a.stored(c.store(a.uuid, a.store_fields()))
+        b.stored(c.store(b.uuid, b.store_fields()))
+        before = d.shares()
+        # wrong record, wrong field: nothing deleted, nothing activated
+        c.release(b.uuid, [("name", a.fields[0].share_id, 0)])
+        c.release(a.uuid, [("ssn", a.fields[0].share_id, 0)])
+        assert d.shares().keys() == before.keys()
+        c.release(a.uuid, [("name", a.fields[0].share_id, 0)])
+        assert a.fields[0].share_id not in d.shares()
+
+
+def test_all_refusals_look_the_same(d):
+    """Swapped record uuid, field, share id, ciphertext and a wrong key2a
+    all give the same answer; the reason is only in the local log."""
+    a = Record({"name": "Alice", "ssn": "111-11-1111"})
+    b = Record({"name": "Bob", "ssn": "222-22-2222"})
+    with d.client() as c:
+        a.stored(c.store(a.uuid, a.store_fields()))
+        b.stored(c.store(b.uuid, b.store_fields()))
+        fa = a.decrypt_fields()
+        fb = b.decrypt_fields()
+        cases = {
+            # a's fields presented as record b
+            "uuid": (b.uuid, fa),
+            # field names swapped within a record
+            "field": (a.uuid, [(fa[0][0], "ssn") + fa[0][2:], (fa[1][0], "name") + fa[1][2:]]),
+            # b's share id with a's key2a/ciphertext
+            "share": (a.uuid, [(fb[0][0],) + fa[0][1:]]),
+            # wrong key2a
+            "key2a": (a.uuid, [fa[0][:2] + (bytes(32),) + fa[0][3:]]),
+            # b's ciphertext under a's share
+            "ct": (a.uuid, [fa[0][:3] + fb[0][3:5] + (None,)]),
+            # unknown share id
+            "unknown": (a.uuid, [(999999,) + fa[0][1:]]),
+            # one good field and one bad: all or nothing
+            "partial": (a.uuid, [fa[0], fa[1][:2] + (bytes(32),) + fa[1][3:]]),
+        }
+        answers = {}
+        for name, (u, fields) in cases.items():
+            e = refused(lambda: c.decrypt(u, "pat", fields))
+            answers[name] = (e.code, e.msg, e.retry_ms)
+        # the connection stays usable, and the good request still works
+        assert [pt for pt, _ in c.decrypt(a.uuid, "pat", fa)] == [b"Alice", b"111-11-1111"]
+    assert len(set(answers.values())) == 1, answers
+    assert answers["uuid"][0] == WERR["REFUSED"]
+    log = d.log_text()
+    for why in ("record-mismatch", "field-mismatch", "key-mismatch", "open-failed",
+                "unknown-share"):
+        assert why in log
+    # no secret in the log
+    for f in a.fields + b.fields:
+        assert f.key2a.hex() not in log and f.key2b.hex() not in log
+        assert f.value.decode() not in log
+
+
+def test_reconcile_lists_and_deletes_only_old_unreferenced(d):
+    old = Record({"name": "orphan", "ssn": "orphan"})
+    young = Record({"name": "young"})
+    with d.client() as c:
+        old.stored(c.store(old.uuid, old.store_fields()))
+        young.stored(c.store(young.uuid, young.store_fields()))
+        d.sql("UPDATE shares SET created = created - 7200 WHERE id IN (%s, %s)" % tuple(
+            f.share_id for f in old.fields))
+        listed, more = c.recon_list(3600)
+        assert not more
+        assert [e[0] for e in listed] == [f.share_id for f in old.fields]
+        assert listed[0][1] == old.uuid and listed[0][2] == "name" and listed[0][3] == ACTIVE
+        # paging
+        first, more = c.recon_list(3600, 0, 1)
+        assert more and len(first) == 1
+        nxt, more = c.recon_list(3600, first[0][0], 1)
+        assert not more and nxt[0][0] == old.fields[1].share_id
+        # a wrong record or field never deletes; a young share never
+        assert c.recon_delete(3600, [(old.fields[0].share_id, young.uuid, "name")]) == 0
+        assert c.recon_delete(3600, [(old.fields[0].share_id, old.uuid, "ssn")]) == 0
+        assert c.recon_delete(3600, [(young.fields[0].share_id, young.uuid, "name")]) == 0
+        n = c.recon_delete(3600, [(f.share_id, old.uuid, f.name) for f in old.fields])
+        assert n == 2
+    assert set(d.shares()) == {young.fields[0].share_id}
+
+
+def test_reconcile_minimum_grace_enforced(daemon_factory, store_driver):
+    d = daemon_factory(driver=store_driver, min_grace="1h")
+    rec = Record({"name": "x"})
+    with d.client() as c:
+        rec.stored(c.store(rec.uuid, rec.store_fields()))
+        d.sql("UPDATE shares SET created = created - 600")
+        # the client asks for 0 s grace: the daemon still keeps 1 h
+        assert c.recon_list(0) == ([], False)
+        assert c.recon_delete(0, [(rec.fields[0].share_id, rec.uuid, "name")]) == 0
+    assert rec.fields[0].share_id in d.shares()
+
+
+def test_persistence_across_restart_and_status(d):
+    rec = Record({"name": "persist", "ssn": "999"})
+    with d.client() as c:
+        rec.stored(c.store(rec.uuid, rec.store_fields()))
+        st = c.status()
+        assert st["shares_active"] == 2 and st["stores"] == 1 and st["locked"] == 0
+    d.restart()
+    with d.client() as c:
+        out = c.decrypt(rec.uuid, "pat", rec.decrypt_fields())
+        assert [pt for pt, _ in out] == [b"persist", b"999"]
+        # ids are never reused, even after the highest is deleted
+        c.release(rec.uuid, [("ssn", rec.fields[1].share_id, 0)])
+    d.restart()
+    with d.client() as c:
+        r2 = Record({"n": "y"})
+        (nid,) = c.store(r2.uuid, r2.store_fields())
+        assert nid > rec.fields[1].share_id
+
+
+def test_many_requests_on_one_connection(d):
+    with d.client() as c:
+        recs = []
+        for i in range(50):
+            r = Record({"f%d" % (i % 3): "v%d" % i})
+            recs.append(r.stored(c.store(r.uuid, r.store_fields())))
+        for r in recs:
+            assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == r.fields[0].value
