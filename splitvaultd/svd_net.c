@@ -266,8 +266,6 @@ verify_reason(SSL *ssl)
 {
     long v = SSL_get_verify_result(ssl);
 
-    if (v == X509_V_OK && SSL_in_before(ssl))
-        return "no-handshake"; /* closed or timed out before a ClientHello */
     if (v == X509_V_OK)
         return SSL_get0_peer_certificate(ssl) == NULL ? "no-client-certificate" : "handshake";
     if (v == X509_V_ERR_APPLICATION_VERIFICATION)
@@ -285,6 +283,16 @@ conn_main(void *arg)
     CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
     app = c->srv->app;
     set_timeout(c->fd, app->conf->handshake_timeout_ms);
+    {
+        /* a peer that closes (or stays silent) before its ClientHello, such
+         * as a port probe, is only logged at debug level */
+        uint8_t b;
+        ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+        if (n <= 0) {
+            svd_debug("%s: closed or silent before the TLS handshake", c->peer.addr);
+            goto out;
+        }
+    }
     if ((c->ssl = SSL_new(c->srv->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
         svd_log_openssl(SV_LOG_ERR, "SSL_new");
         goto out;

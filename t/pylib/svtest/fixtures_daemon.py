@@ -553,9 +553,11 @@ class Daemon:
         return dict(l.split("=", 1) for l in lines[1:] if "=" in l)
 
     # -- clients ----------------------------------------------------------------
-    def client(self, cert=None, key=None, **kw):
-        return Client(self.port, cert or self.pki.client_cert, key or self.pki.client_key,
-                      self.pki.ca_cert, **kw)
+    def client(self, cert="default", key=None, **kw):
+        """A Client with the module's certificate (cert=None: no certificate)."""
+        if cert == "default":
+            cert, key = self.pki.client_cert, self.pki.client_key
+        return Client(self.port, cert, key, self.pki.ca_cert, **kw)
 
     # -- the store, read directly (tests only) ----------------------------------
     def shares(self):

@@ -1,0 +1,197 @@
+"""splitvaultd guard rails: token buckets (global and per actor), the FIFO
+queue and its maximum wait, lock-down on overflow (durable across restarts,
+intake unaffected), unlock through the control socket."""
+import os
+import stat
+import threading
+import time
+
+import pytest
+
+from svtest.fixtures_daemon import DaemonError, Record, WERR
+
+
+def stored(d, n=1):
+    recs = []
+    with d.client() as c:
+        for i in range(n):
+            r = Record({"name": "person %d" % i})
+            recs.append(r.stored(c.store(r.uuid, r.store_fields())))
+    return recs
+
+
+def decrypt(c, rec, actor="pat", wait_ms=5000):
+    return c.decrypt(rec.uuid, actor, rec.decrypt_fields(), wait_ms=wait_ms)
+
+
+def code_of(fn):
+    try:
+        fn()
+    except DaemonError as e:
+        return e.code
+    return 0
+
+
+def test_per_actor_token_bucket(daemon_factory):
+    d = daemon_factory(rate_actor=("1s", 2))
+    (rec,) = stored(d)
+    with d.client() as c:
+        decrypt(c, rec, "pat")
+        decrypt(c, rec, "pat")
+        t0 = time.monotonic()
+        with pytest.raises(DaemonError) as e:
+            decrypt(c, rec, "pat", wait_ms=100)
+        assert e.value.code == WERR["RATE_LIMITED"] and e.value.retry_ms > 0
+        assert time.monotonic() - t0 < 1.0
+        decrypt(c, rec, "uma")  # another actor has its own bucket
+        time.sleep(1.1)
+        decrypt(c, rec, "pat")  # refilled
+
+
+def test_global_token_bucket(daemon_factory):
+    d = daemon_factory(rate_global=("1s", 2))
+    (rec,) = stored(d)
+    with d.client() as c:
+        decrypt(c, rec, "a1")
+        decrypt(c, rec, "a2")
+        assert code_of(lambda: decrypt(c, rec, "a3", wait_ms=100)) == WERR["RATE_LIMITED"]
+        # waiting in the queue is admitted when the next token comes
+        t0 = time.monotonic()
+        decrypt(c, rec, "a3", wait_ms=3000)
+        assert 0.5 < time.monotonic() - t0 < 2.5
+
+
+def test_queue_is_fifo_and_paced(daemon_factory):
+    d = daemon_factory(rate_global=("300ms", 1), queue_max=6, lockdown_threshold=0)
+    recs = stored(d, 5)
+    with d.client() as c:
+        decrypt(c, recs[0])  # takes the only token
+    done, errors = [], []
+
+    def worker(i):
+        try:
+            with d.client() as c:
+                decrypt(c, recs[i], "actor%d" % i, wait_ms=10000)
+            done.append((i, time.monotonic()))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = []
+    for i in range(1, 5):
+        t = threading.Thread(target=worker, args=(i,))
+        t.start()
+        threads.append(t)
+        time.sleep(0.05)  # arrival order 1, 2, 3, 4
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert [i for i, _ in done] == [1, 2, 3, 4]
+    gaps = [b[1] - a[1] for a, b in zip(done, done[1:])]
+    assert all(g > 0.2 for g in gaps), gaps
+
+
+def test_queue_max_wait(daemon_factory):
+    d = daemon_factory(rate_global=("10s", 1), queue_max_wait="300ms", lockdown_threshold=0)
+    (rec,) = stored(d)
+    with d.client() as c:
+        decrypt(c, rec)
+        t0 = time.monotonic()
+        # the client would wait 10 s; the daemon allows 300 ms
+        assert code_of(lambda: decrypt(c, rec, wait_ms=10000)) == WERR["RATE_LIMITED"]
+        assert 0.25 < time.monotonic() - t0 < 2.0
+
+
+def test_queue_full_without_lockdown_is_busy(daemon_factory):
+    d = daemon_factory(rate_global=("10s", 1), queue_max=1, lockdown_threshold=0)
+    (rec,) = stored(d)
+    with d.client() as c:
+        decrypt(c, rec)
+    res = []
+    t = threading.Thread(target=lambda: res.append(code_of(
+        lambda: decrypt(d.client(), rec, wait_ms=1500))))
+    t.start()
+    time.sleep(0.3)
+    with d.client() as c:
+        assert code_of(lambda: decrypt(c, rec, wait_ms=1000)) == WERR["BUSY"]
+        assert c.status()["locked"] == 0
+    t.join(10)
+    assert res == [WERR["RATE_LIMITED"]]
+
+
+def test_lockdown_on_overflow_durable_and_unlock(daemon_factory):
+    d = daemon_factory(rate_global=("30s", 1), queue_max=2, lockdown_threshold=2)
+    recs = stored(d, 2)
+    with d.client() as c:
+        decrypt(c, recs[0])
+    queued = []
+
+    def waiter():
+        with d.client() as c:
+            queued.append(code_of(lambda: decrypt(c, recs[0], wait_ms=20000)))
+
+    threads = [threading.Thread(target=waiter) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.2)
+    with d.client() as c:
+        assert c.status()["queue_len"] == 2
+        # the request that finds the queue at its threshold trips the lock-down
+        assert code_of(lambda: decrypt(c, recs[1], wait_ms=20000)) == WERR["LOCKED_DOWN"]
+    for t in threads:
+        t.join(10)
+    # queued requests were dropped, not served
+    assert queued == [WERR["LOCKED_DOWN"]] * 2
+    with d.client() as c:
+        st = c.status()
+        assert st["locked"] == 1 and st["queue_len"] == 0 and st["locked_since"] > 0
+        assert code_of(lambda: decrypt(c, recs[1])) == WERR["LOCKED_DOWN"]
+        # intake goes on while locked
+        r = Record({"name": "new"})
+        assert c.store(r.uuid, r.store_fields())
+    assert "event=lockdown why=queue-overflow" in d.audit_path.read_text()
+    # durable: survives a restart
+    d.restart()
+    assert d.ctl_status()["locked"] == "1"
+    with d.client() as c:
+        assert code_of(lambda: decrypt(c, recs[1])) == WERR["LOCKED_DOWN"]
+    # only the sysadmin's unlock, locally, lifts it
+    p = d.ctl("unlock")
+    assert p.returncode == 0 and "locked=0" in p.stdout
+    with d.client() as c:
+        assert c.status()["locked"] == 0
+        decrypt(c, recs[1])
+    text = d.audit_path.read_text()
+    assert "event=unlock source=control-uid-0" in text
+    d.restart()
+    assert d.ctl_status()["locked"] == "0"
+
+
+def test_control_lockdown_command_and_status(daemon):
+    (rec,) = stored(daemon)
+    p = daemon.ctl("lockdown")
+    assert p.returncode == 0, p.stdout + p.stderr
+    st = daemon.ctl_status()
+    assert st["locked"] == "1" and st["audit_healthy"] == "1"
+    with daemon.client() as c:
+        assert code_of(lambda: decrypt(c, rec)) == WERR["LOCKED_DOWN"]
+    assert daemon.ctl("unlock").returncode == 0
+    with daemon.client() as c:
+        decrypt(c, rec)
+
+
+def test_control_socket_owner_only(daemon):
+    st = os.stat(daemon.sock_path)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == __import__("pwd").getpwnam("nobody").pw_uid
+    # the daemon's own user may use it
+    p = daemon.ctl("status", user="nobody")
+    assert p.returncode == 0 and p.stdout.startswith("ok")
+    # another user may not
+    p = daemon.ctl("unlock", user="www-data")
+    assert p.returncode != 0
+    assert daemon.ctl_status()["locked"] == "0"
+
+
+def test_unknown_control_command(daemon):
+    p = daemon.ctl("selfdestruct")
+    assert p.returncode == 2
