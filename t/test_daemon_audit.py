@@ -1,0 +1,168 @@
+"""splitvaultd audit log: a hash chain plus a durable head; the verifier
+(online through the control socket, offline on the files) detects edited,
+deleted, reordered and truncated entries; a failing audit log stops
+decrypts (fail closed) but not intake."""
+import os
+import shutil
+
+import pytest
+
+from svtest.core import BUILD, run
+from svtest.fixtures_daemon import CTL, DaemonError, Record, WERR
+
+
+def activity(d):
+    """A few of every kind of event."""
+    with d.client() as c:
+        recs = []
+        for i in range(3):
+            r = Record({"name": "n%d" % i, "ssn": "s%d" % i})
+            recs.append(r.stored(c.store(r.uuid, r.store_fields())))
+        out = c.decrypt(recs[0].uuid, "pat", recs[0].decrypt_fields(rotate=True))
+        c.release(recs[0].uuid, recs[0].commit_rotation([n for _, n in out]))
+        with pytest.raises(DaemonError):
+            c.decrypt(recs[1].uuid, "pat", [recs[1].decrypt_fields()[0][:2] + (bytes(32),) +
+                                            recs[1].decrypt_fields()[0][3:]])
+    return recs
+
+
+def offline(log, head=None):
+    argv = [CTL, "--log", log] + (["--head", head] if head else []) + ["audit-verify"]
+    return run(argv, check=False)
+
+
+@pytest.fixture
+def stopped(daemon):
+    """A daemon's audit log after some activity, daemon stopped; copies of
+    the log and head to tamper with."""
+    recs = activity(daemon)
+    daemon.stop()
+    return daemon, recs
+
+
+def lines(path):
+    return path.read_text().splitlines(keepends=True)
+
+
+def test_entries_and_online_verify(daemon):
+    recs = activity(daemon)
+    p = daemon.ctl("audit-verify")
+    assert p.returncode == 0 and "entries=" in p.stdout, p.stdout
+    text = daemon.audit_path.read_text()
+    for ev in ("event=start", "event=store outcome=ok", "event=decrypt outcome=ok actor=pat",
+               "event=decrypt outcome=refused why=key-mismatch", "event=release"):
+        assert ev in text
+    assert "record=%s" % recs[0].uuid in text
+    # never a secret
+    for r in recs:
+        for f in r.fields:
+            for secret in (f.key2a, f.key2b, f.value):
+                assert secret.hex() not in text and (f.value.decode() + " ") not in text
+    st = daemon.ctl_status()
+    head = daemon.head_path.read_text()
+    assert st["audit_hash"] in head and int(st["audit_seq"]) == len(lines(daemon.audit_path))
+
+
+def test_offline_verify_ok(stopped):
+    d, _ = stopped
+    p = offline(d.audit_path, d.head_path)
+    assert p.returncode == 0, p.stdout
+    p = run([CTL, "-c", d.conf_path, "--offline", "audit-verify"], check=False)
+    assert p.returncode == 0, p.stdout
+
+
+def tamper_cases(ls):
+    n = len(ls)
+    mid = n // 2
+    edited = list(ls)
+    edited[mid] = edited[mid].replace("outcome=ok", "outcome=no", 1).replace(
+        "record=", "record=0", 1) if "record=" in edited[mid] else edited[mid].replace(
+        "event=", "event=x", 1)
+    last_edit = list(ls)
+    last_edit[-1] = last_edit[-1].replace("event=", "event=y", 1)
+    return {
+        "edited": edited,
+        "edited-last": last_edit,
+        "deleted": ls[:mid] + ls[mid + 1:],
+        "reordered": ls[:mid] + [ls[mid + 1], ls[mid]] + ls[mid + 2:],
+        "truncated": ls[:-2],
+        "truncated-mid-line": ls[:-1] + [ls[-1][:20]],
+        "emptied": [],
+        "inserted": ls[:mid] + [ls[mid]] + ls[mid:],
+    }
+
+
+@pytest.mark.parametrize("kind", ["edited", "edited-last", "deleted", "reordered", "truncated",
+                                  "truncated-mid-line", "emptied", "inserted"])
+def test_tampering_detected(stopped, kind, tmp_path):
+    d, _ = stopped
+    ls = lines(d.audit_path)
+    assert len(ls) >= 8
+    bad = tmp_path / "audit.log"
+    bad.write_text("".join(tamper_cases(ls)[kind]))
+    head = tmp_path / "audit.log.head"
+    shutil.copy(d.head_path, head)
+    p = offline(bad, head)
+    assert p.returncode == 1, (kind, p.stdout)
+    assert p.stdout.startswith("error: audit log does not verify")
+    # the untouched copy still verifies
+    assert offline(d.audit_path, d.head_path).returncode == 0
+
+
+def test_daemon_refuses_to_start_on_tampered_log(stopped):
+    d, _ = stopped
+    ls = lines(d.audit_path)
+    d.audit_path.write_text("".join(ls[:3] + ls[4:]))
+    p = d.check()
+    assert p.returncode == 0  # the config is fine...
+    with pytest.raises(RuntimeError):
+        d.start(timeout=10)  # ...the log is not
+    assert "does not verify" in d.log_text()
+
+
+def test_torn_last_line_after_crash_is_repaired(stopped):
+    d, _ = stopped
+    with open(d.audit_path, "a") as f:
+        f.write("seq=999 prev=00")  # a write cut short by a crash, past the head
+    d.start()
+    assert "incomplete entry" in d.log_text()
+    assert d.ctl("audit-verify").returncode == 0
+
+
+def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
+    if not (BUILD / "config.h").exists() or \
+            "SV_TEST_HOOKS 1" not in (BUILD / "config.h").read_text():
+        pytest.skip("needs a build with --enable-test-hooks")
+    trigger = workdir / "audit-fail"
+    d = daemon_factory(start=False)
+    env = dict(os.environ, SVD_TEST_AUDIT_FAIL=str(trigger))
+    d.proc = None
+    from svtest import core
+    p = d.check()
+    assert p.returncode == 0
+    d.proc = core.Proc("splitvaultd:%d" % d.port, d.argv(), d.log, env=env).start()
+    d.proc.wait_port(d.port)
+    d._wait_ctl()
+    with d.client() as c:
+        r = Record({"name": "x"})
+        r.stored(c.store(r.uuid, r.store_fields()))
+        assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"x"
+        trigger.write_text("1")
+        with pytest.raises(DaemonError) as e:
+            c.decrypt(r.uuid, "pat", r.decrypt_fields())
+        assert e.value.code == WERR["AUDIT"]
+        # the next decrypt is refused up front, before any key is touched
+        with pytest.raises(DaemonError) as e:
+            c.decrypt(r.uuid, "pat", r.decrypt_fields())
+        assert e.value.code == WERR["AUDIT"]
+        # intake goes on
+        r2 = Record({"name": "y"})
+        assert c.store(r2.uuid, r2.store_fields())
+        assert d.ctl_status()["audit_healthy"] == "0"
+        trigger.unlink()
+        # a later successful write makes it healthy again
+        r3 = Record({"name": "z"})
+        c.store(r3.uuid, r3.store_fields())
+        assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"x"
+    d.stop()
+    assert offline(d.audit_path, d.head_path).returncode == 0
