@@ -1,7 +1,9 @@
 /*
- * gen_wire_corpus.c - write the wire seed corpus (fuzz/corpus/wire/).
+ * wire_corpus.c - write the wire seed corpus (fuzz/corpus/wire/), and say
+ * what the C decoders make of any frame.
  *
- *   fuzz/gen_wire_corpus DIR
+ *   fuzz/wire_corpus gen DIR          write every seed into DIR
+ *   fuzz/wire_corpus classify FILE... print "<class> <file>" for each file
  *
  * Every seed is one frame, as a peer would send it, named
  * "<message>-<class>[-<detail>]" where <message> is the message type in
@@ -16,8 +18,9 @@
  *
  * The generator checks each seed against the C decoders before writing it
  * and fails if one does not give its class; t/test_svwire.py holds the
- * Python codec to the same names. Output is deterministic, so a run over
- * the committed directory changes nothing unless the protocol did.
+ * Python codec to the same names, and uses `classify` to compare the two
+ * codecs on mutated frames. Output is deterministic, so a run over the
+ * committed directory changes nothing unless the protocol did.
  */
 #include "config.h"
 
@@ -40,6 +43,23 @@ static const uint8_t U[SV_UUID_LEN] = {
     0xa1, 0x55, 0x0c, 0x7e, 0x92, 0xd3, 0x18, 0x64};
 static uint8_t K[64];
 
+/* Corpus class name of a decoder status. */
+static const char *
+class_name(sv_status st)
+{
+    switch (st) {
+    case SV_OK: return "valid";
+    case SV_ERR_WIRE_TRUNCATED: return "truncated";
+    case SV_ERR_WIRE_TOO_LARGE: return "toolarge";
+    case SV_ERR_WIRE_VERSION: return "version";
+    case SV_ERR_WIRE_TYPE: return "type";
+    case SV_ERR_WIRE_MALFORMED: return "malformed";
+    case SV_ERR_WIRE_TRAILING: return "trailing";
+    case SV_ERR_WIRE_UNSUPPORTED: return "unsupported";
+    default: return "other";
+    }
+}
+
 /* The decoders' verdict on one frame. */
 static sv_status
 classify(const uint8_t *p, size_t n)
@@ -61,17 +81,17 @@ emit_raw(const char *name, const uint8_t *p, size_t n, sv_status want)
     sv_status got = classify(p, n);
 
     if (got != want) {
-        fprintf(stderr, "gen_wire_corpus: %s: decoders say %d (%s), want %d (%s)\n",
-                name, got, sv_strerror(got), want, sv_strerror(want));
+        fprintf(stderr, "wire_corpus: %s: decoders say %s, want %s\n",
+                name, class_name(got), class_name(want));
         failures++;
         return;
     }
     if (snprintf(path, sizeof(path), "%s/%s", outdir, name) >= (int)sizeof(path)) {
-        fprintf(stderr, "gen_wire_corpus: path too long\n");
+        fprintf(stderr, "wire_corpus: path too long\n");
         exit(1);
     }
     if ((f = fopen(path, "wb")) == NULL || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
-        fprintf(stderr, "gen_wire_corpus: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "wire_corpus: %s: %s\n", path, strerror(errno));
         exit(1);
     }
     written++;
@@ -189,7 +209,7 @@ gen_samples(void)
 
         sv_buf_init(&f, 1, 0);
         if (wsample_encode(i, &f, 1 + i) != SV_OK) {
-            fprintf(stderr, "gen_wire_corpus: sample %s does not encode\n", si->name);
+            fprintf(stderr, "wire_corpus: sample %s does not encode\n", si->name);
             exit(1);
         }
         emit_raw(si->name, f.data, f.len, SV_OK);
@@ -400,16 +420,45 @@ gen_others(void)
     emit_body("error-malformed-msglen", SV_MSG_ERROR, SV_ERR_WIRE_MALFORMED);
 }
 
+/* classify FILE...: one line per file, "<class> <file>". */
+static int
+classify_files(int n, char **files)
+{
+    int i, rc = 0;
+
+    for (i = 0; i < n; i++) {
+        FILE *f = fopen(files[i], "rb");
+        uint8_t *p = malloc(SV_WIRE_HDR_LEN + SV_WIRE_MAX_BODY + 2);
+        size_t len;
+
+        if (f == NULL || p == NULL) {
+            fprintf(stderr, "wire_corpus: %s: %s\n", files[i], strerror(errno));
+            free(p);
+            if (f != NULL)
+                fclose(f);
+            rc = 1;
+            continue;
+        }
+        len = fread(p, 1, SV_WIRE_HDR_LEN + SV_WIRE_MAX_BODY + 2, f);
+        fclose(f);
+        printf("%s %s\n", class_name(classify(p, len)), files[i]);
+        free(p);
+    }
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
     unsigned i;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    if (argc >= 2 && strcmp(argv[1], "classify") == 0)
+        return classify_files(argc - 2, argv + 2);
+    if (argc != 3 || strcmp(argv[1], "gen") != 0) {
+        fprintf(stderr, "usage: %s gen DIR | classify FILE...\n", argv[0]);
         return 2;
     }
-    outdir = argv[1];
+    outdir = argv[2];
     for (i = 0; i < sizeof(K); i++)
         K[i] = (uint8_t)(0x40 + i);
     sv_buf_init(&b, 0, 0);
@@ -420,9 +469,9 @@ main(int argc, char **argv)
     gen_others();
     sv_buf_free(&b);
     if (failures) {
-        fprintf(stderr, "gen_wire_corpus: %d seeds do not give their class\n", failures);
+        fprintf(stderr, "wire_corpus: %d seeds do not give their class\n", failures);
         return 1;
     }
-    printf("gen_wire_corpus: wrote %u seeds to %s\n", written, outdir);
+    printf("wire_corpus: wrote %u seeds to %s\n", written, outdir);
     return 0;
 }
