@@ -1,0 +1,110 @@
+"""Every malformed-frame class of the wire fuzz corpus (fuzz/corpus/wire)
+sent to a live daemon over mutual TLS: refused with an error (or, for a
+frame cut short, closed at the I/O timeout), the connection closed, nothing
+stored, and the daemon keeps serving other clients."""
+import struct
+
+import pytest
+
+from svtest.core import SRC
+from svtest.fixtures_daemon import HDR, MSG, WERR, Record, _Rd
+
+CORPUS = SRC / "fuzz" / "corpus" / "wire"
+REQUESTS = {"store", "decrypt", "release", "status", "recon_list", "recon_delete"}
+
+
+def corpus():
+    if not CORPUS.is_dir():
+        return []
+    return sorted(p.name for p in CORPUS.iterdir() if p.is_file())
+
+
+def is_valid_request(name):
+    kind, _, rest = name.partition("-")
+    return kind in REQUESTS and rest.startswith("valid")
+
+
+@pytest.fixture(scope="module")
+def shared_daemon(pki):
+    import shutil
+    from svtest.core import make_workdir
+    from svtest.fixtures_daemon import Daemon
+    top = make_workdir("sv-frames")
+    d = Daemon(top / "daemon", pki,
+               timeouts={"io_timeout": "500ms", "idle_timeout": "5s"}).start()
+    yield d
+    d.teardown()
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def test_corpus_present():
+    names = corpus()
+    assert len(names) > 40, "fuzz/corpus/wire is missing"
+    assert any(not is_valid_request(n) for n in names)
+
+
+@pytest.mark.parametrize("name", [n for n in corpus() if not is_valid_request(n)])
+def test_malformed_frame_refused_and_closed(shared_daemon, name):
+    d = shared_daemon
+    data = (CORPUS / name).read_bytes()
+    before = len(d.shares())
+    c = d.client()
+    try:
+        c.send_raw(data)
+        c.sock.settimeout(5)
+        try:
+            t, rid, body = c.recv_frame()
+        except (ConnectionError, OSError, struct.error):
+            t = None  # closed without an answer: only for frames cut short
+        if name == "frame-trailing":
+            # on a stream, bytes after a whole frame are the next frame: the
+            # valid frame is answered, the rest is a frame cut short
+            assert t == MSG["STORE_OK"]
+            before = len(d.shares())
+        elif t is None:
+            assert "truncated" in name or len(data) < HDR.size, name
+        else:
+            assert t == MSG["ERROR"], (name, hex(t))
+            r = _Rd(body)
+            code = r.u16()
+            assert code in (WERR["BAD_REQUEST"], WERR["UNSUPPORTED"]), (name, code)
+        assert c.closed_by_peer(timeout=5), name
+    finally:
+        c.close()
+    # nothing stored, and the daemon still serves another client
+    assert len(d.shares()) == before
+    with d.client() as other:
+        assert other.status()["locked"] == 0
+
+
+@pytest.mark.parametrize("name", [n for n in corpus() if is_valid_request(n)])
+def test_valid_frames_answered_connection_kept(shared_daemon, name):
+    d = shared_daemon
+    data = (CORPUS / name).read_bytes()
+    with d.client() as c:
+        c.send_raw(data)
+        c.sock.settimeout(10)
+        t, rid, body = c.recv_frame()
+        if name.startswith("decrypt"):
+            # random key material: refused, generically; the connection stays
+            assert t == MSG["ERROR"] and _Rd(body).u16() == WERR["REFUSED"]
+        else:
+            assert t in (MSG["STORE_OK"], MSG["RELEASE_OK"], MSG["STATUS_OK"],
+                         MSG["RECON_LIST_OK"], MSG["RECON_DELETE_OK"]), (name, hex(t))
+        assert c.status()["locked"] == 0
+
+
+def test_garbage_and_slowloris(shared_daemon):
+    d = shared_daemon
+    with d.client() as c:
+        c.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        t, _, body = c.recv_frame()
+        assert t == MSG["ERROR"]
+        assert c.closed_by_peer()
+    # half a header, then silence: closed at the I/O timeout
+    with d.client() as c:
+        c.send_raw(b"SV\x01")
+        assert c.closed_by_peer(timeout=5)
+    r = Record({"after": "garbage"})
+    with d.client() as c:
+        assert c.store(r.uuid, r.store_fields())
