@@ -166,10 +166,18 @@ int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *ro
 apr_dbd_row_t *svm_db_row(request_rec *r, ap_dbd_t *dbd, svm_rows *rows);
 /* Column n of row, copied into r->pool ("" for NULL). */
 const char *svm_db_col(request_rec *r, ap_dbd_t *dbd, apr_dbd_row_t *row, int n);
-/* Begin / end a transaction; svm_db_tx_end commits unless an error happened
- * or rollback is set. Both return non-zero on failure (logged). */
-int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd, apr_dbd_transaction_t **tx);
-int svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, apr_dbd_transaction_t *tx, int rollback);
+/* Begin / end a transaction with plain BEGIN, COMMIT and ROLLBACK (apr_dbd's
+ * pgsql transaction calls dereference NULL when BEGIN fails on a dead
+ * connection). svm_db_tx_end commits, or rolls back when rollback is set;
+ * callers set it after any failed statement. Both return non-zero on
+ * failure (logged); a failed COMMIT means nothing was stored. */
+int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd);
+int svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, int rollback);
+/* 1 (once) when the last rolled-back transaction failed only because the
+ * connection had lost its prepared statements (libpq re-connects a pooled
+ * connection after a database restart, without them) and they have been
+ * prepared again: the caller may run its transaction once more. */
+int svm_db_repaired(request_rec *r);
 /* Decode hex (optionally "\x"-prefixed, as PostgreSQL prints bytea) into
  * exactly n bytes. Returns 0 on success. */
 int svm_hex_decode(const char *hex, unsigned char *out, apr_size_t n);

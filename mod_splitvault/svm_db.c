@@ -158,6 +158,80 @@ apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label)
     return st;
 }
 
+/* Per-request state of the connection: inside a transaction; statements
+ * lost and to be prepared again after the rollback; prepared again. */
+typedef struct {
+    int in_tx;
+    int lost;
+    int repaired;
+} svm_db_state;
+
+static svm_db_state *svm_db_st(request_rec *r)
+{
+    void *v = NULL;
+
+    apr_pool_userdata_get(&v, "svm_db_state", r->pool);
+    if (!v) {
+        v = apr_pcalloc(r->pool, sizeof(svm_db_state));
+        apr_pool_userdata_setn(v, "svm_db_state", NULL, r->pool);
+    }
+    return v;
+}
+
+/* 1 when rv means "prepared statement ... does not exist". */
+static int svm_db_stmt_lost(ap_dbd_t *dbd, int rv)
+{
+    const char *e = apr_dbd_error(dbd->driver, dbd->handle, rv);
+
+    return e && strstr(e, "prepared statement") && strstr(e, "does not exist");
+}
+
+/* Prepare every statement again on this connection, into mod_dbd's own
+ * statement objects. Returns 0 when all succeeded. */
+static int svm_db_reprepare(request_rec *r, ap_dbd_t *dbd)
+{
+    const svm_stmt_def *d;
+    int rv, bad = 0;
+
+    for (d = svm_stmts; d->label; d++) {
+        apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, d->label, APR_HASH_KEY_STRING);
+        if (!st)
+            continue;
+        rv = apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, d->sql, d->label, &st);
+        if (rv)
+            bad = 1;
+    }
+    ap_log_rerror(APLOG_MARK, bad ? APLOG_ERR : APLOG_WARNING, 0, r,
+                  "SV01107: the database connection was re-established without its "
+                  "prepared statements; prepared them again%s", bad ? " (failed)" : "");
+    return bad;
+}
+
+int svm_db_repaired(request_rec *r)
+{
+    svm_db_state *st = svm_db_st(r);
+    int v = st->repaired;
+
+    st->repaired = 0;
+    return v;
+}
+
+/* After a failed statement: repair now (outside a transaction: returns 1,
+ * the caller retries) or after the rollback. */
+static int svm_db_after_failure(request_rec *r, ap_dbd_t *dbd, int rv)
+{
+    svm_db_state *st;
+
+    if (!svm_db_stmt_lost(dbd, rv))
+        return 0;
+    st = svm_db_st(r);
+    if (st->in_tx) {
+        st->lost = 1;
+        return 0;
+    }
+    return svm_db_reprepare(r, dbd) == 0;
+}
+
 int svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *nrows,
                 const void **args)
 {
@@ -167,6 +241,8 @@ int svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *nrows,
     if (!st)
         return -1;
     rv = apr_dbd_pbquery(dbd->driver, r->pool, dbd->handle, &n, st, args);
+    if (rv && svm_db_after_failure(r, dbd, rv))
+        rv = apr_dbd_pbquery(dbd->driver, r->pool, dbd->handle, &n, st, args);
     if (rv) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01103: %s failed: %s", label,
                       apr_dbd_error(dbd->driver, dbd->handle, rv));
@@ -188,6 +264,8 @@ int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *ro
     if (!st)
         return -1;
     rv = apr_dbd_pbselect(dbd->driver, r->pool, dbd->handle, &rows->res, st, 1, args);
+    if (rv && svm_db_after_failure(r, dbd, rv))
+        rv = apr_dbd_pbselect(dbd->driver, r->pool, dbd->handle, &rows->res, st, 1, args);
     if (rv) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01104: %s failed: %s", label,
                       apr_dbd_error(dbd->driver, dbd->handle, rv));
@@ -213,29 +291,33 @@ const char *svm_db_col(request_rec *r, ap_dbd_t *dbd, apr_dbd_row_t *row, int n)
     return v ? apr_pstrdup(r->pool, v) : "";
 }
 
-int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd, apr_dbd_transaction_t **tx)
+int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd)
 {
-    int rv = apr_dbd_transaction_start(dbd->driver, r->pool, dbd->handle, tx);
+    int n = 0, rv = apr_dbd_query(dbd->driver, dbd->handle, &n, "BEGIN");
 
-    if (rv) {
+    if (rv)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01105: cannot begin a transaction: %s",
                       apr_dbd_error(dbd->driver, dbd->handle, rv));
-        *tx = NULL;
-    }
+    else
+        svm_db_st(r)->in_tx = 1;
     return rv;
 }
 
-int svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, apr_dbd_transaction_t *tx, int rollback)
+int svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, int rollback)
 {
-    int rv;
+    svm_db_state *st = svm_db_st(r);
+    int n = 0, rv = apr_dbd_query(dbd->driver, dbd->handle, &n,
+                                  rollback ? "ROLLBACK" : "COMMIT");
 
-    if (!tx)
-        return -1;
-    if (rollback)
-        apr_dbd_transaction_mode_set(dbd->driver, tx, APR_DBD_TRANSACTION_ROLLBACK);
-    rv = apr_dbd_transaction_end(dbd->driver, r->pool, tx);
+    st->in_tx = 0;
+    if (st->lost) {
+        st->lost = 0;
+        st->repaired = rv == 0 && svm_db_reprepare(r, dbd) == 0;
+    }
+
     if (rv) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01106: transaction end failed: %s",
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01106: %s failed: %s",
+                      rollback ? "ROLLBACK" : "COMMIT",
                       apr_dbd_error(dbd->driver, dbd->handle, rv));
         return rv;
     }

@@ -153,13 +153,12 @@ static int svm_insert_record(request_rec *r, ap_dbd_t *dbd, const char *uuid_s,
                              const char *ref, const svm_key1pub *k1, svm_intake_field *xf,
                              int n)
 {
-    apr_dbd_transaction_t *tx = NULL;
     svm_rows res;
     apr_dbd_row_t *row;
     const char *id = NULL;
     int i, fail = 0;
 
-    if (svm_db_tx_begin(r, dbd, &tx))
+    if (svm_db_tx_begin(r, dbd))
         return -1;
     {
         const void *args[] = { uuid_s, ref };
@@ -196,7 +195,7 @@ static int svm_insert_record(request_rec *r, ap_dbd_t *dbd, const char *uuid_s,
         fail = 1;
     }
 #endif
-    if (svm_db_tx_end(r, dbd, tx, fail) || fail)
+    if (svm_db_tx_end(r, dbd, fail) || fail)
         return -1;
     return 0;
 }
@@ -300,7 +299,8 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
         }
     }
     sv_cleanse(key2a, 32 * (apr_size_t)n);
-    if (svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0)
+    if (svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0
+        && (!svm_db_repaired(r) || svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0))
         goto not_stored;
     for (i = 0; i < n; i++)
         sv_cleanse((void *)xf[i].value, xf[i].len);

@@ -80,7 +80,6 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     for (tries = 0; tries < SVM_UPDATE_TRIES; tries++) {
         svm_rows res;
         apr_dbd_row_t *row;
-        apr_dbd_transaction_t *tx;
         const char *share = NULL, *pubhex = NULL;
         unsigned char pub[SV_X25519_LEN], enc[SV_HPKE_ENC_LEN];
         unsigned char *ct = apr_palloc(r->pool, pv->len + SV_HPKE_TAG_LEN);
@@ -109,7 +108,7 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                           "%s/%s failed", ref, pf->value);
             break;
         }
-        if (svm_db_tx_begin(r, dbd, &tx))
+        if (svm_db_tx_begin(r, dbd))
             break;
         {
             const void *args[] = { enc, &s32, "fields", "enc", ct, &sct, "fields", "ct",
@@ -122,7 +121,7 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
             nrows = 0; /* behave as if a rotation had changed the row meanwhile */
 #endif
         if (!fail && nrows == 0) {
-            svm_db_tx_end(r, dbd, tx, 1);
+            svm_db_tx_end(r, dbd, 1);
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01602: %s/%s changed while "
                           "updating; sealing again", ref, pf->value);
             continue;
@@ -132,8 +131,11 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
             fail = svm_db_exec(r, dbd, "svm_rec_touch", NULL, args) != 0
                    || svm_audit(r, dbd, st->name, "update", ref, pf->value, "ok", NULL) != 0;
         }
-        if (svm_db_tx_end(r, dbd, tx, fail) || fail)
+        if (svm_db_tx_end(r, dbd, fail) || fail) {
+            if (svm_db_repaired(r))
+                continue; /* the connection was repaired: run it again */
             break;
+        }
         sv_cleanse(pv->value, pv->len);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01603: %s updated %s/%s", st->name, ref,
                       pf->value);

@@ -1,33 +1,289 @@
-"""Anonymous intake through the real form: stored format, bad input, failures."""
+"""Anonymous intake through the real form, httpd, PostgreSQL and splitvaultd.
+
+The stored rows are opened with an independent HPKE (t/pylib/hpke_ref.py)
+from nothing but the raw database values, key1's PEM and the daemon's key2b,
+proving the documented format. Bad input is refused with a clear page and
+stores nothing; daemon or database failures store nothing and recover.
+"""
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "pylib"))
 import hpke_ref  # noqa: E402
 
+GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
+
+XSS = [
+    "<script>alert(1)</script>",
+    "\"><img src=x onerror=alert(1)>",
+    "'><svg/onload=alert(1)>",
+    "javascript:alert(1)",
+    "</textarea><script>alert(1)</script>",
+    "&lt;b&gt;&amp;",
+    "{{7*7}}${7*7}",
+]
+SQLMETA = [
+    "'; DROP TABLE records; --",
+    "\" OR 1=1 --",
+    "Robert'); DELETE FROM fields;--",
+    "%s %d %pDb \\x00 $1 ::bytea",
+    "100% \\ backslash ' quote",
+]
+
+
+def raw_field(sv, ref, field):
+    rows = sv.db.query(
+        "SELECT r.uuid::text, f.share_id, f.key2_pub, f.enc, f.ct, f.wrap_enc, f.wrap_ct, "
+        "f.key1_fp, f.version FROM records r JOIN fields f ON f.record_id = r.id "
+        "WHERE r.ref = %s AND f.name = %s", (ref, field))
+    assert len(rows) == 1
+    return rows[0]
+
 
 def open_field(sv, ref, field):
     """Open one stored field from the raw rows, key1's PEM and the daemon's key2b."""
-    rows = sv.db.query(
-        "SELECT r.uuid::text, f.share_id, f.key2_pub, f.enc, f.ct, f.wrap_enc, f.wrap_ct, "
-        "f.key1_fp FROM records r JOIN fields f ON f.record_id = r.id "
-        "WHERE r.ref = %s AND f.name = %s", (ref, field))
-    assert len(rows) == 1
-    uuid, share, pub, enc, ct, wenc, wct, fp = rows[0]
+    uuid, share, pub, enc, ct, wenc, wct, fp, _ = raw_field(sv, ref, field)
     assert fp == sv.key1.fingerprint
-    sk1 = sv.key1.private_raw()
+    assert len(bytes(enc)) == 32 and len(bytes(wenc)) == 32 and len(bytes(wct)) == 48
+    sk1, pk1 = hpke_ref.load_key1_private_pem(sv.key1.pem.read_bytes(),
+                                              sv.key1.passphrase)
+    assert pk1 == sv.key1.public_raw()
     key2a = hpke_ref.unwrap_key2a(sk1, uuid, field, share, bytes(wenc), bytes(wct))
     key2b = sv.daemon.key2b(share)
+    assert key2b is not None, "share %d not on the daemon" % share
     sk2 = hpke_ref.combine(key2a, key2b)
     assert hpke_ref.public_key(sk2) == bytes(pub)
     return hpke_ref.open_datum(sk2, uuid, field, bytes(enc), bytes(ct))
 
 
+def assert_refused(sv, r, status, text):
+    assert r.status == status, (r.status, r.text)
+    assert "Nothing was stored" in r.text or "not stored" in r.text.lower(), r.text
+    assert text in r.text, r.text
+    assert sv.db.count("records") == 0
+    assert sv.db.count("fields") == 0
+
+
+def test_form_page(sv):
+    r = sv.client().get(sv.path("/"))
+    assert r.status == 200
+    for name, label, _ in [("name", "Full name", 0), ("ssn", "Social security number", 0)]:
+        assert 'name="%s"' % name in r.text and label in r.text
+    assert "<textarea" in r.text and 'maxlength="2000"' in r.text
+    assert "<script" not in r.text.lower()
+
+
 def test_submit_and_open_with_independent_hpke(sv):
-    values = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Zoë 🌍\r\nline two"}
+    values = {"name": "Jane Q. Example", "ssn": "078-05-1120",
+              "notes": "Zoë 🌍 naïve\r\nline two"}
     r = sv.submit(values)
     assert r.status == 200, r.text
     ref = sv.ref_of(r)
-    assert ref
+    assert ref and re.fullmatch(r"[0-9A-Z]{5}-[0-9A-Z]{5}", ref)
+    assert "cannot be used to read the submission back" in r.text
     for field, value in values.items():
         assert open_field(sv, ref, field) == value.encode("utf-8")
+    # each field has its own key2 and share; shares belong to this record and field
+    rows = sv.db.query("SELECT f.name, f.share_id, f.key2_pub, r.uuid::text FROM fields f "
+                       "JOIN records r ON r.id = f.record_id")
+    assert len({bytes(r[2]) for r in rows}) == 3 and len({r[1] for r in rows}) == 3
+    shares = sv.daemon.shares()
+    for name, share, pub, uuid in rows:
+        s = shares[share]
+        assert s["field"] == name and s["pub"] == bytes(pub)
+        assert s["uuid"].replace("-", "").lower() == uuid.replace("-", "").lower()
+
+
+def test_envelopes_are_bound_to_record_and_field(sv):
+    """Swapping a ciphertext between fields makes opening fail (aad binding)."""
+    ref = sv.ref_of(sv.submit(GOOD))
+    uuid, share, pub, enc, ct, *_ = raw_field(sv, ref, "name")
+    sk1, _ = hpke_ref.load_key1_private_pem(sv.key1.pem.read_bytes())
+    _, _, _, _, _, wenc, wct, _, _ = raw_field(sv, ref, "name")
+    key2a = hpke_ref.unwrap_key2a(sk1, uuid, "name", share, bytes(wenc), bytes(wct))
+    sk2 = hpke_ref.combine(key2a, sv.daemon.key2b(share))
+    try:
+        hpke_ref.open_datum(sk2, uuid, "ssn", bytes(enc), bytes(ct))
+        assert False, "opened under the wrong field name"
+    except hpke_ref.OpenError:
+        pass
+    try:
+        hpke_ref.unwrap_key2a(sk1, uuid, "name", share + 1, bytes(wenc), bytes(wct))
+        assert False, "unwrapped under the wrong share id"
+    except hpke_ref.OpenError:
+        pass
+
+
+def test_empty_optional_field_is_stored_too(sv):
+    ref = sv.ref_of(sv.submit({"name": "A", "ssn": "B"}))
+    assert ref
+    assert open_field(sv, ref, "notes") == b""
+    assert sv.db.count("fields") == 3
+
+
+def test_maximum_length_and_non_ascii(sv):
+    name = "é" * 200  # 200 characters, 400 bytes: maxlength counts characters
+    notes = "🌍" * 2000
+    ref = sv.ref_of(sv.submit({"name": name, "ssn": "x" * 20, "notes": notes}))
+    assert ref
+    assert open_field(sv, ref, "name") == name.encode()
+    assert open_field(sv, ref, "notes") == notes.encode()
+
+
+def test_xss_and_sql_metacharacters_stored_verbatim(sv):
+    for v in XSS + SQLMETA:
+        r = sv.submit({"name": v, "ssn": v[:20], "notes": v})
+        assert r.status == 200, r.text
+        ref = sv.ref_of(r)
+        assert open_field(sv, ref, "name") == v.encode()
+        assert open_field(sv, ref, "notes") == v.encode()
+        assert "<script>" not in r.text and "onerror=" not in r.text
+    assert sv.db.count("records") == len(XSS + SQLMETA)
+
+
+def test_missing_required(sv):
+    r = sv.submit({"name": "Only a name"})
+    assert_refused(sv, r, 400, "Social security number is required.")
+    r = sv.submit({"name": "", "ssn": "1"})
+    assert_refused(sv, r, 400, "Full name is required.")
+
+
+def test_over_long(sv):
+    r = sv.submit({"name": "x" * 201, "ssn": "1"})
+    assert_refused(sv, r, 400, "Full name is longer than 200 characters.")
+
+
+def test_invalid_utf8_and_controls(sv):
+    c = sv.client()
+    for body in ["name=%C3%28&ssn=1", "name=%ED%A0%80&ssn=1", "name=%C0%AF&ssn=1",
+                 "name=a%00b&ssn=1", "name=a%1Bb&ssn=1", "name=%F5%80%80%80&ssn=1"]:
+        r = c.post(sv.path("/"), body=body)
+        assert_refused(sv, r, 400, "not allowed (invalid UTF-8 or control characters)")
+
+
+def test_unknown_and_duplicate_fields(sv):
+    c = sv.client()
+    r = c.post(sv.path("/"), body="name=a&ssn=b&%3Cscript%3Ealert(1)%3C%2Fscript%3E=1")
+    assert_refused(sv, r, 400, "unknown field &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;")
+    assert "<script>alert(1)" not in r.text
+    r = c.post(sv.path("/"), body="name=a&ssn=b&ssn=c")
+    assert_refused(sv, r, 400, "was sent twice")
+
+
+def test_malformed_body(sv):
+    c = sv.client()
+    for body in ["name=%zz&ssn=1", "name=a&ssn", "name=%4"]:
+        r = c.post(sv.path("/"), body=body)
+        assert_refused(sv, r, 400, "malformed")
+
+
+def test_wrong_content_type(sv):
+    c = sv.client()
+    r = c.post(sv.path("/"), body="name=a&ssn=b", content_type="text/plain")
+    assert_refused(sv, r, 415, "application/x-www-form-urlencoded")
+    r = c.post(sv.path("/"), body="--x\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n"
+               "a\r\n--x--\r\n", content_type="multipart/form-data; boundary=x")
+    assert_refused(sv, r, 415, "application/x-www-form-urlencoded")
+    r = c.post(sv.path("/"), body="name=a&ssn=b", content_type=None)
+    assert_refused(sv, r, 415, "application/x-www-form-urlencoded")
+
+
+def test_oversized_body_413(sv_factory):
+    sv = sv_factory(directives={"SplitVaultMaxBody": "4096"})
+    c = sv.client()
+    r = c.post(sv.path("/"), body="name=" + "a" * 5000 + "&ssn=1")
+    assert_refused(sv, r, 413, "larger than this form accepts")
+    # chunked (no Content-Length): the cap holds while reading
+    def chunks():
+        yield b"name="
+        for _ in range(10):
+            yield b"a" * 1000
+        yield b"&ssn=1"
+    r = c.request("POST", sv.path("/"), body=chunks(), chunked=True,
+                  headers={"Content-Type": "application/x-www-form-urlencoded",
+                           "Transfer-Encoding": "chunked"})
+    assert_refused(sv, r, 413, "larger than this form accepts")
+    # a body within the cap is fine
+    assert sv.submit(GOOD).status == 200
+
+
+def test_get_does_not_store_and_other_methods_refused(sv):
+    c = sv.client()
+    assert c.get(sv.path("/") + "?name=a&ssn=b").status == 200
+    r = c.request("PUT", sv.path("/"), body="name=a&ssn=b",
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 405 and "GET" in (r.header("Allow") or "")
+    assert sv.db.count("records") == 0
+
+
+def test_daemon_down_then_back(sv):
+    c = sv.client()
+    assert sv.submit(GOOD, client=c).status == 200
+    sv.daemon.stop()
+    sv.allowed_errors += [r"SV01701", r"SV01706", r"SV0170[89]", r"SV0171[01]"]
+    for _ in range(2):
+        r = sv.submit(GOOD, client=c)
+        assert r.status == 503, r.text
+        assert "NOT stored" in r.text and "try again" in r.text
+    assert sv.db.count("records") == 1
+    sv.daemon.start()
+    r = sv.submit(GOOD, client=c)
+    assert r.status == 200, r.text
+    assert sv.db.count("records") == 2
+    assert sv.httpd.proc.alive()
+
+
+def test_daemon_restart_reuses_pool_cleanly(sv):
+    """Pooled connections the daemon closed are replaced without a failed request."""
+    for _ in range(3):
+        assert sv.submit(GOOD).status == 200
+    sv.daemon.restart()
+    for _ in range(3):
+        r = sv.submit(GOOD)
+        assert r.status == 200, r.text
+    assert sv.db.count("records") == 6
+
+
+def test_database_down_then_back(sv):
+    assert sv.submit(GOOD).status == 200
+    sv.allowed_errors += [r"SV011\d\d", r"AH0063[0-9]", r"AH00629", r"dbd", r"SV01[0-9]{3}"]
+    sv.pg.stop()
+    try:
+        r = sv.submit(GOOD)
+        assert r.status == 503, r.text
+        assert "NOT stored" in r.text
+    finally:
+        sv.pg.start()
+    ok = False
+    for _ in range(20):  # mod_dbd reconnects on its own
+        r = sv.submit(GOOD)
+        if r.status == 200:
+            ok = True
+            break
+    assert ok, r.text
+    assert sv.httpd.proc.alive()
+
+
+def test_db_failure_after_store_leaves_no_record(sv):
+    """Invariant 1: a record is committed only with its shares; the reverse
+    failure leaves orphan shares for reconcile and no record."""
+    before = len(sv.daemon.shares())
+    sv.allowed_errors += [r"SV01502"]
+    r = sv.client().post(sv.path("/"), body=GOOD_BODY,
+                         headers={"X-SplitVault-Fault": "intake-db-fail"})
+    assert r.status == 503 and "NOT stored" in r.text
+    assert sv.db.count("records") == 0 and sv.db.count("fields") == 0
+    assert len(sv.daemon.shares()) == before + 3  # orphans, found later by reconcile
+
+
+def test_no_active_key1_refuses_intake(sv_factory):
+    sv = sv_factory(key1=False)
+    sv.allowed_errors += [r"SV01902"]
+    r = sv.submit(GOOD)
+    assert r.status == 503 and "NOT stored" in r.text
+    assert sv.db.count("records") == 0
+    assert len(sv.daemon.shares()) == 0  # checked before any share is made
+
+
+GOOD_BODY = "name=Jane+Q+Example&ssn=078-05-1120&notes=Lorem+ipsum"

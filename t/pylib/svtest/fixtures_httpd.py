@@ -183,13 +183,14 @@ class WebClient:
                                                timeout=timeout)
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
-    def request(self, method, path, body=None, headers=None, timeout=30, cookies=True):
+    def request(self, method, path, body=None, headers=None, timeout=30, cookies=True,
+                chunked=False):
         h = dict(headers or {})
         if cookies and self.cookies:
             h["Cookie"] = "; ".join("%s=%s" % kv for kv in self.cookies.items())
         c = self._conn(timeout)
         try:
-            c.request(method, path, body=body, headers=h)
+            c.request(method, path, body=body, headers=h, encode_chunked=chunked)
             r = c.getresponse()
             resp = Response(r.status, r.getheaders(), r.read())
         finally:
