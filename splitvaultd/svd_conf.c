@@ -334,10 +334,10 @@ set_uint(struct pctx *p, const struct key *k, yaml_node_t *n, uint64_t v)
 
 /* Store one scalar key. */
 static int
-set_scalar(struct pctx *p, const struct key *k, yaml_node_t *n)
+set_scalar(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long keyline)
 {
     char *base = (char *)p->c;
-    unsigned long line = n->start_mark.line + 1;
+    unsigned long line = n->type == YAML_SCALAR_NODE ? n->start_mark.line + 1 : keyline;
     const char *s;
     char *end;
     uint64_t v;
@@ -422,9 +422,9 @@ set_scalar(struct pctx *p, const struct key *k, yaml_node_t *n)
 
 /* Store a sequence key (pins or CIDR blocks). */
 static int
-set_list(struct pctx *p, const struct key *k, yaml_node_t *n)
+set_list(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long keyline)
 {
-    unsigned long line = n->start_mark.line + 1;
+    unsigned long line = keyline;
     yaml_node_item_t *it;
     unsigned count, i = 0;
 
@@ -514,9 +514,9 @@ walk(struct pctx *p, yaml_node_t *map, const char *prefix, int depth)
                 return perr(p, line, path, "expected a section (a mapping of keys)");
             r = walk(p, vn, path, depth + 1);
         } else if (k->type == K_PINS || k->type == K_CIDRS) {
-            r = set_list(p, k, vn);
+            r = set_list(p, k, vn, line);
         } else {
-            r = set_scalar(p, k, vn);
+            r = set_scalar(p, k, vn, line);
         }
         if (r != 0)
             return r;

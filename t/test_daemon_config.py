@@ -1,0 +1,117 @@
+"""splitvaultd configuration: `splitvaultd -t -c FILE` accepts the example
+config and refuses unknown keys, wrong types, out-of-range values, missing
+required keys and contradictions, naming file, line and key."""
+import re
+
+import pytest
+
+from svtest.core import SRC, run
+from svtest.fixtures_daemon import DAEMON, CTL, Daemon
+
+
+@pytest.fixture
+def cfg(pki, workdir):
+    return Daemon(workdir / "d", pki)
+
+
+def check_text(d, text):
+    d.write_config(text)
+    return d.check()
+
+
+def test_version():
+    p = run([DAEMON, "--version"])
+    assert p.stdout.startswith("splitvaultd ") and "OpenSSL" in p.stdout
+
+
+def test_generated_config_ok(cfg):
+    p = cfg.check()
+    assert p.returncode == 0, p.stderr
+    assert "OK" in p.stdout
+
+
+def test_example_config_parses(cfg, pki, workdir):
+    """conf/splitvaultd.yaml, with its paths pointed at test files."""
+    text = (SRC / "conf" / "splitvaultd.yaml").read_text()
+    for key, val in (("certificate", pki.server_cert), ("key", pki.server_key),
+                     ("client_ca", pki.ca_cert)):
+        text = re.sub(r"(?m)^(\s+%s:).*$" % key, r"\g<1> %s" % val, text)
+    text = re.sub(r"(?m)^(\s+user:).*$", r"\1 nobody", text)
+    text = re.sub(r"(?m)^(\s+pinned_clients:).*$", r"\1 []", text)
+    p = check_text(cfg, text)
+    assert p.returncode == 0, p.stderr
+
+
+BAD = [
+    # (what to change, expected key, expected fragment)
+    ({"listen": {"prot": 1}}, "listen.prot", "unknown key"),
+    ({"bogus": {"a": 1}}, "bogus", "unknown key"),
+    ({"listen": {"port": "x"}}, "listen.port", "expected an unsigned integer"),
+    ({"listen": {"port": 70000}}, "listen.port", "out of range"),
+    ({"listen": {"port": 0}}, "listen.port", "out of range"),
+    ({"decrypt": {"global_rate": {"interval": "15"}}}, "decrypt.global_rate.interval",
+     "expected a duration"),
+    ({"decrypt": {"global_rate": {"burst": 0}}}, "decrypt.global_rate.burst", "out of range"),
+    ({"decrypt": {"queue": {"max_length": 2}, "lockdown_threshold": 3}},
+     "decrypt.lockdown_threshold", "above decrypt.queue.max_length"),
+    ({"tls": {"pinned_clients": ["abcd"]}}, "tls.pinned_clients", "SHA-256 fingerprint"),
+    ({"clients": {"allow": ["10.0.0.0/33"]}}, "clients.allow", "CIDR"),
+    ({"clients": {"allow": []}}, "clients.allow", "empty allow-list"),
+    ({"store": {"driver": "mysql"}}, "store.driver", "sqlite3 or pgsql"),
+    ({"store": {"driver": "pgsql"}}, "store.params", "required with driver pgsql"),
+    ({"process": {"mlock": "yes"}}, "process.mlock", "true or false"),
+    ({"process": {"secure_heap": "3MiB"}}, "process.secure_heap", "power of two"),
+    ({"process": {"log_level": "loud"}}, "process.log_level", "expected error"),
+    ({"connections": {"max": 0}}, "connections.max", "out of range"),
+    ({"reconcile": {"min_grace": "1500ms"}}, "reconcile.min_grace", "whole number"),
+    ({"audit": None}, "audit.path", "required key missing"),
+    ({"tls": {"certificate": {"a": 1}}}, "tls.certificate", "expected a single value"),
+]
+
+
+@pytest.mark.parametrize("change,key,frag", BAD, ids=[b[1] + ":" + b[2][:12] for b in BAD])
+def test_bad_values_name_file_line_key(pki, workdir, change, key, frag):
+    d = Daemon(workdir / "d", pki, extra=change)
+    p = d.check()
+    assert p.returncode == 1, p.stdout
+    msg = p.stderr.strip()
+    m = re.match(r"splitvaultd: (.+?):(\d+): (\S+): (.*)", msg)
+    assert m, msg
+    assert m.group(1) == str(d.conf_path) and m.group(3) == key and frag in m.group(4), msg
+    line = int(m.group(2))
+    text = d.conf_path.read_text().splitlines()
+    if "missing" not in frag and "above" not in frag and "required with" not in frag:
+        # the key's own line, or the offending entry of a list
+        assert key.split(".")[-1] in text[line - 1] or text[line - 1].strip().startswith("- "), \
+            (line, text[line - 1])
+
+
+def test_duplicate_key_and_syntax_error(cfg):
+    text = cfg.conf_path.read_text()
+    p = check_text(cfg, text + "listen:\n  port: 1\n")
+    assert p.returncode == 1 and "listen: duplicate key" in p.stderr
+    p = check_text(cfg, text + "listen: [unclosed\n")
+    assert p.returncode == 1 and "YAML syntax error" in p.stderr
+    p = check_text(cfg, "- a list\n")
+    assert p.returncode == 1 and "top level must be a mapping" in p.stderr
+
+
+def test_unreadable_tls_files_refused(pki, workdir):
+    d = Daemon(workdir / "d", pki, extra={"tls": {"key": str(workdir / "nope.key")}})
+    p = d.check()
+    assert p.returncode == 1 and "tls.key" in p.stderr
+    d = Daemon(workdir / "e", pki, extra={"tls": {"key": str(pki.client_key)}})
+    p = d.check()
+    assert p.returncode == 1 and "does not match" in p.stderr
+
+
+def test_user_root_refused(pki, workdir):
+    d = Daemon(workdir / "d", pki, extra={"process": {"user": "root"}})
+    p = d.check()
+    assert p.returncode == 1 and "process.user: must not be root" in p.stderr
+
+
+def test_usage_errors():
+    assert run([DAEMON], check=False).returncode == 2
+    assert run([DAEMON, "-x"], check=False).returncode == 2
+    assert run([CTL, "frobnicate"], check=False).returncode == 2
