@@ -18,6 +18,7 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,7 +119,9 @@ sv_wire_error_name(uint16_t code)
 static int
 type_known(uint8_t type)
 {
-    return strcmp(sv_wire_type_name(type), "unknown") != 0;
+    return (type >= SV_MSG_STORE && type <= SV_MSG_RECON_DELETE) ||
+           (type >= SV_MSG_STORE_OK && type <= SV_MSG_RECON_DELETE_OK) ||
+           type == SV_MSG_ERROR;
 }
 
 static int
@@ -481,15 +484,20 @@ field_name_len(const char *name)
     return len;
 }
 
-/* 1 when one of names[0..n) (stride bytes apart) equals the name at index n. */
+/*
+ * Field names held in an array of structs: element i's name is at
+ * (char *)base + i * stride + off. 1 when one of the names of elements
+ * 0..n-1 equals the name of element n.
+ */
 static int
-name_seen(const char *first, size_t stride, unsigned n)
+name_seen_at(const void *base, size_t stride, size_t off, unsigned n)
 {
-    const char *name = first + (size_t)n * stride;
+    const char *p = (const char *)base;
+    const char *name = p + (size_t)n * stride + off;
     unsigned i;
 
     for (i = 0; i < n; i++) {
-        if (strcmp(first + (size_t)i * stride, name) == 0)
+        if (strcmp(p + (size_t)i * stride + off, name) == 0)
             return 1;
     }
     return 0;
@@ -528,7 +536,7 @@ sv_store_req_encode(sv_buf *out, uint32_t reqid, const sv_store_req *m)
 
         if ((l = field_name_len(f->name)) == 0 || f->pub == NULL ||
             f->key2b == NULL ||
-            name_seen(m->f[0].name, sizeof(m->f[0]), i))
+            name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_store_field, name), i))
             return SV_ERR_INVAL;
         body += 1 + l + 2 * SV_X25519_LEN;
     }
@@ -561,7 +569,7 @@ sv_store_req_decode(const uint8_t *body, size_t len, sv_store_req *m)
 
         if ((st = rd_field_name(&r, f->name)) != SV_OK)
             goto out;
-        if (name_seen(m->f[0].name, sizeof(m->f[0]), i)) {
+        if (name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_store_field, name), i)) {
             st = SV_ERR_WIRE_MALFORMED;
             goto out;
         }
@@ -655,7 +663,7 @@ sv_decrypt_req_encode(sv_buf *out, uint32_t reqid, const sv_decrypt_req *m)
 
         if (f->share_id == 0 || id_seen(ids, i, f->share_id) ||
             (l = field_name_len(f->name)) == 0 ||
-            name_seen(m->f[0].name, sizeof(m->f[0]), i) ||
+            name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_decrypt_field, name), i) ||
             f->key2a == NULL || f->enc == NULL || f->ct == NULL ||
             f->ct_len < SV_HPKE_TAG_LEN ||
             f->ct_len > SV_DATUM_MAX + SV_HPKE_TAG_LEN ||
@@ -663,7 +671,7 @@ sv_decrypt_req_encode(sv_buf *out, uint32_t reqid, const sv_decrypt_req *m)
             (f->rotate == 1 && (f->new_pub == NULL || f->new_key2b == NULL)))
             return SV_ERR_INVAL;
         ids[i] = f->share_id;
-        body += 8 + 1 + l + 2 * 32 + 4 + (size_t)f->ct_len + 1 +
+        body += 8 + 1 + l + SV_X25519_LEN + SV_HPKE_ENC_LEN + 4 + (size_t)f->ct_len + 1 +
                 (f->rotate ? 2 * SV_X25519_LEN : 0);
     }
     if ((st = frame_begin(out, SV_MSG_DECRYPT, reqid, body, &start)) != SV_OK)
@@ -718,7 +726,7 @@ sv_decrypt_req_decode(const uint8_t *body, size_t len, sv_decrypt_req *m)
         ids[i] = f->share_id;
         if ((st = rd_field_name(&r, f->name)) != SV_OK)
             goto out;
-        if (name_seen(m->f[0].name, sizeof(m->f[0]), i)) {
+        if (name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_decrypt_field, name), i)) {
             st = SV_ERR_WIRE_MALFORMED;
             goto out;
         }
@@ -861,7 +869,7 @@ sv_release_req_encode(sv_buf *out, uint32_t reqid, const sv_release_req *m)
     body = SV_UUID_LEN + 1 + EXT_EMPTY_LEN;
     for (i = 0; i < m->n; i++) {
         if ((l = field_name_len(m->f[i].name)) == 0 ||
-            name_seen(m->f[0].name, sizeof(m->f[0]), i) ||
+            name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_release_item, name), i) ||
             !release_item_ok(&m->f[i], ids, &nids))
             return SV_ERR_INVAL;
         body += 1 + l + 8 + 8;
@@ -896,7 +904,7 @@ sv_release_req_decode(const uint8_t *body, size_t len, sv_release_req *m)
 
         if ((st = rd_field_name(&r, f->name)) != SV_OK)
             goto out;
-        if (name_seen(m->f[0].name, sizeof(m->f[0]), i)) {
+        if (name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_release_item, name), i)) {
             st = SV_ERR_WIRE_MALFORMED;
             goto out;
         }
