@@ -1,0 +1,194 @@
+/*
+ * test_svd_limit.c - token buckets on a fake clock; the limiter's admit,
+ * busy, trip, lock-down and unlock paths (non-blocking ones).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svd_conf.h"
+#include "svd_limit.h"
+
+static uint64_t fake_now;
+
+static uint64_t
+fake_clock(void)
+{
+    return fake_now;
+}
+
+START_TEST(bucket)
+{
+    struct svd_rate rate = { 1000, 3 };
+    struct svd_bucket b;
+
+    svd_bucket_fill(&b, &rate, 0);
+    ck_assert(svd_bucket_take(&b, &rate, 0));
+    ck_assert(svd_bucket_take(&b, &rate, 0));
+    ck_assert(svd_bucket_take(&b, &rate, 0));
+    ck_assert(!svd_bucket_take(&b, &rate, 10));
+    ck_assert_uint_eq(svd_bucket_wait_ms(&b, &rate, 10), 990);
+    ck_assert(!svd_bucket_take(&b, &rate, 999));
+    ck_assert(svd_bucket_take(&b, &rate, 1000));
+    ck_assert(!svd_bucket_take(&b, &rate, 1500));
+    /* a long pause refills to the burst, never beyond */
+    ck_assert(svd_bucket_take(&b, &rate, 100000));
+    ck_assert(svd_bucket_take(&b, &rate, 100000));
+    ck_assert(svd_bucket_take(&b, &rate, 100000));
+    ck_assert(!svd_bucket_take(&b, &rate, 100000));
+    /* fractions are kept: 2.5 intervals give 2 tokens and half an interval */
+    ck_assert(svd_bucket_ready(&b, &rate, 102500));
+    ck_assert(svd_bucket_take(&b, &rate, 102500));
+    ck_assert(svd_bucket_take(&b, &rate, 102500));
+    ck_assert(!svd_bucket_take(&b, &rate, 102500));
+    ck_assert_uint_eq(svd_bucket_wait_ms(&b, &rate, 102500), 500);
+}
+END_TEST
+
+START_TEST(bucket_unlimited)
+{
+    struct svd_rate rate = { 0, 1 };
+    struct svd_bucket b;
+
+    svd_bucket_fill(&b, &rate, 0);
+    for (int i = 0; i < 1000; i++)
+        ck_assert(svd_bucket_take(&b, &rate, 0));
+    ck_assert_uint_eq(svd_bucket_wait_ms(&b, &rate, 0), 0);
+}
+END_TEST
+
+static struct svd_conf *
+conf(uint32_t gi, uint32_t gb, uint32_t ai, uint32_t ab, unsigned qmax, unsigned thr)
+{
+    struct svd_conf *c = calloc(1, sizeof(*c));
+
+    c->magic = SVD_CONF_MAGIC;
+    c->global.interval_ms = gi;
+    c->global.burst = gb;
+    c->actor.interval_ms = ai;
+    c->actor.burst = ab;
+    c->queue_max = qmax;
+    c->lockdown_threshold = thr;
+    c->queue_max_wait_ms = 60000;
+    c->max_actors = 4;
+    return c;
+}
+
+START_TEST(admit_actor_and_global)
+{
+    struct svd_conf *c = conf(1000, 3, 1000, 1, 0, 0);
+    struct svd_limiter *l;
+    uint32_t retry;
+
+    fake_now = 5000;
+    l = svd_limiter_new(c, 0, 0);
+    svd_limiter_set_clock(l, fake_clock);
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
+    /* a's own bucket is empty; the queue holds nothing: busy */
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_BUSY);
+    ck_assert_uint_gt(retry, 0);
+    ck_assert_int_eq(svd_limiter_admit(l, "b", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_admit(l, "c", 0, &retry), SVD_ADMIT_OK);
+    /* the global bucket is empty now */
+    ck_assert_int_eq(svd_limiter_admit(l, "d", 0, &retry), SVD_ADMIT_BUSY);
+    fake_now += 1000;
+    ck_assert_int_eq(svd_limiter_admit(l, "d", 0, &retry), SVD_ADMIT_OK);
+    /* more actors than max_actors: full buckets are forgotten */
+    fake_now += 100000;
+    for (int i = 0; i < 10; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "x%d", i);
+        ck_assert_int_eq(svd_limiter_admit(l, name, 0, &retry), i < 3 ? SVD_ADMIT_OK
+                         : SVD_ADMIT_BUSY);
+    }
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
+START_TEST(timeout_without_wait)
+{
+    struct svd_conf *c = conf(1000, 1, 0, 1, 4, 0);
+    struct svd_limiter *l;
+    uint32_t retry;
+
+    fake_now = 0;
+    l = svd_limiter_new(c, 0, 0);
+    svd_limiter_set_clock(l, fake_clock);
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
+    /* may queue, but wait_ms 0: out at once */
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_TIMEOUT);
+    ck_assert_uint_eq(svd_limiter_queue_len(l), 0);
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
+START_TEST(lockdown_unlock)
+{
+    struct svd_conf *c = conf(0, 1, 0, 1, 0, 0);
+    struct svd_limiter *l;
+    uint64_t since = 0;
+    uint32_t retry;
+
+    l = svd_limiter_new(c, 1, 1234);
+    ck_assert(svd_limiter_locked(l, &since));
+    ck_assert_uint_eq(since, 1234);
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_LOCKED);
+    ck_assert(svd_limiter_unlock(l));
+    ck_assert(!svd_limiter_unlock(l));
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
+    ck_assert(svd_limiter_lockdown(l, 99));
+    ck_assert(!svd_limiter_lockdown(l, 100));
+    ck_assert(svd_limiter_locked(l, &since));
+    ck_assert_uint_eq(since, 99);
+    svd_limiter_close(l);
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_CLOSING);
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
+START_TEST(trip_with_threshold_zero_queue)
+{
+    /* threshold 1 with a queue of 1: the first request that cannot run at
+     * once while one waits trips; with nothing waiting it may queue */
+    struct svd_conf *c = conf(1000, 1, 0, 1, 1, 1);
+    struct svd_limiter *l;
+    uint32_t retry;
+
+    fake_now = 0;
+    l = svd_limiter_new(c, 0, 0);
+    svd_limiter_set_clock(l, fake_clock);
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_TIMEOUT);
+    ck_assert(!svd_limiter_locked(l, NULL));
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
+int
+main(void)
+{
+    Suite *s = suite_create("svd_limit");
+    TCase *tc = tcase_create("limit");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, bucket);
+    tcase_add_test(tc, bucket_unlimited);
+    tcase_add_test(tc, admit_actor_and_global);
+    tcase_add_test(tc, timeout_without_wait);
+    tcase_add_test(tc, lockdown_unlock);
+    tcase_add_test(tc, trip_with_threshold_zero_queue);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
