@@ -295,10 +295,11 @@ static int svm_staff_route(request_rec *r, const svm_srv_conf *sc, const char *r
             return svm_login_post(r, sc);
         if (!get)
             return svm_method_not_allowed(r, sc, "GET, POST", NULL);
-        if (svm_session_get(r, sc))
-            return svm_redirect(r, svm_url(r, sc, "/staff/"));
+        /* Shown even to a signed-in browser: signing in again ends the
+         * session it carries (whoever planted it). */
         return svm_login_page(r, sc, svm_query_arg(r, "signed-out") ? "You are signed out."
-                              : NULL, HTTP_OK);
+                              : svm_session_get(r, sc) ? "You are already signed in; signing "
+                              "in again ends that session." : NULL, HTTP_OK);
     }
     if (strncmp(rel, "/record/", 8) == 0) {
         const char *slash;

@@ -1,0 +1,365 @@
+"""Staff sign-in, sessions, CSRF and role checks through the real httpd."""
+import base64
+import hashlib
+import re
+import time
+
+from svtest.fixtures_httpd import STAFF, Httpd
+
+GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
+FAILED = "Sign-in failed. Check your name and password."
+CSP_PARTS = ["default-src 'none'", "style-src 'self'", "form-action 'self'",
+             "frame-ancestors 'none'", "base-uri 'none'"]
+
+
+def session_cookie(c):
+    return c.cookies.get("__Host-splitvault")
+
+
+def token_hash(tok):
+    raw = base64.urlsafe_b64decode(tok + "=")
+    assert len(raw) == 32
+    return hashlib.sha256(raw).digest()
+
+
+def new_record(sv):
+    r = sv.submit(GOOD)
+    assert r.status == 200, r.text
+    return sv.ref_of(r)
+
+
+def csrf_of(sv, c, ref):
+    page = c.get(sv.path("/staff/record/" + ref))
+    assert page.status == 200, page.text
+    return page.csrf()
+
+
+def version(sv, ref, field="name"):
+    return sv.db.query("SELECT f.version FROM fields f JOIN records r ON r.id = f.record_id "
+                       "WHERE r.ref = %s AND f.name = %s", (ref, field))[0][0]
+
+
+def test_login_logout_cookie_flags(sv):
+    c = sv.client()
+    page = c.get(sv.path("/staff/login"))
+    assert page.status == 200 and page.csrf()
+    pre = page.header("Set-Cookie")
+    assert pre.startswith("__Host-splitvault-login=")
+    r = c.post(sv.path("/staff/login"), {"csrf": page.csrf(), "name": "uma",
+                                          "password": STAFF["uma"][0]})
+    assert r.status == 303, r.text
+    assert r.header("Location").endswith("/splitvault/staff/")
+    cookies = [h for h in r.header_all("Set-Cookie") if h.startswith("__Host-splitvault=")]
+    assert len(cookies) == 1
+    ck = cookies[0]
+    for flag in ("Path=/", "HttpOnly", "Secure", "SameSite=Strict"):
+        assert flag in ck, ck
+    assert "Domain" not in ck
+    tok = session_cookie(c)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", tok)
+    rows = sv.db.query("SELECT token_hash FROM sessions")
+    assert [bytes(x[0]) for x in rows] == [token_hash(tok)]  # only the hash is stored
+    staff = c.get(sv.path("/staff/"))
+    assert staff.status == 200 and "Signed in as <strong>uma</strong>" in staff.text
+    out = c.post(sv.path("/staff/logout"), {"csrf": staff.csrf()})
+    assert out.status == 303 and "signed-out" in out.header("Location")
+    assert sv.db.count("sessions") == 0
+    assert session_cookie(c) is None
+    # the old token is dead server-side
+    c.cookies["__Host-splitvault"] = tok
+    assert c.get(sv.path("/staff/")).status == 303
+    audit = sv.db.query("SELECT actor, action, outcome FROM audit ORDER BY id")
+    assert ("uma", "sign-in", "ok") in audit and ("uma", "sign-out", "ok") in audit
+
+
+def test_wrong_password_and_unknown_user_look_the_same(sv):
+    c = sv.client()
+    page = c.get(sv.path("/staff/login"))
+    timings = {}
+    bodies = {}
+    for name, pw in [("uma", "wrong-password-123"), ("nobody-here", "wrong-password-123"),
+                     ("uma", "wrong-password-456"), ("nobody-here", "x")]:
+        t0 = time.monotonic()
+        r = c.post(sv.path("/staff/login"), {"csrf": page.csrf(), "name": name, "password": pw})
+        timings.setdefault(name, []).append(time.monotonic() - t0)
+        assert r.status == 200 and FAILED in r.text
+        assert session_cookie(c) is None
+        bodies.setdefault(name, set()).add(r.text)
+    assert bodies["uma"] == bodies["nobody-here"]  # byte for byte
+    # the same Argon2id work either way (coarse: within a factor of three)
+    known, unknown = min(timings["uma"]), min(timings["nobody-here"])
+    assert unknown > known / 3 and known > unknown / 3, timings
+    outcomes = sv.db.query("SELECT actor, outcome, detail FROM audit WHERE action = 'sign-in'")
+    assert ("uma", "failed", None) in outcomes
+    assert ("nobody-here", "failed", "unknown name") in outcomes
+    assert sv.db.count("sessions") == 0
+
+
+def test_disabled_account_cannot_sign_in(sv):
+    sv.db.admin("staff-disable", "uma")
+    c = sv.login("uma")
+    assert c.last.status == 200 and FAILED in c.last.text
+    sv.db.admin("staff-enable", "uma")
+    assert sv.login("uma").last.status == 303
+
+
+def test_throttle_per_account_and_unknown_names(sv_factory):
+    sv = sv_factory(directives={"SplitVaultLoginThrottle": "3 3",
+                                "SplitVaultLoginThrottleAddress": "100 3"})
+    for name in ("uma", "ghost"):
+        for _ in range(3):
+            c = sv.login(name, "wrong-password-xyz")
+            assert FAILED in c.last.text
+    # paused: even the right password fails, with the same message
+    c = sv.login("uma")
+    assert c.last.status == 200 and FAILED in c.last.text
+    assert sv.db.query("SELECT failed_logins FROM staff WHERE name = 'uma'")[0][0] >= 3
+    # other accounts are not affected
+    assert sv.login("pat").last.status == 303
+    assert ("uma", "throttled") in sv.db.query(
+        "SELECT actor, outcome FROM audit WHERE action = 'sign-in'")
+    time.sleep(3.5)
+    assert sv.login("uma").last.status == 303
+    sv.allowed_errors.append(r"SV01202")
+
+
+def test_throttle_per_address(sv_factory):
+    sv = sv_factory(directives={"SplitVaultLoginThrottle": "100 3",
+                                "SplitVaultLoginThrottleAddress": "4 3"})
+    for i in range(4):
+        sv.login("someone%d" % i, "wrong-password-xyz")
+    c = sv.login("uma")
+    assert c.last.status == 200 and FAILED in c.last.text
+    time.sleep(3.5)
+    assert sv.login("uma").last.status == 303
+
+
+def test_idle_expiry(sv_factory):
+    sv = sv_factory(directives={"SplitVaultSessionIdle": "2", "SplitVaultSessionMax": "60"})
+    c = sv.login("uma")
+    assert c.get(sv.path("/staff/")).status == 200
+    time.sleep(1)
+    assert c.get(sv.path("/staff/")).status == 200  # activity keeps it alive
+    time.sleep(2.5)
+    r = c.get(sv.path("/staff/"))
+    assert r.status == 303 and r.header("Location").endswith("/staff/login")
+    r = c.post(sv.path("/staff/logout"), {"csrf": "0" * 64})
+    assert r.status == 403
+
+
+def test_absolute_expiry(sv_factory):
+    sv = sv_factory(directives={"SplitVaultSessionIdle": "2", "SplitVaultSessionMax": "3"})
+    c = sv.login("uma")
+    t0 = time.monotonic()
+    alive_until = 0
+    while time.monotonic() - t0 < 5:
+        if c.get(sv.path("/staff/")).status == 200:
+            alive_until = time.monotonic() - t0
+        time.sleep(0.5)
+    assert 2 <= alive_until < 3.6, alive_until
+
+
+def test_session_fixation_planted_cookie_is_dead(sv):
+    c = sv.client()
+    planted = base64.urlsafe_b64encode(b"A" * 32).decode().rstrip("=")
+    c.cookies["__Host-splitvault"] = planted
+    assert c.get(sv.path("/staff/")).status == 303  # planted token: no session
+    sv.login("uma", client=c)
+    assert c.last.status == 303
+    assert session_cookie(c) != planted
+    hashes = [bytes(x[0]) for x in sv.db.query("SELECT token_hash FROM sessions")]
+    assert token_hash(planted) not in hashes
+    # an attacker's own valid session planted in the victim's browser ends at
+    # the victim's sign-in and never becomes the victim's
+    attacker = sv.login("dora")
+    stolen = session_cookie(attacker)
+    victim = sv.client()
+    victim.cookies["__Host-splitvault"] = stolen
+    sv.login("uma", client=victim)
+    assert victim.last.status == 303 and session_cookie(victim) != stolen
+    assert attacker.get(sv.path("/staff/")).status == 303
+    assert "Signed in as <strong>uma</strong>" in victim.get(sv.path("/staff/")).text
+
+
+def test_login_csrf(sv):
+    c = sv.client()
+    page = c.get(sv.path("/staff/login"))
+    creds = {"name": "uma", "password": STAFF["uma"][0]}
+    assert c.post(sv.path("/staff/login"), creds).status == 403
+    assert c.post(sv.path("/staff/login"), dict(creds, csrf="0" * 64)).status == 403
+    other = sv.client()
+    assert other.post(sv.path("/staff/login"), dict(creds, csrf=page.csrf())).status == 403
+    assert sv.db.count("sessions") == 0
+    assert c.post(sv.path("/staff/login"), dict(creds, csrf=page.csrf())).status == 303
+
+
+def test_csrf_missing_or_wrong_is_403_and_changes_nothing(sv):
+    ref = new_record(sv)
+    pat = sv.login("pat")
+    good = csrf_of(sv, pat, ref)
+    other = csrf_of(sv, sv.login("uma"), ref)  # a valid token, of another session
+    assert other != good
+    upd = sv.path("/staff/record/%s/update" % ref)
+    for form in ({"field": "name", "value": "x"},
+                 {"field": "name", "value": "x", "csrf": ""},
+                 {"field": "name", "value": "x", "csrf": "0" * 64},
+                 {"field": "name", "value": "x", "csrf": other},
+                 {"field": "name", "value": "x", "csrf": good[:-1] + "0"}):
+        r = pat.post(upd, form)
+        assert r.status == 403, r.text
+        assert "Nothing was changed" in r.text
+    assert version(sv, ref) == 1
+    assert pat.post(sv.path("/staff/record/%s/decrypt" % ref), {}).status == 403
+    assert pat.post(sv.path("/staff/logout"), {"csrf": other}).status == 403
+    assert pat.get(sv.path("/staff/")).status == 200  # still signed in
+    refused = sv.db.query("SELECT count(*) FROM audit WHERE outcome = 'refused'")[0][0]
+    assert refused >= 6
+    assert pat.post(upd, {"field": "name", "value": "x", "csrf": good}).status == 303
+    assert version(sv, ref) == 2
+    sv.allowed_errors.append(r"SV01402")
+
+
+def test_get_never_changes_state(sv):
+    ref = new_record(sv)
+    pat = sv.login("pat")
+    csrf = csrf_of(sv, pat, ref)
+    q = "?field=name&value=evil&csrf=" + csrf
+    for path in ("/staff/record/%s/update" % ref, "/staff/record/%s/decrypt" % ref,
+                 "/staff/logout"):
+        for method in ("GET", "HEAD"):
+            r = pat.request(method, sv.path(path) + q)
+            assert r.status == 405, (path, method, r.status)
+            assert "POST" in r.header("Allow")
+    assert version(sv, ref) == 1
+    assert pat.get(sv.path("/staff/")).status == 200  # GET logout did not sign out
+    n = sv.db.count("sessions")
+    anon = sv.client()
+    anon.get(sv.path("/staff/login") + "?name=uma&password=" + STAFF["uma"][0])
+    assert sv.db.count("sessions") == n
+    anon.get(sv.path("/") + "?name=a&ssn=b")
+    assert sv.db.count("records") == 1
+    assert sv.db.query("SELECT count(*) FROM audit WHERE action IN ('update', 'decrypt')")[0][0] \
+        == 0
+
+
+def test_role_checks_on_every_staff_url(sv):
+    ref = new_record(sv)
+    rec = "/staff/record/" + ref
+    keys = sv.httpd.base + "-keys"
+    anon = sv.client()
+    for path in ("/staff/", "/staff", rec, "/staff/audit"):
+        r = anon.get(sv.path(path))
+        assert r.status == 303 and r.header("Location").endswith("/staff/login"), path
+    assert anon.get(keys).status == 303
+    for path in (rec + "/update", rec + "/decrypt", "/staff/logout"):
+        r = anon.post(sv.path(path), {"field": "name", "value": "x", "csrf": "0" * 64})
+        assert r.status == 403, path
+        assert ref not in r.text
+    # staff without capabilities: metadata only
+    dora = sv.login("dora")
+    assert dora.get(sv.path("/staff/")).status == 200
+    page = dora.get(sv.path(rec))
+    assert page.status == 200 and "Replace value" not in page.text
+    assert "Decrypt this record" not in page.text
+    csrf = page.csrf()
+    assert dora.post(sv.path(rec + "/update"),
+                     {"csrf": csrf, "field": "name", "value": "x"}).status == 403
+    assert dora.post(sv.path(rec + "/decrypt"), {"csrf": csrf}).status == 403
+    assert dora.get(sv.path("/staff/audit")).status == 403
+    assert dora.get(keys).status == 403
+    # update without decrypt
+    uma = sv.login("uma")
+    page = uma.get(sv.path(rec))
+    assert "Replace value" in page.text and "Decrypt this record" not in page.text
+    assert uma.post(sv.path(rec + "/decrypt"), {"csrf": page.csrf()}).status == 403
+    assert uma.post(sv.path(rec + "/update"),
+                    {"csrf": page.csrf(), "field": "name", "value": "y"}).status == 303
+    assert uma.get(sv.path("/staff/audit")).status == 403
+    # privileged staff reach the decrypt action
+    pat = sv.login("pat")
+    page = pat.get(sv.path(rec))
+    assert "Decrypt this record" in page.text
+    r = pat.post(sv.path(rec + "/decrypt"), {"csrf": page.csrf()})
+    assert r.status != 403
+    # admin: audit log and keys, but no update or decrypt
+    ada = sv.login("ada")
+    assert ada.get(sv.path("/staff/audit")).status == 200
+    assert ada.get(keys).status == 200
+    page = ada.get(sv.path(rec))
+    assert "Replace value" not in page.text
+    assert ada.post(sv.path(rec + "/update"),
+                    {"csrf": page.csrf(), "field": "name", "value": "z"}).status == 403
+    assert ada.post(sv.path(rec + "/decrypt"), {"csrf": page.csrf()}).status == 403
+    denied = sv.db.query("SELECT actor, action FROM audit WHERE outcome = 'denied'")
+    for who, what in [("dora", "update"), ("dora", "decrypt"), ("uma", "decrypt"),
+                      ("ada", "update"), ("ada", "decrypt"), ("dora", "audit-view")]:
+        assert (who, what) in denied, denied
+
+
+def check_headers(r, staff):
+    csp = r.header("Content-Security-Policy") or ""
+    for part in CSP_PARTS:
+        assert part in csp, (r, csp)
+    assert "unsafe" not in csp
+    assert r.header("X-Content-Type-Options") == "nosniff"
+    assert r.header("Referrer-Policy") == "no-referrer"
+    assert r.header("X-Frame-Options") == "DENY"
+    if staff:
+        assert r.header("Cache-Control") == "no-store", r
+
+
+def test_security_headers_on_every_page(sv):
+    c = sv.client()
+    check_headers(c.get(sv.path("/")), False)
+    receipt = sv.submit(GOOD)
+    check_headers(receipt, True)
+    check_headers(c.post(sv.path("/"), {"name": "a"}), True)
+    check_headers(c.get(sv.path("/nope")), False)
+    check_headers(c.get(sv.path("/style.css")), False)
+    check_headers(c.get(sv.path("/staff/login")), True)
+    check_headers(c.get(sv.path("/staff/")), True)  # the redirect too
+    ref = sv.ref_of(receipt)
+    for who in ("pat", "ada"):
+        s = sv.login(who)
+        check_headers(s.last, True)
+        for path in ("/staff/", "/staff/record/" + ref, "/staff/audit",
+                     "/staff/record/ZZZZZ-ZZZZZ"):
+            check_headers(s.get(sv.path(path)), True)
+        check_headers(s.get(sv.httpd.base + "-keys"), True)
+    css = c.get(sv.path("/style.css"))
+    assert css.header("Content-Type").startswith("text/css")
+    assert "<script" not in c.get(sv.path("/")).text.lower()
+
+
+def test_sessions_shared_by_front_ends(sv, workdir):
+    """Sessions live in PostgreSQL: a second httpd on the same database accepts them."""
+    b = Httpd(workdir / "httpd-b", sv.db, sv.pki, sv.daemon.port, name="httpd-b").start()
+    try:
+        a_client = sv.login("uma")
+        b_client = b.client()
+        b_client.cookies = dict(a_client.cookies)
+        page = b_client.get(b.path("/staff/"))
+        assert page.status == 200 and "uma" in page.text
+        assert b_client.post(b.path("/staff/logout"), {"csrf": page.csrf()}).status == 303
+        assert a_client.get(sv.path("/staff/")).status == 303
+    finally:
+        b.stop()
+    assert not b.error_lines()
+
+
+def test_no_secret_in_logs(sv_factory):
+    sv = sv_factory(loglevel="debug")
+    secret_value = "Value-Never-Logged-42"
+    r = sv.submit({"name": secret_value, "ssn": "078-05-1120"})
+    ref = sv.ref_of(r)
+    uma = sv.login("uma")
+    csrf = csrf_of(sv, uma, ref)
+    uma.post(sv.path("/staff/record/%s/update" % ref),
+             {"csrf": csrf, "field": "notes", "value": secret_value + "-upd"})
+    sv.login("pat", "Wrong-Password-Never-Logged")
+    tok = session_cookie(uma)
+    logs = sv.httpd.log_text() + sv.httpd.access_log.read_text()
+    for s in (secret_value, "Never-Logged", STAFF["uma"][0], tok, csrf):
+        assert s not in logs, s
+    audit = " ".join(str(x) for row in sv.db.query("SELECT * FROM audit") for x in row)
+    assert secret_value not in audit and "Never-Logged" not in audit
