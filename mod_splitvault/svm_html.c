@@ -9,10 +9,35 @@
 #include "http_core.h"
 #include "apr_strings.h"
 
-/* Everything escaped, quotes included: safe in text and attribute values. */
+/* HTML-escape s for text and attribute values: & < > " and ' (httpd's
+ * ap_escape_html2 leaves ' alone, and its toasc mode splits UTF-8 into
+ * per-byte entities). UTF-8 passes through unchanged. */
 const char *svm_esc(apr_pool_t *p, const char *s)
 {
-    return s ? ap_escape_html2(p, s, 1) : "";
+    apr_size_t n = 0;
+    const char *c;
+    char *out, *o;
+
+    if (!s)
+        return "";
+    for (c = s; *c; c++)
+        n += *c == '&' ? 5 : (*c == '<' || *c == '>') ? 4 : *c == '"' ? 6 : *c == '\'' ? 5 : 1;
+    if (n == (apr_size_t)(c - s))
+        return s;
+    o = out = apr_palloc(p, n + 1);
+    for (c = s; *c; c++) {
+        const char *e = *c == '&' ? "&amp;" : *c == '<' ? "&lt;" : *c == '>' ? "&gt;"
+                      : *c == '"' ? "&quot;" : *c == '\'' ? "&#39;" : NULL;
+        if (e) {
+            apr_size_t l = strlen(e);
+            memcpy(o, e, l);
+            o += l;
+        }
+        else
+            *o++ = *c;
+    }
+    *o = '\0';
+    return out;
 }
 
 #define SVM_CSP "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; " \

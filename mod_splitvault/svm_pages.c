@@ -84,16 +84,17 @@ static int svm_list_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 
     if (page < 0 || page > 1000000)
         page = 0;
+    /* a code is matched in upper case; anything else is shown back as typed
+     * (escaped) and matches nothing */
     uq = apr_pstrdup(r->pool, q ? q : "");
-    {
-        char *c;
-        for (c = uq; *c; c++)
+    if (*uq) {
+        char *up = apr_pstrdup(r->pool, uq), *c;
+        for (c = up; *c; c++)
             *c = (char)apr_toupper(*c);
-        apr_collapse_spaces(uq, uq);
-    }
-    if (*uq && !svm_ref_valid(uq)) {
-        note = "A reference code looks like ABCDE-12345.";
-        uq = "";
+        if (svm_ref_valid(up))
+            uq = up;
+        else
+            note = "A reference code looks like ABCDE-12345.";
     }
     if (from && *from && !(strlen(from) == 10 && from[4] == '-' && from[7] == '-'
                            && strspn(from, "0123456789-") == 10)) {
@@ -241,15 +242,25 @@ static int svm_record_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st
     action = svm_url(r, sc, apr_pstrcat(r->pool, "/staff/record/", ref, "/update", NULL));
     /* the form's order first, then any field no longer in the form */
     for (pass = 0; pass < 2; pass++) {
-        for (j = 0; j < names->nelts; j++) {
-            const char *nm = APR_ARRAY_IDX(names, j, const char *);
-            const svm_field *f = svm_field_find(sc, nm);
-            int pos = -1, maxlen;
-            if (f)
-                pos = (int)(f - cf);
-            if ((pass == 0) != (f != NULL))
-                continue;
-            (void)pos;
+        int count = pass == 0 ? sc->fields->nelts : names->nelts;
+        for (i = 0; i < count; i++) {
+            const svm_field *f = NULL;
+            const char *nm;
+            int maxlen;
+            if (pass == 0) {
+                for (j = 0; j < names->nelts; j++)
+                    if (strcmp(APR_ARRAY_IDX(names, j, const char *), cf[i].name) == 0)
+                        break;
+                if (j == names->nelts)
+                    continue; /* a field added to the form after this record */
+                f = &cf[i];
+            }
+            else {
+                j = i;
+                if (svm_field_find(sc, APR_ARRAY_IDX(names, j, const char *)))
+                    continue;
+            }
+            nm = APR_ARRAY_IDX(names, j, const char *);
             maxlen = f ? f->maxlen : SV_DATUM_MAX;
             ap_rprintf(r, "<section class=\"field\" aria-labelledby=\"h-%s\"><h3 id=\"h-%s\">"
                        "%s <span class=\"hint mono\">%s</span></h3><p class=\"hint\">Version "
@@ -276,7 +287,6 @@ static int svm_record_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st
             ap_rputs("</section>\n", r);
         }
     }
-    (void)i;
     svm_page_end(r);
     return OK;
 }

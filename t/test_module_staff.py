@@ -1,0 +1,183 @@
+"""Staff pages: record list and search, record page, write-only update, audit."""
+import re
+import sys
+import urllib.parse
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "pylib"))
+import hpke_ref  # noqa: E402
+from test_module_intake import SQLMETA, XSS, open_field, raw_field  # noqa: E402
+
+GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
+
+
+def new_record(sv, values=GOOD):
+    r = sv.submit(values)
+    assert r.status == 200, r.text
+    return sv.ref_of(r)
+
+
+def update(sv, client, ref, field, value, expect=303):
+    page = client.get(sv.path("/staff/record/" + ref))
+    r = client.post(sv.path("/staff/record/%s/update" % ref),
+                    {"csrf": page.csrf(), "field": field, "value": value})
+    assert r.status == expect, (r.status, r.text)
+    return r
+
+
+def refs_on(page):
+    return re.findall(r'class="mono" href="[^"]*">([0-9A-Z]{5}-[0-9A-Z]{5})<', page.text)
+
+
+def test_list_paging_and_search(sv):
+    refs = [new_record(sv) for _ in range(53)]
+    c = sv.login("dora")
+    p1 = c.get(sv.path("/staff/"))
+    assert p1.status == 200
+    shown = refs_on(p1)
+    assert len(shown) == 50 and shown[0] == refs[-1]  # newest first
+    assert "Older records" in p1.text and "Newer records" not in p1.text
+    p2 = c.get(sv.path("/staff/?page=1"))
+    assert len(refs_on(p2)) == 3 and "Newer records" in p2.text
+    assert set(refs_on(p1) + refs_on(p2)) == set(refs)
+    one = c.get(sv.path("/staff/?ref=" + refs[7]))
+    assert refs_on(one) == [refs[7]]
+    assert refs_on(c.get(sv.path("/staff/?ref=" + refs[7].lower()))) == [refs[7]]
+    bad = c.get(sv.path("/staff/?ref=" + urllib.parse.quote("' OR 1=1 --<b>")))
+    assert bad.status == 200 and refs_on(bad) == [] and "<b>" not in bad.text
+    assert "value=\"&#39; OR 1=1 --&lt;b&gt;\"" in bad.text  # shown verbatim, escaped
+    assert "looks like ABCDE-12345" in bad.text
+    today = sv.db.query("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')")[0][0]
+    assert len(refs_on(c.get(sv.path("/staff/?from=%s&to=%s" % (today, today))))) == 50
+    assert refs_on(c.get(sv.path("/staff/?to=2000-01-01"))) == []
+    assert "Dates look like" in c.get(sv.path("/staff/?from=yesterday")).text
+    # metadata only: no envelope, key or value appears
+    assert GOOD["name"] not in p1.text
+
+
+def test_record_page_shows_metadata_only(sv_factory):
+    fields = [("name", "Name <b>bold</b> & 'quoted'", "required"),
+              ("ssn", "SSN", "required maxlength=11"),
+              ("notes", "Notes", "multiline")]
+    sv = sv_factory(fields=fields)
+    ref = new_record(sv, {"name": "Visible-Value-Never", "ssn": "1", "notes": "n"})
+    c = sv.login("uma")
+    page = c.get(sv.path("/staff/record/" + ref))
+    assert page.status == 200
+    assert "Visible-Value-Never" not in page.text
+    assert "Name &lt;b&gt;bold&lt;/b&gt; &amp; &#39;quoted&#39;" in page.text
+    assert "<b>bold</b>" not in page.text
+    assert page.text.index("Name &lt;b&gt;") < page.text.index(">SSN ") < \
+        page.text.index(">Notes ")  # the form's order
+    assert 'maxlength="11"' in page.text and "<textarea" in page.text
+    assert "Version 1" in page.text
+    form = sv.client().get(sv.path("/"))
+    assert "Name &lt;b&gt;bold&lt;/b&gt;" in form.text and "<b>bold</b>" not in form.text
+    assert c.get(sv.path("/staff/record/ZZZZZ-ZZZZZ")).status == 404
+    assert c.get(sv.path("/staff/record/not-a-ref")).status == 404
+    assert c.get(sv.path("/staff/record/%s/other" % ref)).status == 404
+
+
+def test_update_is_sealed_to_the_same_key_and_audited(sv):
+    ref = new_record(sv)
+    before = raw_field(sv, ref, "name")
+    c = sv.login("uma")
+    r = update(sv, c, ref, "name", "Jane Updated Zoë")
+    assert r.header("Location").endswith("/staff/record/%s?updated=name" % ref)
+    page = c.get(r.header("Location").split("127.0.0.1:%d" % sv.httpd.port)[1])
+    assert "Full name was replaced." in page.text and "Jane Updated" not in page.text
+    after = raw_field(sv, ref, "name")
+    assert after[1] == before[1]                       # same share id
+    assert bytes(after[2]) == bytes(before[2])         # same key2 public key
+    assert bytes(after[3]) != bytes(before[3])         # new envelope
+    assert bytes(after[5]) == bytes(before[5]) and bytes(after[6]) == bytes(before[6])
+    assert after[8] == before[8] + 1                   # version
+    assert open_field(sv, ref, "name") == "Jane Updated Zoë".encode()
+    assert open_field(sv, ref, "ssn") == GOOD["ssn"].encode()  # others untouched
+    rec = sv.db.query("SELECT updated IS NOT NULL, updated_by FROM records WHERE ref = %s",
+                      (ref,))[0]
+    assert rec == (True, "uma")
+    audit = sv.db.query("SELECT actor, action, record_ref, field, outcome FROM audit "
+                        "WHERE action = 'update'")
+    assert audit == [("uma", "update", ref, "name", "ok")]
+    every = " ".join(str(x) for row in sv.db.query("SELECT * FROM audit") for x in row)
+    assert "Jane Updated" not in every
+    assert len(sv.daemon.shares()) == 3  # no daemon call for an update
+
+
+def test_update_xss_and_sql_metacharacters_verbatim(sv):
+    ref = new_record(sv)
+    c = sv.login("uma")
+    for v in XSS + SQLMETA:
+        update(sv, c, ref, "notes", v)
+        assert open_field(sv, ref, "notes") == v.encode()
+        page = c.get(sv.path("/staff/record/" + ref))
+        assert "<script>" not in page.text and "onerror" not in page.text
+    assert sv.db.count("records") == 1
+
+
+def test_update_bad_input_changes_nothing(sv):
+    ref = new_record(sv)
+    c = sv.login("uma")
+    v0 = raw_field(sv, ref, "name")
+    r = update(sv, c, ref, "name", "x" * 201, expect=400)
+    assert "longer than 200 characters" in r.text and "Nothing was changed" in r.text
+    update(sv, c, ref, "name", "", expect=400)
+    page = c.get(sv.path("/staff/record/" + ref))
+    r = c.post(sv.path("/staff/record/%s/update" % ref),
+               body="csrf=%s&field=name&value=%%C3%%28" % page.csrf())
+    assert r.status == 400 and "not allowed" in r.text
+    update(sv, c, ref, "nosuchfield", "x", expect=404)
+    update(sv, c, ref, "bad name!", "x", expect=400)
+    r = c.post(sv.path("/staff/record/ZZZZZ-ZZZZZ/update"),
+               {"csrf": page.csrf(), "field": "name", "value": "x"})
+    assert r.status == 404
+    assert raw_field(sv, ref, "name") == v0
+    assert open_field(sv, ref, "name") == GOOD["name"].encode()
+
+
+def test_update_follows_the_current_key(sv):
+    """After a rotation changed the row's key2 (simulated in the database),
+    an update seals to the new key: the compare-and-swap reads the key the
+    row holds now."""
+    ref = new_record(sv)
+    sk_new, pk_new = hpke_ref.generate_keypair()
+    sv.db.query("UPDATE fields SET key2_pub = %s, version = version + 1 WHERE name = 'ssn'",
+                (pk_new,))
+    c = sv.login("uma")
+    update(sv, c, ref, "ssn", "rotated-then-updated")
+    uuid, share, pub, enc, ct, *_ = raw_field(sv, ref, "ssn")
+    assert bytes(pub) == pk_new
+    assert hpke_ref.open_datum(sk_new, uuid, "ssn", bytes(enc), bytes(ct)) == \
+        b"rotated-then-updated"
+
+
+def test_update_retries_when_the_row_changed_meanwhile(sv):
+    ref = new_record(sv)
+    c = sv.login("uma")
+    page = c.get(sv.path("/staff/record/" + ref))
+    r = c.post(sv.path("/staff/record/%s/update" % ref),
+               {"csrf": page.csrf(), "field": "name", "value": "after conflict"},
+               headers={"X-SplitVault-Fault": "update-conflict"})
+    assert r.status == 303, r.text
+    assert open_field(sv, ref, "name") == b"after conflict"
+    assert "SV01602" in sv.httpd.log_text()
+
+
+def test_audit_page(sv):
+    ref = new_record(sv)
+    update(sv, sv.login("uma"), ref, "name", "x")
+    ada = sv.login("ada")
+    page = ada.get(sv.path("/staff/audit"))
+    assert page.status == 200
+    assert "sign-in" in page.text and ">update<" in page.text and ref in page.text
+    only = ada.get(sv.path("/staff/audit?ref=" + ref))
+    assert "sign-in" not in only.text and ref in only.text
+
+
+def test_keys_page_for_admins(sv):
+    ada = sv.login("ada")
+    page = ada.get(sv.httpd.base + "-keys")
+    assert page.status == 200
+    assert sv.key1.fingerprint in page.text
+    assert "Reachable" in page.text
