@@ -248,9 +248,9 @@ class Httpd:
         d = self.dir
         lines = [
             'ServerRoot "%s"' % d,
-            "PidFile %s/run/httpd.pid" % d,
-            "DefaultRuntimeDir %s/run" % d,
-            "ErrorLog %s" % self.error_log,
+            'PidFile "%s/run/httpd.pid"' % d,
+            'DefaultRuntimeDir "%s/run"' % d,
+            'ErrorLog "%s"' % self.error_log,
             "LogLevel %s" % self.loglevel,
             "Listen 127.0.0.1:%d" % self.port,
             "ServerName localhost",
@@ -263,7 +263,7 @@ class Httpd:
         for m in mods:
             lines.append("LoadModule %s_module %s/mod_%s.so" % (m, APACHE_MODULES, m))
         lines += [
-            "LoadModule splitvault_module %s" % MODULE,
+            'LoadModule splitvault_module "%s"' % MODULE,
             "StartServers 1",
             "ServerLimit 2",
             "ThreadsPerChild %d" % self.threads,
@@ -271,7 +271,7 @@ class Httpd:
             "MinSpareThreads 1",
             "MaxSpareThreads %d" % (2 * self.threads),
             'LogFormat "%h %u \\"%r\\" %>s %b %D" sv',
-            "CustomLog %s sv" % self.access_log,
+            'CustomLog "%s" sv' % self.access_log,
             "DBDriver pgsql",
             'DBDParams "%s"' % self.db.dsn,
             "DBDMin 0",
@@ -282,15 +282,15 @@ class Httpd:
         if self.tls:
             lines += [
                 "SSLEngine on",
-                "SSLCertificateFile %s" % self.pki.server_cert,
-                "SSLCertificateKeyFile %s" % self.pki.server_key,
+                'SSLCertificateFile "%s"' % self.pki.server_cert,
+                'SSLCertificateKeyFile "%s"' % self.pki.server_key,
             ]
         directives = {
             "SplitVaultBase": self.base,
             "SplitVaultDaemon": "127.0.0.1:%d" % self.daemon_port,
-            "SplitVaultDaemonCA": str(self.pki.ca_cert),
-            "SplitVaultDaemonCertificate": str(self.pki.client_cert),
-            "SplitVaultDaemonKey": str(self.pki.client_key),
+            "SplitVaultDaemonCA": '"%s"' % self.pki.ca_cert,
+            "SplitVaultDaemonCertificate": '"%s"' % self.pki.client_cert,
+            "SplitVaultDaemonKey": '"%s"' % self.pki.client_key,
             "SplitVaultDaemonTimeout": "5",
             "SplitVaultCookieSecure": "On" if self.tls else "Off",
         }

@@ -1,0 +1,134 @@
+"""httpd.conf checks: `apache2 -t` refuses every bad SplitVault value with a
+clear message, and accepts the documented example."""
+import re
+import subprocess
+import types
+
+import pytest
+
+from svtest.core import SRC
+from svtest.fixtures_httpd import APACHE, MODULE, Httpd
+
+DB = types.SimpleNamespace(dsn="host=127.0.0.1 port=1 dbname=none user=postgres")
+
+
+def check(workdir, pki, fields=None, directives=None, extra="", name="h", **kw):
+    h = Httpd(workdir / name, DB, pki, 1, fields=fields, directives=directives, extra=extra,
+              **kw)
+    p = h.check()
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_valid_config_passes(workdir, pki):
+    rc, out = check(workdir, pki)
+    assert rc == 0 and "Syntax OK" in out, out
+
+
+BAD_FIELDS = [
+    ([("na.me", "X", "")], "is not a valid field name"),
+    ([("näme", "X", "")], "is not a valid field name"),
+    ([("x" * 65, "X", "")], "is not a valid field name"),
+    ([("name", "A", ""), ("name", "B", "")], "field 'name' is defined twice"),
+    ([("name", "A", "maxlength=0")], "is not a number from 1"),
+    ([("name", "A", "maxlength=abc")], "is not a number from 1"),
+    ([("name", "A", "mandatory")], "unknown option 'mandatory'"),
+    ([("f%d" % i, "L", "") for i in range(33)], "at most 32 fields"),
+]
+
+
+@pytest.mark.parametrize("fields,message", BAD_FIELDS)
+def test_bad_fields(workdir, pki, fields, message):
+    rc, out = check(workdir, pki, fields=fields)
+    assert rc != 0 and message in out, out
+
+
+BAD_DIRECTIVES = [
+    ({"SplitVaultDaemon": "nonsense"}, "give host:port"),
+    ({"SplitVaultDaemon": "127.0.0.1"}, "give host:port"),
+    ({"SplitVaultDaemonCA": "/nonexistent/ca.pem"}, "is not a readable file"),
+    ({"SplitVaultDaemonKey": "/tmp"}, "is not a readable file"),
+    ({"SplitVaultDaemonName": "bad_name!"}, "give a DNS name or an IP address"),
+    ({"SplitVaultDaemonTimeout": "0"}, "is not a number from 1 to 300"),
+    ({"SplitVaultDaemonPool": "0"}, "is not a number from 1"),
+    ({"SplitVaultSessionIdle": "ten"}, "is not a number from 1"),
+    ({"SplitVaultSessionMax": "-5"}, "is not a number from 1"),
+    ({"SplitVaultCookieSecure": "maybe"}, "SplitVaultCookieSecure"),
+    ({"SplitVaultLoginThrottle": "5"}, "SplitVaultLoginThrottle takes two arguments"),
+    ({"SplitVaultLoginThrottleAddress": "0 10"}, "is not a number from 1"),
+    ({"SplitVaultMaxBody": "10"}, "is not a number from 1024"),
+    ({"SplitVaultBase": "relative"}, "give a URL path"),
+    ({"SplitVaultBase": "/trailing/"}, "give a URL path"),
+    ({"SplitVaultBase": "/a b"}, "SplitVaultBase"),
+    ({"SplitVaultFormTitle": "x" * 2001}, "give a text of 1 to 2000 characters"),
+    # cross-directive checks (check_config, which -t runs too)
+    ({"SplitVaultSessionIdle": "100", "SplitVaultSessionMax": "50"},
+     "SplitVaultSessionIdle is longer than SplitVaultSessionMax"),
+    ({"SplitVaultDaemonCertificate": None}, "are all required"),
+]
+
+
+@pytest.mark.parametrize("directives,message", BAD_DIRECTIVES)
+def test_bad_directives(workdir, pki, directives, message):
+    rc, out = check(workdir, pki, directives=directives)
+    assert rc != 0 and message in out, out
+
+
+def test_no_fields(workdir, pki):
+    rc, out = check(workdir, pki, fields=[])
+    assert rc != 0 and "no SplitVaultField is configured" in out, out
+
+
+def test_no_daemon(workdir, pki):
+    rc, out = check(workdir, pki, directives={"SplitVaultDaemon": None})
+    assert rc != 0 and "SplitVaultDaemon is not set" in out, out
+
+
+def test_key_does_not_match_certificate(workdir, pki):
+    rc, out = check(workdir, pki, directives={"SplitVaultDaemonKey": str(pki.other_client_key)})
+    assert rc != 0 and "SV01003" in out and "mismatch" in out, out
+
+
+def test_garbage_ca_file(workdir, pki):
+    junk = workdir / "junk.pem"
+    junk.write_text("not a certificate\n")
+    rc, out = check(workdir, pki, directives={"SplitVaultDaemonCA": str(junk)})
+    assert rc != 0 and "SplitVaultDaemonCA" in out, out
+
+
+def test_directive_in_location_refused(workdir, pki):
+    rc, out = check(workdir, pki, extra="<Location /x>\nSplitVaultSessionIdle 5\n</Location>")
+    assert rc != 0 and "SplitVaultSessionIdle" in out and "not allowed" in out, out
+
+
+def test_mod_dbd_missing(workdir, pki):
+    h = Httpd(workdir / "h", DB, pki, 1)
+    text = h.conf.read_text()
+    text = re.sub(r"(?m)^LoadModule dbd_module.*$", "", text)
+    text = re.sub(r"(?m)^DBD.*$", "", text)
+    h.conf.write_text(text)
+    p = h.check()
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "SV01004" in out and "needs mod_dbd" in out, out
+
+
+def test_example_config_is_valid(workdir, pki):
+    """conf/httpd-splitvault.conf, with this machine's paths, passes apache2 -t."""
+    example = (SRC / "conf" / "httpd-splitvault.conf").read_text()
+    example = example.replace("/usr/lib/apache2/modules/mod_splitvault.so", str(MODULE))
+    for old, new in (("/etc/splitvault/ca.pem", pki.ca_cert),
+                     ("/etc/splitvault/web.pem", pki.client_cert),
+                     ("/etc/splitvault/web.key", pki.client_key)):
+        example = example.replace(old, str(new))
+    d = workdir / "example"
+    d.mkdir()
+    conf = d / "httpd.conf"
+    conf.write_text("\n".join([
+        'ServerRoot "%s"' % d, "PidFile %s/httpd.pid" % d, "DefaultRuntimeDir %s" % d,
+        "ErrorLog %s/error.log" % d, "Listen 127.0.0.1:1", "ServerName localhost",
+        "LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so",
+        "LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so",
+        "LoadModule authz_host_module /usr/lib/apache2/modules/mod_authz_host.so",
+        "LoadModule dbd_module /usr/lib/apache2/modules/mod_dbd.so",
+    ]) + "\n" + example)
+    p = subprocess.run([str(APACHE), "-t", "-f", str(conf)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
