@@ -10,6 +10,8 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "svd.h"
 #include "svd_app.h"
@@ -17,6 +19,48 @@
 #include "svd_limit.h"
 #include "svd_log.h"
 #include "svd_store.h"
+
+void
+svd_app_init(struct svd_app *app)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(app, 0, sizeof(*app));
+    app->magic = SVD_APP_MAGIC;
+    AZ(pthread_mutex_init(&app->crypto_mu, NULL));
+    AZ(pthread_cond_init(&app->crypto_cv, NULL));
+    app->crypto_max = n > 0 ? (unsigned)n : 1;
+}
+
+void
+svd_app_fini(struct svd_app *app)
+{
+    CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
+    SVD_ASSERT(app->crypto_in == 0);
+    AZ(pthread_mutex_destroy(&app->crypto_mu));
+    AZ(pthread_cond_destroy(&app->crypto_cv));
+    app->magic = 0;
+}
+
+void
+svd_crypto_enter(struct svd_app *app)
+{
+    AZ(pthread_mutex_lock(&app->crypto_mu));
+    while (app->crypto_in >= app->crypto_max)
+        AZ(pthread_cond_wait(&app->crypto_cv, &app->crypto_mu));
+    app->crypto_in++;
+    AZ(pthread_mutex_unlock(&app->crypto_mu));
+}
+
+void
+svd_crypto_leave(struct svd_app *app)
+{
+    AZ(pthread_mutex_lock(&app->crypto_mu));
+    SVD_ASSERT(app->crypto_in > 0);
+    app->crypto_in--;
+    AZ(pthread_cond_signal(&app->crypto_cv));
+    AZ(pthread_mutex_unlock(&app->crypto_mu));
+}
 
 void
 svd_app_lockdown(struct svd_app *app, const char *why, const char *source)

@@ -8,6 +8,7 @@
 #ifndef SVD_APP_H
 #define SVD_APP_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "svd_conf.h"
@@ -28,10 +29,22 @@ struct svd_app {
     uint64_t n_stores;           /* counters since start (atomic) */
     uint64_t n_decrypts;
     uint64_t n_refusals;
+    /* crypto section: at most crypto_max threads at once */
+    pthread_mutex_t crypto_mu;
+    pthread_cond_t crypto_cv;
+    unsigned crypto_in, crypto_max;
 };
 
 #define SVD_COUNT(app, field) __atomic_add_fetch(&(app)->field, 1, __ATOMIC_RELAXED)
 #define SVD_READ(app, field) __atomic_load_n(&(app)->field, __ATOMIC_RELAXED)
+
+/* Set up / tear down the parts of app that main() does not fill in. */
+void svd_app_init(struct svd_app *app);
+void svd_app_fini(struct svd_app *app);
+
+/* Enter / leave the crypto section (at most one thread per CPU). */
+void svd_crypto_enter(struct svd_app *app);
+void svd_crypto_leave(struct svd_app *app);
 
 /* Lock down: in memory at once, then durably in the store, then audited.
  * why is a short word; source names who asked. */

@@ -27,6 +27,7 @@
 struct ev {
     struct ev *next;
     int *result;        /* the waiting caller's slot (set under mu), or NULL */
+    pthread_cond_t *cv; /* the waiting caller's own condition variable */
     uint64_t ticket;
     size_t len;
     char text[];
@@ -42,10 +43,11 @@ struct svd_audit {
     uint64_t last_seq;
     uint8_t last_hash[SVD_AUDIT_HASH_LEN];
     off_t size;                 /* durable length of the log */
+    int head_dirty;             /* head rewritten, not yet synced */
+    uint64_t head_synced_ms;
 
     pthread_mutex_t mu;         /* queue and tickets */
     pthread_cond_t cv_work;
-    pthread_cond_t cv_done;
     struct ev *head, **tail;
     uint64_t next_ticket;
     int healthy;
@@ -83,8 +85,9 @@ write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* Rewrite the head line in place; with sync, also fdatasync it. */
 static int
-write_head(struct svd_audit *a, uint64_t seq, const uint8_t hash[SVD_AUDIT_HASH_LEN])
+write_head(struct svd_audit *a, uint64_t seq, const uint8_t hash[SVD_AUDIT_HASH_LEN], int sync)
 {
     char hx[2 * SVD_AUDIT_HASH_LEN + 1];
     char line[SVD_AUDIT_HEAD_LEN + 1];
@@ -95,7 +98,7 @@ write_head(struct svd_audit *a, uint64_t seq, const uint8_t hash[SVD_AUDIT_HASH_
     SVD_ASSERT(n == (int)SVD_AUDIT_HEAD_LEN);
     if (pwrite(a->head_fd, line, (size_t)n, 0) != n)
         return -1;
-    if (fdatasync(a->head_fd) != 0)
+    if (sync && fdatasync(a->head_fd) != 0)
         return -1;
     return 0;
 }
@@ -121,7 +124,6 @@ svd_audit_open(const char *path, const char *head_path, struct svd_audit **out, 
     AZ(pthread_mutex_init(&a->mu, NULL));
     AZ(pthread_mutex_init(&a->io_mu, NULL));
     AZ(pthread_cond_init(&a->cv_work, NULL));
-    AZ(pthread_cond_init(&a->cv_done, NULL));
     if ((a->path = strdup(path)) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -167,7 +169,7 @@ bad:
     a->last_seq = res.last_seq;
     memcpy(a->last_hash, res.last_hash, SVD_AUDIT_HASH_LEN);
     a->size = (off_t)res.good_len;
-    if (write_head(a, a->last_seq, a->last_hash) != 0) {
+    if (write_head(a, a->last_seq, a->last_hash, 1) != 0) {
         snprintf(err, errlen, "audit.head %s: cannot write: %s", head_path, strerror(errno));
         goto out;
     }
@@ -226,8 +228,10 @@ write_batch(struct svd_audit *a, struct ev *batch)
 #endif
     if (write_all(a->fd, buf, len) != 0 || fdatasync(a->fd) != 0)
         goto out;
-    if (write_head(a, seq, hash) != 0)
+    /* the entries are durable now; the head follows (see head_sync) */
+    if (write_head(a, seq, hash, 0) != 0)
         goto out;
+    a->head_dirty = 1;
     a->last_seq = seq;
     memcpy(a->last_hash, hash, sizeof(hash));
     a->size += (off_t)len;
@@ -246,6 +250,29 @@ out:
     return r;
 }
 
+/*
+ * Make the head durable. The writer answers its callers once their entries
+ * are fsynced in the log (one flush per group); the head file, rewritten
+ * after every group, is fsynced at most every SVD_AUDIT_HEAD_SYNC_MS while
+ * busy, after 20 ms of quiet, and at stop. After a crash the durable head
+ * may name an earlier entry than the log's last: those entries verify as
+ * "unconfirmed" and the daemon confirms them at start. Truncation below the
+ * durable head is always detected.
+ */
+static void
+head_sync(struct svd_audit *a)
+{
+    AZ(pthread_mutex_lock(&a->io_mu));
+    if (a->head_dirty) {
+        if (fdatasync(a->head_fd) != 0)
+            svd_err("audit head: fdatasync: %s", strerror(errno));
+        else
+            a->head_dirty = 0;
+        a->head_synced_ms = svd_now_ms();
+    }
+    AZ(pthread_mutex_unlock(&a->io_mu));
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -257,8 +284,26 @@ writer_main(void *arg)
         struct ev *batch, *e;
         int ok;
 
-        while (a->head == NULL && !a->stopping)
-            AZ(pthread_cond_wait(&a->cv_work, &a->mu));
+        while (a->head == NULL && !a->stopping) {
+            if (a->head_dirty) {
+                /* idle with an unsynced head: give new events 20 ms, then
+                 * make the head durable */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 20000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                if (pthread_cond_timedwait(&a->cv_work, &a->mu, &ts) != 0 && a->head == NULL) {
+                    AZ(pthread_mutex_unlock(&a->mu));
+                    head_sync(a);
+                    AZ(pthread_mutex_lock(&a->mu));
+                }
+            } else {
+                AZ(pthread_cond_wait(&a->cv_work, &a->mu));
+            }
+        }
         if (a->head == NULL && a->stopping)
             break;
         batch = a->head;
@@ -273,15 +318,23 @@ writer_main(void *arg)
         AZ(pthread_mutex_lock(&a->mu));
         while (batch != NULL) {
             e = batch->next;
-            if (batch->result != NULL)
+            if (batch->result != NULL) {
+                /* wake exactly this caller (no thundering herd) */
                 *batch->result = ok ? 0 : -1;
+                AZ(pthread_cond_signal(batch->cv));
+            }
             free(batch);
             batch = e;
         }
         a->healthy = ok;
-        AZ(pthread_cond_broadcast(&a->cv_done));
+        if (svd_now_ms() - a->head_synced_ms >= SVD_AUDIT_HEAD_SYNC_MS) {
+            AZ(pthread_mutex_unlock(&a->mu));
+            head_sync(a);
+            AZ(pthread_mutex_lock(&a->mu));
+        }
     }
     AZ(pthread_mutex_unlock(&a->mu));
+    head_sync(a);
     return NULL;
 }
 
@@ -342,7 +395,6 @@ svd_audit_close(struct svd_audit *a)
     AZ(pthread_mutex_destroy(&a->mu));
     AZ(pthread_mutex_destroy(&a->io_mu));
     AZ(pthread_cond_destroy(&a->cv_work));
-    AZ(pthread_cond_destroy(&a->cv_done));
     free(a->path);
     a->magic = 0;
     free(a);
@@ -357,6 +409,7 @@ svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
     va_list ap;
     size_t off;
     int n, r = -1, result = 1; /* 1: pending */
+    pthread_cond_t cv;
 
     CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
     fmt_time(ts, sizeof(ts));
@@ -381,11 +434,16 @@ svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
     e->len = off;
     e->next = NULL;
     e->result = wait ? &result : NULL;
+    e->cv = wait ? &cv : NULL;
+    if (wait)
+        AZ(pthread_cond_init(&cv, NULL));
 
     AZ(pthread_mutex_lock(&a->mu));
     if (!a->running || a->stopping) {
         /* before start or after stop: nobody would write it */
         AZ(pthread_mutex_unlock(&a->mu));
+        if (wait)
+            AZ(pthread_cond_destroy(&cv));
         free(e);
         goto out;
     }
@@ -397,10 +455,12 @@ svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
         r = a->healthy ? 0 : -1;
     } else {
         while (result == 1)
-            AZ(pthread_cond_wait(&a->cv_done, &a->mu));
+            AZ(pthread_cond_wait(&cv, &a->mu));
         r = result;
     }
     AZ(pthread_mutex_unlock(&a->mu));
+    if (wait)
+        AZ(pthread_cond_destroy(&cv));
 out:
     return r;
 }

@@ -22,6 +22,7 @@
 
 #define SVD_AUDIT_MAGIC 0xa0d17c4au
 #define SVD_AUDIT_EVENT_MAX 3000
+#define SVD_AUDIT_HEAD_SYNC_MS 100 /* longest the durable head lags while busy */
 
 struct svd_audit;
 

@@ -35,7 +35,7 @@ svd_harden_early(void)
     umask(077);
     signal(SIGPIPE, SIG_IGN);
     /* few arenas: less address space to lock, less memory per thread */
-    (void)mallopt(M_ARENA_MAX, 2);
+    (void)mallopt(M_ARENA_MAX, 8);
 }
 
 static int mlocked;

@@ -153,10 +153,10 @@ run(const char *file, int debug)
     uid_t uid;
     gid_t gid;
 
-    memset(&app, 0, sizeof(app));
-    app.magic = SVD_APP_MAGIC;
+    svd_app_init(&app);
     if (svd_conf_load(file, &conf, err, sizeof(err)) != 0) {
         fprintf(stderr, "splitvaultd: %s\n", err);
+        svd_app_fini(&app);
         return 1;
     }
     app.conf = conf;
@@ -264,6 +264,7 @@ out:
         (void)unlink(conf->ctl_socket);
     SSL_CTX_free(ctx);
     svd_conf_free(conf);
+    svd_app_fini(&app);
     return r;
 }
 

@@ -178,6 +178,9 @@ serve(struct conn *c)
     struct svd_app *app = c->srv->app;
     const struct svd_conf *conf = app->conf;
 
+    /* reads and writes inside a request: io_timeout; waiting for the next
+     * request: poll(2) with idle_timeout (unless TLS has bytes buffered) */
+    set_timeout(c->fd, conf->io_timeout_ms);
     for (;;) {
         uint8_t hb[SV_WIRE_HDR_LEN];
         sv_wire_hdr h;
@@ -186,7 +189,15 @@ serve(struct conn *c)
         sv_status st;
         int rv, close_after = 0, answered;
 
-        set_timeout(c->fd, conf->idle_timeout_ms);
+        if (!SSL_has_pending(c->ssl)) {
+            struct pollfd pfd = { c->fd, POLLIN, 0 };
+            rv = poll(&pfd, 1, (int)conf->idle_timeout_ms);
+            if (rv <= 0) {
+                svd_debug("%s: connection idle for %u ms; closing", c->peer.addr,
+                          conf->idle_timeout_ms);
+                return;
+            }
+        }
         rv = read_full(c, hb, 1);
         if (rv == 0)
             return; /* the client closed */
@@ -194,7 +205,6 @@ serve(struct conn *c)
             svd_debug("%s: connection idle, closed or failed", c->peer.addr);
             return;
         }
-        set_timeout(c->fd, conf->io_timeout_ms);
         if (read_full(c, hb + 1, sizeof(hb) - 1) != 1) {
             svd_warn("%s: truncated frame header; closing", c->peer.addr);
             return;

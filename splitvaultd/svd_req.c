@@ -307,11 +307,11 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
         code = SV_WERR_LOCKED_DOWN;
         goto refused;
     }
-    /* 4. check and open every field; all or nothing */
-    if (RAND_bytes(ds->dummy, sizeof(ds->dummy)) != 1) {
-        code = SV_WERR_INTERNAL;
-        goto refused;
-    }
+    /* 4. check and open every field; all or nothing. At most ncpu threads
+     * do this at once: OpenSSL 3.0's algorithm fetches serialise on a
+     * global lock, and a crowd of threads contending for it costs far more
+     * than queueing here does. */
+    svd_crypto_enter(app);
     for (unsigned i = 0; i < m->n; i++) {
         const sv_decrypt_field *f = &m->f[i];
         struct svd_share *sh = &ds->share[i];
@@ -330,6 +330,8 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
             fwhy = WHY_INTERNAL;
         } else if (fwhy != WHY_OK) {
             /* same work against a random key: no timing hint of the cause */
+            if (RAND_bytes(ds->dummy, sizeof(ds->dummy)) != 1)
+                memset(ds->dummy, 0x5a, sizeof(ds->dummy));
             sv_key2_combine(f->key2a, ds->dummy, ds->sk2);
             (void)sv_key2_check(ds->sk2, ds->dummy);
             (void)sv_datum_open(ds->sk2, m->uuid, f->name, f->enc, f->ct, f->ct_len, pt[i]);
@@ -350,6 +352,7 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
         if (f->rotate)
             nrot++;
     }
+    svd_crypto_leave(app);
     if (why != WHY_OK) {
         svd_warn("%s: DECRYPT record=%s actor=%s refused: field %d (%s, share %" PRIu64 "): %s",
                  peer->addr, u, m->actor, bad_field, m->f[bad_field].name,

@@ -45,11 +45,15 @@
 #include "sv_secret.h"
 
 enum {
-    ST_GET, ST_LOCK, ST_INSERT, ST_SEQ, ST_DROP, ST_KEEP, ST_RLIST, ST_RDEL, ST_SETLOCK,
+    ST_GETL, ST_GET, ST_LOCK, ST_INSERT, ST_SEQ, ST_DROP, ST_KEEP, ST_RLIST, ST_RDEL, ST_SETLOCK,
     ST_COUNTS, ST__N
 };
 
 static const char *const sql_sqlite3[ST__N] = {
+    /* the first share of a decrypt and the lock-down state in one query */
+    [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, s.key2_pub, s.key2b, s.state, s.created, "
+                "st.locked, st.locked_since FROM sv_state st LEFT JOIN shares s ON s.id = %lld "
+                "WHERE st.id = 1",
     [ST_GET] = "SELECT id, record_uuid, field, key2_pub, key2b, state, created "
                "FROM shares WHERE id = %lld",
     [ST_LOCK] = "SELECT locked, locked_since FROM sv_state WHERE id = 1",
@@ -69,6 +73,10 @@ static const char *const sql_sqlite3[ST__N] = {
 };
 
 static const char *const sql_pgsql[ST__N] = {
+    [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, encode(s.key2_pub, 'hex'), "
+                "encode(s.key2b, 'hex'), s.state, s.created, "
+                "CASE WHEN st.locked THEN 1 ELSE 0 END, st.locked_since "
+                "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1",
     [ST_GET] = "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), encode(key2b, 'hex'), "
                "state, created FROM shares WHERE id = %lld",
     [ST_LOCK] = "SELECT CASE WHEN locked THEN 1 ELSE 0 END, locked_since FROM sv_state WHERE id = 1",
@@ -102,6 +110,7 @@ struct wop {
     struct wop *next;
     enum wkind kind;
     int status;                 /* 1 pending, 0 done, -1 failed (set under wmu) */
+    pthread_cond_t cv;          /* the owner waits on its own condition */
     int res;                    /* the writer's result, published as status */
     /* W_PUT */
     const uint8_t *uuid;
@@ -139,7 +148,7 @@ struct svd_store {
     pthread_cond_t rcv;
 
     pthread_mutex_t wmu;
-    pthread_cond_t wcv_work, wcv_done;
+    pthread_cond_t wcv_work;
     struct wop *whead, **wtail;
     int running, stopping;
     pthread_t thread;
@@ -461,7 +470,6 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
     AZ(pthread_cond_init(&s->rcv, NULL));
     AZ(pthread_mutex_init(&s->wmu, NULL));
     AZ(pthread_cond_init(&s->wcv_work, NULL));
-    AZ(pthread_cond_init(&s->wcv_done, NULL));
     AZ(pthread_mutex_init(&s->cmu, NULL));
     *out = s;
     if (apr_pool_create_unmanaged_ex(&s->pool, NULL, NULL) != APR_SUCCESS) {
@@ -586,7 +594,6 @@ svd_store_close(struct svd_store *s)
     AZ(pthread_cond_destroy(&s->rcv));
     AZ(pthread_mutex_destroy(&s->wmu));
     AZ(pthread_cond_destroy(&s->wcv_work));
-    AZ(pthread_cond_destroy(&s->wcv_done));
     AZ(pthread_mutex_destroy(&s->cmu));
     s->magic = 0;
     free(s);
@@ -665,15 +672,14 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
 {
     struct dbh *d;
     apr_pool_t *p = NULL;
-    int r = -1;
+    int r = -1, seen_lock = 0;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    SVD_ASSERT(n > 0);
     d = reader_get(s);
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
-    if (read_lock(s, d, p, locked, locked_since) != 0)
-        goto out;
     for (unsigned i = 0; i < n; i++) {
         char idbuf[24];
         const char *args[1] = { idbuf };
@@ -682,7 +688,7 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
 
         found[i] = 0;
         snprintf(idbuf, sizeof(idbuf), "%" PRIu64, ids[i]);
-        if (q_select(s, d, p, ST_GET, &res, 1, args) != 0)
+        if (q_select(s, d, p, i == 0 ? ST_GETL : ST_GET, &res, 1, args) != 0)
             goto out;
         while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
             const char *e[7];
@@ -691,6 +697,15 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
 
             for (int c = 0; c < 7; c++)
                 e[c] = apr_dbd_get_entry(s->driver, row, c);
+            if (i == 0) {
+                const char *l = apr_dbd_get_entry(s->driver, row, 7);
+                *locked = l == NULL || strcmp(l, "0") != 0; /* anything but 0: locked */
+                if (parse_u64(apr_dbd_get_entry(s->driver, row, 8), locked_since) != 0)
+                    *locked_since = 0;
+                seen_lock = 1;
+                if (e[0] == NULL)
+                    continue; /* no such share (LEFT JOIN) */
+            }
             ok = parse_u64(e[0], &out[i].id) == 0 &&
                  e[1] != NULL && sv_uuid_parse(e[1], strlen(e[1]), out[i].uuid) == SV_OK &&
                  e[2] != NULL && strlen(e[2]) <= SV_FIELD_MAX &&
@@ -707,6 +722,10 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
             }
             wipe_entry(e[4]);
         }
+    }
+    if (!seen_lock) {
+        svd_err("store: the sv_state row is missing");
+        goto out;
     }
     r = 0;
 out:
@@ -1047,9 +1066,9 @@ writer_main(void *arg)
         for (op = batch; op != stop;) {
             struct wop *nx = op->next;
             op->status = op->res;
+            AZ(pthread_cond_signal(&op->cv)); /* wake exactly its owner */
             op = nx;
         }
-        AZ(pthread_cond_broadcast(&s->wcv_done));
         if (count > 1)
             svd_debug("store: committed %u operations in one transaction", count);
     }
@@ -1102,18 +1121,21 @@ submit(struct svd_store *s, struct wop *op)
 
     op->status = 1;
     op->next = NULL;
+    AZ(pthread_cond_init(&op->cv, NULL));
     AZ(pthread_mutex_lock(&s->wmu));
     if (!s->running || s->stopping) {
         AZ(pthread_mutex_unlock(&s->wmu));
+        AZ(pthread_cond_destroy(&op->cv));
         return -1;
     }
     *s->wtail = op;
     s->wtail = &op->next;
     AZ(pthread_cond_signal(&s->wcv_work));
     while (op->status == 1)
-        AZ(pthread_cond_wait(&s->wcv_done, &s->wmu));
+        AZ(pthread_cond_wait(&op->cv, &s->wmu));
     r = op->status;
     AZ(pthread_mutex_unlock(&s->wmu));
+    AZ(pthread_cond_destroy(&op->cv));
     return r;
 }
 

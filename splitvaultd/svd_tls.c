@@ -77,6 +77,7 @@ svd_tls_ctx(const struct svd_conf *conf, char *err, size_t errlen)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_AUTO_RETRY);
+    SSL_CTX_set_read_ahead(ctx, 1); /* one recv(2) per record, not two */
     if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
         snprintf(err, errlen, "cannot set the TLS key-exchange groups");
         goto out;

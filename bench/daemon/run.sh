@@ -1,0 +1,127 @@
+#!/bin/bash
+# splitvaultd benchmark: STORE and DECRYPT throughput and latency at 16
+# persistent mutual-TLS connections on loopback with the limiter off, next to
+# `openssl speed ecdhx25519` measured in the same run, and the daemon's RSS
+# with 1M shares stored. Prints its figures and the machine. Not a test.
+#
+#   bench/daemon/run.sh [BUILDDIR]        (or: make bench-daemon)
+#
+# Environment: SVB_SECONDS (per phase, default 10), SVB_CONNS (16),
+# SVB_SHARES (1000000), SVB_DRIVER (sqlite3), SVB_USER (nobody).
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$top/build}" && pwd)
+daemon=$build/splitvaultd/splitvaultd
+bench=$build/bench/daemon/svbench
+secs=${SVB_SECONDS:-10}
+conns=${SVB_CONNS:-16}
+shares=${SVB_SHARES:-1000000}
+user=${SVB_USER:-nobody}
+[ -x "$bench" ] || make -C "$build" bench/daemon/svbench >/dev/null
+[ -x "$daemon" ] || { echo "build splitvaultd first" >&2; exit 1; }
+
+umask 022
+work=$(mktemp -d /tmp/svbench.XXXXXX)
+chmod 755 "$work"
+pid=
+cleanup() {
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid"; wait "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== machine"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo "cores: $(nproc)"
+echo "kernel: $(uname -sr)"
+echo "openssl: $(openssl version)"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+
+echo "== openssl speed ecdhx25519 (X25519 derive = one scalar multiplication)"
+x1=$(openssl speed -seconds 3 ecdhx25519 2>/dev/null | awk '/X25519/ {print $NF}')
+x2=$(openssl speed -multi "$(nproc)" -seconds 3 ecdhx25519 2>/dev/null | awk '/X25519/ {print $NF}' | tail -1)
+echo "x25519_ops_per_s_1core=$x1"
+echo "x25519_ops_per_s_$(nproc)cores=$x2"
+
+# demo PKI
+p=$work/pki; mkdir -p "$p"
+ossl() { openssl "$@" >/dev/null 2>&1; }
+ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$p/ca.key"
+ossl req -x509 -new -key "$p/ca.key" -out "$p/ca.pem" -days 2 -subj "/CN=bench CA" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+for n in server client; do
+    ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$p/$n.key"
+    ossl req -new -key "$p/$n.key" -out "$p/$n.csr" -subj "/CN=localhost"
+    if [ $n = server ]; then
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$p/$n.ext"
+    else
+        printf 'extendedKeyUsage=clientAuth\n' > "$p/$n.ext"
+    fi
+    ossl x509 -req -in "$p/$n.csr" -CA "$p/ca.pem" -CAkey "$p/ca.key" -CAcreateserial \
+        -out "$p/$n.pem" -days 2 -extfile "$p/$n.ext"
+done
+chmod 644 "$p"/*
+
+state=$work/state; mkdir -p "$state"; chown "$user" "$state"; chmod 700 "$state"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/splitvaultd.yaml" <<YAML
+listen: {address: 127.0.0.1, port: $port, backlog: 128}
+tls: {certificate: $p/server.pem, key: $p/server.key, client_ca: $p/ca.pem}
+clients: {allow: [127.0.0.1/32]}
+connections: {max: 64, idle_timeout: 10m}
+store: {driver: sqlite3, path: $state/shares.db, readers: 4}
+decrypt:
+  global_rate: {interval: "0", burst: 1}
+  actor_rate: {interval: "0", burst: 1}
+  queue: {max_length: 64, max_wait: 60s}
+  lockdown_threshold: 64
+audit: {path: $state/audit.log}
+control: {socket: $state/ctl.sock}
+process: {user: $user, log_level: warning, secure_heap: 8MiB, mlock: true}
+YAML
+"$daemon" -t -c "$work/splitvaultd.yaml" >/dev/null
+"$daemon" -c "$work/splitvaultd.yaml" 2>"$work/daemon.log" &
+pid=$!
+for _ in $(seq 100); do
+    [ -S "$state/ctl.sock" ] && break
+    sleep 0.1
+done
+kill -0 "$pid"
+
+sb() { "$bench" -p "$port" --cert "$p/client.pem" --key "$p/client.key" --ca "$p/ca.pem" \
+        --conns "$conns" "$@"; }
+rss() { awk '/^VmRSS|^VmHWM|^VmLck/ {printf "%s=%s%s ", $1, $2, $3}' "/proc/$pid/status"; echo; }
+fig() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+
+echo "== DECRYPT (limiter off, no rotation, $conns connections, ${secs}s each)"
+d1=$(sb --fields 1 --records 64 --duration "$secs" decrypt); echo "$d1"
+d3=$(sb --fields 3 --records 64 --duration "$secs" decrypt); echo "$d3"
+echo "== STORE ($conns connections, ${secs}s each)"
+s3=$(sb --fields 3 --duration "$secs" store); echo "$s3"
+s32=$(sb --fields 32 --duration "$secs" store); echo "$s32"
+echo "rss_after_throughput: $(rss)"
+
+echo "== memory: fill to $shares shares (STOREs of 32), then a mixed workload"
+sb --total "$shares" fill
+"$build/tools/splitvaultctl" -s "$state/ctl.sock" status | grep -E 'shares_active|audit_seq'
+sb --fields 3 --records 64 --duration "$secs" decrypt
+sb --fields 3 --duration "$secs" store
+echo "rss_with_${shares}_shares: $(rss)"
+echo "store_file_bytes=$(stat -c %s "$state/shares.db") audit_bytes=$(stat -c %s "$state/audit.log")"
+
+echo "== summary"
+python3 - "$x1" "$x2" "$d1" "$d3" <<'PY'
+import re, sys
+x1, x2 = float(sys.argv[1]), float(sys.argv[2])
+def f(line, k):
+    return float(re.search(k + r"=([0-9.]+)", line).group(1))
+for line in sys.argv[3:]:
+    fps = f(line, "fields_per_s")
+    n = int(f(line, "fields_per_request"))
+    one, two = x1 / 2, x2 / 2
+    print("DECRYPT %d field(s)/request: %.0f fields/s = %.0f%% of the single-core X25519 "
+          "bound (%.0f fields/s = %.0f ops/s / 2) and %.0f%% of the %d-core bound (%.0f fields/s)"
+          % (n, fps, 100 * fps / one, one, x1, 100 * fps / two, 2, two))
+PY

@@ -1,0 +1,414 @@
+/*
+ * svbench.c - load generator for splitvaultd's benchmark (bench/daemon/run.sh).
+ *
+ *   svbench -p PORT --cert C --key K --ca CA MODE [options]
+ *
+ * MODE store:    STOREs of --fields random shares each, as fast as the
+ *                daemon answers, on --conns persistent connections.
+ * MODE decrypt:  first stores --records records of --fields real fields
+ *                (key2 per field, datum sealed, sk2 split: the module's
+ *                work), then replays their encoded DECRYPT frames (no
+ *                rotation) on --conns connections. Replaying pre-encoded
+ *                frames keeps the generator's CPU cost to TLS records.
+ * MODE fill:     STOREs until --total shares exist (32 fields a STORE),
+ *                for the memory measurement.
+ *
+ * Prints one line of key=value figures: requests/s, fields/s, p50/p99
+ * latency in microseconds. Uses the core library's encoder and OpenSSL.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include "sv_buf.h"
+#include "sv_format.h"
+#include "sv_key2.h"
+#include "sv_secret.h"
+#include "sv_wire.h"
+
+enum { M_STORE, M_DECRYPT, M_FILL };
+
+static struct {
+    int port, conns, fields, records, mode;
+    double duration;
+    uint64_t total;
+    const char *cert, *key, *ca;
+} opt = { 0, 16, 3, 64, M_STORE, 10.0, 1000000, NULL, NULL, NULL };
+
+static SSL_CTX *ctx;
+
+struct frame {
+    uint8_t *data;
+    size_t len;
+};
+
+static struct frame *dframes;   /* DECRYPT frames, one per record */
+static volatile int go, stop_flag;
+static uint64_t fill_done;
+static pthread_mutex_t fill_mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct worker {
+    int id;
+    SSL *ssl;
+    int fd;
+    uint64_t n, fields;
+    uint32_t *lat;      /* microseconds */
+    size_t nlat, cap;
+    int failed;
+};
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+die(const char *what)
+{
+    fprintf(stderr, "svbench: %s\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+static SSL *
+connect_tls(int *fdp)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    SSL *ssl;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)opt.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        die("connect");
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    if (SSL_connect(ssl) != 1)
+        die("TLS handshake");
+    *fdp = fd;
+    return ssl;
+}
+
+static int
+read_full(SSL *ssl, uint8_t *b, size_t n)
+{
+    size_t got = 0, k;
+
+    while (got < n) {
+        if (SSL_read_ex(ssl, b + got, n - got, &k) != 1)
+            return -1;
+        got += k;
+    }
+    return 0;
+}
+
+/* One request/answer; returns the answer type, or -1. The body lands in
+ * *body (malloc'd, cleansed and freed by the caller). */
+static int
+roundtrip(SSL *ssl, const uint8_t *req, size_t len, uint8_t **body, size_t *blen)
+{
+    uint8_t hb[SV_WIRE_HDR_LEN];
+    sv_wire_hdr h;
+    size_t k;
+
+    if (SSL_write_ex(ssl, req, len, &k) != 1 || k != len)
+        return -1;
+    if (read_full(ssl, hb, sizeof(hb)) != 0 || sv_wire_hdr_decode(hb, &h) != SV_OK)
+        return -1;
+    *body = malloc(h.body_len ? h.body_len : 1);
+    *blen = h.body_len;
+    if (read_full(ssl, *body, h.body_len) != 0)
+        return -1;
+    return h.type;
+}
+
+/* Encode a STORE of n fields with random key material. */
+static void
+make_store(sv_buf *out, unsigned n, uint8_t *keys)
+{
+    sv_store_req m;
+
+    memset(&m, 0, sizeof(m));
+    RAND_bytes(m.uuid, sizeof(m.uuid));
+    m.uuid[6] = (m.uuid[6] & 0x0f) | 0x40;
+    m.uuid[8] = (m.uuid[8] & 0x3f) | 0x80;
+    RAND_bytes(keys, (int)(n * 64));
+    m.n = n;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(m.f[i].name, sizeof(m.f[i].name), "field%u", i);
+        m.f[i].pub = keys + 64 * i;
+        m.f[i].key2b = keys + 64 * i + 32;
+    }
+    sv_buf_reset(out);
+    if (sv_store_req_encode(out, 1, &m) != SV_OK)
+        die("encode STORE");
+}
+
+static void
+record_lat(struct worker *w, double t)
+{
+    if (w->nlat == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 65536;
+        w->lat = realloc(w->lat, w->cap * sizeof(*w->lat));
+    }
+    w->lat[w->nlat++] = (uint32_t)(t * 1e6);
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    sv_buf sb;
+    uint8_t keys[64 * SV_WIRE_MAX_FIELDS];
+    unsigned k = (unsigned)w->id;
+
+    sv_buf_init(&sb, 1, 0);
+    while (!go)
+        ;
+    while (!stop_flag) {
+        const uint8_t *req;
+        size_t len;
+        uint8_t *body = NULL;
+        size_t blen = 0;
+        int t, want;
+        unsigned nf;
+        double t0;
+
+        if (opt.mode == M_DECRYPT) {
+            req = dframes[k % (unsigned)opt.records].data;
+            len = dframes[k % (unsigned)opt.records].len;
+            k += (unsigned)opt.conns;
+            want = SV_MSG_DECRYPT_OK;
+            nf = (unsigned)opt.fields;
+        } else {
+            nf = opt.mode == M_FILL ? SV_WIRE_MAX_FIELDS : (unsigned)opt.fields;
+            if (opt.mode == M_FILL) {
+                pthread_mutex_lock(&fill_mu);
+                if (fill_done >= opt.total) {
+                    pthread_mutex_unlock(&fill_mu);
+                    break;
+                }
+                fill_done += nf;
+                pthread_mutex_unlock(&fill_mu);
+            }
+            make_store(&sb, nf, keys);
+            req = sb.data;
+            len = sb.len;
+            want = SV_MSG_STORE_OK;
+        }
+        t0 = now_s();
+        t = roundtrip(w->ssl, req, len, &body, &blen);
+        record_lat(w, now_s() - t0);
+        if (body != NULL) {
+            OPENSSL_cleanse(body, blen);
+            free(body);
+        }
+        if (t != want) {
+            w->failed++;
+            if (t < 0)
+                break;
+            continue;
+        }
+        w->n++;
+        w->fields += nf;
+    }
+    sv_buf_free(&sb);
+    return NULL;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Store opt.records real records and encode their DECRYPT frames. */
+static void
+prepare_decrypt(void)
+{
+    int fd;
+    SSL *ssl = connect_tls(&fd);
+
+    dframes = calloc((size_t)opt.records, sizeof(*dframes));
+    for (int r = 0; r < opt.records; r++) {
+        sv_store_req sreq;
+        sv_decrypt_req *dreq = sv_secret_alloc(sizeof(*dreq));
+        static uint8_t pub[SV_WIRE_MAX_FIELDS][32], k2a[SV_WIRE_MAX_FIELDS][32],
+            k2b[SV_WIRE_MAX_FIELDS][32], enc[SV_WIRE_MAX_FIELDS][32], ct[SV_WIRE_MAX_FIELDS][64];
+        sv_store_resp sresp;
+        sv_buf b;
+        uint8_t *body;
+        size_t blen;
+
+        memset(&sreq, 0, sizeof(sreq));
+        if (sv_uuid_generate(sreq.uuid) != SV_OK)
+            die("uuid");
+        sreq.n = (unsigned)opt.fields;
+        for (int i = 0; i < opt.fields; i++) {
+            uint8_t sk2[32];
+            const char *value = "078-05-1120 a field value of some length";
+            snprintf(sreq.f[i].name, sizeof(sreq.f[i].name), "field%d", i);
+            if (sv_x25519_generate(sk2, pub[i]) != SV_OK ||
+                sv_datum_seal(pub[i], sreq.uuid, sreq.f[i].name, (const uint8_t *)value,
+                              strlen(value), enc[i], ct[i]) != SV_OK ||
+                sv_key2_split(sk2, k2a[i], k2b[i]) != SV_OK)
+                die("crypto");
+            OPENSSL_cleanse(sk2, sizeof(sk2));
+            sreq.f[i].pub = pub[i];
+            sreq.f[i].key2b = k2b[i];
+        }
+        sv_buf_init(&b, 1, 0);
+        if (sv_store_req_encode(&b, 1, &sreq) != SV_OK ||
+            roundtrip(ssl, b.data, b.len, &body, &blen) != SV_MSG_STORE_OK ||
+            sv_store_resp_decode(body, blen, &sresp) != SV_OK)
+            die("store a record");
+        free(body);
+        memcpy(dreq->uuid, sreq.uuid, SV_UUID_LEN);
+        snprintf(dreq->actor, sizeof(dreq->actor), "bench");
+        dreq->wait_ms = 60000;
+        dreq->n = sreq.n;
+        for (int i = 0; i < opt.fields; i++) {
+            sv_decrypt_field *f = &dreq->f[i];
+            f->share_id = sresp.share_id[i];
+            memcpy(f->name, sreq.f[i].name, sizeof(f->name));
+            f->key2a = k2a[i];
+            f->enc = enc[i];
+            f->ct = ct[i];
+            f->ct_len = (uint32_t)(strlen("078-05-1120 a field value of some length") + 16);
+        }
+        sv_buf_reset(&b);
+        if (sv_decrypt_req_encode(&b, 2, dreq) != SV_OK)
+            die("encode DECRYPT");
+        /* check it once */
+        if (roundtrip(ssl, b.data, b.len, &body, &blen) != SV_MSG_DECRYPT_OK)
+            die("a DECRYPT was refused (limiter on?)");
+        free(body);
+        dframes[r].data = malloc(b.len);
+        memcpy(dframes[r].data, b.data, b.len);
+        dframes[r].len = b.len;
+        sv_buf_free(&b);
+        sv_secret_free(dreq, sizeof(*dreq));
+    }
+    SSL_free(ssl);
+    close(fd);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        { "cert", required_argument, NULL, 'C' }, { "key", required_argument, NULL, 'K' },
+        { "ca", required_argument, NULL, 'A' }, { "conns", required_argument, NULL, 'n' },
+        { "fields", required_argument, NULL, 'f' }, { "records", required_argument, NULL, 'r' },
+        { "duration", required_argument, NULL, 'd' }, { "total", required_argument, NULL, 'T' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct worker *w;
+    pthread_t *th;
+    double t0, el;
+    uint64_t n = 0, fields = 0, failed = 0;
+    size_t nlat = 0, o = 0;
+    uint32_t *all;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "p:", lo, NULL)) != -1) {
+        switch (c) {
+        case 'p': opt.port = atoi(optarg); break;
+        case 'C': opt.cert = optarg; break;
+        case 'K': opt.key = optarg; break;
+        case 'A': opt.ca = optarg; break;
+        case 'n': opt.conns = atoi(optarg); break;
+        case 'f': opt.fields = atoi(optarg); break;
+        case 'r': opt.records = atoi(optarg); break;
+        case 'd': opt.duration = atof(optarg); break;
+        case 'T': opt.total = strtoull(optarg, NULL, 10); break;
+        default: return 2;
+        }
+    }
+    if (optind != argc - 1 || !opt.port || !opt.cert || !opt.key || !opt.ca ||
+        opt.fields < 1 || opt.fields > SV_WIRE_MAX_FIELDS || opt.conns < 1 || opt.records < 1) {
+        fprintf(stderr, "usage: svbench -p PORT --cert C --key K --ca CA [--conns N] "
+                "[--fields F] [--records R] [--duration S] [--total N] store|decrypt|fill\n");
+        return 2;
+    }
+    opt.mode = strcmp(argv[optind], "decrypt") == 0 ? M_DECRYPT
+             : strcmp(argv[optind], "fill") == 0 ? M_FILL : M_STORE;
+    sv_secret_init(1 << 20);
+    ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    if (SSL_CTX_use_certificate_file(ctx, opt.cert, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, opt.key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_load_verify_locations(ctx, opt.ca, NULL) != 1)
+        die("client certificate");
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    if (opt.mode == M_DECRYPT)
+        prepare_decrypt();
+    w = calloc((size_t)opt.conns, sizeof(*w));
+    th = calloc((size_t)opt.conns, sizeof(*th));
+    for (int i = 0; i < opt.conns; i++) {
+        w[i].id = i;
+        w[i].ssl = connect_tls(&w[i].fd);
+        pthread_create(&th[i], NULL, worker_main, &w[i]);
+    }
+    t0 = now_s();
+    go = 1;
+    if (opt.mode != M_FILL) {
+        struct timespec ts = { (time_t)opt.duration,
+                               (long)((opt.duration - (double)(time_t)opt.duration) * 1e9) };
+        nanosleep(&ts, NULL);
+        stop_flag = 1;
+    }
+    for (int i = 0; i < opt.conns; i++)
+        pthread_join(th[i], NULL);
+    el = now_s() - t0;
+    for (int i = 0; i < opt.conns; i++) {
+        n += w[i].n;
+        fields += w[i].fields;
+        failed += (uint64_t)w[i].failed;
+        nlat += w[i].nlat;
+    }
+    all = malloc((nlat ? nlat : 1) * sizeof(*all));
+    for (int i = 0; i < opt.conns; i++) {
+        memcpy(all + o, w[i].lat, w[i].nlat * sizeof(*all));
+        o += w[i].nlat;
+    }
+    qsort(all, nlat, sizeof(*all), cmp_u32);
+    printf("mode=%s conns=%d fields_per_request=%d requests=%" PRIu64 " failed=%" PRIu64
+           " seconds=%.2f requests_per_s=%.0f fields_per_s=%.0f p50_us=%u p99_us=%u\n",
+           argv[optind], opt.conns, opt.mode == M_FILL ? SV_WIRE_MAX_FIELDS : opt.fields, n,
+           failed, el, (double)n / el, (double)fields / el, nlat ? all[nlat / 2] : 0,
+           nlat ? all[(size_t)((double)nlat * 0.99)] : 0);
+    for (int i = 0; i < opt.conns; i++) {
+        SSL_free(w[i].ssl);
+        close(w[i].fd);
+        free(w[i].lat);
+    }
+    return failed == 0 ? 0 : 1;
+}
