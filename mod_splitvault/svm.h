@@ -143,8 +143,11 @@ const svm_field *svm_field_find(const svm_srv_conf *sc, const char *name);
 
 void svm_db_retrieve_fns(void);
 int svm_db_available(void);
-/* Register every prepared statement with mod_dbd for server s. */
-void svm_db_prepare(server_rec *s);
+/* Register every prepared statement with mod_dbd for server s, including
+ * the one-statement intake for a form of nfields fields. */
+void svm_db_prepare(server_rec *s, int nfields);
+/* Label of the intake statement for n fields. */
+const char *svm_intake_label(apr_pool_t *p, int n);
 /* The request's connection (NULL when the database is unreachable; logged). */
 ap_dbd_t *svm_db(request_rec *r);
 apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label);

@@ -501,7 +501,7 @@ int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
             continue;
         /* mod_dbd keeps a statement table per server (virtual hosts get
          * a merged copy before this runs), so prepare for each server. */
-        svm_db_prepare(sp);
+        svm_db_prepare(sp, sc->fields->nelts);
         if (sc->pool_max == 0) {
             int threads = 1;
             ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);

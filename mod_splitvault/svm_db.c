@@ -30,12 +30,6 @@ static const svm_stmt_def svm_stmts[] = {
     { "svm_key1_list",
       "SELECT fingerprint, active, to_char(created AT TIME ZONE 'UTC', " UTC_FMT "), "
       "coalesce(created_by, '') FROM key1 ORDER BY created DESC" },
-    /* intake */
-    { "svm_rec_insert",
-      "INSERT INTO records (uuid, ref) VALUES (%s::uuid, %s) RETURNING id" },
-    { "svm_field_insert",
-      "INSERT INTO fields (record_id, name, key2_pub, enc, ct, share_id, wrap_enc, wrap_ct, "
-      "key1_fp) VALUES (%s::bigint, %s, %pDb, %pDb, %pDb, %s::bigint, %pDb, %pDb, %s)" },
     /* sessions */
     { "svm_sess_touch",
       "UPDATE sessions s SET last_seen = now() FROM staff st "
@@ -127,7 +121,30 @@ int svm_db_available(void)
     return svm_dbd_acquire != NULL && svm_dbd_prepare != NULL;
 }
 
-void svm_db_prepare(server_rec *s)
+const char *svm_intake_label(apr_pool_t *p, int n)
+{
+    return apr_psprintf(p, "svm_intake_%d", n);
+}
+
+/* One statement stores a whole submission: the record and its n fields,
+ * atomically and in one round trip (no BEGIN/COMMIT). Arguments: uuid, ref,
+ * then per field: name, key2_pub, enc, ct, share_id, wrap_enc, wrap_ct,
+ * key1 fingerprint. */
+static const char *svm_intake_sql(apr_pool_t *p, int n)
+{
+    const char *sql = "WITH rec AS (INSERT INTO records (uuid, ref) VALUES (%s::uuid, %s) "
+                      "RETURNING id) INSERT INTO fields (record_id, name, key2_pub, enc, ct, "
+                      "share_id, wrap_enc, wrap_ct, key1_fp) SELECT rec.id, v.n, v.p, v.e, "
+                      "v.c, v.s, v.we, v.wc, v.k FROM rec, (VALUES ";
+    int i;
+
+    for (i = 0; i < n; i++)
+        sql = apr_pstrcat(p, sql, i ? ", " : "", "(%s::text, %pDb::bytea, %pDb::bytea, "
+                          "%pDb::bytea, %s::bigint, %pDb::bytea, %pDb::bytea, %s::text)", NULL);
+    return apr_pstrcat(p, sql, ") AS v(n, p, e, c, s, we, wc, k)", NULL);
+}
+
+void svm_db_prepare(server_rec *s, int nfields)
 {
     const svm_stmt_def *d;
 
@@ -135,6 +152,9 @@ void svm_db_prepare(server_rec *s)
         return;
     for (d = svm_stmts; d->label; d++)
         svm_dbd_prepare(s, d->sql, d->label);
+    if (nfields > 0)
+        svm_dbd_prepare(s, svm_intake_sql(s->process->pconf, nfields),
+                        svm_intake_label(s->process->pconf, nfields));
 }
 
 ap_dbd_t *svm_db(request_rec *r)
@@ -156,6 +176,19 @@ apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SV01102: prepared statement %s missing (did the schema apply?)", label);
     return st;
+}
+
+/* The first line of the driver's error text: PostgreSQL's DETAIL lines can
+ * quote row contents (ciphertexts, hashes), which have no place in a log. */
+static const char *svm_db_err(request_rec *r, ap_dbd_t *dbd, int rv)
+{
+    const char *e = apr_dbd_error(dbd->driver, dbd->handle, rv);
+    const char *nl;
+
+    if (!e)
+        return "unknown database error";
+    nl = strchr(e, '\n');
+    return nl ? apr_pstrmemdup(r->pool, e, (apr_size_t)(nl - e)) : e;
 }
 
 /* Per-request state of the connection: inside a transaction; statements
@@ -191,7 +224,7 @@ static int svm_db_stmt_lost(ap_dbd_t *dbd, int rv)
 static int svm_db_reprepare(request_rec *r, ap_dbd_t *dbd)
 {
     const svm_stmt_def *d;
-    int rv, bad = 0;
+    int rv, bad = 0, n;
 
     for (d = svm_stmts; d->label; d++) {
         apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, d->label, APR_HASH_KEY_STRING);
@@ -199,6 +232,13 @@ static int svm_db_reprepare(request_rec *r, ap_dbd_t *dbd)
             continue;
         rv = apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, d->sql, d->label, &st);
         if (rv)
+            bad = 1;
+    }
+    for (n = 1; n <= SVM_MAX_FIELDS; n++) {
+        const char *label = svm_intake_label(r->pool, n);
+        apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
+        if (st && apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle,
+                                  svm_intake_sql(r->pool, n), label, &st))
             bad = 1;
     }
     ap_log_rerror(APLOG_MARK, bad ? APLOG_ERR : APLOG_WARNING, 0, r,
@@ -245,7 +285,7 @@ int svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *nrows,
         rv = apr_dbd_pbquery(dbd->driver, r->pool, dbd->handle, &n, st, args);
     if (rv) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01103: %s failed: %s", label,
-                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+                      svm_db_err(r, dbd, rv));
         return rv;
     }
     if (nrows)
@@ -268,7 +308,7 @@ int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *ro
         rv = apr_dbd_pbselect(dbd->driver, r->pool, dbd->handle, &rows->res, st, 1, args);
     if (rv) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01104: %s failed: %s", label,
-                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+                      svm_db_err(r, dbd, rv));
         return rv;
     }
     return 0;
@@ -297,7 +337,7 @@ int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd)
 
     if (rv)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01105: cannot begin a transaction: %s",
-                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+                      svm_db_err(r, dbd, rv));
     else
         svm_db_st(r)->in_tx = 1;
     return rv;
@@ -318,7 +358,7 @@ int svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, int rollback)
     if (rv) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01106: %s failed: %s",
                       rollback ? "ROLLBACK" : "COMMIT",
-                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+                      svm_db_err(r, dbd, rv));
         return rv;
     }
     return 0;

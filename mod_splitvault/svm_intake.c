@@ -148,55 +148,64 @@ static int svm_seal_fields(request_rec *r, const uint8_t uuid[SV_UUID_LEN],
     return 0;
 }
 
-/* Insert the record and its fields in one transaction. 0 or -1 (logged). */
+/* Insert the record and all its fields with one statement (atomic, one
+ * round trip). 0 or -1 (logged). */
 static int svm_insert_record(request_rec *r, ap_dbd_t *dbd, const char *uuid_s,
                              const char *ref, const svm_key1pub *k1, svm_intake_field *xf,
                              int n)
 {
-    svm_rows res;
-    apr_dbd_row_t *row;
-    const char *id = NULL;
-    int i, fail = 0;
+    const void **args = apr_palloc(r->pool, sizeof(void *) * (apr_size_t)(2 + 23 * n));
+    apr_size_t *sizes = apr_palloc(r->pool, sizeof(apr_size_t) * (apr_size_t)(5 * n));
+    int i, a = 0, nrows = 0;
 
-    if (svm_db_tx_begin(r, dbd))
-        return -1;
-    {
-        const void *args[] = { uuid_s, ref };
-        if (svm_db_select(r, dbd, "svm_rec_insert", &res, args) == 0
-            && (row = svm_db_row(r, dbd, &res))) {
-            id = svm_db_col(r, dbd, row, 0);
-            while (svm_db_row(r, dbd, &res))
-                ;
-        }
-    }
-    if (!id)
-        fail = 1;
-    for (i = 0; i < n && !fail; i++) {
-        apr_size_t s32 = 32, s48 = SV_WRAPPED_CT_LEN, sct = xf[i].ct_len;
+    args[a++] = uuid_s;
+    args[a++] = ref;
+    for (i = 0; i < n; i++) {
         const char *share = apr_psprintf(r->pool, "%" APR_UINT64_T_FMT,
                                          (apr_uint64_t)xf[i].share_id);
-        const void *args[] = {
-            id, xf[i].f->name,
-            xf[i].pub, &s32, "fields", "key2_pub",
-            xf[i].enc, &s32, "fields", "enc",
-            xf[i].ct, &sct, "fields", "ct",
-            share,
-            xf[i].wenc, &s32, "fields", "wrap_enc",
-            xf[i].wct, &s48, "fields", "wrap_ct",
-            k1->fp
-        };
-        if (svm_db_exec(r, dbd, "svm_field_insert", NULL, args))
-            fail = 1;
-    }
 #ifdef SV_TEST_HOOKS
-    if (!fail && svm_test_fault(r) && strcmp(svm_test_fault(r), "intake-db-fail") == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01502: test fault: failing the "
-                      "intake transaction");
-        fail = 1;
-    }
+        if (svm_test_fault(r) && strcmp(svm_test_fault(r), "intake-db-fail") == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01502: test fault: an intake "
+                          "statement the database refuses");
+            share = "0"; /* violates fields_share_id_check: the statement fails */
+        }
 #endif
-    if (svm_db_tx_end(r, dbd, fail) || fail)
+        sizes[5 * i] = SV_X25519_LEN;
+        sizes[5 * i + 1] = SV_HPKE_ENC_LEN;
+        sizes[5 * i + 2] = xf[i].ct_len;
+        sizes[5 * i + 3] = SV_HPKE_ENC_LEN;
+        sizes[5 * i + 4] = SV_WRAPPED_CT_LEN;
+        args[a++] = xf[i].f->name;
+        args[a++] = xf[i].pub;
+        args[a++] = &sizes[5 * i];
+        args[a++] = "fields";
+        args[a++] = "key2_pub";
+        args[a++] = xf[i].enc;
+        args[a++] = &sizes[5 * i + 1];
+        args[a++] = "fields";
+        args[a++] = "enc";
+        args[a++] = xf[i].ct;
+        args[a++] = &sizes[5 * i + 2];
+        args[a++] = "fields";
+        args[a++] = "ct";
+        args[a++] = share;
+        args[a++] = xf[i].wenc;
+        args[a++] = &sizes[5 * i + 3];
+        args[a++] = "fields";
+        args[a++] = "wrap_enc";
+        args[a++] = xf[i].wct;
+        args[a++] = &sizes[5 * i + 4];
+        args[a++] = "fields";
+        args[a++] = "wrap_ct";
+        args[a++] = k1->fp;
+    }
+    if (svm_db_exec(r, dbd, svm_intake_label(r->pool, n), &nrows, args))
         return -1;
+    if (nrows != n) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01507: intake stored %d of %d fields",
+                      nrows, n);
+        return -1;
+    }
     return 0;
 }
 
@@ -299,8 +308,7 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
         }
     }
     sv_cleanse(key2a, 32 * (apr_size_t)n);
-    if (svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0
-        && (!svm_db_repaired(r) || svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0))
+    if (svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0)
         goto not_stored;
     for (i = 0; i < n; i++)
         sv_cleanse((void *)xf[i].value, xf[i].len);

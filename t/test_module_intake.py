@@ -269,7 +269,8 @@ def test_db_failure_after_store_leaves_no_record(sv):
     """Invariant 1: a record is committed only with its shares; the reverse
     failure leaves orphan shares for reconcile and no record."""
     before = len(sv.daemon.shares())
-    sv.allowed_errors += [r"SV01502"]
+    sv.allowed_errors += [r"SV01103: svm_intake_3 failed: ERROR:  new row for relation "
+                          r"\"fields\" violates check constraint \"fields_share_id_check\"$"]
     r = sv.client().post(sv.path("/"), body=GOOD_BODY,
                          headers={"X-SplitVault-Fault": "intake-db-fail"})
     assert r.status == 503 and "NOT stored" in r.text

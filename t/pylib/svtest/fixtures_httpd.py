@@ -221,7 +221,8 @@ class Httpd:
 
     def __init__(self, directory, db, pki, daemon_port, fields=None, tls=True,
                  directives=None, extra="", base="/splitvault", threads=10, name="httpd",
-                 loglevel="warn splitvault:info"):
+                 loglevel="warn splitvault:info", access_log=True, dbd_max=None,
+                 server_limit=2):
         self.dir = Path(directory)
         self.db = db
         self.pki = pki
@@ -234,6 +235,9 @@ class Httpd:
         self.threads = threads
         self.name = name
         self.loglevel = loglevel
+        self.want_access_log = access_log
+        self.dbd_max = dbd_max or threads
+        self.server_limit = server_limit
         self.port = free_port()
         self.conf = self.dir / "httpd.conf"
         self.error_log = self.dir / "logs" / "error.log"
@@ -265,20 +269,21 @@ class Httpd:
         lines += [
             'LoadModule splitvault_module "%s"' % MODULE,
             "StartServers 1",
-            "ServerLimit 2",
+            "ServerLimit %d" % self.server_limit,
             "ThreadsPerChild %d" % self.threads,
-            "MaxRequestWorkers %d" % (2 * self.threads),
+            "MaxRequestWorkers %d" % (self.server_limit * self.threads),
             "MinSpareThreads 1",
-            "MaxSpareThreads %d" % (2 * self.threads),
-            'LogFormat "%h %u \\"%r\\" %>s %b %D" sv',
-            'CustomLog "%s" sv' % self.access_log,
+            "MaxSpareThreads %d" % (self.server_limit * self.threads),
             "DBDriver pgsql",
             'DBDParams "%s"' % self.db.dsn,
             "DBDMin 0",
             "DBDKeep 4",
-            "DBDMax %d" % self.threads,
+            "DBDMax %d" % self.dbd_max,
             "DBDExptime 30",
         ]
+        if self.want_access_log:
+            lines += ['LogFormat "%h %u \\"%r\\" %>s %b %D" sv',
+                      'CustomLog "%s" sv' % self.access_log]
         if self.tls:
             lines += [
                 "SSLEngine on",

@@ -1,0 +1,158 @@
+"""Intake benchmark: the real path, measured against the reference ceilings.
+
+Starts, on this machine and in one run: the reference script
+(intake-ceiling.sh: Apache + one PostgreSQL transaction per submission, with
+no crypto ("null") and with the design's public-key work but no daemon
+("limit")), then the real SplitVault stack — durable PostgreSQL (fsync on),
+splitvaultd with its default durable sqlite3 store, mutual TLS between
+module and daemon, httpd with mod_splitvault — and drives the public form
+with wrk: the same 3-field body, 16 connections. Prints both figures, their
+ratio and the latency percentiles, plus the machine.
+
+Usage: bench/intake/run.sh  (environment: DUR seconds per run, default 10;
+CONN connections, default 16; SV_BUILDDIR build directory)
+"""
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parents[1]
+sys.path.insert(0, str(SRC / "t" / "pylib"))
+
+from svtest import core  # noqa: E402
+from svtest.fixtures_daemon import Daemon  # noqa: E402
+from svtest.fixtures_httpd import Httpd, Key1, MainDb  # noqa: E402
+
+DUR = int(os.environ.get("DUR", "10"))
+CONN = int(os.environ.get("CONN", "16"))
+BODY = ("name=Jane+Q+Example&ssn=078-05-1120&notes=Lorem+ipsum+dolor+sit+amet%2C+"
+        "consectetur+adipiscing+elit")
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = "%.1f GiB" % (int(line.split()[1]) / 1048576)
+    except OSError:
+        pass
+    ver = lambda argv: subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+    print("machine: %s, %d cores, %s RAM, %s %s" % (cpu, os.cpu_count(), mem, platform.system(),
+                                                    platform.release()))
+    print("software: %s; %s; %s" % (
+        ver(["/usr/sbin/apache2", "-v"]).splitlines()[0],
+        ver(["openssl", "version"]),
+        ver([str(core.PG_BIN / "postgres"), "--version"])))
+    print("run: %d s per measurement, %d connections, wrk -t2" % (DUR, CONN))
+
+
+def wrk(url, script):
+    p = subprocess.run(["wrk", "-t2", "-c%d" % CONN, "-d%ds" % DUR, "--latency", "-s", script,
+                        url], capture_output=True, text=True, check=True)
+    out = p.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {}
+    for pct in ("50", "99"):
+        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % pct, out, re.M)
+        v = float(m.group(1))
+        lat[pct] = v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    bad = int(m.group(1)) if m else 0
+    m = re.search(r"(\d+) requests in", out)
+    return rps, lat, bad, int(m.group(1)) if m else 0
+
+
+def reference():
+    env = dict(os.environ, DUR=str(DUR), CONN=str(CONN))
+    p = subprocess.run(["bash", str(HERE / "intake-ceiling.sh")], capture_output=True,
+                       text=True, env=env)
+    sys.stdout.write("".join("  reference: " + l + "\n" for l in p.stdout.splitlines()))
+    if p.returncode != 0:
+        sys.stdout.write(p.stderr)
+        raise SystemExit("intake-ceiling.sh failed")
+    figs = {"null": [], "limit": []}
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in figs:
+            figs[parts[0]].append(float(parts[1]))
+    return figs
+
+
+def splitvault(work):
+    pki = core.Pki(work / "pki")
+    pg = core.PgCluster(work / "pg").start()  # fsync on: durable
+    daemon = httpd = None
+    try:
+        db = MainDb.create(pg, "splitvault")
+        key1 = Key1(work / "key1")
+        db.admin("key1-register", key1.pub)
+        # the daemon as shipped: sqlite3 store (durable), its default log level
+        daemon = Daemon(work / "daemon", pki, extra={"process": {"log_level": "info"}},
+                        max_connections=256).start()
+        httpd = Httpd(work / "httpd", db, pki, daemon.port, tls=False, threads=25,
+                      server_limit=4, dbd_max=32, access_log=False, loglevel="warn").start()
+        script = work / "post.lua"
+        script.write_text('wrk.method = "POST"\n'
+                          'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+                          'wrk.body = "%s"\n' % BODY)
+        url = "http://127.0.0.1:%d/splitvault/" % httpd.port
+        c = httpd.client()
+        r = c.post("/splitvault/", body=BODY)
+        assert r.status == 200, r.text
+        wrk(url, str(script))  # warm-up (connections, pools, caches): not counted
+        runs = [wrk(url, str(script)) for _ in range(2)]
+        rows = db.count("records")
+        errors = httpd.error_lines()
+        return runs, rows, errors
+    finally:
+        if httpd:
+            httpd.stop()
+        if daemon:
+            daemon.stop()
+        pg.stop()
+
+
+def main():
+    os.umask(0o022)
+    machine()
+    t0 = time.monotonic()
+    figs = reference()
+    work = core.make_workdir("sv-bench")
+    try:
+        runs, rows, errors = splitvault(work)
+    finally:
+        if os.environ.get("SV_KEEP") != "1":
+            subprocess.run(["rm", "-rf", str(work)])
+    limit = max(figs["limit"])
+    best = max(runs, key=lambda x: x[0])
+    print("reference null:  %s req/s" % " / ".join("%.0f" % v for v in figs["null"]))
+    print("reference limit: %s req/s (best %.0f)" % (" / ".join("%.0f" % v
+                                                                 for v in figs["limit"]), limit))
+    for i, (rps, lat, bad, n) in enumerate(runs):
+        print("splitvault intake run %d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx"
+              % (i + 1, rps, lat["50"], lat["99"], bad))
+    print("intake %.0f req/s = %.2f x limit (target >= 0.80); p50 %.2f ms, p99 %.2f ms"
+          % (best[0], best[0] / limit, best[1]["50"], best[1]["99"]))
+    print("records stored: %d; httpd errors: %d; total time %.0f s"
+          % (rows, len(errors), time.monotonic() - t0))
+    for e in errors[:5]:
+        print("  " + e)
+    return 0 if not errors and all(r[2] == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
