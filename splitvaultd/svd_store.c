@@ -169,10 +169,12 @@ dbd_err(struct svd_store *s, struct dbh *d, int rv)
 }
 
 static void
-dbh_close(struct dbh *d)
+dbh_close(struct svd_store *s, struct dbh *d)
 {
+    if (d->h != NULL)
+        (void)apr_dbd_close(s->driver, d->h); /* the drivers register no cleanup */
     if (d->pool != NULL)
-        apr_pool_destroy(d->pool); /* closes the connection (pool cleanup) */
+        apr_pool_destroy(d->pool);
     memset(d, 0, sizeof(*d));
 }
 
@@ -220,7 +222,7 @@ dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
     r = 0;
 out:
     if (r != 0)
-        dbh_close(d);
+        dbh_close(s, d);
     return r;
 }
 
@@ -313,10 +315,10 @@ dbh_check(struct svd_store *s, struct dbh *d)
     if (d->h != NULL && apr_dbd_check_conn(s->driver, d->pool, d->h) == APR_SUCCESS)
         return 0;
     svd_warn("store: connection lost; reconnecting");
-    dbh_close(d);
+    dbh_close(s, d);
     if (dbh_open(s, d, err, sizeof(err)) != 0 || dbh_prepare(s, d, err, sizeof(err)) != 0) {
         svd_err("store: reconnect failed: %s", err);
-        dbh_close(d);
+        dbh_close(s, d);
         return -1;
     }
     return 0;
@@ -585,9 +587,9 @@ svd_store_close(struct svd_store *s)
     SVD_ASSERT(!s->running);
     if (s->readers != NULL)
         for (unsigned i = 0; i < s->nreaders; i++)
-            dbh_close(&s->readers[i]);
+            dbh_close(s, &s->readers[i]);
     free(s->readers);
-    dbh_close(&s->writer);
+    dbh_close(s, &s->writer);
     if (s->pool != NULL)
         apr_pool_destroy(s->pool);
     AZ(pthread_mutex_destroy(&s->rmu));

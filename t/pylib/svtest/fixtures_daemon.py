@@ -27,6 +27,7 @@ valgrind (memcheck, errors fail the test at teardown).
 """
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -478,7 +479,7 @@ class Daemon:
     def argv(self):
         argv = [DAEMON, "-c", self.conf_path]
         if VALGRIND:
-            argv = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+            argv = ["valgrind", "-q", "--vgdb=no", "--error-exitcode=99", "--leak-check=full",
                     "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
                     "--track-fds=no", "--log-file=%s" % (self.dir / "valgrind.%p.log")] + argv
         return argv
@@ -520,7 +521,10 @@ class Daemon:
     def check_valgrind(self):
         bad = []
         for f in sorted(self.dir.glob("valgrind.*.log")):
-            text = f.read_text(errors="replace").strip()
+            # valgrind's own notes (a syscall it does not model: mlock2) are
+            # not findings; errors and definite leaks are
+            text = "\n".join(l for l in f.read_text(errors="replace").splitlines()
+                             if not re.match(r"--\d+-- ", l)).strip()
             if text:
                 bad.append("%s:\n%s" % (f, text))
             f.unlink()
