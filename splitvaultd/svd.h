@@ -28,6 +28,27 @@ void svd_assert_fail(const char *func, const char *file, int line, const char *c
 
 #define SVD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+#include <pthread.h>
+
+/*
+ * A one-shot completion: one thread waits for another to post a result.
+ * Each has its own mutex, so a writer thread finishing a group wakes its
+ * callers one by one without holding the queue's lock (and without the
+ * woken callers then queueing for that lock). The waiter owns the object
+ * (usually on its stack); the poster must not touch it after posting.
+ */
+struct svd_done {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int posted;
+    int result;
+};
+
+void svd_done_init(struct svd_done *d);
+void svd_done_post(struct svd_done *d, int result);
+/* Wait for the post, destroy the object, return the posted result. */
+int svd_done_wait(struct svd_done *d);
+
 /* Monotonic and wall clocks in milliseconds / seconds. */
 uint64_t svd_now_ms(void);
 uint64_t svd_wall_s(void);

@@ -26,8 +26,7 @@
 
 struct ev {
     struct ev *next;
-    int *result;        /* the waiting caller's slot (set under mu), or NULL */
-    pthread_cond_t *cv; /* the waiting caller's own condition variable */
+    struct svd_done *done; /* the waiting caller's completion, or NULL */
     uint64_t ticket;
     size_t len;
     char text[];
@@ -316,17 +315,17 @@ writer_main(void *arg)
         AZ(pthread_mutex_unlock(&a->io_mu));
 
         AZ(pthread_mutex_lock(&a->mu));
+        a->healthy = ok;
+        AZ(pthread_mutex_unlock(&a->mu));
+        /* wake exactly the callers of this group, without holding mu */
         while (batch != NULL) {
             e = batch->next;
-            if (batch->result != NULL) {
-                /* wake exactly this caller (no thundering herd) */
-                *batch->result = ok ? 0 : -1;
-                AZ(pthread_cond_signal(batch->cv));
-            }
+            if (batch->done != NULL)
+                svd_done_post(batch->done, ok ? 0 : -1);
             free(batch);
             batch = e;
         }
-        a->healthy = ok;
+        AZ(pthread_mutex_lock(&a->mu));
         if (svd_now_ms() - a->head_synced_ms >= SVD_AUDIT_HEAD_SYNC_MS) {
             AZ(pthread_mutex_unlock(&a->mu));
             head_sync(a);
@@ -408,8 +407,8 @@ svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
     struct ev *e;
     va_list ap;
     size_t off;
-    int n, r = -1, result = 1; /* 1: pending */
-    pthread_cond_t cv;
+    int n, r = -1;
+    struct svd_done done;
 
     CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
     fmt_time(ts, sizeof(ts));
@@ -433,34 +432,25 @@ svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
     memcpy(e->text, text, off + 1);
     e->len = off;
     e->next = NULL;
-    e->result = wait ? &result : NULL;
-    e->cv = wait ? &cv : NULL;
-    if (wait)
-        AZ(pthread_cond_init(&cv, NULL));
+    e->done = wait ? &done : NULL;
 
     AZ(pthread_mutex_lock(&a->mu));
     if (!a->running || a->stopping) {
         /* before start or after stop: nobody would write it */
         AZ(pthread_mutex_unlock(&a->mu));
-        if (wait)
-            AZ(pthread_cond_destroy(&cv));
         free(e);
         goto out;
     }
+    if (wait)
+        svd_done_init(&done);
     e->ticket = ++a->next_ticket;
     *a->tail = e;
     a->tail = &e->next;
     AZ(pthread_cond_signal(&a->cv_work));
-    if (!wait) {
-        r = a->healthy ? 0 : -1;
-    } else {
-        while (result == 1)
-            AZ(pthread_cond_wait(&cv, &a->mu));
-        r = result;
-    }
+    r = a->healthy ? 0 : -1;
     AZ(pthread_mutex_unlock(&a->mu));
     if (wait)
-        AZ(pthread_cond_destroy(&cv));
+        r = svd_done_wait(&done);
 out:
     return r;
 }

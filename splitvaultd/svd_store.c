@@ -109,9 +109,8 @@ enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK };
 struct wop {
     struct wop *next;
     enum wkind kind;
-    int status;                 /* 1 pending, 0 done, -1 failed (set under wmu) */
-    pthread_cond_t cv;          /* the owner waits on its own condition */
-    int res;                    /* the writer's result, published as status */
+    struct svd_done done;       /* the owner waits for the writer's post */
+    int res;                    /* the writer's result */
     /* W_PUT */
     const uint8_t *uuid;
     unsigned n;
@@ -1062,15 +1061,14 @@ writer_main(void *arg)
                 op->res = ok ? 0 : -1;
             }
         }
-        AZ(pthread_mutex_lock(&s->wmu));
-        /* publish under wmu: an op's owner may return (and its stack frame
-         * go) as soon as we release the lock after its status changed */
+        /* wake each owner; an owner's op (on its stack) may vanish as soon
+         * as it is posted, so read next first */
         for (op = batch; op != stop;) {
             struct wop *nx = op->next;
-            op->status = op->res;
-            AZ(pthread_cond_signal(&op->cv)); /* wake exactly its owner */
+            svd_done_post(&op->done, op->res);
             op = nx;
         }
+        AZ(pthread_mutex_lock(&s->wmu));
         if (count > 1)
             svd_debug("store: committed %u operations in one transaction", count);
     }
@@ -1121,23 +1119,18 @@ submit(struct svd_store *s, struct wop *op)
 {
     int r;
 
-    op->status = 1;
     op->next = NULL;
-    AZ(pthread_cond_init(&op->cv, NULL));
     AZ(pthread_mutex_lock(&s->wmu));
     if (!s->running || s->stopping) {
         AZ(pthread_mutex_unlock(&s->wmu));
-        AZ(pthread_cond_destroy(&op->cv));
         return -1;
     }
+    svd_done_init(&op->done);
     *s->wtail = op;
     s->wtail = &op->next;
     AZ(pthread_cond_signal(&s->wcv_work));
-    while (op->status == 1)
-        AZ(pthread_cond_wait(&op->cv, &s->wmu));
-    r = op->status;
     AZ(pthread_mutex_unlock(&s->wmu));
-    AZ(pthread_cond_destroy(&op->cv));
+    r = svd_done_wait(&op->done);
     return r;
 }
 
