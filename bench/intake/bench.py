@@ -9,8 +9,12 @@ module and daemon, httpd with mod_splitvault — and drives the public form
 with wrk: the same 3-field body, 16 connections. Prints both figures, their
 ratio and the latency percentiles, plus the machine.
 
+The reference's "limit" and our intake are measured alternately (ROUNDS
+times each, after one reference "null"/"limit" pair), so that both see the
+same load on the machine; the best of each is compared.
+
 Usage: bench/intake/run.sh  (environment: DUR seconds per run, default 10;
-CONN connections, default 16; SV_BUILDDIR build directory)
+CONN connections, default 16; ROUNDS, default 2; SV_BUILDDIR build directory)
 """
 import os
 import platform
@@ -30,6 +34,7 @@ from svtest.fixtures_httpd import Httpd, Key1, MainDb  # noqa: E402
 
 DUR = int(os.environ.get("DUR", "10"))
 CONN = int(os.environ.get("CONN", "16"))
+ROUNDS = int(os.environ.get("ROUNDS", "2"))
 BODY = ("name=Jane+Q+Example&ssn=078-05-1120&notes=Lorem+ipsum+dolor+sit+amet%2C+"
         "consectetur+adipiscing+elit")
 
@@ -60,6 +65,26 @@ def machine():
     print("run: %d s per measurement, %d connections, wrk -t2" % (DUR, CONN))
 
 
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(roots):
+    """CPU seconds (user + system) of the processes roots and their children."""
+    stats = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                st = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+                stats[int(pid)] = (int(st[1]), (int(st[11]) + int(st[12])) / TCK)
+            except (OSError, IndexError, ValueError):
+                pass
+    total = 0.0
+    for pid, (ppid, cpu) in stats.items():
+        if pid in roots or ppid in roots:
+            total += cpu
+    return total
+
+
 def wrk(url, script):
     p = subprocess.run(["wrk", "-t2", "-c%d" % CONN, "-d%ds" % DUR, "--latency", "-s", script,
                         url], capture_output=True, text=True, check=True)
@@ -76,23 +101,28 @@ def wrk(url, script):
     return rps, lat, bad, int(m.group(1)) if m else 0
 
 
-def reference():
-    env = dict(os.environ, DUR=str(DUR), CONN=str(CONN))
+def reference(modes):
+    env = dict(os.environ, DUR=str(DUR), CONN=str(CONN), MODES=modes)
     p = subprocess.run(["bash", str(HERE / "intake-ceiling.sh")], capture_output=True,
                        text=True, env=env)
     sys.stdout.write("".join("  reference: " + l + "\n" for l in p.stdout.splitlines()))
     if p.returncode != 0:
         sys.stdout.write(p.stderr)
         raise SystemExit("intake-ceiling.sh failed")
-    figs = {"null": [], "limit": []}
+    figs = {"null": [], "limit": [], "cpu": []}
     for line in p.stdout.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] in figs:
             figs[parts[0]].append(float(parts[1]))
+        if len(parts) == 3 and parts[0] == "cpu" and parts[1] == "limit":
+            figs["cpu"].append(float(parts[2]))
     return figs
 
 
-def splitvault(work):
+def splitvault(work, between):
+    """Start the real stack, warm it up, then alternate: one measurement of
+    ours, then between() (a reference run), and so on, so that both see the
+    same machine load."""
     pki = core.Pki(work / "pki")
     pg = core.PgCluster(work / "pg").start()  # fsync on: durable
     daemon = httpd = None
@@ -114,7 +144,15 @@ def splitvault(work):
         r = c.post("/splitvault/", body=BODY)
         assert r.status == 200, r.text
         wrk(url, str(script))  # warm-up (connections, pools, caches): not counted
-        runs = [wrk(url, str(script)) for _ in range(2)]
+        pm = int((pg.data / "postmaster.pid").read_text().split()[0])
+        roots = {httpd.proc.pid, daemon.pid, pm}
+        runs = []
+        for i in range(ROUNDS):
+            c0 = tree_cpu(roots)
+            res = wrk(url, str(script))
+            cpu = (tree_cpu(roots) - c0) / max(res[3], 1) * 1e6
+            runs.append(res + (cpu,))
+            between(i)
         rows = db.count("records")
         errors = httpd.error_lines()
         return runs, rows, errors
@@ -130,10 +168,16 @@ def main():
     os.umask(0o022)
     machine()
     t0 = time.monotonic()
-    figs = reference()
+    figs = reference("null limit")
+
+    def between(i):
+        f = reference("limit")
+        figs["limit"] += f["limit"]
+        figs["cpu"] += f["cpu"]
+
     work = core.make_workdir("sv-bench")
     try:
-        runs, rows, errors = splitvault(work)
+        runs, rows, errors = splitvault(work, between)
     finally:
         if os.environ.get("SV_KEEP") != "1":
             subprocess.run(["rm", "-rf", str(work)])
@@ -142,15 +186,23 @@ def main():
     print("reference null:  %s req/s" % " / ".join("%.0f" % v for v in figs["null"]))
     print("reference limit: %s req/s (best %.0f)" % (" / ".join("%.0f" % v
                                                                  for v in figs["limit"]), limit))
-    for i, (rps, lat, bad, n) in enumerate(runs):
-        print("splitvault intake run %d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx"
-              % (i + 1, rps, lat["50"], lat["99"], bad))
+    print("reference limit CPU per request (httpd + PostgreSQL): %s us"
+          % " / ".join("%.0f" % v for v in figs["cpu"]))
+    for i, (rps, lat, bad, n, cpu) in enumerate(runs):
+        print("splitvault intake run %d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx, "
+              "CPU per request (httpd + PostgreSQL + splitvaultd) %.0f us"
+              % (i + 1, rps, lat["50"], lat["99"], bad, cpu))
     print("intake %.0f req/s = %.2f x limit (target >= 0.80); p50 %.2f ms, p99 %.2f ms"
           % (best[0], best[0] / limit, best[1]["50"], best[1]["99"]))
     print("records stored: %d; httpd errors: %d; total time %.0f s"
           % (rows, len(errors), time.monotonic() - t0))
     for e in errors[:5]:
         print("  " + e)
+    if figs["cpu"]:
+        print("CPU per request: intake %.0f us vs reference limit %.0f us (%.2f x): the "
+              "throughput ratio on an idle machine tends to the inverse"
+              % (min(r[4] for r in runs), min(figs["cpu"]),
+                 min(r[4] for r in runs) / min(figs["cpu"])))
     return 0 if not errors and all(r[2] == 0 for r in runs) else 1
 
 
