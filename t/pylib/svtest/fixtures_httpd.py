@@ -497,3 +497,55 @@ def sv_shared(request, pg, pki):
     finally:
         if os.environ.get("SV_KEEP") != "1":
             shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the demo
+
+
+def run_demo(directory=None, port=None, wait=True):
+    """Start the whole system for a person to try (scripts/demo.sh calls
+    this): PostgreSQL, splitvaultd, httpd with the demo form on HTTPS, the
+    standard staff accounts and a passphrase-protected key1. Prints where
+    to go and what to use; stops everything on Ctrl-C (or returns the
+    started Stack when wait is False)."""
+    from . import fixtures_daemon
+    d = Path(directory) if directory else make_workdir("splitvault-demo")
+    d.mkdir(parents=True, exist_ok=True)
+    d.chmod(0o755)
+    pki = core.Pki(d / "pki")
+    pg = core.PgCluster(d / "pg").start()
+    stack = Stack(d / "stack", pg, pki,
+                  lambda x: fixtures_daemon.start_for_module(x, pki, pg),
+                  key1_passphrase="demo key1 passphrase",
+                  directives={"SplitVaultFormTitle": '"Report a concern securely"',
+                              "SplitVaultFormIntro": '"This is a demonstration. What you '
+                                                     'send is encrypted before it is '
+                                                     'stored."'})
+    if port:
+        stack.httpd.stop()
+        stack.httpd.port = port
+        stack.httpd.write_config()
+        stack.httpd.start()
+    h = stack.httpd
+    print("SplitVault demo is running (everything under %s)" % d)
+    print("  public form:   %s" % h.url(h.path("/")))
+    print("  staff sign-in: %s" % h.url(h.path("/staff/login")))
+    print("  key location:  %s" % h.url(h.base + "-keys"))
+    print("  the browser will not know the demo CA: trust %s or accept the warning" % pki.ca_cert)
+    print("  staff accounts (name / password / capabilities):")
+    for name, (pw, caps) in STAFF.items():
+        print("    %-5s %-20s %s" % (name, pw, ", ".join(caps) or "view only"))
+    print("  key1 (private, for the key location): %s, passphrase: %s"
+          % (stack.key1.pem, stack.key1.passphrase))
+    if not wait:
+        stack.pg_cluster = pg
+        return stack
+    try:
+        while stack.httpd.proc.alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        pg.stop()
+    return None
