@@ -274,7 +274,6 @@ int svm_logout_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st);
 /* ---- pages (svm_pages.c) ------------------------------------------------ */
 
 int svm_handler(request_rec *r);
-int svm_staff_require(request_rec *r, const svm_srv_conf *sc, svm_staff **st);
 
 /* ---- intake, update, decrypt, keys -------------------------------------- */
 

@@ -132,3 +132,19 @@ def test_example_config_is_valid(workdir, pki):
     ]) + "\n" + example)
     p = subprocess.run([str(APACHE), "-t", "-f", str(conf)], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_every_log_site_has_its_own_tag():
+    """httpd's APLOGNO discipline: each ap_log_* call in the module carries an
+    SVnnnnn tag, and no tag is used twice."""
+    seen = {}
+    for f in sorted((SRC / "mod_splitvault").glob("*.c")):
+        text = f.read_text()
+        for m in re.finditer(r"ap_log_(?:r|c|p)?error\((.*?)\);", text, re.S):
+            call = m.group(1)
+            tags = re.findall(r'"(SV\d{5}): ', call)
+            assert len(tags) == 1, "%s: log call without exactly one tag: %s" % (f.name, call)
+            assert tags[0] not in seen, "tag %s used in %s and %s" % (tags[0], seen[tags[0]],
+                                                                   f.name)
+            seen[tags[0]] = f.name
+    assert len(seen) > 40
