@@ -74,8 +74,7 @@ svd_ctl_listen(const char *path, uid_t uid, gid_t gid, int *fd, char *err, size_
         goto out;
     }
     umask(old);
-    if (chmod(path, 0600) != 0 || (geteuid() == 0 && chown(path, uid, gid) != 0) ||
-        listen(s, 8) != 0) {
+    if (chmod(path, 0600) != 0 || (geteuid() == 0 && chown(path, uid, gid) != 0)) {
         snprintf(err, errlen, "control.socket: %s: %s", path, strerror(errno));
         goto out;
     }
@@ -254,6 +253,11 @@ svd_ctl_start(struct svd_app *app, int fd, uid_t daemon_uid)
     ctl->app = app;
     ctl->fd = fd;
     ctl->uid = daemon_uid;
+    if (listen(fd, 8) != 0) {
+        svd_err("control.socket: listen: %s", strerror(errno));
+        free(ctl);
+        return NULL;
+    }
     if (pipe2(ctl->stop_pipe, O_CLOEXEC) != 0) {
         free(ctl);
         return NULL;

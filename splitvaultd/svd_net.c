@@ -78,7 +78,7 @@ svd_net_listen(const struct svd_conf *conf, int *fd, char *err, size_t errlen)
     }
     if ((s = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
         setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(s, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s, (int)conf->backlog) != 0) {
+        bind(s, ai->ai_addr, ai->ai_addrlen) != 0) {
         snprintf(err, errlen, "listen %s port %u: %s", conf->listen_address, conf->listen_port,
                  strerror(errno));
         goto out;
@@ -420,6 +420,13 @@ void
 svd_server_run(struct svd_server *srv, int stop_fd)
 {
     CHECK_OBJ_NOTNULL(srv, SVD_SERVER_MAGIC);
+    /* bound as root at start-up; connections are taken only now that the
+     * store, the audit log and every thread are ready */
+    if (listen(srv->lfd, (int)srv->app->conf->backlog) != 0) {
+        svd_err("listen: %s", strerror(errno));
+        return;
+    }
+    svd_info("accepting connections");
     for (;;) {
         struct pollfd pfd[2] = { { srv->lfd, POLLIN, 0 }, { stop_fd, POLLIN, 0 } };
         struct sockaddr_storage ss;

@@ -21,12 +21,12 @@
 
 struct svd_server;
 
-/* Bind and listen (before privileges are dropped). */
+/* Bind (before privileges are dropped); svd_server_run() listens. */
 int svd_net_listen(const struct svd_conf *conf, int *fd, char *err, size_t errlen);
 
 struct svd_server *svd_server_new(struct svd_app *app, SSL_CTX *ctx, int lfd);
 
-/* Accept until stop_fd becomes readable. */
+/* Listen, then accept until stop_fd becomes readable. */
 void svd_server_run(struct svd_server *srv, int stop_fd);
 
 /* Close every connection and wait for their threads (at most wait_ms). */

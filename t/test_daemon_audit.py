@@ -135,14 +135,7 @@ def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
         pytest.skip("needs a build with --enable-test-hooks")
     trigger = workdir / "audit-fail"
     d = daemon_factory(start=False)
-    env = dict(os.environ, SVD_TEST_AUDIT_FAIL=str(trigger))
-    d.proc = None
-    from svtest import core
-    p = d.check()
-    assert p.returncode == 0
-    d.proc = core.Proc("splitvaultd:%d" % d.port, d.argv(), d.log, env=env).start()
-    d.proc.wait_port(d.port)
-    d._wait_ctl()
+    d.start(env=dict(os.environ, SVD_TEST_AUDIT_FAIL=str(trigger)))
     with d.client() as c:
         r = Record({"name": "x"})
         r.stored(c.store(r.uuid, r.store_fields()))

@@ -39,6 +39,7 @@ def test_testssl_tls13_only_no_medium_findings(daemon_factory, pki, workdir):
                         "--add-ca", str(pki.ca_cert), "--jsonfile", str(out),
                         "127.0.0.1:%d" % d.port], capture_output=True, text=True, timeout=600)
     findings = json.loads(out.read_text())
+    assert any(f["id"] == "TLS1_3" for f in findings), p.stdout[-3000:] + p.stderr[-2000:]
     by_id = {f["id"]: f for f in findings}
     for proto in ("SSLv2", "SSLv3", "TLS1", "TLS1_1", "TLS1_2"):
         assert by_id[proto]["finding"].startswith("not offered"), by_id[proto]

@@ -484,21 +484,32 @@ class Daemon:
                     "--track-fds=no", "--log-file=%s" % (self.dir / "valgrind.%p.log")] + argv
         return argv
 
-    def start(self, timeout=None):
+    def start(self, timeout=None, env=None):
+        """Config check, then start; ready when the daemon accepts on its
+        port (it listens only once its store, audit log and threads are up)
+        and on its control socket."""
         p = self.check()
         if p.returncode != 0:
             raise RuntimeError("splitvaultd -t failed:\n%s%s" % (p.stdout, p.stderr))
-        self.proc = core.Proc("splitvaultd:%d" % self.port, self.argv(), self.log).start()
-        self.proc.wait_port(self.port, timeout=timeout or (60 if VALGRIND else 15))
+        if self.sock_path.exists():
+            self.sock_path.unlink()  # a stale socket must not look ready
+        self.proc = core.Proc("splitvaultd:%d" % self.port, self.argv(), self.log,
+                              env=env).start()
+        self.proc.wait_port(self.port, timeout=timeout or (120 if VALGRIND else 15))
         self._wait_ctl()
         return self
 
-    def _wait_ctl(self, timeout=30):
+    def _wait_ctl(self, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.sock_path.exists():
-                return
-            time.sleep(0.02)
+            if self.proc is not None and not self.proc.alive():
+                raise RuntimeError("splitvaultd exited before its control socket was ready")
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(str(self.sock_path))
+                    return
+            except OSError:
+                time.sleep(0.02)
         raise TimeoutError("control socket %s did not appear" % self.sock_path)
 
     @property
