@@ -65,6 +65,17 @@ sv_status sv_datum_open(const uint8_t sk2[SV_X25519_LEN],
                         const uint8_t enc[SV_HPKE_ENC_LEN],
                         const uint8_t *ct, size_t ct_len, uint8_t *pt);
 
+/* Open a datum with sk2 only when sk2's public key equals pk2 (constant-time
+ * compare), importing sk2 once for both: two X25519 scalar multiplications
+ * per datum (the public key, the DH) instead of three for
+ * sv_key2_check() followed by sv_datum_open(). SV_ERR_KEY_MISMATCH or
+ * SV_ERR_OPEN on failure (pt zeroed). Used by splitvaultd's DECRYPT. */
+sv_status sv_datum_open_checked(const uint8_t sk2[SV_X25519_LEN],
+                                const uint8_t pk2[SV_X25519_LEN],
+                                const uint8_t uuid[SV_UUID_LEN], const char *field,
+                                const uint8_t enc[SV_HPKE_ENC_LEN],
+                                const uint8_t *ct, size_t ct_len, uint8_t *pt);
+
 /* Wrap key2a to key1 public pk1: ct is SV_WRAPPED_CT_LEN bytes. */
 sv_status sv_key2a_wrap(const uint8_t pk1[SV_X25519_LEN],
                         const uint8_t uuid[SV_UUID_LEN], const char *field,
