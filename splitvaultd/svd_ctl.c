@@ -114,8 +114,11 @@ cmd_status(struct svd_ctl *ctl, int fd)
     int locked = svd_limiter_locked(app->limiter, &since);
     int counts = svd_store_counts(app->store, &active, &pending) == 0;
 
+    uint64_t commits = 0, ops = 0;
+
     svd_audit_head(app->audit, &seq, hash);
     svd_hex(hash, sizeof(hash), hx);
+    svd_store_writer_stats(app->store, &commits, &ops);
     say(fd, "ok\nversion=%s\npid=%ld\nuptime=%" PRIu64 "\nlocked=%d\nlocked_since=%" PRIu64
         "\nqueue_len=%u\nqueue_max=%u\n", PACKAGE_VERSION, (long)getpid(),
         svd_wall_s() - app->started, locked, since, svd_limiter_queue_len(app->limiter),
@@ -124,6 +127,7 @@ cmd_status(struct svd_ctl *ctl, int fd)
         say(fd, "shares_active=%" PRIu64 "\nshares_pending=%" PRIu64 "\n", active, pending);
     else
         say(fd, "store=unavailable\n");
+    say(fd, "store_commits=%" PRIu64 "\nstore_write_ops=%" PRIu64 "\n", commits, ops);
     say(fd, "stores=%" PRIu64 "\ndecrypts=%" PRIu64 "\nrefusals=%" PRIu64
         "\naudit_healthy=%d\naudit_seq=%" PRIu64 "\naudit_hash=%s\n",
         SVD_READ(app, n_stores), SVD_READ(app, n_decrypts), SVD_READ(app, n_refusals),

@@ -152,6 +152,8 @@ struct svd_store {
     int running, stopping;
     pthread_t thread;
 
+    uint64_t n_commits, n_ops;  /* writer transactions and operations (atomic) */
+
     pthread_mutex_t cmu;        /* counts cache */
     uint64_t c_active, c_pending, c_when;
     int c_valid;
@@ -1048,6 +1050,8 @@ writer_main(void *arg)
         if (s->writer.h != NULL && run_tx(s, batch, stop) == 0) {
             for (op = batch; op != stop; op = op->next)
                 op->res = 0;
+            __atomic_add_fetch(&s->n_commits, 1, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&s->n_ops, count, __ATOMIC_RELAXED);
         } else {
             /* the group failed: retry each alone so one bad op fails alone */
             for (op = batch; op != stop; op = op->next) {
@@ -1074,6 +1078,14 @@ writer_main(void *arg)
     }
     AZ(pthread_mutex_unlock(&s->wmu));
     return NULL;
+}
+
+void
+svd_store_writer_stats(struct svd_store *s, uint64_t *commits, uint64_t *ops)
+{
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    *commits = __atomic_load_n(&s->n_commits, __ATOMIC_RELAXED);
+    *ops = __atomic_load_n(&s->n_ops, __ATOMIC_RELAXED);
 }
 
 int

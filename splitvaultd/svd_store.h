@@ -53,6 +53,10 @@ int svd_store_open(const struct svd_conf *conf, struct svd_store **out, char *er
 int svd_store_init_schema(const struct svd_conf *conf, char *err, size_t errlen);
 
 int svd_store_start(struct svd_store *s);
+
+/* Group commit figures: transactions committed by the writer and the write
+ * operations they held (their ratio is the group size). */
+void svd_store_writer_stats(struct svd_store *s, uint64_t *commits, uint64_t *ops);
 void svd_store_stop(struct svd_store *s);
 void svd_store_close(struct svd_store *s);
 
