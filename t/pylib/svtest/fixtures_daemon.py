@@ -33,7 +33,6 @@ import signal
 import socket
 import sqlite3
 import ssl
-import struct
 import subprocess
 import time
 import uuid as uuidlib
@@ -44,10 +43,7 @@ import pytest
 from . import core
 from .core import BUILD, SRC, free_port, register_log, run
 
-try:  # the wire engineer's reference codec, when present
-    import hpke_ref
-except ImportError:  # pragma: no cover
-    hpke_ref = None
+import hpke_ref  # the reference HPKE (t/pylib/hpke_ref.py)
 
 DAEMON = BUILD / "splitvaultd" / "splitvaultd"
 CTL = BUILD / "tools" / "splitvaultctl"
@@ -55,104 +51,20 @@ PG_SCHEMA = SRC / "sql" / "daemon" / "pgsql.sql"
 VALGRIND = os.environ.get("SV_DAEMON_VALGRIND") == "1"
 
 # ---------------------------------------------------------------------------
-# wire protocol v1 (lib/sv_wire.h, docs/protocol.md), client side
+# wire protocol v1 (docs/protocol.md), client side: the reference codec
+# t/pylib/svwire.py encodes and decodes; this module adds the connection.
 
-MAGIC = b"SV"
-VERSION = 1
-HDR = struct.Struct(">2sBBII")
-MSG = dict(STORE=0x01, DECRYPT=0x02, RELEASE=0x03, STATUS=0x04, RECON_LIST=0x05,
-           RECON_DELETE=0x06, STORE_OK=0x81, DECRYPT_OK=0x82, RELEASE_OK=0x83,
-           STATUS_OK=0x84, RECON_LIST_OK=0x85, RECON_DELETE_OK=0x86, ERROR=0x7F)
-WERR = dict(BAD_REQUEST=1, UNSUPPORTED=2, REFUSED=3, RATE_LIMITED=4, LOCKED_DOWN=5,
-            BUSY=6, STORE=7, AUDIT=8, INTERNAL=9, NOT_ALLOWED=10)
+import svwire as w
+
+HDR_LEN = w.HDR_LEN
+MSG = {m.name: int(m) for m in w.MsgType}
+WERR = {e.name: int(e) for e in w.ErrCode}
 WERR_NAME = {v: k for k, v in WERR.items()}
-ACTIVE, PENDING = 1, 2
-NO_EXT = b"\x00\x00"
-
-
-def frame(mtype, reqid, body):
-    return HDR.pack(MAGIC, VERSION, mtype, reqid, len(body)) + body
-
-
-def _str8(s):
-    b = s.encode("ascii")
-    return bytes([len(b)]) + b
+ACTIVE, PENDING = w.SHARE_ACTIVE, w.SHARE_PENDING
 
 
 def _uuid16(u):
     return uuidlib.UUID(str(u)).bytes
-
-
-class _Rd:
-    def __init__(self, b):
-        self.b, self.o = b, 0
-
-    def take(self, n):
-        if self.o + n > len(self.b):
-            raise ValueError("truncated answer")
-        v = self.b[self.o:self.o + n]
-        self.o += n
-        return v
-
-    def u8(self):
-        return self.take(1)[0]
-
-    def u16(self):
-        return struct.unpack(">H", self.take(2))[0]
-
-    def u32(self):
-        return struct.unpack(">I", self.take(4))[0]
-
-    def u64(self):
-        return struct.unpack(">Q", self.take(8))[0]
-
-    def str8(self):
-        return self.take(self.u8()).decode("ascii")
-
-    def ext(self):
-        for _ in range(self.u16()):
-            self.u16()
-            self.take(self.u16())
-        if self.o != len(self.b):
-            raise ValueError("trailing bytes in answer")
-
-
-def enc_store(uuid, fields):
-    """fields: [(name, pub32, key2b32)]"""
-    b = _uuid16(uuid) + bytes([len(fields)])
-    for name, pub, k2b in fields:
-        b += _str8(name) + pub + k2b
-    return b + NO_EXT
-
-
-def enc_decrypt(uuid, actor, wait_ms, fields):
-    """fields: [(share_id, name, key2a, enc, ct, rotate)] where rotate is
-    None or (new_pub, new_key2b)."""
-    b = _uuid16(uuid) + _str8(actor) + struct.pack(">IB", wait_ms, len(fields))
-    for sid, name, key2a, enc, ct, rot in fields:
-        b += struct.pack(">Q", sid) + _str8(name) + key2a + enc + struct.pack(">I", len(ct)) + ct
-        b += b"\x01" + rot[0] + rot[1] if rot else b"\x00"
-    return b + NO_EXT
-
-
-def enc_release(uuid, items):
-    """items: [(name, drop_id, keep_id)]"""
-    b = _uuid16(uuid) + bytes([len(items)])
-    for name, drop, keep in items:
-        b += _str8(name) + struct.pack(">QQ", drop, keep)
-    return b + NO_EXT
-
-
-def enc_recon_list(grace_s, after_id, limit):
-    return struct.pack(">IQH", grace_s, after_id, limit) + NO_EXT
-
-
-def enc_recon_delete(grace_s, refs):
-    """refs: [(id, uuid, name)]"""
-    b = struct.pack(">IH", grace_s, len(refs))
-    for sid, u, name in refs:
-        b += struct.pack(">Q", sid) + _uuid16(u) + _str8(name)
-    return b + NO_EXT
 
 
 class DaemonError(Exception):
@@ -199,20 +111,9 @@ class Client:
     def send_raw(self, data):
         self.sock.sendall(data)
 
-    def _recv_exact(self, n):
-        b = b""
-        while len(b) < n:
-            chunk = self.sock.recv(n - len(b))
-            if not chunk:
-                raise ConnectionError("connection closed by the daemon")
-            b += chunk
-        return b
-
     def recv_frame(self):
-        magic, ver, mtype, reqid, blen = HDR.unpack(self._recv_exact(HDR.size))
-        if magic != MAGIC or ver != VERSION:
-            raise ValueError("bad frame header from the daemon")
-        return mtype, reqid, self._recv_exact(blen)
+        """(header, decoded answer) of the next frame (svwire.read_frame)."""
+        return w.read_frame(self.sock)
 
     def closed_by_peer(self, timeout=5.0):
         """True when the daemon closes the connection (EOF or reset)."""
@@ -222,71 +123,49 @@ class Client:
         except (ConnectionError, ssl.SSLError, OSError):
             return True
 
-    def call(self, mtype, body, want):
+    def call(self, m):
+        """Send request m; return its answer or raise DaemonError."""
         self.reqid = (self.reqid + 1) & 0xFFFFFFFF
-        self.sock.sendall(frame(mtype, self.reqid, body))
-        t, rid, b = self.recv_frame()
-        if rid != self.reqid:
-            raise ValueError("answer to request %d, expected %d" % (rid, self.reqid))
-        if t == MSG["ERROR"]:
-            r = _Rd(b)
-            code, retry, msg = r.u16(), r.u32(), r.str8()
-            r.ext()
-            raise DaemonError(code, retry, msg)
-        if t != want:
-            raise ValueError("unexpected answer type 0x%02x" % t)
-        return _Rd(b)
+        a = w.exchange(self.sock, m, self.reqid)
+        if isinstance(a, w.Error):
+            raise DaemonError(a.code, a.retry_ms, a.msg)
+        return a
 
     def store(self, uuid, fields):
-        r = self.call(MSG["STORE"], enc_store(uuid, fields), MSG["STORE_OK"])
-        ids = [r.u64() for _ in range(r.u8())]
-        r.ext()
-        return ids
+        """fields: [(name, pub, key2b)] -> share ids"""
+        m = w.Store(_uuid16(uuid), [w.StoreField(n, p, k) for n, p, k in fields])
+        return list(self.call(m).share_ids)
 
     def decrypt(self, uuid, actor, fields, wait_ms=5000):
-        """-> [(plaintext, new_share_id)] in request order."""
-        r = self.call(MSG["DECRYPT"], enc_decrypt(uuid, actor, wait_ms, fields),
-                      MSG["DECRYPT_OK"])
-        out = []
-        for _ in range(r.u8()):
-            pt = r.take(r.u32())
-            out.append((pt, r.u64()))
-        r.ext()
-        return out
+        """fields: [(share_id, name, key2a, enc, ct, rotate)] with rotate None
+        or (new_pub, new_key2b) -> [(plaintext, new_share_id)]"""
+        fs = [w.DecryptField(sid, n, k2a, enc, ct, rot is not None,
+                             rot[0] if rot else None, rot[1] if rot else None)
+              for sid, n, k2a, enc, ct, rot in fields]
+        a = self.call(w.Decrypt(_uuid16(uuid), actor, wait_ms, fs))
+        return [(o.pt, o.new_share_id) for o in a.outs]
 
     def release(self, uuid, items):
-        r = self.call(MSG["RELEASE"], enc_release(uuid, items), MSG["RELEASE_OK"])
-        n = r.u8()
-        r.ext()
-        return n
+        """items: [(name, drop_id, keep_id)] -> items processed"""
+        m = w.Release(_uuid16(uuid), [w.ReleaseItem(n, d, k) for n, d, k in items])
+        return self.call(m).n
 
     def status(self):
-        r = self.call(MSG["STATUS"], NO_EXT, MSG["STATUS_OK"])
-        st = dict(locked=r.u8(), queue_len=r.u32(), queue_max=r.u32(), locked_since=r.u64(),
-                  shares_active=r.u64(), shares_pending=r.u64(), stores=r.u64(),
-                  decrypts=r.u64(), refusals=r.u64(), uptime=r.u64())
-        r.ext()
-        return st
+        a = self.call(w.Status())
+        return {k: getattr(a, k) for k in ("locked", "queue_len", "queue_max", "locked_since",
+                                            "shares_active", "shares_pending", "stores",
+                                            "decrypts", "refusals", "uptime")}
 
     def recon_list(self, grace_s, after_id=0, limit=1000):
-        """-> (entries [(id, uuid, name, state, created)], more)"""
-        r = self.call(MSG["RECON_LIST"], enc_recon_list(grace_s, after_id, limit),
-                      MSG["RECON_LIST_OK"])
-        more = r.u8()
-        out = []
-        for _ in range(r.u16()):
-            sid = r.u64()
-            u = str(uuidlib.UUID(bytes=r.take(16)))
-            out.append((sid, u, r.str8(), r.u8(), r.u64()))
-        r.ext()
-        return out, bool(more)
+        """-> ([(id, uuid, name, state, created)], more)"""
+        a = self.call(w.ReconList(grace_s, after_id, limit))
+        return ([(e.id, str(uuidlib.UUID(bytes=bytes(e.uuid))), e.name, e.state, e.created)
+                 for e in a.entries], bool(a.more))
 
     def recon_delete(self, grace_s, refs):
-        r = self.call(MSG["RECON_DELETE"], enc_recon_delete(grace_s, refs),
-                      MSG["RECON_DELETE_OK"])
-        n = r.u16()
-        r.ext()
-        return n
+        """refs: [(id, uuid, name)] -> shares deleted"""
+        m = w.ReconDelete(grace_s, [w.ReconRef(i, _uuid16(u), n) for i, u, n in refs])
+        return self.call(m).n
 
 
 # ---------------------------------------------------------------------------
