@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "pylib"))
 import hpke_ref  # noqa: E402
+from svtest.fixtures_httpd import needs_test_hooks  # noqa: E402
 
 GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
 
@@ -266,6 +267,7 @@ def test_database_down_then_back(sv):
     assert sv.httpd.proc.alive()
 
 
+@needs_test_hooks
 def test_db_failure_after_store_leaves_no_record(sv):
     """Invariant 1: a record is committed only with its shares; the reverse
     failure leaves orphan shares for reconcile and no record."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "pylib"))
 import hpke_ref  # noqa: E402
+from svtest.fixtures_httpd import needs_test_hooks  # noqa: E402
 from test_module_intake import SQLMETA, XSS, open_field, raw_field  # noqa: E402
 
 GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
@@ -152,6 +153,7 @@ def test_update_follows_the_current_key(sv):
         b"rotated-then-updated"
 
 
+@needs_test_hooks
 def test_update_retries_when_the_row_changed_meanwhile(sv):
     ref = new_record(sv)
     c = sv.login("uma")

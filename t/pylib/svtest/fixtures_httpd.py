@@ -43,6 +43,18 @@ MODULE = BUILD / "mod_splitvault" / ".libs" / "mod_splitvault.so"
 ADMIN = BUILD / "tools" / "splitvault-admin"
 SQL_MAIN = SRC / "sql" / "main"
 
+def _test_hooks():
+    try:
+        return "#define SV_TEST_HOOKS 1" in (BUILD / "config.h").read_text()
+    except OSError:
+        return False
+
+
+# Whether this build has the test-only fault hooks (configure --enable-test-hooks).
+TEST_HOOKS = _test_hooks()
+needs_test_hooks = pytest.mark.skipif(not TEST_HOOKS,
+                                      reason="needs a build with --enable-test-hooks")
+
 # The default form: the benchmark's three fields.
 DEFAULT_FIELDS = [
     ("name", "Full name", "required maxlength=200"),
