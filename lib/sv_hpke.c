@@ -506,6 +506,19 @@ sv_status
 sv_hpke_setup_r(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
                 const uint8_t enc[SV_HPKE_ENC_LEN], const uint8_t *info, size_t info_len)
 {
+    return sv_hpke_setup_r_checked(ctx, aead_id, skR, NULL, enc, info, info_len);
+}
+
+/*
+ * SetupBaseR after checking that skR's public key (which OpenSSL computes on
+ * import anyway) equals expect_pk, when expect_pk is not NULL: the check costs
+ * no extra scalar multiplication. SV_ERR_KEY_MISMATCH when it differs.
+ */
+sv_status
+sv_hpke_setup_r_checked(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
+                        const uint8_t *expect_pk, const uint8_t enc[SV_HPKE_ENC_LEN],
+                        const uint8_t *info, size_t info_len)
+{
     uint8_t pkR[SV_X25519_LEN], dh[SV_X25519_LEN];
     EVP_PKEY *rk = NULL;
     sv_status st;
@@ -521,6 +534,10 @@ sv_hpke_setup_r(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV_X25519_
     st = SV_ERR_INTERNAL;
     if ((rk = x25519_private(skR)) == NULL || !x25519_public_of(rk, pkR)) {
         sv_log_openssl(SV_LOG_ERR, "hpke: recipient X25519 key");
+        goto out;
+    }
+    if (expect_pk != NULL && CRYPTO_memcmp(pkR, expect_pk, SV_X25519_LEN) != 0) {
+        st = SV_ERR_KEY_MISMATCH;
         goto out;
     }
     if ((st = x25519_dh(rk, enc, dh)) != SV_OK) {

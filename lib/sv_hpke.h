@@ -69,6 +69,15 @@ sv_status sv_hpke_setup_r(sv_hpke_ctx *ctx, uint16_t aead_id,
                           const uint8_t enc[SV_HPKE_ENC_LEN],
                           const uint8_t *info, size_t info_len);
 
+/* SetupBaseR, first checking in constant time that skR's public key equals
+ * expect_pk (when not NULL) at no extra scalar multiplication: OpenSSL
+ * derives the public key when it imports skR. SV_ERR_KEY_MISMATCH when not. */
+sv_status sv_hpke_setup_r_checked(sv_hpke_ctx *ctx, uint16_t aead_id,
+                                  const uint8_t skR[SV_X25519_LEN],
+                                  const uint8_t *expect_pk,
+                                  const uint8_t enc[SV_HPKE_ENC_LEN],
+                                  const uint8_t *info, size_t info_len);
+
 /* ContextS.Seal: ct receives pt_len + SV_HPKE_TAG_LEN bytes. */
 sv_status sv_hpke_ctx_seal(sv_hpke_ctx *ctx, const uint8_t *aad, size_t aad_len,
                            const uint8_t *pt, size_t pt_len, uint8_t *ct);

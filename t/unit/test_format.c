@@ -164,6 +164,35 @@ START_TEST(test_datum_round_trip)
 }
 END_TEST
 
+START_TEST(test_datum_open_checked)
+{
+    uint8_t sk[32], pk[32], sk2[32], pk2[32], enc[SV_HPKE_ENC_LEN];
+    uint8_t ct[11 + SV_HPKE_TAG_LEN], out[11];
+
+    ck_assert_int_eq(sv_x25519_generate(sk, pk), SV_OK);
+    ck_assert_int_eq(sv_x25519_generate(sk2, pk2), SV_OK);
+    ck_assert_int_eq(sv_datum_seal(pk, uuid_a, "ssn", (const uint8_t *)"123-45-6789", 11, enc, ct),
+                     SV_OK);
+    ck_assert_int_eq(sv_datum_open_checked(sk, pk, uuid_a, "ssn", enc, ct, sizeof(ct), out),
+                     SV_OK);
+    ck_assert(memcmp(out, "123-45-6789", 11) == 0);
+    /* the right key with the wrong expected public key: a mismatch, no output */
+    memset(out, 0xa5, sizeof(out));
+    ck_assert_int_eq(sv_datum_open_checked(sk, pk2, uuid_a, "ssn", enc, ct, sizeof(ct), out),
+                     SV_ERR_KEY_MISMATCH);
+    ck_assert(cu_all_zero(out, sizeof(out)));
+    /* a consistent but wrong key pair: the open fails */
+    memset(out, 0xa5, sizeof(out));
+    ck_assert_int_eq(sv_datum_open_checked(sk2, pk2, uuid_a, "ssn", enc, ct, sizeof(ct), out),
+                     SV_ERR_OPEN);
+    ck_assert(cu_all_zero(out, sizeof(out)));
+    /* the right key, another record's aad */
+    ck_assert_int_eq(sv_datum_open_checked(sk, pk, uuid_b, "ssn", enc, ct, sizeof(ct), out),
+                     SV_ERR_OPEN);
+    ck_assert(cu_all_zero(out, sizeof(out)));
+}
+END_TEST
+
 /* Open, expect SV_ERR_OPEN and a zeroed output. */
 static void
 datum_must_fail(const uint8_t *sk, const uint8_t *uuid, const char *field, const uint8_t *enc,
@@ -294,6 +323,7 @@ format_suite(void)
     tc = tcase_create("envelopes");
     tcase_add_test(tc, test_datum_round_trip);
     tcase_add_test(tc, test_datum_swaps_fail);
+    tcase_add_test(tc, test_datum_open_checked);
     tcase_add_test(tc, test_key2a_wrap);
     tcase_add_test(tc, test_documented_strings);
     suite_add_tcase(s, tc);
