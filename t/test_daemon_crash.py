@@ -29,7 +29,12 @@ def test_kill9_during_store_burst(daemon_factory, store_driver):
     threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    # kill in the middle of the burst: once a good number were acknowledged
+    # (slow under valgrind), with writers still going
+    deadline = time.monotonic() + 120
+    while len(acked) < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
     d.kill9()
     stop.set()
     for t in threads:
