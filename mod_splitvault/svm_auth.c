@@ -16,6 +16,7 @@
 #include "apr_strings.h"
 #include "apr_lib.h"
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "sv_secret.h"
@@ -150,7 +151,15 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     for (c = lname; *c; c++)
         *c = (char)apr_tolower(*c);
     addr_key = apr_pstrcat(r->pool, "a:", r->useragent_ip, NULL);
-    name_key = apr_pstrcat(r->pool, "n:", lname, NULL);
+    /* the submitted name only as a hash: a password typed into the name
+     * field must not be kept in the database */
+    {
+        unsigned char md[32];
+        unsigned int mdlen = 0;
+        if (!EVP_Digest(lname, strlen(lname), md, &mdlen, EVP_sha256(), NULL))
+            memset(md, 0, sizeof(md));
+        name_key = apr_pstrcat(r->pool, "n:", svm_hex(r->pool, md, 16), NULL);
+    }
 
     {
         const void *args[] = { addr_key, name_key };
@@ -188,11 +197,13 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
             const void *args[] = { name_key, name };
             svm_db_exec(r, dbd, "svm_staff_fail", NULL, args);
         }
-        svm_audit(r, dbd, name, "sign-in", NULL, NULL, outcome,
+        /* only names of real accounts are recorded: an unknown "name" may be
+         * a password typed into the wrong box */
+        svm_audit(r, dbd, staff_id ? name : NULL, "sign-in", NULL, NULL, outcome,
                   !name ? "invalid name" : !pwhash ? "unknown name"
                   : disabled ? "account disabled" : NULL);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01204: sign-in %s for %s", outcome,
-                      name ? name : "(invalid name)");
+                      staff_id ? name : "an unknown name");
         return svm_login_page(r, sc, SVM_LOGIN_FAILED, HTTP_OK);
     }
     {
