@@ -49,6 +49,8 @@ x2=$(for _ in $(seq "$(nproc)"); do
      done | awk '{s += $1} END {printf "%.1f", s}')
 echo "x25519_ops_per_s_1core=$x1"
 echo "x25519_ops_per_s_$(nproc)cores=$x2"
+echo "== the per-field work of a DECRYPT in the core library (one thread, no daemon)"
+"$bench" --duration 6 crypto
 
 # demo PKI
 p=$work/pki; mkdir -p "$p"

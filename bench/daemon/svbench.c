@@ -12,6 +12,9 @@
  *                frames keeps the generator's CPU cost to TLS records.
  * MODE fill:     STOREs until --total shares exist (32 fields a STORE),
  *                for the memory measurement.
+ * MODE crypto:   no daemon: the per-field work of a DECRYPT done by the
+ *                core library in this thread (key check, datum open), for
+ *                comparison with `openssl speed ecdhx25519`.
  *
  * Prints one line of key=value figures: requests/s, fields/s, p50/p99
  * latency in microseconds. Uses the core library's encoder and OpenSSL.
@@ -42,7 +45,7 @@
 #include "sv_secret.h"
 #include "sv_wire.h"
 
-enum { M_STORE, M_DECRYPT, M_FILL };
+enum { M_STORE, M_DECRYPT, M_FILL, M_CRYPTO };
 
 static struct {
     int port, conns, fields, records, mode;
@@ -240,6 +243,39 @@ worker_main(void *arg)
     return NULL;
 }
 
+/* Single-threaded cost of the daemon's per-field work in the core library. */
+static int
+crypto_bench(void)
+{
+    uint8_t sk[32], pk[32], u[16], enc[32], ct[128], pt[128];
+    const char *v = "078-05-1120 a field value of some length";
+    size_t vl = strlen(v);
+    int n = 0;
+    double t0, t1, t2, t3;
+
+    if (sv_x25519_generate(sk, pk) != SV_OK || sv_uuid_generate(u) != SV_OK ||
+        sv_datum_seal(pk, u, "field0", (const uint8_t *)v, vl, enc, ct) != SV_OK)
+        die("crypto set-up");
+    t0 = now_s();
+    for (n = 0; now_s() - t0 < opt.duration / 3; n++)
+        if (sv_key2_check(sk, pk) != SV_OK)
+            die("key2 check");
+    t1 = now_s();
+    for (int i = 0; i < n; i++)
+        if (sv_datum_open(sk, u, "field0", enc, ct, vl + 16, pt) != SV_OK)
+            die("datum open");
+    t2 = now_s();
+    for (int i = 0; i < n; i++)
+        if (sv_x25519_public(sk, pk) != SV_OK)
+            die("x25519 public");
+    t3 = now_s();
+    printf("mode=crypto key2_check_us=%.1f datum_open_us=%.1f x25519_public_us=%.1f "
+           "fields_per_s_1core=%.0f\n", (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6,
+           (t3 - t2) / n * 1e6, (double)n / (t2 - t0));
+    OPENSSL_cleanse(sk, sizeof(sk));
+    return 0;
+}
+
 static int
 cmp_u32(const void *a, const void *b)
 {
@@ -351,14 +387,22 @@ main(int argc, char **argv)
         default: return 2;
         }
     }
+    if (optind == argc - 1 && strcmp(argv[optind], "crypto") == 0) {
+        opt.mode = M_CRYPTO;
+        return crypto_bench();
+    }
     if (optind != argc - 1 || !opt.port || !opt.cert || !opt.key || !opt.ca ||
         opt.fields < 1 || opt.fields > SV_WIRE_MAX_FIELDS || opt.conns < 1 || opt.records < 1) {
         fprintf(stderr, "usage: svbench -p PORT --cert C --key K --ca CA [--conns N] "
-                "[--fields F] [--records R] [--duration S] [--total N] store|decrypt|fill\n");
+                "[--fields F] [--records R] [--duration S] [--total N] store|decrypt|fill\n"
+                "       svbench [--duration S] crypto\n");
         return 2;
     }
     opt.mode = strcmp(argv[optind], "decrypt") == 0 ? M_DECRYPT
-             : strcmp(argv[optind], "fill") == 0 ? M_FILL : M_STORE;
+             : strcmp(argv[optind], "fill") == 0 ? M_FILL
+             : strcmp(argv[optind], "crypto") == 0 ? M_CRYPTO : M_STORE;
+    if (opt.mode == M_CRYPTO)
+        return crypto_bench();
     sv_secret_init(1 << 20);
     ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
