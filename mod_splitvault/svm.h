@@ -70,6 +70,7 @@ APLOG_USE_MODULE(splitvault);
 #define SVM_CSRF_HEX_LEN 64
 #define SVM_PASSWORD_MAX 1024
 #define SVM_REF_LEN 11            /* XXXXX-XXXXX */
+#define SVM_SECURE_HEAP (4u << 20) /* per child: OpenSSL secure heap bytes */
 
 /* ---- configuration (svm_config.c) --------------------------------------- */
 

@@ -15,6 +15,7 @@
 #include "apr_optional.h"
 
 #include "sv_log.h"
+#include "sv_secret.h"
 
 #define UNSET (-1)
 
@@ -515,6 +516,13 @@ void svm_child_init(apr_pool_t *p, server_rec *s)
 {
     server_rec *sp;
 
+    /* Request secrets (form bodies, key shares, tokens) live in OpenSSL's
+     * secure heap: locked in RAM where RLIMIT_MEMLOCK allows, and excluded
+     * from core dumps. When it is full, they fall back to pool memory
+     * (still cleansed after use). */
+    if (!sv_secret_init(SVM_SECURE_HEAP))
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "SV01005: the secure heap is not locked "
+                     "in memory (RLIMIT_MEMLOCK); secrets are still cleansed after use");
     svm_key1_child_init(p);
     for (sp = s; sp; sp = sp->next) {
         svm_srv_conf *sc = svm_conf(sp);

@@ -14,22 +14,32 @@
 typedef struct {
     void *p;
     apr_size_t n;
+    int secure;     /* from sv_secret_alloc(), else from the pool */
 } svm_secret_block;
 
 static apr_status_t svm_secret_cleanup(void *data)
 {
     svm_secret_block *b = data;
 
-    sv_cleanse(b->p, b->n);
+    if (b->secure)
+        sv_secret_free(b->p, b->n);
+    else
+        sv_cleanse(b->p, b->n);
     return APR_SUCCESS;
 }
 
+/* Secret memory tied to pool p: from the child's secure heap (locked,
+ * excluded from core dumps; see svm_child_init) while it has room, else
+ * from the pool; cleansed (and released) when p is cleared. */
 void *svm_secret_palloc(apr_pool_t *p, apr_size_t n)
 {
     svm_secret_block *b = apr_palloc(p, sizeof(*b));
 
-    b->p = apr_pcalloc(p, n ? n : 1);
-    b->n = n;
+    b->n = n ? n : 1;
+    b->p = sv_secret_alloc(b->n);
+    b->secure = b->p != NULL;
+    if (!b->p)
+        b->p = apr_pcalloc(p, b->n);
     apr_pool_cleanup_register(p, b, svm_secret_cleanup, apr_pool_cleanup_null);
     return b->p;
 }
