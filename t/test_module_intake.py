@@ -313,3 +313,23 @@ def test_daemon_hanging_times_out(sv_factory):
     r = sv.submit(GOOD)
     assert r.status == 200, r.text
     assert sv.db.count("records") == 2
+
+
+def test_new_active_key1_is_used_within_seconds(sv):
+    """Intake wraps key2a to the active key1; activating another key takes
+    effect within the per-child cache time (5 s), no restart needed."""
+    import time
+    from svtest.fixtures_httpd import Key1
+    ref1 = sv.ref_of(sv.submit(GOOD))
+    k2 = Key1(sv.dir / "key1b", name="key1b")
+    sv.db.admin("key1-register", k2.pub, "--activate", "--by", "tests")
+    assert sv.db.query("SELECT fingerprint FROM key1 WHERE active")[0][0] == k2.fingerprint
+    time.sleep(5.5)
+    ref2 = sv.ref_of(sv.submit(GOOD))
+    assert raw_field(sv, ref1, "name")[7] == sv.key1.fingerprint
+    assert raw_field(sv, ref2, "name")[7] == k2.fingerprint
+    uuid, share, pub, enc, ct, wenc, wct, fp, _ = raw_field(sv, ref2, "ssn")
+    sk, _ = hpke_ref.load_key1_private_pem(k2.pem.read_bytes())
+    key2a = hpke_ref.unwrap_key2a(sk, uuid, "ssn", share, bytes(wenc), bytes(wct))
+    sk2 = hpke_ref.combine(key2a, sv.daemon.key2b(share))
+    assert hpke_ref.open_datum(sk2, uuid, "ssn", bytes(enc), bytes(ct)) == GOOD["ssn"].encode()
