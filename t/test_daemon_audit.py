@@ -4,6 +4,7 @@ deleted, reordered and truncated entries; a failing audit log stops
 decrypts (fail closed) but not intake."""
 import os
 import shutil
+import time
 
 import pytest
 
@@ -153,9 +154,12 @@ def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
         assert c.store(r2.uuid, r2.store_fields())
         assert d.ctl_status()["audit_healthy"] == "0"
         trigger.unlink()
-        # a later successful write makes it healthy again
+        # a later successful write (the store's entry) makes it healthy again
         r3 = Record({"name": "z"})
         c.store(r3.uuid, r3.store_fields())
+        deadline = time.monotonic() + 10
+        while d.ctl_status()["audit_healthy"] != "1" and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"x"
     d.stop()
     assert offline(d.audit_path, d.head_path).returncode == 0
