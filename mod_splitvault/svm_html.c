@@ -113,9 +113,11 @@ int svm_page_message(request_rec *r, const svm_srv_conf *sc, int status,
     return OK;
 }
 
+/* 303 to a path of this site. The Location is relative (RFC 7231 7.1.2), so
+ * it never depends on the request's Host header. */
 int svm_redirect(request_rec *r, const char *path)
 {
-    apr_table_setn(r->headers_out, "Location", ap_construct_url(r->pool, path, r));
+    apr_table_setn(r->headers_out, "Location", path);
     svm_security_headers(r, 1);
     return HTTP_SEE_OTHER;
 }
