@@ -85,7 +85,6 @@ typedef struct {
 typedef struct svm_dpool svm_dpool;
 
 typedef struct {
-    int configured;           /* a SplitVault directive in this server's own context */
     const char *base;         /* URL path served by handler "splitvault" */
     const char *title;        /* form title */
     const char *intro;        /* one paragraph above the form */

@@ -49,7 +49,6 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     svm_srv_conf *base = basev, *add = addv;
     svm_srv_conf *sc = apr_pcalloc(p, sizeof(*sc));
 
-    sc->configured = add->configured;
     sc->base = MERGE_PTR(base);
     sc->title = MERGE_PTR(title);
     sc->intro = MERGE_PTR(intro);
@@ -126,7 +125,7 @@ const svm_field *svm_field_find(const svm_srv_conf *sc, const char *name)
 
 /* ---- directive handlers -------------------------------------------------- */
 
-/* Common prologue: scope check, and mark this server's own config. */
+/* Common prologue: scope check, and this server's own config. */
 static const char *svm_cmd_ctx(cmd_parms *cmd, svm_srv_conf **sc)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
@@ -134,7 +133,6 @@ static const char *svm_cmd_ctx(cmd_parms *cmd, svm_srv_conf **sc)
     if (err)
         return err;
     *sc = svm_conf(cmd->server);
-    (*sc)->configured = 1;
     return NULL;
 }
 
