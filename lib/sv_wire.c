@@ -14,7 +14,8 @@
  * Encoding: each encoder first validates its input as strictly as the
  * decoder would and computes the exact body size; only then does it reserve
  * room and write the frame, so a refused message leaves `out` untouched and a
- * written frame is always one the decoder accepts.
+ * written frame is always one the decoder accepts. The pointers in a message
+ * must not point into `out` itself (reserving room may move its storage).
  */
 #include "config.h"
 
