@@ -7,7 +7,8 @@
 #   bench/daemon/run.sh [BUILDDIR]        (or: make bench-daemon)
 #
 # Environment: SVB_SECONDS (per phase, default 10), SVB_CONNS (16),
-# SVB_SHARES (1000000), SVB_DRIVER (sqlite3), SVB_USER (nobody).
+# SVB_SHARES (1000000), SVB_ROUNDS (DECRYPT phases repeated, default 3),
+# SVB_USER (nobody).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
@@ -17,6 +18,7 @@ secs=${SVB_SECONDS:-10}
 conns=${SVB_CONNS:-16}
 shares=${SVB_SHARES:-1000000}
 user=${SVB_USER:-nobody}
+rounds=${SVB_ROUNDS:-3}
 [ -x "$bench" ] || make -C "$build" bench/daemon/svbench >/dev/null
 [ -x "$daemon" ] || { echo "build splitvaultd first" >&2; exit 1; }
 
@@ -111,9 +113,13 @@ phase() {
         'BEGIN {printf "%.2f", (b - a) / hz / (e - s)}')"
 }
 
-echo "== DECRYPT (limiter off, no rotation, $conns connections, ${secs}s each)"
-d1=$(phase --fields 1 --records 64 --duration "$secs" decrypt); echo "$d1"
-d3=$(phase --fields 3 --records 64 --duration "$secs" decrypt); echo "$d3"
+echo "== DECRYPT (limiter off, no rotation, $conns connections, ${secs}s each, $rounds rounds)"
+dec=()
+for _ in $(seq "$rounds"); do
+    d1=$(phase --fields 1 --records 64 --duration "$secs" decrypt); echo "$d1"
+    d3=$(phase --fields 3 --records 64 --duration "$secs" decrypt); echo "$d3"
+    dec+=("$d1" "$d3")
+done
 echo "== STORE ($conns connections, ${secs}s each)"
 ctlst() { "$build/tools/splitvaultctl" -s "$state/ctl.sock" status; }
 c0=$(ctlst | sed -n 's/^store_commits=//p')
@@ -134,17 +140,25 @@ echo "store_file_bytes=$(stat -c %s "$state/shares.db") audit_bytes=$(stat -c %s
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== summary"
-python3 - "$x1" "$x2" "$d1" "$d3" <<'PY'
+python3 - "$x1" "$x2" "${dec[@]}" <<'PY'
 import re, sys
 x1, x2 = float(sys.argv[1]), float(sys.argv[2])
 def f(line, k):
     return float(re.search(k + r"=([0-9.]+)", line).group(1))
+runs = {}
 for line in sys.argv[3:]:
-    fps = f(line, "fields_per_s")
-    n = int(f(line, "fields_per_request"))
+    runs.setdefault(int(f(line, "fields_per_request")), []).append(line)
+for n, lines in sorted(runs.items()):
+    fpss = sorted(f(l, "fields_per_s") for l in lines)
+    cpu = [f(l, "daemon_cpu_cores") for l in lines]
+    per_field = [1e6 * f(l, "daemon_cpu_cores") / f(l, "fields_per_s") for l in lines]
+    print("DECRYPT %d field(s)/request, %d rounds: fields/s %s; daemon CPU %s cores; "
+          "daemon CPU per field %s us" % (n, len(lines), " ".join("%.0f" % x for x in fpss),
+          " ".join("%.2f" % c for c in cpu), " ".join("%.0f" % p for p in per_field)))
+    fps = fpss[-1]
     one, two = x1 / 2, x2 / 2
-    print("DECRYPT %d field(s)/request: %.0f fields/s = %.0f%% of the single-core X25519 "
-          "bound (%.0f fields/s = %.0f ops/s / 2 scalar multiplications per field), "
-          "%.0f%% of the all-core bound (%.0f fields/s = %.0f ops/s / 2); target 70%%"
-          % (n, fps, 100 * fps / one, one, x1, 100 * fps / two, two, x2))
+    print("  best: %.0f fields/s = %.0f%% of the single-core X25519 bound (%.0f fields/s = "
+          "%.0f ops/s / 2 scalar multiplications per field), %.0f%% of the all-core bound "
+          "(%.0f fields/s = %.0f ops/s / 2); target 70%%"
+          % (fps, 100 * fps / one, one, x1, 100 * fps / two, two, x2))
 PY
