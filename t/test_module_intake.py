@@ -333,3 +333,15 @@ def test_new_active_key1_is_used_within_seconds(sv):
     key2a = hpke_ref.unwrap_key2a(sk, uuid, "ssn", share, bytes(wenc), bytes(wct))
     sk2 = hpke_ref.combine(key2a, sv.daemon.key2b(share))
     assert hpke_ref.open_datum(sk2, uuid, "ssn", bytes(enc), bytes(ct)) == GOOD["ssn"].encode()
+
+
+def test_graceful_restart_keeps_serving(sv):
+    """A graceful restart replaces the children and their daemon pools."""
+    assert sv.submit(GOOD).status == 200
+    staff = sv.login("uma")
+    sv.httpd.graceful()
+    for _ in range(3):
+        r = sv.submit(GOOD)
+        assert r.status == 200, r.text
+    assert staff.get(sv.path("/staff/")).status == 200  # sessions live in the database
+    assert sv.db.count("records") == 4
