@@ -688,6 +688,9 @@ svd_conf_parse(const char *name, const char *text, size_t len, struct svd_conf *
         goto out;
     if (validate(&p, root->end_mark.line + 1) != 0)
         goto out;
+    p.c->tls_cert_line = key_line(&p, "tls.certificate");
+    p.c->tls_key_line = key_line(&p, "tls.key");
+    p.c->tls_ca_line = key_line(&p, "tls.client_ca");
     *out = p.c;
     p.c = NULL;
     r = 0;

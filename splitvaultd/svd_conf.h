@@ -44,6 +44,7 @@ struct svd_conf {
     char *tls_cert;
     char *tls_key;
     char *tls_ca;
+    unsigned long tls_cert_line, tls_key_line, tls_ca_line; /* for messages */
     uint8_t (*pins)[SVD_PIN_LEN];
     unsigned npins;
 

@@ -100,7 +100,7 @@ check_config(const char *file)
         goto out;
     }
     if ((ctx = svd_tls_ctx(conf, err, sizeof(err))) == NULL) {
-        fprintf(stderr, "splitvaultd: %s: %s\n", file, err);
+        fprintf(stderr, "splitvaultd: %s\n", err);
         goto out;
     }
     if (svd_resolve_user(conf->user, &uid, &gid, err, sizeof(err)) != 0) {

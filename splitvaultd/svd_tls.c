@@ -83,24 +83,28 @@ svd_tls_ctx(const struct svd_conf *conf, char *err, size_t errlen)
         goto out;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert) != 1) {
-        snprintf(err, errlen, "tls.certificate: cannot load %s", conf->tls_cert);
+        snprintf(err, errlen, "%s:%lu: tls.certificate: cannot load %s", conf->file,
+                 conf->tls_cert_line, conf->tls_cert);
         goto out;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(err, errlen, "tls.key: cannot load %s", conf->tls_key);
+        snprintf(err, errlen, "%s:%lu: tls.key: cannot load %s", conf->file, conf->tls_key_line,
+                 conf->tls_key);
         goto out;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        snprintf(err, errlen, "tls.key: %s does not match tls.certificate %s", conf->tls_key,
-                 conf->tls_cert);
+        snprintf(err, errlen, "%s:%lu: tls.key: %s does not match tls.certificate %s",
+                 conf->file, conf->tls_key_line, conf->tls_key, conf->tls_cert);
         goto out;
     }
     if (SSL_CTX_load_verify_locations(ctx, conf->tls_ca, NULL) != 1) {
-        snprintf(err, errlen, "tls.client_ca: cannot load %s", conf->tls_ca);
+        snprintf(err, errlen, "%s:%lu: tls.client_ca: cannot load %s", conf->file,
+                 conf->tls_ca_line, conf->tls_ca);
         goto out;
     }
     if ((names = SSL_load_client_CA_file(conf->tls_ca)) == NULL) {
-        snprintf(err, errlen, "tls.client_ca: no CA certificate in %s", conf->tls_ca);
+        snprintf(err, errlen, "%s:%lu: tls.client_ca: no CA certificate in %s", conf->file,
+                 conf->tls_ca_line, conf->tls_ca);
         goto out;
     }
     SSL_CTX_set_client_CA_list(ctx, names);
