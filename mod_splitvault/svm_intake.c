@@ -246,10 +246,14 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
         for (j = 0; j < pairs->nelts; j++) {
             for (i = 0; i < n && strcmp(cf[i].name, p[j].name) != 0; i++)
                 ;
-            if (i == n)
-                *(const char **)apr_array_push(errs) =
-                    apr_psprintf(r->pool, "The form has an unknown field \"%s\".",
-                                 apr_pstrndup(r->pool, p[j].name, 64));
+            if (i == n) {
+                /* named back (escaped) only when it is short, clean UTF-8 */
+                apr_size_t ncp, nl = strlen(p[j].name);
+                int clean = nl <= 64 && svm_utf8_check(p[j].name, nl, &ncp);
+                *(const char **)apr_array_push(errs) = clean
+                    ? apr_psprintf(r->pool, "The form has an unknown field \"%s\".", p[j].name)
+                    : "The form has an unknown field.";
+            }
             else if (seen[i]++)
                 *(const char **)apr_array_push(errs) =
                     apr_psprintf(r->pool, "%s was sent twice.", cf[i].label);

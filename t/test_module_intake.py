@@ -345,3 +345,9 @@ def test_graceful_restart_keeps_serving(sv):
         assert r.status == 200, r.text
     assert staff.get(sv.path("/staff/")).status == 200  # sessions live in the database
     assert sv.db.count("records") == 4
+
+
+def test_unknown_field_with_bad_name_is_not_echoed(sv):
+    r = sv.client().post(sv.path("/"), body="name=a&ssn=b&%FF%FE%3Cx=1&" + "z" * 80 + "=1")
+    assert_refused(sv, r, 400, "The form has an unknown field.")
+    assert "z" * 80 not in r.text
