@@ -1,0 +1,119 @@
+"""splitvault-admin: schema, staff accounts, key1 registration."""
+import re
+
+from svtest.core import run
+from svtest.fixtures_httpd import ADMIN, Key1, MainDb
+
+
+def admin(db, *args, input=None):
+    return db.admin(*args, input=input, check=False)
+
+
+def test_schema_apply_and_migrate(pg):
+    name = "adm_schema"
+    pg.create_db(name)
+    db = MainDb(pg, name)
+    try:
+        p = admin(db, "schema-version")
+        assert p.returncode == 0 and p.stdout.strip() == "0"
+        p = admin(db, "schema", "--sql-dir", str(db_sql()))
+        assert p.returncode == 0 and "applied schema version 1" in p.stdout
+        p = admin(db, "schema", "--sql-dir", str(db_sql()))
+        assert p.returncode == 0 and "up to date (version 1)" in p.stdout
+        assert db.query("SELECT version, name FROM schema_version") == [(1, "initial")]
+        db.query("INSERT INTO schema_version (version, name) VALUES (99, 'future')")
+        p = admin(db, "schema", "--sql-dir", str(db_sql()))
+        assert p.returncode != 0 and "newer than these files" in p.stderr
+    finally:
+        db.drop()
+
+
+def db_sql():
+    from svtest.fixtures_httpd import SQL_MAIN
+    return SQL_MAIN
+
+
+def test_staff_accounts(main_db):
+    db = main_db
+    p = admin(db, "staff-add", "alice", "--update", input="a-long-password-1\n")
+    assert p.returncode == 0, p.stderr
+    h = db.query("SELECT pwhash, can_update, can_decrypt, can_admin FROM staff")[0]
+    assert re.fullmatch(r"\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+",
+                        h[0])
+    assert "a-long-password-1" not in h[0] and h[1:] == (True, False, False)
+    assert admin(db, "staff-add", "alice", input="another-password\n").returncode != 0
+    p = admin(db, "staff-add", "bob", input="short\n")
+    assert p.returncode != 0 and "too short" in p.stderr
+    p = admin(db, "staff-add", "bad name", input="a-long-password-1\n")
+    assert p.returncode != 0 and "not a valid staff name" in p.stderr
+    p = admin(db, "staff-add", "carol", "--superuser", input="a-long-password-1\n")
+    assert p.returncode != 0
+    p = admin(db, "staff-add", "dave", input="")
+    assert p.returncode != 0 and "no password" in p.stderr
+    assert [r[0] for r in db.query("SELECT name FROM staff")] == ["alice"]
+    assert admin(db, "staff-caps", "alice", "--no-update", "--decrypt", "--admin").returncode == 0
+    assert db.query("SELECT can_update, can_decrypt, can_admin FROM staff")[0] == \
+        (False, True, True)
+    sid = db.query("SELECT id FROM staff")[0][0]
+    db.query("INSERT INTO sessions (token_hash, staff_id, expires) VALUES "
+             "(decode(repeat('ab', 32), 'hex'), %s, now() + interval '1 hour')", (sid,))
+    old = db.query("SELECT pwhash FROM staff")[0][0]
+    assert admin(db, "staff-passwd", "alice", input="a-new-password-22\n").returncode == 0
+    assert db.query("SELECT pwhash FROM staff")[0][0] != old
+    assert db.count("sessions") == 0  # a new password ends the sessions
+    db.query("INSERT INTO sessions (token_hash, staff_id, expires) VALUES "
+             "(decode(repeat('cd', 32), 'hex'), %s, now() + interval '1 hour')", (sid,))
+    assert admin(db, "staff-disable", "alice").returncode == 0
+    assert db.count("sessions") == 0
+    assert db.query("SELECT disabled FROM staff")[0][0] is True
+    assert admin(db, "staff-enable", "alice").returncode == 0
+    p = admin(db, "staff-list")
+    assert p.returncode == 0 and "alice" in p.stdout
+    assert admin(db, "staff-passwd", "nobody", input="a-long-password-1\n").returncode != 0
+
+
+def test_password_never_on_the_command_line():
+    p = run([ADMIN, "--help"], check=False)
+    assert p.returncode == 0
+    assert "password" in p.stdout and "--password" not in p.stdout
+
+
+def test_key1_registration(main_db, workdir):
+    db = main_db
+    k1 = Key1(workdir / "a", passphrase="pass phrase one")
+    k2 = Key1(workdir / "b", name="k2")
+    p = admin(db, "key1-register", k1.pub, "--by", "ada")
+    assert p.returncode == 0 and k1.fingerprint in p.stdout and "(active)" in p.stdout
+    p = admin(db, "key1-register", k2.pub)
+    assert p.returncode == 0 and "(active)" not in p.stdout
+    rows = dict(db.query("SELECT fingerprint, active FROM key1"))
+    assert rows == {k1.fingerprint: True, k2.fingerprint: False}
+    pub = db.query("SELECT public_key FROM key1 WHERE fingerprint = %s", (k1.fingerprint,))[0][0]
+    assert bytes(pub) == k1.public_raw()
+    assert admin(db, "key1-register", k2.pub).returncode != 0  # already registered
+    assert admin(db, "key1-activate", k2.fingerprint).returncode == 0
+    assert dict(db.query("SELECT fingerprint, active FROM key1")) == \
+        {k1.fingerprint: False, k2.fingerprint: True}
+    assert admin(db, "key1-activate", "0" * 64).returncode != 0
+    assert db.query("SELECT count(*) FROM key1 WHERE active")[0][0] == 1
+    # the private key file, or junk, is refused
+    p = admin(db, "key1-register", k1.pem)
+    assert p.returncode != 0
+    junk = workdir / "junk.pub"
+    junk.write_text("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    assert admin(db, "key1-register", junk).returncode != 0
+    ec = workdir / "ec.pub"
+    run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-out", workdir / "ec.pem"])
+    run(["openssl", "pkey", "-in", workdir / "ec.pem", "-pubout", "-out", ec])
+    assert admin(db, "key1-register", ec).returncode != 0
+    p = admin(db, "key1-list")
+    assert p.returncode == 0 and k1.fingerprint in p.stdout
+
+
+def test_no_database():
+    p = run([ADMIN, "staff-list"], check=False, env={"PATH": "/usr/bin:/bin"})
+    assert p.returncode != 0 and "SPLITVAULT_DSN" in p.stderr
+    p = run([ADMIN, "-d", "host=127.0.0.1 port=1 dbname=x user=postgres", "staff-list"],
+            check=False)
+    assert p.returncode != 0 and "cannot connect" in p.stderr
