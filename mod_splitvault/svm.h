@@ -17,6 +17,8 @@
  *   svm_decrypt.c     the decrypt action for privileged staff
  *   svm_keys.c        handler "splitvault-keys" (the admin key location)
  *   svm_key1.c        the active key1 public key, cached per child
+ *   svm_shm.c         key1 private keys in anonymous shared memory
+ *   svm_upload.c      reading the key location's upload forms (secret bodies)
  *   svm_daemon.c      daemon client: per-child pool of mTLS connections
  *   svm_audit.c       the main-side audit trail
  *
@@ -99,6 +101,7 @@ typedef struct {
     const char *client_cert;
     const char *client_key;
     apr_interval_time_t daemon_timeout;
+    int decrypt_wait;         /* seconds a DECRYPT may wait in the daemon's queue */
     int pool_max;             /* connections per child; 0: ThreadsPerChild */
     int pool_idle;            /* seconds an idle connection is kept */
 
@@ -127,6 +130,7 @@ typedef struct {
 #define SVM_DEF_THR_ACCT_S 900
 #define SVM_DEF_THR_ADDR_N 20
 #define SVM_DEF_THR_ADDR_S 900
+#define SVM_DEF_DECRYPT_WAIT 10
 
 extern const command_rec svm_cmds[];
 void *svm_create_srv_conf(apr_pool_t *p, server_rec *s);
@@ -285,6 +289,16 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
 int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                      const char *ref, apr_array_header_t *pairs);
 int svm_keys_handler(request_rec *r);
+/* Statements of the key location and decrypt (svm_decrypt.c), registered
+ * with mod_dbd at post_config like svm_db.c's. svm_kd_select is
+ * svm_db_select that, when a re-established connection lost them, prepares
+ * them again (svm_kd_reprepare, 0 on success) and retries once. */
+void svm_kd_prepare(server_rec *s);
+int svm_kd_reprepare(request_rec *r, ap_dbd_t *dbd);
+int svm_kd_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *rows,
+                  const void **args);
+/* Start-up note when the form's largest record needs several DECRYPTs. */
+void svm_decrypt_check_form(server_rec *s, const svm_srv_conf *sc);
 
 /* A record by reference code: its id and uuid text. 0 found, 1 not found,
  * -1 database error (logged). */
@@ -309,6 +323,56 @@ void svm_key1_child_init(apr_pool_t *p);
 /* The active key1 public key (cached per child for a few seconds).
  * APR_NOTFOUND when none is registered, other errors logged. */
 apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out);
+
+/* ---- key1 private keys in shared memory (svm_shm.c) -------------------- */
+
+#define SVM_KEY1_SLOTS 4          /* key1 private keys loaded at once, at most */
+#define SVM_KEY1_PARTS 8          /* reserved: parts per slot for k-of-n loading */
+#define SVM_KEY1_MUTEX "splitvault-key1"
+
+/* What the key location may show of a loaded key (nothing secret). */
+typedef struct {
+    char fp[SV_FINGERPRINT_HEX_LEN + 1];
+    char by[SV_WIRE_MAX_ACTOR + 1];
+    apr_time_t since;
+} svm_key1_info;
+
+int svm_shm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+/* Create the segment and its mutex once (skipping the first, checking
+ * pass); a graceful restart finds them again. */
+int svm_shm_post_config(apr_pool_t *pconf, server_rec *s);
+void svm_shm_child_init(apr_pool_t *p, server_rec *s);
+/* The loaded keys into out[SVM_KEY1_SLOTS]; returns their number, or -1
+ * when the segment is unavailable (logged). */
+int svm_key1_slots(request_rec *r, svm_key1_info *out);
+/* Copy a key1 private key (checked by the caller against its registered
+ * public key) into a slot, replacing one of the same fingerprint (then
+ * *replaced = 1). APR_ENOSPC when every slot is taken. */
+apr_status_t svm_key1_load(request_rec *r, const unsigned char sk[SV_X25519_LEN],
+                           const unsigned char pk[SV_X25519_LEN], const char *fp,
+                           const char *by, int *replaced);
+/* Cleanse the slot holding fp. APR_NOTFOUND when none does. */
+apr_status_t svm_key1_forget(request_rec *r, const char *fp);
+/* Copy the private key of fp into sk (the caller cleanses it after use).
+ * APR_NOTFOUND when it is not loaded. */
+apr_status_t svm_key1_private(request_rec *r, const char *fp, unsigned char sk[SV_X25519_LEN]);
+
+/* ---- key location upload bodies (svm_upload.c) --------------------------- */
+
+/* A request body read whole into secret memory and parsed in place:
+ * application/x-www-form-urlencoded or multipart/form-data. Values (the
+ * PEM, the passphrase) point into buf; svm_upload_wipe() cleanses all of
+ * it at once (a pool cleanup does it again at the end of the request). */
+typedef struct {
+    char *buf;
+    apr_size_t len;
+    apr_array_header_t *pairs;   /* svm_pair */
+} svm_upload;
+
+/* Read and parse the body (at most max bytes). OK, or an HTTP status with
+ * *why set to an admin-safe reason. */
+int svm_upload_read(request_rec *r, apr_off_t max, svm_upload *u, const char **why);
+void svm_upload_wipe(svm_upload *u);
 
 /* ---- daemon client (svm_daemon.c) --------------------------------------- */
 

@@ -31,6 +31,7 @@ void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
     sc->fields = apr_array_make(p, 8, sizeof(svm_field));
     sc->max_body = UNSET;
     sc->daemon_timeout = UNSET;
+    sc->decrypt_wait = UNSET;
     sc->pool_max = UNSET;
     sc->pool_idle = UNSET;
     sc->session_idle = UNSET;
@@ -66,6 +67,7 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->client_cert = MERGE_PTR(client_cert);
     sc->client_key = MERGE_PTR(client_key);
     sc->daemon_timeout = MERGE_INT(daemon_timeout);
+    sc->decrypt_wait = MERGE_INT(decrypt_wait);
     sc->pool_max = MERGE_INT(pool_max);
     sc->pool_idle = MERGE_INT(pool_idle);
     sc->session_idle = MERGE_INT(session_idle);
@@ -89,6 +91,8 @@ static void svm_defaults(svm_srv_conf *sc)
         sc->max_body = SVM_DEF_MAX_BODY;
     if (sc->daemon_timeout == UNSET)
         sc->daemon_timeout = SVM_DEF_TIMEOUT;
+    if (sc->decrypt_wait == UNSET)
+        sc->decrypt_wait = SVM_DEF_DECRYPT_WAIT;
     if (sc->pool_max == UNSET)
         sc->pool_max = 0;
     if (sc->pool_idle == UNSET)
@@ -318,6 +322,18 @@ static const char *set_timeout(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_decrypt_wait(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    long v;
+
+    if (err || (err = svm_int_arg(cmd, arg, 0, 300, &v)))
+        return err;
+    sc->decrypt_wait = (int)v;
+    return NULL;
+}
+
 static const char *set_pool(cmd_parms *cmd, void *dc, const char *a1, const char *a2)
 {
     svm_srv_conf *sc;
@@ -403,6 +419,9 @@ const command_rec svm_cmds[] = {
                   "PEM file of the private key of SplitVaultDaemonCertificate"),
     AP_INIT_TAKE1("SplitVaultDaemonTimeout", set_timeout, NULL, RSRC_CONF,
                   "Seconds to wait for the daemon to connect or answer (default 5)"),
+    AP_INIT_TAKE1("SplitVaultDecryptWait", set_decrypt_wait, NULL, RSRC_CONF,
+                  "Seconds a decryption may wait in the daemon's queue before staff are told "
+                  "it was not served (default 10)"),
     AP_INIT_TAKE12("SplitVaultDaemonPool", set_pool, NULL, RSRC_CONF,
                    "Daemon connections per child process [and idle seconds] "
                    "(default: ThreadsPerChild, 60)"),
@@ -489,6 +508,7 @@ int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
 int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     server_rec *sp;
+    int used = 0, rc;
 
     svm_log_server = s;
     sv_log_set(svm_lib_log, NULL);
@@ -501,12 +521,18 @@ int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         /* mod_dbd keeps a statement table per server (virtual hosts get
          * a merged copy before this runs), so prepare for each server. */
         svm_db_prepare(sp, sc->fields->nelts);
+        svm_kd_prepare(sp);
+        svm_decrypt_check_form(sp, sc);
+        used = 1;
         if (sc->pool_max == 0) {
             int threads = 1;
             ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
             sc->pool_max = threads > 0 ? threads : 1;
         }
     }
+    /* key1's shared memory: one segment for the whole server */
+    if (used && (rc = svm_shm_post_config(pconf, s)) != OK)
+        return rc;
     return svm_auth_init(pconf, s);
 }
 
@@ -522,6 +548,7 @@ void svm_child_init(apr_pool_t *p, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "SV01005: the secure heap is not locked "
                      "in memory (RLIMIT_MEMLOCK); secrets are still cleansed after use");
     svm_key1_child_init(p);
+    svm_shm_child_init(p, s);
     for (sp = s; sp; sp = sp->next) {
         svm_srv_conf *sc = svm_conf(sp);
         if (svm_in_use(sc))

@@ -1,23 +1,800 @@
 /*
- * svm_decrypt.c - the decrypt action of the record page (privileged staff).
+ * svm_decrypt.c - decrypt with rotate-on-use (DESIGN.md, "Decrypt").
  *
  * The route, the capability check (can_decrypt) and the CSRF check are done
- * by svm_pages.c before this runs. Decryption itself needs key1's private
- * half in shared memory and the daemon's DECRYPT with rotate-on-use
- * (DESIGN.md, "Decrypt"); until that is present on this server, the action
- * answers plainly that decryption is not available and audits the attempt.
+ * by svm_pages.c before this runs. For a record:
+ *
+ *   1. read every field row; unwrap each key2a with the loaded key1 whose
+ *      fingerprint the row names (a clear "key not loaded" page otherwise);
+ *   2. per field, a fresh key2' (new public key, sk2' split into key2a' and
+ *      key2b'); one DECRYPT per record (split over several only when the
+ *      record's ciphertexts pass the 1 MiB body limit) with the staff name,
+ *      wait_ms = SplitVaultDecryptWait and rotate = 1: the daemon answers
+ *      the plaintexts and stores every key2b' as a pending share;
+ *   3. seal each value to key2' public, wrap key2a' to the active key1 with
+ *      the new share id, and in ONE transaction update every row WHERE its
+ *      share id, key2 public key AND version are still the ones read in 1
+ *      (all rows must match, else everything rolls back);
+ *   4. after the commit, RELEASE: drop every old share, keep every new one.
+ *      When the commit fails or a row changed meanwhile (a concurrent update
+ *      or decrypt), RELEASE drops the new pending shares instead, the old
+ *      ones stay referenced, and staff see "changed meanwhile, try again":
+ *      nothing is lost, nothing is shown.
+ *
+ * The values are shown once, escaped, on a no-store page. Audit rows say
+ * that a decrypt started and how it ended (never a value). key1, key2a,
+ * key2a', key2b' and the plaintexts live in secret memory and are cleansed
+ * right after use. A RELEASE that cannot be sent (crash, daemon gone) leaves
+ * pending or old shares that `splitvault-admin reconcile` finishes.
  */
 #include "svm.h"
 #include "http_protocol.h"
+#include "apr_optional.h"
+#include "apr_strings.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "sv_key2.h"
+#include "sv_secret.h"
+
+/* A rotation not committed this long after the daemon's answer is given up
+ * (its pending shares are released): reconcile's grace period must exceed
+ * it (docs/operations.md). */
+#define SVM_ROTATE_MAX_AGE apr_time_from_sec(300)
+#define SVM_DECRYPT_HDR_MAX (16 + 1 + SV_WIRE_MAX_ACTOR + 4 + 1 + 2)
+
+/* ---- statements of the key location and decrypt ---------------------------- */
+
+static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *svm_kd_dbd_prepare;
+
+static const struct {
+    const char *label;
+    const char *sql;
+} svm_kd_stmts[] = {
+    { "svm_key1_get",
+      "SELECT encode(public_key, 'hex') FROM key1 WHERE fingerprint = %s" },
+    { "svm_dec_fields",
+      "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), encode(ct, 'hex'), "
+      "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version FROM fields "
+      "WHERE record_id = %s::bigint ORDER BY name" },
+    /* compare-and-swap on share id, key2 public key and version: a
+     * concurrent update (same key, new value) or rotation makes it miss */
+    { "svm_dec_rotate",
+      "UPDATE fields SET key2_pub = %pDb, enc = %pDb, ct = %pDb, share_id = %s::bigint, "
+      "wrap_enc = %pDb, wrap_ct = %pDb, key1_fp = %s, version = version + 1 "
+      "WHERE record_id = %s::bigint AND name = %s AND share_id = %s::bigint "
+      "AND key2_pub = decode(%s, 'hex') AND version = %s::int" },
+    { NULL, NULL }
+};
+
+void svm_kd_prepare(server_rec *s)
+{
+    int i;
+
+    if (!svm_kd_dbd_prepare)
+        svm_kd_dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+    if (!svm_kd_dbd_prepare)
+        return;
+    for (i = 0; svm_kd_stmts[i].label; i++)
+        svm_kd_dbd_prepare(s, svm_kd_stmts[i].sql, svm_kd_stmts[i].label);
+}
+
+int svm_kd_reprepare(request_rec *r, ap_dbd_t *dbd)
+{
+    int i, bad = 0;
+
+    for (i = 0; svm_kd_stmts[i].label; i++) {
+        apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, svm_kd_stmts[i].label,
+                                              APR_HASH_KEY_STRING);
+        /* a non-NULL statement is prepared again in place (mod_dbd's copy) */
+        if (st && apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, svm_kd_stmts[i].sql,
+                                  svm_kd_stmts[i].label, &st))
+            bad = 1;
+    }
+    ap_log_rerror(APLOG_MARK, bad ? APLOG_ERR : APLOG_WARNING, 0, r, "SV02120: prepared the "
+                  "key and decrypt statements again on a re-established connection%s",
+                  bad ? " (failed)" : "");
+    return bad;
+}
+
+int svm_kd_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *rows,
+                  const void **args)
+{
+    int rv = svm_db_select(r, dbd, label, rows, args);
+    const char *e;
+
+    if (rv > 0 && (e = apr_dbd_error(dbd->driver, dbd->handle, rv))
+        && strstr(e, "prepared statement") && strstr(e, "does not exist")
+        && svm_kd_reprepare(r, dbd) == 0)
+        rv = svm_db_select(r, dbd, label, rows, args);
+    return rv;
+}
+
+/* ---- one record's fields ------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    apr_uint64_t share;
+    const char *share_s;
+    const char *pub_hex;
+    const char *fp;
+    const char *version;
+    unsigned char enc[SV_HPKE_ENC_LEN];
+    unsigned char *ct;
+    apr_size_t ct_len;
+    unsigned char wenc[SV_HPKE_ENC_LEN];
+    unsigned char wct[SV_WRAPPED_CT_LEN];
+    unsigned char *key2a;             /* secret: unwrapped with key1 */
+    /* the rotation */
+    unsigned char new_pub[SV_X25519_LEN];
+    unsigned char *new_key2a;         /* secret */
+    unsigned char *new_key2b;         /* secret, until sent */
+    apr_uint64_t new_share;           /* 0: none (yet) */
+    const uint8_t *pt;                /* secret: in a reply body */
+    apr_size_t pt_len;
+    unsigned char new_enc[SV_HPKE_ENC_LEN];
+    unsigned char *new_ct;
+    unsigned char new_wenc[SV_HPKE_ENC_LEN];
+    unsigned char new_wct[SV_WRAPPED_CT_LEN];
+} svm_dfield;
+
+typedef struct {
+    request_rec *r;
+    const svm_srv_conf *sc;
+    svm_staff *st;
+    ap_dbd_t *dbd;
+    const char *ref;
+    const char *id;
+    uint8_t uuid[SV_UUID_LEN];
+    svm_dfield *f;
+    int n;
+    apr_array_header_t *bodies;       /* svm_dreply: reply bodies to cleanse */
+    int requests;
+} svm_dctx;
+
+/* Read the field rows of the record. 0, or -1 (logged). */
+static int svm_dec_read(svm_dctx *d)
+{
+    request_rec *r = d->r;
+    svm_rows res;
+    apr_dbd_row_t *row;
+    apr_array_header_t *a = apr_array_make(r->pool, 8, sizeof(svm_dfield));
+    const void *args[] = { d->id };
+    int bad = 0;
+
+    if (svm_kd_select(r, d->dbd, "svm_dec_fields", &res, args))
+        return -1;
+    while ((row = svm_db_row(r, d->dbd, &res))) {
+        svm_dfield *f = apr_array_push(a);
+        const char *ct_hex;
+        memset(f, 0, sizeof(*f));
+        f->name = svm_db_col(r, d->dbd, row, 0);
+        f->share_s = svm_db_col(r, d->dbd, row, 1);
+        f->share = (apr_uint64_t)apr_atoi64(f->share_s);
+        f->pub_hex = svm_db_col(r, d->dbd, row, 2);
+        ct_hex = svm_db_col(r, d->dbd, row, 4);
+        f->fp = svm_db_col(r, d->dbd, row, 7);
+        f->version = svm_db_col(r, d->dbd, row, 8);
+        f->ct_len = strlen(ct_hex) / 2;
+        f->ct = apr_palloc(r->pool, f->ct_len + 1);
+        if (!sv_field_name_valid(f->name, strlen(f->name)) || f->share == 0
+            || strlen(f->pub_hex) != 2 * SV_X25519_LEN
+            || svm_hex_decode(svm_db_col(r, d->dbd, row, 3), f->enc, sizeof(f->enc))
+            || f->ct_len < SV_HPKE_TAG_LEN || f->ct_len > SV_DATUM_MAX + SV_HPKE_TAG_LEN
+            || svm_hex_decode(ct_hex, f->ct, f->ct_len)
+            || svm_hex_decode(svm_db_col(r, d->dbd, row, 5), f->wenc, sizeof(f->wenc))
+            || svm_hex_decode(svm_db_col(r, d->dbd, row, 6), f->wct, sizeof(f->wct)))
+            bad = 1;
+    }
+    if (bad || a->nelts == 0 || a->nelts > SVM_MAX_FIELDS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02108: record %s has %d field rows%s",
+                      d->ref, a->nelts, bad ? ", some malformed" : "");
+        return -1;
+    }
+    d->f = (svm_dfield *)a->elts;
+    d->n = a->nelts;
+    return 0;
+}
+
+/* Unwrap every key2a with the loaded key1 named by its row. Returns 0,
+ * 1 when a key1 is not loaded (*missing = its fingerprint), or 2 when a
+ * wrapped key2a does not open (altered or swapped rows). */
+static int svm_dec_unwrap(svm_dctx *d, const char **missing)
+{
+    request_rec *r = d->r;
+    unsigned char *sk1 = svm_secret_palloc(r->pool, SV_X25519_LEN);
+    const char *have = NULL;
+    int i, rc = 0;
+
+    for (i = 0; i < d->n && rc == 0; i++) {
+        svm_dfield *f = &d->f[i];
+        sv_status st;
+        if (!have || strcmp(have, f->fp) != 0) {
+            apr_status_t rv = svm_key1_private(r, f->fp, sk1);
+            if (rv != APR_SUCCESS) {
+                *missing = f->fp;
+                rc = 1;
+                break;
+            }
+            have = f->fp;
+        }
+        f->key2a = svm_secret_palloc(r->pool, SV_X25519_LEN);
+        st = sv_key2a_unwrap(sk1, d->uuid, f->name, f->share, f->wenc, f->wct, f->key2a);
+        if (st != SV_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02109: record %s field %s: the "
+                          "wrapped key2a does not open (altered or swapped rows?)", d->ref,
+                          f->name);
+            rc = 2;
+        }
+    }
+    sv_cleanse(sk1, SV_X25519_LEN);
+    return rc;
+}
+
+/* A fresh key2' per field, split; sk2' wiped at once. 0 or -1 (logged). */
+static int svm_dec_newkeys(svm_dctx *d)
+{
+    unsigned char sk2[SV_X25519_LEN];
+    sv_status st = SV_OK;
+    int i;
+
+    for (i = 0; i < d->n && st == SV_OK; i++) {
+        svm_dfield *f = &d->f[i];
+        f->new_key2a = svm_secret_palloc(d->r->pool, SV_X25519_LEN);
+        f->new_key2b = svm_secret_palloc(d->r->pool, SV_X25519_LEN);
+        if ((st = sv_x25519_generate(sk2, f->new_pub)) == SV_OK)
+            st = sv_key2_split(sk2, f->new_key2a, f->new_key2b);
+        sv_cleanse(sk2, sizeof(sk2));
+    }
+    if (st != SV_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, d->r, "SV02110: making new key2 pairs "
+                      "failed: %s", sv_strerror(st));
+        return -1;
+    }
+    return 0;
+}
+
+/* RELEASE for fields [from, to) of the record: drop (old shares when
+ * commit is set, else the new pending ones) and keep (the new ones when
+ * commit is set). Best effort: reconcile finishes what fails here. */
+static void svm_dec_release(svm_dctx *d, int from, int to, int commit)
+{
+    request_rec *r = d->r;
+    sv_release_req *req = apr_pcalloc(r->pool, sizeof(*req));
+    int i;
+
+    while (from < to) {
+        uint32_t reqid = svm_daemon_reqid();
+        svm_dreply rep;
+        sv_buf b;
+        apr_status_t rv;
+
+        memcpy(req->uuid, d->uuid, SV_UUID_LEN);
+        req->n = 0;
+        for (i = from; i < to && req->n < SV_WIRE_MAX_FIELDS; i++) {
+            const svm_dfield *f = &d->f[i];
+            sv_release_item *it;
+            if (!f->new_share)
+                continue;
+            it = &req->f[req->n++];
+            apr_cpystrn(it->name, f->name, sizeof(it->name));
+            it->drop_id = commit ? f->share : f->new_share;
+            it->keep_id = commit ? f->new_share : 0;
+        }
+        from = i;
+        if (req->n == 0)
+            continue;
+        sv_buf_init(&b, 0, 0);
+        if (sv_release_req_encode(&b, reqid, req) != SV_OK) {
+            sv_buf_free(&b);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02111: cannot encode RELEASE");
+            continue;
+        }
+        rv = svm_daemon_call(r, d->sc, &b, reqid, 0, &rep);
+        sv_buf_free(&b);
+        if (rv != APR_SUCCESS || rep.type != SV_MSG_RELEASE_OK)
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02112: RELEASE for record %s "
+                          "(%s) not confirmed%s%s; splitvault-admin reconcile will finish it",
+                          d->ref, commit ? "after the commit" : "undoing the rotation",
+                          rep.type == SV_MSG_ERROR ? ": " : "",
+                          rep.type == SV_MSG_ERROR ? sv_wire_error_name(rep.err.code) : "");
+    }
+}
+
+/* Body bytes a field takes in DECRYPT with rotate = 1. */
+static apr_size_t svm_dec_field_size(const char *name, apr_size_t ct_len)
+{
+    return 8 + 1 + strlen(name) + 32 + 32 + 4 + ct_len + 1 + 64;
+}
+
+/* Worst-case DECRYPT body of the configured form: sum of its fields at
+ * their maximum length (4 bytes per character). */
+static apr_size_t svm_dec_form_worst(const svm_srv_conf *sc, int *requests)
+{
+    const svm_field *f = (const svm_field *)sc->fields->elts;
+    apr_size_t total = 0, cur = SVM_DECRYPT_HDR_MAX;
+    int i, req = 1, in = 0;
+
+    for (i = 0; i < sc->fields->nelts; i++) {
+        apr_size_t fs = svm_dec_field_size(f[i].name, 4 * (apr_size_t)f[i].maxlen
+                                           + SV_HPKE_TAG_LEN);
+        total += fs;
+        if (cur + fs > SV_WIRE_MAX_BODY || in == SV_WIRE_MAX_FIELDS) {
+            req++;
+            cur = SVM_DECRYPT_HDR_MAX;
+            in = 0;
+        }
+        cur += fs;
+        in++;
+    }
+    *requests = req;
+    return total + SVM_DECRYPT_HDR_MAX;
+}
+
+void svm_decrypt_check_form(server_rec *s, const svm_srv_conf *sc)
+{
+    int requests = 1;
+    apr_size_t worst = svm_dec_form_worst(sc, &requests);
+
+    if (requests > 1)
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "SV02113: a record of this form may "
+                     "need %d DECRYPT requests (worst case %" APR_SIZE_T_FMT " bytes, over the "
+                     "daemon's 1 MiB limit per request); each is rate-limited on its own",
+                     requests, worst);
+}
+
+/* Outcome of the DECRYPT exchange. */
+enum { SVM_DX_OK, SVM_DX_WERR, SVM_DX_NOANSWER, SVM_DX_BADANSWER };
+
+/* One DECRYPT for fields [from, to). On SVM_DX_OK the plaintexts and new
+ * share ids are in the fields; on SVM_DX_WERR, *werr and *retry_ms are set. */
+static int svm_dec_exchange(svm_dctx *d, int from, int to, int *werr, apr_uint32_t *retry_ms)
+{
+    request_rec *r = d->r;
+    sv_decrypt_req *req = apr_pcalloc(r->pool, sizeof(*req));
+    sv_decrypt_resp resp;
+    uint32_t reqid = svm_daemon_reqid();
+    svm_dreply rep;
+    sv_buf b;
+    apr_status_t rv;
+    sv_status st;
+    int i;
+
+    memcpy(req->uuid, d->uuid, SV_UUID_LEN);
+    apr_cpystrn(req->actor, d->st->name, sizeof(req->actor));
+    req->wait_ms = (uint32_t)d->sc->decrypt_wait * 1000u;
+    req->n = (unsigned)(to - from);
+    for (i = from; i < to; i++) {
+        const svm_dfield *f = &d->f[i];
+        sv_decrypt_field *w = &req->f[i - from];
+        w->share_id = f->share;
+        apr_cpystrn(w->name, f->name, sizeof(w->name));
+        w->key2a = f->key2a;
+        w->enc = f->enc;
+        w->ct = f->ct;
+        w->ct_len = (uint32_t)f->ct_len;
+        w->rotate = 1;
+        w->new_pub = f->new_pub;
+        w->new_key2b = f->new_key2b;
+    }
+    sv_buf_init(&b, 1, 0); /* key2a and key2b': a secret buffer */
+    st = sv_decrypt_req_encode(&b, reqid, req);
+    /* the shares now live only in the frame */
+    for (i = from; i < to; i++) {
+        sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
+        sv_cleanse(d->f[i].new_key2b, SV_X25519_LEN);
+    }
+    sv_cleanse(req, sizeof(*req));
+    if (st != SV_OK) {
+        sv_buf_free(&b);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02114: cannot encode DECRYPT: %s",
+                      sv_strerror(st));
+        return SVM_DX_BADANSWER;
+    }
+    d->requests++;
+    rv = svm_daemon_call(r, d->sc, &b, reqid,
+                         apr_time_from_sec(d->sc->decrypt_wait) + d->sc->daemon_timeout, &rep);
+    sv_buf_free(&b);
+    if (rv != APR_SUCCESS)
+        return SVM_DX_NOANSWER;
+    *(svm_dreply *)apr_array_push(d->bodies) = rep;
+    if (rep.type == SV_MSG_ERROR) {
+        *werr = rep.err.code;
+        *retry_ms = rep.err.retry_ms;
+        return SVM_DX_WERR;
+    }
+    memset(&resp, 0, sizeof(resp));
+    if (rep.type != SV_MSG_DECRYPT_OK
+        || sv_decrypt_resp_decode(rep.body, rep.body_len, &resp) != SV_OK
+        || resp.n != (unsigned)(to - from)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02115: unexpected answer to DECRYPT");
+        return SVM_DX_BADANSWER;
+    }
+    for (i = from; i < to; i++) {
+        const sv_decrypt_out *o = &resp.f[i - from];
+        if (o->new_share_id == 0 || o->new_share_id == d->f[i].share) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02116: DECRYPT answer without a new "
+                          "share for %s", d->f[i].name);
+            return SVM_DX_BADANSWER;
+        }
+        d->f[i].pt = o->pt;
+        d->f[i].pt_len = o->pt_len;
+        d->f[i].new_share = o->new_share_id;
+    }
+    sv_cleanse(&resp, sizeof(resp));
+    return SVM_DX_OK;
+}
+
+/* Seal each value to its key2' and wrap key2a' to the active key1. */
+static int svm_dec_reseal(svm_dctx *d, const svm_key1pub *k1)
+{
+    sv_status st = SV_OK;
+    int i;
+
+    for (i = 0; i < d->n && st == SV_OK; i++) {
+        svm_dfield *f = &d->f[i];
+        f->new_ct = apr_palloc(d->r->pool, f->pt_len + SV_HPKE_TAG_LEN);
+        if ((st = sv_datum_seal(f->new_pub, d->uuid, f->name, f->pt, f->pt_len, f->new_enc,
+                                f->new_ct)) == SV_OK)
+            st = sv_key2a_wrap(k1->pub, d->uuid, f->name, f->new_share, f->new_key2a,
+                               f->new_wenc, f->new_wct);
+        sv_cleanse(f->new_key2a, SV_X25519_LEN);
+    }
+    if (st != SV_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, d->r, "SV02117: sealing a rotated field "
+                      "failed: %s", sv_strerror(st));
+        return -1;
+    }
+    return 0;
+}
+
+/* The transaction: every row, compare-and-swap, plus the audit row.
+ * Returns 0 committed, 1 a row changed meanwhile, -1 database failure. */
+static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1)
+{
+    request_rec *r = d->r;
+    int attempt, i;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        int changed = 0, fail;
+        if (svm_db_tx_begin(r, d->dbd))
+            return -1;
+        for (i = 0, fail = 0; i < d->n && !fail && !changed; i++) {
+            svm_dfield *f = &d->f[i];
+            apr_size_t s32 = SV_X25519_LEN, se = SV_HPKE_ENC_LEN,
+                       sct = f->pt_len + SV_HPKE_TAG_LEN, sw = SV_WRAPPED_CT_LEN;
+            const char *ns = apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, f->new_share);
+            const void *args[] = { f->new_pub, &s32, "fields", "key2_pub",
+                                   f->new_enc, &se, "fields", "enc",
+                                   f->new_ct, &sct, "fields", "ct",
+                                   ns,
+                                   f->new_wenc, &se, "fields", "wrap_enc",
+                                   f->new_wct, &sw, "fields", "wrap_ct",
+                                   k1->fp, d->id, f->name, f->share_s, f->pub_hex,
+                                   f->version };
+            int nrows = 0;
+            fail = svm_db_exec(r, d->dbd, "svm_dec_rotate", &nrows, args) != 0;
+#ifdef SV_TEST_HOOKS
+            if (!fail && svm_test_fault(r) && strcmp(svm_test_fault(r), "decrypt-conflict") == 0)
+                nrows = 0; /* as if an update had changed the row meanwhile */
+#endif
+            if (!fail && nrows != 1)
+                changed = 1;
+        }
+        if (!fail && !changed)
+            fail = svm_audit(r, d->dbd, d->st->name, "decrypt", d->ref, NULL, "ok",
+                             apr_psprintf(r->pool, "fields=%d requests=%d rotated", d->n,
+                                          d->requests)) != 0;
+#ifdef SV_TEST_HOOKS
+        if (!fail && !changed && svm_test_fault(r)
+            && strcmp(svm_test_fault(r), "decrypt-crash") == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02118: test fault: this child "
+                          "dies between the daemon's answer and the commit");
+            kill(getpid(), SIGKILL);
+        }
+#endif
+        if (changed) {
+            svm_db_tx_end(r, d->dbd, 1);
+            return 1;
+        }
+        if (svm_db_tx_end(r, d->dbd, fail) == 0 && !fail)
+            return 0;
+        if (!svm_db_repaired(r) || svm_kd_reprepare(r, d->dbd))
+            return -1;
+        /* the connection was re-established: run the transaction again */
+    }
+    return -1;
+}
+
+/* Write s[0..n) HTML-escaped, through a stack buffer that is cleansed. */
+static void svm_write_escaped(request_rec *r, const uint8_t *s, apr_size_t n)
+{
+    char buf[1024];
+    apr_size_t o = 0, i;
+
+    for (i = 0; i < n; i++) {
+        const char *e = s[i] == '&' ? "&amp;" : s[i] == '<' ? "&lt;" : s[i] == '>' ? "&gt;"
+                      : s[i] == '"' ? "&quot;" : s[i] == '\'' ? "&#39;" : NULL;
+        apr_size_t el = e ? strlen(e) : 1;
+        if (o + el > sizeof(buf)) {
+            ap_rwrite(buf, (int)o, r);
+            o = 0;
+        }
+        if (e) {
+            memcpy(buf + o, e, el);
+            o += el;
+        }
+        else
+            buf[o++] = (char)s[i];
+    }
+    if (o)
+        ap_rwrite(buf, (int)o, r);
+    sv_cleanse(buf, sizeof(buf));
+}
+
+/* The values page: once, no-store, in the form's order, then any other
+ * field of the record. */
+static int svm_dec_show(svm_dctx *d)
+{
+    request_rec *r = d->r;
+    const svm_field *cf = (const svm_field *)d->sc->fields->elts;
+    char *shown = apr_pcalloc(r->pool, (apr_size_t)d->n);
+    int pass, i, j;
+
+    svm_security_headers(r, 1);
+    apr_table_setn(r->err_headers_out, "Expires", "0");
+    svm_page_begin(r, d->sc, apr_pstrcat(r->pool, "Record ", d->ref, " (decrypted)", NULL),
+                   d->st);
+    ap_rprintf(r, "<h1>Record <span class=\"mono\">%s</span>: decrypted</h1>\n"
+               "<p class=\"note\" role=\"status\">Shown once: this page is not stored by your "
+               "browser, and reloading it does not show the values again. The decryption is "
+               "recorded in both audit logs, and every field now has a new key.</p>\n<dl>\n",
+               svm_esc(r->pool, d->ref));
+    for (pass = 0; pass < 2; pass++) {
+        int count = pass == 0 ? d->sc->fields->nelts : d->n;
+        for (i = 0; i < count; i++) {
+            const svm_field *cfg = NULL;
+            if (pass == 0) {
+                for (j = 0; j < d->n && strcmp(d->f[j].name, cf[i].name) != 0; j++)
+                    ;
+                if (j == d->n)
+                    continue;
+                cfg = &cf[i];
+            }
+            else
+                j = i;
+            if (shown[j]++)
+                continue;
+            ap_rprintf(r, "<dt>%s <span class=\"hint mono\">%s</span></dt>\n<dd><pre "
+                       "class=\"value\" id=\"value-%s\">\n",
+                       svm_esc(r->pool, cfg ? cfg->label : d->f[j].name),
+                       svm_esc(r->pool, d->f[j].name), svm_esc(r->pool, d->f[j].name));
+            svm_write_escaped(r, d->f[j].pt, d->f[j].pt_len);
+            ap_rputs("</pre></dd>\n", r);
+        }
+    }
+    ap_rprintf(r, "</dl>\n<p><a href=\"%s\">Back to the record</a></p>\n",
+               svm_esc(r->pool, svm_url(r, d->sc, apr_pstrcat(r->pool, "/staff/record/",
+                                                              d->ref, NULL))));
+    svm_page_end(r);
+    return OK;
+}
+
+/* Cleanse every reply body (the plaintexts). */
+static void svm_dec_wipe(svm_dctx *d)
+{
+    int i;
+
+    for (i = 0; i < d->bodies->nelts; i++) {
+        svm_dreply *rep = &APR_ARRAY_IDX(d->bodies, i, svm_dreply);
+        if (rep->body)
+            sv_cleanse((void *)rep->body, rep->body_len);
+    }
+    for (i = 0; i < d->n; i++) {
+        d->f[i].pt = NULL;
+        d->f[i].pt_len = 0;
+    }
+}
+
+/* A failure page, with its audit row. */
+static int svm_dec_fail(svm_dctx *d, int status, const char *outcome, const char *detail,
+                        const char *title, const char *msg)
+{
+    if (d->dbd)
+        svm_audit(d->r, d->dbd, d->st->name, "decrypt", d->ref, NULL, outcome, detail);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, d->r, "SV02119: decrypt of %s by %s: %s",
+                  d->ref, d->st->name, outcome);
+    return svm_page_message(d->r, d->sc, status, title, msg, d->st);
+}
+
+/* The page for an error answer of the daemon. */
+static int svm_dec_werr(svm_dctx *d, int werr, apr_uint32_t retry_ms)
+{
+    request_rec *r = d->r;
+
+    switch (werr) {
+    case SV_WERR_RATE_LIMITED:
+        if (retry_ms)
+            apr_table_setn(r->err_headers_out, "Retry-After",
+                           apr_psprintf(r->pool, "%u", (unsigned)((retry_ms + 999) / 1000)));
+        return svm_dec_fail(d, HTTP_TOO_MANY_REQUESTS, "rate limited", NULL,
+                            "Queued, not served: rate limit",
+                            apr_psprintf(r->pool, "The decryption service allows only a few "
+                                         "decryptions at a time. Your request waited in its "
+                                         "queue for up to %d seconds and was not served "
+                                         "(rate limit). Nothing was decrypted. Try again "
+                                         "%s.", d->sc->decrypt_wait,
+                                         retry_ms ? apr_psprintf(r->pool, "in about %u "
+                                                                 "seconds", (unsigned)
+                                                                 ((retry_ms + 999) / 1000))
+                                                  : "later"));
+    case SV_WERR_BUSY:
+        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "busy", NULL, "Refused: queue full",
+                            "The decryption service's queue is full, so it refused this "
+                            "request. Nothing was decrypted. Try again later.");
+    case SV_WERR_LOCKED_DOWN:
+        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "locked down", NULL,
+                            "Decryption is locked down",
+                            "The decryption service is LOCKED DOWN: it saw too many "
+                            "decryption requests at once and now refuses every decryption "
+                            "until its system administrator unlocks it. Nothing was "
+                            "decrypted. Tell your administrator.");
+    case SV_WERR_AUDIT:
+        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "audit unavailable", NULL,
+                            "Decryption unavailable",
+                            "The decryption service cannot write its audit log, so it refuses "
+                            "every decryption. Nothing was decrypted. Tell your "
+                            "administrator.");
+    case SV_WERR_REFUSED:
+        return svm_dec_fail(d, HTTP_UNPROCESSABLE_ENTITY, "refused", "daemon refused",
+                            "Decryption refused",
+                            "The decryption service refused this record: its stored data does "
+                            "not check out (it may have been altered, or mixed up with another "
+                            "record's). Nothing was decrypted. Tell your administrator.");
+    default:
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02121: splitvaultd answered DECRYPT "
+                      "with %s", sv_wire_error_name((uint16_t)werr));
+        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error",
+                            sv_wire_error_name((uint16_t)werr), "Not decrypted",
+                            "The decryption service had a temporary problem. Nothing was "
+                            "decrypted; please try again.");
+    }
+}
 
 int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                      const char *ref, apr_array_header_t *pairs)
 {
-    ap_dbd_t *dbd = svm_db(r);
+    svm_dctx dc, *d = &dc;
+    const char *uuid_s = NULL, *missing = NULL;
+    svm_key1pub k1;
+    apr_time_t answered;
+    int rc, i, from, werr = 0, res = SVM_DX_OK;
+    apr_uint32_t retry_ms = 0;
 
-    if (dbd)
-        svm_audit(r, dbd, st->name, "decrypt", ref, NULL, "unavailable", NULL);
-    return svm_page_message(r, sc, HTTP_NOT_IMPLEMENTED, "Decryption not available",
-                            "Decryption is not available on this server yet. Nothing was "
-                            "decrypted.", st);
+    memset(d, 0, sizeof(*d));
+    d->r = r;
+    d->sc = sc;
+    d->st = st;
+    d->ref = ref;
+    d->bodies = apr_array_make(r->pool, 2, sizeof(svm_dreply));
+    if (!(d->dbd = svm_db(r)))
+        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not decrypted",
+                                "The database is unreachable; nothing was decrypted. Please "
+                                "try again.", st);
+    if ((rc = svm_record_lookup(r, d->dbd, ref, &d->id, &uuid_s)) != 0)
+        return rc > 0 ? svm_page_message(r, sc, HTTP_NOT_FOUND, "No such record",
+                                         "There is no record with this reference code.", st)
+                      : svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not decrypted",
+                                         "The database failed; nothing was decrypted.", st);
+    if (sv_uuid_parse(uuid_s, strlen(uuid_s), d->uuid) != SV_OK || svm_dec_read(d) != 0)
+        return svm_dec_fail(d, HTTP_INTERNAL_SERVER_ERROR, "error", "unreadable rows",
+                            "Not decrypted", "This record's stored rows cannot be read. "
+                            "Nothing was decrypted.");
+    svm_audit(r, d->dbd, st->name, "decrypt", ref, NULL, "started",
+              apr_psprintf(r->pool, "fields=%d", d->n));
+
+    /* key1: loaded, and opening every wrapped key2a */
+    switch (svm_dec_unwrap(d, &missing)) {
+    case 0:
+        break;
+    case 1:
+        for (i = 0; i < d->n; i++)
+            if (d->f[i].key2a)
+                sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
+        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "key not loaded",
+                            apr_pstrcat(r->pool, "key1 ", missing, NULL), "Key not loaded",
+                            apr_pstrcat(r->pool, "Decryption needs the organisation's key "
+                                        "(key1, fingerprint ", missing, ") to be loaded on "
+                                        "this server. It is not loaded: an administrator "
+                                        "loads it at the key location (it is wiped whenever "
+                                        "Apache stops). Nothing was decrypted.", NULL));
+    default:
+        for (i = 0; i < d->n; i++)
+            if (d->f[i].key2a)
+                sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
+        return svm_dec_fail(d, HTTP_UNPROCESSABLE_ENTITY, "refused", "key2a does not open",
+                            "Decryption refused",
+                            "This record's stored keys do not check out (the rows may have "
+                            "been altered, or mixed up with another record's). Nothing was "
+                            "decrypted. Tell your administrator.");
+    }
+    /* the key the rotated key2a' will be wrapped to: before any share is made */
+    if (svm_key1_active(r, d->dbd, &k1) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
+        for (i = 0; i < d->n; i++)
+            sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
+        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "no active key1",
+                            "Not decrypted", "Decryption is unavailable because of a "
+                            "temporary problem; nothing was decrypted.");
+    }
+
+    /* DECRYPT, in as few requests as the 1 MiB body limit allows */
+    for (from = 0; from < d->n && res == SVM_DX_OK; ) {
+        apr_size_t size = SVM_DECRYPT_HDR_MAX;
+        int to = from;
+        while (to < d->n && to - from < SV_WIRE_MAX_FIELDS
+               && (to == from || size + svm_dec_field_size(d->f[to].name, d->f[to].ct_len)
+                                 <= SV_WIRE_MAX_BODY))
+        {
+            size += svm_dec_field_size(d->f[to].name, d->f[to].ct_len);
+            to++;
+        }
+        res = svm_dec_exchange(d, from, to, &werr, &retry_ms);
+        from = to;
+    }
+    answered = apr_time_now();
+    for (i = 0; i < d->n; i++) { /* whatever was not sent */
+        sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
+        sv_cleanse(d->f[i].new_key2b, SV_X25519_LEN);
+    }
+    if (res != SVM_DX_OK) {
+        /* earlier requests of this record stored pending shares: undo them */
+        svm_dec_release(d, 0, d->n, 0);
+        svm_dec_wipe(d);
+        for (i = 0; i < d->n; i++)
+            sv_cleanse(d->f[i].new_key2a, SV_X25519_LEN);
+        if (res == SVM_DX_WERR)
+            return svm_dec_werr(d, werr, retry_ms);
+        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, res == SVM_DX_NOANSWER ? "no answer"
+                            : "error", NULL, "Not decrypted",
+                            "The decryption service did not answer properly. Nothing is "
+                            "shown; please try again.");
+    }
+#ifdef SV_TEST_HOOKS
+    if (svm_test_fault(r) && strcmp(svm_test_fault(r), "decrypt-pause") == 0)
+        apr_sleep(apr_time_from_sec(2)); /* room for a concurrent update */
+#endif
+
+    /* re-seal, then one transaction */
+    rc = svm_dec_reseal(d, &k1);
+    if (rc == 0 && apr_time_now() - answered > SVM_ROTATE_MAX_AGE) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02122: decrypt of %s took too long "
+                      "after the daemon's answer; the rotation is given up", ref);
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = svm_dec_commit(d, &k1);
+    if (rc != 0) {
+        svm_dec_release(d, 0, d->n, 0);
+        svm_dec_wipe(d);
+        if (rc > 0)
+            return svm_dec_fail(d, HTTP_CONFLICT, "conflict", "changed meanwhile",
+                                "Changed meanwhile",
+                                "This record changed while it was being decrypted (someone "
+                                "updated or decrypted it at the same moment). Nothing was "
+                                "changed and nothing is shown: please try again.");
+        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "commit failed",
+                            "Not decrypted", "The database failed while finishing the "
+                            "decryption. Nothing was changed and nothing is shown: please "
+                            "try again.");
+    }
+#ifdef SV_TEST_HOOKS
+    if (!(svm_test_fault(r) && strcmp(svm_test_fault(r), "decrypt-no-release") == 0))
+#endif
+        svm_dec_release(d, 0, d->n, 1);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV02123: %s decrypted %s (%d fields, "
+                  "rotated)", st->name, ref, d->n);
+    rc = svm_dec_show(d);
+    svm_dec_wipe(d);
+    return rc;
 }

@@ -1,25 +1,362 @@
 /*
  * svm_keys.c - handler "splitvault-keys": the admin key location.
  *
- * Signed-in admins (can_admin) see the registered key1 public keys and the
- * daemon's status. Uploading and forgetting key1's private half (shared
- * memory) belong here too and are added with the key1 slot; the sysadmin
- * additionally fences this location with Require rules.
+ * Signed-in admins (can_admin) see the registered key1 public keys, which
+ * of them are loaded in this server's shared memory (since when, by whom),
+ * and the daemon's status (reachable, locked down, queue). Two POST actions,
+ * each with the session's CSRF token:
+ *
+ *   action=upload  a key1 PEM (file input "key1file" in a multipart form,
+ *                  or pasted text "key1pem") and its "passphrase": loaded
+ *                  only when its public half is a registered key1 public
+ *                  key; a valid but unregistered key is a substitution
+ *                  attempt and is refused. The body holding the PEM and the
+ *                  passphrase is cleansed as soon as the key is decoded.
+ *   action=forget  "fingerprint": wipe that key from shared memory.
+ *
+ * "kind" is "whole" (the default); it leaves room for loading key1 from
+ * k-of-n admin parts later (svm_shm.c reserves the slot state). Every
+ * upload, refusal and forget is audited (fingerprints only, never key
+ * material). The sysadmin additionally fences this location with Require.
  */
 #include "svm.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
+
+#include "sv_secret.h"
+
+#define SVM_UPLOAD_MAX (4 * SV_KEYFILE_MAX) /* a key file, URL-encoded, and the rest */
+
+/* The first non-empty value among the names given, or NULL. */
+static const svm_pair *svm_pick(const apr_array_header_t *pairs, const char *a, const char *b)
+{
+    const svm_pair *p = svm_form_get(pairs, a);
+
+    if (p && p->len)
+        return p;
+    p = svm_form_get(pairs, b);
+    return p && p->len ? p : NULL;
+}
+
+/* A refusal page after an upload: audited, nothing kept. */
+static int svm_upload_refused(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                              ap_dbd_t *dbd, int status, const char *detail, const char *msg)
+{
+    if (dbd)
+        svm_audit(r, dbd, st->name, "key1-upload", NULL, NULL, "refused", detail);
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02102: key1 upload by %s refused: %s",
+                  st->name, detail);
+    return svm_page_message(r, sc, status, "Key not loaded",
+                            apr_pstrcat(r->pool, msg, " Nothing was loaded; the attempt is "
+                                        "recorded in the audit log.", NULL), st);
+}
+
+/* action=upload. The body is wiped before anything slow or fallible that
+ * does not need it. */
+static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                           svm_upload *u)
+{
+    const svm_pair *pem = svm_pick(u->pairs, "key1file", "key1pem");
+    const svm_pair *pass = svm_form_get(u->pairs, "passphrase");
+    const svm_pair *kind = svm_form_get(u->pairs, "kind");
+    unsigned char *sk = svm_secret_palloc(r->pool, SV_X25519_LEN);
+    unsigned char pk[SV_X25519_LEN], reg[SV_X25519_LEN];
+    char fp[SV_FINGERPRINT_HEX_LEN + 1];
+    const char *detail;
+    ap_dbd_t *dbd = svm_db(r);
+    svm_rows res;
+    apr_dbd_row_t *row;
+    int found = 0, replaced = 0;
+    apr_status_t rv;
+    sv_status kst;
+
+    if (kind && strcmp(kind->value, "whole") != 0) {
+        svm_upload_wipe(u);
+        return svm_upload_refused(r, sc, st, dbd, HTTP_BAD_REQUEST, "unsupported kind",
+                                  "Loading key1 from parts is not available in this "
+                                  "release.");
+    }
+    if (!pem) {
+        svm_upload_wipe(u);
+        return svm_upload_refused(r, sc, st, dbd, HTTP_BAD_REQUEST, "no key file",
+                                  "Choose the key1 file (or paste its PEM text).");
+    }
+    kst = sv_key1_private_from_pem(pem->value, pem->len, pass && pass->len ? pass->value : NULL,
+                                   pass ? pass->len : 0, sk, pk);
+    svm_upload_wipe(u); /* the PEM and the passphrase: gone now */
+    switch (kst) {
+    case SV_OK:
+        break;
+    case SV_ERR_KEY_PASSPHRASE:
+        return svm_upload_refused(r, sc, st, dbd, HTTP_FORBIDDEN, "wrong passphrase",
+                                  "The passphrase does not open this key file.");
+    case SV_ERR_KEY_NEED_PASS:
+        return svm_upload_refused(r, sc, st, dbd, HTTP_BAD_REQUEST, "passphrase missing",
+                                  "This key file is encrypted: enter its passphrase.");
+    case SV_ERR_KEY_TYPE:
+        return svm_upload_refused(r, sc, st, dbd, HTTP_BAD_REQUEST, "not an X25519 private key",
+                                  "This is a key, but not an X25519 private key such as "
+                                  "`openssl genpkey -algorithm X25519` writes.");
+    case SV_ERR_KEY_TOO_LARGE:
+    case SV_ERR_KEY_FORMAT:
+    default:
+        return svm_upload_refused(r, sc, st, dbd, HTTP_BAD_REQUEST, "not a key file",
+                                  "This is not a PEM private key file.");
+    }
+    if (sv_key1_fingerprint(pk, fp) != SV_OK) {
+        sv_cleanse(sk, SV_X25519_LEN);
+        return svm_upload_refused(r, sc, st, dbd, HTTP_INTERNAL_SERVER_ERROR, "internal error",
+                                  "The key could not be checked.");
+    }
+    if (!dbd) {
+        sv_cleanse(sk, SV_X25519_LEN);
+        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Key not loaded",
+                                "The database is unreachable, so the key cannot be checked "
+                                "against the registered keys. Nothing was loaded.", st);
+    }
+    {
+        const void *args[] = { fp };
+        if (svm_db_select(r, dbd, "svm_key1_get", &res, args)) {
+            sv_cleanse(sk, SV_X25519_LEN);
+            return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Key not loaded",
+                                    "The database failed while checking the key. Nothing "
+                                    "was loaded.", st);
+        }
+        while ((row = svm_db_row(r, dbd, &res)))
+            if (!found && svm_hex_decode(svm_db_col(r, dbd, row, 0), reg, sizeof(reg)) == 0)
+                found = sv_memcmp_ct(reg, pk, SV_X25519_LEN) == 0;
+    }
+    if (!found) {
+        sv_cleanse(sk, SV_X25519_LEN);
+        detail = apr_pstrcat(r->pool, "key not registered: ", fp, NULL);
+        return svm_upload_refused(r, sc, st, dbd, HTTP_FORBIDDEN, detail,
+                                  "This key is not a registered key1 (its fingerprint is not "
+                                  "in the database), so it cannot be used here.");
+    }
+    rv = svm_key1_load(r, sk, pk, fp, st->name, &replaced);
+    sv_cleanse(sk, SV_X25519_LEN);
+    if (rv == APR_ENOSPC)
+        return svm_upload_refused(r, sc, st, dbd, HTTP_CONFLICT, "every key slot is in use",
+                                  "Every key slot of this server is in use: forget a key "
+                                  "first.");
+    if (rv != APR_SUCCESS)
+        return svm_upload_refused(r, sc, st, dbd, HTTP_SERVICE_UNAVAILABLE,
+                                  "shared memory unavailable",
+                                  "The key store of this server is unavailable.");
+    svm_audit(r, dbd, st->name, "key1-upload", NULL, NULL, "ok",
+              apr_pstrcat(r->pool, replaced ? "reloaded " : "loaded ", fp, NULL));
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02103: key1 %s loaded by %s", fp,
+                  st->name);
+    return svm_redirect(r, apr_pstrcat(r->pool, ap_escape_uri(r->pool, r->uri), "?done=loaded",
+                                       NULL));
+}
+
+/* action=forget. */
+static int svm_keys_forget(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                           svm_upload *u)
+{
+    const svm_pair *f = svm_form_get(u->pairs, "fingerprint");
+    char fp[SV_FINGERPRINT_HEX_LEN + 1];
+    ap_dbd_t *dbd = svm_db(r);
+    apr_status_t rv;
+
+    if (!f || f->len != SV_FINGERPRINT_HEX_LEN
+        || strspn(f->value, "0123456789abcdef") != SV_FINGERPRINT_HEX_LEN) {
+        svm_upload_wipe(u);
+        return svm_page_message(r, sc, HTTP_BAD_REQUEST, "Not forgotten",
+                                "Name the key by its fingerprint.", st);
+    }
+    apr_cpystrn(fp, f->value, sizeof(fp));
+    svm_upload_wipe(u);
+    rv = svm_key1_forget(r, fp);
+    if (dbd)
+        svm_audit(r, dbd, st->name, "key1-forget", NULL, NULL,
+                  rv == APR_SUCCESS ? "ok" : rv == APR_NOTFOUND ? "not loaded" : "error",
+                  apr_pstrcat(r->pool, "key1 ", fp, NULL));
+    if (rv == APR_NOTFOUND)
+        return svm_page_message(r, sc, HTTP_NOT_FOUND, "Not loaded",
+                                "That key is not loaded on this server.", st);
+    if (rv != APR_SUCCESS)
+        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not forgotten",
+                                "The key store of this server is unavailable.", st);
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02104: key1 %s forgotten by %s", fp,
+                  st->name);
+    return svm_redirect(r, apr_pstrcat(r->pool, ap_escape_uri(r->pool, r->uri),
+                                       "?done=forgotten", NULL));
+}
+
+/* POST: CSRF first, then the action. */
+static int svm_keys_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
+{
+    svm_upload u;
+    const svm_pair *a;
+    const char *why, *action;
+    int rc;
+
+    if ((rc = svm_upload_read(r, SVM_UPLOAD_MAX, &u, &why)) != OK) {
+        svm_upload_wipe(&u);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV02105: key location form refused: %s",
+                      why);
+        return svm_page_message(r, sc, rc, "Request refused", why, st);
+    }
+    a = svm_form_get(u.pairs, "action");
+    action = a && strcmp(a->value, "forget") == 0 ? "key1-forget" : "key1-upload";
+    if (!svm_csrf_ok(u.pairs, st->csrf)) {
+        ap_dbd_t *dbd = svm_db(r);
+        svm_upload_wipe(&u);
+        if (dbd)
+            svm_audit(r, dbd, st->name, action, NULL, NULL, "refused",
+                      "missing or wrong CSRF token");
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02106: key location POST without a "
+                      "valid CSRF token from %s", st->name);
+        return svm_page_message(r, sc, HTTP_FORBIDDEN, "Request refused",
+                                "This form has expired or did not come from this site. "
+                                "Nothing was changed. Reload the page and try again.", st);
+    }
+    if (!a || (strcmp(a->value, "upload") != 0 && strcmp(a->value, "forget") != 0)) {
+        svm_upload_wipe(&u);
+        return svm_page_message(r, sc, HTTP_BAD_REQUEST, "Request refused",
+                                "Unknown action.", st);
+    }
+    if (strcmp(a->value, "forget") == 0)
+        return svm_keys_forget(r, sc, st, &u);
+    return svm_keys_upload(r, sc, st, &u);
+}
+
+/* The loaded-keys entry for fp, or NULL. */
+static const svm_key1_info *svm_loaded(const svm_key1_info *l, int n, const char *fp)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (strcmp(l[i].fp, fp) == 0)
+            return &l[i];
+    return NULL;
+}
+
+static const char *svm_time_utc(apr_pool_t *p, apr_time_t t)
+{
+    apr_time_exp_t e;
+    char buf[32];
+    apr_size_t n = 0;
+
+    if (apr_time_exp_gmt(&e, t) != APR_SUCCESS
+        || apr_strftime(buf, &n, sizeof(buf), "%Y-%m-%d %H:%M", &e) != APR_SUCCESS)
+        return "?";
+    return apr_pstrmemdup(p, buf, n);
+}
+
+/* GET: the page. */
+static int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
+{
+    ap_dbd_t *dbd;
+    svm_rows res;
+    apr_dbd_row_t *row;
+    sv_status_resp ds;
+    svm_key1_info loaded[SVM_KEY1_SLOTS];
+    const void *args[] = { NULL };
+    const char *done = svm_query_arg(r, "done");
+    const char *self = svm_esc(r->pool, ap_escape_uri(r->pool, r->uri));
+    int n = 0, nl, i, seen[SVM_KEY1_SLOTS] = { 0 };
+
+    if (!(dbd = svm_db(r)) || svm_db_select(r, dbd, "svm_key1_list", &res, args))
+        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Keys unavailable",
+                                "The database is unreachable; please try again.", st);
+    nl = svm_key1_slots(r, loaded);
+    svm_security_headers(r, 1);
+    svm_page_begin(r, sc, "Keys", st);
+    ap_rputs("<h1>Keys</h1>\n", r);
+    if (done && strcmp(done, "loaded") == 0)
+        ap_rputs("<p class=\"note\" role=\"status\">key1 is loaded.</p>\n", r);
+    else if (done && strcmp(done, "forgotten") == 0)
+        ap_rputs("<p class=\"note\" role=\"status\">key1 was wiped from this server's "
+                 "memory.</p>\n", r);
+    if (nl < 0)
+        ap_rputs("<p class=\"error\">The key store of this server is unavailable.</p>\n", r);
+    else if (nl == 0)
+        ap_rputs("<p class=\"error\" role=\"status\">No key1 is loaded on this server: "
+                 "decryption is unavailable until an administrator loads it below. "
+                 "(Submissions are accepted all the same.)</p>\n", r);
+    ap_rputs("<h2>Registered key1 public keys</h2>\n<table><thead><tr>"
+             "<th scope=\"col\">Fingerprint (SHA-256)</th><th scope=\"col\">Active</th>"
+             "<th scope=\"col\">Registered (UTC)</th><th scope=\"col\">By</th>"
+             "<th scope=\"col\">Loaded here</th></tr></thead><tbody>\n", r);
+    while ((row = svm_db_row(r, dbd, &res))) {
+        const char *fp = svm_db_col(r, dbd, row, 0);
+        const svm_key1_info *li = nl > 0 ? svm_loaded(loaded, nl, fp) : NULL;
+        n++;
+        if (li)
+            seen[li - loaded] = 1;
+        ap_rprintf(r, "<tr><td class=\"mono\">%s</td><td>%s</td><td>%s</td><td>%s</td>",
+                   svm_esc(r->pool, fp), *svm_db_col(r, dbd, row, 1) == 't' ? "yes" : "no",
+                   svm_esc(r->pool, svm_db_col(r, dbd, row, 2)),
+                   svm_esc(r->pool, svm_db_col(r, dbd, row, 3)));
+        if (li)
+            ap_rprintf(r, "<td class=\"loaded\">loaded since %s UTC by %s "
+                       "<form method=\"post\" action=\"%s\"><input type=\"hidden\" "
+                       "name=\"csrf\" value=\"%s\"><input type=\"hidden\" name=\"action\" "
+                       "value=\"forget\"><input type=\"hidden\" name=\"fingerprint\" "
+                       "value=\"%s\"><button type=\"submit\" class=\"secondary\">Forget"
+                       "</button></form></td></tr>\n",
+                       svm_time_utc(r->pool, li->since), svm_esc(r->pool, li->by), self,
+                       svm_esc(r->pool, st->csrf), svm_esc(r->pool, li->fp));
+        else
+            ap_rputs("<td>no</td></tr>\n", r);
+    }
+    if (!n)
+        ap_rputs("<tr><td colspan=\"5\">None: intake is refused until a key1 public key is "
+                 "registered (splitvault-admin key1-register).</td></tr>\n", r);
+    ap_rputs("</tbody></table>\n", r);
+    for (i = 0; i < nl; i++) {
+        /* loaded, but no longer registered: still offer to forget it */
+        if (seen[i])
+            continue;
+        ap_rprintf(r, "<p>Also loaded (not registered any more): <span class=\"mono\">%s"
+                   "</span> <form method=\"post\" action=\"%s\"><input type=\"hidden\" "
+                   "name=\"csrf\" value=\"%s\"><input type=\"hidden\" name=\"action\" "
+                   "value=\"forget\"><input type=\"hidden\" name=\"fingerprint\" value=\"%s\">"
+                   "<button type=\"submit\" class=\"secondary\">Forget</button></form></p>\n",
+                   svm_esc(r->pool, loaded[i].fp), self, svm_esc(r->pool, st->csrf),
+                   svm_esc(r->pool, loaded[i].fp));
+    }
+    ap_rprintf(r, "<h2>Load key1</h2>\n<p class=\"hint\">The key file is the one made with "
+               "<code>openssl genpkey -algorithm X25519 -aes256 -out key1.pem</code>. It is "
+               "accepted only when its public half is registered, is kept in this server's "
+               "memory only (never on disk) until Apache stops, and survives a graceful "
+               "restart.</p>\n"
+               "<form method=\"post\" action=\"%s\" enctype=\"multipart/form-data\" "
+               "autocomplete=\"off\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+               "<input type=\"hidden\" name=\"action\" value=\"upload\">"
+               "<input type=\"hidden\" name=\"kind\" value=\"whole\">"
+               "<label for=\"key1file\">key1 file (PEM)</label>"
+               "<input type=\"file\" id=\"key1file\" name=\"key1file\">"
+               "<label for=\"key1pem\">or paste its text</label>"
+               "<textarea id=\"key1pem\" name=\"key1pem\" spellcheck=\"false\"></textarea>"
+               "<label for=\"passphrase\">Passphrase</label>"
+               "<input type=\"password\" id=\"passphrase\" name=\"passphrase\" "
+               "autocomplete=\"off\">"
+               "<button type=\"submit\">Load key1</button></form>\n",
+               self, svm_esc(r->pool, st->csrf));
+    ap_rputs("<h2>Daemon</h2>\n", r);
+    if (svm_daemon_status(r, sc, &ds) == APR_SUCCESS)
+        ap_rprintf(r, "<p>Reachable. %s Queue: %u of %u. Shares: %" APR_UINT64_T_FMT
+                   " active, %" APR_UINT64_T_FMT " pending.</p>\n",
+                   ds.locked ? "<strong class=\"error\">LOCKED DOWN: decryption refused "
+                   "until the sysadmin unlocks it.</strong>" : "Not locked down.",
+                   (unsigned)ds.queue_len, (unsigned)ds.queue_max,
+                   (apr_uint64_t)ds.shares_active, (apr_uint64_t)ds.shares_pending);
+    else
+        ap_rputs("<p class=\"error\">Unreachable: new submissions are refused until the "
+                 "daemon is back.</p>\n", r);
+    svm_page_end(r);
+    return OK;
+}
 
 int svm_keys_handler(request_rec *r)
 {
     svm_srv_conf *sc;
     svm_staff *st;
     ap_dbd_t *dbd;
-    svm_rows res;
-    apr_dbd_row_t *row;
-    sv_status_resp ds;
-    const void *args[] = { NULL };
-    int n = 0;
 
     if (!r->handler || strcmp(r->handler, SVM_HANDLER_KEYS) != 0)
         return DECLINED;
@@ -37,46 +374,19 @@ int svm_keys_handler(request_rec *r)
     }
     if (!st->can_admin) {
         if ((dbd = svm_db(r)))
-            svm_audit(r, dbd, st->name, "keys-view", NULL, NULL, "denied", "not an admin");
+            svm_audit(r, dbd, st->name, r->method_number == M_POST ? "key1-upload"
+                      : "keys-view", NULL, NULL, "denied", "not an admin");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV02107: key location refused for %s: "
+                      "not an admin", st->name);
         return svm_page_message(r, sc, HTTP_FORBIDDEN, "Not permitted",
                                 "Only administrators may open the key location.", st);
     }
+    if (r->method_number == M_POST)
+        return svm_keys_post(r, sc, st);
     if (r->method_number != M_GET) {
-        apr_table_setn(r->err_headers_out, "Allow", "GET");
+        apr_table_setn(r->err_headers_out, "Allow", "GET, POST");
         return svm_page_message(r, sc, HTTP_METHOD_NOT_ALLOWED, "Not allowed",
                                 "This address does not accept that kind of request.", st);
     }
-    if (!(dbd = svm_db(r)) || svm_db_select(r, dbd, "svm_key1_list", &res, args))
-        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Keys unavailable",
-                                "The database is unreachable; please try again.", st);
-    svm_security_headers(r, 1);
-    svm_page_begin(r, sc, "Keys", st);
-    ap_rputs("<h1>Keys</h1>\n<h2>Registered key1 public keys</h2>\n<table><thead><tr>"
-             "<th scope=\"col\">Fingerprint (SHA-256)</th><th scope=\"col\">Active</th>"
-             "<th scope=\"col\">Registered (UTC)</th><th scope=\"col\">By</th></tr></thead>"
-             "<tbody>\n", r);
-    while ((row = svm_db_row(r, dbd, &res))) {
-        n++;
-        ap_rprintf(r, "<tr><td class=\"mono\">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
-                   svm_esc(r->pool, svm_db_col(r, dbd, row, 0)),
-                   *svm_db_col(r, dbd, row, 1) == 't' ? "yes" : "no",
-                   svm_esc(r->pool, svm_db_col(r, dbd, row, 2)),
-                   svm_esc(r->pool, svm_db_col(r, dbd, row, 3)));
-    }
-    if (!n)
-        ap_rputs("<tr><td colspan=\"4\">None: intake is refused until a key1 public key is "
-                 "registered (splitvault-admin key1-register).</td></tr>\n", r);
-    ap_rputs("</tbody></table>\n<h2>Daemon</h2>\n", r);
-    if (svm_daemon_status(r, sc, &ds) == APR_SUCCESS)
-        ap_rprintf(r, "<p>Reachable. %s Queue: %u of %u. Shares: %" APR_UINT64_T_FMT
-                   " active, %" APR_UINT64_T_FMT " pending.</p>\n",
-                   ds.locked ? "<strong class=\"error\">LOCKED DOWN: decryption refused "
-                   "until the sysadmin unlocks it.</strong>" : "Not locked down.",
-                   (unsigned)ds.queue_len, (unsigned)ds.queue_max,
-                   (apr_uint64_t)ds.shares_active, (apr_uint64_t)ds.shares_pending);
-    else
-        ap_rputs("<p class=\"error\">Unreachable: new submissions are refused until the "
-                 "daemon is back.</p>\n", r);
-    svm_page_end(r);
-    return OK;
+    return svm_keys_page(r, sc, st);
 }

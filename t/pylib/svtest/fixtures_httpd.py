@@ -17,6 +17,12 @@ Fixtures
 - `sv_shared`     the same, shared by the tests of one module (read-mostly
                   tests that do not care what others stored)
 
+Stack also drives the key location and decryption the way a browser does:
+`upload_key1()` (multipart or urlencoded, admin ada by default),
+`forget_key1()`, `decrypt(client, ref)` and `decrypted_values(response)`;
+`daemon_options` (to sv_factory) are passed to the daemon's fixture (rate
+limits, queue, lock-down threshold).
+
 Reusable outside pytest (the demo, benchmarks): MainDb, Key1, Httpd,
 WebClient, Stack.start(...).
 """
@@ -357,6 +363,19 @@ class Httpd:
         os.kill(self.proc.pid, signal.SIGUSR1)
         time.sleep(1.5)
 
+    def graceful_ctl(self, timeout=20):
+        """`apache2 -k graceful` (what a sysadmin runs); returns once the
+        parent has re-read its configuration and resumed."""
+        before = self.log_text().count("resuming normal operations")
+        run([APACHE, "-f", self.conf, "-k", "graceful"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_text().count("resuming normal operations") > before:
+                time.sleep(0.3)
+                return
+            time.sleep(0.1)
+        raise TimeoutError("apache2 -k graceful: no restart seen in the error log")
+
     @property
     def scheme(self):
         return "https" if self.tls else "http"
@@ -388,7 +407,7 @@ class Stack:
     """Everything one test needs: db, key1, daemon, httpd, and ways in."""
 
     def __init__(self, directory, pg, pki, daemon_factory, staff=True, key1=True,
-                 key1_passphrase=None, **httpd_options):
+                 key1_passphrase=None, daemon_options=None, **httpd_options):
         self.dir = Path(directory)
         self.pg = pg
         self.pki = pki
@@ -399,7 +418,7 @@ class Stack:
         if key1:
             self.key1 = Key1(self.dir / "key1", passphrase=key1_passphrase)
             self.db.admin("key1-register", self.key1.pub, "--by", "tests")
-        self.daemon = daemon_factory(self.dir / "daemon")
+        self.daemon = daemon_factory(self.dir / "daemon", **(daemon_options or {}))
         self.httpd = Httpd(self.dir / "httpd", self.db, pki, self.daemon.port, **httpd_options)
         self.httpd.start()
         # Tests add patterns here for errors they cause on purpose.
@@ -427,6 +446,54 @@ class Stack:
         c = client or self.client()
         return c.post(self.path("/"), values)
 
+    # -- the key location and decryption -----------------------------------
+    def keys_path(self):
+        return self.httpd.base + "-keys"
+
+    def upload_key1(self, client=None, pem=None, passphrase=None, form="multipart",
+                    csrf=None, extra=None):
+        """Load key1 at the key location as a browser does; returns the
+        Response (303 on success). pem: bytes of the key file (default this
+        stack's key1); passphrase: default this stack's; csrf: default the
+        page's token (pass "" to send none)."""
+        c = client or self.login("ada")
+        page = c.get(self.keys_path())
+        token = page.csrf() if csrf is None else csrf
+        pem = self.key1.pem.read_bytes() if pem is None else pem
+        if passphrase is None:
+            passphrase = self.key1.passphrase or ""
+        fields = [("action", "upload"), ("kind", "whole"), ("passphrase", passphrase)]
+        if token:
+            fields.insert(0, ("csrf", token))
+        fields += list((extra or {}).items())
+        if form == "multipart":
+            body, ctype = multipart_body(fields, [("key1file", "key1.pem", pem)])
+            return c.post(self.keys_path(), body=body, content_type=ctype)
+        fields.append(("key1pem", pem.decode("ascii")))
+        return c.post(self.keys_path(), body=urllib.parse.urlencode(fields))
+
+    def forget_key1(self, fingerprint=None, client=None):
+        c = client or self.login("ada")
+        page = c.get(self.keys_path())
+        return c.post(self.keys_path(), {"csrf": page.csrf(), "action": "forget",
+                                         "fingerprint": fingerprint or self.key1.fingerprint})
+
+    def decrypt(self, client, ref, headers=None, timeout=60):
+        """Press "Decrypt this record" on the record page; returns the Response."""
+        page = client.get(self.path("/staff/record/" + ref))
+        assert page.status == 200, page.text
+        return client.post(self.path("/staff/record/%s/decrypt" % ref), {"csrf": page.csrf()},
+                           headers=headers, timeout=timeout)
+
+    @staticmethod
+    def decrypted_values(resp):
+        """{field: value} shown on a decrypt page (exact text, unescaped)."""
+        out = {}
+        for name, v in re.findall(r'<pre class="value" id="value-([A-Za-z0-9_-]+)">\n(.*?)'
+                                  r'</pre>', resp.text, re.S):
+            out[name] = html.unescape(v)
+        return out
+
     @staticmethod
     def ref_of(resp):
         m = re.search(r'class="ref">([0-9A-Z]{5}-[0-9A-Z]{5})<', resp.text)
@@ -450,6 +517,22 @@ def unescape(s):
     return html.unescape(s)
 
 
+def multipart_body(fields, files=()):
+    """A multipart/form-data body as browsers send it: (bytes, content type).
+    fields: [(name, text)]; files: [(name, filename, bytes)]."""
+    boundary = "----SplitVaultTest" + os.urandom(12).hex()
+    out = []
+    for name, value in fields:
+        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
+                    % (boundary, name)).encode() + value.encode("utf-8") + b"\r\n")
+    for name, filename, data in files:
+        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                    "Content-Type: application/octet-stream\r\n\r\n"
+                    % (boundary, name, filename)).encode() + data + b"\r\n")
+    out.append(("--%s--\r\n" % boundary).encode())
+    return b"".join(out), "multipart/form-data; boundary=" + boundary
+
+
 # ---------------------------------------------------------------- fixtures
 
 
@@ -469,7 +552,7 @@ def _daemon_factory(request, pki, pg):
     make = getattr(fixtures_daemon, "start_for_module", None)
     if make is None:
         pytest.skip("splitvaultd fixtures (fixtures_daemon.start_for_module) not available")
-    return lambda d: make(d, pki, pg)
+    return lambda d, **options: make(d, pki, pg, **options)
 
 
 @pytest.fixture
