@@ -44,7 +44,13 @@ static const char usage[] =
     "                              `openssl pkey -pubout`); the first one, or with\n"
     "                              --activate, becomes the active key for intake\n"
     "  key1-activate FINGERPRINT   make a registered key the active one\n"
-    "  key1-list\n";
+    "  key1-list\n"
+    "  reconcile --daemon HOST:PORT --ca FILE --cert FILE --key FILE [--name NAME]\n"
+    "            [--grace SECONDS] [--apply]\n"
+    "                              compare the daemon's shares older than the grace\n"
+    "                              period (default 3600) with the shares the database\n"
+    "                              references: activate referenced pending ones, delete\n"
+    "                              unreferenced ones; a dry run unless --apply\n";
 
 int svt_fail(const char *fmt, ...)
 {
@@ -277,6 +283,8 @@ int main(int argc, char **argv)
         rv = svt_cmd_key1_activate(&c, argc, argv);
     else if (strcmp(cmd, "key1-list") == 0)
         rv = svt_cmd_key1_list(&c, argc, argv);
+    else if (strcmp(cmd, "reconcile") == 0)
+        rv = svt_cmd_reconcile(&c, argc, argv);
     else {
         fputs(usage, stderr);
         rv = 2;

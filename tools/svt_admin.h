@@ -4,7 +4,8 @@
  * One file per group of subcommands: svt_admin.c (command line, database
  * connection, password entry), svt_admin_schema.c (apply / migrate the main
  * schema), svt_admin_staff.c (staff accounts), svt_admin_key1.c (key1
- * public keys). The database is reached through apr_dbd's pgsql driver with
+ * public keys), svt_admin_reconcile.c (the daemon's orphaned shares, over
+ * mutual TLS). The database is reached through apr_dbd's pgsql driver with
  * the same connection string as the module's DBDParams.
  */
 #ifndef SVT_ADMIN_H
@@ -55,5 +56,7 @@ int svt_cmd_staff_list(svt_ctx *c, int argc, char **argv);
 int svt_cmd_key1_register(svt_ctx *c, int argc, char **argv);
 int svt_cmd_key1_activate(svt_ctx *c, int argc, char **argv);
 int svt_cmd_key1_list(svt_ctx *c, int argc, char **argv);
+/* svt_admin_reconcile.c: orphaned and unfinished shares on the daemon. */
+int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv);
 
 #endif /* SVT_ADMIN_H */

@@ -485,6 +485,14 @@ class Stack:
         return client.post(self.path("/staff/record/%s/decrypt" % ref), {"csrf": page.csrf()},
                            headers=headers, timeout=timeout)
 
+    def reconcile(self, *args, check=True):
+        """`splitvault-admin reconcile` against this stack's daemon, with the
+        module's client certificate; extra args (e.g. "--grace", "0",
+        "--apply"). Returns the CompletedProcess."""
+        return self.db.admin("reconcile", "--daemon", "127.0.0.1:%d" % self.daemon.port,
+                             "--ca", self.pki.ca_cert, "--cert", self.pki.client_cert,
+                             "--key", self.pki.client_key, *args, check=check)
+
     @staticmethod
     def decrypted_values(resp):
         """{field: value} shown on a decrypt page (exact text, unescaped)."""

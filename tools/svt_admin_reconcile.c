@@ -1,0 +1,485 @@
+/*
+ * svt_admin_reconcile.c - `reconcile`: finish what crashes left on the daemon.
+ *
+ * A share is deleted only after the main-database commit that stops
+ * referencing it (DESIGN.md, invariant 2). When the module could not send
+ * the RELEASE that follows a commit (a crash, a lost connection), or a
+ * commit never happened after STORE or DECRYPT stored shares, the daemon
+ * keeps shares that the main database does not reference (orphans), or
+ * pending shares that it does reference (an unfinished rotation). This
+ * command pages through the daemon's shares older than a grace period
+ * (RECON_LIST), checks each id against fields.share_id, and
+ *
+ *   - referenced and pending:   activates it (RELEASE keep);
+ *   - referenced and active:    leaves it alone;
+ *   - referenced, but the row names another record or field: leaves it
+ *     alone and warns (never deletes a referenced share);
+ *   - unreferenced:             deletes it (RECON_DELETE, with its record
+ *     uuid and field; the daemon checks both and the grace period again).
+ *
+ * Without --apply it only reports what it would do (a dry run). It talks
+ * to the daemon over the same mutual TLS 1.3 as the module, with a client
+ * certificate the daemon accepts. The grace period must exceed the longest
+ * intake or decrypt transaction (the module gives up a rotation 5 minutes
+ * after the daemon's answer); the daemon enforces its own minimum as well.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "apr_strings.h"
+#include "apr_tables.h"
+
+#include "svt_admin.h"
+#include "sv_buf.h"
+#include "sv_format.h"
+#include "sv_wire.h"
+
+#define DEFAULT_GRACE 3600
+#define PAGE 1000
+
+typedef struct {
+    const char *host;
+    const char *port;
+    const char *name;     /* expected in the daemon's certificate */
+    const char *ca, *cert, *key;
+    int timeout;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    int fd;
+    uint32_t reqid;
+} svt_dconn;
+
+static void svt_tls_errors(void)
+{
+    unsigned long e;
+    char buf[256];
+
+    while ((e = ERR_get_error()) != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        fprintf(stderr, "splitvault-admin:   %s\n", buf);
+    }
+}
+
+/* Connect and complete the TLS 1.3 handshake. 0 or 1 (printed). */
+static int svt_dconnect(svt_dconn *d)
+{
+    struct addrinfo hints, *ai = NULL, *a;
+    struct timeval tv;
+    struct in6_addr ip;
+    int one = 1;
+
+    if (!(d->ctx = SSL_CTX_new(TLS_client_method()))
+        || !SSL_CTX_set_min_proto_version(d->ctx, TLS1_3_VERSION)
+        || SSL_CTX_load_verify_locations(d->ctx, d->ca, NULL) != 1
+        || SSL_CTX_use_certificate_chain_file(d->ctx, d->cert) != 1
+        || SSL_CTX_use_PrivateKey_file(d->ctx, d->key, SSL_FILETYPE_PEM) != 1
+        || SSL_CTX_check_private_key(d->ctx) != 1) {
+        svt_fail("reconcile: TLS set-up failed (--ca, --cert, --key):");
+        svt_tls_errors();
+        return 1;
+    }
+    SSL_CTX_set_verify(d->ctx, SSL_VERIFY_PEER, NULL);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(d->host, d->port, &hints, &ai) != 0 || !ai)
+        return svt_fail("reconcile: cannot resolve %s", d->host);
+    d->fd = -1;
+    for (a = ai; a && d->fd < 0; a = a->ai_next) {
+        d->fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (d->fd < 0)
+            continue;
+        tv.tv_sec = d->timeout;
+        tv.tv_usec = 0;
+        setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(d->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(d->fd, a->ai_addr, a->ai_addrlen) != 0) {
+            close(d->fd);
+            d->fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    if (d->fd < 0)
+        return svt_fail("reconcile: cannot connect to the daemon at %s:%s: %s", d->host,
+                        d->port, strerror(errno));
+    setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!(d->ssl = SSL_new(d->ctx)) || SSL_set_fd(d->ssl, d->fd) != 1)
+        goto tls_fail;
+    if (inet_pton(AF_INET, d->name, &ip) == 1 || inet_pton(AF_INET6, d->name, &ip) == 1) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(d->ssl), d->name) != 1)
+            goto tls_fail;
+    }
+    else if (SSL_set1_host(d->ssl, d->name) != 1
+             || SSL_set_tlsext_host_name(d->ssl, d->name) != 1)
+        goto tls_fail;
+    if (SSL_connect(d->ssl) != 1)
+        goto tls_fail;
+    return 0;
+tls_fail:
+    svt_fail("reconcile: TLS handshake with the daemon failed%s%s:",
+             d->ssl && SSL_get_verify_result(d->ssl) != X509_V_OK ? ": certificate: " : "",
+             d->ssl && SSL_get_verify_result(d->ssl) != X509_V_OK
+             ? X509_verify_cert_error_string(SSL_get_verify_result(d->ssl)) : "");
+    svt_tls_errors();
+    return 1;
+}
+
+static void svt_dclose(svt_dconn *d)
+{
+    if (d->ssl) {
+        SSL_shutdown(d->ssl);
+        SSL_free(d->ssl);
+    }
+    if (d->fd >= 0)
+        close(d->fd);
+    SSL_CTX_free(d->ctx);
+}
+
+static int svt_io(svt_dconn *d, uint8_t *p, size_t n, int writing)
+{
+    while (n) {
+        int k = writing ? SSL_write(d->ssl, p, (int)(n > 65536 ? 65536 : n))
+                        : SSL_read(d->ssl, p, (int)(n > 65536 ? 65536 : n));
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Send the frame in out (built with reqid) and read the answer: its type
+ * and body (malloc'd, free it). 0, or 1 (printed). */
+static int svt_call(svt_dconn *d, sv_buf *out, uint32_t reqid, uint8_t *type, uint8_t **body,
+                    size_t *len)
+{
+    uint8_t hdr[SV_WIRE_HDR_LEN];
+    sv_wire_hdr h;
+
+    *body = NULL;
+    if (sv_buf_status(out) != SV_OK)
+        return svt_fail("reconcile: cannot encode a request");
+    if (svt_io(d, out->data, out->len, 1) || svt_io(d, hdr, sizeof(hdr), 0))
+        return svt_fail("reconcile: the daemon did not answer");
+    if (sv_wire_hdr_decode(hdr, &h) != SV_OK || h.reqid != reqid)
+        return svt_fail("reconcile: malformed answer from the daemon");
+    if (!(*body = malloc(h.body_len ? h.body_len : 1)))
+        return svt_fail("out of memory");
+    if (h.body_len && svt_io(d, *body, h.body_len, 0)) {
+        free(*body);
+        *body = NULL;
+        return svt_fail("reconcile: truncated answer from the daemon");
+    }
+    *type = h.type;
+    *len = h.body_len;
+    if (h.type == SV_MSG_ERROR) {
+        sv_error_msg e;
+        if (sv_error_decode(*body, *len, &e) == SV_OK)
+            svt_fail("reconcile: the daemon refused: %s (%s)", sv_wire_error_name(e.code),
+                     e.msg);
+        else
+            svt_fail("reconcile: malformed error answer from the daemon");
+        free(*body);
+        *body = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+/* What the main database says about one listed share. */
+enum { REF_NONE, REF_MATCH, REF_OTHER };
+
+typedef struct {
+    long listed, ref_active, ref_pending, unref, mismatched, activated, deleted;
+} svt_tally;
+
+/* Look up which of the page's ids the main database references:
+ * ref[i] = REF_NONE, REF_MATCH or REF_OTHER (another record or field). */
+static int svt_lookup(svt_ctx *c, const sv_recon_list_resp *page, int *ref)
+{
+    apr_pool_t *p = c->pool;
+    char *ids = apr_pstrdup(p, "{");
+    svt_rows res;
+    apr_dbd_row_t *row;
+    unsigned i;
+
+    for (i = 0; i < page->n; i++)
+        ids = apr_psprintf(p, "%s%s%" APR_UINT64_T_FMT, ids, i ? "," : "",
+                           (apr_uint64_t)page->e[i].id);
+    ids = apr_pstrcat(p, ids, "}", NULL);
+    {
+        const char *a[] = { ids };
+        if (svt_select(c, &res, "SELECT f.share_id, r.uuid::text, f.name FROM fields f "
+                       "JOIN records r ON r.id = f.record_id WHERE f.share_id = ANY(%s::bigint[])",
+                       1, a))
+            return 1;
+    }
+    for (i = 0; i < page->n; i++)
+        ref[i] = REF_NONE;
+    while ((row = svt_row(c, &res))) {
+        apr_uint64_t id = (apr_uint64_t)apr_atoi64(svt_col(c, row, 0));
+        const char *u = svt_col(c, row, 1), *name = svt_col(c, row, 2);
+        for (i = 0; i < page->n; i++) {
+            char us[SV_UUID_STR_LEN + 1];
+            if (page->e[i].id != id)
+                continue;
+            sv_uuid_format(page->e[i].uuid, us);
+            ref[i] = strcmp(us, u) == 0 && strcmp(page->e[i].name, name) == 0 ? REF_MATCH
+                                                                                 : REF_OTHER;
+        }
+    }
+    return 0;
+}
+
+/* RELEASE keep = id for one referenced pending share. */
+static int svt_activate(svt_dconn *d, const sv_recon_entry *e)
+{
+    sv_release_req req;
+    sv_buf b;
+    uint8_t type, *body = NULL;
+    size_t len;
+    uint32_t reqid = ++d->reqid;
+    int rc;
+
+    memset(&req, 0, sizeof(req));
+    memcpy(req.uuid, e->uuid, SV_UUID_LEN);
+    req.n = 1;
+    memcpy(req.f[0].name, e->name, sizeof(req.f[0].name));
+    req.f[0].keep_id = e->id;
+    sv_buf_init(&b, 0, 0);
+    sv_release_req_encode(&b, reqid, &req);
+    rc = svt_call(d, &b, reqid, &type, &body, &len);
+    sv_buf_free(&b);
+    if (rc == 0 && type != SV_MSG_RELEASE_OK)
+        rc = svt_fail("reconcile: unexpected answer to RELEASE");
+    free(body);
+    return rc;
+}
+
+/* RECON_DELETE for the n unreferenced shares of a page (ids increasing). */
+static int svt_delete(svt_dconn *d, uint32_t grace, sv_recon_ref *refs, unsigned n,
+                      unsigned *deleted)
+{
+    sv_recon_delete_req req;
+    sv_recon_delete_resp resp;
+    sv_buf b;
+    uint8_t type, *body = NULL;
+    size_t len;
+    uint32_t reqid = ++d->reqid;
+    int rc;
+
+    req.grace_s = grace;
+    req.n = n;
+    req.e = refs;
+    sv_buf_init(&b, 0, 0);
+    sv_recon_delete_req_encode(&b, reqid, &req);
+    rc = svt_call(d, &b, reqid, &type, &body, &len);
+    sv_buf_free(&b);
+    if (rc == 0 && (type != SV_MSG_RECON_DELETE_OK
+                    || sv_recon_delete_resp_decode(body, len, &resp) != SV_OK))
+        rc = svt_fail("reconcile: unexpected answer to RECON_DELETE");
+    if (rc == 0)
+        *deleted = resp.n;
+    free(body);
+    return rc;
+}
+
+static const char *svt_uuid(apr_pool_t *p, const uint8_t *u)
+{
+    char s[SV_UUID_STR_LEN + 1];
+
+    sv_uuid_format(u, s);
+    return apr_pstrdup(p, s);
+}
+
+/* One page: look up, report, act. */
+static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, uint32_t grace,
+                    int apply, svt_tally *t)
+{
+    int *ref = apr_pcalloc(c->pool, sizeof(int) * (page->n ? page->n : 1));
+    sv_recon_ref *del = apr_pcalloc(c->pool, sizeof(sv_recon_ref) * (page->n ? page->n : 1));
+    unsigned i, ndel = 0, deleted = 0;
+
+    if (svt_lookup(c, page, ref))
+        return 1;
+    for (i = 0; i < page->n; i++) {
+        const sv_recon_entry *e = &page->e[i];
+        const char *u = svt_uuid(c->pool, e->uuid);
+        t->listed++;
+        if (ref[i] == REF_OTHER) {
+            t->mismatched++;
+            printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): referenced by a row of "
+                   "another record or field: kept, investigate\n", (apr_uint64_t)e->id, u,
+                   e->name);
+        }
+        else if (ref[i] == REF_MATCH && e->state == SV_SHARE_ACTIVE)
+            t->ref_active++;
+        else if (ref[i] == REF_MATCH) {
+            t->ref_pending++;
+            printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): pending and "
+                   "referenced: %s\n", (apr_uint64_t)e->id, u, e->name,
+                   apply ? "activating" : "would activate");
+            if (apply) {
+                if (svt_activate(d, e))
+                    return 1;
+                t->activated++;
+            }
+        }
+        else {
+            t->unref++;
+            printf("  share %" APR_UINT64_T_FMT " (record %s, field %s, %s): not referenced: "
+                   "%s\n", (apr_uint64_t)e->id, u, e->name,
+                   e->state == SV_SHARE_PENDING ? "pending" : "active",
+                   apply ? "deleting" : "would delete");
+            del[ndel].id = e->id;
+            memcpy(del[ndel].uuid, e->uuid, SV_UUID_LEN);
+            memcpy(del[ndel].name, e->name, sizeof(del[ndel].name));
+            ndel++;
+        }
+    }
+    if (apply && ndel) {
+        if (svt_delete(d, grace, del, ndel, &deleted))
+            return 1;
+        t->deleted += deleted;
+        if (deleted != ndel)
+            printf("  the daemon deleted %u of %u (the others no longer matched or are within "
+                   "its grace period)\n", deleted, ndel);
+    }
+    return 0;
+}
+
+int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
+{
+    static const char use[] = "usage: reconcile --daemon HOST:PORT --ca FILE --cert FILE "
+                              "--key FILE [--name NAME] [--grace SECONDS] [--timeout SECONDS] "
+                              "[--apply]";
+    svt_dconn d;
+    svt_tally t;
+    const char *daemon = NULL;
+    long grace = DEFAULT_GRACE;
+    uint64_t after = 0;
+    int apply = 0, i, pages = 0, rc = 0;
+    char *end;
+
+    memset(&d, 0, sizeof(d));
+    memset(&t, 0, sizeof(t));
+    d.fd = -1;
+    d.timeout = 30;
+    for (i = 0; i < argc; i++) {
+        const char *opt = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(opt, "--apply") == 0) {
+            apply = 1;
+            continue;
+        }
+        if (strcmp(opt, "--dry-run") == 0) {
+            apply = 0;
+            continue;
+        }
+        if (!v)
+            return svt_fail("%s", use);
+        i++;
+        if (strcmp(opt, "--daemon") == 0)
+            daemon = v;
+        else if (strcmp(opt, "--ca") == 0)
+            d.ca = v;
+        else if (strcmp(opt, "--cert") == 0)
+            d.cert = v;
+        else if (strcmp(opt, "--key") == 0)
+            d.key = v;
+        else if (strcmp(opt, "--name") == 0)
+            d.name = v;
+        else if (strcmp(opt, "--grace") == 0) {
+            errno = 0;
+            grace = strtol(v, &end, 10);
+            if (errno || *end || end == v || grace < 0 || grace > 10L * 365 * 86400)
+                return svt_fail("reconcile: --grace takes seconds (0 to ten years)");
+        }
+        else if (strcmp(opt, "--timeout") == 0) {
+            d.timeout = atoi(v);
+            if (d.timeout < 1 || d.timeout > 600)
+                return svt_fail("reconcile: --timeout takes 1 to 600 seconds");
+        }
+        else
+            return svt_fail("%s", use);
+    }
+    if (!daemon || !d.ca || !d.cert || !d.key)
+        return svt_fail("%s", use);
+    {
+        const char *colon = strrchr(daemon, ':');
+        if (!colon || colon == daemon || !colon[1])
+            return svt_fail("reconcile: --daemon takes HOST:PORT");
+        d.host = apr_pstrmemdup(c->pool, daemon, (apr_size_t)(colon - daemon));
+        if (d.host[0] == '[' && d.host[strlen(d.host) - 1] == ']')
+            d.host = apr_pstrmemdup(c->pool, d.host + 1, strlen(d.host) - 2);
+        d.port = colon + 1;
+    }
+    if (!d.name)
+        d.name = d.host;
+    if (svt_dconnect(&d)) {
+        svt_dclose(&d);
+        return 1;
+    }
+    printf("reconcile: daemon %s, shares older than %ld s, %s\n", daemon, grace,
+           apply ? "applying changes" : "dry run (nothing is changed; add --apply)");
+    fflush(stdout);
+    for (;;) {
+        sv_recon_list_req req;
+        sv_recon_list_resp page;
+        sv_buf b;
+        uint8_t type, *body = NULL;
+        size_t len;
+        uint32_t reqid = ++d.reqid;
+
+        req.grace_s = (uint32_t)grace;
+        req.after_id = after;
+        req.limit = PAGE;
+        sv_buf_init(&b, 0, 0);
+        sv_recon_list_req_encode(&b, reqid, &req);
+        rc = svt_call(&d, &b, reqid, &type, &body, &len);
+        sv_buf_free(&b);
+        if (rc)
+            break;
+        memset(&page, 0, sizeof(page));
+        if (type != SV_MSG_RECON_LIST_OK || sv_recon_list_resp_decode(body, len, &page) != SV_OK) {
+            free(body);
+            rc = svt_fail("reconcile: unexpected answer to RECON_LIST");
+            break;
+        }
+        free(body);
+        pages++;
+        if (page.n)
+            printf("page %d: %u shares (ids %" APR_UINT64_T_FMT " to %" APR_UINT64_T_FMT ")\n",
+                   pages, page.n, (apr_uint64_t)page.e[0].id,
+                   (apr_uint64_t)page.e[page.n - 1].id);
+        rc = svt_page(c, &d, &page, (uint32_t)grace, apply, &t);
+        fflush(stdout);
+        if (page.n)
+            after = page.e[page.n - 1].id;
+        if (rc || !page.more || page.n == 0) {
+            sv_recon_list_resp_free(&page);
+            break;
+        }
+        sv_recon_list_resp_free(&page);
+    }
+    svt_dclose(&d);
+    printf("%s: %ld listed; %ld referenced and active; %ld referenced and pending (%ld "
+           "activated); %ld not referenced (%ld deleted); %ld referenced by another record "
+           "or field (kept)\n", rc ? "stopped" : "done", t.listed, t.ref_active, t.ref_pending,
+           t.activated, t.unref, t.deleted, t.mismatched);
+    return rc;
+}
