@@ -307,15 +307,20 @@ parse_u64(const char *s, uint64_t *v)
     return 0;
 }
 
-/* Reconnect a handle whose connection broke (pgsql server restart). */
+/*
+ * Reconnect a handle after a failed statement (pgsql: the server restarted,
+ * or the connection broke). Always a fresh connection with its statements
+ * prepared again: apr_dbd_check_conn() would let libpq reset the connection
+ * silently, and a reset connection has lost its prepared statements.
+ */
 static int
 dbh_check(struct svd_store *s, struct dbh *d)
 {
     char err[256];
 
-    if (d->h != NULL && apr_dbd_check_conn(s->driver, d->pool, d->h) == APR_SUCCESS)
-        return 0;
-    svd_warn("store: connection lost; reconnecting");
+    if (s->conf->driver != SVD_DRIVER_PGSQL)
+        return d->h != NULL ? 0 : -1;
+    svd_warn("store: reconnecting to the pgsql store");
     dbh_close(s, d);
     if (dbh_open(s, d, err, sizeof(err)) != 0 || dbh_prepare(s, d, err, sizeof(err)) != 0) {
         svd_err("store: reconnect failed: %s", err);
@@ -1043,9 +1048,7 @@ writer_main(void *arg)
         }
         AZ(pthread_mutex_unlock(&s->wmu));
 
-        if (s->writer.h == NULL || (s->conf->driver == SVD_DRIVER_PGSQL && s->writer.h != NULL &&
-                                    apr_dbd_check_conn(s->driver, s->writer.pool,
-                                                       s->writer.h) != APR_SUCCESS))
+        if (s->writer.h == NULL)
             (void)dbh_check(s, &s->writer);
         if (s->writer.h != NULL && run_tx(s, batch, stop) == 0) {
             for (op = batch; op != stop; op = op->next)
@@ -1053,7 +1056,9 @@ writer_main(void *arg)
             __atomic_add_fetch(&s->n_commits, 1, __ATOMIC_RELAXED);
             __atomic_add_fetch(&s->n_ops, count, __ATOMIC_RELAXED);
         } else {
-            /* the group failed: retry each alone so one bad op fails alone */
+            /* the group failed: a fresh connection (pgsql), then each op
+             * alone, so that one bad op fails alone */
+            (void)dbh_check(s, &s->writer);
             for (op = batch; op != stop; op = op->next) {
                 struct wop *nx = op->next;
                 int ok;

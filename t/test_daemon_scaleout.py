@@ -38,3 +38,36 @@ def test_two_daemons_one_pgsql_store(daemon_factory):
         assert b.ctl("unlock").returncode == 0
         assert cb.decrypt(recs[1].uuid, "pat", recs[1].decrypt_fields())
     b.db_name = None  # a drops the shared database at teardown
+
+
+def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):
+    """The database goes away and comes back: requests in between fail with
+    a store error (nothing half-done), then the daemon reconnects by itself."""
+    d = daemon_factory(driver="pgsql")
+    r = Record({"name": "before"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+    pg.stop()
+    try:
+        with d.client() as c:
+            r2 = Record({"name": "during"})
+            with pytest.raises(DaemonError) as e:
+                c.store(r2.uuid, r2.store_fields())
+            assert e.value.code == WERR["STORE"]
+            with pytest.raises(DaemonError) as e:
+                c.decrypt(r.uuid, "pat", r.decrypt_fields())
+            assert e.value.code == WERR["STORE"]
+    finally:
+        pg.start()
+    with d.client() as c:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r3 = Record({"name": "after"})
+                r3.stored(c.store(r3.uuid, r3.store_fields()))
+                break
+            except DaemonError:
+                assert time.monotonic() < deadline, "the daemon did not reconnect"
+                time.sleep(0.2)
+        assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"before"
+        assert c.decrypt(r3.uuid, "pat", r3.decrypt_fields())[0][0] == b"after"
