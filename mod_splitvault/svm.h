@@ -297,6 +297,9 @@ void svm_kd_prepare(server_rec *s);
 int svm_kd_reprepare(request_rec *r, ap_dbd_t *dbd);
 int svm_kd_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *rows,
                   const void **args);
+/* On the record page of privileged staff: a line when key1 is not loaded
+ * or the daemon is unreachable or locked down (one STATUS call). */
+void svm_decrypt_status_note(request_rec *r, const svm_srv_conf *sc);
 /* Start-up note when the form's largest record needs several DECRYPTs. */
 void svm_decrypt_check_form(server_rec *s, const svm_srv_conf *sc);
 

@@ -662,6 +662,24 @@ static int svm_dec_werr(svm_dctx *d, int werr, apr_uint32_t retry_ms)
     }
 }
 
+void svm_decrypt_status_note(request_rec *r, const svm_srv_conf *sc)
+{
+    svm_key1_info loaded[SVM_KEY1_SLOTS];
+    sv_status_resp ds;
+
+    if (svm_key1_slots(r, loaded) <= 0)
+        ap_rputs("<p class=\"error\" role=\"status\">The organisation's key is not loaded on "
+                 "this server: decryption is unavailable until an administrator loads it.</p>\n",
+                 r);
+    if (svm_daemon_status(r, sc, &ds) != APR_SUCCESS)
+        ap_rputs("<p class=\"error\" role=\"status\">The decryption service is unreachable."
+                 "</p>\n", r);
+    else if (ds.locked)
+        ap_rputs("<p class=\"error\" role=\"status\">The decryption service is LOCKED DOWN: "
+                 "it refuses every decryption until its system administrator unlocks it.</p>\n",
+                 r);
+}
+
 int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                      const char *ref, apr_array_header_t *pairs)
 {

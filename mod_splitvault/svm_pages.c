@@ -228,6 +228,8 @@ static int svm_record_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st
                svm_esc(r->pool, created), svm_esc(r->pool, *updated ? updated : "never"),
                svm_esc(r->pool, *by ? by : "-"));
     if (st->can_decrypt)
+        svm_decrypt_status_note(r, sc);
+    if (st->can_decrypt)
         ap_rprintf(r, "<form method=\"post\" action=\"%s\"><input type=\"hidden\" "
                    "name=\"csrf\" value=\"%s\"><button type=\"submit\" class=\"secondary\">"
                    "Decrypt this record</button> <span class=\"hint\">Shows every value once; "

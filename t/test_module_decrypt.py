@@ -194,6 +194,7 @@ def test_rate_limit_queue_and_lockdown_seen_by_staff(sv_factory):
     assert r.status == 503 and "LOCKED DOWN" in r.text and "unlocks it" in r.text
     keys = sv.login("ada").get(sv.keys_path())
     assert "LOCKED DOWN" in keys.text
+    assert "LOCKED DOWN" in pat.get(sv.path("/staff/record/" + refs[1])).text
     outcomes = [o for (o,) in sv.db.query("SELECT outcome FROM audit WHERE action = 'decrypt'")]
     assert "rate limited" in outcomes and "locked down" in outcomes
     # every refused decrypt left nothing behind

@@ -120,10 +120,13 @@ def test_forget_then_decrypt_says_key_not_loaded(sv_factory):
     ref = sv.ref_of(sv.submit(GOOD))
     assert sv.upload_key1().status == 303
     pat = sv.login("pat")
+    page = pat.get(sv.path("/staff/record/" + ref))
+    assert "not loaded" not in page.text and "LOCKED" not in page.text
     assert sv.decrypt(pat, ref).status == 200
     r = sv.forget_key1()
     assert r.status == 303, r.text
     assert loaded_fingerprints(sv)[0] == set()
+    assert "key is not loaded" in pat.get(sv.path("/staff/record/" + ref)).text
     r = sv.decrypt(pat, ref)
     assert r.status == 503 and "Key not loaded" in r.text, r.text
     assert sv.key1.fingerprint in r.text and "key location" in r.text

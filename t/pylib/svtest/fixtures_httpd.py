@@ -607,29 +607,36 @@ def sv_shared(request, pg, pki):
 
 def run_demo(directory=None, port=None, wait=True):
     """Start the whole system for a person to try (scripts/demo.sh calls
-    this): PostgreSQL, splitvaultd, httpd with the demo form on HTTPS, the
-    standard staff accounts and a passphrase-protected key1. Prints where
-    to go and what to use; stops everything on Ctrl-C (or returns the
-    started Stack when wait is False)."""
+    this): PostgreSQL, splitvaultd (with the guard rails on: a few decrypts
+    per staff member, then queueing and lock-down), httpd with the demo form
+    on HTTPS, the standard staff accounts and a passphrase-protected key1
+    that is registered but not loaded. Prints the story to walk through:
+    submit, load key1 at the key location, decrypt as privileged staff,
+    trip and lift a lock-down, reconcile. Stops everything on Ctrl-C (or
+    returns the started Stack when wait is False)."""
     from . import fixtures_daemon
     d = Path(directory) if directory else make_workdir("splitvault-demo")
     d.mkdir(parents=True, exist_ok=True)
     d.chmod(0o755)
     pki = core.Pki(d / "pki")
     pg = core.PgCluster(d / "pg").start()
+    demo_daemon = dict(rate_global=("10s", 3), rate_actor=("10s", 3), queue_max=3,
+                       lockdown_threshold=3, queue_max_wait="30s", min_grace="1m")
     stack = Stack(d / "stack", pg, pki,
-                  lambda x: fixtures_daemon.start_for_module(x, pki, pg),
-                  key1_passphrase="demo key1 passphrase",
+                  lambda x, **kw: fixtures_daemon.start_for_module(x, pki, pg, **kw),
+                  key1_passphrase="demo key1 passphrase", daemon_options=demo_daemon,
                   directives={"SplitVaultFormTitle": '"Report a concern securely"',
                               "SplitVaultFormIntro": '"This is a demonstration. What you '
                                                      'send is encrypted before it is '
-                                                     'stored."'})
+                                                     'stored."',
+                              "SplitVaultDecryptWait": "5"})
     if port:
         stack.httpd.stop()
         stack.httpd.port = port
         stack.httpd.write_config()
         stack.httpd.start()
     h = stack.httpd
+    ctl = "%s -c %s" % (fixtures_daemon.CTL, stack.daemon.conf_path)
     print("SplitVault demo is running (everything under %s)" % d)
     print("  public form:   %s" % h.url(h.path("/")))
     print("  staff sign-in: %s" % h.url(h.path("/staff/login")))
@@ -638,8 +645,23 @@ def run_demo(directory=None, port=None, wait=True):
     print("  staff accounts (name / password / capabilities):")
     for name, (pw, caps) in STAFF.items():
         print("    %-5s %-20s %s" % (name, pw, ", ".join(caps) or "view only"))
-    print("  key1 (private, for the key location): %s, passphrase: %s"
-          % (stack.key1.pem, stack.key1.passphrase))
+    print("  key1 file to upload at the key location: %s" % stack.key1.pem)
+    print("  key1 passphrase: %s" % stack.key1.passphrase)
+    print("The story:")
+    print("  1. Submit the public form; keep the reference code.")
+    print("  2. Sign in as ada (admin), open the key location and load the key1 file above")
+    print("     with its passphrase. It lives in Apache's memory only; the page shows who")
+    print("     loaded it and when. (Until then, decryption says the key is not loaded.)")
+    print("  3. Sign in as pat (privileged staff), open the record, press \"Decrypt this")
+    print("     record\": the values are shown once, and every field gets a new key.")
+    print("  4. Decrypt several records quickly: after 3 the daemon queues requests, and")
+    print("     when too many wait it locks down; staff and the key location say so.")
+    print("     Lift it like the daemon's sysadmin: %s unlock" % ctl)
+    print("  5. Shares left by interrupted work are cleaned up with:")
+    print("     %s -d \"%s\" reconcile --daemon 127.0.0.1:%d --ca %s --cert %s --key %s"
+          % (ADMIN, stack.db.dsn, stack.daemon.port, pki.ca_cert, pki.client_cert,
+             pki.client_key))
+    print("     (a dry run; add --apply to change anything)")
     if not wait:
         stack.pg_cluster = pg
         return stack

@@ -1,0 +1,36 @@
+"""The demo (scripts/demo.sh -> fixtures_httpd.run_demo) walks the whole
+story: it prints the key1 file and passphrase to load at the key location,
+an admin loads it there, and privileged demo staff decrypt a submission."""
+import re
+import shutil
+
+from svtest.core import make_workdir
+from svtest.fixtures_httpd import STAFF, Stack, run_demo
+
+
+def test_demo_walks_the_whole_story(capsys):
+    d = make_workdir("sv-demo-test")
+    stack = run_demo(directory=d, wait=False)
+    try:
+        out = capsys.readouterr().out
+        pem = re.search(r"key1 file to upload at the key location: (\S+)", out).group(1)
+        passphrase = re.search(r"key1 passphrase: (.+)", out).group(1).strip()
+        assert "unlock" in out and "reconcile" in out
+        values = {"name": "Demo Person", "ssn": "123-45-6789", "notes": "Zoë was here"}
+        ref = Stack.ref_of(stack.submit(values))
+        assert ref
+        pat = stack.login("pat", STAFF["pat"][0])
+        r = stack.decrypt(pat, ref)
+        assert r.status == 503 and "Key not loaded" in r.text
+        with open(pem, "rb") as f:
+            r = stack.upload_key1(pem=f.read(), passphrase=passphrase)
+        assert r.status == 303, r.text
+        r = stack.decrypt(pat, ref)
+        assert r.status == 200, r.text
+        assert Stack.decrypted_values(r) == values
+    finally:
+        try:
+            stack.teardown()
+        finally:
+            stack.pg_cluster.stop()
+            shutil.rmtree(d, ignore_errors=True)
