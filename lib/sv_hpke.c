@@ -521,6 +521,7 @@ sv_hpke_setup_r_checked(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV
 {
     uint8_t pkR[SV_X25519_LEN], dh[SV_X25519_LEN];
     EVP_PKEY *rk = NULL;
+    int mismatch = 0;
     sv_status st;
 
     if (ctx == NULL)
@@ -536,10 +537,8 @@ sv_hpke_setup_r_checked(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV
         sv_log_openssl(SV_LOG_ERR, "hpke: recipient X25519 key");
         goto out;
     }
-    if (expect_pk != NULL && CRYPTO_memcmp(pkR, expect_pk, SV_X25519_LEN) != 0) {
-        st = SV_ERR_KEY_MISMATCH;
-        goto out;
-    }
+    /* a mismatch is reported only at the end, after the same work */
+    mismatch = expect_pk != NULL && CRYPTO_memcmp(pkR, expect_pk, SV_X25519_LEN) != 0;
     if ((st = x25519_dh(rk, enc, dh)) != SV_OK) {
         if (st == SV_ERR_BAD_KEY)
             st = SV_ERR_OPEN;
@@ -552,7 +551,7 @@ sv_hpke_setup_r_checked(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV
     }
     ctx->seq = 0;
     ctx->ready = 1;
-    st = SV_OK;
+    st = mismatch ? SV_ERR_KEY_MISMATCH : SV_OK;
 
 out:
     EVP_PKEY_free(rk);

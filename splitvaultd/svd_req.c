@@ -37,11 +37,6 @@
 #include "sv_key2.h"
 #include "sv_secret.h"
 
-/* sv_datum_open_checked() (sv_format.h) does the key check and the open
- * with one key import; until the core library provides it, the daemon
- * falls back to sv_key2_check() + sv_datum_open(). */
-#pragma weak sv_datum_open_checked
-
 /* Check sk2 against pk2 and open: WHY_OK, WHY_KEY or WHY_OPEN. */
 static int
 check_and_open(const uint8_t sk2[SV_X25519_LEN], const uint8_t pk2[SV_X25519_LEN],
@@ -244,17 +239,10 @@ check_and_open(const uint8_t sk2[SV_X25519_LEN], const uint8_t pk2[SV_X25519_LEN
 {
     sv_status st;
 
-    if (sv_datum_open_checked != NULL) {
-        st = sv_datum_open_checked(sk2, pk2, uuid, field, enc, ct, ct_len, pt);
-        return st == SV_OK ? WHY_OK : st == SV_ERR_KEY_MISMATCH ? WHY_KEY : WHY_OPEN;
-    }
-    if (sv_key2_check(sk2, pk2) != SV_OK) {
-        /* keep the cost of a failure close to that of a success */
-        (void)sv_datum_open(sk2, uuid, field, enc, ct, ct_len, pt);
-        sv_cleanse(pt, ct_len - SV_HPKE_TAG_LEN);
-        return WHY_KEY;
-    }
-    return sv_datum_open(sk2, uuid, field, enc, ct, ct_len, pt) == SV_OK ? WHY_OK : WHY_OPEN;
+    /* one key import serves the key check and the open: two scalar
+     * multiplications per field, whichever way it fails */
+    st = sv_datum_open_checked(sk2, pk2, uuid, field, enc, ct, ct_len, pt);
+    return st == SV_OK ? WHY_OK : st == SV_ERR_KEY_MISMATCH ? WHY_KEY : WHY_OPEN;
 }
 
 static int
