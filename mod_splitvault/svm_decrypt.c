@@ -38,10 +38,11 @@
 #include "sv_key2.h"
 #include "sv_secret.h"
 
-/* A rotation not committed this long after the daemon's answer is given up
- * (its pending shares are released): reconcile's grace period must exceed
- * it (docs/operations.md). */
-#define SVM_ROTATE_MAX_AGE apr_time_from_sec(300)
+/* A rotation not committed this long after its first DECRYPT was sent is
+ * given up (its pending shares are released): reconcile's grace period must
+ * exceed it (docs/operations.md), so that reconcile never deletes a pending
+ * share that a commit is about to reference. */
+#define SVM_ROTATE_MAX_AGE apr_time_from_sec(600)
 #define SVM_DECRYPT_HDR_MAX (16 + 1 + SV_WIRE_MAX_ACTOR + 4 + 1 + 2)
 
 /* ---- statements of the key location and decrypt ---------------------------- */
@@ -449,9 +450,10 @@ static int svm_dec_reseal(svm_dctx *d, const svm_key1pub *k1)
     return 0;
 }
 
-/* The transaction: every row, compare-and-swap, plus the audit row.
- * Returns 0 committed, 1 a row changed meanwhile, -1 database failure. */
-static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1)
+/* The transaction: every row, compare-and-swap, plus the audit row; it
+ * commits only before deadline. Returns 0 committed, 1 a row changed
+ * meanwhile, -1 database failure or too late. */
+static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1, apr_time_t deadline)
 {
     request_rec *r = d->r;
     int attempt, i;
@@ -497,6 +499,13 @@ static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1)
         if (changed) {
             svm_db_tx_end(r, d->dbd, 1);
             return 1;
+        }
+        if (!fail && apr_time_now() > deadline) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02122: decrypt of %s: more than "
+                          "%d s since its first DECRYPT; the rotation is given up", d->ref,
+                          (int)apr_time_sec(SVM_ROTATE_MAX_AGE));
+            svm_db_tx_end(r, d->dbd, 1);
+            return -1;
         }
         if (svm_db_tx_end(r, d->dbd, fail) == 0 && !fail)
             return 0;
@@ -686,7 +695,7 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     svm_dctx dc, *d = &dc;
     const char *uuid_s = NULL, *missing = NULL;
     svm_key1pub k1;
-    apr_time_t answered;
+    apr_time_t deadline;
     int rc, i, from, werr = 0, res = SVM_DX_OK;
     apr_uint32_t retry_ms = 0;
 
@@ -747,6 +756,7 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     }
 
     /* DECRYPT, in as few requests as the 1 MiB body limit allows */
+    deadline = apr_time_now() + SVM_ROTATE_MAX_AGE;
     for (from = 0; from < d->n && res == SVM_DX_OK; ) {
         apr_size_t size = SVM_DECRYPT_HDR_MAX;
         int to = from;
@@ -760,7 +770,6 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         res = svm_dec_exchange(d, from, to, &werr, &retry_ms);
         from = to;
     }
-    answered = apr_time_now();
     for (i = 0; i < d->n; i++) { /* whatever was not sent */
         sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
         sv_cleanse(d->f[i].new_key2b, SV_X25519_LEN);
@@ -785,13 +794,8 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
 
     /* re-seal, then one transaction */
     rc = svm_dec_reseal(d, &k1);
-    if (rc == 0 && apr_time_now() - answered > SVM_ROTATE_MAX_AGE) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02122: decrypt of %s took too long "
-                      "after the daemon's answer; the rotation is given up", ref);
-        rc = -1;
-    }
     if (rc == 0)
-        rc = svm_dec_commit(d, &k1);
+        rc = svm_dec_commit(d, &k1, deadline);
     if (rc != 0) {
         svm_dec_release(d, 0, d->n, 0);
         svm_dec_wipe(d);

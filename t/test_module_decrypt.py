@@ -416,3 +416,23 @@ def test_only_privileged_staff(sv_factory):
         r = c.post(sv.path("/staff/record/%s/decrypt" % ref), {"csrf": page.csrf()})
         assert r.status == 403 and "Jane" not in r.text
     assert STAFF["pat"][1] == ("update", "decrypt")
+
+
+def test_decrypt_wait_directive_checked(workdir, pki):
+    """apache2 -t refuses a bad SplitVaultDecryptWait and accepts the key1
+    mutex's name in httpd's Mutex directive."""
+    import types
+    from svtest.fixtures_httpd import Httpd
+    db = types.SimpleNamespace(dsn="host=127.0.0.1 port=1 dbname=none user=postgres")
+    for value, ok in (("0", True), ("300", True), ("301", False), ("-1", False),
+                      ("soon", False)):
+        h = Httpd(workdir / ("w" + value), db, pki, 1,
+                  directives={"SplitVaultDecryptWait": value})
+        p = h.check()
+        assert (p.returncode == 0) == ok, (value, p.stderr)
+        if not ok:
+            assert "SplitVaultDecryptWait" in p.stderr and "is not a number from 0 to 300" \
+                in p.stderr
+    h = Httpd(workdir / "mutex", db, pki, 1, extra="Mutex sysvsem splitvault-key1")
+    p = h.check()
+    assert p.returncode == 0, p.stderr

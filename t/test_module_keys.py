@@ -139,6 +139,7 @@ def test_forget_then_decrypt_says_key_not_loaded(sv_factory):
 
 
 def test_graceful_restart_keeps_key1_stop_drops_it(sv_factory):
+    """apache2 -k graceful (and -k restart) keep key1; a stop loses it."""
     sv = sv_factory(key1_passphrase=PASS)
     ref = sv.ref_of(sv.submit(GOOD))
     assert sv.upload_key1().status == 303
@@ -150,9 +151,12 @@ def test_graceful_restart_keeps_key1_stop_drops_it(sv_factory):
     r = sv.decrypt(pat, ref)
     assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
     assert children(sv) - pids_before, "graceful restart made no new child"
-    # a second graceful restart, then a full stop and start: gone
+    # a second graceful restart, and a plain restart (the parent stays)
     sv.httpd.graceful_ctl()
     assert loaded_fingerprints(sv)[0] == {sv.key1.fingerprint}
+    sv.httpd.graceful_ctl(action="restart")
+    assert loaded_fingerprints(sv)[0] == {sv.key1.fingerprint}
+    # a full stop and start: gone
     sv.httpd.stop()
     sv.httpd.start()
     assert loaded_fingerprints(sv)[0] == set()

@@ -363,11 +363,12 @@ class Httpd:
         os.kill(self.proc.pid, signal.SIGUSR1)
         time.sleep(1.5)
 
-    def graceful_ctl(self, timeout=20):
-        """`apache2 -k graceful` (what a sysadmin runs); returns once the
-        parent has re-read its configuration and resumed."""
+    def graceful_ctl(self, timeout=20, action="graceful"):
+        """`apache2 -k graceful` (what a sysadmin runs; action="restart" for
+        `-k restart`); returns once the parent has re-read its
+        configuration and resumed."""
         before = self.log_text().count("resuming normal operations")
-        run([APACHE, "-f", self.conf, "-k", "graceful"])
+        run([APACHE, "-f", self.conf, "-k", action])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.log_text().count("resuming normal operations") > before:
