@@ -9,6 +9,7 @@ its PID.
 import hashlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +29,14 @@ PG_BIN = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"),
 # log gained during a test that failed, and stops leftover processes.
 _LOGS = {}
 _PROCS = []
+# How many servers of each kind the harness started and stopped (reported at
+# the end of a session, so the run shows the real parts coming and going).
+LIFECYCLE = {}
+
+
+def _count(kind, event):
+    kind = re.sub(r"[:#][^/]*$", "", kind)
+    LIFECYCLE.setdefault(kind, {"started": 0, "stopped": 0})[event] += 1
 
 
 def register_log(path, name):
@@ -115,6 +124,7 @@ class Proc:
         finally:
             out.close()
         _PROCS.append(self)
+        _count(self.name, "started")
         register_log(self.log, self.name)
         return self
 
@@ -149,6 +159,7 @@ class Proc:
                 self.popen.wait(timeout=5)
         if self in _PROCS:
             _PROCS.remove(self)
+            _count(self.name, "stopped")
         return self.popen.returncode
 
 
@@ -272,10 +283,13 @@ class PgCluster:
             self.port, self.sockdir, "on" if self.fsync else "off")
         self._pg(["pg_ctl", "-D", self.data, "-l", self.logfile, "-w", "-t", "60",
                   "-o", opts, "start"])
+        _count("postgresql", "started")
         return self
 
     def stop(self, mode="fast"):
-        self._pg(["pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"], check=False)
+        if self._pg(["pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"],
+                    check=False).returncode == 0:
+            _count("postgresql", "stopped")
 
     def running(self):
         return self._pg(["pg_ctl", "-D", self.data, "status"], check=False).returncode == 0

@@ -89,6 +89,11 @@ def pytest_runtest_makereport(item, call):
 def pytest_sessionfinish(session, exitstatus):
     core.stop_all()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter and core.LIFECYCLE:
+        reporter.ensure_newline()
+        reporter.write_sep("-", "servers started and stopped by the harness")
+        for kind, n in sorted(core.LIFECYCLE.items()):
+            reporter.write_line("%-24s started %4d  stopped %4d" % (kind, n["started"], n["stopped"]))
     passed = len(reporter.stats.get("passed", [])) if reporter else 0
     if exitstatus == 0 and passed == 0:
         # Nothing ran (all skipped or deselected): never report success.
