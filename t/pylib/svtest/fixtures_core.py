@@ -90,7 +90,7 @@ def pytest_sessionfinish(session, exitstatus):
     core.stop_all()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter and core.LIFECYCLE:
-        reporter.ensure_newline()
+        reporter.write("\n")
         reporter.write_sep("-", "servers started and stopped by the harness")
         for kind, n in sorted(core.LIFECYCLE.items()):
             reporter.write_line("%-24s started %4d  stopped %4d" % (kind, n["started"], n["stopped"]))
