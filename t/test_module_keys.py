@@ -190,7 +190,9 @@ def test_segment_is_anonymous_locked_and_not_dumped(sv_factory):
                 found = True
                 assert "lo" in flags, b  # locked by the parent (root)
     assert found, "no shared, dont-dump mapping in the parent"
-    # nothing in the stack's files holds the raw key
+    # nothing in the stack's files (logs included) holds the raw key
+    logs = sv.httpd.log_text() + sv.httpd.access_log.read_text()
+    assert raw.hex() not in logs and raw.hex().upper() not in logs
     for f in sv.dir.rglob("*"):
         if f.is_file() and f.suffix != ".pem":
             try:
