@@ -289,14 +289,6 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
 int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                      const char *ref, apr_array_header_t *pairs);
 int svm_keys_handler(request_rec *r);
-/* Statements of the key location and decrypt (svm_decrypt.c), registered
- * with mod_dbd at post_config like svm_db.c's. svm_kd_select is
- * svm_db_select that, when a re-established connection lost them, prepares
- * them again (svm_kd_reprepare, 0 on success) and retries once. */
-void svm_kd_prepare(server_rec *s);
-int svm_kd_reprepare(request_rec *r, ap_dbd_t *dbd);
-int svm_kd_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *rows,
-                  const void **args);
 /* On the record page of privileged staff: a line when key1 is not loaded
  * or the daemon is unreachable or locked down (one STATUS call). */
 void svm_decrypt_status_note(request_rec *r, const svm_srv_conf *sc);

@@ -521,7 +521,6 @@ int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         /* mod_dbd keeps a statement table per server (virtual hosts get
          * a merged copy before this runs), so prepare for each server. */
         svm_db_prepare(sp, sc->fields->nelts);
-        svm_kd_prepare(sp);
         svm_decrypt_check_form(sp, sc);
         used = 1;
         if (sc->pool_max == 0) {

@@ -96,6 +96,20 @@ static const svm_stmt_def svm_stmts[] = {
       "UPDATE fields SET enc = %pDb, ct = %pDb, version = version + 1, updated = now() "
       "WHERE record_id = %s::bigint AND name = %s AND share_id = %s::bigint "
       "AND key2_pub = decode(%s, 'hex')" },
+    /* key location and decrypt */
+    { "svm_key1_get",
+      "SELECT encode(public_key, 'hex') FROM key1 WHERE fingerprint = %s" },
+    { "svm_dec_fields",
+      "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), encode(ct, 'hex'), "
+      "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version FROM fields "
+      "WHERE record_id = %s::bigint ORDER BY name" },
+    /* compare-and-swap on share id, key2 public key and version: a
+     * concurrent update (same key, new value) or rotation makes it miss */
+    { "svm_dec_rotate",
+      "UPDATE fields SET key2_pub = %pDb, enc = %pDb, ct = %pDb, share_id = %s::bigint, "
+      "wrap_enc = %pDb, wrap_ct = %pDb, key1_fp = %s, version = version + 1 "
+      "WHERE record_id = %s::bigint AND name = %s AND share_id = %s::bigint "
+      "AND key2_pub = decode(%s, 'hex') AND version = %s::int" },
     /* audit */
     { "svm_audit_insert",
       "INSERT INTO audit (actor, action, record_ref, field, outcome, address, detail) "

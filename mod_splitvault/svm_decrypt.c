@@ -45,73 +45,6 @@
 #define SVM_ROTATE_MAX_AGE apr_time_from_sec(600)
 #define SVM_DECRYPT_HDR_MAX (16 + 1 + SV_WIRE_MAX_ACTOR + 4 + 1 + 2)
 
-/* ---- statements of the key location and decrypt ---------------------------- */
-
-static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *svm_kd_dbd_prepare;
-
-static const struct {
-    const char *label;
-    const char *sql;
-} svm_kd_stmts[] = {
-    { "svm_key1_get",
-      "SELECT encode(public_key, 'hex') FROM key1 WHERE fingerprint = %s" },
-    { "svm_dec_fields",
-      "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), encode(ct, 'hex'), "
-      "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version FROM fields "
-      "WHERE record_id = %s::bigint ORDER BY name" },
-    /* compare-and-swap on share id, key2 public key and version: a
-     * concurrent update (same key, new value) or rotation makes it miss */
-    { "svm_dec_rotate",
-      "UPDATE fields SET key2_pub = %pDb, enc = %pDb, ct = %pDb, share_id = %s::bigint, "
-      "wrap_enc = %pDb, wrap_ct = %pDb, key1_fp = %s, version = version + 1 "
-      "WHERE record_id = %s::bigint AND name = %s AND share_id = %s::bigint "
-      "AND key2_pub = decode(%s, 'hex') AND version = %s::int" },
-    { NULL, NULL }
-};
-
-void svm_kd_prepare(server_rec *s)
-{
-    int i;
-
-    if (!svm_kd_dbd_prepare)
-        svm_kd_dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
-    if (!svm_kd_dbd_prepare)
-        return;
-    for (i = 0; svm_kd_stmts[i].label; i++)
-        svm_kd_dbd_prepare(s, svm_kd_stmts[i].sql, svm_kd_stmts[i].label);
-}
-
-int svm_kd_reprepare(request_rec *r, ap_dbd_t *dbd)
-{
-    int i, bad = 0;
-
-    for (i = 0; svm_kd_stmts[i].label; i++) {
-        apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, svm_kd_stmts[i].label,
-                                              APR_HASH_KEY_STRING);
-        /* a non-NULL statement is prepared again in place (mod_dbd's copy) */
-        if (st && apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, svm_kd_stmts[i].sql,
-                                  svm_kd_stmts[i].label, &st))
-            bad = 1;
-    }
-    ap_log_rerror(APLOG_MARK, bad ? APLOG_ERR : APLOG_WARNING, 0, r, "SV02120: prepared the "
-                  "key and decrypt statements again on a re-established connection%s",
-                  bad ? " (failed)" : "");
-    return bad;
-}
-
-int svm_kd_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *rows,
-                  const void **args)
-{
-    int rv = svm_db_select(r, dbd, label, rows, args);
-    const char *e;
-
-    if (rv > 0 && (e = apr_dbd_error(dbd->driver, dbd->handle, rv))
-        && strstr(e, "prepared statement") && strstr(e, "does not exist")
-        && svm_kd_reprepare(r, dbd) == 0)
-        rv = svm_db_select(r, dbd, label, rows, args);
-    return rv;
-}
-
 /* ---- one record's fields ------------------------------------------------------ */
 
 typedef struct {
@@ -164,7 +97,7 @@ static int svm_dec_read(svm_dctx *d)
     const void *args[] = { d->id };
     int bad = 0;
 
-    if (svm_kd_select(r, d->dbd, "svm_dec_fields", &res, args))
+    if (svm_db_select(r, d->dbd, "svm_dec_fields", &res, args))
         return -1;
     while ((row = svm_db_row(r, d->dbd, &res))) {
         svm_dfield *f = apr_array_push(a);
@@ -509,7 +442,7 @@ static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1, apr_time_t deadlin
         }
         if (svm_db_tx_end(r, d->dbd, fail) == 0 && !fail)
             return 0;
-        if (!svm_db_repaired(r) || svm_kd_reprepare(r, d->dbd))
+        if (!svm_db_repaired(r))
             return -1;
         /* the connection was re-established: run the transaction again */
     }
