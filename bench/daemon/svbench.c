@@ -10,11 +10,17 @@
  *                work), then replays their encoded DECRYPT frames (no
  *                rotation) on --conns connections. Replaying pre-encoded
  *                frames keeps the generator's CPU cost to TLS records.
+ *                --save FILE writes the frames after storing (mode 0600;
+ *                bench data only), --load FILE replays frames saved by an
+ *                earlier run against the same store instead of storing:
+ *                a profile of the daemon then holds DECRYPTs alone.
  * MODE fill:     STOREs until --total shares exist (32 fields a STORE),
  *                for the memory measurement.
  * MODE crypto:   no daemon: the per-field work of a DECRYPT done by the
- *                core library in this thread (key check, datum open), for
- *                comparison with `openssl speed ecdhx25519`.
+ *                core library in this thread (sv_datum_open_checked, as the
+ *                daemon calls it; the older key check and open apart), next
+ *                to two bare X25519 derives (the floor, as `openssl speed
+ *                ecdhx25519` measures one).
  *
  * Prints one line of key=value figures: requests/s, fields/s, p50/p99
  * latency in microseconds. Uses the core library's encoder and OpenSSL.
@@ -22,6 +28,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -36,6 +43,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
@@ -51,8 +59,8 @@ static struct {
     int port, conns, fields, records, mode;
     double duration;
     uint64_t total;
-    const char *cert, *key, *ca;
-} opt = { 0, 16, 3, 64, M_STORE, 10.0, 1000000, NULL, NULL, NULL };
+    const char *cert, *key, *ca, *save, *load;
+} opt = { 0, 16, 3, 64, M_STORE, 10.0, 1000000, NULL, NULL, NULL, NULL, NULL };
 
 static SSL_CTX *ctx;
 
@@ -62,7 +70,10 @@ struct frame {
 };
 
 static struct frame *dframes;   /* DECRYPT frames, one per record */
-static volatile int go, stop_flag;
+static volatile int stop_flag;
+static int go;
+static pthread_mutex_t go_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t go_cv = PTHREAD_COND_INITIALIZER;
 static uint64_t fill_done;
 static pthread_mutex_t fill_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -190,8 +201,11 @@ worker_main(void *arg)
     unsigned k = (unsigned)w->id;
 
     sv_buf_init(&sb, 1, 0);
+    /* wait, without spinning: the other connections are still being set up */
+    pthread_mutex_lock(&go_mu);
     while (!go)
-        ;
+        pthread_cond_wait(&go_cv, &go_mu);
+    pthread_mutex_unlock(&go_mu);
     while (!stop_flag) {
         const uint8_t *req;
         size_t len;
@@ -243,36 +257,60 @@ worker_main(void *arg)
     return NULL;
 }
 
-/* Single-threaded cost of the daemon's per-field work in the core library. */
+/* Single-threaded cost of the daemon's per-field work in the core library,
+ * next to the floor: two X25519 scalar multiplications done through EVP the
+ * way `openssl speed ecdhx25519` does them (one context, derive only). */
 static int
 crypto_bench(void)
 {
-    uint8_t sk[32], pk[32], u[16], enc[32], ct[128], pt[128];
+    uint8_t sk[32], pk[32], u[16], enc[32], ct[128], pt[128], dh[32];
     const char *v = "078-05-1120 a field value of some length";
-    size_t vl = strlen(v);
+    size_t vl = strlen(v), dl;
     int n = 0;
-    double t0, t1, t2, t3;
+    double t0, t1, t2, t3, t4, t5;
+    EVP_PKEY *a = NULL, *b = NULL;
+    EVP_PKEY_CTX *c = NULL;
 
     if (sv_x25519_generate(sk, pk) != SV_OK || sv_uuid_generate(u) != SV_OK ||
         sv_datum_seal(pk, u, "field0", (const uint8_t *)v, vl, enc, ct) != SV_OK)
         die("crypto set-up");
     t0 = now_s();
-    for (n = 0; now_s() - t0 < opt.duration / 3; n++)
+    for (n = 0; now_s() - t0 < opt.duration / 4; n++)
+        if (sv_datum_open_checked(sk, pk, u, "field0", enc, ct, vl + 16, pt) != SV_OK)
+            die("datum open (checked)");
+    t1 = now_s();
+    for (int i = 0; i < n; i++)
         if (sv_key2_check(sk, pk) != SV_OK)
             die("key2 check");
-    t1 = now_s();
+    t2 = now_s();
     for (int i = 0; i < n; i++)
         if (sv_datum_open(sk, u, "field0", enc, ct, vl + 16, pt) != SV_OK)
             die("datum open");
-    t2 = now_s();
+    t3 = now_s();
     for (int i = 0; i < n; i++)
         if (sv_x25519_public(sk, pk) != SV_OK)
             die("x25519 public");
-    t3 = now_s();
-    printf("mode=crypto key2_check_us=%.1f datum_open_us=%.1f x25519_public_us=%.1f "
-           "fields_per_s_1core=%.0f\n", (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6,
-           (t3 - t2) / n * 1e6, (double)n / (t2 - t0));
+    t4 = now_s();
+    a = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sk, 32);
+    b = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, enc, 32);
+    if (a == NULL || b == NULL || (c = EVP_PKEY_CTX_new(a, NULL)) == NULL ||
+        EVP_PKEY_derive_init(c) != 1 || EVP_PKEY_derive_set_peer(c, b) != 1)
+        die("derive set-up");
+    for (int i = 0; i < 2 * n; i++) {
+        dl = sizeof(dh);
+        if (EVP_PKEY_derive(c, dh, &dl) != 1)
+            die("derive");
+    }
+    t5 = now_s();
+    printf("mode=crypto open_checked_us=%.1f key2_check_us=%.1f datum_open_us=%.1f "
+           "x25519_public_us=%.1f two_derives_us=%.1f fields_per_s_1core=%.0f\n",
+           (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6, (t3 - t2) / n * 1e6, (t4 - t3) / n * 1e6,
+           (t5 - t4) / n * 1e6, (double)n / (t1 - t0));
+    EVP_PKEY_CTX_free(c);
+    EVP_PKEY_free(a);
+    EVP_PKEY_free(b);
     OPENSSL_cleanse(sk, sizeof(sk));
+    OPENSSL_cleanse(dh, sizeof(dh));
     return 0;
 }
 
@@ -355,6 +393,53 @@ prepare_decrypt(void)
     close(fd);
 }
 
+/* Frames file: "svbench-frames v1 <fields> <records>\n", then per frame a
+ * 4-byte big-endian length and the frame. */
+static void
+save_frames(const char *path)
+{
+    FILE *f;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    if (fd < 0 || (f = fdopen(fd, "wb")) == NULL)
+        die("--save: cannot create the file");
+    fprintf(f, "svbench-frames v1 %d %d\n", opt.fields, opt.records);
+    for (int r = 0; r < opt.records; r++) {
+        uint8_t l[4] = { (uint8_t)(dframes[r].len >> 24), (uint8_t)(dframes[r].len >> 16),
+                         (uint8_t)(dframes[r].len >> 8), (uint8_t)dframes[r].len };
+        if (fwrite(l, 1, 4, f) != 4 || fwrite(dframes[r].data, 1, dframes[r].len, f) !=
+            dframes[r].len)
+            die("--save: write failed");
+    }
+    if (fclose(f) != 0)
+        die("--save: write failed");
+}
+
+static void
+load_frames(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    int fields, records;
+
+    if (f == NULL || fscanf(f, "svbench-frames v1 %d %d", &fields, &records) != 2 ||
+        fgetc(f) != '\n' || records < 1)
+        die("--load: not a frames file");
+    opt.fields = fields;
+    opt.records = records;
+    dframes = calloc((size_t)records, sizeof(*dframes));
+    for (int r = 0; r < records; r++) {
+        uint8_t l[4];
+        if (fread(l, 1, 4, f) != 4)
+            die("--load: truncated");
+        dframes[r].len = ((size_t)l[0] << 24) | ((size_t)l[1] << 16) | ((size_t)l[2] << 8) | l[3];
+        if (dframes[r].len > SV_WIRE_HDR_LEN + SV_WIRE_MAX_BODY ||
+            (dframes[r].data = malloc(dframes[r].len)) == NULL ||
+            fread(dframes[r].data, 1, dframes[r].len, f) != dframes[r].len)
+            die("--load: truncated");
+    }
+    fclose(f);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -363,6 +448,7 @@ main(int argc, char **argv)
         { "ca", required_argument, NULL, 'A' }, { "conns", required_argument, NULL, 'n' },
         { "fields", required_argument, NULL, 'f' }, { "records", required_argument, NULL, 'r' },
         { "duration", required_argument, NULL, 'd' }, { "total", required_argument, NULL, 'T' },
+        { "save", required_argument, NULL, 'S' }, { "load", required_argument, NULL, 'L' },
         { NULL, 0, NULL, 0 },
     };
     struct worker *w;
@@ -384,6 +470,8 @@ main(int argc, char **argv)
         case 'r': opt.records = atoi(optarg); break;
         case 'd': opt.duration = atof(optarg); break;
         case 'T': opt.total = strtoull(optarg, NULL, 10); break;
+        case 'S': opt.save = optarg; break;
+        case 'L': opt.load = optarg; break;
         default: return 2;
         }
     }
@@ -394,7 +482,8 @@ main(int argc, char **argv)
     if (optind != argc - 1 || !opt.port || !opt.cert || !opt.key || !opt.ca ||
         opt.fields < 1 || opt.fields > SV_WIRE_MAX_FIELDS || opt.conns < 1 || opt.records < 1) {
         fprintf(stderr, "usage: svbench -p PORT --cert C --key K --ca CA [--conns N] "
-                "[--fields F] [--records R] [--duration S] [--total N] store|decrypt|fill\n"
+                "[--fields F] [--records R] [--duration S] [--total N] [--save F|--load F] "
+                "store|decrypt|fill\n"
                 "       svbench [--duration S] crypto\n");
         return 2;
     }
@@ -412,8 +501,13 @@ main(int argc, char **argv)
         die("client certificate");
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_read_ahead(ctx, 1);
-    if (opt.mode == M_DECRYPT)
+    if (opt.mode == M_DECRYPT && opt.load != NULL) {
+        load_frames(opt.load);
+    } else if (opt.mode == M_DECRYPT) {
         prepare_decrypt();
+        if (opt.save != NULL)
+            save_frames(opt.save);
+    }
     w = calloc((size_t)opt.conns, sizeof(*w));
     th = calloc((size_t)opt.conns, sizeof(*th));
     for (int i = 0; i < opt.conns; i++) {
@@ -422,7 +516,10 @@ main(int argc, char **argv)
         pthread_create(&th[i], NULL, worker_main, &w[i]);
     }
     t0 = now_s();
+    pthread_mutex_lock(&go_mu);
     go = 1;
+    pthread_cond_broadcast(&go_cv);
+    pthread_mutex_unlock(&go_mu);
     if (opt.mode != M_FILL) {
         struct timespec ts = { (time_t)opt.duration,
                                (long)((opt.duration - (double)(time_t)opt.duration) * 1e9) };
