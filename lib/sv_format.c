@@ -206,10 +206,8 @@ sv_datum_open_checked(const uint8_t sk2[SV_X25519_LEN], const uint8_t pk2[SV_X25
                       const uint8_t enc[SV_HPKE_ENC_LEN],
                       const uint8_t *ct, size_t ct_len, uint8_t *pt)
 {
-    sv_hpke_ctx ctx;
     char aad[SV_AAD_MAX];
     size_t aad_len;
-    sv_status st;
 
     if (ct == NULL || ct_len < SV_HPKE_TAG_LEN || ct_len - SV_HPKE_TAG_LEN > SV_DATUM_MAX)
         return SV_ERR_OPEN;
@@ -218,16 +216,9 @@ sv_datum_open_checked(const uint8_t sk2[SV_X25519_LEN], const uint8_t pk2[SV_X25
         sv_cleanse(pt, ct_len - SV_HPKE_TAG_LEN);
         return SV_ERR_OPEN;
     }
-    st = sv_hpke_setup_r_checked(&ctx, SV_AEAD, sk2, pk2, enc, (const uint8_t *)SV_INFO_DATUM,
-                                 sizeof(SV_INFO_DATUM) - 1);
-    if (st == SV_OK)
-        st = sv_hpke_ctx_open(&ctx, (const uint8_t *)aad, aad_len, ct, ct_len, pt);
-    sv_hpke_ctx_clear(&ctx);
-    if (st != SV_OK) {
-        sv_cleanse(pt, ct_len - SV_HPKE_TAG_LEN);
-        return st == SV_ERR_KEY_MISMATCH ? SV_ERR_KEY_MISMATCH : SV_ERR_OPEN;
-    }
-    return SV_OK;
+    return sv_hpke_open_checked(SV_AEAD, sk2, pk2, (const uint8_t *)SV_INFO_DATUM,
+                                sizeof(SV_INFO_DATUM) - 1, (const uint8_t *)aad, aad_len, enc,
+                                ct, ct_len, pt);
 }
 
 sv_status

@@ -7,9 +7,17 @@
  *
  * Algorithm objects are fetched once per process (CRYPTO_THREAD_run_once)
  * rather than on every call: intake does several X25519 operations per field
- * and the key schedule should cost little next to them. HMAC contexts are
- * duplicated from a template that already carries the SHA-256 digest, so no
- * name lookup happens on the hot path.
+ * and the key schedule should cost little next to them. One HMAC context,
+ * duplicated from a template that already carries the SHA-256 digest, is
+ * re-keyed for every step of a setup, so no name lookup and no allocation
+ * happens per HKDF step. psk_id_hash (constant per suite) is computed once,
+ * info_hash once per thread for the last info seen (both public).
+ *
+ * A recipient's public key is computed with the X25519 ladder, X25519(skR, 9)
+ * (RFC 7748 6.1), on the same derive context as the DH: OpenSSL 3.0 computes
+ * it on import with portable fixed-base code that costs more than its
+ * assembler ladder, so skR is imported with a placeholder public half that is
+ * never used (X25519 derive reads only the private key and the peer's).
  *
  * Every intermediate secret (DH output, PRKs, shared secret, keys) is on the
  * stack and cleansed at the single exit of the function that made it.
@@ -44,6 +52,14 @@ static EVP_MAC_CTX *hmac_tmpl;   /* HMAC with digest SHA256, no key yet */
 static EVP_CIPHER *cipher_aes128gcm;
 static EVP_CIPHER *cipher_aes256gcm;
 static EVP_CIPHER *cipher_chacha;
+static EVP_PKEY *x25519_base;    /* the base point u = 9, as a peer key */
+/* LabeledExtract("", "psk_id_hash", "") per AEAD (index aead_id - 1) */
+static uint8_t psk_id_hash[3][SV_HPKE_HASH_LEN];
+
+static int labeled_extract(EVP_MAC_CTX *m, const uint8_t *suite, size_t suite_len,
+                           const uint8_t *salt, size_t salt_len, const char *label,
+                           const uint8_t *ikm, size_t ikm_len, uint8_t prk[SV_HPKE_HASH_LEN]);
+static void hpke_suite(uint8_t s[10], uint16_t aead_id);
 
 /* run_once body: fetch HMAC, SHA-256 and the three AEADs. On failure the
  * objects fetched so far are released and hpke_init_ok stays 0, so every
@@ -71,6 +87,24 @@ hpke_init(void)
     cipher_chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
     if (cipher_aes128gcm == NULL || cipher_aes256gcm == NULL || cipher_chacha == NULL)
         goto fail;
+    {
+        static const uint8_t nine[SV_X25519_LEN] = { 9 };
+        EVP_MAC_CTX *m;
+        int ok = 1;
+
+        x25519_base = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, nine, sizeof(nine));
+        if (x25519_base == NULL || (m = EVP_MAC_CTX_dup(hmac_tmpl)) == NULL)
+            goto fail;
+        for (uint16_t a = 1; a <= 3 && ok; a++) {
+            uint8_t suite[10];
+            hpke_suite(suite, a);
+            ok = labeled_extract(m, suite, sizeof(suite), NULL, 0, "psk_id_hash", NULL, 0,
+                                 psk_id_hash[a - 1]);
+        }
+        EVP_MAC_CTX_free(m);
+        if (!ok)
+            goto fail;
+    }
     hpke_init_ok = 1;
     return;
 
@@ -82,6 +116,8 @@ fail:
     EVP_CIPHER_free(cipher_aes256gcm);
     EVP_CIPHER_free(cipher_chacha);
     cipher_aes128gcm = cipher_aes256gcm = cipher_chacha = NULL;
+    EVP_PKEY_free(x25519_base);
+    x25519_base = NULL;
 }
 
 static int
@@ -116,19 +152,12 @@ typedef struct {
     size_t n;
 } hpke_iov;
 
-/* A keyed HMAC-SHA256 context, duplicated from the template. NULL on error. */
+/* An HMAC-SHA256 context for one setup, duplicated from the template; each
+ * HKDF step re-keys it. NULL on error. */
 static EVP_MAC_CTX *
-hmac_new(const uint8_t *key, size_t key_len)
+hmac_new(void)
 {
-    EVP_MAC_CTX *m = EVP_MAC_CTX_dup(hmac_tmpl);
-
-    if (m == NULL)
-        return NULL;
-    if (!EVP_MAC_init(m, key, key_len, NULL)) {
-        EVP_MAC_CTX_free(m);
-        return NULL;
-    }
-    return m;
+    return EVP_MAC_CTX_dup(hmac_tmpl);
 }
 
 /* Feed the pieces of v into m and finish into out (32 bytes). */
@@ -150,14 +179,12 @@ hmac_run(EVP_MAC_CTX *m, const hpke_iov *v, size_t nv, uint8_t out[SV_HPKE_HASH_
  * would pad an empty key to anyway.
  */
 static int
-labeled_extract(const uint8_t *suite, size_t suite_len,
+labeled_extract(EVP_MAC_CTX *m, const uint8_t *suite, size_t suite_len,
                 const uint8_t *salt, size_t salt_len, const char *label,
                 const uint8_t *ikm, size_t ikm_len, uint8_t prk[SV_HPKE_HASH_LEN])
 {
     static const uint8_t zero_salt[SV_HPKE_HASH_LEN];
     hpke_iov v[4];
-    EVP_MAC_CTX *m;
-    int ok;
 
     if (salt_len == 0) {
         salt = zero_salt;
@@ -172,11 +199,7 @@ labeled_extract(const uint8_t *suite, size_t suite_len,
     v[3].p = ikm;
     v[3].n = ikm_len;
 
-    if ((m = hmac_new(salt, salt_len)) == NULL)
-        return 0;
-    ok = hmac_run(m, v, 4, prk);
-    EVP_MAC_CTX_free(m);
-    return ok;
+    return EVP_MAC_init(m, salt, salt_len, NULL) && hmac_run(m, v, 4, prk);
 }
 
 /*
@@ -186,14 +209,13 @@ labeled_extract(const uint8_t *suite, size_t suite_len,
  * accepted length needs no buffer. T(i) = HMAC(prk, T(i-1) || info' || i).
  */
 static int
-labeled_expand(const uint8_t *suite, size_t suite_len,
+labeled_expand(EVP_MAC_CTX *m, const uint8_t *suite, size_t suite_len,
                const uint8_t prk[SV_HPKE_HASH_LEN], const char *label,
                const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
 {
     uint8_t t[SV_HPKE_HASH_LEN];
     uint8_t len2[2], ctr = 0;
     hpke_iov v[7];
-    EVP_MAC_CTX *m = NULL;
     size_t done = 0, take;
     int ok = 0;
 
@@ -202,7 +224,7 @@ labeled_expand(const uint8_t *suite, size_t suite_len,
     len2[0] = (uint8_t)(out_len >> 8);
     len2[1] = (uint8_t)out_len;
 
-    if ((m = hmac_new(prk, SV_HPKE_HASH_LEN)) == NULL)
+    if (!EVP_MAC_init(m, prk, SV_HPKE_HASH_LEN, NULL))
         goto out;
     v[0].p = t;
     v[0].n = 0; /* T(0) is empty */
@@ -234,7 +256,6 @@ labeled_expand(const uint8_t *suite, size_t suite_len,
     ok = 1;
 
 out:
-    EVP_MAC_CTX_free(m);
     sv_cleanse(t, sizeof(t));
     if (!ok)
         sv_cleanse(out, out_len);
@@ -276,6 +297,35 @@ x25519_private(const uint8_t sk[SV_X25519_LEN])
     return EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, sk, SV_X25519_LEN);
 }
 
+/*
+ * EVP_PKEY for a raw X25519 private key whose public half is NOT computed:
+ * a fixed placeholder stands in for it. Only for derive contexts, which read
+ * the private key alone; the caller computes the real public key with the
+ * ladder (x25519_public_ladder). NULL on error.
+ */
+static EVP_PKEY *
+x25519_private_for_derive(const uint8_t sk[SV_X25519_LEN])
+{
+    static const uint8_t placeholder[SV_X25519_LEN] = { 9 };
+    EVP_PKEY_CTX *c;
+    EVP_PKEY *k = NULL;
+    OSSL_PARAM p[3];
+
+    p[0] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)(uintptr_t)sk,
+                                             SV_X25519_LEN);
+    p[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                             (void *)(uintptr_t)placeholder, SV_X25519_LEN);
+    p[2] = OSSL_PARAM_construct_end();
+    c = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
+    if (c == NULL || EVP_PKEY_fromdata_init(c) <= 0
+        || EVP_PKEY_fromdata(c, &k, EVP_PKEY_KEYPAIR, p) <= 0) {
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    EVP_PKEY_CTX_free(c);
+    return k;
+}
+
 static int
 x25519_public_of(const EVP_PKEY *k, uint8_t pk[SV_X25519_LEN])
 {
@@ -284,31 +334,36 @@ x25519_public_of(const EVP_PKEY *k, uint8_t pk[SV_X25519_LEN])
     return EVP_PKEY_get_raw_public_key(k, pk, &n) == 1 && n == SV_X25519_LEN;
 }
 
+/* A derive context for the private key sk (no peer yet). NULL on error. */
+static EVP_PKEY_CTX *
+x25519_derive_ctx(EVP_PKEY *sk)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, sk, NULL);
+
+    if (c != NULL && EVP_PKEY_derive_init(c) <= 0) {
+        EVP_PKEY_CTX_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
 /*
- * dh = X25519(sk, peer). Returns SV_OK, SV_ERR_BAD_KEY when the result is
- * the all-zero value (peer is a small-order point; OpenSSL refuses it too)
- * or SV_ERR_INTERNAL. dh is zeroed on failure.
+ * out = X25519(c's private key, peer). SV_OK, SV_ERR_BAD_KEY when the result
+ * is the all-zero value (peer is a small-order point; OpenSSL refuses it too)
+ * or SV_ERR_INTERNAL. out is zeroed on failure. Logs failures.
  */
 static sv_status
-x25519_dh(EVP_PKEY *sk, const uint8_t peer[SV_X25519_LEN], uint8_t dh[SV_X25519_LEN])
+x25519_derive(EVP_PKEY_CTX *c, EVP_PKEY *peer, uint8_t out[SV_X25519_LEN])
 {
-    EVP_PKEY *pub = NULL;
-    EVP_PKEY_CTX *c = NULL;
     sv_status st = SV_ERR_INTERNAL;
     size_t n = SV_X25519_LEN, i;
     uint8_t acc = 0;
 
-    pub = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer, SV_X25519_LEN);
-    if (pub == NULL)
-        goto out;
-    c = EVP_PKEY_CTX_new_from_pkey(NULL, sk, NULL);
-    if (c == NULL || EVP_PKEY_derive_init(c) <= 0)
-        goto out;
     /* validate_peer = 0: X25519 has no public-key check worth a second
      * context per call; the zero-output test below is the one that counts. */
-    if (EVP_PKEY_derive_set_peer_ex(c, pub, 0) <= 0)
+    if (EVP_PKEY_derive_set_peer_ex(c, peer, 0) <= 0)
         goto out;
-    if (EVP_PKEY_derive(c, dh, &n) <= 0) {
+    if (EVP_PKEY_derive(c, out, &n) <= 0) {
         /* OpenSSL's X25519 fails exactly when the output would be zero */
         st = SV_ERR_BAD_KEY;
         goto out;
@@ -316,19 +371,42 @@ x25519_dh(EVP_PKEY *sk, const uint8_t peer[SV_X25519_LEN], uint8_t dh[SV_X25519_
     if (n != SV_X25519_LEN)
         goto out;
     for (i = 0; i < SV_X25519_LEN; i++)
-        acc |= dh[i];
+        acc |= out[i];
     st = acc != 0 ? SV_OK : SV_ERR_BAD_KEY;
 
 out:
     if (st != SV_OK) {
-        sv_cleanse(dh, SV_X25519_LEN);
+        sv_cleanse(out, SV_X25519_LEN);
         sv_log_openssl(st == SV_ERR_BAD_KEY ? SV_LOG_DEBUG : SV_LOG_ERR,
                        st == SV_ERR_BAD_KEY ? "hpke: X25519 refused a small-order point"
                                             : "hpke: X25519 failed");
     }
-    EVP_PKEY_CTX_free(c);
+    return st;
+}
+
+/* dh = X25519(sk, peer) for a raw peer public key (see x25519_derive). */
+static sv_status
+x25519_dh(EVP_PKEY_CTX *c, const uint8_t peer[SV_X25519_LEN], uint8_t dh[SV_X25519_LEN])
+{
+    EVP_PKEY *pub;
+    sv_status st;
+
+    pub = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer, SV_X25519_LEN);
+    if (pub == NULL) {
+        sv_log_openssl(SV_LOG_ERR, "hpke: X25519 peer key");
+        sv_cleanse(dh, SV_X25519_LEN);
+        return SV_ERR_INTERNAL;
+    }
+    st = x25519_derive(c, pub, dh);
     EVP_PKEY_free(pub);
     return st;
+}
+
+/* pk = X25519(c's private key, 9), the public key (RFC 7748 6.1). */
+static int
+x25519_public_ladder(EVP_PKEY_CTX *c, uint8_t pk[SV_X25519_LEN])
+{
+    return x25519_derive(c, x25519_base, pk) == SV_OK;
 }
 
 /* ---- KEM ----------------------------------------------------------------- */
@@ -339,6 +417,7 @@ sv_hpke_derive_keypair(const uint8_t *ikm, size_t ikm_len,
 {
     uint8_t suite[KEM_SUITE_LEN], prk[SV_HPKE_HASH_LEN];
     EVP_PKEY *k = NULL;
+    EVP_MAC_CTX *m = NULL;
     sv_status st = SV_ERR_INTERNAL;
 
     if (sk == NULL || pk == NULL)
@@ -350,8 +429,9 @@ sv_hpke_derive_keypair(const uint8_t *ikm, size_t ikm_len,
     if (!hpke_ready())
         goto out;
     kem_suite(suite);
-    if (!labeled_extract(suite, sizeof(suite), NULL, 0, "dkp_prk", ikm, ikm_len, prk)
-        || !labeled_expand(suite, sizeof(suite), prk, "sk", NULL, 0, sk, SV_X25519_LEN)) {
+    if ((m = hmac_new()) == NULL
+        || !labeled_extract(m, suite, sizeof(suite), NULL, 0, "dkp_prk", ikm, ikm_len, prk)
+        || !labeled_expand(m, suite, sizeof(suite), prk, "sk", NULL, 0, sk, SV_X25519_LEN)) {
         sv_log_openssl(SV_LOG_ERR, "hpke: DeriveKeyPair");
         goto out;
     }
@@ -362,6 +442,7 @@ sv_hpke_derive_keypair(const uint8_t *ikm, size_t ikm_len,
     st = SV_OK;
 
 out:
+    EVP_MAC_CTX_free(m);
     EVP_PKEY_free(k);
     sv_cleanse(prk, sizeof(prk));
     if (st != SV_OK) {
@@ -377,8 +458,9 @@ out:
  *   shared_secret = LabeledExpand(eae_prk, "shared_secret", kem_context, 32)
  */
 static int
-kem_shared_secret(const uint8_t dh[SV_X25519_LEN], const uint8_t enc[SV_HPKE_ENC_LEN],
-                  const uint8_t pkR[SV_X25519_LEN], uint8_t ss[SV_HPKE_HASH_LEN])
+kem_shared_secret(EVP_MAC_CTX *m, const uint8_t dh[SV_X25519_LEN],
+                  const uint8_t enc[SV_HPKE_ENC_LEN], const uint8_t pkR[SV_X25519_LEN],
+                  uint8_t ss[SV_HPKE_HASH_LEN])
 {
     uint8_t suite[KEM_SUITE_LEN], prk[SV_HPKE_HASH_LEN];
     uint8_t kem_ctx[SV_HPKE_ENC_LEN + SV_X25519_LEN];
@@ -387,19 +469,54 @@ kem_shared_secret(const uint8_t dh[SV_X25519_LEN], const uint8_t enc[SV_HPKE_ENC
     kem_suite(suite);
     memcpy(kem_ctx, enc, SV_HPKE_ENC_LEN);
     memcpy(kem_ctx + SV_HPKE_ENC_LEN, pkR, SV_X25519_LEN);
-    ok = labeled_extract(suite, sizeof(suite), NULL, 0, "eae_prk", dh, SV_X25519_LEN, prk)
-         && labeled_expand(suite, sizeof(suite), prk, "shared_secret",
+    ok = labeled_extract(m, suite, sizeof(suite), NULL, 0, "eae_prk", dh, SV_X25519_LEN, prk)
+         && labeled_expand(m, suite, sizeof(suite), prk, "shared_secret",
                            kem_ctx, sizeof(kem_ctx), ss, SV_HPKE_HASH_LEN);
     sv_cleanse(prk, sizeof(prk));
     return ok;
 }
 
+/* info_hash = LabeledExtract("", "info_hash", info), remembered per thread
+ * for the last (aead, info) seen: info is public, and the daemon opens every
+ * datum with the same one. */
+#define INFO_CACHE_MAX 64
+static __thread struct {
+    int valid;
+    uint16_t aead_id;
+    size_t len;
+    uint8_t info[INFO_CACHE_MAX];
+    uint8_t hash[SV_HPKE_HASH_LEN];
+} info_cache;
+
+static int
+info_hash(EVP_MAC_CTX *m, const uint8_t *suite, uint16_t aead_id, const uint8_t *info,
+          size_t info_len, uint8_t out[SV_HPKE_HASH_LEN])
+{
+    if (info_cache.valid && info_cache.aead_id == aead_id && info_cache.len == info_len
+        && (info_len == 0 || memcmp(info_cache.info, info, info_len) == 0)) {
+        memcpy(out, info_cache.hash, SV_HPKE_HASH_LEN);
+        return 1;
+    }
+    if (!labeled_extract(m, suite, HPKE_SUITE_LEN, NULL, 0, "info_hash", info, info_len, out))
+        return 0;
+    if (info_len <= INFO_CACHE_MAX) {
+        info_cache.aead_id = aead_id;
+        info_cache.len = info_len;
+        if (info_len > 0)
+            memcpy(info_cache.info, info, info_len);
+        memcpy(info_cache.hash, out, SV_HPKE_HASH_LEN);
+        info_cache.valid = 1;
+    }
+    return 1;
+}
+
 /*
  * KeySchedule for mode_base (psk and psk_id empty): fills key, base_nonce
- * and exporter_secret of ctx from shared_secret and info.
+ * and (with want_exporter) exporter_secret of ctx from shared_secret and info.
  */
 static int
-key_schedule(sv_hpke_ctx *ctx, const uint8_t *info, size_t info_len)
+key_schedule(EVP_MAC_CTX *m, sv_hpke_ctx *ctx, const uint8_t *info, size_t info_len,
+             int want_exporter)
 {
     uint8_t suite[HPKE_SUITE_LEN];
     uint8_t ksc[1 + 2 * SV_HPKE_HASH_LEN]; /* mode || psk_id_hash || info_hash */
@@ -408,17 +525,17 @@ key_schedule(sv_hpke_ctx *ctx, const uint8_t *info, size_t info_len)
 
     hpke_suite(suite, ctx->aead_id);
     ksc[0] = 0x00; /* mode_base */
-    ok = labeled_extract(suite, sizeof(suite), NULL, 0, "psk_id_hash", NULL, 0, ksc + 1)
-         && labeled_extract(suite, sizeof(suite), NULL, 0, "info_hash", info, info_len,
-                            ksc + 1 + SV_HPKE_HASH_LEN)
-         && labeled_extract(suite, sizeof(suite), ctx->shared_secret, SV_HPKE_HASH_LEN,
+    memcpy(ksc + 1, psk_id_hash[ctx->aead_id - 1], SV_HPKE_HASH_LEN);
+    ok = info_hash(m, suite, ctx->aead_id, info, info_len, ksc + 1 + SV_HPKE_HASH_LEN)
+         && labeled_extract(m, suite, sizeof(suite), ctx->shared_secret, SV_HPKE_HASH_LEN,
                             "secret", NULL, 0, secret)
-         && labeled_expand(suite, sizeof(suite), secret, "key", ksc, sizeof(ksc),
+         && labeled_expand(m, suite, sizeof(suite), secret, "key", ksc, sizeof(ksc),
                            ctx->key, ctx->key_len)
-         && labeled_expand(suite, sizeof(suite), secret, "base_nonce", ksc, sizeof(ksc),
+         && labeled_expand(m, suite, sizeof(suite), secret, "base_nonce", ksc, sizeof(ksc),
                            ctx->base_nonce, SV_HPKE_NONCE_LEN)
-         && labeled_expand(suite, sizeof(suite), secret, "exp", ksc, sizeof(ksc),
-                           ctx->exporter_secret, SV_HPKE_HASH_LEN);
+         && (!want_exporter
+             || labeled_expand(m, suite, sizeof(suite), secret, "exp", ksc, sizeof(ksc),
+                               ctx->exporter_secret, SV_HPKE_HASH_LEN));
     sv_cleanse(secret, sizeof(secret));
     sv_cleanse(ksc, sizeof(ksc));
     return ok;
@@ -453,6 +570,8 @@ sv_hpke_setup_s(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t pkR[SV_X25519_
 {
     uint8_t skE[SV_X25519_LEN], pkE[SV_X25519_LEN], dh[SV_X25519_LEN];
     EVP_PKEY *ek = NULL;
+    EVP_PKEY_CTX *dc = NULL;
+    EVP_MAC_CTX *m = NULL;
     sv_status st;
 
     if (ctx == NULL)
@@ -472,14 +591,16 @@ sv_hpke_setup_s(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t pkR[SV_X25519_
         goto out;
     }
     st = SV_ERR_INTERNAL;
-    if ((ek = x25519_private(skE)) == NULL || !x25519_public_of(ek, pkE)) {
+    if ((ek = x25519_private(skE)) == NULL || !x25519_public_of(ek, pkE)
+        || (dc = x25519_derive_ctx(ek)) == NULL) {
         sv_log_openssl(SV_LOG_ERR, "hpke: ephemeral X25519 key");
         goto out;
     }
-    if ((st = x25519_dh(ek, pkR, dh)) != SV_OK)
+    if ((st = x25519_dh(dc, pkR, dh)) != SV_OK)
         goto out; /* SV_ERR_BAD_KEY: pkR is a small-order point */
     st = SV_ERR_INTERNAL;
-    if (!kem_shared_secret(dh, pkE, pkR, ctx->shared_secret) || !key_schedule(ctx, info, info_len)) {
+    if ((m = hmac_new()) == NULL || !kem_shared_secret(m, dh, pkE, pkR, ctx->shared_secret)
+        || !key_schedule(m, ctx, info, info_len, 1)) {
         sv_log_openssl(SV_LOG_ERR, "hpke: key schedule");
         goto out;
     }
@@ -489,10 +610,72 @@ sv_hpke_setup_s(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t pkR[SV_X25519_
     st = SV_OK;
 
 out:
+    EVP_MAC_CTX_free(m);
+    EVP_PKEY_CTX_free(dc);
     EVP_PKEY_free(ek);
     sv_cleanse(skE, sizeof(skE));
     sv_cleanse(dh, sizeof(dh));
     if (st != SV_OK)
+        sv_hpke_ctx_clear(ctx);
+    return st;
+}
+
+/*
+ * SetupBaseR, with the key check of sv_hpke_setup_r_checked when expect_pk is
+ * not NULL, and the exporter secret only when want_exporter. One derive
+ * context serves both scalar multiplications: pkR = X25519(skR, 9), then
+ * dh = X25519(skR, enc). A mismatch is reported only at the end, after the
+ * same work.
+ */
+static sv_status
+setup_r(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
+        const uint8_t *expect_pk, const uint8_t enc[SV_HPKE_ENC_LEN],
+        const uint8_t *info, size_t info_len, int want_exporter)
+{
+    uint8_t pkR[SV_X25519_LEN], dh[SV_X25519_LEN];
+    EVP_PKEY *rk = NULL;
+    EVP_PKEY_CTX *dc = NULL;
+    EVP_MAC_CTX *m = NULL;
+    int mismatch = 0;
+    sv_status st;
+
+    if (ctx == NULL)
+        return SV_ERR_INVAL;
+    memset(ctx, 0, sizeof(*ctx));
+    if (skR == NULL || enc == NULL)
+        return SV_ERR_INVAL;
+    if ((st = setup_begin(ctx, aead_id, info, info_len)) != SV_OK)
+        return st;
+
+    st = SV_ERR_INTERNAL;
+    if ((rk = x25519_private_for_derive(skR)) == NULL || (dc = x25519_derive_ctx(rk)) == NULL
+        || !x25519_public_ladder(dc, pkR)) {
+        sv_log_openssl(SV_LOG_ERR, "hpke: recipient X25519 key");
+        goto out;
+    }
+    mismatch = expect_pk != NULL && CRYPTO_memcmp(pkR, expect_pk, SV_X25519_LEN) != 0;
+    if ((st = x25519_dh(dc, enc, dh)) != SV_OK) {
+        if (st == SV_ERR_BAD_KEY)
+            st = SV_ERR_OPEN;
+        goto out;
+    }
+    st = SV_ERR_INTERNAL;
+    if ((m = hmac_new()) == NULL || !kem_shared_secret(m, dh, enc, pkR, ctx->shared_secret)
+        || !key_schedule(m, ctx, info, info_len, want_exporter)) {
+        sv_log_openssl(SV_LOG_ERR, "hpke: key schedule");
+        goto out;
+    }
+    ctx->seq = 0;
+    ctx->ready = 1;
+    st = mismatch ? SV_ERR_KEY_MISMATCH : SV_OK;
+
+out:
+    EVP_MAC_CTX_free(m);
+    EVP_PKEY_CTX_free(dc);
+    EVP_PKEY_free(rk);
+    sv_cleanse(dh, sizeof(dh));
+    sv_cleanse(pkR, sizeof(pkR));
+    if (st != SV_OK && st != SV_ERR_KEY_MISMATCH)
         sv_hpke_ctx_clear(ctx);
     return st;
 }
@@ -506,57 +689,22 @@ sv_status
 sv_hpke_setup_r(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
                 const uint8_t enc[SV_HPKE_ENC_LEN], const uint8_t *info, size_t info_len)
 {
-    return sv_hpke_setup_r_checked(ctx, aead_id, skR, NULL, enc, info, info_len);
+    return setup_r(ctx, aead_id, skR, NULL, enc, info, info_len, 1);
 }
 
 /*
- * SetupBaseR after checking that skR's public key (which OpenSSL computes on
- * import anyway) equals expect_pk, when expect_pk is not NULL: the check costs
- * no extra scalar multiplication. SV_ERR_KEY_MISMATCH when it differs.
+ * SetupBaseR after checking that skR's public key (computed with the ladder
+ * on the derive context the DH uses) equals expect_pk, when expect_pk is not
+ * NULL. SV_ERR_KEY_MISMATCH when it differs (ctx cleared).
  */
 sv_status
 sv_hpke_setup_r_checked(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
                         const uint8_t *expect_pk, const uint8_t enc[SV_HPKE_ENC_LEN],
                         const uint8_t *info, size_t info_len)
 {
-    uint8_t pkR[SV_X25519_LEN], dh[SV_X25519_LEN];
-    EVP_PKEY *rk = NULL;
-    int mismatch = 0;
-    sv_status st;
+    sv_status st = setup_r(ctx, aead_id, skR, expect_pk, enc, info, info_len, 1);
 
-    if (ctx == NULL)
-        return SV_ERR_INVAL;
-    memset(ctx, 0, sizeof(*ctx));
-    if (skR == NULL || enc == NULL)
-        return SV_ERR_INVAL;
-    if ((st = setup_begin(ctx, aead_id, info, info_len)) != SV_OK)
-        return st;
-
-    st = SV_ERR_INTERNAL;
-    if ((rk = x25519_private(skR)) == NULL || !x25519_public_of(rk, pkR)) {
-        sv_log_openssl(SV_LOG_ERR, "hpke: recipient X25519 key");
-        goto out;
-    }
-    /* a mismatch is reported only at the end, after the same work */
-    mismatch = expect_pk != NULL && CRYPTO_memcmp(pkR, expect_pk, SV_X25519_LEN) != 0;
-    if ((st = x25519_dh(rk, enc, dh)) != SV_OK) {
-        if (st == SV_ERR_BAD_KEY)
-            st = SV_ERR_OPEN;
-        goto out;
-    }
-    st = SV_ERR_INTERNAL;
-    if (!kem_shared_secret(dh, enc, pkR, ctx->shared_secret) || !key_schedule(ctx, info, info_len)) {
-        sv_log_openssl(SV_LOG_ERR, "hpke: key schedule");
-        goto out;
-    }
-    ctx->seq = 0;
-    ctx->ready = 1;
-    st = mismatch ? SV_ERR_KEY_MISMATCH : SV_OK;
-
-out:
-    EVP_PKEY_free(rk);
-    sv_cleanse(dh, sizeof(dh));
-    if (st != SV_OK)
+    if (st == SV_ERR_KEY_MISMATCH)
         sv_hpke_ctx_clear(ctx);
     return st;
 }
@@ -701,6 +849,8 @@ sv_hpke_ctx_export(const sv_hpke_ctx *ctx, const uint8_t *exp_ctx, size_t exp_ct
                    uint8_t *out, size_t out_len)
 {
     uint8_t suite[HPKE_SUITE_LEN];
+    EVP_MAC_CTX *m;
+    int ok;
 
     if (ctx == NULL || !ctx->ready || out == NULL || out_len == 0 || out_len > HKDF_MAX_OUT
         || (exp_ctx == NULL && exp_ctx_len > 0) || exp_ctx_len > SV_HPKE_MAX_INFO)
@@ -708,8 +858,11 @@ sv_hpke_ctx_export(const sv_hpke_ctx *ctx, const uint8_t *exp_ctx, size_t exp_ct
     if (!hpke_ready())
         return SV_ERR_INTERNAL;
     hpke_suite(suite, ctx->aead_id);
-    if (!labeled_expand(suite, sizeof(suite), ctx->exporter_secret, "sec",
-                        exp_ctx, exp_ctx_len, out, out_len)) {
+    ok = (m = hmac_new()) != NULL
+         && labeled_expand(m, suite, sizeof(suite), ctx->exporter_secret, "sec",
+                           exp_ctx, exp_ctx_len, out, out_len);
+    EVP_MAC_CTX_free(m);
+    if (!ok) {
         sv_log_openssl(SV_LOG_ERR, "hpke: export");
         return SV_ERR_INTERNAL;
     }
@@ -766,6 +919,42 @@ sv_hpke_open(uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
     if (st != SV_OK) {
         sv_cleanse(pt, ct_len - SV_HPKE_TAG_LEN);
         return SV_ERR_OPEN;
+    }
+    return SV_OK;
+}
+
+/*
+ * Single-shot OpenBase with skR after checking that skR's public key equals
+ * expect_pk: two scalar multiplications, no exporter secret. A mismatch still
+ * runs the open (result discarded), so it costs what a failed open costs.
+ * SV_OK, SV_ERR_KEY_MISMATCH or SV_ERR_OPEN; pt zeroed on failure.
+ */
+sv_status
+sv_hpke_open_checked(uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
+                     const uint8_t expect_pk[SV_X25519_LEN],
+                     const uint8_t *info, size_t info_len, const uint8_t *aad, size_t aad_len,
+                     const uint8_t enc[SV_HPKE_ENC_LEN], const uint8_t *ct, size_t ct_len,
+                     uint8_t *pt)
+{
+    sv_hpke_ctx ctx;
+    sv_status st, ost;
+
+    if (ct_len < SV_HPKE_TAG_LEN || (pt == NULL && ct_len > SV_HPKE_TAG_LEN))
+        return SV_ERR_OPEN;
+    if (ct == NULL || expect_pk == NULL) {
+        sv_cleanse(pt, ct_len - SV_HPKE_TAG_LEN);
+        return SV_ERR_OPEN;
+    }
+    st = setup_r(&ctx, aead_id, skR, expect_pk, enc, info, info_len, 0);
+    if (st == SV_OK || st == SV_ERR_KEY_MISMATCH) {
+        ost = sv_hpke_ctx_open(&ctx, aad, aad_len, ct, ct_len, pt);
+        if (st == SV_OK && ost != SV_OK)
+            st = SV_ERR_OPEN;
+    }
+    sv_hpke_ctx_clear(&ctx);
+    if (st != SV_OK) {
+        sv_cleanse(pt, ct_len - SV_HPKE_TAG_LEN);
+        return st == SV_ERR_KEY_MISMATCH ? SV_ERR_KEY_MISMATCH : SV_ERR_OPEN;
     }
     return SV_OK;
 }

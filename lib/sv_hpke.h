@@ -70,8 +70,9 @@ sv_status sv_hpke_setup_r(sv_hpke_ctx *ctx, uint16_t aead_id,
                           const uint8_t *info, size_t info_len);
 
 /* SetupBaseR, first checking in constant time that skR's public key equals
- * expect_pk (when not NULL) at no extra scalar multiplication: OpenSSL
- * derives the public key when it imports skR. SV_ERR_KEY_MISMATCH when not. */
+ * expect_pk (when not NULL) at no extra scalar multiplication: the public key
+ * is computed anyway (it is part of the KEM context). SV_ERR_KEY_MISMATCH
+ * when not. */
 sv_status sv_hpke_setup_r_checked(sv_hpke_ctx *ctx, uint16_t aead_id,
                                   const uint8_t skR[SV_X25519_LEN],
                                   const uint8_t *expect_pk,
@@ -107,5 +108,16 @@ sv_status sv_hpke_open(uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
                        const uint8_t *aad, size_t aad_len,
                        const uint8_t enc[SV_HPKE_ENC_LEN],
                        const uint8_t *ct, size_t ct_len, uint8_t *pt);
+
+/* Single-shot OpenBase with skR, only when skR's public key equals expect_pk
+ * (constant time): two X25519 scalar multiplications in all. A mismatch runs
+ * the same work and returns SV_ERR_KEY_MISMATCH; any other failure is
+ * SV_ERR_OPEN. pt receives ct_len - 16 bytes, zeroed on failure. */
+sv_status sv_hpke_open_checked(uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
+                               const uint8_t expect_pk[SV_X25519_LEN],
+                               const uint8_t *info, size_t info_len,
+                               const uint8_t *aad, size_t aad_len,
+                               const uint8_t enc[SV_HPKE_ENC_LEN],
+                               const uint8_t *ct, size_t ct_len, uint8_t *pt);
 
 #endif /* SV_HPKE_H */
