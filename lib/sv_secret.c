@@ -16,6 +16,10 @@
 /* Smallest block the secure heap hands out (power of two). */
 #define SV_SECURE_MINSIZE 32
 
+/* Bytes of the secure heap sv_secret_alloc() may use; the rest is left to
+ * OpenSSL's own secure allocations. Set by sv_secret_init(). */
+static size_t sv_budget;
+
 /*
  * Set up the secure heap once per process. Idempotent: a second call (an
  * httpd graceful restart re-runs post_config) reports the existing heap.
@@ -26,19 +30,44 @@
 int
 sv_secret_init(size_t size)
 {
+    int rc;
+
     if (CRYPTO_secure_malloc_initialized())
         return 1;
     if (size < 2 * SV_SECURE_MINSIZE || (size & (size - 1)) != 0)
         return 0;
-    return CRYPTO_secure_malloc_init(size, SV_SECURE_MINSIZE) == 1;
+    rc = CRYPTO_secure_malloc_init(size, SV_SECURE_MINSIZE);
+    if (rc != 0)
+        sv_budget = size / 2;
+    return rc == 1;
 }
 
+void
+sv_secret_set_budget(size_t bytes)
+{
+    sv_budget = bytes;
+}
+
+/*
+ * From the secure heap while our share of it (the budget) has room, else
+ * from the ordinary heap: a full secure heap must never starve OpenSSL's own
+ * use of it (TLS key exchange takes its ephemeral keys from there), and a
+ * caller must never be refused memory because peers hold large buffers.
+ * Either way sv_secret_free() cleanses (OPENSSL_secure_clear_free tells the
+ * two apart).
+ */
 void *
 sv_secret_alloc(size_t n)
 {
+    void *p;
+
     if (n == 0)
         n = 1;
-    return OPENSSL_secure_zalloc(n);
+    if (sv_budget > 0 && CRYPTO_secure_malloc_initialized() && n <= sv_budget
+        && CRYPTO_secure_used() <= sv_budget - n
+        && (p = OPENSSL_secure_zalloc(n)) != NULL)
+        return p;
+    return OPENSSL_zalloc(n);
 }
 
 void

@@ -17,7 +17,14 @@
  * decides whether that is fatal; allocations then fall back to the heap). */
 int sv_secret_init(size_t size);
 
-/* Zeroed secret buffer of n bytes, or NULL. Free with sv_secret_free(). */
+/* How much of the secure heap sv_secret_alloc() may use (default: half of
+ * what sv_secret_init() set up; the other half stays free for OpenSSL's own
+ * secure allocations, such as TLS ephemeral keys). Call at start-up. */
+void sv_secret_set_budget(size_t bytes);
+
+/* Zeroed secret buffer of n bytes, or NULL. From the secure heap while the
+ * budget allows, else from the ordinary heap (still cleansed on free).
+ * Free with sv_secret_free(). */
 void *sv_secret_alloc(size_t n);
 
 /* Cleanse n bytes at p and release them. NULL is allowed. */

@@ -152,6 +152,40 @@ START_TEST(test_secret_heap)
 }
 END_TEST
 
+START_TEST(test_secret_budget)
+{
+    /* the secure heap (64 KiB) serves at most its budget (half by
+     * default); beyond it allocations come from the ordinary heap, so
+     * OpenSSL's own secure allocations always find room */
+    uint8_t *a, *b, *c, *ossl;
+
+    (void)sv_secret_init(1 << 16);
+    ck_assert(CRYPTO_secure_malloc_initialized());
+    a = sv_secret_alloc(12 << 10);
+    b = sv_secret_alloc(12 << 10);
+    c = sv_secret_alloc(12 << 10);
+    ck_assert(a != NULL && b != NULL && c != NULL);
+    ck_assert(CRYPTO_secure_allocated(a));
+    ck_assert(CRYPTO_secure_allocated(b));
+    ck_assert(!CRYPTO_secure_allocated(c));
+    ck_assert(cu_all_zero(c, 12 << 10));
+    ossl = OPENSSL_secure_malloc(16 << 10);
+    ck_assert_ptr_nonnull(ossl);
+    ck_assert(CRYPTO_secure_allocated(ossl));
+    OPENSSL_secure_free(ossl);
+    sv_secret_free(c, 12 << 10);
+    sv_secret_free(b, 12 << 10);
+    sv_secret_free(a, 12 << 10);
+
+    /* a host may give its buffers none of the heap */
+    sv_secret_set_budget(0);
+    a = sv_secret_alloc(64);
+    ck_assert(a != NULL && !CRYPTO_secure_allocated(a));
+    sv_secret_free(a, 64);
+    sv_secret_set_budget(1 << 15);
+}
+END_TEST
+
 START_TEST(test_secret_without_heap)
 {
     /* before (or without) sv_secret_init, allocation falls back to the heap */
@@ -219,6 +253,7 @@ base_suite(void)
     tc = tcase_create("secret");
     tcase_add_test(tc, test_secret_without_heap);
     tcase_add_test(tc, test_secret_heap);
+    tcase_add_test(tc, test_secret_budget);
     tcase_add_test(tc, test_cleanse_and_compare);
     tcase_add_test(tc, test_mem_protect);
     suite_add_tcase(s, tc);
