@@ -44,18 +44,22 @@
 #include "svd_schema.h"
 #include "sv_secret.h"
 
+/* Look-ups of 2..32 shares (with the lock-down state) are one UNION ALL of
+ * point look-ups each, built at open for these sizes; unused branches
+ * repeat the first id. */
+static const unsigned getn_size[] = { 2, 3, 4, 8, 16, 32 };
+#define GETN_MAX 32
+
 enum {
-    ST_GETL, ST_GET, ST_LOCK, ST_INSERT, ST_SEQ, ST_DROP, ST_KEEP, ST_RLIST, ST_RDEL, ST_SETLOCK,
-    ST_COUNTS, ST__N
+    ST_GETL, ST_GET2, ST_GET3, ST_GET4, ST_GET8, ST_GET16, ST_GET32, ST_LOCK, ST_INSERT, ST_SEQ,
+    ST_DROP, ST_KEEP, ST_RLIST, ST_RDEL, ST_SETLOCK, ST_COUNTS, ST__N
 };
 
 static const char *const sql_sqlite3[ST__N] = {
-    /* the first share of a decrypt and the lock-down state in one query */
+    /* a one-field decrypt: its share and the lock-down state in one query */
     [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, s.key2_pub, s.key2b, s.state, s.created, "
                 "st.locked, st.locked_since FROM sv_state st LEFT JOIN shares s ON s.id = %lld "
                 "WHERE st.id = 1",
-    [ST_GET] = "SELECT id, record_uuid, field, key2_pub, key2b, state, created "
-               "FROM shares WHERE id = %lld",
     [ST_LOCK] = "SELECT locked, locked_since FROM sv_state WHERE id = 1",
     [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
                   "created, updated) VALUES (%lld, %s, %s, %s, %s, %d, %lld, %lld)",
@@ -77,8 +81,6 @@ static const char *const sql_pgsql[ST__N] = {
                 "encode(s.key2b, 'hex'), s.state, s.created, "
                 "CASE WHEN st.locked THEN 1 ELSE 0 END, st.locked_since "
                 "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1",
-    [ST_GET] = "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), encode(key2b, 'hex'), "
-               "state, created FROM shares WHERE id = %lld",
     [ST_LOCK] = "SELECT CASE WHEN locked THEN 1 ELSE 0 END, locked_since FROM sv_state WHERE id = 1",
     [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
                   "created, updated) VALUES (%lld, CAST(%s AS uuid), %s, decode(%s, 'hex'), "
@@ -135,7 +137,7 @@ struct wop {
 struct svd_store {
     unsigned magic;
     const struct svd_conf *conf;
-    const char *const *sql;
+    const char *sql[ST__N];     /* the driver's statements (ST_GET2.. built at open) */
     const apr_dbd_driver_t *driver;
     apr_pool_t *pool;           /* driver load; owned by the opening thread */
     const char *params;
@@ -471,7 +473,8 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
     }
     s->magic = SVD_STORE_MAGIC;
     s->conf = conf;
-    s->sql = conf->driver == SVD_DRIVER_SQLITE3 ? sql_sqlite3 : sql_pgsql;
+    for (int i = 0; i < ST__N; i++)
+        s->sql[i] = conf->driver == SVD_DRIVER_SQLITE3 ? sql_sqlite3[i] : sql_pgsql[i];
     s->params = conf->driver == SVD_DRIVER_SQLITE3 ? conf->store_path : conf->store_params;
     s->wtail = &s->whead;
     AZ(pthread_mutex_init(&s->rmu, NULL));
@@ -483,6 +486,26 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
     if (apr_pool_create_unmanaged_ex(&s->pool, NULL, NULL) != APR_SUCCESS) {
         snprintf(err, errlen, "out of memory");
         return -1;
+    }
+    for (size_t t = 0; t < SVD_ARRAY_LEN(getn_size); t++) {
+        /* the shares first (their column types lead the union), the lock-down
+         * state last: a row with a NULL id */
+        const char *one = conf->driver == SVD_DRIVER_SQLITE3
+            ? "SELECT id, record_uuid, field, key2_pub, key2b, state, created, NULL, NULL "
+              "FROM shares WHERE id = %lld UNION ALL "
+            : "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), encode(key2b, 'hex'), "
+              "state, created, CAST(NULL AS bigint), CAST(NULL AS bigint) FROM shares "
+              "WHERE id = %lld UNION ALL ";
+        const char *lock = conf->driver == SVD_DRIVER_SQLITE3
+            ? "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, locked, locked_since "
+              "FROM sv_state WHERE id = 1"
+            : "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+              "CASE WHEN locked THEN 1 ELSE 0 END, locked_since FROM sv_state WHERE id = 1";
+        char *q = apr_pstrdup(s->pool, "");
+
+        for (unsigned k = 0; k < getn_size[t]; k++)
+            q = apr_pstrcat(s->pool, q, one, NULL);
+        s->sql[ST_GET2 + t] = apr_pstrcat(s->pool, q, lock, NULL);
     }
     apr_dbd_init(s->pool);
     rv = apr_dbd_get_driver(s->pool, conf->driver == SVD_DRIVER_SQLITE3 ? "sqlite3" : "pgsql",
@@ -674,6 +697,31 @@ wipe_entry(const char *e)
         sv_cleanse((char *)(uintptr_t)e, strlen(e));
 }
 
+/* Fill *sh from a row's entries e[0..6]; 0 when well-formed. */
+static int
+share_from_row(const char *const e[7], struct svd_share *sh)
+{
+    uint64_t st = 0;
+
+    if (parse_u64(e[0], &sh->id) == 0 &&
+        e[1] != NULL && sv_uuid_parse(e[1], strlen(e[1]), sh->uuid) == SV_OK &&
+        e[2] != NULL && strlen(e[2]) <= SV_FIELD_MAX &&
+        e[3] != NULL && svd_unhex(e[3], strlen(e[3]), sh->pub, SV_X25519_LEN) == 0 &&
+        e[4] != NULL && svd_unhex(e[4], strlen(e[4]), sh->key2b, SV_X25519_LEN) == 0 &&
+        parse_u64(e[5], &st) == 0 && parse_u64(e[6], &sh->created) == 0) {
+        snprintf(sh->field, sizeof(sh->field), "%s", e[2]);
+        sh->state = (int)st;
+        return 0;
+    }
+    sv_cleanse(sh->key2b, sizeof(sh->key2b));
+    return -1;
+}
+
+/*
+ * The shares of one decrypt and the durable lock state: one statement (one
+ * read transaction) for up to GETN_MAX ids, rows matched back to the request
+ * by id (a repeated id gets the same row).
+ */
 int
 svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_share *out,
               int *found, int *locked, uint64_t *locked_since)
@@ -684,49 +732,69 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     SVD_ASSERT(n > 0);
+    for (unsigned i = 0; i < n; i++)
+        found[i] = 0;
     d = reader_get(s);
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
-    for (unsigned i = 0; i < n; i++) {
-        char idbuf[24];
-        const char *args[1] = { idbuf };
+    for (unsigned base = 0; base < n; base += GETN_MAX) {
+        unsigned k = n - base < GETN_MAX ? n - base : GETN_MAX, nargs = 1, t;
+        int stn = ST_GETL;
+        char idbuf[GETN_MAX][24];
+        const char *args[GETN_MAX];
         apr_dbd_results_t *res;
         apr_dbd_row_t *row = NULL;
 
-        found[i] = 0;
-        snprintf(idbuf, sizeof(idbuf), "%" PRIu64, ids[i]);
-        if (q_select(s, d, p, i == 0 ? ST_GETL : ST_GET, &res, 1, args) != 0)
+        if (k > 1) {
+            for (t = 0; getn_size[t] < k; t++)
+                ;
+            stn = ST_GET2 + (int)t;
+            nargs = getn_size[t];
+        }
+        for (unsigned a = 0; a < nargs; a++) {
+            snprintf(idbuf[a], sizeof(idbuf[a]), "%" PRIu64, ids[base + (a < k ? a : 0)]);
+            args[a] = idbuf[a];
+        }
+        if (q_select(s, d, p, stn, &res, (int)nargs, args) != 0)
             goto out;
         while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
             const char *e[7];
-            int ok;
-            uint64_t st = 0;
+            const char *l = apr_dbd_get_entry(s->driver, row, 7);
+            uint64_t rid;
+            int first = -1;
 
             for (int c = 0; c < 7; c++)
                 e[c] = apr_dbd_get_entry(s->driver, row, c);
-            if (i == 0) {
-                const char *l = apr_dbd_get_entry(s->driver, row, 7);
+            if (e[0] != NULL && e[0][0] == '\0')
+                e[0] = NULL; /* pgsql's driver gives NULL as "" */
+            if (stn == ST_GETL || e[0] == NULL) {
+                /* ST_GETL: every row; the unions: the row without a share */
                 *locked = l == NULL || strcmp(l, "0") != 0; /* anything but 0: locked */
                 if (parse_u64(apr_dbd_get_entry(s->driver, row, 8), locked_since) != 0)
                     *locked_since = 0;
                 seen_lock = 1;
-                if (e[0] == NULL)
-                    continue; /* no such share (LEFT JOIN) */
             }
-            ok = parse_u64(e[0], &out[i].id) == 0 &&
-                 e[1] != NULL && sv_uuid_parse(e[1], strlen(e[1]), out[i].uuid) == SV_OK &&
-                 e[2] != NULL && strlen(e[2]) <= SV_FIELD_MAX &&
-                 e[3] != NULL && svd_unhex(e[3], strlen(e[3]), out[i].pub, SV_X25519_LEN) == 0 &&
-                 e[4] != NULL && svd_unhex(e[4], strlen(e[4]), out[i].key2b, SV_X25519_LEN) == 0 &&
-                 parse_u64(e[5], &st) == 0 && parse_u64(e[6], &out[i].created) == 0;
-            if (ok) {
-                snprintf(out[i].field, sizeof(out[i].field), "%s", e[2]);
-                out[i].state = (int)st;
-                found[i] = 1;
-            } else {
-                sv_cleanse(out[i].key2b, sizeof(out[i].key2b));
-                svd_err("store: share %s has a malformed row", idbuf);
+            if (e[0] == NULL)
+                continue; /* the lock-state row, or no such share (ST_GETL's LEFT JOIN) */
+            if (parse_u64(e[0], &rid) != 0) {
+                svd_err("store: a share row has a malformed id");
+                wipe_entry(e[4]);
+                continue;
+            }
+            for (unsigned i = base; i < base + k; i++) {
+                if (ids[i] != rid || found[i])
+                    continue;
+                if (first >= 0) {
+                    out[i] = out[first];
+                    found[i] = 1;
+                } else if (share_from_row(e, &out[i]) == 0) {
+                    found[i] = 1;
+                    first = (int)i;
+                } else {
+                    svd_err("store: share %" PRIu64 " has a malformed row", rid);
+                    break;
+                }
             }
             wipe_entry(e[4]);
         }
