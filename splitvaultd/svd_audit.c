@@ -47,6 +47,9 @@ struct svd_audit {
 
     pthread_mutex_t mu;         /* queue and tickets */
     pthread_cond_t cv_work;
+    pthread_cond_t cv_group;    /* the writer holding a group open */
+    int group_waiting;
+    unsigned expect;            /* announced entries (atomic) */
     struct ev *head, **tail;
     uint64_t next_ticket;
     int healthy;
@@ -123,6 +126,7 @@ svd_audit_open(const char *path, const char *head_path, struct svd_audit **out, 
     AZ(pthread_mutex_init(&a->mu, NULL));
     AZ(pthread_mutex_init(&a->io_mu, NULL));
     AZ(pthread_cond_init(&a->cv_work, NULL));
+    AZ(pthread_cond_init(&a->cv_group, NULL));
     if ((a->path = strdup(path)) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -305,6 +309,23 @@ writer_main(void *arg)
         }
         if (a->head == NULL && a->stopping)
             break;
+        if (__atomic_load_n(&a->expect, __ATOMIC_ACQUIRE) > 0 && !a->stopping) {
+            /* entries are on their way (decrypts past the limiter): hold the
+             * group open for them, a bounded time, so they share the write
+             * and the fdatasync */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += SVD_AUDIT_GROUP_WAIT_US * 1000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            a->group_waiting = 1;
+            while (__atomic_load_n(&a->expect, __ATOMIC_ACQUIRE) > 0 && !a->stopping)
+                if (pthread_cond_timedwait(&a->cv_group, &a->mu, &ts) != 0)
+                    break;
+            a->group_waiting = 0;
+        }
         batch = a->head;
         a->head = NULL;
         a->tail = &a->head;
@@ -367,6 +388,7 @@ svd_audit_stop(struct svd_audit *a)
     AZ(pthread_mutex_lock(&a->mu));
     a->stopping = 1;
     AZ(pthread_cond_signal(&a->cv_work));
+    AZ(pthread_cond_signal(&a->cv_group));
     AZ(pthread_mutex_unlock(&a->mu));
     AZ(pthread_join(a->thread, NULL));
     AZ(pthread_mutex_lock(&a->mu));
@@ -394,6 +416,7 @@ svd_audit_close(struct svd_audit *a)
     AZ(pthread_mutex_destroy(&a->mu));
     AZ(pthread_mutex_destroy(&a->io_mu));
     AZ(pthread_cond_destroy(&a->cv_work));
+    AZ(pthread_cond_destroy(&a->cv_group));
     free(a->path);
     a->magic = 0;
     free(a);
@@ -453,6 +476,30 @@ svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
         r = svd_done_wait(&done);
 out:
     return r;
+}
+
+void
+svd_audit_expect(struct svd_audit *a)
+{
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    (void)__atomic_add_fetch(&a->expect, 1, __ATOMIC_ACQ_REL);
+}
+
+void
+svd_audit_unexpect(struct svd_audit *a)
+{
+    unsigned left;
+
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    left = __atomic_sub_fetch(&a->expect, 1, __ATOMIC_ACQ_REL);
+    SVD_ASSERT(left != UINT32_MAX);
+    if (left == 0) {
+        /* the last one on its way: a group held open for it can go */
+        AZ(pthread_mutex_lock(&a->mu));
+        if (a->group_waiting)
+            AZ(pthread_cond_signal(&a->cv_group));
+        AZ(pthread_mutex_unlock(&a->mu));
+    }
 }
 
 int

@@ -23,6 +23,7 @@
 #define SVD_AUDIT_MAGIC 0xa0d17c4au
 #define SVD_AUDIT_EVENT_MAX 3000
 #define SVD_AUDIT_HEAD_SYNC_MS 100 /* longest the durable head lags while busy */
+#define SVD_AUDIT_GROUP_WAIT_US 1000 /* longest a group waits for announced entries */
 
 struct svd_audit;
 
@@ -42,6 +43,19 @@ void svd_audit_close(struct svd_audit *a);
  * queued. -1 when the log is failing (or the event is malformed). */
 int svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Group commit hints. A caller that will queue an entry shortly (a decrypt
+ * past the limiter) announces it with svd_audit_expect() and withdraws the
+ * announcement with svd_audit_unexpect() just before queueing it (or when it
+ * gives up). While announced entries are outstanding, the writer holds a
+ * group open for up to SVD_AUDIT_GROUP_WAIT_US, so concurrent decrypts share
+ * one write and one fdatasync; it writes at once when none is outstanding.
+ * Durability is unchanged: each waiting caller is answered only after the
+ * fdatasync covering its entry.
+ */
+void svd_audit_expect(struct svd_audit *a);
+void svd_audit_unexpect(struct svd_audit *a);
 
 /* 1 while the last write succeeded. */
 int svd_audit_healthy(struct svd_audit *a);

@@ -258,7 +258,7 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     int found[SV_WIRE_MAX_FIELDS];
     char u[SV_UUID_STR_LEN + 1], fl[SV_WIRE_MAX_FIELDS * (SV_FIELD_MAX + 1) + 1];
     char il[SV_WIRE_MAX_FIELDS * 21 + 1], nl[SV_WIRE_MAX_FIELDS * 21 + 1];
-    int why = WHY_OK, bad_field = -1, locked = 0, r = -1;
+    int why = WHY_OK, bad_field = -1, locked = 0, r = -1, expecting = 0;
     unsigned nrot = 0;
     uint64_t since = 0;
     uint32_t retry = 0;
@@ -319,6 +319,10 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
         code = SV_WERR_LOCKED_DOWN;
         goto refused;
     }
+    /* this decrypt's audit entry is on its way: the audit writer may hold
+     * its current group open for it (group commit across decrypts) */
+    svd_audit_expect(app->audit);
+    expecting = 1;
     /* 3. the shares, and the durable lock state (shared with other daemons) */
     if (svd_store_get(app->store, ids, m->n, ds->share, found, &locked, &since) != 0) {
         code = SV_WERR_STORE;
@@ -410,6 +414,8 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
         join_ids(nl, sizeof(nl), m->n, new_ids);
     }
     /* 6. audited before anything leaves */
+    svd_audit_unexpect(app->audit);
+    expecting = 0;
     if (svd_audit_event(app->audit, 1, "event=decrypt outcome=ok actor=%s record=%s fields=%s "
                         "shares=%s rotated=%s peer=%s", m->actor, u, fl, il, nl, peer->ip) != 0) {
         svd_err("%s: DECRYPT record=%s actor=%s refused: audit log write failed", peer->addr,
@@ -431,6 +437,10 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     goto out;
 
 refused:
+    if (expecting) {
+        svd_audit_unexpect(app->audit);
+        expecting = 0;
+    }
     (void)svd_audit_event(app->audit, 0, "event=decrypt outcome=refused why=%s actor=%s "
                           "record=%s fields=%s shares=%s peer=%s",
                           code == SV_WERR_REFUSED ? refuse_why[why] : sv_wire_error_name(code),
