@@ -53,6 +53,8 @@ static EVP_CIPHER *cipher_aes128gcm;
 static EVP_CIPHER *cipher_aes256gcm;
 static EVP_CIPHER *cipher_chacha;
 static EVP_PKEY *x25519_base;    /* the base point u = 9, as a peer key */
+static EVP_PKEY_CTX *x25519_tmpl; /* X25519 key management, never used itself:
+                                   * duplicated for each import (no name fetch) */
 /* LabeledExtract("", "psk_id_hash", "") per AEAD (index aead_id - 1) */
 static uint8_t psk_id_hash[3][SV_HPKE_HASH_LEN];
 
@@ -93,7 +95,8 @@ hpke_init(void)
         int ok = 1;
 
         x25519_base = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, nine, sizeof(nine));
-        if (x25519_base == NULL || (m = EVP_MAC_CTX_dup(hmac_tmpl)) == NULL)
+        x25519_tmpl = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
+        if (x25519_base == NULL || x25519_tmpl == NULL || (m = EVP_MAC_CTX_dup(hmac_tmpl)) == NULL)
             goto fail;
         for (uint16_t a = 1; a <= 3 && ok; a++) {
             uint8_t suite[10];
@@ -118,6 +121,8 @@ fail:
     cipher_aes128gcm = cipher_aes256gcm = cipher_chacha = NULL;
     EVP_PKEY_free(x25519_base);
     x25519_base = NULL;
+    EVP_PKEY_CTX_free(x25519_tmpl);
+    x25519_tmpl = NULL;
 }
 
 static int
@@ -297,6 +302,22 @@ x25519_private(const uint8_t sk[SV_X25519_LEN])
     return EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, sk, SV_X25519_LEN);
 }
 
+/* An X25519 EVP_PKEY from raw parameters, through a duplicate of the
+ * template context (no algorithm fetch). NULL on error. */
+static EVP_PKEY *
+x25519_fromdata(int selection, OSSL_PARAM *p)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_dup(x25519_tmpl);
+    EVP_PKEY *k = NULL;
+
+    if (c == NULL || EVP_PKEY_fromdata_init(c) <= 0 || EVP_PKEY_fromdata(c, &k, selection, p) <= 0) {
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    EVP_PKEY_CTX_free(c);
+    return k;
+}
+
 /*
  * EVP_PKEY for a raw X25519 private key whose public half is NOT computed:
  * a fixed placeholder stands in for it. Only for derive contexts, which read
@@ -307,8 +328,6 @@ static EVP_PKEY *
 x25519_private_for_derive(const uint8_t sk[SV_X25519_LEN])
 {
     static const uint8_t placeholder[SV_X25519_LEN] = { 9 };
-    EVP_PKEY_CTX *c;
-    EVP_PKEY *k = NULL;
     OSSL_PARAM p[3];
 
     p[0] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)(uintptr_t)sk,
@@ -316,14 +335,19 @@ x25519_private_for_derive(const uint8_t sk[SV_X25519_LEN])
     p[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
                                              (void *)(uintptr_t)placeholder, SV_X25519_LEN);
     p[2] = OSSL_PARAM_construct_end();
-    c = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
-    if (c == NULL || EVP_PKEY_fromdata_init(c) <= 0
-        || EVP_PKEY_fromdata(c, &k, EVP_PKEY_KEYPAIR, p) <= 0) {
-        EVP_PKEY_free(k);
-        k = NULL;
-    }
-    EVP_PKEY_CTX_free(c);
-    return k;
+    return x25519_fromdata(EVP_PKEY_KEYPAIR, p);
+}
+
+/* EVP_PKEY for a raw X25519 public key. NULL on error. */
+static EVP_PKEY *
+x25519_public_key(const uint8_t pk[SV_X25519_LEN])
+{
+    OSSL_PARAM p[2];
+
+    p[0] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)(uintptr_t)pk,
+                                             SV_X25519_LEN);
+    p[1] = OSSL_PARAM_construct_end();
+    return x25519_fromdata(EVP_PKEY_PUBLIC_KEY, p);
 }
 
 static int
@@ -391,8 +415,7 @@ x25519_dh(EVP_PKEY_CTX *c, const uint8_t peer[SV_X25519_LEN], uint8_t dh[SV_X255
     EVP_PKEY *pub;
     sv_status st;
 
-    pub = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer, SV_X25519_LEN);
-    if (pub == NULL) {
+    if ((pub = x25519_public_key(peer)) == NULL) {
         sv_log_openssl(SV_LOG_ERR, "hpke: X25519 peer key");
         sv_cleanse(dh, SV_X25519_LEN);
         return SV_ERR_INTERNAL;
