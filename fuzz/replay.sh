@@ -1,8 +1,9 @@
 #!/bin/sh
 # Replay the seed corpus through every fuzz target (run by `make check` from
 # the build directory). Each target gets its own corpus and, as extra
-# nonsense, the other target's; the keyfile target also gets private-key
-# seeds made at run time into a temporary directory (fuzz/keyfile-seeds.sh).
+# nonsense, its sibling's (wire and keyfile, form and multipart); the
+# keyfile target also gets private-key seeds made at run time into a
+# temporary directory (fuzz/keyfile-seeds.sh).
 # Works with both builds: fuzz/replay_* (no libFuzzer) or the libFuzzer
 # binaries fuzz/fuzz_* (./configure --enable-fuzz), which run each file
 # given on their command line once. Prints how many inputs each target took.
@@ -49,3 +50,5 @@ replay() {
 
 replay wire "$corpus/wire" "$corpus/keyfile"
 replay keyfile "$corpus/keyfile" "$tmp/keyfile" "$corpus/wire"
+replay form "$corpus/form" "$corpus/multipart"
+replay multipart "$corpus/multipart" "$corpus/form"

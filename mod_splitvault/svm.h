@@ -6,7 +6,8 @@
  *   svm_config.c      SplitVault* directives, server config, start-up checks
  *   svm_db.c          mod_dbd access, the prepared statements, row helpers
  *   svm_html.c        escaping, security headers, page frame, stylesheet
- *   svm_form.c        request body reading, urlencoded parsing, UTF-8 checks
+ *   svm_form.c        request body reading (the public form, staff pages)
+ *   svm_parse.c       urlencoded, multipart and UTF-8 parsing (no httpd header)
  *   svm_pwhash.c      Argon2id hashing (shared with splitvault-admin)
  *   svm_session.c     staff sessions (cookie, token hash in the DB)
  *   svm_csrf.c        CSRF tokens derived from the session / login cookie
@@ -208,11 +209,8 @@ const char *svm_url(request_rec *r, const svm_srv_conf *sc, const char *rel);
 
 /* ---- form bodies (svm_form.c) ------------------------------------------- */
 
-typedef struct {
-    const char *name;
-    char *value;        /* NUL-terminated; lives in cleansed memory */
-    apr_size_t len;
-} svm_pair;
+/* svm_pair and the parsers (no httpd header; the fuzz targets build it) */
+#include "svm_parse.h"
 
 /* Read and parse an application/x-www-form-urlencoded body of at most max
  * bytes. Returns OK, or an HTTP status with *why set to a visitor-safe
@@ -221,9 +219,6 @@ typedef struct {
 int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
                   const char **why);
 const svm_pair *svm_form_get(const apr_array_header_t *pairs, const char *name);
-/* Strict UTF-8 without NUL and C0 controls other than TAB, LF, CR.
- * Returns 1 when valid and sets *ncp to the number of code points. */
-int svm_utf8_check(const char *s, apr_size_t len, apr_size_t *ncp);
 /* A buffer of n bytes in r->pool, cleansed at pool cleanup. */
 void *svm_secret_palloc(apr_pool_t *p, apr_size_t n);
 /* Is the query-string argument name present: value copied or NULL. */

@@ -1,13 +1,12 @@
 /*
- * svm_form.c - reading form bodies: size cap before reading, strict
- * urlencoded parsing, strict UTF-8. The body holds plaintext data and
- * passwords, so it lives in memory that is cleansed when the request pool
- * is cleared, and decoding happens in place (no further copy).
+ * svm_form.c - reading form bodies: size cap before reading, then the
+ * strict urlencoded parser of svm_parse.c. The body holds plaintext data
+ * and passwords, so it lives in memory that is cleansed when the request
+ * pool is cleared, and decoding happens in place (no further copy).
  */
 #include "svm.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
-#include "apr_lib.h"
 
 #include "sv_secret.h"
 
@@ -42,43 +41,6 @@ void *svm_secret_palloc(apr_pool_t *p, apr_size_t n)
         b->p = apr_pcalloc(p, b->n);
     apr_pool_cleanup_register(p, b, svm_secret_cleanup, apr_pool_cleanup_null);
     return b->p;
-}
-
-static int svm_unhex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = apr_tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Decode one urlencoded component in place ('+' is a space). Returns the
- * decoded length, or -1 on a malformed %-escape. */
-static long svm_urldecode(char *s, apr_size_t len)
-{
-    apr_size_t i, o = 0;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '+')
-            s[o++] = ' ';
-        else if (s[i] == '%') {
-            int hi, lo;
-            if (i + 2 >= len)
-                return -1;
-            hi = svm_unhex((unsigned char)s[i + 1]);
-            lo = svm_unhex((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            s[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        else
-            s[o++] = s[i];
-    }
-    s[o] = '\0';
-    return (long)o;
 }
 
 /* Read the whole body (at most max bytes) into cleansed memory. */
@@ -141,7 +103,7 @@ int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
                   const char **why)
 {
     const char *ct = apr_table_get(r->headers_in, "Content-Type");
-    char *body, *p, *end;
+    char *body;
     apr_size_t len;
     int rc;
 
@@ -153,40 +115,16 @@ int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
     }
     if ((rc = svm_read_body(r, max, &body, &len, why)) != OK)
         return rc;
-    for (p = body, end = body + len; p < end;) {
-        char *amp = memchr(p, '&', (apr_size_t)(end - p));
-        char *seg_end = amp ? amp : end;
-        char *eq = memchr(p, '=', (apr_size_t)(seg_end - p));
-        svm_pair *pr;
-        long nl, vl;
-
-        if (seg_end == p) { /* empty segment ("a=1&&b=2") */
-            p = seg_end + 1;
-            continue;
-        }
-        if (!eq) {
-            *why = "The form data is malformed.";
-            return HTTP_BAD_REQUEST;
-        }
-        *eq = '\0';
-        *seg_end = '\0';
-        nl = svm_urldecode(p, (apr_size_t)(eq - p));
-        vl = svm_urldecode(eq + 1, (apr_size_t)(seg_end - eq - 1));
-        if (nl <= 0 || vl < 0 || (apr_size_t)nl != strlen(p)) {
-            *why = "The form data is malformed.";
-            return HTTP_BAD_REQUEST;
-        }
-        if ((*pairs)->nelts >= 2 * SVM_MAX_FIELDS + 8) {
-            *why = "The form has too many fields.";
-            return HTTP_BAD_REQUEST;
-        }
-        pr = apr_array_push(*pairs);
-        pr->name = p;   /* names are not secret, but live in the same block */
-        pr->value = eq + 1;
-        pr->len = (apr_size_t)vl;
-        p = seg_end + 1;
+    switch (svm_parse_urlencoded(body, len, 2 * SVM_MAX_FIELDS + 8, SVM_NAMES_ANY, *pairs)) {
+    case SVM_PARSE_OK:
+        return OK;
+    case SVM_PARSE_TOO_MANY:
+        *why = "The form has too many fields.";
+        return HTTP_BAD_REQUEST;
+    default:
+        *why = "The form data is malformed.";
+        return HTTP_BAD_REQUEST;
     }
-    return OK;
 }
 
 const svm_pair *svm_form_get(const apr_array_header_t *pairs, const char *name)
@@ -198,58 +136,6 @@ const svm_pair *svm_form_get(const apr_array_header_t *pairs, const char *name)
         if (strcmp(p[i].name, name) == 0)
             return &p[i];
     return NULL;
-}
-
-int svm_utf8_check(const char *s, apr_size_t len, apr_size_t *ncp)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    apr_size_t i = 0, n = 0;
-
-    while (i < len) {
-        unsigned c = u[i];
-        unsigned cp, need;
-
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
-                return 0;
-            i++;
-            n++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-        }
-        else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-        }
-        else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-        }
-        else
-            return 0; /* continuation byte, overlong lead (c0, c1) or > U+10FFFF */
-        if (i + need >= len)
-            return 0;
-        {
-            unsigned k;
-            for (k = 1; k <= need; k++) {
-                if ((u[i + k] & 0xc0) != 0x80)
-                    return 0;
-                cp = (cp << 6) | (u[i + k] & 0x3f);
-            }
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff))
-            || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0; /* overlong, out of range, or a surrogate */
-        if (cp >= 0x80 && cp < 0xa0)
-            return 0; /* C1 controls */
-        i += need + 1;
-        n++;
-    }
-    *ncp = n;
-    return 1;
 }
 
 const char *svm_query_arg(request_rec *r, const char *name)
