@@ -74,6 +74,8 @@ APLOG_USE_MODULE(splitvault);
 #define SVM_PASSWORD_MAX 1024
 #define SVM_REF_LEN 11            /* XXXXX-XXXXX */
 #define SVM_SECURE_HEAP (4u << 20) /* per child: OpenSSL secure heap bytes */
+/* statement_timeout of every database connection the module uses */
+#define SVM_DB_STATEMENT_TIMEOUT apr_time_from_sec(30)
 
 /* ---- configuration (svm_config.c) --------------------------------------- */
 
@@ -176,11 +178,23 @@ apr_dbd_row_t *svm_db_row(request_rec *r, ap_dbd_t *dbd, svm_rows *rows);
 const char *svm_db_col(request_rec *r, ap_dbd_t *dbd, apr_dbd_row_t *row, int n);
 /* Begin / end a transaction with plain BEGIN, COMMIT and ROLLBACK (apr_dbd's
  * pgsql transaction calls dereference NULL when BEGIN fails on a dead
- * connection). svm_db_tx_end commits, or rolls back when rollback is set;
- * callers set it after any failed statement. Both return non-zero on
- * failure (logged); a failed COMMIT means nothing was stored. */
+ * connection). svm_db_tx_begin returns non-zero on failure (logged).
+ * svm_db_tx_end commits, or rolls back when rollback is set (callers set
+ * it after any failed statement), and says what became of the transaction:
+ * committed; rolled back (asked for, or the server answered COMMIT with an
+ * error); or unknown (the COMMIT was sent but its answer was lost with the
+ * connection: the server may have committed). Failures are logged. */
+typedef enum {
+    SVM_TX_COMMITTED = 0,
+    SVM_TX_ROLLED_BACK,
+    SVM_TX_UNKNOWN
+} svm_tx_outcome;
 int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd);
-int svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, int rollback);
+svm_tx_outcome svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, int rollback);
+/* After SVM_TX_UNKNOWN: a working session on the request's connection
+ * (re-established by libpq when it is broken), to find out by reading.
+ * 0, or -1 when the database cannot be reached (logged). */
+int svm_db_fresh(request_rec *r, ap_dbd_t *dbd);
 /* 1 (once) when the last rolled-back transaction failed only because the
  * connection had lost its prepared statements (libpq re-connects a pooled
  * connection after a database restart, without them) and they have been

@@ -8,6 +8,12 @@
  * convention: %s takes a char *, %pDb takes four (data, &size, table,
  * column). Timestamps come from PostgreSQL's now(), so several front ends
  * agree on session and throttle times.
+ *
+ * Every connection the module uses gets statement_timeout =
+ * SVM_DB_STATEMENT_TIMEOUT once (and again after libpq re-establishes it),
+ * so no statement of the module, a COMMIT included, runs longer than that:
+ * intake and decrypt rely on it to commit before reconcile's grace period
+ * could have removed the shares they reference.
  */
 #include "svm.h"
 #include "apr_optional.h"
@@ -103,6 +109,11 @@ static const svm_stmt_def svm_stmts[] = {
       "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), encode(ct, 'hex'), "
       "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version FROM fields "
       "WHERE record_id = %s::bigint ORDER BY name" },
+    /* after a COMMIT whose answer was lost: which shares do the rows name
+     * now? FOR SHARE waits for a transaction still holding the rows */
+    { "svm_dec_shares",
+      "SELECT name, share_id FROM fields WHERE record_id = %s::bigint ORDER BY name "
+      "FOR SHARE" },
     /* compare-and-swap on share id, key2 public key and version: a
      * concurrent update (same key, new value) or rotation makes it miss */
     { "svm_dec_rotate",
@@ -171,6 +182,37 @@ void svm_db_prepare(server_rec *s, int nfields)
                         svm_intake_label(s->process->pconf, nfields));
 }
 
+#define SVM_DB_SESSION_KEY "svm_db_session"
+
+/* Session settings of this connection, once per connection (the marker
+ * lives in the connection's own pool). Returns 0 when they are in place. */
+static int svm_db_session_init(request_rec *r, ap_dbd_t *dbd)
+{
+    void *v = NULL;
+    int n = 0, rv;
+
+    apr_pool_userdata_get(&v, SVM_DB_SESSION_KEY, dbd->pool);
+    if (v)
+        return 0;
+    rv = apr_dbd_query(dbd->driver, dbd->handle, &n,
+                       apr_psprintf(r->pool, "SET statement_timeout = %d",
+                                    (int)apr_time_as_msec(SVM_DB_STATEMENT_TIMEOUT)));
+    if (rv) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01108: cannot set statement_timeout "
+                      "on a database connection: %s",
+                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+        return -1;
+    }
+    apr_pool_userdata_setn((void *)1, SVM_DB_SESSION_KEY, NULL, dbd->pool);
+    return 0;
+}
+
+/* The connection lost its session (libpq re-established it). */
+static void svm_db_session_lost(ap_dbd_t *dbd)
+{
+    apr_pool_userdata_setn(NULL, SVM_DB_SESSION_KEY, NULL, dbd->pool);
+}
+
 ap_dbd_t *svm_db(request_rec *r)
 {
     ap_dbd_t *dbd = svm_dbd_acquire ? svm_dbd_acquire(r) : NULL;
@@ -179,6 +221,8 @@ ap_dbd_t *svm_db(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SV01101: no database connection (is PostgreSQL up? see mod_dbd's "
                       "messages)");
+    else if (svm_db_session_init(r, dbd) != 0)
+        return NULL; /* no statement without its time limit */
     return dbd;
 }
 
@@ -240,6 +284,10 @@ static int svm_db_reprepare(request_rec *r, ap_dbd_t *dbd)
     const svm_stmt_def *d;
     int rv, bad = 0, n;
 
+    /* a re-established connection has lost its settings as well */
+    svm_db_session_lost(dbd);
+    if (svm_db_session_init(r, dbd) != 0)
+        bad = 1;
     for (d = svm_stmts; d->label; d++) {
         apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, d->label, APR_HASH_KEY_STRING);
         if (!st)
@@ -357,25 +405,58 @@ int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd)
     return rv;
 }
 
-int svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, int rollback)
+svm_tx_outcome svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, int rollback)
 {
     svm_db_state *st = svm_db_st(r);
     int n = 0, rv = apr_dbd_query(dbd->driver, dbd->handle, &n,
                                   rollback ? "ROLLBACK" : "COMMIT");
+    svm_tx_outcome out = SVM_TX_COMMITTED;
 
     st->in_tx = 0;
-    if (st->lost) {
-        st->lost = 0;
-        st->repaired = rv == 0 && svm_db_reprepare(r, dbd) == 0;
-    }
-
     if (rv) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01106: %s failed: %s",
                       rollback ? "ROLLBACK" : "COMMIT",
                       svm_db_err(r, dbd, rv));
-        return rv;
+        if (rollback)
+            out = SVM_TX_ROLLED_BACK; /* never committed: no COMMIT was sent */
+        else {
+            /* Did the server answer the COMMIT (with an error: it rolled the
+             * transaction back), or did the answer never arrive? Only a
+             * connection that still answers tells the first. */
+            int m = 0;
+            out = apr_dbd_query(dbd->driver, dbd->handle, &m, "SELECT 1") == 0
+                  ? SVM_TX_ROLLED_BACK : SVM_TX_UNKNOWN;
+            if (out == SVM_TX_UNKNOWN)
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01109: the connection failed "
+                              "during COMMIT: whether the transaction committed is unknown");
+        }
     }
-    return 0;
+    else if (rollback)
+        out = SVM_TX_ROLLED_BACK;
+    if (st->lost) {
+        st->lost = 0;
+        st->repaired = rv == 0 && svm_db_reprepare(r, dbd) == 0;
+    }
+    return out;
+}
+
+int svm_db_fresh(request_rec *r, ap_dbd_t *dbd)
+{
+    svm_db_state *st = svm_db_st(r);
+    apr_status_t rv;
+
+    st->in_tx = 0;
+    st->lost = 0;
+    /* libpq's PQreset when the connection is broken: a new session, whose
+     * statements are prepared again on first use (svm_db_after_failure) */
+    rv = apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01110: cannot reconnect to the "
+                      "database: %s", svm_db_err(r, dbd, rv));
+        return -1;
+    }
+    svm_db_session_lost(dbd);
+    return svm_db_session_init(r, dbd);
 }
 
 static int svm_hexval(int c)

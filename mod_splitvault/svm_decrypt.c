@@ -19,7 +19,11 @@
  *      When the commit fails or a row changed meanwhile (a concurrent update
  *      or decrypt), RELEASE drops the new pending shares instead, the old
  *      ones stay referenced, and staff see "changed meanwhile, try again":
- *      nothing is lost, nothing is shown.
+ *      nothing is lost, nothing is shown. When the COMMIT's answer is lost
+ *      with the connection (the server may have committed), no RELEASE is
+ *      sent until the rows, read again on a fresh session, say which shares
+ *      they name; when they cannot tell, nothing is released at all and
+ *      reconcile finishes it (svm_dec_resolve).
  *
  * The values are shown once, escaped, on a no-store page. Audit rows say
  * that a decrypt started and how it ended (never a value). key1, key2a,
@@ -383,9 +387,14 @@ static int svm_dec_reseal(svm_dctx *d, const svm_key1pub *k1)
     return 0;
 }
 
+/* What became of the rotation's transaction. */
+enum { SVM_DC_COMMITTED, SVM_DC_CHANGED, SVM_DC_FAILED, SVM_DC_UNKNOWN };
+
 /* The transaction: every row, compare-and-swap, plus the audit row; it
- * commits only before deadline. Returns 0 committed, 1 a row changed
- * meanwhile, -1 database failure or too late. */
+ * commits only before deadline. Returns SVM_DC_COMMITTED; SVM_DC_CHANGED
+ * (a row changed meanwhile: rolled back); SVM_DC_FAILED (a database
+ * failure or too late: rolled back, nothing stored); SVM_DC_UNKNOWN (the
+ * COMMIT was sent and its answer lost: it may have committed). */
 static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1, apr_time_t deadline)
 {
     request_rec *r = d->r;
@@ -393,8 +402,9 @@ static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1, apr_time_t deadlin
 
     for (attempt = 0; attempt < 2; attempt++) {
         int changed = 0, fail;
+        svm_tx_outcome out;
         if (svm_db_tx_begin(r, d->dbd))
-            return -1;
+            return SVM_DC_FAILED;
         for (i = 0, fail = 0; i < d->n && !fail && !changed; i++) {
             svm_dfield *f = &d->f[i];
             apr_size_t s32 = SV_X25519_LEN, se = SV_HPKE_ENC_LEN,
@@ -431,22 +441,77 @@ static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1, apr_time_t deadlin
 #endif
         if (changed) {
             svm_db_tx_end(r, d->dbd, 1);
-            return 1;
+            return SVM_DC_CHANGED;
         }
         if (!fail && apr_time_now() > deadline) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02122: decrypt of %s: more than "
                           "%d s since its first DECRYPT; the rotation is given up", d->ref,
                           (int)apr_time_sec(SVM_ROTATE_MAX_AGE));
             svm_db_tx_end(r, d->dbd, 1);
-            return -1;
+            return SVM_DC_FAILED;
         }
-        if (svm_db_tx_end(r, d->dbd, fail) == 0 && !fail)
-            return 0;
+        out = svm_db_tx_end(r, d->dbd, fail);
+        if (!fail && out == SVM_TX_COMMITTED)
+            return SVM_DC_COMMITTED;
+        if (!fail && out == SVM_TX_UNKNOWN)
+            return SVM_DC_UNKNOWN; /* never run it again: it may have committed */
         if (!svm_db_repaired(r))
-            return -1;
+            return SVM_DC_FAILED;
         /* the connection was re-established: run the transaction again */
     }
-    return -1;
+    return SVM_DC_FAILED;
+}
+
+/* After a COMMIT whose answer was lost: read, on a fresh session, which
+ * share every row of the record names now. FOR SHARE waits for the lost
+ * session's transaction should it still hold the rows (a COMMIT the server
+ * is finishing), within the statement timeout; once the client's
+ * connection is gone, the server never commits what it had not received a
+ * COMMIT for. Every row naming its new share: SVM_DC_COMMITTED; every row
+ * its old one: SVM_DC_FAILED (rolled back); anything else, or no answer:
+ * SVM_DC_UNKNOWN, left to reconcile, which activates the pending shares the
+ * rows reference and deletes the unreferenced ones after its grace. */
+static int svm_dec_resolve(svm_dctx *d)
+{
+    request_rec *r = d->r;
+    const void *args[] = { d->id };
+    svm_rows res;
+    apr_dbd_row_t *row;
+    int i, rows = 0, now_new = 0, now_old = 0;
+
+    if (svm_db_fresh(r, d->dbd) != 0
+        || svm_db_select(r, d->dbd, "svm_dec_shares", &res, args) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02124: decrypt of %s: cannot read the "
+                      "rows after the lost COMMIT; its shares are left to reconcile", d->ref);
+        return SVM_DC_UNKNOWN;
+    }
+    while ((row = svm_db_row(r, d->dbd, &res))) {
+        const char *name = svm_db_col(r, d->dbd, row, 0);
+        apr_uint64_t share = (apr_uint64_t)apr_atoi64(svm_db_col(r, d->dbd, row, 1));
+        rows++;
+        for (i = 0; i < d->n && strcmp(d->f[i].name, name) != 0; i++)
+            ;
+        if (i == d->n)
+            continue;
+        if (share == d->f[i].new_share)
+            now_new++;
+        else if (share == d->f[i].share)
+            now_old++;
+    }
+    if (rows == d->n && now_new == d->n) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02125: decrypt of %s: the COMMIT's "
+                      "answer was lost, and the rows show that it committed", d->ref);
+        return SVM_DC_COMMITTED;
+    }
+    if (rows == d->n && now_old == d->n) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02126: decrypt of %s: the COMMIT's "
+                      "answer was lost, and the rows show that it did not commit", d->ref);
+        return SVM_DC_FAILED;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02127: decrypt of %s: after the lost COMMIT "
+                  "the rows name neither all old nor all new shares (%d rows, %d new, %d old); "
+                  "its shares are left to reconcile", d->ref, rows, now_new, now_old);
+    return SVM_DC_UNKNOWN;
 }
 
 /* Write s[0..n) HTML-escaped, through a stack buffer that is cleansed. */
@@ -726,13 +791,25 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
 #endif
 
     /* re-seal, then one transaction */
-    rc = svm_dec_reseal(d, &k1);
-    if (rc == 0)
-        rc = svm_dec_commit(d, &k1, deadline);
-    if (rc != 0) {
+    rc = svm_dec_reseal(d, &k1) == 0 ? svm_dec_commit(d, &k1, deadline) : SVM_DC_FAILED;
+    if (rc == SVM_DC_UNKNOWN)
+        rc = svm_dec_resolve(d);
+    if (rc == SVM_DC_UNKNOWN) {
+        /* Either set of shares may be the referenced one: RELEASE nothing. */
+        svm_dec_wipe(d);
+        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "commit unknown",
+                            "connection lost during COMMIT", "Not confirmed",
+                            "The connection to the database broke while the decryption was "
+                            "being saved, and whether the record's new keys were saved could "
+                            "not be confirmed. Nothing is shown. The record is not lost: it "
+                            "keeps either its old or its new keys, and the decryption service "
+                            "keeps both until the administrators' reconcile run tidies up. "
+                            "Please try again in a few minutes, and tell your administrator.");
+    }
+    if (rc != SVM_DC_COMMITTED) {
         svm_dec_release(d, 0, d->n, 0);
         svm_dec_wipe(d);
-        if (rc > 0)
+        if (rc == SVM_DC_CHANGED)
             return svm_dec_fail(d, HTTP_CONFLICT, "conflict", "changed meanwhile",
                                 "Changed meanwhile",
                                 "This record changed while it was being decrypted (someone "

@@ -85,6 +85,7 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         unsigned char *ct = apr_palloc(r->pool, pv->len + SV_HPKE_TAG_LEN);
         apr_size_t s32 = 32, sct = pv->len + SV_HPKE_TAG_LEN;
         int nrows = 0, fail;
+        svm_tx_outcome out;
         sv_status sst;
 
         {
@@ -131,7 +132,20 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
             fail = svm_db_exec(r, dbd, "svm_rec_touch", NULL, args) != 0
                    || svm_audit(r, dbd, st->name, "update", ref, pf->value, "ok", NULL) != 0;
         }
-        if (svm_db_tx_end(r, dbd, fail) || fail) {
+        out = svm_db_tx_end(r, dbd, fail);
+        if (!fail && out == SVM_TX_UNKNOWN) {
+            /* it may have committed: never run it again, and say so */
+            sv_cleanse(pv->value, pv->len);
+            if (svm_db_fresh(r, dbd) == 0)
+                svm_audit(r, dbd, st->name, "update", ref, pf->value, "commit unknown", NULL);
+            return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not confirmed",
+                                    "The connection to the database broke while the new value "
+                                    "was being saved, so whether it was saved could not be "
+                                    "confirmed. Open the record again: if the field's version "
+                                    "went up, the new value is stored; if not, enter it "
+                                    "again.", st);
+        }
+        if (fail || out != SVM_TX_COMMITTED) {
             if (svm_db_repaired(r))
                 continue; /* the connection was repaired: run it again */
             break;

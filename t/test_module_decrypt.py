@@ -7,7 +7,8 @@ and envelopes, which the independent HPKE opens, and the old shares are gone
 from the daemon; the daemon's rate limit, queue and lock-down reach staff as
 plain pages and the daemon's unlock restores service; a child killed between
 the daemon's answer and the commit loses nothing, and reconcile removes what
-it left; swapped rows fail cleanly; a concurrent update is never lost.
+it left; swapped rows fail cleanly; a concurrent update is never lost; a
+COMMIT whose answer is lost never costs the shares the rows reference.
 """
 import sys
 import threading
@@ -18,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "pylib"))
 import hpke_ref  # noqa: E402
-from svtest.fixtures_httpd import STAFF, needs_test_hooks  # noqa: E402
+from svtest.fixtures_httpd import STAFF, PgProxy, needs_test_hooks  # noqa: E402
 
 PASS = "decrypt tests passphrase"
 GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
@@ -436,3 +437,104 @@ def test_decrypt_wait_directive_checked(workdir, pki):
     h = Httpd(workdir / "mutex", db, pki, 1, extra="Mutex sysvsem splitvault-key1")
     p = h.check()
     assert p.returncode == 0, p.stderr
+
+
+# Errors a lost COMMIT makes httpd log (the failure itself, and what could
+# not be written while the database was unreachable).
+LOST_COMMIT_ERRORS = [r"SV01106", r"SV01109", r"SV01110", r"SV01103", r"SV01104", r"SV01801",
+                      r"SV02124", r"SV01101"]
+
+
+def proxied(sv_factory, pg):
+    proxy = PgProxy(pg.host, pg.port)
+    sv, pat = ready(sv_factory, db_port=proxy.port)
+    sv.allowed_errors += LOST_COMMIT_ERRORS
+    return proxy, sv, pat
+
+
+def pending(sv):
+    return {i: s for i, s in sv.daemon.shares().items() if s["state"] == 2}
+
+
+def test_commit_answer_lost_after_commit(sv_factory, pg):
+    """The rotation's COMMIT reaches PostgreSQL and commits, but the
+    connection breaks before its answer: the module reads the rows again on
+    a fresh connection, sees the new shares, and finishes as committed (the
+    values are shown, the old shares released). The record still decrypts."""
+    proxy, sv, pat = proxied(sv_factory, pg)
+    try:
+        ref = sv.ref_of(sv.submit(GOOD))
+        before = rows(sv, ref)
+        proxy.arm("after")
+        r = sv.decrypt(pat, ref)
+        assert proxy.cuts == 1
+        assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
+        after = rows(sv, ref)
+        shares = sv.daemon.shares()
+        for f in GOOD:
+            assert after[f][0] != before[f][0]
+            assert shares[after[f][0]]["state"] == 1      # kept and activated
+            assert before[f][0] not in shares              # old share released
+        assert len(shares) == 3
+        assert "SV02125" in sv.httpd.log_text()
+        r = sv.decrypt(pat, ref)
+        assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
+    finally:
+        proxy.close()
+
+
+def test_commit_lost_before_commit(sv_factory, pg):
+    """The connection breaks before COMMIT reaches PostgreSQL: the rows keep
+    their old shares, the new pending ones are released, staff are told
+    nothing changed, and the record decrypts afterwards."""
+    proxy, sv, pat = proxied(sv_factory, pg)
+    try:
+        ref = sv.ref_of(sv.submit(GOOD))
+        before = rows(sv, ref)
+        proxy.arm("before")
+        r = sv.decrypt(pat, ref)
+        assert proxy.cuts == 1
+        assert r.status == 503 and "Nothing was changed and nothing is shown" in r.text
+        assert sv.decrypted_values(r) == {}
+        assert rows(sv, ref) == before
+        assert not pending(sv) and len(sv.daemon.shares()) == 3
+        assert "SV02126" in sv.httpd.log_text()
+        r = sv.decrypt(pat, ref)
+        assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
+    finally:
+        proxy.close()
+
+
+def test_commit_outcome_unknowable_releases_nothing(sv_factory, pg):
+    """The COMMIT commits, its answer is lost and the database stays out of
+    reach: the module cannot tell, so it releases no share at all and says
+    so. Old and new shares both stay; the record decrypts once the database
+    is back, and reconcile removes the unreferenced set."""
+    proxy, sv, pat = proxied(sv_factory, pg)
+    try:
+        ref = sv.ref_of(sv.submit(GOOD))
+        before = rows(sv, ref)
+        proxy.arm("after", refuse=True)
+        r = sv.decrypt(pat, ref)
+        proxy.refuse = False
+        assert proxy.cuts == 1
+        assert r.status == 503 and "could not be confirmed" in r.text, r.text
+        assert sv.decrypted_values(r) == {}
+        after = rows(sv, ref)
+        shares = sv.daemon.shares()
+        assert len(shares) == 6                            # nothing released
+        for f in GOOD:
+            assert after[f][0] != before[f][0]             # it did commit
+            assert shares[after[f][0]]["state"] == 2
+            assert shares[before[f][0]]["state"] == 1
+        r = sv.decrypt(pat, ref)
+        assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
+        time.sleep(1.1)  # the daemon lists shares created before the current second
+        p = sv.reconcile("--grace", "0", "--apply")
+        assert "3 not referenced (3 deleted)" in p.stdout, p.stdout
+        shares = sv.daemon.shares()
+        assert len(shares) == 3 and all(x["state"] == 1 for x in shares.values())
+        r = sv.decrypt(pat, ref)
+        assert r.status == 200 and sv.decrypted_values(r) == GOOD
+    finally:
+        proxy.close()

@@ -23,6 +23,9 @@ Stack also drives the key location and decryption the way a browser does:
 `daemon_options` (to sv_factory) are passed to the daemon's fixture (rate
 limits, queue, lock-down threshold).
 
+PgProxy sits between httpd and PostgreSQL (Httpd's `db_port`) and can lose
+a COMMIT on the way, or its answer.
+
 Reusable outside pytest (the demo, benchmarks): MainDb, Key1, Httpd,
 WebClient, Stack.start(...).
 """
@@ -32,8 +35,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
+import struct
 import subprocess
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -240,7 +246,7 @@ class Httpd:
     def __init__(self, directory, db, pki, daemon_port, fields=None, tls=True,
                  directives=None, extra="", base="/splitvault", threads=10, name="httpd",
                  loglevel="warn splitvault:info", access_log=True, dbd_max=None,
-                 server_limit=2):
+                 server_limit=2, db_port=None):
         self.dir = Path(directory)
         self.db = db
         self.pki = pki
@@ -256,6 +262,8 @@ class Httpd:
         self.want_access_log = access_log
         self.dbd_max = dbd_max or threads
         self.server_limit = server_limit
+        # reach PostgreSQL through this port instead (a PgProxy in front of it)
+        self.db_port = db_port
         self.port = free_port()
         self.conf = self.dir / "httpd.conf"
         self.error_log = self.dir / "logs" / "error.log"
@@ -293,7 +301,7 @@ class Httpd:
             "MinSpareThreads 1",
             "MaxSpareThreads %d" % (self.server_limit * self.threads),
             "DBDriver pgsql",
-            'DBDParams "%s"' % self.db.dsn,
+            'DBDParams "%s"' % self.dbd_params(),
             "DBDMin 0",
             "DBDKeep 4",
             "DBDMax %d" % self.dbd_max,
@@ -335,6 +343,13 @@ class Httpd:
             self.extra,
         ]
         return "\n".join(lines) + "\n"
+
+    def dbd_params(self):
+        if not self.db_port:
+            return self.db.dsn
+        # the proxy reads PostgreSQL's plain protocol: no TLS or GSS negotiation
+        return re.sub(r"port=\d+", "port=%d" % self.db_port, self.db.dsn) \
+            + " sslmode=disable gssencmode=disable"
 
     def write_config(self):
         self.conf.write_text(self.config_text())
@@ -402,6 +417,129 @@ class Httpd:
 
     def log_text(self):
         return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+
+
+class PgProxy:
+    """A TCP proxy in front of PostgreSQL that can lose a COMMIT.
+
+    arm("after") makes it forward the next simple-query COMMIT, wait for the
+    server's answer (so the server has committed), swallow that answer and
+    cut both connections: the client never learns the outcome.
+    arm("before") cuts both connections instead of forwarding that COMMIT
+    (so the server rolls back). With refuse=True it also turns away every
+    new connection until `refuse` is set False again. `cuts` counts the
+    connections it cut."""
+
+    def __init__(self, pg_host, pg_port):
+        self.pg = (pg_host, pg_port)
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        self.mode = None
+        self.refuse = False
+        self._refuse_next = False
+        self.cuts = 0
+        self._lock = threading.Lock()
+        self._socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, mode, refuse=False):
+        assert mode in ("after", "before")
+        with self._lock:
+            self.mode = mode
+            self._refuse_next = refuse
+
+    def close(self):
+        self.ls.close()
+        for x in self._socks:
+            self._shut(x)
+
+    def _shut(self, x):
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        x.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            if self.refuse:
+                c.close()
+                continue
+            try:
+                s = socket.create_connection(self.pg)
+            except OSError:
+                c.close()
+                continue
+            self._socks += [c, s]
+            held = threading.Event()
+            answered = threading.Event()
+            threading.Thread(target=self._c2s, args=(c, s, held, answered),
+                                   daemon=True).start()
+            threading.Thread(target=self._s2c, args=(c, s, held, answered),
+                                   daemon=True).start()
+
+    @staticmethod
+    def _recv(sock, n):
+        b = b""
+        while len(b) < n:
+            k = sock.recv(n - len(b))
+            if not k:
+                raise EOFError
+            b += k
+        return b
+
+    def _s2c(self, c, s, held, answered):
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                if held.is_set():
+                    answered.set()  # the server's answer to COMMIT: swallowed
+                    continue
+                c.sendall(d)
+        except OSError:
+            pass
+
+    def _c2s(self, c, s, held, answered):
+        try:
+            n = struct.unpack("!I", self._recv(c, 4))[0]
+            s.sendall(struct.pack("!I", n) + self._recv(c, n - 4))  # startup message
+            while True:
+                t = self._recv(c, 1)
+                n = struct.unpack("!I", self._recv(c, 4))[0]
+                msg = t + struct.pack("!I", n) + self._recv(c, n - 4)
+                mode = None
+                if t == b"Q" and msg[5:].upper().startswith(b"COMMIT"):
+                    with self._lock:
+                        mode, self.mode = self.mode, None
+                if mode == "after":
+                    held.set()
+                    s.sendall(msg)
+                    answered.wait(10)
+                if mode:
+                    with self._lock:
+                        if self._refuse_next:
+                            self.refuse = True
+                        self.cuts += 1
+                    self._shut(c)
+                    self._shut(s)
+                    return
+                s.sendall(msg)
+        except (EOFError, OSError):
+            pass
+        for x in (c, s):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Stack:
