@@ -8,7 +8,8 @@
 #
 # Environment: SVB_SECONDS (per phase, default 10), SVB_CONNS (16),
 # SVB_SHARES (1000000), SVB_ROUNDS (DECRYPT phases repeated, default 3),
-# SVB_USER (nobody).
+# SVB_USER (nobody), SVB_PHASES (default "decrypt store memory": which
+# parts to run after the X25519 figures).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
@@ -19,7 +20,10 @@ conns=${SVB_CONNS:-16}
 shares=${SVB_SHARES:-1000000}
 user=${SVB_USER:-nobody}
 rounds=${SVB_ROUNDS:-3}
-[ -x "$bench" ] || make -C "$build" bench/daemon/svbench >/dev/null
+phases=${SVB_PHASES:-decrypt store memory}
+# always through make: a stale load generator (it links the core library
+# statically) would measure old code in its crypto figures
+make -C "$build" bench/daemon/svbench >/dev/null
 [ -x "$daemon" ] || { echo "build splitvaultd first" >&2; exit 1; }
 
 umask 022
@@ -113,13 +117,17 @@ phase() {
         'BEGIN {printf "%.2f", (b - a) / hz / (e - s)}')"
 }
 
-echo "== DECRYPT (limiter off, no rotation, $conns connections, ${secs}s each, $rounds rounds)"
+has() { case " $phases " in *" $1 "*) return 0 ;; esac; return 1; }
 dec=()
+if has decrypt; then
+echo "== DECRYPT (limiter off, no rotation, $conns connections, ${secs}s each, $rounds rounds)"
 for _ in $(seq "$rounds"); do
     d1=$(phase --fields 1 --records 64 --duration "$secs" decrypt); echo "$d1"
     d3=$(phase --fields 3 --records 64 --duration "$secs" decrypt); echo "$d3"
     dec+=("$d1" "$d3")
 done
+fi
+if has store; then
 echo "== STORE ($conns connections, ${secs}s each)"
 ctlst() { "$build/tools/splitvaultctl" -s "$state/ctl.sock" status; }
 c0=$(ctlst | sed -n 's/^store_commits=//p')
@@ -129,7 +137,9 @@ echo "group commit: $((c1 - c0)) transactions for $(echo "$s3" | sed -n 's/.* re
 
 s32=$(phase --fields 32 --duration "$secs" store); echo "$s32"
 echo "rss_after_throughput: $(rss)"
+fi
 
+if has memory; then
 echo "== memory: fill to $shares shares (STOREs of 32), then a mixed workload"
 sb --total "$shares" fill
 "$build/tools/splitvaultctl" -s "$state/ctl.sock" status | grep -E 'shares_active|audit_seq'
@@ -137,28 +147,38 @@ sb --fields 3 --records 64 --duration "$secs" decrypt
 sb --fields 3 --duration "$secs" store
 echo "rss_with_${shares}_shares: $(rss)"
 echo "store_file_bytes=$(stat -c %s "$state/shares.db") audit_bytes=$(stat -c %s "$state/audit.log")"
+fi
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== summary"
-python3 - "$x1" "$x2" "${dec[@]}" <<'PY'
-import re, sys
-x1, x2 = float(sys.argv[1]), float(sys.argv[2])
+python3 - "$x1" "$x2" "$(nproc)" "${dec[@]}" <<'PY'
+import re, statistics, sys
+x1, x2, ncpu = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+floor = 2e6 / x1   # us of CPU for 2 scalar multiplications at openssl speed's rate
+print("floor: 2 X25519 scalar multiplications = %.1f us of CPU per field "
+      "(openssl speed: %.0f ops/s on one core)" % (floor, x1))
+print("bounds: %.0f fields/s on one core, %.0f fields/s on all %d cores "
+      "(ops/s / 2)" % (x1 / 2, x2 / 2, ncpu))
 def f(line, k):
     return float(re.search(k + r"=([0-9.]+)", line).group(1))
 runs = {}
-for line in sys.argv[3:]:
+for line in sys.argv[4:]:
     runs.setdefault(int(f(line, "fields_per_request")), []).append(line)
 for n, lines in sorted(runs.items()):
-    fpss = sorted(f(l, "fields_per_s") for l in lines)
+    fps = [f(l, "fields_per_s") for l in lines]
     cpu = [f(l, "daemon_cpu_cores") for l in lines]
-    per_field = [1e6 * f(l, "daemon_cpu_cores") / f(l, "fields_per_s") for l in lines]
-    print("DECRYPT %d field(s)/request, %d rounds: fields/s %s; daemon CPU %s cores; "
-          "daemon CPU per field %s us" % (n, len(lines), " ".join("%.0f" % x for x in fpss),
-          " ".join("%.2f" % c for c in cpu), " ".join("%.0f" % p for p in per_field)))
-    fps = fpss[-1]
-    one, two = x1 / 2, x2 / 2
-    print("  best: %.0f fields/s = %.0f%% of the single-core X25519 bound (%.0f fields/s = "
-          "%.0f ops/s / 2 scalar multiplications per field), %.0f%% of the all-core bound "
-          "(%.0f fields/s = %.0f ops/s / 2); target 70%%"
-          % (fps, 100 * fps / one, one, x1, 100 * fps / two, two, x2))
+    ccpu = [f(l, "client_cpu_cores") for l in lines]
+    per_field = [1e6 * c / x for c, x in zip(cpu, fps)]
+    print("DECRYPT %d field(s)/request, %d rounds: fields/s %s; daemon CPU %s cores, "
+          "load generator %s cores; daemon CPU per field %s us"
+          % (n, len(lines), " ".join("%.0f" % x for x in fps),
+             " ".join("%.2f" % c for c in cpu), " ".join("%.2f" % c for c in ccpu),
+             " ".join("%.0f" % p for p in per_field)))
+    best = max(fps)
+    print("  throughput: best %.0f fields/s = %.0f%% of the single-core bound, %.0f%% of "
+          "the all-core bound (target 70%%)" % (best, 200 * best / x1, 200 * best / x2))
+    lo, med = min(per_field), statistics.median(per_field)
+    print("  efficiency: daemon CPU per field %.0f us (best) / %.0f us (median) against the "
+          "%.1f us floor = %.0f%% / %.0f%% (floor / actual; the load generator's CPU "
+          "is not the daemon's)" % (lo, med, floor, 100 * floor / lo, 100 * floor / med))
 PY

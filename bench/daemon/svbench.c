@@ -23,7 +23,9 @@
  *                ecdhx25519` measures one).
  *
  * Prints one line of key=value figures: requests/s, fields/s, p50/p99
- * latency in microseconds. Uses the core library's encoder and OpenSSL.
+ * latency in microseconds, and the generator's own CPU use during the phase
+ * (client_cpu_cores: it shares the machine with the daemon). Uses the core
+ * library's encoder and OpenSSL.
  */
 #include "config.h"
 
@@ -39,6 +41,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +89,17 @@ struct worker {
     size_t nlat, cap;
     int failed;
 };
+
+/* CPU time (user + system) of this process so far, in seconds. */
+static double
+cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 static double
 now_s(void)
@@ -453,7 +467,7 @@ main(int argc, char **argv)
     };
     struct worker *w;
     pthread_t *th;
-    double t0, el;
+    double t0, el, c0, cl;
     uint64_t n = 0, fields = 0, failed = 0;
     size_t nlat = 0, o = 0;
     uint32_t *all;
@@ -516,6 +530,7 @@ main(int argc, char **argv)
         pthread_create(&th[i], NULL, worker_main, &w[i]);
     }
     t0 = now_s();
+    c0 = cpu_s();
     pthread_mutex_lock(&go_mu);
     go = 1;
     pthread_cond_broadcast(&go_cv);
@@ -529,6 +544,7 @@ main(int argc, char **argv)
     for (int i = 0; i < opt.conns; i++)
         pthread_join(th[i], NULL);
     el = now_s() - t0;
+    cl = cpu_s() - c0;
     for (int i = 0; i < opt.conns; i++) {
         n += w[i].n;
         fields += w[i].fields;
@@ -542,10 +558,11 @@ main(int argc, char **argv)
     }
     qsort(all, nlat, sizeof(*all), cmp_u32);
     printf("mode=%s conns=%d fields_per_request=%d requests=%" PRIu64 " failed=%" PRIu64
-           " seconds=%.2f requests_per_s=%.0f fields_per_s=%.0f p50_us=%u p99_us=%u\n",
+           " seconds=%.2f requests_per_s=%.0f fields_per_s=%.0f p50_us=%u p99_us=%u"
+           " client_cpu_cores=%.2f\n",
            argv[optind], opt.conns, opt.mode == M_FILL ? SV_WIRE_MAX_FIELDS : opt.fields, n,
            failed, el, (double)n / el, (double)fields / el, nlat ? all[nlat / 2] : 0,
-           nlat ? all[(size_t)((double)nlat * 0.99)] : 0);
+           nlat ? all[(size_t)((double)nlat * 0.99)] : 0, el > 0 ? cl / el : 0.0);
     for (int i = 0; i < opt.conns; i++) {
         SSL_free(w[i].ssl);
         close(w[i].fd);
