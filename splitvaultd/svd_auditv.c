@@ -15,18 +15,32 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "svd_auditv.h"
 
 #define RD_CHUNK 65536
 
+/* SHA-256 fetched once: EVP_sha256() would fetch it again on every line. */
+static CRYPTO_ONCE sha256_once = CRYPTO_ONCE_STATIC_INIT;
+static EVP_MD *sha256_md;
+
+static void
+sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 svd_audit_hash(const char *line, size_t len, uint8_t out[SVD_AUDIT_HASH_LEN])
 {
     unsigned int n = SVD_AUDIT_HASH_LEN;
+    const EVP_MD *md = EVP_sha256();
 
-    if (EVP_Digest(line, len, out, &n, EVP_sha256(), NULL) != 1)
+    if (CRYPTO_THREAD_run_once(&sha256_once, sha256_fetch) && sha256_md != NULL)
+        md = sha256_md;
+    if (EVP_Digest(line, len, out, &n, md, NULL) != 1)
         memset(out, 0xff, SVD_AUDIT_HASH_LEN); /* never matches a real chain */
 }
 
