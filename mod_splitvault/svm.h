@@ -76,6 +76,17 @@ APLOG_USE_MODULE(splitvault);
 #define SVM_SECURE_HEAP (4u << 20) /* per child: OpenSSL secure heap bytes */
 /* statement_timeout of every database connection the module uses */
 #define SVM_DB_STATEMENT_TIMEOUT apr_time_from_sec(30)
+/* Shares the daemon made for a STORE or DECRYPT are referenced by a commit
+ * no later than this after the request was sent, or never: the module
+ * checks, right before the INSERT or COMMIT, that it will end by then
+ * (with SVM_DB_STATEMENT_TIMEOUT to spare), so that reconcile, whose grace
+ * period must exceed this (docs/operations.md), never deletes a share that
+ * a commit is about to reference. */
+#define SVM_SHARE_MAX_AGE apr_time_from_sec(600)
+/* Time kept free after the daemon's answer for sealing and committing:
+ * SplitVaultDecryptWait + 2 x SplitVaultDaemonTimeout may not exceed
+ * SVM_SHARE_MAX_AGE minus this (checked at start-up). */
+#define SVM_COMMIT_RESERVE apr_time_from_sec(120)
 
 /* ---- configuration (svm_config.c) --------------------------------------- */
 
@@ -382,12 +393,14 @@ void svm_upload_wipe(svm_upload *u);
 
 /* An answer from the daemon: type is the message type; body points to
  * body_len bytes in cleansed request-pool memory. For SV_MSG_ERROR, err is
- * decoded. */
+ * decoded. sent is set as soon as the frame is about to be written, also
+ * when the exchange then fails: no share of it can be older. */
 typedef struct {
     uint8_t type;
     const uint8_t *body;
     apr_size_t body_len;
     sv_error_msg err;
+    apr_time_t sent;    /* when the frame began to go out (0: it never did) */
 } svm_dreply;
 
 SSL_CTX *svm_daemon_ssl_ctx(apr_pool_t *p, server_rec *s, const svm_srv_conf *sc,
@@ -402,9 +415,10 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
 /* A request id for a new frame. */
 uint32_t svm_daemon_reqid(void);
 /* STORE: all fields of one submission, one round trip. On a daemon error
- * answer returns APR_EGENERAL with *werr set (0 for transport failures). */
+ * answer returns APR_EGENERAL with *werr set (0 for transport failures).
+ * *sent: when the frame began to go out (0 when it never did). */
 apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_store_req *req,
-                              sv_store_resp *resp, int *werr);
+                              sv_store_resp *resp, int *werr, apr_time_t *sent);
 /* STATUS (for the admin pages). */
 apr_status_t svm_daemon_status(request_rec *r, const svm_srv_conf *sc, sv_status_resp *st);
 

@@ -481,6 +481,15 @@ int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
                   "are all required";
         else if (sc->session_idle > sc->session_max)
             err = "SplitVaultSessionIdle is longer than SplitVaultSessionMax";
+        else if (apr_time_from_sec(sc->decrypt_wait) + 2 * sc->daemon_timeout
+                 > SVM_SHARE_MAX_AGE - SVM_COMMIT_RESERVE)
+            /* a decryption that waits as long as allowed must still commit
+             * within SVM_SHARE_MAX_AGE of its request */
+            err = apr_psprintf(ptemp, "SplitVaultDecryptWait (%d) plus twice "
+                               "SplitVaultDaemonTimeout (%d) is more than %d seconds: a "
+                               "decryption that waits that long could no longer be committed",
+                               sc->decrypt_wait, (int)apr_time_sec(sc->daemon_timeout),
+                               (int)apr_time_sec(SVM_SHARE_MAX_AGE - SVM_COMMIT_RESERVE));
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp,
                          "SV01002: server %s:%u: %s", sp->server_hostname ? sp->server_hostname

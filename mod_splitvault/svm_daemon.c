@@ -371,6 +371,7 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     }
     if (timeout > 0 && timeout != sc->daemon_timeout)
         svm_set_timeouts(c->fd, timeout);
+    rep->sent = apr_time_now();
     if ((rv = svm_tls_write(c, frame->data, frame->len)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01708: sending %s to splitvaultd "
                       "failed", sv_wire_type_name(frame->len > 3 ? frame->data[3] : 0));
@@ -415,7 +416,7 @@ fail:
 }
 
 apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_store_req *req,
-                              sv_store_resp *resp, int *werr)
+                              sv_store_resp *resp, int *werr, apr_time_t *sent)
 {
     sv_buf b;
     uint32_t reqid = svm_daemon_reqid();
@@ -425,6 +426,7 @@ apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_s
     unsigned i;
 
     *werr = 0;
+    *sent = 0;
     sv_buf_init(&b, 1, 0); /* carries key2b: a secret buffer */
     if ((st = sv_store_req_encode(&b, reqid, req)) != SV_OK) {
         sv_buf_free(&b);
@@ -434,6 +436,7 @@ apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_s
     }
     rv = svm_daemon_call(r, sc, &b, reqid, 0, &rep);
     sv_buf_free(&b);
+    *sent = rep.sent;
     if (rv != APR_SUCCESS)
         return rv;
     if (rep.type == SV_MSG_ERROR) {

@@ -42,11 +42,6 @@
 #include "sv_key2.h"
 #include "sv_secret.h"
 
-/* A rotation not committed this long after its first DECRYPT was sent is
- * given up (its pending shares are released): reconcile's grace period must
- * exceed it (docs/operations.md), so that reconcile never deletes a pending
- * share that a commit is about to reference. */
-#define SVM_ROTATE_MAX_AGE apr_time_from_sec(600)
 #define SVM_DECRYPT_HDR_MAX (16 + 1 + SV_WIRE_MAX_ACTOR + 4 + 1 + 2)
 
 /* ---- one record's fields ------------------------------------------------------ */
@@ -89,6 +84,7 @@ typedef struct {
     int n;
     apr_array_header_t *bodies;       /* svm_dreply: reply bodies to cleanse */
     int requests;
+    apr_time_t first_sent;            /* the first DECRYPT began to go out */
 } svm_dctx;
 
 /* Read the field rows of the record. 0, or -1 (logged). */
@@ -283,7 +279,7 @@ void svm_decrypt_check_form(server_rec *s, const svm_srv_conf *sc)
 }
 
 /* Outcome of the DECRYPT exchange. */
-enum { SVM_DX_OK, SVM_DX_WERR, SVM_DX_NOANSWER, SVM_DX_BADANSWER };
+enum { SVM_DX_OK, SVM_DX_WERR, SVM_DX_NOANSWER, SVM_DX_BADANSWER, SVM_DX_LATE };
 
 /* One DECRYPT for fields [from, to). On SVM_DX_OK the plaintexts and new
  * share ids are in the fields; on SVM_DX_WERR, *werr and *retry_ms are set. */
@@ -334,6 +330,8 @@ static int svm_dec_exchange(svm_dctx *d, int from, int to, int *werr, apr_uint32
     rv = svm_daemon_call(r, d->sc, &b, reqid,
                          apr_time_from_sec(d->sc->decrypt_wait) + d->sc->daemon_timeout, &rep);
     sv_buf_free(&b);
+    if (!d->first_sent)
+        d->first_sent = rep.sent;
     if (rv != APR_SUCCESS)
         return SVM_DX_NOANSWER;
     *(svm_dreply *)apr_array_push(d->bodies) = rep;
@@ -390,8 +388,9 @@ static int svm_dec_reseal(svm_dctx *d, const svm_key1pub *k1)
 /* What became of the rotation's transaction. */
 enum { SVM_DC_COMMITTED, SVM_DC_CHANGED, SVM_DC_FAILED, SVM_DC_UNKNOWN };
 
-/* The transaction: every row, compare-and-swap, plus the audit row; it
- * commits only before deadline. Returns SVM_DC_COMMITTED; SVM_DC_CHANGED
+/* The transaction: every row, compare-and-swap, plus the audit row; its
+ * COMMIT starts only when it will end (SVM_DB_STATEMENT_TIMEOUT) before
+ * deadline. Returns SVM_DC_COMMITTED; SVM_DC_CHANGED
  * (a row changed meanwhile: rolled back); SVM_DC_FAILED (a database
  * failure or too late: rolled back, nothing stored); SVM_DC_UNKNOWN (the
  * COMMIT was sent and its answer lost: it may have committed). */
@@ -443,10 +442,11 @@ static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1, apr_time_t deadlin
             svm_db_tx_end(r, d->dbd, 1);
             return SVM_DC_CHANGED;
         }
-        if (!fail && apr_time_now() > deadline) {
+        if (!fail && apr_time_now() + SVM_DB_STATEMENT_TIMEOUT > deadline) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02122: decrypt of %s: more than "
-                          "%d s since its first DECRYPT; the rotation is given up", d->ref,
-                          (int)apr_time_sec(SVM_ROTATE_MAX_AGE));
+                          "%d s since its first DECRYPT, too late to commit; the rotation is "
+                          "given up", d->ref,
+                          (int)apr_time_sec(SVM_SHARE_MAX_AGE - SVM_DB_STATEMENT_TIMEOUT));
             svm_db_tx_end(r, d->dbd, 1);
             return SVM_DC_FAILED;
         }
@@ -753,11 +753,19 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                             "temporary problem; nothing was decrypted.");
     }
 
-    /* DECRYPT, in as few requests as the 1 MiB body limit allows */
-    deadline = apr_time_now() + SVM_ROTATE_MAX_AGE;
+    /* DECRYPT, in as few requests as the 1 MiB body limit allows; another
+     * one only while its longest wait still leaves time to commit */
     for (from = 0; from < d->n && res == SVM_DX_OK; ) {
         apr_size_t size = SVM_DECRYPT_HDR_MAX;
         int to = from;
+        if (d->first_sent && apr_time_now() + apr_time_from_sec(sc->decrypt_wait)
+                             + 2 * sc->daemon_timeout + SVM_COMMIT_RESERVE
+                             > d->first_sent + SVM_SHARE_MAX_AGE) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02128: decrypt of %s: no time left "
+                          "for its next DECRYPT and the commit; given up", d->ref);
+            res = SVM_DX_LATE;
+            break;
+        }
         while (to < d->n && to - from < SV_WIRE_MAX_FIELDS
                && (to == from || size + svm_dec_field_size(d->f[to].name, d->f[to].ct_len)
                                  <= SV_WIRE_MAX_BODY))
@@ -780,6 +788,11 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
             sv_cleanse(d->f[i].new_key2a, SV_X25519_LEN);
         if (res == SVM_DX_WERR)
             return svm_dec_werr(d, werr, retry_ms);
+        if (res == SVM_DX_LATE)
+            return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "too late to commit",
+                                "Not decrypted", "The decryption service took too long to "
+                                "answer. Nothing was changed and nothing is shown; please try "
+                                "again.");
         return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, res == SVM_DX_NOANSWER ? "no answer"
                             : "error", NULL, "Not decrypted",
                             "The decryption service did not answer properly. Nothing is "
@@ -790,7 +803,13 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         apr_sleep(apr_time_from_sec(2)); /* room for a concurrent update */
 #endif
 
-    /* re-seal, then one transaction */
+    /* re-seal, then one transaction, committed within SVM_SHARE_MAX_AGE of
+     * the first DECRYPT (whose pending shares are the oldest) */
+#ifdef SV_TEST_HOOKS
+    if (svm_test_fault(r) && strcmp(svm_test_fault(r), "decrypt-late") == 0)
+        d->first_sent -= SVM_SHARE_MAX_AGE; /* as if the DECRYPT had been sent long ago */
+#endif
+    deadline = d->first_sent + SVM_SHARE_MAX_AGE;
     rc = svm_dec_reseal(d, &k1) == 0 ? svm_dec_commit(d, &k1, deadline) : SVM_DC_FAILED;
     if (rc == SVM_DC_UNKNOWN)
         rc = svm_dec_resolve(d);

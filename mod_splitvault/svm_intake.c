@@ -5,7 +5,8 @@
  * public key, sk2 split into key2a and key2b. One STORE hands every key2b to
  * the daemon and returns the share ids; only then is each key2a sealed to
  * the active key1 public key (its aad names the share id), and the record
- * and all its fields are inserted in one transaction. Nothing but public
+ * and all its fields are inserted in one transaction, which starts only
+ * while it can still end within SVM_SHARE_MAX_AGE of the STORE. Nothing but public
  * keys is needed, so intake works while key1 is not loaded. A failure at any
  * step leaves no record (orphan shares on the daemon are removed by
  * reconcile) and shows "not stored, please try again". sk2 is wiped right
@@ -224,6 +225,7 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
     sv_store_req *req;
     sv_store_resp resp;
     apr_status_t rv;
+    apr_time_t sent = 0;
     sv_status st;
 
     if (n <= 0 || n > SVM_MAX_FIELDS)
@@ -298,10 +300,14 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
         req->f[i].pub = xf[i].pub;
         req->f[i].key2b = key2b + 32 * i;
     }
-    rv = svm_daemon_store(r, sc, req, &resp, &werr);
+    rv = svm_daemon_store(r, sc, req, &resp, &werr, &sent);
     sv_cleanse(key2b, 32 * (apr_size_t)n);
     if (rv != APR_SUCCESS)
         goto wipe_fail;
+#ifdef SV_TEST_HOOKS
+    if (svm_test_fault(r) && strcmp(svm_test_fault(r), "intake-late") == 0)
+        sent -= SVM_SHARE_MAX_AGE; /* as if the STORE had been sent long ago */
+#endif
     for (i = 0; i < n; i++) {
         xf[i].share_id = resp.share_id[i];
         if ((st = sv_key2a_wrap(k1.pub, uuid, cf[i].name, xf[i].share_id, key2a + 32 * i,
@@ -312,6 +318,14 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
         }
     }
     sv_cleanse(key2a, 32 * (apr_size_t)n);
+    /* the INSERT must end before reconcile could take the new shares for
+     * orphans: it starts only with a whole statement timeout to spare */
+    if (apr_time_now() + SVM_DB_STATEMENT_TIMEOUT > sent + SVM_SHARE_MAX_AGE) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01508: intake given up: more than %d s "
+                      "since its STORE, too late to commit (the shares are left to reconcile)",
+                      (int)apr_time_sec(SVM_SHARE_MAX_AGE - SVM_DB_STATEMENT_TIMEOUT));
+        goto not_stored;
+    }
     if (svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0)
         goto not_stored;
     for (i = 0; i < n; i++)

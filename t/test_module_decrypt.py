@@ -394,6 +394,26 @@ def test_two_decrypts_at_once(sv_factory):
     assert r.status == 200 and sv.decrypted_values(r) == GOOD
 
 
+@needs_test_hooks
+def test_too_late_to_commit_gives_up_cleanly(sv_factory):
+    """A rotation whose COMMIT could end later than 600 s after its first
+    DECRYPT is given up before COMMIT: nothing changes, the pending shares
+    are released, the record decrypts afterwards."""
+    sv, pat = ready(sv_factory)
+    ref = sv.ref_of(sv.submit(GOOD))
+    before = rows(sv, ref)
+    sv.allowed_errors += [r"SV02122"]
+    r = sv.decrypt(pat, ref, headers={"X-SplitVault-Fault": "decrypt-late"})
+    assert r.status == 503 and "Nothing was changed and nothing is shown" in r.text
+    assert sv.decrypted_values(r) == {}
+    assert rows(sv, ref) == before
+    assert not [s for s in sv.daemon.shares().values() if s["state"] == 2]
+    assert "SV02122: decrypt of %s: more than 570 s since its first DECRYPT" % ref \
+        in sv.httpd.log_text()
+    r = sv.decrypt(pat, ref)
+    assert r.status == 200 and sv.decrypted_values(r) == GOOD
+
+
 def test_daemon_down_during_decrypt(sv_factory):
     sv, pat = ready(sv_factory)
     ref = sv.ref_of(sv.submit(GOOD))
@@ -437,6 +457,18 @@ def test_decrypt_wait_directive_checked(workdir, pki):
     h = Httpd(workdir / "mutex", db, pki, 1, extra="Mutex sysvsem splitvault-key1")
     p = h.check()
     assert p.returncode == 0, p.stderr
+    # a decryption that waits as long as allowed must still be able to commit
+    # within 600 s of its request: wait + 2 x timeout <= 480
+    for wait, timeout, ok in (("300", "90", True), ("300", "91", False),
+                              ("10", "235", True), ("10", "300", False)):
+        h = Httpd(workdir / ("wt%s-%s" % (wait, timeout)), db, pki, 1,
+                  directives={"SplitVaultDecryptWait": wait,
+                              "SplitVaultDaemonTimeout": timeout})
+        p = h.check()
+        assert (p.returncode == 0) == ok, (wait, timeout, p.stderr)
+        if not ok:
+            assert "plus twice SplitVaultDaemonTimeout" in p.stderr \
+                and "more than 480 seconds" in p.stderr, p.stderr
 
 
 # Errors a lost COMMIT makes httpd log (the failure itself, and what could

@@ -281,6 +281,36 @@ def test_db_failure_after_store_leaves_no_record(sv):
     assert len(sv.daemon.shares()) == before + 3  # orphans, found later by reconcile
 
 
+@needs_test_hooks
+def test_too_late_to_commit_leaves_no_record(sv):
+    """An INSERT that could end later than 600 s after its STORE is not
+    started (reconcile may take the shares for orphans by then): nothing is
+    stored, the visitor is told so, the shares are left to reconcile."""
+    before = len(sv.daemon.shares())
+    sv.allowed_errors += [r"SV01508"]
+    r = sv.client().post(sv.path("/"), body=GOOD_BODY,
+                         headers={"X-SplitVault-Fault": "intake-late"})
+    assert r.status == 503 and "NOT stored" in r.text
+    assert sv.db.count("records") == 0 and sv.db.count("fields") == 0
+    assert len(sv.daemon.shares()) == before + 3
+    assert "SV01508: intake given up: more than 570 s since its STORE" in sv.httpd.log_text()
+    assert sv.submit(GOOD).status == 200
+
+
+def test_module_sets_statement_timeout(sv):
+    """Every database connection of the module gets a statement timeout
+    before its first statement, so no INSERT or COMMIT can end long after
+    the deadline check made before it."""
+    sv.db.query("ALTER DATABASE %s SET log_statement = 'all'" % sv.db.name)
+    log = sv.pg.logfile
+    mark = log.stat().st_size
+    assert sv.submit(GOOD).status == 200
+    with open(log, "rb") as f:
+        f.seek(mark)
+        text = f.read().decode("utf-8", "replace")
+    assert "statement: SET statement_timeout = 30000" in text, text[-2000:]
+
+
 def test_no_active_key1_refuses_intake(sv_factory):
     sv = sv_factory(key1=False)
     sv.allowed_errors += [r"SV01902"]

@@ -20,8 +20,9 @@
  * Without --apply it only reports what it would do (a dry run). It talks
  * to the daemon over the same mutual TLS 1.3 as the module, with a client
  * certificate the daemon accepts. The grace period must exceed the longest
- * intake or decrypt transaction (the module gives up a rotation 5 minutes
- * after the daemon's answer); the daemon enforces its own minimum as well.
+ * intake or decrypt (the module commits a submission or a rotation no later
+ * than 600 s after it sent the STORE or first DECRYPT that made its shares,
+ * or gives it up); the daemon enforces its own minimum as well.
  */
 #include "config.h"
 
