@@ -55,9 +55,14 @@ uint64_t svd_wall_s(void);
 
 /* Secret memory for request bodies and plaintext: OpenSSL's secure heap
  * when it has room, else the ordinary heap (locked by mlockall and never
- * dumped). Zeroed. Release with sv_secret_free(p, n), which cleanses both
- * kinds. */
+ * dumped). Zeroed. Release with svd_secret_free(p, n) (n as allocated),
+ * which cleanses it; in a thread between svd_secret_cache_begin() and
+ * svd_secret_cache_end() small blocks are then kept, cleansed, for the
+ * thread's next requests. */
 void *svd_secret_alloc(size_t n);
+void svd_secret_free(void *p, size_t n);
+void svd_secret_cache_begin(void);
+void svd_secret_cache_end(void); /* releases the thread's cached blocks */
 
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void svd_hex(const uint8_t *p, size_t n, char *out);

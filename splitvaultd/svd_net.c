@@ -171,9 +171,12 @@ write_full(struct conn *c, const uint8_t *buf, size_t n)
     return 0;
 }
 
-/* Serve requests on an established connection until it closes. */
+#define OUT_KEEP (16 * 1024)
+
+/* Serve requests on an established connection until it closes. out is the
+ * caller's, released (cleansed) by it. */
 static void
-serve(struct conn *c)
+serve(struct conn *c, sv_buf *out)
 {
     struct svd_app *app = c->srv->app;
     const struct svd_conf *conf = app->conf;
@@ -181,11 +184,13 @@ serve(struct conn *c)
     /* reads and writes inside a request: io_timeout; waiting for the next
      * request: poll(2) with idle_timeout (unless TLS has bytes buffered) */
     set_timeout(c->fd, conf->io_timeout_ms);
+    /* the answer buffer (secret) is kept across requests, cleansed after
+     * each; one grown past OUT_KEEP by a large answer is released */
+    sv_buf_init(out, 1, 0);
     for (;;) {
         uint8_t hb[SV_WIRE_HDR_LEN];
         sv_wire_hdr h;
         uint8_t *body = NULL;
-        sv_buf out;
         sv_status st;
         int rv, close_after = 0, answered;
 
@@ -209,7 +214,6 @@ serve(struct conn *c)
             svd_warn("%s: truncated frame header; closing", c->peer.addr);
             return;
         }
-        sv_buf_init(&out, 1, 0);
         st = sv_wire_hdr_decode(hb, &h);
         if (st == SV_OK && svd_req_max_body(h.type) == 0) {
             svd_warn("%s: message type 0x%02x is not a request; closing", c->peer.addr, h.type);
@@ -227,27 +231,25 @@ serve(struct conn *c)
             SVD_COUNT(app, n_refusals);
             (void)svd_audit_event(app->audit, 0, "event=refusal why=bad-frame peer=%s cert=%.16s",
                                   c->peer.ip, c->peer.fp);
-            if (svd_req_error(&out, reqid, (st == SV_ERR_WIRE_VERSION || st == SV_ERR_WIRE_TYPE)
+            if (svd_req_error(out, reqid, (st == SV_ERR_WIRE_VERSION || st == SV_ERR_WIRE_TYPE)
                               ? SV_WERR_UNSUPPORTED : SV_WERR_BAD_REQUEST, 0) == 0)
-                (void)write_full(c, out.data, out.len);
-            sv_buf_free(&out);
+                (void)write_full(c, out->data, out->len);
             return;
         }
         /* every request body may carry key shares: secret memory */
-        if ((body = svd_secret_alloc(h.body_len)) == NULL) {
-            sv_buf_free(&out);
+        if ((body = svd_secret_alloc(h.body_len)) == NULL)
             return;
-        }
         if (h.body_len > 0 && read_full(c, body, h.body_len) != 1) {
             svd_warn("%s: truncated %s body; closing", c->peer.addr, sv_wire_type_name(h.type));
-            sv_secret_free(body, h.body_len);
-            sv_buf_free(&out);
+            svd_secret_free(body, h.body_len);
             return;
         }
-        rv = svd_req_handle(app, &c->peer, &h, body, &out, &close_after);
-        sv_secret_free(body, h.body_len);
-        answered = rv == 0 && sv_buf_status(&out) == SV_OK && write_full(c, out.data, out.len) == 0;
-        sv_buf_free(&out); /* secret: cleansed */
+        rv = svd_req_handle(app, &c->peer, &h, body, out, &close_after);
+        svd_secret_free(body, h.body_len);
+        answered = rv == 0 && sv_buf_status(out) == SV_OK && write_full(c, out->data, out->len) == 0;
+        sv_buf_reset(out); /* secret: cleansed now, not only at the next request */
+        if (out->cap > OUT_KEEP)
+            sv_buf_free(out);
         if (!answered || close_after)
             return;
     }
@@ -326,7 +328,13 @@ conn_main(void *arg)
     svd_tls_peer_fp(c->ssl, c->peer.fp);
     svd_debug("%s: TLS %s %s, client certificate %.16s", c->peer.addr,
               SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), c->peer.fp);
-    serve(c);
+    svd_secret_cache_begin();
+    {
+        sv_buf out;
+        serve(c, &out);
+        sv_buf_free(&out); /* secret: cleansed */
+    }
+    svd_secret_cache_end();
     (void)SSL_shutdown(c->ssl);
 out:
     ERR_clear_error();

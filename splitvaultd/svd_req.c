@@ -454,12 +454,12 @@ refused_noaudit:
 out:
     for (unsigned i = 0; i < SV_WIRE_MAX_FIELDS; i++)
         if (pt[i] != NULL)
-            sv_secret_free(pt[i], ptlen[i]);
+            svd_secret_free(pt[i], ptlen[i]);
     sv_cleanse(&resp, sizeof(resp));
     if (ds != NULL)
-        sv_secret_free(ds, sizeof(*ds));
+        svd_secret_free(ds, sizeof(*ds));
     if (m != NULL)
-        sv_secret_free(m, sizeof(*m));
+        svd_secret_free(m, sizeof(*m));
     return r;
 }
 
