@@ -14,11 +14,14 @@ static const char *const svm_before_dbd[] = { "mod_dbd.c", NULL };
 static void svm_register_hooks(apr_pool_t *p)
 {
     ap_hook_optional_fn_retrieve(svm_db_retrieve_fns, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_pre_config(svm_shm_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(svm_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(svm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* Statements must reach mod_dbd before its post_config groups them. */
     ap_hook_post_config(svm_post_config, NULL, svm_before_dbd, APR_HOOK_MIDDLE);
     ap_hook_child_init(svm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* after every other module's child_init, so that nothing makes the
+     * child dumpable again */
+    ap_hook_child_init(svm_child_nodump, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_handler(svm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(svm_keys_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -150,8 +150,12 @@ extern const command_rec svm_cmds[];
 void *svm_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
 int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+int svm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 void svm_child_init(apr_pool_t *p, server_rec *s);
+/* Make the child undumpable unless SplitVaultAllowCoreDumps On; runs as
+ * the last child_init hook. */
+void svm_child_nodump(apr_pool_t *p, server_rec *s);
 
 svm_srv_conf *svm_conf(const server_rec *s);
 int svm_cookie_secure(const svm_srv_conf *sc);
@@ -244,7 +248,17 @@ const char *svm_url(request_rec *r, const svm_srv_conf *sc, const char *rel);
 int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
                   const char **why);
 const svm_pair *svm_form_get(const apr_array_header_t *pairs, const char *name);
-/* A buffer of n bytes in r->pool, cleansed at pool cleanup. */
+/* Read the request body (at most max bytes; larger gets 413 with *why =
+ * too_large, malformed or unreadable 400) into secret memory that grows
+ * with what arrives: Content-Length is checked against max but never used
+ * to size anything. *out is NUL-terminated, *outlen long, in a block of
+ * *size bytes (size may be NULL), cleansed when r->pool is cleared; after
+ * a failure that came to reading, they describe what arrived. */
+int svm_body_read(request_rec *r, apr_off_t max, char **out, apr_size_t *outlen,
+                  apr_size_t *size, const char *too_large, const char **why);
+/* A zeroed buffer of n bytes tied to pool p (never NULL): secure heap while
+ * this pool's share (32 KiB) and the library's budget allow, else the
+ * ordinary heap; cleansed and released at pool cleanup either way. */
 void *svm_secret_palloc(apr_pool_t *p, apr_size_t n);
 /* Is the query-string argument name present: value copied or NULL. */
 const char *svm_query_arg(request_rec *r, const char *name);
@@ -381,6 +395,7 @@ apr_status_t svm_key1_private(request_rec *r, const char *fp, unsigned char sk[S
 typedef struct {
     char *buf;
     apr_size_t len;
+    apr_size_t size;             /* bytes of the block buf is in */
     apr_array_header_t *pairs;   /* svm_pair */
 } svm_upload;
 

@@ -14,10 +14,17 @@
 #include "apr_lib.h"
 #include "apr_optional.h"
 
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
 #include "sv_log.h"
 #include "sv_secret.h"
 
 #define UNSET (-1)
+
+/* SplitVaultAllowCoreDumps: process-wide, so server-wide only; reset
+ * before every reading of the configuration. */
+static int svm_allow_core;
 
 svm_srv_conf *svm_conf(const server_rec *s)
 {
@@ -396,6 +403,16 @@ static const char *set_throttle(cmd_parms *cmd, void *dc, const char *a1, const 
     return NULL;
 }
 
+static const char *set_allow_core(cmd_parms *cmd, void *dc, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err)
+        return err;
+    svm_allow_core = on;
+    return NULL;
+}
+
 const command_rec svm_cmds[] = {
     AP_INIT_TAKE1("SplitVaultBase", set_base, NULL, RSRC_CONF,
                   "URL path where handler splitvault is set (default /splitvault)"),
@@ -437,6 +454,9 @@ const command_rec svm_cmds[] = {
     AP_INIT_TAKE2("SplitVaultLoginThrottleAddress", set_throttle, (void *)1, RSRC_CONF,
                   "Failed sign-ins per client address before a pause, and its seconds "
                   "(default 20 900)"),
+    AP_INIT_FLAG("SplitVaultAllowCoreDumps", set_allow_core, NULL, RSRC_CONF,
+                 "On: httpd children may dump core (debugging only: a core dump may hold "
+                 "key1, key shares and submitted values; default Off)"),
     { NULL }
 };
 
@@ -514,6 +534,12 @@ int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
     return OK;
 }
 
+int svm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    svm_allow_core = 0;
+    return svm_shm_pre_config(pconf, plog, ptemp);
+}
+
 int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     server_rec *sp;
@@ -538,6 +564,10 @@ int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
             sc->pool_max = threads > 0 ? threads : 1;
         }
     }
+    if (used && svm_allow_core && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "SV01006: SplitVaultAllowCoreDumps On: "
+                     "httpd children may dump core, and a core dump may hold key1, key shares "
+                     "and submitted values; for debugging only");
     /* key1's shared memory: one segment for the whole server */
     if (used && (rc = svm_shm_post_config(pconf, s)) != OK)
         return rc;
@@ -562,4 +592,23 @@ void svm_child_init(apr_pool_t *p, server_rec *s)
         if (svm_in_use(sc))
             svm_daemon_child_init(p, sp);
     }
+}
+
+/* Last of all child_init hooks, and after httpd dropped its privileges
+ * (the MPMs run drop_privileges before child_init): httpd itself makes a
+ * child dumpable again when CoreDumpDirectory is set (ap_unixd_setup_child),
+ * so this has to come later to win. Not dumpable also means no ptrace by
+ * the same user and /proc/<pid> files owned by root (DESIGN.md, invariant
+ * 4: no key material or plaintext in a core dump). */
+void svm_child_nodump(apr_pool_t *p, server_rec *s)
+{
+    struct rlimit no_core = { 0, 0 };
+
+    if (svm_allow_core)
+        return;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, "SV01007: cannot make this child "
+                     "undumpable (PR_SET_DUMPABLE)");
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "SV01008: cannot set RLIMIT_CORE to 0");
 }

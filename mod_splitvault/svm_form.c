@@ -2,58 +2,133 @@
  * svm_form.c - reading form bodies: size cap before reading, then the
  * strict urlencoded parser of svm_parse.c. The body holds plaintext data
  * and passwords, so it lives in memory that is cleansed when the request
- * pool is cleared, and decoding happens in place (no further copy).
+ * pool is cleared, and decoding happens in place (no further copy). The
+ * buffer is sized by what arrives, never by what the client claims, and
+ * each request takes a bounded share of the secure heap.
  */
 #include "svm.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 
+#include <openssl/crypto.h>
+
 #include "sv_secret.h"
+
+/* What a request may take of the child's secure heap for its own secret
+ * buffers; larger needs are met from the ordinary heap (cleansed all the
+ * same), so that no request, however large its body, can crowd the others
+ * out of the secure heap. */
+#define SVM_SECURE_PER_REQUEST (32u << 10)
+/* A body buffer starts this small and doubles as data arrives. */
+#define SVM_BODY_FIRST 2048
+
+enum { SVM_MEM_SECURE, SVM_MEM_HEAP, SVM_MEM_POOL };
 
 typedef struct {
     void *p;
     apr_size_t n;
-    int secure;     /* from sv_secret_alloc(), else from the pool */
+    int kind;           /* SVM_MEM_*: where p came from */
+    apr_pool_t *pool;
 } svm_secret_block;
+
+/* Bytes of the secure heap this pool's blocks hold (its own counter). */
+static apr_size_t *svm_secure_used(apr_pool_t *p)
+{
+    void *v = NULL;
+
+    apr_pool_userdata_get(&v, "svm_secure_used", p);
+    if (!v) {
+        v = apr_pcalloc(p, sizeof(apr_size_t));
+        apr_pool_userdata_setn(v, "svm_secure_used", NULL, p);
+    }
+    return v;
+}
+
+/* n zeroed bytes for b: from the secure heap while this pool's share and
+ * the library's budget allow (sv_secret_alloc), else from the ordinary
+ * heap, else (out of memory) from the pool. */
+static void svm_block_alloc(svm_secret_block *b, apr_size_t n)
+{
+    apr_size_t *used = svm_secure_used(b->pool);
+
+    b->n = n ? n : 1;
+    if (*used + b->n <= SVM_SECURE_PER_REQUEST && (b->p = sv_secret_alloc(b->n)) != NULL) {
+        b->kind = CRYPTO_secure_allocated(b->p) ? SVM_MEM_SECURE : SVM_MEM_HEAP;
+        if (b->kind == SVM_MEM_SECURE)
+            *used += b->n;
+        return;
+    }
+    if ((b->p = OPENSSL_zalloc(b->n)) != NULL) {
+        b->kind = SVM_MEM_HEAP;
+        return;
+    }
+    b->p = apr_pcalloc(b->pool, b->n);
+    b->kind = SVM_MEM_POOL;
+}
+
+/* Cleanse b's bytes and give them back. */
+static void svm_block_release(svm_secret_block *b)
+{
+    if (!b->p)
+        return;
+    if (b->kind == SVM_MEM_POOL)
+        sv_cleanse(b->p, b->n);
+    else {
+        /* secure or not, sv_secret_free cleanses before it frees */
+        sv_secret_free(b->p, b->n);
+        if (b->kind == SVM_MEM_SECURE)
+            *svm_secure_used(b->pool) -= b->n;
+    }
+    b->p = NULL;
+}
+
+/* Move b to a block of n bytes, keeping its first keep bytes; the old
+ * block is cleansed and released at once. */
+static void svm_block_grow(svm_secret_block *b, apr_size_t n, apr_size_t keep)
+{
+    svm_secret_block nb;
+
+    nb.pool = b->pool;
+    svm_block_alloc(&nb, n);
+    memcpy(nb.p, b->p, keep);
+    svm_block_release(b);
+    *b = nb;
+}
 
 static apr_status_t svm_secret_cleanup(void *data)
 {
-    svm_secret_block *b = data;
-
-    if (b->secure)
-        sv_secret_free(b->p, b->n);
-    else
-        sv_cleanse(b->p, b->n);
+    svm_block_release(data);
     return APR_SUCCESS;
 }
 
-/* Secret memory tied to pool p: from the child's secure heap (locked,
- * excluded from core dumps; see svm_child_init) while it has room, else
- * from the pool; cleansed (and released) when p is cleared. */
-void *svm_secret_palloc(apr_pool_t *p, apr_size_t n)
+static svm_secret_block *svm_block_new(apr_pool_t *p, apr_size_t n)
 {
     svm_secret_block *b = apr_palloc(p, sizeof(*b));
 
-    b->n = n ? n : 1;
-    b->p = sv_secret_alloc(b->n);
-    b->secure = b->p != NULL;
-    if (!b->p)
-        b->p = apr_pcalloc(p, b->n);
+    b->pool = p;
+    svm_block_alloc(b, n);
     apr_pool_cleanup_register(p, b, svm_secret_cleanup, apr_pool_cleanup_null);
-    return b->p;
+    return b;
 }
 
-/* Read the whole body (at most max bytes) into cleansed memory. */
-static int svm_read_body(request_rec *r, apr_off_t max, char **out, apr_size_t *outlen,
-                         const char **why)
+/* Secret memory tied to pool p: from the child's secure heap (locked,
+ * excluded from core dumps; see svm_child_init) up to a bounded share per
+ * request, else from the heap; cleansed (and released) when p is cleared. */
+void *svm_secret_palloc(apr_pool_t *p, apr_size_t n)
+{
+    return svm_block_new(p, n)->p;
+}
+
+int svm_body_read(request_rec *r, apr_off_t max, char **out, apr_size_t *outlen,
+                  apr_size_t *size, const char *too_large, const char **why)
 {
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    apr_off_t want = max;
-    char *buf;
-    apr_size_t len = 0;
-    long n;
+    svm_secret_block *b;
+    apr_size_t len = 0, limit = (apr_size_t)max + 2;
     int rc;
 
+    /* a Content-Length over the cap is refused unread; any other is not
+     * trusted for anything: the buffer grows with what actually arrives */
     if (cl) {
         char *end;
         apr_off_t v;
@@ -62,41 +137,41 @@ static int svm_read_body(request_rec *r, apr_off_t max, char **out, apr_size_t *
             return HTTP_BAD_REQUEST;
         }
         if (v > max) {
-            *why = "The submission is larger than this form accepts.";
+            *why = too_large;
             return HTTP_REQUEST_ENTITY_TOO_LARGE;
         }
-        want = v;
     }
     if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
         *why = "The request body could not be read.";
         return rc;
     }
-    buf = svm_secret_palloc(r->pool, (apr_size_t)want + 2);
-    if (ap_should_client_block(r)) {
-        for (;;) {
-            apr_size_t room = (apr_size_t)want + 1 - len; /* one more: detects overflow */
-            if (room == 0) {
-                *why = "The submission is larger than this form accepts.";
-                return HTTP_REQUEST_ENTITY_TOO_LARGE;
-            }
-            n = ap_get_client_block(r, buf + len, room);
-            if (n < 0) {
-                *why = "The request body could not be read.";
-                return HTTP_BAD_REQUEST;
-            }
-            if (n == 0)
-                break;
-            len += (apr_size_t)n;
-            if ((apr_off_t)len > want) {
-                *why = "The submission is larger than this form accepts.";
-                return HTTP_REQUEST_ENTITY_TOO_LARGE;
-            }
+    b = svm_block_new(r->pool, limit < SVM_BODY_FIRST ? limit : SVM_BODY_FIRST);
+    /* (asked once: it says "no" as soon as anything has been read) */
+    while (rc == OK && (len > 0 || ap_should_client_block(r))) {
+        long n;
+        /* room for one byte more than the cap (to see it overflow) and the
+         * terminating NUL */
+        if (len + 1 >= b->n)
+            svm_block_grow(b, b->n * 2 < limit ? b->n * 2 : limit, len);
+        n = ap_get_client_block(r, (char *)b->p + len, b->n - 1 - len);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            *why = "The request body could not be read.";
+            rc = HTTP_BAD_REQUEST;
+        }
+        else if ((apr_off_t)(len += (apr_size_t)n) > max) {
+            *why = too_large;
+            rc = HTTP_REQUEST_ENTITY_TOO_LARGE;
         }
     }
-    buf[len] = '\0';
-    *out = buf;
+    /* also on failure: the caller may cleanse what arrived at once */
+    ((char *)b->p)[len] = '\0';
+    *out = b->p;
     *outlen = len;
-    return OK;
+    if (size)
+        *size = b->n;
+    return rc;
 }
 
 int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
@@ -113,7 +188,8 @@ int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
         *why = "The form must be sent as application/x-www-form-urlencoded.";
         return HTTP_UNSUPPORTED_MEDIA_TYPE;
     }
-    if ((rc = svm_read_body(r, max, &body, &len, why)) != OK)
+    if ((rc = svm_body_read(r, max, &body, &len, NULL,
+                            "The submission is larger than this form accepts.", why)) != OK)
         return rc;
     switch (svm_parse_urlencoded(body, len, 2 * SVM_MAX_FIELDS + 8, SVM_NAMES_ANY, *pairs)) {
     case SVM_PARSE_OK:

@@ -2,11 +2,12 @@
  * svm_upload.c - the key location's form bodies: a key1 PEM and its
  * passphrase, as multipart/form-data (a file input) or urlencoded (pasted).
  *
- * Unlike svm_form.c, the whole body is kept as one block so that it can be
- * cleansed at once, right after the key has been checked and loaded: the
- * in-place decoding leaves parts of the encoded text behind the decoded
- * values, and a plain key1 PEM is the private key itself. The block lives
- * in secret memory (svm_secret_palloc), cleansed again at pool cleanup.
+ * The whole body is kept as one block so that it can be cleansed at once,
+ * right after the key has been decoded: the in-place decoding leaves parts
+ * of the encoded text behind the decoded values, and a plain key1 PEM is
+ * the private key itself. svm_body_read (svm_form.c) reads it into secret
+ * memory that grows with what arrives (every outgrown block cleansed at
+ * once, the last one again at pool cleanup).
  *
  * Parsing (svm_parse.c) is strict: a size cap before reading, names of
  * printable ASCII, at most SVM_UPLOAD_MAX_PARTS fields, and a multipart
@@ -19,59 +20,6 @@
 #include "sv_secret.h"
 
 #define SVM_UPLOAD_MAX_PARTS 16
-
-/* Read the whole body (at most max bytes) into secret memory. */
-static int svm_upload_body(request_rec *r, apr_off_t max, svm_upload *u, const char **why)
-{
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    apr_off_t want = max;
-    apr_size_t len = 0;
-    int rc;
-
-    if (cl) {
-        char *end;
-        apr_off_t v;
-        if (apr_strtoff(&v, cl, &end, 10) != APR_SUCCESS || *end || v < 0) {
-            *why = "The request is malformed.";
-            return HTTP_BAD_REQUEST;
-        }
-        if (v > max) {
-            *why = "The upload is larger than any key file.";
-            return HTTP_REQUEST_ENTITY_TOO_LARGE;
-        }
-        want = v;
-    }
-    if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
-        *why = "The request body could not be read.";
-        return rc;
-    }
-    u->buf = svm_secret_palloc(r->pool, (apr_size_t)want + 2);
-    if (ap_should_client_block(r)) {
-        for (;;) {
-            apr_size_t room = (apr_size_t)want + 1 - len; /* one more: detects overflow */
-            long n;
-            if (room == 0) {
-                *why = "The upload is larger than any key file.";
-                return HTTP_REQUEST_ENTITY_TOO_LARGE;
-            }
-            n = ap_get_client_block(r, u->buf + len, room);
-            if (n < 0) {
-                *why = "The request body could not be read.";
-                return HTTP_BAD_REQUEST;
-            }
-            if (n == 0)
-                break;
-            len += (apr_size_t)n;
-            if ((apr_off_t)len > want) {
-                *why = "The upload is larger than any key file.";
-                return HTTP_REQUEST_ENTITY_TOO_LARGE;
-            }
-        }
-    }
-    u->buf[len] = '\0';
-    u->len = len;
-    return OK;
-}
 
 int svm_upload_read(request_rec *r, apr_off_t max, svm_upload *u, const char **why)
 {
@@ -95,7 +43,8 @@ int svm_upload_read(request_rec *r, apr_off_t max, svm_upload *u, const char **w
                "application/x-www-form-urlencoded.";
         return HTTP_UNSUPPORTED_MEDIA_TYPE;
     }
-    if ((rc = svm_upload_body(r, max, u, why)) != OK)
+    if ((rc = svm_body_read(r, max, &u->buf, &u->len, &u->size,
+                            "The upload is larger than any key file.", why)) != OK)
         return rc;
     rc = multipart ? svm_parse_multipart(u->buf, u->len, boundary, SVM_UPLOAD_MAX_PARTS,
                                          u->pairs)
@@ -116,5 +65,5 @@ int svm_upload_read(request_rec *r, apr_off_t max, svm_upload *u, const char **w
 void svm_upload_wipe(svm_upload *u)
 {
     if (u->buf)
-        sv_cleanse(u->buf, u->len + 2);
+        sv_cleanse(u->buf, u->size);
 }

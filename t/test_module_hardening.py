@@ -1,0 +1,100 @@
+"""What an httpd child running mod_splitvault withstands and keeps to itself:
+request bodies take memory for what arrives, not for what a visitor
+announces; children cannot dump core (even with CoreDumpDirectory), unless
+SplitVaultAllowCoreDumps says so."""
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
+WWW_DATA = 33
+
+
+def children(httpd):
+    """PIDs of the httpd children (the parent runs in the foreground)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(httpd.proc.pid)],
+                         capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def rss_kib(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def tls_conn(sv):
+    ctx = ssl.create_default_context(cafile=str(sv.pki.ca_cert))
+    s = socket.create_connection(("127.0.0.1", sv.httpd.port), timeout=20)
+    return ctx.wrap_socket(s, server_hostname="localhost")
+
+
+def test_body_memory_follows_what_arrives(sv_factory):
+    """Visitors who announce the largest body allowed and then send one byte
+    make the child allocate next to nothing: memory is taken for what
+    arrives, and TLS and intake keep working meanwhile."""
+    sv = sv_factory(threads=16, server_limit=1,
+                    directives={"SplitVaultMaxBody": "4194304"})
+    assert sv.ref_of(sv.submit(GOOD))
+    (child,) = children(sv.httpd)
+    before = rss_kib(child)
+    held = []
+    try:
+        for _ in range(12):
+            s = tls_conn(sv)
+            s.sendall(("POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                       "application/x-www-form-urlencoded\r\nContent-Length: 4194304\r\n\r\nn"
+                       % sv.path("/")).encode())
+            held.append(s)
+        time.sleep(1.5)  # every one of them is in the handler, reading its body
+        grown = rss_kib(child) - before
+        # 12 x 4 MiB would be 48 MiB; what arrived is 12 bytes
+        assert grown < 12 * 1024, "the child grew by %d KiB" % grown
+        # new TLS connections and submissions still work meanwhile
+        tls_conn(sv).close()
+        assert sv.ref_of(sv.submit(GOOD))
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.5)
+    assert sv.ref_of(sv.submit(GOOD))
+    assert sv.db.count("records") == 3
+
+
+def owner(pid):
+    """uid owning /proc/PID: root when the process is not dumpable."""
+    return os.stat("/proc/%d/status" % pid).st_uid
+
+
+def test_children_cannot_dump_core_even_with_core_dump_directory(sv_factory):
+    """httpd makes its children dumpable again when CoreDumpDirectory is
+    set; the module runs after that and wins."""
+    sv = sv_factory(extra="CoreDumpDirectory %s" % "/tmp")
+    sv.submit(GOOD)
+    kids = children(sv.httpd)
+    assert kids
+    for pid in kids:
+        assert owner(pid) == 0, "child %d is dumpable" % pid
+    assert "SV01006" not in sv.httpd.log_text()
+
+
+def test_allow_core_dumps_for_debugging(sv_factory):
+    sv = sv_factory(extra="CoreDumpDirectory /tmp",
+                    directives={"SplitVaultAllowCoreDumps": "On"})
+    sv.submit(GOOD)
+    kids = children(sv.httpd)
+    assert kids and all(owner(pid) == WWW_DATA for pid in kids)
+    assert "SV01006: SplitVaultAllowCoreDumps On" in sv.httpd.log_text()
+
+
+def test_allow_core_dumps_is_server_wide_only(workdir, pki):
+    import types
+    from svtest.fixtures_httpd import Httpd
+    db = types.SimpleNamespace(dsn="host=127.0.0.1 port=1 dbname=none user=postgres")
+    h = Httpd(workdir / "vh", db, pki, 1,
+              extra="<VirtualHost 127.0.0.1:1>\nSplitVaultAllowCoreDumps On\n</VirtualHost>")
+    p = h.check()
+    assert p.returncode != 0 and "SplitVaultAllowCoreDumps" in p.stderr, p.stderr
