@@ -125,10 +125,14 @@ typedef struct {
     int cookie_secure;        /* -1 unset, default on */
     int thr_acct_n, thr_acct_s;   /* failures per name, lock seconds */
     int thr_addr_n, thr_addr_s;   /* failures per address, lock seconds */
+    const char *login_key_file;   /* SplitVaultLoginKeyFile, or NULL */
+    int login_concurrency;        /* Argon2id verifications at once per child */
 
     /* run time (not merged) */
     SSL_CTX *ssl_ctx;         /* built at check_config */
     svm_dpool *dpool;         /* per child, created in child_init */
+    unsigned char *login_key; /* SVM_LOGIN_KEY_LEN bytes, set at check_config
+                                 (svm_auth_key_load); cleansed with pconf */
 } svm_srv_conf;
 
 /* Defaults (documented in docs/configuration.md). */
@@ -145,6 +149,8 @@ typedef struct {
 #define SVM_DEF_THR_ADDR_N 20
 #define SVM_DEF_THR_ADDR_S 900
 #define SVM_DEF_DECRYPT_WAIT 10
+#define SVM_DEF_LOGIN_CONCURRENCY 4
+#define SVM_LOGIN_KEY_LEN 32
 
 extern const command_rec svm_cmds[];
 void *svm_create_srv_conf(apr_pool_t *p, server_rec *s);
@@ -305,6 +311,12 @@ int svm_csrf_ok(const apr_array_header_t *pairs, const char *expected);
 /* ---- sign-in (svm_auth.c) ----------------------------------------------- */
 
 int svm_auth_init(apr_pool_t *p, server_rec *s);
+/* The key that names are keyed with in login_throttle (HMAC-SHA256): read
+ * from SplitVaultLoginKeyFile, or derived from SplitVaultDaemonKey when that
+ * is not set. At check_config, after the daemon TLS context is built. NULL,
+ * or an error message. */
+const char *svm_auth_key_load(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                              svm_srv_conf *sc);
 int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int status);
 int svm_login_post(request_rec *r, const svm_srv_conf *sc);
 int svm_logout_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st);

@@ -1,32 +1,54 @@
 /*
  * svm_auth.c - staff sign-in and sign-out.
  *
- * Sign-in does the same work and gives the same answer whatever went wrong:
- * an unknown name, a disabled account, a wrong password or a throttled name
- * or address all cost one Argon2id verification (against a dummy hash when
- * there is no real one) and show one message. Failures are counted per
- * submitted name (known or not, so counting reveals nothing) and per client
- * address in login_throttle; reaching SplitVaultLoginThrottle(Address)
- * pauses sign-in for that name or address. A successful sign-in always
- * makes a new session token (no fixation) and ends the session the request
- * came with.
+ * Every attempt first reserves its place in login_throttle, in one atomic
+ * statement, for the client address (an IPv6 address by its /64) and for
+ * the submitted name. Names are counted whether they exist or not, keyed
+ * by HMAC-SHA256 under the installation's login key (SplitVaultLoginKeyFile,
+ * else derived from SplitVaultDaemonKey; never in the database), so that a
+ * dump of the table holds neither the names typed nor a password typed into
+ * the name box. An attempt over SplitVaultLoginThrottle(Address) is refused
+ * at once, with the same page as a wrong password, and costs no Argon2id;
+ * since the place is taken before the password is checked, a burst of
+ * concurrent attempts gets no more verifications than the limit.
+ *
+ * An accepted attempt needs one of SplitVaultLoginConcurrency verification
+ * slots of this child (503 when none is free: Argon2id takes 19 MiB and a
+ * core's time), then costs exactly one Argon2id verification, against a
+ * dummy hash when there is no real one (unknown name, disabled account).
+ * A failure does the same work whatever the name: no per-name UPDATE, and
+ * a few expired throttle rows are purged. A success resets the name's count
+ * and gives the address back its reserved attempt, always makes a new
+ * session token (no fixation) and ends the session the request came with.
  */
 #include "svm.h"
 #include "http_protocol.h"
+#include "http_core.h"
+#include "apr_atomic.h"
+#include "apr_file_io.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "sv_secret.h"
 
 #define SVM_LOGIN_FAILED "Sign-in failed. Check your name and password. After repeated " \
                          "failures, sign-in is paused for a while."
+#define SVM_LOGIN_KEY_LABEL "splitvault/v1 login throttle key"
 
 /* A hash of a random password, verified when there is no real hash so that
  * every failed sign-in costs the same. Made once in the parent. */
 static char svm_dummy_hash[SVM_PWHASH_MAX];
+
+/* Argon2id verifications running in this child. */
+static apr_uint32_t svm_verifying;
 
 int svm_auth_init(apr_pool_t *p, server_rec *s)
 {
@@ -44,6 +66,76 @@ int svm_auth_init(apr_pool_t *p, server_rec *s)
     }
     sv_cleanse(pw, sizeof(pw));
     return OK;
+}
+
+static apr_status_t svm_key_cleanup(void *data)
+{
+    sv_cleanse(data, SVM_LOGIN_KEY_LEN);
+    return APR_SUCCESS;
+}
+
+/* The 32 bytes written as 64 hex digits in path (a trailing newline
+ * allowed), from a file only its owner may read. */
+static const char *svm_key_file_read(apr_pool_t *ptemp, const char *path, unsigned char *key)
+{
+    char text[80];
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n = 0;
+    const char *err = NULL;
+
+    if (apr_stat(&fi, path, APR_FINFO_PROT | APR_FINFO_TYPE, ptemp) != APR_SUCCESS
+        || fi.filetype != APR_REG)
+        return apr_psprintf(ptemp, "SplitVaultLoginKeyFile %s: cannot read it", path);
+    if (fi.protection & (APR_GREAD | APR_GWRITE | APR_WREAD | APR_WWRITE))
+        return apr_psprintf(ptemp, "SplitVaultLoginKeyFile %s: readable by others than its "
+                            "owner (chmod 600)", path);
+    if (apr_file_open(&f, path, APR_FOPEN_READ, 0, ptemp) != APR_SUCCESS)
+        return apr_psprintf(ptemp, "SplitVaultLoginKeyFile %s: cannot read it", path);
+    apr_file_read_full(f, text, sizeof(text) - 1, &n);
+    apr_file_close(f);
+    while (n > 0 && apr_isspace(text[n - 1]))
+        n--;
+    text[n] = '\0';
+    if (n != 2 * SVM_LOGIN_KEY_LEN || svm_hex_decode(text, key, SVM_LOGIN_KEY_LEN) != 0)
+        err = apr_psprintf(ptemp, "SplitVaultLoginKeyFile %s: not 64 hex digits (make one with "
+                           "`splitvault-admin login-key FILE`)", path);
+    sv_cleanse(text, sizeof(text));
+    return err;
+}
+
+const char *svm_auth_key_load(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                              svm_srv_conf *sc)
+{
+    unsigned char *key = apr_pcalloc(pconf, SVM_LOGIN_KEY_LEN);
+    const char *err = NULL;
+
+    apr_pool_cleanup_register(pconf, key, svm_key_cleanup, apr_pool_cleanup_null);
+    if (sc->login_key_file)
+        err = svm_key_file_read(ptemp, sc->login_key_file, key);
+    else {
+        /* HMAC keyed with the daemon client key's DER: the same on every
+         * front end that shares that key, and never in the database */
+        EVP_PKEY *pk = SSL_CTX_get0_privatekey(sc->ssl_ctx);
+        unsigned char *der = NULL;
+        unsigned int len = 0;
+        int n = pk ? i2d_PrivateKey(pk, &der) : -1;
+        if (n <= 0 || !HMAC(EVP_sha256(), der, n, (const unsigned char *)SVM_LOGIN_KEY_LABEL,
+                            strlen(SVM_LOGIN_KEY_LABEL), key, &len) || len != SVM_LOGIN_KEY_LEN)
+            err = "cannot derive the sign-in throttle key from SplitVaultDaemonKey; set "
+                  "SplitVaultLoginKeyFile";
+        if (der)
+            OPENSSL_clear_free(der, (size_t)n);
+        if (!err && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "SV01205: SplitVaultLoginKeyFile is "
+                         "not set: the sign-in throttle keys names with a key derived from "
+                         "SplitVaultDaemonKey (front ends sharing a database must share that "
+                         "key, or all set the same SplitVaultLoginKeyFile)");
+    }
+    if (err)
+        return err;
+    sc->login_key = key;
+    return NULL;
 }
 
 /* The login CSRF token, setting the pre-session cookie when missing. */
@@ -91,42 +183,114 @@ int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int 
     return OK;
 }
 
-/* Count one failure for key; lock it when the threshold is reached. */
-static void svm_throttle_fail(request_rec *r, ap_dbd_t *dbd, const char *key, int limit,
-                              int secs)
+/* The throttle key of the client address: "a:" and the address, or for
+ * IPv6 its /64 (one site or customer usually holds a whole /64, and a host
+ * can pick any address in it); IPv4-mapped IPv6 as IPv4. */
+static const char *svm_addr_key(request_rec *r)
 {
-    const char *s = apr_itoa(r->pool, secs);
-    const void *args[] = { key, s, s };
+    const apr_sockaddr_t *sa = r->useragent_addr;
+
+#if APR_HAVE_IPV6
+    if (sa && sa->family == APR_INET6) {
+        static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        const unsigned char *a = (const unsigned char *)&sa->sa.sin6.sin6_addr;
+        unsigned char net[16];
+        char text[INET6_ADDRSTRLEN];
+
+        if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0)
+            return apr_psprintf(r->pool, "a:%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+        memset(net, 0, sizeof(net));
+        memcpy(net, a, 8);
+        if (inet_ntop(AF_INET6, net, text, sizeof(text)))
+            return apr_pstrcat(r->pool, "a:", text, "/64", NULL);
+    }
+#endif
+    return apr_pstrcat(r->pool, "a:", r->useragent_ip, NULL);
+}
+
+/* The throttle key of a submitted (lower-cased) name: "n:" and the hex of
+ * HMAC-SHA256 under the login key. NULL when there is no key. */
+static const char *svm_name_key(request_rec *r, const svm_srv_conf *sc, const char *lname)
+{
+    unsigned char mac[32];
+    unsigned int len = 0;
+    const char *key;
+
+    if (!sc->login_key || !HMAC(EVP_sha256(), sc->login_key, SVM_LOGIN_KEY_LEN,
+                                (const unsigned char *)lname, strlen(lname), mac, &len)
+        || len != sizeof(mac))
+        return NULL;
+    key = apr_pstrcat(r->pool, "n:", svm_hex(r->pool, mac, sizeof(mac)), NULL);
+    sv_cleanse(mac, sizeof(mac));
+    return key;
+}
+
+/* Take one of the child's verification slots; 0 when all are taken. */
+static int svm_slot_enter(int max)
+{
+    for (;;) {
+        apr_uint32_t v = apr_atomic_read32(&svm_verifying);
+        if (v >= (apr_uint32_t)max)
+            return 0;
+        if (apr_atomic_cas32(&svm_verifying, v + 1, v) == v)
+            return 1;
+    }
+}
+
+static void svm_slot_leave(void)
+{
+    apr_atomic_dec32(&svm_verifying);
+}
+
+/* Reserve this attempt for both keys. 0 (with *refused set), or -1 when
+ * the database failed (logged). */
+static int svm_throttle_reserve(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
+                                const char *addr_key, const char *name_key, int *refused)
+{
+    const void *args[] = { addr_key, apr_itoa(r->pool, sc->thr_addr_s),
+                           apr_itoa(r->pool, sc->thr_addr_n), name_key,
+                           apr_itoa(r->pool, sc->thr_acct_s), apr_itoa(r->pool, sc->thr_acct_n) };
     svm_rows res;
     apr_dbd_row_t *row;
-    int failures = 0;
+    int got = 0;
 
-    if (svm_db_select(r, dbd, "svm_thr_fail", &res, args))
-        return;
-    if ((row = svm_db_row(r, dbd, &res))) {
-        failures = atoi(svm_db_col(r, dbd, row, 0));
-        while (svm_db_row(r, dbd, &res))
-            ;
+    *refused = 0;
+    if (svm_db_select(r, dbd, "svm_thr_reserve", &res, args))
+        return -1;
+    while ((row = svm_db_row(r, dbd, &res))) {
+        int addr = *svm_db_col(r, dbd, row, 0) == 't', name = *svm_db_col(r, dbd, row, 2) == 't';
+        if (got++)
+            continue;
+        *refused = addr || name;
+        if (*svm_db_col(r, dbd, row, 1) == 't')
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01202: sign-in paused for %d s "
+                          "after %d attempts (client address)", sc->thr_addr_s, sc->thr_addr_n);
+        if (*svm_db_col(r, dbd, row, 3) == 't')
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01206: sign-in paused for %d s "
+                          "after %d attempts (staff name)", sc->thr_acct_s, sc->thr_acct_n);
     }
-    if (failures >= limit) {
-        const void *lock[] = { s, key };
-        svm_db_exec(r, dbd, "svm_thr_lock", NULL, lock);
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "SV01202: sign-in paused for %d s after %d failures (%s)", secs,
-                      failures, key[0] == 'a' ? "client address" : "staff name");
-    }
+    return got ? 0 : -1;
+}
+
+/* Forget a few throttle rows whose window has passed. */
+static void svm_throttle_purge(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd)
+{
+    const void *args[] = { apr_itoa(r->pool, sc->thr_acct_s > sc->thr_addr_s ? sc->thr_acct_s
+                                                                               : sc->thr_addr_s) };
+
+    svm_db_exec(r, dbd, "svm_thr_purge", NULL, args);
 }
 
 int svm_login_post(request_rec *r, const svm_srv_conf *sc)
 {
     apr_array_header_t *pairs;
-    const char *why, *name, *addr_key, *name_key, *pwhash = NULL;
+    const char *why, *name, *addr_key, *name_key, *pwhash = NULL, *outcome;
     const svm_pair *pn, *pp;
     ap_dbd_t *dbd;
     svm_rows res;
     apr_dbd_row_t *row;
     apr_int64_t staff_id = 0;
-    int rc, throttled = 0, disabled = 0, ok;
+    int rc, refused = 0, disabled = 0, ok;
     char *lname, *c;
 
     if ((rc = svm_form_read(r, 8192, &pairs, &why)) != OK)
@@ -143,33 +307,14 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     if (!pn || !pp || pn->len == 0 || pp->len == 0 || pp->len > SVM_PASSWORD_MAX)
         return svm_login_page(r, sc, "Enter your name and password.", HTTP_BAD_REQUEST);
     if (!(dbd = svm_db(r)))
-        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Sign-in unavailable",
-                                "Sign-in is unavailable right now; please try again in a "
-                                "few minutes.", NULL);
+        goto unavailable;
     name = sv_actor_name_valid(pn->value, pn->len) ? apr_pstrdup(r->pool, pn->value) : NULL;
     lname = apr_pstrdup(r->pool, name ? name : "-invalid-");
     for (c = lname; *c; c++)
         *c = (char)apr_tolower(*c);
-    addr_key = apr_pstrcat(r->pool, "a:", r->useragent_ip, NULL);
-    /* the submitted name only as a hash: a password typed into the name
-     * field must not be kept in the database */
-    {
-        unsigned char md[32];
-        unsigned int mdlen = 0;
-        if (!EVP_Digest(lname, strlen(lname), md, &mdlen, EVP_sha256(), NULL))
-            memset(md, 0, sizeof(md));
-        name_key = apr_pstrcat(r->pool, "n:", svm_hex(r->pool, md, 16), NULL);
-    }
-
-    {
-        const void *args[] = { addr_key, name_key };
-        if (svm_db_select(r, dbd, "svm_thr_locked", &res, args) == 0
-            && (row = svm_db_row(r, dbd, &res))) {
-            throttled = atoi(svm_db_col(r, dbd, row, 0)) > 0;
-            while (svm_db_row(r, dbd, &res))
-                ;
-        }
-    }
+    addr_key = svm_addr_key(r);
+    if (!(name_key = svm_name_key(r, sc, lname)))
+        goto unavailable;
     if (name) {
         const void *args[] = { name };
         if (svm_db_select(r, dbd, "svm_staff_get", &res, args) == 0
@@ -181,22 +326,42 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
                 ;
         }
     }
-    /* The same Argon2id work on every path. */
-    ok = svm_pwhash_verify(pwhash && !throttled && !disabled ? pwhash : svm_dummy_hash,
-                           pp->value, pp->len);
-    ok = ok && pwhash && !throttled && !disabled;
+
+    /* a verification slot of this child, then this attempt's place */
+    if (!svm_slot_enter(sc->login_concurrency)) {
+        sv_cleanse(pp->value, pp->len);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01207: sign-in refused: %d password "
+                      "verifications already run in this process", sc->login_concurrency);
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
+        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Sign-in busy",
+                                "Sign-in is busy right now; please try again in a moment.",
+                                NULL);
+    }
+    if (svm_throttle_reserve(r, sc, dbd, addr_key, name_key, &refused) != 0) {
+        svm_slot_leave();
+        goto unavailable;
+    }
+    if (refused) {
+        /* answered at once: no Argon2id for an attempt that cannot succeed */
+        svm_slot_leave();
+        ok = 0;
+    }
+    else {
+#ifdef SV_TEST_HOOKS
+        if (svm_test_fault(r) && strcmp(svm_test_fault(r), "login-slow") == 0)
+            apr_sleep(apr_time_from_sec(2)); /* a verification that takes its time */
+#endif
+        /* the same Argon2id work whatever the name */
+        ok = svm_pwhash_verify(pwhash && !disabled ? pwhash : svm_dummy_hash, pp->value,
+                               pp->len);
+        svm_slot_leave();
+        ok = ok && pwhash && !disabled;
+    }
     sv_cleanse(pp->value, pp->len);
 
     if (!ok) {
-        const char *outcome = throttled ? "throttled" : "failed";
-        if (!throttled) {
-            svm_throttle_fail(r, dbd, addr_key, sc->thr_addr_n, sc->thr_addr_s);
-            svm_throttle_fail(r, dbd, name_key, sc->thr_acct_n, sc->thr_acct_s);
-        }
-        if (staff_id) {
-            const void *args[] = { name_key, name };
-            svm_db_exec(r, dbd, "svm_staff_fail", NULL, args);
-        }
+        outcome = refused ? "throttled" : "failed";
+        svm_throttle_purge(r, sc, dbd);
         /* only names of real accounts are recorded: an unknown "name" may be
          * a password typed into the wrong box */
         svm_audit(r, dbd, staff_id ? name : NULL, "sign-in", NULL, NULL, outcome,
@@ -208,18 +373,25 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     }
     {
         const void *clear[] = { name_key };
+        const void *refund[] = { addr_key };
         const void *args[] = { apr_psprintf(r->pool, "%" APR_INT64_T_FMT, staff_id) };
         svm_db_exec(r, dbd, "svm_thr_clear", NULL, clear);
+        svm_db_exec(r, dbd, "svm_thr_refund", NULL, refund);
         svm_db_exec(r, dbd, "svm_staff_ok", NULL, args);
     }
     /* end the session this browser came with (if any), then start afresh */
     svm_session_end(r, sc, dbd, 0);
     if (svm_session_create(r, sc, dbd, staff_id) != 0)
-        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Sign-in unavailable",
-                                "Sign-in is unavailable right now; please try again.", NULL);
+        goto unavailable;
     svm_cookie_set(r, sc, "-login", "", 0);
     svm_audit(r, dbd, name, "sign-in", NULL, NULL, "ok", NULL);
     return svm_redirect(r, svm_url(r, sc, "/staff/"));
+
+unavailable:
+    sv_cleanse(pp->value, pp->len);
+    return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Sign-in unavailable",
+                            "Sign-in is unavailable right now; please try again in a few "
+                            "minutes.", NULL);
 }
 
 int svm_logout_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st)

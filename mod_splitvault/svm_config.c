@@ -46,6 +46,7 @@ void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
     sc->cookie_secure = UNSET;
     sc->thr_acct_n = sc->thr_acct_s = UNSET;
     sc->thr_addr_n = sc->thr_addr_s = UNSET;
+    sc->login_concurrency = UNSET;
     return sc;
 }
 
@@ -84,6 +85,8 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->thr_acct_s = MERGE_INT(thr_acct_s);
     sc->thr_addr_n = MERGE_INT(thr_addr_n);
     sc->thr_addr_s = MERGE_INT(thr_addr_s);
+    sc->login_key_file = MERGE_PTR(login_key_file);
+    sc->login_concurrency = MERGE_INT(login_concurrency);
     return sc;
 }
 
@@ -116,6 +119,8 @@ static void svm_defaults(svm_srv_conf *sc)
         sc->thr_addr_n = SVM_DEF_THR_ADDR_N;
         sc->thr_addr_s = SVM_DEF_THR_ADDR_S;
     }
+    if (sc->login_concurrency == UNSET)
+        sc->login_concurrency = SVM_DEF_LOGIN_CONCURRENCY;
 }
 
 int svm_cookie_secure(const svm_srv_conf *sc)
@@ -312,7 +317,8 @@ static const char *set_file(cmd_parms *cmd, void *dc, const char *arg)
     switch ((int)(long)cmd->info) {
     case 0: sc->daemon_ca = path; break;
     case 1: sc->client_cert = path; break;
-    default: sc->client_key = path; break;
+    case 2: sc->client_key = path; break;
+    default: sc->login_key_file = path; break;
     }
     return NULL;
 }
@@ -403,6 +409,18 @@ static const char *set_throttle(cmd_parms *cmd, void *dc, const char *a1, const 
     return NULL;
 }
 
+static const char *set_login_concurrency(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    long v;
+
+    if (err || (err = svm_int_arg(cmd, arg, 1, 256, &v)))
+        return err;
+    sc->login_concurrency = (int)v;
+    return NULL;
+}
+
 static const char *set_allow_core(cmd_parms *cmd, void *dc, int on)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -454,6 +472,13 @@ const command_rec svm_cmds[] = {
     AP_INIT_TAKE2("SplitVaultLoginThrottleAddress", set_throttle, (void *)1, RSRC_CONF,
                   "Failed sign-ins per client address before a pause, and its seconds "
                   "(default 20 900)"),
+    AP_INIT_TAKE1("SplitVaultLoginKeyFile", set_file, (void *)3, RSRC_CONF,
+                  "File with the secret (64 hex digits) that keys staff names in the "
+                  "sign-in throttle; the same on every front end (default: derived from "
+                  "SplitVaultDaemonKey)"),
+    AP_INIT_TAKE1("SplitVaultLoginConcurrency", set_login_concurrency, NULL, RSRC_CONF,
+                  "Password verifications (Argon2id) at once per child; more get 503 "
+                  "(default 4)"),
     AP_INIT_FLAG("SplitVaultAllowCoreDumps", set_allow_core, NULL, RSRC_CONF,
                  "On: httpd children may dump core (debugging only: a core dump may hold "
                  "key1, key shares and submitted values; default Off)"),
@@ -522,6 +547,10 @@ int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
         if (!sc->ssl_ctx) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp,
                          "SV01003: daemon TLS set-up failed: %s", err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if ((err = svm_auth_key_load(pconf, ptemp, sp, sc))) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp, "SV01009: %s", err);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }

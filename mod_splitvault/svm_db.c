@@ -29,6 +29,24 @@ typedef struct {
 
 #define UTC_FMT "'YYYY-MM-DD HH24:MI'"
 
+/* One key's reservation in svm_thr_reserve (k: key, w: window, l: limit,
+ * all columns of the parameter row p). */
+#define SVM_THR_UPSERT(k, w, l) \
+    "INSERT INTO login_throttle AS t (key, failures, first_failure) SELECT " k ", 1, now() " \
+    "FROM p ON CONFLICT (key) DO UPDATE SET " \
+    "failures = CASE WHEN t.locked_until > now() THEN t.failures " \
+    "WHEN t.first_failure <= now() - (SELECT " w " FROM p) THEN 1 " \
+    "ELSE t.failures + 1 END, " \
+    "first_failure = CASE WHEN t.locked_until > now() THEN t.first_failure " \
+    "WHEN t.first_failure <= now() - (SELECT " w " FROM p) " \
+    "OR t.failures >= (SELECT " l " FROM p) THEN now() " \
+    "ELSE t.first_failure END, " \
+    "locked_until = CASE WHEN t.locked_until > now() THEN t.locked_until " \
+    "WHEN t.first_failure > now() - (SELECT " w " FROM p) " \
+    "AND t.failures >= (SELECT " l " FROM p) THEN now() + (SELECT " w " FROM p) " \
+    "ELSE t.locked_until END " \
+    "RETURNING locked_until > now() AS refused, first_failure = now() AS fresh"
+
 static const svm_stmt_def svm_stmts[] = {
     /* key1 */
     { "svm_key1_active",
@@ -54,28 +72,38 @@ static const svm_stmt_def svm_stmts[] = {
     { "svm_staff_get",
       "SELECT id, pwhash, disabled FROM staff WHERE name = %s" },
     { "svm_staff_ok",
-      "UPDATE staff SET failed_logins = 0, locked_until = NULL, last_login = now() "
-      "WHERE id = %s::bigint" },
-    { "svm_staff_fail",
-      "UPDATE staff SET failed_logins = failed_logins + 1, locked_until = "
-      "(SELECT locked_until FROM login_throttle WHERE key = %s) WHERE name = %s" },
-    { "svm_thr_locked",
-      "SELECT count(*) FROM login_throttle WHERE key IN (%s, %s) AND locked_until > now()" },
-    /* count a failure within a window of the lock period; lock when the
-     * count reaches the threshold (args: key, secs, secs, limit, secs) */
-    { "svm_thr_fail",
-      "INSERT INTO login_throttle AS t (key, failures, first_failure) VALUES (%s, 1, now()) "
-      "ON CONFLICT (key) DO UPDATE SET "
-      "failures = CASE WHEN t.first_failure < now() - make_interval(secs => %s::int) "
-      "  THEN 1 ELSE t.failures + 1 END, "
-      "first_failure = CASE WHEN t.first_failure < now() - make_interval(secs => %s::int) "
-      "  THEN now() ELSE t.first_failure END "
-      "RETURNING failures" },
-    { "svm_thr_lock",
-      "UPDATE login_throttle SET locked_until = now() + make_interval(secs => %s::int), "
-      "failures = 0, first_failure = now() WHERE key = %s" },
+      "UPDATE staff SET last_login = now() WHERE id = %s::bigint" },
+    /* Reserve one sign-in attempt for the client address and for the
+     * submitted name at once, before any password is checked: each key's
+     * count grows within its window (reset once the window has passed);
+     * the attempt after the limit locks the key for the window, and every
+     * attempt while it is locked is refused without being counted. Two
+     * concurrent attempts can never both take the last place. Returns per
+     * key whether this attempt is refused, and whether it is the one that
+     * locked it. Args: address key, its seconds and limit; name key, its
+     * seconds and limit. */
+    { "svm_thr_reserve",
+      "WITH p AS (SELECT %s::text AS ak, make_interval(secs => %s::int) AS aw, %s::int AS al, "
+      "%s::text AS nk, make_interval(secs => %s::int) AS nw, %s::int AS nl), "
+      "a AS (" SVM_THR_UPSERT("ak", "aw", "al") "), "
+      "n AS (" SVM_THR_UPSERT("nk", "nw", "nl") ") "
+      "SELECT coalesce((SELECT refused FROM a), false), "
+      "coalesce((SELECT refused AND fresh FROM a), false), "
+      "coalesce((SELECT refused FROM n), false), "
+      "coalesce((SELECT refused AND fresh FROM n), false)" },
+    /* a successful sign-in: the name starts afresh, and the address gets
+     * back the attempt it reserved (it counts failures, not sign-ins) */
     { "svm_thr_clear",
       "DELETE FROM login_throttle WHERE key = %s" },
+    { "svm_thr_refund",
+      "UPDATE login_throttle SET failures = failures - 1 WHERE key = %s AND failures > 0 "
+      "AND (locked_until IS NULL OR locked_until <= now())" },
+    /* forget keys whose window has passed and that are not locked (a few
+     * at a time, on failed sign-ins), so the table does not grow */
+    { "svm_thr_purge",
+      "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle "
+      "WHERE first_failure <= now() - make_interval(secs => %s::int) "
+      "AND (locked_until IS NULL OR locked_until <= now()) LIMIT 100)" },
     /* staff pages */
     { "svm_rec_list",
       "SELECT ref, to_char(created AT TIME ZONE 'UTC', " UTC_FMT "), "

@@ -18,12 +18,40 @@ def test_schema_apply_and_migrate(pg):
         assert p.returncode == 0 and p.stdout.strip() == "0"
         p = admin(db, "schema", "--sql-dir", str(db_sql()))
         assert p.returncode == 0 and "applied schema version 1" in p.stdout
+        assert "applied schema version 2" in p.stdout
         p = admin(db, "schema", "--sql-dir", str(db_sql()))
-        assert p.returncode == 0 and "up to date (version 1)" in p.stdout
-        assert db.query("SELECT version, name FROM schema_version") == [(1, "initial")]
+        assert p.returncode == 0 and "up to date (version 2)" in p.stdout
+        assert db.query("SELECT version, name FROM schema_version ORDER BY version") == \
+            [(1, "initial"), (2, "login-throttle")]
         db.query("INSERT INTO schema_version (version, name) VALUES (99, 'future')")
         p = admin(db, "schema", "--sql-dir", str(db_sql()))
         assert p.returncode != 0 and "newer than these files" in p.stderr
+    finally:
+        db.drop()
+
+
+def test_migration_2_drops_unsalted_name_keys(pg, workdir):
+    """A database of version 1 loses the sign-in throttle's old name rows
+    (an unsalted hash of the name) and the per-account counters on the way
+    to version 2; address rows stay."""
+    import shutil
+    name = "adm_migrate2"
+    pg.create_db(name)
+    db = MainDb(pg, name)
+    v1 = workdir / "sql-v1"
+    v1.mkdir()
+    shutil.copy(db_sql() / "001_initial.sql", v1)
+    try:
+        assert "applied schema version 1" in admin(db, "schema", "--sql-dir", str(v1)).stdout
+        db.query("INSERT INTO login_throttle (key, failures) VALUES "
+                 "('n:' || repeat('ab', 16), 2), ('a:192.0.2.1', 1), ('n:' || repeat('cd', 32), 1)")
+        p = admin(db, "schema", "--sql-dir", str(db_sql()))
+        assert p.returncode == 0 and "applied schema version 2" in p.stdout, p.stderr
+        assert sorted(k for (k,) in db.query("SELECT key FROM login_throttle")) == \
+            ["a:192.0.2.1", "n:" + "cd" * 32]
+        cols = {c for (c,) in db.query("SELECT column_name FROM information_schema.columns "
+                                       "WHERE table_name = 'staff'")}
+        assert "failed_logins" not in cols and "locked_until" not in cols
     finally:
         db.drop()
 

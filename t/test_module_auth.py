@@ -115,7 +115,10 @@ def test_throttle_per_account_and_unknown_names(sv_factory):
     # paused: even the right password fails, with the same message
     c = sv.login("uma")
     assert c.last.status == 200 and FAILED in c.last.text
-    assert sv.db.query("SELECT failed_logins FROM staff WHERE name = 'uma'")[0][0] >= 3
+    # the name is paused (the attempt after the third locked it); ghost's
+    # three are counted the same way
+    assert sorted(sv.db.query("SELECT failures, locked_until > now() FROM login_throttle "
+                              "WHERE key LIKE 'n:%%'")) == [(3, None), (4, True)]
     # other accounts are not affected
     assert sv.login("pat").last.status == 303
     assert ("uma", "throttled") in sv.db.query(
@@ -365,3 +368,216 @@ def test_no_secret_in_logs(sv_factory):
         assert s not in logs, s
     audit = " ".join(str(x) for row in sv.db.query("SELECT * FROM audit") for x in row)
     assert secret_value not in audit and "Never-Logged" not in audit
+
+
+# ---- throttling: reserved before the password check, keyed, bounded ----
+
+def failed_count(sv, outcome):
+    return sv.db.query("SELECT count(*) FROM audit WHERE action = 'sign-in' AND outcome = %s",
+                       (outcome,))[0][0]
+
+
+def test_concurrent_burst_gets_no_more_checks_than_the_limit(sv_factory):
+    """Thirty sign-ins for one name at the same moment: each takes its place
+    in the throttle before its password is checked, so exactly as many are
+    checked as the limit allows, and the rest are refused at once."""
+    import threading
+    sv = sv_factory(threads=40, dbd_max=40,
+                    directives={"SplitVaultLoginConcurrency": "64"})
+    c = sv.client()
+    page = c.get(sv.path("/staff/login"))
+    token, cookies = page.csrf(), dict(c.cookies)
+    start = threading.Barrier(30)
+    results = [None] * 30
+
+    def attempt(i):
+        cl = sv.client()
+        cl.cookies = dict(cookies)
+        start.wait()
+        results[i] = cl.post(sv.path("/staff/login"),
+                             {"csrf": token, "name": "dora", "password": "wrong-%02d-xxxx" % i})
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(r.status == 200 and FAILED in r.text for r in results)
+    assert failed_count(sv, "failed") == 5        # SplitVaultLoginThrottle 5 900
+    assert failed_count(sv, "throttled") == 25
+    # the right password is refused now too, with the same page
+    r = sv.login("dora").last
+    assert r.status == 200 and FAILED in r.text
+    sv.allowed_errors.append(r"SV0120[26]")
+
+
+def test_throttled_attempt_is_answered_without_a_password_check(sv_factory):
+    """A paused name (known or not) is refused at once: the test fault that
+    makes a password check take 2 s does not delay it."""
+    import time as _time
+    sv = sv_factory(directives={"SplitVaultLoginThrottle": "1 60"})
+    slow = {"X-SplitVault-Fault": "login-slow"}
+    for name in ("uma", "ghost"):
+        c = sv.client()
+        page = c.get(sv.path("/staff/login"))
+        form = {"csrf": page.csrf(), "name": name, "password": "wrong-password-xyz"}
+        t0 = _time.monotonic()
+        first = c.post(sv.path("/staff/login"), form, headers=slow)
+        checked = _time.monotonic() - t0
+        t0 = _time.monotonic()
+        second = c.post(sv.path("/staff/login"), form, headers=slow)
+        refused = _time.monotonic() - t0
+        assert FAILED in first.text and FAILED in second.text
+        assert checked >= 2.0 and refused < 1.0, (name, checked, refused)
+    assert failed_count(sv, "throttled") == 2 and failed_count(sv, "failed") == 2
+
+
+def test_password_checks_per_child_are_bounded(sv_factory):
+    """With every verification slot of the child busy, a sign-in gets 503
+    at once and is not counted; afterwards sign-in works."""
+    import threading
+    sv = sv_factory(server_limit=1, directives={"SplitVaultLoginConcurrency": "1"})
+    out = {}
+
+    def slow():
+        c = sv.client()
+        page = c.get(sv.path("/staff/login"))
+        out["r"] = c.post(sv.path("/staff/login"),
+                          {"csrf": page.csrf(), "name": "uma", "password": STAFF["uma"][0]},
+                          headers={"X-SplitVault-Fault": "login-slow"})
+
+    c = sv.client()
+    page = c.get(sv.path("/staff/login"))
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(1.0)
+    r = c.post(sv.path("/staff/login"),
+               {"csrf": page.csrf(), "name": "pat", "password": STAFF["pat"][0]})
+    t.join(30)
+    assert r.status == 503 and "Sign-in busy" in r.text and r.header("Retry-After") == "1"
+    assert out["r"].status == 303
+    assert sv.login("pat").last.status == 303
+    assert failed_count(sv, "throttled") == 0
+
+
+def test_failure_writes_nothing_per_account(sv):
+    """A failed sign-in for an existing name does the same database work as
+    for an unknown one: the account's row is not written."""
+    before = sv.db.query("SELECT xmin::text FROM staff WHERE name = 'uma'")[0][0]
+    for _ in range(3):
+        assert FAILED in sv.login("uma", "wrong-password-xyz").last.text
+        assert FAILED in sv.login("nobody-at-all", "wrong-password-xyz").last.text
+    assert sv.db.query("SELECT xmin::text FROM staff WHERE name = 'uma'")[0][0] == before
+
+
+def hmac_key(key_hex, name):
+    import hmac
+    return "n:" + hmac.new(bytes.fromhex(key_hex), name.lower().encode(),
+                           hashlib.sha256).hexdigest()
+
+
+def test_names_keyed_by_hmac_under_the_login_key(sv_factory, workdir):
+    """The throttle stores a name only as HMAC-SHA256 under the login key
+    (SplitVaultLoginKeyFile, made by splitvault-admin login-key): not the
+    unsalted hash of old, and two front ends with the same key file count a
+    name together."""
+    keyfile = workdir / "login.key"
+    from svtest.core import run
+    from svtest.fixtures_httpd import ADMIN
+    assert run([ADMIN, "login-key", keyfile], check=False).returncode == 0
+    key_hex = keyfile.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", key_hex) and (keyfile.stat().st_mode & 0o777) == 0o600
+    p = run([ADMIN, "login-key", keyfile], check=False)  # never overwrites a key
+    assert p.returncode != 0 and keyfile.read_text().strip() == key_hex
+    directives = {"SplitVaultLoginKeyFile": str(keyfile), "SplitVaultLoginThrottle": "3 60"}
+    sv = sv_factory(directives=directives)
+    for _ in range(2):
+        sv.login("Uma", "wrong-password-xyz")
+    keys = {k for (k,) in sv.db.query("SELECT key FROM login_throttle WHERE key LIKE 'n:%%'")}
+    assert keys == {hmac_key(key_hex, "uma")}
+    old = "n:" + hashlib.sha256(b"uma").hexdigest()[:32]
+    assert old not in keys
+    # a second front end with the same key file: the name's count is shared
+    b = Httpd(workdir / "httpd-b", sv.db, sv.pki, sv.daemon.port, name="httpd-b",
+              directives=directives).start()
+    try:
+        c = b.client()
+        login = c.get(b.path("/staff/login"))
+        r = c.post(b.path("/staff/login"), {"csrf": login.csrf(), "name": "uma",
+                                             "password": "wrong-password-xyz"})
+        assert FAILED in r.text
+        r = c.post(b.path("/staff/login"), {"csrf": login.csrf(), "name": "uma",
+                                             "password": STAFF["uma"][0]})
+        assert r.status == 200 and FAILED in r.text  # paused by the 3 attempts of both
+    finally:
+        b.stop()
+    assert sv.login("uma").last.status == 200
+    sv.allowed_errors.append(r"SV0120[26]")
+
+
+def test_login_key_file_checked_at_start(workdir, pki):
+    import types
+    db = types.SimpleNamespace(dsn="host=127.0.0.1 port=1 dbname=none user=postgres")
+    good = workdir / "good.key"
+    good.write_text("ab" * 32 + "\n")
+    good.chmod(0o600)
+    shown = workdir / "shown.key"
+    shown.write_text("ab" * 32 + "\n")
+    shown.chmod(0o644)
+    short = workdir / "short.key"
+    short.write_text("abcd\n")
+    short.chmod(0o600)
+    for f, ok, msg in ((good, True, None), (shown, False, "readable by others"),
+                       (short, False, "not 64 hex digits")):
+        h = Httpd(workdir / ("h-" + f.stem), db, pki, 1,
+                  directives={"SplitVaultLoginKeyFile": str(f)})
+        p = h.check()
+        assert (p.returncode == 0) == ok, p.stderr
+        if msg:
+            assert msg in p.stderr, p.stderr
+
+
+def test_expired_throttle_rows_are_purged(sv):
+    """Rows whose window has passed go as sign-ins fail; a pause in force
+    stays."""
+    sv.db.query("INSERT INTO login_throttle (key, failures, first_failure, locked_until) "
+                "SELECT 'a:198.51.100.' || g, 3, now() - interval '2 days', NULL "
+                "FROM generate_series(1, 50) g")
+    sv.db.query("INSERT INTO login_throttle (key, failures, first_failure, locked_until) "
+                "VALUES ('a:203.0.113.9', 20, now() - interval '2 days', "
+                "now() + interval '1 hour')")
+    assert FAILED in sv.login("uma", "wrong-password-xyz").last.text
+    keys = {k for (k,) in sv.db.query("SELECT key FROM login_throttle")}
+    assert not [k for k in keys if k.startswith("a:198.51.100.")]
+    assert "a:203.0.113.9" in keys and "a:127.0.0.1" in keys
+
+
+REMOTEIP = ("LoadModule remoteip_module /usr/lib/apache2/modules/mod_remoteip.so\n"
+            "RemoteIPHeader X-Forwarded-For\nRemoteIPInternalProxy 127.0.0.1\n")
+
+
+def test_ipv6_addresses_count_by_their_64(sv_factory):
+    """Addresses of one IPv6 /64 share one count; another /64 does not; an
+    IPv4-mapped address counts as its IPv4 address."""
+    sv = sv_factory(extra=REMOTEIP,
+                    directives={"SplitVaultLoginThrottle": "100 60",
+                                "SplitVaultLoginThrottleAddress": "2 60"})
+
+    def attempt(addr, name, pw="wrong-password-xyz"):
+        c = sv.client()
+        page = c.get(sv.path("/staff/login"), headers={"X-Forwarded-For": addr})
+        return c.post(sv.path("/staff/login"), {"csrf": page.csrf(), "name": name,
+                                                 "password": pw},
+                      headers={"X-Forwarded-For": addr})
+
+    attempt("2001:db8:1:2::10", "a1")
+    attempt("2001:db8:1:2:ffff:ffff:ffff:fffe", "a2")
+    r = attempt("2001:db8:1:2::99", "uma", STAFF["uma"][0])   # the same /64: paused
+    assert r.status == 200 and FAILED in r.text
+    r = attempt("2001:db8:1:3::10", "uma", STAFF["uma"][0])   # the next /64: fine
+    assert r.status == 303
+    attempt("::ffff:192.0.2.7", "a3")
+    keys = {k for (k,) in sv.db.query("SELECT key FROM login_throttle WHERE key LIKE 'a:%%'")}
+    assert "a:2001:db8:1:2::/64" in keys and "a:192.0.2.7" in keys
+    assert not [k for k in keys if k.startswith("a:2001:db8:1:2::") and k.endswith("0")]
+    sv.allowed_errors.append(r"SV0120[26]")

@@ -45,6 +45,8 @@ static const char usage[] =
     "                              --activate, becomes the active key for intake\n"
     "  key1-activate FINGERPRINT   make a registered key the active one\n"
     "  key1-list\n"
+    "  login-key FILE              write a new secret for the module's SplitVaultLoginKeyFile\n"
+    "                              (mode 0600; install the same file on every front end)\n"
     "  reconcile --daemon HOST:PORT --ca FILE --cert FILE --key FILE [--name NAME]\n"
     "            [--grace SECONDS] [--apply]\n"
     "                              compare the daemon's shares older than the grace\n"
@@ -246,6 +248,8 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
+    if (strcmp(cmd, "login-key") == 0) /* no database needed */
+        return svt_cmd_login_key(argc - i, argv + i);
     if (!c.dsn)
         return svt_fail("no database: give -d DSN or set SPLITVAULT_DSN");
     sv_log_set(svt_lib_log, NULL);

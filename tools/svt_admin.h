@@ -53,6 +53,8 @@ int svt_cmd_staff_passwd(svt_ctx *c, int argc, char **argv);
 int svt_cmd_staff_caps(svt_ctx *c, int argc, char **argv);
 int svt_cmd_staff_enable(svt_ctx *c, int argc, char **argv, int enable);
 int svt_cmd_staff_list(svt_ctx *c, int argc, char **argv);
+/* login-key FILE: a new secret for SplitVaultLoginKeyFile (no database). */
+int svt_cmd_login_key(int argc, char **argv);
 int svt_cmd_key1_register(svt_ctx *c, int argc, char **argv);
 int svt_cmd_key1_activate(svt_ctx *c, int argc, char **argv);
 int svt_cmd_key1_list(svt_ctx *c, int argc, char **argv);

@@ -1,13 +1,21 @@
 /*
  * svt_admin_staff.c - staff accounts: add, password, capabilities,
- * disable/enable, list. Passwords never come from the command line: the
- * terminal (no echo, asked twice) or one line of stdin; they are hashed with
- * Argon2id (svm_pwhash.c, the module's parameters) and wiped.
+ * disable/enable, list; and the login key that keys staff names in the
+ * module's sign-in throttle. Passwords never come from the command line:
+ * the terminal (no echo, asked twice) or one line of stdin; they are hashed
+ * with Argon2id (svm_pwhash.c, the module's parameters) and wiped.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "sv_secret.h"
 
 #include "svt_admin.h"
 #include "svm_pwhash.h"
@@ -108,8 +116,8 @@ int svt_cmd_staff_passwd(svt_ctx *c, int argc, char **argv)
         return 1;
     {
         const char *a[] = { hash, argv[0] };
-        if (svt_exec(c, &n, "UPDATE staff SET pwhash = %s, failed_logins = 0, "
-                     "locked_until = NULL, updated = now() WHERE name = %s", 2, a))
+        if (svt_exec(c, &n, "UPDATE staff SET pwhash = %s, updated = now() WHERE name = %s",
+                     2, a))
             return 1;
     }
     if (n != 1)
@@ -184,17 +192,61 @@ int svt_cmd_staff_list(svt_ctx *c, int argc, char **argv)
     apr_dbd_row_t *row;
 
     if (svt_select(c, &res, "SELECT name, can_update, can_decrypt, can_admin, disabled, "
-                   "failed_logins, coalesce(to_char(last_login AT TIME ZONE 'UTC', "
+                   "coalesce(to_char(last_login AT TIME ZONE 'UTC', "
                    "'YYYY-MM-DD HH24:MI'), '-') FROM staff ORDER BY name", 0, NULL))
         return 1;
-    printf("%-32s %-6s %-7s %-5s %-8s %-6s %s\n", "name", "update", "decrypt", "admin",
-           "disabled", "fails", "last sign-in (UTC)");
+    printf("%-32s %-6s %-7s %-5s %-8s %s\n", "name", "update", "decrypt", "admin",
+           "disabled", "last sign-in (UTC)");
     while ((row = svt_row(c, &res)))
-        printf("%-32s %-6s %-7s %-5s %-8s %-6s %s\n", svt_col(c, row, 0),
+        printf("%-32s %-6s %-7s %-5s %-8s %s\n", svt_col(c, row, 0),
                *svt_col(c, row, 1) == 't' ? "yes" : "no",
                *svt_col(c, row, 2) == 't' ? "yes" : "no",
                *svt_col(c, row, 3) == 't' ? "yes" : "no",
-               *svt_col(c, row, 4) == 't' ? "yes" : "no", svt_col(c, row, 5),
-               svt_col(c, row, 6));
+               *svt_col(c, row, 4) == 't' ? "yes" : "no", svt_col(c, row, 5));
+    return 0;
+}
+
+int svt_cmd_login_key(int argc, char **argv)
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char key[32];
+    char text[2 * sizeof(key) + 1];
+    size_t i, off = 0;
+    int fd, rc = 0;
+
+    if (argc != 1)
+        return svt_fail("usage: login-key FILE");
+    if (RAND_bytes(key, sizeof(key)) != 1)
+        return svt_fail("login-key: no random bytes");
+    for (i = 0; i < sizeof(key); i++) {
+        text[2 * i] = digits[key[i] >> 4];
+        text[2 * i + 1] = digits[key[i] & 15];
+    }
+    text[2 * sizeof(key)] = '\n';
+    sv_cleanse(key, sizeof(key));
+    /* never over an existing key: every front end must keep the same one */
+    fd = open(argv[0], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        sv_cleanse(text, sizeof(text));
+        return svt_fail("login-key: cannot create %s: %s", argv[0], strerror(errno));
+    }
+    while (off < sizeof(text)) {
+        ssize_t w = write(fd, text + off, sizeof(text) - off);
+        if (w <= 0) {
+            rc = svt_fail("login-key: cannot write %s: %s", argv[0], strerror(errno));
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = svt_fail("login-key: cannot write %s: %s", argv[0], strerror(errno));
+    close(fd);
+    sv_cleanse(text, sizeof(text));
+    if (rc) {
+        unlink(argv[0]);
+        return rc;
+    }
+    printf("login key written to %s (mode 0600): install the same file on every front end "
+           "and name it with SplitVaultLoginKeyFile\n", argv[0]);
     return 0;
 }
