@@ -56,6 +56,24 @@ def test_migration_2_drops_unsalted_name_keys(pg, workdir):
         db.drop()
 
 
+def test_password_in_dsn_on_command_line_warns(main_db):
+    """-d with a password shows it to every user in ps: the tool warns, and
+    its usage recommends SPLITVAULT_DSN with ~/.pgpass or PGPASSFILE."""
+    p = run([ADMIN, "-d", main_db.dsn + " password=secret-pw", "schema-version"], check=False)
+    assert p.returncode == 0 and "warning" in p.stderr and "PGPASSFILE" in p.stderr
+    assert "secret-pw" not in p.stderr
+    p = run([ADMIN, "-d", "postgresql://postgres:secret-pw@127.0.0.1:1/x", "schema-version"],
+            check=False)
+    assert "warning" in p.stderr and "secret-pw" not in p.stderr
+    p = run([ADMIN, "-d", main_db.dsn, "schema-version"], check=False)
+    assert p.returncode == 0 and "warning" not in p.stderr
+    p = run([ADMIN, "schema-version"], check=False, env={"PATH": "/usr/bin:/bin",
+                                                         "SPLITVAULT_DSN": main_db.dsn})
+    assert p.returncode == 0 and p.stderr == ""
+    usage = run([ADMIN, "--help"], check=False).stdout
+    assert "SPLITVAULT_DSN" in usage and "PGPASSFILE" in usage and ".pgpass" in usage
+
+
 def db_sql():
     from svtest.fixtures_httpd import SQL_MAIN
     return SQL_MAIN

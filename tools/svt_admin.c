@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "apr_general.h"
+#include "apr_lib.h"
 #include "apr_strings.h"
 
 #include "sv_secret.h"
@@ -25,8 +26,10 @@
 static const char usage[] =
     "usage: splitvault-admin [-d DSN] COMMAND [ARGS]\n"
     "\n"
-    "The database: -d DSN or $SPLITVAULT_DSN, a libpq connection string such as\n"
+    "The database: $SPLITVAULT_DSN (or -d DSN), a libpq connection string such as\n"
     "\"host=127.0.0.1 port=5432 dbname=splitvault user=splitvault\" (the module's DBDParams).\n"
+    "Keep the password out of it: a command line is visible to every user (ps); put it\n"
+    "in ~/.pgpass or a file named by $PGPASSFILE instead.\n"
     "\n"
     "  schema [--sql-dir DIR]      apply the main schema to an empty database, or migrate\n"
     "                              it to the newest version (each step in a transaction)\n"
@@ -64,6 +67,29 @@ int svt_fail(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     return 1;
+}
+
+/* 1 when a connection string carries a password (keyword password=, or a
+ * postgresql:// URI with user:password@). */
+static int svt_dsn_has_password(const char *dsn)
+{
+    const char *p, *at, *scheme = strstr(dsn, "://");
+
+    for (p = dsn; (p = strstr(p, "password")) != NULL; p += 8) {
+        const char *q = p + 8;
+        if (p > dsn && (apr_isalnum(p[-1]) || p[-1] == '_'))
+            continue;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q == '=')
+            return 1;
+    }
+    if (scheme && (at = strchr(scheme + 3, '@')) != NULL) {
+        const char *colon = strchr(scheme + 3, ':');
+        if (colon && colon < at)
+            return 1;
+    }
+    return 0;
 }
 
 static void svt_lib_log(void *ctx, sv_log_level level, const char *msg)
@@ -228,6 +254,10 @@ int main(int argc, char **argv)
     while (i < argc && argv[i][0] == '-') {
         if ((strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--dsn") == 0) && i + 1 < argc) {
             c.dsn = argv[i + 1];
+            if (svt_dsn_has_password(c.dsn))
+                fputs("splitvault-admin: warning: the -d connection string holds a password, "
+                      "which every user can read in the process list; use $SPLITVAULT_DSN "
+                      "and ~/.pgpass or $PGPASSFILE instead\n", stderr);
             i += 2;
         }
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -251,7 +281,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "login-key") == 0) /* no database needed */
         return svt_cmd_login_key(argc - i, argv + i);
     if (!c.dsn)
-        return svt_fail("no database: give -d DSN or set SPLITVAULT_DSN");
+        return svt_fail("no database: set SPLITVAULT_DSN or give -d DSN");
     sv_log_set(svt_lib_log, NULL);
     apr_initialize();
     atexit(apr_terminate);
