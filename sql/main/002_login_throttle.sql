@@ -12,7 +12,10 @@ CREATE INDEX login_throttle_first_failure_idx ON login_throttle (first_failure);
 
 -- Failed sign-ins are no longer counted per account: a failure costs the
 -- same work whether the name exists or not (the counts live in
--- login_throttle, keyed by name whether it exists or not).
-ALTER TABLE staff DROP COLUMN failed_logins, DROP COLUMN locked_until;
+-- login_throttle, keyed by name whether it exists or not). The two columns
+-- stay, unused, so that a front end still running the previous module
+-- (which prepares statements naming them) keeps working during an upgrade.
+COMMENT ON COLUMN staff.failed_logins IS 'unused since schema version 2';
+COMMENT ON COLUMN staff.locked_until IS 'unused since schema version 2';
 
 INSERT INTO schema_version (version, name) VALUES (2, 'login-throttle');
