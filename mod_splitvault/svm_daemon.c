@@ -10,8 +10,17 @@
  * pooled connection is reused it is checked for a close from the daemon's
  * side, so a daemon restart costs no failed request. A frame is never sent
  * twice: once written, a failure is reported to the caller (the daemon may
- * have acted; orphan shares are reconcile's business). Every socket
- * operation is bounded by SplitVaultDaemonTimeout (or the caller's timeout).
+ * have acted; orphan shares are reconcile's business).
+ *
+ * The reslist holds the pool's slots, not live connections: its constructor
+ * only allocates an unconnected slot (it runs under the reslist's lock, which
+ * every thread of the child needs to borrow or return a connection), and the
+ * borrowing request connects it itself, outside that lock. Connecting (TCP
+ * to each resolved address in turn, and the whole TLS handshake) has one
+ * deadline, SplitVaultDaemonTimeout; every later read or write is bounded by
+ * it (or the caller's timeout) too.
+ * TLS record buffers are cleansed when released (SSL_OP_CLEANSE_PLAINTEXT):
+ * they carry key shares and plaintexts.
  *
  * Part of the API for the rest of the module: svm_daemon_call() for any
  * message, svm_daemon_store() and svm_daemon_status() on top of it.
@@ -55,17 +64,18 @@ uint32_t svm_daemon_reqid(void)
     return apr_atomic_inc32(&svm_reqid_counter) + 1;
 }
 
-/* The first OpenSSL error as text (no secrets: library reasons only). */
-static const char *svm_ssl_err(apr_pool_t *p)
+/* The first OpenSSL error as text in buf (no secrets: library reasons
+ * only); returns buf. */
+static const char *svm_ssl_err(char *buf, apr_size_t n)
 {
-    char buf[256];
     unsigned long e = ERR_get_error();
 
     ERR_clear_error();
     if (!e)
-        return "unknown TLS error";
-    ERR_error_string_n(e, buf, sizeof(buf));
-    return apr_pstrdup(p, buf);
+        apr_cpystrn(buf, "unknown TLS error", n);
+    else
+        ERR_error_string_n(e, buf, n);
+    return buf;
 }
 
 static apr_status_t svm_ctx_cleanup(void *data)
@@ -78,9 +88,10 @@ SSL_CTX *svm_daemon_ssl_ctx(apr_pool_t *p, server_rec *s, const svm_srv_conf *sc
                             const char **err)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    char ebuf[256];
 
     if (!ctx) {
-        *err = svm_ssl_err(p);
+        *err = apr_pstrdup(p, svm_ssl_err(ebuf, sizeof(ebuf)));
         return NULL;
     }
     apr_pool_cleanup_register(p, ctx, svm_ctx_cleanup, apr_pool_cleanup_null);
@@ -89,19 +100,23 @@ SSL_CTX *svm_daemon_ssl_ctx(apr_pool_t *p, server_rec *s, const svm_srv_conf *sc
         return NULL;
     }
     SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+    /* record buffers carry key shares and plaintexts: cleanse, not just free */
+    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (SSL_CTX_load_verify_locations(ctx, sc->daemon_ca, NULL) != 1) {
-        *err = apr_psprintf(p, "SplitVaultDaemonCA %s: %s", sc->daemon_ca, svm_ssl_err(p));
+        *err = apr_psprintf(p, "SplitVaultDaemonCA %s: %s", sc->daemon_ca,
+                            svm_ssl_err(ebuf, sizeof(ebuf)));
         return NULL;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, sc->client_cert) != 1) {
         *err = apr_psprintf(p, "SplitVaultDaemonCertificate %s: %s", sc->client_cert,
-                            svm_ssl_err(p));
+                            svm_ssl_err(ebuf, sizeof(ebuf)));
         return NULL;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, sc->client_key, SSL_FILETYPE_PEM) != 1) {
-        *err = apr_psprintf(p, "SplitVaultDaemonKey %s: %s", sc->client_key, svm_ssl_err(p));
+        *err = apr_psprintf(p, "SplitVaultDaemonKey %s: %s", sc->client_key,
+                            svm_ssl_err(ebuf, sizeof(ebuf)));
         return NULL;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -135,8 +150,38 @@ static void svm_set_timeouts(int fd, apr_interval_time_t t)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-/* TCP connect with a deadline; returns the connected blocking fd or -1. */
-static int svm_tcp_connect(const svm_srv_conf *sc, const char **why)
+/* Milliseconds left until deadline (0 when it has passed). */
+static int svm_ms_left(apr_time_t deadline)
+{
+    apr_time_t left = deadline - apr_time_now();
+
+    return left <= 0 ? 0 : (int)(apr_time_as_msec(left) > INT_MAX ? INT_MAX
+                                                                  : apr_time_as_msec(left) + 1);
+}
+
+/* Wait until fd is ready for events, or the deadline. 1 ready, 0 not. */
+static int svm_wait_fd(int fd, short events, apr_time_t deadline)
+{
+    struct pollfd pfd;
+    int ms, rc;
+
+    for (;;) {
+        if ((ms = svm_ms_left(deadline)) == 0)
+            return 0;
+        pfd.fd = fd;
+        pfd.events = events;
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, ms);
+        if (rc > 0)
+            return 1;
+        if (rc == 0 || errno != EINTR)
+            return 0;
+    }
+}
+
+/* TCP connect before deadline; returns the connected, non-blocking fd or
+ * -1 (*why says why). */
+static int svm_tcp_connect(const svm_srv_conf *sc, apr_time_t deadline, const char **why)
 {
     struct addrinfo hints, *ai = NULL, *a;
     char port[8];
@@ -150,58 +195,65 @@ static int svm_tcp_connect(const svm_srv_conf *sc, const char **why)
         *why = "cannot resolve the daemon's address";
         return -1;
     }
-    *why = "connection refused or timed out";
+    *why = "connection refused";
     for (a = ai; a; a = a->ai_next) {
-        struct pollfd pfd;
-        int flags, err = 0;
+        int err = 0;
         socklen_t el = sizeof(err);
 
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    a->ai_protocol);
         if (fd < 0)
             continue;
-        flags = fcntl(fd, F_GETFL, 0);
-        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
         if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
             if (errno != EINPROGRESS)
                 goto next;
-            pfd.fd = fd;
-            pfd.events = POLLOUT;
-            if (poll(&pfd, 1, (int)apr_time_as_msec(sc->daemon_timeout)) != 1
-                || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
-                if (!err)
-                    *why = "connection timed out";
+            if (!svm_wait_fd(fd, POLLOUT, deadline)) {
+                *why = "connection timed out";
                 goto next;
             }
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err)
+                goto next;
         }
-        fcntl(fd, F_SETFL, flags);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        svm_set_timeouts(fd, sc->daemon_timeout);
         break;
 next:
         close(fd);
         fd = -1;
+        if (svm_ms_left(deadline) == 0)
+            break;
     }
     freeaddrinfo(ai);
     return fd;
 }
 
-/* apr_reslist constructor: one connected, verified TLS connection. */
+/* apr_reslist constructor, run under the reslist's lock: an unconnected
+ * slot only (the borrower connects it, svm_dconn_open). */
 static apr_status_t svm_dconn_make(void **res, void *params, apr_pool_t *pool)
 {
-    svm_dpool *dp = params;
-    svm_srv_conf *sc = dp->sc;
     svm_dconn *c = calloc(1, sizeof(*c));
-    const char *why = NULL;
-    struct in6_addr a6;
-    int rc;
 
     if (!c)
         return APR_ENOMEM;
-    c->fd = svm_tcp_connect(sc, &why);
+    c->fd = -1;
+    *res = c;
+    return APR_SUCCESS;
+}
+
+/* Connect a borrowed slot: TCP, then the TLS handshake, all before one
+ * deadline (SplitVaultDaemonTimeout from now); then blocking I/O bounded
+ * by the timeout per operation. APR_SUCCESS or an error (logged). */
+static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, svm_dconn *c)
+{
+    apr_time_t deadline = apr_time_now() + sc->daemon_timeout;
+    const char *why = NULL;
+    char ebuf[256];
+    struct in6_addr a6;
+    int flags;
+
+    c->fd = svm_tcp_connect(sc, deadline, &why);
     if (c->fd < 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dp->s, "SV01701: cannot reach splitvaultd at "
-                     "%s:%u: %s", sc->daemon_host, (unsigned)sc->daemon_port, why);
-        free(c);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01701: cannot reach splitvaultd at "
+                      "%s:%u: %s", sc->daemon_host, (unsigned)sc->daemon_port, why);
         return APR_ECONNREFUSED;
     }
     if (!(c->ssl = SSL_new(sc->ssl_ctx)) || SSL_set_fd(c->ssl, c->fd) != 1)
@@ -214,25 +266,37 @@ static apr_status_t svm_dconn_make(void **res, void *params, apr_pool_t *pool)
     else if (SSL_set1_host(c->ssl, sc->daemon_name) != 1
              || SSL_set_tlsext_host_name(c->ssl, sc->daemon_name) != 1)
         goto tls_fail;
-    if ((rc = SSL_connect(c->ssl)) != 1) {
-        long vr = SSL_get_verify_result(c->ssl);
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dp->s, "SV01702: TLS handshake with "
-                     "splitvaultd at %s:%u failed: %s%s%s", sc->daemon_host,
-                     (unsigned)sc->daemon_port, svm_ssl_err(pool),
-                     vr != X509_V_OK ? "; certificate: " : "",
-                     vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+    for (;;) {
+        int rc = SSL_connect(c->ssl), e;
+        if (rc == 1)
+            break;
+        e = SSL_get_error(c->ssl, rc);
+        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            && svm_wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
+            continue;
+        {
+            long vr = SSL_get_verify_result(c->ssl);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01702: TLS handshake with "
+                          "splitvaultd at %s:%u failed: %s%s%s", sc->daemon_host,
+                          (unsigned)sc->daemon_port,
+                          e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE
+                          ? "timed out" : svm_ssl_err(ebuf, sizeof(ebuf)),
+                          vr != X509_V_OK ? "; certificate: " : "",
+                          vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+        }
+        ERR_clear_error();
         svm_dconn_close(c);
-        free(c);
         return APR_ECONNREFUSED;
     }
-    *res = c;
+    flags = fcntl(c->fd, F_GETFL, 0);
+    fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK);
+    svm_set_timeouts(c->fd, sc->daemon_timeout);
     return APR_SUCCESS;
 
 tls_fail:
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, dp->s, "SV01703: TLS set-up for splitvaultd "
-                 "failed: %s", svm_ssl_err(pool));
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01703: TLS set-up for splitvaultd "
+                  "failed: %s", svm_ssl_err(ebuf, sizeof(ebuf)));
     svm_dconn_close(c);
-    free(c);
     return APR_EGENERAL;
 }
 
@@ -359,7 +423,15 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
             return rv;
         }
         c = res;
-        if (c->uses == 0 || svm_dconn_alive(c))
+        if (!c->ssl) {
+            /* a fresh slot: connect it here, outside the reslist's lock */
+            if ((rv = svm_dconn_open(r, sc, c)) != APR_SUCCESS) {
+                apr_reslist_invalidate(dp->list, c);
+                return rv;
+            }
+            break;
+        }
+        if (svm_dconn_alive(c))
             break;
         apr_reslist_invalidate(dp->list, c);
         c = NULL;

@@ -98,3 +98,101 @@ def test_allow_core_dumps_is_server_wide_only(workdir, pki):
               extra="<VirtualHost 127.0.0.1:1>\nSplitVaultAllowCoreDumps On\n</VirtualHost>")
     p = h.check()
     assert p.returncode != 0 and "SplitVaultAllowCoreDumps" in p.stderr, p.stderr
+
+
+class FakeDaemon:
+    """A TCP listener in the daemon's place that accepts connections and
+    then either says nothing ("stall") or dribbles a never-ending TLS record
+    one byte at a time ("dribble")."""
+
+    def __init__(self, mode):
+        import threading
+        self.mode = mode
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        self.conns = []
+        self.accepted = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.conns.append(c)
+            if self.mode == "dribble":
+                threading.Thread(target=self._dribble, args=(c,), daemon=True).start()
+
+    def _dribble(self, c):
+        try:
+            c.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KiB...
+            while not self.stop.is_set():
+                time.sleep(0.4)
+                c.sendall(b"\x00")               # ...that arrives a byte at a time
+        except OSError:
+            pass
+
+    def close(self):
+        self.stop.set()
+        self.ls.close()
+        for c in self.conns:
+            c.close()
+
+
+DAEMON_DOWN = [r"SV01701", r"SV01702", r"SV01703", r"SV01706"]
+
+
+def test_slow_daemon_connects_do_not_queue_behind_each_other(sv_factory):
+    """Connections to the daemon are made outside the pool's lock: three
+    submissions whose daemon never completes a handshake each wait their own
+    SplitVaultDaemonTimeout, side by side, not one after another."""
+    import threading
+    fake = FakeDaemon("stall")
+    try:
+        sv = sv_factory(server_limit=1, threads=8,
+                        directives={"SplitVaultDaemon": "127.0.0.1:%d" % fake.port,
+                                    "SplitVaultDaemonTimeout": "2"})
+        sv.allowed_errors += DAEMON_DOWN
+        took = [None] * 3
+
+        def submit(i):
+            t0 = time.monotonic()
+            r = sv.submit(GOOD)
+            took[i] = (time.monotonic() - t0, r.status)
+
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert all(status == 503 for _, status in took), took
+        assert max(t for t, _ in took) < 3.5, took   # one after another: 2, 4, 6 s
+        assert fake.accepted >= 3
+        assert sv.db.count("records") == 0
+    finally:
+        fake.close()
+
+
+def test_daemon_handshake_has_one_deadline(sv_factory):
+    """A daemon that keeps the handshake alive with a byte now and then
+    gets no more than SplitVaultDaemonTimeout for the whole of it."""
+    fake = FakeDaemon("dribble")
+    try:
+        sv = sv_factory(directives={"SplitVaultDaemon": "127.0.0.1:%d" % fake.port,
+                                    "SplitVaultDaemonTimeout": "2"})
+        sv.allowed_errors += DAEMON_DOWN
+        t0 = time.monotonic()
+        r = sv.submit(GOOD)
+        took = time.monotonic() - t0
+        assert r.status == 503 and "NOT stored" in r.text
+        assert 1.5 < took < 4, took
+        assert "SV01702" in sv.httpd.log_text() and "timed out" in sv.httpd.log_text()
+    finally:
+        fake.close()
