@@ -268,6 +268,9 @@ int svm_body_read(request_rec *r, apr_off_t max, char **out, apr_size_t *outlen,
 void *svm_secret_palloc(apr_pool_t *p, apr_size_t n);
 /* Is the query-string argument name present: value copied or NULL. */
 const char *svm_query_arg(request_rec *r, const char *name);
+/* A page number from the query string: 1 to 9 decimal digits, at most max;
+ * anything else (absent, signed, too large, not a number) is page 0. */
+int svm_query_page(request_rec *r, const char *name, int max);
 
 /* ---- password hashing (svm_pwhash.c; no httpd header) ------------------- */
 #include "svm_pwhash.h"

@@ -28,16 +28,14 @@ int svm_audit(request_rec *r, ap_dbd_t *dbd, const char *actor, const char *acti
 int svm_audit_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 {
     ap_dbd_t *dbd = svm_db(r);
-    const char *q = svm_query_arg(r, "ref"), *pg = svm_query_arg(r, "page");
-    int page = pg ? atoi(pg) : 0, n = 0, i;
+    const char *q = svm_query_arg(r, "ref");
+    int page = svm_query_page(r, "page", 100000), n = 0, i;
     svm_rows res;
     apr_dbd_row_t *row;
 
     if (!dbd)
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Audit log unavailable",
                                 "The database is unreachable; please try again.", st);
-    if (page < 0 || page > 100000)
-        page = 0;
     if (!q)
         q = "";
     {

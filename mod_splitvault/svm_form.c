@@ -233,3 +233,19 @@ const char *svm_query_arg(request_rec *r, const char *name)
     }
     return NULL;
 }
+
+int svm_query_page(request_rec *r, const char *name, int max)
+{
+    const char *v = svm_query_arg(r, name);
+    long page = 0;
+    apr_size_t i, n;
+
+    if (!v || !(n = strlen(v)) || n > 9)
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return 0;
+        page = page * 10 + (v[i] - '0');
+    }
+    return page > max ? 0 : (int)page;
+}

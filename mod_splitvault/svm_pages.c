@@ -74,16 +74,14 @@ static int svm_denied(request_rec *r, const svm_srv_conf *sc, svm_staff *st, con
 static int svm_list_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 {
     const char *q = svm_query_arg(r, "ref"), *from = svm_query_arg(r, "from"),
-               *to = svm_query_arg(r, "to"), *pg = svm_query_arg(r, "page");
+               *to = svm_query_arg(r, "to");
     const char *note = NULL, *qs;
-    int page = pg ? atoi(pg) : 0, n = 0;
+    int page = svm_query_page(r, "page", 1000000), n = 0;
     ap_dbd_t *dbd;
     svm_rows res;
     apr_dbd_row_t *row;
     char *uq;
 
-    if (page < 0 || page > 1000000)
-        page = 0;
     /* a code is matched in upper case; anything else is shown back as typed
      * (escaped) and matches nothing */
     uq = apr_pstrdup(r->pool, q ? q : "");

@@ -54,6 +54,12 @@ def test_list_paging_and_search(sv):
     assert "Dates look like" in c.get(sv.path("/staff/?from=yesterday")).text
     # metadata only: no envelope, key or value appears
     assert GOOD["name"] not in p1.text
+    # a page number is parsed strictly: anything but 1 to 9 digits within
+    # the range is the first page (no overflow into a negative offset)
+    for bad_page in ("99999999999999999999", "4294967296", "2147483648", "-1", "+1",
+                     "1x", "0x10", " 1", "1000001", ""):
+        r = c.get(sv.path("/staff/?page=" + urllib.parse.quote(bad_page)))
+        assert r.status == 200 and refs_on(r) == shown, bad_page
 
 
 def test_record_page_shows_metadata_only(sv_factory):
@@ -176,6 +182,9 @@ def test_audit_page(sv):
     assert "sign-in" in page.text and ">update<" in page.text and ref in page.text
     only = ada.get(sv.path("/staff/audit?ref=" + ref))
     assert "sign-in" not in only.text and ref in only.text
+    for bad_page in ("99999999999999999999", "2147483648", "-5", "1e3", "100001"):
+        r = ada.get(sv.path("/staff/audit?page=" + bad_page))
+        assert r.status == 200 and ">update<" in r.text, bad_page
 
 
 def test_keys_page_for_admins(sv):
