@@ -137,6 +137,9 @@ static const svm_stmt_def svm_stmts[] = {
       "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), encode(ct, 'hex'), "
       "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version FROM fields "
       "WHERE record_id = %s::bigint ORDER BY name" },
+    /* after the daemon refused a DECRYPT: did the rows change meanwhile? */
+    { "svm_dec_versions",
+      "SELECT name, share_id, version FROM fields WHERE record_id = %s::bigint ORDER BY name" },
     /* after a COMMIT whose answer was lost: which shares do the rows name
      * now? FOR SHARE waits for a transaction still holding the rows */
     { "svm_dec_shares",

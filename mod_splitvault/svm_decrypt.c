@@ -615,6 +615,33 @@ static int svm_dec_fail(svm_dctx *d, int status, const char *outcome, const char
     return svm_page_message(d->r, d->sc, status, title, msg, d->st);
 }
 
+/* 1 when the record's rows are no longer the ones read for this decrypt
+ * (another share id or version, or other fields): a concurrent decrypt
+ * rotated them, or an update changed them; 0 when they are the same, or
+ * when they cannot be read (logged). */
+static int svm_dec_changed(svm_dctx *d)
+{
+    request_rec *r = d->r;
+    const void *args[] = { d->id };
+    svm_rows res;
+    apr_dbd_row_t *row;
+    int i, rows = 0, same = 0;
+
+    if (svm_db_select(r, d->dbd, "svm_dec_versions", &res, args))
+        return 0;
+    while ((row = svm_db_row(r, d->dbd, &res))) {
+        const char *name = svm_db_col(r, d->dbd, row, 0);
+        apr_uint64_t share = (apr_uint64_t)apr_atoi64(svm_db_col(r, d->dbd, row, 1));
+        const char *version = svm_db_col(r, d->dbd, row, 2);
+        rows++;
+        for (i = 0; i < d->n; i++)
+            if (strcmp(d->f[i].name, name) == 0 && d->f[i].share == share
+                && strcmp(d->f[i].version, version) == 0)
+                same++;
+    }
+    return rows != d->n || same != d->n;
+}
+
 /* The page for an error answer of the daemon. */
 static int svm_dec_werr(svm_dctx *d, int werr, apr_uint32_t retry_ms)
 {
@@ -654,6 +681,14 @@ static int svm_dec_werr(svm_dctx *d, int werr, apr_uint32_t retry_ms)
                             "every decryption. Nothing was decrypted. Tell your "
                             "administrator.");
     case SV_WERR_REFUSED:
+        /* the shares it named may have been rotated away by a concurrent
+         * decrypt: that is no sign of tampering */
+        if (svm_dec_changed(d))
+            return svm_dec_fail(d, HTTP_CONFLICT, "conflict", "changed meanwhile",
+                                "Changed meanwhile",
+                                "This record changed while it was being decrypted (someone "
+                                "updated or decrypted it at the same moment). Nothing was "
+                                "changed and nothing is shown: please try again.");
         return svm_dec_fail(d, HTTP_UNPROCESSABLE_ENTITY, "refused", "daemon refused",
                             "Decryption refused",
                             "The decryption service refused this record: its stored data does "
@@ -744,6 +779,10 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                             "been altered, or mixed up with another record's). Nothing was "
                             "decrypted. Tell your administrator.");
     }
+#ifdef SV_TEST_HOOKS
+    if (svm_test_fault(r) && strcmp(svm_test_fault(r), "decrypt-pause-read") == 0)
+        apr_sleep(apr_time_from_sec(2)); /* room for a concurrent decrypt to rotate */
+#endif
     /* the key the rotated key2a' will be wrapped to: before any share is made */
     if (svm_key1_active(r, d->dbd, &k1) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
         for (i = 0; i < d->n; i++)

@@ -368,6 +368,38 @@ def test_concurrent_update_during_decrypt_is_kept(sv_factory):
 
 
 @needs_test_hooks
+def test_decrypt_overtaken_by_another_is_not_called_tampering(sv_factory):
+    """A decrypt that read the rows just before another decrypt rotated them
+    asks for shares the daemon has since deleted; the daemon refuses, and
+    staff are told the record changed meanwhile, not that its data does not
+    check out."""
+    sv, pat = ready(sv_factory)
+    ref = sv.ref_of(sv.submit(GOOD))
+    page = pat.get(sv.path("/staff/record/" + ref))
+    out = {}
+
+    def slow_decrypt():
+        out["r"] = pat.post(sv.path("/staff/record/%s/decrypt" % ref), {"csrf": page.csrf()},
+                            headers={"X-SplitVault-Fault": "decrypt-pause-read"})
+
+    t = threading.Thread(target=slow_decrypt)
+    t.start()
+    time.sleep(0.5)  # it has read the rows and waits
+    r = sv.decrypt(sv.login("pat"), ref)
+    assert r.status == 200 and sv.decrypted_values(r) == GOOD
+    t.join(30)
+    r = out["r"]
+    assert r.status == 409 and "changed while it was being decrypted" in r.text, r.text
+    assert sv.decrypted_values(r) == {}
+    outcomes = sv.db.query("SELECT outcome, detail FROM audit WHERE action = 'decrypt' "
+                           "AND outcome NOT IN ('started', 'ok')")
+    assert outcomes == [("conflict", "changed meanwhile")]
+    assert not [s for s in sv.daemon.shares().values() if s["state"] == 2]
+    r = sv.decrypt(pat, ref)
+    assert r.status == 200 and sv.decrypted_values(r) == GOOD
+
+
+@needs_test_hooks
 def test_two_decrypts_at_once(sv_factory):
     """Two decrypts of one record at the same moment: one rotates, the other
     is told to try again; the record stays decryptable."""
