@@ -97,8 +97,11 @@ YAML
 "$daemon" -t -c "$work/splitvaultd.yaml" >/dev/null
 "$daemon" -c "$work/splitvaultd.yaml" 2>"$work/daemon.log" &
 pid=$!
-for _ in $(seq 100); do
-    [ -S "$state/ctl.sock" ] && break
+# the control socket comes first, the listener last (after the store and
+# the writer threads): wait for the listener
+for _ in $(seq 300); do
+    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' \
+        "$port" 2>/dev/null && break
     sleep 0.1
 done
 kill -0 "$pid"
@@ -163,6 +166,9 @@ def f(line, k):
     return float(re.search(k + r"=([0-9.]+)", line).group(1))
 runs = {}
 for line in sys.argv[4:]:
+    if "mode=decrypt" not in line:
+        print("a DECRYPT phase failed: %s" % line.strip())
+        continue
     runs.setdefault(int(f(line, "fields_per_request")), []).append(line)
 for n, lines in sorted(runs.items()):
     fps = [f(l, "fields_per_s") for l in lines]
