@@ -478,15 +478,16 @@ int svm_db_fresh(request_rec *r, ap_dbd_t *dbd)
 
     st->in_tx = 0;
     st->lost = 0;
-    /* libpq's PQreset when the connection is broken: a new session, whose
-     * statements are prepared again on first use (svm_db_after_failure) */
+    /* libpq's PQreset when the connection is broken: a new session, which
+     * needs its settings again, and whose statements are prepared again on
+     * first use (svm_db_after_failure) */
+    svm_db_session_lost(dbd);
     rv = apr_dbd_check_conn(dbd->driver, r->pool, dbd->handle);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01110: cannot reconnect to the "
                       "database: %s", svm_db_err(r, dbd, rv));
         return -1;
     }
-    svm_db_session_lost(dbd);
     return svm_db_session_init(r, dbd);
 }
 
