@@ -17,7 +17,8 @@ def activity(d):
     with d.client() as c:
         recs = []
         for i in range(3):
-            r = Record({"name": "n%d" % i, "ssn": "s%d" % i})
+            # values long enough that finding one in the log is never chance
+            r = Record({"name": "Name-Audit-Probe-%d" % i, "ssn": "Ssn-Audit-Probe-%d" % i})
             recs.append(r.stored(c.store(r.uuid, r.store_fields())))
         out = c.decrypt(recs[0].uuid, "pat", recs[0].decrypt_fields(rotate=True))
         c.release(recs[0].uuid, recs[0].commit_rotation([n for _, n in out]))
