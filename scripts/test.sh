@@ -32,4 +32,7 @@ fi
 echo "=== integration tests (real PostgreSQL, splitvaultd, httpd)"
 SV_BUILDDIR="$top/build" /usr/bin/python3 -m pytest -v -p no:cacheprovider t/ "$@"
 
+echo "=== the daemon's integration tests again, every daemon under valgrind (memcheck)"
+make -C build -s check-daemon-valgrind
+
 echo "=== all tests passed in $(( $(date +%s) - start ))s"
