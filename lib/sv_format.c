@@ -13,10 +13,9 @@
 #include <openssl/rand.h>
 
 #include "sv_format.h"
+#include "sv_hex.h"
 #include "sv_log.h"
 #include "sv_secret.h"
-
-static const char hexdig[] = "0123456789abcdef";
 
 int
 sv_field_name_valid(const char *name, size_t len)
@@ -47,56 +46,39 @@ field_len(const char *field)
     return sv_field_name_valid(field, n) ? n : 0;
 }
 
-/* Dashes of the canonical text form come before these byte indexes. */
-static int
-uuid_dash_before(size_t byte)
-{
-    return byte == 4 || byte == 6 || byte == 8 || byte == 10;
-}
+/* The canonical text form: hex groups of these byte counts, dash-joined. */
+static const size_t uuid_groups[] = { 4, 2, 2, 2, 6 };
 
 void
 sv_uuid_format(const uint8_t uuid[SV_UUID_LEN], char out[SV_UUID_STR_LEN + 1])
 {
-    size_t i, o = 0;
+    size_t g, i = 0, o = 0;
 
-    for (i = 0; i < SV_UUID_LEN; i++) {
-        if (uuid_dash_before(i))
+    for (g = 0; g < sizeof(uuid_groups) / sizeof(uuid_groups[0]); g++) {
+        if (g > 0)
             out[o++] = '-';
-        out[o++] = hexdig[uuid[i] >> 4];
-        out[o++] = hexdig[uuid[i] & 0x0f];
+        sv_hex_encode(uuid + i, uuid_groups[g], out + o);
+        i += uuid_groups[g];
+        o += 2 * uuid_groups[g];
     }
     out[o] = '\0';
-}
-
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 sv_status
 sv_uuid_parse(const char *s, size_t len, uint8_t uuid[SV_UUID_LEN])
 {
     uint8_t tmp[SV_UUID_LEN];
-    size_t i, o = 0;
-    int hi, lo;
+    size_t g, i = 0, o = 0;
 
     if (s == NULL || uuid == NULL || len != SV_UUID_STR_LEN)
         return SV_ERR_INVAL;
-    for (i = 0; i < SV_UUID_LEN; i++) {
-        if (uuid_dash_before(i) && s[o++] != '-')
+    for (g = 0; g < sizeof(uuid_groups) / sizeof(uuid_groups[0]); g++) {
+        if (g > 0 && s[o++] != '-')
             return SV_ERR_INVAL;
-        hi = hexval(s[o++]);
-        lo = hexval(s[o++]);
-        if (hi < 0 || lo < 0)
+        if (sv_hex_decode(s + o, 2 * uuid_groups[g], tmp + i, uuid_groups[g]) != SV_OK)
             return SV_ERR_INVAL;
-        tmp[i] = (uint8_t)((hi << 4) | lo);
+        i += uuid_groups[g];
+        o += 2 * uuid_groups[g];
     }
     memcpy(uuid, tmp, SV_UUID_LEN);
     return SV_OK;

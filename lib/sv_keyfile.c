@@ -30,6 +30,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 
+#include "sv_hex.h"
 #include "sv_keyfile.h"
 #include "sv_log.h"
 #include "sv_secret.h"
@@ -421,9 +422,8 @@ out:
 sv_status
 sv_key1_fingerprint(const uint8_t pk[SV_X25519_LEN], char out[SV_FINGERPRINT_HEX_LEN + 1])
 {
-    static const char hexdig[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdl = 0, i;
+    unsigned int mdl = 0;
 
     if (pk == NULL || out == NULL)
         return SV_ERR_INVAL;
@@ -433,10 +433,6 @@ sv_key1_fingerprint(const uint8_t pk[SV_X25519_LEN], char out[SV_FINGERPRINT_HEX
         out[0] = '\0';
         return SV_ERR_INTERNAL;
     }
-    for (i = 0; i < mdl; i++) {
-        out[2 * i] = hexdig[md[i] >> 4];
-        out[2 * i + 1] = hexdig[md[i] & 0x0f];
-    }
-    out[2 * mdl] = '\0';
+    sv_hex_encode(md, mdl, out);
     return SV_OK;
 }

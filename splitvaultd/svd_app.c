@@ -16,6 +16,7 @@
 #include "svd.h"
 #include "svd_app.h"
 #include "svd_audit.h"
+#include "svd_clock.h"
 #include "svd_limit.h"
 #include "svd_log.h"
 #include "svd_store.h"

@@ -22,7 +22,10 @@
 
 #include "svd.h"
 #include "svd_audit.h"
+#include "svd_clock.h"
+#include "svd_done.h"
 #include "svd_log.h"
+#include "sv_hex.h"
 
 struct ev {
     struct ev *next;
@@ -95,7 +98,7 @@ write_head(struct svd_audit *a, uint64_t seq, const uint8_t hash[SVD_AUDIT_HASH_
     char line[SVD_AUDIT_HEAD_LEN + 1];
     int n;
 
-    svd_hex(hash, SVD_AUDIT_HASH_LEN, hx);
+    sv_hex_encode(hash, SVD_AUDIT_HASH_LEN, hx);
     n = snprintf(line, sizeof(line), SVD_AUDIT_HEAD_FMT, (unsigned long long)seq, hx);
     SVD_ASSERT(n == (int)SVD_AUDIT_HEAD_LEN);
     if (pwrite(a->head_fd, line, (size_t)n, 0) != n)
@@ -215,7 +218,7 @@ write_batch(struct svd_audit *a, struct ev *batch)
         goto out;
     for (e = batch; e != NULL; e = e->next) {
         int n;
-        svd_hex(hash, sizeof(hash), hx);
+        sv_hex_encode(hash, sizeof(hash), hx);
         n = snprintf(buf + len, cap - len, "seq=%" PRIu64 " prev=%s %s", seq + 1, hx, e->text);
         SVD_ASSERT(n > 0 && (size_t)n < cap - len);
         svd_audit_hash(buf + len, (size_t)n, hash);

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "svd_auditv.h"
+#include "sv_hex.h"
 
 #define RD_CHUNK 65536
 
@@ -44,32 +45,17 @@ svd_audit_hash(const char *line, size_t len, uint8_t out[SVD_AUDIT_HASH_LEN])
         memset(out, 0xff, SVD_AUDIT_HASH_LEN); /* never matches a real chain */
 }
 
-static void
-hexs(const uint8_t *p, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[p[i] >> 4];
-        out[2 * i + 1] = d[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
+/* 2n lowercase hex digits at s into out (the log's hashes are written
+ * lowercase, so any other spelling is malformed). 0 or -1. */
 static int
 unhexs(const char *s, uint8_t *out, size_t n)
 {
-    for (size_t i = 0; i < 2 * n; i++) {
-        char c = s[i];
-        int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-        if (v < 0)
-            return -1;
-        if (i % 2 == 0)
-            out[i / 2] = (uint8_t)(v << 4);
-        else
-            out[i / 2] |= (uint8_t)v;
-    }
-    return 0;
+    char again[2 * SVD_AUDIT_HASH_LEN + 1];
+
+    if (n > SVD_AUDIT_HASH_LEN || sv_hex_decode(s, 2 * n, out, n) != SV_OK)
+        return -1;
+    sv_hex_encode(out, n, again);
+    return memcmp(again, s, 2 * n) == 0 ? 0 : -1;
 }
 
 /* Parse an unsigned decimal of 1..20 digits at s, ending at a space.
@@ -293,7 +279,7 @@ svd_audit_verify_fds(int log_fd, int head_fd, struct svd_audit_result *res)
     }
     {
         char hx[2 * SVD_AUDIT_HASH_LEN + 1];
-        hexs(res->last_hash, SVD_AUDIT_HASH_LEN, hx);
+        sv_hex_encode(res->last_hash, SVD_AUDIT_HASH_LEN, hx);
         snprintf(res->msg, sizeof(res->msg), "%" PRIu64 " entries verified; last seq=%" PRIu64
                  " hash=%s", res->entries, res->last_seq, hx);
     }

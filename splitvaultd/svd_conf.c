@@ -23,6 +23,7 @@
 
 #include "svd.h"
 #include "svd_conf.h"
+#include "sv_hex.h"
 
 #define CONF_MAX_FILE (1u << 20)
 #define CONF_MAX_DEPTH 4
@@ -462,7 +463,7 @@ set_list(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long keyl
                 if (s[j] != ':')
                     fp[o++] = s[j];
             fp[o] = '\0';
-            if (s[j] != '\0' || svd_unhex(fp, o, p->c->pins[i], SVD_PIN_LEN) != 0)
+            if (s[j] != '\0' || sv_hex_decode(fp, o, p->c->pins[i], SVD_PIN_LEN) != SV_OK)
                 return perr(p, e->start_mark.line + 1, k->path,
                             "entry %u: expected a SHA-256 fingerprint (64 hex digits), got \"%s\"",
                             i + 1, s);

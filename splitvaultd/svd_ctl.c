@@ -24,10 +24,12 @@
 
 #include "svd.h"
 #include "svd_audit.h"
+#include "svd_clock.h"
 #include "svd_ctl.h"
 #include "svd_limit.h"
 #include "svd_log.h"
 #include "svd_store.h"
+#include "sv_hex.h"
 
 #define SVD_CTL_MAGIC 0xc7c7c7c7u
 
@@ -117,7 +119,7 @@ cmd_status(struct svd_ctl *ctl, int fd)
     uint64_t commits = 0, ops = 0;
 
     svd_audit_head(app->audit, &seq, hash);
-    svd_hex(hash, sizeof(hash), hx);
+    sv_hex_encode(hash, sizeof(hash), hx);
     svd_store_writer_stats(app->store, &commits, &ops);
     say(fd, "ok\nversion=%s\npid=%ld\nuptime=%" PRIu64 "\nlocked=%d\nlocked_since=%" PRIu64
         "\nqueue_len=%u\nqueue_max=%u\n", PACKAGE_VERSION, (long)getpid(),

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "svd.h"
+#include "svd_clock.h"
 #include "svd_limit.h"
 #include "svd_log.h"
 #include "sv_wire.h"

@@ -30,6 +30,7 @@
 #include "svd.h"
 #include "svd_app.h"
 #include "svd_audit.h"
+#include "svd_clock.h"
 #include "svd_conf.h"
 #include "svd_ctl.h"
 #include "svd_harden.h"

@@ -29,9 +29,11 @@
 
 #include "svd.h"
 #include "svd_audit.h"
+#include "svd_clock.h"
 #include "svd_log.h"
 #include "svd_net.h"
 #include "svd_req.h"
+#include "svd_secret.h"
 #include "svd_tls.h"
 #include "sv_secret.h"
 

@@ -30,9 +30,11 @@
 
 #include "svd.h"
 #include "svd_audit.h"
+#include "svd_clock.h"
 #include "svd_limit.h"
 #include "svd_log.h"
 #include "svd_req.h"
+#include "svd_secret.h"
 #include "svd_store.h"
 #include "sv_key2.h"
 #include "sv_secret.h"

@@ -39,10 +39,13 @@
 #include <apr_dbd.h>
 
 #include "svd.h"
+#include "svd_clock.h"
+#include "svd_done.h"
 #include "svd_log.h"
-#include "svd_store.h"
 #include "svd_schema.h"
+#include "svd_store.h"
 #include "sv_secret.h"
+#include "sv_hex.h"
 
 /* Look-ups of 2..32 shares (with the lock-down state) are one UNION ALL of
  * point look-ups each, built at open for these sizes; unused branches
@@ -706,8 +709,8 @@ share_from_row(const char *const e[7], struct svd_share *sh)
     if (parse_u64(e[0], &sh->id) == 0 &&
         e[1] != NULL && sv_uuid_parse(e[1], strlen(e[1]), sh->uuid) == SV_OK &&
         e[2] != NULL && strlen(e[2]) <= SV_FIELD_MAX &&
-        e[3] != NULL && svd_unhex(e[3], strlen(e[3]), sh->pub, SV_X25519_LEN) == 0 &&
-        e[4] != NULL && svd_unhex(e[4], strlen(e[4]), sh->key2b, SV_X25519_LEN) == 0 &&
+        e[3] != NULL && sv_hex_decode(e[3], strlen(e[3]), sh->pub, SV_X25519_LEN) == SV_OK &&
+        e[4] != NULL && sv_hex_decode(e[4], strlen(e[4]), sh->key2b, SV_X25519_LEN) == SV_OK &&
         parse_u64(e[5], &st) == 0 && parse_u64(e[6], &sh->created) == 0) {
         snprintf(sh->field, sizeof(sh->field), "%s", e[2]);
         sh->state = (int)st;
@@ -1001,8 +1004,8 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
         for (unsigned i = 0; i < op->n && r == 0; i++) {
             snprintf(a0, sizeof(a0), "%" PRIu64, op->ids[i]);
             args[2] = op->names[i];
-            svd_hex(op->pubs[i], SV_X25519_LEN, pub);
-            svd_hex(op->key2bs[i], SV_X25519_LEN, k2b);
+            sv_hex_encode(op->pubs[i], SV_X25519_LEN, pub);
+            sv_hex_encode(op->key2bs[i], SV_X25519_LEN, k2b);
             r = q_exec(s, &s->writer, p, ST_INSERT, &nrows, 8, args);
             sv_cleanse(k2b, sizeof(k2b));
         }

@@ -15,6 +15,7 @@
 #include "svd.h"
 #include "svd_log.h"
 #include "svd_tls.h"
+#include "sv_hex.h"
 
 static int
 cert_sha256(X509 *cert, uint8_t out[SVD_PIN_LEN])
@@ -143,5 +144,5 @@ svd_tls_peer_fp(SSL *ssl, char out[65])
         snprintf(out, 65, "-");
         return;
     }
-    svd_hex(fp, sizeof(fp), out);
+    sv_hex_encode(fp, sizeof(fp), out);
 }

@@ -1,6 +1,6 @@
 /*
  * crypto_util.h - small helpers shared by the core library's crypto unit
- * tests: hex decoding and comparison, bit flips, zero checks.
+ * tests: hex decoding (lib/sv_hex) and comparison, bit flips, zero checks.
  */
 #ifndef SV_CRYPTO_UTIL_H
 #define SV_CRYPTO_UTIL_H
@@ -13,35 +13,20 @@
 
 #include <check.h>
 
-static inline int
-cu_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "sv_hex.h"
 
 /* Decode hex into a fresh malloc'ed buffer (at least 1 byte); aborts the
  * test on malformed input. */
 static inline uint8_t *
 cu_unhex(const char *hex, size_t *len)
 {
-    size_t n = strlen(hex), i;
+    size_t n = strlen(hex);
     uint8_t *b;
 
     ck_assert_msg(n % 2 == 0, "odd hex length");
     b = malloc(n / 2 + 1);
     ck_assert_ptr_nonnull(b);
-    for (i = 0; i < n / 2; i++) {
-        int hi = cu_nibble(hex[2 * i]), lo = cu_nibble(hex[2 * i + 1]);
-
-        ck_assert_msg(hi >= 0 && lo >= 0, "bad hex digit");
-        b[i] = (uint8_t)((hi << 4) | lo);
-    }
+    ck_assert_msg(sv_hex_decode(hex, n, b, n / 2) == SV_OK, "bad hex digit");
     *len = n / 2;
     return b;
 }
@@ -61,14 +46,7 @@ cu_unhex_into(const char *hex, uint8_t *out, size_t want)
 static inline void
 cu_hex(const uint8_t *p, size_t n, char *out)
 {
-    static const char d[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = d[p[i] >> 4];
-        out[2 * i + 1] = d[p[i] & 0x0f];
-    }
-    out[2 * n] = '\0';
+    sv_hex_encode(p, n, out);
 }
 
 /* Assert p[0..n) equals the hex string, with a readable message. */

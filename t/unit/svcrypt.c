@@ -34,6 +34,7 @@
 
 #include "sv_err.h"
 #include "sv_format.h"
+#include "sv_hex.h"
 #include "sv_hpke.h"
 #include "sv_key2.h"
 #include "sv_keyfile.h"
@@ -54,37 +55,20 @@ usage(void)
     exit(2);
 }
 
-static int
-nib(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decode hex; exits with usage on bad input or wrong length (want 0 =
  * any length up to cap). Returns the byte count. */
 static size_t
 unhex(const char *what, const char *s, uint8_t *out, size_t cap, size_t want)
 {
-    size_t n = strlen(s), i;
+    size_t n = strlen(s);
 
     if (n % 2 != 0 || n / 2 > cap || (want != 0 && n / 2 != want)) {
         fprintf(stderr, "svcrypt: %s: bad hex length\n", what);
         exit(2);
     }
-    for (i = 0; i < n / 2; i++) {
-        int hi = nib(s[2 * i]), lo = nib(s[2 * i + 1]);
-
-        if (hi < 0 || lo < 0) {
-            fprintf(stderr, "svcrypt: %s: bad hex digit\n", what);
-            exit(2);
-        }
-        out[i] = (uint8_t)((hi << 4) | lo);
+    if (sv_hex_decode(s, n, out, n / 2) != SV_OK) {
+        fprintf(stderr, "svcrypt: %s: bad hex digit\n", what);
+        exit(2);
     }
     return n / 2;
 }
@@ -92,11 +76,16 @@ unhex(const char *what, const char *s, uint8_t *out, size_t cap, size_t want)
 static void
 puthex(const uint8_t *p, size_t n, const char *sep)
 {
-    size_t i;
+    char *h = malloc(2 * n + 1);
 
-    for (i = 0; i < n; i++)
-        printf("%02x", p[i]);
+    if (h == NULL) {
+        fprintf(stderr, "svcrypt: out of memory\n");
+        exit(1);
+    }
+    sv_hex_encode(p, n, h);
+    fputs(h, stdout);
     fputs(sep, stdout);
+    free(h);
 }
 
 static void

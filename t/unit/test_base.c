@@ -1,6 +1,6 @@
 /*
- * test_base.c - status strings, the logging callback, secret memory
- * (lib/sv_err.c, lib/sv_log.c, lib/sv_secret.c).
+ * test_base.c - status strings, the logging callback, secret memory, hex
+ * (lib/sv_err.c, lib/sv_log.c, lib/sv_secret.c, lib/sv_hex.c).
  */
 #include "config.h"
 
@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "sv_err.h"
+#include "sv_hex.h"
 #include "sv_log.h"
 #include "sv_secret.h"
 #include "crypto_util.h"
@@ -238,6 +239,56 @@ START_TEST(test_mem_protect)
 }
 END_TEST
 
+/* Every byte value encodes to its two lowercase digits and back. */
+START_TEST(test_hex_all_bytes)
+{
+    uint8_t in[256], back[256];
+    char text[513], want[4];
+
+    for (int i = 0; i < 256; i++)
+        in[i] = (uint8_t)i;
+    sv_hex_encode(in, sizeof(in), text);
+    ck_assert_uint_eq(strlen(text), 512);
+    for (int i = 0; i < 256; i++) {
+        snprintf(want, sizeof(want), "%02x", i);
+        ck_assert_msg(memcmp(text + 2 * i, want, 2) == 0, "byte %d: %.2s", i, text + 2 * i);
+    }
+    ck_assert_int_eq(sv_hex_decode(text, 512, back, sizeof(back)), SV_OK);
+    ck_assert_mem_eq(in, back, sizeof(in));
+    sv_hex_encode(in, 0, text);
+    ck_assert_str_eq(text, "");
+}
+END_TEST
+
+/* Either case decodes; anything else, and a wrong length, is refused and
+ * leaves the output zeroed. */
+START_TEST(test_hex_decode_strict)
+{
+    uint8_t out[4];
+    char s[9];
+
+    ck_assert_int_eq(sv_hex_decode("DEADbeef", 8, out, 4), SV_OK);
+    ck_assert_uint_eq(out[0], 0xde);
+    ck_assert_uint_eq(out[3], 0xef);
+    for (int c = 0; c < 256; c++) {
+        int valid = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        for (int pos = 0; pos < 8; pos += 7) {
+            memcpy(s, "01234567", 9);
+            s[pos] = (char)c;
+            memset(out, 0x55, sizeof(out));
+            ck_assert_int_eq(sv_hex_decode(s, 8, out, 4) == SV_OK, valid && c != 0);
+            if (!(valid && c != 0))
+                ck_assert(cu_all_zero(out, sizeof(out)));
+        }
+    }
+    memset(out, 0x55, sizeof(out));
+    ck_assert_int_eq(sv_hex_decode("0123456", 7, out, 4), SV_ERR_INVAL);
+    ck_assert(cu_all_zero(out, sizeof(out)));
+    ck_assert_int_eq(sv_hex_decode("0123456789", 10, out, 4), SV_ERR_INVAL);
+    ck_assert_int_eq(sv_hex_decode(NULL, 8, out, 4), SV_ERR_INVAL);
+}
+END_TEST
+
 static Suite *
 base_suite(void)
 {
@@ -256,6 +307,10 @@ base_suite(void)
     tcase_add_test(tc, test_secret_budget);
     tcase_add_test(tc, test_cleanse_and_compare);
     tcase_add_test(tc, test_mem_protect);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("hex");
+    tcase_add_test(tc, test_hex_all_bytes);
+    tcase_add_test(tc, test_hex_decode_strict);
     suite_add_tcase(s, tc);
     return s;
 }
