@@ -270,13 +270,24 @@ rd_count16(sv_rd *r, unsigned lo, unsigned hi, unsigned *n)
     return SV_OK;
 }
 
-/* u64 share id that must not be 0. */
+/* u64 share id, 0 ("none") allowed, at most SV_WIRE_MAX_ID. */
+static sv_status
+rd_id0(sv_rd *r, uint64_t *id)
+{
+    sv_status st;
+
+    if ((st = rd_u64(r, id)) != SV_OK)
+        return st;
+    return *id <= SV_WIRE_MAX_ID ? SV_OK : SV_ERR_WIRE_MALFORMED;
+}
+
+/* u64 share id that must not be 0, at most SV_WIRE_MAX_ID. */
 static sv_status
 rd_id(sv_rd *r, uint64_t *id)
 {
     sv_status st;
 
-    if ((st = rd_u64(r, id)) != SV_OK)
+    if ((st = rd_id0(r, id)) != SV_OK)
         return st;
     return *id != 0 ? SV_OK : SV_ERR_WIRE_MALFORMED;
 }
@@ -504,6 +515,14 @@ name_seen_at(const void *base, size_t stride, size_t off, unsigned n)
     return 0;
 }
 
+/* 1 when id is a share id an encoder may write: 1..SV_WIRE_MAX_ID, or 0
+ * when zero_ok. */
+static int
+id_ok(uint64_t id, int zero_ok)
+{
+    return id <= SV_WIRE_MAX_ID && (id != 0 || zero_ok);
+}
+
 /* 1 when id (non-zero) already occurs in ids[0..n). */
 static int
 id_seen(const uint64_t *ids, unsigned n, uint64_t id)
@@ -596,7 +615,7 @@ sv_store_resp_encode(sv_buf *out, uint32_t reqid, const sv_store_resp *m)
     if (out == NULL || m == NULL || m->n < 1 || m->n > SV_WIRE_MAX_FIELDS)
         return SV_ERR_INVAL;
     for (i = 0; i < m->n; i++) {
-        if (m->share_id[i] == 0 || id_seen(m->share_id, i, m->share_id[i]))
+        if (!id_ok(m->share_id[i], 0) || id_seen(m->share_id, i, m->share_id[i]))
             return SV_ERR_INVAL;
     }
     body = 1 + (size_t)m->n * 8 + EXT_EMPTY_LEN;
@@ -662,7 +681,7 @@ sv_decrypt_req_encode(sv_buf *out, uint32_t reqid, const sv_decrypt_req *m)
     for (i = 0; i < m->n; i++) {
         const sv_decrypt_field *f = &m->f[i];
 
-        if (f->share_id == 0 || id_seen(ids, i, f->share_id) ||
+        if (!id_ok(f->share_id, 0) || id_seen(ids, i, f->share_id) ||
             (l = field_name_len(f->name)) == 0 ||
             name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_decrypt_field, name), i) ||
             f->key2a == NULL || f->enc == NULL || f->ct == NULL ||
@@ -774,7 +793,8 @@ sv_decrypt_resp_encode(sv_buf *out, uint32_t reqid, const sv_decrypt_resp *m)
     for (i = 0; i < m->n; i++) {
         const sv_decrypt_out *f = &m->f[i];
 
-        if (f->pt_len > SV_DATUM_MAX || (f->pt == NULL && f->pt_len != 0))
+        if (f->pt_len > SV_DATUM_MAX || (f->pt == NULL && f->pt_len != 0) ||
+            !id_ok(f->new_share_id, 1))
             return SV_ERR_INVAL;
         if (f->new_share_id != 0) {
             if (id_seen(ids, nids, f->new_share_id))
@@ -816,7 +836,7 @@ sv_decrypt_resp_decode(const uint8_t *body, size_t len, sv_decrypt_resp *m)
             goto out;
         }
         if ((st = rd_bytes(&r, f->pt_len, &f->pt)) != SV_OK ||
-            (st = rd_u64(&r, &f->new_share_id)) != SV_OK)
+            (st = rd_id0(&r, &f->new_share_id)) != SV_OK)
             goto out;
         if (f->new_share_id != 0) {
             if (id_seen(ids, nids, f->new_share_id)) {
@@ -840,7 +860,8 @@ out:
 static int
 release_item_ok(const sv_release_item *f, uint64_t *ids, unsigned *nids)
 {
-    if (f->drop_id == 0 && f->keep_id == 0)
+    if ((f->drop_id == 0 && f->keep_id == 0) || !id_ok(f->drop_id, 1) ||
+        !id_ok(f->keep_id, 1))
         return 0;
     if (f->drop_id != 0) {
         if (id_seen(ids, *nids, f->drop_id))
@@ -909,8 +930,8 @@ sv_release_req_decode(const uint8_t *body, size_t len, sv_release_req *m)
             st = SV_ERR_WIRE_MALFORMED;
             goto out;
         }
-        if ((st = rd_u64(&r, &f->drop_id)) != SV_OK ||
-            (st = rd_u64(&r, &f->keep_id)) != SV_OK)
+        if ((st = rd_id0(&r, &f->drop_id)) != SV_OK ||
+            (st = rd_id0(&r, &f->keep_id)) != SV_OK)
             goto out;
         if (!release_item_ok(f, ids, &nids)) {
             st = SV_ERR_WIRE_MALFORMED;
@@ -1045,7 +1066,8 @@ sv_recon_list_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_list_req *m
     size_t start = 0;
     sv_status st;
 
-    if (out == NULL || m == NULL || m->limit < 1 || m->limit > SV_WIRE_MAX_LIST)
+    if (out == NULL || m == NULL || m->limit < 1 || m->limit > SV_WIRE_MAX_LIST ||
+        !id_ok(m->after_id, 1))
         return SV_ERR_INVAL;
     if ((st = frame_begin(out, SV_MSG_RECON_LIST, reqid, RECON_LIST_BODY_LEN,
                           &start)) != SV_OK)
@@ -1066,7 +1088,7 @@ sv_recon_list_req_decode(const uint8_t *body, size_t len, sv_recon_list_req *m)
     memset(m, 0, sizeof(*m));
     if ((st = rd_init(&r, body, len)) != SV_OK ||
         (st = rd_u32(&r, &m->grace_s)) != SV_OK ||
-        (st = rd_u64(&r, &m->after_id)) != SV_OK ||
+        (st = rd_id0(&r, &m->after_id)) != SV_OK ||
         (st = rd_count16(&r, 1, SV_WIRE_MAX_LIST, &limit)) != SV_OK ||
         (st = rd_ext_end(&r)) != SV_OK) {
         memset(m, 0, sizeof(*m));
@@ -1095,7 +1117,7 @@ sv_recon_list_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_list_resp 
     for (i = 0; i < m->n; i++) {
         const sv_recon_entry *e = &m->e[i];
 
-        if (e->id == 0 || (i > 0 && e->id <= m->e[i - 1].id) ||
+        if (!id_ok(e->id, 0) || (i > 0 && e->id <= m->e[i - 1].id) ||
             (l = field_name_len(e->name)) == 0 ||
             (e->state != SV_SHARE_ACTIVE && e->state != SV_SHARE_PENDING))
             return SV_ERR_INVAL;
@@ -1197,7 +1219,7 @@ sv_recon_delete_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_delete_re
     for (i = 0; i < m->n; i++) {
         const sv_recon_ref *e = &m->e[i];
 
-        if (e->id == 0 || (i > 0 && e->id <= m->e[i - 1].id) ||
+        if (!id_ok(e->id, 0) || (i > 0 && e->id <= m->e[i - 1].id) ||
             (l = field_name_len(e->name)) == 0)
             return SV_ERR_INVAL;
         body += 8 + SV_UUID_LEN + 1 + l;

@@ -45,6 +45,9 @@
 #define SV_WIRE_MAX_MSG 200          /* error message text length */
 #define SV_WIRE_MAX_LIST 1000        /* entries in one reconcile list / delete */
 #define SV_WIRE_MAX_EXT 16           /* extensions in one message */
+/* Share ids are 1..2^63-1 (0: none, where allowed): they are SQL bigints
+ * in the share store. Larger values are malformed on the wire. */
+#define SV_WIRE_MAX_ID UINT64_C(0x7fffffffffffffff)
 #define SV_WIRE_CRITICAL 0x8000
 
 /* Message types. Answers have bit 0x80 set; SV_MSG_ERROR answers anything. */

@@ -166,12 +166,27 @@ struct svd_store {
 
 static int apr_ready;
 
+/*
+ * The driver's message for a failed call, first line only: libpq appends
+ * DETAIL and CONTEXT lines that may echo row values or statement
+ * parameters (a key2b among them), and those never reach the log. A
+ * per-thread copy: each handle is used by one thread at a time.
+ */
 static const char *
 dbd_err(struct svd_store *s, struct dbh *d, int rv)
 {
+    static __thread char line[200];
     const char *e = d->h != NULL ? apr_dbd_error(s->driver, d->h, rv) : NULL;
+    size_t n;
 
-    return e != NULL ? e : "unknown database error";
+    if (e == NULL || *e == '\0')
+        return "unknown database error";
+    n = strcspn(e, "\r\n");
+    if (n >= sizeof(line))
+        n = sizeof(line) - 1;
+    memcpy(line, e, n);
+    line[n] = '\0';
+    return line;
 }
 
 static void
@@ -312,11 +327,34 @@ parse_u64(const char *s, uint64_t *v)
     return 0;
 }
 
+/* 1 when the connection still answers a trivial query. */
+static int
+dbh_alive(struct svd_store *s, struct dbh *d)
+{
+    apr_pool_t *p = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int ok;
+
+    if (d->h == NULL)
+        return 0;
+    apr_pool_create(&p, d->pool);
+    ok = apr_dbd_select(s->driver, p, d->h, &res, "SELECT 1", 1) == 0;
+    if (ok)
+        while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
+            ;
+    apr_pool_destroy(p);
+    return ok;
+}
+
 /*
- * Reconnect a handle after a failed statement (pgsql: the server restarted,
- * or the connection broke). Always a fresh connection with its statements
- * prepared again: apr_dbd_check_conn() would let libpq reset the connection
- * silently, and a reset connection has lost its prepared statements.
+ * After a failed statement: keep the connection when it still answers (the
+ * statement failed, the connection did not: a constraint, a bad value),
+ * otherwise (pgsql: the server restarted, the connection broke) reconnect.
+ * Always a fresh connection with its statements prepared again:
+ * apr_dbd_check_conn() would let libpq reset the connection silently, and a
+ * reset connection has lost its prepared statements. sqlite3 handles are
+ * never reconnected.
  */
 static int
 dbh_check(struct svd_store *s, struct dbh *d)
@@ -325,7 +363,9 @@ dbh_check(struct svd_store *s, struct dbh *d)
 
     if (s->conf->driver != SVD_DRIVER_PGSQL)
         return d->h != NULL ? 0 : -1;
-    svd_warn("store: reconnecting to the pgsql store");
+    if (dbh_alive(s, d))
+        return 0;
+    svd_warn("store: the pgsql connection is broken; reconnecting");
     dbh_close(s, d);
     if (dbh_open(s, d, err, sizeof(err)) != 0 || dbh_prepare(s, d, err, sizeof(err)) != 0) {
         svd_err("store: reconnect failed: %s", err);

@@ -6,7 +6,7 @@ import pytest
 
 import svwire as w
 from svtest.core import SRC
-from svtest.fixtures_daemon import HDR_LEN, MSG, WERR, Record
+from svtest.fixtures_daemon import HDR_LEN, MSG, WERR, DaemonError, Record
 
 CORPUS = SRC / "fuzz" / "corpus" / "wire"
 REQUESTS = {"store", "decrypt", "release", "status", "recon_list", "recon_delete"}
@@ -107,3 +107,52 @@ def test_garbage_and_slowloris(shared_daemon):
     r = Record({"after": "garbage"})
     with d.client() as c:
         assert c.store(r.uuid, r.store_fields())
+
+
+@pytest.mark.parametrize("driver", ["sqlite3", "pgsql"])
+def test_share_id_over_bigint_is_malformed(daemon_factory, driver):
+    """A share id above 2^63-1 (no SQL bigint holds it) is refused by the
+    decoder as malformed, before the store sees it: no store error, no
+    reconnect, the connection closed, the daemon serving on."""
+    d = daemon_factory(driver=driver)
+    r = Record({"ssn": "x"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+    frames = [
+        w.encode(w.Release(bytes.fromhex(r.uuid.replace("-", "")),
+                           [w.ReleaseItem("ssn", (1 << 63) + i, 0)]), 7, check=False)
+        for i in range(3)
+    ] + [w.encode(w.ReconList(0, 1 << 63, 10), 8, check=False)]
+    for data in frames:
+        with d.client() as c:
+            c.send_raw(data)
+            h, answer = c.recv_frame()
+            assert h.type == MSG["ERROR"] and answer.code == WERR["BAD_REQUEST"], answer
+            assert c.closed_by_peer()
+    with d.client() as c:
+        assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"x"
+    log = d.log_text()
+    assert "reconnect" not in log and "store: statement" not in log
+
+
+def test_sql_error_keeps_the_connection_and_logs_no_detail(daemon_factory):
+    """A statement that fails on a healthy pgsql connection (here a CHECK
+    constraint added behind the daemon's back) fails alone: STORE error,
+    no reconnect, and the log holds the error's first line only, never
+    its DETAIL (which echoes the row, key2b included)."""
+    d = daemon_factory(driver="pgsql")
+    d.sql("ALTER TABLE shares ADD CONSTRAINT no_boom CHECK (field <> 'boom')")
+    bad = Record({"boom": "x"})
+    good = Record({"fine": "y"})
+    with d.client() as c:
+        for _ in range(3):
+            with pytest.raises(DaemonError) as e:
+                c.store(bad.uuid, bad.store_fields())
+            assert e.value.code == WERR["STORE"]
+        good.stored(c.store(good.uuid, good.store_fields()))
+        assert c.decrypt(good.uuid, "pat", good.decrypt_fields())[0][0] == b"y"
+    log = d.log_text()
+    assert "no_boom" in log  # the error itself is logged
+    assert "reconnect" not in log
+    assert "DETAIL" not in log and "Failing row" not in log
+    assert bad.fields[0].key2b.hex() not in log

@@ -123,7 +123,7 @@ def python_messages():
     return [
         w.Store(U, [w.StoreField("a", K[0], K[1]), w.StoreField("B-2_c", K[2], K[3])]),
         w.Store(U, [w.StoreField("f%02d" % i, K[i % 8], K[(i + 1) % 8]) for i in range(32)]),
-        w.StoreOk([1, 2, 2 ** 64 - 1]),
+        w.StoreOk([1, 2, w.MAX_ID]),
         w.Decrypt(U, "dr.who@example.org", 1500, [
             w.DecryptField(7, "ssn", K[0], K[1], big[:27], True, K[2], K[3]),
             w.DecryptField(8, "note", K[4], K[5], big[:16]),
@@ -183,6 +183,12 @@ def test_python_builds_malformed_frames_c_refuses(tmp_path):
         (w.frame(w.MsgType.STATUS, 1, b"\x00\x00\x00"), w.TRAILING),
         (w.frame(w.MsgType.STATUS, 1, b"\x00\x00", body_len=3), w.TRUNCATED),
         (w.frame(w.MsgType.STATUS, 1, b"\x00\x00") + b"x", w.TRAILING),
+        # share ids are 1..2^63-1 (SQL bigints in the store)
+        (w.encode(w.StoreOk([1 << 63]), 1, check=False), w.MALFORMED),
+        (w.encode(w.Release(U, [w.ReleaseItem("a", 1, 2 ** 64 - 1)]), 1, check=False),
+         w.MALFORMED),
+        (w.encode(w.ReconList(0, 1 << 63, 10), 1, check=False), w.MALFORMED),
+        (w.encode(w.DecryptOk([w.DecryptOut(b"", 1 << 63)]), 1, check=False), w.MALFORMED),
         (w.frame(w.MsgType.DECRYPT, 1, w.Writer().raw(U).str8("a").u32(0).u8(1).u64(1)
                  .str8("f").raw(K[0]).raw(K[1]).blob32(b"\x00" * 16).u8(2).ext([]).bytes()),
          w.MALFORMED),
@@ -203,6 +209,7 @@ def test_python_builds_malformed_frames_c_refuses(tmp_path):
     w.Store(U, [w.StoreField("a", K[0], b"short")]),
     w.StoreOk([0]),
     w.StoreOk([5, 5]),
+    w.StoreOk([1 << 63]),
     w.Decrypt(U, "", 0, [w.DecryptField(1, "a", K[0], K[1], b"\x00" * 16)]),
     w.Decrypt(U, "a", 0, [w.DecryptField(1, "a", K[0], K[1], b"\x00" * 15)]),
     w.Decrypt(U, "a", 0, [w.DecryptField(1, "a", K[0], K[1], b"\x00" * 16, True)]),
@@ -211,10 +218,12 @@ def test_python_builds_malformed_frames_c_refuses(tmp_path):
     w.DecryptOk([w.DecryptOut(b"", 3), w.DecryptOut(b"", 3)]),
     w.Release(U, [w.ReleaseItem("a")]),
     w.Release(U, [w.ReleaseItem("a", 1, 1)]),
+    w.Release(U, [w.ReleaseItem("a", 1 << 63, 0)]),
     w.ReleaseOk(33),
     w.StatusOk(locked=2),
     w.ReconList(0, 0, 0),
     w.ReconList(0, 0, 1001),
+    w.ReconList(0, 1 << 63, 1),
     w.ReconListOk(1, []),
     w.ReconListOk(0, [w.ReconEntry(2, U, "a", 1, 0), w.ReconEntry(1, U, "a", 1, 0)]),
     w.ReconListOk(0, [w.ReconEntry(1, U, "a", 3, 0)]),

@@ -32,6 +32,7 @@ MAX_ACTOR = 64
 MAX_MSG = 200
 MAX_LIST = 1000
 MAX_EXT = 16
+MAX_ID = (1 << 63) - 1   # share ids are SQL bigints: 1..2^63-1 (0: none)
 CRITICAL = 0x8000
 EXT_ID_MASK = 0x7FFF
 FIELD_MAX = 64
@@ -376,7 +377,7 @@ def _check(m):
             _need(len(f.pub) == KEY_LEN and len(f.key2b) == KEY_LEN, "key length")
     elif t == MsgType.STORE_OK:
         _need(1 <= len(m.share_ids) <= MAX_FIELDS, "count")
-        _need(all(0 < i < 1 << 64 for i in m.share_ids), "share id")
+        _need(all(0 < i <= MAX_ID for i in m.share_ids), "share id")
         _need(len(set(m.share_ids)) == len(m.share_ids), "share id twice")
     elif t == MsgType.DECRYPT:
         _need(len(m.uuid) == UUID_LEN, "uuid")
@@ -388,7 +389,7 @@ def _check(m):
         _need(len(set(names)) == len(names), "field name twice")
         _need(len(set(ids)) == len(ids), "share id twice")
         for f in m.fields:
-            _need(0 < f.share_id < 1 << 64, "share id")
+            _need(0 < f.share_id <= MAX_ID, "share id")
             _need(field_name_valid(f.name), "field name")
             _need(len(f.key2a) == KEY_LEN and len(f.enc) == KEY_LEN, "key length")
             _need(TAG_LEN <= len(f.ct) <= DATUM_MAX + TAG_LEN, "ct length")
@@ -402,7 +403,7 @@ def _check(m):
         _need(len(set(ids)) == len(ids), "new share id twice")
         for o in m.outs:
             _need(len(o.pt) <= DATUM_MAX, "pt length")
-            _need(0 <= o.new_share_id < 1 << 64, "new share id")
+            _need(0 <= o.new_share_id <= MAX_ID, "new share id")
     elif t == MsgType.RELEASE:
         _need(len(m.uuid) == UUID_LEN, "uuid")
         _need(1 <= len(m.items) <= MAX_FIELDS, "count")
@@ -412,6 +413,7 @@ def _check(m):
         for i in m.items:
             _need(field_name_valid(i.name), "field name")
             _need(i.drop_id or i.keep_id, "both ids 0")
+            _need(0 <= i.drop_id <= MAX_ID and 0 <= i.keep_id <= MAX_ID, "share id")
             ids += [x for x in (i.drop_id, i.keep_id) if x]
         _need(len(set(ids)) == len(ids), "id twice")
     elif t == MsgType.RELEASE_OK:
@@ -420,6 +422,7 @@ def _check(m):
         _need(m.locked in (0, 1), "locked")
     elif t == MsgType.RECON_LIST:
         _need(1 <= m.limit <= MAX_LIST, "limit")
+        _need(0 <= m.after_id <= MAX_ID, "after_id")
     elif t == MsgType.RECON_LIST_OK:
         _need(m.more in (0, 1), "more")
         _need(len(m.entries) <= MAX_LIST, "count")
@@ -427,6 +430,7 @@ def _check(m):
         prev = 0
         for e in m.entries:
             _need(e.id > prev, "ids not increasing")
+            _need(e.id <= MAX_ID, "share id")
             prev = e.id
             _need(len(e.uuid) == UUID_LEN, "uuid")
             _need(field_name_valid(e.name), "field name")
@@ -436,6 +440,7 @@ def _check(m):
         prev = 0
         for r in m.refs:
             _need(r.id > prev, "ids not increasing")
+            _need(r.id <= MAX_ID, "share id")
             prev = r.id
             _need(len(r.uuid) == UUID_LEN, "uuid")
             _need(field_name_valid(r.name), "field name")
@@ -560,8 +565,15 @@ class _Reader:
             raise WireError(MALFORMED, "count %d" % v)
         return v
 
-    def id(self):
+    def id0(self):
+        """A share id, or 0 (none) where the message allows it."""
         v = self.u64()
+        if v > MAX_ID:
+            raise WireError(MALFORMED, "id %d over 2^63-1" % v)
+        return v
+
+    def id(self):
+        v = self.id0()
         if v == 0:
             raise WireError(MALFORMED, "id 0")
         return v
@@ -661,7 +673,7 @@ def _dec_decrypt_ok(r):
         if n > DATUM_MAX:
             raise WireError(MALFORMED, "pt length %d" % n)
         pt = r.bytes(n)
-        nid = r.u64()
+        nid = r.id0()
         if nid and any(o.new_share_id == nid for o in outs):
             raise WireError(MALFORMED, "new share id twice")
         outs.append(DecryptOut(pt, nid))
@@ -675,7 +687,8 @@ def _dec_release(r):
         name = r.field_name()
         if any(i.name == name for i in items):
             raise WireError(MALFORMED, "field %s twice" % name)
-        drop, keep = r.u64(), r.u64()
+        drop = r.id0()
+        keep = r.id0()
         if not drop and not keep:
             raise WireError(MALFORMED, "both ids 0")
         for x in (drop, keep):
@@ -754,7 +767,7 @@ _DECODERS = {
     MsgType.RELEASE_OK: lambda r: ReleaseOk(r.count8(0, MAX_FIELDS), r.ext_end()),
     MsgType.STATUS: lambda r: Status(r.ext_end()),
     MsgType.STATUS_OK: _dec_status_ok,
-    MsgType.RECON_LIST: lambda r: ReconList(r.u32(), r.u64(), r.count16(1, MAX_LIST),
+    MsgType.RECON_LIST: lambda r: ReconList(r.u32(), r.id0(), r.count16(1, MAX_LIST),
                                             r.ext_end()),
     MsgType.RECON_LIST_OK: _dec_recon_list_ok,
     MsgType.RECON_DELETE: _dec_recon_delete,

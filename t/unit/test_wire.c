@@ -258,7 +258,7 @@ START_TEST(test_rt_store_resp)
     memset(&m, 0, sizeof(m));
     m.n = SV_WIRE_MAX_FIELDS;
     for (i = 0; i < m.n; i++)
-        m.share_id[i] = UINT64_MAX - i;
+        m.share_id[i] = SV_WIRE_MAX_ID - i; /* the largest ids there are */
     sv_buf_init(&out, 0, 0);
     ck_assert_int_eq(sv_store_resp_encode(&out, 0xffffffffu, &m), SV_OK);
     body = one_frame(&out, SV_MSG_STORE_OK, 0xffffffffu, &len);
@@ -1327,6 +1327,83 @@ START_TEST(test_recon_rules)
 }
 END_TEST
 
+/* Share ids are 1..2^63-1 (SQL bigints in the store): a larger id in any
+ * id field is malformed, and no encoder writes one. */
+static const uint64_t too_big[] = { UINT64_C(1) << 63, UINT64_C(0x8000000000000001),
+                                    UINT64_MAX };
+
+/* RELEASE body with one item. */
+static sv_status
+release_ids(uint64_t drop, uint64_t keep)
+{
+    bb_start();
+    sv_buf_put(&bb, UUID, 16);
+    sv_buf_put_u8(&bb, 1);
+    bb_str8("a");
+    sv_buf_put_u64(&bb, drop);
+    sv_buf_put_u64(&bb, keep);
+    bb_zero(2);
+    return bb_decode(SV_MSG_RELEASE);
+}
+
+START_TEST(test_id_range)
+{
+    const uint64_t max = SV_WIRE_MAX_ID;
+
+    ck_assert(max == UINT64_C(9223372036854775807));
+    ck_assert_int_eq(release_ids(max, 0), SV_OK);
+    ck_assert_int_eq(release_ids(0, max), SV_OK);
+    for (size_t i = 0; i < sizeof(too_big) / sizeof(too_big[0]); i++) {
+        uint64_t v = too_big[i];
+
+        /* STORE_OK */
+        bb_start();
+        sv_buf_put_u8(&bb, 1);
+        sv_buf_put_u64(&bb, v);
+        bb_zero(2);
+        ck_assert_int_eq(bb_decode(SV_MSG_STORE_OK), SV_ERR_WIRE_MALFORMED);
+        /* DECRYPT: refused at the id, before the rest is read */
+        bb_start();
+        bb_decrypt_head("carol", 1);
+        sv_buf_put_u64(&bb, v);
+        ck_assert_int_eq(bb_decode(SV_MSG_DECRYPT), SV_ERR_WIRE_MALFORMED);
+        /* DECRYPT_OK new share id */
+        bb_start();
+        sv_buf_put_u8(&bb, 1);
+        sv_buf_put_u32(&bb, 0);
+        sv_buf_put_u64(&bb, v);
+        bb_zero(2);
+        ck_assert_int_eq(bb_decode(SV_MSG_DECRYPT_OK), SV_ERR_WIRE_MALFORMED);
+        /* RELEASE drop and keep */
+        ck_assert_int_eq(release_ids(v, 0), SV_ERR_WIRE_MALFORMED);
+        ck_assert_int_eq(release_ids(0, v), SV_ERR_WIRE_MALFORMED);
+        ck_assert_int_eq(release_ids(1, v), SV_ERR_WIRE_MALFORMED);
+        /* RECON_LIST cursor */
+        bb_start();
+        sv_buf_put_u32(&bb, 1);
+        sv_buf_put_u64(&bb, v);
+        sv_buf_put_u16(&bb, 10);
+        bb_zero(2);
+        ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST), SV_ERR_WIRE_MALFORMED);
+        /* RECON_LIST_OK and RECON_DELETE entries */
+        bb_start();
+        sv_buf_put_u8(&bb, 0);
+        sv_buf_put_u16(&bb, 1);
+        bb_entry(v, "a", 1);
+        bb_zero(2);
+        ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST_OK), SV_ERR_WIRE_MALFORMED);
+        bb_start();
+        sv_buf_put_u32(&bb, 1);
+        sv_buf_put_u16(&bb, 1);
+        sv_buf_put_u64(&bb, v);
+        sv_buf_put(&bb, UUID, 16);
+        bb_str8("a");
+        bb_zero(2);
+        ck_assert_int_eq(bb_decode(SV_MSG_RECON_DELETE), SV_ERR_WIRE_MALFORMED);
+    }
+}
+END_TEST
+
 START_TEST(test_error_rules)
 {
     static const uint16_t bad_codes[] = {0, 11, 0x7fff, 0xffff};
@@ -1734,6 +1811,82 @@ START_TEST(test_encode_refuses_others)
 }
 END_TEST
 
+/* No encoder writes a share id over SV_WIRE_MAX_ID. */
+START_TEST(test_encode_refuses_big_ids)
+{
+    const uint64_t big = SV_WIRE_MAX_ID + 1;
+    sv_store_resp sr;
+    sv_decrypt_req dq;
+    sv_decrypt_resp dp;
+    sv_release_req rq;
+    sv_recon_list_req lq;
+    sv_recon_list_resp lr;
+    sv_recon_delete_req xq;
+    sv_recon_entry ent;
+    sv_recon_ref ref;
+    uint8_t pt[1] = { 0 };
+    sv_buf out, sec;
+
+    sv_buf_init(&out, 0, 0);
+    sv_buf_init(&sec, 1, 0);
+
+    memset(&sr, 0, sizeof(sr));
+    sr.n = 1;
+    sr.share_id[0] = big;
+    REFUSED(sv_store_resp_encode(&out, 1, &sr), SV_ERR_INVAL);
+    sr.share_id[0] = SV_WIRE_MAX_ID;
+    ck_assert_int_eq(sv_store_resp_encode(&out, 1, &sr), SV_OK);
+    sv_buf_reset(&out);
+
+    make_decrypt(&dq, 1, 16);
+    dq.f[0].share_id = big;
+    ck_assert_int_eq(sv_decrypt_req_encode(&sec, 1, &dq), SV_ERR_INVAL);
+    ck_assert_uint_eq(sec.len, 0);
+
+    memset(&dp, 0, sizeof(dp));
+    dp.n = 1;
+    dp.f[0].pt = pt;
+    dp.f[0].pt_len = 1;
+    dp.f[0].new_share_id = big;
+    ck_assert_int_eq(sv_decrypt_resp_encode(&sec, 1, &dp), SV_ERR_INVAL);
+    ck_assert_uint_eq(sec.len, 0);
+
+    memset(&rq, 0, sizeof(rq));
+    rq.n = 1;
+    set_str(rq.f[0].name, sizeof(rq.f[0].name), "a");
+    rq.f[0].drop_id = big;
+    REFUSED(sv_release_req_encode(&out, 1, &rq), SV_ERR_INVAL);
+    rq.f[0].drop_id = 1;
+    rq.f[0].keep_id = big;
+    REFUSED(sv_release_req_encode(&out, 1, &rq), SV_ERR_INVAL);
+
+    memset(&lq, 0, sizeof(lq));
+    lq.limit = 1;
+    lq.after_id = big;
+    REFUSED(sv_recon_list_req_encode(&out, 1, &lq), SV_ERR_INVAL);
+
+    memset(&ent, 0, sizeof(ent));
+    ent.id = big;
+    set_str(ent.name, sizeof(ent.name), "a");
+    ent.state = SV_SHARE_ACTIVE;
+    memset(&lr, 0, sizeof(lr));
+    lr.n = 1;
+    lr.e = &ent;
+    REFUSED(sv_recon_list_resp_encode(&out, 1, &lr), SV_ERR_INVAL);
+
+    memset(&ref, 0, sizeof(ref));
+    ref.id = big;
+    set_str(ref.name, sizeof(ref.name), "a");
+    memset(&xq, 0, sizeof(xq));
+    xq.n = 1;
+    xq.e = &ref;
+    REFUSED(sv_recon_delete_req_encode(&out, 1, &xq), SV_ERR_INVAL);
+
+    sv_buf_free(&out);
+    sv_buf_free(&sec);
+}
+END_TEST
+
 /* A message whose body would pass SV_WIRE_MAX_BODY is refused whole. */
 START_TEST(test_encode_too_large)
 {
@@ -1834,6 +1987,7 @@ wire_suite(void)
     tcase_add_test(tc, test_duplicates);
     tcase_add_test(tc, test_flags_and_ranges);
     tcase_add_test(tc, test_recon_rules);
+    tcase_add_test(tc, test_id_range);
     tcase_add_test(tc, test_error_rules);
     tcase_add_loop_test(tc, test_extensions, 0, n);
     tcase_add_test(tc, test_extension_truncated);
@@ -1846,6 +2000,7 @@ wire_suite(void)
     tcase_add_test(tc, test_encode_refuses_store);
     tcase_add_test(tc, test_encode_refuses_decrypt);
     tcase_add_test(tc, test_encode_refuses_others);
+    tcase_add_test(tc, test_encode_refuses_big_ids);
     tcase_add_test(tc, test_encode_too_large);
     tcase_add_test(tc, test_encode_buffer_limits);
     suite_add_tcase(s, tc);
