@@ -476,7 +476,7 @@ h_release(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     uint64_t drop[SV_WIRE_MAX_FIELDS], keep[SV_WIRE_MAX_FIELDS];
     char u[SV_UUID_STR_LEN + 1], fl[SV_WIRE_MAX_FIELDS * (SV_FIELD_MAX + 1) + 1];
     char dl[SV_WIRE_MAX_FIELDS * 21 + 1], kl[SV_WIRE_MAX_FIELDS * 21 + 1];
-    unsigned dropped = 0, kept = 0;
+    unsigned dropped = 0, kept = 0, refused = 0;
     sv_status st;
 
     if ((st = sv_release_req_decode(body, h->body_len, &m)) != SV_OK) {
@@ -492,14 +492,21 @@ h_release(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     join_names(fl, sizeof(fl), m.n, release_name, &m);
     join_ids(dl, sizeof(dl), m.n, drop);
     join_ids(kl, sizeof(kl), m.n, keep);
-    if (m.n > 0 && svd_store_release(app->store, m.uuid, m.f, m.n, &dropped, &kept) != 0) {
+    if (m.n > 0 && svd_store_release(app->store, m.uuid, m.f, m.n, &dropped, &kept,
+                                     &refused) != 0) {
         svd_err("%s: RELEASE record=%s failed in the store", peer->addr, u);
         return svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
     }
+    if (refused > 0)
+        svd_warn("%s: RELEASE record=%s: %u active share(s) not deleted (only a pending share, "
+                 "or one whose replacement this RELEASE activates, may be)", peer->addr, u,
+                 refused);
     if (svd_audit_event(app->audit, 0, "event=release record=%s fields=%s drop=%s keep=%s "
-                        "dropped=%u kept=%u peer=%s", u, fl, dl, kl, dropped, kept, peer->ip) != 0)
+                        "dropped=%u kept=%u refused=%u peer=%s", u, fl, dl, kl, dropped, kept,
+                        refused, peer->ip) != 0)
         svd_err("audit: release of record %s not recorded", u);
-    svd_debug("%s: RELEASE record=%s dropped=%u kept=%u", peer->addr, u, dropped, kept);
+    svd_debug("%s: RELEASE record=%s dropped=%u kept=%u refused=%u", peer->addr, u, dropped,
+              kept, refused);
     resp.n = m.n;
     return sv_release_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
 }

@@ -55,7 +55,7 @@ static const unsigned getn_size[] = { 2, 3, 4, 8, 16, 32 };
 
 enum {
     ST_GETL, ST_GET2, ST_GET3, ST_GET4, ST_GET8, ST_GET16, ST_GET32, ST_LOCK, ST_INSERT, ST_SEQ,
-    ST_DROP, ST_KEEP, ST_RLIST, ST_RDEL, ST_SETLOCK, ST_COUNTS, ST__N
+    ST_DROP, ST_DROP_PENDING, ST_PEEK, ST_KEEP, ST_RLIST, ST_RDEL, ST_SETLOCK, ST_COUNTS, ST__N
 };
 
 static const char *const sql_sqlite3[ST__N] = {
@@ -68,6 +68,9 @@ static const char *const sql_sqlite3[ST__N] = {
                   "created, updated) VALUES (%lld, %s, %s, %s, %s, %d, %lld, %lld)",
     [ST_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = 'shares'",
     [ST_DROP] = "DELETE FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s",
+    [ST_DROP_PENDING] = "DELETE FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s "
+                        "AND state = 2",
+    [ST_PEEK] = "SELECT state FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s",
     [ST_KEEP] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
                 "record_uuid = %s AND field = %s AND state = 2",
     [ST_RLIST] = "SELECT id, record_uuid, field, state, created FROM shares "
@@ -90,6 +93,10 @@ static const char *const sql_pgsql[ST__N] = {
                   "decode(%s, 'hex'), %d, %lld, %lld)",
     [ST_SEQ] = "SELECT nextval('shares_id_seq') FROM generate_series(1, %d)",
     [ST_DROP] = "DELETE FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
+                "AND field = %s",
+    [ST_DROP_PENDING] = "DELETE FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
+                        "AND field = %s AND state = 2",
+    [ST_PEEK] = "SELECT state FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
                 "AND field = %s",
     [ST_KEEP] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
                 "record_uuid = CAST(%s AS uuid) AND field = %s AND state = 2",
@@ -126,7 +133,7 @@ struct wop {
     uint64_t *ids;
     /* W_RELEASE */
     const sv_release_item *items;
-    unsigned *dropped, *kept;
+    unsigned *dropped, *kept, *refused;
     /* W_RDEL */
     const sv_recon_ref *refs;
     uint64_t older;
@@ -1052,28 +1059,48 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
         return r;
     }
     case W_RELEASE: {
-        unsigned dropped = 0, kept = 0;
+        /*
+         * Per item, keep first: activate the pending keep_id. Then drop:
+         * a pending share (a rotation undone) always; an active one only
+         * when this item's keep_id, a pending share of the same record
+         * and field, was activated just now (the rotation committed).
+         * Any other active share stays: deleting it is RECON_DELETE's
+         * job, after its grace period. Such drops are counted as refused.
+         */
+        unsigned dropped = 0, kept = 0, refused = 0;
         sv_uuid_format(op->uuid, u);
         snprintf(a1, sizeof(a1), "%" PRIu64, now);
         for (unsigned i = 0; i < op->n; i++) {
             const sv_release_item *it = &op->items[i];
-            if (it->drop_id != 0) {
-                const char *args[3] = { a0, u, it->name };
-                snprintf(a0, sizeof(a0), "%" PRIu64, it->drop_id);
-                if (q_exec(s, &s->writer, p, ST_DROP, &nrows, 3, args) != 0)
-                    return -1;
-                dropped += (unsigned)nrows;
-            }
+            int activated = 0;
             if (it->keep_id != 0) {
                 const char *args[4] = { a1, a0, u, it->name };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->keep_id);
                 if (q_exec(s, &s->writer, p, ST_KEEP, &nrows, 4, args) != 0)
                     return -1;
                 kept += (unsigned)nrows;
+                activated = nrows == 1;
+            }
+            if (it->drop_id != 0) {
+                const char *args[3] = { a0, u, it->name };
+                snprintf(a0, sizeof(a0), "%" PRIu64, it->drop_id);
+                if (q_exec(s, &s->writer, p, activated ? ST_DROP : ST_DROP_PENDING, &nrows, 3,
+                           args) != 0)
+                    return -1;
+                dropped += (unsigned)nrows;
+                if (nrows == 0 && !activated) {
+                    apr_dbd_results_t *res;
+                    apr_dbd_row_t *row = NULL;
+                    if (q_select(s, &s->writer, p, ST_PEEK, &res, 3, args) != 0)
+                        return -1;
+                    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
+                        refused++; /* it exists, and is active */
+                }
             }
         }
         *op->dropped = dropped;
         *op->kept = kept;
+        *op->refused = refused;
         return 0;
     }
     case W_RDEL: {
@@ -1289,7 +1316,8 @@ svd_store_put(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
 
 int
 svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
-                  const sv_release_item *items, unsigned n, unsigned *dropped, unsigned *kept)
+                  const sv_release_item *items, unsigned n, unsigned *dropped, unsigned *kept,
+                  unsigned *refused)
 {
     struct wop op;
 
@@ -1301,6 +1329,7 @@ svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
     op.n = n;
     op.dropped = dropped;
     op.kept = kept;
+    op.refused = refused;
     return submit(s, &op);
 }
 

@@ -83,11 +83,14 @@ int svd_store_put(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned
                   const char *const *names, const uint8_t *const *pubs,
                   const uint8_t *const *key2bs, int state, uint64_t *ids);
 
-/* Per item: delete drop_id, activate pending keep_id, each only when its id,
- * record and field match. */
+/* Per item: activate pending keep_id, then delete drop_id, each only when
+ * its id, record and field match. drop_id is deleted when it is pending
+ * (undoing a rotation), or when active only if this item's keep_id was
+ * activated in the same transaction (the rotation committed); any other
+ * active share is kept and counted in *refused. */
 int svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
                       const sv_release_item *items, unsigned n, unsigned *dropped,
-                      unsigned *kept);
+                      unsigned *kept, unsigned *refused);
 
 /* Delete shares whose id, record and field match and that were created
  * before older_than. *deleted counts them. */

@@ -91,13 +91,62 @@ def test_release_only_drops_own_record_and_field(d):
     with d.client() as c:
         a.stored(c.store(a.uuid, a.store_fields()))
         b.stored(c.store(b.uuid, b.store_fields()))
+        out = c.decrypt(a.uuid, "pat", a.decrypt_fields(rotate=True, names={"name"}))
+        pend = out[0][1]
         before = d.shares()
+        assert before[pend]["state"] == PENDING
         # wrong record, wrong field: nothing deleted, nothing activated
-        c.release(b.uuid, [("name", a.fields[0].share_id, 0)])
-        c.release(a.uuid, [("ssn", a.fields[0].share_id, 0)])
-        assert d.shares().keys() == before.keys()
-        c.release(a.uuid, [("name", a.fields[0].share_id, 0)])
-        assert a.fields[0].share_id not in d.shares()
+        c.release(b.uuid, [("name", pend, 0)])
+        c.release(a.uuid, [("ssn", pend, 0)])
+        c.release(b.uuid, [("name", 0, pend)])
+        assert d.shares() == before
+        # the rotation undone: the pending share goes, the old one stays
+        c.release(a.uuid, [("name", pend, 0)])
+        assert pend not in d.shares() and a.fields[0].share_id in d.shares()
+
+
+def test_release_never_deletes_an_active_share_on_its_own(d):
+    """RELEASE deletes an active share only as the second half of a
+    rotation: when the same item activates a pending share of the same
+    record and field in the same transaction. Any other active share
+    stays (RECON_DELETE, with its grace period, removes unreferenced
+    ones); the refusal is in the log and the audit entry."""
+    r = Record({"name": "N", "ssn": "S"})
+    other = Record({"name": "O"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        other.stored(c.store(other.uuid, other.store_fields()))
+        old_name, old_ssn = (f.share_id for f in r.fields)
+        # drop alone; drop with an active keep; drop with a keep of another
+        # record or field: the active share stays every time
+        c.release(r.uuid, [("name", old_name, 0)])
+        c.release(r.uuid, [("name", old_name, old_ssn)])
+        c.release(r.uuid, [("ssn", old_ssn, other.fields[0].share_id)])
+        out = c.decrypt(other.uuid, "pat", other.decrypt_fields(rotate=True))
+        other_pending = out[0][1]
+        c.release(r.uuid, [("name", old_name, other_pending)])
+        rows = d.shares()
+        assert {old_name, old_ssn, other.fields[0].share_id, other_pending} <= set(rows)
+        assert rows[other_pending]["state"] == PENDING
+        # the rotation committed: the new share activated, the old one gone
+        out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True))
+        items = r.commit_rotation([nid for _, nid in out])
+        assert c.release(r.uuid, items) == 2
+        rows = d.shares()
+        assert old_name not in rows and old_ssn not in rows
+        assert all(rows[f.share_id]["state"] == ACTIVE for f in r.fields)
+        assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"N"
+        # a pending share activated earlier (reconcile's RELEASE keep): the
+        # old share is then only deleted by reconcile
+        prev = r.fields[0].share_id
+        out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"name"}))
+        new = out[0][1]
+        c.release(r.uuid, [("name", 0, new)])
+        c.release(r.uuid, [("name", prev, new)])
+        assert prev in d.shares() and d.shares()[new]["state"] == ACTIVE
+    audit = d.audit_path.read_text()
+    assert audit.count("refused=1 ") >= 5
+    assert "not deleted" in d.log_text()
 
 
 def test_all_refusals_look_the_same(d):
@@ -193,7 +242,8 @@ def test_persistence_across_restart_and_status(d):
         out = c.decrypt(rec.uuid, "pat", rec.decrypt_fields())
         assert [pt for pt, _ in out] == [b"persist", b"999"]
         # ids are never reused, even after the highest is deleted
-        c.release(rec.uuid, [("ssn", rec.fields[1].share_id, 0)])
+        d.sql("UPDATE shares SET created = created - 10")
+        assert c.recon_delete(0, [(rec.fields[1].share_id, rec.uuid, "ssn")]) == 1
     d.restart()
     with d.client() as c:
         r2 = Record({"n": "y"})
