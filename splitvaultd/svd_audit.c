@@ -61,16 +61,21 @@ struct svd_audit {
     pthread_t thread;
 };
 
-static void
-fmt_time(char *out, size_t n)
+/* "time=<UTC> " into out (SVD_AUDIT_TIME_PREFIX_MAX + 1 bytes); its length. */
+static size_t
+fmt_time(char *out)
 {
     struct timespec ts;
     struct tm tm;
+    int n;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000L) % 1000);
+    n = snprintf(out, SVD_AUDIT_TIME_PREFIX_MAX + 1, "time=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec, (int)(ts.tv_nsec / 1000000L) % 1000);
+    SVD_ASSERT(n > 0 && n <= SVD_AUDIT_TIME_PREFIX_MAX);
+    return (size_t)n;
 }
 
 /* Write all of buf at the end of the log (the fd is O_APPEND). */
@@ -213,7 +218,7 @@ write_batch(struct svd_audit *a, struct ev *batch)
 
     memcpy(hash, a->last_hash, sizeof(hash));
     for (e = batch; e != NULL; e = e->next)
-        cap += e->len + 120;
+        cap += SVD_AUDIT_CHAIN_PREFIX_MAX + e->len + 2;
     if ((buf = malloc(cap)) == NULL)
         goto out;
     for (e = batch; e != NULL; e = e->next) {
@@ -428,8 +433,7 @@ svd_audit_close(struct svd_audit *a)
 int
 svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
 {
-    char text[SVD_AUDIT_EVENT_MAX];
-    char ts[64];
+    char text[SVD_AUDIT_TIME_PREFIX_MAX + SVD_AUDIT_EVENT_MAX + 1];
     struct ev *e;
     va_list ap;
     size_t off;
@@ -437,15 +441,15 @@ svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
     struct svd_done done;
 
     CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
-    fmt_time(ts, sizeof(ts));
-    n = snprintf(text, sizeof(text), "time=%s ", ts);
-    SVD_ASSERT(n > 0 && (size_t)n < sizeof(text));
-    off = (size_t)n;
+    off = fmt_time(text);
     va_start(ap, fmt);
-    n = vsnprintf(text + off, sizeof(text) - off, fmt, ap);
+    n = vsnprintf(text + off, SVD_AUDIT_EVENT_MAX + 1, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(text) - off) {
-        svd_err("audit event too long; not logged");
+    if (n < 0 || (size_t)n > SVD_AUDIT_EVENT_MAX) {
+        /* callers size their events for the worst case (static assertions):
+         * this is a bug, and the caller is told (a destructive request then
+         * fails instead of going unrecorded) */
+        svd_err("audit event longer than %zu bytes; not logged", (size_t)SVD_AUDIT_EVENT_MAX);
         goto out;
     }
     off += (size_t)n;
@@ -457,6 +461,7 @@ svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
         goto out;
     memcpy(e->text, text, off + 1);
     e->len = off;
+    SVD_ASSERT(SVD_AUDIT_CHAIN_PREFIX_MAX + e->len <= SVD_AUDIT_LINE_MAX);
     e->next = NULL;
     e->done = wait ? &done : NULL;
 

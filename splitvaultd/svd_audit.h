@@ -21,7 +21,17 @@
 #include "svd_auditv.h"
 
 #define SVD_AUDIT_MAGIC 0xa0d17c4au
-#define SVD_AUDIT_EVENT_MAX 3000
+/*
+ * Sizes. A line is at most SVD_AUDIT_LINE_MAX (the verifier refuses longer
+ * ones): the chain prefix "seq=<20 digits> prev=<64 hex> ", the time
+ * "time=<UTC> " and the event text. SVD_AUDIT_EVENT_MAX is what is left for
+ * the event text ("event=... k=v ..."); every caller formats events whose
+ * worst case fits it, checked by static assertions where they are built.
+ */
+#define SVD_AUDIT_CHAIN_PREFIX_MAX (sizeof("seq= prev= ") - 1 + 20 + 2 * SVD_AUDIT_HASH_LEN)
+#define SVD_AUDIT_TIME_PREFIX_MAX 48
+#define SVD_AUDIT_EVENT_MAX \
+    (SVD_AUDIT_LINE_MAX - SVD_AUDIT_CHAIN_PREFIX_MAX - SVD_AUDIT_TIME_PREFIX_MAX)
 #define SVD_AUDIT_HEAD_SYNC_MS 100 /* longest the durable head lags while busy */
 #define SVD_AUDIT_GROUP_WAIT_US 1000 /* longest a group waits for announced entries */
 

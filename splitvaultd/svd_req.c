@@ -58,7 +58,7 @@ error_text(uint16_t code)
     case SV_WERR_LOCKED_DOWN: return "locked down: decrypts refused until unlocked";
     case SV_WERR_BUSY: return "busy: decrypt queue full";
     case SV_WERR_STORE: return "share store unavailable";
-    case SV_WERR_AUDIT: return "audit log unavailable: decrypts refused";
+    case SV_WERR_AUDIT: return "audit log unavailable: decrypts and deletions refused";
     case SV_WERR_NOT_ALLOWED: return "not allowed";
     default: return "internal error";
     }
@@ -87,6 +87,66 @@ svd_req_max_body(uint8_t type)
     case SV_MSG_RECON_LIST: return 1u << 10;
     case SV_MSG_RECON_DELETE: return 256u << 10;
     default: return 0;
+    }
+}
+
+/*
+ * Audit events. Lists are comma-joined field names and decimal share ids;
+ * each event's worst case (32 fields of the longest names, the largest ids,
+ * the longest actor and peer address) fits one audit line, which the
+ * assertions below check at build time for every format (sizeof a format
+ * counts its conversions as characters too: an overestimate). Values are
+ * tokens without spaces: names the decoders restricted, numbers, and the
+ * reasons of why_token().
+ */
+#define NAMES_MAX (SV_WIRE_MAX_FIELDS * (SV_FIELD_MAX + 1)) /* with commas and NUL */
+#define IDS_MAX (SV_WIRE_MAX_FIELDS * 21)                   /* 20 digits and a comma each */
+#define PEER_MAX sizeof(((struct svd_peer *)0)->ip)
+#define WHY_MAX 24
+#define U32_MAX_DIGITS 10
+#define U64_MAX_DIGITS 20
+#define EV_FITS(fmt, values) \
+    _Static_assert(sizeof(fmt) + (values) <= SVD_AUDIT_EVENT_MAX, "audit event may not fit")
+
+#define EV_STORE_OK "event=store outcome=ok record=%s fields=%s shares=%s peer=%s"
+EV_FITS(EV_STORE_OK, SV_UUID_STR_LEN + NAMES_MAX + IDS_MAX + PEER_MAX);
+#define EV_STORE_FAILED "event=store outcome=failed record=%s fields=%s peer=%s"
+EV_FITS(EV_STORE_FAILED, SV_UUID_STR_LEN + NAMES_MAX + PEER_MAX);
+#define EV_MALFORMED_DECRYPT "event=refusal why=malformed-decrypt peer=%s cert=%.16s"
+EV_FITS(EV_MALFORMED_DECRYPT, PEER_MAX + 16);
+#define EV_DECRYPT_OK "event=decrypt outcome=ok actor=%s record=%s fields=%s shares=%s " \
+                      "rotated=%s peer=%s"
+EV_FITS(EV_DECRYPT_OK, SV_WIRE_MAX_ACTOR + SV_UUID_STR_LEN + NAMES_MAX + 2 * IDS_MAX + PEER_MAX);
+#define EV_DECRYPT_REFUSED "event=decrypt outcome=refused why=%s actor=%s record=%s fields=%s " \
+                           "shares=%s peer=%s"
+EV_FITS(EV_DECRYPT_REFUSED,
+        WHY_MAX + SV_WIRE_MAX_ACTOR + SV_UUID_STR_LEN + NAMES_MAX + IDS_MAX + PEER_MAX);
+#define EV_RELEASE_REQUESTED "event=release outcome=requested record=%s fields=%s drop=%s " \
+                             "keep=%s peer=%s"
+EV_FITS(EV_RELEASE_REQUESTED, SV_UUID_STR_LEN + NAMES_MAX + 2 * IDS_MAX + PEER_MAX);
+#define EV_RELEASE_DONE "event=release outcome=%s record=%s dropped=%u kept=%u refused=%u peer=%s"
+EV_FITS(EV_RELEASE_DONE, WHY_MAX + SV_UUID_STR_LEN + 3 * U32_MAX_DIGITS + PEER_MAX);
+#define EV_RECON_REQUESTED "event=reconcile outcome=requested requested=%u first=%" PRIu64 \
+                           " last=%" PRIu64 " older_than=%" PRIu64 " peer=%s"
+EV_FITS(EV_RECON_REQUESTED, U32_MAX_DIGITS + 3 * U64_MAX_DIGITS + PEER_MAX);
+#define EV_RECON_DONE "event=reconcile outcome=%s requested=%u deleted=%u peer=%s"
+EV_FITS(EV_RECON_DONE, WHY_MAX + 2 * U32_MAX_DIGITS + PEER_MAX);
+
+/* An error code as an audit token (sv_wire_error_name has spaces). */
+static const char *
+why_token(uint16_t code)
+{
+    switch (code) {
+    case SV_WERR_BAD_REQUEST: return "bad-request";
+    case SV_WERR_UNSUPPORTED: return "unsupported";
+    case SV_WERR_REFUSED: return "refused";
+    case SV_WERR_RATE_LIMITED: return "rate-limited";
+    case SV_WERR_LOCKED_DOWN: return "locked-down";
+    case SV_WERR_BUSY: return "busy";
+    case SV_WERR_STORE: return "store-failed";
+    case SV_WERR_AUDIT: return "audit-failed";
+    case SV_WERR_NOT_ALLOWED: return "not-allowed";
+    default: return "internal";
     }
 }
 
@@ -165,8 +225,8 @@ h_store(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
     sv_store_resp resp;
     const char *names[SV_WIRE_MAX_FIELDS];
     const uint8_t *pubs[SV_WIRE_MAX_FIELDS], *k2b[SV_WIRE_MAX_FIELDS];
-    char u[SV_UUID_STR_LEN + 1], fl[SV_WIRE_MAX_FIELDS * (SV_FIELD_MAX + 1) + 1];
-    char il[SV_WIRE_MAX_FIELDS * 21 + 1];
+    char u[SV_UUID_STR_LEN + 1], fl[NAMES_MAX];
+    char il[IDS_MAX];
     sv_status st;
     int r = -1;
 
@@ -195,8 +255,7 @@ h_store(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
     if (svd_store_put(app->store, m->uuid, m->n, names, pubs, k2b, SV_SHARE_ACTIVE,
                       resp.share_id) != 0) {
         svd_err("%s: STORE record=%s failed in the store; nothing stored", peer->addr, u);
-        (void)svd_audit_event(app->audit, 0, "event=store outcome=failed record=%s fields=%s "
-                              "peer=%s", u, fl, peer->ip);
+        (void)svd_audit_event(app->audit, 0, EV_STORE_FAILED, u, fl, peer->ip);
         r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
         goto out;
     }
@@ -205,8 +264,7 @@ h_store(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
     /* queued, not waited for: the shares are durable already, and intake
      * must go on when the audit log fails (logged, not refused). The entry
      * is in the log within one group commit (milliseconds). */
-    if (svd_audit_event(app->audit, 0, "event=store outcome=ok record=%s fields=%s shares=%s "
-                        "peer=%s", u, fl, il, peer->ip) != 0)
+    if (svd_audit_event(app->audit, 0, EV_STORE_OK, u, fl, il, peer->ip) != 0)
         svd_err("audit: store of record %s (shares %s) not recorded", u, il);
     SVD_COUNT(app, n_stores);
     svd_debug("%s: STORE record=%s shares=%s", peer->addr, u, il);
@@ -247,6 +305,31 @@ check_and_open(const uint8_t sk2[SV_X25519_LEN], const uint8_t pk2[SV_X25519_LEN
     return st == SV_OK ? WHY_OK : st == SV_ERR_KEY_MISMATCH ? WHY_KEY : WHY_OPEN;
 }
 
+/* Remove the pending shares a refused DECRYPT stored (new_ids[i] != 0 for
+ * its rotated fields). Pending shares may always be dropped (RELEASE's
+ * rule); a failure leaves unreferenced shares for reconcile. */
+static void
+discard_pending(struct svd_app *app, const struct svd_peer *peer, const sv_decrypt_req *m,
+                const uint64_t *new_ids, const char *u)
+{
+    sv_release_item items[SV_WIRE_MAX_FIELDS];
+    unsigned n = 0, dropped = 0, kept = 0, refused = 0;
+
+    memset(items, 0, sizeof(items));
+    for (unsigned i = 0; i < m->n; i++)
+        if (new_ids[i] != 0) {
+            snprintf(items[n].name, sizeof(items[n].name), "%s", m->f[i].name);
+            items[n].drop_id = new_ids[i];
+            n++;
+        }
+    if (n == 0)
+        return;
+    if (svd_store_release(app->store, m->uuid, items, n, &dropped, &kept, &refused) != 0 ||
+        dropped != n)
+        svd_err("%s: DECRYPT record=%s: the refused request's pending shares could not all be "
+                "removed (%u of %u); reconcile removes them", peer->addr, u, dropped, n);
+}
+
 static int
 h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
           const uint8_t *body, sv_buf *out, int *close_after)
@@ -258,8 +341,8 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     size_t ptlen[SV_WIRE_MAX_FIELDS];
     uint64_t ids[SV_WIRE_MAX_FIELDS], new_ids[SV_WIRE_MAX_FIELDS];
     int found[SV_WIRE_MAX_FIELDS];
-    char u[SV_UUID_STR_LEN + 1], fl[SV_WIRE_MAX_FIELDS * (SV_FIELD_MAX + 1) + 1];
-    char il[SV_WIRE_MAX_FIELDS * 21 + 1], nl[SV_WIRE_MAX_FIELDS * 21 + 1];
+    char u[SV_UUID_STR_LEN + 1], fl[NAMES_MAX];
+    char il[IDS_MAX], nl[IDS_MAX];
     int why = WHY_OK, bad_field = -1, locked = 0, r = -1, expecting = 0;
     unsigned nrot = 0;
     uint64_t since = 0;
@@ -276,8 +359,7 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     if ((st = sv_decrypt_req_decode(body, h->body_len, m)) != SV_OK) {
         svd_warn("%s: DECRYPT refused: %s", peer->addr, sv_strerror(st));
         SVD_COUNT(app, n_refusals);
-        (void)svd_audit_event(app->audit, 0, "event=refusal why=malformed-decrypt peer=%s "
-                              "cert=%.16s", peer->ip, peer->fp);
+        (void)svd_audit_event(app->audit, 0, EV_MALFORMED_DECRYPT, peer->ip, peer->fp);
         *close_after = 1;
         r = svd_req_error(out, h->reqid, decode_code(st), 0);
         goto out;
@@ -418,10 +500,14 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     /* 6. audited before anything leaves */
     svd_audit_unexpect(app->audit);
     expecting = 0;
-    if (svd_audit_event(app->audit, 1, "event=decrypt outcome=ok actor=%s record=%s fields=%s "
-                        "shares=%s rotated=%s peer=%s", m->actor, u, fl, il, nl, peer->ip) != 0) {
+    if (svd_audit_event(app->audit, 1, EV_DECRYPT_OK, m->actor, u, fl, il, nl,
+                        peer->ip) != 0) {
         svd_err("%s: DECRYPT record=%s actor=%s refused: audit log write failed", peer->addr,
                 u, m->actor);
+        /* nothing of a refused request may stay behind: the pending shares
+         * stored for it go again (reconcile removes them if this fails) */
+        if (nrot > 0)
+            discard_pending(app, peer, m, new_ids, u);
         code = SV_WERR_AUDIT;
         goto refused_noaudit;
     }
@@ -443,9 +529,8 @@ refused:
         svd_audit_unexpect(app->audit);
         expecting = 0;
     }
-    (void)svd_audit_event(app->audit, 0, "event=decrypt outcome=refused why=%s actor=%s "
-                          "record=%s fields=%s shares=%s peer=%s",
-                          code == SV_WERR_REFUSED ? refuse_why[why] : sv_wire_error_name(code),
+    (void)svd_audit_event(app->audit, 0, EV_DECRYPT_REFUSED,
+                          code == SV_WERR_REFUSED ? refuse_why[why] : why_token(code),
                           m->actor, u, fl, il, peer->ip);
 refused_noaudit:
     SVD_COUNT(app, n_refusals);
@@ -474,8 +559,8 @@ h_release(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     sv_release_req m;
     sv_release_resp resp;
     uint64_t drop[SV_WIRE_MAX_FIELDS], keep[SV_WIRE_MAX_FIELDS];
-    char u[SV_UUID_STR_LEN + 1], fl[SV_WIRE_MAX_FIELDS * (SV_FIELD_MAX + 1) + 1];
-    char dl[SV_WIRE_MAX_FIELDS * 21 + 1], kl[SV_WIRE_MAX_FIELDS * 21 + 1];
+    char u[SV_UUID_STR_LEN + 1], fl[NAMES_MAX];
+    char dl[IDS_MAX], kl[IDS_MAX];
     unsigned dropped = 0, kept = 0, refused = 0;
     sv_status st;
 
@@ -492,19 +577,26 @@ h_release(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     join_names(fl, sizeof(fl), m.n, release_name, &m);
     join_ids(dl, sizeof(dl), m.n, drop);
     join_ids(kl, sizeof(kl), m.n, keep);
-    if (m.n > 0 && svd_store_release(app->store, m.uuid, m.f, m.n, &dropped, &kept,
-                                     &refused) != 0) {
+    /* deletes key2b for good: recorded durably first, or not done at all */
+    if (!svd_audit_healthy(app->audit) ||
+        svd_audit_event(app->audit, 1, EV_RELEASE_REQUESTED, u, fl, dl, kl, peer->ip) != 0) {
+        svd_err("%s: RELEASE record=%s refused: the audit log cannot record it", peer->addr, u);
+        return svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
+    }
+    if (svd_store_release(app->store, m.uuid, m.f, m.n, &dropped, &kept, &refused) != 0) {
         svd_err("%s: RELEASE record=%s failed in the store", peer->addr, u);
+        (void)svd_audit_event(app->audit, 0, EV_RELEASE_DONE, "failed", u, 0u, 0u, 0u,
+                              peer->ip);
         return svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
     }
     if (refused > 0)
         svd_warn("%s: RELEASE record=%s: %u active share(s) not deleted (only a pending share, "
                  "or one whose replacement this RELEASE activates, may be)", peer->addr, u,
                  refused);
-    if (svd_audit_event(app->audit, 0, "event=release record=%s fields=%s drop=%s keep=%s "
-                        "dropped=%u kept=%u refused=%u peer=%s", u, fl, dl, kl, dropped, kept,
-                        refused, peer->ip) != 0)
-        svd_err("audit: release of record %s not recorded", u);
+    if (svd_audit_event(app->audit, 0, EV_RELEASE_DONE, "ok", u, dropped, kept, refused,
+                        peer->ip) != 0)
+        svd_err("audit: the outcome of the release of record %s (dropped=%u kept=%u) not "
+                "recorded; its request is", u, dropped, kept);
     svd_debug("%s: RELEASE record=%s dropped=%u kept=%u refused=%u", peer->addr, u, dropped,
               kept, refused);
     resp.n = m.n;
@@ -593,7 +685,7 @@ h_recon_delete(struct svd_app *app, const struct svd_peer *peer, const sv_wire_h
     sv_recon_delete_req m;
     sv_recon_delete_resp resp;
     unsigned deleted = 0;
-    uint64_t older;
+    uint64_t older, first, last;
     int r = -1;
     sv_status st;
 
@@ -605,17 +697,24 @@ h_recon_delete(struct svd_app *app, const struct svd_peer *peer, const sv_wire_h
         goto out;
     }
     older = older_than(app, m.grace_s);
-    if (m.n > 0 && svd_store_recon_delete(app->store, m.e, m.n, older, &deleted) != 0) {
+    first = m.e[0].id;
+    last = m.e[m.n - 1].id;
+    /* deletes key2b for good: recorded durably first, or not done at all */
+    if (!svd_audit_healthy(app->audit) ||
+        svd_audit_event(app->audit, 1, EV_RECON_REQUESTED, m.n, first, last, older,
+                        peer->ip) != 0) {
+        svd_err("%s: RECON_DELETE refused: the audit log cannot record it", peer->addr);
+        r = svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
+        goto out;
+    }
+    if (svd_store_recon_delete(app->store, m.e, m.n, older, &deleted) != 0) {
+        (void)svd_audit_event(app->audit, 0, EV_RECON_DONE, "failed", m.n, 0u, peer->ip);
         r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
         goto out;
     }
-    {
-        uint64_t first = m.n ? m.e[0].id : 0, last = m.n ? m.e[m.n - 1].id : 0;
-        if (svd_audit_event(app->audit, 1, "event=reconcile requested=%u deleted=%u "
-                            "first=%" PRIu64 " last=%" PRIu64 " older_than=%" PRIu64 " peer=%s",
-                            m.n, deleted, first, last, older, peer->ip) != 0)
-            svd_err("audit: reconcile delete not recorded");
-    }
+    if (svd_audit_event(app->audit, 0, EV_RECON_DONE, "ok", m.n, deleted, peer->ip) != 0)
+        svd_err("audit: the outcome of a reconcile delete (%u deleted) not recorded; its "
+                "request is", deleted);
     svd_info("%s: RECON_DELETE %u requested, %u deleted", peer->addr, m.n, deleted);
     resp.n = deleted;
     r = sv_recon_delete_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;

@@ -3,6 +3,7 @@
 deleted, reordered and truncated entries; a failing audit log stops
 decrypts (fail closed) but not intake."""
 import os
+import re
 import shutil
 import time
 
@@ -162,5 +163,93 @@ def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
         while d.ctl_status()["audit_healthy"] != "1" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"x"
+    d.stop()
+    assert offline(d.audit_path, d.head_path).returncode == 0
+
+
+WHY_TOKEN = re.compile(r"(?:^| )why=([^ ]*)")
+
+
+def test_longest_events_are_recorded(daemon_factory):
+    """The longest entries there are (32 fields of 64-character names, the
+    largest ids, an IPv6 peer, the longest actor) are written whole: a
+    RELEASE of that size, a refused and an answered DECRYPT. Every why= is
+    a token."""
+    d = daemon_factory(allow=["::1/128"], extra={"listen": {"address": "::1"}})
+    names = ["f%02d" % i + "x" * 61 for i in range(32)]
+    actor = "a" * 64
+    r = Record({n: "v%d" % i for i, n in enumerate(names)})
+    with d.client(host="::1") as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        bad = [f[:2] + (bytes(32),) + f[3:] for f in r.decrypt_fields()]
+        with pytest.raises(DaemonError):
+            c.decrypt(r.uuid, actor, bad)
+        out = c.decrypt(r.uuid, actor, r.decrypt_fields(rotate=True))
+        big = (1 << 63) - 1
+        items = [(n, big - 2 * i, big - 2 * i - 1) for i, n in enumerate(names)]
+        assert c.release(r.uuid, items) == 32
+        c.release(r.uuid, r.commit_rotation([nid for _, nid in out]))
+    time.sleep(0.3)
+    text = d.audit_path.read_text()
+    lines = text.splitlines()
+    assert not [l for l in lines if len(l) > 4096]
+    assert "not logged" not in d.log_text()
+    refused = [l for l in lines if "event=decrypt outcome=refused" in l]
+    assert refused and "why=key-mismatch" in refused[0] and "peer=::1" in refused[0]
+    assert ("actor=%s " % actor) in refused[0] and ",".join(names) in refused[0]
+    ok = [l for l in lines if "event=decrypt outcome=ok" in l]
+    assert ok and "rotated=" in ok[0] and "rotated=-" not in ok[0]
+    req = [l for l in lines if "event=release outcome=requested" in l]
+    assert len(req) == 2 and str(big - 63) in req[0]
+    assert len([l for l in lines if "event=release outcome=ok" in l]) == 2
+    for l in lines:
+        for why in WHY_TOKEN.findall(l):
+            assert re.fullmatch(r"[a-z0-9-]+", why), l
+    assert d.ctl("audit-verify").returncode == 0
+
+
+@pytest.mark.skipif(not (BUILD / "config.h").exists() or
+                    "SV_TEST_HOOKS 1" not in (BUILD / "config.h").read_text(),
+                    reason="needs a build with --enable-test-hooks")
+def test_deletions_refused_while_the_audit_log_fails(daemon_factory, workdir):
+    """RELEASE and RECON_DELETE delete key2b for good: their entry is
+    written (and synced) before the store is touched, and when it cannot
+    be they are refused with AUDIT and change nothing. A DECRYPT whose
+    entry cannot be written leaves no pending share behind."""
+    trigger = workdir / "audit-fail"
+    d = daemon_factory(start=False)
+    d.start(env=dict(os.environ, SVD_TEST_AUDIT_FAIL=str(trigger)))
+    r = Record({"name": "x", "ssn": "y"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"name"}))
+        pending = out[0][1]
+        before = d.shares()
+        trigger.write_text("1")
+        # a rotation undone, a rotation finished, a reconcile delete
+        for items in ([("name", pending, 0)], [("name", r.fields[0].share_id, pending)]):
+            with pytest.raises(DaemonError) as e:
+                c.release(r.uuid, items)
+            assert e.value.code == WERR["AUDIT"]
+        d.sql("UPDATE shares SET created = created - 10")
+        before = d.shares()
+        with pytest.raises(DaemonError) as e:
+            c.recon_delete(0, [(r.fields[1].share_id, r.uuid, "ssn")])
+        assert e.value.code == WERR["AUDIT"]
+        assert d.shares() == before
+        trigger.unlink()
+        r2 = Record({"z": "w"})
+        c.store(r2.uuid, r2.store_fields())  # a successful write: healthy again
+        before = d.shares()
+        deadline = time.monotonic() + 10
+        while d.ctl_status()["audit_healthy"] != "1" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the decrypt's own entry fails: refused, and its pending share removed
+        trigger.write_text("1")
+        with pytest.raises(DaemonError) as e:
+            c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"ssn"}))
+        assert e.value.code == WERR["AUDIT"]
+        assert d.shares() == before
+        trigger.unlink()
     d.stop()
     assert offline(d.audit_path, d.head_path).returncode == 0

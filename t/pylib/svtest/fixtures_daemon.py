@@ -374,7 +374,8 @@ class Daemon:
             self.sock_path.unlink()  # a stale socket must not look ready
         self.proc = core.Proc("splitvaultd:%d" % self.port, self.argv(), self.log,
                               env=env).start()
-        self.proc.wait_port(self.port, timeout=timeout or (120 if VALGRIND else 15))
+        self.proc.wait_port(self.port, host=self.config["listen"]["address"],
+                            timeout=timeout or (120 if VALGRIND else 15))
         self._wait_ctl()
         return self
 
