@@ -88,6 +88,9 @@ static const struct key keys[] = {
     { "decrypt.queue.max_length", K_UINT, O(queue_max), 0, 100000 },
     { "decrypt.queue.max_wait", K_DURATION, O(queue_max_wait_ms), 0, 3600000 },
     { "decrypt.lockdown_threshold", K_UINT, O(lockdown_threshold), 0, 100000 },
+    { "decrypt.daily_budget", K_SECTION, 0, 0, 0 },
+    { "decrypt.daily_budget.global", K_UINT, O(budget_global), 0, 1000000 },
+    { "decrypt.daily_budget.actor", K_UINT, O(budget_actor), 0, 1000000 },
     { "reconcile", K_SECTION, 0, 0, 0 },
     { "reconcile.min_grace", K_DURATION_S, O(min_grace_s), 0, 365ull * DAY_MS },
     { "audit", K_SECTION, 0, 0, 0 },
@@ -611,6 +614,8 @@ set_defaults(struct svd_conf *c)
     c->queue_max = 5;
     c->queue_max_wait_ms = 60000;
     c->lockdown_threshold = 5;
+    c->budget_global = 1000;
+    c->budget_actor = 250;
     c->min_grace_s = 3600;
     c->log_level = SV_LOG_INFO;
     c->secure_heap = 8u << 20;

@@ -68,6 +68,8 @@ struct svd_conf {
     unsigned queue_max;
     uint32_t queue_max_wait_ms;
     unsigned lockdown_threshold; /* 0: never lock down */
+    uint32_t budget_global;      /* decrypts a day for all actors; 0: no budget */
+    uint32_t budget_actor;       /* the same per actor */
 
     uint32_t min_grace_s;
 

@@ -122,9 +122,9 @@ cmd_status(struct svd_ctl *ctl, int fd)
     sv_hex_encode(hash, sizeof(hash), hx);
     svd_store_writer_stats(app->store, &commits, &ops);
     say(fd, "ok\nversion=%s\npid=%ld\nuptime=%" PRIu64 "\nlocked=%d\nlocked_since=%" PRIu64
-        "\nqueue_len=%u\nqueue_max=%u\n", PACKAGE_VERSION, (long)getpid(),
+        "\nqueue_len=%u\nqueue_max=%u\npressure=%u\n", PACKAGE_VERSION, (long)getpid(),
         svd_wall_s() - app->started, locked, since, svd_limiter_queue_len(app->limiter),
-        app->conf->queue_max);
+        app->conf->queue_max, svd_limiter_pressure(app->limiter));
     if (counts)
         say(fd, "shares_active=%" PRIu64 "\nshares_pending=%" PRIu64 "\n", active, pending);
     else

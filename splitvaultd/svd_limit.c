@@ -1,11 +1,13 @@
 /*
- * svd_limit.c - token buckets, the decrypt queue and the lock-down trip.
+ * svd_limit.c - token buckets, the decrypt queue, pressure, daily budgets
+ * and the lock-down trip.
  *
  * One mutex guards everything here; waiters sit in a doubly linked FIFO of
  * nodes on their own stacks and sleep on one condition variable (monotonic
  * clock), re-checking after every change. The per-actor buckets are an open
  * hash table of at most decrypt.max_actors entries; a full table first
- * forgets actors whose buckets are full again (a fresh bucket is the same).
+ * forgets actors whose buckets (rate and budget) are full again (a fresh
+ * bucket is the same).
  */
 #include "config.h"
 
@@ -34,12 +36,15 @@ struct waiter {
 struct actor {
     char name[SV_WIRE_MAX_ACTOR + 1];
     int used;
-    struct svd_bucket b;
+    struct svd_bucket b;        /* decrypt.actor_rate */
+    struct svd_bucket budget;   /* decrypt.daily_budget.actor */
 };
 
 struct svd_limiter {
     unsigned magic;
     struct svd_rate global_rate, actor_rate;
+    struct svd_rate global_budget, actor_budget; /* interval 0: no budget */
+    uint32_t drain_ms;          /* pressure drains one unit per drain_ms */
     unsigned queue_max, threshold, max_actors;
     uint32_t max_wait_ms;
     uint64_t (*now_ms)(void);
@@ -47,6 +52,10 @@ struct svd_limiter {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct svd_bucket global;
+    struct svd_bucket gbudget;
+    uint32_t pressure;          /* decrypts that arrived without a token, drained */
+    uint64_t pressure_ms;       /* drained up to this time */
+    const char *trip_why;       /* why the last trip happened */
     struct actor *actors;
     unsigned nslots, nactors;
     struct waiter *qhead, *qtail;
@@ -147,7 +156,9 @@ purge_actors(struct svd_limiter *l, uint64_t now)
         if (!a->used)
             continue;
         credit(&a->b, &l->actor_rate, now);
-        if (a->b.tokens >= l->actor_rate.burst)
+        credit(&a->budget, &l->actor_budget, now);
+        if ((l->actor_rate.interval_ms == 0 || a->b.tokens >= l->actor_rate.burst) &&
+            (l->actor_budget.interval_ms == 0 || a->budget.tokens >= l->actor_budget.burst))
             continue;
         for (j = hash_name(a->name) % l->nslots; l->actors[j].used; j = (j + 1) % l->nslots)
             ;
@@ -157,27 +168,42 @@ purge_actors(struct svd_limiter *l, uint64_t now)
     free(old);
 }
 
-/* The actor's bucket, created full when new; NULL when the table is full. */
-static struct svd_bucket *
-actor_bucket(struct svd_limiter *l, const char *name, uint64_t now)
+/* The actor's buckets, created full when new; NULL when the table is full. */
+static struct actor *
+find_actor(struct svd_limiter *l, const char *name, uint64_t now)
 {
     uint32_t j;
 
     for (int pass = 0; pass < 2; pass++) {
         for (j = hash_name(name) % l->nslots; l->actors[j].used; j = (j + 1) % l->nslots)
             if (strcmp(l->actors[j].name, name) == 0)
-                return &l->actors[j].b;
+                return &l->actors[j];
         if (l->nactors < l->max_actors) {
             struct actor *a = &l->actors[j];
             a->used = 1;
             snprintf(a->name, sizeof(a->name), "%s", name);
             svd_bucket_fill(&a->b, &l->actor_rate, now);
+            svd_bucket_fill(&a->budget, &l->actor_budget, now);
             l->nactors++;
-            return &a->b;
+            return a;
         }
         purge_actors(l, now);
     }
     return NULL;
+}
+
+/* A daily budget of n decrypts as a bucket: n at most, refilled evenly over
+ * a day (one every ceil(86400000 / n) ms). n = 0: none (interval 0). */
+static struct svd_rate
+budget_rate(uint32_t n)
+{
+    struct svd_rate r = { 0, 1 };
+
+    if (n > 0) {
+        r.interval_ms = (uint32_t)((UINT64_C(86400000) + n - 1) / n);
+        r.burst = n;
+    }
+    return r;
 }
 
 struct svd_limiter *
@@ -192,6 +218,12 @@ svd_limiter_new(const struct svd_conf *conf, int locked, uint64_t locked_since)
     l->magic = SVD_LIMITER_MAGIC;
     l->global_rate = conf->global;
     l->actor_rate = conf->actor;
+    l->global_budget = budget_rate(conf->budget_global);
+    l->actor_budget = budget_rate(conf->budget_actor);
+    /* pressure drains at the rate decrypts are served: the global rate, or
+     * the per-actor one when the global rate is unlimited */
+    l->drain_ms = conf->global.interval_ms != 0 ? conf->global.interval_ms
+                                                : conf->actor.interval_ms;
     l->queue_max = conf->queue_max;
     l->threshold = conf->lockdown_threshold;
     l->max_actors = conf->max_actors;
@@ -208,6 +240,8 @@ svd_limiter_new(const struct svd_conf *conf, int locked, uint64_t locked_since)
     AZ(pthread_cond_init(&l->cv, &ca));
     AZ(pthread_condattr_destroy(&ca));
     svd_bucket_fill(&l->global, &l->global_rate, l->now_ms());
+    svd_bucket_fill(&l->gbudget, &l->global_budget, l->now_ms());
+    l->pressure_ms = l->now_ms();
     l->locked = locked;
     l->locked_since = locked ? locked_since : 0;
     return l;
@@ -233,6 +267,8 @@ svd_limiter_set_clock(struct svd_limiter *l, uint64_t (*now_ms)(void))
     CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
     l->now_ms = now_ms;
     svd_bucket_fill(&l->global, &l->global_rate, now_ms());
+    svd_bucket_fill(&l->gbudget, &l->global_budget, now_ms());
+    l->pressure_ms = now_ms();
 }
 
 static void
@@ -263,29 +299,80 @@ drop_all(struct svd_limiter *l)
     AZ(pthread_cond_broadcast(&l->cv));
 }
 
-/* Both tokens available for this actor now? Takes them when so. */
+/*
+ * Both rate tokens available for this actor now? Then, when a daily budget
+ * (global or the actor's) is spent, -1: the caller trips the lock-down.
+ * Otherwise takes the tokens (and the budgets') and returns 1. 0: not yet,
+ * *wait says how long.
+ */
 static int
 try_take(struct svd_limiter *l, const char *actor, uint64_t now, uint64_t *wait)
 {
-    struct svd_bucket *ab = actor_bucket(l, actor, now);
+    struct actor *a = find_actor(l, actor, now);
     uint64_t wg, wa;
 
-    if (ab == NULL) {
+    if (a == NULL) {
         *wait = 1000;
         return 0;
     }
     if (svd_bucket_ready(&l->global, &l->global_rate, now) &&
-        svd_bucket_ready(ab, &l->actor_rate, now)) {
+        svd_bucket_ready(&a->b, &l->actor_rate, now)) {
+        if (!svd_bucket_ready(&l->gbudget, &l->global_budget, now)) {
+            l->trip_why = "daily-budget";
+            return -1;
+        }
+        if (!svd_bucket_ready(&a->budget, &l->actor_budget, now)) {
+            l->trip_why = "actor-daily-budget";
+            return -1;
+        }
         AN(svd_bucket_take(&l->global, &l->global_rate, now));
-        AN(svd_bucket_take(ab, &l->actor_rate, now));
+        AN(svd_bucket_take(&a->b, &l->actor_rate, now));
+        AN(svd_bucket_take(&l->gbudget, &l->global_budget, now));
+        AN(svd_bucket_take(&a->budget, &l->actor_budget, now));
         return 1;
     }
     wg = svd_bucket_wait_ms(&l->global, &l->global_rate, now);
-    wa = svd_bucket_wait_ms(ab, &l->actor_rate, now);
+    wa = svd_bucket_wait_ms(&a->b, &l->actor_rate, now);
     *wait = wg > wa ? wg : wa;
     if (*wait == 0)
         *wait = 1;
     return 0;
+}
+
+/* Drain the pressure: one unit per drain_ms since it was last drained. */
+static void
+drain_pressure(struct svd_limiter *l, uint64_t now)
+{
+    uint64_t k;
+
+    if (l->drain_ms == 0) {
+        l->pressure = 0; /* no rate limit: no pressure either */
+        l->pressure_ms = now;
+        return;
+    }
+    if (l->pressure == 0 || now <= l->pressure_ms) {
+        if (l->pressure == 0)
+            l->pressure_ms = now;
+        return;
+    }
+    k = (now - l->pressure_ms) / l->drain_ms;
+    if (k >= l->pressure) {
+        l->pressure = 0;
+        l->pressure_ms = now;
+    } else {
+        l->pressure -= (uint32_t)k;
+        l->pressure_ms += k * l->drain_ms;
+    }
+}
+
+/* Lock down now (with mu held): drop every waiter. */
+static void
+trip(struct svd_limiter *l, const char *why)
+{
+    l->locked = 1;
+    l->locked_since = svd_wall_s();
+    l->trip_why = why;
+    drop_all(l);
 }
 
 static uint32_t
@@ -300,6 +387,7 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
     struct waiter w;
     enum svd_admit res;
     uint64_t now, next = 0, allow;
+    int took;
 
     CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
     *retry_ms = 0;
@@ -314,17 +402,30 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
         res = SVD_ADMIT_LOCKED;
         goto out;
     }
-    if (l->qhead == NULL && try_take(l, actor, now, &next)) {
+    if (l->qhead == NULL && (took = try_take(l, actor, now, &next)) != 0) {
+        if (took < 0) {
+            trip(l, l->trip_why);
+            res = SVD_ADMIT_TRIPPED;
+            goto out;
+        }
         res = SVD_ADMIT_OK;
         goto out;
     }
-    if (l->threshold > 0 && l->qlen >= l->threshold) {
-        l->locked = 1;
-        l->locked_since = svd_wall_s();
-        drop_all(l);
+    /*
+     * No token for this decrypt now: it is pressure, whatever wait_ms it
+     * asked for (a client that never waits is refused at once, but counts
+     * all the same). Pressure drains at the rate decrypts are served; a
+     * decrypt that finds the threshold reached, in the queue or in the
+     * pressure, trips the lock-down.
+     */
+    drain_pressure(l, now);
+    if (l->threshold > 0 && (l->qlen >= l->threshold || l->pressure >= l->threshold)) {
+        trip(l, l->qlen >= l->threshold ? "queue-overflow" : "decrypt-pressure");
         res = SVD_ADMIT_TRIPPED;
         goto out;
     }
+    if (l->drain_ms != 0 && l->pressure < UINT32_MAX)
+        l->pressure++;
     if (l->qlen >= l->queue_max) {
         *retry_ms = clamp32(next);
         res = SVD_ADMIT_BUSY;
@@ -354,8 +455,13 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
             goto out;
         }
         now = l->now_ms();
-        if (l->qhead == &w && try_take(l, actor, now, &next)) {
+        if (l->qhead == &w && (took = try_take(l, actor, now, &next)) != 0) {
             unlink_waiter(l, &w);
+            if (took < 0) {
+                trip(l, l->trip_why);
+                res = SVD_ADMIT_TRIPPED;
+                goto out;
+            }
             AZ(pthread_cond_broadcast(&l->cv)); /* the next one is head now */
             res = SVD_ADMIT_OK;
             goto out;
@@ -425,6 +531,13 @@ svd_limiter_unlock(struct svd_limiter *l)
     was = l->locked;
     l->locked = 0;
     l->locked_since = 0;
+    /* the sysadmin looked into it: a fresh start for pressure and budgets */
+    l->pressure = 0;
+    l->pressure_ms = l->now_ms();
+    svd_bucket_fill(&l->gbudget, &l->global_budget, l->pressure_ms);
+    for (unsigned i = 0; i < l->nslots; i++)
+        if (l->actors[i].used)
+            svd_bucket_fill(&l->actors[i].budget, &l->actor_budget, l->pressure_ms);
     AZ(pthread_mutex_unlock(&l->mu));
     return was;
 }
@@ -463,4 +576,29 @@ svd_limiter_close(struct svd_limiter *l)
     l->closing = 1;
     drop_all(l);
     AZ(pthread_mutex_unlock(&l->mu));
+}
+
+const char *
+svd_limiter_trip_why(struct svd_limiter *l)
+{
+    const char *w;
+
+    CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
+    AZ(pthread_mutex_lock(&l->mu));
+    w = l->trip_why != NULL ? l->trip_why : "queue-overflow";
+    AZ(pthread_mutex_unlock(&l->mu));
+    return w;
+}
+
+unsigned
+svd_limiter_pressure(struct svd_limiter *l)
+{
+    unsigned p;
+
+    CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
+    AZ(pthread_mutex_lock(&l->mu));
+    drain_pressure(l, l->now_ms());
+    p = l->pressure;
+    AZ(pthread_mutex_unlock(&l->mu));
+    return p;
 }

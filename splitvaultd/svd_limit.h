@@ -1,15 +1,28 @@
 /*
- * svd_limit.h - decrypt admission: token buckets, FIFO queue, lock-down.
+ * svd_limit.h - decrypt admission: token buckets, FIFO queue, pressure,
+ * daily budgets, lock-down.
  *
  * Every DECRYPT asks svd_limiter_admit() first. It is admitted at once when
  * nobody is queued and both the global bucket and the actor's bucket hold a
  * token; otherwise it waits in a bounded FIFO queue until it is at the head
  * and both buckets have refilled, or until its wait (the smaller of the
- * request's wait_ms and decrypt.queue.max_wait) runs out. A request that
- * arrives while lockdown_threshold requests are already waiting trips the
- * lock-down: every queued request is dropped (its thread cleanses it) and
- * every later decrypt is refused until svd_limiter_unlock(). The durable
- * record of the lock-down is the caller's job (svd_store).
+ * request's wait_ms and decrypt.queue.max_wait) runs out.
+ *
+ * Pressure: every decrypt that cannot be admitted at once counts one unit
+ * of pressure, whatever its wait_ms (a client that never waits is refused
+ * at once, and counts all the same); pressure drains one unit per interval
+ * of the global rate (of the actor rate when the global one is unlimited).
+ * A decrypt that arrives while lockdown_threshold requests wait, or while
+ * the pressure has reached lockdown_threshold, trips the lock-down: a
+ * stream of decrypts faster than the rate locks the daemon down whether or
+ * not it queues. Daily budgets (decrypt.daily_budget.global / .actor:
+ * buckets of that many decrypts refilled evenly over a day) trip it too,
+ * when a decrypt that has its rate tokens finds a budget spent.
+ *
+ * Tripped, every queued request is dropped (its thread cleanses it) and
+ * every later decrypt is refused until svd_limiter_unlock(), which also
+ * clears the pressure and refills the budgets. The durable record of the
+ * lock-down is the caller's job (svd_app).
  *
  * The buckets live in this process only (see docs/daemon.md, scale-out).
  */
@@ -27,7 +40,7 @@ enum svd_admit {
     SVD_ADMIT_TIMEOUT,    /* waited its whole allowance */
     SVD_ADMIT_BUSY,       /* queue full (lock-down disabled or below threshold) */
     SVD_ADMIT_LOCKED,     /* locked down */
-    SVD_ADMIT_TRIPPED,    /* this request tripped the lock-down */
+    SVD_ADMIT_TRIPPED,    /* this request tripped the lock-down (svd_limiter_trip_why) */
     SVD_ADMIT_CLOSING     /* the daemon is shutting down */
 };
 
@@ -68,6 +81,13 @@ int svd_limiter_unlock(struct svd_limiter *l);
 
 int svd_limiter_locked(struct svd_limiter *l, uint64_t *since);
 unsigned svd_limiter_queue_len(struct svd_limiter *l);
+
+/* Why the last trip happened: "queue-overflow", "decrypt-pressure",
+ * "daily-budget" or "actor-daily-budget" (a static string). */
+const char *svd_limiter_trip_why(struct svd_limiter *l);
+
+/* The pressure now (decrypts that found no token, drained). */
+unsigned svd_limiter_pressure(struct svd_limiter *l);
 
 /* Shutdown: refuse every queued and later request with SVD_ADMIT_CLOSING. */
 void svd_limiter_close(struct svd_limiter *l);

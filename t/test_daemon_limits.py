@@ -195,3 +195,61 @@ def test_control_socket_owner_only(daemon):
 def test_unknown_control_command(daemon):
     p = daemon.ctl("selfdestruct")
     assert p.returncode == 2
+
+
+def test_client_that_never_waits_trips_lockdown(daemon_factory):
+    """A client that asks with wait_ms 0, faster than the rate, is refused
+    at once each time; every refusal is pressure, and the pressure trips
+    the lock-down as a queue would: it does not get one decrypt per token
+    forever."""
+    d = daemon_factory(rate_global=("1s", 1), queue_max=1, lockdown_threshold=1)
+    recs = stored(d, 4)
+    served, codes = 0, []
+    t0 = time.monotonic()
+    with d.client() as c:
+        while time.monotonic() - t0 < 10:
+            code = code_of(lambda: decrypt(c, recs[served % 4], "mallory", wait_ms=0))
+            if code == 0:
+                served += 1
+            codes.append(code)
+            if code == WERR["LOCKED_DOWN"]:
+                break
+            time.sleep(0.05)
+        assert c.status()["locked"] == 1
+    assert codes[-1] == WERR["LOCKED_DOWN"] and time.monotonic() - t0 < 3, codes
+    assert served == 1 and set(codes[1:-1]) == {WERR["RATE_LIMITED"]}, codes
+    assert "event=lockdown why=decrypt-pressure" in d.audit_path.read_text()
+
+
+def test_double_click_is_only_queued(daemon_factory):
+    """A staff member who asks twice in a row waits for the next token:
+    queued, served, never locked down."""
+    d = daemon_factory(rate_global=("1s", 1), queue_max=5, lockdown_threshold=5)
+    (rec,) = stored(d)
+    with d.client() as c:
+        decrypt(c, rec)
+        t0 = time.monotonic()
+        decrypt(c, rec, wait_ms=5000)
+        assert 0.5 < time.monotonic() - t0 < 3
+        # and once more without waiting: refused, still not locked
+        assert code_of(lambda: decrypt(c, rec, wait_ms=0)) == WERR["RATE_LIMITED"]
+        assert c.status()["locked"] == 0
+        time.sleep(1.1)
+        decrypt(c, rec)
+    assert "event=lockdown" not in d.audit_path.read_text()
+
+
+def test_daily_budget_trips_lockdown(daemon_factory):
+    """A spent daily budget (here the actor's: 2 a day) locks the daemon
+    down even with the rates unlimited; unlock gives a fresh budget."""
+    d = daemon_factory(budget=(100, 2))
+    (rec,) = stored(d)
+    with d.client() as c:
+        decrypt(c, rec, "pat")
+        decrypt(c, rec, "pat")
+        assert code_of(lambda: decrypt(c, rec, "pat")) == WERR["LOCKED_DOWN"]
+        assert code_of(lambda: decrypt(c, rec, "uma")) == WERR["LOCKED_DOWN"]
+    assert "event=lockdown why=actor-daily-budget" in d.audit_path.read_text()
+    assert d.ctl("unlock").returncode == 0
+    with d.client() as c:
+        decrypt(c, rec, "pat")

@@ -90,6 +90,7 @@ decrypt:
   actor_rate: {interval: "0", burst: 1}
   queue: {max_length: 64, max_wait: 60s}
   lockdown_threshold: 64
+  daily_budget: {global: 0, actor: 0}
 audit: {path: $state/audit.log}
 control: {socket: $state/ctl.sock}
 process: {user: $user, log_level: warning, secure_heap: 8MiB, mlock: true}

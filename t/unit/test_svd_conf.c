@@ -61,6 +61,8 @@ START_TEST(defaults)
     ck_assert_uint_eq(c->actor.interval_ms, 15000);
     ck_assert_uint_eq(c->queue_max, 5);
     ck_assert_uint_eq(c->lockdown_threshold, 5);
+    ck_assert_uint_eq(c->budget_global, 1000);
+    ck_assert_uint_eq(c->budget_actor, 250);
     ck_assert_uint_eq(c->min_grace_s, 3600);
     ck_assert_int_eq(c->driver, SVD_DRIVER_SQLITE3);
     ck_assert_str_eq(c->audit_head, "/tmp/a.log.head");
@@ -80,6 +82,7 @@ START_TEST(values)
         "decrypt:\n  global_rate: {interval: 250ms, burst: 10}\n"
         "  actor_rate:\n    interval: 2m\n    burst: 1\n"
         "  queue: {max_length: 9, max_wait: 1h}\n  lockdown_threshold: 0\n"
+        "  daily_budget: {global: 0, actor: 40}\n"
         "reconcile:\n  min_grace: 1d\n"
         "process:\n  secure_heap: 64KiB\n  mlock: false\n  log_level: debug\n");
 
@@ -92,6 +95,8 @@ START_TEST(values)
     ck_assert_uint_eq(c->queue_max, 9);
     ck_assert_uint_eq(c->queue_max_wait_ms, 3600000);
     ck_assert_uint_eq(c->lockdown_threshold, 0);
+    ck_assert_uint_eq(c->budget_global, 0);
+    ck_assert_uint_eq(c->budget_actor, 40);
     ck_assert_uint_eq(c->min_grace_s, 86400);
     ck_assert_uint_eq(c->secure_heap, 65536);
     ck_assert_int_eq(c->mlock, 0);
@@ -112,6 +117,8 @@ START_TEST(errors)
     parse_bad("decrypt:\n  queue:\n    max_wait: 2h\n", "out of range");
     parse_bad("decrypt:\n  lockdown_threshold: 6\n", "decrypt.lockdown_threshold: 6 is above");
     parse_bad("process:\n  mlock: 1\n", "process.mlock: expected true or false");
+    parse_bad("decrypt:\n  daily_budget:\n    global: 1000001\n",
+              "t.yaml:13: decrypt.daily_budget.global: value 1000001 out of range");
     parse_bad("process:\n  secure_heap: 100000\n", "process.secure_heap: must be a power of two");
     parse_bad("clients:\n  allow:\n    - 1.2.3.4/8\n    - nonsense\n",
               "t.yaml:14: clients.allow: entry 2");

@@ -1,6 +1,7 @@
 /*
  * test_svd_limit.c - token buckets on a fake clock; the limiter's admit,
- * busy, trip, lock-down and unlock paths (non-blocking ones).
+ * busy, trip, pressure, daily budget, lock-down and unlock paths
+ * (non-blocking ones).
  */
 #include "config.h"
 
@@ -171,6 +172,115 @@ START_TEST(trip_with_threshold_zero_queue)
 }
 END_TEST
 
+/* A client that never waits (wait_ms 0) is refused at once, and each
+ * refusal is pressure: past the threshold the next one trips. */
+START_TEST(pressure_without_waiting_trips)
+{
+    struct svd_conf *c = conf(1000, 1, 0, 1, 4, 3);
+    struct svd_limiter *l;
+    uint32_t retry;
+
+    fake_now = 0;
+    l = svd_limiter_new(c, 0, 0);
+    svd_limiter_set_clock(l, fake_clock);
+    ck_assert_int_eq(svd_limiter_admit(l, "m", 0, &retry), SVD_ADMIT_OK);
+    for (int i = 0; i < 3; i++) {
+        fake_now += 50;
+        ck_assert_int_eq(svd_limiter_admit(l, "m", 0, &retry), SVD_ADMIT_TIMEOUT);
+        ck_assert_uint_eq(svd_limiter_pressure(l), (unsigned)i + 1);
+    }
+    fake_now += 50;
+    ck_assert_int_eq(svd_limiter_admit(l, "m", 0, &retry), SVD_ADMIT_TRIPPED);
+    ck_assert_str_eq(svd_limiter_trip_why(l), "decrypt-pressure");
+    ck_assert(svd_limiter_locked(l, NULL));
+    ck_assert_int_eq(svd_limiter_admit(l, "other", 0, &retry), SVD_ADMIT_LOCKED);
+    /* unlock clears the pressure */
+    ck_assert(svd_limiter_unlock(l));
+    ck_assert_uint_eq(svd_limiter_pressure(l), 0);
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
+/* Pressure drains at the rate: a client paced at the rate never trips, nor
+ * does one that is refused now and then; a burst beyond it does. */
+START_TEST(pressure_drains_at_the_rate)
+{
+    struct svd_conf *c = conf(1000, 1, 0, 1, 4, 3);
+    struct svd_limiter *l;
+    uint32_t retry;
+
+    fake_now = 0;
+    l = svd_limiter_new(c, 0, 0);
+    svd_limiter_set_clock(l, fake_clock);
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(svd_limiter_admit(l, "p", 0, &retry), SVD_ADMIT_OK);
+        fake_now += 1000;
+    }
+    ck_assert_uint_eq(svd_limiter_pressure(l), 0);
+    /* two clicks a second: one served, one refused, each second; the
+     * refusals drain as fast as they come */
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_eq(svd_limiter_admit(l, "p", 0, &retry), SVD_ADMIT_OK);
+        ck_assert_int_eq(svd_limiter_admit(l, "p", 0, &retry), SVD_ADMIT_TIMEOUT);
+        fake_now += 1000;
+    }
+    ck_assert(!svd_limiter_locked(l, NULL));
+    ck_assert_uint_le(svd_limiter_pressure(l), 1);
+    /* three refused within one interval, then the fourth trips */
+    fake_now += 5000;
+    ck_assert_int_eq(svd_limiter_admit(l, "p", 0, &retry), SVD_ADMIT_OK);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(svd_limiter_admit(l, "p", 0, &retry), SVD_ADMIT_TIMEOUT);
+    ck_assert_int_eq(svd_limiter_admit(l, "p", 0, &retry), SVD_ADMIT_TRIPPED);
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
+/* Daily budgets: a spent budget trips the lock-down (global, or the
+ * actor's), even with the rates unlimited; it refills evenly over a day;
+ * unlock refills it. */
+START_TEST(daily_budgets_trip)
+{
+    struct svd_conf *c = conf(0, 1, 0, 1, 4, 3);
+    struct svd_limiter *l;
+    uint32_t retry;
+
+    c->budget_global = 4;
+    c->budget_actor = 2;
+    c->max_actors = 16;
+    fake_now = 0;
+    l = svd_limiter_new(c, 0, 0);
+    svd_limiter_set_clock(l, fake_clock);
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_TRIPPED);
+    ck_assert_str_eq(svd_limiter_trip_why(l), "actor-daily-budget");
+    ck_assert(svd_limiter_unlock(l));
+    /* unlock refilled a's budget: two more, then the global budget (4,
+     * refilled too) has 2 left for b */
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_admit(l, "b", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_admit(l, "c", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_admit(l, "d", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_admit(l, "e", 0, &retry), SVD_ADMIT_TRIPPED);
+    ck_assert_str_eq(svd_limiter_trip_why(l), "daily-budget");
+    ck_assert(svd_limiter_unlock(l));
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "x%d", i);
+        ck_assert_int_eq(svd_limiter_admit(l, name, 0, &retry), SVD_ADMIT_OK);
+    }
+    /* a quarter of a day gives one decrypt back */
+    fake_now += 86400000 / 4;
+    ck_assert_int_eq(svd_limiter_admit(l, "y", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_admit(l, "z", 0, &retry), SVD_ADMIT_TRIPPED);
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -185,6 +295,9 @@ main(void)
     tcase_add_test(tc, timeout_without_wait);
     tcase_add_test(tc, lockdown_unlock);
     tcase_add_test(tc, trip_with_threshold_zero_queue);
+    tcase_add_test(tc, pressure_without_waiting_trips);
+    tcase_add_test(tc, pressure_drains_at_the_rate);
+    tcase_add_test(tc, daily_budgets_trip);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -11,7 +11,8 @@ Fixtures
 - `daemon_factory(**options) -> Daemon`: make and start a daemon; options
   (all optional): driver ("sqlite3" or "pgsql"), pins (list of certificate
   paths or fingerprints), allow (CIDR list), rate_global / rate_actor
-  ((interval, burst) or None for unlimited), queue_max, queue_max_wait,
+  ((interval, burst) or None for unlimited), budget ((global, actor) daily
+  budgets, 0 for none: the default), queue_max, queue_max_wait,
   lockdown_threshold, min_grace, timeouts (dict), max_connections,
   user, extra (dict of YAML sections merged over the generated ones),
   start (False: only write the config).
@@ -282,7 +283,8 @@ class Daemon:
     """A splitvaultd in its own directory. See the module docstring."""
 
     def __init__(self, directory, pki, pg=None, driver="sqlite3", pins=None, allow=None,
-                 rate_global=None, rate_actor=None, queue_max=8, queue_max_wait="10s",
+                 rate_global=None, rate_actor=None, budget=(0, 0), queue_max=8,
+                 queue_max_wait="10s",
                  lockdown_threshold=None, min_grace="0", timeouts=None,
                  max_connections=64, user="nobody", extra=None, db_name=None):
         self.dir = Path(directory)
@@ -334,6 +336,7 @@ class Daemon:
                 "queue": {"max_length": queue_max, "max_wait": queue_max_wait},
                 "lockdown_threshold": queue_max if lockdown_threshold is None
                 else lockdown_threshold,
+                "daily_budget": {"global": budget[0], "actor": budget[1]},
             },
             "reconcile": {"min_grace": min_grace},
             "audit": {"path": str(self.audit_path)},
