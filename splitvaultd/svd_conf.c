@@ -67,6 +67,8 @@ static const struct key keys[] = {
     { "clients.allow", K_CIDRS, 0, 0, 0 },
     { "connections", K_SECTION, 0, 0, 0 },
     { "connections.max", K_UINT, O(max_connections), 1, 1024 },
+    { "connections.max_handshakes", K_UINT, O(max_handshakes), 1, 1024 },
+    { "connections.max_handshakes_per_address", K_UINT, O(max_handshakes_per_addr), 1, 1024 },
     { "connections.handshake_timeout", K_DURATION, O(handshake_timeout_ms), 100, 600000 },
     { "connections.idle_timeout", K_DURATION, O(idle_timeout_ms), 100, 86400000 },
     { "connections.io_timeout", K_DURATION, O(io_timeout_ms), 100, 600000 },
@@ -578,6 +580,20 @@ validate(struct pctx *p, unsigned long last_line)
     if (c->nallow == 0)
         return perr(p, key_line(p, "clients.allow"), "clients.allow",
                     "an empty allow-list would refuse every client");
+    /* unauthenticated connections never take every slot: at least one
+     * (by default half, up to 16 handshakes) stays for clients that have
+     * proved themselves */
+    if (!is_set(p, "connections.max_handshakes")) {
+        unsigned h = c->max_connections / 2;
+        c->max_handshakes = h < 1 ? 1 : h > 16 ? 16 : h;
+    } else if (c->max_connections > 1 && c->max_handshakes >= c->max_connections) {
+        return perr(p, key_line(p, "connections.max_handshakes"), "connections.max_handshakes",
+                    "%u leaves no connection for authenticated clients: at most %u "
+                    "(connections.max - 1)", c->max_handshakes, c->max_connections - 1);
+    } else if (c->max_handshakes > c->max_connections) {
+        return perr(p, key_line(p, "connections.max_handshakes"), "connections.max_handshakes",
+                    "%u is above connections.max (%u)", c->max_handshakes, c->max_connections);
+    }
     if (c->audit_head == NULL) {
         size_t n = strlen(c->audit_path) + sizeof(".head");
         if ((c->audit_head = malloc(n)) == NULL)
@@ -600,6 +616,7 @@ set_defaults(struct svd_conf *c)
     c->listen_port = 7443;
     c->backlog = 64;
     c->max_connections = 64;
+    c->max_handshakes_per_addr = 8;
     c->handshake_timeout_ms = 5000;
     c->idle_timeout_ms = 60000;
     c->io_timeout_ms = 10000;

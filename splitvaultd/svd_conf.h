@@ -52,6 +52,8 @@ struct svd_conf {
     unsigned nallow;
 
     unsigned max_connections;
+    unsigned max_handshakes;          /* connections still in their handshake */
+    unsigned max_handshakes_per_addr; /* the same from one source address */
     uint32_t handshake_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t io_timeout_ms;

@@ -1,16 +1,24 @@
 /*
- * svd_net.c - listener, allow-list, connection cap and connection threads.
+ * svd_net.c - listener, allow-list, connection caps and connection threads.
  *
  * Ownership: the server owns the listening socket and the list of live
  * connections; each struct conn is owned by its thread, which unlinks and
  * frees it on exit. Shutdown only calls shutdown(2) on live sockets (under
  * the server mutex) to wake blocked threads, then waits for the count to
  * reach zero.
+ *
+ * Sockets are non-blocking; every TLS read and write waits in poll(2) for
+ * what is left of an absolute deadline, never for a fresh timeout per
+ * read: the handshake gets connections.handshake_timeout in all, a request
+ * (its header and body, from its first byte) connections.io_timeout in all,
+ * and so does writing an answer. A peer that dribbles a byte at a time
+ * cannot stretch either.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -45,6 +53,7 @@ struct conn {
     struct conn *next, *prev;
     struct svd_server *srv;
     int fd;
+    int handshaking;            /* counted in srv->nhandshake (under srv->mu) */
     SSL *ssl;
     struct svd_peer peer;
 };
@@ -58,6 +67,7 @@ struct svd_server {
     pthread_cond_t cv;
     struct conn *conns;
     unsigned nconn;
+    unsigned nhandshake;        /* connections not yet authenticated */
     int stopping;
 };
 
@@ -126,51 +136,88 @@ svd_server_free(struct svd_server *srv)
     free(srv);
 }
 
-static void
-set_timeout(int fd, uint32_t ms)
+/* Wait until fd is ready for events or the deadline (monotonic ms) has
+ * passed. 1: ready; 0: deadline reached; -1: poll failed. */
+static int
+wait_fd(int fd, short events, uint64_t deadline)
 {
-    struct timeval tv;
+    for (;;) {
+        struct pollfd pfd = { fd, events, 0 };
+        uint64_t now = svd_now_ms();
+        int rv;
 
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (now >= deadline)
+            return 0;
+        rv = poll(&pfd, 1, deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now));
+        if (rv > 0)
+            return 1;
+        if (rv < 0 && errno != EINTR)
+            return -1;
+    }
 }
 
-/* Read exactly n bytes. 1: done; 0: clean end of stream before any byte;
- * -1: error, timeout or end of stream in the middle. */
+/* After an SSL call returned rv <= 0: wait for what it needs, within the
+ * deadline. 1: try again; 0: clean end of stream (close_notify); -1: error
+ * or deadline. */
 static int
-read_full(struct conn *c, uint8_t *buf, size_t n)
+ssl_wait(struct conn *c, int rv, uint64_t deadline)
+{
+    int e = SSL_get_error(c->ssl, rv);
+
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return wait_fd(c->fd, POLLIN, deadline) == 1 ? 1 : -1;
+    case SSL_ERROR_WANT_WRITE:
+        return wait_fd(c->fd, POLLOUT, deadline) == 1 ? 1 : -1;
+    case SSL_ERROR_ZERO_RETURN:
+        ERR_clear_error();
+        return 0;
+    default:
+        ERR_clear_error();
+        return -1;
+    }
+}
+
+/* Read exactly n bytes before the deadline. 1: done; 0: clean end of
+ * stream before any byte; -1: error, deadline or end of stream in the
+ * middle. */
+static int
+read_full(struct conn *c, uint8_t *buf, size_t n, uint64_t deadline)
 {
     size_t got = 0;
 
     while (got < n) {
         size_t k = 0;
-        int rv = SSL_read_ex(c->ssl, buf + got, n - got, &k);
-        if (rv <= 0) {
-            int e = SSL_get_error(c->ssl, rv);
-            ERR_clear_error();
-            if (got == 0 && e == SSL_ERROR_ZERO_RETURN)
-                return 0;
-            return -1;
+        int rv = SSL_read_ex(c->ssl, buf + got, n - got, &k), w;
+        if (rv > 0) {
+            got += k;
+            continue;
         }
-        got += k;
+        if ((w = ssl_wait(c, rv, deadline)) == 1)
+            continue;
+        return w == 0 && got == 0 ? 0 : -1;
     }
     return 1;
 }
 
+/* Write all n bytes before the deadline. 0 or -1. */
 static int
-write_full(struct conn *c, const uint8_t *buf, size_t n)
+write_full(struct conn *c, const uint8_t *buf, size_t n, uint64_t deadline)
 {
-    size_t k = 0;
+    for (;;) {
+        size_t k = 0;
+        int rv;
 
-    if (n == 0)
-        return 0;
-    if (SSL_write_ex(c->ssl, buf, n, &k) != 1 || k != n) {
-        ERR_clear_error();
-        return -1;
+        if (n == 0)
+            return 0;
+        /* a refused write is repeated with the same arguments, as OpenSSL
+         * requires; without partial writes it reports all of n at once */
+        rv = SSL_write_ex(c->ssl, buf, n, &k);
+        if (rv > 0)
+            return k == n ? 0 : -1;
+        if (ssl_wait(c, rv, deadline) != 1)
+            return -1;
     }
-    return 0;
 }
 
 #define OUT_KEEP (16 * 1024)
@@ -183,9 +230,9 @@ serve(struct conn *c, sv_buf *out)
     struct svd_app *app = c->srv->app;
     const struct svd_conf *conf = app->conf;
 
-    /* reads and writes inside a request: io_timeout; waiting for the next
-     * request: poll(2) with idle_timeout (unless TLS has bytes buffered) */
-    set_timeout(c->fd, conf->io_timeout_ms);
+    /* waiting for the next request: poll(2) with idle_timeout (unless TLS
+     * has bytes buffered); from a request's first byte to its last, and
+     * writing its answer: io_timeout each, in all */
     /* the answer buffer (secret) is kept across requests, cleansed after
      * each; one grown past OUT_KEEP by a large answer is released */
     sv_buf_init(out, 1, 0);
@@ -193,26 +240,25 @@ serve(struct conn *c, sv_buf *out)
         uint8_t hb[SV_WIRE_HDR_LEN];
         sv_wire_hdr h;
         uint8_t *body = NULL;
+        uint64_t deadline;
         sv_status st;
         int rv, close_after = 0, answered;
 
-        if (!SSL_has_pending(c->ssl)) {
-            struct pollfd pfd = { c->fd, POLLIN, 0 };
-            rv = poll(&pfd, 1, (int)conf->idle_timeout_ms);
-            if (rv <= 0) {
-                svd_debug("%s: connection idle for %u ms; closing", c->peer.addr,
-                          conf->idle_timeout_ms);
-                return;
-            }
+        if (!SSL_has_pending(c->ssl) &&
+            wait_fd(c->fd, POLLIN, svd_now_ms() + conf->idle_timeout_ms) != 1) {
+            svd_debug("%s: connection idle for %u ms; closing", c->peer.addr,
+                      conf->idle_timeout_ms);
+            return;
         }
-        rv = read_full(c, hb, 1);
+        deadline = svd_now_ms() + conf->io_timeout_ms; /* the whole request */
+        rv = read_full(c, hb, 1, deadline);
         if (rv == 0)
             return; /* the client closed */
         if (rv < 0) {
             svd_debug("%s: connection idle, closed or failed", c->peer.addr);
             return;
         }
-        if (read_full(c, hb + 1, sizeof(hb) - 1) != 1) {
+        if (read_full(c, hb + 1, sizeof(hb) - 1, deadline) != 1) {
             svd_warn("%s: truncated frame header; closing", c->peer.addr);
             return;
         }
@@ -235,20 +281,22 @@ serve(struct conn *c, sv_buf *out)
                                   c->peer.ip, c->peer.fp);
             if (svd_req_error(out, reqid, (st == SV_ERR_WIRE_VERSION || st == SV_ERR_WIRE_TYPE)
                               ? SV_WERR_UNSUPPORTED : SV_WERR_BAD_REQUEST, 0) == 0)
-                (void)write_full(c, out->data, out->len);
+                (void)write_full(c, out->data, out->len, svd_now_ms() + conf->io_timeout_ms);
             return;
         }
         /* every request body may carry key shares: secret memory */
         if ((body = svd_secret_alloc(h.body_len)) == NULL)
             return;
-        if (h.body_len > 0 && read_full(c, body, h.body_len) != 1) {
-            svd_warn("%s: truncated %s body; closing", c->peer.addr, sv_wire_type_name(h.type));
+        if (h.body_len > 0 && read_full(c, body, h.body_len, deadline) != 1) {
+            svd_warn("%s: %s body not received in time (connections.io_timeout) or cut short; "
+                     "closing", c->peer.addr, sv_wire_type_name(h.type));
             svd_secret_free(body, h.body_len);
             return;
         }
         rv = svd_req_handle(app, &c->peer, &h, body, out, &close_after);
         svd_secret_free(body, h.body_len);
-        answered = rv == 0 && sv_buf_status(out) == SV_OK && write_full(c, out->data, out->len) == 0;
+        answered = rv == 0 && sv_buf_status(out) == SV_OK &&
+                   write_full(c, out->data, out->len, svd_now_ms() + conf->io_timeout_ms) == 0;
         sv_buf_reset(out); /* secret: cleansed now, not only at the next request */
         if (out->cap > OUT_KEEP)
             sv_buf_free(out);
@@ -271,6 +319,11 @@ conn_unlink(struct conn *c)
         c->next->prev = c->prev;
     SVD_ASSERT(srv->nconn > 0);
     srv->nconn--;
+    if (c->handshaking) {
+        c->handshaking = 0;
+        SVD_ASSERT(srv->nhandshake > 0);
+        srv->nhandshake--;
+    }
     AZ(pthread_cond_broadcast(&srv->cv));
     AZ(pthread_mutex_unlock(&srv->mu));
 }
@@ -278,8 +331,11 @@ conn_unlink(struct conn *c)
 static const char *
 verify_reason(SSL *ssl)
 {
-    long v = SSL_get_verify_result(ssl);
+    long v;
 
+    if (ssl == NULL)
+        return "handshake";
+    v = SSL_get_verify_result(ssl);
     if (v == X509_V_OK)
         return SSL_get0_peer_certificate(ssl) == NULL ? "no-client-certificate" : "handshake";
     if (v == X509_V_ERR_APPLICATION_VERIFICATION)
@@ -287,46 +343,91 @@ verify_reason(SSL *ssl)
     return "certificate-not-trusted";
 }
 
+/* The handshake is over (either way): the connection no longer counts
+ * against connections.max_handshakes. */
+static void
+handshake_done(struct conn *c)
+{
+    struct svd_server *srv = c->srv;
+
+    AZ(pthread_mutex_lock(&srv->mu));
+    if (c->handshaking) {
+        c->handshaking = 0;
+        SVD_ASSERT(srv->nhandshake > 0);
+        srv->nhandshake--;
+    }
+    AZ(pthread_mutex_unlock(&srv->mu));
+}
+
+/*
+ * The TLS handshake, all of it before one deadline. 1: the client is
+ * authenticated; 0: it closed or stayed silent before its ClientHello (a
+ * port probe: debug log only); -1: refused (logged and audited).
+ */
+static int
+handshake(struct conn *c)
+{
+    struct svd_app *app = c->srv->app;
+    uint64_t deadline = svd_now_ms() + app->conf->handshake_timeout_ms;
+    const char *why, *detail = NULL;
+    char ebuf[160];
+    unsigned long e;
+    uint8_t b;
+    int rv, w = -1;
+
+    if (wait_fd(c->fd, POLLIN, deadline) != 1 || recv(c->fd, &b, 1, MSG_PEEK) <= 0) {
+        svd_debug("%s: closed or silent before the TLS handshake", c->peer.addr);
+        return 0;
+    }
+    if ((c->ssl = SSL_new(c->srv->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+        svd_log_openssl(SV_LOG_ERR, "SSL_new");
+        return -1;
+    }
+    for (;;) {
+        if ((rv = SSL_accept(c->ssl)) == 1)
+            return 1;
+        switch (SSL_get_error(c->ssl, rv)) {
+        case SSL_ERROR_WANT_READ:
+            w = wait_fd(c->fd, POLLIN, deadline);
+            break;
+        case SSL_ERROR_WANT_WRITE:
+            w = wait_fd(c->fd, POLLOUT, deadline);
+            break;
+        default:
+            w = -2;
+            break;
+        }
+        if (w != 1)
+            break;
+    }
+    why = verify_reason(c->ssl);
+    if (w == 0) {
+        why = "handshake-timeout";
+        detail = "not finished within connections.handshake_timeout";
+    } else if ((e = ERR_peek_error()) != 0) {
+        ERR_error_string_n(e, ebuf, sizeof(ebuf));
+        detail = ebuf;
+    } else {
+        detail = "connection closed";
+    }
+    ERR_clear_error();
+    svd_warn("%s: TLS handshake refused: %s (%s)", c->peer.addr, why, detail);
+    SVD_COUNT(app, n_refusals);
+    (void)svd_audit_event(app->audit, 0, "event=refusal why=tls-%s peer=%s", why, c->peer.ip);
+    return -1;
+}
+
 static void *
 conn_main(void *arg)
 {
     struct conn *c = arg;
-    struct svd_app *app;
-    int rv;
+    int ok;
 
     CHECK_OBJ_NOTNULL(c, CONN_MAGIC);
-    app = c->srv->app;
-    set_timeout(c->fd, app->conf->handshake_timeout_ms);
-    {
-        /* a peer that closes (or stays silent) before its ClientHello, such
-         * as a port probe, is only logged at debug level */
-        uint8_t b;
-        ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
-        if (n <= 0) {
-            svd_debug("%s: closed or silent before the TLS handshake", c->peer.addr);
-            goto out;
-        }
-    }
-    if ((c->ssl = SSL_new(c->srv->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
-        svd_log_openssl(SV_LOG_ERR, "SSL_new");
+    ok = handshake(c);
+    handshake_done(c);
+    if (ok != 1)
         goto out;
-    }
-    rv = SSL_accept(c->ssl);
-    if (rv != 1) {
-        const char *why = verify_reason(c->ssl);
-        unsigned long e = ERR_peek_error();
-        char detail[160];
-
-        ERR_error_string_n(e, detail, sizeof(detail));
-        if (e == 0)
-            snprintf(detail, sizeof(detail), "%s", errno == EAGAIN || errno == EWOULDBLOCK
-                     ? "timeout" : "connection closed");
-        ERR_clear_error();
-        svd_warn("%s: TLS handshake refused: %s (%s)", c->peer.addr, why, detail);
-        SVD_COUNT(app, n_refusals);
-        (void)svd_audit_event(app->audit, 0, "event=refusal why=tls-%s peer=%s", why, c->peer.ip);
-        goto out;
-    }
     svd_tls_peer_fp(c->ssl, c->peer.fp);
     svd_debug("%s: TLS %s %s, client certificate %.16s", c->peer.addr,
               SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), c->peer.fp);
@@ -365,7 +466,32 @@ peer_names(const struct sockaddr_storage *ss, struct svd_peer *p)
     snprintf(p->fp, sizeof(p->fp), "-");
 }
 
-/* Check the allow-list and the cap; start a thread for an accepted fd. */
+/*
+ * Which cap a new connection from peer would break, or NULL (srv->mu held):
+ * connections.max; connections.max_handshakes, which keeps the rest of the
+ * slots for clients that have proved themselves; and
+ * connections.max_handshakes_per_address, so one source cannot take every
+ * handshake slot from another.
+ */
+static const char *
+over_cap(struct svd_server *srv, const struct svd_peer *peer)
+{
+    const struct svd_conf *conf = srv->app->conf;
+    unsigned same = 0;
+
+    if (srv->nconn >= conf->max_connections)
+        return "connections.max";
+    if (srv->nhandshake >= conf->max_handshakes)
+        return "connections.max_handshakes";
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        if (c->handshaking && strcmp(c->peer.ip, peer->ip) == 0)
+            same++;
+    if (same >= conf->max_handshakes_per_addr)
+        return "connections.max_handshakes_per_address";
+    return NULL;
+}
+
+/* Check the allow-list and the caps; start a thread for an accepted fd. */
 static void
 admit(struct svd_server *srv, int fd, const struct sockaddr_storage *ss)
 {
@@ -374,6 +500,7 @@ admit(struct svd_server *srv, int fd, const struct sockaddr_storage *ss)
     struct svd_peer peer;
     pthread_attr_t attr;
     pthread_t t;
+    const char *cap = NULL;
     int allowed = 0, one = 1, rv;
 
     peer_names(ss, &peer);
@@ -388,10 +515,12 @@ admit(struct svd_server *srv, int fd, const struct sockaddr_storage *ss)
         return;
     }
     AZ(pthread_mutex_lock(&srv->mu));
-    if (srv->nconn >= conf->max_connections || srv->stopping) {
+    if (srv->stopping || (cap = over_cap(srv, &peer)) != NULL) {
         AZ(pthread_mutex_unlock(&srv->mu));
-        svd_warn("%s: connections.max (%u) reached; closed", peer.addr, conf->max_connections);
-        SVD_COUNT(srv->app, n_refusals);
+        if (cap != NULL) {
+            svd_warn("%s: %s reached; closed before TLS", peer.addr, cap);
+            SVD_COUNT(srv->app, n_refusals);
+        }
         close(fd);
         return;
     }
@@ -404,11 +533,13 @@ admit(struct svd_server *srv, int fd, const struct sockaddr_storage *ss)
     c->srv = srv;
     c->fd = fd;
     c->peer = peer;
+    c->handshaking = 1;
     c->next = srv->conns;
     if (srv->conns != NULL)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconn++;
+    srv->nhandshake++;
     AZ(pthread_mutex_unlock(&srv->mu));
 
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -453,7 +584,7 @@ svd_server_run(struct svd_server *srv, int stop_fd)
             return;
         if (!(pfd[0].revents & POLLIN))
             continue;
-        fd = accept4(srv->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+        fd = accept4(srv->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
                 svd_warn("accept: %s", strerror(errno));

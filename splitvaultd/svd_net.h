@@ -2,10 +2,12 @@
  * svd_net.h - the TLS listener and its connection threads.
  *
  * The main thread accepts. A peer outside clients.allow is closed before
- * any TLS byte is read; past connections.max the newest is closed. Each
- * accepted connection gets its own thread (small stack) with blocking TLS
- * I/O under socket timeouts: handshake_timeout for the handshake,
- * idle_timeout while waiting for a request, io_timeout within one. A
+ * any TLS byte is read; past connections.max, connections.max_handshakes
+ * (connections not yet authenticated) or max_handshakes_per_address the
+ * newest is closed. Each accepted connection gets its own thread (small
+ * stack) doing non-blocking TLS I/O against absolute deadlines:
+ * handshake_timeout for the whole handshake, idle_timeout while waiting for
+ * a request, io_timeout for the whole of one request and for its answer. A
  * connection carries any number of requests, one answer each, in order.
  */
 #ifndef SVD_NET_H

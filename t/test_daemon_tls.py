@@ -109,8 +109,11 @@ def test_idle_timeout_closes_then_new_connection_works(daemon_factory):
 
 def test_connection_cap(daemon_factory):
     d = daemon_factory(max_connections=2)
-    a, b = d.client(), d.client()
+    # (with 2 connections, 1 may be in its handshake: the second client
+    # connects once the first is through)
+    a = d.client()
     a.status()
+    b = d.client()
     b.status()
     assert handshake_refused(d)
     a.close()
@@ -127,3 +130,140 @@ def test_persistent_connection_many_requests(daemon):
         r = Record({"a": "b"})
         ids = c.store(r.uuid, r.store_fields())
         assert ids
+
+
+def client_hello():
+    """A real TLS 1.3 ClientHello, to dribble byte by byte."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def closed_now(s):
+    """True when the daemon has closed s (without waiting)."""
+    s.setblocking(False)
+    try:
+        return s.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        s.setblocking(True)
+
+
+def test_dribbled_handshake_cut_at_the_deadline(daemon_factory):
+    """The handshake timeout is a deadline for the whole handshake: a peer
+    sending its ClientHello a byte every 300 ms (each read well within the
+    timeout) is cut off after 1 s all the same, and while it dribbles it
+    holds one handshake slot of its address, not the daemon's connections."""
+    d = daemon_factory(timeouts={"handshake_timeout": "1s"}, max_connections=4,
+                       extra={"connections": {"max_handshakes": 2,
+                                              "max_handshakes_per_address": 1}})
+    hello = client_hello()
+    time.sleep(0.3)  # the start-up probe's connection is gone
+    slow = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    t0 = time.monotonic()
+    slow.send(hello[:1])
+    time.sleep(0.1)
+    # a second handshake from the same address: over its per-address cap
+    other = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    try:
+        assert other.recv(1) == b""
+    except ConnectionResetError:
+        pass
+    other.close()
+    assert time.monotonic() - t0 < 0.9
+    # another address still gets through at once, and so does a second
+    # connection of an authenticated client once its handshake is done
+    with d.client(source="127.0.0.2") as c:
+        c.status()
+    i, cut = 1, None
+    while time.monotonic() - t0 < 6 and i < len(hello):
+        if closed_now(slow):
+            cut = time.monotonic() - t0
+            break
+        try:
+            slow.send(hello[i:i + 1])
+        except OSError:
+            cut = time.monotonic() - t0
+            break
+        i += 1
+        time.sleep(0.3)
+    slow.close()
+    assert cut is not None and 0.9 < cut < 2.5, cut
+    assert "handshake-timeout" in d.log_text()
+    with d.client() as c:
+        c.status()
+
+
+def test_handshakes_cannot_take_every_slot(daemon_factory):
+    """Connections still in their handshake take at most
+    connections.max_handshakes slots: the rest stays for authenticated
+    clients."""
+    d = daemon_factory(max_connections=3,
+                       extra={"connections": {"max_handshakes": 2,
+                                              "max_handshakes_per_address": 2}})
+    time.sleep(0.3)  # the start-up probe's connection is gone
+    silent = [socket.create_connection(("127.0.0.1", d.port), timeout=5) for _ in range(2)]
+    time.sleep(0.2)
+    third = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    try:
+        assert third.recv(1) == b""  # over max_handshakes: closed at once
+    except ConnectionResetError:
+        pass
+    third.close()
+    for s in silent:
+        s.close()
+    time.sleep(0.2)
+    a = d.client()
+    a.status()
+    # an authenticated client holds its slot; two more handshakes fit
+    silent = [socket.create_connection(("127.0.0.1", d.port), timeout=5) for _ in range(2)]
+    time.sleep(0.2)
+    assert not any(closed_now(s) for s in silent)
+    for s in silent:
+        s.close()
+    a.close()
+
+
+def still_open(c, timeout):
+    """True when nothing arrives on c within timeout and it is not closed."""
+    c.sock.settimeout(timeout)
+    try:
+        return c.sock.recv(1) != b""
+    except socket.timeout:
+        return True
+    except (ConnectionError, ssl.SSLError, OSError):
+        return False
+
+
+def test_dribbled_request_cut_at_the_io_deadline(daemon_factory):
+    """connections.io_timeout bounds a whole request from its first byte,
+    not each read: a body dribbled a byte every 300 ms is cut after 1 s."""
+    d = daemon_factory(timeouts={"io_timeout": "1s"})
+    with d.client() as c:
+        # a DECRYPT header announcing a 1000-byte body, then one byte at a time
+        c.send_raw(b"SV\x01\x02" + (1).to_bytes(4, "big") + (1000).to_bytes(4, "big"))
+        t0 = time.monotonic()
+        cut = None
+        for _ in range(20):
+            if not still_open(c, 0.3):
+                cut = time.monotonic() - t0
+                break
+            try:
+                c.send_raw(b"\x00")
+            except OSError:
+                cut = time.monotonic() - t0
+                break
+        assert cut is not None and 0.9 < cut < 2.5, cut
+    assert "not received in time" in d.log_text()
+    with d.client() as c:
+        c.status()

@@ -61,6 +61,9 @@ START_TEST(defaults)
     ck_assert_uint_eq(c->actor.interval_ms, 15000);
     ck_assert_uint_eq(c->queue_max, 5);
     ck_assert_uint_eq(c->lockdown_threshold, 5);
+    ck_assert_uint_eq(c->max_connections, 64);
+    ck_assert_uint_eq(c->max_handshakes, 16);
+    ck_assert_uint_eq(c->max_handshakes_per_addr, 8);
     ck_assert_uint_eq(c->budget_global, 1000);
     ck_assert_uint_eq(c->budget_actor, 250);
     ck_assert_uint_eq(c->min_grace_s, 3600);
@@ -105,6 +108,23 @@ START_TEST(values)
 }
 END_TEST
 
+START_TEST(handshake_caps)
+{
+    struct svd_conf *c = parse_ok("connections:\n  max: 2\n");
+
+    ck_assert_uint_eq(c->max_handshakes, 1);
+    svd_conf_free(c);
+    c = parse_ok("connections:\n  max: 1\n");
+    ck_assert_uint_eq(c->max_handshakes, 1);
+    svd_conf_free(c);
+    c = parse_ok("connections:\n  max: 10\n  max_handshakes: 9\n"
+                 "  max_handshakes_per_address: 2\n");
+    ck_assert_uint_eq(c->max_handshakes, 9);
+    ck_assert_uint_eq(c->max_handshakes_per_addr, 2);
+    svd_conf_free(c);
+}
+END_TEST
+
 START_TEST(errors)
 {
     /* the base has 10 lines: additions start on line 11 */
@@ -117,6 +137,8 @@ START_TEST(errors)
     parse_bad("decrypt:\n  queue:\n    max_wait: 2h\n", "out of range");
     parse_bad("decrypt:\n  lockdown_threshold: 6\n", "decrypt.lockdown_threshold: 6 is above");
     parse_bad("process:\n  mlock: 1\n", "process.mlock: expected true or false");
+    parse_bad("connections:\n  max: 4\n  max_handshakes: 4\n",
+              "connections.max_handshakes: 4 leaves no connection for authenticated clients");
     parse_bad("decrypt:\n  daily_budget:\n    global: 1000001\n",
               "t.yaml:13: decrypt.daily_budget.global: value 1000001 out of range");
     parse_bad("process:\n  secure_heap: 100000\n", "process.secure_heap: must be a power of two");
@@ -252,6 +274,7 @@ main(void)
 
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, values);
+    tcase_add_test(tc, handshake_caps);
     tcase_add_test(tc, errors);
     tcase_add_test(tc, required);
     tcase_add_test(tc, pins);
