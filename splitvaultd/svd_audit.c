@@ -24,6 +24,7 @@
 #include "svd_audit.h"
 #include "svd_clock.h"
 #include "svd_done.h"
+#include "svd_file.h"
 #include "svd_log.h"
 #include "sv_hex.h"
 
@@ -119,7 +120,6 @@ svd_audit_open(const char *path, const char *head_path, struct svd_audit **out, 
 {
     struct svd_audit *a = NULL;
     struct svd_audit_result res;
-    struct stat st;
     int r = -1;
 
     *out = NULL;
@@ -139,20 +139,12 @@ svd_audit_open(const char *path, const char *head_path, struct svd_audit **out, 
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (a->fd < 0) {
-        snprintf(err, errlen, "audit.path %s: %s", path, strerror(errno));
+    /* opened as root in the daemon's own directory: plain files only */
+    if ((a->fd = svd_open_regular(path, O_RDWR | O_APPEND | O_CREAT, 0600, "audit.path", err,
+                                  errlen)) < 0 ||
+        (a->head_fd = svd_open_regular(head_path, O_RDWR | O_CREAT, 0600, "audit.head", err,
+                                       errlen)) < 0)
         goto out;
-    }
-    a->head_fd = open(head_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (a->head_fd < 0) {
-        snprintf(err, errlen, "audit.head %s: %s", head_path, strerror(errno));
-        goto out;
-    }
-    if (fstat(a->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "audit.path %s: not a regular file", path);
-        goto out;
-    }
     if (svd_audit_verify_fds(a->fd, a->head_fd, &res) != 0) {
         if (res.torn_tail && res.last_seq >= res.head_seq) {
             /* A crash mid-write: the incomplete line was never confirmed

@@ -42,6 +42,39 @@ struct svd_ctl {
     pthread_t thread;
 };
 
+/*
+ * Give the socket just bound at path to the daemon's user, without a path
+ * race: the directory may be the user's own, so between bind() and a
+ * chown() by name it could put a symlink or a hard link there, and root
+ * would hand it the target. Instead the node is opened (O_PATH, never
+ * following a symlink), checked to be a socket root just made (owned by
+ * root, one link), and changed through that descriptor.
+ */
+static int
+give_socket(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd, r = -1;
+
+    if ((fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "control.socket: %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != 0 || st.st_nlink != 1) {
+        snprintf(err, errlen, "control.socket: %s was replaced after it was bound (not the "
+                 "daemon's socket any more): refused", path);
+        goto out;
+    }
+    if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0) {
+        snprintf(err, errlen, "control.socket: %s: %s", path, strerror(errno));
+        goto out;
+    }
+    r = 0;
+out:
+    close(fd);
+    return r;
+}
+
 int
 svd_ctl_listen(const char *path, uid_t uid, gid_t gid, int *fd, char *err, size_t errlen)
 {
@@ -63,12 +96,13 @@ svd_ctl_listen(const char *path, uid_t uid, gid_t gid, int *fd, char *err, size_
             snprintf(err, errlen, "control.socket: %s exists and is not a socket", path);
             goto out;
         }
-        (void)unlink(path); /* stale, from an earlier run */
+        (void)unlink(path); /* stale, from an earlier run (unlink never follows) */
     }
     if ((s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
         snprintf(err, errlen, "control.socket: %s", strerror(errno));
         goto out;
     }
+    /* the umask makes it 0600 at creation: no chmod by name afterwards */
     old = umask(0177);
     if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         umask(old);
@@ -76,10 +110,19 @@ svd_ctl_listen(const char *path, uid_t uid, gid_t gid, int *fd, char *err, size_
         goto out;
     }
     umask(old);
-    if (chmod(path, 0600) != 0 || (geteuid() == 0 && chown(path, uid, gid) != 0)) {
-        snprintf(err, errlen, "control.socket: %s: %s", path, strerror(errno));
-        goto out;
+#ifdef SV_TEST_HOOKS
+    {
+        /* test builds: the race, made to happen (the node swapped for a
+         * symlink to the file SVD_TEST_CTL_SWAP names) */
+        const char *t = getenv("SVD_TEST_CTL_SWAP");
+        if (t != NULL && (unlink(path) != 0 || symlink(t, path) != 0)) {
+            snprintf(err, errlen, "control.socket: test swap: %s", strerror(errno));
+            goto out;
+        }
     }
+#endif
+    if (geteuid() == 0 && give_socket(path, uid, gid, err, errlen) != 0)
+        goto out;
     *fd = s;
     s = -1;
     r = 0;

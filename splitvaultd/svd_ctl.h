@@ -20,7 +20,9 @@
 #define SVD_CTL_MAX_LINE 64
 
 /* Create the socket (before privileges are dropped): unlink a stale
- * socket, bind, chmod 0600, chown to uid/gid. svd_ctl_start() listens. */
+ * socket, bind with umask 0177 (mode 0600), then, as root, hand the node to
+ * uid/gid through an O_PATH descriptor after checking it is still the
+ * socket just bound (no chmod or chown by name). svd_ctl_start() listens. */
 int svd_ctl_listen(const char *path, uid_t uid, gid_t gid, int *fd, char *err, size_t errlen);
 
 struct svd_ctl;

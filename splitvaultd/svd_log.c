@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 
 #include "svd.h"
+#include "svd_file.h"
 #include "svd_log.h"
 
 #define SVD_LOG_LINE 1200
@@ -33,12 +34,13 @@ core_log(void *ctx, sv_log_level level, const char *msg)
 }
 
 int
-svd_log_open(const char *path)
+svd_log_open(const char *path, char *err, size_t errlen)
 {
     int fd;
 
     if (path != NULL && *path != '\0') {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = svd_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600, "process.log_file",
+                              err, errlen);
         if (fd < 0)
             return -1;
         log_fd = fd;

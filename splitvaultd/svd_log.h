@@ -12,9 +12,10 @@
 
 #include "sv_log.h"
 
-/* Open path for appending (NULL: stderr) and install the core library's
- * callback. Returns 0, or -1 with errno set. */
-int svd_log_open(const char *path);
+/* Open path for appending (NULL: stderr; a regular file only, see
+ * svd_file.h) and install the core library's callback. Returns 0, or -1
+ * with err set. */
+int svd_log_open(const char *path, char *err, size_t errlen);
 
 /* Messages above level are dropped (SV_LOG_ERR .. SV_LOG_DEBUG). */
 void svd_log_set_level(sv_log_level level);

@@ -33,6 +33,7 @@
 #include "svd_clock.h"
 #include "svd_conf.h"
 #include "svd_ctl.h"
+#include "svd_file.h"
 #include "svd_harden.h"
 #include "svd_limit.h"
 #include "svd_log.h"
@@ -64,25 +65,27 @@ usage(FILE *f)
             "The control tool is splitvaultctl (status, lockdown, unlock, audit-verify).\n");
 }
 
+/* Written as root, in a directory the daemon's user may own: a planted
+ * symlink, hard link or FIFO is refused (svd_open_regular), and the file is
+ * truncated only once it is known to be a plain file of its own. */
 static int
 write_pid_file(const char *path, char *err, size_t errlen)
 {
     char buf[32];
-    int fd, n;
+    int fd, n, r = -1;
 
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "process.pid_file %s: %s", path, strerror(errno));
+    if ((fd = svd_open_regular(path, O_WRONLY | O_CREAT, 0644, "process.pid_file", err,
+                               errlen)) < 0)
         return -1;
-    }
     n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-    if (write(fd, buf, (size_t)n) != n) {
+    if (ftruncate(fd, 0) != 0 || write(fd, buf, (size_t)n) != n) {
         snprintf(err, errlen, "process.pid_file %s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
+        goto out;
     }
+    r = 0;
+out:
     close(fd);
-    return 0;
+    return r;
 }
 
 /* -t: everything that can be checked without binding or connecting. */
@@ -127,7 +130,7 @@ init_store(const char *file)
         fprintf(stderr, "splitvaultd: %s\n", err);
         goto out;
     }
-    (void)svd_log_open(NULL);
+    (void)svd_log_open(NULL, err, sizeof(err));
     if (svd_store_init_schema(conf, err, sizeof(err)) != 0) {
         fprintf(stderr, "splitvaultd: %s\n", err);
         goto out;
@@ -161,8 +164,8 @@ run(const char *file, int debug)
         return 1;
     }
     app.conf = conf;
-    if (svd_log_open(conf->log_file) != 0) {
-        fprintf(stderr, "splitvaultd: process.log_file %s: %s\n", conf->log_file, strerror(errno));
+    if (svd_log_open(conf->log_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "splitvaultd: %s\n", err);
         goto out;
     }
     svd_log_set_level(debug ? SV_LOG_DEBUG : conf->log_level);

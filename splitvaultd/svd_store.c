@@ -41,6 +41,7 @@
 #include "svd.h"
 #include "svd_clock.h"
 #include "svd_done.h"
+#include "svd_file.h"
 #include "svd_log.h"
 #include "svd_schema.h"
 #include "svd_store.h"
@@ -392,11 +393,9 @@ svd_store_prelock(const struct svd_conf *conf, int *lock_fd, char *err, size_t e
     if (conf->driver != SVD_DRIVER_SQLITE3)
         return 0;
     snprintf(path, sizeof(path), "%s.lock", conf->store_path);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "store.path: cannot open %s: %s", path, strerror(errno));
+    if ((fd = svd_open_regular(path, O_RDWR | O_CREAT, 0600, "store.path lock file", err,
+                               errlen)) < 0)
         return -1;
-    }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         snprintf(err, errlen, "store.path: %s is in use by another splitvaultd (%s)",
                  conf->store_path, strerror(errno));

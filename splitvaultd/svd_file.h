@@ -1,0 +1,24 @@
+/*
+ * svd_file.h - files the daemon opens as root, in directories its own user
+ * may write (the audit log and its head, the pid file, the store's lock
+ * file, the log file).
+ *
+ * Whoever holds the daemon's user could plant something at such a path
+ * before a restart: a symlink or a hard link to a file of root's (which
+ * root would then write, truncate or verify), or a FIFO (which would hang
+ * the start). svd_open_regular() opens without following a symlink and
+ * without blocking, and accepts only a regular file with a single link.
+ */
+#ifndef SVD_FILE_H
+#define SVD_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* open(path, flags | O_NOFOLLOW | O_CLOEXEC, mode), refusing anything but
+ * a regular file with one link; the descriptor is blocking again when
+ * returned. -1 with err ("<what> <path>: <why>") otherwise. */
+int svd_open_regular(const char *path, int flags, mode_t mode, const char *what, char *err,
+                     size_t errlen);
+
+#endif /* SVD_FILE_H */
