@@ -78,6 +78,7 @@ static const struct key keys[] = {
     { "store.params", K_STR, O(store_params), 0, 0 },
     { "store.readers", K_UINT, O(store_readers), 1, 64 },
     { "store.batch_max", K_UINT, O(batch_max), 1, 10000 },
+    { "store.timeout", K_DURATION, O(store_timeout_ms), 1000, 600000 },
     { "decrypt", K_SECTION, 0, 0, 0 },
     { "decrypt.global_rate", K_SECTION, 0, 0, 0 },
     { "decrypt.global_rate.interval", K_DURATION, O(global.interval_ms), 0, DAY_MS },
@@ -623,6 +624,7 @@ set_defaults(struct svd_conf *c)
     c->driver = SVD_DRIVER_SQLITE3;
     c->store_readers = 4;
     c->batch_max = 512;
+    c->store_timeout_ms = 10000;
     c->global.interval_ms = 15000;
     c->global.burst = 3;
     c->actor.interval_ms = 15000;

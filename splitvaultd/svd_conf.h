@@ -63,6 +63,7 @@ struct svd_conf {
     char *store_params;    /* pgsql */
     unsigned store_readers;
     unsigned batch_max;
+    uint32_t store_timeout_ms;   /* statements, connects, waiting for a reader */
 
     struct svd_rate global;
     struct svd_rate actor;

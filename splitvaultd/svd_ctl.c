@@ -1,9 +1,12 @@
 /*
  * svd_ctl.c - control socket server and lock-state housekeeping.
  *
- * One thread: poll(2) on the listening socket and a stop pipe with a one
- * second timeout; each client is served to completion (5 s timeout) before
- * the next is accepted. Commands are matched exactly; nothing else is read.
+ * One thread: poll(2) on the listening socket and a stop pipe; each client
+ * is served to completion (5 s timeout) before the next is accepted.
+ * Commands are matched exactly; nothing else is read. The durable lock
+ * state is synced by the housekeeping thread (svd_house.c), not here: a
+ * slow store never keeps the operator waiting for more than their own
+ * command.
  */
 #include "config.h"
 
@@ -245,33 +248,19 @@ serve_client(struct svd_ctl *ctl, int fd)
     }
 }
 
-/* Pick up a lock-down another daemon recorded in a shared store. */
-static void
-sync_lock(struct svd_ctl *ctl)
-{
-    int locked = 0;
-    uint64_t since = 0;
-
-    if (svd_store_lock_state(ctl->app->store, &locked, &since) != 0)
-        return;
-    if (locked && svd_limiter_lockdown(ctl->app->limiter, since))
-        svd_warn("lock-down recorded in the store (by another daemon?): locking down");
-}
-
 static void *
 ctl_main(void *arg)
 {
     struct svd_ctl *ctl = arg;
-    uint64_t last_sync = 0;
 
     CHECK_OBJ_NOTNULL(ctl, SVD_CTL_MAGIC);
     for (;;) {
         struct pollfd pfd[2] = { { ctl->fd, POLLIN, 0 }, { ctl->stop_pipe[0], POLLIN, 0 } };
-        int n = poll(pfd, 2, 1000);
+        int n = poll(pfd, 2, -1);
 
         if (n < 0 && errno != EINTR)
             break;
-        if (pfd[1].revents != 0)
+        if (n > 0 && pfd[1].revents != 0)
             break;
         if (n > 0 && (pfd[0].revents & POLLIN)) {
             int fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -279,10 +268,6 @@ ctl_main(void *arg)
                 serve_client(ctl, fd);
                 close(fd);
             }
-        }
-        if (svd_now_ms() - last_sync >= 1000) {
-            sync_lock(ctl);
-            last_sync = svd_now_ms();
         }
     }
     return NULL;

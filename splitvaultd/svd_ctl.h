@@ -5,9 +5,7 @@
  * be root or the daemon's own uid (SO_PEERCRED). One command per
  * connection, one line: status, lockdown, unlock or audit-verify. The
  * answer is "ok" or "error: <why>" on the first line, then key=value lines,
- * then the daemon closes. The same thread re-reads the durable lock state
- * every second, so a lock-down recorded by another daemon on a shared
- * store takes effect here too.
+ * then the daemon closes.
  */
 #ifndef SVD_CTL_H
 #define SVD_CTL_H

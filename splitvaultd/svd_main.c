@@ -9,8 +9,9 @@
  *      the pid file, lock memory;
  *   4. drop to process.user, verified;
  *   5. connect to the store, read the durable lock-down state;
- *   6. start the audit writer, the store writer and the control thread,
- *      then accept connections in this thread until SIGTERM/SIGINT.
+ *   6. start the audit writer, the store writer, the control and the
+ *      housekeeping threads, then accept connections in this thread until
+ *      SIGTERM/SIGINT.
  */
 #include "config.h"
 
@@ -35,6 +36,7 @@
 #include "svd_ctl.h"
 #include "svd_file.h"
 #include "svd_harden.h"
+#include "svd_house.h"
 #include "svd_limit.h"
 #include "svd_log.h"
 #include "svd_net.h"
@@ -149,6 +151,7 @@ run(const char *file, int debug)
     struct svd_app app;
     struct svd_server *srv = NULL;
     struct svd_ctl *ctl = NULL;
+    struct svd_house *house = NULL;
     SSL_CTX *ctx = NULL;
     char err[SVD_ERRBUF + 512];
     struct sigaction sa;
@@ -216,8 +219,9 @@ run(const char *file, int debug)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     if ((ctl = svd_ctl_start(&app, cfd, uid)) == NULL ||
+        (house = svd_house_start(&app)) == NULL ||
         (srv = svd_server_new(&app, ctx, lfd)) == NULL) {
-        snprintf(err, sizeof(err), "cannot start the control thread");
+        snprintf(err, sizeof(err), "cannot start the control and housekeeping threads");
         goto fatal;
     }
     (void)svd_audit_event(app.audit, 1, "event=start version=%s pid=%ld locked=%d user=%ld",
@@ -242,6 +246,7 @@ fatal:
         fprintf(stderr, "splitvaultd: cannot start: %s\n", err);
 out:
     svd_ctl_stop(ctl);
+    svd_house_stop(house);
     if (srv != NULL)
         leaked = svd_server_nconn(srv) > 0;
     if (app.audit != NULL && r == 0)

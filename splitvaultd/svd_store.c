@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <apr_pools.h>
@@ -228,10 +229,11 @@ dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
         goto out;
     }
     if (s->conf->driver == SVD_DRIVER_SQLITE3) {
-        static const char *const pragmas[] = {
-            "PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 10000",
-        };
+        char busy[48];
+        const char *const pragmas[] = { "PRAGMA journal_mode = WAL", busy };
         int nrows;
+
+        snprintf(busy, sizeof(busy), "PRAGMA busy_timeout = %u", s->conf->store_timeout_ms);
         for (size_t i = 0; i < SVD_ARRAY_LEN(pragmas); i++) {
             apr_dbd_results_t *res = NULL;
             apr_dbd_row_t *row = NULL;
@@ -247,6 +249,24 @@ dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
             snprintf(err, errlen, "PRAGMA: %s", dbd_err(s, d, rv));
             goto out;
         }
+    } else {
+        /*
+         * Per session, whatever the server's defaults: a statement that
+         * hangs fails after store.timeout (so does a wait for a lock), and a
+         * COMMIT returns only once it is durable (synchronous_commit may be
+         * off for the database or the role: STORE answers after COMMIT).
+         */
+        char st[64], lt[64];
+        const char *const sets[] = { st, lt, "SET synchronous_commit = on" };
+        int nrows;
+
+        snprintf(st, sizeof(st), "SET statement_timeout = %u", s->conf->store_timeout_ms);
+        snprintf(lt, sizeof(lt), "SET lock_timeout = %u", s->conf->store_timeout_ms);
+        for (size_t i = 0; i < SVD_ARRAY_LEN(sets); i++)
+            if ((rv = apr_dbd_query(s->driver, d->h, &nrows, sets[i])) != 0) {
+                snprintf(err, errlen, "%s: %s", sets[i], dbd_err(s, d, rv));
+                goto out;
+            }
     }
     r = 0;
 out:
@@ -525,14 +545,41 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
     for (int i = 0; i < ST__N; i++)
         s->sql[i] = conf->driver == SVD_DRIVER_SQLITE3 ? sql_sqlite3[i] : sql_pgsql[i];
     s->params = conf->driver == SVD_DRIVER_SQLITE3 ? conf->store_path : conf->store_params;
+    if (conf->driver == SVD_DRIVER_PGSQL) {
+        /*
+         * libpq waits for ever by default: a connect gets store.timeout
+         * (whole seconds, at least 2), a dead server or network is noticed
+         * by TCP keepalives and, for unacknowledged writes, by
+         * tcp_user_timeout. Set first, so that store.params may override
+         * any of them (later keywords win); a URI cannot be prefixed.
+         */
+        unsigned ct = (conf->store_timeout_ms + 999) / 1000;
+        if (strncmp(conf->store_params, "postgres://", 11) == 0 ||
+            strncmp(conf->store_params, "postgresql://", 13) == 0) {
+            svd_warn("store.params is a URI: set connect_timeout, keepalives and "
+                     "tcp_user_timeout in it yourself");
+        } else if (apr_pool_create_unmanaged_ex(&s->pool, NULL, NULL) == APR_SUCCESS) {
+            s->params = apr_psprintf(s->pool, "connect_timeout=%u keepalives=1 "
+                                     "keepalives_idle=30 keepalives_interval=10 "
+                                     "keepalives_count=3 tcp_user_timeout=%u %s",
+                                     ct < 2 ? 2 : ct, conf->store_timeout_ms,
+                                     conf->store_params);
+        }
+    }
     s->wtail = &s->whead;
     AZ(pthread_mutex_init(&s->rmu, NULL));
-    AZ(pthread_cond_init(&s->rcv, NULL));
+    {
+        pthread_condattr_t ca;
+        AZ(pthread_condattr_init(&ca));
+        AZ(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
+        AZ(pthread_cond_init(&s->rcv, &ca));
+        AZ(pthread_condattr_destroy(&ca));
+    }
     AZ(pthread_mutex_init(&s->wmu, NULL));
     AZ(pthread_cond_init(&s->wcv_work, NULL));
     AZ(pthread_mutex_init(&s->cmu, NULL));
     *out = s;
-    if (apr_pool_create_unmanaged_ex(&s->pool, NULL, NULL) != APR_SUCCESS) {
+    if (s->pool == NULL && apr_pool_create_unmanaged_ex(&s->pool, NULL, NULL) != APR_SUCCESS) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -681,11 +728,23 @@ svd_store_close(struct svd_store *s)
 
 /* ---- readers ------------------------------------------------------------ */
 
+/* A free reader, waiting at most store.timeout for one (NULL then: every
+ * reader is busy, as when the store hangs; the caller fails with a store
+ * error instead of queueing for ever). */
 static struct dbh *
 reader_get(struct svd_store *s)
 {
     struct dbh *d = NULL;
+    struct timespec ts;
+    int e = 0;
 
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(s->conf->store_timeout_ms / 1000);
+    ts.tv_nsec += (long)(s->conf->store_timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
     AZ(pthread_mutex_lock(&s->rmu));
     for (;;) {
         for (unsigned i = 0; i < s->nreaders; i++)
@@ -694,11 +753,17 @@ reader_get(struct svd_store *s)
                 d->busy = 1;
                 break;
             }
-        if (d != NULL)
+        if (d != NULL || e == ETIMEDOUT)
             break;
-        AZ(pthread_cond_wait(&s->rcv, &s->rmu));
+        e = pthread_cond_timedwait(&s->rcv, &s->rmu, &ts);
+        SVD_ASSERT(e == 0 || e == ETIMEDOUT);
     }
     AZ(pthread_mutex_unlock(&s->rmu));
+    if (d == NULL) {
+        svd_err("store: no reader connection free within store.timeout (%u ms)",
+                s->conf->store_timeout_ms);
+        return NULL;
+    }
     if (s->conf->driver == SVD_DRIVER_PGSQL && d->h == NULL)
         (void)dbh_check(s, d);
     return d;
@@ -783,7 +848,8 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
     SVD_ASSERT(n > 0);
     for (unsigned i = 0; i < n; i++)
         found[i] = 0;
-    d = reader_get(s);
+    if ((d = reader_get(s)) == NULL)
+        return -1;
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
@@ -868,7 +934,8 @@ svd_store_lock_state(struct svd_store *s, int *locked, uint64_t *since)
     int r = -1;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
-    d = reader_get(s);
+    if ((d = reader_get(s)) == NULL)
+        return -1;
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
@@ -899,7 +966,8 @@ svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending)
         return 0;
     }
     AZ(pthread_mutex_unlock(&s->cmu));
-    d = reader_get(s);
+    if ((d = reader_get(s)) == NULL)
+        return -1;
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
@@ -947,7 +1015,8 @@ svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, u
     snprintf(a1, sizeof(a1), "%" PRIu64, after);
     snprintf(a2, sizeof(a2), "%" PRIu64, older_than);
     snprintf(a3, sizeof(a3), "%u", limit + 1);
-    d = reader_get(s);
+    if ((d = reader_get(s)) == NULL)
+        return -1;
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);

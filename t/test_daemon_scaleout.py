@@ -71,3 +71,36 @@ def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):
                 time.sleep(0.2)
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"before"
         assert c.decrypt(r3.uuid, "pat", r3.decrypt_fields())[0][0] == b"after"
+
+
+def test_hung_store_times_out_and_control_answers(daemon_factory):
+    """A store that hangs (here: its lock-down row locked by another
+    session) fails requests after store.timeout instead of holding them for
+    ever, and the control socket answers meanwhile: the lock sync runs on
+    its own thread. The connection is kept (the statement failed, not the
+    connection)."""
+    d = daemon_factory(driver="pgsql", extra={"store": {"timeout": "1s"}})
+    r = Record({"name": "x"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+    blocker = d.pg.connect(d.db_name)
+    blocker.autocommit = False
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE sv_state IN ACCESS EXCLUSIVE MODE")
+        time.sleep(1.5)  # the housekeeping thread is stuck in its sync now
+        t0 = time.monotonic()
+        st = d.ctl_status()
+        assert time.monotonic() - t0 < 2 and st["locked"] == "0"
+        with d.client() as c:
+            t0 = time.monotonic()
+            with pytest.raises(DaemonError) as e:
+                c.decrypt(r.uuid, "pat", r.decrypt_fields())
+            assert e.value.code == WERR["STORE"]
+            assert time.monotonic() - t0 < 5
+    finally:
+        blocker.rollback()
+        blocker.close()
+    with d.client() as c:
+        assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"x"
+    assert "reconnect" not in d.log_text()

@@ -1,0 +1,119 @@
+/*
+ * svd_house.c - housekeeping, once a second (see svd_house.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "svd.h"
+#include "svd_house.h"
+#include "svd_limit.h"
+#include "svd_log.h"
+#include "svd_store.h"
+
+#define SVD_HOUSE_MAGIC 0x40e5e0a1u
+#define HOUSE_PERIOD_MS 1000
+
+struct svd_house {
+    unsigned magic;
+    struct svd_app *app;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* monotonic clock */
+    int stopping;
+    pthread_t thread;
+};
+
+/* Pick up a lock-down another daemon recorded in a shared store. */
+static void
+sync_lock(struct svd_app *app)
+{
+    int locked = 0;
+    uint64_t since = 0;
+
+    if (svd_store_lock_state(app->store, &locked, &since) != 0)
+        return;
+    if (locked && svd_limiter_lockdown(app->limiter, since))
+        svd_warn("lock-down recorded in the store (by another daemon?): locking down");
+}
+
+static void
+round_once(struct svd_app *app)
+{
+    sync_lock(app);
+}
+
+static void *
+house_main(void *arg)
+{
+    struct svd_house *h = arg;
+
+    CHECK_OBJ_NOTNULL(h, SVD_HOUSE_MAGIC);
+    AZ(pthread_mutex_lock(&h->mu));
+    while (!h->stopping) {
+        struct timespec ts;
+        int e;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += HOUSE_PERIOD_MS / 1000;
+        e = pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+        SVD_ASSERT(e == 0 || e == ETIMEDOUT);
+        if (h->stopping)
+            break;
+        AZ(pthread_mutex_unlock(&h->mu));
+        round_once(h->app);
+        AZ(pthread_mutex_lock(&h->mu));
+    }
+    AZ(pthread_mutex_unlock(&h->mu));
+    return NULL;
+}
+
+struct svd_house *
+svd_house_start(struct svd_app *app)
+{
+    struct svd_house *h;
+    pthread_condattr_t ca;
+    pthread_attr_t attr;
+    int rv;
+
+    CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
+    if ((h = calloc(1, sizeof(*h))) == NULL)
+        return NULL;
+    h->magic = SVD_HOUSE_MAGIC;
+    h->app = app;
+    AZ(pthread_mutex_init(&h->mu, NULL));
+    AZ(pthread_condattr_init(&ca));
+    AZ(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
+    AZ(pthread_cond_init(&h->cv, &ca));
+    AZ(pthread_condattr_destroy(&ca));
+    AZ(pthread_attr_init(&attr));
+    AZ(pthread_attr_setstacksize(&attr, 256 * 1024));
+    rv = pthread_create(&h->thread, &attr, house_main, h);
+    AZ(pthread_attr_destroy(&attr));
+    if (rv != 0) {
+        AZ(pthread_mutex_destroy(&h->mu));
+        AZ(pthread_cond_destroy(&h->cv));
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void
+svd_house_stop(struct svd_house *h)
+{
+    if (h == NULL)
+        return;
+    CHECK_OBJ(h, SVD_HOUSE_MAGIC);
+    AZ(pthread_mutex_lock(&h->mu));
+    h->stopping = 1;
+    AZ(pthread_cond_signal(&h->cv));
+    AZ(pthread_mutex_unlock(&h->mu));
+    AZ(pthread_join(h->thread, NULL));
+    AZ(pthread_mutex_destroy(&h->mu));
+    AZ(pthread_cond_destroy(&h->cv));
+    h->magic = 0;
+    free(h);
+}

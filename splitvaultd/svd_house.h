@@ -1,0 +1,20 @@
+/*
+ * svd_house.h - the housekeeping thread.
+ *
+ * Once a second, apart from every request and from the control socket (so
+ * a slow or hung store delays neither): picks up a lock-down another daemon
+ * recorded in a shared store.
+ */
+#ifndef SVD_HOUSE_H
+#define SVD_HOUSE_H
+
+#include "svd_app.h"
+
+struct svd_house;
+
+struct svd_house *svd_house_start(struct svd_app *app);
+
+/* Stop the thread (after its current round). */
+void svd_house_stop(struct svd_house *h);
+
+#endif /* SVD_HOUSE_H */
