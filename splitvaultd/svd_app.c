@@ -1,14 +1,22 @@
 /*
  * svd_app.c - lock-down and unlock, the two state changes several threads
- * can ask for (a tripped limiter, the control socket).
+ * can ask for (a tripped limiter, the control socket, the housekeeping
+ * thread).
  *
- * Order matters: the in-memory flag first (decrypts stop at once), then the
+ * Lock-down: the in-memory flag first (decrypts stop at once), then the
  * durable record in the store (survives a restart, seen by other daemons),
- * then the audit entry. A failed durable write is logged loudly; the
- * daemon stays locked in memory either way.
+ * then the audit entry, waited for (the audit log is the second durable
+ * record: at start a lock-down entry with no later unlock means locked). A
+ * store write that fails is owed: the housekeeping thread retries it every
+ * second until it succeeds; the daemon stays locked in memory meanwhile.
+ *
+ * Unlock: the audit entry first (an unlock nobody can see later is not
+ * done), then the store, then memory. lock_mu makes the transitions one at
+ * a time, so a retried lock-down write never overtakes an unlock.
  */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +38,7 @@ svd_app_init(struct svd_app *app)
     app->magic = SVD_APP_MAGIC;
     AZ(pthread_mutex_init(&app->crypto_mu, NULL));
     AZ(pthread_cond_init(&app->crypto_cv, NULL));
+    AZ(pthread_mutex_init(&app->lock_mu, NULL));
     app->crypto_max = n > 0 ? (unsigned)n : 1;
 }
 
@@ -40,6 +49,7 @@ svd_app_fini(struct svd_app *app)
     SVD_ASSERT(app->crypto_in == 0);
     AZ(pthread_mutex_destroy(&app->crypto_mu));
     AZ(pthread_cond_destroy(&app->crypto_cv));
+    AZ(pthread_mutex_destroy(&app->lock_mu));
     app->magic = 0;
 }
 
@@ -63,32 +73,106 @@ svd_crypto_leave(struct svd_app *app)
     AZ(pthread_mutex_unlock(&app->crypto_mu));
 }
 
-void
+int
 svd_app_lockdown(struct svd_app *app, const char *why, const char *source)
 {
     uint64_t since = svd_wall_s();
+    int r = 0;
 
     CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
+    AZ(pthread_mutex_lock(&app->lock_mu));
     (void)svd_limiter_lockdown(app->limiter, since);
     (void)svd_limiter_locked(app->limiter, &since);
     svd_err("LOCK-DOWN (%s, from %s): decrypts refused until `splitvaultctl unlock`", why, source);
-    if (svd_store_set_lock(app->store, 1, since, why) != 0)
-        svd_err("lock-down could not be recorded in the store: it will not survive a restart");
-    if (svd_audit_event(app->audit, 1, "event=lockdown why=%s source=%s", why, source) != 0)
+    if (svd_store_set_lock(app->store, 1, since, why) != 0) {
+        svd_err("lock-down could not be recorded in the store: retrying every second (the "
+                "audit log records it meanwhile)");
+        app->lock_write_pending = 1;
+        app->lock_pending_since = since;
+        snprintf(app->lock_pending_why, sizeof(app->lock_pending_why), "%s", why);
+        r = -1;
+    } else {
+        app->lock_write_pending = 0;
+    }
+    AZ(pthread_mutex_unlock(&app->lock_mu));
+    if (svd_audit_event(app->audit, 1, "event=lockdown why=%s source=%s since=%" PRIu64
+                        " store=%s", why, source, since, r == 0 ? "recorded" : "pending") != 0) {
+        svd_err("audit: lock-down not recorded");
+        r = -1;
+    }
+    return r;
+}
+
+void
+svd_app_lockdown_seen(struct svd_app *app, uint64_t since)
+{
+    CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
+    svd_warn("lock-down recorded in the store (by another daemon?): locking down");
+    if (svd_audit_event(app->audit, 1, "event=lockdown why=store source=store since=%" PRIu64
+                        " store=recorded", since) != 0)
         svd_err("audit: lock-down not recorded");
 }
 
+void
+svd_app_retry_lock_write(struct svd_app *app)
+{
+    uint64_t since = 0;
+
+    CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
+    AZ(pthread_mutex_lock(&app->lock_mu));
+    if (app->lock_write_pending && svd_limiter_locked(app->limiter, &since)) {
+        if (svd_store_set_lock(app->store, 1, app->lock_pending_since,
+                               app->lock_pending_why) == 0) {
+            app->lock_write_pending = 0;
+            svd_warn("lock-down now recorded in the store");
+            (void)svd_audit_event(app->audit, 0, "event=lockdown why=%s source=retry since=%"
+                                  PRIu64 " store=recorded", app->lock_pending_why,
+                                  app->lock_pending_since);
+        }
+    } else {
+        app->lock_write_pending = 0;
+    }
+    AZ(pthread_mutex_unlock(&app->lock_mu));
+}
+
 int
+svd_app_lock_write_pending(struct svd_app *app)
+{
+    int p;
+
+    CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
+    AZ(pthread_mutex_lock(&app->lock_mu));
+    p = app->lock_write_pending;
+    AZ(pthread_mutex_unlock(&app->lock_mu));
+    return p;
+}
+
+enum svd_unlock
 svd_app_unlock(struct svd_app *app, const char *source)
 {
+    enum svd_unlock r = SVD_UNLOCK_OK;
+
     CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
+    AZ(pthread_mutex_lock(&app->lock_mu));
+    if (svd_audit_event(app->audit, 1, "event=unlock outcome=requested source=%s",
+                        source) != 0) {
+        svd_err("unlock: the audit log cannot record it; still locked");
+        r = SVD_UNLOCK_AUDIT;
+        goto out;
+    }
     if (svd_store_set_lock(app->store, 0, 0, "") != 0) {
         svd_err("unlock: the store could not record it; still locked");
-        return -1;
+        (void)svd_audit_event(app->audit, 0, "event=unlock outcome=failed source=%s", source);
+        r = SVD_UNLOCK_STORE;
+        goto out;
     }
+    app->lock_write_pending = 0;
     (void)svd_limiter_unlock(app->limiter);
     svd_warn("unlocked by %s: decrypts allowed again", source);
-    if (svd_audit_event(app->audit, 1, "event=unlock source=%s", source) != 0)
-        svd_err("audit: unlock not recorded");
-    return 0;
+    if (svd_audit_event(app->audit, 1, "event=unlock outcome=ok source=%s", source) != 0)
+        svd_err("audit: the unlock is recorded as requested, not as done: the daemon starts "
+                "locked next time unless it is unlocked again");
+out:
+    AZ(pthread_mutex_unlock(&app->lock_mu));
+    return r;
 }

@@ -33,6 +33,11 @@ struct svd_app {
     pthread_mutex_t crypto_mu;
     pthread_cond_t crypto_cv;
     unsigned crypto_in, crypto_max;
+    /* lock-down transitions (one at a time), and a durable write owed */
+    pthread_mutex_t lock_mu;
+    int lock_write_pending;     /* locked in memory; the store does not know yet */
+    uint64_t lock_pending_since;
+    char lock_pending_why[32];
 };
 
 #define SVD_COUNT(app, field) __atomic_add_fetch(&(app)->field, 1, __ATOMIC_RELAXED)
@@ -46,11 +51,27 @@ void svd_app_fini(struct svd_app *app);
 void svd_crypto_enter(struct svd_app *app);
 void svd_crypto_leave(struct svd_app *app);
 
-/* Lock down: in memory at once, then durably in the store, then audited.
- * why is a short word; source names who asked. */
-void svd_app_lockdown(struct svd_app *app, const char *why, const char *source);
+/* Lock down: in memory at once, then durably in the store, then audited
+ * (and waited for). why is a token; source names who asked. 0 when both
+ * durable records were written; -1 when the store could not record it
+ * (the daemon stays locked, and the store write is retried every second by
+ * svd_app_retry_lock_write() until it succeeds) or the audit entry could
+ * not be written. */
+int svd_app_lockdown(struct svd_app *app, const char *why, const char *source);
 
-/* Lift the lock-down (control socket). 0 or -1. */
-int svd_app_unlock(struct svd_app *app, const char *source);
+/* A lock-down found in the store (another daemon's): audit it here too. */
+void svd_app_lockdown_seen(struct svd_app *app, uint64_t since);
+
+/* Housekeeping: retry a lock-down the store has not recorded yet. */
+void svd_app_retry_lock_write(struct svd_app *app);
+
+/* 1 while a lock-down is owed to the store. */
+int svd_app_lock_write_pending(struct svd_app *app);
+
+enum svd_unlock { SVD_UNLOCK_OK = 0, SVD_UNLOCK_AUDIT = -1, SVD_UNLOCK_STORE = -2 };
+
+/* Lift the lock-down (control socket): audited first (an unlock that cannot
+ * be recorded is not done), then recorded in the store, then in memory. */
+enum svd_unlock svd_app_unlock(struct svd_app *app, const char *source);
 
 #endif /* SVD_APP_H */

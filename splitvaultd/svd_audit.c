@@ -46,6 +46,8 @@ struct svd_audit {
     uint64_t last_seq;
     uint8_t last_hash[SVD_AUDIT_HASH_LEN];
     off_t size;                 /* durable length of the log */
+    int open_locked;            /* at open, the last lock entry was a lock-down */
+    uint64_t open_locked_since;
     int head_dirty;             /* head rewritten, not yet synced */
     uint64_t head_synced_ms;
 
@@ -171,6 +173,8 @@ bad:
                  "log and head writes); confirming them", path, res.unconfirmed);
     a->last_seq = res.last_seq;
     memcpy(a->last_hash, res.last_hash, SVD_AUDIT_HASH_LEN);
+    a->open_locked = res.lock_event == SVD_AUDIT_LOCK_LOCKED;
+    a->open_locked_since = res.lock_since;
     a->size = (off_t)res.good_len;
     if (write_head(a, a->last_seq, a->last_hash, 1) != 0) {
         snprintf(err, errlen, "audit.head %s: cannot write: %s", head_path, strerror(errno));
@@ -534,4 +538,13 @@ svd_audit_verify_live(struct svd_audit *a, struct svd_audit_result *res)
     r = svd_audit_verify_fds(a->fd, a->head_fd, res);
     AZ(pthread_mutex_unlock(&a->io_mu));
     return r;
+}
+
+int
+svd_audit_locked_at_open(struct svd_audit *a, uint64_t *since)
+{
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    if (since != NULL)
+        *since = a->open_locked_since;
+    return a->open_locked;
 }

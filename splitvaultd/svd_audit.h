@@ -73,6 +73,11 @@ int svd_audit_healthy(struct svd_audit *a);
 /* The last durable entry's sequence number and hash. */
 void svd_audit_head(struct svd_audit *a, uint64_t *seq, uint8_t hash[SVD_AUDIT_HASH_LEN]);
 
+/* 1 when, at open, the log's last lock-down or unlock entry was a
+ * lock-down (the audit log as a second durable record of the lock-down
+ * state); *since gets its since= (0 when it has none). */
+int svd_audit_locked_at_open(struct svd_audit *a, uint64_t *since);
+
 /* Verify the live log (blocks the writer meanwhile). */
 int svd_audit_verify_live(struct svd_audit *a, struct svd_audit_result *res);
 

@@ -165,6 +165,43 @@ check_line(const char *line, size_t len, uint64_t want_seq, const uint8_t prev[S
     return 0;
 }
 
+/* 1 when the entry has " key=value" with value a whole token. */
+static int
+has_field(const char *line, size_t len, const char *kv)
+{
+    size_t kl = strlen(kv);
+    const char *p = line, *end = line + len;
+
+    while ((p = memmem(p, (size_t)(end - p), kv, kl)) != NULL) {
+        if (p > line && p[-1] == ' ' && (p + kl == end || p[kl] == ' '))
+            return 1;
+        p += kl;
+    }
+    return 0;
+}
+
+/* Track the last lock-down / unlock entry (a verified line). */
+static void
+note_lock_event(const char *line, size_t len, struct svd_audit_result *res)
+{
+    if (has_field(line, len, "event=lockdown")) {
+        static const char k[] = " since=";
+        const char *p = memmem(line, len, k, sizeof(k) - 1);
+        uint64_t v = 0;
+
+        res->lock_event = SVD_AUDIT_LOCK_LOCKED;
+        res->lock_since = 0;
+        if (p != NULL && parse_u64(p + sizeof(k) - 1, (size_t)(line + len - p) - (sizeof(k) - 1),
+                                   &v) > 0)
+            res->lock_since = v;
+    } else if (has_field(line, len, "event=unlock") &&
+               !has_field(line, len, "outcome=requested") &&
+               !has_field(line, len, "outcome=failed")) {
+        res->lock_event = SVD_AUDIT_LOCK_UNLOCKED;
+        res->lock_since = 0;
+    }
+}
+
 int
 svd_audit_verify_fds(int log_fd, int head_fd, struct svd_audit_result *res)
 {
@@ -227,6 +264,7 @@ svd_audit_verify_fds(int log_fd, int head_fd, struct svd_audit_result *res)
                 goto out;
             }
             svd_audit_hash(buf + start, len, prev);
+            note_lock_event(buf + start, len, res);
             res->last_seq++;
             res->entries++;
             if (res->head_present && res->last_seq == res->head_seq) {

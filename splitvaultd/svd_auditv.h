@@ -43,7 +43,15 @@ struct svd_audit_result {
     int torn_tail;             /* the file ends in an incomplete line */
     uint64_t bad_line;         /* first line that failed (0: none) */
     char msg[256];             /* what failed, or a summary */
+    /* the last lock-down or unlock entry: SVD_AUDIT_LOCK_NONE when there is
+     * neither, else which, and for a lock-down its since= (0 if absent) */
+    int lock_event;
+    uint64_t lock_since;
 };
+
+#define SVD_AUDIT_LOCK_NONE 0
+#define SVD_AUDIT_LOCK_LOCKED 1   /* event=lockdown */
+#define SVD_AUDIT_LOCK_UNLOCKED 2 /* event=unlock, done (not outcome=requested/failed) */
 
 /* Verify the log read from log_fd (from offset 0, with pread) against the
  * head read from head_fd (-1: no head file). Fills res; returns 0 when the

@@ -171,6 +171,7 @@ cmd_status(struct svd_ctl *ctl, int fd)
         "\nqueue_len=%u\nqueue_max=%u\npressure=%u\n", PACKAGE_VERSION, (long)getpid(),
         svd_wall_s() - app->started, locked, since, svd_limiter_queue_len(app->limiter),
         app->conf->queue_max, svd_limiter_pressure(app->limiter));
+    say(fd, "lock_durable=%d\n", !svd_app_lock_write_pending(app));
     if (counts)
         say(fd, "shares_active=%" PRIu64 "\nshares_pending=%" PRIu64 "\n", active, pending);
     else
@@ -219,8 +220,14 @@ serve_client(struct svd_ctl *ctl, int fd)
     if (strcmp(line, "status") == 0) {
         cmd_status(ctl, fd);
     } else if (strcmp(line, "lockdown") == 0) {
-        svd_app_lockdown(ctl->app, "operator", source);
-        say(fd, "ok\nlocked=1\n");
+        if (svd_app_lockdown(ctl->app, "operator", source) == 0)
+            say(fd, "ok\nlocked=1\n");
+        else if (svd_app_lock_write_pending(ctl->app))
+            say(fd, "error: locked down in memory, but the store could not record it: not "
+                "durable yet (retried every second; see the daemon's log)\nlocked=1\n");
+        else
+            say(fd, "error: locked down and recorded in the store, but the audit log could not "
+                "record it\nlocked=1\n");
     } else if (strcmp(line, "unlock") == 0) {
         if (!svd_limiter_locked(ctl->app->limiter, NULL)) {
             int locked = 0;
@@ -231,10 +238,17 @@ serve_client(struct svd_ctl *ctl, int fd)
                 return;
             }
         }
-        if (svd_app_unlock(ctl->app, source) == 0)
+        switch (svd_app_unlock(ctl->app, source)) {
+        case SVD_UNLOCK_OK:
             say(fd, "ok\nlocked=0\n");
-        else
+            break;
+        case SVD_UNLOCK_AUDIT:
+            say(fd, "error: the audit log cannot record the unlock; still locked\n");
+            break;
+        case SVD_UNLOCK_STORE:
             say(fd, "error: the store could not record the unlock; still locked\n");
+            break;
+        }
     } else if (strcmp(line, "audit-verify") == 0) {
         struct svd_audit_result res;
         if (svd_audit_verify_live(ctl->app->audit, &res) == 0)

@@ -36,12 +36,13 @@ sync_lock(struct svd_app *app)
     if (svd_store_lock_state(app->store, &locked, &since) != 0)
         return;
     if (locked && svd_limiter_lockdown(app->limiter, since))
-        svd_warn("lock-down recorded in the store (by another daemon?): locking down");
+        svd_app_lockdown_seen(app, since);
 }
 
 static void
 round_once(struct svd_app *app)
 {
+    svd_app_retry_lock_write(app);
     sync_lock(app);
 }
 

@@ -2,7 +2,8 @@
  * svd_house.h - the housekeeping thread.
  *
  * Once a second, apart from every request and from the control socket (so
- * a slow or hung store delays neither): picks up a lock-down another daemon
+ * a slow or hung store delays neither): retries a lock-down that could not
+ * yet be recorded in the store, and picks up a lock-down another daemon
  * recorded in a shared store.
  */
 #ifndef SVD_HOUSE_H

@@ -155,8 +155,8 @@ run(const char *file, int debug)
     SSL_CTX *ctx = NULL;
     char err[SVD_ERRBUF + 512];
     struct sigaction sa;
-    int lfd = -1, cfd = -1, lock_fd = -1, r = 1, locked = 0, leaked = 0;
-    uint64_t since = 0;
+    int lfd = -1, cfd = -1, lock_fd = -1, r = 1, locked = 0, leaked = 0, owe_store = 0;
+    uint64_t since = 0, audit_since = 0;
     uid_t uid;
     gid_t gid;
 
@@ -200,6 +200,16 @@ run(const char *file, int debug)
         snprintf(err, sizeof(err), "store: cannot read the lock-down state");
         goto fatal;
     }
+    /* the audit log is the second durable record of a lock-down: one whose
+     * last lock-down entry has no later unlock starts locked, and the store
+     * is told (below, once its writer runs) */
+    if (!locked && svd_audit_locked_at_open(app.audit, &audit_since)) {
+        svd_warn("the audit log's last lock-down was never unlocked (the store does not "
+                 "record it): starting locked down");
+        locked = 1;
+        since = audit_since != 0 ? audit_since : svd_wall_s();
+        owe_store = 1;
+    }
     if ((app.limiter = svd_limiter_new(conf, locked, since)) == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fatal;
@@ -208,6 +218,12 @@ run(const char *file, int debug)
     if (svd_audit_start(app.audit) != 0 || svd_store_start(app.store) != 0) {
         snprintf(err, sizeof(err), "cannot start threads");
         goto fatal;
+    }
+    if (owe_store && svd_store_set_lock(app.store, 1, since, "audit-log") != 0) {
+        svd_err("lock-down could not be recorded in the store: retrying every second");
+        app.lock_write_pending = 1;
+        app.lock_pending_since = since;
+        snprintf(app.lock_pending_why, sizeof(app.lock_pending_why), "audit-log");
     }
     if (pipe2(sig_pipe, O_CLOEXEC) != 0) {
         snprintf(err, sizeof(err), "pipe: %s", strerror(errno));

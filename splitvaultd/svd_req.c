@@ -399,7 +399,7 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
         code = SV_WERR_BUSY;
         goto refused;
     case SVD_ADMIT_TRIPPED:
-        svd_app_lockdown(app, svd_limiter_trip_why(app->limiter), peer->ip);
+        (void)svd_app_lockdown(app, svd_limiter_trip_why(app->limiter), peer->ip);
         code = SV_WERR_LOCKED_DOWN;
         goto refused;
     }
@@ -414,7 +414,7 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     }
     if (locked) {
         if (svd_limiter_lockdown(app->limiter, since))
-            svd_warn("lock-down recorded in the store (by another daemon?): locking down");
+            svd_app_lockdown_seen(app, since);
         code = SV_WERR_LOCKED_DOWN;
         goto refused;
     }

@@ -161,7 +161,7 @@ def test_lockdown_on_overflow_durable_and_unlock(daemon_factory):
         assert c.status()["locked"] == 0
         decrypt(c, recs[1])
     text = d.audit_path.read_text()
-    assert "event=unlock source=control-uid-0" in text
+    assert "event=unlock outcome=ok source=control-uid-0" in text
     d.restart()
     assert d.ctl_status()["locked"] == "0"
 
@@ -253,3 +253,80 @@ def test_daily_budget_trips_lockdown(daemon_factory):
     assert d.ctl("unlock").returncode == 0
     with d.client() as c:
         decrypt(c, rec, "pat")
+
+
+def store_locked_row(d):
+    con = d.pg.connect(d.db_name)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT locked FROM sv_state WHERE id = 1")
+            return cur.fetchone()[0]
+    finally:
+        con.close()
+
+
+def wait_for(cond, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_lockdown_the_store_cannot_record_is_retried(daemon_factory):
+    """A lock-down the store cannot record (its row locked by another
+    session) is reported as an error by splitvaultctl, keeps the daemon
+    locked, and is written as soon as the store works again."""
+    d = daemon_factory(driver="pgsql", extra={"store": {"timeout": "1s"}})
+    (rec,) = stored(d)
+    blocker = d.pg.connect(d.db_name)
+    blocker.autocommit = False
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE sv_state IN ACCESS EXCLUSIVE MODE")
+        p = d.ctl("lockdown")
+        assert p.returncode == 1 and "not durable yet" in p.stdout, p.stdout
+        st = d.ctl_status()
+        assert st["locked"] == "1" and st["lock_durable"] == "0"
+        with d.client() as c:
+            assert code_of(lambda: decrypt(c, rec)) == WERR["LOCKED_DOWN"]
+    finally:
+        blocker.rollback()
+        blocker.close()
+    wait_for(lambda: d.ctl_status()["lock_durable"] == "1")
+    assert store_locked_row(d) is True
+    assert "lock-down now recorded in the store" in d.log_text()
+    d.restart()
+    assert d.ctl_status()["locked"] == "1"
+
+
+def test_audit_log_lockdown_survives_a_lost_store_write(daemon_factory):
+    """The daemon dies before the store recorded its lock-down: at the next
+    start the audit log's lock-down (no unlock after it) locks it, and the
+    store is told. An unlock is then recorded in both."""
+    d = daemon_factory(driver="pgsql", extra={"store": {"timeout": "1s"}})
+    (rec,) = stored(d)
+    blocker = d.pg.connect(d.db_name)
+    blocker.autocommit = False
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE sv_state IN ACCESS EXCLUSIVE MODE")
+        assert d.ctl("lockdown").returncode == 1
+        d.kill9()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert store_locked_row(d) is False
+    d.start()
+    assert d.ctl_status()["locked"] == "1"
+    assert "starting locked down" in d.log_text()
+    wait_for(lambda: store_locked_row(d) is True)
+    with d.client() as c:
+        assert code_of(lambda: decrypt(c, rec)) == WERR["LOCKED_DOWN"]
+    assert d.ctl("unlock").returncode == 0
+    assert store_locked_row(d) is False
+    d.restart()
+    assert d.ctl_status()["locked"] == "0"
+    with d.client() as c:
+        decrypt(c, rec)
+    text = d.audit_path.read_text()
+    assert "event=unlock outcome=requested" in text and "event=unlock outcome=ok" in text
