@@ -194,6 +194,46 @@ START_TEST(tampering)
 }
 END_TEST
 
+/* The log as the second record of a lock-down: the last lock-down entry
+ * with no completed unlock after it means locked at the next open. */
+START_TEST(lock_state_at_open)
+{
+    struct svd_audit *a = open_ok();
+    struct svd_audit_result res;
+    uint64_t since = 1;
+    char big[SVD_AUDIT_EVENT_MAX + 2];
+
+    ck_assert_int_eq(svd_audit_locked_at_open(a, &since), 0);
+    ck_assert_int_eq(svd_audit_event(a, 1, "event=lockdown why=operator source=x since=1234 "
+                                     "store=pending"), 0);
+    /* an event longer than a line may be is refused whole, never cut */
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ck_assert_int_eq(svd_audit_event(a, 1, "event=big v=%s", big), -1);
+    svd_audit_stop(a);
+    svd_audit_close(a);
+    a = open_ok();
+    ck_assert_int_eq(svd_audit_locked_at_open(a, &since), 1);
+    ck_assert_uint_eq(since, 1234);
+    /* a requested (not completed) unlock does not count */
+    ck_assert_int_eq(svd_audit_event(a, 1, "event=unlock outcome=requested source=x"), 0);
+    ck_assert_int_eq(svd_audit_event(a, 1, "event=store record=event=unlock"), 0);
+    svd_audit_stop(a);
+    svd_audit_close(a);
+    a = open_ok();
+    ck_assert_int_eq(svd_audit_locked_at_open(a, NULL), 1);
+    ck_assert_int_eq(svd_audit_event(a, 1, "event=unlock outcome=ok source=x"), 0);
+    svd_audit_stop(a);
+    svd_audit_close(a);
+    ck_assert_int_eq(svd_audit_verify_files(logp, headp, &res), 0);
+    ck_assert_int_eq(res.lock_event, SVD_AUDIT_LOCK_UNLOCKED);
+    a = open_ok();
+    ck_assert_int_eq(svd_audit_locked_at_open(a, NULL), 0);
+    svd_audit_stop(a);
+    svd_audit_close(a);
+}
+END_TEST
+
 START_TEST(head_missing_or_bad)
 {
     struct svd_audit *a = open_ok();
@@ -228,6 +268,7 @@ main(void)
     tcase_add_test(tc, chain_and_head);
     tcase_add_test(tc, tampering);
     tcase_add_test(tc, head_missing_or_bad);
+    tcase_add_test(tc, lock_state_at_open);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
