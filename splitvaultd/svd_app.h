@@ -18,6 +18,7 @@
 struct svd_store;
 struct svd_audit;
 struct svd_limiter;
+struct svd_refusals;
 
 struct svd_app {
     unsigned magic;
@@ -25,6 +26,7 @@ struct svd_app {
     struct svd_store *store;
     struct svd_audit *audit;
     struct svd_limiter *limiter;
+    struct svd_refusals *refusals; /* refusal summaries (svd_refusal.h) */
     uint64_t started;            /* unix seconds */
     uint64_t n_stores;           /* counters since start (atomic) */
     uint64_t n_decrypts;

@@ -99,6 +99,7 @@ static const struct key keys[] = {
     { "audit", K_SECTION, 0, 0, 0 },
     { "audit.path", K_STR, O(audit_path), 0, 0 },
     { "audit.head", K_STR, O(audit_head), 0, 0 },
+    { "audit.refusal_period", K_DURATION, O(refusal_period_ms), 1000, 3600000 },
     { "control", K_SECTION, 0, 0, 0 },
     { "control.socket", K_STR, O(ctl_socket), 0, 0 },
     { "process", K_SECTION, 0, 0, 0 },
@@ -636,6 +637,7 @@ set_defaults(struct svd_conf *c)
     c->budget_global = 1000;
     c->budget_actor = 250;
     c->min_grace_s = 3600;
+    c->refusal_period_ms = 10000;
     c->log_level = SV_LOG_INFO;
     c->secure_heap = 8u << 20;
     c->mlock = 1;

@@ -78,6 +78,7 @@ struct svd_conf {
 
     char *audit_path;
     char *audit_head;
+    uint32_t refusal_period_ms;  /* refusals of one kind and peer: one entry a period */
 
     char *ctl_socket;
 

@@ -31,6 +31,7 @@
 #include "svd_ctl.h"
 #include "svd_limit.h"
 #include "svd_log.h"
+#include "svd_refusal.h"
 #include "svd_store.h"
 #include "sv_hex.h"
 
@@ -197,9 +198,10 @@ serve_client(struct svd_ctl *ctl, int fd)
         return;
     }
     if (cred.uid != 0 && cred.uid != ctl->uid) {
-        svd_warn("control: refused uid %ld (only root or the daemon's user)", (long)cred.uid);
-        (void)svd_audit_event(ctl->app->audit, 0, "event=refusal why=control-uid uid=%ld",
-                              (long)cred.uid);
+        char who[32];
+        snprintf(who, sizeof(who), "uid-%ld", (long)cred.uid);
+        if (svd_refusal(ctl->app->refusals, "control-uid", who, ""))
+            svd_warn("control: refused uid %ld (only root or the daemon's user)", (long)cred.uid);
         say(fd, "error: permission denied\n");
         return;
     }

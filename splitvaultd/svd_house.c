@@ -12,6 +12,7 @@
 #include "svd_house.h"
 #include "svd_limit.h"
 #include "svd_log.h"
+#include "svd_refusal.h"
 #include "svd_store.h"
 
 #define SVD_HOUSE_MAGIC 0x40e5e0a1u
@@ -44,6 +45,7 @@ round_once(struct svd_app *app)
 {
     svd_app_retry_lock_write(app);
     sync_lock(app);
+    svd_refusals_flush(app->refusals, 0);
 }
 
 static void *

@@ -40,6 +40,7 @@
 #include "svd_limit.h"
 #include "svd_log.h"
 #include "svd_net.h"
+#include "svd_refusal.h"
 #include "svd_store.h"
 #include "svd_tls.h"
 #include "sv_secret.h"
@@ -186,6 +187,10 @@ run(const char *file, int debug)
         goto fatal;
     if (svd_audit_open(conf->audit_path, conf->audit_head, &app.audit, err, sizeof(err)) != 0)
         goto fatal;
+    if ((app.refusals = svd_refusals_new(app.audit, conf->refusal_period_ms)) == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fatal;
+    }
     if (svd_store_prelock(conf, &lock_fd, err, sizeof(err)) != 0)
         goto fatal;
     if (conf->pid_file != NULL && write_pid_file(conf->pid_file, err, sizeof(err)) != 0)
@@ -265,6 +270,8 @@ out:
     svd_house_stop(house);
     if (srv != NULL)
         leaked = svd_server_nconn(srv) > 0;
+    if (app.refusals != NULL && app.audit != NULL)
+        svd_refusals_flush(app.refusals, 1);
     if (app.audit != NULL && r == 0)
         (void)svd_audit_event(app.audit, 1, "event=stop pid=%ld", (long)getpid());
     if (leaked) {
@@ -277,6 +284,7 @@ out:
     svd_audit_stop(app.audit);
     svd_server_free(srv);
     svd_limiter_free(app.limiter);
+    svd_refusals_free(app.refusals);
     svd_store_close(app.store);
     svd_audit_close(app.audit);
     if (lfd >= 0)

@@ -40,6 +40,7 @@
 #include "svd_clock.h"
 #include "svd_log.h"
 #include "svd_net.h"
+#include "svd_refusal.h"
 #include "svd_req.h"
 #include "svd_secret.h"
 #include "svd_tls.h"
@@ -274,11 +275,13 @@ serve(struct conn *c, sv_buf *out)
         if (st != SV_OK) {
             uint32_t reqid = ((uint32_t)hb[4] << 24) | ((uint32_t)hb[5] << 16) |
                              ((uint32_t)hb[6] << 8) | hb[7];
+            char extra[32];
+
             if (st != SV_ERR_WIRE_TYPE && st != SV_ERR_WIRE_TOO_LARGE)
                 svd_warn("%s: bad frame header: %s; closing", c->peer.addr, sv_strerror(st));
             SVD_COUNT(app, n_refusals);
-            (void)svd_audit_event(app->audit, 0, "event=refusal why=bad-frame peer=%s cert=%.16s",
-                                  c->peer.ip, c->peer.fp);
+            snprintf(extra, sizeof(extra), " cert=%.16s", c->peer.fp);
+            (void)svd_refusal(app->refusals, "bad-frame", c->peer.ip, extra);
             if (svd_req_error(out, reqid, (st == SV_ERR_WIRE_VERSION || st == SV_ERR_WIRE_TYPE)
                               ? SV_WERR_UNSUPPORTED : SV_WERR_BAD_REQUEST, 0) == 0)
                 (void)write_full(c, out->data, out->len, svd_now_ms() + conf->io_timeout_ms);
@@ -370,7 +373,7 @@ handshake(struct conn *c)
     struct svd_app *app = c->srv->app;
     uint64_t deadline = svd_now_ms() + app->conf->handshake_timeout_ms;
     const char *why, *detail = NULL;
-    char ebuf[160];
+    char ebuf[160], token[40];
     unsigned long e;
     uint8_t b;
     int rv, w = -1;
@@ -411,9 +414,10 @@ handshake(struct conn *c)
         detail = "connection closed";
     }
     ERR_clear_error();
-    svd_warn("%s: TLS handshake refused: %s (%s)", c->peer.addr, why, detail);
     SVD_COUNT(app, n_refusals);
-    (void)svd_audit_event(app->audit, 0, "event=refusal why=tls-%s peer=%s", why, c->peer.ip);
+    snprintf(token, sizeof(token), "tls-%s", why);
+    if (svd_refusal(app->refusals, token, c->peer.ip, ""))
+        svd_warn("%s: TLS handshake refused: %s (%s)", c->peer.addr, why, detail);
     return -1;
 }
 
@@ -491,6 +495,17 @@ over_cap(struct svd_server *srv, const struct svd_peer *peer)
     return NULL;
 }
 
+/* The audit reason for a cap: its key as a token. */
+static const char *
+cap_token(const char *cap)
+{
+    if (strcmp(cap, "connections.max") == 0)
+        return "connection-cap";
+    if (strcmp(cap, "connections.max_handshakes") == 0)
+        return "handshake-cap";
+    return "handshake-cap-address";
+}
+
 /* Check the allow-list and the caps; start a thread for an accepted fd. */
 static void
 admit(struct svd_server *srv, int fd, const struct sockaddr_storage *ss)
@@ -507,10 +522,10 @@ admit(struct svd_server *srv, int fd, const struct sockaddr_storage *ss)
     for (unsigned i = 0; i < conf->nallow && !allowed; i++)
         allowed = svd_cidr_match(&conf->allow[i], (const struct sockaddr *)ss);
     if (!allowed) {
-        svd_warn("%s: address not in clients.allow; closed before TLS", peer.addr);
         SVD_COUNT(srv->app, n_refusals);
-        (void)svd_audit_event(srv->app->audit, 0, "event=refusal why=address-not-allowed peer=%s",
-                              peer.ip);
+        if (svd_refusal(srv->app->refusals, "address-not-allowed", peer.ip, ""))
+            svd_warn("%s: address not in clients.allow; closed before TLS (more from it are "
+                     "summarised)", peer.addr);
         close(fd);
         return;
     }
@@ -518,8 +533,10 @@ admit(struct svd_server *srv, int fd, const struct sockaddr_storage *ss)
     if (srv->stopping || (cap = over_cap(srv, &peer)) != NULL) {
         AZ(pthread_mutex_unlock(&srv->mu));
         if (cap != NULL) {
-            svd_warn("%s: %s reached; closed before TLS", peer.addr, cap);
             SVD_COUNT(srv->app, n_refusals);
+            if (svd_refusal(srv->app->refusals, cap_token(cap), peer.ip, ""))
+                svd_warn("%s: %s reached; closed before TLS (more are summarised)", peer.addr,
+                         cap);
         }
         close(fd);
         return;

@@ -33,6 +33,7 @@
 #include "svd_clock.h"
 #include "svd_limit.h"
 #include "svd_log.h"
+#include "svd_refusal.h"
 #include "svd_req.h"
 #include "svd_secret.h"
 #include "svd_store.h"
@@ -112,8 +113,6 @@ svd_req_max_body(uint8_t type)
 EV_FITS(EV_STORE_OK, SV_UUID_STR_LEN + NAMES_MAX + IDS_MAX + PEER_MAX);
 #define EV_STORE_FAILED "event=store outcome=failed record=%s fields=%s peer=%s"
 EV_FITS(EV_STORE_FAILED, SV_UUID_STR_LEN + NAMES_MAX + PEER_MAX);
-#define EV_MALFORMED_DECRYPT "event=refusal why=malformed-decrypt peer=%s cert=%.16s"
-EV_FITS(EV_MALFORMED_DECRYPT, PEER_MAX + 16);
 #define EV_DECRYPT_OK "event=decrypt outcome=ok actor=%s record=%s fields=%s shares=%s " \
                       "rotated=%s peer=%s"
 EV_FITS(EV_DECRYPT_OK, SV_WIRE_MAX_ACTOR + SV_UUID_STR_LEN + NAMES_MAX + 2 * IDS_MAX + PEER_MAX);
@@ -359,7 +358,11 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     if ((st = sv_decrypt_req_decode(body, h->body_len, m)) != SV_OK) {
         svd_warn("%s: DECRYPT refused: %s", peer->addr, sv_strerror(st));
         SVD_COUNT(app, n_refusals);
-        (void)svd_audit_event(app->audit, 0, EV_MALFORMED_DECRYPT, peer->ip, peer->fp);
+        {
+            char extra[32];
+            snprintf(extra, sizeof(extra), " cert=%.16s", peer->fp);
+            (void)svd_refusal(app->refusals, "malformed-decrypt", peer->ip, extra);
+        }
         *close_after = 1;
         r = svd_req_error(out, h->reqid, decode_code(st), 0);
         goto out;

@@ -1,6 +1,7 @@
 """splitvaultd network edge: TLS 1.3 only, client certificate required and
 verified, pinning, address allow-list before the handshake, timeouts, the
 connection cap, persistent connections."""
+import re
 import socket
 import ssl
 import time
@@ -109,8 +110,9 @@ def test_idle_timeout_closes_then_new_connection_works(daemon_factory):
 
 def test_connection_cap(daemon_factory):
     d = daemon_factory(max_connections=2)
-    # (with 2 connections, 1 may be in its handshake: the second client
-    # connects once the first is through)
+    # (with 2 connections, 1 may be in its handshake: each client connects
+    # once the one before, and the start-up probe, are through)
+    time.sleep(0.3)
     a = d.client()
     a.status()
     b = d.client()
@@ -267,3 +269,37 @@ def test_dribbled_request_cut_at_the_io_deadline(daemon_factory):
     assert "not received in time" in d.log_text()
     with d.client() as c:
         c.status()
+
+
+def test_refusals_summarised(daemon_factory):
+    """Whoever can reach the port cannot flood the audit log (each entry is
+    fsynced) or the log: the first refusal of a kind from an address is
+    written at once, the others as one entry per period with a count, and
+    a quiet period forgets the address."""
+    d = daemon_factory(allow=["127.0.0.2/32"], extra={"audit": {"refusal_period": "2s"}})
+    time.sleep(0.2)
+    r0 = int(d.ctl_status()["refusals"])  # the start-up probe's connection
+    for _ in range(100):
+        socket.create_connection(("127.0.0.1", d.port), timeout=5).close()
+    time.sleep(0.3)
+    first = [l for l in d.audit_path.read_text().splitlines() if "event=refusal" in l]
+    assert len(first) <= 2 and "why=address-not-allowed peer=127.0.0.1" in first[0]
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [l for l in d.audit_path.read_text().splitlines()
+                 if "event=refusal why=address-not-allowed" in l]
+        counted = sum(int(re.search(r" count=(\d+)", l).group(1)) for l in lines
+                      if "count=" in l)
+        if len([l for l in lines if "count=" not in l]) + counted == r0 + 100:
+            break
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.2)
+    assert len([l for l in lines if "count=" not in l]) == 1 and len(lines) <= 4, lines
+    assert len([l for l in d.log_text().splitlines() if "127.0.0.1" in l]) <= 4
+    assert int(d.ctl_status()["refusals"]) == r0 + 100
+    # after a quiet period the address is written at once again
+    time.sleep(4.5)
+    socket.create_connection(("127.0.0.1", d.port), timeout=5).close()
+    time.sleep(0.3)
+    assert len([l for l in d.audit_path.read_text().splitlines()
+                if "why=address-not-allowed" in l and "count=" not in l]) == 2
