@@ -125,6 +125,7 @@ struct wop {
     enum wkind kind;
     struct svd_done done;       /* the owner waits for the writer's post */
     int res;                    /* the writer's result */
+    int removed;                /* it deleted rows (set by exec_op) */
     /* W_PUT */
     const uint8_t *uuid;
     unsigned n;
@@ -167,6 +168,8 @@ struct svd_store {
     pthread_t thread;
 
     uint64_t n_commits, n_ops;  /* writer transactions and operations (atomic) */
+    int ckpt_due;               /* sqlite3: rows deleted since the last checkpoint */
+    uint64_t ckpt_last_ms;
 
     pthread_mutex_t cmu;        /* counts cache */
     uint64_t c_active, c_pending, c_when;
@@ -229,8 +232,14 @@ dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
         goto out;
     }
     if (s->conf->driver == SVD_DRIVER_SQLITE3) {
+        /* secure_delete: a deleted row's bytes (a key2b) are overwritten
+         * in the page, not left in free space; journal_size_limit: the WAL
+         * is cut back after it has been reset. The writer also checkpoints
+         * the WAL with TRUNCATE after deletions (writer_checkpoint). */
         char busy[48];
-        const char *const pragmas[] = { "PRAGMA journal_mode = WAL", busy };
+        const char *const pragmas[] = { "PRAGMA journal_mode = WAL", busy,
+                                        "PRAGMA secure_delete = ON",
+                                        "PRAGMA journal_size_limit = 1048576" };
         int nrows;
 
         snprintf(busy, sizeof(busy), "PRAGMA busy_timeout = %u", s->conf->store_timeout_ms);
@@ -576,7 +585,13 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
         AZ(pthread_condattr_destroy(&ca));
     }
     AZ(pthread_mutex_init(&s->wmu, NULL));
-    AZ(pthread_cond_init(&s->wcv_work, NULL));
+    {
+        pthread_condattr_t ca;
+        AZ(pthread_condattr_init(&ca));
+        AZ(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
+        AZ(pthread_cond_init(&s->wcv_work, &ca));
+        AZ(pthread_condattr_destroy(&ca));
+    }
     AZ(pthread_mutex_init(&s->cmu, NULL));
     *out = s;
     if (s->pool == NULL && apr_pool_create_unmanaged_ex(&s->pool, NULL, NULL) != APR_SUCCESS) {
@@ -1169,6 +1184,7 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
         *op->dropped = dropped;
         *op->kept = kept;
         *op->refused = refused;
+        op->removed = dropped > 0;
         return 0;
     }
     case W_RDEL: {
@@ -1183,6 +1199,7 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
             del += (unsigned)nrows;
         }
         *op->deleted = del;
+        op->removed = del > 0;
         return 0;
     }
     case W_LOCK: {
@@ -1226,6 +1243,43 @@ out:
     return r;
 }
 
+/*
+ * sqlite3, after deletions: copy the WAL into the database file and cut the
+ * WAL to zero bytes, so a deleted share's key2b (in the WAL's older frames)
+ * does not stay in the WAL file until it happens to be overwritten. Waits
+ * at most 100 ms for readers; when they hold an older snapshot it is simply
+ * tried again later. Called by the writer thread, without wmu.
+ */
+static void
+writer_checkpoint(struct svd_store *s)
+{
+    char busy[48];
+    apr_pool_t *p = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int nrows, done = 0;
+
+    if (s->writer.h == NULL)
+        return;
+    snprintf(busy, sizeof(busy), "PRAGMA busy_timeout = %u", s->conf->store_timeout_ms);
+    apr_pool_create(&p, s->writer.pool);
+    (void)apr_dbd_query(s->driver, s->writer.h, &nrows, "PRAGMA busy_timeout = 100");
+    if (apr_dbd_select(s->driver, p, s->writer.h, &res, "PRAGMA wal_checkpoint(TRUNCATE)",
+                       1) == 0) {
+        while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
+            const char *b = apr_dbd_get_entry(s->driver, row, 0);
+            done = b != NULL && strcmp(b, "0") == 0; /* not blocked */
+        }
+    }
+    (void)apr_dbd_query(s->driver, s->writer.h, &nrows, busy);
+    apr_pool_destroy(p);
+    s->ckpt_last_ms = svd_now_ms();
+    if (done)
+        s->ckpt_due = 0;
+    else
+        svd_debug("store: WAL checkpoint blocked by a reader; trying again");
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -1237,8 +1291,36 @@ writer_main(void *arg)
         struct wop *batch, *op, *stop;
         unsigned count = 0;
 
-        while (s->whead == NULL && !s->stopping)
-            AZ(pthread_cond_wait(&s->wcv_work, &s->wmu));
+        while (s->whead == NULL && !s->stopping) {
+            if (s->ckpt_due) {
+                /* deletions to wipe from the WAL: when idle for 50 ms (or
+                 * at once when the last checkpoint was a second ago) */
+                struct timespec ts;
+                int e;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_nsec += 50000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                e = pthread_cond_timedwait(&s->wcv_work, &s->wmu, &ts);
+                SVD_ASSERT(e == 0 || e == ETIMEDOUT);
+                if (s->whead == NULL && e == ETIMEDOUT) {
+                    AZ(pthread_mutex_unlock(&s->wmu));
+                    writer_checkpoint(s);
+                    AZ(pthread_mutex_lock(&s->wmu));
+                    if (s->ckpt_due) {
+                        /* blocked: wait for work or for the next try */
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        ts.tv_sec += 1;
+                        e = pthread_cond_timedwait(&s->wcv_work, &s->wmu, &ts);
+                        SVD_ASSERT(e == 0 || e == ETIMEDOUT);
+                    }
+                }
+            } else {
+                AZ(pthread_cond_wait(&s->wcv_work, &s->wmu));
+            }
+        }
         if (s->whead == NULL)
             break;
         /* take up to batch_max operations */
@@ -1254,11 +1336,18 @@ writer_main(void *arg)
         }
         AZ(pthread_mutex_unlock(&s->wmu));
 
+        if (s->ckpt_due && svd_now_ms() - s->ckpt_last_ms >= 1000)
+            writer_checkpoint(s); /* busy for a second: do not wait to be idle */
         if (s->writer.h == NULL)
             (void)dbh_check(s, &s->writer);
+        for (op = batch; op != stop; op = op->next)
+            op->removed = 0;
         if (s->writer.h != NULL && run_tx(s, batch, stop) == 0) {
-            for (op = batch; op != stop; op = op->next)
+            for (op = batch; op != stop; op = op->next) {
                 op->res = 0;
+                if (op->removed && s->conf->driver == SVD_DRIVER_SQLITE3)
+                    s->ckpt_due = 1;
+            }
             __atomic_add_fetch(&s->n_commits, 1, __ATOMIC_RELAXED);
             __atomic_add_fetch(&s->n_ops, count, __ATOMIC_RELAXED);
         } else {
@@ -1271,9 +1360,12 @@ writer_main(void *arg)
                 if (s->writer.h == NULL)
                     (void)dbh_check(s, &s->writer);
                 op->next = NULL;
+                op->removed = 0;
                 ok = s->writer.h != NULL && run_tx(s, op, NULL) == 0;
                 op->next = nx;
                 op->res = ok ? 0 : -1;
+                if (ok && op->removed && s->conf->driver == SVD_DRIVER_SQLITE3)
+                    s->ckpt_due = 1;
             }
         }
         /* wake each owner; an owner's op (on its stack) may vanish as soon
@@ -1288,6 +1380,8 @@ writer_main(void *arg)
             svd_debug("store: committed %u operations in one transaction", count);
     }
     AZ(pthread_mutex_unlock(&s->wmu));
+    if (s->ckpt_due)
+        writer_checkpoint(s);
     return NULL;
 }
 

@@ -259,3 +259,39 @@ def test_many_requests_on_one_connection(d):
             recs.append(r.stored(c.store(r.uuid, r.store_fields())))
         for r in recs:
             assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == r.fields[0].value
+
+
+def files_holding(d, needle):
+    hits = []
+    for f in sorted(d.state.glob("shares.db*")):
+        if needle in f.read_bytes():
+            hits.append(f.name)
+    return hits
+
+
+def test_deleted_key2b_leaves_the_sqlite_files(daemon_factory):
+    """sqlite3: a released or reconciled share's key2b (hex in the store)
+    is overwritten in the database file (secure_delete) and gone from the
+    WAL (checkpointed with TRUNCATE after deletions) within moments, not
+    kept until the WAL happens to be overwritten."""
+    d = daemon_factory()
+    r = Record({"ssn": "123-45-6789", "name": "N"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        old = {f.name: f.key2b.hex().encode() for f in r.fields}
+        out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"ssn"}))
+        assert files_holding(d, old["ssn"])
+        c.release(r.uuid, r.commit_rotation([out[0][1], 0]))
+        d.sql("UPDATE shares SET created = created - 10")
+        assert c.recon_delete(0, [(r.fields[1].share_id, r.uuid, "name")]) == 1
+    deadline = time.monotonic() + 5
+    while files_holding(d, old["ssn"]) or files_holding(d, old["name"]):
+        assert time.monotonic() < deadline, (files_holding(d, old["ssn"]),
+                                             files_holding(d, old["name"]))
+        time.sleep(0.1)
+    # the kept share's key2b is still there, and readable
+    assert files_holding(d, r.fields[0].key2b.hex().encode())
+    with d.client() as c:
+        assert c.decrypt(r.uuid, "pat", r.decrypt_fields(names={"ssn"}))[0][0] == b"123-45-6789"
+    d.stop()
+    assert not files_holding(d, old["ssn"]) and not files_holding(d, old["name"])
