@@ -73,8 +73,12 @@ svd_tls_ctx(const struct svd_conf *conf, char *err, size_t errlen)
         snprintf(err, errlen, "TLS 1.3 is not available in this OpenSSL");
         goto out;
     }
+    /* CLEANSE_PLAINTEXT: OpenSSL cleanses its record buffers once the
+     * application has the decrypted bytes (requests carry key2a and key2b)
+     * and after encrypting what it sends (answers carry plaintext) */
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
-                        SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+                        SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+                        SSL_OP_CLEANSE_PLAINTEXT);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_AUTO_RETRY);
