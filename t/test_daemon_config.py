@@ -115,3 +115,30 @@ def test_usage_errors():
     assert run([DAEMON], check=False).returncode == 2
     assert run([DAEMON, "-x"], check=False).returncode == 2
     assert run([CTL, "frobnicate"], check=False).returncode == 2
+
+
+def test_ctl_reads_an_answer_split_over_reads(workdir):
+    """splitvaultctl judges the answer by its first bytes even when they
+    arrive in several reads ("o", then "k\\n...")."""
+    import socket
+    import threading
+    import time
+    path = str(workdir / "fake.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def answer():
+        conn, _ = srv.accept()
+        conn.recv(64)
+        conn.sendall(b"o")
+        time.sleep(0.3)
+        conn.sendall(b"k\nlocked=0\n")
+        conn.close()
+
+    t = threading.Thread(target=answer)
+    t.start()
+    p = run([CTL, "-s", path, "status"], check=False)
+    t.join(10)
+    srv.close()
+    assert p.returncode == 0 and p.stdout == "ok\nlocked=0\n", (p.returncode, p.stdout)

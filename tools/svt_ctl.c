@@ -80,10 +80,9 @@ ask(const char *path, const char *cmd)
         if (n <= 0)
             break;
         got_any = 1;
-        while (firstlen < sizeof(first) - 1 && firstlen < (size_t)n) {
-            first[firstlen] = buf[firstlen];
-            firstlen++;
-        }
+        /* the answer's first bytes, whichever read they arrive in */
+        for (ssize_t i = 0; i < n && firstlen < sizeof(first) - 1; i++)
+            first[firstlen++] = buf[i];
         fwrite(buf, 1, (size_t)n, stdout);
     }
     close(fd);
