@@ -442,7 +442,9 @@ run_script(struct svd_store *s, struct dbh *d, const char *script, char *err, si
 {
     const char *p = script;
     char *stmt = NULL;
-    size_t cap = strlen(script) + 1, len = 0;
+    /* every byte of the script, a newline after its last line (which may
+     * lack one) and the NUL */
+    size_t cap = strlen(script) + 2, len = 0;
     int r = -1;
 
     if ((stmt = malloc(cap)) == NULL) {
