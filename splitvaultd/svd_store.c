@@ -111,12 +111,28 @@ static const char *const sql_pgsql[ST__N] = {
     [ST_COUNTS] = "SELECT state, COUNT(*) FROM shares GROUP BY state",
 };
 
+/*
+ * One connection. busy belongs to the reader pool, not to the connection:
+ * a reconnect (dbh_close, dbh_open) by the thread holding the handle leaves
+ * it set, or another thread would take the handle while it is reconnected.
+ */
 struct dbh {
     apr_pool_t *pool;
     apr_dbd_t *h;
     apr_dbd_prepared_t *st[ST__N];
     int busy;
+    uint64_t retry_at;          /* pgsql: no reconnect attempt before (ms) */
 };
+
+/* Forget the connection; busy is not written at all (a memset would clear
+ * it for a moment, and reader_get reads it under rmu from another thread). */
+static void
+dbh_forget(struct dbh *d)
+{
+    d->pool = NULL;
+    d->h = NULL;
+    memset(d->st, 0, sizeof(d->st));
+}
 
 enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK };
 
@@ -208,7 +224,7 @@ dbh_close(struct svd_store *s, struct dbh *d)
         (void)apr_dbd_close(s->driver, d->h); /* the drivers register no cleanup */
     if (d->pool != NULL)
         apr_pool_destroy(d->pool);
-    memset(d, 0, sizeof(*d));
+    dbh_forget(d);
 }
 
 /* Connect one handle and prepare every statement. */
@@ -219,7 +235,7 @@ dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
     apr_status_t rv;
     int r = -1;
 
-    memset(d, 0, sizeof(*d));
+    dbh_forget(d);
     if (apr_pool_create_unmanaged_ex(&d->pool, NULL, NULL) != APR_SUCCESS) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -384,14 +400,18 @@ dbh_alive(struct svd_store *s, struct dbh *d)
     return ok;
 }
 
+#define SVD_RECONNECT_DELAY_MS 1000
+
 /*
  * After a failed statement: keep the connection when it still answers (the
  * statement failed, the connection did not: a constraint, a bad value),
  * otherwise (pgsql: the server restarted, the connection broke) reconnect.
  * Always a fresh connection with its statements prepared again:
  * apr_dbd_check_conn() would let libpq reset the connection silently, and a
- * reset connection has lost its prepared statements. sqlite3 handles are
- * never reconnected.
+ * reset connection has lost its prepared statements. A failed attempt is
+ * not repeated for SVD_RECONNECT_DELAY_MS on that handle: while the
+ * database is down, requests fail at once instead of each trying to connect
+ * (and logging it). sqlite3 handles are never reconnected.
  */
 static int
 dbh_check(struct svd_store *s, struct dbh *d)
@@ -402,13 +422,20 @@ dbh_check(struct svd_store *s, struct dbh *d)
         return d->h != NULL ? 0 : -1;
     if (dbh_alive(s, d))
         return 0;
-    svd_warn("store: the pgsql connection is broken; reconnecting");
-    dbh_close(s, d);
-    if (dbh_open(s, d, err, sizeof(err)) != 0 || dbh_prepare(s, d, err, sizeof(err)) != 0) {
-        svd_err("store: reconnect failed: %s", err);
+    if (d->h != NULL) {
+        svd_warn("store: the pgsql connection is broken; reconnecting");
         dbh_close(s, d);
+        d->retry_at = 0;
+    }
+    if (svd_now_ms() < d->retry_at)
+        return -1; /* the last attempt failed just now: fail fast, quietly */
+    if (dbh_open(s, d, err, sizeof(err)) != 0 || dbh_prepare(s, d, err, sizeof(err)) != 0) {
+        svd_err("store: reconnect failed (next attempt in a second at the earliest): %s", err);
+        dbh_close(s, d);
+        d->retry_at = svd_now_ms() + SVD_RECONNECT_DELAY_MS;
         return -1;
     }
+    d->retry_at = 0;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 """Two daemons sharing one pgsql store (scale-out): shares stored through
 one decrypt through the other, ids never collide, and a lock-down recorded
 by one stops decrypts on the other."""
+import threading
 import time
 
 import pytest
@@ -71,6 +72,52 @@ def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):
                 time.sleep(0.2)
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"before"
         assert c.decrypt(r3.uuid, "pat", r3.decrypt_fields())[0][0] == b"after"
+
+
+def test_pgsql_down_concurrent_readers_reconnect_safely(daemon_factory, pg):
+    """With the database down, many requests at once fail on the reader
+    connections and each failure reconnects its reader. A reader being
+    reconnected stays taken: no second thread may pick it up meanwhile
+    (two threads in one connection's pool crashed the daemon)."""
+    d = daemon_factory(driver="pgsql", extra={"store": {"readers": 2}})
+    r = Record({"name": "kept"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+    pg.stop()
+    failures = []
+
+    def hammer():
+        try:
+            with d.client() as c:
+                end = time.monotonic() + 3
+                while time.monotonic() < end:
+                    try:
+                        c.status()
+                    except DaemonError as e:
+                        assert e.code == WERR["STORE"], e
+        except Exception as e:  # noqa: BLE001 -- reported below
+            failures.append(repr(e))
+
+    try:
+        threads = [threading.Thread(target=hammer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        pg.start()
+    assert not failures, failures
+    assert d.alive()
+    with d.client() as c:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"kept"
+                break
+            except DaemonError as e:
+                assert e.code == WERR["STORE"], e
+                assert time.monotonic() < deadline, "the daemon did not reconnect"
+                time.sleep(0.2)
 
 
 def test_hung_store_times_out_and_control_answers(daemon_factory):

@@ -27,6 +27,7 @@ module's fixtures call). Set SV_DAEMON_VALGRIND=1 to run every daemon under
 valgrind (memcheck, errors fail the test at teardown).
 """
 import os
+import shlex
 import pwd
 import re
 import shutil
@@ -364,6 +365,8 @@ class Daemon:
             argv = ["valgrind", "-q", "--vgdb=no", "--error-exitcode=99", "--leak-check=full",
                     "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
                     "--track-fds=no", "--log-file=%s" % (self.dir / "valgrind.%p.log")] + argv
+        elif os.environ.get("SV_DAEMON_WRAP"):
+            argv = shlex.split(os.environ["SV_DAEMON_WRAP"]) + argv  # a debugger, by hand
         return argv
 
     def start(self, timeout=None, env=None):
