@@ -7,8 +7,8 @@
  * parent at the first real post_config in the process pool, so it outlives
  * graceful restarts (children of every generation inherit the mapping) and
  * is gone when the parent exits. It is locked in RAM where permitted and
- * excluded from core dumps (MADV_DONTDUMP); a cleanup on the process pool
- * cleanses it when Apache stops. One global mutex (created once as well, so
+ * excluded from core dumps (MADV_DONTDUMP); a cleanup on each generation's
+ * pconf cleanses it when Apache stops. One global mutex (created once as well, so
  * children of an old and a new generation serialise on the same lock)
  * guards every access; child_init attaches it.
  *
@@ -42,6 +42,7 @@
 #include "apr_strings.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 #include "sv_secret.h"
 
@@ -89,18 +90,46 @@ typedef struct {
     apr_global_mutex_t *mutex;
     svm_shm_seg *seg;
     int locked;            /* mlock held */
+    pid_t owner;           /* the parent that created it: the one to wipe it */
 } svm_shm_retained;
 
 static svm_shm_retained *svm_shm;   /* this process's view */
 
-/* Process-pool cleanup: Apache stops; cleanse every slot before the
- * mapping goes (registered after apr_shm_create, so it runs first). */
+/*
+ * pconf cleanup, registered by every generation: when Apache stops, cleanse
+ * every slot before the mapping goes. Not a process-pool cleanup: this
+ * function lives in the module's DSO, which is unloaded with pconf (and may
+ * come back at another address after a restart), so it is registered on
+ * pconf after LoadModule and runs before the DSO goes. It wipes only when
+ * the main state is EXITING (not when pconf is cleared for a restart: key1
+ * stays loaded then) and only in the parent that created the segment (a
+ * process forked from it must never wipe the shared mapping).
+ */
 static apr_status_t svm_shm_wipe(void *data)
 {
     svm_shm_retained *rd = data;
 
-    if (rd->seg)
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING || getpid() != rd->owner)
+        return APR_SUCCESS;
+    if (rd->seg) {
+#ifdef SV_TEST_HOOKS
+        unsigned loaded = 0;
+        size_t nonzero = 0;
+
+        for (unsigned i = 0; i < SVM_KEY1_SLOTS; i++)
+            loaded += rd->seg->slot[i].state == SVM_SLOT_LOADED;
+#endif
         sv_cleanse(rd->seg, sizeof(*rd->seg));
+#ifdef SV_TEST_HOOKS
+        /* test builds: show the tests that the stop cleansed the segment */
+        for (size_t i = 0; i < sizeof(*rd->seg); i++)
+            nonzero += ((const unsigned char *)rd->seg)[i] != 0;
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, NULL, "SV02139: test build: key1 segment "
+                     "wiped at stop: %u key(s) were loaded, %" APR_SIZE_T_FMT " of %"
+                     APR_SIZE_T_FMT " bytes nonzero after the wipe", loaded, nonzero,
+                     sizeof(*rd->seg));
+#endif
+    }
     rd->seg = NULL;
     return APR_SUCCESS;
 }
@@ -123,6 +152,7 @@ int svm_shm_post_config(apr_pool_t *pconf, server_rec *s)
     rd = ap_retained_data_get(SVM_SHM_RETAINED);
     if (rd && rd->seg) {
         svm_shm = rd; /* graceful restart: keep what is loaded */
+        apr_pool_cleanup_register(pconf, rd, svm_shm_wipe, apr_pool_cleanup_null);
         return OK;
     }
     if (!rd)
@@ -147,7 +177,8 @@ int svm_shm_post_config(apr_pool_t *pconf, server_rec *s)
     rd->seg->hdr.layout = SVM_SHM_LAYOUT;
     rd->seg->hdr.nslots = SVM_KEY1_SLOTS;
     rd->seg->hdr.slot_size = (apr_uint32_t)sizeof(svm_key1_slot);
-    apr_pool_cleanup_register(s->process->pool, rd, svm_shm_wipe, apr_pool_cleanup_null);
+    rd->owner = getpid();
+    apr_pool_cleanup_register(pconf, rd, svm_shm_wipe, apr_pool_cleanup_null);
     if (sv_mem_protect(rd->seg, sizeof(*rd->seg)) == 0)
         rd->locked = 1;
     else
