@@ -239,16 +239,28 @@ static apr_status_t svm_dconn_make(void **res, void *params, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
-/* Connect a borrowed slot: TCP, then the TLS handshake, all before one
- * deadline (SplitVaultDaemonTimeout from now); then blocking I/O bounded
- * by the timeout per operation. APR_SUCCESS or an error (logged). */
-static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, svm_dconn *c)
+/* The daemon closed the connection before answering our ClientHello: it
+ * refuses connections past its caps (connections.max_handshakes and
+ * max_handshakes_per_address, connections.max) that way, before TLS. */
+static int svm_closed_before_tls(SSL *ssl, int e)
 {
-    apr_time_t deadline = apr_time_now() + sc->daemon_timeout;
+    unsigned long q = ERR_peek_error();
+
+    if (SSL_get_verify_result(ssl) != X509_V_OK)
+        return 0;
+    return (e == SSL_ERROR_SYSCALL && (q == 0 || ERR_GET_LIB(q) == ERR_LIB_SYS))
+           || (e == SSL_ERROR_SSL && ERR_GET_REASON(q) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+}
+
+/* One attempt: TCP, then the TLS handshake, before deadline. APR_SUCCESS,
+ * APR_EAGAIN (the daemon closed before TLS: worth another attempt; not
+ * logged) or an error (logged). */
+static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, svm_dconn *c,
+                                  apr_time_t deadline, int last)
+{
     const char *why = NULL;
     char ebuf[256];
     struct in6_addr a6;
-    int flags;
 
     c->fd = svm_tcp_connect(sc, deadline, &why);
     if (c->fd < 0) {
@@ -268,29 +280,34 @@ static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, svm_d
         goto tls_fail;
     for (;;) {
         int rc = SSL_connect(c->ssl), e;
+        long vr;
+
         if (rc == 1)
             break;
         e = SSL_get_error(c->ssl, rc);
         if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
             && svm_wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
             continue;
-        {
-            long vr = SSL_get_verify_result(c->ssl);
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01702: TLS handshake with "
-                          "splitvaultd at %s:%u failed: %s%s%s", sc->daemon_host,
-                          (unsigned)sc->daemon_port,
-                          e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE
-                          ? "timed out" : svm_ssl_err(ebuf, sizeof(ebuf)),
-                          vr != X509_V_OK ? "; certificate: " : "",
-                          vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+        if (svm_closed_before_tls(c->ssl, e) && !last) {
+            ERR_clear_error();
+            svm_dconn_close(c);
+            return APR_EAGAIN;
         }
+        vr = SSL_get_verify_result(c->ssl);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01702: TLS handshake with "
+                      "splitvaultd at %s:%u failed: %s%s%s", sc->daemon_host,
+                      (unsigned)sc->daemon_port,
+                      e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? "timed out"
+                      : svm_closed_before_tls(c->ssl, e)
+                      ? "the daemon closed the connection before TLS at every attempt (its "
+                        "connection caps, or clients.allow)"
+                      : svm_ssl_err(ebuf, sizeof(ebuf)),
+                      vr != X509_V_OK ? "; certificate: " : "",
+                      vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
         ERR_clear_error();
         svm_dconn_close(c);
         return APR_ECONNREFUSED;
     }
-    flags = fcntl(c->fd, F_GETFL, 0);
-    fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK);
-    svm_set_timeouts(c->fd, sc->daemon_timeout);
     return APR_SUCCESS;
 
 tls_fail:
@@ -298,6 +315,52 @@ tls_fail:
                   "failed: %s", svm_ssl_err(ebuf, sizeof(ebuf)));
     svm_dconn_close(c);
     return APR_EGENERAL;
+}
+
+#define SVM_CONNECT_TRIES 4
+
+/*
+ * Connect a borrowed slot, all before one deadline (SplitVaultDaemonTimeout
+ * from now); then blocking I/O bounded by the timeout per operation.
+ * APR_SUCCESS or an error (logged). When the daemon closes a connection
+ * before TLS (a burst of new connections from this host met its handshake
+ * caps, as after a restart under load), up to SVM_CONNECT_TRIES attempts
+ * are made, a random 10-40 ms apart, doubling; nothing was sent yet, so
+ * trying again is safe.
+ */
+static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, svm_dconn *c)
+{
+    apr_time_t deadline = apr_time_now() + sc->daemon_timeout;
+    apr_interval_time_t pause = apr_time_from_msec(10);
+    apr_status_t rv;
+    int flags;
+
+    for (int i = 1;; i++) {
+        unsigned char rnd = 0;
+        apr_interval_time_t p;
+
+        rv = svm_dconn_try(r, sc, c, deadline, i == SVM_CONNECT_TRIES);
+        if (rv != APR_EAGAIN)
+            break;
+        (void)RAND_bytes(&rnd, 1);
+        p = pause + pause * (apr_interval_time_t)rnd * 3 / 255;
+        if (apr_time_now() + p >= deadline) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01718: splitvaultd at %s:%u closed "
+                          "the connection before TLS and the connect timeout is spent",
+                          sc->daemon_host, (unsigned)sc->daemon_port);
+            return APR_ECONNREFUSED;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "splitvaultd closed a new connection "
+                      "before TLS (attempt %d); trying again", i);
+        apr_sleep(p);
+        pause *= 2;
+    }
+    if (rv != APR_SUCCESS)
+        return rv;
+    flags = fcntl(c->fd, F_GETFL, 0);
+    fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK);
+    svm_set_timeouts(c->fd, sc->daemon_timeout);
+    return APR_SUCCESS;
 }
 
 static apr_status_t svm_dconn_destroy(void *res, void *params, apr_pool_t *pool)
