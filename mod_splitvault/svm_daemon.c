@@ -350,8 +350,9 @@ static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, svm_d
                           sc->daemon_host, (unsigned)sc->daemon_port);
             return APR_ECONNREFUSED;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "splitvaultd closed a new connection "
-                      "before TLS (attempt %d); trying again", i);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "SV01719: splitvaultd closed a new "
+                      "connection before TLS at attempt %d of %d: trying again", i,
+                      SVM_CONNECT_TRIES);
         apr_sleep(p);
         pause *= 2;
     }
