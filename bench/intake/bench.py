@@ -147,10 +147,17 @@ def splitvault(work, between):
         pm = int((pg.data / "postmaster.pid").read_text().split()[0])
         roots = {httpd.proc.pid, daemon.pid, pm}
         runs = []
+        parts = (("httpd", {httpd.proc.pid}), ("PostgreSQL", {pm}),
+                 ("splitvaultd", {daemon.pid}))
         for i in range(ROUNDS):
             c0 = tree_cpu(roots)
+            p0 = [tree_cpu(r) for _, r in parts]
             res = wrk(url, str(script))
-            cpu = (tree_cpu(roots) - c0) / max(res[3], 1) * 1e6
+            n = max(res[3], 1)
+            cpu = (tree_cpu(roots) - c0) / n * 1e6
+            print("  CPU per request by part, run %d: %s" % (i + 1, ", ".join(
+                "%s %.0f us" % (name, (tree_cpu(r) - b) / n * 1e6)
+                for (name, r), b in zip(parts, p0))), flush=True)
             runs.append(res + (cpu,))
             between(i)
         rows = db.count("records")
