@@ -210,6 +210,33 @@ static int svm_insert_record(request_rec *r, ap_dbd_t *dbd, const char *uuid_s,
     return 0;
 }
 
+/*
+ * The INSERT failed. When the connection broke after the statement reached
+ * the server, it may have committed all the same (an autocommitted
+ * statement commits before its answer is sent): look for the record on a
+ * fresh connection, by its reference code and uuid. 1: it is there, the
+ * receipt is the right answer; 0: it is not, or that cannot be known (then
+ * the visitor is told it was not stored, and a second submission may
+ * duplicate the first: never a loss).
+ */
+static int svm_intake_landed(request_rec *r, ap_dbd_t *dbd, const char *uuid_s,
+                             const char *ref)
+{
+    const void *args[] = { ref };
+    apr_dbd_row_t *row;
+    svm_rows res;
+    int found = 0;
+
+    if (svm_db_fresh(r, dbd) != 0 || svm_db_select(r, dbd, "svm_rec_get", &res, args))
+        return 0;
+    while ((row = svm_db_row(r, dbd, &res)))
+        found |= strcmp(svm_db_col(r, dbd, row, 1), uuid_s) == 0;
+    if (found)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01509: the answer to the INSERT "
+                      "of record %s was lost, and the record is there: stored", ref);
+    return found;
+}
+
 int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
 {
     const svm_field *cf = (const svm_field *)sc->fields->elts;
@@ -326,7 +353,8 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
                       (int)apr_time_sec(SVM_SHARE_MAX_AGE - SVM_DB_STATEMENT_TIMEOUT));
         goto not_stored;
     }
-    if (svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0)
+    if (svm_insert_record(r, dbd, uuid_s, ref, &k1, xf, n) != 0
+        && !svm_intake_landed(r, dbd, uuid_s, ref))
         goto not_stored;
     for (i = 0; i < n; i++)
         sv_cleanse((void *)xf[i].value, xf[i].len);

@@ -249,7 +249,7 @@ def test_daemon_restart_reuses_pool_cleanly(sv):
 def test_database_down_then_back(sv):
     assert sv.submit(GOOD).status == 200
     # the failed statement, and mod_dbd's own reconnection messages
-    sv.allowed_errors += [r"SV0110[1-7]: ", r"\[dbd:"]
+    sv.allowed_errors += [r"SV0110[1-7]: ", r"SV01110: ", r"\[dbd:"]
     sv.pg.stop()
     try:
         r = sv.submit(GOOD)
@@ -414,3 +414,52 @@ def test_burst_past_the_daemons_handshake_caps_is_stored(sv_factory):
             break
     assert "reached; closed before TLS" in sv.daemon.log_text(), \
         "the burst never met the daemon's handshake cap"
+
+
+def _lost_answer_stack(sv_factory, pg):
+    from svtest.fixtures_httpd import PgProxy
+    proxy = PgProxy(pg.host, pg.port)
+    sv = sv_factory(db_port=proxy.port)
+    # the cut connection, and mod_dbd's own reconnection messages
+    sv.allowed_errors += [r"SV0110[1-9]: ", r"SV01110: ", r"\[dbd:"]
+    return proxy, sv
+
+
+def test_insert_answer_lost_after_commit_shows_the_receipt(sv_factory, pg):
+    """The intake statement commits, but the connection breaks before its
+    answer: the module finds the record on a fresh connection and shows the
+    receipt (telling the visitor "not stored" would make them submit twice)."""
+    proxy, sv = _lost_answer_stack(sv_factory, pg)
+    try:
+        assert sv.submit(GOOD).status == 200
+        proxy.arm("after", bind=b"svm_intake_%d" % len(GOOD))
+        r = sv.submit(GOOD)
+        assert proxy.cuts == 1
+        assert r.status == 200 and "your submission is stored" in r.text, r.text
+        ref = sv.ref_of(r)
+        assert sv.db.query("SELECT count(*) FROM records WHERE ref = %s", (ref,))[0][0] == 1
+        assert sv.db.count("records") == 2
+        assert "SV01509" in sv.httpd.log_text()
+        # the connection pool goes on working
+        assert sv.submit(GOOD).status == 200
+        assert sv.db.count("records") == 3
+    finally:
+        proxy.close()
+
+
+def test_insert_cut_before_it_ran_is_not_stored(sv_factory, pg):
+    """The connection breaks before the intake statement is complete: the
+    server stores nothing, and the visitor is told so."""
+    proxy, sv = _lost_answer_stack(sv_factory, pg)
+    try:
+        assert sv.submit(GOOD).status == 200
+        proxy.arm("before", bind=b"svm_intake_%d" % len(GOOD))
+        r = sv.submit(GOOD)
+        assert proxy.cuts == 1
+        assert r.status == 503 and "NOT stored" in r.text, r.text
+        assert sv.db.count("records") == 1
+        assert "SV01509" not in sv.httpd.log_text()
+        assert sv.submit(GOOD).status == 200
+        assert sv.db.count("records") == 2
+    finally:
+        proxy.close()

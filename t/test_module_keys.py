@@ -11,7 +11,7 @@ import re
 import subprocess
 
 from svtest.core import run
-from svtest.fixtures_httpd import Key1, STAFF
+from svtest.fixtures_httpd import TEST_HOOKS, Key1, STAFF
 
 GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
 PASS = "correct horse battery staple 42"
@@ -159,10 +159,11 @@ def test_graceful_restart_keeps_key1_stop_drops_it(sv_factory):
     # a full stop and start: gone, and the stop cleansed the segment (a
     # test build's notice; the mapping itself vanishes with the parent)
     sv.httpd.stop()
-    wiped = re.findall(r"SV02139: .* (\d+) key\(s\) were loaded, (\d+) of (\d+) bytes "
-                       r"nonzero after the wipe", sv.httpd.log_text())
-    assert wiped and wiped[-1][0] == "1" and wiped[-1][1] == "0" and int(wiped[-1][2]) > 0, \
-        wiped
+    if TEST_HOOKS:
+        wiped = re.findall(r"SV02139: .* (\d+) key\(s\) were loaded, (\d+) of (\d+) bytes "
+                           r"nonzero after the wipe", sv.httpd.log_text())
+        assert wiped and wiped[-1][0] == "1" and wiped[-1][1] == "0" \
+            and int(wiped[-1][2]) > 0, wiped
     sv.httpd.start()
     assert loaded_fingerprints(sv)[0] == set()
     r = sv.decrypt(sv.login("pat"), ref)

@@ -427,8 +427,11 @@ class PgProxy:
     cut both connections: the client never learns the outcome.
     arm("before") cuts both connections instead of forwarding that COMMIT
     (so the server rolls back). With refuse=True it also turns away every
-    new connection until `refuse` is set False again. `cuts` counts the
-    connections it cut."""
+    new connection until `refuse` is set False again. With bind=b"name",
+    the trigger is instead the next extended-protocol statement whose Bind
+    message names that prepared statement, and the cut happens at its Sync
+    (for an autocommitted statement, "after" means committed, answer
+    lost). `cuts` counts the connections it cut."""
 
     def __init__(self, pg_host, pg_port):
         self.pg = (pg_host, pg_port)
@@ -438,6 +441,7 @@ class PgProxy:
         self.ls.listen(64)
         self.port = self.ls.getsockname()[1]
         self.mode = None
+        self.bind = None
         self.refuse = False
         self._refuse_next = False
         self.cuts = 0
@@ -445,10 +449,11 @@ class PgProxy:
         self._socks = []
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def arm(self, mode, refuse=False):
+    def arm(self, mode, refuse=False, bind=None):
         assert mode in ("after", "before")
         with self._lock:
             self.mode = mode
+            self.bind = bind
             self._refuse_next = refuse
 
     def close(self):
@@ -512,14 +517,21 @@ class PgProxy:
         try:
             n = struct.unpack("!I", self._recv(c, 4))[0]
             s.sendall(struct.pack("!I", n) + self._recv(c, n - 4))  # startup message
+            bound = None  # armed by a matching Bind: cut at its Sync
             while True:
                 t = self._recv(c, 1)
                 n = struct.unpack("!I", self._recv(c, 4))[0]
                 msg = t + struct.pack("!I", n) + self._recv(c, n - 4)
                 mode = None
-                if t == b"Q" and msg[5:].upper().startswith(b"COMMIT"):
-                    with self._lock:
+                with self._lock:
+                    if self.mode and self.bind is None and t == b"Q" \
+                            and msg[5:].upper().startswith(b"COMMIT"):
                         mode, self.mode = self.mode, None
+                    elif self.mode and self.bind is not None and t == b"B" \
+                            and self.bind + b"\0" in msg[5:]:
+                        bound, self.mode = self.mode, None
+                if t == b"S" and bound:
+                    mode, bound = bound, None
                 if mode == "after":
                     held.set()
                     s.sendall(msg)
