@@ -512,6 +512,18 @@ class Daemon:
     def log_text(self):
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def wait_audit(self, needle, count=1, timeout=15):
+        """The audit log's text once needle occurs count times in it (or
+        after timeout): entries the daemon does not wait for (STORE, a
+        RELEASE's outcome, refusals) reach the file within a group commit,
+        which under valgrind can take a while."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.audit_path.read_text() if self.audit_path.exists() else ""
+            if text.count(needle) >= count or time.monotonic() >= deadline:
+                return text
+            time.sleep(0.05)
+
     def teardown(self):
         try:
             self.stop()
