@@ -24,6 +24,17 @@ def decrypt(c, rec, actor="pat", wait_ms=5000):
     return c.decrypt(rec.uuid, actor, rec.decrypt_fields(), wait_ms=wait_ms)
 
 
+def wait_queue(d, n, timeout=30):
+    """Until n decrypts wait in the daemon's queue (a request sent from a
+    thread needs its TLS handshake first, which under valgrind takes a
+    while)."""
+    deadline = time.monotonic() + timeout
+    with d.client() as c:
+        while c.status()["queue_len"] < n:
+            assert time.monotonic() < deadline, "the queue never reached %d" % n
+            time.sleep(0.02)
+
+
 def code_of(fn):
     try:
         fn()
@@ -125,13 +136,13 @@ def test_queue_full_without_lockdown_is_busy(daemon_factory):
         decrypt(c, rec)
     res = []
     t = threading.Thread(target=lambda: res.append(code_of(
-        lambda: decrypt(d.client(), rec, wait_ms=1500))))
+        lambda: decrypt(d.client(), rec, wait_ms=4000))))
     t.start()
-    time.sleep(0.3)
+    wait_queue(d, 1)
     with d.client() as c:
         assert code_of(lambda: decrypt(c, rec, wait_ms=1000)) == WERR["BUSY"]
         assert c.status()["locked"] == 0
-    t.join(10)
+    t.join(20)
     assert res == [WERR["RATE_LIMITED"]]
 
 
@@ -147,9 +158,9 @@ def test_lockdown_on_overflow_durable_and_unlock(daemon_factory):
             queued.append(code_of(lambda: decrypt(c, recs[0], wait_ms=20000)))
 
     threads = [threading.Thread(target=waiter) for _ in range(2)]
-    for t in threads:
+    for i, t in enumerate(threads):
         t.start()
-        time.sleep(0.2)
+        wait_queue(d, i + 1)
     with d.client() as c:
         assert c.status()["queue_len"] == 2
         # the request that finds the queue at its threshold trips the lock-down
