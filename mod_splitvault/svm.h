@@ -262,6 +262,11 @@ const svm_pair *svm_form_get(const apr_array_header_t *pairs, const char *name);
  * a failure that came to reading, they describe what arrived. */
 int svm_body_read(request_rec *r, apr_off_t max, char **out, apr_size_t *outlen,
                   apr_size_t *size, const char *too_large, const char **why);
+/* Is the Content-Type application/x-www-form-urlencoded (parameters
+ * allowed)? */
+int svm_ct_urlencoded(const char *ct);
+/* OK for SVM_PARSE_OK, else 400 with *why set to a visitor-safe reason. */
+int svm_parse_verdict(int rc, const char **why);
 /* A zeroed buffer of n bytes tied to pool p (never NULL): secure heap while
  * this pool's share (32 KiB) and the library's budget allow, else the
  * ordinary heap; cleansed and released at pool cleanup either way. */

@@ -19,6 +19,8 @@
 #include "apr_optional.h"
 #include "apr_strings.h"
 
+#include "sv_hex.h"
+
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *svm_dbd_acquire;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *svm_dbd_prepare;
 
@@ -491,32 +493,12 @@ int svm_db_fresh(request_rec *r, ap_dbd_t *dbd)
     return svm_db_session_init(r, dbd);
 }
 
-static int svm_hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int svm_hex_decode(const char *hex, unsigned char *out, apr_size_t n)
 {
-    apr_size_t i;
-
+    /* PostgreSQL's bytea hex output starts with \x */
     if (hex[0] == '\\' && hex[1] == 'x')
         hex += 2;
-    if (strlen(hex) != 2 * n)
-        return -1;
-    for (i = 0; i < n; i++) {
-        int hi = svm_hexval(hex[2 * i]), lo = svm_hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
+    return sv_hex_decode(hex, strlen(hex), out, n) == SV_OK ? 0 : -1;
 }
 
 char *svm_hex(apr_pool_t *p, const unsigned char *b, apr_size_t n)

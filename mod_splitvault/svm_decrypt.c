@@ -615,6 +615,16 @@ static int svm_dec_fail(svm_dctx *d, int status, const char *outcome, const char
     return svm_page_message(d->r, d->sc, status, title, msg, d->st);
 }
 
+/* The record changed under this decrypt: nothing changed, nothing shown. */
+static int svm_dec_conflict(svm_dctx *d)
+{
+    return svm_dec_fail(d, HTTP_CONFLICT, "conflict", "changed meanwhile",
+                        "Changed meanwhile",
+                        "This record changed while it was being decrypted (someone updated "
+                        "or decrypted it at the same moment). Nothing was changed and "
+                        "nothing is shown: please try again.");
+}
+
 /* 1 when the record's rows are no longer the ones read for this decrypt
  * (another share id or version, or other fields): a concurrent decrypt
  * rotated them, or an update changed them; 0 when they are the same, or
@@ -684,11 +694,7 @@ static int svm_dec_werr(svm_dctx *d, int werr, apr_uint32_t retry_ms)
         /* the shares it named may have been rotated away by a concurrent
          * decrypt: that is no sign of tampering */
         if (svm_dec_changed(d))
-            return svm_dec_fail(d, HTTP_CONFLICT, "conflict", "changed meanwhile",
-                                "Changed meanwhile",
-                                "This record changed while it was being decrypted (someone "
-                                "updated or decrypted it at the same moment). Nothing was "
-                                "changed and nothing is shown: please try again.");
+            return svm_dec_conflict(d);
         return svm_dec_fail(d, HTTP_UNPROCESSABLE_ENTITY, "refused", "daemon refused",
                             "Decryption refused",
                             "The decryption service refused this record: its stored data does "
@@ -868,11 +874,7 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         svm_dec_release(d, 0, d->n, 0);
         svm_dec_wipe(d);
         if (rc == SVM_DC_CHANGED)
-            return svm_dec_fail(d, HTTP_CONFLICT, "conflict", "changed meanwhile",
-                                "Changed meanwhile",
-                                "This record changed while it was being decrypted (someone "
-                                "updated or decrypted it at the same moment). Nothing was "
-                                "changed and nothing is shown: please try again.");
+            return svm_dec_conflict(d);
         return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "commit failed",
                             "Not decrypted", "The database failed while finishing the "
                             "decryption. Nothing was changed and nothing is shown: please "

@@ -174,24 +174,15 @@ int svm_body_read(request_rec *r, apr_off_t max, char **out, apr_size_t *outlen,
     return rc;
 }
 
-int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
-                  const char **why)
+int svm_ct_urlencoded(const char *ct)
 {
-    const char *ct = apr_table_get(r->headers_in, "Content-Type");
-    char *body;
-    apr_size_t len;
-    int rc;
+    return ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0
+           && (!ct[33] || ct[33] == ';' || ct[33] == ' ');
+}
 
-    *pairs = apr_array_make(r->pool, 8, sizeof(svm_pair));
-    if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0
-        || (ct[33] && ct[33] != ';' && ct[33] != ' ')) {
-        *why = "The form must be sent as application/x-www-form-urlencoded.";
-        return HTTP_UNSUPPORTED_MEDIA_TYPE;
-    }
-    if ((rc = svm_body_read(r, max, &body, &len, NULL,
-                            "The submission is larger than this form accepts.", why)) != OK)
-        return rc;
-    switch (svm_parse_urlencoded(body, len, 2 * SVM_MAX_FIELDS + 8, SVM_NAMES_ANY, *pairs)) {
+int svm_parse_verdict(int rc, const char **why)
+{
+    switch (rc) {
     case SVM_PARSE_OK:
         return OK;
     case SVM_PARSE_TOO_MANY:
@@ -201,6 +192,26 @@ int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
         *why = "The form data is malformed.";
         return HTTP_BAD_REQUEST;
     }
+}
+
+int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
+                  const char **why)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    char *body;
+    apr_size_t len;
+    int rc;
+
+    *pairs = apr_array_make(r->pool, 8, sizeof(svm_pair));
+    if (!svm_ct_urlencoded(ct)) {
+        *why = "The form must be sent as application/x-www-form-urlencoded.";
+        return HTTP_UNSUPPORTED_MEDIA_TYPE;
+    }
+    if ((rc = svm_body_read(r, max, &body, &len, NULL,
+                            "The submission is larger than this form accepts.", why)) != OK)
+        return rc;
+    return svm_parse_verdict(svm_parse_urlencoded(body, len, 2 * SVM_MAX_FIELDS + 8,
+                                                  SVM_NAMES_ANY, *pairs), why);
 }
 
 const svm_pair *svm_form_get(const apr_array_header_t *pairs, const char *name)

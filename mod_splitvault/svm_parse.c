@@ -11,20 +11,10 @@
 #include "apr_strings.h"
 
 #include "svm_parse.h"
+#include "sv_hex.h"
 
 #define SVM_BOUNDARY_MAX 70   /* RFC 2046 */
 #define SVM_NAME_MAX 64
-
-static int svm_hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 long svm_urldecode(char *s, apr_size_t len)
 {
@@ -34,14 +24,12 @@ long svm_urldecode(char *s, apr_size_t len)
         if (s[i] == '+')
             s[o++] = ' ';
         else if (s[i] == '%') {
-            int hi, lo;
-            if (len - i < 3)
+            uint8_t b;
+            /* the core's decoder: either case, no branch on the digits
+             * (form values are what visitors protect) */
+            if (len - i < 3 || sv_hex_decode(s + i + 1, 2, &b, 1) != SV_OK)
                 return -1;
-            hi = svm_hexval((unsigned char)s[i + 1]);
-            lo = svm_hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            s[o++] = (char)(hi << 4 | lo);
+            s[o++] = (char)b;
             i += 2;
         }
         else

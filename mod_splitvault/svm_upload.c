@@ -37,8 +37,7 @@ int svm_upload_read(request_rec *r, apr_off_t max, svm_upload *u, const char **w
             return HTTP_BAD_REQUEST;
         }
     }
-    else if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0
-             || (ct[33] && ct[33] != ';' && ct[33] != ' ')) {
+    else if (!svm_ct_urlencoded(ct)) {
         *why = "The form must be sent as multipart/form-data or "
                "application/x-www-form-urlencoded.";
         return HTTP_UNSUPPORTED_MEDIA_TYPE;
@@ -50,16 +49,7 @@ int svm_upload_read(request_rec *r, apr_off_t max, svm_upload *u, const char **w
                                          u->pairs)
                    : svm_parse_urlencoded(u->buf, u->len, SVM_UPLOAD_MAX_PARTS,
                                           SVM_NAMES_TOKEN, u->pairs);
-    switch (rc) {
-    case SVM_PARSE_OK:
-        return OK;
-    case SVM_PARSE_TOO_MANY:
-        *why = "The form has too many fields.";
-        return HTTP_BAD_REQUEST;
-    default:
-        *why = "The form data is malformed.";
-        return HTTP_BAD_REQUEST;
-    }
+    return svm_parse_verdict(rc, why);
 }
 
 void svm_upload_wipe(svm_upload *u)

@@ -1,6 +1,7 @@
 """splitvaultd guard rails: token buckets (global and per actor), the FIFO
 queue and its maximum wait, lock-down on overflow (durable across restarts,
 intake unaffected), unlock through the control socket."""
+import contextlib
 import os
 import stat
 import threading
@@ -293,6 +294,21 @@ def store_locked_row(d):
         con.close()
 
 
+@contextlib.contextmanager
+def sv_state_locked(d):
+    """Another session holds the pgsql store's lock-down row: the daemon's
+    writes to it wait, then fail after store.timeout."""
+    blocker = d.pg.connect(d.db_name)
+    blocker.autocommit = False
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE sv_state IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+
 def wait_for(cond, timeout=10):
     deadline = time.monotonic() + timeout
     while not cond():
@@ -306,20 +322,13 @@ def test_lockdown_the_store_cannot_record_is_retried(daemon_factory):
     locked, and is written as soon as the store works again."""
     d = daemon_factory(driver="pgsql", extra={"store": {"timeout": "1s"}})
     (rec,) = stored(d)
-    blocker = d.pg.connect(d.db_name)
-    blocker.autocommit = False
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("LOCK TABLE sv_state IN ACCESS EXCLUSIVE MODE")
+    with sv_state_locked(d):
         p = d.ctl("lockdown")
         assert p.returncode == 1 and "not durable yet" in p.stdout, p.stdout
         st = d.ctl_status()
         assert st["locked"] == "1" and st["lock_durable"] == "0"
         with d.client() as c:
             assert code_of(lambda: decrypt(c, rec)) == WERR["LOCKED_DOWN"]
-    finally:
-        blocker.rollback()
-        blocker.close()
     wait_for(lambda: d.ctl_status()["lock_durable"] == "1")
     assert store_locked_row(d) is True
     assert "lock-down now recorded in the store" in d.log_text()
@@ -333,16 +342,9 @@ def test_audit_log_lockdown_survives_a_lost_store_write(daemon_factory):
     store is told. An unlock is then recorded in both."""
     d = daemon_factory(driver="pgsql", extra={"store": {"timeout": "1s"}})
     (rec,) = stored(d)
-    blocker = d.pg.connect(d.db_name)
-    blocker.autocommit = False
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("LOCK TABLE sv_state IN ACCESS EXCLUSIVE MODE")
+    with sv_state_locked(d):
         assert d.ctl("lockdown").returncode == 1
         d.kill9()
-    finally:
-        blocker.rollback()
-        blocker.close()
     assert store_locked_row(d) is False
     d.start()
     assert d.ctl_status()["locked"] == "1"
