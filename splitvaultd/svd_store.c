@@ -121,7 +121,9 @@ struct dbh {
     apr_dbd_t *h;
     apr_dbd_prepared_t *st[ST__N];
     int busy;
+    int down;                   /* readers: connection lost (under rmu) */
     uint64_t retry_at;          /* pgsql: no reconnect attempt before (ms) */
+    uint64_t gen;               /* pgsql: s->broken_gen when last known good */
 };
 
 /* Forget the connection; busy is not written at all (a memset would clear
@@ -184,6 +186,9 @@ struct svd_store {
     pthread_t thread;
 
     uint64_t n_commits, n_ops;  /* writer transactions and operations (atomic) */
+    uint64_t broken_gen;        /* pgsql: bumped when a connection is found
+                                 * broken, as every other one probably is
+                                 * too (a server restart) (atomic) */
     int ckpt_due;               /* sqlite3: rows deleted since the last checkpoint */
     uint64_t ckpt_last_ms;
 
@@ -411,21 +416,28 @@ dbh_alive(struct svd_store *s, struct dbh *d)
  * reset connection has lost its prepared statements. A failed attempt is
  * not repeated for SVD_RECONNECT_DELAY_MS on that handle: while the
  * database is down, requests fail at once instead of each trying to connect
- * (and logging it). sqlite3 handles are never reconnected.
+ * (and logging it). A broken connection bumps s->broken_gen, so that the
+ * other readers are checked before their next use (reader_get). sqlite3
+ * handles are never reconnected.
  */
 static int
 dbh_check(struct svd_store *s, struct dbh *d)
 {
     char err[256];
 
+    uint64_t gen = __atomic_load_n(&s->broken_gen, __ATOMIC_RELAXED);
+
     if (s->conf->driver != SVD_DRIVER_PGSQL)
         return d->h != NULL ? 0 : -1;
-    if (dbh_alive(s, d))
+    if (dbh_alive(s, d)) {
+        d->gen = gen;
         return 0;
+    }
     if (d->h != NULL) {
         svd_warn("store: the pgsql connection is broken; reconnecting");
         dbh_close(s, d);
         d->retry_at = 0;
+        gen = __atomic_add_fetch(&s->broken_gen, 1, __ATOMIC_RELAXED);
     }
     if (svd_now_ms() < d->retry_at)
         return -1; /* the last attempt failed just now: fail fast, quietly */
@@ -436,6 +448,7 @@ dbh_check(struct svd_store *s, struct dbh *d)
         return -1;
     }
     d->retry_at = 0;
+    d->gen = gen;
     return 0;
 }
 
@@ -791,12 +804,15 @@ reader_get(struct svd_store *s)
     }
     AZ(pthread_mutex_lock(&s->rmu));
     for (;;) {
+        /* a free reader that is connected, else any free one (which then
+         * reconnects, or fails at once while its last attempt is recent):
+         * once the database is back, requests go to the readers that
+         * reconnected first */
         for (unsigned i = 0; i < s->nreaders; i++)
-            if (!s->readers[i].busy) {
+            if (!s->readers[i].busy && (d == NULL || (d->down && !s->readers[i].down)))
                 d = &s->readers[i];
-                d->busy = 1;
-                break;
-            }
+        if (d != NULL)
+            d->busy = 1;
         if (d != NULL || e == ETIMEDOUT)
             break;
         e = pthread_cond_timedwait(&s->rcv, &s->rmu, &ts);
@@ -808,7 +824,10 @@ reader_get(struct svd_store *s)
                 s->conf->store_timeout_ms);
         return NULL;
     }
-    if (s->conf->driver == SVD_DRIVER_PGSQL && d->h == NULL)
+    /* a reader not used since another connection was found broken is
+     * checked (one SELECT 1) before use, not failed on by a request */
+    if (s->conf->driver == SVD_DRIVER_PGSQL
+        && (d->h == NULL || d->gen != __atomic_load_n(&s->broken_gen, __ATOMIC_RELAXED)))
         (void)dbh_check(s, d);
     return d;
 }
@@ -819,6 +838,7 @@ reader_put(struct svd_store *s, struct dbh *d, int failed)
     if (failed && s->conf->driver == SVD_DRIVER_PGSQL)
         (void)dbh_check(s, d);
     AZ(pthread_mutex_lock(&s->rmu));
+    d->down = d->h == NULL;
     d->busy = 0;
     AZ(pthread_cond_signal(&s->rcv));
     AZ(pthread_mutex_unlock(&s->rmu));

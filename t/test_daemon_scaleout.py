@@ -72,6 +72,23 @@ def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):
                 time.sleep(0.2)
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"before"
         assert c.decrypt(r3.uuid, "pat", r3.decrypt_fields())[0][0] == b"after"
+    # every reader connection broke with the restart, most of them unused
+    # since: concurrent requests, which take several readers, all succeed
+    outs = []
+
+    def one():
+        try:
+            with d.client() as c2:
+                outs.append(c2.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0])
+        except DaemonError as e:
+            outs.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert outs == [b"before"] * 8, outs
 
 
 def test_pgsql_down_concurrent_readers_reconnect_safely(daemon_factory, pg):
