@@ -244,8 +244,8 @@ gen_frames(void)
     emit_raw("frame-version-2", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_VERSION);
     hdr(h, 'S', 'V', 0, SV_MSG_STATUS, 1, 2);
     emit_raw("frame-version-0", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_VERSION);
-    hdr(h, 'S', 'V', 1, 0x07, 1, 2);
-    emit_raw("frame-type-07", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_TYPE);
+    hdr(h, 'S', 'V', 1, 0x08, 1, 2);
+    emit_raw("frame-type-08", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_TYPE);
     hdr(h, 'S', 'V', 1, 0x00, 1, 2);
     emit_raw("frame-type-00", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_TYPE);
     hdr(h, 'S', 'V', 1, 0x80, 1, 2);
@@ -418,6 +418,23 @@ gen_others(void)
     }
     noext();
     emit_body("error-malformed-msglen", SV_MSG_ERROR, SV_ERR_WIRE_MALFORMED);
+
+    raw(U, 16); str8("uma"); u8(0); noext();
+    emit_body("confirm-malformed-count0", SV_MSG_CONFIRM, SV_ERR_WIRE_MALFORMED);
+    raw(U, 16); str8("uma"); u8(2); u64(5); str8("a"); raw(K, 32); u64(5); str8("b");
+    raw(K, 32); noext();
+    emit_body("confirm-malformed-dupid", SV_MSG_CONFIRM, SV_ERR_WIRE_MALFORMED);
+    raw(U, 16); str8("uma"); u8(2); u64(5); str8("a"); raw(K, 32); u64(6); str8("a");
+    raw(K, 32); noext();
+    emit_body("confirm-malformed-dupname", SV_MSG_CONFIRM, SV_ERR_WIRE_MALFORMED);
+    raw(U, 16); str8("uma"); u8(1); u64(0); str8("a"); raw(K, 32); noext();
+    emit_body("confirm-malformed-id0", SV_MSG_CONFIRM, SV_ERR_WIRE_MALFORMED);
+    raw(U, 16); str8("uma"); u8(1); u64(5); str8("a"); raw(K, 31);
+    emit_body("confirm-truncated", SV_MSG_CONFIRM, SV_ERR_WIRE_TRUNCATED);
+    u8(1); u8(2); noext();
+    emit_body("confirm_ok-malformed-flag", SV_MSG_CONFIRM_OK, SV_ERR_WIRE_MALFORMED);
+    u8(0); noext();
+    emit_body("confirm_ok-malformed-count0", SV_MSG_CONFIRM_OK, SV_ERR_WIRE_MALFORMED);
 }
 
 /* classify FILE...: one line per file, "<class> <file>". */

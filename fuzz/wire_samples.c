@@ -26,6 +26,8 @@ static const wsample_info samples[] = {
     {"recon_delete_ok-valid", SV_MSG_RECON_DELETE_OK},
     {"error-valid", SV_MSG_ERROR},
     {"error-valid-nomsg", SV_MSG_ERROR},
+    {"confirm-valid", SV_MSG_CONFIRM},
+    {"confirm_ok-valid", SV_MSG_CONFIRM_OK},
 };
 
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
@@ -110,6 +112,8 @@ wsample_encode(unsigned i, sv_buf *out, uint32_t reqid)
         sv_recon_delete_req recon_delete;
         sv_recon_delete_resp recon_delete_ok;
         sv_error_msg error;
+        sv_confirm_req confirm;
+        sv_confirm_resp confirm_ok;
     } m;
     sv_recon_entry ent[3];
     sv_recon_ref ref[2];
@@ -268,6 +272,21 @@ wsample_encode(unsigned i, sv_buf *out, uint32_t reqid)
         m.error.retry_ms = 0;
         m.error.msg[0] = '\0';
         return sv_error_encode(out, reqid, &m.error);
+    case 17: /* confirm-valid: an update checks the keys it seals to */
+        memcpy(m.confirm.uuid, sample_uuid, SV_UUID_LEN);
+        set_name(m.confirm.actor, sizeof(m.confirm.actor), "uma@example.org");
+        m.confirm.n = 2;
+        for (k = 0; k < 2; k++) {
+            set_name(m.confirm.f[k].name, sizeof(m.confirm.f[k].name), names[k]);
+            m.confirm.f[k].share_id = 1001 + k;
+            m.confirm.f[k].pub = k_pub[k];
+        }
+        return sv_confirm_req_encode(out, reqid, &m.confirm);
+    case 18: /* confirm_ok-valid */
+        m.confirm_ok.n = 2;
+        m.confirm_ok.ok[0] = 1;
+        m.confirm_ok.ok[1] = 0;
+        return sv_confirm_resp_encode(out, reqid, &m.confirm_ok);
     default:
         return SV_ERR_INVAL;
     }
@@ -288,6 +307,8 @@ typedef union {
     sv_recon_delete_req recon_delete;
     sv_recon_delete_resp recon_delete_ok;
     sv_error_msg error;
+    sv_confirm_req confirm;
+    sv_confirm_resp confirm_ok;
 } wmsg;
 
 static sv_status
@@ -309,6 +330,8 @@ msg_decode(uint8_t type, const uint8_t *b, size_t l, wmsg *m)
     case SV_MSG_RECON_DELETE_OK:
         return sv_recon_delete_resp_decode(b, l, &m->recon_delete_ok);
     case SV_MSG_ERROR: return sv_error_decode(b, l, &m->error);
+    case SV_MSG_CONFIRM: return sv_confirm_req_decode(b, l, &m->confirm);
+    case SV_MSG_CONFIRM_OK: return sv_confirm_resp_decode(b, l, &m->confirm_ok);
     default: return SV_ERR_WIRE_TYPE;
     }
 }
@@ -333,6 +356,8 @@ msg_encode(uint8_t type, const wmsg *m, sv_buf *out, uint32_t reqid)
     case SV_MSG_RECON_DELETE_OK:
         return sv_recon_delete_resp_encode(out, reqid, &m->recon_delete_ok);
     case SV_MSG_ERROR: return sv_error_encode(out, reqid, &m->error);
+    case SV_MSG_CONFIRM: return sv_confirm_req_encode(out, reqid, &m->confirm);
+    case SV_MSG_CONFIRM_OK: return sv_confirm_resp_encode(out, reqid, &m->confirm_ok);
     default: return SV_ERR_WIRE_TYPE;
     }
 }

@@ -88,12 +88,14 @@ sv_wire_type_name(uint8_t type)
     case SV_MSG_STATUS: return "STATUS";
     case SV_MSG_RECON_LIST: return "RECON_LIST";
     case SV_MSG_RECON_DELETE: return "RECON_DELETE";
+    case SV_MSG_CONFIRM: return "CONFIRM";
     case SV_MSG_STORE_OK: return "STORE_OK";
     case SV_MSG_DECRYPT_OK: return "DECRYPT_OK";
     case SV_MSG_RELEASE_OK: return "RELEASE_OK";
     case SV_MSG_STATUS_OK: return "STATUS_OK";
     case SV_MSG_RECON_LIST_OK: return "RECON_LIST_OK";
     case SV_MSG_RECON_DELETE_OK: return "RECON_DELETE_OK";
+    case SV_MSG_CONFIRM_OK: return "CONFIRM_OK";
     case SV_MSG_ERROR: return "ERROR";
     default: return "unknown";
     }
@@ -113,6 +115,8 @@ sv_wire_error_name(uint16_t code)
     case SV_WERR_AUDIT: return "audit log unavailable";
     case SV_WERR_INTERNAL: return "internal error";
     case SV_WERR_NOT_ALLOWED: return "not allowed";
+    case SV_WERR_NO_SPACE: return "no space";
+    case SV_WERR_EXISTS: return "record exists";
     default: return "unknown";
     }
 }
@@ -120,15 +124,15 @@ sv_wire_error_name(uint16_t code)
 static int
 type_known(uint8_t type)
 {
-    return (type >= SV_MSG_STORE && type <= SV_MSG_RECON_DELETE) ||
-           (type >= SV_MSG_STORE_OK && type <= SV_MSG_RECON_DELETE_OK) ||
+    return (type >= SV_MSG_STORE && type <= SV_MSG_CONFIRM) ||
+           (type >= SV_MSG_STORE_OK && type <= SV_MSG_CONFIRM_OK) ||
            type == SV_MSG_ERROR;
 }
 
 static int
 error_code_known(uint16_t code)
 {
-    return code >= SV_WERR_BAD_REQUEST && code <= SV_WERR_NOT_ALLOWED;
+    return code >= SV_WERR_BAD_REQUEST && code <= SV_WERR_EXISTS;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1310,6 +1314,131 @@ sv_recon_delete_resp_decode(const uint8_t *body, size_t len, sv_recon_delete_res
     if ((st = rd_init(&r, body, len)) != SV_OK ||
         (st = rd_count16(&r, 0, SV_WIRE_MAX_LIST, &m->n)) != SV_OK ||
         (st = rd_ext_end(&r)) != SV_OK)
+        memset(m, 0, sizeof(*m));
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* CONFIRM                                                                   */
+
+/* body: uuid16 str8 actor u8 n (1..32) n x {id share_id str8 name key pub} ext */
+sv_status
+sv_confirm_req_encode(sv_buf *out, uint32_t reqid, const sv_confirm_req *m)
+{
+    uint64_t ids[SV_WIRE_MAX_FIELDS];
+    size_t body, start = 0, l, al;
+    unsigned i;
+    sv_status st;
+
+    if (out == NULL || m == NULL)
+        return SV_ERR_INVAL;
+    al = bounded_len(m->actor, SV_WIRE_MAX_ACTOR + 1);
+    if (!sv_actor_name_valid(m->actor, al) || m->n < 1 || m->n > SV_WIRE_MAX_FIELDS)
+        return SV_ERR_INVAL;
+    body = SV_UUID_LEN + 1 + al + 1 + EXT_EMPTY_LEN;
+    for (i = 0; i < m->n; i++) {
+        const sv_confirm_item *f = &m->f[i];
+
+        if (!id_ok(f->share_id, 0) || id_seen(ids, i, f->share_id) ||
+            (l = field_name_len(f->name)) == 0 ||
+            name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_confirm_item, name), i) ||
+            f->pub == NULL)
+            return SV_ERR_INVAL;
+        ids[i] = f->share_id;
+        body += 8 + 1 + l + SV_X25519_LEN;
+    }
+    if ((st = frame_begin(out, SV_MSG_CONFIRM, reqid, body, &start)) != SV_OK)
+        return st;
+    sv_buf_put(out, m->uuid, SV_UUID_LEN);
+    put_str8(out, m->actor);
+    sv_buf_put_u8(out, (uint8_t)m->n);
+    for (i = 0; i < m->n; i++) {
+        sv_buf_put_u64(out, m->f[i].share_id);
+        put_str8(out, m->f[i].name);
+        sv_buf_put(out, m->f[i].pub, SV_X25519_LEN);
+    }
+    return frame_end(out, start, body);
+}
+
+sv_status
+sv_confirm_req_decode(const uint8_t *body, size_t len, sv_confirm_req *m)
+{
+    uint64_t ids[SV_WIRE_MAX_FIELDS];
+    sv_rd r;
+    unsigned i;
+    sv_status st;
+
+    memset(m, 0, sizeof(*m));
+    if ((st = rd_init(&r, body, len)) != SV_OK ||
+        (st = rd_copy(&r, m->uuid, SV_UUID_LEN)) != SV_OK ||
+        (st = rd_actor(&r, m->actor)) != SV_OK ||
+        (st = rd_count8(&r, 1, SV_WIRE_MAX_FIELDS, &m->n)) != SV_OK)
+        goto out;
+    for (i = 0; i < m->n; i++) {
+        sv_confirm_item *f = &m->f[i];
+
+        if ((st = rd_id(&r, &f->share_id)) != SV_OK)
+            goto out;
+        if (id_seen(ids, i, f->share_id)) {
+            st = SV_ERR_WIRE_MALFORMED;
+            goto out;
+        }
+        ids[i] = f->share_id;
+        if ((st = rd_field_name(&r, f->name)) != SV_OK)
+            goto out;
+        if (name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_confirm_item, name), i)) {
+            st = SV_ERR_WIRE_MALFORMED;
+            goto out;
+        }
+        if ((st = rd_bytes(&r, SV_X25519_LEN, &f->pub)) != SV_OK)
+            goto out;
+    }
+    st = rd_ext_end(&r);
+out:
+    if (st != SV_OK)
+        memset(m, 0, sizeof(*m));
+    return st;
+}
+
+/* body: u8 n (1..32) n x u8 ok (0 or 1) ext */
+sv_status
+sv_confirm_resp_encode(sv_buf *out, uint32_t reqid, const sv_confirm_resp *m)
+{
+    size_t body, start = 0;
+    unsigned i;
+    sv_status st;
+
+    if (out == NULL || m == NULL || m->n < 1 || m->n > SV_WIRE_MAX_FIELDS)
+        return SV_ERR_INVAL;
+    for (i = 0; i < m->n; i++)
+        if (m->ok[i] > 1)
+            return SV_ERR_INVAL;
+    body = 1 + (size_t)m->n + EXT_EMPTY_LEN;
+    if ((st = frame_begin(out, SV_MSG_CONFIRM_OK, reqid, body, &start)) != SV_OK)
+        return st;
+    sv_buf_put_u8(out, (uint8_t)m->n);
+    for (i = 0; i < m->n; i++)
+        sv_buf_put_u8(out, m->ok[i]);
+    return frame_end(out, start, body);
+}
+
+sv_status
+sv_confirm_resp_decode(const uint8_t *body, size_t len, sv_confirm_resp *m)
+{
+    sv_rd r;
+    unsigned i;
+    sv_status st;
+
+    memset(m, 0, sizeof(*m));
+    if ((st = rd_init(&r, body, len)) != SV_OK ||
+        (st = rd_count8(&r, 1, SV_WIRE_MAX_FIELDS, &m->n)) != SV_OK)
+        goto out;
+    for (i = 0; i < m->n; i++)
+        if ((st = rd_flag(&r, &m->ok[i])) != SV_OK)
+            goto out;
+    st = rd_ext_end(&r);
+out:
+    if (st != SV_OK)
         memset(m, 0, sizeof(*m));
     return st;
 }

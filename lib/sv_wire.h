@@ -58,12 +58,14 @@ enum {
     SV_MSG_STATUS = 0x04,
     SV_MSG_RECON_LIST = 0x05,
     SV_MSG_RECON_DELETE = 0x06,
+    SV_MSG_CONFIRM = 0x07,
     SV_MSG_STORE_OK = 0x81,
     SV_MSG_DECRYPT_OK = 0x82,
     SV_MSG_RELEASE_OK = 0x83,
     SV_MSG_STATUS_OK = 0x84,
     SV_MSG_RECON_LIST_OK = 0x85,
     SV_MSG_RECON_DELETE_OK = 0x86,
+    SV_MSG_CONFIRM_OK = 0x87,
     SV_MSG_ERROR = 0x7f
 };
 
@@ -79,10 +81,13 @@ enum {
     SV_WERR_STORE = 7,        /* share store failed (nothing stored) */
     SV_WERR_AUDIT = 8,        /* audit log unavailable: decrypts refused */
     SV_WERR_INTERNAL = 9,
-    SV_WERR_NOT_ALLOWED = 10  /* request not allowed for this client */
+    SV_WERR_NOT_ALLOWED = 10, /* request not allowed for this client's role */
+    SV_WERR_NO_SPACE = 11,    /* below the daemon's free-space watermark: STORE refused */
+    SV_WERR_EXISTS = 12       /* STORE: the record already has shares (new records only) */
 };
 
-/* Share states (daemon store). */
+/* Share states (daemon store). A retired share keeps its state; the store
+ * marks it retired apart (it is never on the wire). */
 enum { SV_SHARE_ACTIVE = 1, SV_SHARE_PENDING = 2 };
 
 typedef struct {
@@ -211,6 +216,25 @@ typedef struct {
     unsigned n;          /* shares deleted */
 } sv_recon_delete_resp;
 
+/* ---- CONFIRM: is this the daemon's key2 public for that share? ---------- */
+typedef struct {
+    char name[SV_FIELD_MAX + 1];
+    uint64_t share_id;
+    const uint8_t *pub;  /* 32 bytes: the key2 public the main database holds */
+} sv_confirm_item;
+
+typedef struct {
+    uint8_t uuid[SV_UUID_LEN];
+    char actor[SV_WIRE_MAX_ACTOR + 1];
+    unsigned n;
+    sv_confirm_item f[SV_WIRE_MAX_FIELDS];
+} sv_confirm_req;
+
+typedef struct {
+    unsigned n;
+    uint8_t ok[SV_WIRE_MAX_FIELDS]; /* per item, in request order: 1 confirmed */
+} sv_confirm_resp;
+
 /* ---- ERROR ---------------------------------------------------------------- */
 typedef struct {
     uint16_t code;       /* SV_WERR_* */
@@ -243,6 +267,8 @@ sv_status sv_recon_list_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_l
 sv_status sv_recon_list_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_list_resp *m);
 sv_status sv_recon_delete_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_delete_req *m);
 sv_status sv_recon_delete_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_delete_resp *m);
+sv_status sv_confirm_req_encode(sv_buf *out, uint32_t reqid, const sv_confirm_req *m);
+sv_status sv_confirm_resp_encode(sv_buf *out, uint32_t reqid, const sv_confirm_resp *m);
 sv_status sv_error_encode(sv_buf *out, uint32_t reqid, const sv_error_msg *m);
 
 /* Decoders parse a body (without header) of the given type. */
@@ -258,6 +284,8 @@ sv_status sv_recon_list_req_decode(const uint8_t *body, size_t len, sv_recon_lis
 sv_status sv_recon_list_resp_decode(const uint8_t *body, size_t len, sv_recon_list_resp *m);
 sv_status sv_recon_delete_req_decode(const uint8_t *body, size_t len, sv_recon_delete_req *m);
 sv_status sv_recon_delete_resp_decode(const uint8_t *body, size_t len, sv_recon_delete_resp *m);
+sv_status sv_confirm_req_decode(const uint8_t *body, size_t len, sv_confirm_req *m);
+sv_status sv_confirm_resp_decode(const uint8_t *body, size_t len, sv_confirm_resp *m);
 sv_status sv_error_decode(const uint8_t *body, size_t len, sv_error_msg *m);
 
 void sv_recon_list_resp_free(sv_recon_list_resp *m);

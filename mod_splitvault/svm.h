@@ -456,6 +456,14 @@ apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_s
                               sv_store_resp *resp, int *werr, apr_time_t *sent);
 /* STATUS (for the admin pages). */
 apr_status_t svm_daemon_status(request_rec *r, const svm_srv_conf *sc, sv_status_resp *st);
+/* CONFIRM: does the daemon hold share_id for this record and field, in
+ * use, with this key2 public key? *confirmed 1 or 0 on APR_SUCCESS; an
+ * error answer or a transport failure otherwise (logged). actor: the staff
+ * member, for the daemon's audit log. */
+apr_status_t svm_daemon_confirm(request_rec *r, const svm_srv_conf *sc,
+                                const uint8_t uuid[SV_UUID_LEN], const char *actor,
+                                const char *field, apr_uint64_t share_id,
+                                const uint8_t pub[SV_X25519_LEN], int *confirmed);
 
 /* ---- audit (svm_audit.c) ------------------------------------------------ */
 

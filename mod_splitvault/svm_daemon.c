@@ -577,8 +577,8 @@ apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_s
         return rv;
     if (rep.type == SV_MSG_ERROR) {
         *werr = rep.err.code ? rep.err.code : SV_WERR_INTERNAL;
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01714: splitvaultd refused STORE: %s",
-                      sv_wire_error_name(rep.err.code));
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01714: splitvaultd refused STORE: %s "
+                      "(%s)", sv_wire_error_name(rep.err.code), rep.err.msg);
         return APR_EGENERAL;
     }
     if (rep.type != SV_MSG_STORE_OK
@@ -617,5 +617,50 @@ apr_status_t svm_daemon_status(request_rec *r, const svm_srv_conf *sc, sv_status
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01717: unexpected answer to STATUS");
         return APR_EGENERAL;
     }
+    return APR_SUCCESS;
+}
+
+apr_status_t svm_daemon_confirm(request_rec *r, const svm_srv_conf *sc,
+                                const uint8_t uuid[SV_UUID_LEN], const char *actor,
+                                const char *field, apr_uint64_t share_id,
+                                const uint8_t pub[SV_X25519_LEN], int *confirmed)
+{
+    sv_confirm_req *req = apr_pcalloc(r->pool, sizeof(*req));
+    sv_confirm_resp resp;
+    uint32_t reqid = svm_daemon_reqid();
+    svm_dreply rep;
+    apr_status_t rv;
+    sv_status st;
+    sv_buf b;
+
+    *confirmed = 0;
+    memcpy(req->uuid, uuid, SV_UUID_LEN);
+    apr_cpystrn(req->actor, actor, sizeof(req->actor));
+    req->n = 1;
+    apr_cpystrn(req->f[0].name, field, sizeof(req->f[0].name));
+    req->f[0].share_id = share_id;
+    req->f[0].pub = pub;
+    sv_buf_init(&b, 0, 0);
+    if ((st = sv_confirm_req_encode(&b, reqid, req)) != SV_OK) {
+        sv_buf_free(&b);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01720: cannot encode CONFIRM: %s",
+                      sv_strerror(st));
+        return APR_EGENERAL;
+    }
+    rv = svm_daemon_call(r, sc, &b, reqid, 0, &rep);
+    sv_buf_free(&b);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (rep.type == SV_MSG_ERROR) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01721: splitvaultd refused CONFIRM: %s "
+                      "(%s)", sv_wire_error_name(rep.err.code), rep.err.msg);
+        return APR_EGENERAL;
+    }
+    if (rep.type != SV_MSG_CONFIRM_OK
+        || sv_confirm_resp_decode(rep.body, rep.body_len, &resp) != SV_OK || resp.n != 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01722: unexpected answer to CONFIRM");
+        return APR_EGENERAL;
+    }
+    *confirmed = resp.ok[0] == 1;
     return APR_SUCCESS;
 }

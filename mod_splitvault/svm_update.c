@@ -1,8 +1,12 @@
 /*
  * svm_update.c - write-only field update by staff (DESIGN.md, "Update").
  *
- * The new value is sealed to the field's existing key2 public key: no
- * daemon call, no key1. The row is changed only WHERE its share id and key2
+ * The new value is sealed to the field's existing key2 public key; no key1.
+ * That key comes from the main database, which a database writer could
+ * change to a key of its own and so read every later update: before
+ * sealing, the daemon is asked to confirm that it holds the row's share,
+ * for that record and field, in use, with exactly that key2 public key
+ * (CONFIRM, one small round trip). The row is changed only WHERE its share id and key2
  * public key are still the ones the value was sealed to (compare-and-swap),
  * so a concurrent decrypt-rotation can never be overwritten by a value
  * sealed to a key that no longer exists: the update then re-reads the key
@@ -84,7 +88,7 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         unsigned char pub[SV_X25519_LEN], enc[SV_HPKE_ENC_LEN];
         unsigned char *ct = apr_palloc(r->pool, pv->len + SV_HPKE_TAG_LEN);
         apr_size_t s32 = 32, sct = pv->len + SV_HPKE_TAG_LEN;
-        int nrows = 0, fail;
+        int nrows = 0, fail, confirmed = 0;
         svm_tx_outcome out;
         sv_status sst;
 
@@ -102,9 +106,37 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
             return svm_page_message(r, sc, HTTP_NOT_FOUND, "No such field",
                                     "This record has no such field; nothing was changed.", st);
         }
-        if (svm_hex_decode(pubhex, pub, sizeof(pub))
-            || (sst = sv_datum_seal(pub, uuid, pf->value, (const uint8_t *)pv->value, pv->len,
-                                    enc, ct)) != SV_OK) {
+        if (svm_hex_decode(pubhex, pub, sizeof(pub))) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01604: the key of %s/%s is "
+                          "malformed in the database", ref, pf->value);
+            break;
+        }
+        /* the daemon must confirm the key before anything is sealed to it */
+        if (svm_daemon_confirm(r, sc, uuid, st->name, pf->value,
+                               (apr_uint64_t)apr_atoi64(share), pub, &confirmed)
+            != APR_SUCCESS) {
+            sv_cleanse(pv->value, pv->len);
+            svm_audit(r, dbd, st->name, "update", ref, pf->value, "daemon unavailable", NULL);
+            return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not updated",
+                                    "The decryption daemon could not confirm this field's key, "
+                                    "so nothing was changed. Please try again in a few "
+                                    "minutes.", st);
+        }
+        if (!confirmed) {
+            sv_cleanse(pv->value, pv->len);
+            ap_log_rerror(APLOG_MARK, APLOG_CRIT, 0, r, "SV01605: the daemon does not confirm "
+                          "the key of %s/%s (share %s): the main database may have been "
+                          "changed; update refused", ref, pf->value, share);
+            svm_audit(r, dbd, st->name, "update", ref, pf->value, "key not confirmed",
+                      apr_psprintf(r->pool, "share %s", share));
+            return svm_page_message(r, sc, HTTP_CONFLICT, "Not updated",
+                                    "The decryption daemon does not recognise this field's "
+                                    "key, so the new value was not saved: nothing was "
+                                    "changed. Tell the administrators: the database may have "
+                                    "been tampered with.", st);
+        }
+        if ((sst = sv_datum_seal(pub, uuid, pf->value, (const uint8_t *)pv->value, pv->len,
+                                 enc, ct)) != SV_OK) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01601: sealing the new value of "
                           "%s/%s failed", ref, pf->value);
             break;

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Emit a C file holding the share-store schemas as strings:
-#   embed-sql.sh sqlite3.sql pgsql.sql > svd_schema.c
+# Emit a C file holding the share-store schemas and upgrades as strings:
+#   embed-sql.sh NAME FILE [NAME FILE ...] > svd_schema.c
 set -eu
 emit() {
     printf 'const char %s[] =\n' "$1"
@@ -9,5 +9,7 @@ emit() {
 }
 printf '/* Generated from sql/daemon/ by splitvaultd/embed-sql.sh: do not edit. */\n'
 printf '#include "svd_schema.h"\n\n'
-emit svd_schema_sqlite3 "$1"
-emit svd_schema_pgsql "$2"
+while [ $# -ge 2 ]; do
+    emit "$1" "$2"
+    shift 2
+done

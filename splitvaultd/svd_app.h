@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "svd_conf.h"
+#include "svd_space.h"
 
 #define SVD_APP_MAGIC 0xa99a99a9u
 
@@ -27,6 +28,7 @@ struct svd_app {
     struct svd_audit *audit;
     struct svd_limiter *limiter;
     struct svd_refusals *refusals; /* refusal summaries (svd_refusal.h) */
+    struct svd_space space;      /* the free-space watermark (svd_space.h) */
     uint64_t started;            /* unix seconds */
     uint64_t n_stores;           /* counters since start (atomic) */
     uint64_t n_decrypts;

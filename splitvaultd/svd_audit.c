@@ -507,6 +507,13 @@ svd_audit_unexpect(struct svd_audit *a)
 }
 
 int
+svd_audit_fd(struct svd_audit *a)
+{
+    CHECK_OBJ_NOTNULL(a, SVD_AUDIT_MAGIC);
+    return a->fd;
+}
+
+int
 svd_audit_healthy(struct svd_audit *a)
 {
     int h;

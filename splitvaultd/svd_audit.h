@@ -67,6 +67,10 @@ int svd_audit_event(struct svd_audit *a, int wait, const char *fmt, ...)
 void svd_audit_expect(struct svd_audit *a);
 void svd_audit_unexpect(struct svd_audit *a);
 
+/* The log's descriptor, for fstatvfs (svd_space.h); never written by the
+ * caller. */
+int svd_audit_fd(struct svd_audit *a);
+
 /* 1 while the last write succeeded. */
 int svd_audit_healthy(struct svd_audit *a);
 

@@ -36,11 +36,13 @@ enum ktype {
     K_DURATION, /* duration in ms, in [min, max] */
     K_DURATION_S, /* duration stored in seconds */
     K_SIZE,     /* bytes, power of two, in [min, max] */
+    K_BYTES,    /* bytes (any value, 64 bits) in [min, max] */
     K_BOOL,
     K_DRIVER,
     K_LEVEL,
-    K_PINS,     /* sequence of SHA-256 hex fingerprints */
-    K_CIDRS     /* sequence of CIDR blocks */
+    K_ROLE,     /* sequence of SHA-256 hex fingerprints of one role (off: the role) */
+    K_CIDRS,    /* sequence of CIDR blocks */
+    K_REMOVED   /* a key of an earlier version: an error that says what replaced it */
 };
 
 struct key {
@@ -62,9 +64,13 @@ static const struct key keys[] = {
     { "tls.certificate", K_STR, O(tls_cert), 0, 0 },
     { "tls.key", K_STR, O(tls_key), 0, 0 },
     { "tls.client_ca", K_STR, O(tls_ca), 0, 0 },
-    { "tls.pinned_clients", K_PINS, 0, 0, 0 },
+    { "tls.pinned_clients", K_REMOVED, 0, 0, 0 },
     { "clients", K_SECTION, 0, 0, 0 },
     { "clients.allow", K_CIDRS, 0, 0, 0 },
+    { "clients.frontend", K_ROLE, SVD_ROLE_FRONTEND, 0, 0 },
+    { "clients.reconcile", K_ROLE, SVD_ROLE_RECONCILE, 0, 0 },
+    { "clients.monitor", K_ROLE, SVD_ROLE_MONITOR, 0, 0 },
+    { "clients.allow_combined_roles", K_BOOL, O(combined_roles), 0, 0 },
     { "connections", K_SECTION, 0, 0, 0 },
     { "connections.max", K_UINT, O(max_connections), 1, 1024 },
     { "connections.max_handshakes", K_UINT, O(max_handshakes), 1, 1024 },
@@ -79,6 +85,7 @@ static const struct key keys[] = {
     { "store.readers", K_UINT, O(store_readers), 1, 64 },
     { "store.batch_max", K_UINT, O(batch_max), 1, 10000 },
     { "store.timeout", K_DURATION, O(store_timeout_ms), 1000, 600000 },
+    { "store.min_free", K_BYTES, O(min_free), 0, 1ull << 50 },
     { "decrypt", K_SECTION, 0, 0, 0 },
     { "decrypt.global_rate", K_SECTION, 0, 0, 0 },
     { "decrypt.global_rate.interval", K_DURATION, O(global.interval_ms), 0, DAY_MS },
@@ -96,12 +103,17 @@ static const struct key keys[] = {
     { "decrypt.daily_budget.actor", K_UINT, O(budget_actor), 0, 1000000 },
     { "reconcile", K_SECTION, 0, 0, 0 },
     { "reconcile.min_grace", K_DURATION_S, O(min_grace_s), 0, 365ull * DAY_MS },
+    { "retention", K_SECTION, 0, 0, 0 },
+    { "retention.period", K_DURATION_S, O(retention_s), 0, 3650ull * DAY_MS },
+    { "retention.purge_batch", K_UINT, O(purge_batch), 1, 100000 },
+    { "retention.daily_budget", K_UINT, O(retire_budget), 0, 100000000 },
     { "audit", K_SECTION, 0, 0, 0 },
     { "audit.path", K_STR, O(audit_path), 0, 0 },
     { "audit.head", K_STR, O(audit_head), 0, 0 },
     { "audit.refusal_period", K_DURATION, O(refusal_period_ms), 1000, 3600000 },
     { "control", K_SECTION, 0, 0, 0 },
     { "control.socket", K_STR, O(ctl_socket), 0, 0 },
+    { "control.admin_group", K_STR, O(admin_group), 0, 0 },
     { "process", K_SECTION, 0, 0, 0 },
     { "process.user", K_STR, O(user), 0, 0 },
     { "process.log_file", K_STR, O(log_file), 0, 0 },
@@ -394,6 +406,14 @@ set_scalar(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long ke
         if ((v & (v - 1)) != 0)
             return perr(p, line, k->path, "must be a power of two");
         return set_uint(p, k, n, v);
+    case K_BYTES:
+        if (svd_parse_size(s, &v) != 0)
+            return perr(p, line, k->path, "expected a size such as 0, 512MiB or 2GiB, got \"%s\"",
+                        s);
+        if (v < k->min || v > k->max)
+            return perr(p, line, k->path, "size %s out of range", s);
+        *(uint64_t *)(base + k->off) = v;
+        return 0;
     case K_BOOL:
         if (plain(n) && strcmp(s, "true") == 0)
             *(int *)(base + k->off) = 1;
@@ -428,7 +448,50 @@ set_scalar(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long ke
     return perr(p, line, k->path, "internal: bad key type");
 }
 
-/* Store a sequence key (pins or CIDR blocks). */
+/* Parse a fingerprint: hex, either case, colons allowed. 0 or -1. */
+static int
+parse_fp(const char *s, uint8_t out[SVD_PIN_LEN])
+{
+    char fp[2 * SVD_PIN_LEN + 1];
+    size_t j, o = 0;
+
+    for (j = 0; s[j] != '\0' && o < sizeof(fp) - 1; j++)
+        if (s[j] != ':')
+            fp[o++] = s[j];
+    fp[o] = '\0';
+    return s[j] == '\0' && sv_hex_decode(fp, o, out, SVD_PIN_LEN) == SV_OK ? 0 : -1;
+}
+
+/* Add a certificate to one role; a certificate already listed (in another
+ * role's list) gains the role, which validate() refuses unless
+ * clients.allow_combined_roles is true. */
+static int
+add_client(struct pctx *p, const struct key *k, const uint8_t fp[SVD_PIN_LEN],
+           unsigned long line, unsigned entry)
+{
+    struct svd_conf *c = p->c;
+    struct svd_client *nc;
+
+    for (unsigned i = 0; i < c->nclients; i++)
+        if (memcmp(c->clients[i].fp, fp, SVD_PIN_LEN) == 0) {
+            if (c->clients[i].roles & (unsigned)k->off)
+                return perr(p, line, k->path, "entry %u: listed twice", entry);
+            c->clients[i].roles |= (unsigned)k->off;
+            return 0;
+        }
+    if (c->nclients >= CONF_MAX_LIST)
+        return perr(p, line, k->path, "more than %u client certificates", CONF_MAX_LIST);
+    if ((nc = realloc(c->clients, (c->nclients + 1) * sizeof(*nc))) == NULL)
+        return perr(p, line, k->path, "out of memory");
+    c->clients = nc;
+    memcpy(nc[c->nclients].fp, fp, SVD_PIN_LEN);
+    nc[c->nclients].roles = (unsigned)k->off;
+    nc[c->nclients].line = line;
+    c->nclients++;
+    return 0;
+}
+
+/* Store a sequence key (a role's certificates, or CIDR blocks). */
 static int
 set_list(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long keyline)
 {
@@ -441,13 +504,7 @@ set_list(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long keyl
     count = (unsigned)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (count > CONF_MAX_LIST)
         return perr(p, line, k->path, "more than %u entries", CONF_MAX_LIST);
-    if (k->type == K_PINS) {
-        free(p->c->pins);
-        p->c->pins = NULL;
-        p->c->npins = 0;
-        if (count > 0 && (p->c->pins = calloc(count, SVD_PIN_LEN)) == NULL)
-            return perr(p, line, k->path, "out of memory");
-    } else {
+    if (k->type == K_CIDRS) {
         free(p->c->allow);
         p->c->allow = NULL;
         p->c->nallow = 0;
@@ -456,25 +513,20 @@ set_list(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long keyl
     }
     for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++, i++) {
         yaml_node_t *e = yaml_document_get_node(p->doc, *it);
+        uint8_t fp[SVD_PIN_LEN];
         const char *s;
-        char fp[2 * SVD_PIN_LEN + 1];
-        size_t j, o = 0;
 
         if (e == NULL || e->type != YAML_SCALAR_NODE)
             return perr(p, e ? e->start_mark.line + 1 : line, k->path,
                         "entry %u: expected a single value", i + 1);
         s = scalar(e);
-        if (k->type == K_PINS) {
-            /* accept lowercase/uppercase hex, optionally with colons */
-            for (j = 0; s[j] != '\0' && o < sizeof(fp) - 1; j++)
-                if (s[j] != ':')
-                    fp[o++] = s[j];
-            fp[o] = '\0';
-            if (s[j] != '\0' || sv_hex_decode(fp, o, p->c->pins[i], SVD_PIN_LEN) != SV_OK)
+        if (k->type == K_ROLE) {
+            if (parse_fp(s, fp) != 0)
                 return perr(p, e->start_mark.line + 1, k->path,
-                            "entry %u: expected a SHA-256 fingerprint (64 hex digits), got \"%s\"",
-                            i + 1, s);
-            p->c->npins++;
+                            "entry %u: expected a certificate's SHA-256 fingerprint (64 hex "
+                            "digits), got \"%s\"", i + 1, s);
+            if (add_client(p, k, fp, e->start_mark.line + 1, i + 1) != 0)
+                return -1;
         } else {
             if (svd_cidr_parse(s, &p->c->allow[i]) != 0)
                 return perr(p, e->start_mark.line + 1, k->path,
@@ -484,6 +536,26 @@ set_list(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long keyl
         }
     }
     return 0;
+}
+
+unsigned
+svd_conf_client_roles(const struct svd_conf *c, const uint8_t fp[SVD_PIN_LEN])
+{
+    for (unsigned i = 0; i < c->nclients; i++)
+        if (memcmp(c->clients[i].fp, fp, SVD_PIN_LEN) == 0)
+            return c->clients[i].roles;
+    return 0;
+}
+
+const char *
+svd_role_name(unsigned roles)
+{
+    static const char *const names[8] = {
+        "none", "frontend", "reconcile", "frontend+reconcile", "monitor", "frontend+monitor",
+        "reconcile+monitor", "frontend+reconcile+monitor",
+    };
+
+    return names[roles & 7u];
 }
 
 /* Walk a mapping node whose keys live under prefix ("" for the root). */
@@ -521,7 +593,10 @@ walk(struct pctx *p, yaml_node_t *map, const char *prefix, int depth)
             if (vn->type != YAML_MAPPING_NODE)
                 return perr(p, line, path, "expected a section (a mapping of keys)");
             r = walk(p, vn, path, depth + 1);
-        } else if (k->type == K_PINS || k->type == K_CIDRS) {
+        } else if (k->type == K_REMOVED) {
+            r = perr(p, line, path, "no longer supported: list each client certificate "
+                     "under clients.frontend, clients.reconcile or clients.monitor (its role)");
+        } else if (k->type == K_ROLE || k->type == K_CIDRS) {
             r = set_list(p, k, vn, line);
         } else {
             r = set_scalar(p, k, vn, line);
@@ -582,6 +657,24 @@ validate(struct pctx *p, unsigned long last_line)
     if (c->nallow == 0)
         return perr(p, key_line(p, "clients.allow"), "clients.allow",
                     "an empty allow-list would refuse every client");
+    if (c->nclients == 0)
+        return perr(p, key_line(p, "clients") ? key_line(p, "clients") : last_line,
+                    "clients.frontend", "no client certificate is listed: list the module's "
+                    "certificate (the SHA-256 of its DER) under clients.frontend, and the "
+                    "reconcile tool's under clients.reconcile");
+    for (unsigned i = 0; i < c->nclients && !c->combined_roles; i++)
+        if ((c->clients[i].roles & (c->clients[i].roles - 1)) != 0)
+            return perr(p, c->clients[i].line, "clients",
+                        "a certificate is listed with two roles (%s): a front end that also "
+                        "holds the reconcile role can retire any share; give each role its "
+                        "own certificate, or set clients.allow_combined_roles: true",
+                        svd_role_name(c->clients[i].roles));
+    if (c->min_grace_s < SVD_MIN_GRACE_FLOOR_S)
+        return perr(p, key_line(p, "reconcile.min_grace"), "reconcile.min_grace",
+                    "%us is below %us: the module commits a submission or a rotation up to "
+                    "600 s after the request that stored its shares, and reconcile must "
+                    "never take such a share for an orphan", c->min_grace_s,
+                    SVD_MIN_GRACE_FLOOR_S);
     /* unauthenticated connections never take every slot: at least one
      * (by default half, up to 16 handshakes) stays for clients that have
      * proved themselves */
@@ -637,6 +730,10 @@ set_defaults(struct svd_conf *c)
     c->budget_global = 1000;
     c->budget_actor = 250;
     c->min_grace_s = 3600;
+    c->retention_s = 7u * 86400u;
+    c->purge_batch = 500;
+    c->retire_budget = 10000;
+    c->min_free = 256ull << 20;
     c->refusal_period_ms = 10000;
     c->log_level = SV_LOG_INFO;
     c->secure_heap = 8u << 20;
@@ -775,13 +872,14 @@ svd_conf_free(struct svd_conf *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->tls_ca);
-    free(c->pins);
+    free(c->clients);
     free(c->allow);
     free(c->store_path);
     free(c->store_params);
     free(c->audit_path);
     free(c->audit_head);
     free(c->ctl_socket);
+    free(c->admin_group);
     free(c->user);
     free(c->log_file);
     free(c->pid_file);

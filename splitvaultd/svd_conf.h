@@ -28,6 +28,19 @@ struct svd_cidr {
     unsigned prefix;      /* prefix length */
 };
 
+/* Client roles (clients.frontend / .reconcile / .monitor): what a client
+ * certificate may ask the daemon (svd_req.c's table). */
+#define SVD_ROLE_FRONTEND 0x1u  /* STORE, DECRYPT, RELEASE of its rotations, CONFIRM, STATUS */
+#define SVD_ROLE_RECONCILE 0x2u /* RECON_LIST, RECON_DELETE, RELEASE activating, STATUS */
+#define SVD_ROLE_MONITOR 0x4u   /* STATUS */
+
+/* One client certificate, by the SHA-256 of its DER, and its roles. */
+struct svd_client {
+    uint8_t fp[SVD_PIN_LEN];
+    unsigned roles;
+    unsigned long line;   /* where it was first listed (messages) */
+};
+
 struct svd_rate {
     uint32_t interval_ms; /* one token per interval; 0: unlimited */
     uint32_t burst;       /* bucket capacity */
@@ -45,8 +58,9 @@ struct svd_conf {
     char *tls_key;
     char *tls_ca;
     unsigned long tls_cert_line, tls_key_line, tls_ca_line; /* for messages */
-    uint8_t (*pins)[SVD_PIN_LEN];
-    unsigned npins;
+    struct svd_client *clients;  /* every listed certificate, roles merged */
+    unsigned nclients;
+    int combined_roles;          /* clients.allow_combined_roles */
 
     struct svd_cidr *allow;
     unsigned nallow;
@@ -64,6 +78,7 @@ struct svd_conf {
     unsigned store_readers;
     unsigned batch_max;
     uint32_t store_timeout_ms;   /* statements, connects, waiting for a reader */
+    uint64_t min_free;           /* bytes: below, STORE is refused (0: no watermark) */
 
     struct svd_rate global;
     struct svd_rate actor;
@@ -76,11 +91,16 @@ struct svd_conf {
 
     uint32_t min_grace_s;
 
+    uint32_t retention_s;        /* retired shares are kept this long; 0: purged at once */
+    unsigned purge_batch;        /* purged per transaction */
+    uint32_t retire_budget;      /* shares retired in any 24 hours; 0: no budget */
+
     char *audit_path;
     char *audit_head;
     uint32_t refusal_period_ms;  /* refusals of one kind and peer: one entry a period */
 
     char *ctl_socket;
+    char *admin_group;           /* control.admin_group: may unlock and restore */
 
     char *user;
     char *log_file;
@@ -99,6 +119,18 @@ int svd_conf_parse(const char *name, const char *text, size_t len,
                    struct svd_conf **out, char *err, size_t errlen);
 
 void svd_conf_free(struct svd_conf *c);
+
+/* The roles of the client certificate with SHA-256 fp (0: not listed). */
+unsigned svd_conf_client_roles(const struct svd_conf *c, const uint8_t fp[SVD_PIN_LEN]);
+
+/* "frontend", "reconcile", "monitor", "frontend+reconcile", ... or "none". */
+const char *svd_role_name(unsigned roles);
+
+/* The floor of reconcile.min_grace, in seconds: the module commits a
+ * submission or a rotation within 600 s of the request that stored its
+ * shares, or gives it up; a grace period below that (with a margin) could
+ * let reconcile retire a share a commit is about to reference. */
+#define SVD_MIN_GRACE_FLOOR_S 900u
 
 /* Parse "10.0.0.0/8", "::1/128" or a bare address (full prefix).
  * Returns 0 or -1. */

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -33,6 +34,7 @@
 #include "svd_log.h"
 #include "svd_refusal.h"
 #include "svd_store.h"
+#include "sv_format.h"
 #include "sv_hex.h"
 
 #define SVD_CTL_MAGIC 0xc7c7c7c7u
@@ -42,6 +44,7 @@ struct svd_ctl {
     struct svd_app *app;
     int fd;
     uid_t uid;
+    gid_t admin_gid;            /* SVD_NO_GROUP: none */
     int stop_pipe[2];
     pthread_t thread;
 };
@@ -80,7 +83,40 @@ out:
 }
 
 int
-svd_ctl_listen(const char *path, uid_t uid, gid_t gid, int *fd, char *err, size_t errlen)
+svd_ctl_admin_group(const char *group, const char *user, gid_t user_gid, gid_t *gid,
+                    char *err, size_t errlen)
+{
+    struct group *g;
+    gid_t groups[256];
+    int n = (int)SVD_ARRAY_LEN(groups);
+
+    *gid = SVD_NO_GROUP;
+    if (group == NULL)
+        return 0;
+    errno = 0;
+    if ((g = getgrnam(group)) == NULL) {
+        snprintf(err, errlen, "control.admin_group: no group \"%s\"%s%s", group,
+                 errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
+        return -1;
+    }
+    if (getgrouplist(user, user_gid, groups, &n) < 0) {
+        snprintf(err, errlen, "control.admin_group: cannot list the groups of %s", user);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (groups[i] == g->gr_gid) {
+            snprintf(err, errlen, "control.admin_group: the daemon's user %s is in group %s: "
+                     "it could unlock the daemon and restore shares itself; use a group "
+                     "only administrators are in", user, group);
+            return -1;
+        }
+    *gid = g->gr_gid;
+    return 0;
+}
+
+int
+svd_ctl_listen(const char *path, uid_t uid, gid_t gid, gid_t admin_gid, int *fd, char *err,
+               size_t errlen)
 {
     struct sockaddr_un sa;
     struct stat st;
@@ -106,8 +142,9 @@ svd_ctl_listen(const char *path, uid_t uid, gid_t gid, int *fd, char *err, size_
         snprintf(err, errlen, "control.socket: %s", strerror(errno));
         goto out;
     }
-    /* the umask makes it 0600 at creation: no chmod by name afterwards */
-    old = umask(0177);
+    /* the umask makes it 0600 (0660 for an admin group) at creation: no
+     * chmod by name afterwards */
+    old = umask(admin_gid != SVD_NO_GROUP ? 0117 : 0177);
     if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         umask(old);
         snprintf(err, errlen, "control.socket: bind %s: %s", path, strerror(errno));
@@ -125,7 +162,8 @@ svd_ctl_listen(const char *path, uid_t uid, gid_t gid, int *fd, char *err, size_
         }
     }
 #endif
-    if (geteuid() == 0 && give_socket(path, uid, gid, err, errlen) != 0)
+    if (geteuid() == 0 &&
+        give_socket(path, uid, admin_gid != SVD_NO_GROUP ? admin_gid : gid, err, errlen) != 0)
         goto out;
     *fd = s;
     s = -1;
@@ -157,11 +195,11 @@ static void
 cmd_status(struct svd_ctl *ctl, int fd)
 {
     struct svd_app *app = ctl->app;
-    uint64_t since = 0, active = 0, pending = 0, seq = 0;
+    uint64_t since = 0, active = 0, pending = 0, retired = 0, seq = 0;
     uint8_t hash[SVD_AUDIT_HASH_LEN];
     char hx[2 * SVD_AUDIT_HASH_LEN + 1];
     int locked = svd_limiter_locked(app->limiter, &since);
-    int counts = svd_store_counts(app->store, &active, &pending) == 0;
+    int counts = svd_store_counts(app->store, &active, &pending, &retired) == 0;
 
     uint64_t commits = 0, ops = 0;
 
@@ -174,14 +212,157 @@ cmd_status(struct svd_ctl *ctl, int fd)
         app->conf->queue_max, svd_limiter_pressure(app->limiter));
     say(fd, "lock_durable=%d\n", !svd_app_lock_write_pending(app));
     if (counts)
-        say(fd, "shares_active=%" PRIu64 "\nshares_pending=%" PRIu64 "\n", active, pending);
+        say(fd, "shares_active=%" PRIu64 "\nshares_pending=%" PRIu64 "\nshares_retired=%" PRIu64
+            "\n", active, pending, retired);
     else
         say(fd, "store=unavailable\n");
     say(fd, "store_commits=%" PRIu64 "\nstore_write_ops=%" PRIu64 "\n", commits, ops);
+    say(fd, "retention=%" PRIu32 "\nretired_24h=%" PRIu64 "\nretire_budget=%" PRIu32 "\n",
+        app->conf->retention_s, svd_limiter_retired_today(app->limiter),
+        app->conf->retire_budget);
     say(fd, "stores=%" PRIu64 "\ndecrypts=%" PRIu64 "\nrefusals=%" PRIu64
         "\naudit_healthy=%d\naudit_seq=%" PRIu64 "\naudit_hash=%s\n",
         SVD_READ(app, n_stores), SVD_READ(app, n_decrypts), SVD_READ(app, n_refusals),
         svd_audit_healthy(app->audit), seq, hx);
+}
+
+/* 1 when the peer is in the admin group (primary or supplementary). */
+static int
+peer_in_group(int fd, const struct ucred *cred, gid_t gid)
+{
+    gid_t groups[256];
+    socklen_t len = sizeof(groups);
+
+    if (gid == SVD_NO_GROUP)
+        return 0;
+    if (cred->gid == gid)
+        return 1;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0)
+        return 0; /* cannot tell: not a member (fail closed) */
+    for (size_t i = 0; i < len / sizeof(gid_t); i++)
+        if (groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* Parse a decimal u64 (the whole string). 0 or -1. */
+static int
+parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    unsigned long long x;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    x = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* "retired [record UUID | since UNIX]": every retired share, a line each
+ * (ids, record, field, state, times, reason: no key material). */
+static void
+cmd_retired(struct svd_ctl *ctl, int fd, const char *arg)
+{
+    struct svd_retired *e = NULL;
+    uint8_t uuid[SV_UUID_LEN];
+    const uint8_t *up = NULL;
+    uint64_t since = 0, after = 0, total = 0;
+    const unsigned page = 500;
+    int more = 1;
+
+    if (arg != NULL && strncmp(arg, "record ", 7) == 0) {
+        if (sv_uuid_parse(arg + 7, strlen(arg + 7), uuid) != SV_OK) {
+            say(fd, "error: not a record uuid\n");
+            return;
+        }
+        up = uuid;
+    } else if (arg != NULL && strncmp(arg, "since ", 6) == 0) {
+        if (parse_u64(arg + 6, &since) != 0) {
+            say(fd, "error: since takes unix seconds\n");
+            return;
+        }
+    } else if (arg != NULL) {
+        say(fd, "error: retired [record UUID | since UNIX-SECONDS]\n");
+        return;
+    }
+    if ((e = calloc(page, sizeof(*e))) == NULL) {
+        say(fd, "error: out of memory\n");
+        return;
+    }
+    say(fd, "ok\n");
+    while (more) {
+        unsigned n = 0;
+        if (svd_store_retired_list(ctl->app->store, after, since, up, page, e, &n, &more) != 0) {
+            say(fd, "error=store unavailable; the list above is incomplete\n");
+            break;
+        }
+        for (unsigned i = 0; i < n; i++) {
+            char u[SV_UUID_STR_LEN + 1];
+            sv_uuid_format(e[i].uuid, u);
+            say(fd, "share id=%" PRIu64 " record=%s field=%s state=%s created=%" PRIu64
+                " retired=%" PRIu64 " why=%s\n", e[i].id, u, e[i].field,
+                e[i].state == SV_SHARE_PENDING ? "pending" : "active", e[i].created,
+                e[i].retired, e[i].why[0] ? e[i].why : "-");
+            after = e[i].id;
+        }
+        total += n;
+        if (n == 0)
+            break;
+    }
+    say(fd, "count=%" PRIu64 "\n", total);
+    free(e);
+}
+
+/* "restore id ID | record UUID | since UNIX": recorded before it is done. */
+static void
+cmd_restore(struct svd_ctl *ctl, int fd, const char *arg, const char *source)
+{
+    struct svd_app *app = ctl->app;
+    enum svd_restore_by by;
+    uint8_t uuid[SV_UUID_LEN];
+    uint64_t v = 0;
+    unsigned restored = 0;
+    const char *what, *value;
+
+    if (arg != NULL && strncmp(arg, "id ", 3) == 0 && parse_u64(arg + 3, &v) == 0 && v > 0 &&
+        v <= SV_WIRE_MAX_ID) {
+        by = SVD_RESTORE_ID;
+        what = "id";
+        value = arg + 3;
+    } else if (arg != NULL && strncmp(arg, "record ", 7) == 0 &&
+               sv_uuid_parse(arg + 7, strlen(arg + 7), uuid) == SV_OK) {
+        by = SVD_RESTORE_RECORD;
+        what = "record";
+        value = arg + 7;
+    } else if (arg != NULL && strncmp(arg, "since ", 6) == 0 && parse_u64(arg + 6, &v) == 0) {
+        by = SVD_RESTORE_SINCE;
+        what = "since";
+        value = arg + 6;
+    } else {
+        say(fd, "error: restore id ID | record UUID | since UNIX-SECONDS\n");
+        return;
+    }
+    if (svd_audit_event(app->audit, 1, "event=restore outcome=requested by=%s value=%s "
+                        "source=%s", what, value, source) != 0) {
+        say(fd, "error: the audit log cannot record it; nothing restored\n");
+        return;
+    }
+    if (svd_store_restore(app->store, by, v, by == SVD_RESTORE_RECORD ? uuid : NULL,
+                          &restored) != 0) {
+        (void)svd_audit_event(app->audit, 0, "event=restore outcome=failed by=%s value=%s "
+                              "source=%s", what, value, source);
+        say(fd, "error: the store failed; nothing restored\n");
+        return;
+    }
+    (void)svd_audit_event(app->audit, 1, "event=restore outcome=ok by=%s value=%s restored=%u "
+                          "source=%s", what, value, restored, source);
+    svd_warn("control: %u retired share(s) restored (%s %s) by %s", restored, what, value,
+             source);
+    say(fd, "ok\nrestored=%u\n", restored);
 }
 
 static void
@@ -190,18 +371,22 @@ serve_client(struct svd_ctl *ctl, int fd)
     struct ucred cred;
     socklen_t cl = sizeof(cred);
     struct timeval tv = { 5, 0 };
-    char line[SVD_CTL_MAX_LINE + 2], source[48];
+    char line[SVD_CTL_MAX_LINE + 2], source[48], *arg;
     size_t got = 0;
+    int admin, own;
 
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
         svd_warn("control: cannot read peer credentials: %s", strerror(errno));
         return;
     }
-    if (cred.uid != 0 && cred.uid != ctl->uid) {
+    admin = cred.uid == 0 || peer_in_group(fd, &cred, ctl->admin_gid);
+    own = cred.uid == ctl->uid;
+    if (!admin && !own) {
         char who[32];
         snprintf(who, sizeof(who), "uid-%ld", (long)cred.uid);
         if (svd_refusal(ctl->app->refusals, "control-uid", who, ""))
-            svd_warn("control: refused uid %ld (only root or the daemon's user)", (long)cred.uid);
+            svd_warn("control: refused uid %ld (only root, control.admin_group or the "
+                     "daemon's user)", (long)cred.uid);
         say(fd, "error: permission denied\n");
         return;
     }
@@ -219,7 +404,22 @@ serve_client(struct svd_ctl *ctl, int fd)
     line[strcspn(line, "\r\n")] = '\0';
     snprintf(source, sizeof(source), "control-uid-%ld", (long)cred.uid);
     svd_info("control: \"%.*s\" from uid %ld", SVD_CTL_MAX_LINE, line, (long)cred.uid);
-    if (strcmp(line, "status") == 0) {
+    if ((arg = strchr(line, ' ')) != NULL)
+        *arg++ = '\0';
+    if ((strcmp(line, "unlock") == 0 || strcmp(line, "retired") == 0 ||
+         strcmp(line, "restore") == 0) && !admin) {
+        /* the daemon's own user may not lift what guards against it */
+        char who[32];
+        snprintf(who, sizeof(who), "uid-%ld", (long)cred.uid);
+        if (svd_refusal(ctl->app->refusals, "control-not-admin", who, ""))
+            svd_warn("control: %s refused for uid %ld (the daemon's own user): only root or "
+                     "control.admin_group", line, (long)cred.uid);
+        say(fd, "error: permission denied (%s needs root or control.admin_group)\n", line);
+        return;
+    }
+    if (arg != NULL && strcmp(line, "retired") != 0 && strcmp(line, "restore") != 0) {
+        say(fd, "error: %s takes no argument\n", line);
+    } else if (strcmp(line, "status") == 0) {
         cmd_status(ctl, fd);
     } else if (strcmp(line, "lockdown") == 0) {
         if (svd_app_lockdown(ctl->app, "operator", source) == 0)
@@ -259,8 +459,13 @@ serve_client(struct svd_ctl *ctl, int fd)
         else
             say(fd, "error: audit log does not verify at line %" PRIu64 ": %s\n", res.bad_line,
                 res.msg);
+    } else if (strcmp(line, "retired") == 0) {
+        cmd_retired(ctl, fd, arg);
+    } else if (strcmp(line, "restore") == 0) {
+        cmd_restore(ctl, fd, arg, source);
     } else {
-        say(fd, "error: unknown command (status, lockdown, unlock, audit-verify)\n");
+        say(fd, "error: unknown command (status, lockdown, unlock, audit-verify, retired, "
+            "restore)\n");
     }
 }
 
@@ -290,7 +495,7 @@ ctl_main(void *arg)
 }
 
 struct svd_ctl *
-svd_ctl_start(struct svd_app *app, int fd, uid_t daemon_uid)
+svd_ctl_start(struct svd_app *app, int fd, uid_t daemon_uid, gid_t admin_gid)
 {
     struct svd_ctl *ctl;
     pthread_attr_t attr;
@@ -303,6 +508,7 @@ svd_ctl_start(struct svd_app *app, int fd, uid_t daemon_uid)
     ctl->app = app;
     ctl->fd = fd;
     ctl->uid = daemon_uid;
+    ctl->admin_gid = admin_gid;
     if (listen(fd, 8) != 0) {
         svd_err("control.socket: listen: %s", strerror(errno));
         free(ctl);

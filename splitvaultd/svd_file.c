@@ -6,7 +6,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,4 +54,84 @@ svd_open_regular(const char *path, int flags, mode_t mode, const char *what, cha
 bad:
     close(fd);
     return -1;
+}
+
+struct who {
+    uid_t uid;
+    gid_t groups[256];
+    int ngroups;
+};
+
+/* 1 when w may write an object of this owner, group and mode. */
+static int
+may_write(const struct who *w, const struct stat *st)
+{
+    if (st->st_uid == w->uid)
+        return 1; /* the owner can always chmod it writable */
+    if (st->st_mode & S_IWOTH)
+        return 1;
+    if (st->st_mode & S_IWGRP)
+        for (int i = 0; i < w->ngroups; i++)
+            if (w->groups[i] == st->st_gid)
+                return 1;
+    return 0;
+}
+
+int
+svd_check_protected(const char *path, const char *user, uid_t uid, gid_t gid, const char *what,
+                    char *err, size_t errlen)
+{
+    char dir[PATH_MAX], real[PATH_MAX], *slash;
+    struct stat st;
+    struct who w;
+
+    w.uid = uid;
+    w.ngroups = (int)(sizeof(w.groups) / sizeof(w.groups[0]));
+    if (getgrouplist(user, gid, w.groups, &w.ngroups) < 0) {
+        snprintf(err, errlen, "%s %s: cannot list the groups of %s", what, path, user);
+        return -1;
+    }
+    /* a symbolic link's own mode means nothing (and opening one is refused
+     * anyway: svd_open_regular) */
+    if (lstat(path, &st) == 0 && !S_ISLNK(st.st_mode) && may_write(&w, &st)) {
+        snprintf(err, errlen, "%s %s: the daemon's user %s %s it: make it root's, mode 0600 "
+                 "(chown root:root; chmod 0600)", what, path, user,
+                 st.st_uid == uid ? "owns" : "can write");
+        return -1;
+    }
+    if (strlen(path) >= sizeof(dir)) {
+        snprintf(err, errlen, "%s %s: path too long", what, path);
+        return -1;
+    }
+    memcpy(dir, path, strlen(path) + 1);
+    if ((slash = strrchr(dir, '/')) == NULL)
+        memcpy(dir, ".", 2);
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (realpath(dir, real) == NULL) {
+        snprintf(err, errlen, "%s %s: %s: %s", what, path, dir, strerror(errno));
+        return -1;
+    }
+    for (int first = 1;; first = 0) {
+        if (lstat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "%s %s: %s: not a directory", what, path, real);
+            return -1;
+        }
+        if (st.st_uid == uid || (may_write(&w, &st) && (first || !(st.st_mode & S_ISVTX)))) {
+            snprintf(err, errlen, "%s %s: the daemon's user %s could rename or remove it: "
+                     "%s must be root's and writable by root only (it is %s, mode %04o)", what,
+                     path, user, real, st.st_uid == uid ? "the user's" : "writable by the user",
+                     (unsigned)(st.st_mode & 07777));
+            return -1;
+        }
+        if (strcmp(real, "/") == 0)
+            break;
+        if ((slash = strrchr(real, '/')) == real)
+            real[1] = '\0';
+        else
+            *slash = '\0';
+    }
+    return 0;
 }

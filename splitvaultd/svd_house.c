@@ -4,11 +4,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "svd.h"
+#include "svd_audit.h"
+#include "svd_clock.h"
 #include "svd_house.h"
 #include "svd_limit.h"
 #include "svd_log.h"
@@ -40,12 +43,59 @@ sync_lock(struct svd_app *app)
         svd_app_lockdown_seen(app, since);
 }
 
+/*
+ * Purge one batch of retired shares older than retention.period: never
+ * while locked down (here; and the store's purge statement itself checks
+ * the lock-down row, so another daemon's lock-down on a shared store stops
+ * it too), recorded durably before and after. A kill in the middle loses
+ * nothing but what that one transaction was deleting (all or none of it),
+ * and only retired shares.
+ */
+static void
+purge_once(struct svd_app *app)
+{
+    const struct svd_conf *c = app->conf;
+    uint64_t now = svd_wall_s(), before, first = 0, last = 0;
+    unsigned n = 0, purged = 0;
+
+    if (svd_limiter_locked(app->limiter, NULL) || !svd_audit_healthy(app->audit))
+        return;
+    if (now <= c->retention_s)
+        return;
+    before = c->retention_s == 0 ? now + 1 : now - c->retention_s;
+    if (svd_store_purge_scan(app->store, before, c->purge_batch, &first, &last, &n) != 0 ||
+        n == 0)
+        return;
+    if (svd_audit_event(app->audit, 1, "event=purge outcome=requested count=%u first=%" PRIu64
+                        " last=%" PRIu64 " retired_before=%" PRIu64, n, first, last,
+                        before) != 0) {
+        svd_err("purge: the audit log cannot record it; nothing purged");
+        return;
+    }
+    if (svd_store_purge(app->store, before, first, last, &purged) != 0) {
+        (void)svd_audit_event(app->audit, 0, "event=purge outcome=failed count=%u first=%"
+                              PRIu64 " last=%" PRIu64, n, first, last);
+        svd_err("purge: the store failed; retrying later");
+        return;
+    }
+    if (svd_audit_event(app->audit, 0, "event=purge outcome=ok purged=%u first=%" PRIu64
+                        " last=%" PRIu64, purged, first, last) != 0)
+        svd_err("audit: the outcome of a purge (%u shares) not recorded; its request is",
+                purged);
+    if (purged > 0)
+        svd_info("purge: %u retired share(s) past retention.period deleted (ids %" PRIu64
+                 "..%" PRIu64 ")", purged, first, last);
+    else
+        svd_info("purge: nothing deleted (locked down in the store, or restored meanwhile)");
+}
+
 static void
 round_once(struct svd_app *app)
 {
     svd_app_retry_lock_write(app);
     sync_lock(app);
     svd_refusals_flush(app->refusals, 0);
+    purge_once(app);
 }
 
 static void *

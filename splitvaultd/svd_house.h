@@ -4,7 +4,8 @@
  * Once a second, apart from every request and from the control socket (so
  * a slow or hung store delays neither): retries a lock-down that could not
  * yet be recorded in the store, picks up a lock-down another daemon
- * recorded in a shared store, and writes the refusal summaries.
+ * recorded in a shared store, writes the refusal summaries, and purges one
+ * batch of retired shares past retention.period (never while locked down).
  */
 #ifndef SVD_HOUSE_H
 #define SVD_HOUSE_H

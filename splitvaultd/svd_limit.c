@@ -22,6 +22,7 @@
 #include "svd_clock.h"
 #include "svd_limit.h"
 #include "svd_log.h"
+#include "svd_window.h"
 #include "sv_wire.h"
 
 enum { W_WAITING = 0, W_DROPPED, W_CLOSED };
@@ -37,13 +38,13 @@ struct actor {
     char name[SV_WIRE_MAX_ACTOR + 1];
     int used;
     struct svd_bucket b;        /* decrypt.actor_rate */
-    struct svd_bucket budget;   /* decrypt.daily_budget.actor */
+    struct svd_window *budget;  /* decrypt.daily_budget.actor (NULL: no budget) */
 };
 
 struct svd_limiter {
     unsigned magic;
     struct svd_rate global_rate, actor_rate;
-    struct svd_rate global_budget, actor_budget; /* interval 0: no budget */
+    uint32_t global_budget, actor_budget, retire_budget; /* a day; 0: no budget */
     uint32_t drain_ms;          /* pressure drains one unit per drain_ms */
     unsigned queue_max, threshold, max_actors;
     uint32_t max_wait_ms;
@@ -52,7 +53,8 @@ struct svd_limiter {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct svd_bucket global;
-    struct svd_bucket gbudget;
+    struct svd_window gbudget;  /* decrypts in the last 24 hours */
+    struct svd_window rbudget;  /* shares retired in the last 24 hours */
     uint32_t pressure;          /* decrypts that arrived without a token, drained */
     uint64_t pressure_ms;       /* drained up to this time */
     const char *trip_why;       /* why the last trip happened */
@@ -156,10 +158,11 @@ purge_actors(struct svd_limiter *l, uint64_t now)
         if (!a->used)
             continue;
         credit(&a->b, &l->actor_rate, now);
-        credit(&a->budget, &l->actor_budget, now);
         if ((l->actor_rate.interval_ms == 0 || a->b.tokens >= l->actor_rate.burst) &&
-            (l->actor_budget.interval_ms == 0 || a->budget.tokens >= l->actor_budget.burst))
+            (a->budget == NULL || svd_window_count(a->budget, now) == 0)) {
+            free(a->budget);
             continue;
+        }
         for (j = hash_name(a->name) % l->nslots; l->actors[j].used; j = (j + 1) % l->nslots)
             ;
         l->actors[j] = *a;
@@ -180,30 +183,21 @@ find_actor(struct svd_limiter *l, const char *name, uint64_t now)
                 return &l->actors[j];
         if (l->nactors < l->max_actors) {
             struct actor *a = &l->actors[j];
+            a->budget = NULL;
+            if (l->actor_budget != 0) {
+                if ((a->budget = malloc(sizeof(*a->budget))) == NULL)
+                    return NULL;
+                svd_window_reset(a->budget, now);
+            }
             a->used = 1;
             snprintf(a->name, sizeof(a->name), "%s", name);
             svd_bucket_fill(&a->b, &l->actor_rate, now);
-            svd_bucket_fill(&a->budget, &l->actor_budget, now);
             l->nactors++;
             return a;
         }
         purge_actors(l, now);
     }
     return NULL;
-}
-
-/* A daily budget of n decrypts as a bucket: n at most, refilled evenly over
- * a day (one every ceil(86400000 / n) ms). n = 0: none (interval 0). */
-static struct svd_rate
-budget_rate(uint32_t n)
-{
-    struct svd_rate r = { 0, 1 };
-
-    if (n > 0) {
-        r.interval_ms = (uint32_t)((UINT64_C(86400000) + n - 1) / n);
-        r.burst = n;
-    }
-    return r;
 }
 
 struct svd_limiter *
@@ -218,8 +212,9 @@ svd_limiter_new(const struct svd_conf *conf, int locked, uint64_t locked_since)
     l->magic = SVD_LIMITER_MAGIC;
     l->global_rate = conf->global;
     l->actor_rate = conf->actor;
-    l->global_budget = budget_rate(conf->budget_global);
-    l->actor_budget = budget_rate(conf->budget_actor);
+    l->global_budget = conf->budget_global;
+    l->actor_budget = conf->budget_actor;
+    l->retire_budget = conf->retire_budget;
     /* pressure drains at the rate decrypts are served: the global rate, or
      * the per-actor one when the global rate is unlimited */
     l->drain_ms = conf->global.interval_ms != 0 ? conf->global.interval_ms
@@ -240,7 +235,8 @@ svd_limiter_new(const struct svd_conf *conf, int locked, uint64_t locked_since)
     AZ(pthread_cond_init(&l->cv, &ca));
     AZ(pthread_condattr_destroy(&ca));
     svd_bucket_fill(&l->global, &l->global_rate, l->now_ms());
-    svd_bucket_fill(&l->gbudget, &l->global_budget, l->now_ms());
+    svd_window_reset(&l->gbudget, l->now_ms());
+    svd_window_reset(&l->rbudget, l->now_ms());
     l->pressure_ms = l->now_ms();
     l->locked = locked;
     l->locked_since = locked ? locked_since : 0;
@@ -256,6 +252,8 @@ svd_limiter_free(struct svd_limiter *l)
     SVD_ASSERT(l->qlen == 0);
     AZ(pthread_mutex_destroy(&l->mu));
     AZ(pthread_cond_destroy(&l->cv));
+    for (unsigned i = 0; i < l->nslots; i++)
+        free(l->actors[i].budget);
     free(l->actors);
     l->magic = 0;
     free(l);
@@ -267,7 +265,8 @@ svd_limiter_set_clock(struct svd_limiter *l, uint64_t (*now_ms)(void))
     CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
     l->now_ms = now_ms;
     svd_bucket_fill(&l->global, &l->global_rate, now_ms());
-    svd_bucket_fill(&l->gbudget, &l->global_budget, now_ms());
+    svd_window_reset(&l->gbudget, now_ms());
+    svd_window_reset(&l->rbudget, now_ms());
     l->pressure_ms = now_ms();
 }
 
@@ -317,18 +316,20 @@ try_take(struct svd_limiter *l, const char *actor, uint64_t now, uint64_t *wait)
     }
     if (svd_bucket_ready(&l->global, &l->global_rate, now) &&
         svd_bucket_ready(&a->b, &l->actor_rate, now)) {
-        if (!svd_bucket_ready(&l->gbudget, &l->global_budget, now)) {
+        if (l->global_budget != 0 &&
+            !svd_window_fits(&l->gbudget, now, 1, l->global_budget)) {
             l->trip_why = "daily-budget";
             return -1;
         }
-        if (!svd_bucket_ready(&a->budget, &l->actor_budget, now)) {
+        if (a->budget != NULL && !svd_window_fits(a->budget, now, 1, l->actor_budget)) {
             l->trip_why = "actor-daily-budget";
             return -1;
         }
         AN(svd_bucket_take(&l->global, &l->global_rate, now));
         AN(svd_bucket_take(&a->b, &l->actor_rate, now));
-        AN(svd_bucket_take(&l->gbudget, &l->global_budget, now));
-        AN(svd_bucket_take(&a->budget, &l->actor_budget, now));
+        svd_window_add(&l->gbudget, now, 1);
+        if (a->budget != NULL)
+            svd_window_add(a->budget, now, 1);
         return 1;
     }
     wg = svd_bucket_wait_ms(&l->global, &l->global_rate, now);
@@ -534,10 +535,11 @@ svd_limiter_unlock(struct svd_limiter *l)
     /* the sysadmin looked into it: a fresh start for pressure and budgets */
     l->pressure = 0;
     l->pressure_ms = l->now_ms();
-    svd_bucket_fill(&l->gbudget, &l->global_budget, l->pressure_ms);
+    svd_window_reset(&l->gbudget, l->pressure_ms);
+    svd_window_reset(&l->rbudget, l->pressure_ms);
     for (unsigned i = 0; i < l->nslots; i++)
-        if (l->actors[i].used)
-            svd_bucket_fill(&l->actors[i].budget, &l->actor_budget, l->pressure_ms);
+        if (l->actors[i].used && l->actors[i].budget != NULL)
+            svd_window_reset(l->actors[i].budget, l->pressure_ms);
     AZ(pthread_mutex_unlock(&l->mu));
     return was;
 }
@@ -576,6 +578,38 @@ svd_limiter_close(struct svd_limiter *l)
     l->closing = 1;
     drop_all(l);
     AZ(pthread_mutex_unlock(&l->mu));
+}
+
+enum svd_admit
+svd_limiter_retire(struct svd_limiter *l, unsigned n)
+{
+    enum svd_admit res = SVD_ADMIT_OK;
+    uint64_t now;
+
+    CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
+    AZ(pthread_mutex_lock(&l->mu));
+    now = l->now_ms();
+    if (l->retire_budget != 0 && !svd_window_fits(&l->rbudget, now, n, l->retire_budget)) {
+        if (!l->locked)
+            trip(l, "retire-budget");
+        res = SVD_ADMIT_TRIPPED;
+    } else {
+        svd_window_add(&l->rbudget, now, n);
+    }
+    AZ(pthread_mutex_unlock(&l->mu));
+    return res;
+}
+
+uint64_t
+svd_limiter_retired_today(struct svd_limiter *l)
+{
+    uint64_t n;
+
+    CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
+    AZ(pthread_mutex_lock(&l->mu));
+    n = svd_window_count(&l->rbudget, l->now_ms());
+    AZ(pthread_mutex_unlock(&l->mu));
+    return n;
 }
 
 const char *

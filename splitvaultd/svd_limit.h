@@ -15,9 +15,11 @@
  * A decrypt that arrives while lockdown_threshold requests wait, or while
  * the pressure has reached lockdown_threshold, trips the lock-down: a
  * stream of decrypts faster than the rate locks the daemon down whether or
- * not it queues. Daily budgets (decrypt.daily_budget.global / .actor:
- * buckets of that many decrypts refilled evenly over a day) trip it too,
- * when a decrypt that has its rate tokens finds a budget spent.
+ * not it queues. Daily budgets (decrypt.daily_budget.global / .actor: at
+ * most that many decrypts in any 24 hours, svd_window.h) trip it too, when
+ * a decrypt that has its rate tokens finds a budget spent; so does the
+ * budget of shares retired (retention.daily_budget), which RELEASE and
+ * RECON_DELETE spend before they retire anything (svd_limiter_retire).
  *
  * Tripped, every queued request is dropped (its thread cleanses it) and
  * every later decrypt is refused until svd_limiter_unlock(), which also
@@ -82,8 +84,17 @@ int svd_limiter_unlock(struct svd_limiter *l);
 int svd_limiter_locked(struct svd_limiter *l, uint64_t *since);
 unsigned svd_limiter_queue_len(struct svd_limiter *l);
 
+/* Spend n of the daily budget of retired shares: SVD_ADMIT_OK, or
+ * SVD_ADMIT_TRIPPED when n more would exceed it (nothing spent; the
+ * lock-down is tripped, the caller records it). Works while locked down. */
+enum svd_admit svd_limiter_retire(struct svd_limiter *l, unsigned n);
+
+/* Shares retired in the last 24 hours (the budget's count). */
+uint64_t svd_limiter_retired_today(struct svd_limiter *l);
+
 /* Why the last trip happened: "queue-overflow", "decrypt-pressure",
- * "daily-budget" or "actor-daily-budget" (a static string). */
+ * "daily-budget", "actor-daily-budget" or "retire-budget" (a static
+ * string). */
 const char *svd_limiter_trip_why(struct svd_limiter *l);
 
 /* The pressure now (decrypts that found no token, drained). */

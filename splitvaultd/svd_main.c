@@ -41,6 +41,7 @@
 #include "svd_log.h"
 #include "svd_net.h"
 #include "svd_refusal.h"
+#include "svd_space.h"
 #include "svd_store.h"
 #include "svd_tls.h"
 #include "sv_secret.h"
@@ -65,7 +66,8 @@ usage(FILE *f)
             "       splitvaultd -t -c FILE           check the configuration and exit\n"
             "       splitvaultd --init-store -c FILE create the share-store schema and exit\n"
             "       splitvaultd --version\n"
-            "The control tool is splitvaultctl (status, lockdown, unlock, audit-verify).\n");
+            "The control tool is splitvaultctl (status, lockdown, unlock, audit-verify,\n"
+            "retired, restore).\n");
 }
 
 /* Written as root, in a directory the daemon's user may own: a planted
@@ -91,6 +93,30 @@ out:
     return r;
 }
 
+/*
+ * As root, what only the system can tell: the admin group exists and the
+ * daemon's user is not in it, and the audit log and its head lie where
+ * that user cannot rename, remove or rewrite them (svd_check_protected).
+ * Started without root there is no other user to guard against: warned.
+ */
+static int
+check_system(const struct svd_conf *conf, uid_t uid, gid_t gid, gid_t *admin_gid, char *err,
+             size_t errlen)
+{
+    if (svd_ctl_admin_group(conf->admin_group, conf->user, gid, admin_gid, err, errlen) != 0)
+        return -1;
+    if (geteuid() != 0) {
+        svd_warn("not started as root: the audit log is writable by the daemon's own user");
+        return 0;
+    }
+    if (svd_check_protected(conf->audit_path, conf->user, uid, gid, "audit.path", err,
+                            errlen) != 0 ||
+        svd_check_protected(conf->audit_head, conf->user, uid, gid, "audit.head", err,
+                            errlen) != 0)
+        return -1;
+    return 0;
+}
+
 /* -t: everything that can be checked without binding or connecting. */
 static int
 check_config(const char *file)
@@ -99,7 +125,7 @@ check_config(const char *file)
     char err[SVD_ERRBUF + 512];
     SSL_CTX *ctx = NULL;
     uid_t uid;
-    gid_t gid;
+    gid_t gid, admin_gid;
     int r = 1;
 
     if (svd_conf_load(file, &conf, err, sizeof(err)) != 0) {
@@ -110,7 +136,8 @@ check_config(const char *file)
         fprintf(stderr, "splitvaultd: %s\n", err);
         goto out;
     }
-    if (svd_resolve_user(conf->user, &uid, &gid, err, sizeof(err)) != 0) {
+    if (svd_resolve_user(conf->user, &uid, &gid, err, sizeof(err)) != 0 ||
+        check_system(conf, uid, gid, &admin_gid, err, sizeof(err)) != 0) {
         fprintf(stderr, "splitvaultd: %s: %s\n", file, err);
         goto out;
     }
@@ -159,7 +186,7 @@ run(const char *file, int debug)
     int lfd = -1, cfd = -1, lock_fd = -1, r = 1, locked = 0, leaked = 0, owe_store = 0;
     uint64_t since = 0, audit_since = 0;
     uid_t uid;
-    gid_t gid;
+    gid_t gid, admin_gid = SVD_NO_GROUP;
 
     svd_app_init(&app);
     if (svd_conf_load(file, &conf, err, sizeof(err)) != 0) {
@@ -177,13 +204,14 @@ run(const char *file, int debug)
     if (!sv_secret_init(conf->secure_heap))
         svd_warn("OpenSSL secure heap of %zu bytes not available; secrets use locked heap "
                  "memory", conf->secure_heap);
-    if (svd_resolve_user(conf->user, &uid, &gid, err, sizeof(err)) != 0)
+    if (svd_resolve_user(conf->user, &uid, &gid, err, sizeof(err)) != 0 ||
+        check_system(conf, uid, gid, &admin_gid, err, sizeof(err)) != 0)
         goto fatal;
     if ((ctx = svd_tls_ctx(conf, err, sizeof(err))) == NULL)
         goto fatal;
     if (svd_net_listen(conf, &lfd, err, sizeof(err)) != 0)
         goto fatal;
-    if (svd_ctl_listen(conf->ctl_socket, uid, gid, &cfd, err, sizeof(err)) != 0)
+    if (svd_ctl_listen(conf->ctl_socket, uid, gid, admin_gid, &cfd, err, sizeof(err)) != 0)
         goto fatal;
     if (svd_audit_open(conf->audit_path, conf->audit_head, &app.audit, err, sizeof(err)) != 0)
         goto fatal;
@@ -193,6 +221,11 @@ run(const char *file, int debug)
     }
     if (svd_store_prelock(conf, &lock_fd, err, sizeof(err)) != 0)
         goto fatal;
+    /* the watermark watches the audit log's file system and the sqlite3
+     * store's (through its lock file, beside it) */
+    app.space.min_free = conf->min_free;
+    svd_space_watch(&app.space, svd_audit_fd(app.audit));
+    svd_space_watch(&app.space, lock_fd);
     if (conf->pid_file != NULL && write_pid_file(conf->pid_file, err, sizeof(err)) != 0)
         goto fatal;
     if (conf->mlock)
@@ -239,7 +272,7 @@ run(const char *file, int debug)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    if ((ctl = svd_ctl_start(&app, cfd, uid)) == NULL ||
+    if ((ctl = svd_ctl_start(&app, cfd, uid, admin_gid)) == NULL ||
         (house = svd_house_start(&app)) == NULL ||
         (srv = svd_server_new(&app, ctx, lfd)) == NULL) {
         snprintf(err, sizeof(err), "cannot start the control and housekeeping threads");

@@ -287,6 +287,22 @@ serve(struct conn *c, sv_buf *out)
                 (void)write_full(c, out->data, out->len, svd_now_ms() + conf->io_timeout_ms);
             return;
         }
+        /* the client's role allows this type, or it is refused before its
+         * body is read (and the connection closed: the body is not) */
+        if (!svd_req_allowed(c->peer.roles, h.type)) {
+            char extra[64];
+
+            SVD_COUNT(app, n_refusals);
+            snprintf(extra, sizeof(extra), " type=%s role=%s cert=%.16s",
+                     sv_wire_type_name(h.type), svd_role_name(c->peer.roles), c->peer.fp);
+            if (svd_refusal(app->refusals, "not-allowed", c->peer.ip, extra))
+                svd_warn("%s: %s refused: not allowed for a %s client (certificate %.16s); "
+                         "closing (more are summarised)", c->peer.addr,
+                         sv_wire_type_name(h.type), svd_role_name(c->peer.roles), c->peer.fp);
+            if (svd_req_error(out, h.reqid, SV_WERR_NOT_ALLOWED, 0) == 0)
+                (void)write_full(c, out->data, out->len, svd_now_ms() + conf->io_timeout_ms);
+            return;
+        }
         /* every request body may carry key shares: secret memory */
         if ((body = svd_secret_alloc(h.body_len)) == NULL)
             return;
@@ -342,7 +358,7 @@ verify_reason(SSL *ssl)
     if (v == X509_V_OK)
         return SSL_get0_peer_certificate(ssl) == NULL ? "no-client-certificate" : "handshake";
     if (v == X509_V_ERR_APPLICATION_VERIFICATION)
-        return "certificate-not-pinned";
+        return "certificate-not-listed";
     return "certificate-not-trusted";
 }
 
@@ -432,9 +448,10 @@ conn_main(void *arg)
     handshake_done(c);
     if (ok != 1)
         goto out;
-    svd_tls_peer_fp(c->ssl, c->peer.fp);
-    svd_debug("%s: TLS %s %s, client certificate %.16s", c->peer.addr,
-              SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), c->peer.fp);
+    c->peer.roles = svd_tls_peer(c->ssl, c->srv->app->conf, c->peer.fp);
+    svd_debug("%s: TLS %s %s, client certificate %.16s (%s)", c->peer.addr,
+              SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), c->peer.fp,
+              svd_role_name(c->peer.roles));
     svd_secret_cache_begin();
     {
         sv_buf out;

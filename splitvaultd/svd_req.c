@@ -2,7 +2,11 @@
  * svd_req.c - request handlers: the only code that touches key shares.
  *
  * Each handler decodes strictly (lib/sv_wire), does its work, audits it and
- * encodes one answer. DECRYPT is the careful one:
+ * encodes one answer. Which client may send which request is the table at
+ * the end (by the role of its certificate), checked by the connection
+ * before a body is read. No request deletes a share: RELEASE and
+ * RECON_DELETE retire shares (svd_store.h), and only within the daily
+ * budget of retired shares. DECRYPT is the careful one:
  *
  *   1. refuse at once when the audit log is failing or the daemon is locked;
  *   2. pass the limiter (token buckets, FIFO queue; may trip lock-down);
@@ -36,6 +40,7 @@
 #include "svd_refusal.h"
 #include "svd_req.h"
 #include "svd_secret.h"
+#include "svd_space.h"
 #include "svd_store.h"
 #include "sv_key2.h"
 #include "sv_secret.h"
@@ -60,7 +65,9 @@ error_text(uint16_t code)
     case SV_WERR_BUSY: return "busy: decrypt queue full";
     case SV_WERR_STORE: return "share store unavailable";
     case SV_WERR_AUDIT: return "audit log unavailable: decrypts and deletions refused";
-    case SV_WERR_NOT_ALLOWED: return "not allowed";
+    case SV_WERR_NOT_ALLOWED: return "not allowed for this client";
+    case SV_WERR_NO_SPACE: return "no space: the daemon is below its free-space watermark";
+    case SV_WERR_EXISTS: return "record exists: STORE makes new records only";
     default: return "internal error";
     }
 }
@@ -87,6 +94,7 @@ svd_req_max_body(uint8_t type)
     case SV_MSG_STATUS: return 1u << 10;
     case SV_MSG_RECON_LIST: return 1u << 10;
     case SV_MSG_RECON_DELETE: return 256u << 10;
+    case SV_MSG_CONFIRM: return 16u << 10;
     default: return 0;
     }
 }
@@ -123,13 +131,21 @@ EV_FITS(EV_DECRYPT_REFUSED,
 #define EV_RELEASE_REQUESTED "event=release outcome=requested record=%s fields=%s drop=%s " \
                              "keep=%s peer=%s"
 EV_FITS(EV_RELEASE_REQUESTED, SV_UUID_STR_LEN + NAMES_MAX + 2 * IDS_MAX + PEER_MAX);
-#define EV_RELEASE_DONE "event=release outcome=%s record=%s dropped=%u kept=%u refused=%u peer=%s"
+#define EV_RELEASE_DONE "event=release outcome=%s record=%s retired=%u kept=%u refused=%u peer=%s"
 EV_FITS(EV_RELEASE_DONE, WHY_MAX + SV_UUID_STR_LEN + 3 * U32_MAX_DIGITS + PEER_MAX);
+#define EV_RELEASE_REFUSED "event=release outcome=refused why=%s record=%s fields=%s peer=%s"
+EV_FITS(EV_RELEASE_REFUSED, WHY_MAX + SV_UUID_STR_LEN + NAMES_MAX + PEER_MAX);
 #define EV_RECON_REQUESTED "event=reconcile outcome=requested requested=%u first=%" PRIu64 \
                            " last=%" PRIu64 " older_than=%" PRIu64 " peer=%s"
 EV_FITS(EV_RECON_REQUESTED, U32_MAX_DIGITS + 3 * U64_MAX_DIGITS + PEER_MAX);
-#define EV_RECON_DONE "event=reconcile outcome=%s requested=%u deleted=%u peer=%s"
+#define EV_RECON_DONE "event=reconcile outcome=%s requested=%u retired=%u peer=%s"
 EV_FITS(EV_RECON_DONE, WHY_MAX + 2 * U32_MAX_DIGITS + PEER_MAX);
+#define EV_RECON_REFUSED "event=reconcile outcome=refused why=%s requested=%u peer=%s"
+EV_FITS(EV_RECON_REFUSED, WHY_MAX + U32_MAX_DIGITS + PEER_MAX);
+#define EV_CONFIRM "event=confirm outcome=%s actor=%s record=%s fields=%s shares=%s " \
+                   "unconfirmed=%s peer=%s"
+EV_FITS(EV_CONFIRM, WHY_MAX + SV_WIRE_MAX_ACTOR + SV_UUID_STR_LEN + NAMES_MAX + 2 * IDS_MAX +
+        PEER_MAX);
 
 /* An error code as an audit token (sv_wire_error_name has spaces). */
 static const char *
@@ -145,6 +161,8 @@ why_token(uint16_t code)
     case SV_WERR_STORE: return "store-failed";
     case SV_WERR_AUDIT: return "audit-failed";
     case SV_WERR_NOT_ALLOWED: return "not-allowed";
+    case SV_WERR_NO_SPACE: return "no-space";
+    case SV_WERR_EXISTS: return "exists";
     default: return "internal";
     }
 }
@@ -205,6 +223,12 @@ release_name(const void *m, unsigned i)
     return ((const sv_release_req *)m)->f[i].name;
 }
 
+static const char *
+confirm_name(const void *m, unsigned i)
+{
+    return ((const sv_confirm_req *)m)->f[i].name;
+}
+
 /* Map a decoder failure to an answer: unknown critical extensions and
  * versions are UNSUPPORTED, everything else BAD_REQUEST. */
 static uint16_t
@@ -226,8 +250,9 @@ h_store(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
     const uint8_t *pubs[SV_WIRE_MAX_FIELDS], *k2b[SV_WIRE_MAX_FIELDS];
     char u[SV_UUID_STR_LEN + 1], fl[NAMES_MAX];
     char il[IDS_MAX];
+    uint64_t free_b = 0;
     sv_status st;
-    int r = -1;
+    int r = -1, exists = 0;
 
     /* the decoded request only points into body (key2b stays there) */
     if ((m = calloc(1, sizeof(*m))) == NULL)
@@ -251,8 +276,34 @@ h_store(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
     }
     sv_uuid_format(m->uuid, u);
     join_names(fl, sizeof(fl), m->n, store_name, m);
-    if (svd_store_put(app->store, m->uuid, m->n, names, pubs, k2b, SV_SHARE_ACTIVE,
-                      resp.share_id) != 0) {
+    /* below the free-space watermark the room left is for audit entries,
+     * decrypts, lock-down and unlock (svd_space.h) */
+    if (!svd_space_ok(&app->space, &free_b)) {
+        char extra[48];
+        snprintf(extra, sizeof(extra), " free=%" PRIu64, free_b);
+        if (svd_refusal(app->refusals, "no-space", peer->ip, extra))
+            svd_err("%s: STORE record=%s refused: %" PRIu64 " bytes free, below "
+                    "store.min_free (%" PRIu64 "); more are summarised", peer->addr, u, free_b,
+                    app->conf->min_free);
+        SVD_COUNT(app, n_refusals);
+        r = svd_req_error(out, h->reqid, SV_WERR_NO_SPACE, 60000);
+        goto out;
+    }
+    if (svd_store_put_new(app->store, m->uuid, m->n, names, pubs, k2b, resp.share_id,
+                          &exists) != 0) {
+        if (exists) {
+            /* a share of an existing record and field: STORE makes new
+             * records only (a planted share could otherwise stand in for a
+             * record's own) */
+            char extra[SV_UUID_STR_LEN + 16];
+            snprintf(extra, sizeof(extra), " record=%s", u);
+            if (svd_refusal(app->refusals, "store-exists", peer->ip, extra))
+                svd_warn("%s: STORE record=%s fields=%s refused: the record has shares "
+                         "already (more are summarised)", peer->addr, u, fl);
+            SVD_COUNT(app, n_refusals);
+            r = svd_req_error(out, h->reqid, SV_WERR_EXISTS, 0);
+            goto out;
+        }
         svd_err("%s: STORE record=%s failed in the store; nothing stored", peer->addr, u);
         (void)svd_audit_event(app->audit, 0, EV_STORE_FAILED, u, fl, peer->ip);
         r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
@@ -304,15 +355,15 @@ check_and_open(const uint8_t sk2[SV_X25519_LEN], const uint8_t pk2[SV_X25519_LEN
     return st == SV_OK ? WHY_OK : st == SV_ERR_KEY_MISMATCH ? WHY_KEY : WHY_OPEN;
 }
 
-/* Remove the pending shares a refused DECRYPT stored (new_ids[i] != 0 for
- * its rotated fields). Pending shares may always be dropped (RELEASE's
- * rule); a failure leaves unreferenced shares for reconcile. */
+/* Retire the pending shares a refused DECRYPT stored (new_ids[i] != 0 for
+ * its rotated fields): nobody learnt their ids, so nothing references
+ * them. A failure leaves unreferenced shares for reconcile. */
 static void
 discard_pending(struct svd_app *app, const struct svd_peer *peer, const sv_decrypt_req *m,
                 const uint64_t *new_ids, const char *u)
 {
     sv_release_item items[SV_WIRE_MAX_FIELDS];
-    unsigned n = 0, dropped = 0, kept = 0, refused = 0;
+    unsigned n = 0, retired = 0, kept = 0, refused = 0;
 
     memset(items, 0, sizeof(items));
     for (unsigned i = 0; i < m->n; i++)
@@ -323,10 +374,10 @@ discard_pending(struct svd_app *app, const struct svd_peer *peer, const sv_decry
         }
     if (n == 0)
         return;
-    if (svd_store_release(app->store, m->uuid, items, n, &dropped, &kept, &refused) != 0 ||
-        dropped != n)
+    if (svd_store_release(app->store, m->uuid, items, n, SVD_RELEASE_DISCARD, &retired, &kept,
+                          &refused) != 0 || retired != n)
         svd_err("%s: DECRYPT record=%s: the refused request's pending shares could not all be "
-                "removed (%u of %u); reconcile removes them", peer->addr, u, dropped, n);
+                "retired (%u of %u); reconcile retires them", peer->addr, u, retired, n);
 }
 
 static int
@@ -437,8 +488,9 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
             fwhy = WHY_RECORD;
         else if (strcmp(sh->field, f->name) != 0)
             fwhy = WHY_FIELD;
-        else if (sh->state != SV_SHARE_ACTIVE && sh->state != SV_SHARE_PENDING)
-            fwhy = WHY_STATE;
+        else if ((sh->state != SV_SHARE_ACTIVE && sh->state != SV_SHARE_PENDING) ||
+                 sh->retired != 0)
+            fwhy = WHY_STATE; /* a retired share is never used again */
         ptlen[i] = f->ct_len - SV_HPKE_TAG_LEN;
         if ((pt[i] = svd_secret_alloc(ptlen[i])) == NULL) {
             fwhy = WHY_INTERNAL;
@@ -477,7 +529,7 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     if (nrot > 0) {
         const char *names[SV_WIRE_MAX_FIELDS];
         const uint8_t *pubs[SV_WIRE_MAX_FIELDS], *k2b[SV_WIRE_MAX_FIELDS];
-        uint64_t got[SV_WIRE_MAX_FIELDS];
+        uint64_t got[SV_WIRE_MAX_FIELDS], replaces[SV_WIRE_MAX_FIELDS];
         uint8_t ru[SV_UUID_LEN];
         unsigned k = 0;
 
@@ -487,9 +539,12 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
                 names[k] = m->f[i].name;
                 pubs[k] = m->f[i].new_pub;
                 k2b[k] = m->f[i].new_key2b;
+                /* bound to the share it replaces: only a RELEASE naming
+                 * exactly that share as drop_id can activate it */
+                replaces[k] = m->f[i].share_id;
                 k++;
             }
-        if (svd_store_put(app->store, ru, k, names, pubs, k2b, SV_SHARE_PENDING, got) != 0) {
+        if (svd_store_put_rotated(app->store, ru, k, names, pubs, k2b, replaces, got) != 0) {
             svd_err("%s: DECRYPT record=%s: storing the rotated shares failed", peer->addr, u);
             code = SV_WERR_STORE;
             goto refused;
@@ -555,16 +610,37 @@ out:
 
 /* ---- RELEASE ------------------------------------------------------------------- */
 
+/* Spend n of the daily budget of retired shares; when it is spent, lock
+ * down (recorded by svd_app) and return 0. */
+static int
+retire_budget(struct svd_app *app, const struct svd_peer *peer, unsigned n)
+{
+    if (n == 0 || svd_limiter_retire(app->limiter, n) == SVD_ADMIT_OK)
+        return 1;
+    svd_err("%s: %u share(s) to retire would exceed retention.daily_budget (%u in any 24 "
+            "hours): locking down", peer->addr, n, app->conf->retire_budget);
+    (void)svd_app_lockdown(app, "retire-budget", peer->ip);
+    return 0;
+}
+
+/*
+ * A front end (SVD_ROLE_FRONTEND) finishes or undoes its rotations: every
+ * item names a drop_id (with the keep_id that replaces it, or alone for a
+ * pending share). Reconcile (SVD_ROLE_RECONCILE) only activates pending
+ * shares the main database references: keep_id alone. Anything else is
+ * NOT_ALLOWED, whole.
+ */
 static int
 h_release(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
           const uint8_t *body, sv_buf *out, int *close_after)
 {
     sv_release_req m;
     sv_release_resp resp;
-    uint64_t drop[SV_WIRE_MAX_FIELDS], keep[SV_WIRE_MAX_FIELDS];
+    uint64_t drop[SV_WIRE_MAX_FIELDS] = { 0 }, keep[SV_WIRE_MAX_FIELDS] = { 0 };
     char u[SV_UUID_STR_LEN + 1], fl[NAMES_MAX];
     char dl[IDS_MAX], kl[IDS_MAX];
-    unsigned dropped = 0, kept = 0, refused = 0;
+    unsigned retired = 0, kept = 0, refused = 0, ndrop = 0, nkeep_only = 0;
+    enum svd_release_mode mode;
     sv_status st;
 
     if ((st = sv_release_req_decode(body, h->body_len, &m)) != SV_OK) {
@@ -576,34 +652,137 @@ h_release(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     for (unsigned i = 0; i < m.n; i++) {
         drop[i] = m.f[i].drop_id;
         keep[i] = m.f[i].keep_id;
+        if (drop[i] != 0)
+            ndrop++;
+        else
+            nkeep_only++;
     }
     join_names(fl, sizeof(fl), m.n, release_name, &m);
     join_ids(dl, sizeof(dl), m.n, drop);
     join_ids(kl, sizeof(kl), m.n, keep);
-    /* deletes key2b for good: recorded durably first, or not done at all */
-    if (!svd_audit_healthy(app->audit) ||
-        svd_audit_event(app->audit, 1, EV_RELEASE_REQUESTED, u, fl, dl, kl, peer->ip) != 0) {
+    if (nkeep_only == 0 && (peer->roles & SVD_ROLE_FRONTEND))
+        mode = SVD_RELEASE_FRONTEND;
+    else if (ndrop == 0 && (peer->roles & SVD_ROLE_RECONCILE))
+        mode = SVD_RELEASE_RECONCILE;
+    else {
+        char extra[64];
+        snprintf(extra, sizeof(extra), " type=RELEASE role=%s cert=%.16s",
+                 svd_role_name(peer->roles), peer->fp);
+        SVD_COUNT(app, n_refusals);
+        if (svd_refusal(app->refusals, "not-allowed", peer->ip, extra))
+            svd_warn("%s: RELEASE record=%s refused: a %s client %s (more are summarised)",
+                     peer->addr, u, svd_role_name(peer->roles),
+                     nkeep_only > 0 && ndrop > 0 ? "may not mix activations and releases"
+                     : ndrop > 0 ? "may not release shares" : "may not activate shares");
+        *close_after = 1;
+        return svd_req_error(out, h->reqid, SV_WERR_NOT_ALLOWED, 0);
+    }
+    /* retires key2b (restorable for retention.period): recorded durably
+     * first, within the daily budget, or not done at all */
+    if (!svd_audit_healthy(app->audit)) {
         svd_err("%s: RELEASE record=%s refused: the audit log cannot record it", peer->addr, u);
         return svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
     }
-    if (svd_store_release(app->store, m.uuid, m.f, m.n, &dropped, &kept, &refused) != 0) {
+    if (!retire_budget(app, peer, ndrop)) {
+        (void)svd_audit_event(app->audit, 0, EV_RELEASE_REFUSED, "retire-budget", u, fl,
+                              peer->ip);
+        SVD_COUNT(app, n_refusals);
+        return svd_req_error(out, h->reqid, SV_WERR_LOCKED_DOWN, 0);
+    }
+    if (svd_audit_event(app->audit, 1, EV_RELEASE_REQUESTED, u, fl, dl, kl, peer->ip) != 0) {
+        svd_err("%s: RELEASE record=%s refused: the audit log cannot record it", peer->addr, u);
+        return svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
+    }
+    if (svd_store_release(app->store, m.uuid, m.f, m.n, mode, &retired, &kept, &refused) != 0) {
         svd_err("%s: RELEASE record=%s failed in the store", peer->addr, u);
         (void)svd_audit_event(app->audit, 0, EV_RELEASE_DONE, "failed", u, 0u, 0u, 0u,
                               peer->ip);
         return svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
     }
     if (refused > 0)
-        svd_warn("%s: RELEASE record=%s: %u active share(s) not deleted (only a pending share, "
-                 "or one whose replacement this RELEASE activates, may be)", peer->addr, u,
-                 refused);
-    if (svd_audit_event(app->audit, 0, EV_RELEASE_DONE, "ok", u, dropped, kept, refused,
+        svd_warn("%s: RELEASE record=%s: %u item(s) not done (an active share is retired only "
+                 "by the rotation that replaces it)", peer->addr, u, refused);
+    if (svd_audit_event(app->audit, 0, EV_RELEASE_DONE, "ok", u, retired, kept, refused,
                         peer->ip) != 0)
-        svd_err("audit: the outcome of the release of record %s (dropped=%u kept=%u) not "
-                "recorded; its request is", u, dropped, kept);
-    svd_debug("%s: RELEASE record=%s dropped=%u kept=%u refused=%u", peer->addr, u, dropped,
+        svd_err("audit: the outcome of the release of record %s (retired=%u kept=%u) not "
+                "recorded; its request is", u, retired, kept);
+    svd_debug("%s: RELEASE record=%s retired=%u kept=%u refused=%u", peer->addr, u, retired,
               kept, refused);
     resp.n = m.n;
     return sv_release_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+}
+
+/* ---- CONFIRM --------------------------------------------------------------------- */
+
+/*
+ * An update seals a new value to the field's key2 public key as the main
+ * database holds it; a database writer could swap that key for one of its
+ * own and read every later update. The module asks first: is this the key2
+ * public of that share, of that record and field, and is the share in use
+ * (not retired)? Answered per item; a mismatch is logged and audited.
+ * Works while locked down (updates go on, like intake).
+ */
+static int
+h_confirm(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
+          const uint8_t *body, sv_buf *out, int *close_after)
+{
+    sv_confirm_req *m = NULL;
+    sv_confirm_resp resp;
+    struct svd_share *sh = NULL;
+    uint64_t ids[SV_WIRE_MAX_FIELDS] = { 0 }, bad[SV_WIRE_MAX_FIELDS] = { 0 }, since = 0;
+    int found[SV_WIRE_MAX_FIELDS], locked = 0, r = -1;
+    char u[SV_UUID_STR_LEN + 1], fl[NAMES_MAX], il[IDS_MAX], bl[IDS_MAX];
+    unsigned nbad = 0;
+    sv_status st;
+
+    memset(&resp, 0, sizeof(resp));
+    if ((m = calloc(1, sizeof(*m))) == NULL ||
+        (sh = svd_secret_alloc(SV_WIRE_MAX_FIELDS * sizeof(*sh))) == NULL) {
+        r = svd_req_error(out, h->reqid, SV_WERR_INTERNAL, 0);
+        goto out;
+    }
+    if ((st = sv_confirm_req_decode(body, h->body_len, m)) != SV_OK) {
+        svd_warn("%s: CONFIRM refused: %s", peer->addr, sv_strerror(st));
+        *close_after = 1;
+        r = svd_req_error(out, h->reqid, decode_code(st), 0);
+        goto out;
+    }
+    sv_uuid_format(m->uuid, u);
+    join_names(fl, sizeof(fl), m->n, confirm_name, m);
+    for (unsigned i = 0; i < m->n; i++)
+        ids[i] = m->f[i].share_id;
+    join_ids(il, sizeof(il), m->n, ids);
+    if (svd_store_get(app->store, ids, m->n, sh, found, &locked, &since) != 0) {
+        r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
+        goto out;
+    }
+    resp.n = m->n;
+    for (unsigned i = 0; i < m->n; i++) {
+        const sv_confirm_item *f = &m->f[i];
+        int ok = found[i] && sh[i].retired == 0 &&
+                 (sh[i].state == SV_SHARE_ACTIVE || sh[i].state == SV_SHARE_PENDING) &&
+                 memcmp(sh[i].uuid, m->uuid, SV_UUID_LEN) == 0 &&
+                 strcmp(sh[i].field, f->name) == 0 &&
+                 memcmp(sh[i].pub, f->pub, SV_X25519_LEN) == 0;
+        sv_cleanse(sh[i].key2b, sizeof(sh[i].key2b));
+        resp.ok[i] = (uint8_t)ok;
+        if (!ok)
+            bad[nbad++] = f->share_id;
+    }
+    join_ids(bl, sizeof(bl), nbad, bad);
+    if (nbad > 0)
+        svd_warn("%s: CONFIRM record=%s actor=%s: share(s) %s not confirmed (unknown, "
+                 "retired, of another record or field, or another key2 public: the main "
+                 "database may have been changed)", peer->addr, u, m->actor, bl);
+    if (svd_audit_event(app->audit, 0, EV_CONFIRM, nbad == 0 ? "ok" : "mismatch", m->actor, u,
+                        fl, il, bl, peer->ip) != 0)
+        svd_err("audit: the confirmation of record %s not recorded", u);
+    r = sv_confirm_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+out:
+    if (sh != NULL)
+        svd_secret_free(sh, SV_WIRE_MAX_FIELDS * sizeof(*sh));
+    free(m);
+    return r;
 }
 
 /* ---- STATUS ---------------------------------------------------------------------- */
@@ -614,7 +793,7 @@ h_status(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
 {
     sv_status_resp resp;
     sv_status st;
-    uint64_t since = 0;
+    uint64_t since = 0, retired = 0;
 
     if ((st = sv_status_req_decode(body, h->body_len)) != SV_OK) {
         svd_warn("%s: STATUS refused: %s", peer->addr, sv_strerror(st));
@@ -626,7 +805,7 @@ h_status(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
     resp.locked_since = since;
     resp.queue_len = svd_limiter_queue_len(app->limiter);
     resp.queue_max = app->conf->queue_max;
-    if (svd_store_counts(app->store, &resp.shares_active, &resp.shares_pending) != 0)
+    if (svd_store_counts(app->store, &resp.shares_active, &resp.shares_pending, &retired) != 0)
         return svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
     resp.stores = SVD_READ(app, n_stores);
     resp.decrypts = SVD_READ(app, n_decrypts);
@@ -687,9 +866,9 @@ h_recon_delete(struct svd_app *app, const struct svd_peer *peer, const sv_wire_h
 {
     sv_recon_delete_req m;
     sv_recon_delete_resp resp;
-    unsigned deleted = 0;
-    uint64_t older, first, last;
-    int r = -1;
+    unsigned retired = 0;
+    uint64_t older, first, last, since = 0;
+    int r = -1, locked = 0;
     sv_status st;
 
     memset(&m, 0, sizeof(m));
@@ -702,24 +881,45 @@ h_recon_delete(struct svd_app *app, const struct svd_peer *peer, const sv_wire_h
     older = older_than(app, m.grace_s);
     first = m.e[0].id;
     last = m.e[m.n - 1].id;
-    /* deletes key2b for good: recorded durably first, or not done at all */
-    if (!svd_audit_healthy(app->audit) ||
-        svd_audit_event(app->audit, 1, EV_RECON_REQUESTED, m.n, first, last, older,
+    /* never while locked down (here or, on a shared store, by another
+     * daemon): a lock-down may be what stops a stolen certificate */
+    if (svd_limiter_locked(app->limiter, NULL) ||
+        (svd_store_lock_state(app->store, &locked, &since) == 0 && locked)) {
+        svd_warn("%s: RECON_DELETE refused: locked down", peer->addr);
+        (void)svd_audit_event(app->audit, 0, EV_RECON_REFUSED, "locked-down", m.n, peer->ip);
+        SVD_COUNT(app, n_refusals);
+        r = svd_req_error(out, h->reqid, SV_WERR_LOCKED_DOWN, 0);
+        goto out;
+    }
+    if (!svd_audit_healthy(app->audit)) {
+        svd_err("%s: RECON_DELETE refused: the audit log cannot record it", peer->addr);
+        r = svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
+        goto out;
+    }
+    if (!retire_budget(app, peer, m.n)) {
+        (void)svd_audit_event(app->audit, 0, EV_RECON_REFUSED, "retire-budget", m.n, peer->ip);
+        SVD_COUNT(app, n_refusals);
+        r = svd_req_error(out, h->reqid, SV_WERR_LOCKED_DOWN, 0);
+        goto out;
+    }
+    /* retires key2b (restorable for retention.period): recorded durably
+     * first, or not done at all */
+    if (svd_audit_event(app->audit, 1, EV_RECON_REQUESTED, m.n, first, last, older,
                         peer->ip) != 0) {
         svd_err("%s: RECON_DELETE refused: the audit log cannot record it", peer->addr);
         r = svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
         goto out;
     }
-    if (svd_store_recon_delete(app->store, m.e, m.n, older, &deleted) != 0) {
+    if (svd_store_recon_delete(app->store, m.e, m.n, older, &retired) != 0) {
         (void)svd_audit_event(app->audit, 0, EV_RECON_DONE, "failed", m.n, 0u, peer->ip);
         r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
         goto out;
     }
-    if (svd_audit_event(app->audit, 0, EV_RECON_DONE, "ok", m.n, deleted, peer->ip) != 0)
-        svd_err("audit: the outcome of a reconcile delete (%u deleted) not recorded; its "
-                "request is", deleted);
-    svd_info("%s: RECON_DELETE %u requested, %u deleted", peer->addr, m.n, deleted);
-    resp.n = deleted;
+    if (svd_audit_event(app->audit, 0, EV_RECON_DONE, "ok", m.n, retired, peer->ip) != 0)
+        svd_err("audit: the outcome of a reconcile delete (%u retired) not recorded; its "
+                "request is", retired);
+    svd_info("%s: RECON_DELETE %u requested, %u retired", peer->addr, m.n, retired);
+    resp.n = retired;
     r = sv_recon_delete_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
 out:
     sv_recon_delete_req_free(&m);
@@ -731,17 +931,37 @@ out:
 typedef int (*handler_fn)(struct svd_app *, const struct svd_peer *, const sv_wire_hdr *,
                           const uint8_t *, sv_buf *, int *);
 
+#define F SVD_ROLE_FRONTEND
+#define R SVD_ROLE_RECONCILE
+#define M SVD_ROLE_MONITOR
+
+/* The requests, and the roles that may send each (docs/privsep.md). */
 static const struct {
     uint8_t type;
+    unsigned roles;
     handler_fn fn;
 } handlers[] = {
-    { SV_MSG_STORE, h_store },
-    { SV_MSG_DECRYPT, h_decrypt },
-    { SV_MSG_RELEASE, h_release },
-    { SV_MSG_STATUS, h_status },
-    { SV_MSG_RECON_LIST, h_recon_list },
-    { SV_MSG_RECON_DELETE, h_recon_delete },
+    { SV_MSG_STORE, F, h_store },
+    { SV_MSG_DECRYPT, F, h_decrypt },
+    { SV_MSG_RELEASE, F | R, h_release },   /* each its own items: h_release */
+    { SV_MSG_STATUS, F | R | M, h_status },
+    { SV_MSG_RECON_LIST, R, h_recon_list },
+    { SV_MSG_RECON_DELETE, R, h_recon_delete },
+    { SV_MSG_CONFIRM, F, h_confirm },
 };
+
+#undef F
+#undef R
+#undef M
+
+int
+svd_req_allowed(unsigned roles, uint8_t type)
+{
+    for (size_t i = 0; i < SVD_ARRAY_LEN(handlers); i++)
+        if (handlers[i].type == type)
+            return (handlers[i].roles & roles) != 0;
+    return 0;
+}
 
 int
 svd_req_handle(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
@@ -754,6 +974,8 @@ svd_req_handle(struct svd_app *app, const struct svd_peer *peer, const sv_wire_h
     for (size_t i = 0; i < SVD_ARRAY_LEN(handlers); i++)
         if (handlers[i].type == h->type) {
             SVD_ASSERT(h->body_len <= svd_req_max_body(h->type));
+            /* the connection refused it before reading the body */
+            SVD_ASSERT((handlers[i].roles & peer->roles) != 0);
             return handlers[i].fn(app, peer, h, body, out, close_after);
         }
     svd_warn("%s: unexpected message type 0x%02x (%s)", peer->addr, h->type,

@@ -21,7 +21,11 @@ struct svd_peer {
     char addr[64];        /* "127.0.0.1:port" */
     char ip[48];
     char fp[65];          /* client certificate SHA-256, hex */
+    unsigned roles;       /* SVD_ROLE_* of that certificate */
 };
+
+/* 1 when a client with these roles may send requests of this type. */
+int svd_req_allowed(unsigned roles, uint8_t type);
 
 /* Handle one request frame. Returns 0, or -1 when no answer could be built
  * (the caller closes the connection). *close_after is set for malformed

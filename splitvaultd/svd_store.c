@@ -57,58 +57,121 @@ static const unsigned getn_size[] = { 2, 3, 4, 8, 16, 32 };
 
 enum {
     ST_GETL, ST_GET2, ST_GET3, ST_GET4, ST_GET8, ST_GET16, ST_GET32, ST_LOCK, ST_INSERT, ST_SEQ,
-    ST_DROP, ST_DROP_PENDING, ST_PEEK, ST_KEEP, ST_RLIST, ST_RDEL, ST_SETLOCK, ST_COUNTS, ST__N
+    ST_FIELD_NEW, ST_KEEP_BOUND, ST_KEEP, ST_RETIRE, ST_RETIRE_PENDING, ST_PEEK, ST_RLIST,
+    ST_RDEL, ST_SETLOCK, ST_COUNTS, ST_PURGE_SCAN, ST_PURGE, ST_RESTORE_ID, ST_RESTORE_RECORD,
+    ST_RESTORE_SINCE, ST_RETIRED_LIST, ST__N
 };
 
+/*
+ * The statements. A share is never deleted by a request: releasing or
+ * deleting one sets retired (unix seconds, with a reason); every statement
+ * that finds shares for a request skips retired ones; only ST_PURGE deletes,
+ * retired shares older than the retention period, and never while the
+ * store records a lock-down (checked in the same statement, so a lock-down
+ * by another daemon on a shared store stops a purge too). Columns of the
+ * share look-ups: id, record, field, key2 public, key2b, state, created,
+ * [lock state, since,] retired.
+ */
 static const char *const sql_sqlite3[ST__N] = {
     /* a one-field decrypt: its share and the lock-down state in one query */
     [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, s.key2_pub, s.key2b, s.state, s.created, "
-                "st.locked, st.locked_since FROM sv_state st LEFT JOIN shares s ON s.id = %lld "
-                "WHERE st.id = 1",
+                "st.locked, st.locked_since, s.retired "
+                "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1",
     [ST_LOCK] = "SELECT locked, locked_since FROM sv_state WHERE id = 1",
     [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
-                  "created, updated) VALUES (%lld, %s, %s, %s, %s, %d, %lld, %lld)",
+                  "created, updated, replaces) VALUES (%lld, %s, %s, %s, %s, %d, %lld, %lld, "
+                  "%lld)",
     [ST_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = 'shares'",
-    [ST_DROP] = "DELETE FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s",
-    [ST_DROP_PENDING] = "DELETE FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s "
-                        "AND state = 2",
-    [ST_PEEK] = "SELECT state FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s",
+    [ST_FIELD_NEW] = "INSERT INTO share_fields (record_uuid, field, created) "
+                     "VALUES (%s, %s, %lld) ON CONFLICT DO NOTHING",
+    [ST_KEEP_BOUND] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
+                      "record_uuid = %s AND field = %s AND state = 2 AND retired = 0 AND "
+                      "replaces = %lld",
     [ST_KEEP] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
-                "record_uuid = %s AND field = %s AND state = 2",
+                "record_uuid = %s AND field = %s AND state = 2 AND retired = 0",
+    [ST_RETIRE] = "UPDATE shares SET retired = %lld, retired_why = %s, updated = %lld "
+                  "WHERE id = %lld AND record_uuid = %s AND field = %s AND retired = 0",
+    [ST_RETIRE_PENDING] = "UPDATE shares SET retired = %lld, retired_why = %s, updated = %lld "
+                          "WHERE id = %lld AND record_uuid = %s AND field = %s AND "
+                          "retired = 0 AND state = 2",
+    [ST_PEEK] = "SELECT state FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s "
+                "AND retired = 0",
     [ST_RLIST] = "SELECT id, record_uuid, field, state, created FROM shares "
-                 "WHERE id > %lld AND created < %lld ORDER BY id LIMIT CAST(%d AS INTEGER)",
-    [ST_RDEL] = "DELETE FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s "
-                "AND created < %lld",
+                 "WHERE id > %lld AND created < %lld AND retired = 0 ORDER BY id "
+                 "LIMIT CAST(%d AS INTEGER)",
+    [ST_RDEL] = "UPDATE shares SET retired = %lld, retired_why = 'reconcile', updated = %lld "
+                "WHERE id = %lld AND record_uuid = %s AND field = %s AND created < %lld "
+                "AND retired = 0",
     [ST_SETLOCK] = "UPDATE sv_state SET locked = %d, locked_since = %lld, reason = %s, "
                    "updated = %lld WHERE id = 1",
-    [ST_COUNTS] = "SELECT state, COUNT(*) FROM shares GROUP BY state",
+    [ST_COUNTS] = "SELECT CASE WHEN retired = 0 THEN state ELSE 3 END, COUNT(*) FROM shares "
+                  "GROUP BY 1",
+    [ST_PURGE_SCAN] = "SELECT id FROM shares WHERE retired <> 0 AND retired < %lld "
+                      "ORDER BY id LIMIT CAST(%d AS INTEGER)",
+    [ST_PURGE] = "DELETE FROM shares WHERE retired <> 0 AND retired < %lld AND "
+                 "id BETWEEN %lld AND %lld AND "
+                 "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked <> 0)",
+    [ST_RESTORE_ID] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
+                      "WHERE id = %lld AND retired <> 0",
+    [ST_RESTORE_RECORD] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
+                          "WHERE record_uuid = %s AND retired <> 0",
+    [ST_RESTORE_SINCE] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
+                         "WHERE retired >= %lld AND retired <> 0",
+    [ST_RETIRED_LIST] = "SELECT id, record_uuid, field, state, created, retired, retired_why "
+                        "FROM shares WHERE retired <> 0 AND id > %lld AND retired >= %lld "
+                        "AND (%s = '' OR record_uuid = %s) ORDER BY id "
+                        "LIMIT CAST(%d AS INTEGER)",
 };
 
 static const char *const sql_pgsql[ST__N] = {
     [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, encode(s.key2_pub, 'hex'), "
                 "encode(s.key2b, 'hex'), s.state, s.created, "
-                "CASE WHEN st.locked THEN 1 ELSE 0 END, st.locked_since "
+                "CASE WHEN st.locked THEN 1 ELSE 0 END, st.locked_since, s.retired "
                 "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1",
     [ST_LOCK] = "SELECT CASE WHEN locked THEN 1 ELSE 0 END, locked_since FROM sv_state WHERE id = 1",
     [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
-                  "created, updated) VALUES (%lld, CAST(%s AS uuid), %s, decode(%s, 'hex'), "
-                  "decode(%s, 'hex'), %d, %lld, %lld)",
+                  "created, updated, replaces) VALUES (%lld, CAST(%s AS uuid), %s, "
+                  "decode(%s, 'hex'), decode(%s, 'hex'), %d, %lld, %lld, %lld)",
     [ST_SEQ] = "SELECT nextval('shares_id_seq') FROM generate_series(1, %d)",
-    [ST_DROP] = "DELETE FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
-                "AND field = %s",
-    [ST_DROP_PENDING] = "DELETE FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
-                        "AND field = %s AND state = 2",
-    [ST_PEEK] = "SELECT state FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
-                "AND field = %s",
+    [ST_FIELD_NEW] = "INSERT INTO share_fields (record_uuid, field, created) "
+                     "VALUES (CAST(%s AS uuid), %s, %lld) ON CONFLICT DO NOTHING",
+    [ST_KEEP_BOUND] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
+                      "record_uuid = CAST(%s AS uuid) AND field = %s AND state = 2 AND "
+                      "retired = 0 AND replaces = %lld",
     [ST_KEEP] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
-                "record_uuid = CAST(%s AS uuid) AND field = %s AND state = 2",
+                "record_uuid = CAST(%s AS uuid) AND field = %s AND state = 2 AND retired = 0",
+    [ST_RETIRE] = "UPDATE shares SET retired = %lld, retired_why = %s, updated = %lld "
+                  "WHERE id = %lld AND record_uuid = CAST(%s AS uuid) AND field = %s AND "
+                  "retired = 0",
+    [ST_RETIRE_PENDING] = "UPDATE shares SET retired = %lld, retired_why = %s, updated = %lld "
+                          "WHERE id = %lld AND record_uuid = CAST(%s AS uuid) AND field = %s "
+                          "AND retired = 0 AND state = 2",
+    [ST_PEEK] = "SELECT state FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
+                "AND field = %s AND retired = 0",
     [ST_RLIST] = "SELECT id, record_uuid, field, state, created FROM shares "
-                 "WHERE id > %lld AND created < %lld ORDER BY id LIMIT %d",
-    [ST_RDEL] = "DELETE FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
-                "AND field = %s AND created < %lld",
+                 "WHERE id > %lld AND created < %lld AND retired = 0 ORDER BY id LIMIT %d",
+    [ST_RDEL] = "UPDATE shares SET retired = %lld, retired_why = 'reconcile', updated = %lld "
+                "WHERE id = %lld AND record_uuid = CAST(%s AS uuid) AND field = %s "
+                "AND created < %lld AND retired = 0",
     [ST_SETLOCK] = "UPDATE sv_state SET locked = (%d <> 0), locked_since = %lld, reason = %s, "
                    "updated = %lld WHERE id = 1",
-    [ST_COUNTS] = "SELECT state, COUNT(*) FROM shares GROUP BY state",
+    [ST_COUNTS] = "SELECT CASE WHEN retired = 0 THEN state ELSE 3 END, COUNT(*) FROM shares "
+                  "GROUP BY 1",
+    [ST_PURGE_SCAN] = "SELECT id FROM shares WHERE retired <> 0 AND retired < %lld "
+                      "ORDER BY id LIMIT %d",
+    [ST_PURGE] = "DELETE FROM shares WHERE retired <> 0 AND retired < %lld AND "
+                 "id BETWEEN %lld AND %lld AND "
+                 "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked)",
+    [ST_RESTORE_ID] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
+                      "WHERE id = %lld AND retired <> 0",
+    [ST_RESTORE_RECORD] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
+                          "WHERE record_uuid = CAST(%s AS uuid) AND retired <> 0",
+    [ST_RESTORE_SINCE] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
+                         "WHERE retired >= %lld AND retired <> 0",
+    [ST_RETIRED_LIST] = "SELECT id, record_uuid, field, state, created, retired, retired_why "
+                        "FROM shares WHERE retired <> 0 AND id > %lld AND retired >= %lld "
+                        "AND (%s = '' OR record_uuid = CAST(NULLIF(%s, '') AS uuid)) "
+                        "ORDER BY id LIMIT %d",
 };
 
 /*
@@ -136,7 +199,7 @@ dbh_forget(struct dbh *d)
     memset(d->st, 0, sizeof(d->st));
 }
 
-enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK };
+enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK, W_PURGE, W_RESTORE };
 
 struct wop {
     struct wop *next;
@@ -151,18 +214,25 @@ struct wop {
     const uint8_t *const *pubs;
     const uint8_t *const *key2bs;
     int state;
+    const uint64_t *replaces;   /* pending shares of a rotation; NULL for STORE */
     uint64_t *ids;
+    int exists;                 /* STORE: a (record, field) had shares already */
     /* W_RELEASE */
     const sv_release_item *items;
-    unsigned *dropped, *kept, *refused;
+    enum svd_release_mode mode;
+    unsigned *retired, *kept, *refused;
     /* W_RDEL */
     const sv_recon_ref *refs;
     uint64_t older;
-    unsigned *deleted;
     /* W_LOCK */
     int locked;
     uint64_t since;
     const char *reason;
+    /* W_PURGE: retired before older, ids first..last; W_RESTORE */
+    uint64_t first, last;
+    enum svd_restore_by by;
+    uint64_t value;             /* W_RESTORE: the id or the time */
+    unsigned *count;            /* W_RDEL, W_PURGE, W_RESTORE */
 };
 
 struct svd_store {
@@ -193,7 +263,7 @@ struct svd_store {
     uint64_t ckpt_last_ms;
 
     pthread_mutex_t cmu;        /* counts cache */
-    uint64_t c_active, c_pending, c_when;
+    uint64_t c_active, c_pending, c_retired, c_when;
     int c_valid;
 };
 
@@ -573,6 +643,58 @@ out:
     return r;
 }
 
+/*
+ * Bring a store of an older schema version up to this one, in one
+ * transaction: sqlite3 under BEGIN IMMEDIATE (one daemon per file anyway),
+ * pgsql holding an exclusive lock on sv_schema, so that of several daemons
+ * starting on one store one upgrades it and the others find it done. The
+ * version is read again inside the transaction. *version is the new one.
+ */
+static int
+upgrade_schema(struct svd_store *s, struct dbh *d, long *version, char *err, size_t errlen)
+{
+    int sqlite = s->conf->driver == SVD_DRIVER_SQLITE3;
+    long v = -1;
+    int r = -1;
+
+    if (raw(s, d, sqlite ? "BEGIN IMMEDIATE" : "BEGIN") != 0) {
+        snprintf(err, errlen, "store: cannot begin the schema upgrade (see the log)");
+        return -1;
+    }
+    if (!sqlite && raw(s, d, "LOCK TABLE sv_schema IN ACCESS EXCLUSIVE MODE") != 0) {
+        snprintf(err, errlen, "store: cannot lock sv_schema for the schema upgrade");
+        goto rollback;
+    }
+    if (schema_version(s, d, &v) != 1) {
+        snprintf(err, errlen, "store: cannot read the schema version");
+        goto rollback;
+    }
+    if (v == SVD_SCHEMA_VERSION) {
+        *version = v; /* another daemon upgraded it meanwhile */
+        r = 0;
+        goto rollback;
+    }
+    if (v != 1) {
+        snprintf(err, errlen, "store: schema version %ld cannot be upgraded by this "
+                 "splitvaultd (it upgrades version 1)", v);
+        goto rollback;
+    }
+    if (run_script(s, d, sqlite ? svd_upgrade2_sqlite3 : svd_upgrade2_pgsql, err, errlen) != 0)
+        goto rollback;
+    if (raw(s, d, "COMMIT") != 0) {
+        snprintf(err, errlen, "store: the schema upgrade could not be committed");
+        goto rollback;
+    }
+    svd_warn("store: schema upgraded from version 1 to %d (shares are retired, not deleted; "
+             "pending shares of unfinished rotations are left to reconcile)",
+             SVD_SCHEMA_VERSION);
+    *version = SVD_SCHEMA_VERSION;
+    return 0;
+rollback:
+    (void)raw(s, d, "ROLLBACK");
+    return r;
+}
+
 static int
 store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size_t errlen)
 {
@@ -644,16 +766,17 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
         /* the shares first (their column types lead the union), the lock-down
          * state last: a row with a NULL id */
         const char *one = conf->driver == SVD_DRIVER_SQLITE3
-            ? "SELECT id, record_uuid, field, key2_pub, key2b, state, created, NULL, NULL "
-              "FROM shares WHERE id = %lld UNION ALL "
+            ? "SELECT id, record_uuid, field, key2_pub, key2b, state, created, NULL, NULL, "
+              "retired FROM shares WHERE id = %lld UNION ALL "
             : "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), encode(key2b, 'hex'), "
-              "state, created, CAST(NULL AS bigint), CAST(NULL AS bigint) FROM shares "
-              "WHERE id = %lld UNION ALL ";
+              "state, created, CAST(NULL AS bigint), CAST(NULL AS bigint), retired "
+              "FROM shares WHERE id = %lld UNION ALL ";
         const char *lock = conf->driver == SVD_DRIVER_SQLITE3
-            ? "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, locked, locked_since "
+            ? "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, locked, locked_since, NULL "
               "FROM sv_state WHERE id = 1"
             : "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-              "CASE WHEN locked THEN 1 ELSE 0 END, locked_since FROM sv_state WHERE id = 1";
+              "CASE WHEN locked THEN 1 ELSE 0 END, locked_since, NULL FROM sv_state "
+              "WHERE id = 1";
         char *q = apr_pstrdup(s->pool, "");
 
         for (unsigned k = 0; k < getn_size[t]; k++)
@@ -690,6 +813,9 @@ svd_store_init_schema(const struct svd_conf *conf, char *err, size_t errlen)
         goto out;
     }
     if (have) {
+        if (version < SVD_SCHEMA_VERSION &&
+            upgrade_schema(s, &s->writer, &version, err, errlen) != 0)
+            goto out;
         if (version != SVD_SCHEMA_VERSION) {
             snprintf(err, errlen, "store has schema version %ld; this splitvaultd uses %d",
                      version, SVD_SCHEMA_VERSION);
@@ -735,6 +861,9 @@ svd_store_open(const struct svd_conf *conf, struct svd_store **out, char *err, s
                  "sql/daemon/pgsql.sql or run splitvaultd --init-store");
         goto out;
     }
+    if (have && version > 0 && version < SVD_SCHEMA_VERSION &&
+        upgrade_schema(s, &s->writer, &version, err, errlen) != 0)
+        goto out;
     if (version != SVD_SCHEMA_VERSION) {
         snprintf(err, errlen, "store: schema version %ld, this splitvaultd needs %d%s", version,
                  SVD_SCHEMA_VERSION, version > SVD_SCHEMA_VERSION ? " (upgrade splitvaultd)"
@@ -875,9 +1004,10 @@ wipe_entry(const char *e)
         sv_cleanse((char *)(uintptr_t)e, strlen(e));
 }
 
-/* Fill *sh from a row's entries e[0..6]; 0 when well-formed. */
+/* Fill *sh from a row's entries e[0..7] (id, record, field, key2 public,
+ * key2b, state, created, retired); 0 when well-formed. */
 static int
-share_from_row(const char *const e[7], struct svd_share *sh)
+share_from_row(const char *const e[8], struct svd_share *sh)
 {
     uint64_t st = 0;
 
@@ -886,7 +1016,8 @@ share_from_row(const char *const e[7], struct svd_share *sh)
         e[2] != NULL && strlen(e[2]) <= SV_FIELD_MAX &&
         e[3] != NULL && sv_hex_decode(e[3], strlen(e[3]), sh->pub, SV_X25519_LEN) == SV_OK &&
         e[4] != NULL && sv_hex_decode(e[4], strlen(e[4]), sh->key2b, SV_X25519_LEN) == SV_OK &&
-        parse_u64(e[5], &st) == 0 && parse_u64(e[6], &sh->created) == 0) {
+        parse_u64(e[5], &st) == 0 && parse_u64(e[6], &sh->created) == 0 &&
+        parse_u64(e[7], &sh->retired) == 0) {
         snprintf(sh->field, sizeof(sh->field), "%s", e[2]);
         sh->state = (int)st;
         return 0;
@@ -938,13 +1069,14 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
         if (q_select(s, d, p, stn, &res, (int)nargs, args) != 0)
             goto out;
         while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
-            const char *e[7];
+            const char *e[8];
             const char *l = apr_dbd_get_entry(s->driver, row, 7);
             uint64_t rid;
             int first = -1;
 
             for (int c = 0; c < 7; c++)
                 e[c] = apr_dbd_get_entry(s->driver, row, c);
+            e[7] = apr_dbd_get_entry(s->driver, row, 9);
             if (e[0] != NULL && e[0][0] == '\0')
                 e[0] = NULL; /* pgsql's driver gives NULL as "" */
             if (stn == ST_GETL || e[0] == NULL) {
@@ -1012,13 +1144,13 @@ out:
 }
 
 int
-svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending)
+svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending, uint64_t *retired)
 {
     struct dbh *d;
     apr_pool_t *p = NULL;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row = NULL;
-    uint64_t now = svd_now_ms(), a = 0, pe = 0;
+    uint64_t now = svd_now_ms(), a = 0, pe = 0, re = 0;
     int r = -1;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
@@ -1026,6 +1158,7 @@ svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending)
     if (s->c_valid && now - s->c_when < 2000) {
         *active = s->c_active;
         *pending = s->c_pending;
+        *retired = s->c_retired;
         AZ(pthread_mutex_unlock(&s->cmu));
         return 0;
     }
@@ -1046,10 +1179,13 @@ svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending)
             a = c;
         else if (st == SV_SHARE_PENDING)
             pe = c;
+        else if (st == 3)
+            re = c; /* ST_COUNTS' bucket of retired shares */
     }
     AZ(pthread_mutex_lock(&s->cmu));
     s->c_active = *active = a;
     s->c_pending = *pending = pe;
+    s->c_retired = *retired = re;
     s->c_when = now;
     s->c_valid = 1;
     AZ(pthread_mutex_unlock(&s->cmu));
@@ -1118,6 +1254,112 @@ out:
     return r;
 }
 
+int
+svd_store_purge_scan(struct svd_store *s, uint64_t retired_before, unsigned batch,
+                     uint64_t *first, uint64_t *last, unsigned *n)
+{
+    struct dbh *d;
+    apr_pool_t *p = NULL;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    char a0[24], a1[16];
+    const char *args[2] = { a0, a1 };
+    int r = -1;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    *first = *last = 0;
+    *n = 0;
+    snprintf(a0, sizeof(a0), "%" PRIu64, retired_before);
+    snprintf(a1, sizeof(a1), "%u", batch);
+    if ((d = reader_get(s)) == NULL)
+        return -1;
+    if (d->h == NULL)
+        goto out;
+    apr_pool_create(&p, d->pool);
+    if (q_select(s, d, p, ST_PURGE_SCAN, &res, 2, args) != 0)
+        goto out;
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
+        uint64_t id;
+        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), &id) != 0)
+            continue;
+        if (*n == 0 || id < *first)
+            *first = id;
+        if (id > *last)
+            *last = id;
+        (*n)++;
+    }
+    r = 0;
+out:
+    if (p != NULL)
+        apr_pool_destroy(p);
+    reader_put(s, d, r != 0);
+    return r;
+}
+
+int
+svd_store_retired_list(struct svd_store *s, uint64_t after, uint64_t since,
+                       const uint8_t *uuid, unsigned limit, struct svd_retired *out,
+                       unsigned *n, int *more)
+{
+    struct dbh *d;
+    apr_pool_t *p = NULL;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    char a0[24], a1[24], u[SV_UUID_STR_LEN + 1], a3[16];
+    const char *args[5] = { a0, a1, u, u, a3 };
+    int r = -1;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    *n = 0;
+    *more = 0;
+    snprintf(a0, sizeof(a0), "%" PRIu64, after);
+    snprintf(a1, sizeof(a1), "%" PRIu64, since);
+    if (uuid != NULL)
+        sv_uuid_format(uuid, u);
+    else
+        u[0] = '\0';
+    snprintf(a3, sizeof(a3), "%u", limit + 1);
+    if ((d = reader_get(s)) == NULL)
+        return -1;
+    if (d->h == NULL)
+        goto out;
+    apr_pool_create(&p, d->pool);
+    if (q_select(s, d, p, ST_RETIRED_LIST, &res, 5, args) != 0)
+        goto out;
+    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
+        struct svd_retired *e = &out[*n];
+        const char *ru = apr_dbd_get_entry(s->driver, row, 1);
+        const char *f = apr_dbd_get_entry(s->driver, row, 2);
+        const char *why = apr_dbd_get_entry(s->driver, row, 6);
+        uint64_t st = 0;
+
+        if (*n >= limit) {
+            *more = 1;
+            continue;
+        }
+        memset(e, 0, sizeof(*e));
+        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), &e->id) != 0 || ru == NULL ||
+            sv_uuid_parse(ru, strlen(ru), e->uuid) != SV_OK || f == NULL ||
+            strlen(f) > SV_FIELD_MAX ||
+            parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
+            parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0 ||
+            parse_u64(apr_dbd_get_entry(s->driver, row, 5), &e->retired) != 0) {
+            svd_err("store: malformed share row while listing retired shares");
+            continue;
+        }
+        snprintf(e->field, sizeof(e->field), "%s", f);
+        snprintf(e->why, sizeof(e->why), "%s", why != NULL ? why : "");
+        e->state = (int)st;
+        (*n)++;
+    }
+    r = 0;
+out:
+    if (p != NULL)
+        apr_pool_destroy(p);
+    reader_put(s, d, r != 0);
+    return r;
+}
+
 /* ---- writer --------------------------------------------------------------- */
 
 /* sqlite3: the highest id ever used (AUTOINCREMENT's record). */
@@ -1155,22 +1397,42 @@ pgsql_ids(struct svd_store *s, apr_pool_t *p, unsigned n, uint64_t *ids)
     return got == n ? 0 : -1;
 }
 
+static const char *
+release_why(enum svd_release_mode mode, int rotation)
+{
+    return mode == SVD_RELEASE_DISCARD ? "discard" : rotation ? "release" : "undo";
+}
+
 /* Run one operation inside the current transaction. */
 static int
 exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
 {
     char u[SV_UUID_STR_LEN + 1];
-    char a0[24], a1[24], a3[24];
+    char a0[24], a1[24], a2[24], a3[24];
     uint64_t now = svd_wall_s();
     int nrows;
 
+    snprintf(a1, sizeof(a1), "%" PRIu64, now);
     switch (op->kind) {
     case W_PUT: {
-        char pub[2 * SV_X25519_LEN + 1], k2b[2 * SV_X25519_LEN + 1], st[8], t[24];
-        const char *args[8] = { a0, u, NULL, pub, k2b, st, t, t };
+        char pub[2 * SV_X25519_LEN + 1], k2b[2 * SV_X25519_LEN + 1], st[8];
+        const char *args[9] = { a0, u, NULL, pub, k2b, st, a1, a1, a2 };
         int r = 0;
 
         sv_uuid_format(op->uuid, u);
+        op->exists = 0;
+        if (op->replaces == NULL) {
+            /* STORE makes new records only: each (record, field) once */
+            for (unsigned i = 0; i < op->n; i++) {
+                const char *fa[3] = { u, op->names[i], a1 };
+                if (q_exec(s, &s->writer, p, ST_FIELD_NEW, &nrows, 3, fa) != 0)
+                    return -1;
+                if (nrows != 1) {
+                    op->exists = 1;
+                    return -1; /* the whole transaction is undone */
+                }
+            }
+        }
         if (s->conf->driver == SVD_DRIVER_PGSQL) {
             if (pgsql_ids(s, p, op->n, op->ids) != 0)
                 return -1;
@@ -1179,87 +1441,120 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
                 op->ids[i] = ++*next_id;
         }
         snprintf(st, sizeof(st), "%d", op->state);
-        snprintf(t, sizeof(t), "%" PRIu64, now);
         for (unsigned i = 0; i < op->n && r == 0; i++) {
             snprintf(a0, sizeof(a0), "%" PRIu64, op->ids[i]);
+            snprintf(a2, sizeof(a2), "%" PRIu64, op->replaces != NULL ? op->replaces[i] : 0);
             args[2] = op->names[i];
             sv_hex_encode(op->pubs[i], SV_X25519_LEN, pub);
             sv_hex_encode(op->key2bs[i], SV_X25519_LEN, k2b);
-            r = q_exec(s, &s->writer, p, ST_INSERT, &nrows, 8, args);
+            r = q_exec(s, &s->writer, p, ST_INSERT, &nrows, 9, args);
             sv_cleanse(k2b, sizeof(k2b));
         }
         return r;
     }
     case W_RELEASE: {
         /*
-         * Per item, keep first: activate the pending keep_id. Then drop:
-         * a pending share (a rotation undone) always; an active one only
-         * when this item's keep_id, a pending share of the same record
-         * and field, was activated just now (the rotation committed).
-         * Any other active share stays: deleting it is RECON_DELETE's
-         * job, after its grace period. Such drops are counted as refused.
+         * Per item (svd_store.h): a front end finishes a rotation (keep
+         * the pending share that replaces exactly drop, then retire drop)
+         * or undoes one (retire a pending drop); reconcile activates a
+         * pending keep; a discard retires the pending shares of a refused
+         * decrypt. Whatever an item may not do is counted as refused.
          */
-        unsigned dropped = 0, kept = 0, refused = 0;
+        unsigned retired = 0, kept = 0, refused = 0;
         sv_uuid_format(op->uuid, u);
-        snprintf(a1, sizeof(a1), "%" PRIu64, now);
         for (unsigned i = 0; i < op->n; i++) {
             const sv_release_item *it = &op->items[i];
             int activated = 0;
             if (it->keep_id != 0) {
-                const char *args[4] = { a1, a0, u, it->name };
+                const char *args[5] = { a1, a0, u, it->name, a2 };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->keep_id);
-                if (q_exec(s, &s->writer, p, ST_KEEP, &nrows, 4, args) != 0)
-                    return -1;
+                snprintf(a2, sizeof(a2), "%" PRIu64, it->drop_id);
+                if (op->mode == SVD_RELEASE_RECONCILE && it->drop_id == 0) {
+                    if (q_exec(s, &s->writer, p, ST_KEEP, &nrows, 4, args) != 0)
+                        return -1;
+                } else if (op->mode == SVD_RELEASE_FRONTEND && it->drop_id != 0) {
+                    if (q_exec(s, &s->writer, p, ST_KEEP_BOUND, &nrows, 5, args) != 0)
+                        return -1;
+                } else {
+                    nrows = 0;
+                    refused++;
+                }
                 kept += (unsigned)nrows;
                 activated = nrows == 1;
             }
-            if (it->drop_id != 0) {
-                const char *args[3] = { a0, u, it->name };
+            if (it->drop_id != 0 && op->mode != SVD_RELEASE_RECONCILE) {
+                const char *why = release_why(op->mode, activated);
+                const char *args[6] = { a1, why, a1, a0, u, it->name };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->drop_id);
-                if (q_exec(s, &s->writer, p, activated ? ST_DROP : ST_DROP_PENDING, &nrows, 3,
-                           args) != 0)
+                if (q_exec(s, &s->writer, p, activated ? ST_RETIRE : ST_RETIRE_PENDING,
+                           &nrows, 6, args) != 0)
                     return -1;
-                dropped += (unsigned)nrows;
+                retired += (unsigned)nrows;
                 if (nrows == 0 && !activated) {
                     apr_dbd_results_t *res;
                     apr_dbd_row_t *row = NULL;
-                    if (q_select(s, &s->writer, p, ST_PEEK, &res, 3, args) != 0)
+                    if (q_select(s, &s->writer, p, ST_PEEK, &res, 3, args + 3) != 0)
                         return -1;
                     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
-                        refused++; /* it exists, and is active */
+                        refused++; /* it exists, is not retired, and is active */
                 }
+            } else if (it->drop_id != 0) {
+                refused++;
             }
         }
-        *op->dropped = dropped;
+        *op->retired = retired;
         *op->kept = kept;
         *op->refused = refused;
-        op->removed = dropped > 0;
         return 0;
     }
     case W_RDEL: {
-        unsigned del = 0;
+        unsigned n = 0;
         snprintf(a3, sizeof(a3), "%" PRIu64, op->older);
         for (unsigned i = 0; i < op->n; i++) {
-            const char *args[4] = { a0, u, op->refs[i].name, a3 };
+            const char *args[6] = { a1, a1, a0, u, op->refs[i].name, a3 };
             snprintf(a0, sizeof(a0), "%" PRIu64, op->refs[i].id);
             sv_uuid_format(op->refs[i].uuid, u);
-            if (q_exec(s, &s->writer, p, ST_RDEL, &nrows, 4, args) != 0)
+            if (q_exec(s, &s->writer, p, ST_RDEL, &nrows, 6, args) != 0)
                 return -1;
-            del += (unsigned)nrows;
+            n += (unsigned)nrows;
         }
-        *op->deleted = del;
-        op->removed = del > 0;
+        *op->count = n;
         return 0;
     }
     case W_LOCK: {
         char l[4];
-        const char *args[4] = { l, a1, op->reason, a3 };
+        const char *args[4] = { l, a0, op->reason, a1 };
         snprintf(l, sizeof(l), "%d", op->locked ? 1 : 0);
-        snprintf(a1, sizeof(a1), "%" PRIu64, op->since);
-        snprintf(a3, sizeof(a3), "%" PRIu64, now);
+        snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
         if (q_exec(s, &s->writer, p, ST_SETLOCK, &nrows, 4, args) != 0)
             return -1;
         return nrows == 1 ? 0 : -1;
+    }
+    case W_PURGE: {
+        const char *args[3] = { a0, a2, a3 };
+        snprintf(a0, sizeof(a0), "%" PRIu64, op->older);
+        snprintf(a2, sizeof(a2), "%" PRIu64, op->first);
+        snprintf(a3, sizeof(a3), "%" PRIu64, op->last);
+        if (q_exec(s, &s->writer, p, ST_PURGE, &nrows, 3, args) != 0)
+            return -1;
+        *op->count = (unsigned)nrows;
+        op->removed = nrows > 0;
+        return 0;
+    }
+    case W_RESTORE: {
+        const char *args[2] = { a1, a0 };
+        int stn = op->by == SVD_RESTORE_ID ? ST_RESTORE_ID
+                  : op->by == SVD_RESTORE_RECORD ? ST_RESTORE_RECORD : ST_RESTORE_SINCE;
+        if (op->by == SVD_RESTORE_RECORD) {
+            sv_uuid_format(op->uuid, u);
+            args[1] = u;
+        } else {
+            snprintf(a0, sizeof(a0), "%" PRIu64, op->value);
+        }
+        if (q_exec(s, &s->writer, p, stn, &nrows, 2, args) != 0)
+            return -1;
+        *op->count = (unsigned)nrows;
+        return 0;
     }
     }
     return -1;
@@ -1500,12 +1795,21 @@ submit(struct svd_store *s, struct wop *op)
     return r;
 }
 
-int
-svd_store_put(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
-              const char *const *names, const uint8_t *const *pubs,
-              const uint8_t *const *key2bs, int state, uint64_t *ids)
+static void
+counts_stale(struct svd_store *s)
+{
+    AZ(pthread_mutex_lock(&s->cmu));
+    s->c_valid = 0;
+    AZ(pthread_mutex_unlock(&s->cmu));
+}
+
+static int
+store_put(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
+          const char *const *names, const uint8_t *const *pubs, const uint8_t *const *key2bs,
+          int state, const uint64_t *replaces, uint64_t *ids, int *exists)
 {
     struct wop op;
+    int r;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
@@ -1516,21 +1820,40 @@ svd_store_put(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
     op.pubs = pubs;
     op.key2bs = key2bs;
     op.state = state;
+    op.replaces = replaces;
     op.ids = ids;
-    if (submit(s, &op) != 0)
-        return -1;
-    AZ(pthread_mutex_lock(&s->cmu));
-    s->c_valid = 0;
-    AZ(pthread_mutex_unlock(&s->cmu));
-    return 0;
+    r = submit(s, &op);
+    if (exists != NULL)
+        *exists = r != 0 && op.exists;
+    if (r == 0)
+        counts_stale(s);
+    return r;
+}
+
+int
+svd_store_put_new(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
+                  const char *const *names, const uint8_t *const *pubs,
+                  const uint8_t *const *key2bs, uint64_t *ids, int *exists)
+{
+    return store_put(s, uuid, n, names, pubs, key2bs, SV_SHARE_ACTIVE, NULL, ids, exists);
+}
+
+int
+svd_store_put_rotated(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
+                      const char *const *names, const uint8_t *const *pubs,
+                      const uint8_t *const *key2bs, const uint64_t *replaces, uint64_t *ids)
+{
+    AN(replaces);
+    return store_put(s, uuid, n, names, pubs, key2bs, SV_SHARE_PENDING, replaces, ids, NULL);
 }
 
 int
 svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
-                  const sv_release_item *items, unsigned n, unsigned *dropped, unsigned *kept,
-                  unsigned *refused)
+                  const sv_release_item *items, unsigned n, enum svd_release_mode mode,
+                  unsigned *retired, unsigned *kept, unsigned *refused)
 {
     struct wop op;
+    int r;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
@@ -1538,17 +1861,21 @@ svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
     op.uuid = uuid;
     op.items = items;
     op.n = n;
-    op.dropped = dropped;
+    op.mode = mode;
+    op.retired = retired;
     op.kept = kept;
     op.refused = refused;
-    return submit(s, &op);
+    if ((r = submit(s, &op)) == 0)
+        counts_stale(s);
+    return r;
 }
 
 int
 svd_store_recon_delete(struct svd_store *s, const sv_recon_ref *refs, unsigned n,
-                       uint64_t older_than, unsigned *deleted)
+                       uint64_t older_than, unsigned *retired)
 {
     struct wop op;
+    int r;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
@@ -1556,8 +1883,48 @@ svd_store_recon_delete(struct svd_store *s, const sv_recon_ref *refs, unsigned n
     op.refs = refs;
     op.n = n;
     op.older = older_than;
-    op.deleted = deleted;
-    return submit(s, &op);
+    op.count = retired;
+    if ((r = submit(s, &op)) == 0)
+        counts_stale(s);
+    return r;
+}
+
+int
+svd_store_purge(struct svd_store *s, uint64_t retired_before, uint64_t first, uint64_t last,
+                unsigned *purged)
+{
+    struct wop op;
+    int r;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    memset(&op, 0, sizeof(op));
+    op.kind = W_PURGE;
+    op.older = retired_before;
+    op.first = first;
+    op.last = last;
+    op.count = purged;
+    if ((r = submit(s, &op)) == 0)
+        counts_stale(s);
+    return r;
+}
+
+int
+svd_store_restore(struct svd_store *s, enum svd_restore_by by, uint64_t value,
+                  const uint8_t uuid[SV_UUID_LEN], unsigned *restored)
+{
+    struct wop op;
+    int r;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    memset(&op, 0, sizeof(op));
+    op.kind = W_RESTORE;
+    op.by = by;
+    op.value = value;
+    op.uuid = uuid;
+    op.count = restored;
+    if ((r = submit(s, &op)) == 0)
+        counts_stale(s);
+    return r;
 }
 
 int

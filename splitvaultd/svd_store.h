@@ -3,7 +3,11 @@
  *
  * A share: id (never reused), record uuid, field name, key2 public, key2b
  * (secret), state (SV_SHARE_ACTIVE / SV_SHARE_PENDING), created and updated
- * (unix seconds). A released share is deleted: its key2b is gone.
+ * (unix seconds), the share a rotation's pending share replaces, and when
+ * it was retired. No request deletes a share: RELEASE and RECON_DELETE
+ * retire it (it is never used for a decrypt again, and the operator can
+ * restore it); the housekeeping purges retired shares once they are older
+ * than retention.period, and never while the store records a lock-down.
  *
  * Reads go through a small pool of reader connections (store.readers), any
  * thread. Writes go through one writer thread that commits many requests in
@@ -25,7 +29,7 @@
 #include "sv_wire.h"
 
 #define SVD_STORE_MAGIC 0x570e57a1u
-#define SVD_SCHEMA_VERSION 1
+#define SVD_SCHEMA_VERSION 2
 
 /* One share as read back. Holds key2b: keep it in secret memory and
  * cleanse it after use. */
@@ -37,7 +41,33 @@ struct svd_share {
     uint8_t key2b[SV_X25519_LEN];
     int state;
     uint64_t created;
+    uint64_t retired;     /* unix seconds; 0: not retired */
 };
+
+/* One retired share, as listed for the operator (no key material). */
+struct svd_retired {
+    uint64_t id;
+    uint8_t uuid[SV_UUID_LEN];
+    char field[SV_FIELD_MAX + 1];
+    int state;            /* what it was when retired (and is again if restored) */
+    uint64_t created, retired;
+    char why[16];         /* release, undo, reconcile, discard */
+};
+
+/* Who releases, and so what each RELEASE item may do. */
+enum svd_release_mode {
+    /* a front end: drop_id and keep_id finish a rotation (keep_id pending and
+     * made to replace exactly drop_id: it is activated, drop_id retired);
+     * drop_id alone undoes one (only a pending share is retired) */
+    SVD_RELEASE_FRONTEND,
+    /* reconcile: keep_id alone activates a pending share the main database
+     * references (a rotation whose RELEASE never came) */
+    SVD_RELEASE_RECONCILE,
+    /* the daemon itself: the pending shares of a refused decrypt */
+    SVD_RELEASE_DISCARD
+};
+
+enum svd_restore_by { SVD_RESTORE_ID, SVD_RESTORE_RECORD, SVD_RESTORE_SINCE };
 
 struct svd_store;
 
@@ -49,7 +79,8 @@ int svd_store_prelock(const struct svd_conf *conf, int *lock_fd, char *err, size
  * prepare statements. */
 int svd_store_open(const struct svd_conf *conf, struct svd_store **out, char *err, size_t errlen);
 
-/* Create the schema when absent (`splitvaultd --init-store`). */
+/* Create the schema when absent, upgrade an older one (`splitvaultd
+ * --init-store`; svd_store_open upgrades too). */
 int svd_store_init_schema(const struct svd_conf *conf, char *err, size_t errlen);
 
 int svd_store_start(struct svd_store *s);
@@ -67,35 +98,66 @@ int svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct s
 
 int svd_store_lock_state(struct svd_store *s, int *locked, uint64_t *since);
 
-/* Share counts (cached for a few seconds: a count scans the table). */
-int svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending);
+/* Share counts, retired ones apart (cached for a few seconds: a count scans
+ * the table). */
+int svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending,
+                     uint64_t *retired);
 
-/* Shares created before older_than (unix s) with id > after, by id. At
- * most limit entries into out; *more when others follow. */
+/* Shares not retired, created before older_than (unix s), with id > after,
+ * by id. At most limit entries into out; *more when others follow. */
 int svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, unsigned limit,
                          sv_recon_entry *out, unsigned *n, int *more);
 
+/* The next purge batch: the lowest ids (at most batch) of the shares
+ * retired before retired_before; *n of them, ids first..last. */
+int svd_store_purge_scan(struct svd_store *s, uint64_t retired_before, unsigned batch,
+                         uint64_t *first, uint64_t *last, unsigned *n);
+
+/* Retired shares with id > after, retired at or after since, of record
+ * uuid (NULL: any), by id; at most limit into out, *more when others
+ * follow. */
+int svd_store_retired_list(struct svd_store *s, uint64_t after, uint64_t since,
+                           const uint8_t *uuid, unsigned limit, struct svd_retired *out,
+                           unsigned *n, int *more);
+
 /* Writes (group-committed; block until durable or failed). */
 
-/* Insert n shares of one record in state (active or pending); ids[] gets
- * the new ids. */
-int svd_store_put(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
-                  const char *const *names, const uint8_t *const *pubs,
-                  const uint8_t *const *key2bs, int state, uint64_t *ids);
+/* STORE: insert n active shares of a new record; ids[] gets the new ids.
+ * Refused (-1 with *exists set, nothing written) when any of its (record,
+ * field) pairs ever had shares. */
+int svd_store_put_new(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
+                      const char *const *names, const uint8_t *const *pubs,
+                      const uint8_t *const *key2bs, uint64_t *ids, int *exists);
 
-/* Per item: activate pending keep_id, then delete drop_id, each only when
- * its id, record and field match. drop_id is deleted when it is pending
- * (undoing a rotation), or when active only if this item's keep_id was
- * activated in the same transaction (the rotation committed); any other
- * active share is kept and counted in *refused. */
+/* DECRYPT with rotation: insert n pending shares, replaces[i] the id of the
+ * share the i-th one replaces; ids[] gets the new ids. */
+int svd_store_put_rotated(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
+                          const char *const *names, const uint8_t *const *pubs,
+                          const uint8_t *const *key2bs, const uint64_t *replaces,
+                          uint64_t *ids);
+
+/* RELEASE items of one record as mode allows (enum svd_release_mode); each
+ * action only when the share's id, record and field match and it is not
+ * retired. *retired and *kept count what was done, *refused what an item
+ * asked and may not do (an active share it does not replace by rotation). */
 int svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
-                      const sv_release_item *items, unsigned n, unsigned *dropped,
-                      unsigned *kept, unsigned *refused);
+                      const sv_release_item *items, unsigned n, enum svd_release_mode mode,
+                      unsigned *retired, unsigned *kept, unsigned *refused);
 
-/* Delete shares whose id, record and field match and that were created
- * before older_than. *deleted counts them. */
+/* RECON_DELETE: retire the shares whose id, record and field match and that
+ * were created before older_than. *retired counts them. */
 int svd_store_recon_delete(struct svd_store *s, const sv_recon_ref *refs, unsigned n,
-                           uint64_t older_than, unsigned *deleted);
+                           uint64_t older_than, unsigned *retired);
+
+/* Delete the shares retired before retired_before with ids first..last,
+ * unless the store records a lock-down (then nothing). *purged counts. */
+int svd_store_purge(struct svd_store *s, uint64_t retired_before, uint64_t first,
+                    uint64_t last, unsigned *purged);
+
+/* Restore retired shares: one (value: its id), a record's (uuid), or all
+ * retired at or after a time (value: unix seconds). *restored counts. */
+int svd_store_restore(struct svd_store *s, enum svd_restore_by by, uint64_t value,
+                      const uint8_t uuid[SV_UUID_LEN], unsigned *restored);
 
 /* Record the lock-down state durably. */
 int svd_store_set_lock(struct svd_store *s, int locked, uint64_t since, const char *reason);

@@ -1,5 +1,6 @@
 /*
- * svd_tls.c - TLS 1.3 server context with client-certificate pinning.
+ * svd_tls.c - TLS 1.3 server context; client certificates must be listed
+ * (clients.frontend, .reconcile, .monitor) as well as verified.
  */
 #include "config.h"
 
@@ -26,9 +27,10 @@ cert_sha256(X509 *cert, uint8_t out[SVD_PIN_LEN])
 }
 
 /*
- * Chain verification by OpenSSL first; then, for the leaf and when pins are
- * configured, its fingerprint must be pinned. A refusal here makes the
- * handshake fail with an alert, so the client learns at once.
+ * Chain verification by OpenSSL first; then the leaf's fingerprint must be
+ * listed under one of the client roles (a certificate the CA issued for
+ * something else gets nothing). A refusal here makes the handshake fail
+ * with an alert, so the client learns at once.
  */
 static int
 verify_cb(int ok, X509_STORE_CTX *xs)
@@ -43,15 +45,10 @@ verify_cb(int ok, X509_STORE_CTX *xs)
     if (X509_STORE_CTX_get_error_depth(xs) != 0)
         return ok;
     c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    if (c == NULL || c->npins == 0)
-        return ok;
     cert = X509_STORE_CTX_get_current_cert(xs);
-    if (cert == NULL || cert_sha256(cert, fp) != 0)
-        goto refuse;
-    for (unsigned i = 0; i < c->npins; i++)
-        if (memcmp(fp, c->pins[i], SVD_PIN_LEN) == 0)
-            return 1;
-refuse:
+    if (c != NULL && cert != NULL && cert_sha256(cert, fp) == 0 &&
+        svd_conf_client_roles(c, fp) != 0)
+        return 1;
     X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
 }
@@ -138,15 +135,16 @@ out:
     return ctx;
 }
 
-void
-svd_tls_peer_fp(SSL *ssl, char out[65])
+unsigned
+svd_tls_peer(SSL *ssl, const struct svd_conf *conf, char out[65])
 {
     X509 *cert = SSL_get0_peer_certificate(ssl);
     uint8_t fp[SVD_PIN_LEN];
 
     if (cert == NULL || cert_sha256(cert, fp) != 0) {
         snprintf(out, 65, "-");
-        return;
+        return 0;
     }
     sv_hex_encode(fp, sizeof(fp), out);
+    return svd_conf_client_roles(conf, fp);
 }

@@ -189,8 +189,13 @@ def test_longest_events_are_recorded(daemon_factory):
         items = [(n, big - 2 * i, big - 2 * i - 1) for i, n in enumerate(names)]
         assert c.release(r.uuid, items) == 32
         c.release(r.uuid, r.commit_rotation([nid for _, nid in out]))
-    time.sleep(0.3)
-    text = d.audit_path.read_text()
+        # a CONFIRM of every field, one with another key: the longest list
+        # of unconfirmed shares too
+        got = c.confirm(r.uuid, actor, [(f.share_id, f.name, f.pub if i else bytes(32))
+                                        for i, f in enumerate(r.fields)])
+        assert got == [0] + [1] * 31
+    text = d.wait_audit("event=release outcome=ok", count=2)
+    text = d.wait_audit("event=confirm")
     lines = text.splitlines()
     assert not [l for l in lines if len(l) > 4096]
     assert "not logged" not in d.log_text()
@@ -202,6 +207,8 @@ def test_longest_events_are_recorded(daemon_factory):
     req = [l for l in lines if "event=release outcome=requested" in l]
     assert len(req) == 2 and str(big - 63) in req[0]
     assert len([l for l in lines if "event=release outcome=ok" in l]) == 2
+    conf = [l for l in lines if "event=confirm outcome=mismatch" in l]
+    assert conf and ("actor=%s " % actor) in conf[0] and ",".join(names) in conf[0]
     for l in lines:
         for why in WHY_TOKEN.findall(l):
             assert re.fullmatch(r"[a-z0-9-]+", why), l
@@ -212,15 +219,16 @@ def test_longest_events_are_recorded(daemon_factory):
                     "SV_TEST_HOOKS 1" not in (BUILD / "config.h").read_text(),
                     reason="needs a build with --enable-test-hooks")
 def test_deletions_refused_while_the_audit_log_fails(daemon_factory, workdir):
-    """RELEASE and RECON_DELETE delete key2b for good: their entry is
-    written (and synced) before the store is touched, and when it cannot
-    be they are refused with AUDIT and change nothing. A DECRYPT whose
-    entry cannot be written leaves no pending share behind."""
+    """RELEASE and RECON_DELETE retire key2b (gone for good once purged):
+    their entry is written (and synced) before the store is touched, and
+    when it cannot be they are refused with AUDIT and change nothing. A
+    DECRYPT whose entry cannot be written leaves no usable pending share
+    behind (it is retired)."""
     trigger = workdir / "audit-fail"
     d = daemon_factory(start=False)
     d.start(env=dict(os.environ, SVD_TEST_AUDIT_FAIL=str(trigger)))
     r = Record({"name": "x", "ssn": "y"})
-    with d.client() as c:
+    with d.client() as c, d.reconciler() as rc:
         r.stored(c.store(r.uuid, r.store_fields()))
         out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"name"}))
         pending = out[0][1]
@@ -231,10 +239,10 @@ def test_deletions_refused_while_the_audit_log_fails(daemon_factory, workdir):
             with pytest.raises(DaemonError) as e:
                 c.release(r.uuid, items)
             assert e.value.code == WERR["AUDIT"]
-        d.sql("UPDATE shares SET created = created - 10")
+        d.age_shares(1000)
         before = d.shares()
         with pytest.raises(DaemonError) as e:
-            c.recon_delete(0, [(r.fields[1].share_id, r.uuid, "ssn")])
+            rc.recon_delete(0, [(r.fields[1].share_id, r.uuid, "ssn")])
         assert e.value.code == WERR["AUDIT"]
         assert d.shares() == before
         trigger.unlink()
@@ -244,12 +252,15 @@ def test_deletions_refused_while_the_audit_log_fails(daemon_factory, workdir):
         deadline = time.monotonic() + 10
         while d.ctl_status()["audit_healthy"] != "1" and time.monotonic() < deadline:
             time.sleep(0.05)
-        # the decrypt's own entry fails: refused, and its pending share removed
+        # the decrypt's own entry fails: refused, and its pending share retired
         trigger.write_text("1")
+        live = d.live()
         with pytest.raises(DaemonError) as e:
             c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"ssn"}))
         assert e.value.code == WERR["AUDIT"]
-        assert d.shares() == before
+        assert d.live() == live
+        gone = set(d.shares()) - set(before)
+        assert len(gone) == 1 and d.shares()[gone.pop()]["why"] == "discard"
         trigger.unlink()
     d.stop()
     assert offline(d.audit_path, d.head_path).returncode == 0

@@ -1,5 +1,8 @@
 """splitvaultd share store: STORE / DECRYPT / RELEASE / reconcile round
-trips, the same tests against both drivers (sqlite3 and pgsql)."""
+trips, the same tests against both drivers (sqlite3 and pgsql). Released
+and reconciled shares are retired (never used again, restorable), not
+deleted: t/test_daemon_retention.py tests the retention, purge and
+restore, t/test_daemon_roles.py what each client role may do."""
 import time
 import uuid
 
@@ -71,14 +74,16 @@ def test_rotate_on_use_pending_then_release(d):
         items = rec.commit_rotation(new)
         assert c.release(rec.uuid, items) == 2
         rows = d.shares()
-        assert not set(old) & set(rows)
-        assert all(rows[i]["state"] == ACTIVE for i in new)
+        assert set(d.live()) == set(new)
+        assert all(rows[i]["retired"] and rows[i]["why"] == "release" for i in old)
+        assert all(rows[i]["state"] == ACTIVE and rows[i]["replaces"] == o
+                   for i, o in zip(new, old))
         # idempotent
         assert c.release(rec.uuid, items) == 2
-        assert set(d.shares()) == set(rows)
+        assert d.shares() == rows
         out = c.decrypt(rec.uuid, "pat", rec.decrypt_fields())
         assert [pt for pt, _ in out] == [b"Grace", b"123-45-6789"]
-        # the released shares are gone: the old key material no longer opens
+        # the released shares are retired: the old key material no longer opens
         stale = Record({"name": "Grace"}, uuid=rec.uuid)
         stale.fields[0].share_id = old[0]
         e = refused(lambda: c.decrypt(rec.uuid, "pat", stale.decrypt_fields()))
@@ -95,22 +100,25 @@ def test_release_only_drops_own_record_and_field(d):
         pend = out[0][1]
         before = d.shares()
         assert before[pend]["state"] == PENDING
-        # wrong record, wrong field: nothing deleted, nothing activated
+        # wrong record, wrong field: nothing retired, nothing activated
         c.release(b.uuid, [("name", pend, 0)])
         c.release(a.uuid, [("ssn", pend, 0)])
-        c.release(b.uuid, [("name", 0, pend)])
+        with d.reconciler() as r:
+            r.release(b.uuid, [("name", 0, pend)])
         assert d.shares() == before
-        # the rotation undone: the pending share goes, the old one stays
+        # the rotation undone: the pending share is retired, the old one stays
         c.release(a.uuid, [("name", pend, 0)])
-        assert pend not in d.shares() and a.fields[0].share_id in d.shares()
+        live = d.live()
+        assert pend not in live and a.fields[0].share_id in live
+        assert d.shares()[pend]["why"] == "undo"
 
 
 def test_release_never_deletes_an_active_share_on_its_own(d):
-    """RELEASE deletes an active share only as the second half of a
-    rotation: when the same item activates a pending share of the same
-    record and field in the same transaction. Any other active share
-    stays (RECON_DELETE, with its grace period, removes unreferenced
-    ones); the refusal is in the log and the audit entry."""
+    """RELEASE retires an active share only as the second half of its own
+    rotation: when the same item activates the pending share that a DECRYPT
+    made to replace exactly that share. Any other active share stays
+    (reconcile, with its grace period, retires unreferenced ones); the
+    refusal is in the log and the audit entry."""
     r = Record({"name": "N", "ssn": "S"})
     other = Record({"name": "O"})
     with d.client() as c:
@@ -125,29 +133,30 @@ def test_release_never_deletes_an_active_share_on_its_own(d):
         out = c.decrypt(other.uuid, "pat", other.decrypt_fields(rotate=True))
         other_pending = out[0][1]
         c.release(r.uuid, [("name", old_name, other_pending)])
-        rows = d.shares()
+        rows = d.live()
         assert {old_name, old_ssn, other.fields[0].share_id, other_pending} <= set(rows)
         assert rows[other_pending]["state"] == PENDING
-        # the rotation committed: the new share activated, the old one gone
+        # the rotation committed: the new share activated, the old one retired
         out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True))
         items = r.commit_rotation([nid for _, nid in out])
         assert c.release(r.uuid, items) == 2
-        rows = d.shares()
+        rows = d.live()
         assert old_name not in rows and old_ssn not in rows
         assert all(rows[f.share_id]["state"] == ACTIVE for f in r.fields)
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"N"
         # a pending share activated earlier (reconcile's RELEASE keep): the
-        # old share is then only deleted by reconcile
+        # old share is then only retired by reconcile
         prev = r.fields[0].share_id
         out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"name"}))
         new = out[0][1]
-        c.release(r.uuid, [("name", 0, new)])
+        with d.reconciler() as rc:
+            rc.release(r.uuid, [("name", 0, new)])
         c.release(r.uuid, [("name", prev, new)])
-        assert prev in d.shares() and d.shares()[new]["state"] == ACTIVE
+        assert prev in d.live() and d.live()[new]["state"] == ACTIVE
     # a RELEASE's outcome entry is queued after its answer (its "requested"
     # entry was the one waited for)
     assert d.wait_audit("refused=1 ", count=5).count("refused=1 ") >= 5
-    assert "not deleted" in d.log_text()
+    assert "not done (an active share is retired only by the rotation" in d.log_text()
 
 
 def test_all_refusals_look_the_same(d):
@@ -194,14 +203,13 @@ def test_all_refusals_look_the_same(d):
         assert f.value.decode() not in log
 
 
-def test_reconcile_lists_and_deletes_only_old_unreferenced(d):
+def test_reconcile_lists_and_retires_only_old_unreferenced(d):
     old = Record({"name": "orphan", "ssn": "orphan"})
     young = Record({"name": "young"})
-    with d.client() as c:
-        old.stored(c.store(old.uuid, old.store_fields()))
-        young.stored(c.store(young.uuid, young.store_fields()))
-        d.sql("UPDATE shares SET created = created - 7200 WHERE id IN (%s, %s)" % tuple(
-            f.share_id for f in old.fields))
+    with d.client() as w, d.reconciler() as c:
+        old.stored(w.store(old.uuid, old.store_fields()))
+        young.stored(w.store(young.uuid, young.store_fields()))
+        d.age_shares(7200, [f.share_id for f in old.fields])
         listed, more = c.recon_list(3600)
         assert not more
         assert [e[0] for e in listed] == [f.share_id for f in old.fields]
@@ -211,25 +219,28 @@ def test_reconcile_lists_and_deletes_only_old_unreferenced(d):
         assert more and len(first) == 1
         nxt, more = c.recon_list(3600, first[0][0], 1)
         assert not more and nxt[0][0] == old.fields[1].share_id
-        # a wrong record or field never deletes; a young share never
+        # a wrong record or field never retires; a young share never
         assert c.recon_delete(3600, [(old.fields[0].share_id, young.uuid, "name")]) == 0
         assert c.recon_delete(3600, [(old.fields[0].share_id, old.uuid, "ssn")]) == 0
         assert c.recon_delete(3600, [(young.fields[0].share_id, young.uuid, "name")]) == 0
         n = c.recon_delete(3600, [(f.share_id, old.uuid, f.name) for f in old.fields])
         assert n == 2
-    assert set(d.shares()) == {young.fields[0].share_id}
+        # retired shares are listed no more
+        assert c.recon_list(3600) == ([], False)
+    assert set(d.live()) == {young.fields[0].share_id}
+    assert all(d.shares()[f.share_id]["why"] == "reconcile" for f in old.fields)
 
 
 def test_reconcile_minimum_grace_enforced(daemon_factory, store_driver):
     d = daemon_factory(driver=store_driver, min_grace="1h")
     rec = Record({"name": "x"})
-    with d.client() as c:
-        rec.stored(c.store(rec.uuid, rec.store_fields()))
-        d.sql("UPDATE shares SET created = created - 600")
+    with d.client() as w, d.reconciler() as c:
+        rec.stored(w.store(rec.uuid, rec.store_fields()))
+        d.age_shares(1800)
         # the client asks for 0 s grace: the daemon still keeps 1 h
         assert c.recon_list(0) == ([], False)
         assert c.recon_delete(0, [(rec.fields[0].share_id, rec.uuid, "name")]) == 0
-    assert rec.fields[0].share_id in d.shares()
+    assert rec.fields[0].share_id in d.live()
 
 
 def test_persistence_across_restart_and_status(d):
@@ -242,10 +253,10 @@ def test_persistence_across_restart_and_status(d):
     with d.client() as c:
         out = c.decrypt(rec.uuid, "pat", rec.decrypt_fields())
         assert [pt for pt, _ in out] == [b"persist", b"999"]
-        # ids are never reused, even after the highest is deleted
-        d.sql("UPDATE shares SET created = created - 10")
-        assert c.recon_delete(0, [(rec.fields[1].share_id, rec.uuid, "ssn")]) == 1
-    d.restart()
+    # ids are never reused, even after the highest is deleted (purged)
+    d.stop()
+    d.sql("DELETE FROM shares WHERE id = %d" % rec.fields[1].share_id)
+    d.start()
     with d.client() as c:
         r2 = Record({"n": "y"})
         (nid,) = c.store(r2.uuid, r2.store_fields())
@@ -270,21 +281,22 @@ def files_holding(d, needle):
     return hits
 
 
-def test_deleted_key2b_leaves_the_sqlite_files(daemon_factory):
-    """sqlite3: a released or reconciled share's key2b (hex in the store)
-    is overwritten in the database file (secure_delete) and gone from the
-    WAL (checkpointed with TRUNCATE after deletions) within moments, not
-    kept until the WAL happens to be overwritten."""
-    d = daemon_factory()
+def test_purged_key2b_leaves_the_sqlite_files(daemon_factory):
+    """sqlite3: a released or reconciled share's key2b (hex in the store),
+    once purged at the end of its retention, is overwritten in the database
+    file (secure_delete) and gone from the WAL (checkpointed with TRUNCATE
+    after deletions) within moments, not kept until the WAL happens to be
+    overwritten. retention.period 0: purged at once."""
+    d = daemon_factory(retention="0")
     r = Record({"ssn": "123-45-6789", "name": "N"})
-    with d.client() as c:
+    with d.client() as c, d.reconciler() as rc:
         r.stored(c.store(r.uuid, r.store_fields()))
         old = {f.name: f.key2b.hex().encode() for f in r.fields}
         out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"ssn"}))
         assert files_holding(d, old["ssn"])
         c.release(r.uuid, r.commit_rotation([out[0][1], 0]))
-        d.sql("UPDATE shares SET created = created - 10")
-        assert c.recon_delete(0, [(r.fields[1].share_id, r.uuid, "name")]) == 1
+        d.age_shares(1000, [r.fields[1].share_id])
+        assert rc.recon_delete(0, [(r.fields[1].share_id, r.uuid, "name")]) == 1
     deadline = time.monotonic() + 5
     while files_holding(d, old["ssn"]) or files_holding(d, old["name"]):
         assert time.monotonic() < deadline, (files_holding(d, old["ssn"]),

@@ -48,16 +48,19 @@ def test_other_ca_refused(daemon, pki):
     assert why in daemon.wait_audit(why)
 
 
-def test_pinning(daemon_factory, pki):
+def test_unlisted_certificate_refused(daemon_factory, pki):
+    """A certificate the CA issued but no role lists gets no connection."""
     other_cert, other_key = pki.issue_client("splitvault-web-2")
-    d = daemon_factory(pins=[pki.client_cert])
+    d = daemon_factory(roles={"frontend": [pki.client_cert]})
     with d.client() as c:
         c.status()
-    # same CA, not pinned
+    # same CA, listed under no role
     assert handshake_refused(d, cert=other_cert, key=other_key)
-    why = "why=tls-certificate-not-pinned"
+    why = "why=tls-certificate-not-listed"
     assert why in d.wait_audit(why)
-    assert "certificate-not-pinned" in d.log_text()
+    assert "certificate-not-listed" in d.log_text()
+    # the reconcile certificate of the PKI is not listed here either
+    assert handshake_refused(d, cert=pki.reconcile_cert, key=pki.reconcile_key)
 
 
 def test_tls12_client_refused(daemon):

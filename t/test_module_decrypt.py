@@ -79,7 +79,7 @@ def test_decrypt_submitted_and_updated_values_and_rotation(sv_factory):
     assert update(sv, sv.login("uma"), ref, "name", new_name).status == 303
     expect = dict(values, name=new_name)
     before = rows(sv, ref)
-    shares_before = sv.daemon.shares()
+    shares_before = sv.daemon.live()
 
     r = sv.decrypt(pat, ref)
     assert r.status == 200, r.text
@@ -88,7 +88,7 @@ def test_decrypt_submitted_and_updated_values_and_rotation(sv_factory):
     assert "<b>&" not in r.text and "&lt;b&gt;&amp;&#39;&quot;x" in r.text
 
     after = rows(sv, ref)
-    shares = sv.daemon.shares()
+    shares = sv.daemon.live()
     for field in expect:
         old, new = before[field], after[field]
         assert new[0] != old[0], "share id not rotated"
@@ -117,7 +117,7 @@ def test_decrypt_submitted_and_updated_values_and_rotation(sv_factory):
     assert r.status == 200 and sv.decrypted_values(r) == expect
     again = rows(sv, ref)
     assert all(again[f][0] != after[f][0] for f in expect)
-    assert len(sv.daemon.shares()) == 3
+    assert len(sv.daemon.live()) == 3
 
 
 def test_decrypt_page_order_and_reference_errors(sv_factory):
@@ -153,7 +153,7 @@ def test_large_record_splits_over_several_decrypts(sv_factory):
     assert sv.db.query("SELECT detail FROM audit WHERE action = 'decrypt' AND outcome = 'ok'") \
         == [("fields=18 requests=2 rotated",)]
     assert sv.daemon.audit_path.read_text().count("event=decrypt outcome=ok actor=pat") == 2
-    assert len(sv.daemon.shares()) == 18
+    assert len(sv.daemon.live()) == 18
 
 
 def test_rate_limit_queue_and_lockdown_seen_by_staff(sv_factory):
@@ -199,7 +199,7 @@ def test_rate_limit_queue_and_lockdown_seen_by_staff(sv_factory):
     outcomes = [o for (o,) in sv.db.query("SELECT outcome FROM audit WHERE action = 'decrypt'")]
     assert "rate limited" in outcomes and "locked down" in outcomes
     # every refused decrypt left nothing behind
-    assert not [s for s in sv.daemon.shares().values() if s["state"] == 2]
+    assert not [s for s in sv.daemon.live().values() if s["state"] == 2]
     # the sysadmin unlocks the daemon: service is back
     p = sv.daemon.ctl("unlock")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -224,7 +224,7 @@ def test_crash_between_answer_and_commit_loses_nothing(sv_factory):
                      headers={"X-SplitVault-Fault": "decrypt-crash"})
         raise AssertionError("the child answered: %d" % r.status)
     assert rows(sv, ref) == before  # nothing committed
-    pending = {i: s for i, s in sv.daemon.shares().items() if s["state"] == 2}
+    pending = {i: s for i, s in sv.daemon.live().items() if s["state"] == 2}
     assert len(pending) == 3
     assert {s["field"] for s in pending.values()} == set(GOOD)
     assert sv.db.query("SELECT outcome FROM audit WHERE action = 'decrypt' ORDER BY id") \
@@ -233,17 +233,17 @@ def test_crash_between_answer_and_commit_loses_nothing(sv_factory):
     r = sv.decrypt(pat, ref)
     assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
     # reconcile: a dry run first changes nothing
-    time.sleep(1.1)  # the daemon lists shares created before the current second
+    sv.daemon.age_shares(1000)  # past the daemon's minimum grace period
     p = sv.reconcile("--grace", "0")
-    assert "dry run" in p.stdout and p.stdout.count("would delete") == 3, p.stdout
-    assert len(sv.daemon.shares()) == 9
+    assert "dry run" in p.stdout and p.stdout.count("would retire") == 3, p.stdout
+    assert len(sv.daemon.live()) == 9
     # a grace period longer than the orphans' age keeps them
     p = sv.reconcile("--grace", "3600", "--apply")
-    assert "0 listed" in p.stdout and len(sv.daemon.shares()) == 9
+    assert "0 listed" in p.stdout and len(sv.daemon.live()) == 9
     p = sv.reconcile("--grace", "0", "--apply")
-    assert "3 not referenced (3 deleted)" in p.stdout, p.stdout
+    assert "3 not referenced (3 retired)" in p.stdout, p.stdout
     assert "6 referenced and active" in p.stdout
-    shares = sv.daemon.shares()
+    shares = sv.daemon.live()
     assert set(pending).isdisjoint(shares) and len(shares) == 6
     for ref_ in (ref, other):
         r = sv.decrypt(pat, ref_)
@@ -262,14 +262,14 @@ def test_lost_release_is_finished_by_reconcile(sv_factory):
     r = sv.decrypt(pat, ref, headers={"X-SplitVault-Fault": "decrypt-no-release"})
     assert r.status == 200 and sv.decrypted_values(r) == GOOD
     after = rows(sv, ref)
-    shares = sv.daemon.shares()
+    shares = sv.daemon.live()
     assert all(shares[after[f][0]]["state"] == 2 for f in GOOD)
     assert all(before[f][0] in shares for f in GOOD)
-    time.sleep(1.1)
+    sv.daemon.age_shares(1000)
     p = sv.reconcile("--grace", "0", "--apply")
     assert "3 referenced and pending (3 activated)" in p.stdout, p.stdout
-    assert "3 not referenced (3 deleted)" in p.stdout
-    shares = sv.daemon.shares()
+    assert "3 not referenced (3 retired)" in p.stdout
+    shares = sv.daemon.live()
     assert sorted(shares) == sorted(after[f][0] for f in GOOD)
     assert all(s["state"] == 1 for s in shares.values())
     # nothing left to do
@@ -302,15 +302,15 @@ def test_swapped_rows_fail_cleanly(sv_factory, columns, why):
     _swap(sv, a, b, "ssn", columns)
     swapped_a, swapped_b = rows(sv, a), rows(sv, b)
     assert swapped_a["ssn"] != orig_a["ssn"]
-    n_shares = len(sv.daemon.shares())
+    n_shares = len(sv.daemon.live())
     for ref, swapped in ((a, swapped_a), (b, swapped_b)):
         r = sv.decrypt(pat, ref)
         assert r.status == 422, r.text
         assert "Decryption refused" in r.text and "Nothing was decrypted" in r.text
         assert "111-11" not in r.text and "222-22" not in r.text
         assert rows(sv, ref) == swapped  # nothing changed
-    assert len(sv.daemon.shares()) == n_shares  # no pending share left
-    assert not [s for s in sv.daemon.shares().values() if s["state"] == 2]
+    assert len(sv.daemon.live()) == n_shares  # no pending share left
+    assert not [s for s in sv.daemon.live().values() if s["state"] == 2]
     refused = sv.db.query("SELECT detail FROM audit WHERE action = 'decrypt' AND "
                           "outcome = 'refused'")
     assert refused == [("daemon refused" if why == "daemon" else "key2a does not open",)] * 2
@@ -352,7 +352,7 @@ def test_concurrent_update_during_decrypt_is_kept(sv_factory):
     t = threading.Thread(target=slow_decrypt)
     t.start()
     deadline = time.monotonic() + 10
-    while len([s for s in sv.daemon.shares().values() if s["state"] == 2]) < 3:
+    while len([s for s in sv.daemon.live().values() if s["state"] == 2]) < 3:
         assert time.monotonic() < deadline, "the decrypt never reached the daemon"
         time.sleep(0.05)
     assert update(sv, sv.login("uma"), ref, "notes", "written meanwhile").status == 303
@@ -360,7 +360,7 @@ def test_concurrent_update_during_decrypt_is_kept(sv_factory):
     r = out["r"]
     assert r.status == 409 and "changed while it was being decrypted" in r.text, r.text
     assert sv.decrypted_values(r) == {}
-    assert not [s for s in sv.daemon.shares().values() if s["state"] == 2]
+    assert not [s for s in sv.daemon.live().values() if s["state"] == 2]
     assert ("conflict",) in sv.db.query("SELECT outcome FROM audit WHERE action = 'decrypt'")
     r = sv.decrypt(pat, ref)
     assert r.status == 200
@@ -394,7 +394,7 @@ def test_decrypt_overtaken_by_another_is_not_called_tampering(sv_factory):
     outcomes = sv.db.query("SELECT outcome, detail FROM audit WHERE action = 'decrypt' "
                            "AND outcome NOT IN ('started', 'ok')")
     assert outcomes == [("conflict", "changed meanwhile")]
-    assert not [s for s in sv.daemon.shares().values() if s["state"] == 2]
+    assert not [s for s in sv.daemon.live().values() if s["state"] == 2]
     r = sv.decrypt(pat, ref)
     assert r.status == 200 and sv.decrypted_values(r) == GOOD
 
@@ -420,7 +420,7 @@ def test_two_decrypts_at_once(sv_factory):
     for t in ts:
         t.join(30)
     assert sorted(r.status for r in res) == [200, 409], [r.status for r in res]
-    shares = sv.daemon.shares()
+    shares = sv.daemon.live()
     assert len(shares) == 3 and all(s["state"] == 1 for s in shares.values())
     r = sv.decrypt(pat, ref)
     assert r.status == 200 and sv.decrypted_values(r) == GOOD
@@ -439,7 +439,7 @@ def test_too_late_to_commit_gives_up_cleanly(sv_factory):
     assert r.status == 503 and "Nothing was changed and nothing is shown" in r.text
     assert sv.decrypted_values(r) == {}
     assert rows(sv, ref) == before
-    assert not [s for s in sv.daemon.shares().values() if s["state"] == 2]
+    assert not [s for s in sv.daemon.live().values() if s["state"] == 2]
     assert "SV02122: decrypt of %s: more than 570 s since its first DECRYPT" % ref \
         in sv.httpd.log_text()
     r = sv.decrypt(pat, ref)
@@ -517,7 +517,7 @@ def proxied(sv_factory, pg):
 
 
 def pending(sv):
-    return {i: s for i, s in sv.daemon.shares().items() if s["state"] == 2}
+    return {i: s for i, s in sv.daemon.live().items() if s["state"] == 2}
 
 
 def test_commit_answer_lost_after_commit(sv_factory, pg):
@@ -534,7 +534,7 @@ def test_commit_answer_lost_after_commit(sv_factory, pg):
         assert proxy.cuts == 1
         assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
         after = rows(sv, ref)
-        shares = sv.daemon.shares()
+        shares = sv.daemon.live()
         for f in GOOD:
             assert after[f][0] != before[f][0]
             assert shares[after[f][0]]["state"] == 1      # kept and activated
@@ -561,7 +561,7 @@ def test_commit_lost_before_commit(sv_factory, pg):
         assert r.status == 503 and "Nothing was changed and nothing is shown" in r.text
         assert sv.decrypted_values(r) == {}
         assert rows(sv, ref) == before
-        assert not pending(sv) and len(sv.daemon.shares()) == 3
+        assert not pending(sv) and len(sv.daemon.live()) == 3
         assert "SV02126" in sv.httpd.log_text()
         r = sv.decrypt(pat, ref)
         assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
@@ -585,7 +585,7 @@ def test_commit_outcome_unknowable_releases_nothing(sv_factory, pg):
         assert r.status == 503 and "could not be confirmed" in r.text, r.text
         assert sv.decrypted_values(r) == {}
         after = rows(sv, ref)
-        shares = sv.daemon.shares()
+        shares = sv.daemon.live()
         assert len(shares) == 6                            # nothing released
         for f in GOOD:
             assert after[f][0] != before[f][0]             # it did commit
@@ -593,10 +593,10 @@ def test_commit_outcome_unknowable_releases_nothing(sv_factory, pg):
             assert shares[before[f][0]]["state"] == 1
         r = sv.decrypt(pat, ref)
         assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
-        time.sleep(1.1)  # the daemon lists shares created before the current second
+        sv.daemon.age_shares(1000)  # past the daemon's minimum grace period
         p = sv.reconcile("--grace", "0", "--apply")
-        assert "3 not referenced (3 deleted)" in p.stdout, p.stdout
-        shares = sv.daemon.shares()
+        assert "3 not referenced (3 retired)" in p.stdout, p.stdout
+        shares = sv.daemon.live()
         assert len(shares) == 3 and all(x["state"] == 1 for x in shares.values())
         r = sv.decrypt(pat, ref)
         assert r.status == 200 and sv.decrypted_values(r) == GOOD

@@ -89,7 +89,7 @@ def test_submit_and_open_with_independent_hpke(sv):
     rows = sv.db.query("SELECT f.name, f.share_id, f.key2_pub, r.uuid::text FROM fields f "
                        "JOIN records r ON r.id = f.record_id")
     assert len({bytes(r[2]) for r in rows}) == 3 and len({r[1] for r in rows}) == 3
-    shares = sv.daemon.shares()
+    shares = sv.daemon.live()
     for name, share, pub, uuid in rows:
         s = shares[share]
         assert s["field"] == name and s["pub"] == bytes(pub)
@@ -271,14 +271,14 @@ def test_database_down_then_back(sv):
 def test_db_failure_after_store_leaves_no_record(sv):
     """Invariant 1: a record is committed only with its shares; the reverse
     failure leaves orphan shares for reconcile and no record."""
-    before = len(sv.daemon.shares())
+    before = len(sv.daemon.live())
     sv.allowed_errors += [r"SV01103: svm_intake_3 failed: ERROR:  new row for relation "
                           r"\"fields\" violates check constraint \"fields_share_id_check\"$"]
     r = sv.client().post(sv.path("/"), body=GOOD_BODY,
                          headers={"X-SplitVault-Fault": "intake-db-fail"})
     assert r.status == 503 and "NOT stored" in r.text
     assert sv.db.count("records") == 0 and sv.db.count("fields") == 0
-    assert len(sv.daemon.shares()) == before + 3  # orphans, found later by reconcile
+    assert len(sv.daemon.live()) == before + 3  # orphans, found later by reconcile
 
 
 @needs_test_hooks
@@ -286,13 +286,13 @@ def test_too_late_to_commit_leaves_no_record(sv):
     """An INSERT that could end later than 600 s after its STORE is not
     started (reconcile may take the shares for orphans by then): nothing is
     stored, the visitor is told so, the shares are left to reconcile."""
-    before = len(sv.daemon.shares())
+    before = len(sv.daemon.live())
     sv.allowed_errors += [r"SV01508"]
     r = sv.client().post(sv.path("/"), body=GOOD_BODY,
                          headers={"X-SplitVault-Fault": "intake-late"})
     assert r.status == 503 and "NOT stored" in r.text
     assert sv.db.count("records") == 0 and sv.db.count("fields") == 0
-    assert len(sv.daemon.shares()) == before + 3
+    assert len(sv.daemon.live()) == before + 3
     assert "SV01508: intake given up: more than 570 s since its STORE" in sv.httpd.log_text()
     assert sv.submit(GOOD).status == 200
 
@@ -317,7 +317,7 @@ def test_no_active_key1_refuses_intake(sv_factory):
     r = sv.submit(GOOD)
     assert r.status == 503 and "NOT stored" in r.text
     assert sv.db.count("records") == 0
-    assert len(sv.daemon.shares()) == 0  # checked before any share is made
+    assert len(sv.daemon.live()) == 0  # checked before any share is made
 
 
 GOOD_BODY = "name=Jane+Q+Example&ssn=078-05-1120&notes=Lorem+ipsum"

@@ -1,6 +1,6 @@
 """splitvault-admin reconcile against a real daemon and main database.
 
-It pages through the daemon's shares older than the grace period, deletes
+It pages through the daemon's shares older than the grace period, retires
 only the ones no row references (after a dry run that changes nothing),
 never a referenced one, and says what it did. (The crash and lost-RELEASE
 cases of decrypt are in test_module_decrypt.py.)
@@ -30,52 +30,52 @@ def orphan_records(sv, records, fields=32):
 def test_pages_dry_run_then_apply(sv):
     refs = [sv.ref_of(sv.submit(GOOD)) for _ in range(2)]
     orphans = orphan_records(sv, 33)  # 1056 shares: two RECON_LIST pages
-    assert len(sv.daemon.shares()) == 6 + 1056
-    time.sleep(1.1)
+    assert len(sv.daemon.live()) == 6 + 1056
+    sv.daemon.age_shares(1000)
     p = sv.reconcile("--grace", "0")
     assert p.returncode == 0, p.stderr
     assert "page 1: 1000 shares" in p.stdout and "page 2: 62 shares" in p.stdout, p.stdout
-    assert "dry run" in p.stdout and p.stdout.count("would delete") == 1056
+    assert "dry run" in p.stdout and p.stdout.count("would retire") == 1056
     assert "1062 listed; 6 referenced and active" in p.stdout
-    assert len(sv.daemon.shares()) == 1062
+    assert len(sv.daemon.live()) == 1062
     p = sv.reconcile("--grace", "0", "--apply")
-    assert "1056 not referenced (1056 deleted)" in p.stdout, p.stdout
-    left = sv.daemon.shares()
+    assert "1056 not referenced (1056 retired)" in p.stdout, p.stdout
+    left = sv.daemon.live()
     assert len(left) == 6 and set(orphans).isdisjoint(left)
     referenced = {s for (s,) in sv.db.query("SELECT share_id FROM fields")}
     assert set(left) == referenced
     assert "event=reconcile" in sv.daemon.audit_path.read_text()
     # the records are untouched: intake goes on, nothing more to do
     assert len(refs) == 2 and sv.ref_of(sv.submit(GOOD))
-    time.sleep(1.1)
+    sv.daemon.age_shares(1000)
     p = sv.reconcile("--grace", "0", "--apply")
     assert "0 not referenced" in p.stdout and "9 referenced and active" in p.stdout
 
 
 def test_grace_period_keeps_recent_shares(sv):
     orphan_records(sv, 1, fields=3)
-    time.sleep(1.1)
+    sv.daemon.age_shares(1000)
     p = sv.reconcile("--grace", "3600", "--apply")
-    assert "0 listed" in p.stdout and len(sv.daemon.shares()) == 3
+    assert "0 listed" in p.stdout and len(sv.daemon.live()) == 3
     p = sv.reconcile("--apply")  # the default grace: an hour
-    assert "older than 3600 s" in p.stdout and len(sv.daemon.shares()) == 3
+    assert "older than 3600 s" in p.stdout and len(sv.daemon.live()) == 3
 
 
 def test_share_referenced_by_another_record_is_kept(sv):
     """A row that references a share of another record or field (a damaged
-    or tampered database) is reported, never deleted."""
+    or tampered database) is reported, never retired."""
     ref = sv.ref_of(sv.submit(GOOD))
     [orphan] = orphan_records(sv, 1, fields=1)
     sv.db.query("UPDATE fields SET share_id = %s WHERE name = 'ssn' AND record_id = "
                 "(SELECT id FROM records WHERE ref = %s)", (orphan, ref))
-    time.sleep(1.1)
+    sv.daemon.age_shares(1000)
     p = sv.reconcile("--grace", "0", "--apply")
     assert "referenced by a row of another record or field: kept" in p.stdout, p.stdout
     assert "1 referenced by another record or field (kept)" in p.stdout
-    shares = sv.daemon.shares()
+    shares = sv.daemon.live()
     assert orphan in shares
-    # the share the row referenced before is no longer referenced: deleted
-    assert "1 not referenced (1 deleted)" in p.stdout and len(shares) == 3
+    # the share the row referenced before is no longer referenced: retired
+    assert "1 not referenced (1 retired)" in p.stdout and len(shares) == 3
 
 
 @needs_test_hooks
@@ -86,12 +86,12 @@ def test_intake_orphans_removed(sv):
                          headers={"X-SplitVault-Fault": "intake-db-fail"})
     assert r.status == 503
     ref = sv.ref_of(sv.submit(GOOD))
-    assert ref and len(sv.daemon.shares()) == 6
-    time.sleep(1.1)
+    assert ref and len(sv.daemon.live()) == 6
+    sv.daemon.age_shares(1000)
     p = sv.reconcile("--grace", "0", "--apply")
-    assert "3 not referenced (3 deleted)" in p.stdout, p.stdout
-    assert p.stdout.count(", active): not referenced: deleting") == 3
-    assert len(sv.daemon.shares()) == 3
+    assert "3 not referenced (3 retired)" in p.stdout, p.stdout
+    assert p.stdout.count(", active): not referenced: retiring") == 3
+    assert len(sv.daemon.live()) == 3
 
 
 def test_refuses_bad_arguments_and_foreign_ca(sv):

@@ -145,19 +145,55 @@ def test_update_bad_input_changes_nothing(sv):
 
 
 def test_update_follows_the_current_key(sv):
-    """After a rotation changed the row's key2 (simulated in the database),
-    an update seals to the new key: the compare-and-swap reads the key the
-    row holds now."""
+    """After a decrypt rotated the row's key2, an update seals to the new
+    key (the one the row holds now, which the daemon confirms)."""
     ref = new_record(sv)
-    sk_new, pk_new = hpke_ref.generate_keypair()
-    sv.db.query("UPDATE fields SET key2_pub = %s, version = version + 1 WHERE name = 'ssn'",
-                (pk_new,))
-    c = sv.login("uma")
-    update(sv, c, ref, "ssn", "rotated-then-updated")
-    uuid, share, pub, enc, ct, *_ = raw_field(sv, ref, "ssn")
-    assert bytes(pub) == pk_new
-    assert hpke_ref.open_datum(sk_new, uuid, "ssn", bytes(enc), bytes(ct)) == \
-        b"rotated-then-updated"
+    _, share_before, pub_before, *_ = raw_field(sv, ref, "ssn")
+    sv.upload_key1()
+    pat = sv.login("pat")
+    assert sv.decrypt(pat, ref).status == 200
+    _, share, pub, *_ = raw_field(sv, ref, "ssn")
+    assert share != share_before and bytes(pub) != bytes(pub_before)
+    update(sv, sv.login("uma"), ref, "ssn", "rotated-then-updated")
+    _, share_after, pub_after, *_ = raw_field(sv, ref, "ssn")
+    assert (share_after, bytes(pub_after)) == (share, bytes(pub))
+    assert open_field(sv, ref, "ssn") == b"rotated-then-updated"
+
+
+def test_update_refuses_a_key_the_daemon_does_not_confirm(sv):
+    """A database writer swaps a field's key2 public key for one of its own
+    (to read the next update): the daemon does not confirm it, the update
+    is refused with nothing sealed to that key and nothing changed, and it
+    is in the logs and both audit trails. The same for a row pointed at
+    another record's share."""
+    ref = new_record(sv)
+    other = new_record(sv)
+    sv.allowed_errors.append(r"SV01605: the daemon does not confirm the key")
+    sk_evil, pk_evil = hpke_ref.generate_keypair()
+    sv.db.query("UPDATE fields SET key2_pub = %s WHERE name = 'ssn' AND record_id = "
+                "(SELECT id FROM records WHERE ref = %s)", (pk_evil, ref))
+    before = raw_field(sv, ref, "ssn")
+    r = update(sv, sv.login("uma"), ref, "ssn", "secret-after-swap", expect=409)
+    assert "does not recognise this field" in r.text
+    assert raw_field(sv, ref, "ssn") == before
+    assert "SV01605" in sv.httpd.log_text()
+    assert sv.db.query("SELECT count(*) FROM audit WHERE action = 'update' AND "
+                       "outcome = 'key not confirmed' AND record_ref = %s", (ref,))[0][0] == 1
+    assert "event=confirm outcome=mismatch actor=uma" in \
+        sv.daemon.wait_audit("event=confirm outcome=mismatch")
+    # the two records' "name" rows swap shares and keys: each now names a
+    # share of another record
+    _, mshare, mpub, *_ = raw_field(sv, ref, "name")
+    _, oshare, opub, *_ = raw_field(sv, other, "name")
+    q = ("UPDATE fields SET share_id = %s, key2_pub = %s WHERE name = 'name' AND "
+         "record_id = (SELECT id FROM records WHERE ref = %s)")
+    sv.db.query(q, (999999, bytes(opub), ref))
+    sv.db.query(q, (mshare, bytes(mpub), other))
+    sv.db.query(q, (oshare, bytes(opub), ref))
+    update(sv, sv.login("uma"), ref, "name", "also refused", expect=409)
+    # the record that was left alone updates as before
+    update(sv, sv.login("uma"), other, "ssn", "fine")
+    assert open_field(sv, other, "ssn") == b"fine"
 
 
 @needs_test_hooks

@@ -14,12 +14,15 @@
  *   - referenced and active:    leaves it alone;
  *   - referenced, but the row names another record or field: leaves it
  *     alone and warns (never deletes a referenced share);
- *   - unreferenced:             deletes it (RECON_DELETE, with its record
- *     uuid and field; the daemon checks both and the grace period again).
+ *   - unreferenced:             retires it (RECON_DELETE, with its record
+ *     uuid and field; the daemon checks both and the grace period again,
+ *     keeps it restorable for its retention period, then purges it).
  *
  * Without --apply it only reports what it would do (a dry run). It talks
  * to the daemon over the same mutual TLS 1.3 as the module, with a client
- * certificate the daemon accepts. The grace period must exceed the longest
+ * certificate the daemon lists under clients.reconcile: the reconcile role,
+ * which the web server's certificate does not have (this certificate
+ * belongs on the admin's machine, not on the web host). The grace period must exceed the longest
  * intake or decrypt (the module commits a submission or a rotation no later
  * than 600 s after it sent the STORE or first DECRYPT that made its shares,
  * or gives it up); the daemon enforces its own minimum as well.
@@ -191,8 +194,13 @@ static int svt_call(svt_dconn *d, sv_buf *out, uint32_t reqid, uint8_t *type, ui
     if (h.type == SV_MSG_ERROR) {
         sv_error_msg e;
         if (sv_error_decode(*body, *len, &e) == SV_OK)
-            svt_fail("reconcile: the daemon refused: %s (%s)", sv_wire_error_name(e.code),
-                     e.msg);
+            svt_fail("reconcile: the daemon refused: %s (%s)%s", sv_wire_error_name(e.code),
+                     e.msg, e.code == SV_WERR_NOT_ALLOWED
+                     ? ": --cert must be a certificate listed under clients.reconcile in "
+                       "splitvaultd.yaml (the web server's certificate may not reconcile)"
+                     : e.code == SV_WERR_LOCKED_DOWN
+                     ? ": nothing is retired while the daemon is locked down (or past its "
+                       "daily budget of retired shares); its sysadmin unlocks it" : "");
         else
             svt_fail("reconcile: malformed error answer from the daemon");
         free(*body);
@@ -206,7 +214,7 @@ static int svt_call(svt_dconn *d, sv_buf *out, uint32_t reqid, uint8_t *type, ui
 enum { REF_NONE, REF_MATCH, REF_OTHER };
 
 typedef struct {
-    long listed, ref_active, ref_pending, unref, mismatched, activated, deleted;
+    long listed, ref_active, ref_pending, unref, mismatched, activated, retired;
 } svt_tally;
 
 /* Look up which of the page's ids the main database references:
@@ -272,9 +280,10 @@ static int svt_activate(svt_dconn *d, const sv_recon_entry *e)
     return rc;
 }
 
-/* RECON_DELETE for the n unreferenced shares of a page (ids increasing). */
+/* RECON_DELETE for the n unreferenced shares of a page (ids increasing):
+ * the daemon retires them. */
 static int svt_delete(svt_dconn *d, uint32_t grace, sv_recon_ref *refs, unsigned n,
-                      unsigned *deleted)
+                      unsigned *retired)
 {
     sv_recon_delete_req req;
     sv_recon_delete_resp resp;
@@ -295,7 +304,7 @@ static int svt_delete(svt_dconn *d, uint32_t grace, sv_recon_ref *refs, unsigned
                     || sv_recon_delete_resp_decode(body, len, &resp) != SV_OK))
         rc = svt_fail("reconcile: unexpected answer to RECON_DELETE");
     if (rc == 0)
-        *deleted = resp.n;
+        *retired = resp.n;
     free(body);
     return rc;
 }
@@ -314,7 +323,7 @@ static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, ui
 {
     int *ref = apr_pcalloc(c->pool, sizeof(int) * (page->n ? page->n : 1));
     sv_recon_ref *del = apr_pcalloc(c->pool, sizeof(sv_recon_ref) * (page->n ? page->n : 1));
-    unsigned i, ndel = 0, deleted = 0;
+    unsigned i, ndel = 0, retired = 0;
 
     if (svt_lookup(c, page, ref))
         return 1;
@@ -346,7 +355,7 @@ static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, ui
             printf("  share %" APR_UINT64_T_FMT " (record %s, field %s, %s): not referenced: "
                    "%s\n", (apr_uint64_t)e->id, u, e->name,
                    e->state == SV_SHARE_PENDING ? "pending" : "active",
-                   apply ? "deleting" : "would delete");
+                   apply ? "retiring" : "would retire");
             del[ndel].id = e->id;
             memcpy(del[ndel].uuid, e->uuid, SV_UUID_LEN);
             memcpy(del[ndel].name, e->name, sizeof(del[ndel].name));
@@ -354,12 +363,12 @@ static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, ui
         }
     }
     if (apply && ndel) {
-        if (svt_delete(d, grace, del, ndel, &deleted))
+        if (svt_delete(d, grace, del, ndel, &retired))
             return 1;
-        t->deleted += deleted;
-        if (deleted != ndel)
-            printf("  the daemon deleted %u of %u (the others no longer matched or are within "
-                   "its grace period)\n", deleted, ndel);
+        t->retired += retired;
+        if (retired != ndel)
+            printf("  the daemon retired %u of %u (the others no longer matched or are within "
+                   "its grace period)\n", retired, ndel);
     }
     return 0;
 }
@@ -479,8 +488,11 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
     }
     svt_dclose(&d);
     printf("%s: %ld listed; %ld referenced and active; %ld referenced and pending (%ld "
-           "activated); %ld not referenced (%ld deleted); %ld referenced by another record "
+           "activated); %ld not referenced (%ld retired); %ld referenced by another record "
            "or field (kept)\n", rc ? "stopped" : "done", t.listed, t.ref_active, t.ref_pending,
-           t.activated, t.unref, t.deleted, t.mismatched);
+           t.activated, t.unref, t.retired, t.mismatched);
+    if (t.retired > 0)
+        printf("retired shares stay on the daemon, restorable (splitvaultctl restore), for "
+               "its retention.period, then are purged\n");
     return rc;
 }

@@ -1,8 +1,10 @@
--- splitvaultd share store, PostgreSQL, schema version 1.
+-- splitvaultd share store, PostgreSQL, schema version 2.
 -- Apply once per store database (psql -f sql/daemon/pgsql.sql, or
--- `splitvaultd --init-store -c FILE`); several daemons may share it.
--- docs/daemon.md describes every column. Statements end with ";" at the end
--- of a line. A released share is deleted, key2b with it.
+-- `splitvaultd --init-store -c FILE`); several daemons may share it. A
+-- version 1 store is upgraded at start by pgsql-upgrade-2.sql. docs/daemon.md
+-- describes every column. Statements end with ";" at the end of a line. A
+-- share that is released or deleted is retired (retired holds when), kept
+-- for retention.period, then purged: its row, key2b with it, is deleted then.
 
 BEGIN;
 
@@ -20,10 +22,23 @@ CREATE TABLE shares (
     key2b       bytea NOT NULL CHECK (length(key2b) = 32),
     state       smallint NOT NULL CHECK (state IN (1, 2)),
     created     bigint NOT NULL,
-    updated     bigint NOT NULL
+    updated     bigint NOT NULL,
+    replaces    bigint NOT NULL DEFAULT 0,
+    retired     bigint NOT NULL DEFAULT 0,
+    retired_why text NOT NULL DEFAULT ''
 );
 
 CREATE INDEX shares_record ON shares (record_uuid);
+CREATE INDEX shares_retired ON shares (retired) WHERE retired <> 0;
+
+-- Every (record, field) a STORE ever made shares for: a STORE naming one
+-- of them again is refused (STORE makes new records only).
+CREATE TABLE share_fields (
+    record_uuid uuid NOT NULL,
+    field       text NOT NULL,
+    created     bigint NOT NULL,
+    PRIMARY KEY (record_uuid, field)
+);
 
 -- Lock-down state, one row, shared by every daemon on this store.
 CREATE TABLE sv_state (
@@ -37,6 +52,6 @@ CREATE TABLE sv_state (
 INSERT INTO sv_state (id, locked, locked_since, reason, updated)
     VALUES (1, false, 0, '', extract(epoch FROM now())::bigint);
 
-INSERT INTO sv_schema (component, version) VALUES ('splitvaultd', 1);
+INSERT INTO sv_schema (component, version) VALUES ('splitvaultd', 2);
 
 COMMIT;

@@ -1,9 +1,12 @@
--- splitvaultd share store, sqlite3, schema version 1.
+-- splitvaultd share store, sqlite3, schema version 2.
 -- The daemon creates this in a new store.path by itself (and
--- `splitvaultd --init-store -c FILE` does it explicitly). docs/daemon.md
--- describes every column. Statements end with ";" at the end of a line.
+-- `splitvaultd --init-store -c FILE` does it explicitly); a version 1 store
+-- is upgraded at start by sqlite3-upgrade-2.sql. docs/daemon.md describes
+-- every column. Statements end with ";" at the end of a line.
 -- record_uuid is canonical lowercase text; key2_pub and key2b are lowercase
--- hex text (32 bytes each). A released share is deleted, key2b with it.
+-- hex text (32 bytes each). A share that is released or deleted is retired
+-- (retired holds when), kept for retention.period, then purged: its row,
+-- key2b with it, is deleted then.
 
 BEGIN;
 
@@ -21,10 +24,23 @@ CREATE TABLE shares (
     key2b       TEXT NOT NULL CHECK (length(key2b) = 64),
     state       INTEGER NOT NULL CHECK (state IN (1, 2)),
     created     INTEGER NOT NULL,
-    updated     INTEGER NOT NULL
+    updated     INTEGER NOT NULL,
+    replaces    INTEGER NOT NULL DEFAULT 0,
+    retired     INTEGER NOT NULL DEFAULT 0,
+    retired_why TEXT NOT NULL DEFAULT ''
 );
 
 CREATE INDEX shares_record ON shares (record_uuid);
+CREATE INDEX shares_retired ON shares (retired) WHERE retired <> 0;
+
+-- Every (record, field) a STORE ever made shares for: a STORE naming one
+-- of them again is refused (STORE makes new records only).
+CREATE TABLE share_fields (
+    record_uuid TEXT NOT NULL,
+    field       TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    PRIMARY KEY (record_uuid, field)
+) WITHOUT ROWID;
 
 CREATE TABLE sv_state (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
@@ -38,6 +54,6 @@ INSERT INTO sv_state (id, locked, locked_since, reason, updated)
     VALUES (1, 0, 0, '', CAST(strftime('%s', 'now') AS INTEGER));
 
 INSERT INTO sv_schema (component, version, applied)
-    VALUES ('splitvaultd', 1, CAST(strftime('%s', 'now') AS INTEGER));
+    VALUES ('splitvaultd', 2, CAST(strftime('%s', 'now') AS INTEGER));
 
 COMMIT;

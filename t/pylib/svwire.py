@@ -49,12 +49,14 @@ class MsgType(enum.IntEnum):
     STATUS = 0x04
     RECON_LIST = 0x05
     RECON_DELETE = 0x06
+    CONFIRM = 0x07
     STORE_OK = 0x81
     DECRYPT_OK = 0x82
     RELEASE_OK = 0x83
     STATUS_OK = 0x84
     RECON_LIST_OK = 0x85
     RECON_DELETE_OK = 0x86
+    CONFIRM_OK = 0x87
     ERROR = 0x7F
 
 
@@ -69,6 +71,8 @@ class ErrCode(enum.IntEnum):
     AUDIT = 8
     INTERNAL = 9
     NOT_ALLOWED = 10
+    NO_SPACE = 11
+    EXISTS = 12
 
 
 SHARE_ACTIVE = 1
@@ -82,6 +86,7 @@ ANSWER = {
     MsgType.STATUS: MsgType.STATUS_OK,
     MsgType.RECON_LIST: MsgType.RECON_LIST_OK,
     MsgType.RECON_DELETE: MsgType.RECON_DELETE_OK,
+    MsgType.CONFIRM: MsgType.CONFIRM_OK,
 }
 
 # Error classes, named as in the seed corpus (fuzz/corpus/wire/<msg>-<class>).
@@ -290,6 +295,29 @@ class ReconDeleteOk:
 
 
 @dataclasses.dataclass
+class ConfirmItem:
+    share_id: int
+    name: str
+    pub: bytes
+
+
+@dataclasses.dataclass
+class Confirm:
+    uuid: bytes
+    actor: str
+    items: List[ConfirmItem]
+    ext: list = dataclasses.field(default_factory=list)
+    TYPE = MsgType.CONFIRM
+
+
+@dataclasses.dataclass
+class ConfirmOk:
+    ok: List[int]
+    ext: list = dataclasses.field(default_factory=list)
+    TYPE = MsgType.CONFIRM_OK
+
+
+@dataclasses.dataclass
 class Error:
     code: int
     retry_ms: int = 0
@@ -446,6 +474,21 @@ def _check(m):
             _need(field_name_valid(r.name), "field name")
     elif t == MsgType.RECON_DELETE_OK:
         _need(0 <= m.n <= MAX_LIST, "count")
+    elif t == MsgType.CONFIRM:
+        _need(len(m.uuid) == UUID_LEN, "uuid")
+        _need(actor_valid(m.actor), "actor")
+        _need(1 <= len(m.items) <= MAX_FIELDS, "count")
+        names = [i.name for i in m.items]
+        ids = [i.share_id for i in m.items]
+        _need(len(set(names)) == len(names), "field name twice")
+        _need(len(set(ids)) == len(ids), "share id twice")
+        for i in m.items:
+            _need(0 < i.share_id <= MAX_ID, "share id")
+            _need(field_name_valid(i.name), "field name")
+            _need(len(i.pub) == KEY_LEN, "key length")
+    elif t == MsgType.CONFIRM_OK:
+        _need(1 <= len(m.ok) <= MAX_FIELDS, "count")
+        _need(all(x in (0, 1) for x in m.ok), "flag")
     elif t == MsgType.ERROR:
         _need(m.code in set(ErrCode), "error code")
         _need(msg_text_valid(m.msg), "message text")
@@ -502,6 +545,14 @@ def encode_body(m, *, check=True):
             w.u64(r.id).raw(r.uuid).str8(r.name)
     elif t == MsgType.RECON_DELETE_OK:
         w.u16(m.n)
+    elif t == MsgType.CONFIRM:
+        w.raw(m.uuid).str8(m.actor).u8(len(m.items))
+        for i in m.items:
+            w.u64(i.share_id).str8(i.name).raw(i.pub)
+    elif t == MsgType.CONFIRM_OK:
+        w.u8(len(m.ok))
+        for x in m.ok:
+            w.u8(int(x))
     elif t == MsgType.ERROR:
         w.u16(m.code).u32(m.retry_ms).str8(m.msg)
     else:
@@ -744,6 +795,26 @@ def _dec_recon_delete(r):
     return ReconDelete(grace, refs, r.ext_end())
 
 
+def _dec_confirm(r):
+    uuid = r.bytes(UUID_LEN)
+    actor = r.actor()
+    items = []
+    for _ in range(r.count8(1, MAX_FIELDS)):
+        sid = r.id()
+        if any(i.share_id == sid for i in items):
+            raise WireError(MALFORMED, "share id twice")
+        name = r.field_name()
+        if any(i.name == name for i in items):
+            raise WireError(MALFORMED, "field %s twice" % name)
+        items.append(ConfirmItem(sid, name, r.bytes(KEY_LEN)))
+    return Confirm(uuid, actor, items, r.ext_end())
+
+
+def _dec_confirm_ok(r):
+    n = r.count8(1, MAX_FIELDS)
+    return ConfirmOk([r.flag() for _ in range(n)], r.ext_end())
+
+
 def _dec_error(r):
     code = r.u16()
     if code not in set(ErrCode):
@@ -772,6 +843,8 @@ _DECODERS = {
     MsgType.RECON_LIST_OK: _dec_recon_list_ok,
     MsgType.RECON_DELETE: _dec_recon_delete,
     MsgType.RECON_DELETE_OK: lambda r: ReconDeleteOk(r.count16(0, MAX_LIST), r.ext_end()),
+    MsgType.CONFIRM: _dec_confirm,
+    MsgType.CONFIRM_OK: _dec_confirm_ok,
     MsgType.ERROR: _dec_error,
 }
 

@@ -25,13 +25,27 @@ static const char *base =
     "control:\n"
     "  socket: /tmp/s.sock\n";
 
+/* Appended when the test adds no clients section of its own. */
+#define FP_A "aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:" \
+             "55:66:77:88:99"
+#define FP_B "0102030405060708091011121314151617181920212223242526272829303132"
+static const char *default_clients = "clients:\n  frontend: [\"" FP_A "\"]\n";
+
+static void
+compose(char *text, size_t len, const char *extra)
+{
+    int own = strncmp(extra, "clients:", 8) == 0 || strstr(extra, "\nclients:") != NULL;
+
+    snprintf(text, len, "%s%s%s", base, extra, own ? "" : default_clients);
+}
+
 static struct svd_conf *
 parse_ok(const char *extra)
 {
     char text[8192], err[SVD_ERRBUF];
     struct svd_conf *c = NULL;
 
-    snprintf(text, sizeof(text), "%s%s", base, extra);
+    compose(text, sizeof(text), extra);
     ck_assert_msg(svd_conf_parse("t.yaml", text, strlen(text), &c, err, sizeof(err)) == 0,
                   "unexpected error: %s", err);
     ck_assert_ptr_nonnull(c);
@@ -44,7 +58,7 @@ parse_bad(const char *extra, const char *want)
     char text[8192], err[SVD_ERRBUF];
     struct svd_conf *c = NULL;
 
-    snprintf(text, sizeof(text), "%s%s", base, extra);
+    compose(text, sizeof(text), extra);
     ck_assert_int_eq(svd_conf_parse("t.yaml", text, strlen(text), &c, err, sizeof(err)), -1);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(err, want) != NULL, "error \"%s\" lacks \"%s\"", err, want);
@@ -70,7 +84,14 @@ START_TEST(defaults)
     ck_assert_int_eq(c->driver, SVD_DRIVER_SQLITE3);
     ck_assert_str_eq(c->audit_head, "/tmp/a.log.head");
     ck_assert_uint_eq(c->nallow, 2);
-    ck_assert_uint_eq(c->npins, 0);
+    ck_assert_uint_eq(c->nclients, 1);
+    ck_assert_uint_eq(c->clients[0].roles, SVD_ROLE_FRONTEND);
+    ck_assert_int_eq(c->combined_roles, 0);
+    ck_assert_uint_eq(c->retention_s, 7 * 86400);
+    ck_assert_uint_eq(c->purge_batch, 500);
+    ck_assert_uint_eq(c->retire_budget, 10000);
+    ck_assert(c->min_free == 256ull << 20);
+    ck_assert_ptr_null(c->admin_group);
     ck_assert_int_eq(c->mlock, 1);
     ck_assert_uint_eq(c->secure_heap, 8u << 20);
     svd_conf_free(c);
@@ -82,6 +103,8 @@ START_TEST(values)
     struct svd_conf *c = parse_ok(
         "listen:\n  address: \"::1\"\n  port: 9000\n"
         "clients:\n  allow: [10.0.0.0/8, \"2001:db8::/32\", 192.168.1.7]\n"
+        "  frontend: [\"" FP_A "\"]\n  reconcile: [\"" FP_B "\"]\n"
+        "retention:\n  period: 2d\n  purge_batch: 50\n  daily_budget: 0\n"
         "decrypt:\n  global_rate: {interval: 250ms, burst: 10}\n"
         "  actor_rate:\n    interval: 2m\n    burst: 1\n"
         "  queue: {max_length: 9, max_wait: 1h}\n  lockdown_threshold: 0\n"
@@ -101,6 +124,11 @@ START_TEST(values)
     ck_assert_uint_eq(c->budget_global, 0);
     ck_assert_uint_eq(c->budget_actor, 40);
     ck_assert_uint_eq(c->min_grace_s, 86400);
+    ck_assert_uint_eq(c->nclients, 2);
+    ck_assert_uint_eq(c->clients[1].roles, SVD_ROLE_RECONCILE);
+    ck_assert_uint_eq(c->retention_s, 2 * 86400);
+    ck_assert_uint_eq(c->purge_batch, 50);
+    ck_assert_uint_eq(c->retire_budget, 0);
     ck_assert_uint_eq(c->secure_heap, 65536);
     ck_assert_int_eq(c->mlock, 0);
     ck_assert_int_eq(c->log_level, SV_LOG_DEBUG);
@@ -164,30 +192,103 @@ START_TEST(required)
 }
 END_TEST
 
-START_TEST(pins)
+START_TEST(roles)
 {
     char err[SVD_ERRBUF];
     struct svd_conf *c = NULL;
+    uint8_t fp[SVD_PIN_LEN];
     const char *rest = "store:\n  path: /x\naudit:\n  path: /a\ncontrol:\n  socket: /s\n";
+    const char *tls = "tls:\n  certificate: /c\n  key: /k\n  client_ca: /ca\n";
     char t[2048];
 
-    snprintf(t, sizeof(t), "tls:\n  certificate: /c\n  key: /k\n  client_ca: /ca\n"
-             "  pinned_clients:\n    - AA:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:"
-             "aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99\n%s", rest);
+    /* a certificate per role; the roles looked up by fingerprint */
+    snprintf(t, sizeof(t), "%sclients:\n  frontend:\n    - \"AA:bb:cc:dd:ee:ff:00:11:22:33:44:"
+             "55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99\"\n"
+             "  monitor: [\"" FP_B "\"]\n%s", tls, rest);
     ck_assert_msg(svd_conf_parse("p.yaml", t, strlen(t), &c, err, sizeof(err)) == 0, "%s", err);
-    ck_assert_uint_eq(c->npins, 1);
-    ck_assert_uint_eq(c->pins[0][0], 0xaa);
-    ck_assert_uint_eq(c->pins[0][31], 0x99);
+    ck_assert_uint_eq(c->nclients, 2);
+    ck_assert_uint_eq(c->clients[0].fp[0], 0xaa);
+    ck_assert_uint_eq(c->clients[0].fp[31], 0x99);
+    memcpy(fp, c->clients[0].fp, sizeof(fp));
+    ck_assert_uint_eq(svd_conf_client_roles(c, fp), SVD_ROLE_FRONTEND);
+    ck_assert_uint_eq(svd_conf_client_roles(c, c->clients[1].fp), SVD_ROLE_MONITOR);
+    ck_assert_uint_eq(c->clients[1].fp[0], 0x01);
+    fp[31] ^= 1;
+    ck_assert_uint_eq(svd_conf_client_roles(c, fp), 0);
+    ck_assert_str_eq(svd_role_name(SVD_ROLE_RECONCILE), "reconcile");
     svd_conf_free(c);
-    snprintf(t, sizeof(t), "tls:\n  certificate: /c\n  key: /k\n  client_ca: /ca\n"
-             "  pinned_clients: [00]\n%s", rest);
+
+    /* one certificate with two roles: refused unless said explicitly */
+    snprintf(t, sizeof(t), "%sclients:\n  frontend: [\"" FP_B "\"]\n"
+             "  reconcile: [\"" FP_B "\"]\n%s", tls, rest);
     ck_assert_int_eq(svd_conf_parse("p.yaml", t, strlen(t), &c, err, sizeof(err)), -1);
-    ck_assert_msg(strstr(err, "p.yaml:5: tls.pinned_clients: entry 1") != NULL, "%s", err);
-    snprintf(t, sizeof(t), "tls:\n  certificate: /c\n  key: /k\n  client_ca: /ca\n"
-             "store:\n  driver: pgsql\naudit:\n  path: /a\ncontrol:\n  socket: /s\n");
+    ck_assert_msg(strstr(err, "p.yaml:6: clients: a certificate is listed with two roles "
+                         "(frontend+reconcile)") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "allow_combined_roles: true") != NULL, "%s", err);
+    snprintf(t, sizeof(t), "%sclients:\n  frontend: [\"" FP_B "\"]\n"
+             "  reconcile: [\"" FP_B "\"]\n  allow_combined_roles: true\n%s", tls, rest);
+    ck_assert_msg(svd_conf_parse("p.yaml", t, strlen(t), &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(c->nclients, 1);
+    ck_assert_uint_eq(c->clients[0].roles, SVD_ROLE_FRONTEND | SVD_ROLE_RECONCILE);
+    svd_conf_free(c);
+
+    /* the same certificate twice in one role; a bad fingerprint; none at all */
+    snprintf(t, sizeof(t), "%sclients:\n  frontend: [\"" FP_B "\", \"" FP_B "\"]\n%s", tls,
+             rest);
     ck_assert_int_eq(svd_conf_parse("p.yaml", t, strlen(t), &c, err, sizeof(err)), -1);
-    ck_assert_msg(strstr(err, "p.yaml:6: store.params: required with driver pgsql") != NULL,
+    ck_assert_msg(strstr(err, "clients.frontend: entry 2: listed twice") != NULL, "%s", err);
+    snprintf(t, sizeof(t), "%sclients:\n  reconcile: [00]\n%s", tls, rest);
+    ck_assert_int_eq(svd_conf_parse("p.yaml", t, strlen(t), &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "p.yaml:6: clients.reconcile: entry 1") != NULL, "%s", err);
+    snprintf(t, sizeof(t), "%s%s", tls, rest);
+    ck_assert_int_eq(svd_conf_parse("p.yaml", t, strlen(t), &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "no client certificate is listed") != NULL, "%s", err);
+
+    /* the key of the earlier version says what replaced it */
+    snprintf(t, sizeof(t), "%s  pinned_clients: []\nclients:\n  frontend: [\"" FP_B "\"]\n%s",
+             tls, rest);
+    ck_assert_int_eq(svd_conf_parse("p.yaml", t, strlen(t), &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "p.yaml:5: tls.pinned_clients: no longer supported: list each "
+                         "client certificate under clients.frontend") != NULL, "%s", err);
+
+    snprintf(t, sizeof(t), "%sclients:\n  frontend: [\"" FP_B "\"]\n"
+             "store:\n  driver: pgsql\naudit:\n  path: /a\ncontrol:\n  socket: /s\n", tls);
+    ck_assert_int_eq(svd_conf_parse("p.yaml", t, strlen(t), &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "p.yaml:8: store.params: required with driver pgsql") != NULL,
                   "%s", err);
+}
+END_TEST
+
+START_TEST(floors)
+{
+    /* reconcile.min_grace below what the module needs; sizes; retention */
+    parse_bad("reconcile:\n  min_grace: 10m\n", "reconcile.min_grace: 600s is below 900s");
+    parse_bad("reconcile:\n  min_grace: 0\n", "reconcile.min_grace: 0s is below 900s");
+    svd_conf_free(parse_ok("reconcile:\n  min_grace: 15m\n"));
+    {
+        char err[SVD_ERRBUF];
+        struct svd_conf *c = NULL;
+        const char *t = "tls:\n  certificate: /c\n  key: /k\n  client_ca: /ca\n"
+                        "clients:\n  frontend: [\"" FP_B "\"]\n"
+                        "store:\n  path: /x\n  min_free: 3GiB\naudit:\n  path: /a\n"
+                        "control:\n  socket: /s\n";
+        ck_assert_msg(svd_conf_parse("f.yaml", t, strlen(t), &c, err, sizeof(err)) == 0, "%s",
+                      err);
+        ck_assert(c->min_free == 3ull << 30);
+        svd_conf_free(c);
+        t = "tls:\n  certificate: /c\n  key: /k\n  client_ca: /ca\n"
+            "clients:\n  frontend: [\"" FP_B "\"]\n"
+            "store:\n  path: /x\n  min_free: lots\naudit:\n  path: /a\ncontrol:\n  socket: /s\n";
+        ck_assert_int_eq(svd_conf_parse("f.yaml", t, strlen(t), &c, err, sizeof(err)), -1);
+        ck_assert_msg(strstr(err, "f.yaml:9: store.min_free: expected a size") != NULL, "%s",
+                      err);
+    }
+    parse_bad("retention:\n  purge_batch: 0\n", "retention.purge_batch: value 0 out of range");
+    {
+        struct svd_conf *c = parse_ok("retention:\n  period: 0\n");
+        ck_assert_uint_eq(c->retention_s, 0);
+        svd_conf_free(c);
+    }
 }
 END_TEST
 
@@ -277,7 +378,8 @@ main(void)
     tcase_add_test(tc, handshake_caps);
     tcase_add_test(tc, errors);
     tcase_add_test(tc, required);
-    tcase_add_test(tc, pins);
+    tcase_add_test(tc, roles);
+    tcase_add_test(tc, floors);
     tcase_add_test(tc, durations_sizes);
     tcase_add_test(tc, cidr);
     suite_add_tcase(s, tc);

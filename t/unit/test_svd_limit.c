@@ -12,6 +12,7 @@
 
 #include "svd_conf.h"
 #include "svd_limit.h"
+#include "svd_window.h"
 
 static uint64_t fake_now;
 
@@ -239,8 +240,9 @@ START_TEST(pressure_drains_at_the_rate)
 END_TEST
 
 /* Daily budgets: a spent budget trips the lock-down (global, or the
- * actor's), even with the rates unlimited; it refills evenly over a day;
- * unlock refills it. */
+ * actor's), even with the rates unlimited; spent decrypts come back only
+ * when they are 24 hours old (and at most 15 minutes more); unlock refills
+ * it. */
 START_TEST(daily_budgets_trip)
 {
     struct svd_conf *c = conf(0, 1, 0, 1, 4, 3);
@@ -272,10 +274,97 @@ START_TEST(daily_budgets_trip)
         snprintf(name, sizeof(name), "x%d", i);
         ck_assert_int_eq(svd_limiter_admit(l, name, 0, &retry), SVD_ADMIT_OK);
     }
-    /* a quarter of a day gives one decrypt back */
+    /* not a quarter of a day later (a bucket refilled evenly would have
+     * given one back), nor 24 hours later: a day's budget is spent for the
+     * whole day */
     fake_now += 86400000 / 4;
-    ck_assert_int_eq(svd_limiter_admit(l, "y", 0, &retry), SVD_ADMIT_OK);
-    ck_assert_int_eq(svd_limiter_admit(l, "z", 0, &retry), SVD_ADMIT_TRIPPED);
+    ck_assert_int_eq(svd_limiter_admit(l, "y", 0, &retry), SVD_ADMIT_TRIPPED);
+    ck_assert(svd_limiter_unlock(l));
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "w%d", i);
+        ck_assert_int_eq(svd_limiter_admit(l, name, 0, &retry), SVD_ADMIT_OK);
+    }
+    fake_now += 86400000 - 1;
+    ck_assert_int_eq(svd_limiter_admit(l, "y", 0, &retry), SVD_ADMIT_TRIPPED);
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
+/* The window: never more than N in any 24 hours, whatever the timing; and
+ * not much stingier than that (events N per 24 h 15 min all pass). */
+START_TEST(budget_window_any_24_hours)
+{
+    enum { N = 50, EVENTS = 20000 };
+    static uint64_t admitted[EVENTS];
+    struct svd_window w;
+    uint64_t t = 0, seed = 12345;
+    unsigned na = 0;
+
+    svd_window_reset(&w, 0);
+    for (int i = 0; i < EVENTS; i++) {
+        /* irregular arrivals: bursts and gaps, 0 to ~2 hours apart */
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        t += (seed >> 33) % 3 == 0 ? (seed >> 20) % 7200000 : (seed >> 40) % 1000;
+        if (svd_window_fits(&w, t, 1, N)) {
+            svd_window_add(&w, t, 1);
+            admitted[na++] = t;
+        }
+    }
+    ck_assert_uint_gt(na, 10 * N);
+    /* any 24 hours: admitted[i] .. admitted[i] + 24 h holds at most N */
+    for (unsigned i = 0, j = 0; i < na; i++) {
+        while (j < na && admitted[j] < admitted[i] + 86400000)
+            j++;
+        ck_assert_msg(j - i <= N, "%u events in 24 hours from %llu", j - i,
+                      (unsigned long long)admitted[i]);
+    }
+    /* evenly spaced at N per 24 h 15 min: every one admitted */
+    svd_window_reset(&w, 0);
+    for (uint64_t k = 0; k < 10 * N; k++) {
+        uint64_t at = k * ((86400000ull + SVD_WINDOW_SLOT_MS) / N) + SVD_WINDOW_SLOT_MS;
+        ck_assert_msg(svd_window_fits(&w, at, 1, N), "event %llu refused",
+                      (unsigned long long)k);
+        svd_window_add(&w, at, 1);
+    }
+    /* a full window empties once its oldest slot is 24 h 15 min old */
+    svd_window_reset(&w, 0);
+    svd_window_add(&w, 1000, N);
+    ck_assert(!svd_window_fits(&w, 86400000, 1, N));
+    ck_assert_uint_eq(svd_window_next_ms(&w, 86400000), SVD_WINDOW_SLOT_MS);
+    ck_assert(svd_window_fits(&w, 86400000 + SVD_WINDOW_SLOT_MS, 1, N));
+    ck_assert_uint_eq(svd_window_count(&w, 10 * 86400000ull), 0);
+}
+END_TEST
+
+/* The budget of retired shares: spent by n at a time, trips the lock-down
+ * when n more would not fit (nothing spent then), refilled by unlock. */
+START_TEST(retire_budget_trips)
+{
+    struct svd_conf *c = conf(0, 1, 0, 1, 4, 3);
+    struct svd_limiter *l;
+
+    c->retire_budget = 10;
+    fake_now = 0;
+    l = svd_limiter_new(c, 0, 0);
+    svd_limiter_set_clock(l, fake_clock);
+    ck_assert_int_eq(svd_limiter_retire(l, 6), SVD_ADMIT_OK);
+    ck_assert_int_eq(svd_limiter_retire(l, 4), SVD_ADMIT_OK);
+    ck_assert_uint_eq(svd_limiter_retired_today(l), 10);
+    ck_assert_int_eq(svd_limiter_retire(l, 1), SVD_ADMIT_TRIPPED);
+    ck_assert(svd_limiter_locked(l, NULL));
+    ck_assert_str_eq(svd_limiter_trip_why(l), "retire-budget");
+    /* still spent while locked down, and 23 hours later */
+    fake_now += 23ull * 3600000;
+    ck_assert_int_eq(svd_limiter_retire(l, 1), SVD_ADMIT_TRIPPED);
+    ck_assert(svd_limiter_unlock(l));
+    ck_assert_uint_eq(svd_limiter_retired_today(l), 0);
+    ck_assert_int_eq(svd_limiter_retire(l, 10), SVD_ADMIT_OK);
+    svd_limiter_free(l);
+    c->retire_budget = 0; /* no budget */
+    l = svd_limiter_new(c, 0, 0);
+    ck_assert_int_eq(svd_limiter_retire(l, 1000000), SVD_ADMIT_OK);
     svd_limiter_free(l);
     free(c);
 }
@@ -298,6 +387,8 @@ main(void)
     tcase_add_test(tc, pressure_without_waiting_trips);
     tcase_add_test(tc, pressure_drains_at_the_rate);
     tcase_add_test(tc, daily_budgets_trip);
+    tcase_add_test(tc, budget_window_any_24_hours);
+    tcase_add_test(tc, retire_budget_trips);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

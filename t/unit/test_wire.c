@@ -390,6 +390,68 @@ START_TEST(test_rt_release)
 }
 END_TEST
 
+START_TEST(test_rt_confirm)
+{
+    sv_confirm_req m, d;
+    sv_confirm_resp r, rd;
+    sv_buf out;
+    const uint8_t *body;
+    size_t len;
+    unsigned i;
+
+    memset(&m, 0, sizeof(m));
+    memcpy(m.uuid, UUID, 16);
+    set_str(m.actor, sizeof(m.actor), "uma.staff@example.org");
+    m.n = SV_WIRE_MAX_FIELDS;
+    for (i = 0; i < m.n; i++) {
+        snprintf(m.f[i].name, sizeof(m.f[i].name), "f%02u", i);
+        m.f[i].share_id = SV_WIRE_MAX_ID - i;
+        m.f[i].pub = i % 2 ? K1 : K2;
+    }
+    sv_buf_init(&out, 0, 0);
+    ck_assert_int_eq(sv_confirm_req_encode(&out, 9, &m), SV_OK);
+    body = one_frame(&out, SV_MSG_CONFIRM, 9, &len);
+    ck_assert_int_eq(sv_confirm_req_decode(body, len, &d), SV_OK);
+    ck_assert_mem_eq(d.uuid, UUID, 16);
+    ck_assert_str_eq(d.actor, "uma.staff@example.org");
+    ck_assert_uint_eq(d.n, SV_WIRE_MAX_FIELDS);
+    for (i = 0; i < d.n; i++) {
+        ck_assert_str_eq(d.f[i].name, m.f[i].name);
+        ck_assert(d.f[i].share_id == SV_WIRE_MAX_ID - i);
+        ck_assert_mem_eq(d.f[i].pub, i % 2 ? K1 : K2, SV_X25519_LEN);
+    }
+    /* refused like the decoders refuse: a repeated id or name, id 0, no actor */
+    m.f[1].share_id = m.f[0].share_id;
+    ck_assert_int_eq(sv_confirm_req_encode(&out, 9, &m), SV_ERR_INVAL);
+    m.f[1].share_id = 7;
+    set_str(m.f[1].name, sizeof(m.f[1].name), m.f[0].name);
+    ck_assert_int_eq(sv_confirm_req_encode(&out, 9, &m), SV_ERR_INVAL);
+    set_str(m.f[1].name, sizeof(m.f[1].name), "other");
+    m.f[2].share_id = 0;
+    ck_assert_int_eq(sv_confirm_req_encode(&out, 9, &m), SV_ERR_INVAL);
+    m.f[2].share_id = 8;
+    m.actor[0] = '\0';
+    ck_assert_int_eq(sv_confirm_req_encode(&out, 9, &m), SV_ERR_INVAL);
+
+    sv_buf_reset(&out);
+    memset(&r, 0, sizeof(r));
+    r.n = 3;
+    r.ok[0] = 1;
+    r.ok[2] = 1;
+    ck_assert_int_eq(sv_confirm_resp_encode(&out, 9, &r), SV_OK);
+    body = one_frame(&out, SV_MSG_CONFIRM_OK, 9, &len);
+    ck_assert_int_eq(sv_confirm_resp_decode(body, len, &rd), SV_OK);
+    ck_assert_uint_eq(rd.n, 3);
+    ck_assert(rd.ok[0] == 1 && rd.ok[1] == 0 && rd.ok[2] == 1);
+    r.ok[1] = 2;
+    ck_assert_int_eq(sv_confirm_resp_encode(&out, 9, &r), SV_ERR_INVAL);
+    r.ok[1] = 0;
+    r.n = 0;
+    ck_assert_int_eq(sv_confirm_resp_encode(&out, 9, &r), SV_ERR_INVAL);
+    sv_buf_free(&out);
+}
+END_TEST
+
 START_TEST(test_rt_status)
 {
     sv_status_resp m, d;
@@ -525,7 +587,7 @@ START_TEST(test_rt_error)
     unsigned code;
 
     sv_buf_init(&out, 0, 0);
-    for (code = SV_WERR_BAD_REQUEST; code <= SV_WERR_NOT_ALLOWED; code++) {
+    for (code = SV_WERR_BAD_REQUEST; code <= SV_WERR_EXISTS; code++) {
         memset(&m, 0, sizeof(m));
         m.code = (uint16_t)code;
         m.retry_ms = code * 100;
@@ -749,7 +811,7 @@ START_TEST(test_hdr_types)
 
         put_hdr(hdr, 'S', 'V', 1, (uint8_t)t, 1, 2);
         st = sv_wire_hdr_decode(hdr, &h);
-        if ((t >= 0x01 && t <= 0x06) || (t >= 0x81 && t <= 0x86) || t == 0x7f) {
+        if ((t >= 0x01 && t <= 0x07) || (t >= 0x81 && t <= 0x87) || t == 0x7f) {
             ck_assert_int_eq(st, SV_OK);
             ck_assert_str_ne(sv_wire_type_name((uint8_t)t), "unknown");
             known++;
@@ -760,7 +822,7 @@ START_TEST(test_hdr_types)
                              SV_ERR_WIRE_TYPE);
         }
     }
-    ck_assert_uint_eq(known, 13);
+    ck_assert_uint_eq(known, 15);
     ck_assert_str_eq(sv_wire_type_name(SV_MSG_DECRYPT_OK), "DECRYPT_OK");
 }
 END_TEST
@@ -1406,7 +1468,7 @@ END_TEST
 
 START_TEST(test_error_rules)
 {
-    static const uint16_t bad_codes[] = {0, 11, 0x7fff, 0xffff};
+    static const uint16_t bad_codes[] = {0, 13, 0x7fff, 0xffff};
     char msg[SV_WIRE_MAX_MSG + 1];
     size_t i;
 
@@ -1797,7 +1859,7 @@ START_TEST(test_encode_refuses_others)
 
     memset(&e, 0, sizeof(e));
     REFUSED(sv_error_encode(&out, 1, &e), SV_ERR_INVAL); /* code 0 */
-    e.code = SV_WERR_NOT_ALLOWED + 1;
+    e.code = SV_WERR_EXISTS + 1;
     REFUSED(sv_error_encode(&out, 1, &e), SV_ERR_INVAL);
     e.code = SV_WERR_BUSY;
     set_str(e.msg, sizeof(e.msg), "tab\there");
@@ -1963,6 +2025,7 @@ wire_suite(void)
     tcase_add_test(tc, test_rt_decrypt);
     tcase_add_test(tc, test_rt_decrypt_resp);
     tcase_add_test(tc, test_rt_release);
+    tcase_add_test(tc, test_rt_confirm);
     tcase_add_test(tc, test_rt_status);
     tcase_add_test(tc, test_rt_recon);
     tcase_add_test(tc, test_rt_error);

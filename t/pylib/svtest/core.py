@@ -181,6 +181,10 @@ class Pki:
     server_cert/server_key  the daemon's certificate: CN=localhost,
                             SAN DNS:localhost, IP:127.0.0.1
     client_cert/client_key  the module's client certificate: CN=splitvault-web
+                            (the daemon's frontend role)
+    reconcile_cert/reconcile_key  the reconcile tool's: CN=splitvault-reconcile
+                            (the reconcile role; in production off the web host)
+    monitor_cert/monitor_key  a monitoring client's: CN=splitvault-monitor
     other_ca_cert, other_client_cert/other_client_key   an unrelated CA
     Keys are P-256; files are readable (test material only, never committed).
     """
@@ -194,6 +198,8 @@ class Pki:
         self.server_cert, self.server_key = self._leaf(
             "server", "localhost", self.ca_cert, self.ca_key, server=True)
         self.client_cert, self.client_key = self.issue_client("splitvault-web")
+        self.reconcile_cert, self.reconcile_key = self.issue_client("splitvault-reconcile")
+        self.monitor_cert, self.monitor_key = self.issue_client("splitvault-monitor")
         self.other_client_cert, self.other_client_key = self._leaf(
             "other-client", "splitvault-web", self.other_ca_cert, self.other_ca_key)
 

@@ -9,11 +9,17 @@ foreground; it is stopped by PID at teardown.
 
 Fixtures
 - `daemon_factory(**options) -> Daemon`: make and start a daemon; options
-  (all optional): driver ("sqlite3" or "pgsql"), pins (list of certificate
-  paths or fingerprints), allow (CIDR list), rate_global / rate_actor
+  (all optional): driver ("sqlite3" or "pgsql"), roles ({"frontend": [...],
+  "reconcile": [...], "monitor": [...]}: certificate paths or fingerprints;
+  default: the PKI's web certificate as frontend, its reconcile certificate
+  as reconcile, its monitor certificate as monitor), allow (CIDR list),
+  retention (a duration, default 7d), retire_budget (0: none, the
+  default), min_free (a size, default 0: no watermark), admin_group,
+  rate_global / rate_actor
   ((interval, burst) or None for unlimited), budget ((global, actor) daily
   budgets, 0 for none: the default), queue_max, queue_max_wait,
-  lockdown_threshold, min_grace, timeouts (dict), max_connections,
+  lockdown_threshold, min_grace (default and floor 15m: tests age shares
+  with `age_shares()` instead), timeouts (dict), max_connections,
   user, extra (dict of YAML sections merged over the generated ones),
   start (False: only write the config).
 - `daemon`: one started daemon with the test defaults (sqlite3).
@@ -63,6 +69,7 @@ MSG = {m.name: int(m) for m in w.MsgType}
 WERR = {e.name: int(e) for e in w.ErrCode}
 WERR_NAME = {v: k for k, v in WERR.items()}
 ACTIVE, PENDING = w.SHARE_ACTIVE, w.SHARE_PENDING
+ROLES = ("frontend", "reconcile", "monitor")
 
 
 def _uuid16(u):
@@ -165,9 +172,14 @@ class Client:
                  for e in a.entries], bool(a.more))
 
     def recon_delete(self, grace_s, refs):
-        """refs: [(id, uuid, name)] -> shares deleted"""
+        """refs: [(id, uuid, name)] -> shares retired"""
         m = w.ReconDelete(grace_s, [w.ReconRef(i, _uuid16(u), n) for i, u, n in refs])
         return self.call(m).n
+
+    def confirm(self, uuid, actor, items):
+        """items: [(share_id, name, pub)] -> [0 or 1 per item]"""
+        m = w.Confirm(_uuid16(uuid), actor, [w.ConfirmItem(i, n, p) for i, n, p in items])
+        return list(self.call(m).ok)
 
 
 # ---------------------------------------------------------------------------
@@ -283,10 +295,11 @@ def _rate(r):
 class Daemon:
     """A splitvaultd in its own directory. See the module docstring."""
 
-    def __init__(self, directory, pki, pg=None, driver="sqlite3", pins=None, allow=None,
+    def __init__(self, directory, pki, pg=None, driver="sqlite3", roles=None, allow=None,
                  rate_global=None, rate_actor=None, budget=(0, 0), queue_max=8,
-                 queue_max_wait="10s",
-                 lockdown_threshold=None, min_grace="0", timeouts=None,
+                 queue_max_wait="10s", retention="7d", retire_budget=0, min_free=0,
+                 admin_group=None,
+                 lockdown_threshold=None, min_grace="15m", timeouts=None,
                  max_connections=64, user="nobody", extra=None, db_name=None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -304,8 +317,13 @@ class Daemon:
         self.conf_path = self.dir / "splitvaultd.yaml"
         self.log = self.dir / "splitvaultd.log"
         self.db_path = self.state / "shares.db"
-        self.audit_path = self.state / "audit.log"
-        self.head_path = self.state / "audit.log.head"
+        # the audit log lives where the daemon's user cannot rename or
+        # remove it: a directory of root's (the daemon refuses otherwise)
+        self.audit_dir = self.dir / "audit"
+        self.audit_dir.mkdir(exist_ok=True)
+        self.audit_dir.chmod(0o755)
+        self.audit_path = self.audit_dir / "audit.log"
+        self.head_path = self.audit_dir / "audit.log.head"
         self.sock_path = self.state / "ctl.sock"
         self.proc = None
         self.db_name = None
@@ -315,20 +333,26 @@ class Daemon:
             self.db_name = db_name or "svd_%d_%d" % (os.getpid(), int(time.monotonic() * 1e6))
             if db_name is None:
                 pg.create_db(self.db_name, [PG_SCHEMA])
-        pinned = []
-        for p in pins or []:
-            pinned.append(p if len(str(p)) == 64 and not Path(str(p)).exists()
-                          else core.Pki.fingerprint(p))
+        if roles is None:
+            roles = {"frontend": [pki.client_cert], "reconcile": [pki.reconcile_cert],
+                     "monitor": [pki.monitor_cert]}
+        clients = {"allow": allow or ["127.0.0.0/8"]}
+        for role in ROLES:
+            fps = [p if len(str(p)) == 64 and not Path(str(p)).exists()
+                   else core.Pki.fingerprint(p) for p in roles.get(role, [])]
+            if fps:
+                clients[role] = fps
         store = ({"driver": "sqlite3", "path": str(self.db_path)} if driver == "sqlite3"
                  else {"driver": "pgsql", "params": pg.dsn(self.db_name)})
         store["readers"] = 2
+        store["min_free"] = min_free
         t = {"handshake_timeout": "5s", "idle_timeout": "60s", "io_timeout": "5s"}
         t.update(timeouts or {})
         self.config = {
             "listen": {"address": "127.0.0.1", "port": self.port},
             "tls": {"certificate": str(pki.server_cert), "key": str(pki.server_key),
-                    "client_ca": str(pki.ca_cert), "pinned_clients": pinned},
-            "clients": {"allow": allow or ["127.0.0.0/8"]},
+                    "client_ca": str(pki.ca_cert)},
+            "clients": clients,
             "connections": dict(max=max_connections, **t),
             "store": store,
             "decrypt": {
@@ -340,11 +364,14 @@ class Daemon:
                 "daily_budget": {"global": budget[0], "actor": budget[1]},
             },
             "reconcile": {"min_grace": min_grace},
+            "retention": {"period": retention, "daily_budget": retire_budget},
             "audit": {"path": str(self.audit_path)},
             "control": {"socket": str(self.sock_path)},
             "process": {"user": user, "log_level": "debug", "secure_heap": "4MiB",
                         "mlock": True},
         }
+        if admin_group:
+            self.config["control"]["admin_group"] = admin_group
         if extra:
             _merge(self.config, extra)
         self.write_config()
@@ -455,10 +482,20 @@ class Daemon:
 
     # -- clients ----------------------------------------------------------------
     def client(self, cert="default", key=None, **kw):
-        """A Client with the module's certificate (cert=None: no certificate)."""
+        """A Client with the module's certificate (the frontend role), or
+        cert="reconcile" / "monitor" for those roles' certificates, or a
+        certificate path (cert=None: no certificate)."""
         if cert == "default":
             cert, key = self.pki.client_cert, self.pki.client_key
+        elif cert == "reconcile":
+            cert, key = self.pki.reconcile_cert, self.pki.reconcile_key
+        elif cert == "monitor":
+            cert, key = self.pki.monitor_cert, self.pki.monitor_key
         return Client(self.port, cert, key, self.pki.ca_cert, **kw)
+
+    def reconciler(self, **kw):
+        """A Client with the reconcile role's certificate."""
+        return self.client("reconcile", **kw)
 
     # -- the store, read directly (tests only) ----------------------------------
     def shares(self):
@@ -468,25 +505,42 @@ class Daemon:
             con = sqlite3.connect("file:%s?mode=ro" % self.db_path, uri=True, timeout=30)
             try:
                 rows = con.execute("SELECT id, record_uuid, field, key2_pub, key2b, state, "
-                                   "created FROM shares").fetchall()
+                                   "created, replaces, retired, retired_why "
+                                   "FROM shares").fetchall()
             finally:
                 con.close()
-            for i, u, f, pub, k2b, st, cr in rows:
+            for i, u, f, pub, k2b, st, cr, rp, rt, why in rows:
                 out[i] = dict(uuid=u, field=f, pub=bytes.fromhex(pub), key2b=bytes.fromhex(k2b),
-                              state=st, created=cr)
+                              state=st, created=cr, replaces=rp, retired=rt, why=why)
         else:
             con = self.pg.connect(self.db_name)
             try:
                 with con.cursor() as cur:
                     cur.execute("SELECT id, record_uuid::text, field, key2_pub, key2b, state, "
-                                "created FROM shares")
+                                "created, replaces, retired, retired_why FROM shares")
                     rows = cur.fetchall()
             finally:
                 con.close()
-            for i, u, f, pub, k2b, st, cr in rows:
+            for i, u, f, pub, k2b, st, cr, rp, rt, why in rows:
                 out[i] = dict(uuid=u, field=f, pub=bytes(pub), key2b=bytes(k2b), state=st,
-                              created=cr)
+                              created=cr, replaces=rp, retired=rt, why=why)
         return out
+
+    def live(self):
+        """{id: share} of the shares not retired (a decrypt can use them)."""
+        return {i: sh for i, sh in self.shares().items() if not sh["retired"]}
+
+    def retired(self):
+        """{id: share} of the retired shares (kept until purged)."""
+        return {i: sh for i, sh in self.shares().items() if sh["retired"]}
+
+    def age_shares(self, seconds, ids=None):
+        """Make shares look older (created, and retired for retired ones) by
+        seconds: reconcile's grace period and the retention period without
+        waiting. ids: only those (default: all)."""
+        where = "" if ids is None else " WHERE id IN (%s)" % ",".join(str(int(i)) for i in ids)
+        self.sql("UPDATE shares SET created = created - %d, retired = CASE WHEN retired = 0 "
+                 "THEN 0 ELSE retired - %d END%s" % (seconds, seconds, where))
 
     def key2b(self, share_id):
         s = self.shares().get(int(share_id))

@@ -640,13 +640,14 @@ class Stack:
         return client.post(self.path("/staff/record/%s/decrypt" % ref), {"csrf": page.csrf()},
                            headers=headers, timeout=timeout)
 
-    def reconcile(self, *args, check=True):
+    def reconcile(self, *args, check=True, cert=None, key=None):
         """`splitvault-admin reconcile` against this stack's daemon, with the
-        module's client certificate; extra args (e.g. "--grace", "0",
-        "--apply"). Returns the CompletedProcess."""
+        reconcile role's client certificate (cert/key: another); extra args
+        (e.g. "--grace", "900", "--apply"). Returns the CompletedProcess."""
         return self.db.admin("reconcile", "--daemon", "127.0.0.1:%d" % self.daemon.port,
-                             "--ca", self.pki.ca_cert, "--cert", self.pki.client_cert,
-                             "--key", self.pki.client_key, *args, check=check)
+                             "--ca", self.pki.ca_cert,
+                             "--cert", cert or self.pki.reconcile_cert,
+                             "--key", key or self.pki.reconcile_key, *args, check=check)
 
     @staticmethod
     def decrypted_values(resp):
@@ -776,7 +777,7 @@ def run_demo(directory=None, port=None, wait=True):
     pki = core.Pki(d / "pki")
     pg = core.PgCluster(d / "pg").start()
     demo_daemon = dict(rate_global=("10s", 3), rate_actor=("10s", 3), queue_max=3,
-                       lockdown_threshold=3, queue_max_wait="30s", min_grace="1m")
+                       lockdown_threshold=3, queue_max_wait="30s", min_grace="15m")
     stack = Stack(d / "stack", pg, pki,
                   lambda x, **kw: fixtures_daemon.start_for_module(x, pki, pg, **kw),
                   key1_passphrase="demo key1 passphrase", daemon_options=demo_daemon,
@@ -814,9 +815,12 @@ def run_demo(directory=None, port=None, wait=True):
     print("     Lift it like the daemon's sysadmin: %s unlock" % ctl)
     print("  5. Shares left by interrupted work are cleaned up with:")
     print("     %s -d \"%s\" reconcile --daemon 127.0.0.1:%d --ca %s --cert %s --key %s"
-          % (ADMIN, stack.db.dsn, stack.daemon.port, pki.ca_cert, pki.client_cert,
-             pki.client_key))
-    print("     (a dry run; add --apply to change anything)")
+          % (ADMIN, stack.db.dsn, stack.daemon.port, pki.ca_cert, pki.reconcile_cert,
+             pki.reconcile_key))
+    print("     (a dry run; add --apply to change anything). It uses the reconcile")
+    print("     certificate, which in production lives on the admin's machine, never on")
+    print("     the web host: the web server's own certificate cannot list or retire")
+    print("     shares. Retired shares stay restorable for a week: %s retired" % ctl)
     if not wait:
         stack.pg_cluster = pg
         return stack
