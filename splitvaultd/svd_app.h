@@ -33,6 +33,7 @@ struct svd_app {
     uint64_t n_stores;           /* counters since start (atomic) */
     uint64_t n_decrypts;
     uint64_t n_refusals;
+    uint64_t n_house;            /* housekeeping rounds done (status: house_rounds) */
     /* crypto section: at most crypto_max threads at once */
     pthread_mutex_t crypto_mu;
     pthread_cond_t crypto_cv;

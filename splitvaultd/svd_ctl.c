@@ -217,9 +217,10 @@ cmd_status(struct svd_ctl *ctl, int fd)
     else
         say(fd, "store=unavailable\n");
     say(fd, "store_commits=%" PRIu64 "\nstore_write_ops=%" PRIu64 "\n", commits, ops);
-    say(fd, "retention=%" PRIu32 "\nretired_24h=%" PRIu64 "\nretire_budget=%" PRIu32 "\n",
-        app->conf->retention_s, svd_limiter_retired_today(app->limiter),
-        app->conf->retire_budget);
+    say(fd, "retention=%" PRIu32 "\nretired_24h=%" PRIu64 "\nretire_budget=%" PRIu32 "\n"
+        "house_rounds=%" PRIu64 "\n", app->conf->retention_s,
+        svd_limiter_retired_today(app->limiter), app->conf->retire_budget,
+        SVD_READ(app, n_house));
     say(fd, "stores=%" PRIu64 "\ndecrypts=%" PRIu64 "\nrefusals=%" PRIu64
         "\naudit_healthy=%d\naudit_seq=%" PRIu64 "\naudit_hash=%s\n",
         SVD_READ(app, n_stores), SVD_READ(app, n_decrypts), SVD_READ(app, n_refusals),

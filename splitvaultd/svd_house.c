@@ -96,6 +96,7 @@ round_once(struct svd_app *app)
     sync_lock(app);
     svd_refusals_flush(app->refusals, 0);
     purge_once(app);
+    SVD_COUNT(app, n_house);
 }
 
 static void *

@@ -2,14 +2,18 @@
  * svt_ctl.c - splitvaultctl: the daemon's local control tool.
  *
  *   splitvaultctl [-c CONFIG | -s SOCKET] status|lockdown|unlock|audit-verify
+ *   splitvaultctl [-c CONFIG | -s SOCKET] retired [--record UUID | --since TIME]
+ *   splitvaultctl [-c CONFIG | -s SOCKET] restore ID | --record UUID | --since TIME | --all
  *   splitvaultctl -c CONFIG --offline audit-verify
  *   splitvaultctl --log FILE [--head FILE] audit-verify
  *
- * Online commands talk to the daemon over its control socket (mode 0600:
- * root or the daemon's user only). audit-verify also works offline, on the
+ * Online commands talk to the daemon over its control socket: root or
+ * control.admin_group for everything; the daemon's own user for status,
+ * lockdown and audit-verify only. audit-verify also works offline, on the
  * files themselves, with the daemon stopped or on a copy (a backup, another
- * machine). Exit status: 0 ok, 1 refused or failed (for audit-verify: the
- * log does not verify), 2 usage or configuration error.
+ * machine). TIME is unix seconds or UTC "YYYY-MM-DDTHH:MM:SSZ". Exit
+ * status: 0 ok, 1 refused or failed (for audit-verify: the log does not
+ * verify), 2 usage or configuration error.
  */
 #include "config.h"
 
@@ -22,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "svd_auditv.h"
@@ -39,6 +44,12 @@ usage(FILE *f)
             "  lockdown      lock down now: every decrypt refused until unlock\n"
             "  unlock        lift a lock-down (recorded in the store and the audit log)\n"
             "  audit-verify  verify the audit log's hash chain and head\n"
+            "  retired [--record UUID | --since TIME]\n"
+            "                list retired shares (released or reconciled, not yet purged)\n"
+            "  restore ID | --record UUID | --since TIME | --all\n"
+            "                make retired shares usable again: one, a record's, or all\n"
+            "                retired at or after TIME (unix seconds or YYYY-MM-DDTHH:MM:SSZ)\n"
+            "unlock, retired and restore need root or control.admin_group.\n"
             "CONFIG defaults to " SYSCONFDIR "/splitvault/splitvaultd.yaml\n");
 }
 
@@ -111,6 +122,73 @@ verify_offline(const char *log, const char *head)
     return 1;
 }
 
+/* TIME: unix seconds, or UTC "YYYY-MM-DDTHH:MM:SSZ". 0 or -1. */
+static int
+parse_time(const char *s, unsigned long long *t)
+{
+    struct tm tm;
+    const char *end;
+    char *e;
+
+    if (*s >= '0' && *s <= '9' && strchr(s, '-') == NULL) {
+        errno = 0;
+        *t = strtoull(s, &e, 10);
+        return errno == 0 && *e == '\0' ? 0 : -1;
+    }
+    memset(&tm, 0, sizeof(tm));
+    if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
+        return -1;
+    *t = (unsigned long long)timegm(&tm);
+    return 0;
+}
+
+/* The control line for retired/restore from their arguments, into line. */
+static int
+build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
+{
+    unsigned long long t;
+
+    if (argc == 0 && strcmp(cmd, "retired") == 0) {
+        snprintf(line, len, "retired");
+        return 0;
+    }
+    if (argc == 1 && strcmp(cmd, "restore") == 0 && strcmp(argv[0], "--all") == 0) {
+        snprintf(line, len, "restore since 0");
+        return 0;
+    }
+    if (argc == 1 && strcmp(cmd, "restore") == 0 && argv[0][0] != '-') {
+        char *e;
+        errno = 0;
+        (void)strtoull(argv[0], &e, 10);
+        if (errno != 0 || *e != '\0' || argv[0][0] < '1' || argv[0][0] > '9') {
+            fprintf(stderr, "splitvaultctl: restore: \"%s\" is not a share id\n", argv[0]);
+            return -1;
+        }
+        snprintf(line, len, "restore id %s", argv[0]);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[0], "--record") == 0) {
+        if (strlen(argv[1]) != 36) {
+            fprintf(stderr, "splitvaultctl: %s: --record takes a record uuid\n", cmd);
+            return -1;
+        }
+        snprintf(line, len, "%s record %s", cmd, argv[1]);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[0], "--since") == 0) {
+        if (parse_time(argv[1], &t) != 0) {
+            fprintf(stderr, "splitvaultctl: %s: --since takes unix seconds or "
+                    "YYYY-MM-DDTHH:MM:SSZ\n", cmd);
+            return -1;
+        }
+        snprintf(line, len, "%s since %llu", cmd, t);
+        return 0;
+    }
+    fprintf(stderr, "splitvaultctl: %s: bad arguments\n", cmd);
+    usage(stderr);
+    return -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -123,10 +201,11 @@ main(int argc, char **argv)
     };
     const char *config = NULL, *sock = NULL, *log = NULL, *head = NULL, *cmd;
     struct svd_conf *conf = NULL;
-    char err[SVD_ERRBUF];
+    char err[SVD_ERRBUF], line[160];
     int c, offline = 0, r = 2;
 
-    while ((c = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
+    /* options end at the command: retired and restore have their own */
+    while ((c = getopt_long(argc, argv, "+c:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 's': sock = optarg; break;
@@ -137,16 +216,24 @@ main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc - 1) {
+    if (optind >= argc) {
         usage(stderr);
         return 2;
     }
     cmd = argv[optind];
-    if (strcmp(cmd, "status") != 0 && strcmp(cmd, "lockdown") != 0 &&
-        strcmp(cmd, "unlock") != 0 && strcmp(cmd, "audit-verify") != 0) {
+    if (strcmp(cmd, "retired") == 0 || strcmp(cmd, "restore") == 0) {
+        if (build_line(cmd, argc - optind - 1, argv + optind + 1, line, sizeof(line)) != 0)
+            return 2;
+    } else if (optind != argc - 1) {
+        usage(stderr);
+        return 2;
+    } else if (strcmp(cmd, "status") != 0 && strcmp(cmd, "lockdown") != 0 &&
+               strcmp(cmd, "unlock") != 0 && strcmp(cmd, "audit-verify") != 0) {
         fprintf(stderr, "splitvaultctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
+    } else {
+        snprintf(line, sizeof(line), "%s", cmd);
     }
     if (log != NULL) {
         if (strcmp(cmd, "audit-verify") != 0) {
@@ -172,7 +259,7 @@ main(int argc, char **argv)
             r = verify_offline(conf->audit_path, conf->audit_head);
         }
     } else {
-        r = ask(sock, cmd);
+        r = ask(sock, line);
     }
     svd_conf_free(conf);
     return r;

@@ -78,11 +78,14 @@ done
 chmod 644 "$p"/*
 
 state=$work/state; mkdir -p "$state"; chown "$user" "$state"; chmod 700 "$state"
+# the audit log where the daemon's user cannot rename or remove it
+audit=$work/audit; mkdir -p "$audit"; chmod 755 "$audit"
+fp=$(openssl x509 -in "$p/client.pem" -outform DER | sha256sum | cut -d' ' -f1)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$work/splitvaultd.yaml" <<YAML
 listen: {address: 127.0.0.1, port: $port, backlog: 128}
 tls: {certificate: $p/server.pem, key: $p/server.key, client_ca: $p/ca.pem}
-clients: {allow: [127.0.0.1/32]}
+clients: {allow: [127.0.0.1/32], frontend: ["$fp"]}
 connections: {max: 64, idle_timeout: 10m}
 store: {driver: sqlite3, path: $state/shares.db, readers: 4}
 decrypt:
@@ -91,7 +94,8 @@ decrypt:
   queue: {max_length: 64, max_wait: 60s}
   lockdown_threshold: 64
   daily_budget: {global: 0, actor: 0}
-audit: {path: $state/audit.log}
+retention: {daily_budget: 0}
+audit: {path: $audit/audit.log}
 control: {socket: $state/ctl.sock}
 process: {user: $user, log_level: warning, secure_heap: 8MiB, mlock: true}
 YAML
@@ -150,7 +154,7 @@ sb --total "$shares" fill
 sb --fields 3 --records 64 --duration "$secs" decrypt
 sb --fields 3 --duration "$secs" store
 echo "rss_with_${shares}_shares: $(rss)"
-echo "store_file_bytes=$(stat -c %s "$state/shares.db") audit_bytes=$(stat -c %s "$state/audit.log")"
+echo "store_file_bytes=$(stat -c %s "$state/shares.db") audit_bytes=$(stat -c %s "$audit/audit.log")"
 fi
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

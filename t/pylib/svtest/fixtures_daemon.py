@@ -474,6 +474,15 @@ class Daemon:
             argv = ["runuser", "-u", user, "--"] + [str(a) for a in argv]
         return run(argv, check=check)
 
+    def wait_rounds(self, n=2, timeout=30):
+        """Wait until the housekeeping thread (once a second: lock-down
+        sync, refusal summaries, purge) has run n more rounds."""
+        start = int(self.ctl_status()["house_rounds"])
+        deadline = time.monotonic() + timeout
+        while int(self.ctl_status()["house_rounds"]) < start + n:
+            assert time.monotonic() < deadline, "housekeeping did not run"
+            time.sleep(0.05)
+
     def ctl_status(self):
         p = self.ctl("status", check=True)
         lines = p.stdout.splitlines()

@@ -1,0 +1,294 @@
+"""Retired shares: kept for retention.period, restorable, purged after.
+
+A share a rotation replaced (RELEASE) or reconcile found unreferenced
+(RECON_DELETE) is retired, never used for a decrypt again, listed by
+`splitvaultctl retired` and brought back by `splitvaultctl restore`; the
+housekeeping purges retired shares older than the retention period in
+audited batches, and never while locked down. Retirements spend a daily
+budget that locks the daemon down when exceeded. Both store drivers.
+"""
+import grp
+import os
+import pwd
+import subprocess
+import time
+
+import pytest
+
+from svtest.fixtures_daemon import WERR, DaemonError, Record
+
+WEEK = 7 * 86400
+
+
+@pytest.fixture
+def d(daemon_factory, store_driver):
+    return daemon_factory(driver=store_driver)
+
+
+def rotated(d, n=1):
+    """n records stored, then decrypted with rotation and released: their
+    first shares are retired (why=release)."""
+    recs = []
+    with d.client() as c:
+        for i in range(n):
+            r = Record({"name": "R%d" % i, "ssn": "S%d" % i})
+            r.stored(c.store(r.uuid, r.store_fields()))
+            old = [f.share_id for f in r.fields]
+            out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True))
+            c.release(r.uuid, r.commit_rotation([nid for _, nid in out]))
+            r.old = old
+            recs.append(r)
+    return recs
+
+
+def ctl_lines(p, prefix):
+    return [l for l in p.stdout.splitlines() if l.startswith(prefix)]
+
+
+def test_retired_listed_then_purged_after_the_period(d):
+    recs = rotated(d, 2)
+    old = [i for r in recs for i in r.old]
+    p = d.ctl("retired", check=True)
+    listed = ctl_lines(p, "share ")
+    assert len(listed) == 4 and "count=4" in p.stdout
+    assert all("why=release" in l and "state=active" in l for l in listed)
+    assert "key2b" not in p.stdout and "pub" not in p.stdout
+    # within the period: kept
+    d.wait_rounds(2)
+    assert set(old) <= set(d.shares())
+    # past it (aged in the store): purged in a batch, audited before and after
+    d.age_shares(WEEK + 60, old[:2])
+    deadline = time.monotonic() + 20
+    while set(old[:2]) & set(d.shares()):
+        assert time.monotonic() < deadline, "not purged"
+        time.sleep(0.05)
+    assert set(old[2:]) <= set(d.shares())  # the younger ones stay
+    text = d.wait_audit("event=purge outcome=ok")
+    assert "event=purge outcome=requested count=2 first=%d last=%d" % (old[0], old[1]) in text
+    assert "event=purge outcome=ok purged=2" in text
+    # the live shares decrypt as before
+    with d.client() as c:
+        for r in recs:
+            assert [pt for pt, _ in c.decrypt(r.uuid, "pat", r.decrypt_fields())] == \
+                [f.value for f in r.fields]
+    st = d.ctl_status()
+    assert st["shares_retired"] == "2" and st["retention"] == str(WEEK)
+
+
+def test_nothing_purged_while_locked_down(d):
+    recs = rotated(d, 1)
+    d.age_shares(WEEK + 60)
+    assert d.ctl("lockdown").returncode == 0
+    d.wait_rounds(3)
+    assert set(recs[0].old) <= set(d.shares())
+    assert "event=purge" not in d.audit_path.read_text()
+    d.ctl("unlock", check=True)
+    deadline = time.monotonic() + 20
+    while set(recs[0].old) & set(d.shares()):
+        assert time.monotonic() < deadline, "not purged after unlock"
+        time.sleep(0.05)
+
+
+def test_restore_one_a_record_since_and_all(d):
+    recs = rotated(d, 3)
+    r0, r1, r2 = recs
+    # one share
+    p = d.ctl("restore", str(r0.old[0]), check=True)
+    assert "restored=1" in p.stdout
+    assert r0.old[0] in d.live()
+    # a record's
+    p = d.ctl("restore", "--record", r1.uuid, check=True)
+    assert "restored=2" in p.stdout and set(r1.old) <= set(d.live())
+    # since a time: nothing retired after now + 1 h, then everything
+    later = int(time.time()) + 3600
+    assert "restored=0" in d.ctl("restore", "--since", str(later), check=True).stdout
+    p = d.ctl("restore", "--since", time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                   time.gmtime(time.time() - 3600)), check=True)
+    assert "restored=3" in p.stdout  # r0's second and r2's two
+    assert set(r2.old) <= set(d.live()) and not d.retired()
+    assert "restored=0" in d.ctl("restore", "--all", check=True).stdout
+    text = d.wait_audit("event=restore outcome=ok", count=5)
+    assert "event=restore outcome=requested by=id value=%d source=control-uid-0" % r0.old[0] \
+        in text
+    assert "event=restore outcome=ok by=record value=%s restored=2" % r1.uuid in text
+    # bad arguments are usage errors, and change nothing
+    for args in (["restore"], ["restore", "x1"], ["restore", "--record", "nope"],
+                 ["restore", "--since", "yesterday"], ["retired", "--all"]):
+        assert d.ctl(*args).returncode == 2, args
+
+
+def test_retention_zero_purges_at_once(daemon_factory, store_driver):
+    d = daemon_factory(driver=store_driver, retention="0")
+    recs = rotated(d, 1)
+    deadline = time.monotonic() + 20
+    while set(recs[0].old) & set(d.shares()):
+        assert time.monotonic() < deadline, "not purged"
+        time.sleep(0.05)
+    assert not d.retired()
+
+
+def test_retire_budget_locks_down(daemon_factory, store_driver):
+    """Three retirements a day: a RELEASE that would retire a fourth is
+    refused and locks the daemon down; while locked down RECON_DELETE is
+    refused (RELEASE too, with the budget spent); unlock refills it."""
+    d = daemon_factory(driver=store_driver, retire_budget=3)
+    r = Record({"a": "1", "b": "2"})
+    r2 = Record({"c": "3", "d": "4"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        r2.stored(c.store(r2.uuid, r2.store_fields()))
+        out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True))
+        assert c.release(r.uuid, r.commit_rotation([nid for _, nid in out])) == 2
+        out = c.decrypt(r2.uuid, "pat", r2.decrypt_fields(rotate=True))
+        items = r2.commit_rotation([nid for _, nid in out])
+        with pytest.raises(DaemonError) as e:
+            c.release(r2.uuid, items)
+        assert e.value.code == WERR["LOCKED_DOWN"]
+    assert d.ctl_status()["locked"] == "1"
+    text = d.wait_audit("event=release outcome=refused")
+    assert "event=lockdown why=retire-budget" in text
+    assert "event=release outcome=refused why=retire-budget record=%s" % r2.uuid in text
+    d.age_shares(3600)
+    with d.reconciler() as rc:
+        with pytest.raises(DaemonError) as e:
+            rc.recon_delete(0, [(r2.fields[0].share_id, r2.uuid, "c")])
+        assert e.value.code == WERR["LOCKED_DOWN"]
+    assert "event=reconcile outcome=refused why=locked-down" in d.wait_audit(
+        "event=reconcile outcome=refused")
+    d.ctl("unlock", check=True)
+    with d.client() as c:
+        assert c.release(r2.uuid, items) == 2
+    assert len(d.retired()) == 4
+
+
+def test_kill9_during_purge_loses_nothing_in_use(daemon_factory, store_driver):
+    """Purging in batches; the daemon is killed between them. After the
+    restart nothing in use is missing, the rest of the purge follows, and
+    the audit log verifies."""
+    d = daemon_factory(driver=store_driver, extra={"retention": {"purge_batch": 20}})
+    keep = []
+    with d.client() as c, d.reconciler() as rc:
+        for i in range(30):
+            r = Record({"k": "keep %d" % i})
+            keep.append(r.stored(c.store(r.uuid, r.store_fields())))
+        orphans = []
+        for i in range(200):
+            o = Record({"o": "orphan %d" % i})
+            o.stored(c.store(o.uuid, o.store_fields()))
+            orphans.append((o.fields[0].share_id, o.uuid, "o"))
+        d.age_shares(3600, [i for i, _, _ in orphans])
+        for k in range(0, len(orphans), 100):
+            assert rc.recon_delete(0, orphans[k:k + 100]) == 100
+    d.age_shares(WEEK + 60, [i for i, _, _ in orphans])
+    d.wait_audit("event=purge outcome=ok", count=2)
+    d.kill9()
+    left = {i for i, _, _ in orphans} & set(d.shares())
+    assert 0 < len(left) < 200, len(left)
+    d.start()
+    deadline = time.monotonic() + 60
+    while {i for i, _, _ in orphans} & set(d.shares()):
+        assert time.monotonic() < deadline, "purge did not finish"
+        time.sleep(0.1)
+    live = d.live()
+    assert all(r.fields[0].share_id in live for r in keep)
+    with d.client() as c:
+        for r in keep[:5]:
+            assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == r.fields[0].value
+    assert d.ctl("audit-verify").returncode == 0
+
+
+# ---- the control socket: who may restore and unlock --------------------------
+
+ADMIN_GROUP, ADMIN_USER = "svtest-admins", "svtest-admin"
+
+
+@pytest.fixture(scope="module")
+def admin_user():
+    """A user in an admin group (made for the tests; root only)."""
+    try:
+        grp.getgrnam(ADMIN_GROUP)
+    except KeyError:
+        subprocess.run(["groupadd", "-f", ADMIN_GROUP], check=True)
+    try:
+        pwd.getpwnam(ADMIN_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-N", "-g", "nogroup", "-G", ADMIN_GROUP,
+                        "-s", "/usr/sbin/nologin", ADMIN_USER], check=True)
+    return ADMIN_USER
+
+
+def test_only_root_or_the_admin_group_unlocks_and_restores(daemon_factory, admin_user):
+    d = daemon_factory(start=False, admin_group=ADMIN_GROUP)
+    # the socket where the admin user can reach it
+    run = d.dir / "run"
+    run.mkdir()
+    run.chmod(0o755)
+    d.sock_path = run / "ctl.sock"
+    d.config["control"]["socket"] = str(d.sock_path)
+    d.write_config()
+    d.start()
+    st = os.stat(d.sock_path)
+    assert st.st_mode & 0o777 == 0o660 and st.st_gid == grp.getgrnam(ADMIN_GROUP).gr_gid
+    recs = rotated(d, 1)
+    assert d.ctl("lockdown").returncode == 0
+    # the daemon's own user: status and lockdown, never unlock or restore
+    p = d.ctl("status", user="nobody")
+    assert p.returncode == 0 and p.stdout.startswith("ok")
+    for args in (["unlock"], ["restore", "--all"], ["retired"]):
+        p = d.ctl(*args, user="nobody")
+        assert p.returncode == 1 and "permission denied" in p.stdout, (args, p.stdout)
+    assert d.ctl_status()["locked"] == "1" and d.retired()
+    # a member of control.admin_group: everything
+    p = d.ctl("retired", user=admin_user)
+    assert p.returncode == 0 and "count=2" in p.stdout, p.stdout + p.stderr
+    assert d.ctl("restore", "--record", recs[0].uuid, user=admin_user).returncode == 0
+    assert d.ctl("unlock", user=admin_user).returncode == 0
+    assert d.ctl_status()["locked"] == "0" and not d.retired()
+    text = d.wait_audit("event=unlock outcome=ok")
+    uid = pwd.getpwnam(admin_user).pw_uid
+    assert "source=control-uid-%d" % uid in text
+    assert "control-not-admin" in text  # the refusals are audited
+
+
+def test_the_daemons_user_may_not_be_an_admin(daemon_factory):
+    d = daemon_factory(start=False, admin_group="nogroup")  # nobody's own group
+    p = d.check()
+    assert p.returncode == 1 and "the daemon's user nobody is in group nogroup" in p.stderr
+    d.config["control"]["admin_group"] = "no-such-group-here"
+    d.write_config()
+    p = d.check()
+    assert p.returncode == 1 and 'control.admin_group: no group "no-such-group-here"' in p.stderr
+
+
+# ---- the audit log: out of the daemon's user's reach -------------------------
+
+def test_audit_log_out_of_the_daemons_users_reach(daemon_factory):
+    d = daemon_factory()
+    # the daemon's user can neither remove, rename nor write its record
+    for argv in (["rm", "-f", str(d.audit_path)], ["mv", str(d.head_path), str(d.dir / "x")],
+                 ["sh", "-c", ": > %s" % d.audit_path]):
+        p = subprocess.run(["runuser", "-u", "nobody", "--"] + argv, capture_output=True)
+        assert p.returncode != 0, argv
+    assert d.audit_path.exists() and d.head_path.exists()
+    assert d.audit_path.read_text()
+    d.stop()
+    # a log where that user could reach it is refused at start
+    for where in (d.state, d.dir / "open"):
+        if where != d.state:
+            where.mkdir()
+            where.chmod(0o777)
+        d.config["audit"]["path"] = str(where / "audit.log")
+        d.write_config()
+        p = d.check()
+        assert p.returncode == 1 and "audit.path" in p.stderr and \
+            "could rename or remove it" in p.stderr, p.stderr
+    # a file of the user's in a safe directory is refused too
+    safe = d.dir / "safe"
+    safe.mkdir()
+    log = safe / "audit.log"
+    log.write_text("")
+    os.chown(log, pwd.getpwnam("nobody").pw_uid, 0)
+    d.config["audit"]["path"] = str(log)
+    d.write_config()
+    p = d.check()
+    assert p.returncode == 1 and "the daemon's user nobody owns it" in p.stderr, p.stderr

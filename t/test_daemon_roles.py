@@ -1,0 +1,169 @@
+"""Client roles: what each client certificate may ask the daemon.
+
+frontend (the web server): STORE, DECRYPT, RELEASE of its own rotations,
+CONFIRM, STATUS. reconcile (the admin's machine): RECON_LIST, RECON_DELETE,
+RELEASE that activates a pending share, STATUS. monitor: STATUS. Anything
+else is refused with NOT_ALLOWED before its body is read, the connection
+closed, and the refusal audited (summarised like other refusals). Both
+store drivers.
+"""
+import pytest
+
+import svwire as w
+from svtest.fixtures_daemon import WERR, DaemonError, Record, _uuid16
+
+
+@pytest.fixture
+def d(daemon_factory, store_driver):
+    return daemon_factory(driver=store_driver)
+
+
+def one_of_each(d):
+    """A valid request of every type, against a stored, rotated record."""
+    r = Record({"name": "N", "ssn": "S"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"ssn"}))
+    pend = out[0][1]
+    u = _uuid16(r.uuid)
+    n, s = r.fields
+    fresh = Record({"x": "y"})
+    return {
+        "STORE": w.Store(_uuid16(fresh.uuid), [w.StoreField(f.name, f.pub, f.key2b)
+                                               for f in fresh.fields]),
+        "DECRYPT": w.Decrypt(u, "pat", 0, [w.DecryptField(n.share_id, "name", n.key2a, n.enc,
+                                                          n.ct)]),
+        "RELEASE-rotation": w.Release(u, [w.ReleaseItem("ssn", s.share_id, pend)]),
+        "RELEASE-activate": w.Release(u, [w.ReleaseItem("ssn", 0, pend)]),
+        "STATUS": w.Status(),
+        "RECON_LIST": w.ReconList(0, 0, 10),
+        "RECON_DELETE": w.ReconDelete(0, [w.ReconRef(n.share_id, u, "name")]),
+        "CONFIRM": w.Confirm(u, "uma", [w.ConfirmItem(n.share_id, "name", n.pub)]),
+    }
+
+
+ALLOWED = {
+    "frontend": {"STORE", "DECRYPT", "RELEASE-rotation", "STATUS", "CONFIRM"},
+    "reconcile": {"RELEASE-activate", "STATUS", "RECON_LIST", "RECON_DELETE"},
+    "monitor": {"STATUS"},
+}
+
+
+@pytest.mark.parametrize("role", sorted(ALLOWED))
+def test_each_role_may_send_only_its_requests(d, role):
+    reqs = one_of_each(d)
+    cert = "default" if role == "frontend" else role
+    for name, m in reqs.items():
+        before = d.shares()
+        with d.client(cert) as c:
+            try:
+                c.call(m)
+                code = None
+            except DaemonError as e:
+                code = e.code
+            if name in ALLOWED[role]:
+                assert code != WERR["NOT_ALLOWED"], (role, name)
+            else:
+                assert code == WERR["NOT_ALLOWED"], (role, name, code)
+                assert c.closed_by_peer(), (role, name)
+                # refused before anything was done
+                assert d.shares() == before, (role, name)
+    text = d.wait_audit("why=not-allowed")
+    assert ("why=not-allowed peer=127.0.0.1" in text and
+            ("role=%s" % role) in text), text
+    # logged once; the rest are summarised
+    assert ("a %s client" % role) in d.log_text()
+
+
+def test_release_items_follow_the_role(d):
+    """A front end may not activate a pending share on its own (its RELEASE
+    names the share the rotation replaces); reconcile may not retire
+    anything by RELEASE; no request mixes both. Each is NOT_ALLOWED, whole,
+    with nothing changed."""
+    r = Record({"name": "N", "ssn": "S"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True))
+    pn, ps = (nid for _, nid in out)
+    n, s = r.fields
+    before = d.shares()
+    cases = [
+        ("default", [("name", 0, pn)]),
+        ("default", [("name", n.share_id, pn), ("ssn", 0, ps)]),
+        ("reconcile", [("name", n.share_id, pn)]),
+        ("reconcile", [("name", pn, 0)]),
+        ("reconcile", [("name", 0, pn), ("ssn", s.share_id, ps)]),
+    ]
+    for cert, items in cases:
+        with d.client(cert) as c:
+            with pytest.raises(DaemonError) as e:
+                c.release(r.uuid, items)
+            assert e.value.code == WERR["NOT_ALLOWED"], (cert, items)
+            assert c.closed_by_peer()
+    assert d.shares() == before
+    # each side's own request goes through
+    with d.client() as c:
+        c.release(r.uuid, [("name", n.share_id, pn)])
+    with d.reconciler() as rc:
+        rc.release(r.uuid, [("ssn", 0, ps)])
+    live = d.live()
+    assert n.share_id not in live and live[pn]["state"] == 1 and live[ps]["state"] == 1
+    assert s.share_id in live  # reconcile retires it later, as an orphan
+
+
+def test_unlisted_and_foreign_certificates_get_nothing(daemon_factory, pki):
+    """A daemon that lists only a monitor: the module's certificate is
+    refused at the handshake."""
+    d = daemon_factory(roles={"monitor": [pki.monitor_cert]})
+    with d.client("monitor") as c:
+        assert c.status()["locked"] == 0
+    with pytest.raises(Exception):
+        with d.client() as c:
+            c.status()
+
+
+def test_confirm_answers_only_for_the_right_key(d):
+    """CONFIRM: 1 only for a share of that record and field, in use, with
+    that key2 public; a mismatch is audited. Works while locked down."""
+    a = Record({"name": "A", "ssn": "1"})
+    b = Record({"name": "B"})
+    with d.client() as c:
+        a.stored(c.store(a.uuid, a.store_fields()))
+        b.stored(c.store(b.uuid, b.store_fields()))
+        n, s = a.fields
+        assert c.confirm(a.uuid, "uma", [(n.share_id, "name", n.pub),
+                                         (s.share_id, "ssn", s.pub)]) == [1, 1]
+        assert d.wait_audit("event=confirm outcome=ok actor=uma")
+        # another key, another record's share, another field, unknown id
+        assert c.confirm(a.uuid, "uma", [(n.share_id, "name", b.fields[0].pub)]) == [0]
+        assert c.confirm(a.uuid, "uma", [(b.fields[0].share_id, "name", b.fields[0].pub)]) \
+            == [0]
+        assert c.confirm(a.uuid, "uma", [(n.share_id, "ssn", n.pub)]) == [0]
+        assert c.confirm(a.uuid, "uma", [(999999, "name", n.pub)]) == [0]
+        # a retired share is not in use: a rotation finished
+        out = c.decrypt(a.uuid, "pat", a.decrypt_fields(rotate=True, names={"name"}))
+        old = n.share_id
+        c.release(a.uuid, a.commit_rotation([out[0][1], 0]))
+        assert c.confirm(a.uuid, "uma", [(old, "name", d.shares()[old]["pub"])]) == [0]
+        assert c.confirm(a.uuid, "uma", [(a.fields[0].share_id, "name", a.fields[0].pub)]) \
+            == [1]
+    assert d.ctl("lockdown").returncode == 0
+    with d.client() as c:
+        assert c.confirm(a.uuid, "uma", [(s.share_id, "ssn", s.pub)]) == [1]
+    text = d.wait_audit("event=confirm outcome=mismatch", count=5)
+    assert text.count("event=confirm outcome=mismatch actor=uma record=%s" % a.uuid) == 5
+    assert "not confirmed" in d.log_text()
+
+
+def test_combined_roles_refused_unless_said(daemon_factory, pki):
+    d = daemon_factory(start=False, roles={"frontend": [pki.client_cert],
+                                           "reconcile": [pki.client_cert]})
+    p = d.check()
+    assert p.returncode == 1 and "listed with two roles (frontend+reconcile)" in p.stderr
+    d.config["clients"]["allow_combined_roles"] = True
+    d.write_config()
+    d.start()
+    r = Record({"x": "1"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        assert c.recon_list(0) == ([], False)  # both roles: allowed
