@@ -577,6 +577,15 @@ int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     svm_log_server = s;
     sv_log_set(svm_lib_log, NULL);
     svm_db_retrieve_fns();
+#ifdef SV_TEST_HOOKS
+    /* once per start (not on the first, checking pass): say loudly what
+     * this build is, at warning level (not an error of the module) */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "SV01010: mod_splitvault %s: built with "
+                     "--enable-test-hooks, so any request can trigger its fault injection "
+                     "(header X-SplitVault-Fault); NEVER run this build in production",
+                     SV_VERSION);
+#endif
     for (sp = s; sp; sp = sp->next) {
         svm_srv_conf *sc = svm_conf(sp);
 

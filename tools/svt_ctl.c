@@ -34,6 +34,7 @@ usage(FILE *f)
             "usage: splitvaultctl [-c CONFIG | -s SOCKET] COMMAND\n"
             "       splitvaultctl -c CONFIG --offline audit-verify\n"
             "       splitvaultctl --log FILE [--head FILE] audit-verify\n"
+            "       splitvaultctl -V | --version\n"
             "commands:\n"
             "  status        lock-down state, queue, share counts, counters, audit head\n"
             "  lockdown      lock down now: every decrypt refused until unlock\n"
@@ -119,6 +120,7 @@ main(int argc, char **argv)
         { "log", required_argument, NULL, 'l' },
         { "head", required_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *sock = NULL, *log = NULL, *head = NULL, *cmd;
@@ -126,7 +128,7 @@ main(int argc, char **argv)
     char err[SVD_ERRBUF];
     int c, offline = 0, r = 2;
 
-    while ((c = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:s:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 's': sock = optarg; break;
@@ -134,6 +136,7 @@ main(int argc, char **argv)
         case 'l': log = optarg; break;
         case 'H': head = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("splitvaultctl %s\n", SV_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }
