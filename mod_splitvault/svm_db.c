@@ -135,10 +135,14 @@ static const svm_stmt_def svm_stmts[] = {
     /* key location and decrypt */
     { "svm_key1_get",
       "SELECT encode(public_key, 'hex') FROM key1 WHERE fingerprint = %s" },
+    /* a ct longer than the first argument is not sent at all (NULL): only
+     * its length, the last column, which the module checks before it
+     * allocates anything for the value */
     { "svm_dec_fields",
-      "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), encode(ct, 'hex'), "
-      "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version FROM fields "
-      "WHERE record_id = %s::bigint ORDER BY name" },
+      "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), "
+      "CASE WHEN octet_length(ct) <= %s::int THEN encode(ct, 'hex') END, "
+      "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version, octet_length(ct) "
+      "FROM fields WHERE record_id = %s::bigint ORDER BY name" },
     /* after the daemon refused a DECRYPT: did the rows change meanwhile? */
     { "svm_dec_versions",
       "SELECT name, share_id, version FROM fields WHERE record_id = %s::bigint ORDER BY name" },
