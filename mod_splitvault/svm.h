@@ -128,6 +128,9 @@ typedef struct {
     const char *login_key_file;   /* SplitVaultLoginKeyFile, or NULL */
     int login_concurrency;        /* Argon2id verifications at once per child */
 
+    /* SplitVaultHSTS: the Strict-Transport-Security value, "" for Off */
+    const char *hsts;
+
     /* run time (not merged) */
     SSL_CTX *ssl_ctx;         /* built at check_config */
     svm_dpool *dpool;         /* per child, created in child_init */
@@ -151,6 +154,7 @@ typedef struct {
 #define SVM_DEF_DECRYPT_WAIT 10
 #define SVM_DEF_LOGIN_CONCURRENCY 4
 #define SVM_LOGIN_KEY_LEN 32
+#define SVM_DEF_HSTS "max-age=31536000"
 
 extern const command_rec svm_cmds[];
 void *svm_create_srv_conf(apr_pool_t *p, server_rec *s);
@@ -230,6 +234,10 @@ char *svm_hex(apr_pool_t *p, const unsigned char *b, apr_size_t n);
 
 const char *svm_esc(apr_pool_t *p, const char *s);
 void svm_security_headers(request_rec *r, int staff_page);
+/* Strict-Transport-Security on every answer of this request (error pages
+ * and redirects included) when SplitVaultHSTS is on and the request came
+ * over HTTPS; called first by both handlers. */
+void svm_hsts(request_rec *r, const svm_srv_conf *sc);
 struct svm_staff;
 void svm_page_begin(request_rec *r, const svm_srv_conf *sc, const char *title,
                     const struct svm_staff *st);

@@ -87,6 +87,7 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->thr_addr_s = MERGE_INT(thr_addr_s);
     sc->login_key_file = MERGE_PTR(login_key_file);
     sc->login_concurrency = MERGE_INT(login_concurrency);
+    sc->hsts = MERGE_PTR(hsts);
     return sc;
 }
 
@@ -121,6 +122,8 @@ static void svm_defaults(svm_srv_conf *sc)
     }
     if (sc->login_concurrency == UNSET)
         sc->login_concurrency = SVM_DEF_LOGIN_CONCURRENCY;
+    if (!sc->hsts)
+        sc->hsts = SVM_DEF_HSTS;
 }
 
 int svm_cookie_secure(const svm_srv_conf *sc)
@@ -421,6 +424,48 @@ static const char *set_login_concurrency(cmd_parms *cmd, void *dc, const char *a
     return NULL;
 }
 
+/* SplitVaultHSTS Off | max-age=SECONDS [includeSubDomains] [preload]: the
+ * header's value is built here, once, in its canonical spelling. */
+static const char *set_hsts(cmd_parms *cmd, void *dc, const char *args)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    const char *w;
+    long age = -1;
+    int subdomains = 0, preload = 0;
+
+    if (err)
+        return err;
+    w = ap_getword_conf(cmd->temp_pool, &args);
+    if (strcasecmp(w, "Off") == 0) {
+        if (*ap_getword_conf(cmd->temp_pool, &args))
+            return "SplitVaultHSTS: Off takes nothing after it";
+        sc->hsts = "";
+        return NULL;
+    }
+    for (; *w; w = ap_getword_conf(cmd->temp_pool, &args)) {
+        if (strncasecmp(w, "max-age=", 8) == 0 && age < 0) {
+            if ((err = svm_int_arg(cmd, w + 8, 0, 2 * 31536000L, &age)))
+                return err;
+        }
+        else if (strcasecmp(w, "includeSubDomains") == 0 && !subdomains)
+            subdomains = 1;
+        else if (strcasecmp(w, "preload") == 0 && !preload)
+            preload = 1;
+        else
+            return apr_psprintf(cmd->pool, "SplitVaultHSTS: unexpected '%s' (give Off, or "
+                                "max-age=SECONDS [includeSubDomains] [preload], each once)", w);
+    }
+    if (age < 0)
+        return "SplitVaultHSTS: give max-age=SECONDS (or Off)";
+    if (preload && (!subdomains || age < 31536000L))
+        return "SplitVaultHSTS: preload needs includeSubDomains and a max-age of at least "
+               "31536000 (what browsers' preload lists require)";
+    sc->hsts = apr_psprintf(cmd->pool, "max-age=%ld%s%s", age,
+                            subdomains ? "; includeSubDomains" : "", preload ? "; preload" : "");
+    return NULL;
+}
+
 static const char *set_allow_core(cmd_parms *cmd, void *dc, int on)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -479,6 +524,9 @@ const command_rec svm_cmds[] = {
     AP_INIT_TAKE1("SplitVaultLoginConcurrency", set_login_concurrency, NULL, RSRC_CONF,
                   "Password verifications (Argon2id) at once per child; more get 503 "
                   "(default 4)"),
+    AP_INIT_RAW_ARGS("SplitVaultHSTS", set_hsts, NULL, RSRC_CONF,
+                     "Strict-Transport-Security on HTTPS answers: max-age=SECONDS "
+                     "[includeSubDomains] [preload], or Off (default max-age=31536000)"),
     AP_INIT_FLAG("SplitVaultAllowCoreDumps", set_allow_core, NULL, RSRC_CONF,
                  "On: httpd children may dump core (debugging only: a core dump may hold "
                  "key1, key shares and submitted values; default Off)"),

@@ -361,6 +361,7 @@ int svm_keys_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, SVM_HANDLER_KEYS) != 0)
         return DECLINED;
     sc = svm_conf(r->server);
+    svm_hsts(r, sc); /* first: every answer from here on carries it */
     if (sc->fields->nelts == 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02101: handler splitvault-keys is set "
                       "but this server has no SplitVault configuration");

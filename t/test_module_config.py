@@ -60,6 +60,12 @@ BAD_DIRECTIVES = [
     ({"SplitVaultBase": "/trailing/"}, "give a URL path"),
     ({"SplitVaultBase": "/a b"}, "SplitVaultBase"),
     ({"SplitVaultFormTitle": "x" * 2001}, "give a text of 1 to 2000 characters"),
+    ({"SplitVaultHSTS": "max-age=abc"}, "is not a number from 0 to 63072000"),
+    ({"SplitVaultHSTS": "includeSubDomains"}, "give max-age=SECONDS (or Off)"),
+    ({"SplitVaultHSTS": "max-age=600 bogus"}, "unexpected 'bogus'"),
+    ({"SplitVaultHSTS": "max-age=600 max-age=700"}, "unexpected 'max-age=700'"),
+    ({"SplitVaultHSTS": "Off max-age=600"}, "Off takes nothing after it"),
+    ({"SplitVaultHSTS": "max-age=31536000 preload"}, "preload needs includeSubDomains"),
     # cross-directive checks (check_config, which -t runs too)
     ({"SplitVaultSessionIdle": "100", "SplitVaultSessionMax": "50"},
      "SplitVaultSessionIdle is longer than SplitVaultSessionMax"),
