@@ -130,6 +130,9 @@ typedef struct {
 
     /* SplitVaultHSTS: the Strict-Transport-Security value, "" for Off */
     const char *hsts;
+    /* SplitVaultKey1Pin: the key1 fingerprints (lower-case hex) intake and
+     * decrypt may seal to; empty: any registered active key1 */
+    apr_array_header_t *key1_pins;
 
     /* run time (not merged) */
     SSL_CTX *ssl_ctx;         /* built at check_config */
@@ -378,8 +381,12 @@ typedef struct {
 
 void svm_key1_child_init(apr_pool_t *p);
 /* The active key1 public key (cached per child for a few seconds).
- * APR_NOTFOUND when none is registered, other errors logged. */
+ * APR_NOTFOUND when none is registered; APR_EACCES when SplitVaultKey1Pin
+ * is set and does not list it (logged with its fingerprint: nothing may be
+ * sealed to it); other errors logged. */
 apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out);
+/* 1 when fp may be sealed to: SplitVaultKey1Pin lists it, or is not set. */
+int svm_key1_pinned(const svm_srv_conf *sc, const char *fp);
 
 /* ---- key1 private keys in shared memory (svm_shm.c) -------------------- */
 

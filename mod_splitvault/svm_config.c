@@ -36,6 +36,7 @@ void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
     svm_srv_conf *sc = apr_pcalloc(p, sizeof(*sc));
 
     sc->fields = apr_array_make(p, 8, sizeof(svm_field));
+    sc->key1_pins = apr_array_make(p, 2, sizeof(const char *));
     sc->max_body = UNSET;
     sc->daemon_timeout = UNSET;
     sc->decrypt_wait = UNSET;
@@ -88,6 +89,8 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->login_key_file = MERGE_PTR(login_key_file);
     sc->login_concurrency = MERGE_INT(login_concurrency);
     sc->hsts = MERGE_PTR(hsts);
+    /* a virtual host's own pins replace the main server's */
+    sc->key1_pins = add->key1_pins->nelts ? add->key1_pins : base->key1_pins;
     return sc;
 }
 
@@ -424,6 +427,32 @@ static const char *set_login_concurrency(cmd_parms *cmd, void *dc, const char *a
     return NULL;
 }
 
+/* SplitVaultKey1Pin fingerprint...: each the 64 hex digits of SHA-256 of a
+ * key1 public key (as splitvault-admin key1-list prints it), kept in lower
+ * case. */
+static const char *add_key1_pin(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    char *fp;
+    int i;
+
+    if (err)
+        return err;
+    if (strlen(arg) != SV_FINGERPRINT_HEX_LEN
+        || strspn(arg, "0123456789abcdefABCDEF") != SV_FINGERPRINT_HEX_LEN)
+        return apr_psprintf(cmd->pool, "SplitVaultKey1Pin: '%s' is not a key1 fingerprint "
+                            "(%d hex digits, as `splitvault-admin key1-list` shows it)", arg,
+                            SV_FINGERPRINT_HEX_LEN);
+    fp = apr_pstrdup(cmd->pool, arg);
+    ap_str_tolower(fp);
+    for (i = 0; i < sc->key1_pins->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(sc->key1_pins, i, const char *), fp) == 0)
+            return NULL; /* named twice: once is enough */
+    *(const char **)apr_array_push(sc->key1_pins) = fp;
+    return NULL;
+}
+
 /* SplitVaultHSTS Off | max-age=SECONDS [includeSubDomains] [preload]: the
  * header's value is built here, once, in its canonical spelling. */
 static const char *set_hsts(cmd_parms *cmd, void *dc, const char *args)
@@ -524,6 +553,9 @@ const command_rec svm_cmds[] = {
     AP_INIT_TAKE1("SplitVaultLoginConcurrency", set_login_concurrency, NULL, RSRC_CONF,
                   "Password verifications (Argon2id) at once per child; more get 503 "
                   "(default 4)"),
+    AP_INIT_ITERATE("SplitVaultKey1Pin", add_key1_pin, NULL, RSRC_CONF,
+                    "Fingerprints of the key1 public keys intake and decrypt may seal to "
+                    "(default: any registered active key1)"),
     AP_INIT_RAW_ARGS("SplitVaultHSTS", set_hsts, NULL, RSRC_CONF,
                      "Strict-Transport-Security on HTTPS answers: max-age=SECONDS "
                      "[includeSubDomains] [preload], or Off (default max-age=31536000)"),

@@ -826,9 +826,16 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         apr_sleep(apr_time_from_sec(2)); /* room for a concurrent decrypt to rotate */
 #endif
     /* the key the rotated key2a' will be wrapped to: before any share is made */
-    if (svm_key1_active(r, d->dbd, &k1) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
+    if ((rc = svm_key1_active(r, d->dbd, &k1)) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
         for (i = 0; i < d->n; i++)
             sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
+        if (rc == APR_EACCES)
+            return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "active key1 not pinned",
+                                "Not decrypted", "Decryption is unavailable: the active "
+                                "organisation key (key1) is not one this server is configured "
+                                "to trust (SplitVaultKey1Pin), so the record's new keys could "
+                                "not be sealed. Nothing was decrypted. Tell your "
+                                "administrator.");
         return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "no active key1",
                             "Not decrypted", "Decryption is unavailable because of a "
                             "temporary problem; nothing was decrypted.");

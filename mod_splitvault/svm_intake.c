@@ -307,7 +307,11 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
     /* the database and the key first: never leave shares for nothing */
     if (!(dbd = svm_db(r)))
         goto not_stored;
-    if ((rv = svm_key1_active(r, dbd, &k1)) != APR_SUCCESS)
+    if ((rv = svm_key1_active(r, dbd, &k1)) == APR_EACCES)
+        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not stored",
+                                "This service cannot accept submissions right now. Your "
+                                "submission was NOT stored. Please try again later.", NULL);
+    if (rv != APR_SUCCESS)
         goto not_stored;
     if ((st = sv_uuid_generate(uuid)) != SV_OK || svm_make_ref(ref) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01504: no random bytes for a record");

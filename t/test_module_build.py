@@ -4,27 +4,16 @@ build" in every version string, and `make install` refused before anything
 is copied. A build without the hooks says none of it."""
 import re
 import subprocess
-import time
 
 from svtest.core import BUILD, run
 from svtest.fixtures_daemon import CTL, DAEMON
 from svtest.fixtures_httpd import ADMIN, TEST_HOOKS, needs_test_hooks
 
 
-def wait_started(httpd, timeout=20):
-    """httpd's error log once the parent has finished its start-up (it
-    listens before its post_config hooks have run)."""
-    deadline = time.monotonic() + timeout
-    while "resuming normal operations" not in httpd.log_text():
-        assert time.monotonic() < deadline, "httpd did not finish starting"
-        time.sleep(0.05)
-    return httpd.log_text()
-
-
 def test_start_up_warning_in_both_logs(sv):
     """Once per start, at warning level (the harness's check for errors
     does not trip on it), in httpd's error log; at start in the daemon's."""
-    log = wait_started(sv.httpd)
+    log = sv.httpd.log_text()  # Httpd.start() waits for the end of start-up
     lines = [l for l in log.splitlines() if "SV01010" in l]
     if not TEST_HOOKS:
         assert not lines

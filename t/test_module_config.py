@@ -60,6 +60,10 @@ BAD_DIRECTIVES = [
     ({"SplitVaultBase": "/trailing/"}, "give a URL path"),
     ({"SplitVaultBase": "/a b"}, "SplitVaultBase"),
     ({"SplitVaultFormTitle": "x" * 2001}, "give a text of 1 to 2000 characters"),
+    ({"SplitVaultKey1Pin": "abc"}, "'abc' is not a key1 fingerprint (64 hex digits"),
+    ({"SplitVaultKey1Pin": "g" * 64}, "is not a key1 fingerprint"),
+    ({"SplitVaultKey1Pin": "ab" * 32 + " " + "ab" * 31}, "is not a key1 fingerprint"),
+    ({"SplitVaultKey1Pin": "sha256:" + "ab" * 32}, "is not a key1 fingerprint"),
     ({"SplitVaultHSTS": "max-age=abc"}, "is not a number from 0 to 63072000"),
     ({"SplitVaultHSTS": "includeSubDomains"}, "give max-age=SECONDS (or Off)"),
     ({"SplitVaultHSTS": "max-age=600 bogus"}, "unexpected 'bogus'"),
@@ -77,6 +81,12 @@ BAD_DIRECTIVES = [
 def test_bad_directives(workdir, pki, directives, message):
     rc, out = check(workdir, pki, directives=directives)
     assert rc != 0 and message in out, out
+
+
+def test_key1_pins_accepted(workdir, pki):
+    rc, out = check(workdir, pki, directives={"SplitVaultKey1Pin": "AB" * 32 + " " + "cd" * 32},
+                    extra="SplitVaultKey1Pin " + "ef" * 32)
+    assert rc == 0 and "Syntax OK" in out, out
 
 
 def test_no_fields(workdir, pki):

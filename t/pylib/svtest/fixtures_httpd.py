@@ -364,9 +364,19 @@ class Httpd:
             raise RuntimeError("apache2 -t refused the config:\n%s%s" % (t.stdout, t.stderr))
         self.error_log.touch()
         register_log(self.error_log, self.name + " error log")
+        started = self.log_text().count("resuming normal operations")
         self.proc = core.Proc(self.name, [APACHE, "-f", self.conf, "-DFOREGROUND"],
                               self.dir / "logs" / "stdout.log").start()
         self.proc.wait_port(self.port, timeout=timeout)
+        # httpd listens before its post_config hooks run and before it writes
+        # its pid file: ready once the parent says it resumes operations
+        deadline = time.monotonic() + timeout
+        while self.log_text().count("resuming normal operations") <= started:
+            if not self.proc.alive():
+                raise RuntimeError("%s exited during its start-up" % self.name)
+            if time.monotonic() > deadline:
+                raise TimeoutError("%s did not finish its start-up" % self.name)
+            time.sleep(0.02)
         return self
 
     def stop(self):
