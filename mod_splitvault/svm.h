@@ -14,6 +14,7 @@
  *   svm_auth.c        sign-in, sign-out, throttling
  *   svm_pages.c       URL routing and the staff pages
  *   svm_intake.c      the public form and anonymous intake
+ *   svm_throttle.c    the intake throttle per client network (shared memory)
  *   svm_update.c      write-only field update by staff
  *   svm_decrypt.c     the decrypt action for privileged staff
  *   svm_keys.c        handler "splitvault-keys" (the admin key location)
@@ -26,7 +27,7 @@
  * Log tags: every log site carries its own "SVnnnnn:" tag, never reused;
  * each file owns a range (config 010xx, db 011xx, auth 012xx, session 013xx,
  * pages 014xx, intake 015xx, update 016xx, daemon 017xx, audit 018xx,
- * key1 019xx, form 020xx, keys/decrypt 021xx).
+ * key1 019xx, form 020xx, keys/decrypt 021xx, intake throttle 022xx).
  */
 #ifndef SVM_H
 #define SVM_H
@@ -128,6 +129,10 @@ typedef struct {
     const char *login_key_file;   /* SplitVaultLoginKeyFile, or NULL */
     int login_concurrency;        /* Argon2id verifications at once per child */
 
+    /* anonymous intake: POSTs per client network and window; 0: Off */
+    int ithr_n, ithr_s;
+    unsigned ithr_sid;        /* this server's number in the throttle (post_config) */
+
     /* SplitVaultHSTS: the Strict-Transport-Security value, "" for Off */
     const char *hsts;
     /* SplitVaultKey1Pin: the key1 fingerprints (lower-case hex) intake and
@@ -156,6 +161,8 @@ typedef struct {
 #define SVM_DEF_THR_ADDR_S 900
 #define SVM_DEF_DECRYPT_WAIT 10
 #define SVM_DEF_LOGIN_CONCURRENCY 4
+#define SVM_DEF_ITHR_N 30
+#define SVM_DEF_ITHR_S 600
 #define SVM_LOGIN_KEY_LEN 32
 #define SVM_DEF_HSTS "max-age=31536000"
 
@@ -371,6 +378,23 @@ int svm_ref_valid(const char *s);
  * is acceptable for f, else a visitor-safe reason. */
 const char *svm_value_problem(apr_pool_t *p, const svm_field *f, const char *v,
                               apr_size_t len);
+
+/* ---- intake throttle (svm_throttle.c) ---------------------------------- */
+
+#define SVM_ITHR_MUTEX "splitvault-intake"
+
+/* The client's network as both throttles count it: r->useragent_addr (so
+ * mod_remoteip's view), an IPv6 address by its /64, an IPv4-mapped one as
+ * IPv4. */
+const char *svm_client_net(request_rec *r);
+int svm_ithr_pre_config(apr_pool_t *pconf);
+/* Make this generation's table and its mutex (not on the checking pass). */
+int svm_ithr_post_config(apr_pool_t *pconf, server_rec *s);
+void svm_ithr_child_init(apr_pool_t *p, server_rec *s);
+/* Count one POST of the form for the client's network: 1 when it may go
+ * on; 0 when it is over SplitVaultIntakeThrottle, with *retry_at the end
+ * of the window (the first refusal of a window is logged). */
+int svm_ithr_admit(request_rec *r, const svm_srv_conf *sc, apr_time_t *retry_at);
 
 /* ---- key1 public key (svm_key1.c) --------------------------------------- */
 

@@ -29,9 +29,6 @@
 #include "apr_strings.h"
 #include "apr_lib.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -183,29 +180,11 @@ int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int 
     return OK;
 }
 
-/* The throttle key of the client address: "a:" and the address, or for
- * IPv6 its /64 (one site or customer usually holds a whole /64, and a host
- * can pick any address in it); IPv4-mapped IPv6 as IPv4. */
+/* The throttle key of the client address: "a:" and its network
+ * (svm_client_net: an IPv6 address by its /64, IPv4-mapped as IPv4). */
 static const char *svm_addr_key(request_rec *r)
 {
-    const apr_sockaddr_t *sa = r->useragent_addr;
-
-#if APR_HAVE_IPV6
-    if (sa && sa->family == APR_INET6) {
-        static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        const unsigned char *a = (const unsigned char *)&sa->sa.sin6.sin6_addr;
-        unsigned char net[16];
-        char text[INET6_ADDRSTRLEN];
-
-        if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0)
-            return apr_psprintf(r->pool, "a:%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
-        memset(net, 0, sizeof(net));
-        memcpy(net, a, 8);
-        if (inet_ntop(AF_INET6, net, text, sizeof(text)))
-            return apr_pstrcat(r->pool, "a:", text, "/64", NULL);
-    }
-#endif
-    return apr_pstrcat(r->pool, "a:", r->useragent_ip, NULL);
+    return apr_pstrcat(r->pool, "a:", svm_client_net(r), NULL);
 }
 
 /* The throttle key of a submitted (lower-cased) name: "n:" and the hex of

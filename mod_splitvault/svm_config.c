@@ -48,6 +48,7 @@ void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
     sc->thr_acct_n = sc->thr_acct_s = UNSET;
     sc->thr_addr_n = sc->thr_addr_s = UNSET;
     sc->login_concurrency = UNSET;
+    sc->ithr_n = sc->ithr_s = UNSET;
     return sc;
 }
 
@@ -88,6 +89,8 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->thr_addr_s = MERGE_INT(thr_addr_s);
     sc->login_key_file = MERGE_PTR(login_key_file);
     sc->login_concurrency = MERGE_INT(login_concurrency);
+    sc->ithr_n = MERGE_INT(ithr_n);
+    sc->ithr_s = MERGE_INT(ithr_s);
     sc->hsts = MERGE_PTR(hsts);
     /* a virtual host's own pins replace the main server's */
     sc->key1_pins = add->key1_pins->nelts ? add->key1_pins : base->key1_pins;
@@ -125,6 +128,10 @@ static void svm_defaults(svm_srv_conf *sc)
     }
     if (sc->login_concurrency == UNSET)
         sc->login_concurrency = SVM_DEF_LOGIN_CONCURRENCY;
+    if (sc->ithr_n == UNSET) {
+        sc->ithr_n = SVM_DEF_ITHR_N;
+        sc->ithr_s = SVM_DEF_ITHR_S;
+    }
     if (!sc->hsts)
         sc->hsts = SVM_DEF_HSTS;
 }
@@ -415,6 +422,33 @@ static const char *set_throttle(cmd_parms *cmd, void *dc, const char *a1, const 
     return NULL;
 }
 
+/* SplitVaultIntakeThrottle count seconds | Off | 0 */
+static const char *set_intake_throttle(cmd_parms *cmd, void *dc, const char *a1,
+                                       const char *a2)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    long n, s;
+
+    if (err)
+        return err;
+    if (strcasecmp(a1, "Off") == 0 || strcmp(a1, "0") == 0) {
+        if (a2 && strcasecmp(a1, "Off") == 0)
+            return "SplitVaultIntakeThrottle: Off takes nothing after it";
+        sc->ithr_n = 0;
+        sc->ithr_s = 0;
+        return NULL;
+    }
+    if (!a2)
+        return "SplitVaultIntakeThrottle: give a number of submissions and seconds (e.g. "
+               "30 600), or Off";
+    if ((err = svm_int_arg(cmd, a1, 1, 1000000, &n)) || (err = svm_int_arg(cmd, a2, 1, 86400, &s)))
+        return err;
+    sc->ithr_n = (int)n;
+    sc->ithr_s = (int)s;
+    return NULL;
+}
+
 static const char *set_login_concurrency(cmd_parms *cmd, void *dc, const char *arg)
 {
     svm_srv_conf *sc;
@@ -550,6 +584,9 @@ const command_rec svm_cmds[] = {
                   "File with the secret (64 hex digits) that keys staff names in the "
                   "sign-in throttle; the same on every front end (default: derived from "
                   "SplitVaultDaemonKey)"),
+    AP_INIT_TAKE12("SplitVaultIntakeThrottle", set_intake_throttle, NULL, RSRC_CONF,
+                   "Submissions of the public form per client address (IPv6: per /64) "
+                   "and window in seconds, or Off (default 30 600)"),
     AP_INIT_TAKE1("SplitVaultLoginConcurrency", set_login_concurrency, NULL, RSRC_CONF,
                   "Password verifications (Argon2id) at once per child; more get 503 "
                   "(default 4)"),
@@ -645,8 +682,12 @@ int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
 
 int svm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
+    int rc;
+
     svm_allow_core = 0;
-    return svm_shm_pre_config(pconf, plog, ptemp);
+    if ((rc = svm_shm_pre_config(pconf, plog, ptemp)) != OK)
+        return rc;
+    return svm_ithr_pre_config(pconf);
 }
 
 int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
@@ -689,6 +730,9 @@ int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     /* key1's shared memory: one segment for the whole server */
     if (used && (rc = svm_shm_post_config(pconf, s)) != OK)
         return rc;
+    /* the intake throttle's table: one for the whole server, per start */
+    if ((rc = svm_ithr_post_config(pconf, s)) != OK)
+        return rc;
     return svm_auth_init(pconf, s);
 }
 
@@ -705,6 +749,7 @@ void svm_child_init(apr_pool_t *p, server_rec *s)
                      "in memory (RLIMIT_MEMLOCK); secrets are still cleansed after use");
     svm_key1_child_init(p);
     svm_shm_child_init(p, s);
+    svm_ithr_child_init(p, s);
     for (sp = s; sp; sp = sp->next) {
         svm_srv_conf *sc = svm_conf(sp);
         if (svm_in_use(sc))

@@ -64,6 +64,11 @@ BAD_DIRECTIVES = [
     ({"SplitVaultKey1Pin": "g" * 64}, "is not a key1 fingerprint"),
     ({"SplitVaultKey1Pin": "ab" * 32 + " " + "ab" * 31}, "is not a key1 fingerprint"),
     ({"SplitVaultKey1Pin": "sha256:" + "ab" * 32}, "is not a key1 fingerprint"),
+    ({"SplitVaultIntakeThrottle": "5"}, "give a number of submissions and seconds"),
+    ({"SplitVaultIntakeThrottle": "Off 600"}, "Off takes nothing after it"),
+    ({"SplitVaultIntakeThrottle": "5 0"}, "is not a number from 1 to 86400"),
+    ({"SplitVaultIntakeThrottle": "-1 60"}, "is not a number from 1 to 1000000"),
+    ({"SplitVaultIntakeThrottle": "many 60"}, "is not a number from 1 to 1000000"),
     ({"SplitVaultHSTS": "max-age=abc"}, "is not a number from 0 to 63072000"),
     ({"SplitVaultHSTS": "includeSubDomains"}, "give max-age=SECONDS (or Off)"),
     ({"SplitVaultHSTS": "max-age=600 bogus"}, "unexpected 'bogus'"),
@@ -81,6 +86,12 @@ BAD_DIRECTIVES = [
 def test_bad_directives(workdir, pki, directives, message):
     rc, out = check(workdir, pki, directives=directives)
     assert rc != 0 and message in out, out
+
+
+@pytest.mark.parametrize("value", ["30 600", "Off", "off", "0", "0 600", "1 1"])
+def test_intake_throttle_values_accepted(workdir, pki, value):
+    rc, out = check(workdir, pki, directives={"SplitVaultIntakeThrottle": value})
+    assert rc == 0 and "Syntax OK" in out, out
 
 
 def test_key1_pins_accepted(workdir, pki):

@@ -52,6 +52,16 @@ def test_every_page_over_https_carries_hsts(sv):
     sv.allowed_errors.append(r"SV02102|SV02106")
 
 
+def test_throttled_submission_carries_it(sv_factory):
+    """The intake throttle's 429 too, over HTTPS; over plain HTTP not."""
+    for tls in (True, False):
+        sv = sv_factory(tls=tls, directives={"SplitVaultIntakeThrottle": "1 600"})
+        assert sv.submit(GOOD).status == 200
+        r = sv.submit(GOOD)
+        assert r.status == 429, r.text
+        assert r.header_all(STS) == (["max-age=31536000"] if tls else []), r.headers
+
+
 def test_plain_http_never_carries_it(sv_factory):
     sv = sv_factory(tls=False)
     for what, r in every_page(sv):

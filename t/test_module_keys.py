@@ -331,7 +331,8 @@ def test_key1_pin_defeats_a_key1_swapped_in_the_database(sv_factory):
     (its per-child cache lasts 5 s), and starts again when the pinned key is
     active again."""
     import time
-    sv = sv_factory(server_limit=1)
+    # the polls below are many submissions from one address
+    sv = sv_factory(server_limit=1, directives={"SplitVaultIntakeThrottle": "Off"})
     repin(sv, sv.key1.fingerprint)
     assert sv.submit(GOOD).status == 200
     evil = Key1(sv.dir / "evil", name="evil")
