@@ -583,3 +583,21 @@ def test_ipv6_addresses_count_by_their_64(sv_factory):
     assert "a:2001:db8:1:2::/64" in keys and "a:192.0.2.7" in keys
     assert not [k for k in keys if k.startswith("a:2001:db8:1:2::") and k.endswith("0")]
     sv.allowed_errors.append(r"SV0120[26]")
+
+
+def test_spraying_stops_at_the_limit_between_successful_sign_ins(sv_factory):
+    """Someone with one account of their own alternates password guesses
+    against other names with successful sign-ins to that account: a success
+    never gives the address back a failure, so only as many guesses are
+    checked as the address's limit allows, whatever the order."""
+    sv = sv_factory(directives={"SplitVaultLoginThrottle": "100 600",
+                                "SplitVaultLoginThrottleAddress": "4 600"})
+    statuses = []
+    for i in range(10):
+        guess = sv.login("victim%02d" % i, "guess-%02d-xxxxxxxx" % i).last
+        assert guess.status == 200 and FAILED in guess.text
+        statuses.append(sv.login("dora").last.status)
+    assert failed_count(sv, "failed") == 4                 # guesses checked
+    assert failed_count(sv, "throttled") == 6 + statuses.count(200)
+    assert statuses[:3] == [303] * 3 and 303 not in statuses[4:], statuses
+    sv.allowed_errors.append(r"SV0120[26]")
