@@ -124,8 +124,9 @@ typedef struct {
     int session_idle;         /* seconds */
     int session_max;          /* seconds */
     int cookie_secure;        /* -1 unset, default on */
-    int thr_acct_n, thr_acct_s;   /* failures per name, lock seconds */
-    int thr_addr_n, thr_addr_s;   /* failures per address, lock seconds */
+    int thr_acct_n, thr_acct_s;   /* failures per (name, address), window seconds */
+    int thr_addr_n, thr_addr_s;   /* failures per address, window seconds */
+    int thr_name_n, thr_name_s;   /* failures per name from every address */
     const char *login_key_file;   /* SplitVaultLoginKeyFile, or NULL */
     int login_concurrency;        /* Argon2id verifications at once per child */
 
@@ -159,6 +160,7 @@ typedef struct {
 #define SVM_DEF_THR_ACCT_S 900
 #define SVM_DEF_THR_ADDR_N 20
 #define SVM_DEF_THR_ADDR_S 900
+#define SVM_DEF_THR_NAME_FACTOR 5 /* name-wide: 5 x the per-(name, address) limit */
 #define SVM_DEF_DECRYPT_WAIT 10
 #define SVM_DEF_LOGIN_CONCURRENCY 4
 #define SVM_DEF_ITHR_N 30

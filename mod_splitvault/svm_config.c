@@ -47,6 +47,7 @@ void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
     sc->cookie_secure = UNSET;
     sc->thr_acct_n = sc->thr_acct_s = UNSET;
     sc->thr_addr_n = sc->thr_addr_s = UNSET;
+    sc->thr_name_n = sc->thr_name_s = UNSET;
     sc->login_concurrency = UNSET;
     sc->ithr_n = sc->ithr_s = UNSET;
     return sc;
@@ -87,6 +88,8 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->thr_acct_s = MERGE_INT(thr_acct_s);
     sc->thr_addr_n = MERGE_INT(thr_addr_n);
     sc->thr_addr_s = MERGE_INT(thr_addr_s);
+    sc->thr_name_n = MERGE_INT(thr_name_n);
+    sc->thr_name_s = MERGE_INT(thr_name_s);
     sc->login_key_file = MERGE_PTR(login_key_file);
     sc->login_concurrency = MERGE_INT(login_concurrency);
     sc->ithr_n = MERGE_INT(ithr_n);
@@ -125,6 +128,10 @@ static void svm_defaults(svm_srv_conf *sc)
     if (sc->thr_addr_n == UNSET) {
         sc->thr_addr_n = SVM_DEF_THR_ADDR_N;
         sc->thr_addr_s = SVM_DEF_THR_ADDR_S;
+    }
+    if (sc->thr_name_n == UNSET) {
+        sc->thr_name_n = SVM_DEF_THR_NAME_FACTOR * sc->thr_acct_n;
+        sc->thr_name_s = sc->thr_acct_s;
     }
     if (sc->login_concurrency == UNSET)
         sc->login_concurrency = SVM_DEF_LOGIN_CONCURRENCY;
@@ -415,9 +422,12 @@ static const char *set_throttle(cmd_parms *cmd, void *dc, const char *a1, const 
     if (cmd->info == (void *)0) {
         sc->thr_acct_n = (int)n;
         sc->thr_acct_s = (int)s;
-    } else {
+    } else if (cmd->info == (void *)1) {
         sc->thr_addr_n = (int)n;
         sc->thr_addr_s = (int)s;
+    } else {
+        sc->thr_name_n = (int)n;
+        sc->thr_name_s = (int)s;
     }
     return NULL;
 }
@@ -575,8 +585,11 @@ const command_rec svm_cmds[] = {
     AP_INIT_FLAG("SplitVaultCookieSecure", set_secure, NULL, RSRC_CONF,
                  "On: session cookie is Secure and __Host- prefixed (default On)"),
     AP_INIT_TAKE2("SplitVaultLoginThrottle", set_throttle, (void *)0, RSRC_CONF,
-                  "Failed sign-ins per staff name before a pause, and its seconds "
-                  "(default 5 900)"),
+                  "Failed sign-ins per staff name from one client address before a pause, "
+                  "and its seconds (default 5 900)"),
+    AP_INIT_TAKE2("SplitVaultLoginThrottleName", set_throttle, (void *)2, RSRC_CONF,
+                  "Failed sign-ins per staff name from all addresses together before a "
+                  "pause, and its seconds (default: 5 x SplitVaultLoginThrottle)"),
     AP_INIT_TAKE2("SplitVaultLoginThrottleAddress", set_throttle, (void *)1, RSRC_CONF,
                   "Failed sign-ins per client address before a pause, and its seconds "
                   "(default 20 900)"),
@@ -603,6 +616,20 @@ const command_rec svm_cmds[] = {
 };
 
 /* ---- start-up ------------------------------------------------------------ */
+
+/* The most failures one client address can add to a name's count within
+ * one of the name's windows: a key of limit n and window w (in seconds)
+ * lets n through per window, windows follow each other at least w apart,
+ * so a span of ws seconds meets at most ceil(ws / w) + 1 of them. One
+ * address is bound both by its (name, address) key and by its own. */
+static long svm_one_address_reach(const svm_srv_conf *sc)
+{
+    long ws = sc->thr_name_s;
+    long pair = (long)sc->thr_acct_n * ((ws + sc->thr_acct_s - 1) / sc->thr_acct_s + 1);
+    long addr = (long)sc->thr_addr_n * ((ws + sc->thr_addr_s - 1) / sc->thr_addr_s + 1);
+
+    return pair < addr ? pair : addr;
+}
 
 /* 1 when server s uses SplitVault at all (own or inherited directives). */
 static int svm_in_use(const svm_srv_conf *sc)
@@ -643,6 +670,15 @@ int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
                   "are all required";
         else if (sc->session_idle > sc->session_max)
             err = "SplitVaultSessionIdle is longer than SplitVaultSessionMax";
+        else if (sc->thr_name_n <= svm_one_address_reach(sc))
+            /* one address alone must never pause a name for everyone */
+            err = apr_psprintf(ptemp, "SplitVaultLoginThrottleName (%d per %d s) is within "
+                               "reach of a single client address, which SplitVaultLoginThrottle "
+                               "(%d per %d s) and SplitVaultLoginThrottleAddress (%d per %d s) "
+                               "let make %ld failures in that time: raise it above %ld",
+                               sc->thr_name_n, sc->thr_name_s, sc->thr_acct_n, sc->thr_acct_s,
+                               sc->thr_addr_n, sc->thr_addr_s, svm_one_address_reach(sc),
+                               svm_one_address_reach(sc));
         else if (apr_time_from_sec(sc->decrypt_wait) + 2 * sc->daemon_timeout
                  > SVM_SHARE_MAX_AGE - SVM_COMMIT_RESERVE)
             /* a decryption that waits as long as allowed must still commit

@@ -55,6 +55,16 @@ BAD_DIRECTIVES = [
     ({"SplitVaultCookieSecure": "maybe"}, "SplitVaultCookieSecure"),
     ({"SplitVaultLoginThrottle": "5"}, "SplitVaultLoginThrottle takes two arguments"),
     ({"SplitVaultLoginThrottleAddress": "0 10"}, "is not a number from 1"),
+    ({"SplitVaultLoginThrottleName": "25"}, "SplitVaultLoginThrottleName takes two arguments"),
+    # one address may make 5 failures per pair window, twice in 900 s
+    ({"SplitVaultLoginThrottleName": "10 900"},
+     "SplitVaultLoginThrottleName (10 per 900 s) is within reach of a single client address"),
+    # ... or be bounded by its own limit instead
+    ({"SplitVaultLoginThrottle": "100 900", "SplitVaultLoginThrottleAddress": "4 900",
+      "SplitVaultLoginThrottleName": "8 900"}, "let make 8 failures in that time"),
+    # the default name-wide limit follows SplitVaultLoginThrottle; a short
+    # name window within a long pair window is still checked
+    ({"SplitVaultLoginThrottleName": "12 3600"}, "raise it above 25"),
     ({"SplitVaultMaxBody": "10"}, "is not a number from 1024"),
     ({"SplitVaultBase": "relative"}, "give a URL path"),
     ({"SplitVaultBase": "/trailing/"}, "give a URL path"),
@@ -86,6 +96,17 @@ BAD_DIRECTIVES = [
 def test_bad_directives(workdir, pki, directives, message):
     rc, out = check(workdir, pki, directives=directives)
     assert rc != 0 and message in out, out
+
+
+@pytest.mark.parametrize("directives", [
+    {"SplitVaultLoginThrottleName": "11 900"},
+    {"SplitVaultLoginThrottle": "50 600"},      # the name-wide default follows it: 250 600
+    {"SplitVaultLoginThrottle": "100 900", "SplitVaultLoginThrottleAddress": "4 900",
+     "SplitVaultLoginThrottleName": "9 900"},
+])
+def test_login_throttles_accepted(workdir, pki, directives):
+    rc, out = check(workdir, pki, directives=directives)
+    assert rc == 0 and "Syntax OK" in out, out
 
 
 @pytest.mark.parametrize("value", ["30 600", "Off", "off", "0", "0 600", "1 1"])
