@@ -14,6 +14,7 @@
  *   svm_auth.c        sign-in, sign-out, throttling
  *   svm_pages.c       URL routing and the staff pages
  *   svm_intake.c      the public form and anonymous intake
+ *   svm_throttle.c    the intake throttle per client network (shared memory)
  *   svm_update.c      write-only field update by staff
  *   svm_decrypt.c     the decrypt action for privileged staff
  *   svm_keys.c        handler "splitvault-keys" (the admin key location)
@@ -26,7 +27,7 @@
  * Log tags: every log site carries its own "SVnnnnn:" tag, never reused;
  * each file owns a range (config 010xx, db 011xx, auth 012xx, session 013xx,
  * pages 014xx, intake 015xx, update 016xx, daemon 017xx, audit 018xx,
- * key1 019xx, form 020xx, keys/decrypt 021xx).
+ * key1 019xx, form 020xx, keys/decrypt 021xx, intake throttle 022xx).
  */
 #ifndef SVM_H
 #define SVM_H
@@ -123,10 +124,21 @@ typedef struct {
     int session_idle;         /* seconds */
     int session_max;          /* seconds */
     int cookie_secure;        /* -1 unset, default on */
-    int thr_acct_n, thr_acct_s;   /* failures per name, lock seconds */
-    int thr_addr_n, thr_addr_s;   /* failures per address, lock seconds */
+    int thr_acct_n, thr_acct_s;   /* failures per (name, address), window seconds */
+    int thr_addr_n, thr_addr_s;   /* failures per address, window seconds */
+    int thr_name_n, thr_name_s;   /* failures per name from every address */
     const char *login_key_file;   /* SplitVaultLoginKeyFile, or NULL */
     int login_concurrency;        /* Argon2id verifications at once per child */
+
+    /* anonymous intake: POSTs per client network and window; 0: Off */
+    int ithr_n, ithr_s;
+    unsigned ithr_sid;        /* this server's number in the throttle (post_config) */
+
+    /* SplitVaultHSTS: the Strict-Transport-Security value, "" for Off */
+    const char *hsts;
+    /* SplitVaultKey1Pin: the key1 fingerprints (lower-case hex) intake and
+     * decrypt may seal to; empty: any registered active key1 */
+    apr_array_header_t *key1_pins;
 
     /* run time (not merged) */
     SSL_CTX *ssl_ctx;         /* built at check_config */
@@ -148,9 +160,13 @@ typedef struct {
 #define SVM_DEF_THR_ACCT_S 900
 #define SVM_DEF_THR_ADDR_N 20
 #define SVM_DEF_THR_ADDR_S 900
+#define SVM_DEF_THR_NAME_FACTOR 5 /* name-wide: 5 x the per-(name, address) limit */
 #define SVM_DEF_DECRYPT_WAIT 10
 #define SVM_DEF_LOGIN_CONCURRENCY 4
+#define SVM_DEF_ITHR_N 30
+#define SVM_DEF_ITHR_S 600
 #define SVM_LOGIN_KEY_LEN 32
+#define SVM_DEF_HSTS "max-age=31536000"
 
 extern const command_rec svm_cmds[];
 void *svm_create_srv_conf(apr_pool_t *p, server_rec *s);
@@ -230,6 +246,10 @@ char *svm_hex(apr_pool_t *p, const unsigned char *b, apr_size_t n);
 
 const char *svm_esc(apr_pool_t *p, const char *s);
 void svm_security_headers(request_rec *r, int staff_page);
+/* Strict-Transport-Security on every answer of this request (error pages
+ * and redirects included) when SplitVaultHSTS is on and the request came
+ * over HTTPS; called first by both handlers. */
+void svm_hsts(request_rec *r, const svm_srv_conf *sc);
 struct svm_staff;
 void svm_page_begin(request_rec *r, const svm_srv_conf *sc, const char *title,
                     const struct svm_staff *st);
@@ -361,6 +381,23 @@ int svm_ref_valid(const char *s);
 const char *svm_value_problem(apr_pool_t *p, const svm_field *f, const char *v,
                               apr_size_t len);
 
+/* ---- intake throttle (svm_throttle.c) ---------------------------------- */
+
+#define SVM_ITHR_MUTEX "splitvault-intake"
+
+/* The client's network as both throttles count it: r->useragent_addr (so
+ * mod_remoteip's view), an IPv6 address by its /64, an IPv4-mapped one as
+ * IPv4. */
+const char *svm_client_net(request_rec *r);
+int svm_ithr_pre_config(apr_pool_t *pconf);
+/* Make this generation's table and its mutex (not on the checking pass). */
+int svm_ithr_post_config(apr_pool_t *pconf, server_rec *s);
+void svm_ithr_child_init(apr_pool_t *p, server_rec *s);
+/* Count one POST of the form for the client's network: 1 when it may go
+ * on; 0 when it is over SplitVaultIntakeThrottle, with *retry_at the end
+ * of the window (the first refusal of a window is logged). */
+int svm_ithr_admit(request_rec *r, const svm_srv_conf *sc, apr_time_t *retry_at);
+
 /* ---- key1 public key (svm_key1.c) --------------------------------------- */
 
 typedef struct {
@@ -370,8 +407,12 @@ typedef struct {
 
 void svm_key1_child_init(apr_pool_t *p);
 /* The active key1 public key (cached per child for a few seconds).
- * APR_NOTFOUND when none is registered, other errors logged. */
+ * APR_NOTFOUND when none is registered; APR_EACCES when SplitVaultKey1Pin
+ * is set and does not list it (logged with its fingerprint: nothing may be
+ * sealed to it); other errors logged. */
 apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out);
+/* 1 when fp may be sealed to: SplitVaultKey1Pin lists it, or is not set. */
+int svm_key1_pinned(const svm_srv_conf *sc, const char *fp);
 
 /* ---- key1 private keys in shared memory (svm_shm.c) -------------------- */
 

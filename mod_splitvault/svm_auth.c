@@ -2,24 +2,33 @@
  * svm_auth.c - staff sign-in and sign-out.
  *
  * Every attempt first reserves its place in login_throttle, in one atomic
- * statement, for the client address (an IPv6 address by its /64) and for
- * the submitted name. Names are counted whether they exist or not, keyed
- * by HMAC-SHA256 under the installation's login key (SplitVaultLoginKeyFile,
- * else derived from SplitVaultDaemonKey; never in the database), so that a
- * dump of the table holds neither the names typed nor a password typed into
- * the name box. An attempt over SplitVaultLoginThrottle(Address) is refused
- * at once, with the same page as a wrong password, and costs no Argon2id;
- * since the place is taken before the password is checked, a burst of
- * concurrent attempts gets no more verifications than the limit.
+ * statement (login_throttle_reserve, sql/main/003), under three keys at
+ * once: the client network (an IPv6 address by its /64;
+ * SplitVaultLoginThrottleAddress), the submitted name together with that
+ * network (SplitVaultLoginThrottle), and the name from every network
+ * (SplitVaultLoginThrottleName, a higher limit). Names are counted whether
+ * they exist or not, keyed by HMAC-SHA256 under the installation's login
+ * key (SplitVaultLoginKeyFile, else derived from SplitVaultDaemonKey;
+ * never in the database), so that a dump of the table holds neither the
+ * names typed nor a password typed into the name box. An attempt that any
+ * key refuses is answered at once, with the same page as a wrong password,
+ * costs no Argon2id and counts nowhere; since places are taken before the
+ * password is checked, a burst of concurrent attempts gets no more
+ * verifications than the limit. Failures from one address thus pause a
+ * name for that address only; one address alone can never reach the
+ * name-wide limit (checked at start-up), which several must share.
  *
  * An accepted attempt needs one of SplitVaultLoginConcurrency verification
  * slots of this child (503 when none is free: Argon2id takes 19 MiB and a
  * core's time), then costs exactly one Argon2id verification, against a
  * dummy hash when there is no real one (unknown name, disabled account).
- * A failure does the same work whatever the name: no per-name UPDATE, and
- * a few expired throttle rows are purged. A success resets the name's count
- * and gives the address back its reserved attempt, always makes a new
- * session token (no fixation) and ends the session the request came with.
+ * A failure adds one failure to each key and does the same work whatever
+ * the name: no per-name UPDATE, and a few expired throttle rows are
+ * purged. A success gives back the places it took; it never takes back a
+ * failure of the network or of the name (only the pair of this name and
+ * network starts afresh), so sign-ins to one's own account do not buy
+ * guesses at others. It always makes a new session token (no fixation)
+ * and ends the session the request came with.
  */
 #include "svm.h"
 #include "http_protocol.h"
@@ -28,9 +37,6 @@
 #include "apr_file_io.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -183,46 +189,37 @@ int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int 
     return OK;
 }
 
-/* The throttle key of the client address: "a:" and the address, or for
- * IPv6 its /64 (one site or customer usually holds a whole /64, and a host
- * can pick any address in it); IPv4-mapped IPv6 as IPv4. */
-static const char *svm_addr_key(request_rec *r)
-{
-    const apr_sockaddr_t *sa = r->useragent_addr;
-
-#if APR_HAVE_IPV6
-    if (sa && sa->family == APR_INET6) {
-        static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        const unsigned char *a = (const unsigned char *)&sa->sa.sin6.sin6_addr;
-        unsigned char net[16];
-        char text[INET6_ADDRSTRLEN];
-
-        if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0)
-            return apr_psprintf(r->pool, "a:%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
-        memset(net, 0, sizeof(net));
-        memcpy(net, a, 8);
-        if (inet_ntop(AF_INET6, net, text, sizeof(text)))
-            return apr_pstrcat(r->pool, "a:", text, "/64", NULL);
-    }
-#endif
-    return apr_pstrcat(r->pool, "a:", r->useragent_ip, NULL);
-}
-
-/* The throttle key of a submitted (lower-cased) name: "n:" and the hex of
- * HMAC-SHA256 under the login key. NULL when there is no key. */
-static const char *svm_name_key(request_rec *r, const svm_srv_conf *sc, const char *lname)
+/* "n:" and the hex of HMAC-SHA256 of msg under the login key, or with
+ * prefix "p:" for a (name, network) pair. NULL when there is no key. */
+static const char *svm_keyed(request_rec *r, const svm_srv_conf *sc, const char *prefix,
+                             const char *msg)
 {
     unsigned char mac[32];
     unsigned int len = 0;
     const char *key;
 
     if (!sc->login_key || !HMAC(EVP_sha256(), sc->login_key, SVM_LOGIN_KEY_LEN,
-                                (const unsigned char *)lname, strlen(lname), mac, &len)
+                                (const unsigned char *)msg, strlen(msg), mac, &len)
         || len != sizeof(mac))
         return NULL;
-    key = apr_pstrcat(r->pool, "n:", svm_hex(r->pool, mac, sizeof(mac)), NULL);
+    key = apr_pstrcat(r->pool, prefix, svm_hex(r->pool, mac, sizeof(mac)), NULL);
     sv_cleanse(mac, sizeof(mac));
     return key;
+}
+
+/* The throttle keys of an attempt: [0] the client network, [1] the
+ * (lower-cased) name from that network, [2] the name from anywhere. The
+ * name and the network are joined by a newline, which neither holds.
+ * 0, or -1 when there is no login key. */
+static int svm_throttle_keys(request_rec *r, const svm_srv_conf *sc, const char *lname,
+                             const char *keys[3])
+{
+    const char *net = svm_client_net(r);
+
+    keys[0] = apr_pstrcat(r->pool, "a:", net, NULL);
+    keys[1] = svm_keyed(r, sc, "p:", apr_pstrcat(r->pool, lname, "\n", net, NULL));
+    keys[2] = svm_keyed(r, sc, "n:", lname);
+    return keys[1] && keys[2] ? 0 : -1;
 }
 
 /* Take one of the child's verification slots; 0 when all are taken. */
@@ -242,14 +239,17 @@ static void svm_slot_leave(void)
     apr_atomic_dec32(&svm_verifying);
 }
 
-/* Reserve this attempt for both keys. 0 (with *refused set), or -1 when
- * the database failed (logged). */
+/* Reserve this attempt under its three keys (all or none). 0 (with
+ * *refused set), or -1 when the database failed (logged). Each key this
+ * attempt paused is logged, once per pause. */
 static int svm_throttle_reserve(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
-                                const char *addr_key, const char *name_key, int *refused)
+                                const char *const keys[3], int *refused)
 {
-    const void *args[] = { addr_key, apr_itoa(r->pool, sc->thr_addr_s),
-                           apr_itoa(r->pool, sc->thr_addr_n), name_key,
-                           apr_itoa(r->pool, sc->thr_acct_s), apr_itoa(r->pool, sc->thr_acct_n) };
+    const void *args[] = { keys[0], keys[1], keys[2],
+                           apr_itoa(r->pool, sc->thr_addr_s), apr_itoa(r->pool, sc->thr_acct_s),
+                           apr_itoa(r->pool, sc->thr_name_s),
+                           apr_itoa(r->pool, sc->thr_addr_n), apr_itoa(r->pool, sc->thr_acct_n),
+                           apr_itoa(r->pool, sc->thr_name_n) };
     svm_rows res;
     apr_dbd_row_t *row;
     int got = 0;
@@ -258,25 +258,43 @@ static int svm_throttle_reserve(request_rec *r, const svm_srv_conf *sc, ap_dbd_t
     if (svm_db_select(r, dbd, "svm_thr_reserve", &res, args))
         return -1;
     while ((row = svm_db_row(r, dbd, &res))) {
-        int addr = *svm_db_col(r, dbd, row, 0) == 't', name = *svm_db_col(r, dbd, row, 2) == 't';
-        if (got++)
-            continue;
-        *refused = addr || name;
+        int idx = atoi(svm_db_col(r, dbd, row, 0));
         if (*svm_db_col(r, dbd, row, 1) == 't')
+            *refused = 1;
+        got++;
+        if (*svm_db_col(r, dbd, row, 2) != 't')
+            continue;
+        if (idx == 1)
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01202: sign-in paused for %d s "
-                          "after %d attempts (client address)", sc->thr_addr_s, sc->thr_addr_n);
-        if (*svm_db_col(r, dbd, row, 3) == 't')
+                          "after %d failures (client address)", sc->thr_addr_s, sc->thr_addr_n);
+        else if (idx == 2)
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01208: sign-in paused for %d s "
+                          "after %d failures (one staff name from this client address)",
+                          sc->thr_acct_s, sc->thr_acct_n);
+        else
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01206: sign-in paused for %d s "
-                          "after %d attempts (staff name)", sc->thr_acct_s, sc->thr_acct_n);
+                          "after %d failures (one staff name, from every address)",
+                          sc->thr_name_s, sc->thr_name_n);
     }
-    return got ? 0 : -1;
+    return got == 3 ? 0 : -1;
+}
+
+/* The reserved attempt's outcome: a failure for every key, or its places
+ * given back after a success (failures stay). Best effort: a lost update
+ * leaves a place taken until the window ends (stricter, never laxer). */
+static void svm_throttle_settle(request_rec *r, ap_dbd_t *dbd, const char *const keys[3],
+                                int ok)
+{
+    const void *args[] = { keys[0], keys[1], keys[2] };
+
+    svm_db_exec(r, dbd, ok ? "svm_thr_succeeded" : "svm_thr_failed", NULL, args);
 }
 
 /* Forget a few throttle rows whose window has passed. */
 static void svm_throttle_purge(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd)
 {
-    const void *args[] = { apr_itoa(r->pool, sc->thr_acct_s > sc->thr_addr_s ? sc->thr_acct_s
-                                                                               : sc->thr_addr_s) };
+    int w = sc->thr_acct_s > sc->thr_addr_s ? sc->thr_acct_s : sc->thr_addr_s;
+    const void *args[] = { apr_itoa(r->pool, w > sc->thr_name_s ? w : sc->thr_name_s) };
 
     svm_db_exec(r, dbd, "svm_thr_purge", NULL, args);
 }
@@ -284,7 +302,7 @@ static void svm_throttle_purge(request_rec *r, const svm_srv_conf *sc, ap_dbd_t 
 int svm_login_post(request_rec *r, const svm_srv_conf *sc)
 {
     apr_array_header_t *pairs;
-    const char *why, *name, *addr_key, *name_key, *pwhash = NULL, *outcome;
+    const char *why, *name, *keys[3], *pwhash = NULL, *outcome;
     const svm_pair *pn, *pp;
     ap_dbd_t *dbd;
     svm_rows res;
@@ -312,8 +330,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     lname = apr_pstrdup(r->pool, name ? name : "-invalid-");
     for (c = lname; *c; c++)
         *c = (char)apr_tolower(*c);
-    addr_key = svm_addr_key(r);
-    if (!(name_key = svm_name_key(r, sc, lname)))
+    if (svm_throttle_keys(r, sc, lname, keys) != 0)
         goto unavailable;
     if (name) {
         const void *args[] = { name };
@@ -337,7 +354,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
                                 "Sign-in is busy right now; please try again in a moment.",
                                 NULL);
     }
-    if (svm_throttle_reserve(r, sc, dbd, addr_key, name_key, &refused) != 0) {
+    if (svm_throttle_reserve(r, sc, dbd, keys, &refused) != 0) {
         svm_slot_leave();
         goto unavailable;
     }
@@ -356,6 +373,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
                                pp->len);
         svm_slot_leave();
         ok = ok && pwhash && !disabled;
+        svm_throttle_settle(r, dbd, keys, ok);
     }
     sv_cleanse(pp->value, pp->len);
 
@@ -372,11 +390,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
         return svm_login_page(r, sc, SVM_LOGIN_FAILED, HTTP_OK);
     }
     {
-        const void *clear[] = { name_key };
-        const void *refund[] = { addr_key };
         const void *args[] = { apr_psprintf(r->pool, "%" APR_INT64_T_FMT, staff_id) };
-        svm_db_exec(r, dbd, "svm_thr_clear", NULL, clear);
-        svm_db_exec(r, dbd, "svm_thr_refund", NULL, refund);
         svm_db_exec(r, dbd, "svm_staff_ok", NULL, args);
     }
     /* end the session this browser came with (if any), then start afresh */

@@ -36,6 +36,7 @@ void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
     svm_srv_conf *sc = apr_pcalloc(p, sizeof(*sc));
 
     sc->fields = apr_array_make(p, 8, sizeof(svm_field));
+    sc->key1_pins = apr_array_make(p, 2, sizeof(const char *));
     sc->max_body = UNSET;
     sc->daemon_timeout = UNSET;
     sc->decrypt_wait = UNSET;
@@ -46,7 +47,9 @@ void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
     sc->cookie_secure = UNSET;
     sc->thr_acct_n = sc->thr_acct_s = UNSET;
     sc->thr_addr_n = sc->thr_addr_s = UNSET;
+    sc->thr_name_n = sc->thr_name_s = UNSET;
     sc->login_concurrency = UNSET;
+    sc->ithr_n = sc->ithr_s = UNSET;
     return sc;
 }
 
@@ -85,8 +88,15 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->thr_acct_s = MERGE_INT(thr_acct_s);
     sc->thr_addr_n = MERGE_INT(thr_addr_n);
     sc->thr_addr_s = MERGE_INT(thr_addr_s);
+    sc->thr_name_n = MERGE_INT(thr_name_n);
+    sc->thr_name_s = MERGE_INT(thr_name_s);
     sc->login_key_file = MERGE_PTR(login_key_file);
     sc->login_concurrency = MERGE_INT(login_concurrency);
+    sc->ithr_n = MERGE_INT(ithr_n);
+    sc->ithr_s = MERGE_INT(ithr_s);
+    sc->hsts = MERGE_PTR(hsts);
+    /* a virtual host's own pins replace the main server's */
+    sc->key1_pins = add->key1_pins->nelts ? add->key1_pins : base->key1_pins;
     return sc;
 }
 
@@ -119,8 +129,18 @@ static void svm_defaults(svm_srv_conf *sc)
         sc->thr_addr_n = SVM_DEF_THR_ADDR_N;
         sc->thr_addr_s = SVM_DEF_THR_ADDR_S;
     }
+    if (sc->thr_name_n == UNSET) {
+        sc->thr_name_n = SVM_DEF_THR_NAME_FACTOR * sc->thr_acct_n;
+        sc->thr_name_s = sc->thr_acct_s;
+    }
     if (sc->login_concurrency == UNSET)
         sc->login_concurrency = SVM_DEF_LOGIN_CONCURRENCY;
+    if (sc->ithr_n == UNSET) {
+        sc->ithr_n = SVM_DEF_ITHR_N;
+        sc->ithr_s = SVM_DEF_ITHR_S;
+    }
+    if (!sc->hsts)
+        sc->hsts = SVM_DEF_HSTS;
 }
 
 int svm_cookie_secure(const svm_srv_conf *sc)
@@ -402,10 +422,40 @@ static const char *set_throttle(cmd_parms *cmd, void *dc, const char *a1, const 
     if (cmd->info == (void *)0) {
         sc->thr_acct_n = (int)n;
         sc->thr_acct_s = (int)s;
-    } else {
+    } else if (cmd->info == (void *)1) {
         sc->thr_addr_n = (int)n;
         sc->thr_addr_s = (int)s;
+    } else {
+        sc->thr_name_n = (int)n;
+        sc->thr_name_s = (int)s;
     }
+    return NULL;
+}
+
+/* SplitVaultIntakeThrottle count seconds | Off | 0 */
+static const char *set_intake_throttle(cmd_parms *cmd, void *dc, const char *a1,
+                                       const char *a2)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    long n, s;
+
+    if (err)
+        return err;
+    if (strcasecmp(a1, "Off") == 0 || strcmp(a1, "0") == 0) {
+        if (a2 && strcasecmp(a1, "Off") == 0)
+            return "SplitVaultIntakeThrottle: Off takes nothing after it";
+        sc->ithr_n = 0;
+        sc->ithr_s = 0;
+        return NULL;
+    }
+    if (!a2)
+        return "SplitVaultIntakeThrottle: give a number of submissions and seconds (e.g. "
+               "30 600), or Off";
+    if ((err = svm_int_arg(cmd, a1, 1, 1000000, &n)) || (err = svm_int_arg(cmd, a2, 1, 86400, &s)))
+        return err;
+    sc->ithr_n = (int)n;
+    sc->ithr_s = (int)s;
     return NULL;
 }
 
@@ -418,6 +468,74 @@ static const char *set_login_concurrency(cmd_parms *cmd, void *dc, const char *a
     if (err || (err = svm_int_arg(cmd, arg, 1, 256, &v)))
         return err;
     sc->login_concurrency = (int)v;
+    return NULL;
+}
+
+/* SplitVaultKey1Pin fingerprint...: each the 64 hex digits of SHA-256 of a
+ * key1 public key (as splitvault-admin key1-list prints it), kept in lower
+ * case. */
+static const char *add_key1_pin(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    char *fp;
+    int i;
+
+    if (err)
+        return err;
+    if (strlen(arg) != SV_FINGERPRINT_HEX_LEN
+        || strspn(arg, "0123456789abcdefABCDEF") != SV_FINGERPRINT_HEX_LEN)
+        return apr_psprintf(cmd->pool, "SplitVaultKey1Pin: '%s' is not a key1 fingerprint "
+                            "(%d hex digits, as `splitvault-admin key1-list` shows it)", arg,
+                            SV_FINGERPRINT_HEX_LEN);
+    fp = apr_pstrdup(cmd->pool, arg);
+    ap_str_tolower(fp);
+    for (i = 0; i < sc->key1_pins->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(sc->key1_pins, i, const char *), fp) == 0)
+            return NULL; /* named twice: once is enough */
+    *(const char **)apr_array_push(sc->key1_pins) = fp;
+    return NULL;
+}
+
+/* SplitVaultHSTS Off | max-age=SECONDS [includeSubDomains] [preload]: the
+ * header's value is built here, once, in its canonical spelling. */
+static const char *set_hsts(cmd_parms *cmd, void *dc, const char *args)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    const char *w;
+    long age = -1;
+    int subdomains = 0, preload = 0;
+
+    if (err)
+        return err;
+    w = ap_getword_conf(cmd->temp_pool, &args);
+    if (strcasecmp(w, "Off") == 0) {
+        if (*ap_getword_conf(cmd->temp_pool, &args))
+            return "SplitVaultHSTS: Off takes nothing after it";
+        sc->hsts = "";
+        return NULL;
+    }
+    for (; *w; w = ap_getword_conf(cmd->temp_pool, &args)) {
+        if (strncasecmp(w, "max-age=", 8) == 0 && age < 0) {
+            if ((err = svm_int_arg(cmd, w + 8, 0, 2 * 31536000L, &age)))
+                return err;
+        }
+        else if (strcasecmp(w, "includeSubDomains") == 0 && !subdomains)
+            subdomains = 1;
+        else if (strcasecmp(w, "preload") == 0 && !preload)
+            preload = 1;
+        else
+            return apr_psprintf(cmd->pool, "SplitVaultHSTS: unexpected '%s' (give Off, or "
+                                "max-age=SECONDS [includeSubDomains] [preload], each once)", w);
+    }
+    if (age < 0)
+        return "SplitVaultHSTS: give max-age=SECONDS (or Off)";
+    if (preload && (!subdomains || age < 31536000L))
+        return "SplitVaultHSTS: preload needs includeSubDomains and a max-age of at least "
+               "31536000 (what browsers' preload lists require)";
+    sc->hsts = apr_psprintf(cmd->pool, "max-age=%ld%s%s", age,
+                            subdomains ? "; includeSubDomains" : "", preload ? "; preload" : "");
     return NULL;
 }
 
@@ -467,8 +585,11 @@ const command_rec svm_cmds[] = {
     AP_INIT_FLAG("SplitVaultCookieSecure", set_secure, NULL, RSRC_CONF,
                  "On: session cookie is Secure and __Host- prefixed (default On)"),
     AP_INIT_TAKE2("SplitVaultLoginThrottle", set_throttle, (void *)0, RSRC_CONF,
-                  "Failed sign-ins per staff name before a pause, and its seconds "
-                  "(default 5 900)"),
+                  "Failed sign-ins per staff name from one client address before a pause, "
+                  "and its seconds (default 5 900)"),
+    AP_INIT_TAKE2("SplitVaultLoginThrottleName", set_throttle, (void *)2, RSRC_CONF,
+                  "Failed sign-ins per staff name from all addresses together before a "
+                  "pause, and its seconds (default: 5 x SplitVaultLoginThrottle)"),
     AP_INIT_TAKE2("SplitVaultLoginThrottleAddress", set_throttle, (void *)1, RSRC_CONF,
                   "Failed sign-ins per client address before a pause, and its seconds "
                   "(default 20 900)"),
@@ -476,9 +597,18 @@ const command_rec svm_cmds[] = {
                   "File with the secret (64 hex digits) that keys staff names in the "
                   "sign-in throttle; the same on every front end (default: derived from "
                   "SplitVaultDaemonKey)"),
+    AP_INIT_TAKE12("SplitVaultIntakeThrottle", set_intake_throttle, NULL, RSRC_CONF,
+                   "Submissions of the public form per client address (IPv6: per /64) "
+                   "and window in seconds, or Off (default 30 600)"),
     AP_INIT_TAKE1("SplitVaultLoginConcurrency", set_login_concurrency, NULL, RSRC_CONF,
                   "Password verifications (Argon2id) at once per child; more get 503 "
                   "(default 4)"),
+    AP_INIT_ITERATE("SplitVaultKey1Pin", add_key1_pin, NULL, RSRC_CONF,
+                    "Fingerprints of the key1 public keys intake and decrypt may seal to "
+                    "(default: any registered active key1)"),
+    AP_INIT_RAW_ARGS("SplitVaultHSTS", set_hsts, NULL, RSRC_CONF,
+                     "Strict-Transport-Security on HTTPS answers: max-age=SECONDS "
+                     "[includeSubDomains] [preload], or Off (default max-age=31536000)"),
     AP_INIT_FLAG("SplitVaultAllowCoreDumps", set_allow_core, NULL, RSRC_CONF,
                  "On: httpd children may dump core (debugging only: a core dump may hold "
                  "key1, key shares and submitted values; default Off)"),
@@ -486,6 +616,20 @@ const command_rec svm_cmds[] = {
 };
 
 /* ---- start-up ------------------------------------------------------------ */
+
+/* The most failures one client address can add to a name's count within
+ * one of the name's windows: a key of limit n and window w (in seconds)
+ * lets n through per window, windows follow each other at least w apart,
+ * so a span of ws seconds meets at most ceil(ws / w) + 1 of them. One
+ * address is bound both by its (name, address) key and by its own. */
+static long svm_one_address_reach(const svm_srv_conf *sc)
+{
+    long ws = sc->thr_name_s;
+    long pair = (long)sc->thr_acct_n * ((ws + sc->thr_acct_s - 1) / sc->thr_acct_s + 1);
+    long addr = (long)sc->thr_addr_n * ((ws + sc->thr_addr_s - 1) / sc->thr_addr_s + 1);
+
+    return pair < addr ? pair : addr;
+}
 
 /* 1 when server s uses SplitVault at all (own or inherited directives). */
 static int svm_in_use(const svm_srv_conf *sc)
@@ -526,6 +670,15 @@ int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
                   "are all required";
         else if (sc->session_idle > sc->session_max)
             err = "SplitVaultSessionIdle is longer than SplitVaultSessionMax";
+        else if (sc->thr_name_n <= svm_one_address_reach(sc))
+            /* one address alone must never pause a name for everyone */
+            err = apr_psprintf(ptemp, "SplitVaultLoginThrottleName (%d per %d s) is within "
+                               "reach of a single client address, which SplitVaultLoginThrottle "
+                               "(%d per %d s) and SplitVaultLoginThrottleAddress (%d per %d s) "
+                               "let make %ld failures in that time: raise it above %ld",
+                               sc->thr_name_n, sc->thr_name_s, sc->thr_acct_n, sc->thr_acct_s,
+                               sc->thr_addr_n, sc->thr_addr_s, svm_one_address_reach(sc),
+                               svm_one_address_reach(sc));
         else if (apr_time_from_sec(sc->decrypt_wait) + 2 * sc->daemon_timeout
                  > SVM_SHARE_MAX_AGE - SVM_COMMIT_RESERVE)
             /* a decryption that waits as long as allowed must still commit
@@ -565,8 +718,12 @@ int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
 
 int svm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
+    int rc;
+
     svm_allow_core = 0;
-    return svm_shm_pre_config(pconf, plog, ptemp);
+    if ((rc = svm_shm_pre_config(pconf, plog, ptemp)) != OK)
+        return rc;
+    return svm_ithr_pre_config(pconf);
 }
 
 int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
@@ -577,6 +734,15 @@ int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     svm_log_server = s;
     sv_log_set(svm_lib_log, NULL);
     svm_db_retrieve_fns();
+#ifdef SV_TEST_HOOKS
+    /* once per start (not on the first, checking pass): say loudly what
+     * this build is, at warning level (not an error of the module) */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "SV01010: mod_splitvault %s: built with "
+                     "--enable-test-hooks, so any request can trigger its fault injection "
+                     "(header X-SplitVault-Fault); NEVER run this build in production",
+                     SV_VERSION);
+#endif
     for (sp = s; sp; sp = sp->next) {
         svm_srv_conf *sc = svm_conf(sp);
 
@@ -600,6 +766,9 @@ int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     /* key1's shared memory: one segment for the whole server */
     if (used && (rc = svm_shm_post_config(pconf, s)) != OK)
         return rc;
+    /* the intake throttle's table: one for the whole server, per start */
+    if ((rc = svm_ithr_post_config(pconf, s)) != OK)
+        return rc;
     return svm_auth_init(pconf, s);
 }
 
@@ -616,6 +785,7 @@ void svm_child_init(apr_pool_t *p, server_rec *s)
                      "in memory (RLIMIT_MEMLOCK); secrets are still cleansed after use");
     svm_key1_child_init(p);
     svm_shm_child_init(p, s);
+    svm_ithr_child_init(p, s);
     for (sp = s; sp; sp = sp->next) {
         svm_srv_conf *sc = svm_conf(sp);
         if (svm_in_use(sc))

@@ -31,24 +31,6 @@ typedef struct {
 
 #define UTC_FMT "'YYYY-MM-DD HH24:MI'"
 
-/* One key's reservation in svm_thr_reserve (k: key, w: window, l: limit,
- * all columns of the parameter row p). */
-#define SVM_THR_UPSERT(k, w, l) \
-    "INSERT INTO login_throttle AS t (key, failures, first_failure) SELECT " k ", 1, now() " \
-    "FROM p ON CONFLICT (key) DO UPDATE SET " \
-    "failures = CASE WHEN t.locked_until > now() THEN t.failures " \
-    "WHEN t.first_failure <= now() - (SELECT " w " FROM p) THEN 1 " \
-    "ELSE t.failures + 1 END, " \
-    "first_failure = CASE WHEN t.locked_until > now() THEN t.first_failure " \
-    "WHEN t.first_failure <= now() - (SELECT " w " FROM p) " \
-    "OR t.failures >= (SELECT " l " FROM p) THEN now() " \
-    "ELSE t.first_failure END, " \
-    "locked_until = CASE WHEN t.locked_until > now() THEN t.locked_until " \
-    "WHEN t.first_failure > now() - (SELECT " w " FROM p) " \
-    "AND t.failures >= (SELECT " l " FROM p) THEN now() + (SELECT " w " FROM p) " \
-    "ELSE t.locked_until END " \
-    "RETURNING locked_until > now() AS refused, first_failure = now() AS fresh"
-
 static const svm_stmt_def svm_stmts[] = {
     /* key1 */
     { "svm_key1_active",
@@ -75,37 +57,6 @@ static const svm_stmt_def svm_stmts[] = {
       "SELECT id, pwhash, disabled FROM staff WHERE name = %s" },
     { "svm_staff_ok",
       "UPDATE staff SET last_login = now() WHERE id = %s::bigint" },
-    /* Reserve one sign-in attempt for the client address and for the
-     * submitted name at once, before any password is checked: each key's
-     * count grows within its window (reset once the window has passed);
-     * the attempt after the limit locks the key for the window, and every
-     * attempt while it is locked is refused without being counted. Two
-     * concurrent attempts can never both take the last place. Returns per
-     * key whether this attempt is refused, and whether it is the one that
-     * locked it. Args: address key, its seconds and limit; name key, its
-     * seconds and limit. */
-    { "svm_thr_reserve",
-      "WITH p AS (SELECT %s::text AS ak, make_interval(secs => %s::int) AS aw, %s::int AS al, "
-      "%s::text AS nk, make_interval(secs => %s::int) AS nw, %s::int AS nl), "
-      "a AS (" SVM_THR_UPSERT("ak", "aw", "al") "), "
-      "n AS (" SVM_THR_UPSERT("nk", "nw", "nl") ") "
-      "SELECT coalesce((SELECT refused FROM a), false), "
-      "coalesce((SELECT refused AND fresh FROM a), false), "
-      "coalesce((SELECT refused FROM n), false), "
-      "coalesce((SELECT refused AND fresh FROM n), false)" },
-    /* a successful sign-in: the name starts afresh, and the address gets
-     * back the attempt it reserved (it counts failures, not sign-ins) */
-    { "svm_thr_clear",
-      "DELETE FROM login_throttle WHERE key = %s" },
-    { "svm_thr_refund",
-      "UPDATE login_throttle SET failures = failures - 1 WHERE key = %s AND failures > 0 "
-      "AND (locked_until IS NULL OR locked_until <= now())" },
-    /* forget keys whose window has passed and that are not locked (a few
-     * at a time, on failed sign-ins), so the table does not grow */
-    { "svm_thr_purge",
-      "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle "
-      "WHERE first_failure <= now() - make_interval(secs => %s::int) "
-      "AND (locked_until IS NULL OR locked_until <= now()) LIMIT 100)" },
     /* staff pages */
     { "svm_rec_list",
       "SELECT ref, to_char(created AT TIME ZONE 'UTC', " UTC_FMT "), "
@@ -135,10 +86,14 @@ static const svm_stmt_def svm_stmts[] = {
     /* key location and decrypt */
     { "svm_key1_get",
       "SELECT encode(public_key, 'hex') FROM key1 WHERE fingerprint = %s" },
+    /* a ct longer than the first argument is not sent at all (NULL): only
+     * its length, the last column, which the module checks before it
+     * allocates anything for the value */
     { "svm_dec_fields",
-      "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), encode(ct, 'hex'), "
-      "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version FROM fields "
-      "WHERE record_id = %s::bigint ORDER BY name" },
+      "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), "
+      "CASE WHEN octet_length(ct) <= %s::int THEN encode(ct, 'hex') END, "
+      "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version, octet_length(ct) "
+      "FROM fields WHERE record_id = %s::bigint ORDER BY name" },
     /* after the daemon refused a DECRYPT: did the rows change meanwhile? */
     { "svm_dec_versions",
       "SELECT name, share_id, version FROM fields WHERE record_id = %s::bigint ORDER BY name" },
@@ -163,6 +118,45 @@ static const svm_stmt_def svm_stmts[] = {
       "action, coalesce(record_ref, ''), coalesce(field, ''), outcome, "
       "coalesce(address, ''), coalesce(detail, '') FROM audit "
       "WHERE (%s = '' OR record_ref = %s) ORDER BY id DESC LIMIT 101 OFFSET %s::int" },
+    { NULL, NULL }
+};
+
+/* Statements that need schema version 3 (login_throttle.pending and
+ * login_throttle_reserve). mod_dbd prepares its statements all or none on
+ * every new connection, so these are not given to it: each connection
+ * prepares them on first use (svm_stmt). On a database still at version 2
+ * only sign-in is unavailable (SV01111 says why); intake and the staff
+ * pages go on working. */
+static const svm_stmt_def svm_stmts_v3[] = {
+    /* Reserve one sign-in attempt, before any password is checked, for the
+     * client network, the (name, network) pair and the name, all or none
+     * (login_throttle_reserve, sql/main/003): one row per key with whether
+     * it refuses, and whether this attempt paused it. Args: the three keys,
+     * their windows (seconds), their limits. */
+    { "svm_thr_reserve",
+      "SELECT idx, refused, locked FROM login_throttle_reserve(ARRAY[%s, %s, %s]::text[], "
+      "ARRAY[%s, %s, %s]::int[], ARRAY[%s, %s, %s]::int[]) ORDER BY idx" },
+    /* the reserved attempt failed: one failure more for each key (a row
+     * purged meanwhile starts again with this failure) */
+    { "svm_thr_failed",
+      "INSERT INTO login_throttle AS t (key, failures, pending, first_failure) "
+      "SELECT k, 1, 0, now() FROM unnest(ARRAY[%s, %s, %s]::text[]) AS k "
+      "ON CONFLICT (key) DO UPDATE SET failures = t.failures + 1, "
+      "pending = greatest(t.pending - 1, 0)" },
+    /* the reserved attempt signed in: its places are given back; no
+     * failure of the network or of the name is undone, only the pair of
+     * this name and network starts afresh (its password is known there) */
+    { "svm_thr_succeeded",
+      "UPDATE login_throttle SET pending = greatest(pending - 1, 0), "
+      "failures = CASE WHEN left(key, 2) = 'p:' THEN 0 ELSE failures END "
+      "WHERE key = ANY (ARRAY[%s, %s, %s]::text[])" },
+    /* forget keys whose window has passed and that are not locked (a few
+     * at a time, on failed sign-ins), so the table does not grow */
+    { "svm_thr_purge",
+      "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle "
+      "WHERE first_failure <= now() - make_interval(secs => %s::int) "
+      "AND (locked_until IS NULL OR locked_until <= now()) "
+      "AND (pending = 0 OR pending_until <= now()) LIMIT 100)" },
     { NULL, NULL }
 };
 
@@ -262,10 +256,31 @@ ap_dbd_t *svm_db(request_rec *r)
 apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label)
 {
     apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
+    const svm_stmt_def *d;
+    int rv;
 
-    if (!st)
+    if (st)
+        return st;
+    for (d = svm_stmts_v3; d->label && strcmp(d->label, label) != 0; d++)
+        ;
+    if (!d->label) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SV01102: prepared statement %s missing (did the schema apply?)", label);
+        return NULL;
+    }
+    /* first use on this connection: prepare it now, in the connection's
+     * own pool and statement table, as mod_dbd does with the others */
+    rv = apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, d->sql, d->label, &st);
+    if (rv) {
+        const char *e = apr_dbd_error(dbd->driver, dbd->handle, rv);
+        const char *nl = e ? strchr(e, '\n') : NULL;
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01111: cannot prepare %s (the database "
+                      "needs schema version 3: run splitvault-admin schema): %s", label,
+                      !e ? "unknown database error"
+                      : nl ? apr_pstrmemdup(r->pool, e, (apr_size_t)(nl - e)) : e);
+        return NULL;
+    }
+    apr_hash_set(dbd->prepared, d->label, APR_HASH_KEY_STRING, st);
     return st;
 }
 
@@ -327,6 +342,13 @@ static int svm_db_reprepare(request_rec *r, ap_dbd_t *dbd)
             continue;
         rv = apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, d->sql, d->label, &st);
         if (rv)
+            bad = 1;
+    }
+    /* those prepared on first use: again now if they were (else at their
+     * next first use) */
+    for (d = svm_stmts_v3; d->label; d++) {
+        apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, d->label, APR_HASH_KEY_STRING);
+        if (st && apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, d->sql, d->label, &st))
             bad = 1;
     }
     for (n = 1; n <= SVM_MAX_FIELDS; n++) {

@@ -87,43 +87,70 @@ typedef struct {
     apr_time_t first_sent;            /* the first DECRYPT began to go out */
 } svm_dctx;
 
-/* Read the field rows of the record. 0, or -1 (logged). */
+#define SVM_CT_MAX (SV_DATUM_MAX + SV_HPKE_TAG_LEN)
+
+/* Read the field rows of the record. Every length that comes from the
+ * database (the number of rows, each ct) is checked before anything is
+ * allocated for it, and the database does not even send a ct longer than
+ * SVM_CT_MAX. 0, or -1 (logged once, with the first problem found). */
 static int svm_dec_read(svm_dctx *d)
 {
     request_rec *r = d->r;
     svm_rows res;
     apr_dbd_row_t *row;
     apr_array_header_t *a = apr_array_make(r->pool, 8, sizeof(svm_dfield));
-    const void *args[] = { d->id };
-    int bad = 0;
+    const void *args[] = { apr_itoa(r->pool, SVM_CT_MAX), d->id };
+    const char *why = NULL;
+    int rows = 0;
 
     if (svm_db_select(r, d->dbd, "svm_dec_fields", &res, args))
         return -1;
     while ((row = svm_db_row(r, d->dbd, &res))) {
-        svm_dfield *f = apr_array_push(a);
-        const char *ct_hex;
-        memset(f, 0, sizeof(*f));
-        f->name = svm_db_col(r, d->dbd, row, 0);
-        f->share_s = svm_db_col(r, d->dbd, row, 1);
-        f->share = (apr_uint64_t)apr_atoi64(f->share_s);
-        f->pub_hex = svm_db_col(r, d->dbd, row, 2);
+        svm_dfield f;
+        const char *ct_hex, *ct_len_s;
+        apr_int64_t ct_len;
+
+        if (++rows > SVM_MAX_FIELDS || why)
+            continue; /* counted, never kept */
+        memset(&f, 0, sizeof(f));
+        f.name = svm_db_col(r, d->dbd, row, 0);
+        f.share_s = svm_db_col(r, d->dbd, row, 1);
+        f.share = (apr_uint64_t)apr_atoi64(f.share_s);
+        f.pub_hex = svm_db_col(r, d->dbd, row, 2);
         ct_hex = svm_db_col(r, d->dbd, row, 4);
-        f->fp = svm_db_col(r, d->dbd, row, 7);
-        f->version = svm_db_col(r, d->dbd, row, 8);
-        f->ct_len = strlen(ct_hex) / 2;
-        f->ct = apr_palloc(r->pool, f->ct_len + 1);
-        if (!sv_field_name_valid(f->name, strlen(f->name)) || f->share == 0
-            || strlen(f->pub_hex) != 2 * SV_X25519_LEN
-            || svm_hex_decode(svm_db_col(r, d->dbd, row, 3), f->enc, sizeof(f->enc))
-            || f->ct_len < SV_HPKE_TAG_LEN || f->ct_len > SV_DATUM_MAX + SV_HPKE_TAG_LEN
-            || svm_hex_decode(ct_hex, f->ct, f->ct_len)
-            || svm_hex_decode(svm_db_col(r, d->dbd, row, 5), f->wenc, sizeof(f->wenc))
-            || svm_hex_decode(svm_db_col(r, d->dbd, row, 6), f->wct, sizeof(f->wct)))
-            bad = 1;
+        f.fp = svm_db_col(r, d->dbd, row, 7);
+        f.version = svm_db_col(r, d->dbd, row, 8);
+        ct_len_s = svm_db_col(r, d->dbd, row, 9);
+        ct_len = apr_atoi64(ct_len_s);
+        if (!sv_field_name_valid(f.name, strlen(f.name))) {
+            why = "a field name is malformed";
+            continue;
+        }
+        if (ct_len < SV_HPKE_TAG_LEN || ct_len > SVM_CT_MAX
+            || strlen(ct_hex) != 2 * (apr_size_t)ct_len) {
+            why = apr_psprintf(r->pool, "field %s: its ciphertext has %s bytes (%d to %d "
+                               "expected)", f.name, *ct_len_s ? ct_len_s : "no",
+                               SV_HPKE_TAG_LEN, SVM_CT_MAX);
+            continue;
+        }
+        /* the length is known good: only now is room made for the value */
+        f.ct_len = (apr_size_t)ct_len;
+        f.ct = apr_palloc(r->pool, f.ct_len);
+        if (f.share == 0 || strlen(f.pub_hex) != 2 * SV_X25519_LEN
+            || svm_hex_decode(svm_db_col(r, d->dbd, row, 3), f.enc, sizeof(f.enc))
+            || svm_hex_decode(ct_hex, f.ct, f.ct_len)
+            || svm_hex_decode(svm_db_col(r, d->dbd, row, 5), f.wenc, sizeof(f.wenc))
+            || svm_hex_decode(svm_db_col(r, d->dbd, row, 6), f.wct, sizeof(f.wct))) {
+            why = apr_psprintf(r->pool, "field %s: its row is malformed", f.name);
+            continue;
+        }
+        *(svm_dfield *)apr_array_push(a) = f;
     }
-    if (bad || a->nelts == 0 || a->nelts > SVM_MAX_FIELDS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02108: record %s has %d field rows%s",
-                      d->ref, a->nelts, bad ? ", some malformed" : "");
+    if (!why && (rows == 0 || rows > SVM_MAX_FIELDS))
+        why = apr_psprintf(r->pool, "%d field rows (1 to %d expected)", rows, SVM_MAX_FIELDS);
+    if (why) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02108: record %s cannot be decrypted: "
+                      "%s", d->ref, why);
         return -1;
     }
     d->f = (svm_dfield *)a->elts;
@@ -352,6 +379,15 @@ static int svm_dec_exchange(svm_dctx *d, int from, int to, int *werr, apr_uint32
         if (o->new_share_id == 0 || o->new_share_id == d->f[i].share) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02116: DECRYPT answer without a new "
                           "share for %s", d->f[i].name);
+            return SVM_DX_BADANSWER;
+        }
+        /* a plaintext is its ciphertext less the tag: svm_dec_reseal sizes
+         * the new ciphertext by it, so never take another length */
+        if (o->pt_len + SV_HPKE_TAG_LEN != d->f[i].ct_len) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02140: DECRYPT answer for %s has "
+                          "%" APR_SIZE_T_FMT " bytes of plaintext, not the %" APR_SIZE_T_FMT
+                          " its ciphertext holds", d->f[i].name, (apr_size_t)o->pt_len,
+                          d->f[i].ct_len - SV_HPKE_TAG_LEN);
             return SVM_DX_BADANSWER;
         }
         d->f[i].pt = o->pt;
@@ -790,9 +826,16 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         apr_sleep(apr_time_from_sec(2)); /* room for a concurrent decrypt to rotate */
 #endif
     /* the key the rotated key2a' will be wrapped to: before any share is made */
-    if (svm_key1_active(r, d->dbd, &k1) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
+    if ((rc = svm_key1_active(r, d->dbd, &k1)) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
         for (i = 0; i < d->n; i++)
             sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
+        if (rc == APR_EACCES)
+            return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "active key1 not pinned",
+                                "Not decrypted", "Decryption is unavailable: the active "
+                                "organisation key (key1) is not one this server is configured "
+                                "to trust (SplitVaultKey1Pin), so the record's new keys could "
+                                "not be sealed. Nothing was decrypted. Tell your "
+                                "administrator.");
         return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "no active key1",
                             "Not decrypted", "Decryption is unavailable because of a "
                             "temporary problem; nothing was decrypted.");

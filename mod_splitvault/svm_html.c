@@ -58,6 +58,21 @@ void svm_security_headers(request_rec *r, int staff_page)
     }
 }
 
+/* RFC 6797 7.2: a host must not send the header over plain HTTP. HTTPS is
+ * what httpd says the request's scheme is: mod_ssl on this connection, or
+ * a server declared "ServerName https://..." (TLS ended by a proxy in
+ * front of it). */
+void svm_hsts(request_rec *r, const svm_srv_conf *sc)
+{
+    const char *scheme;
+
+    if (!sc->hsts || !*sc->hsts)
+        return;
+    scheme = ap_http_scheme(r);
+    if (scheme && strcmp(scheme, "https") == 0)
+        apr_table_setn(r->err_headers_out, "Strict-Transport-Security", sc->hsts);
+}
+
 const char *svm_url(request_rec *r, const svm_srv_conf *sc, const char *rel)
 {
     return apr_pstrcat(r->pool, sc->base, rel, NULL);

@@ -237,6 +237,36 @@ static int svm_intake_landed(request_rec *r, ap_dbd_t *dbd, const char *uuid_s,
     return found;
 }
 
+/* 429 for a POST over SplitVaultIntakeThrottle: when to try again, and
+ * nothing of what was sent (the body is not even read: the connection is
+ * closed after the answer). */
+static int svm_intake_throttled(request_rec *r, const svm_srv_conf *sc, apr_time_t retry_at)
+{
+    apr_time_t left = retry_at - apr_time_now();
+    apr_int64_t secs = left > 0 ? (apr_int64_t)((left + APR_USEC_PER_SEC - 1)
+                                                / APR_USEC_PER_SEC) : 1;
+    char when[APR_RFC822_DATE_LEN];
+    apr_time_exp_t e;
+    apr_size_t n = 0;
+    const char *in;
+
+    /* the minute at which the window is over, rounded up */
+    if (apr_time_exp_gmt(&e, retry_at + apr_time_from_sec(60) - 1) != APR_SUCCESS
+        || apr_strftime(when, &n, sizeof(when), "%H:%M UTC", &e) != APR_SUCCESS)
+        apr_cpystrn(when, "?", sizeof(when));
+    in = secs < 120 ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT " seconds", secs)
+                    : apr_psprintf(r->pool, "about %" APR_INT64_T_FMT " minutes (after %s)",
+                                   (secs + 59) / 60, when);
+    apr_table_setn(r->err_headers_out, "Retry-After",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, secs));
+    r->connection->keepalive = AP_CONN_CLOSE; /* the body stays unread */
+    return svm_page_message(r, sc, HTTP_TOO_MANY_REQUESTS, "Too many submissions",
+                            apr_psprintf(r->pool, "This form has received too many "
+                                         "submissions from your network in a short time, so "
+                                         "it accepts no more for now. Your submission was NOT "
+                                         "stored. Please send it again in %s.", in), NULL);
+}
+
 int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
 {
     const svm_field *cf = (const svm_field *)sc->fields->elts;
@@ -252,11 +282,14 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
     sv_store_req *req;
     sv_store_resp resp;
     apr_status_t rv;
-    apr_time_t sent = 0;
+    apr_time_t sent = 0, retry_at = 0;
     sv_status st;
 
     if (n <= 0 || n > SVM_MAX_FIELDS)
         return HTTP_INTERNAL_SERVER_ERROR; /* refused at start-up; never here */
+    /* counted before anything else, the body included, is looked at */
+    if (!svm_ithr_admit(r, sc, &retry_at))
+        return svm_intake_throttled(r, sc, retry_at);
     if ((rc = svm_form_read(r, sc->max_body, &pairs, &why)) != OK) {
         const char *e[] = { why, NULL };
         return svm_form_page(r, sc, e, rc);
@@ -307,7 +340,11 @@ int svm_intake_post(request_rec *r, const svm_srv_conf *sc)
     /* the database and the key first: never leave shares for nothing */
     if (!(dbd = svm_db(r)))
         goto not_stored;
-    if ((rv = svm_key1_active(r, dbd, &k1)) != APR_SUCCESS)
+    if ((rv = svm_key1_active(r, dbd, &k1)) == APR_EACCES)
+        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not stored",
+                                "This service cannot accept submissions right now. Your "
+                                "submission was NOT stored. Please try again later.", NULL);
+    if (rv != APR_SUCCESS)
         goto not_stored;
     if ((st = sv_uuid_generate(uuid)) != SV_OK || svm_make_ref(ref) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01504: no random bytes for a record");

@@ -6,6 +6,12 @@
  * seconds, so a submission costs no extra query, and a newly activated key
  * is picked up quickly. Only public material here; the private half is
  * part 2's shared-memory slot.
+ *
+ * Whoever can write the database can register and activate a key1 of
+ * their own, and every later submission (and every decrypt's rotation)
+ * would wrap its key2a to them. SplitVaultKey1Pin names the fingerprints
+ * this server may seal to, from its own configuration: an active key1
+ * that is not pinned is refused here, before anything is sealed or sent.
  */
 #include "svm.h"
 #include "apr_strings.h"
@@ -22,6 +28,29 @@ void svm_key1_child_init(apr_pool_t *p)
         svm_key1_mutex = NULL; /* then every intake reads the database */
 }
 
+int svm_key1_pinned(const svm_srv_conf *sc, const char *fp)
+{
+    int i;
+
+    if (!sc->key1_pins || sc->key1_pins->nelts == 0)
+        return 1;
+    for (i = 0; i < sc->key1_pins->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(sc->key1_pins, i, const char *), fp) == 0)
+            return 1;
+    return 0;
+}
+
+/* The pin check on a key about to be used (from the cache or just read). */
+static apr_status_t svm_key1_check_pin(request_rec *r, const svm_key1pub *k)
+{
+    if (svm_key1_pinned(svm_conf(r->server), k->fp))
+        return APR_SUCCESS;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01904: the active key1 %s is not listed "
+                  "in SplitVaultKey1Pin: nothing is sealed to it (was it activated by "
+                  "someone who should not have?)", k->fp);
+    return APR_EACCES;
+}
+
 apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out)
 {
     apr_time_t now = apr_time_now();
@@ -36,7 +65,7 @@ apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out)
             *out = svm_key1_cache;
         apr_thread_mutex_unlock(svm_key1_mutex);
         if (hit)
-            return APR_SUCCESS;
+            return svm_key1_check_pin(r, out);
     }
     if (svm_db_select(r, dbd, "svm_key1_active", &res, args))
         return APR_EGENERAL;
@@ -71,5 +100,5 @@ apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out)
         svm_key1_fetched = now;
         apr_thread_mutex_unlock(svm_key1_mutex);
     }
-    return APR_SUCCESS;
+    return svm_key1_check_pin(r, out);
 }

@@ -257,7 +257,7 @@ static int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
     const void *args[] = { NULL };
     const char *done = svm_query_arg(r, "done");
     const char *self = svm_esc(r->pool, ap_escape_uri(r->pool, r->uri));
-    int n = 0, nl, i, seen[SVM_KEY1_SLOTS] = { 0 };
+    int n = 0, nl, i, seen[SVM_KEY1_SLOTS] = { 0 }, unpinned = 0;
 
     if (!(dbd = svm_db(r)) || svm_db_select(r, dbd, "svm_key1_list", &res, args))
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Keys unavailable",
@@ -285,6 +285,8 @@ static int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
         const char *fp = svm_db_col(r, dbd, row, 0);
         const svm_key1_info *li = nl > 0 ? svm_loaded(loaded, nl, fp) : NULL;
         n++;
+        if (*svm_db_col(r, dbd, row, 1) == 't' && !svm_key1_pinned(sc, fp))
+            unpinned = 1;
         if (li)
             seen[li - loaded] = 1;
         ap_rprintf(r, "<tr><td class=\"mono\">%s</td><td>%s</td><td>%s</td><td>%s</td>",
@@ -307,6 +309,12 @@ static int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
         ap_rputs("<tr><td colspan=\"5\">None: intake is refused until a key1 public key is "
                  "registered (splitvault-admin key1-register).</td></tr>\n", r);
     ap_rputs("</tbody></table>\n", r);
+    if (unpinned)
+        ap_rputs("<p class=\"error\" role=\"status\">The active key1 is not one of the "
+                 "fingerprints this server is configured to trust (SplitVaultKey1Pin): "
+                 "submissions and decryptions are refused until the sysadmin pins it, or the "
+                 "pinned key is made active again. If nobody meant to activate it, treat the "
+                 "database as compromised.</p>\n", r);
     for (i = 0; i < nl; i++) {
         /* loaded, but no longer registered: still offer to forget it */
         if (seen[i])
@@ -361,6 +369,7 @@ int svm_keys_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, SVM_HANDLER_KEYS) != 0)
         return DECLINED;
     sc = svm_conf(r->server);
+    svm_hsts(r, sc); /* first: every answer from here on carries it */
     if (sc->fields->nelts == 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02101: handler splitvault-keys is set "
                       "but this server has no SplitVault configuration");

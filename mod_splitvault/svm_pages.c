@@ -385,6 +385,7 @@ int svm_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, SVM_HANDLER) != 0)
         return DECLINED;
     sc = svm_conf(r->server);
+    svm_hsts(r, sc); /* first: every answer from here on carries it */
     if (sc->fields->nelts == 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01403: handler splitvault is set but "
                       "this server has no SplitVaultField");

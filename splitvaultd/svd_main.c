@@ -65,7 +65,7 @@ usage(FILE *f)
             "usage: splitvaultd [-f] [-d] -c FILE    run in the foreground\n"
             "       splitvaultd -t -c FILE           check the configuration and exit\n"
             "       splitvaultd --init-store -c FILE create the share-store schema and exit\n"
-            "       splitvaultd --version\n"
+            "       splitvaultd -V | --version\n"
             "The control tool is splitvaultctl (status, lockdown, unlock, audit-verify,\n"
             "retired, restore).\n");
 }
@@ -200,6 +200,10 @@ run(const char *file, int debug)
         goto out;
     }
     svd_log_set_level(debug ? SV_LOG_DEBUG : conf->log_level);
+#ifdef SV_TEST_HOOKS
+    svd_warn("splitvaultd %s: built with --enable-test-hooks: its fault-injection hooks are "
+             "compiled in; never run this build in production", SV_VERSION);
+#endif
     svd_harden_early();
     if (!sv_secret_init(conf->secure_heap))
         svd_warn("OpenSSL secure heap of %zu bytes not available; secrets use locked heap "
@@ -280,7 +284,7 @@ run(const char *file, int debug)
     }
     (void)svd_audit_event(app.audit, 1, "event=start version=%s pid=%ld locked=%d user=%ld",
                           PACKAGE_VERSION, (long)getpid(), locked, (long)uid);
-    svd_info("splitvaultd %s listening on %s port %u (TLS 1.3, %s store%s)", PACKAGE_VERSION,
+    svd_info("splitvaultd %s listening on %s port %u (TLS 1.3, %s store%s)", SV_VERSION,
              conf->listen_address, conf->listen_port,
              conf->driver == SVD_DRIVER_SQLITE3 ? "sqlite3" : "pgsql",
              locked ? ", LOCKED DOWN: decrypts refused until unlocked" : "");
@@ -346,7 +350,7 @@ main(int argc, char **argv)
     const char *file = NULL;
     int c, test = 0, init = 0, debug = 0;
 
-    while ((c = getopt_long(argc, argv, "c:tfdh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:tfdhV", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             file = optarg;
@@ -363,7 +367,7 @@ main(int argc, char **argv)
             init = 1;
             break;
         case 'V':
-            printf("splitvaultd %s (%s)\n", PACKAGE_VERSION, OpenSSL_version(OPENSSL_VERSION));
+            printf("splitvaultd %s (%s)\n", SV_VERSION, OpenSSL_version(OPENSSL_VERSION));
             return 0;
         case 'h':
             usage(stdout);

@@ -19,10 +19,11 @@ def test_schema_apply_and_migrate(pg):
         p = admin(db, "schema", "--sql-dir", str(db_sql()))
         assert p.returncode == 0 and "applied schema version 1" in p.stdout
         assert "applied schema version 2" in p.stdout
+        assert "applied schema version 3" in p.stdout
         p = admin(db, "schema", "--sql-dir", str(db_sql()))
-        assert p.returncode == 0 and "up to date (version 2)" in p.stdout
+        assert p.returncode == 0 and "up to date (version 3)" in p.stdout
         assert db.query("SELECT version, name FROM schema_version ORDER BY version") == \
-            [(1, "initial"), (2, "login-throttle")]
+            [(1, "initial"), (2, "login-throttle"), (3, "login-throttle-pairs")]
         db.query("INSERT INTO schema_version (version, name) VALUES (99, 'future')")
         p = admin(db, "schema", "--sql-dir", str(db_sql()))
         assert p.returncode != 0 and "newer than these files" in p.stderr
@@ -52,6 +53,50 @@ def test_migration_2_drops_unsalted_name_keys(pg, workdir):
         cols = {c for (c,) in db.query("SELECT column_name FROM information_schema.columns "
                                        "WHERE table_name = 'staff'")}
         assert "failed_logins" in cols and "locked_until" in cols
+    finally:
+        db.drop()
+
+
+def test_migration_3_separates_pending_attempts(pg, workdir):
+    """A database of version 2 keeps its throttle rows on the way to
+    version 3, with no attempt under way; the reservation takes a place
+    under every key or under none, and pauses a key that has its limit of
+    failures."""
+    import shutil
+    name = "adm_migrate3"
+    pg.create_db(name)
+    db = MainDb(pg, name)
+    v2 = workdir / "sql-v2"
+    v2.mkdir()
+    for f in ("001_initial.sql", "002_login_throttle.sql"):
+        shutil.copy(db_sql() / f, v2)
+    try:
+        assert "applied schema version 2" in admin(db, "schema", "--sql-dir", str(v2)).stdout
+        db.query("INSERT INTO login_throttle (key, failures) VALUES ('a:192.0.2.1', 2)")
+        p = admin(db, "schema", "--sql-dir", str(db_sql()))
+        assert p.returncode == 0 and "applied schema version 3" in p.stdout, p.stderr
+        assert db.query("SELECT key, failures, pending FROM login_throttle") == \
+            [("a:192.0.2.1", 2, 0)]
+
+        def reserve(keys, limit):
+            return db.query("SELECT idx, refused, locked FROM login_throttle_reserve("
+                            "%s::text[], %s::int[], %s::int[]) ORDER BY idx",
+                            (keys, [600] * len(keys), [limit] * len(keys)))
+
+        # both keys have room: a place in each
+        assert reserve(["a:192.0.2.1", "n:x"], 3) == [(1, False, False), (2, False, False)]
+        assert db.query("SELECT key, failures, pending FROM login_throttle ORDER BY key") == \
+            [("a:192.0.2.1", 2, 1), ("n:x", 0, 1)]
+        # the address's places are all taken (2 failures, 1 under way): the
+        # attempt is refused and takes no place under the other key either
+        assert reserve(["a:192.0.2.1", "n:x"], 3) == [(1, True, False), (2, False, False)]
+        assert db.query("SELECT pending FROM login_throttle WHERE key = 'n:x'") == [(1,)]
+        # that attempt fails: three failures, and the next attempt pauses the key
+        db.query("UPDATE login_throttle SET failures = failures + 1, pending = pending - 1")
+        assert reserve(["a:192.0.2.1", "n:y"], 3) == [(1, True, True), (2, False, False)]
+        assert reserve(["a:192.0.2.1"], 3) == [(1, True, False)]
+        assert db.query("SELECT count(*) FROM login_throttle WHERE key = 'n:y'") == [(1,)]
+        assert db.query("SELECT pending FROM login_throttle WHERE key = 'n:y'") == [(0,)]
     finally:
         db.drop()
 

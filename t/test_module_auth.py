@@ -115,10 +115,13 @@ def test_throttle_per_account_and_unknown_names(sv_factory):
     # paused: even the right password fails, with the same message
     c = sv.login("uma")
     assert c.last.status == 200 and FAILED in c.last.text
-    # the name is paused (the attempt after the third locked it); ghost's
-    # three are counted the same way
-    assert sorted(sv.db.query("SELECT failures, locked_until > now() FROM login_throttle "
-                              "WHERE key LIKE 'n:%%'")) == [(3, None), (4, True)]
+    # the name is paused from this address (the attempt after the third
+    # failure paused it); ghost's three are counted the same way; the
+    # name-wide counts (limit 15) are far from a pause
+    rows = "SELECT failures, pending, coalesce(locked_until > now(), false) " \
+           "FROM login_throttle WHERE key LIKE %s"
+    assert sorted(sv.db.query(rows, ("p:%",))) == [(3, 0, False), (3, 0, True)]
+    assert sorted(sv.db.query(rows, ("n:%",))) == [(3, 0, False), (3, 0, False)]
     # other accounts are not affected
     assert sv.login("pat").last.status == 303
     assert ("uma", "throttled") in sv.db.query(
@@ -497,6 +500,8 @@ def test_names_keyed_by_hmac_under_the_login_key(sv_factory, workdir):
         sv.login("Uma", "wrong-password-xyz")
     keys = {k for (k,) in sv.db.query("SELECT key FROM login_throttle WHERE key LIKE 'n:%%'")}
     assert keys == {hmac_key(key_hex, "uma")}
+    pairs = {k for (k,) in sv.db.query("SELECT key FROM login_throttle WHERE key LIKE 'p:%%'")}
+    assert pairs == {"p:" + hmac_key(key_hex, "uma\n127.0.0.1")[2:]}
     old = "n:" + hashlib.sha256(b"uma").hexdigest()[:32]
     assert old not in keys
     # a second front end with the same key file: the name's count is shared
@@ -583,3 +588,103 @@ def test_ipv6_addresses_count_by_their_64(sv_factory):
     assert "a:2001:db8:1:2::/64" in keys and "a:192.0.2.7" in keys
     assert not [k for k in keys if k.startswith("a:2001:db8:1:2::") and k.endswith("0")]
     sv.allowed_errors.append(r"SV0120[26]")
+
+
+def test_spraying_stops_at_the_limit_between_successful_sign_ins(sv_factory):
+    """Someone with one account of their own alternates password guesses
+    against other names with successful sign-ins to that account: a success
+    never gives the address back a failure, so only as many guesses are
+    checked as the address's limit allows, whatever the order."""
+    sv = sv_factory(directives={"SplitVaultLoginThrottle": "100 600",
+                                "SplitVaultLoginThrottleAddress": "4 600"})
+    statuses = []
+    for i in range(10):
+        guess = sv.login("victim%02d" % i, "guess-%02d-xxxxxxxx" % i).last
+        assert guess.status == 200 and FAILED in guess.text
+        statuses.append(sv.login("dora").last.status)
+    assert failed_count(sv, "failed") == 4                 # guesses checked
+    assert failed_count(sv, "throttled") == 6 + statuses.count(200)
+    assert statuses[:3] == [303] * 3 and 303 not in statuses[3:], statuses
+    # the address's failures were never taken back, and no place is left
+    # taken
+    assert sv.db.query("SELECT failures, pending, locked_until > now() FROM login_throttle "
+                       "WHERE key = 'a:127.0.0.1'") == [(4, 0, True)]
+
+
+# ---- per (name, address) pauses, and the name-wide limit -----------------
+
+def signin_from(sv, addr, name, pw="wrong-password-xyz"):
+    """One sign-in attempt from addr (mod_remoteip, X-Forwarded-For)."""
+    c = sv.client()
+    page = c.get(sv.path("/staff/login"), headers={"X-Forwarded-For": addr})
+    return c.post(sv.path("/staff/login"), {"csrf": page.csrf(), "name": name, "password": pw},
+                  headers={"X-Forwarded-For": addr})
+
+
+def name_rows(sv):
+    return sv.db.query("SELECT failures, coalesce(locked_until > now(), false) "
+                       "FROM login_throttle WHERE key LIKE 'n:%%'")
+
+
+def test_failures_from_one_address_pause_the_name_only_there(sv_factory):
+    """Address A guessing at uma pauses uma for A alone: uma signs in from
+    B, and however long A goes on, A cannot pause uma for everyone (its
+    refused attempts count nowhere)."""
+    sv = sv_factory(extra=REMOTEIP, directives={"SplitVaultLoginThrottle": "3 600",
+                                                "SplitVaultLoginThrottleAddress": "100 600"})
+    a, b = "192.0.2.21", "198.51.100.22"
+    for _ in range(3):
+        assert FAILED in signin_from(sv, a, "uma").text
+    r = signin_from(sv, a, "uma", STAFF["uma"][0])
+    assert r.status == 200 and FAILED in r.text  # paused for A
+    for _ in range(20):
+        assert FAILED in signin_from(sv, a, "uma").text
+    assert failed_count(sv, "failed") == 3 and failed_count(sv, "throttled") == 21
+    assert name_rows(sv) == [(3, False)]
+    assert signin_from(sv, b, "uma", STAFF["uma"][0]).status == 303
+    assert FAILED in signin_from(sv, a, "uma", STAFF["uma"][0]).text  # still paused for A
+    log = sv.httpd.log_text()
+    assert log.count("SV01208: sign-in paused for 600 s after 3 failures") == 1, log
+    assert "SV01206" not in log
+
+
+def test_name_wide_limit_trips_with_several_addresses(sv_factory):
+    """Failures from several addresses add up per name: past
+    SplitVaultLoginThrottleName the name is paused from everywhere; other
+    names are not."""
+    sv = sv_factory(extra=REMOTEIP, directives={"SplitVaultLoginThrottle": "2 600",
+                                                "SplitVaultLoginThrottleAddress": "100 600",
+                                                "SplitVaultLoginThrottleName": "5 600"})
+    for i in (1, 2, 3):
+        for _ in range(2):
+            assert FAILED in signin_from(sv, "203.0.113.%d" % i, "uma").text
+    assert failed_count(sv, "failed") == 5 and failed_count(sv, "throttled") == 1
+    assert (5, True) in name_rows(sv)
+    r = signin_from(sv, "192.0.2.99", "uma", STAFF["uma"][0])
+    assert r.status == 200 and FAILED in r.text
+    assert signin_from(sv, "192.0.2.99", "pat", STAFF["pat"][0]).status == 303
+    assert sv.httpd.log_text().count("SV01206: sign-in paused for 600 s after 5 failures") == 1
+
+
+def test_schema_2_leaves_only_sign_in_unavailable(sv_factory):
+    """This module's sign-in needs schema version 3; on a database still at
+    version 2 every other page works, sign-in says it is unavailable and
+    the log says why, and once `splitvault-admin schema` has run, sign-in
+    works without a restart."""
+    from svtest.fixtures_httpd import SQL_MAIN
+    sv = sv_factory()
+    sv.db.query("DROP FUNCTION login_throttle_reserve(text[], integer[], integer[]); "
+                "ALTER TABLE login_throttle DROP COLUMN pending, DROP COLUMN pending_until; "
+                "DELETE FROM schema_version WHERE version = 3")
+    sv.httpd.stop()
+    sv.httpd.start()  # connections made afresh, on version 2
+    assert sv.submit(GOOD).status == 200
+    r = sv.login("uma").last
+    assert r.status == 503 and "Sign-in unavailable" in r.text
+    assert "SV01111: cannot prepare svm_thr_reserve (the database needs schema version 3" \
+        in sv.httpd.log_text()
+    sv.allowed_errors.append(r"SV01111: cannot prepare svm_thr_reserve \(the database needs "
+                             r"schema version 3")
+    assert "applied schema version 3" in sv.db.admin("schema", "--sql-dir", SQL_MAIN).stdout
+    assert sv.login("uma").last.status == 303
+    assert sv.submit(GOOD).status == 200

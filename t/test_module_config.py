@@ -55,11 +55,36 @@ BAD_DIRECTIVES = [
     ({"SplitVaultCookieSecure": "maybe"}, "SplitVaultCookieSecure"),
     ({"SplitVaultLoginThrottle": "5"}, "SplitVaultLoginThrottle takes two arguments"),
     ({"SplitVaultLoginThrottleAddress": "0 10"}, "is not a number from 1"),
+    ({"SplitVaultLoginThrottleName": "25"}, "SplitVaultLoginThrottleName takes two arguments"),
+    # one address may make 5 failures per pair window, twice in 900 s
+    ({"SplitVaultLoginThrottleName": "10 900"},
+     "SplitVaultLoginThrottleName (10 per 900 s) is within reach of a single client address"),
+    # ... or be bounded by its own limit instead
+    ({"SplitVaultLoginThrottle": "100 900", "SplitVaultLoginThrottleAddress": "4 900",
+      "SplitVaultLoginThrottleName": "8 900"}, "let make 8 failures in that time"),
+    # the default name-wide limit follows SplitVaultLoginThrottle; a short
+    # name window within a long pair window is still checked
+    ({"SplitVaultLoginThrottleName": "12 3600"}, "raise it above 25"),
     ({"SplitVaultMaxBody": "10"}, "is not a number from 1024"),
     ({"SplitVaultBase": "relative"}, "give a URL path"),
     ({"SplitVaultBase": "/trailing/"}, "give a URL path"),
     ({"SplitVaultBase": "/a b"}, "SplitVaultBase"),
     ({"SplitVaultFormTitle": "x" * 2001}, "give a text of 1 to 2000 characters"),
+    ({"SplitVaultKey1Pin": "abc"}, "'abc' is not a key1 fingerprint (64 hex digits"),
+    ({"SplitVaultKey1Pin": "g" * 64}, "is not a key1 fingerprint"),
+    ({"SplitVaultKey1Pin": "ab" * 32 + " " + "ab" * 31}, "is not a key1 fingerprint"),
+    ({"SplitVaultKey1Pin": "sha256:" + "ab" * 32}, "is not a key1 fingerprint"),
+    ({"SplitVaultIntakeThrottle": "5"}, "give a number of submissions and seconds"),
+    ({"SplitVaultIntakeThrottle": "Off 600"}, "Off takes nothing after it"),
+    ({"SplitVaultIntakeThrottle": "5 0"}, "is not a number from 1 to 86400"),
+    ({"SplitVaultIntakeThrottle": "-1 60"}, "is not a number from 1 to 1000000"),
+    ({"SplitVaultIntakeThrottle": "many 60"}, "is not a number from 1 to 1000000"),
+    ({"SplitVaultHSTS": "max-age=abc"}, "is not a number from 0 to 63072000"),
+    ({"SplitVaultHSTS": "includeSubDomains"}, "give max-age=SECONDS (or Off)"),
+    ({"SplitVaultHSTS": "max-age=600 bogus"}, "unexpected 'bogus'"),
+    ({"SplitVaultHSTS": "max-age=600 max-age=700"}, "unexpected 'max-age=700'"),
+    ({"SplitVaultHSTS": "Off max-age=600"}, "Off takes nothing after it"),
+    ({"SplitVaultHSTS": "max-age=31536000 preload"}, "preload needs includeSubDomains"),
     # cross-directive checks (check_config, which -t runs too)
     ({"SplitVaultSessionIdle": "100", "SplitVaultSessionMax": "50"},
      "SplitVaultSessionIdle is longer than SplitVaultSessionMax"),
@@ -71,6 +96,29 @@ BAD_DIRECTIVES = [
 def test_bad_directives(workdir, pki, directives, message):
     rc, out = check(workdir, pki, directives=directives)
     assert rc != 0 and message in out, out
+
+
+@pytest.mark.parametrize("directives", [
+    {"SplitVaultLoginThrottleName": "11 900"},
+    {"SplitVaultLoginThrottle": "50 600"},      # the name-wide default follows it: 250 600
+    {"SplitVaultLoginThrottle": "100 900", "SplitVaultLoginThrottleAddress": "4 900",
+     "SplitVaultLoginThrottleName": "9 900"},
+])
+def test_login_throttles_accepted(workdir, pki, directives):
+    rc, out = check(workdir, pki, directives=directives)
+    assert rc == 0 and "Syntax OK" in out, out
+
+
+@pytest.mark.parametrize("value", ["30 600", "Off", "off", "0", "0 600", "1 1"])
+def test_intake_throttle_values_accepted(workdir, pki, value):
+    rc, out = check(workdir, pki, directives={"SplitVaultIntakeThrottle": value})
+    assert rc == 0 and "Syntax OK" in out, out
+
+
+def test_key1_pins_accepted(workdir, pki):
+    rc, out = check(workdir, pki, directives={"SplitVaultKey1Pin": "AB" * 32 + " " + "cd" * 32},
+                    extra="SplitVaultKey1Pin " + "ef" * 32)
+    assert rc == 0 and "Syntax OK" in out, out
 
 
 def test_no_fields(workdir, pki):

@@ -10,6 +10,7 @@ the daemon's answer and the commit loses nothing, and reconcile removes what
 it left; swapped rows fail cleanly; a concurrent update is never lost; a
 COMMIT whose answer is lost never costs the shares the rows reference.
 """
+import re
 import sys
 import threading
 import time
@@ -319,6 +320,34 @@ def test_swapped_rows_fail_cleanly(sv_factory, columns, why):
     for ref, ssn in ((a, "111-11-1111"), (b, "222-22-2222")):
         r = sv.decrypt(pat, ref)
         assert r.status == 200 and sv.decrypted_values(r)["ssn"] == ssn, r.text
+
+
+def test_oversize_ciphertext_row_fails_cleanly(sv_factory):
+    """A ct longer than any datum, written into the database with SQL, is
+    refused on its length alone: the database is not even asked for the
+    value, the module allocates nothing for it, nothing reaches the daemon,
+    staff get a plain error page and the error log one line that says why."""
+    sv, pat = ready(sv_factory)
+    ref = sv.ref_of(sv.submit(GOOD))
+    n_shares = len(sv.daemon.shares())
+    sv.db.query("UPDATE fields SET ct = decode(repeat('ab', 1048576), 'hex') "
+                "WHERE name = 'notes' AND record_id = (SELECT id FROM records WHERE ref = %s)",
+                (ref,))
+    before = rows(sv, ref)
+    why = (r"SV02108: record %s cannot be decrypted: field notes: its ciphertext has 1048576 "
+           r"bytes \(16 to 65552 expected\)" % ref)
+    r = sv.decrypt(pat, ref)
+    assert r.status == 500, r.text
+    assert "cannot be read" in r.text and "Nothing was decrypted" in r.text
+    assert GOOD["ssn"] not in r.text and "abab" not in r.text
+    errors = sv.httpd.error_lines()
+    assert len(errors) == 1 and re.search(why, errors[0]), errors
+    sv.allowed_errors.append(why)
+    assert rows(sv, ref) == before
+    assert len(sv.daemon.shares()) == n_shares
+    assert "event=decrypt" not in sv.daemon.wait_audit("event=store", 1)
+    assert sv.db.query("SELECT outcome, detail FROM audit WHERE action = 'decrypt'") == \
+        [("error", "unreadable rows")]
 
 
 def test_swapped_share_ids_fail_cleanly(sv_factory):

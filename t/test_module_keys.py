@@ -268,3 +268,94 @@ def test_two_keys_loaded_for_rotation(sv_factory, workdir):
     # with only the new key loaded, both still decrypt
     assert sv.forget_key1(sv.key1.fingerprint, client=ada).status == 303
     assert sv.decrypt(pat, ref1).status == 200
+
+
+# ---- SplitVaultKey1Pin: seal only to the key1 this server's config names ----
+
+OTHER_FP = "ab" * 32
+NOT_ACCEPTED = "This service cannot accept submissions right now"
+
+
+def repin(sv, *fingerprints):
+    sv.httpd.directives["SplitVaultKey1Pin"] = " ".join(fingerprints)
+    sv.httpd.write_config()
+    sv.httpd.graceful_ctl()
+
+
+def counts(sv):
+    return sv.db.count("records"), sv.db.count("fields"), len(sv.daemon.shares())
+
+
+def test_key1_pin_seals_only_to_pinned_keys(sv_factory):
+    """With the active key1 pinned (in any case, among others), intake and
+    decrypt work; with it not pinned, a submission gets 503 "cannot accept
+    submissions right now" and nothing reaches the database or the daemon,
+    a decrypt is refused and changes nothing, the error log names the
+    refused fingerprint and the key location says so."""
+    sv = sv_factory(key1_passphrase=PASS, server_limit=1)
+    assert sv.upload_key1().status == 303
+    repin(sv, OTHER_FP, sv.key1.fingerprint.upper())
+    r = sv.submit(GOOD)
+    assert r.status == 200, r.text
+    ref = sv.ref_of(r)
+    assert sv.db.query("SELECT DISTINCT key1_fp FROM fields") == [(sv.key1.fingerprint,)]
+
+    repin(sv, OTHER_FP)
+    sv.allowed_errors.append(r"SV01904: the active key1 [0-9a-f]{64} is not listed in "
+                             r"SplitVaultKey1Pin")
+    before = counts(sv)
+    r = sv.submit(GOOD)
+    assert r.status == 503 and NOT_ACCEPTED in r.text and "NOT stored" in r.text, r.text
+    assert GOOD["ssn"] not in r.text
+    assert counts(sv) == before
+    assert "SV01904: the active key1 %s is not listed" % sv.key1.fingerprint \
+        in sv.httpd.log_text()
+    rows = sv.db.query("SELECT name, share_id, version FROM fields ORDER BY name")
+    r = sv.decrypt(sv.login("pat"), ref)
+    assert r.status == 503 and "SplitVaultKey1Pin" in r.text, r.text
+    assert GOOD["ssn"] not in r.text
+    assert sv.db.query("SELECT name, share_id, version FROM fields ORDER BY name") == rows
+    assert counts(sv) == before
+    page = sv.login("ada").get(sv.keys_path())
+    assert "not one of the fingerprints this server is configured to trust" in page.text
+
+    repin(sv, sv.key1.fingerprint)
+    assert sv.submit(GOOD).status == 200
+    r = sv.decrypt(sv.login("pat"), ref)
+    assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
+
+
+def test_key1_pin_defeats_a_key1_swapped_in_the_database(sv_factory):
+    """Someone who can write the database registers and activates a key1 of
+    their own: a pinned server stops sealing as soon as it sees the new key
+    (its per-child cache lasts 5 s), and starts again when the pinned key is
+    active again."""
+    import time
+    # the polls below are many submissions from one address
+    sv = sv_factory(server_limit=1, directives={"SplitVaultIntakeThrottle": "Off"})
+    repin(sv, sv.key1.fingerprint)
+    assert sv.submit(GOOD).status == 200
+    evil = Key1(sv.dir / "evil", name="evil")
+    sv.db.admin("key1-register", evil.pub, "--activate", "--by", "intruder")
+    sv.allowed_errors.append(r"SV01904: the active key1 %s is not listed" % evil.fingerprint)
+    deadline = time.monotonic() + 20
+    while True:
+        r = sv.submit(GOOD)
+        if r.status == 503:
+            break
+        assert r.status == 200 and time.monotonic() < deadline, r.text
+        time.sleep(0.2)
+    assert NOT_ACCEPTED in r.text
+    before = counts(sv)
+    for _ in range(3):
+        assert sv.submit(GOOD).status == 503
+    assert counts(sv) == before
+    assert sv.db.query("SELECT count(*) FROM fields WHERE key1_fp = %s",
+                       (evil.fingerprint,))[0][0] == 0
+    assert "SV01904: the active key1 %s is not listed" % evil.fingerprint in sv.httpd.log_text()
+    sv.db.admin("key1-activate", sv.key1.fingerprint)
+    deadline = time.monotonic() + 20
+    while sv.submit(GOOD).status != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert sv.db.query("SELECT DISTINCT key1_fp FROM fields") == [(sv.key1.fingerprint,)]

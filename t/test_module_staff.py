@@ -30,7 +30,9 @@ def refs_on(page):
     return re.findall(r'class="mono" href="[^"]*">([0-9A-Z]{5}-[0-9A-Z]{5})<', page.text)
 
 
-def test_list_paging_and_search(sv):
+def test_list_paging_and_search(sv_factory):
+    # 53 submissions from one address: past the intake throttle's default
+    sv = sv_factory(directives={"SplitVaultIntakeThrottle": "Off"})
     refs = [new_record(sv) for _ in range(53)]
     c = sv.login("dora")
     p1 = c.get(sv.path("/staff/"))

@@ -25,6 +25,7 @@
 
 static const char usage[] =
     "usage: splitvault-admin [-d DSN] COMMAND [ARGS]\n"
+    "       splitvault-admin --version\n"
     "\n"
     "The database: $SPLITVAULT_DSN (or -d DSN), a libpq connection string such as\n"
     "\"host=127.0.0.1 port=5432 dbname=splitvault user=splitvault\" (the module's DBDParams).\n"
@@ -262,6 +263,10 @@ int main(int argc, char **argv)
         }
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(usage, stdout);
+            return 0;
+        }
+        else if (strcmp(argv[i], "--version") == 0) {
+            printf("splitvault-admin %s\n", SV_VERSION);
             return 0;
         }
         else {

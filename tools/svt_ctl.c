@@ -39,6 +39,7 @@ usage(FILE *f)
             "usage: splitvaultctl [-c CONFIG | -s SOCKET] COMMAND\n"
             "       splitvaultctl -c CONFIG --offline audit-verify\n"
             "       splitvaultctl --log FILE [--head FILE] audit-verify\n"
+            "       splitvaultctl -V | --version\n"
             "commands:\n"
             "  status        lock-down state, queue, share counts, counters, audit head\n"
             "  lockdown      lock down now: every decrypt refused until unlock\n"
@@ -197,6 +198,7 @@ main(int argc, char **argv)
         { "log", required_argument, NULL, 'l' },
         { "head", required_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *sock = NULL, *log = NULL, *head = NULL, *cmd;
@@ -205,7 +207,7 @@ main(int argc, char **argv)
     int c, offline = 0, r = 2;
 
     /* options end at the command: retired and restore have their own */
-    while ((c = getopt_long(argc, argv, "+c:s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+c:s:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 's': sock = optarg; break;
@@ -213,6 +215,7 @@ main(int argc, char **argv)
         case 'l': log = optarg; break;
         case 'H': head = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("splitvaultctl %s\n", SV_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }

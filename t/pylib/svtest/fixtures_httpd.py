@@ -246,7 +246,7 @@ class Httpd:
     def __init__(self, directory, db, pki, daemon_port, fields=None, tls=True,
                  directives=None, extra="", base="/splitvault", threads=10, name="httpd",
                  loglevel="warn splitvault:info", access_log=True, dbd_max=None,
-                 server_limit=2, db_port=None):
+                 server_limit=2, db_port=None, mpm="event"):
         self.dir = Path(directory)
         self.db = db
         self.pki = pki
@@ -262,6 +262,10 @@ class Httpd:
         self.want_access_log = access_log
         self.dbd_max = dbd_max or threads
         self.server_limit = server_limit
+        # "event" (the default), or "prefork": one connection per process,
+        # and only idle processes accept (tests that need a request to be
+        # served by a given process); threads is then ignored
+        self.mpm = mpm
         # reach PostgreSQL through this port instead (a PgProxy in front of it)
         self.db_port = db_port
         self.port = free_port()
@@ -287,7 +291,7 @@ class Httpd:
             "User www-data",
             "Group www-data",
         ]
-        mods = ["mpm_event", "authz_core", "authz_host", "dbd"]
+        mods = ["mpm_" + self.mpm, "authz_core", "authz_host", "dbd"]
         if self.tls:
             mods.append("ssl")
         for m in mods:
@@ -296,10 +300,21 @@ class Httpd:
             'LoadModule splitvault_module "%s"' % MODULE,
             "StartServers 1",
             "ServerLimit %d" % self.server_limit,
-            "ThreadsPerChild %d" % self.threads,
-            "MaxRequestWorkers %d" % (self.server_limit * self.threads),
-            "MinSpareThreads 1",
-            "MaxSpareThreads %d" % (self.server_limit * self.threads),
+        ]
+        if self.mpm == "prefork":
+            lines += [
+                "MaxRequestWorkers %d" % self.server_limit,
+                "MinSpareServers 1",
+                "MaxSpareServers %d" % self.server_limit,
+            ]
+        else:
+            lines += [
+                "ThreadsPerChild %d" % self.threads,
+                "MaxRequestWorkers %d" % (self.server_limit * self.threads),
+                "MinSpareThreads 1",
+                "MaxSpareThreads %d" % (self.server_limit * self.threads),
+            ]
+        lines += [
             "DBDriver pgsql",
             'DBDParams "%s"' % self.dbd_params(),
             "DBDMin 0",
@@ -364,9 +379,19 @@ class Httpd:
             raise RuntimeError("apache2 -t refused the config:\n%s%s" % (t.stdout, t.stderr))
         self.error_log.touch()
         register_log(self.error_log, self.name + " error log")
+        started = self.log_text().count("resuming normal operations")
         self.proc = core.Proc(self.name, [APACHE, "-f", self.conf, "-DFOREGROUND"],
                               self.dir / "logs" / "stdout.log").start()
         self.proc.wait_port(self.port, timeout=timeout)
+        # httpd listens before its post_config hooks run and before it writes
+        # its pid file: ready once the parent says it resumes operations
+        deadline = time.monotonic() + timeout
+        while self.log_text().count("resuming normal operations") <= started:
+            if not self.proc.alive():
+                raise RuntimeError("%s exited during its start-up" % self.name)
+            if time.monotonic() > deadline:
+                raise TimeoutError("%s did not finish its start-up" % self.name)
+            time.sleep(0.02)
         return self
 
     def stop(self):
