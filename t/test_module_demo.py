@@ -16,6 +16,14 @@ def test_demo_walks_the_whole_story(capsys):
         pem = re.search(r"key1 file to upload at the key location: (\S+)", out).group(1)
         passphrase = re.search(r"key1 passphrase: (.+)", out).group(1).strip()
         assert "unlock" in out and "reconcile" in out
+        # the demo's daemon gives the web server and the reconcile tool a
+        # certificate each, under their own roles, and says so
+        recon = re.search(r"reconcile --daemon \S+ --ca \S+ --cert (\S+) --key (\S+)", out)
+        assert recon and "reconcile" in recon.group(1), out
+        conf = stack.daemon.config["clients"]
+        assert len(conf["frontend"]) == 1 and len(conf["reconcile"]) == 1
+        assert conf["frontend"] != conf["reconcile"]
+        assert "allow_combined_roles" not in conf
         values = {"name": "Demo Person", "ssn": "123-45-6789", "notes": "Zoë was here"}
         ref = Stack.ref_of(stack.submit(values))
         assert ref
@@ -28,6 +36,9 @@ def test_demo_walks_the_whole_story(capsys):
         r = stack.decrypt(pat, ref)
         assert r.status == 200, r.text
         assert Stack.decrypted_values(r) == values
+        # the printed reconcile command works with its certificate (a dry run)
+        p = stack.reconcile("--grace", "3600", cert=recon.group(1), key=recon.group(2))
+        assert p.returncode == 0 and "dry run" in p.stdout, p.stdout + p.stderr
     finally:
         try:
             stack.teardown()
