@@ -331,6 +331,11 @@ def test_module_end_to_end_as_the_web_role(sv):
     assert users == {sv.db.web}
     actions = {a for (a,) in sv.db.query("SELECT DISTINCT action FROM audit")}
     assert {"sign-in", "update", "decrypt", "key1-upload"} <= actions
+    # reconcile only reads the main database: the web role's DBDParams do
+    p = run([ADMIN, "-d", sv.db.web_dsn, "reconcile", "--daemon", "127.0.0.1:%d" % sv.daemon.port,
+             "--ca", sv.pki.ca_cert, "--cert", sv.pki.client_cert, "--key", sv.pki.client_key,
+             "--grace", "0"], check=False)
+    assert p.returncode == 0, p.stderr
 
 
 # ------------------------------------------------------ splitvault-admin roles
