@@ -16,6 +16,10 @@ def test_demo_walks_the_whole_story(capsys):
         pem = re.search(r"key1 file to upload at the key location: (\S+)", out).group(1)
         passphrase = re.search(r"key1 passphrase: (.+)", out).group(1).strip()
         assert "unlock" in out and "reconcile" in out
+        # the demo's httpd has only the web role's grants, as an installation's
+        assert "httpd connects as role splitvault_web" in out
+        assert "user=splitvault_web" in stack.httpd.dbd_params()
+        assert "user=splitvault_owner" in stack.db.dsn
         values = {"name": "Demo Person", "ssn": "123-45-6789", "notes": "Zoë was here"}
         ref = Stack.ref_of(stack.submit(values))
         assert ref

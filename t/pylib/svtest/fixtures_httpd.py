@@ -593,11 +593,12 @@ class Stack:
     """Everything one test needs: db, key1, daemon, httpd, and ways in."""
 
     def __init__(self, directory, pg, pki, daemon_factory, staff=True, key1=True,
-                 key1_passphrase=None, daemon_options=None, **httpd_options):
+                 key1_passphrase=None, daemon_options=None, db_roles=(OWNER_ROLE, WEB_ROLE),
+                 **httpd_options):
         self.dir = Path(directory)
         self.pg = pg
         self.pki = pki
-        self.db = MainDb.create(pg)
+        self.db = MainDb.create(pg, owner=db_roles[0], web=db_roles[1])
         if staff:
             self.db.add_standard_staff()
         self.key1 = None
@@ -815,6 +816,7 @@ def run_demo(directory=None, port=None, wait=True):
     stack = Stack(d / "stack", pg, pki,
                   lambda x, **kw: fixtures_daemon.start_for_module(x, pki, pg, **kw),
                   key1_passphrase="demo key1 passphrase", daemon_options=demo_daemon,
+                  db_roles=("splitvault_owner", "splitvault_web"),  # as installed
                   directives={"SplitVaultFormTitle": '"Report a concern securely"',
                               "SplitVaultFormIntro": '"This is a demonstration. What you '
                                                      'send is encrypted before it is '
