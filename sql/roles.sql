@@ -87,6 +87,7 @@ DECLARE
     -- Sequences the web role draws from (table, serial column): USAGE only.
     sequences   text[] := ARRAY[['records', 'id'], ['audit', 'id']];
     seq_ok      text[] := '{}';
+    recorded    int := 0;
 BEGIN
     IF owner_name !~ '^[a-z_][a-z0-9_]{0,62}$' OR web_name !~ '^[a-z_][a-z0-9_]{0,62}$'
        OR owner_name LIKE 'pg\_%' OR web_name LIKE 'pg\_%' THEN
@@ -112,7 +113,18 @@ BEGIN
                                'first (REASSIGN OWNED, DROP OWNED), then ALTER DATABASE ... '
                                'RESET the setting and run this again.';
         END IF;
+        IF kv.k IN ('splitvault.owner_role', 'splitvault.web_role') THEN
+            recorded := recorded + 1;
+        END IF;
     END LOOP;
+    IF recorded < 2 AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'database % has no roles set up yet: the first run needs a superuser',
+                        db
+              USING HINT = 'It creates the roles, gives the database to the owner role and '
+                           'records the names in the database''s settings: run it as the '
+                           'postgres user, e.g. sudo -u postgres splitvault-admin -d '
+                           '"dbname=' || db || '" roles';
+    END IF;
 
     -- The roles: created when missing, never given more than LOGIN.
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = owner_name) THEN
