@@ -23,9 +23,10 @@
 -- It is idempotent: once that is done, the owner role itself may run it
 -- again, and only the privileges are re-applied. `splitvault-admin schema`
 -- does so after every migration, so new tables and columns get their
--- grants (a migration adds its grants to the list below). Finally it checks
--- what the web role can really do (grants from other roles, memberships,
--- PUBLIC) against the list, and fails if it can do more.
+-- grants (a migration adds its grants to the list below). The web role
+-- must belong to no role; finally the script checks what it can really do
+-- (grants by roles other than the owner, PUBLIC) against the list, and
+-- fails if it can do more.
 --
 -- Plain SQL, one transaction, no psql meta-command: splitvault-admin sends
 -- the file as it is.
@@ -150,8 +151,13 @@ BEGIN
         RAISE EXCEPTION 'the web role % must have no attribute but LOGIN (it is a superuser, '
                         'or has CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS)', web_name;
     END IF;
-    IF pg_has_role(web_oid, owner_oid, 'MEMBER') THEN
-        RAISE EXCEPTION 'the web role % is a member of the owner role %', web_name, owner_name;
+    -- A member of another role could borrow its rights (SET ROLE, even
+    -- with NOINHERIT): the web role belongs to none.
+    IF EXISTS (SELECT FROM pg_auth_members WHERE member = web_oid) THEN
+        RAISE EXCEPTION 'the web role % is a member of %: it must belong to no role', web_name,
+              (SELECT string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname)
+               FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+               WHERE m.member = web_oid);
     END IF;
 
     -- Record the names (a placeholder setting: only a superuser may, so

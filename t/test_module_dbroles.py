@@ -435,11 +435,22 @@ def test_roles_command_refuses_bad_input(pg):
         assert db.setup_roles().returncode == 0
         db.admin("schema", "--sql-dir", SQL_MAIN)
         db.query("CREATE ROLE sv_t2_group")
-        db.query('GRANT UPDATE (pwhash) ON staff TO sv_t2_group')
+        db.query("GRANT UPDATE (pwhash) ON staff TO sv_t2_group")
         db.query("GRANT sv_t2_group TO sv_t2_web")
         p = db.admin("schema", "--sql-dir", SQL_MAIN, check=False)
-        assert p.returncode == 1 and "has UPDATE on staff.pwhash" in p.stderr
+        assert p.returncode == 1 and "is a member of sv_t2_group" in p.stderr
         assert "were not re-applied" in p.stderr
+        db.query("REVOKE sv_t2_group FROM sv_t2_web")
+        # and one given more by a grantor other than the owner, which the
+        # owner's REVOKE cannot take back
+        db.query("GRANT USAGE ON SCHEMA public TO sv_t2_group")
+        db.query("GRANT UPDATE (pwhash) ON staff TO sv_t2_group WITH GRANT OPTION")
+        db.query("SET ROLE sv_t2_group; GRANT UPDATE (pwhash) ON staff TO sv_t2_web")
+        p = db.admin("schema", "--sql-dir", SQL_MAIN, check=False)
+        assert p.returncode == 1 and "has UPDATE on staff.pwhash" in p.stderr
+        db.query("REVOKE UPDATE (pwhash) ON staff FROM sv_t2_group CASCADE")
+        db.query("REVOKE USAGE ON SCHEMA public FROM sv_t2_group")
+        assert db.admin("schema", "--sql-dir", SQL_MAIN).returncode == 0
     finally:
         db.drop()
         drop_roles(pg, "sv_t2_group", "sv_t2_web", "sv_t2_owner")
