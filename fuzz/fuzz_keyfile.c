@@ -11,10 +11,17 @@
  *      the private loader with it
  *   3  template: byte1 picks a PEM text made in memory at start-up from a
  *      fixed X25519 key (0 plain PKCS#8 private, 1 encrypted PKCS#8 private,
- *      2 SPKI public); bytes 2-3 (big-endian, 0 = none) cut the text to that
- *      length; the rest is a list of 3-byte patches {u16 offset (taken
- *      modulo the length), u8 value}. Byte0 bit 2 set gives the encrypted
- *      template a wrong passphrase, bit 3 none at all.
+ *      2 SPKI public, 3 encrypted with PBKDF2 of 2^31-1 iterations, far
+ *      over the cap, so that few patches bring it under, 4 encrypted with
+ *      scrypt p one over its cap); bytes 2-3 (big-endian,
+ *      0 = none) cut the text to that length; the rest is a list of 3-byte
+ *      patches {u16 offset (taken modulo the length), u8 value}. Byte0 bit 2
+ *      set gives the encrypted templates a wrong passphrase, bit 3 none.
+ *
+ * Templates 3 and 4 are made from their parameters, without deriving
+ * anything (their "ciphertext" is arbitrary): the loader must refuse them
+ * before it derives, or the start-up check would take seconds and a
+ * mutation that raised a cost further could hang the target.
  *
  * Private-key texts are never stored in the corpus (the tree holds no
  * private key, not even a test one): mode 3 builds them from the fixed raw
@@ -25,13 +32,15 @@
  * zeroed on failure; a private key whose public half is not the returned
  * public key; a public key that does not survive sv_key1_public_to_pem and
  * back; input over SV_KEYFILE_MAX not reported as SV_ERR_KEY_TOO_LARGE; an
- * unmodified template that does not load as the fixed key.
+ * unmodified template that does not load as the fixed key (templates 3 and
+ * 4: that is not refused with SV_ERR_KEY_KDF, whatever the passphrase).
  *
  * The secure heap is deliberately not set up, so every allocation of the
  * loaders is on the ordinary heap where AddressSanitizer watches it.
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,13 +48,14 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "sv_keyfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define TEMPLATE_PASS "splitvault fuzz template"
-#define NTEMPLATES 3
+#define NTEMPLATES 5
 
 static const uint8_t fixed_sk[SV_X25519_LEN] = {
     0x70, 0x1e, 0x5a, 0x2c, 0x0b, 0x93, 0x4d, 0x61, 0x88, 0x27, 0xf0, 0x3e,
@@ -72,6 +82,31 @@ bio_take(BIO *bio, size_t *len)
     return s;
 }
 
+/* An "ENCRYPTED PRIVATE KEY" text under alg (taken), with arbitrary
+ * ciphertext: made without running alg's key derivation. */
+static char *
+costly_template(X509_ALGOR *alg, size_t *len)
+{
+    static const uint8_t ct[48] = { 0x5a };
+    X509_SIG *sig = X509_SIG_new();
+    X509_ALGOR *a = NULL;
+    ASN1_OCTET_STRING *d = NULL;
+    BIO *bio;
+    char *s;
+
+    if (alg == NULL || sig == NULL)
+        abort();
+    X509_SIG_getm(sig, &a, &d);
+    if (!X509_ALGOR_copy(a, alg) || !ASN1_OCTET_STRING_set(d, ct, sizeof(ct))
+        || (bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_PKCS8(bio, sig))
+        abort();
+    s = bio_take(bio, len);
+    BIO_free(bio);
+    X509_SIG_free(sig);
+    X509_ALGOR_free(alg);
+    return s;
+}
+
 static void
 raw_public(const uint8_t sk[SV_X25519_LEN], uint8_t pk[SV_X25519_LEN])
 {
@@ -90,6 +125,7 @@ init_templates(void)
     EVP_PKEY *k;
     BIO *bio;
     uint8_t sk[SV_X25519_LEN], pk[SV_X25519_LEN];
+    int t;
 
     if (ready)
         return;
@@ -116,6 +152,12 @@ init_templates(void)
     templ[2] = bio_take(bio, &templ_len[2]);
     BIO_free(bio);
     EVP_PKEY_free(k);
+
+    templ[3] = costly_template(PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), INT_MAX, NULL, 0, NULL,
+                                                 NID_hmacWithSHA256), &templ_len[3]);
+    templ[4] = costly_template(PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, 1024,
+                                                     1, SV_KEYFILE_SCRYPT_P_MAX + 1),
+                               &templ_len[4]);
     ready = 1;
 
     /* The unmodified templates load as the fixed key. */
@@ -132,6 +174,14 @@ init_templates(void)
     if (sv_key1_public_from_pem(templ[2], templ_len[2], pk) != SV_OK ||
         memcmp(pk, fixed_pk, sizeof(pk)) != 0)
         abort();
+    /* Over a cap: refused before any derivation, with or without the
+     * passphrase. */
+    for (t = 3; t < NTEMPLATES; t++)
+        if (sv_key1_private_from_pem(templ[t], templ_len[t], TEMPLATE_PASS,
+                                     strlen(TEMPLATE_PASS), sk, pk) != SV_ERR_KEY_KDF ||
+            sv_key1_private_from_pem(templ[t], templ_len[t], NULL, 0, sk, pk) !=
+            SV_ERR_KEY_KDF)
+            abort();
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -155,6 +205,8 @@ check_private(const char *pem, size_t len, const char *pass, size_t pass_len)
         abort();
     if (len)
         memcpy(c, pem, len);
+    else
+        c[0] = '\0'; /* not read (len is 0), but never uninitialised */
     memset(sk, 0xa5, sizeof(sk));
     memset(pk, 0xa5, sizeof(pk));
     st = sv_key1_private_from_pem(c, len, pass, pass_len, sk, pk);
@@ -172,6 +224,7 @@ check_private(const char *pem, size_t len, const char *pass, size_t pass_len)
     case SV_ERR_KEY_NEED_PASS:
     case SV_ERR_KEY_PASSPHRASE:
     case SV_ERR_KEY_TOO_LARGE:
+    case SV_ERR_KEY_KDF:
     case SV_ERR_NOMEM:
         if (memcmp(sk, zero32, sizeof(sk)) != 0 || memcmp(pk, zero32, sizeof(pk)) != 0)
             abort();
@@ -202,6 +255,8 @@ check_public(const char *pem, size_t len)
         abort();
     if (len)
         memcpy(c, pem, len);
+    else
+        c[0] = '\0'; /* not read (len is 0), but never uninitialised */
     memset(pk, 0xa5, sizeof(pk));
     st = sv_key1_public_from_pem(c, len, pk);
     free(c);
@@ -254,9 +309,9 @@ run_template(uint8_t flags, const uint8_t *p, size_t n)
     }
     if (t == 2) {
         check_public(s, len);
-    } else if (t == 1 && (flags & 8)) {
+    } else if (t != 0 && (flags & 8)) {
         check_private(s, len, NULL, 0);
-    } else if (t == 1 && (flags & 4)) {
+    } else if (t != 0 && (flags & 4)) {
         check_private(s, len, "not the passphrase", 18);
     } else {
         check_private(s, len, TEMPLATE_PASS, strlen(TEMPLATE_PASS));

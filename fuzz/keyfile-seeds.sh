@@ -83,6 +83,13 @@ Proc-Type: 4,ENCRYPTED\
     printf '' | seed template-plain-patch-der '\003\000\000\000\000\052B\000\060C'
     printf '' | seed template-encrypted-patch '\003\001\000\000\000\144A\000\200z'
     printf '' | seed template-public-patch '\003\002\000\000\000\063Z'
+    # key derivations over the caps (refused before deriving anything)
+    printf '' | seed template-pbkdf2-overcap '\003\003\000\000'
+    printf '' | seed template-pbkdf2-overcap-nopass '\013\003\000\000'
+    printf '' | seed template-pbkdf2-overcap-patch '\003\003\000\000\000\120A\000\140z'
+    printf '' | seed template-scrypt-overcap '\003\004\000\000'
+    printf '' | seed template-scrypt-overcap-wrongpass '\007\004\000\000'
+    printf '' | seed template-scrypt-overcap-cut '\003\004\000\200'
     ;;
 private)
     case $(cd "$dir" && pwd) in

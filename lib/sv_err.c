@@ -38,6 +38,10 @@ sv_strerror(sv_status st)
         return "private key is encrypted and no passphrase was given";
     case SV_ERR_KEY_TOO_LARGE:
         return "key file too large";
+    case SV_ERR_KEY_KDF:
+        return "encrypted key file refused before any key derivation: its passphrase "
+               "protection is not PBES2 with PBKDF2 (SHA-1 or SHA-2, at most 5000000 "
+               "iterations) or scrypt (N at most 2^20, r 32, p 16, memory 32 MiB)";
     case SV_ERR_WIRE_TRUNCATED:
         return "message truncated";
     case SV_ERR_WIRE_TOO_LARGE:

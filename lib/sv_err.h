@@ -28,6 +28,7 @@ typedef enum {
     SV_ERR_KEY_PASSPHRASE = 23, /* encrypted key, passphrase wrong */
     SV_ERR_KEY_NEED_PASS = 24,  /* encrypted key, no passphrase given */
     SV_ERR_KEY_TOO_LARGE = 25,  /* file larger than any key file can be */
+    SV_ERR_KEY_KDF = 26,        /* encrypted key: KDF not PBKDF2/scrypt, or over the cost caps */
 
     /* wire protocol */
     SV_ERR_WIRE_TRUNCATED = 30,   /* input ends before the message does */

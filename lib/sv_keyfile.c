@@ -7,9 +7,12 @@
  * Public:   one PEM block "PUBLIC KEY" (SubjectPublicKeyInfo), X25519.
  *
  * Only whitespace may surround the block, the DER must fill the block
- * exactly, and the block must carry no PEM headers. Private material is
- * decoded into OpenSSL's secure heap (PEM_FLAG_SECURE) and every copy is
- * released with a clearing free. Failures drain the OpenSSL error queue at
+ * exactly, and the block must carry no PEM headers. An encrypted key's
+ * key-derivation parameters are read with OpenSSL's own ASN.1 types and
+ * checked against the caps of sv_keyfile.h before OpenSSL derives anything
+ * (kdf_check), so a crafted file cannot make a load cost minutes of CPU or
+ * gigabytes of memory. Private material is decoded into OpenSSL's secure
+ * heap (PEM_FLAG_SECURE) and every copy is released with a clearing free. Failures drain the OpenSSL error queue at
  * debug level: the status code is the error, the caller logs it once.
  */
 #include "config.h"
@@ -143,6 +146,169 @@ out:
     return st;
 }
 
+/* PRFs of PBKDF2 we accept: HMAC with SHA-1 (the default when the
+ * parameters name none) or SHA-2, whose cost per iteration is alike. */
+static int
+pbkdf2_prf_ok(int nid)
+{
+    switch (nid) {
+    case NID_hmacWithSHA1:
+    case NID_hmacWithSHA224:
+    case NID_hmacWithSHA256:
+    case NID_hmacWithSHA384:
+    case NID_hmacWithSHA512:
+    case NID_hmacWithSHA512_224:
+    case NID_hmacWithSHA512_256:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* a non-negative INTEGER that fits 64 bits, into *v; 0 otherwise */
+static int
+asn1_u64(const ASN1_INTEGER *a, uint64_t *v)
+{
+    return a != NULL && ASN1_INTEGER_get_uint64(v, a) == 1;
+}
+
+/* The parameters of an algorithm identifier, decoded as it (NULL when
+ * they are absent, not a SEQUENCE, or do not decode). */
+static void *
+algor_params(const X509_ALGOR *alg, const ASN1_ITEM *it)
+{
+    int ptype = V_ASN1_UNDEF;
+    const void *pval = NULL;
+
+    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+    if (ptype != V_ASN1_SEQUENCE || pval == NULL)
+        return NULL;
+    return ASN1_item_unpack((const ASN1_STRING *)pval, it);
+}
+
+/* a name for log lines (an OID OpenSSL does not know is NID_undef) */
+static const char *
+nid_name(int nid)
+{
+    const char *sn = OBJ_nid2sn(nid);
+
+    return sn != NULL ? sn : "unknown";
+}
+
+static int
+algor_nid(const X509_ALGOR *alg)
+{
+    const ASN1_OBJECT *oid = NULL;
+
+    X509_ALGOR_get0(&oid, NULL, NULL, alg);
+    return oid != NULL ? OBJ_obj2nid(oid) : NID_undef;
+}
+
+static sv_status
+pbkdf2_check(const X509_ALGOR *keyfunc)
+{
+    PBKDF2PARAM *kp = algor_params(keyfunc, ASN1_ITEM_rptr(PBKDF2PARAM));
+    uint64_t iter = 0;
+    int prf = NID_hmacWithSHA1;
+    sv_status st = SV_ERR_KEY_KDF;
+
+    if (kp == NULL) {
+        sv_log(SV_LOG_DEBUG, "keyfile: PBKDF2 parameters do not decode");
+        return SV_ERR_KEY_FORMAT;
+    }
+    if (kp->prf != NULL)
+        prf = algor_nid(kp->prf);
+    if (!asn1_u64(kp->iter, &iter) || iter == 0 || iter > SV_KEYFILE_PBKDF2_ITER_MAX)
+        sv_log(SV_LOG_DEBUG, "keyfile: PBKDF2 iteration count out of 1..%d",
+               SV_KEYFILE_PBKDF2_ITER_MAX);
+    else if (!pbkdf2_prf_ok(prf))
+        sv_log(SV_LOG_DEBUG, "keyfile: PBKDF2 with an unsupported PRF (%s)", nid_name(prf));
+    else
+        st = SV_OK;
+    PBKDF2PARAM_free(kp);
+    return st;
+}
+
+static sv_status
+scrypt_check(const X509_ALGOR *keyfunc)
+{
+#ifndef OPENSSL_NO_SCRYPT
+    SCRYPT_PARAMS *sp = algor_params(keyfunc, ASN1_ITEM_rptr(SCRYPT_PARAMS));
+    uint64_t n = 0, r = 0, p = 0;
+    sv_status st = SV_ERR_KEY_KDF;
+
+    if (sp == NULL) {
+        sv_log(SV_LOG_DEBUG, "keyfile: scrypt parameters do not decode");
+        return SV_ERR_KEY_FORMAT;
+    }
+    /* each bounded first, so that the product cannot overflow */
+    if (!asn1_u64(sp->costParameter, &n) || !asn1_u64(sp->blockSize, &r)
+        || !asn1_u64(sp->parallelizationParameter, &p) || n < 2 || r == 0 || p == 0
+        || n > SV_KEYFILE_SCRYPT_N_MAX || r > SV_KEYFILE_SCRYPT_R_MAX
+        || p > SV_KEYFILE_SCRYPT_P_MAX)
+        sv_log(SV_LOG_DEBUG, "keyfile: scrypt parameters out of N 2..%lu, r 1..%d, p 1..%d",
+               (unsigned long)SV_KEYFILE_SCRYPT_N_MAX, SV_KEYFILE_SCRYPT_R_MAX,
+               SV_KEYFILE_SCRYPT_P_MAX);
+    else if (128 * r * (n + p + 2) > SV_KEYFILE_SCRYPT_MEM_MAX)
+        sv_log(SV_LOG_DEBUG, "keyfile: scrypt would need %llu bytes, over %lu",
+               (unsigned long long)(128 * r * (n + p + 2)),
+               (unsigned long)SV_KEYFILE_SCRYPT_MEM_MAX);
+    else
+        st = SV_OK;
+    SCRYPT_PARAMS_free(sp);
+    return st;
+#else
+    (void)keyfunc;
+    sv_log(SV_LOG_DEBUG, "keyfile: scrypt is not available in this OpenSSL");
+    return SV_ERR_KEY_KDF;
+#endif
+}
+
+/*
+ * The key derivation an EncryptedPrivateKeyInfo asks for, checked before
+ * anything is derived: PBES2 with PBKDF2 or scrypt within the caps of
+ * sv_keyfile.h. SV_OK; SV_ERR_KEY_KDF for another scheme (PBES1, PKCS#12
+ * PBE), another KDF or PRF, or a cost over a cap; SV_ERR_KEY_FORMAT when
+ * the parameters do not decode.
+ */
+static sv_status
+kdf_check(const X509_SIG *sig)
+{
+    const X509_ALGOR *alg = NULL;
+    PBE2PARAM *pbe2;
+    sv_status st;
+    int nid;
+
+    X509_SIG_get0(sig, &alg, NULL);
+    if (alg == NULL)
+        return SV_ERR_KEY_FORMAT;
+    if ((nid = algor_nid(alg)) != NID_pbes2) {
+        sv_log(SV_LOG_DEBUG, "keyfile: encryption scheme %s is not PBES2", nid_name(nid));
+        return SV_ERR_KEY_KDF;
+    }
+    if ((pbe2 = algor_params(alg, ASN1_ITEM_rptr(PBE2PARAM))) == NULL
+        || pbe2->keyfunc == NULL) {
+        PBE2PARAM_free(pbe2);
+        sv_log(SV_LOG_DEBUG, "keyfile: PBES2 parameters do not decode");
+        return SV_ERR_KEY_FORMAT;
+    }
+    switch (nid = algor_nid(pbe2->keyfunc)) {
+    case NID_id_pbkdf2:
+        st = pbkdf2_check(pbe2->keyfunc);
+        break;
+    case NID_id_scrypt:
+        st = scrypt_check(pbe2->keyfunc);
+        break;
+    default:
+        sv_log(SV_LOG_DEBUG, "keyfile: key derivation %s is neither PBKDF2 nor scrypt",
+               nid_name(nid));
+        st = SV_ERR_KEY_KDF;
+        break;
+    }
+    PBE2PARAM_free(pbe2);
+    return st;
+}
+
 /* Raw private and public key of an X25519 EVP_PKEY. */
 static sv_status
 raw_x25519(const EVP_PKEY *k, uint8_t sk[SV_X25519_LEN], uint8_t pk[SV_X25519_LEN])
@@ -186,6 +352,10 @@ sv_key1_private_from_pem(const char *pem, size_t pem_len, const char *pass, size
     if (strcmp(name, PEM_ENC_PRIV) == 0) {
         if ((sig = d2i_X509_SIG(NULL, &p, der_len)) == NULL || p != der + der_len)
             goto out;
+        /* what the derivation would cost, before the passphrase matters */
+        if ((st = kdf_check(sig)) != SV_OK)
+            goto out;
+        st = SV_ERR_KEY_FORMAT;
         if (pass == NULL) {
             st = SV_ERR_KEY_NEED_PASS;
             goto out;

@@ -14,6 +14,12 @@
  * so no statement of the module, a COMMIT included, runs longer than that:
  * intake and decrypt rely on it to commit before reconcile's grace period
  * could have removed the shares they reference.
+ *
+ * The module connects as the web role of sql/roles.sql, which holds the
+ * privileges these statements need and no more (column by column where a
+ * table is only partly written): a new statement, or a column a statement
+ * newly reads or writes, needs its grant there. t/test_module_dbroles.py
+ * checks every statement of the table below against the web role.
  */
 #include "svm.h"
 #include "apr_optional.h"

@@ -97,6 +97,20 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
         return svm_upload_refused(r, sc, st, dbd, HTTP_BAD_REQUEST, "not an X25519 private key",
                                   "This is a key, but not an X25519 private key such as "
                                   "`openssl genpkey -algorithm X25519` writes.");
+    case SV_ERR_KEY_KDF:
+        return svm_upload_refused(r, sc, st, dbd, HTTP_BAD_REQUEST,
+                                  "passphrase protection refused (unsupported or too costly)",
+                                  apr_psprintf(r->pool, "This key file's passphrase "
+                                               "protection was refused before any use: "
+                                               "SplitVault accepts PBES2 with PBKDF2 (at most "
+                                               "%d iterations) or scrypt (at most %lu MiB of "
+                                               "memory, p at most %d), as `openssl genpkey "
+                                               "-aes256` writes. Re-encrypt the file on your "
+                                               "own machine with `openssl pkcs8 -topk8 -v2 "
+                                               "aes-256-cbc -in key1.pem -out key1-new.pem`.",
+                                               SV_KEYFILE_PBKDF2_ITER_MAX,
+                                               (unsigned long)(SV_KEYFILE_SCRYPT_MEM_MAX >> 20),
+                                               SV_KEYFILE_SCRYPT_P_MAX));
     case SV_ERR_KEY_TOO_LARGE:
     case SV_ERR_KEY_FORMAT:
     default:

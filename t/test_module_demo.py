@@ -24,6 +24,10 @@ def test_demo_walks_the_whole_story(capsys):
         assert len(conf["frontend"]) == 1 and len(conf["reconcile"]) == 1
         assert conf["frontend"] != conf["reconcile"]
         assert "allow_combined_roles" not in conf
+        # the demo's httpd has only the web role's grants, as an installation's
+        assert "httpd connects as role splitvault_web" in out
+        assert "user=splitvault_web" in stack.httpd.dbd_params()
+        assert "user=splitvault_owner" in stack.db.dsn
         values = {"name": "Demo Person", "ssn": "123-45-6789", "notes": "Zoë was here"}
         ref = Stack.ref_of(stack.submit(values))
         assert ref

@@ -359,3 +359,35 @@ def test_key1_pin_defeats_a_key1_swapped_in_the_database(sv_factory):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert sv.db.query("SELECT DISTINCT key1_fp FROM fields") == [(sv.key1.fingerprint,)]
+
+
+def test_costly_key_derivation_refused_before_use(sv_factory, workdir):
+    """A key file whose passphrase protection asks for more work than the
+    caps (docs/operations.md), or a scheme other than PBES2 with PBKDF2 or
+    scrypt, is refused at once, before any derivation, audited, and loads
+    nothing; the same key re-encrypted with scrypt within the caps loads."""
+    import time
+    sv = sv_factory(key1_passphrase=PASS)
+    ada = sv.login("ada")
+
+    def reencrypt(name, *opts):
+        out = workdir / name
+        run(["openssl", "pkcs8", "-topk8", "-in", sv.key1.pem, "-passin", "pass:" + PASS,
+             "-passout", "pass:" + PASS, "-out", out] + list(opts))
+        return out.read_bytes()
+
+    costly = reencrypt("p17.pem", "-scrypt", "-scrypt_N", "16", "-scrypt_r", "1",
+                       "-scrypt_p", "17")
+    pbes1 = reencrypt("pbes1.pem", "-v1", "PBE-SHA1-3DES")
+    for pem in (costly, pbes1):
+        t0 = time.monotonic()
+        r = sv.upload_key1(ada, pem=pem)
+        assert time.monotonic() - t0 < 5
+        assert r.status == 400 and "refused before any use" in r.text, r.text
+        assert "openssl pkcs8 -topk8 -v2 aes-256-cbc" in r.text
+    assert loaded_fingerprints(sv, ada)[0] == set()
+    assert [(a, o, d) for a, o, d in audit_rows(sv, "key1-upload")] == \
+        [("ada", "refused", "passphrase protection refused (unsupported or too costly)")] * 2
+    r = sv.upload_key1(ada, pem=reencrypt("scrypt.pem", "-scrypt"))
+    assert r.status == 303, r.text
+    assert loaded_fingerprints(sv, ada)[0] == {sv.key1.fingerprint}

@@ -11,6 +11,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "apr_file_io.h"
 #include "apr_general.h"
 #include "apr_lib.h"
 #include "apr_strings.h"
@@ -28,12 +29,22 @@ static const char usage[] =
     "       splitvault-admin --version\n"
     "\n"
     "The database: $SPLITVAULT_DSN (or -d DSN), a libpq connection string such as\n"
-    "\"host=127.0.0.1 port=5432 dbname=splitvault user=splitvault\" (the module's DBDParams).\n"
+    "\"host=127.0.0.1 port=5432 dbname=splitvault user=splitvault_owner\", naming the\n"
+    "owner role (the module's DBDParams name the web role instead: see `roles`).\n"
     "Keep the password out of it: a command line is visible to every user (ps); put it\n"
     "in ~/.pgpass or a file named by $PGPASSFILE instead.\n"
     "\n"
+    "  roles [--owner NAME] [--web NAME] [--sql-dir DIR]\n"
+    "                              as a superuser, once: create the owner role (owns the\n"
+    "                              schema; what this tool connects as) and the web role\n"
+    "                              (the module's, with only the grants it needs) when\n"
+    "                              missing, without passwords; take PUBLIC's default\n"
+    "                              privileges away; grant (default names splitvault_owner\n"
+    "                              and splitvault_web, then those recorded); idempotent\n"
     "  schema [--sql-dir DIR]      apply the main schema to an empty database, or migrate\n"
-    "                              it to the newest version (each step in a transaction)\n"
+    "                              it to the newest version (each step in a transaction),\n"
+    "                              then apply the web role's privileges again (roles.sql,\n"
+    "                              read from DIR/..)\n"
     "  schema-version              print the schema version of the database\n"
     "  staff-add NAME [--update] [--decrypt] [--admin]\n"
     "                              create a staff account; the password is read from\n"
@@ -157,6 +168,41 @@ const char *svt_col(svt_ctx *c, apr_dbd_row_t *row, int n)
     const char *v = apr_dbd_get_entry(c->driver, row, n);
 
     return v ? apr_pstrdup(c->pool, v) : "";
+}
+
+int svt_read_sql(svt_ctx *c, const char *path, char **sql)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t len;
+    char *buf;
+    apr_status_t rv;
+
+    *sql = NULL;
+    if ((rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, c->pool)) != APR_SUCCESS)
+        return svt_fail("cannot open %s: %s", path, svt_apr_err(c, rv));
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+    if (rv != APR_SUCCESS || fi.size > SVT_SQL_MAX) {
+        apr_file_close(f);
+        return rv != APR_SUCCESS ? svt_fail("cannot read %s: %s", path, svt_apr_err(c, rv))
+                                 : svt_fail("%s is larger than %d bytes", path, SVT_SQL_MAX);
+    }
+    len = (apr_size_t)fi.size;
+    buf = apr_palloc(c->pool, len + 1);
+    rv = apr_file_read_full(f, buf, len, &len);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS)
+        return svt_fail("cannot read %s: %s", path, svt_apr_err(c, rv));
+    buf[len] = '\0';
+    *sql = buf;
+    return 0;
+}
+
+const char *svt_apr_err(svt_ctx *c, apr_status_t rv)
+{
+    char buf[256];
+
+    return apr_pstrdup(c->pool, apr_strerror(rv, buf, sizeof(buf)));
 }
 
 /* One line into buf (without its end of line); returns its length or -1. */
@@ -302,6 +348,8 @@ int main(int argc, char **argv)
     argv += i;
     if (strcmp(cmd, "schema") == 0)
         rv = svt_cmd_schema(&c, argc, argv);
+    else if (strcmp(cmd, "roles") == 0)
+        rv = svt_cmd_roles(&c, argc, argv);
     else if (strcmp(cmd, "schema-version") == 0)
         rv = svt_cmd_schema_version(&c, argc, argv);
     else if (strcmp(cmd, "staff-add") == 0)

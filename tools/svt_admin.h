@@ -3,10 +3,11 @@
  *
  * One file per group of subcommands: svt_admin.c (command line, database
  * connection, password entry), svt_admin_schema.c (apply / migrate the main
- * schema), svt_admin_staff.c (staff accounts), svt_admin_key1.c (key1
+ * schema), svt_admin_roles.c (the owner and web roles and their
+ * privileges), svt_admin_staff.c (staff accounts), svt_admin_key1.c (key1
  * public keys), svt_admin_reconcile.c (the daemon's orphaned shares, over
- * mutual TLS). The database is reached through apr_dbd's pgsql driver with
- * the same connection string as the module's DBDParams.
+ * mutual TLS). The database is reached through apr_dbd's pgsql driver, as
+ * the owner role (docs/install.md); the module's DBDParams name the web role.
  */
 #ifndef SVT_ADMIN_H
 #define SVT_ADMIN_H
@@ -40,6 +41,13 @@ int svt_select(svt_ctx *c, svt_rows *rows, const char *sql, int nargs, const cha
 apr_dbd_row_t *svt_row(svt_ctx *c, svt_rows *rows);
 const char *svt_col(svt_ctx *c, apr_dbd_row_t *row, int n);
 
+/* The whole of an SQL file (at most SVT_SQL_MAX bytes), NUL-terminated, in
+ * c->pool. Returns 0 or 1 (printed). */
+#define SVT_SQL_MAX (4 * 1024 * 1024)
+int svt_read_sql(svt_ctx *c, const char *path, char **sql);
+/* apr_strerror's text for rv, in c->pool. */
+const char *svt_apr_err(svt_ctx *c, apr_status_t rv);
+
 /* Read a password: from the terminal without echo (asked twice) when stdin
  * is a tty, else one line of stdin. Returns a NUL-terminated buffer to free
  * with svt_password_free(), or NULL (message printed). */
@@ -47,6 +55,11 @@ char *svt_password_read(const char *prompt, size_t *len);
 void svt_password_free(char *pw, size_t len);
 
 int svt_cmd_schema(svt_ctx *c, int argc, char **argv);
+/* svt_admin_roles.c: the owner and web roles (sql/roles.sql). */
+int svt_cmd_roles(svt_ctx *c, int argc, char **argv);
+/* After `schema`: apply sql/roles.sql again when the database has its
+ * roles (a note otherwise). Returns 0 or 1 (printed). */
+int svt_roles_reapply(svt_ctx *c);
 int svt_cmd_schema_version(svt_ctx *c, int argc, char **argv);
 int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv);
 int svt_cmd_staff_passwd(svt_ctx *c, int argc, char **argv);

@@ -6,6 +6,9 @@
  * schema_version as its last statement. `schema` reads the database's
  * version (0 for an empty database) and applies every newer file in order,
  * each in its own transaction, checking that the file recorded its version.
+ * Then, when the database was set up with an owner and a web role (`roles`,
+ * svt_admin_roles.c), it applies sql/roles.sql again, so that the web role
+ * gets its grants on what the migrations added.
  */
 #include "config.h"
 
@@ -15,7 +18,6 @@
 #include <string.h>
 
 #include "apr_strings.h"
-#include "apr_file_io.h"
 
 #include "svt_admin.h"
 
@@ -87,25 +89,14 @@ int svt_cmd_schema(svt_ctx *c, int argc, char **argv)
                         cur, newest);
     for (v = cur + 1; v <= newest; v++) {
         const char *path = svt_schema_file(c, v, names, n);
-        apr_file_t *f;
-        apr_finfo_t fi;
         apr_dbd_transaction_t *tx = NULL;
         char *sql;
-        apr_size_t len;
         int nrows = 0, rv;
 
         if (!path)
             return svt_fail("schema: migration %03d is missing from %s", v, c->sql_dir);
-        if (apr_file_open(&f, path, APR_FOPEN_READ, 0, c->pool) != APR_SUCCESS
-            || apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS
-            || fi.size > 4 * 1024 * 1024)
-            return svt_fail("schema: cannot read %s", path);
-        len = (apr_size_t)fi.size;
-        sql = apr_palloc(c->pool, len + 1);
-        if (apr_file_read_full(f, sql, len, &len) != APR_SUCCESS)
-            return svt_fail("schema: cannot read %s", path);
-        sql[len] = '\0';
-        apr_file_close(f);
+        if (svt_read_sql(c, path, &sql))
+            return 1;
         if (apr_dbd_transaction_start(c->driver, c->pool, c->handle, &tx))
             return svt_fail("schema: cannot begin a transaction");
         rv = apr_dbd_query(c->driver, c->handle, &nrows, sql);
@@ -127,7 +118,7 @@ int svt_cmd_schema(svt_ctx *c, int argc, char **argv)
     }
     if (cur == newest)
         printf("schema is up to date (version %d)\n", cur);
-    return 0;
+    return svt_roles_reapply(c);
 }
 
 int svt_cmd_schema_version(svt_ctx *c, int argc, char **argv)

@@ -15,9 +15,15 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <limits.h>
+#include <time.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
 
 #include "sv_keyfile.h"
 #include "sv_key2.h"
@@ -120,6 +126,12 @@ make_fixtures(void)
     run("(cat plain.pem; head -c 16384 /dev/zero | tr '\\0' ' ') > oversized.pem");
     /* a valid PEM body holding a corrupted base64 line */
     run("sed '2s/^..../!!!!/' plain.pem > bad-base64.pem");
+    /* other passphrase encryptions the tool writes: scrypt (its defaults,
+     * N=16384 r=8 p=1), and PKCS#12's PBES1 scheme */
+    run("$SV_OPENSSL pkcs8 -topk8 -in plain.pem -scrypt -passout 'pass:" PASS "' "
+        "-out scrypt.pem");
+    run("$SV_OPENSSL pkcs8 -topk8 -in plain.pem -v1 PBE-SHA1-3DES -passout 'pass:" PASS "' "
+        "-out pbes1.pem");
 }
 
 static void
@@ -424,11 +436,310 @@ START_TEST(test_public_to_pem)
 }
 END_TEST
 
+/* ---- the cost of an encrypted key's key derivation ---------------------------
+ *
+ * Files over a cap are built from their parameters with OpenSSL's ASN.1
+ * types and 48 arbitrary bytes of "ciphertext": nothing is derived when
+ * they are made, and a loader that derived before refusing would take
+ * seconds to hours, which the tests time. Files at a cap are encrypted for
+ * real (one derivation to make, one to load). */
+
+static const uint8_t fixed_sk[32] = {
+    0x58, 0x1f, 0x3a, 0x0c, 0x97, 0x6e, 0x21, 0xd4, 0x4b, 0x80, 0x13, 0xe5,
+    0x6a, 0x2d, 0xf0, 0x39, 0x74, 0x0e, 0xc2, 0x8b, 0x55, 0x1a, 0xb6, 0x63,
+    0x09, 0xde, 0x47, 0x92, 0x3c, 0xa8, 0x70, 0x4d};
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The parameters of alg decoded as it. */
+static void *
+unpack_params(const X509_ALGOR *alg, const ASN1_ITEM *it)
+{
+    int ptype = V_ASN1_UNDEF;
+    const void *pval = NULL;
+    void *v;
+
+    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+    ck_assert_int_eq(ptype, V_ASN1_SEQUENCE);
+    v = ASN1_item_unpack((const ASN1_STRING *)pval, it);
+    ck_assert_ptr_nonnull(v);
+    return v;
+}
+
+/* Replace alg's parameters (of OID nid) by v encoded as it. */
+static void
+repack_params(X509_ALGOR *alg, int nid, void *v, const ASN1_ITEM *it)
+{
+    ASN1_STRING *s = ASN1_item_pack(v, it, NULL);
+
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(X509_ALGOR_set0(alg, OBJ_nid2obj(nid), V_ASN1_SEQUENCE, s), 1);
+}
+
+/* PBES2 with PBKDF2 (HMAC-SHA256 unless prf), iterations set afterwards to
+ * iter, or to -1 when negative is set, so any INTEGER can be given. */
+static X509_ALGOR *
+pbkdf2_alg(uint64_t iter, int negative, int prf)
+{
+    X509_ALGOR *alg = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), 2048, NULL, 0, NULL,
+                                        prf ? prf : NID_hmacWithSHA256);
+    PBE2PARAM *pbe2;
+    PBKDF2PARAM *kp;
+
+    ck_assert_ptr_nonnull(alg);
+    pbe2 = unpack_params(alg, ASN1_ITEM_rptr(PBE2PARAM));
+    kp = unpack_params(pbe2->keyfunc, ASN1_ITEM_rptr(PBKDF2PARAM));
+    if (negative)
+        ck_assert_int_eq(ASN1_INTEGER_set(kp->iter, -1), 1);
+    else
+        ck_assert_int_eq(ASN1_INTEGER_set_uint64(kp->iter, iter), 1);
+    repack_params(pbe2->keyfunc, NID_id_pbkdf2, kp, ASN1_ITEM_rptr(PBKDF2PARAM));
+    repack_params(alg, NID_pbes2, pbe2, ASN1_ITEM_rptr(PBE2PARAM));
+    PBKDF2PARAM_free(kp);
+    PBE2PARAM_free(pbe2);
+    return alg;
+}
+
+/* PBES2 with scrypt of N, r, p (set afterwards: OpenSSL's builder refuses
+ * what its decryption would). */
+static X509_ALGOR *
+scrypt_alg(uint64_t n, uint64_t r, uint64_t p)
+{
+    X509_ALGOR *alg = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, 16384, 8, 1);
+    PBE2PARAM *pbe2;
+    SCRYPT_PARAMS *sp;
+
+    ck_assert_ptr_nonnull(alg);
+    pbe2 = unpack_params(alg, ASN1_ITEM_rptr(PBE2PARAM));
+    sp = unpack_params(pbe2->keyfunc, ASN1_ITEM_rptr(SCRYPT_PARAMS));
+    ck_assert_int_eq(ASN1_INTEGER_set_uint64(sp->costParameter, n), 1);
+    ck_assert_int_eq(ASN1_INTEGER_set_uint64(sp->blockSize, r), 1);
+    ck_assert_int_eq(ASN1_INTEGER_set_uint64(sp->parallelizationParameter, p), 1);
+    repack_params(pbe2->keyfunc, NID_id_scrypt, sp, ASN1_ITEM_rptr(SCRYPT_PARAMS));
+    repack_params(alg, NID_pbes2, pbe2, ASN1_ITEM_rptr(PBE2PARAM));
+    SCRYPT_PARAMS_free(sp);
+    PBE2PARAM_free(pbe2);
+    return alg;
+}
+
+/* "ENCRYPTED PRIVATE KEY" PEM of fixed_sk under alg (taken). encrypt: for
+ * real, under PASS (one derivation); otherwise arbitrary ciphertext. */
+static char *
+encrypted_pem(X509_ALGOR *alg, int encrypt, size_t *len)
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, fixed_sk, 32);
+    PKCS8_PRIV_KEY_INFO *p8;
+    X509_SIG *sig;
+    BIO *b = BIO_new(BIO_s_mem());
+    char *mem, *out;
+    long n;
+
+    ck_assert_ptr_nonnull(k);
+    ck_assert_ptr_nonnull(b);
+    p8 = EVP_PKEY2PKCS8(k);
+    ck_assert_ptr_nonnull(p8);
+    if (encrypt) {
+        sig = PKCS8_set0_pbe(PASS, (int)strlen(PASS), p8, alg);
+        ck_assert_ptr_nonnull(sig);
+    } else {
+        static const uint8_t junk[48] = { 1, 2, 3 };
+        X509_ALGOR *a = NULL;
+        ASN1_OCTET_STRING *d = NULL;
+
+        sig = X509_SIG_new();
+        ck_assert_ptr_nonnull(sig);
+        X509_SIG_getm(sig, &a, &d);
+        ck_assert_int_eq(X509_ALGOR_copy(a, alg), 1);
+        ck_assert_int_eq(ASN1_OCTET_STRING_set(d, junk, sizeof(junk)), 1);
+        X509_ALGOR_free(alg);
+    }
+    ck_assert_int_eq(PEM_write_bio_PKCS8(b, sig), 1);
+    n = BIO_get_mem_data(b, &mem);
+    ck_assert_int_gt(n, 0);
+    out = malloc((size_t)n);
+    ck_assert_ptr_nonnull(out);
+    memcpy(out, mem, (size_t)n);
+    *len = (size_t)n;
+    BIO_free(b);
+    X509_SIG_free(sig);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    EVP_PKEY_free(k);
+    return out;
+}
+
+/* Load alg's file with the passphrase and without: want either way, the
+ * outputs zeroed, the error queue empty, in well under a second. */
+static void
+refused_fast(X509_ALGOR *alg, sv_status want, const char *what)
+{
+    uint8_t sk[32], pk[32];
+    size_t len;
+    char *pem = encrypted_pem(alg, 0, &len);
+    double t0 = now_s(), dt;
+    sv_status st;
+
+    memset(sk, 0xa5, sizeof(sk));
+    memset(pk, 0xa5, sizeof(pk));
+    st = sv_key1_private_from_pem(pem, len, PASS, strlen(PASS), sk, pk);
+    ck_assert_msg(st == want, "%s: got %d (%s), want %d", what, (int)st, sv_strerror(st),
+                  (int)want);
+    ck_assert_msg(cu_all_zero(sk, 32) && cu_all_zero(pk, 32), "%s: outputs not zeroed", what);
+    st = sv_key1_private_from_pem(pem, len, NULL, 0, sk, pk);
+    ck_assert_msg(st == want, "%s without a passphrase: got %d (%s)", what, (int)st,
+                  sv_strerror(st));
+    dt = now_s() - t0;
+    ck_assert_msg(dt < 1.0, "%s: %.2f s: derived before refusing?", what, dt);
+    ck_assert_msg(ERR_peek_error() == 0, "%s: OpenSSL error queue not empty", what);
+    free(pem);
+}
+
+START_TEST(test_kdf_over_the_caps)
+{
+    X509_ALGOR *alg;
+
+    /* PBKDF2: one past the cap, 2^31-1, 2^40, 2^64-1, 0, -1 */
+    alg = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), SV_KEYFILE_PBKDF2_ITER_MAX + 1, NULL, 0, NULL,
+                            NID_hmacWithSHA256);
+    ck_assert_ptr_nonnull(alg);
+    refused_fast(alg, SV_ERR_KEY_KDF, "PBKDF2 cap + 1");
+    alg = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), INT_MAX, NULL, 0, NULL, NID_hmacWithSHA512);
+    ck_assert_ptr_nonnull(alg);
+    refused_fast(alg, SV_ERR_KEY_KDF, "PBKDF2 2^31-1");
+    refused_fast(pbkdf2_alg(UINT64_C(1) << 40, 0, 0), SV_ERR_KEY_KDF, "PBKDF2 2^40");
+    refused_fast(pbkdf2_alg(UINT64_MAX, 0, 0), SV_ERR_KEY_KDF, "PBKDF2 2^64-1");
+    refused_fast(pbkdf2_alg(0, 0, 0), SV_ERR_KEY_KDF, "PBKDF2 0");
+    refused_fast(pbkdf2_alg(0, 1, 0), SV_ERR_KEY_KDF, "PBKDF2 -1");
+    /* a PRF outside SHA-1 and SHA-2 */
+    refused_fast(pbkdf2_alg(2048, 0, NID_hmacWithMD5), SV_ERR_KEY_KDF, "PBKDF2 HMAC-MD5");
+    /* scrypt: each parameter over its cap, memory over its cap, huge p */
+    refused_fast(scrypt_alg(SV_KEYFILE_SCRYPT_N_MAX * 2, 1, 1), SV_ERR_KEY_KDF, "scrypt N");
+    refused_fast(scrypt_alg(16, SV_KEYFILE_SCRYPT_R_MAX + 1, 1), SV_ERR_KEY_KDF, "scrypt r");
+    refused_fast(scrypt_alg(16, 1, SV_KEYFILE_SCRYPT_P_MAX + 1), SV_ERR_KEY_KDF, "scrypt p");
+    refused_fast(scrypt_alg(UINT64_C(1) << 15, 8, 1), SV_ERR_KEY_KDF, "scrypt 32 MiB + 3 KiB");
+    refused_fast(scrypt_alg(SV_KEYFILE_SCRYPT_N_MAX, SV_KEYFILE_SCRYPT_R_MAX,
+                            SV_KEYFILE_SCRYPT_P_MAX), SV_ERR_KEY_KDF, "scrypt N r p at caps");
+    refused_fast(scrypt_alg(2, 1, UINT64_C(1) << 62), SV_ERR_KEY_KDF, "scrypt p 2^62");
+    refused_fast(scrypt_alg(UINT64_MAX, UINT64_MAX, UINT64_MAX), SV_ERR_KEY_KDF, "scrypt max");
+    refused_fast(scrypt_alg(0, 8, 1), SV_ERR_KEY_KDF, "scrypt N 0");
+}
+END_TEST
+
+START_TEST(test_kdf_other_schemes)
+{
+    uint8_t sk[32], pk[32];
+    X509_ALGOR *alg;
+    PBE2PARAM *pbe2;
+
+    /* PKCS#12's PBES1, as `openssl pkcs8 -v1` writes and as built here with
+     * a huge iteration count */
+    PRIV_IS("pbes1.pem", PASS, SV_ERR_KEY_KDF);
+    PRIV_IS("pbes1.pem", NULL, SV_ERR_KEY_KDF);
+    alg = PKCS5_pbe_set(NID_pbe_WithSHA1And3_Key_TripleDES_CBC, INT_MAX, NULL, 0);
+    ck_assert_ptr_nonnull(alg);
+    refused_fast(alg, SV_ERR_KEY_KDF, "PBES1 2^31-1");
+    /* PBES2 whose key derivation is neither PBKDF2 nor scrypt */
+    alg = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), 2048, NULL, 0, NULL, NID_hmacWithSHA256);
+    ck_assert_ptr_nonnull(alg);
+    pbe2 = unpack_params(alg, ASN1_ITEM_rptr(PBE2PARAM));
+    ck_assert_int_eq(X509_ALGOR_set0(pbe2->keyfunc, OBJ_txt2obj("1.2.840.113549.1.5.99", 1),
+                                     V_ASN1_UNDEF, NULL), 1);
+    repack_params(alg, NID_pbes2, pbe2, ASN1_ITEM_rptr(PBE2PARAM));
+    PBE2PARAM_free(pbe2);
+    refused_fast(alg, SV_ERR_KEY_KDF, "PBES2 with an unknown key derivation");
+    alg = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), 2048, NULL, 0, NULL, NID_hmacWithSHA256);
+    ck_assert_ptr_nonnull(alg);
+    pbe2 = unpack_params(alg, ASN1_ITEM_rptr(PBE2PARAM));
+    ck_assert_int_eq(X509_ALGOR_set0(pbe2->keyfunc, OBJ_nid2obj(NID_sha256), V_ASN1_NULL,
+                                     NULL), 1);
+    repack_params(alg, NID_pbes2, pbe2, ASN1_ITEM_rptr(PBE2PARAM));
+    PBE2PARAM_free(pbe2);
+    refused_fast(alg, SV_ERR_KEY_KDF, "PBES2 with a digest for key derivation");
+    /* PBKDF2 whose parameters are no SEQUENCE: malformed */
+    alg = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), 2048, NULL, 0, NULL, NID_hmacWithSHA256);
+    ck_assert_ptr_nonnull(alg);
+    pbe2 = unpack_params(alg, ASN1_ITEM_rptr(PBE2PARAM));
+    ck_assert_int_eq(X509_ALGOR_set0(pbe2->keyfunc, OBJ_nid2obj(NID_id_pbkdf2), V_ASN1_NULL,
+                                     NULL), 1);
+    repack_params(alg, NID_pbes2, pbe2, ASN1_ITEM_rptr(PBE2PARAM));
+    PBE2PARAM_free(pbe2);
+    refused_fast(alg, SV_ERR_KEY_FORMAT, "PBKDF2 parameters NULL");
+}
+END_TEST
+
+/* At each cap a real file loads (and a wrong passphrase is still told). */
+START_TEST(test_kdf_at_the_caps)
+{
+    uint8_t sk[32], pk[32];
+    size_t len;
+    char *pem;
+    struct {
+        X509_ALGOR *alg;
+        const char *what;
+    } at[4];
+    int i;
+
+    at[0].alg = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), SV_KEYFILE_PBKDF2_ITER_MAX, NULL, 0, NULL,
+                                  NID_hmacWithSHA256);
+    at[0].what = "PBKDF2 at its cap";
+    at[1].alg = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, 16384, 8,
+                                      SV_KEYFILE_SCRYPT_P_MAX);
+    at[1].what = "scrypt p at its cap";
+    /* 128 * 15 * (16384 + 1 + 2) bytes: 31.5 MiB */
+    at[2].alg = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, 16384, 15, 1);
+    at[2].what = "scrypt memory near its cap";
+    at[3].alg = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, 2,
+                                      SV_KEYFILE_SCRYPT_R_MAX, 1);
+    at[3].what = "scrypt r at its cap";
+    for (i = 0; i < 4; i++) {
+        ck_assert_ptr_nonnull(at[i].alg);
+        pem = encrypted_pem(at[i].alg, 1, &len);
+        memset(sk, 0xa5, sizeof(sk));
+        ck_assert_msg(sv_key1_private_from_pem(pem, len, PASS, strlen(PASS), sk, pk) == SV_OK,
+                      "%s does not load", at[i].what);
+        ck_assert_mem_eq(sk, fixed_sk, 32);
+        if (i > 0) /* one more derivation at the PBKDF2 cap costs seconds */
+            ck_assert_int_eq(sv_key1_private_from_pem(pem, len, "wrong", 5, sk, pk),
+                             SV_ERR_KEY_PASSPHRASE);
+        free(pem);
+    }
+    ck_assert_uint_eq(ERR_peek_error(), 0);
+    /* what the openssl tool writes: PBKDF2 (genpkey -aes256), scrypt (pkcs8 -scrypt) */
+    PRIV_IS("enc.pem", PASS, SV_OK);
+    PRIV_IS("scrypt.pem", PASS, SV_OK);
+    PRIV_IS("scrypt.pem", "wrong", SV_ERR_KEY_PASSPHRASE);
+    PRIV_IS("scrypt.pem", NULL, SV_ERR_KEY_NEED_PASS);
+}
+END_TEST
+
+/* The status text names the caps the header defines. */
+START_TEST(test_kdf_caps_in_the_message)
+{
+    const char *m = sv_strerror(SV_ERR_KEY_KDF);
+    char want[64];
+
+    snprintf(want, sizeof(want), "at most %d iterations", SV_KEYFILE_PBKDF2_ITER_MAX);
+    ck_assert_ptr_nonnull(strstr(m, want));
+    ck_assert_uint_eq(SV_KEYFILE_SCRYPT_N_MAX, 1UL << 20);
+    ck_assert_ptr_nonnull(strstr(m, "N at most 2^20"));
+    snprintf(want, sizeof(want), "r %d, p %d, memory %lu MiB", SV_KEYFILE_SCRYPT_R_MAX,
+             SV_KEYFILE_SCRYPT_P_MAX, (unsigned long)(SV_KEYFILE_SCRYPT_MEM_MAX >> 20));
+    ck_assert_ptr_nonnull(strstr(m, want));
+}
+END_TEST
+
 static Suite *
 keyfile_suite(void)
 {
     Suite *s = suite_create("keyfile");
     TCase *tc = tcase_create("keyfile");
+    TCase *kdf = tcase_create("kdf");
 
     tcase_add_test(tc, test_plain_private);
     tcase_add_test(tc, test_encrypted_private);
@@ -439,6 +750,13 @@ keyfile_suite(void)
     tcase_add_test(tc, test_fingerprint);
     tcase_add_test(tc, test_public_to_pem);
     suite_add_tcase(s, tc);
+    /* the derivations at the caps take seconds, more on a busy machine */
+    tcase_set_timeout(kdf, 300);
+    tcase_add_test(kdf, test_kdf_over_the_caps);
+    tcase_add_test(kdf, test_kdf_other_schemes);
+    tcase_add_test(kdf, test_kdf_at_the_caps);
+    tcase_add_test(kdf, test_kdf_caps_in_the_message);
+    suite_add_tcase(s, kdf);
     return s;
 }
 

@@ -300,13 +300,13 @@ class PgCluster:
     def running(self):
         return self._pg(["pg_ctl", "-D", self.data, "status"], check=False).returncode == 0
 
-    def dsn(self, db="postgres"):
+    def dsn(self, db="postgres", user="postgres"):
         """A libpq connection string (also a mod_dbd DBDParams value)."""
-        return "host=%s port=%d dbname=%s user=postgres" % (self.host, self.port, db)
+        return "host=%s port=%d dbname=%s user=%s" % (self.host, self.port, db, user)
 
-    def connect(self, db="postgres"):
+    def connect(self, db="postgres", user="postgres"):
         import psycopg2
-        conn = psycopg2.connect(host=self.host, port=self.port, dbname=db, user="postgres")
+        conn = psycopg2.connect(host=self.host, port=self.port, dbname=db, user=user)
         conn.autocommit = True
         return conn
 

@@ -1,6 +1,10 @@
 """pytest fixtures that start httpd with the built mod_splitvault.
 
-Everything real: a database made with `splitvault-admin schema`, staff
+Everything real: a database whose roles are made with `splitvault-admin
+roles` (as the cluster's superuser) and whose schema is applied with
+`splitvault-admin schema` (as the owner role, which every splitvault-admin
+call of the harness uses); httpd connects as the web role, so every module
+test runs with only the grants of sql/roles.sql. Staff
 accounts made with `splitvault-admin staff-add` (password on stdin), a key1
 made with the stock `openssl genpkey` and registered with
 `splitvault-admin key1-register`, splitvaultd (from fixtures_daemon) with
@@ -86,24 +90,52 @@ STAFF = {
 _BAD_LEVEL = re.compile(r"\[[a-z_]*:(error|crit|alert|emerg)\]")
 
 
-class MainDb:
-    """A main database on a PgCluster, administered through splitvault-admin."""
+# The main database's roles in the test clusters: not the default names, so
+# that the tests show the names are the installation's choice. Roles are
+# cluster-wide; every database of a cluster shares these two (`roles` is
+# idempotent), each with grants of its own.
+OWNER_ROLE = "sv_test_owner"
+WEB_ROLE = "sv_test_web"
 
-    def __init__(self, pg, name):
+
+class MainDb:
+    """A main database on a PgCluster, administered through splitvault-admin.
+
+    dsn: the owner role's connection string (splitvault-admin); web_dsn: the
+    web role's (httpd's DBDParams); super_dsn: the cluster's superuser.
+    Without roles (owner=None), all three are the superuser's: a database as
+    an installation had it before it set up its roles."""
+
+    def __init__(self, pg, name, owner=None, web=None):
         self.pg = pg
         self.name = name
-        self.dsn = pg.dsn(name)
+        self.owner = owner
+        self.web = web
+        self.super_dsn = pg.dsn(name)
+        self.dsn = pg.dsn(name, owner) if owner else self.super_dsn
+        self.web_dsn = pg.dsn(name, web) if web else self.dsn
 
     @classmethod
-    def create(cls, pg, name=None):
+    def create(cls, pg, name=None, owner=OWNER_ROLE, web=WEB_ROLE):
         name = name or "main_%d_%d" % (os.getpid(), int(time.monotonic() * 1e6) % 10 ** 9)
         pg.create_db(name)
-        db = cls(pg, name)
+        db = cls(pg, name, owner, web)
+        db.setup_roles()
         db.admin("schema", "--sql-dir", SQL_MAIN)
         return db
 
+    def setup_roles(self, check=True):
+        """`splitvault-admin roles` as the superuser, with this db's names."""
+        return run([ADMIN, "-d", self.super_dsn, "roles", "--owner", self.owner,
+                    "--web", self.web, "--sql-dir", SQL_MAIN], check=check)
+
     def admin(self, *args, input=None, check=True):
+        """splitvault-admin as the owner role."""
         return run([ADMIN, "-d", self.dsn] + [str(a) for a in args], input=input, check=check)
+
+    def connect_web(self):
+        """A psycopg2 connection as the web role (autocommit)."""
+        return self.pg.connect(self.name, self.web)
 
     def add_staff(self, name, password, caps=()):
         flags = ["--" + c for c in caps]
@@ -360,10 +392,13 @@ class Httpd:
         return "\n".join(lines) + "\n"
 
     def dbd_params(self):
+        """The web role's connection string, as production's DBDParams (a
+        stand-in db with only a dsn, for config checks, gives that)."""
+        dsn = getattr(self.db, "web_dsn", self.db.dsn)
         if not self.db_port:
-            return self.db.dsn
+            return dsn
         # the proxy reads PostgreSQL's plain protocol: no TLS or GSS negotiation
-        return re.sub(r"port=\d+", "port=%d" % self.db_port, self.db.dsn) \
+        return re.sub(r"port=\d+", "port=%d" % self.db_port, dsn) \
             + " sslmode=disable gssencmode=disable"
 
     def write_config(self):
@@ -583,11 +618,12 @@ class Stack:
     """Everything one test needs: db, key1, daemon, httpd, and ways in."""
 
     def __init__(self, directory, pg, pki, daemon_factory, staff=True, key1=True,
-                 key1_passphrase=None, daemon_options=None, **httpd_options):
+                 key1_passphrase=None, daemon_options=None, db_roles=(OWNER_ROLE, WEB_ROLE),
+                 **httpd_options):
         self.dir = Path(directory)
         self.pg = pg
         self.pki = pki
-        self.db = MainDb.create(pg)
+        self.db = MainDb.create(pg, owner=db_roles[0], web=db_roles[1])
         if staff:
             self.db.add_standard_staff()
         self.key1 = None
@@ -806,6 +842,7 @@ def run_demo(directory=None, port=None, wait=True):
     stack = Stack(d / "stack", pg, pki,
                   lambda x, **kw: fixtures_daemon.start_for_module(x, pki, pg, **kw),
                   key1_passphrase="demo key1 passphrase", daemon_options=demo_daemon,
+                  db_roles=("splitvault_owner", "splitvault_web"),  # as installed
                   directives={"SplitVaultFormTitle": '"Report a concern securely"',
                               "SplitVaultFormIntro": '"This is a demonstration. What you '
                                                      'send is encrypted before it is '
@@ -826,6 +863,9 @@ def run_demo(directory=None, port=None, wait=True):
     print("  staff accounts (name / password / capabilities):")
     for name, (pw, caps) in STAFF.items():
         print("    %-5s %-20s %s" % (name, pw, ", ".join(caps) or "view only"))
+    print("  main database %s: httpd connects as role %s (only the module's grants),"
+          % (stack.db.name, stack.db.web))
+    print("    splitvault-admin as role %s (its owner)" % stack.db.owner)
     print("  key1 file to upload at the key location: %s" % stack.key1.pem)
     print("  key1 passphrase: %s" % stack.key1.passphrase)
     print("The story:")

@@ -1,0 +1,179 @@
+/*
+ * svt_admin_roles.c - `roles`: the main database's owner and web roles.
+ *
+ * sql/roles.sql (next to the migrations' directory, sql/main) creates the
+ * owner role and the web role when they are missing, gives the owner role
+ * the database and every object of schema public, takes PUBLIC's default
+ * privileges away, grants the web role exactly what the module's statements
+ * need, and checks that it can do no more (docs/schema.md, "Roles and
+ * privileges"). `roles` runs it, the first time as a superuser: the role
+ * names are recorded in the database's settings then. `schema` runs it
+ * again after migrating, as the owner role, so that the web role gets its
+ * grants on new tables; the names come from those settings.
+ *
+ * The names are passed to the script through the settings it reads
+ * (splitvault.owner_role, splitvault.web_role), set with bound parameters:
+ * no name is ever pasted into SQL text here. The script quotes them itself.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "apr_strings.h"
+
+#include "svt_admin.h"
+
+#define ROLE_NAME_MAX 63
+
+/* sql/roles.sql: the parent directory of the migrations' directory. */
+static const char *svt_roles_file(svt_ctx *c)
+{
+    char *dir = apr_pstrdup(c->pool, c->sql_dir);
+    size_t n = strlen(dir);
+    char *slash;
+
+    while (n > 1 && dir[n - 1] == '/')
+        dir[--n] = '\0';
+    slash = strrchr(dir, '/');
+    if (!slash)
+        return "roles.sql"; /* a migrations directory relative to . */
+    if (slash == dir)
+        return "/roles.sql";
+    *slash = '\0';
+    return apr_pstrcat(c->pool, dir, "/roles.sql", NULL);
+}
+
+/* The script's own rule: 1..63 of a-z 0-9 _, no leading digit, not pg_. */
+static int svt_role_name_ok(const char *opt, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > ROLE_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != n
+        || (name[0] >= '0' && name[0] <= '9') || strncmp(name, "pg_", 3) == 0)
+        return svt_fail("roles: %s '%s': a role name is 1 to %d of a-z, 0-9 and _, not "
+                        "starting with a digit or pg_", opt, name, ROLE_NAME_MAX);
+    return 0;
+}
+
+/* Set one of the script's settings for this session. */
+static int svt_roles_set(svt_ctx *c, const char *setting, const char *value)
+{
+    const char *a[] = { setting, value };
+    svt_rows res;
+
+    if (svt_select(c, &res, "SELECT set_config(%s, %s, false)", 2, a))
+        return 1;
+    while (svt_row(c, &res))
+        ;
+    return 0;
+}
+
+/* One value of a one-row, one-column select (NULL: failed, printed). */
+static const char *svt_roles_value(svt_ctx *c, const char *sql)
+{
+    svt_rows res;
+    apr_dbd_row_t *row;
+    const char *v = NULL;
+
+    if (svt_select(c, &res, sql, 0, NULL))
+        return NULL;
+    while ((row = svt_row(c, &res)))
+        v = svt_col(c, row, 0);
+    if (!v)
+        svt_fail("no answer to %s", sql);
+    return v;
+}
+
+/* Run roles.sql in one transaction, the names set first when given.
+ * On success *owner and *web are the names the script used. */
+static int svt_roles_apply(svt_ctx *c, const char *path, const char *owner_opt,
+                           const char *web_opt, const char **owner, const char **web)
+{
+    apr_dbd_transaction_t *tx = NULL;
+    char *sql;
+    int nrows = 0, rv, fail = 1;
+
+    if (svt_read_sql(c, path, &sql))
+        return 1;
+    if (apr_dbd_transaction_start(c->driver, c->pool, c->handle, &tx))
+        return svt_fail("roles: cannot begin a transaction: %s",
+                        apr_dbd_error(c->driver, c->handle, 0));
+    if ((owner_opt && svt_roles_set(c, "splitvault.owner_role", owner_opt))
+        || (web_opt && svt_roles_set(c, "splitvault.web_role", web_opt)))
+        goto out;
+    if ((rv = apr_dbd_query(c->driver, c->handle, &nrows, sql)) != 0) {
+        /* PostgreSQL's message, its HINT and CONTEXT lines (never a secret) */
+        const char *m = apr_dbd_error(c->driver, c->handle, rv);
+        char *e = apr_pstrdup(c->pool, m ? m : "unknown error");
+        size_t n = strlen(e);
+
+        while (n > 0 && (e[n - 1] == '\n' || e[n - 1] == ' '))
+            e[--n] = '\0';
+        svt_fail("%s failed: %s", path, e);
+        goto out;
+    }
+    if (!(*owner = svt_roles_value(c, "SELECT current_setting('splitvault.owner_role')"))
+        || !(*web = svt_roles_value(c, "SELECT current_setting('splitvault.web_role')")))
+        goto out;
+    fail = 0;
+
+out:
+    if (fail)
+        apr_dbd_transaction_mode_set(c->driver, tx, APR_DBD_TRANSACTION_ROLLBACK);
+    if (apr_dbd_transaction_end(c->driver, c->pool, tx) && !fail)
+        return svt_fail("roles: the commit failed: %s", apr_dbd_error(c->driver, c->handle, 0));
+    return fail;
+}
+
+int svt_cmd_roles(svt_ctx *c, int argc, char **argv)
+{
+    const char *owner_opt = NULL, *web_opt = NULL, *owner = NULL, *web = NULL, *has;
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--owner") == 0 && i + 1 < argc)
+            owner_opt = argv[++i];
+        else if (strcmp(argv[i], "--web") == 0 && i + 1 < argc)
+            web_opt = argv[++i];
+        else if (strcmp(argv[i], "--sql-dir") == 0 && i + 1 < argc)
+            c->sql_dir = argv[++i];
+        else
+            return svt_fail("usage: roles [--owner NAME] [--web NAME] [--sql-dir DIR]");
+    }
+    if ((owner_opt && svt_role_name_ok("--owner", owner_opt))
+        || (web_opt && svt_role_name_ok("--web", web_opt)))
+        return 1;
+    if (owner_opt && web_opt && strcmp(owner_opt, web_opt) == 0)
+        return svt_fail("roles: the owner role and the web role must be two roles");
+    if (svt_roles_apply(c, svt_roles_file(c), owner_opt, web_opt, &owner, &web))
+        return 1;
+    printf("owner role %s, web role %s: privileges applied\n", owner, web);
+    if (!(has = svt_roles_value(c, "SELECT to_regclass('schema_version') IS NOT NULL")))
+        return 1;
+    if (*has != 't')
+        printf("next: apply the schema as %s (splitvault-admin -d \"... user=%s\" schema)\n",
+               owner, owner);
+    return 0;
+}
+
+int svt_roles_reapply(svt_ctx *c)
+{
+    const char *set, *owner = NULL, *web = NULL;
+
+    set = svt_roles_value(c, "SELECT coalesce(current_setting('splitvault.web_role', true), "
+                             "'') <> ''");
+    if (!set)
+        return 1;
+    if (*set != 't') {
+        fputs("splitvault-admin: note: this database has no web role of its own yet, so the "
+              "module's role may do anything its owner can; set the roles up with "
+              "`splitvault-admin roles` (docs/install.md)\n", stderr);
+        return 0;
+    }
+    if (svt_roles_apply(c, svt_roles_file(c), NULL, NULL, &owner, &web))
+        return svt_fail("schema: the web role's privileges were not re-applied; the module "
+                        "may fail on what the migration added until they are");
+    printf("privileges of web role %s applied (owner role %s)\n", web, owner);
+    return 0;
+}
