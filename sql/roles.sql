@@ -87,6 +87,10 @@ DECLARE
     ];
     -- Sequences the web role draws from (table, serial column): USAGE only.
     sequences   text[] := ARRAY[['records', 'id'], ['audit', 'id']];
+    -- Functions the module calls (SECURITY INVOKER: they run with the web
+    -- role's own grants above): EXECUTE only.
+    routines    text[] := ARRAY['login_throttle_reserve(text[], integer[], integer[])'];
+    fn          text;
     seq_ok      text[] := '{}';
     recorded    int := 0;
 BEGIN
@@ -269,6 +273,10 @@ BEGIN
                            g[1], web_name);
         END IF;
     END LOOP;
+    FOREACH fn IN ARRAY routines LOOP
+        CONTINUE WHEN to_regprocedure('public.' || fn) IS NULL; -- before its migration
+        EXECUTE format('GRANT EXECUTE ON FUNCTION public.%s TO %I', fn, web_name);
+    END LOOP;
     FOREACH g SLICE 1 IN ARRAY sequences LOOP
         CONTINUE WHEN to_regclass(format('public.%I', g[1])) IS NULL;
         EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I',
@@ -329,6 +337,15 @@ BEGIN
                AND NOT (obj.oid::text = ANY (seq_ok))) THEN
             RAISE EXCEPTION 'the web role % has more than USAGE on sequence %', web_name,
                             obj.relname;
+        END IF;
+    END LOOP;
+    FOR obj IN SELECT p.oid, p.oid::regprocedure::text AS sig FROM pg_proc p
+               WHERE p.pronamespace = 'public'::regnamespace
+    LOOP
+        IF has_function_privilege(web_oid, obj.oid, 'EXECUTE')
+           AND NOT (obj.oid = ANY (SELECT to_regprocedure('public.' || r)
+                                   FROM unnest(routines) r)) THEN
+            RAISE EXCEPTION 'the web role % may execute function %', web_name, obj.sig;
         END IF;
     END LOOP;
     FOR obj IN SELECT 'table ' || relname AS what FROM pg_class WHERE relowner = web_oid

@@ -251,7 +251,8 @@ def module_statements():
     apr_dbd placeholders (%s, %pDb) are numbered."""
     src = (SRC / "mod_splitvault" / "svm_db.c").read_text()
     start = src.index("#define UTC_FMT")
-    end = src.index("{ NULL, NULL }", start)
+    # both tables: mod_dbd's, and the one prepared on first use
+    end = src.index("{ NULL, NULL }", src.index("svm_stmts_v3[]"))
     text = re.sub(r"^#include.*$", "", src[start:end], flags=re.M) + "};\n"
     out = subprocess.run(["cpp", "-P"], input=text, capture_output=True, text=True,
                          check=True).stdout
@@ -333,8 +334,8 @@ def test_module_end_to_end_as_the_web_role(sv):
     assert {"sign-in", "update", "decrypt", "key1-upload"} <= actions
     # reconcile only reads the main database: the web role's DBDParams do
     p = run([ADMIN, "-d", sv.db.web_dsn, "reconcile", "--daemon", "127.0.0.1:%d" % sv.daemon.port,
-             "--ca", sv.pki.ca_cert, "--cert", sv.pki.client_cert, "--key", sv.pki.client_key,
-             "--grace", "0"], check=False)
+             "--ca", sv.pki.ca_cert, "--cert", sv.pki.reconcile_cert, "--key",
+             sv.pki.reconcile_key, "--grace", "0"], check=False)
     assert p.returncode == 0, p.stderr
 
 
