@@ -84,7 +84,7 @@ svd_app_lockdown(struct svd_app *app, const char *why, const char *source)
     (void)svd_limiter_lockdown(app->limiter, since);
     (void)svd_limiter_locked(app->limiter, &since);
     svd_err("LOCK-DOWN (%s, from %s): decrypts refused until `splitvaultctl unlock`", why, source);
-    if (svd_store_set_lock(app->store, 1, since, why) != 0) {
+    if (svd_store_set_lock(app->store, since, why) != 0) {
         svd_err("lock-down could not be recorded in the store: retrying every second (the "
                 "audit log records it meanwhile)");
         app->lock_write_pending = 1;
@@ -121,7 +121,7 @@ svd_app_retry_lock_write(struct svd_app *app)
     CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
     AZ(pthread_mutex_lock(&app->lock_mu));
     if (app->lock_write_pending && svd_limiter_locked(app->limiter, &since)) {
-        if (svd_store_set_lock(app->store, 1, app->lock_pending_since,
+        if (svd_store_set_lock(app->store, app->lock_pending_since,
                                app->lock_pending_why) == 0) {
             app->lock_write_pending = 0;
             svd_warn("lock-down now recorded in the store");
@@ -148,22 +148,51 @@ svd_app_lock_write_pending(struct svd_app *app)
 }
 
 enum svd_unlock
-svd_app_unlock(struct svd_app *app, const char *source)
+svd_app_unlock(struct svd_app *app, const char *source, uint64_t *newer)
 {
     enum svd_unlock r = SVD_UNLOCK_OK;
+    uint64_t mem_since = 0, store_since = 0;
+    int mem_locked, store_locked = 0, u;
 
     CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
+    *newer = 0;
     AZ(pthread_mutex_lock(&app->lock_mu));
+    /* the lock-down the operator is lifting is the one this daemon knows;
+     * a different one in a shared store (another daemon's, recorded since)
+     * is not lifted unseen: this daemon adopts it, and says so */
+    mem_locked = svd_limiter_locked(app->limiter, &mem_since);
+    if (svd_store_lock_state(app->store, &store_locked, &store_since) != 0) {
+        svd_err("unlock: the store's lock-down state cannot be read; still locked");
+        r = SVD_UNLOCK_STORE;
+        goto out;
+    }
+    if (store_locked && mem_locked && store_since != mem_since) {
+        svd_limiter_relock(app->limiter, store_since);
+        *newer = store_since;
+        svd_warn("unlock refused: the store records another lock-down (since %" PRIu64 ") "
+                 "than the one this daemon had (since %" PRIu64 ")", store_since, mem_since);
+        r = SVD_UNLOCK_NEWER;
+        goto out;
+    }
     if (svd_audit_event(app->audit, 1, "event=unlock outcome=requested source=%s",
                         source) != 0) {
         svd_err("unlock: the audit log cannot record it; still locked");
         r = SVD_UNLOCK_AUDIT;
         goto out;
     }
-    if (svd_store_set_lock(app->store, 0, 0, "") != 0) {
-        svd_err("unlock: the store could not record it; still locked");
+    if ((u = svd_store_unlock(app->store, store_locked ? store_since : 0)) != 0) {
+        if (u > 0) {
+            /* another daemon locked down between the read and the write */
+            (void)svd_store_lock_state(app->store, &store_locked, newer);
+            if (*newer != 0)
+                svd_limiter_relock(app->limiter, *newer);
+            svd_warn("unlock refused: another lock-down was recorded meanwhile");
+            r = SVD_UNLOCK_NEWER;
+        } else {
+            svd_err("unlock: the store could not record it; still locked");
+            r = SVD_UNLOCK_STORE;
+        }
         (void)svd_audit_event(app->audit, 0, "event=unlock outcome=failed source=%s", source);
-        r = SVD_UNLOCK_STORE;
         goto out;
     }
     app->lock_write_pending = 0;

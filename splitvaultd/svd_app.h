@@ -73,10 +73,15 @@ void svd_app_retry_lock_write(struct svd_app *app);
 /* 1 while a lock-down is owed to the store. */
 int svd_app_lock_write_pending(struct svd_app *app);
 
-enum svd_unlock { SVD_UNLOCK_OK = 0, SVD_UNLOCK_AUDIT = -1, SVD_UNLOCK_STORE = -2 };
+enum svd_unlock {
+    SVD_UNLOCK_OK = 0, SVD_UNLOCK_AUDIT = -1, SVD_UNLOCK_STORE = -2, SVD_UNLOCK_NEWER = -3
+};
 
 /* Lift the lock-down (control socket): audited first (an unlock that cannot
- * be recorded is not done), then recorded in the store, then in memory. */
-enum svd_unlock svd_app_unlock(struct svd_app *app, const char *source);
+ * be recorded is not done), then recorded in the store, then in memory.
+ * SVD_UNLOCK_NEWER: the (shared) store records another lock-down than the
+ * one this daemon knew (*newer: its since), which is not lifted unseen: the
+ * daemon stays locked with it, and a second unlock lifts it. */
+enum svd_unlock svd_app_unlock(struct svd_app *app, const char *source, uint64_t *newer);
 
 #endif /* SVD_APP_H */

@@ -1,12 +1,16 @@
 /*
- * svd_ctl.c - control socket server and lock-state housekeeping.
+ * svd_ctl.c - control socket server.
  *
- * One thread: poll(2) on the listening socket and a stop pipe; each client
- * is served to completion (5 s timeout) before the next is accepted.
- * Commands are matched exactly; nothing else is read. The durable lock
- * state is synced by the housekeeping thread (svd_house.c), not here: a
- * slow store never keeps the operator waiting for more than their own
- * command.
+ * One thread polls the listening socket and a stop pipe, reads each new
+ * client's credentials and hands the client to a short-lived thread of its
+ * own (5 s to send its line; commands run one at a time, under cmu), so a
+ * client that connects and says nothing delays nobody else. Clients that
+ * are not root or the admin group (the daemon's own user) get at most
+ * CTL_MAX_OTHER such threads at once; root and the admin group are always
+ * served. Commands and their arguments are matched exactly; nothing else
+ * is read. The durable lock state is synced by the housekeeping thread
+ * (svd_house.c), not here: a slow store never keeps the operator waiting
+ * for more than their own command.
  */
 #include "config.h"
 
@@ -39,6 +43,9 @@
 
 #define SVD_CTL_MAGIC 0xc7c7c7c7u
 
+#define CTL_MAX_OTHER 2   /* client threads at once for the daemon's own user */
+#define CTL_MAX_ADMIN 16  /* for root and the admin group */
+
 struct svd_ctl {
     unsigned magic;
     struct svd_app *app;
@@ -47,6 +54,17 @@ struct svd_ctl {
     gid_t admin_gid;            /* SVD_NO_GROUP: none */
     int stop_pipe[2];
     pthread_t thread;
+    pthread_mutex_t mu;         /* the counts below */
+    pthread_cond_t cv;          /* a client thread ended */
+    unsigned n_other, n_admin;
+    pthread_mutex_t cmu;        /* one command at a time */
+};
+
+struct ctl_client {
+    struct svd_ctl *ctl;
+    int fd;
+    struct ucred cred;
+    int admin;
 };
 
 /*
@@ -298,16 +316,26 @@ cmd_retired(struct svd_ctl *ctl, int fd, const char *arg)
     while (more) {
         unsigned n = 0;
         if (svd_store_retired_list(ctl->app->store, after, since, up, page, e, &n, &more) != 0) {
+            /* no count= line: splitvaultctl fails on an incomplete list */
             say(fd, "error=store unavailable; the list above is incomplete\n");
-            break;
+            free(e);
+            return;
         }
         for (unsigned i = 0; i < n; i++) {
+            static const char *const whys[] = { "release", "undo", "discard", "superseded",
+                                                "reconcile" };
+            const char *why = "?";
             char u[SV_UUID_STR_LEN + 1];
             sv_uuid_format(e[i].uuid, u);
+            /* the store's text, checked before it reaches a terminal */
+            for (size_t k = 0; k < SVD_ARRAY_LEN(whys); k++)
+                if (strcmp(e[i].why, whys[k]) == 0)
+                    why = whys[k];
             say(fd, "share id=%" PRIu64 " record=%s field=%s state=%s created=%" PRIu64
-                " retired=%" PRIu64 " why=%s\n", e[i].id, u, e[i].field,
+                " retired=%" PRIu64 " why=%s\n", e[i].id, u,
+                sv_field_name_valid(e[i].field, strlen(e[i].field)) ? e[i].field : "?",
                 e[i].state == SV_SHARE_PENDING ? "pending" : "active", e[i].created,
-                e[i].retired, e[i].why[0] ? e[i].why : "-");
+                e[i].retired, why);
             after = e[i].id;
         }
         total += n;
@@ -366,31 +394,18 @@ cmd_restore(struct svd_ctl *ctl, int fd, const char *arg, const char *source)
     say(fd, "ok\nrestored=%u\n", restored);
 }
 
+static void run_command(struct svd_ctl *ctl, int fd, const char *line, const char *arg,
+                        const char *source);
+
+/* Serve one client whose credentials were checked: read its line, run it. */
 static void
-serve_client(struct svd_ctl *ctl, int fd)
+serve_client(struct svd_ctl *ctl, int fd, const struct ucred *credp, int admin)
 {
-    struct ucred cred;
-    socklen_t cl = sizeof(cred);
+    struct ucred cred = *credp;
     struct timeval tv = { 5, 0 };
     char line[SVD_CTL_MAX_LINE + 2], source[48], *arg;
     size_t got = 0;
-    int admin, own;
 
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
-        svd_warn("control: cannot read peer credentials: %s", strerror(errno));
-        return;
-    }
-    admin = cred.uid == 0 || peer_in_group(fd, &cred, ctl->admin_gid);
-    own = cred.uid == ctl->uid;
-    if (!admin && !own) {
-        char who[32];
-        snprintf(who, sizeof(who), "uid-%ld", (long)cred.uid);
-        if (svd_refusal(ctl->app->refusals, "control-uid", who, ""))
-            svd_warn("control: refused uid %ld (only root, control.admin_group or the "
-                     "daemon's user)", (long)cred.uid);
-        say(fd, "error: permission denied\n");
-        return;
-    }
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     while (got < sizeof(line) - 1) {
@@ -402,7 +417,16 @@ serve_client(struct svd_ctl *ctl, int fd)
             break;
     }
     line[got] = '\0';
+    if (memchr(line, '\n', got) == NULL) {
+        /* a line cut short is never taken for a shorter command */
+        say(fd, "error: no whole command line (at most %d bytes, ending in a newline)\n",
+            SVD_CTL_MAX_LINE);
+        return;
+    }
     line[strcspn(line, "\r\n")] = '\0';
+    for (char *c = line; *c != '\0'; c++)
+        if (*c < 0x20 || *c > 0x7e)
+            *c = '?'; /* never a control character in the log or an entry */
     snprintf(source, sizeof(source), "control-uid-%ld", (long)cred.uid);
     svd_info("control: \"%.*s\" from uid %ld", SVD_CTL_MAX_LINE, line, (long)cred.uid);
     if ((arg = strchr(line, ' ')) != NULL)
@@ -418,6 +442,15 @@ serve_client(struct svd_ctl *ctl, int fd)
         say(fd, "error: permission denied (%s needs root or control.admin_group)\n", line);
         return;
     }
+    AZ(pthread_mutex_lock(&ctl->cmu));
+    run_command(ctl, fd, line, arg, source);
+    AZ(pthread_mutex_unlock(&ctl->cmu));
+}
+
+/* Run one command (cmu held). */
+static void
+run_command(struct svd_ctl *ctl, int fd, const char *line, const char *arg, const char *source)
+{
     if (arg != NULL && strcmp(line, "retired") != 0 && strcmp(line, "restore") != 0) {
         say(fd, "error: %s takes no argument\n", line);
     } else if (strcmp(line, "status") == 0) {
@@ -432,6 +465,7 @@ serve_client(struct svd_ctl *ctl, int fd)
             say(fd, "error: locked down and recorded in the store, but the audit log could not "
                 "record it\nlocked=1\n");
     } else if (strcmp(line, "unlock") == 0) {
+        uint64_t newer = 0;
         if (!svd_limiter_locked(ctl->app->limiter, NULL)) {
             int locked = 0;
             uint64_t since = 0;
@@ -441,9 +475,14 @@ serve_client(struct svd_ctl *ctl, int fd)
                 return;
             }
         }
-        switch (svd_app_unlock(ctl->app, source)) {
+        switch (svd_app_unlock(ctl->app, source, &newer)) {
         case SVD_UNLOCK_OK:
             say(fd, "ok\nlocked=0\n");
+            break;
+        case SVD_UNLOCK_NEWER:
+            say(fd, "error: another lock-down is recorded in the store (since %" PRIu64 ", "
+                "by another daemon or a new trip): still locked; look into it (status, the "
+                "audit logs), then unlock again\nlocked=1\n", newer);
             break;
         case SVD_UNLOCK_AUDIT:
             say(fd, "error: the audit log cannot record the unlock; still locked\n");
@@ -471,6 +510,90 @@ serve_client(struct svd_ctl *ctl, int fd)
 }
 
 static void *
+client_main(void *arg)
+{
+    struct ctl_client *cc = arg;
+    struct svd_ctl *ctl = cc->ctl;
+
+    serve_client(ctl, cc->fd, &cc->cred, cc->admin);
+    close(cc->fd);
+    AZ(pthread_mutex_lock(&ctl->mu));
+    if (cc->admin)
+        ctl->n_admin--;
+    else
+        ctl->n_other--;
+    AZ(pthread_cond_broadcast(&ctl->cv));
+    AZ(pthread_mutex_unlock(&ctl->mu));
+    free(cc);
+    return NULL;
+}
+
+/* A new client: check who it is, then give it a thread of its own. */
+static void
+accept_client(struct svd_ctl *ctl, int fd)
+{
+    struct ctl_client *cc = NULL;
+    struct ucred cred;
+    socklen_t cl = sizeof(cred);
+    pthread_attr_t attr;
+    pthread_t t;
+    int admin, full, rv;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+        svd_warn("control: cannot read peer credentials: %s", strerror(errno));
+        close(fd);
+        return;
+    }
+    admin = cred.uid == 0 || peer_in_group(fd, &cred, ctl->admin_gid);
+    if (!admin && cred.uid != ctl->uid) {
+        char who[32];
+        snprintf(who, sizeof(who), "uid-%ld", (long)cred.uid);
+        if (svd_refusal(ctl->app->refusals, "control-uid", who, ""))
+            svd_warn("control: refused uid %ld (only root, control.admin_group or the "
+                     "daemon's user)", (long)cred.uid);
+        say(fd, "error: permission denied\n");
+        close(fd);
+        return;
+    }
+    AZ(pthread_mutex_lock(&ctl->mu));
+    full = admin ? ctl->n_admin >= CTL_MAX_ADMIN : ctl->n_other >= CTL_MAX_OTHER;
+    if (!full) {
+        if (admin)
+            ctl->n_admin++;
+        else
+            ctl->n_other++;
+    }
+    AZ(pthread_mutex_unlock(&ctl->mu));
+    if (full) {
+        say(fd, "error: busy: too many control connections; try again\n");
+        close(fd);
+        return;
+    }
+    if ((cc = calloc(1, sizeof(*cc))) != NULL) {
+        cc->ctl = ctl;
+        cc->fd = fd;
+        cc->cred = cred;
+        cc->admin = admin;
+        AZ(pthread_attr_init(&attr));
+        AZ(pthread_attr_setstacksize(&attr, 256 * 1024));
+        AZ(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
+        rv = pthread_create(&t, &attr, client_main, cc);
+        AZ(pthread_attr_destroy(&attr));
+        if (rv == 0)
+            return;
+        free(cc);
+    }
+    svd_warn("control: cannot start a client thread");
+    close(fd);
+    AZ(pthread_mutex_lock(&ctl->mu));
+    if (admin)
+        ctl->n_admin--;
+    else
+        ctl->n_other--;
+    AZ(pthread_mutex_unlock(&ctl->mu));
+}
+
+static void *
 ctl_main(void *arg)
 {
     struct svd_ctl *ctl = arg;
@@ -486,10 +609,8 @@ ctl_main(void *arg)
             break;
         if (n > 0 && (pfd[0].revents & POLLIN)) {
             int fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0) {
-                serve_client(ctl, fd);
-                close(fd);
-            }
+            if (fd >= 0)
+                accept_client(ctl, fd);
         }
     }
     return NULL;
@@ -510,6 +631,9 @@ svd_ctl_start(struct svd_app *app, int fd, uid_t daemon_uid, gid_t admin_gid)
     ctl->fd = fd;
     ctl->uid = daemon_uid;
     ctl->admin_gid = admin_gid;
+    AZ(pthread_mutex_init(&ctl->mu, NULL));
+    AZ(pthread_cond_init(&ctl->cv, NULL));
+    AZ(pthread_mutex_init(&ctl->cmu, NULL));
     if (listen(fd, 8) != 0) {
         svd_err("control.socket: listen: %s", strerror(errno));
         free(ctl);
@@ -540,8 +664,16 @@ svd_ctl_stop(struct svd_ctl *ctl)
     CHECK_OBJ(ctl, SVD_CTL_MAGIC);
     (void)!write(ctl->stop_pipe[1], "x", 1);
     AZ(pthread_join(ctl->thread, NULL));
+    /* client threads end within their 5 s timeouts */
+    AZ(pthread_mutex_lock(&ctl->mu));
+    while (ctl->n_admin + ctl->n_other > 0)
+        AZ(pthread_cond_wait(&ctl->cv, &ctl->mu));
+    AZ(pthread_mutex_unlock(&ctl->mu));
     close(ctl->stop_pipe[0]);
     close(ctl->stop_pipe[1]);
+    AZ(pthread_mutex_destroy(&ctl->mu));
+    AZ(pthread_cond_destroy(&ctl->cv));
+    AZ(pthread_mutex_destroy(&ctl->cmu));
     ctl->magic = 0;
     free(ctl);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "svd_file.h"
@@ -77,11 +78,91 @@ may_write(const struct who *w, const struct stat *st)
     return 0;
 }
 
+/* 1 when p carries a POSIX access ACL: write permission may then be given
+ * to anyone, and the mode bits do not tell. */
+static int
+has_acl(const char *p)
+{
+    ssize_t n = lgetxattr(p, "system.posix_acl_access", NULL, 0);
+
+    return n > 0;
+}
+
+/* The directory of path, into dir (textually: "/a/b/c" gives "/a/b"). */
+static void
+parent_of(const char *path, char *dir, size_t len)
+{
+    char *slash;
+
+    snprintf(dir, len, "%s", path);
+    if ((slash = strrchr(dir, '/')) == NULL)
+        snprintf(dir, len, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+}
+
+/*
+ * Check the directory dir and every one above it, by their names as given
+ * (a symbolic link on the way is checked as a link, and its target by the
+ * caller's second pass over the resolved path): none may be the user's;
+ * dir may not be writable by the user at all, the others only when sticky;
+ * none may carry an ACL.
+ */
+static int
+check_dirs(const char *dir, const struct who *w, const char *user, const char *what,
+           const char *path, char *err, size_t errlen)
+{
+    char cur[PATH_MAX];
+    struct stat st;
+
+    if (strlen(dir) >= sizeof(cur)) {
+        snprintf(err, errlen, "%s %s: path too long", what, path);
+        return -1;
+    }
+    memcpy(cur, dir, strlen(dir) + 1);
+    for (int first = 1;; first = 0) {
+        int link;
+
+        if (lstat(cur, &st) != 0) {
+            snprintf(err, errlen, "%s %s: %s: %s", what, path, cur, strerror(errno));
+            return -1;
+        }
+        link = S_ISLNK(st.st_mode);
+        if (!link && !S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "%s %s: %s: not a directory", what, path, cur);
+            return -1;
+        }
+        if (st.st_uid == w->uid ||
+            (!link && may_write(w, &st) && (first || !(st.st_mode & S_ISVTX)))) {
+            snprintf(err, errlen, "%s %s: the daemon's user %s could rename or remove it: "
+                     "%s must be root's and writable by root only (it is %s, mode %04o)", what,
+                     path, user, cur, st.st_uid == w->uid ? "the user's" : "writable by the user",
+                     (unsigned)(st.st_mode & 07777));
+            return -1;
+        }
+        if (!link && has_acl(cur)) {
+            snprintf(err, errlen, "%s %s: %s has an access ACL, so its mode does not say who "
+                     "may write it: remove it (setfacl -b) or move %s", what, path, cur, what);
+            return -1;
+        }
+        if (strcmp(cur, "/") == 0 || strcmp(cur, ".") == 0)
+            break;
+        {
+            char up[PATH_MAX];
+            parent_of(cur, up, sizeof(up));
+            memcpy(cur, up, strlen(up) + 1);
+        }
+    }
+    return 0;
+}
+
 int
 svd_check_protected(const char *path, const char *user, uid_t uid, gid_t gid, const char *what,
-                    char *err, size_t errlen)
+                    int check_file, char *err, size_t errlen)
 {
-    char dir[PATH_MAX], real[PATH_MAX], *slash;
+    char dir[PATH_MAX], real[PATH_MAX], abs[PATH_MAX];
     struct stat st;
     struct who w;
 
@@ -93,45 +174,31 @@ svd_check_protected(const char *path, const char *user, uid_t uid, gid_t gid, co
     }
     /* a symbolic link's own mode means nothing (and opening one is refused
      * anyway: svd_open_regular) */
-    if (lstat(path, &st) == 0 && !S_ISLNK(st.st_mode) && may_write(&w, &st)) {
+    if (check_file && lstat(path, &st) == 0 && !S_ISLNK(st.st_mode) &&
+        (may_write(&w, &st) || has_acl(path))) {
         snprintf(err, errlen, "%s %s: the daemon's user %s %s it: make it root's, mode 0600 "
-                 "(chown root:root; chmod 0600)", what, path, user,
-                 st.st_uid == uid ? "owns" : "can write");
+                 "(chown root:root; chmod 0600; setfacl -b)", what, path, user,
+                 st.st_uid == uid ? "owns" : "may be able to write");
         return -1;
     }
-    if (strlen(path) >= sizeof(dir)) {
-        snprintf(err, errlen, "%s %s: path too long", what, path);
-        return -1;
+    /* the path as written (a link on the way sits in a checked directory),
+     * made absolute against the working directory */
+    if (path[0] != '/') {
+        if (getcwd(abs, sizeof(abs)) == NULL ||
+            strlen(abs) + 1 + strlen(path) >= sizeof(abs)) {
+            snprintf(err, errlen, "%s %s: cannot make the path absolute", what, path);
+            return -1;
+        }
+        snprintf(abs + strlen(abs), sizeof(abs) - strlen(abs), "/%s", path);
+        path = abs;
     }
-    memcpy(dir, path, strlen(path) + 1);
-    if ((slash = strrchr(dir, '/')) == NULL)
-        memcpy(dir, ".", 2);
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
+    parent_of(path, dir, sizeof(dir));
+    if (check_dirs(dir, &w, user, what, path, err, errlen) != 0)
+        return -1;
+    /* and the path it leads to */
     if (realpath(dir, real) == NULL) {
         snprintf(err, errlen, "%s %s: %s: %s", what, path, dir, strerror(errno));
         return -1;
     }
-    for (int first = 1;; first = 0) {
-        if (lstat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            snprintf(err, errlen, "%s %s: %s: not a directory", what, path, real);
-            return -1;
-        }
-        if (st.st_uid == uid || (may_write(&w, &st) && (first || !(st.st_mode & S_ISVTX)))) {
-            snprintf(err, errlen, "%s %s: the daemon's user %s could rename or remove it: "
-                     "%s must be root's and writable by root only (it is %s, mode %04o)", what,
-                     path, user, real, st.st_uid == uid ? "the user's" : "writable by the user",
-                     (unsigned)(st.st_mode & 07777));
-            return -1;
-        }
-        if (strcmp(real, "/") == 0)
-            break;
-        if ((slash = strrchr(real, '/')) == real)
-            real[1] = '\0';
-        else
-            *slash = '\0';
-    }
-    return 0;
+    return strcmp(real, dir) == 0 ? 0 : check_dirs(real, &w, user, what, path, err, errlen);
 }

@@ -23,15 +23,19 @@ int svd_open_regular(const char *path, int flags, mode_t mode, const char *what,
 
 /*
  * Check that the daemon's user (uid, and the groups of user) cannot
- * remove, rename, replace or write path, the file of a record that must
- * outlive a compromise of that user (the audit log and its head): the file,
- * if it exists, is not the user's and not writable by the user; its
- * directory is not the user's and not writable by the user at all; every
- * directory above it is not the user's and not writable by the user unless
- * it is sticky (like /tmp: then the user cannot rename what is not its
- * own). 0, or -1 with err naming what to change.
+ * remove, rename, replace or write path: the audit log and its head, a
+ * record that must outlive a compromise of that user, and the control
+ * socket, which that user must not be able to stand in for. With
+ * check_file, the file, if it exists, is not the user's and not writable
+ * by the user. Its directory is not the user's and not writable by the
+ * user at all; every directory above it is not the user's and not writable
+ * by the user unless it is sticky (like /tmp: then the user cannot rename
+ * what is not its own); none carries an ACL (its mode would not tell).
+ * Checked along the path as written (so a symbolic link on the way lies in
+ * a checked directory) and along the path it resolves to. 0, or -1 with
+ * err naming what to change.
  */
 int svd_check_protected(const char *path, const char *user, uid_t uid, gid_t gid,
-                        const char *what, char *err, size_t errlen);
+                        const char *what, int check_file, char *err, size_t errlen);
 
 #endif /* SVD_FILE_H */

@@ -62,7 +62,10 @@ purge_once(struct svd_app *app)
         return;
     if (now <= c->retention_s)
         return;
-    before = c->retention_s == 0 ? now + 1 : now - c->retention_s;
+    /* retired strictly before: a share retired after the scan (in this
+     * second, with retention.period 0) waits for the next round, so the
+     * batch deleted is the batch recorded */
+    before = now - c->retention_s;
     if (svd_store_purge_scan(app->store, before, c->purge_batch, &first, &last, &n) != 0 ||
         n == 0)
         return;

@@ -522,6 +522,17 @@ svd_limiter_lockdown(struct svd_limiter *l, uint64_t since)
     return !was;
 }
 
+void
+svd_limiter_relock(struct svd_limiter *l, uint64_t since)
+{
+    CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
+    AZ(pthread_mutex_lock(&l->mu));
+    l->locked = 1;
+    l->locked_since = since;
+    drop_all(l);
+    AZ(pthread_mutex_unlock(&l->mu));
+}
+
 int
 svd_limiter_unlock(struct svd_limiter *l)
 {
@@ -590,9 +601,14 @@ svd_limiter_retire(struct svd_limiter *l, unsigned n)
     AZ(pthread_mutex_lock(&l->mu));
     now = l->now_ms();
     if (l->retire_budget != 0 && !svd_window_fits(&l->rbudget, now, n, l->retire_budget)) {
-        if (!l->locked)
+        /* trips once: later requests past the budget are refused without
+         * another lock-down to record */
+        if (l->locked) {
+            res = SVD_ADMIT_LOCKED;
+        } else {
             trip(l, "retire-budget");
-        res = SVD_ADMIT_TRIPPED;
+            res = SVD_ADMIT_TRIPPED;
+        }
     } else {
         svd_window_add(&l->rbudget, now, n);
     }

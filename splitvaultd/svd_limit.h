@@ -78,15 +78,20 @@ enum svd_admit svd_limiter_admit(struct svd_limiter *l, const char *actor, uint3
  * store). Returns 1 when it was not locked before. */
 int svd_limiter_lockdown(struct svd_limiter *l, uint64_t since);
 
+/* Locked down, since since (replacing the time of a lock-down in force:
+ * another daemon's newer one on a shared store). */
+void svd_limiter_relock(struct svd_limiter *l, uint64_t since);
+
 /* Lift the lock-down. Returns 1 when it was locked. */
 int svd_limiter_unlock(struct svd_limiter *l);
 
 int svd_limiter_locked(struct svd_limiter *l, uint64_t *since);
 unsigned svd_limiter_queue_len(struct svd_limiter *l);
 
-/* Spend n of the daily budget of retired shares: SVD_ADMIT_OK, or
- * SVD_ADMIT_TRIPPED when n more would exceed it (nothing spent; the
- * lock-down is tripped, the caller records it). Works while locked down. */
+/* Spend n of the daily budget of retired shares: SVD_ADMIT_OK; or, when n
+ * more would exceed it (nothing spent), SVD_ADMIT_TRIPPED when this call
+ * tripped the lock-down (the caller records it), SVD_ADMIT_LOCKED when the
+ * daemon was locked down already. Works while locked down. */
 enum svd_admit svd_limiter_retire(struct svd_limiter *l, unsigned n);
 
 /* Shares retired in the last 24 hours (the budget's count). */

@@ -95,8 +95,10 @@ out:
 
 /*
  * As root, what only the system can tell: the admin group exists and the
- * daemon's user is not in it, and the audit log and its head lie where
- * that user cannot rename, remove or rewrite them (svd_check_protected).
+ * daemon's user is not in it, the audit log and its head lie where that
+ * user cannot rename, remove or rewrite them, and the control socket where
+ * it cannot put a socket of its own in the daemon's place
+ * (svd_check_protected).
  * Started without root there is no other user to guard against: warned.
  */
 static int
@@ -109,9 +111,11 @@ check_system(const struct svd_conf *conf, uid_t uid, gid_t gid, gid_t *admin_gid
         svd_warn("not started as root: the audit log is writable by the daemon's own user");
         return 0;
     }
-    if (svd_check_protected(conf->audit_path, conf->user, uid, gid, "audit.path", err,
+    if (svd_check_protected(conf->audit_path, conf->user, uid, gid, "audit.path", 1, err,
                             errlen) != 0 ||
-        svd_check_protected(conf->audit_head, conf->user, uid, gid, "audit.head", err,
+        svd_check_protected(conf->audit_head, conf->user, uid, gid, "audit.head", 1, err,
+                            errlen) != 0 ||
+        svd_check_protected(conf->ctl_socket, conf->user, uid, gid, "control.socket", 0, err,
                             errlen) != 0)
         return -1;
     return 0;
@@ -141,6 +145,9 @@ check_config(const char *file)
         fprintf(stderr, "splitvaultd: %s: %s\n", file, err);
         goto out;
     }
+    if (conf->retention_s == 0)
+        printf("splitvaultd: warning: retention.period is 0: retired shares are purged at "
+               "once, and nothing taken out of use can be restored (no undo)\n");
     printf("splitvaultd: configuration %s OK\n", file);
     r = 0;
 out:
@@ -261,7 +268,7 @@ run(const char *file, int debug)
         snprintf(err, sizeof(err), "cannot start threads");
         goto fatal;
     }
-    if (owe_store && svd_store_set_lock(app.store, 1, since, "audit-log") != 0) {
+    if (owe_store && svd_store_set_lock(app.store, since, "audit-log") != 0) {
         svd_err("lock-down could not be recorded in the store: retrying every second");
         app.lock_write_pending = 1;
         app.lock_pending_since = since;
@@ -282,6 +289,9 @@ run(const char *file, int debug)
         snprintf(err, sizeof(err), "cannot start the control and housekeeping threads");
         goto fatal;
     }
+    if (conf->retention_s == 0)
+        svd_warn("retention.period is 0: retired shares are purged at once, and nothing taken "
+                 "out of use can be restored (no undo)");
     (void)svd_audit_event(app.audit, 1, "event=start version=%s pid=%ld locked=%d user=%ld",
                           PACKAGE_VERSION, (long)getpid(), locked, (long)uid);
     svd_info("splitvaultd %s listening on %s port %u (TLS 1.3, %s store%s)", SV_VERSION,

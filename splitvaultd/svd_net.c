@@ -290,7 +290,7 @@ serve(struct conn *c, sv_buf *out)
         /* the client's role allows this type, or it is refused before its
          * body is read (and the connection closed: the body is not) */
         if (!svd_req_allowed(c->peer.roles, h.type)) {
-            char extra[64];
+            char extra[96];
 
             SVD_COUNT(app, n_refusals);
             snprintf(extra, sizeof(extra), " type=%s role=%s cert=%.16s",

@@ -101,8 +101,8 @@ svd_refusal(struct svd_refusals *r, const char *why, const char *peer, const cha
 out:
     AZ(pthread_mutex_unlock(&r->mu));
     if (now)
-        (void)svd_audit_event(r->audit, 0, "event=refusal why=%.39s peer=%.47s%.100s", why, peer,
-                              extra != NULL ? extra : "");
+        (void)svd_audit_event(r->audit, 0, "event=refusal why=%.39s peer=%.47s%.*s", why, peer,
+                              SVD_REFUSAL_EXTRA_MAX, extra != NULL ? extra : "");
     return now;
 }
 

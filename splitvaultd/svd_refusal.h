@@ -19,6 +19,9 @@
 struct svd_audit;
 struct svd_refusals;
 
+/* The longest extra text of a refusal's immediate entry (longer is cut). */
+#define SVD_REFUSAL_EXTRA_MAX 400
+
 struct svd_refusals *svd_refusals_new(struct svd_audit *audit, uint32_t period_ms);
 void svd_refusals_free(struct svd_refusals *r);
 

@@ -133,19 +133,12 @@ EV_FITS(EV_DECRYPT_REFUSED,
 EV_FITS(EV_RELEASE_REQUESTED, SV_UUID_STR_LEN + NAMES_MAX + 2 * IDS_MAX + PEER_MAX);
 #define EV_RELEASE_DONE "event=release outcome=%s record=%s retired=%u kept=%u refused=%u peer=%s"
 EV_FITS(EV_RELEASE_DONE, WHY_MAX + SV_UUID_STR_LEN + 3 * U32_MAX_DIGITS + PEER_MAX);
-#define EV_RELEASE_REFUSED "event=release outcome=refused why=%s record=%s fields=%s peer=%s"
-EV_FITS(EV_RELEASE_REFUSED, WHY_MAX + SV_UUID_STR_LEN + NAMES_MAX + PEER_MAX);
 #define EV_RECON_REQUESTED "event=reconcile outcome=requested requested=%u first=%" PRIu64 \
                            " last=%" PRIu64 " older_than=%" PRIu64 " peer=%s"
 EV_FITS(EV_RECON_REQUESTED, U32_MAX_DIGITS + 3 * U64_MAX_DIGITS + PEER_MAX);
 #define EV_RECON_DONE "event=reconcile outcome=%s requested=%u retired=%u peer=%s"
 EV_FITS(EV_RECON_DONE, WHY_MAX + 2 * U32_MAX_DIGITS + PEER_MAX);
-#define EV_RECON_REFUSED "event=reconcile outcome=refused why=%s requested=%u peer=%s"
-EV_FITS(EV_RECON_REFUSED, WHY_MAX + U32_MAX_DIGITS + PEER_MAX);
-#define EV_CONFIRM "event=confirm outcome=%s actor=%s record=%s fields=%s shares=%s " \
-                   "unconfirmed=%s peer=%s"
-EV_FITS(EV_CONFIRM, WHY_MAX + SV_WIRE_MAX_ACTOR + SV_UUID_STR_LEN + NAMES_MAX + 2 * IDS_MAX +
-        PEER_MAX);
+
 
 /* An error code as an audit token (sv_wire_error_name has spaces). */
 static const char *
@@ -393,7 +386,7 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     int found[SV_WIRE_MAX_FIELDS];
     char u[SV_UUID_STR_LEN + 1], fl[NAMES_MAX];
     char il[IDS_MAX], nl[IDS_MAX];
-    int why = WHY_OK, bad_field = -1, locked = 0, r = -1, expecting = 0;
+    int why = WHY_OK, bad_field = -1, locked = 0, r = -1, expecting = 0, summarise = 0;
     unsigned nrot = 0;
     uint64_t since = 0;
     uint32_t retry = 0;
@@ -448,6 +441,7 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
         goto refused;
     case SVD_ADMIT_LOCKED:
         code = SV_WERR_LOCKED_DOWN;
+        summarise = 1;
         goto refused;
     case SVD_ADMIT_CLOSING:
         code = SV_WERR_BUSY;
@@ -470,6 +464,7 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
         if (svd_limiter_lockdown(app->limiter, since))
             svd_app_lockdown_seen(app, since);
         code = SV_WERR_LOCKED_DOWN;
+        summarise = 1;
         goto refused;
     }
     /* 4. check and open every field; all or nothing. At most ncpu threads
@@ -587,9 +582,18 @@ refused:
         svd_audit_unexpect(app->audit);
         expecting = 0;
     }
-    (void)svd_audit_event(app->audit, 0, EV_DECRYPT_REFUSED,
-                          code == SV_WERR_REFUSED ? refuse_why[why] : why_token(code),
-                          m->actor, u, fl, il, peer->ip);
+    if (summarise) {
+        /* locked down: every decrypt is refused alike, and a client asking
+         * again and again must not flood the audit log; the first from a
+         * peer at once (with its actor and record), then one entry a period */
+        char extra[SV_WIRE_MAX_ACTOR + SV_UUID_STR_LEN + 24];
+        snprintf(extra, sizeof(extra), " actor=%s record=%s", m->actor, u);
+        (void)svd_refusal(app->refusals, "decrypt-locked-down", peer->ip, extra);
+    } else {
+        (void)svd_audit_event(app->audit, 0, EV_DECRYPT_REFUSED,
+                              code == SV_WERR_REFUSED ? refuse_why[why] : why_token(code),
+                              m->actor, u, fl, il, peer->ip);
+    }
 refused_noaudit:
     SVD_COUNT(app, n_refusals);
     if (code != SV_WERR_REFUSED)
@@ -610,16 +614,28 @@ out:
 
 /* ---- RELEASE ------------------------------------------------------------------- */
 
-/* Spend n of the daily budget of retired shares; when it is spent, lock
- * down (recorded by svd_app) and return 0. */
+/* Spend n of the daily budget of retired shares. When it is spent: the
+ * first time, lock down (recorded by svd_app); every time, a refusal
+ * (summarised per peer, so that a client cannot flood the audit log), and
+ * 0. what: the request, for the refusal entry. */
 static int
-retire_budget(struct svd_app *app, const struct svd_peer *peer, unsigned n)
+retire_budget(struct svd_app *app, const struct svd_peer *peer, unsigned n, const char *what)
 {
-    if (n == 0 || svd_limiter_retire(app->limiter, n) == SVD_ADMIT_OK)
+    enum svd_admit a;
+    char extra[48];
+
+    if (n == 0 || (a = svd_limiter_retire(app->limiter, n)) == SVD_ADMIT_OK)
         return 1;
-    svd_err("%s: %u share(s) to retire would exceed retention.daily_budget (%u in any 24 "
-            "hours): locking down", peer->addr, n, app->conf->retire_budget);
-    (void)svd_app_lockdown(app, "retire-budget", peer->ip);
+    if (a == SVD_ADMIT_TRIPPED) {
+        svd_err("%s: %u share(s) to retire would exceed retention.daily_budget (%u in any 24 "
+                "hours): locking down", peer->addr, n, app->conf->retire_budget);
+        (void)svd_app_lockdown(app, "retire-budget", peer->ip);
+    }
+    SVD_COUNT(app, n_refusals);
+    snprintf(extra, sizeof(extra), " type=%s shares=%u", what, n);
+    if (svd_refusal(app->refusals, "retire-budget", peer->ip, extra))
+        svd_warn("%s: %s refused: the daily budget of retired shares is spent (more are "
+                 "summarised)", peer->addr, what);
     return 0;
 }
 
@@ -665,7 +681,7 @@ h_release(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     else if (ndrop == 0 && (peer->roles & SVD_ROLE_RECONCILE))
         mode = SVD_RELEASE_RECONCILE;
     else {
-        char extra[64];
+        char extra[96];
         snprintf(extra, sizeof(extra), " type=RELEASE role=%s cert=%.16s",
                  svd_role_name(peer->roles), peer->fp);
         SVD_COUNT(app, n_refusals);
@@ -683,12 +699,8 @@ h_release(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
         svd_err("%s: RELEASE record=%s refused: the audit log cannot record it", peer->addr, u);
         return svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
     }
-    if (!retire_budget(app, peer, ndrop)) {
-        (void)svd_audit_event(app->audit, 0, EV_RELEASE_REFUSED, "retire-budget", u, fl,
-                              peer->ip);
-        SVD_COUNT(app, n_refusals);
+    if (!retire_budget(app, peer, ndrop, "RELEASE"))
         return svd_req_error(out, h->reqid, SV_WERR_LOCKED_DOWN, 0);
-    }
     if (svd_audit_event(app->audit, 1, EV_RELEASE_REQUESTED, u, fl, dl, kl, peer->ip) != 0) {
         svd_err("%s: RELEASE record=%s refused: the audit log cannot record it", peer->addr, u);
         return svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
@@ -770,13 +782,21 @@ h_confirm(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
             bad[nbad++] = f->share_id;
     }
     join_ids(bl, sizeof(bl), nbad, bad);
-    if (nbad > 0)
-        svd_warn("%s: CONFIRM record=%s actor=%s: share(s) %s not confirmed (unknown, "
-                 "retired, of another record or field, or another key2 public: the main "
-                 "database may have been changed)", peer->addr, u, m->actor, bl);
-    if (svd_audit_event(app->audit, 0, EV_CONFIRM, nbad == 0 ? "ok" : "mismatch", m->actor, u,
-                        fl, il, bl, peer->ip) != 0)
-        svd_err("audit: the confirmation of record %s not recorded", u);
+    if (nbad > 0) {
+        /* the main database names a key the daemon does not hold: audited
+         * as a refusal (the first at once, with the record and shares; the
+         * rest summarised, so that a client cannot flood the audit log) */
+        char extra[SVD_REFUSAL_EXTRA_MAX];
+        snprintf(extra, sizeof(extra), " actor=%s record=%s shares=%.200s", m->actor, u, bl);
+        SVD_COUNT(app, n_refusals);
+        if (svd_refusal(app->refusals, "confirm-mismatch", peer->ip, extra))
+            svd_warn("%s: CONFIRM record=%s actor=%s: share(s) %s not confirmed (unknown, "
+                     "retired, of another record or field, or another key2 public: the main "
+                     "database may have been changed; more are summarised)", peer->addr, u,
+                     m->actor, bl);
+    }
+    svd_debug("%s: CONFIRM record=%s actor=%s fields=%s shares=%s unconfirmed=%s", peer->addr,
+              u, m->actor, fl, il, bl);
     r = sv_confirm_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
 out:
     if (sh != NULL)
@@ -885,9 +905,11 @@ h_recon_delete(struct svd_app *app, const struct svd_peer *peer, const sv_wire_h
      * daemon): a lock-down may be what stops a stolen certificate */
     if (svd_limiter_locked(app->limiter, NULL) ||
         (svd_store_lock_state(app->store, &locked, &since) == 0 && locked)) {
-        svd_warn("%s: RECON_DELETE refused: locked down", peer->addr);
-        (void)svd_audit_event(app->audit, 0, EV_RECON_REFUSED, "locked-down", m.n, peer->ip);
+        char extra[48];
+        snprintf(extra, sizeof(extra), " type=RECON_DELETE shares=%u", m.n);
         SVD_COUNT(app, n_refusals);
+        if (svd_refusal(app->refusals, "reconcile-locked-down", peer->ip, extra))
+            svd_warn("%s: RECON_DELETE refused: locked down (more are summarised)", peer->addr);
         r = svd_req_error(out, h->reqid, SV_WERR_LOCKED_DOWN, 0);
         goto out;
     }
@@ -896,9 +918,7 @@ h_recon_delete(struct svd_app *app, const struct svd_peer *peer, const sv_wire_h
         r = svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
         goto out;
     }
-    if (!retire_budget(app, peer, m.n)) {
-        (void)svd_audit_event(app->audit, 0, EV_RECON_REFUSED, "retire-budget", m.n, peer->ip);
-        SVD_COUNT(app, n_refusals);
+    if (!retire_budget(app, peer, m.n, "RECON_DELETE")) {
         r = svd_req_error(out, h->reqid, SV_WERR_LOCKED_DOWN, 0);
         goto out;
     }

@@ -57,8 +57,9 @@ static const unsigned getn_size[] = { 2, 3, 4, 8, 16, 32 };
 
 enum {
     ST_GETL, ST_GET2, ST_GET3, ST_GET4, ST_GET8, ST_GET16, ST_GET32, ST_LOCK, ST_INSERT, ST_SEQ,
-    ST_FIELD_NEW, ST_KEEP_BOUND, ST_KEEP, ST_RETIRE, ST_RETIRE_PENDING, ST_PEEK, ST_RLIST,
-    ST_RDEL, ST_SETLOCK, ST_COUNTS, ST_PURGE_SCAN, ST_PURGE, ST_RESTORE_ID, ST_RESTORE_RECORD,
+    ST_RECORD_NEW, ST_KEEP_BOUND, ST_SUPERSEDE, ST_KEEP, ST_RETIRE, ST_RETIRE_PENDING, ST_PEEK,
+    ST_RLIST,
+    ST_RDEL, ST_SETLOCK, ST_UNLOCK, ST_COUNTS, ST_PURGE_SCAN, ST_PURGE, ST_RESTORE_ID, ST_RESTORE_RECORD,
     ST_RESTORE_SINCE, ST_RETIRED_LIST, ST__N
 };
 
@@ -68,10 +69,18 @@ enum {
  * that finds shares for a request skips retired ones; only ST_PURGE deletes,
  * retired shares older than the retention period, and never while the
  * store records a lock-down (checked in the same statement, so a lock-down
- * by another daemon on a shared store stops a purge too). Columns of the
- * share look-ups: id, record, field, key2 public, key2b, state, created,
- * [lock state, since,] retired.
+ * by another daemon on a shared store stops a purge too; reconcile's
+ * retirements likewise), and the store's trigger refuses to delete a share
+ * in use. A front end's RELEASE (ST_KEEP_BOUND, ST_RETIRE_PENDING) acts
+ * only on pending shares younger than the rotation window that are bound
+ * to the share they replace; the rotation that finishes retires the other
+ * pending shares made to replace the same share (superseded), and a
+ * restored pending share loses its binding (RESTORE_BINDING), so nothing
+ * retired once can be retired again through an old pending share. Columns
+ * of the share look-ups: id, record, field, key2 public, key2b, state,
+ * created, [lock state, since,] retired.
  */
+#define RESTORE_BINDING "replaces = CASE WHEN state = 2 THEN 0 ELSE replaces END, "
 static const char *const sql_sqlite3[ST__N] = {
     /* a one-field decrypt: its share and the lock-down state in one query */
     [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, s.key2_pub, s.key2b, s.state, s.created, "
@@ -82,18 +91,22 @@ static const char *const sql_sqlite3[ST__N] = {
                   "created, updated, replaces) VALUES (%lld, %s, %s, %s, %s, %d, %lld, %lld, "
                   "%lld)",
     [ST_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = 'shares'",
-    [ST_FIELD_NEW] = "INSERT INTO share_fields (record_uuid, field, created) "
-                     "VALUES (%s, %s, %lld) ON CONFLICT DO NOTHING",
+    [ST_RECORD_NEW] = "INSERT INTO share_records (record_uuid, created) VALUES (%s, %lld) "
+                      "ON CONFLICT DO NOTHING",
     [ST_KEEP_BOUND] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
                       "record_uuid = %s AND field = %s AND state = 2 AND retired = 0 AND "
-                      "replaces = %lld",
+                      "replaces = %lld AND created >= %lld AND EXISTS (SELECT 1 FROM shares d "
+                      "WHERE d.id = %lld AND d.retired = 0)",
+    [ST_SUPERSEDE] = "UPDATE shares SET retired = %lld, retired_why = 'superseded', "
+                     "updated = %lld WHERE replaces = %lld AND record_uuid = %s AND field = %s "
+                     "AND state = 2 AND retired = 0",
     [ST_KEEP] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
                 "record_uuid = %s AND field = %s AND state = 2 AND retired = 0",
     [ST_RETIRE] = "UPDATE shares SET retired = %lld, retired_why = %s, updated = %lld "
                   "WHERE id = %lld AND record_uuid = %s AND field = %s AND retired = 0",
     [ST_RETIRE_PENDING] = "UPDATE shares SET retired = %lld, retired_why = %s, updated = %lld "
                           "WHERE id = %lld AND record_uuid = %s AND field = %s AND "
-                          "retired = 0 AND state = 2",
+                          "retired = 0 AND state = 2 AND replaces > 0 AND created >= %lld",
     [ST_PEEK] = "SELECT state FROM shares WHERE id = %lld AND record_uuid = %s AND field = %s "
                 "AND retired = 0",
     [ST_RLIST] = "SELECT id, record_uuid, field, state, created FROM shares "
@@ -101,9 +114,14 @@ static const char *const sql_sqlite3[ST__N] = {
                  "LIMIT CAST(%d AS INTEGER)",
     [ST_RDEL] = "UPDATE shares SET retired = %lld, retired_why = 'reconcile', updated = %lld "
                 "WHERE id = %lld AND record_uuid = %s AND field = %s AND created < %lld "
-                "AND retired = 0",
+                "AND retired = 0 AND "
+                "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked <> 0)",
     [ST_SETLOCK] = "UPDATE sv_state SET locked = %d, locked_since = %lld, reason = %s, "
                    "updated = %lld WHERE id = 1",
+    /* only the lock-down the operator looked at: not a newer one another
+     * daemon recorded meanwhile */
+    [ST_UNLOCK] = "UPDATE sv_state SET locked = 0, locked_since = 0, reason = '', "
+                  "updated = %lld WHERE id = 1 AND (locked = 0 OR locked_since = %lld)",
     [ST_COUNTS] = "SELECT CASE WHEN retired = 0 THEN state ELSE 3 END, COUNT(*) FROM shares "
                   "GROUP BY 1",
     [ST_PURGE_SCAN] = "SELECT id FROM shares WHERE retired <> 0 AND retired < %lld "
@@ -111,12 +129,12 @@ static const char *const sql_sqlite3[ST__N] = {
     [ST_PURGE] = "DELETE FROM shares WHERE retired <> 0 AND retired < %lld AND "
                  "id BETWEEN %lld AND %lld AND "
                  "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked <> 0)",
-    [ST_RESTORE_ID] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
-                      "WHERE id = %lld AND retired <> 0",
-    [ST_RESTORE_RECORD] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
-                          "WHERE record_uuid = %s AND retired <> 0",
-    [ST_RESTORE_SINCE] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
-                         "WHERE retired >= %lld AND retired <> 0",
+    [ST_RESTORE_ID] = "UPDATE shares SET retired = 0, retired_why = '', " RESTORE_BINDING
+                      "updated = %lld WHERE id = %lld AND retired <> 0",
+    [ST_RESTORE_RECORD] = "UPDATE shares SET retired = 0, retired_why = '', " RESTORE_BINDING
+                          "updated = %lld WHERE record_uuid = %s AND retired <> 0",
+    [ST_RESTORE_SINCE] = "UPDATE shares SET retired = 0, retired_why = '', " RESTORE_BINDING
+                         "updated = %lld WHERE retired >= %lld AND retired <> 0",
     [ST_RETIRED_LIST] = "SELECT id, record_uuid, field, state, created, retired, retired_why "
                         "FROM shares WHERE retired <> 0 AND id > %lld AND retired >= %lld "
                         "AND (%s = '' OR record_uuid = %s) ORDER BY id "
@@ -133,11 +151,15 @@ static const char *const sql_pgsql[ST__N] = {
                   "created, updated, replaces) VALUES (%lld, CAST(%s AS uuid), %s, "
                   "decode(%s, 'hex'), decode(%s, 'hex'), %d, %lld, %lld, %lld)",
     [ST_SEQ] = "SELECT nextval('shares_id_seq') FROM generate_series(1, %d)",
-    [ST_FIELD_NEW] = "INSERT INTO share_fields (record_uuid, field, created) "
-                     "VALUES (CAST(%s AS uuid), %s, %lld) ON CONFLICT DO NOTHING",
+    [ST_RECORD_NEW] = "INSERT INTO share_records (record_uuid, created) "
+                      "VALUES (CAST(%s AS uuid), %lld) ON CONFLICT DO NOTHING",
     [ST_KEEP_BOUND] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
                       "record_uuid = CAST(%s AS uuid) AND field = %s AND state = 2 AND "
-                      "retired = 0 AND replaces = %lld",
+                      "retired = 0 AND replaces = %lld AND created >= %lld AND EXISTS "
+                      "(SELECT 1 FROM shares d WHERE d.id = %lld AND d.retired = 0)",
+    [ST_SUPERSEDE] = "UPDATE shares SET retired = %lld, retired_why = 'superseded', "
+                     "updated = %lld WHERE replaces = %lld AND record_uuid = CAST(%s AS uuid) "
+                     "AND field = %s AND state = 2 AND retired = 0",
     [ST_KEEP] = "UPDATE shares SET state = 1, updated = %lld WHERE id = %lld AND "
                 "record_uuid = CAST(%s AS uuid) AND field = %s AND state = 2 AND retired = 0",
     [ST_RETIRE] = "UPDATE shares SET retired = %lld, retired_why = %s, updated = %lld "
@@ -145,16 +167,19 @@ static const char *const sql_pgsql[ST__N] = {
                   "retired = 0",
     [ST_RETIRE_PENDING] = "UPDATE shares SET retired = %lld, retired_why = %s, updated = %lld "
                           "WHERE id = %lld AND record_uuid = CAST(%s AS uuid) AND field = %s "
-                          "AND retired = 0 AND state = 2",
+                          "AND retired = 0 AND state = 2 AND replaces > 0 AND created >= %lld",
     [ST_PEEK] = "SELECT state FROM shares WHERE id = %lld AND record_uuid = CAST(%s AS uuid) "
                 "AND field = %s AND retired = 0",
     [ST_RLIST] = "SELECT id, record_uuid, field, state, created FROM shares "
                  "WHERE id > %lld AND created < %lld AND retired = 0 ORDER BY id LIMIT %d",
     [ST_RDEL] = "UPDATE shares SET retired = %lld, retired_why = 'reconcile', updated = %lld "
                 "WHERE id = %lld AND record_uuid = CAST(%s AS uuid) AND field = %s "
-                "AND created < %lld AND retired = 0",
+                "AND created < %lld AND retired = 0 AND "
+                "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked)",
     [ST_SETLOCK] = "UPDATE sv_state SET locked = (%d <> 0), locked_since = %lld, reason = %s, "
                    "updated = %lld WHERE id = 1",
+    [ST_UNLOCK] = "UPDATE sv_state SET locked = false, locked_since = 0, reason = '', "
+                  "updated = %lld WHERE id = 1 AND (NOT locked OR locked_since = %lld)",
     [ST_COUNTS] = "SELECT CASE WHEN retired = 0 THEN state ELSE 3 END, COUNT(*) FROM shares "
                   "GROUP BY 1",
     [ST_PURGE_SCAN] = "SELECT id FROM shares WHERE retired <> 0 AND retired < %lld "
@@ -162,12 +187,12 @@ static const char *const sql_pgsql[ST__N] = {
     [ST_PURGE] = "DELETE FROM shares WHERE retired <> 0 AND retired < %lld AND "
                  "id BETWEEN %lld AND %lld AND "
                  "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked)",
-    [ST_RESTORE_ID] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
-                      "WHERE id = %lld AND retired <> 0",
-    [ST_RESTORE_RECORD] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
-                          "WHERE record_uuid = CAST(%s AS uuid) AND retired <> 0",
-    [ST_RESTORE_SINCE] = "UPDATE shares SET retired = 0, retired_why = '', updated = %lld "
-                         "WHERE retired >= %lld AND retired <> 0",
+    [ST_RESTORE_ID] = "UPDATE shares SET retired = 0, retired_why = '', " RESTORE_BINDING
+                      "updated = %lld WHERE id = %lld AND retired <> 0",
+    [ST_RESTORE_RECORD] = "UPDATE shares SET retired = 0, retired_why = '', " RESTORE_BINDING
+                          "updated = %lld WHERE record_uuid = CAST(%s AS uuid) AND retired <> 0",
+    [ST_RESTORE_SINCE] = "UPDATE shares SET retired = 0, retired_why = '', " RESTORE_BINDING
+                         "updated = %lld WHERE retired >= %lld AND retired <> 0",
     [ST_RETIRED_LIST] = "SELECT id, record_uuid, field, state, created, retired, retired_why "
                         "FROM shares WHERE retired <> 0 AND id > %lld AND retired >= %lld "
                         "AND (%s = '' OR record_uuid = CAST(NULLIF(%s, '') AS uuid)) "
@@ -216,7 +241,8 @@ struct wop {
     int state;
     const uint64_t *replaces;   /* pending shares of a rotation; NULL for STORE */
     uint64_t *ids;
-    int exists;                 /* STORE: a (record, field) had shares already */
+    int exists;                 /* STORE: the record had shares already */
+    int declined;               /* refused, nothing written (exec_op returned 1) */
     /* W_RELEASE */
     const sv_release_item *items;
     enum svd_release_mode mode;
@@ -661,7 +687,10 @@ upgrade_schema(struct svd_store *s, struct dbh *d, long *version, char *err, siz
         snprintf(err, errlen, "store: cannot begin the schema upgrade (see the log)");
         return -1;
     }
-    if (!sqlite && raw(s, d, "LOCK TABLE sv_schema IN ACCESS EXCLUSIVE MODE") != 0) {
+    /* pgsql: of several daemons, one upgrades; and the copy of every
+     * record into share_records may take longer than store.timeout */
+    if (!sqlite && (raw(s, d, "LOCK TABLE sv_schema IN ACCESS EXCLUSIVE MODE") != 0 ||
+                    raw(s, d, "SET LOCAL statement_timeout = 0") != 0)) {
         snprintf(err, errlen, "store: cannot lock sv_schema for the schema upgrade");
         goto rollback;
     }
@@ -1422,15 +1451,14 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
         sv_uuid_format(op->uuid, u);
         op->exists = 0;
         if (op->replaces == NULL) {
-            /* STORE makes new records only: each (record, field) once */
-            for (unsigned i = 0; i < op->n; i++) {
-                const char *fa[3] = { u, op->names[i], a1 };
-                if (q_exec(s, &s->writer, p, ST_FIELD_NEW, &nrows, 3, fa) != 0)
-                    return -1;
-                if (nrows != 1) {
-                    op->exists = 1;
-                    return -1; /* the whole transaction is undone */
-                }
+            /* STORE makes new records only: a record once (a race between
+             * daemons on one store is decided by the primary key) */
+            const char *ra[2] = { u, a1 };
+            if (q_exec(s, &s->writer, p, ST_RECORD_NEW, &nrows, 2, ra) != 0)
+                return -1;
+            if (nrows != 1) {
+                op->exists = 1;
+                return 1; /* declined, nothing written: the group goes on */
             }
         }
         if (s->conf->driver == SVD_DRIVER_PGSQL) {
@@ -1461,20 +1489,38 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
          * decrypt. Whatever an item may not do is counted as refused.
          */
         unsigned retired = 0, kept = 0, refused = 0;
+        /* a front end acts only on pending shares of the rotation window
+         * (its own rotations are committed within it); older ones are
+         * reconcile's. The daemon's own discard acts on any. */
+        uint64_t window = s->conf->min_grace_s;
+        char young[24];
+        snprintf(young, sizeof(young), "%" PRIu64,
+                 op->mode == SVD_RELEASE_FRONTEND && now > window ? now - window : 0);
         sv_uuid_format(op->uuid, u);
         for (unsigned i = 0; i < op->n; i++) {
             const sv_release_item *it = &op->items[i];
             int activated = 0;
             if (it->keep_id != 0) {
-                const char *args[5] = { a1, a0, u, it->name, a2 };
+                const char *args[7] = { a1, a0, u, it->name, a2, young, a2 };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->keep_id);
                 snprintf(a2, sizeof(a2), "%" PRIu64, it->drop_id);
                 if (op->mode == SVD_RELEASE_RECONCILE && it->drop_id == 0) {
                     if (q_exec(s, &s->writer, p, ST_KEEP, &nrows, 4, args) != 0)
                         return -1;
                 } else if (op->mode == SVD_RELEASE_FRONTEND && it->drop_id != 0) {
-                    if (q_exec(s, &s->writer, p, ST_KEEP_BOUND, &nrows, 5, args) != 0)
+                    if (q_exec(s, &s->writer, p, ST_KEEP_BOUND, &nrows, 7, args) != 0)
                         return -1;
+                    if (nrows == 1) {
+                        /* the rotation is done: any other pending share made
+                         * to replace the same share is of no use any more */
+                        const char *sa[5] = { a1, a1, a2, u, it->name };
+                        unsigned sn = 0;
+                        if (q_exec(s, &s->writer, p, ST_SUPERSEDE, &nrows, 5, sa) != 0)
+                            return -1;
+                        sn = (unsigned)nrows;
+                        retired += sn;
+                        nrows = 1;
+                    }
                 } else {
                     nrows = 0;
                     refused++;
@@ -1484,10 +1530,10 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
             }
             if (it->drop_id != 0 && op->mode != SVD_RELEASE_RECONCILE) {
                 const char *why = release_why(op->mode, activated);
-                const char *args[6] = { a1, why, a1, a0, u, it->name };
+                const char *args[7] = { a1, why, a1, a0, u, it->name, young };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->drop_id);
                 if (q_exec(s, &s->writer, p, activated ? ST_RETIRE : ST_RETIRE_PENDING,
-                           &nrows, 6, args) != 0)
+                           &nrows, activated ? 6 : 7, args) != 0)
                     return -1;
                 retired += (unsigned)nrows;
                 if (nrows == 0 && !activated) {
@@ -1523,6 +1569,14 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
     }
     case W_LOCK: {
         char l[4];
+        if (!op->locked) {
+            const char *ua[2] = { a1, a0 };
+            snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
+            if (q_exec(s, &s->writer, p, ST_UNLOCK, &nrows, 2, ua) != 0)
+                return -1;
+            *op->count = (unsigned)nrows;
+            return 0;
+        }
         const char *args[4] = { l, a0, op->reason, a1 };
         snprintf(l, sizeof(l), "%d", op->locked ? 1 : 0);
         snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
@@ -1573,9 +1627,12 @@ run_tx(struct svd_store *s, struct wop *first, struct wop *stop)
         goto out;
     if (s->conf->driver == SVD_DRIVER_SQLITE3 && sqlite_last_id(s, p, &next_id) != 0)
         goto rollback;
-    for (struct wop *op = first; op != stop; op = op->next)
-        if (exec_op(s, p, op, &next_id) != 0)
+    for (struct wop *op = first; op != stop; op = op->next) {
+        int e = exec_op(s, p, op, &next_id);
+        if (e < 0)
             goto rollback;
+        op->declined = e > 0; /* refused, nothing written: the others go on */
+    }
     if (raw(s, &s->writer, "COMMIT") != 0)
         goto rollback;
     r = 0;
@@ -1685,10 +1742,10 @@ writer_main(void *arg)
         if (s->writer.h == NULL)
             (void)dbh_check(s, &s->writer);
         for (op = batch; op != stop; op = op->next)
-            op->removed = 0;
+            op->removed = op->declined = 0;
         if (s->writer.h != NULL && run_tx(s, batch, stop) == 0) {
             for (op = batch; op != stop; op = op->next) {
-                op->res = 0;
+                op->res = op->declined ? -1 : 0;
                 if (op->removed && s->conf->driver == SVD_DRIVER_SQLITE3)
                     s->ckpt_due = 1;
             }
@@ -1705,7 +1762,8 @@ writer_main(void *arg)
                     (void)dbh_check(s, &s->writer);
                 op->next = NULL;
                 op->removed = 0;
-                ok = s->writer.h != NULL && run_tx(s, op, NULL) == 0;
+                op->declined = 0;
+                ok = s->writer.h != NULL && run_tx(s, op, NULL) == 0 && !op->declined;
                 op->next = nx;
                 op->res = ok ? 0 : -1;
                 if (ok && op->removed && s->conf->driver == SVD_DRIVER_SQLITE3)
@@ -1928,15 +1986,33 @@ svd_store_restore(struct svd_store *s, enum svd_restore_by by, uint64_t value,
 }
 
 int
-svd_store_set_lock(struct svd_store *s, int locked, uint64_t since, const char *reason)
+svd_store_set_lock(struct svd_store *s, uint64_t since, const char *reason)
 {
     struct wop op;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
     op.kind = W_LOCK;
-    op.locked = locked;
+    op.locked = 1;
     op.since = since;
     op.reason = reason != NULL ? reason : "";
     return submit(s, &op);
+}
+
+int
+svd_store_unlock(struct svd_store *s, uint64_t expect_since)
+{
+    struct wop op;
+    unsigned n = 0;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    memset(&op, 0, sizeof(op));
+    op.kind = W_LOCK;
+    op.locked = 0;
+    op.since = expect_since;
+    op.reason = "";
+    op.count = &n;
+    if (submit(s, &op) != 0)
+        return -1;
+    return n == 1 ? 0 : 1;
 }

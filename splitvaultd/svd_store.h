@@ -159,7 +159,12 @@ int svd_store_purge(struct svd_store *s, uint64_t retired_before, uint64_t first
 int svd_store_restore(struct svd_store *s, enum svd_restore_by by, uint64_t value,
                       const uint8_t uuid[SV_UUID_LEN], unsigned *restored);
 
-/* Record the lock-down state durably. */
-int svd_store_set_lock(struct svd_store *s, int locked, uint64_t since, const char *reason);
+/* Record a lock-down durably. */
+int svd_store_set_lock(struct svd_store *s, uint64_t since, const char *reason);
+
+/* Record the end of the lock-down that began at expect_since (0: the store
+ * records none): 0 done; 1 not done, because the store records another
+ * lock-down (a newer one, by another daemon on a shared store); -1 error. */
+int svd_store_unlock(struct svd_store *s, uint64_t expect_since);
 
 #endif /* SVD_STORE_H */

@@ -195,7 +195,7 @@ def test_longest_events_are_recorded(daemon_factory):
                                         for i, f in enumerate(r.fields)])
         assert got == [0] + [1] * 31
     text = d.wait_audit("event=release outcome=ok", count=2)
-    text = d.wait_audit("event=confirm")
+    text = d.wait_audit("why=confirm-mismatch")
     lines = text.splitlines()
     assert not [l for l in lines if len(l) > 4096]
     assert "not logged" not in d.log_text()
@@ -207,8 +207,8 @@ def test_longest_events_are_recorded(daemon_factory):
     req = [l for l in lines if "event=release outcome=requested" in l]
     assert len(req) == 2 and str(big - 63) in req[0]
     assert len([l for l in lines if "event=release outcome=ok" in l]) == 2
-    conf = [l for l in lines if "event=confirm outcome=mismatch" in l]
-    assert conf and ("actor=%s " % actor) in conf[0] and ",".join(names) in conf[0]
+    conf = [l for l in lines if "event=refusal why=confirm-mismatch" in l]
+    assert conf and ("actor=%s " % actor) in conf[0] and r.uuid in conf[0]
     for l in lines:
         for why in WHY_TOKEN.findall(l):
             assert re.fullmatch(r"[a-z0-9-]+", why), l

@@ -39,6 +39,7 @@ def test_example_config_parses(cfg, pki, workdir):
     text = re.sub(r"(?m)^(\s+user:).*$", r"\1 nobody", text)
     # the audit log where the test can make it (a directory of root's)
     text = text.replace("/var/log/splitvault/audit.log", str(cfg.audit_path))
+    text = text.replace("/run/splitvault/splitvaultd.sock", str(cfg.sock_path))
     p = check_text(cfg, text)
     assert p.returncode == 0, p.stderr
 

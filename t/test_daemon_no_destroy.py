@@ -252,3 +252,102 @@ def test_retiring_referenced_shares_is_bounded_by_the_limiter(daemon_factory, st
     assert d.ctl_status()["locked"] == "1"
     assert "event=lockdown" in d.audit_path.read_text()
     restore_and_read(d, recs, via_daemon=False)
+
+
+def test_a_restored_share_cannot_be_retired_again_by_an_old_rotation(daemon_factory,
+                                                                      store_driver):
+    """Two rotations of one share: finishing one retires the share and
+    supersedes the other pending share; after the sysadmin restores the
+    record, no pending share left over can retire it again (a restored
+    pending share is bound to nothing)."""
+    d = daemon_factory(driver=store_driver)
+    (r,) = victims(d, 1)
+    a = Attacker(d, [r], seed=1)
+    f = r.fields[0]
+    a.rotate(r, {f.name})
+    a.rotate(r, {f.name})
+    p1, p2 = sorted(a.rotated)
+    a.send(w.Release(_uuid16(r.uuid), [w.ReleaseItem(f.name, f.share_id, p1)]))
+    rows = d.shares()
+    assert rows[f.share_id]["why"] == "release" and rows[p2]["why"] == "superseded"
+    assert d.ctl("restore", "--record", r.uuid).returncode == 0
+    rows = d.live()
+    assert f.share_id in rows and rows[p2]["state"] == 2 and rows[p2]["replaces"] == 0
+    # the left-over pending share: retires nothing, activates nothing
+    for keep in (p2, p1):
+        a.send(w.Release(_uuid16(r.uuid), [w.ReleaseItem(f.name, f.share_id, keep)]))
+    a.send(w.Release(_uuid16(r.uuid), [w.ReleaseItem(f.name, p2, 0)]))  # nor undone
+    a.close()
+    live = d.live()
+    assert f.share_id in live and live[p2]["state"] == 2
+    restore_and_read(d, [r])
+
+
+def test_old_pending_shares_are_reconciles(daemon_factory, store_driver):
+    """A front end acts only on pending shares of the rotation window
+    (reconcile.min_grace): an older one it can neither activate in place
+    of its share nor undo; reconcile activates it if a record references
+    it."""
+    d = daemon_factory(driver=store_driver)
+    (r,) = victims(d, 1)
+    a = Attacker(d, [r], seed=2)
+    f, g = r.fields[0], r.fields[1]
+    a.rotate(r, {f.name, g.name})
+    pf = next(p for p, old in a.rotated.items() if old == f.share_id)
+    pg = next(p for p, old in a.rotated.items() if old == g.share_id)
+    d.age_shares(15 * 60 + 60, [pf, pg])
+    a.send(w.Release(_uuid16(r.uuid), [w.ReleaseItem(f.name, f.share_id, pf)]))
+    a.send(w.Release(_uuid16(r.uuid), [w.ReleaseItem(g.name, pg, 0)]))
+    a.close()
+    live = d.live()
+    assert {f.share_id, g.share_id, pf, pg} <= set(live)
+    assert live[pf]["state"] == 2 and live[pg]["state"] == 2
+    assert "refused=1" in d.wait_audit("refused=1", count=2)
+    with d.reconciler() as rc:
+        rc.release(r.uuid, [(f.name, 0, pf)])
+    assert d.live()[pf]["state"] == 1
+
+
+def test_only_retired_shares_can_be_deleted(daemon_factory, store_driver):
+    """The store itself refuses to delete a share in use (an older daemon's
+    RELEASE, a mistake at the SQL prompt); a retired one goes."""
+    d = daemon_factory(driver=store_driver)
+    (r,) = victims(d, 1)
+    sid = r.fields[0].share_id
+    with pytest.raises(Exception) as e:
+        d.sql("DELETE FROM shares WHERE id = %d" % sid)
+    assert "only a retired share may be deleted" in str(e.value)
+    assert sid in d.live()
+    d.sql("UPDATE shares SET retired = 1 WHERE id = %d" % sid)
+    d.sql("DELETE FROM shares WHERE id = %d" % sid)
+    assert sid not in d.shares()
+
+
+def test_store_makes_new_records_only(daemon_factory, store_driver):
+    """A record that has shares gets no more from STORE, whatever the field
+    names; concurrent STOREs of one record: one wins."""
+    import threading
+    d = daemon_factory(driver=store_driver)
+    (r,) = victims(d, 1)
+    with d.client() as c:
+        with pytest.raises(DaemonError) as e:
+            c.store(r.uuid, [("brand_new_field", os.urandom(32), os.urandom(32))])
+        assert e.value.code == WERR["EXISTS"]
+    fresh = str(uuidlib.uuid4())
+    results = []
+
+    def store(i):
+        try:
+            with d.client() as c:
+                results.append(c.store(fresh, [("f%d" % i, os.urandom(32), os.urandom(32))]))
+        except DaemonError as e:
+            results.append(e.code)
+
+    ts = [threading.Thread(target=store, args=(i,)) for i in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert len([x for x in results if isinstance(x, list)]) == 1, results
+    assert results.count(WERR["EXISTS"]) == 5, results
+    assert len([s for s in d.shares().values() if s["uuid"] == fresh]) == 1

@@ -144,17 +144,22 @@ def test_retire_budget_locks_down(daemon_factory, store_driver):
         with pytest.raises(DaemonError) as e:
             c.release(r2.uuid, items)
         assert e.value.code == WERR["LOCKED_DOWN"]
+        # past the budget again: refused, without another lock-down to record
+        with pytest.raises(DaemonError) as e:
+            c.release(r2.uuid, items)
+        assert e.value.code == WERR["LOCKED_DOWN"]
     assert d.ctl_status()["locked"] == "1"
-    text = d.wait_audit("event=release outcome=refused")
-    assert "event=lockdown why=retire-budget" in text
-    assert "event=release outcome=refused why=retire-budget record=%s" % r2.uuid in text
-    d.age_shares(3600)
+    text = d.wait_audit("event=refusal why=retire-budget")
+    assert text.count("event=lockdown why=retire-budget") == 1
+    assert "event=refusal why=retire-budget peer=127.0.0.1 type=RELEASE shares=2" in text
+    old_c = items[0][1]
+    d.age_shares(3600, [old_c])
     with d.reconciler() as rc:
         with pytest.raises(DaemonError) as e:
-            rc.recon_delete(0, [(r2.fields[0].share_id, r2.uuid, "c")])
+            rc.recon_delete(0, [(old_c, r2.uuid, "c")])
         assert e.value.code == WERR["LOCKED_DOWN"]
-    assert "event=reconcile outcome=refused why=locked-down" in d.wait_audit(
-        "event=reconcile outcome=refused")
+    assert "event=refusal why=reconcile-locked-down peer=127.0.0.1 type=RECON_DELETE" in \
+        d.wait_audit("why=reconcile-locked-down")
     d.ctl("unlock", check=True)
     with d.client() as c:
         assert c.release(r2.uuid, items) == 2
@@ -218,15 +223,7 @@ def admin_user():
 
 
 def test_only_root_or_the_admin_group_unlocks_and_restores(daemon_factory, admin_user):
-    d = daemon_factory(start=False, admin_group=ADMIN_GROUP)
-    # the socket where the admin user can reach it
-    run = d.dir / "run"
-    run.mkdir()
-    run.chmod(0o755)
-    d.sock_path = run / "ctl.sock"
-    d.config["control"]["socket"] = str(d.sock_path)
-    d.write_config()
-    d.start()
+    d = daemon_factory(admin_group=ADMIN_GROUP)
     st = os.stat(d.sock_path)
     assert st.st_mode & 0o777 == 0o660 and st.st_gid == grp.getgrnam(ADMIN_GROUP).gr_gid
     recs = rotated(d, 1)
@@ -292,3 +289,77 @@ def test_audit_log_out_of_the_daemons_users_reach(daemon_factory):
     d.write_config()
     p = d.check()
     assert p.returncode == 1 and "the daemon's user nobody owns it" in p.stderr, p.stderr
+
+
+def test_unlock_does_not_lift_a_newer_lockdown_unseen(daemon_factory, store_driver):
+    """The store records a newer lock-down (another daemon on a shared
+    store tripped after this one): unlock refuses, says so, and adopts it;
+    a second unlock, after a look, lifts it."""
+    d = daemon_factory(driver=store_driver)
+    assert d.ctl("lockdown").returncode == 0
+    since = int(d.ctl_status()["locked_since"])
+    d.sql("UPDATE sv_state SET locked_since = %d, reason = 'queue-overflow' WHERE id = 1"
+          % (since + 7))
+    p = d.ctl("unlock")
+    assert p.returncode == 1 and ("another lock-down is recorded in the store (since %d"
+                                  % (since + 7)) in p.stdout, p.stdout
+    st = d.ctl_status()
+    assert st["locked"] == "1" and st["locked_since"] == str(since + 7)
+    assert d.ctl("unlock").returncode == 0
+    assert d.ctl_status()["locked"] == "0"
+
+
+def test_control_lines_are_whole_and_listings_clean(daemon_factory):
+    """A line cut short is refused, never taken for a shorter command; the
+    retired listing shows only checked values from the store."""
+    import socket
+    d = daemon_factory()
+    recs = rotated(d, 1)
+    # the store's text, changed behind the daemon's back (it is that user's file)
+    d.sql("UPDATE shares SET field = %s, retired_why = %s WHERE id = %s",
+          ("x\x1b[2J", "gone\x1b]0;", recs[0].old[0]))
+    p = d.ctl("retired", check=True)
+    assert "\x1b" not in p.stdout and "field=? " in p.stdout and "why=?" in p.stdout
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(d.sock_path))
+        s.sendall(b"restore id " + b"0" * 115 + b"12345\n")
+        answer = s.recv(4096).decode()
+    assert answer.startswith("error: no whole command line"), answer
+    assert "restored" not in d.audit_path.read_text()
+    # a client that says nothing does not hold up the others
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    idle.connect(str(d.sock_path))
+    try:
+        t0 = time.monotonic()
+        assert d.ctl("status").returncode == 0
+        assert time.monotonic() - t0 < 4
+    finally:
+        idle.close()
+
+
+def test_paths_the_daemons_user_could_change_are_refused(daemon_factory):
+    """The audit log behind a symbolic link in a directory of the daemon's
+    user, and a control socket in such a directory, are refused at start;
+    splitvaultctl refuses to talk to a socket in a directory that is not
+    root's alone."""
+    d = daemon_factory(start=False)
+    real = d.dir / "real-audit"
+    real.mkdir()
+    real.chmod(0o755)
+    link = d.state / "logdir"  # the state directory is the daemon user's
+    os.symlink(real, link)
+    d.config["audit"]["path"] = str(link / "audit.log")
+    d.write_config()
+    p = d.check()
+    assert p.returncode == 1 and "could rename or remove it" in p.stderr, p.stderr
+    d.config["audit"]["path"] = str(d.audit_path)
+    d.config["control"]["socket"] = str(d.state / "ctl.sock")
+    d.write_config()
+    p = d.check()
+    assert p.returncode == 1 and "control.socket" in p.stderr, p.stderr
+    # the client side: a socket in a directory another user can write
+    open_dir = d.dir / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    p = d.ctl("-s", str(open_dir / "ctl.sock"), "status")
+    assert p.returncode == 1 and "refusing to trust it" in p.stderr, p.stderr

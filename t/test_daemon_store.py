@@ -255,6 +255,7 @@ def test_persistence_across_restart_and_status(d):
         assert [pt for pt, _ in out] == [b"persist", b"999"]
     # ids are never reused, even after the highest is deleted (purged)
     d.stop()
+    d.sql("UPDATE shares SET retired = 1 WHERE id = %d" % rec.fields[1].share_id)
     d.sql("DELETE FROM shares WHERE id = %d" % rec.fields[1].share_id)
     d.start()
     with d.client() as c:

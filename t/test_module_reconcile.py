@@ -38,7 +38,12 @@ def test_pages_dry_run_then_apply(sv):
     assert "dry run" in p.stdout and p.stdout.count("would retire") == 1056
     assert "1062 listed; 6 referenced and active" in p.stdout
     assert len(sv.daemon.live()) == 1062
-    p = sv.reconcile("--grace", "0", "--apply")
+    # more orphans than --max-retire allows: a counting pass, and nothing retired
+    p = sv.reconcile("--grace", "0", "--apply", check=False)
+    assert p.returncode != 0 and "1056 shares are not referenced, more than --max-retire " \
+        "(1000): nothing retired" in p.stderr, p.stdout + p.stderr
+    assert len(sv.daemon.live()) == 1062
+    p = sv.reconcile("--grace", "0", "--apply", "--max-retire", "2000")
     assert "1056 not referenced (1056 retired)" in p.stdout, p.stdout
     left = sv.daemon.live()
     assert len(left) == 6 and set(orphans).isdisjoint(left)
@@ -92,6 +97,21 @@ def test_intake_orphans_removed(sv):
     assert "3 not referenced (3 retired)" in p.stdout, p.stdout
     assert p.stdout.count(", active): not referenced: retiring") == 3
     assert len(sv.daemon.live()) == 3
+
+
+def test_a_main_database_that_lost_its_rows_retires_nothing(sv):
+    """A main database whose rows are gone (restored from the wrong point,
+    damaged, or changed by whoever could write it) makes every share look
+    like an orphan: past --max-retire reconcile retires nothing at all."""
+    refs = [sv.ref_of(sv.submit(GOOD)) for _ in range(4)]
+    assert len(refs) == 4
+    sv.daemon.age_shares(1000)
+    sv.db.query("DELETE FROM fields")
+    p = sv.reconcile("--grace", "0", "--apply", "--max-retire", "10", check=False)
+    assert p.returncode != 0 and "12 shares are not referenced" in p.stderr, p.stderr
+    assert len(sv.daemon.live()) == 12 and not sv.daemon.retired()
+    p = sv.reconcile("--max-retire", "x", check=False)
+    assert p.returncode != 0 and "--max-retire takes a count" in p.stderr
 
 
 def test_refuses_bad_arguments_and_foreign_ca(sv):

@@ -181,8 +181,8 @@ def test_update_refuses_a_key_the_daemon_does_not_confirm(sv):
     assert "SV01605" in sv.httpd.log_text()
     assert sv.db.query("SELECT count(*) FROM audit WHERE action = 'update' AND "
                        "outcome = 'key not confirmed' AND record_ref = %s", (ref,))[0][0] == 1
-    assert "event=confirm outcome=mismatch actor=uma" in \
-        sv.daemon.wait_audit("event=confirm outcome=mismatch")
+    assert "event=refusal why=confirm-mismatch peer=127.0.0.1 actor=uma record=" in \
+        sv.daemon.wait_audit("why=confirm-mismatch")
     # the two records' "name" rows swap shares and keys: each now names a
     # share of another record
     _, mshare, mpub, *_ = raw_field(sv, ref, "name")

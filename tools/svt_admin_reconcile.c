@@ -54,6 +54,7 @@
 #include "sv_wire.h"
 
 #define DEFAULT_GRACE 3600
+#define DEFAULT_MAX_RETIRE 1000
 #define PAGE 1000
 
 typedef struct {
@@ -319,7 +320,7 @@ static const char *svt_uuid(apr_pool_t *p, const uint8_t *u)
 
 /* One page: look up, report, act. */
 static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, uint32_t grace,
-                    int apply, svt_tally *t)
+                    int apply, svt_tally *t, int verbose)
 {
     int *ref = apr_pcalloc(c->pool, sizeof(int) * (page->n ? page->n : 1));
     sv_recon_ref *del = apr_pcalloc(c->pool, sizeof(sv_recon_ref) * (page->n ? page->n : 1));
@@ -333,7 +334,8 @@ static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, ui
         t->listed++;
         if (ref[i] == REF_OTHER) {
             t->mismatched++;
-            printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): referenced by a row of "
+            if (verbose)
+                printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): referenced by a row of "
                    "another record or field: kept, investigate\n", (apr_uint64_t)e->id, u,
                    e->name);
         }
@@ -341,7 +343,8 @@ static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, ui
             t->ref_active++;
         else if (ref[i] == REF_MATCH) {
             t->ref_pending++;
-            printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): pending and "
+            if (verbose)
+                printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): pending and "
                    "referenced: %s\n", (apr_uint64_t)e->id, u, e->name,
                    apply ? "activating" : "would activate");
             if (apply) {
@@ -352,7 +355,8 @@ static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, ui
         }
         else {
             t->unref++;
-            printf("  share %" APR_UINT64_T_FMT " (record %s, field %s, %s): not referenced: "
+            if (verbose)
+                printf("  share %" APR_UINT64_T_FMT " (record %s, field %s, %s): not referenced: "
                    "%s\n", (apr_uint64_t)e->id, u, e->name,
                    e->state == SV_SHARE_PENDING ? "pending" : "active",
                    apply ? "retiring" : "would retire");
@@ -373,17 +377,71 @@ static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, ui
     return 0;
 }
 
+/* One pass over the daemon's shares, page by page; with apply, acting on
+ * them; with verbose, saying so. 0, or 1 (printed). */
+static int svt_pass(svt_ctx *c, svt_dconn *d, uint32_t grace, int apply, svt_tally *t,
+                    int verbose)
+{
+    uint64_t after = 0;
+    int pages = 0, rc = 0;
+
+    if (verbose) {
+        printf("reconcile: daemon %s:%s, shares older than %u s, %s\n", d->host, d->port, grace,
+               apply ? "applying changes" : "dry run (nothing is changed; add --apply)");
+        fflush(stdout);
+    }
+    for (;;) {
+        sv_recon_list_req req;
+        sv_recon_list_resp page;
+        sv_buf b;
+        uint8_t type, *body = NULL;
+        size_t len;
+        uint32_t reqid = ++d->reqid;
+
+        req.grace_s = grace;
+        req.after_id = after;
+        req.limit = PAGE;
+        sv_buf_init(&b, 0, 0);
+        sv_recon_list_req_encode(&b, reqid, &req);
+        rc = svt_call(d, &b, reqid, &type, &body, &len);
+        sv_buf_free(&b);
+        if (rc)
+            break;
+        memset(&page, 0, sizeof(page));
+        if (type != SV_MSG_RECON_LIST_OK || sv_recon_list_resp_decode(body, len, &page) != SV_OK) {
+            free(body);
+            rc = svt_fail("reconcile: unexpected answer to RECON_LIST");
+            break;
+        }
+        free(body);
+        pages++;
+        if (page.n && verbose)
+            printf("page %d: %u shares (ids %" APR_UINT64_T_FMT " to %" APR_UINT64_T_FMT ")\n",
+                   pages, page.n, (apr_uint64_t)page.e[0].id,
+                   (apr_uint64_t)page.e[page.n - 1].id);
+        rc = svt_page(c, d, &page, grace, apply, t, verbose);
+        fflush(stdout);
+        if (page.n)
+            after = page.e[page.n - 1].id;
+        if (rc || !page.more || page.n == 0) {
+            sv_recon_list_resp_free(&page);
+            break;
+        }
+        sv_recon_list_resp_free(&page);
+    }
+    return rc;
+}
+
 int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
 {
     static const char use[] = "usage: reconcile --daemon HOST:PORT --ca FILE --cert FILE "
                               "--key FILE [--name NAME] [--grace SECONDS] [--timeout SECONDS] "
-                              "[--apply]";
+                              "[--max-retire N] [--apply]";
     svt_dconn d;
     svt_tally t;
     const char *daemon = NULL;
-    long grace = DEFAULT_GRACE;
-    uint64_t after = 0;
-    int apply = 0, i, pages = 0, rc = 0;
+    long grace = DEFAULT_GRACE, max_retire = DEFAULT_MAX_RETIRE;
+    int apply = 0, i, rc = 0;
     char *end;
 
     memset(&d, 0, sizeof(d));
@@ -419,6 +477,12 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
             if (errno || *end || end == v || grace < 0 || grace > 10L * 365 * 86400)
                 return svt_fail("reconcile: --grace takes seconds (0 to ten years)");
         }
+        else if (strcmp(opt, "--max-retire") == 0) {
+            errno = 0;
+            max_retire = strtol(v, &end, 10);
+            if (errno || *end || end == v || max_retire < 0 || max_retire > 100000000)
+                return svt_fail("reconcile: --max-retire takes a count (0 to 100000000)");
+        }
         else if (strcmp(opt, "--timeout") == 0) {
             d.timeout = atoi(v);
             if (d.timeout < 1 || d.timeout > 600)
@@ -444,48 +508,27 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
         svt_dclose(&d);
         return 1;
     }
-    printf("reconcile: daemon %s, shares older than %ld s, %s\n", daemon, grace,
-           apply ? "applying changes" : "dry run (nothing is changed; add --apply)");
-    fflush(stdout);
-    for (;;) {
-        sv_recon_list_req req;
-        sv_recon_list_resp page;
-        sv_buf b;
-        uint8_t type, *body = NULL;
-        size_t len;
-        uint32_t reqid = ++d.reqid;
-
-        req.grace_s = (uint32_t)grace;
-        req.after_id = after;
-        req.limit = PAGE;
-        sv_buf_init(&b, 0, 0);
-        sv_recon_list_req_encode(&b, reqid, &req);
-        rc = svt_call(&d, &b, reqid, &type, &body, &len);
-        sv_buf_free(&b);
-        if (rc)
-            break;
-        memset(&page, 0, sizeof(page));
-        if (type != SV_MSG_RECON_LIST_OK || sv_recon_list_resp_decode(body, len, &page) != SV_OK) {
-            free(body);
-            rc = svt_fail("reconcile: unexpected answer to RECON_LIST");
-            break;
+    /*
+     * With --apply, a counting pass first (it changes nothing): the main
+     * database is what says a share is unreferenced, and one that lost its
+     * rows (damaged, restored to another point, or changed by whoever
+     * could write it) would make every share look like an orphan. Past
+     * --max-retire nothing is retired at all.
+     */
+    if (apply) {
+        rc = svt_pass(c, &d, (uint32_t)grace, 0, &t, 0);
+        if (rc == 0 && t.unref > max_retire) {
+            svt_dclose(&d);
+            return svt_fail("reconcile: %ld shares are not referenced, more than --max-retire "
+                            "(%ld): nothing retired. Check the main database (is it the one "
+                            "the daemon's shares belong to, complete and current?) and the "
+                            "dry run, then run again with a larger --max-retire", t.unref,
+                            max_retire);
         }
-        free(body);
-        pages++;
-        if (page.n)
-            printf("page %d: %u shares (ids %" APR_UINT64_T_FMT " to %" APR_UINT64_T_FMT ")\n",
-                   pages, page.n, (apr_uint64_t)page.e[0].id,
-                   (apr_uint64_t)page.e[page.n - 1].id);
-        rc = svt_page(c, &d, &page, (uint32_t)grace, apply, &t);
-        fflush(stdout);
-        if (page.n)
-            after = page.e[page.n - 1].id;
-        if (rc || !page.more || page.n == 0) {
-            sv_recon_list_resp_free(&page);
-            break;
-        }
-        sv_recon_list_resp_free(&page);
+        memset(&t, 0, sizeof(t));
     }
+    if (rc == 0)
+        rc = svt_pass(c, &d, (uint32_t)grace, apply, &t, 1);
     svt_dclose(&d);
     printf("%s: %ld listed; %ld referenced and active; %ld referenced and pending (%ld "
            "activated); %ld not referenced (%ld retired); %ld referenced by another record "

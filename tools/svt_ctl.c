@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -54,14 +55,50 @@ usage(FILE *f)
             "CONFIG defaults to " SYSCONFDIR "/splitvault/splitvaultd.yaml\n");
 }
 
-/* Send one command line, copy the answer to stdout. 0 when it says ok. */
+/*
+ * The control socket's directory must be root's and writable by nobody
+ * else: in a directory the daemon's user could write, that user could put
+ * a socket of its own in the daemon's place and answer "ok" to a restore
+ * or an unlock that never happened.
+ */
 static int
-ask(const char *path, const char *cmd)
+socket_dir_trusted(const char *path)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct stat st;
+    char *slash;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    if ((slash = strrchr(dir, '/')) == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "splitvaultctl: %s: %s\n", dir, strerror(errno));
+        return 0;
+    }
+    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        fprintf(stderr, "splitvaultctl: the control socket's directory %s is not root's alone "
+                "(owner uid %ld, mode %04o): another user could stand in for the daemon; "
+                "refusing to trust it (make it root's, mode 0750 or 0755)\n", dir,
+                (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+        return 0;
+    }
+    return 1;
+}
+
+/* Send one command line, copy the answer to stdout. 0 when it says ok (and,
+ * with need_trailer, ends in a count= line: an answer that stops short of
+ * it is incomplete). */
+static int
+ask(const char *path, const char *cmd, int need_trailer)
 {
     struct sockaddr_un sa;
     struct timeval tv = { 30, 0 };
-    char buf[4096], first[8] = "";
-    size_t firstlen = 0;
+    char buf[4096], first[8] = "", last[64] = "";
+    size_t firstlen = 0, lastlen = 0;
     int fd, r = 1, got_any = 0;
 
     memset(&sa, 0, sizeof(sa));
@@ -95,6 +132,14 @@ ask(const char *path, const char *cmd)
         /* the answer's first bytes, whichever read they arrive in */
         for (ssize_t i = 0; i < n && firstlen < sizeof(first) - 1; i++)
             first[firstlen++] = buf[i];
+        /* and the start of its last line */
+        for (ssize_t i = 0; i < n; i++) {
+            if (i > 0 && buf[i - 1] == '\n')
+                lastlen = 0;
+            if (buf[i] != '\n' && lastlen < sizeof(last) - 1)
+                last[lastlen++] = buf[i];
+            last[lastlen] = '\0';
+        }
         fwrite(buf, 1, (size_t)n, stdout);
     }
     close(fd);
@@ -104,6 +149,10 @@ ask(const char *path, const char *cmd)
     }
     if (strncmp(first, "ok\n", 3) == 0)
         r = 0;
+    if (r == 0 && need_trailer && strncmp(last, "count=", 6) != 0) {
+        fprintf(stderr, "splitvaultctl: the answer stopped short (see above)\n");
+        r = 1;
+    }
     return r;
 }
 
@@ -261,8 +310,10 @@ main(int argc, char **argv)
         } else {
             r = verify_offline(conf->audit_path, conf->audit_head);
         }
+    } else if (!socket_dir_trusted(sock)) {
+        r = 1;
     } else {
-        r = ask(sock, line);
+        r = ask(sock, line, strcmp(cmd, "retired") == 0);
     }
     svd_conf_free(conf);
     return r;

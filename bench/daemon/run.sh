@@ -96,7 +96,7 @@ decrypt:
   daily_budget: {global: 0, actor: 0}
 retention: {daily_budget: 0}
 audit: {path: $audit/audit.log}
-control: {socket: $state/ctl.sock}
+control: {socket: $audit/ctl.sock}
 process: {user: $user, log_level: warning, secure_heap: 8MiB, mlock: true}
 YAML
 "$daemon" -t -c "$work/splitvaultd.yaml" >/dev/null
@@ -137,7 +137,7 @@ done
 fi
 if has store; then
 echo "== STORE ($conns connections, ${secs}s each)"
-ctlst() { "$build/tools/splitvaultctl" -s "$state/ctl.sock" status; }
+ctlst() { "$build/tools/splitvaultctl" -s "$audit/ctl.sock" status; }
 c0=$(ctlst | sed -n 's/^store_commits=//p')
 s3=$(phase --fields 3 --duration "$secs" store); echo "$s3"
 c1=$(ctlst | sed -n 's/^store_commits=//p')
@@ -150,7 +150,7 @@ fi
 if has memory; then
 echo "== memory: fill to $shares shares (STOREs of 32), then a mixed workload"
 sb --total "$shares" fill
-"$build/tools/splitvaultctl" -s "$state/ctl.sock" status | grep -E 'shares_active|audit_seq'
+"$build/tools/splitvaultctl" -s "$audit/ctl.sock" status | grep -E 'shares_active|audit_seq'
 sb --fields 3 --records 64 --duration "$secs" decrypt
 sb --fields 3 --duration "$secs" store
 echo "rss_with_${shares}_shares: $(rss)"

@@ -31,13 +31,18 @@ CREATE TABLE shares (
 CREATE INDEX shares_record ON shares (record_uuid);
 CREATE INDEX shares_retired ON shares (retired) WHERE retired <> 0;
 
--- Every (record, field) a STORE ever made shares for: a STORE naming one
--- of them again is refused (STORE makes new records only).
-CREATE TABLE share_fields (
-    record_uuid uuid NOT NULL,
-    field       text NOT NULL,
-    created     bigint NOT NULL,
-    PRIMARY KEY (record_uuid, field)
+-- Only a purge deletes a share, and only a retired one: a statement that
+-- would delete a share in use fails (an older daemon's RELEASE, a mistake).
+-- (Each statement on one line: the daemon splits scripts at a ";" that
+-- ends a line.)
+CREATE FUNCTION shares_delete_retired_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF OLD.retired = 0 THEN RAISE EXCEPTION 'splitvaultd: only a retired share may be deleted'; END IF; RETURN OLD; END $$;
+CREATE TRIGGER shares_delete_retired_only BEFORE DELETE ON shares FOR EACH ROW EXECUTE FUNCTION shares_delete_retired_only();
+
+-- Every record a STORE ever made shares for: a STORE naming one of them
+-- again is refused (STORE makes new records only).
+CREATE TABLE share_records (
+    record_uuid uuid PRIMARY KEY,
+    created     bigint NOT NULL
 );
 
 -- Lock-down state, one row, shared by every daemon on this store.

@@ -33,13 +33,15 @@ CREATE TABLE shares (
 CREATE INDEX shares_record ON shares (record_uuid);
 CREATE INDEX shares_retired ON shares (retired) WHERE retired <> 0;
 
--- Every (record, field) a STORE ever made shares for: a STORE naming one
--- of them again is refused (STORE makes new records only).
-CREATE TABLE share_fields (
-    record_uuid TEXT NOT NULL,
-    field       TEXT NOT NULL,
-    created     INTEGER NOT NULL,
-    PRIMARY KEY (record_uuid, field)
+-- Only a purge deletes a share, and only a retired one: a statement that
+-- would delete a share in use fails (an older daemon's RELEASE, a mistake).
+CREATE TRIGGER shares_delete_retired_only BEFORE DELETE ON shares WHEN OLD.retired = 0 BEGIN SELECT RAISE(ABORT, 'splitvaultd: only a retired share may be deleted'); END;
+
+-- Every record a STORE ever made shares for: a STORE naming one of them
+-- again is refused (STORE makes new records only).
+CREATE TABLE share_records (
+    record_uuid TEXT PRIMARY KEY,
+    created     INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 CREATE TABLE sv_state (

@@ -324,7 +324,11 @@ class Daemon:
         self.audit_dir.chmod(0o755)
         self.audit_path = self.audit_dir / "audit.log"
         self.head_path = self.audit_dir / "audit.log.head"
-        self.sock_path = self.state / "ctl.sock"
+        # the control socket where the daemon's user cannot stand in for it
+        self.run_dir = self.dir / "run"
+        self.run_dir.mkdir(exist_ok=True)
+        self.run_dir.chmod(0o755)
+        self.sock_path = self.run_dir / "ctl.sock"
         self.proc = None
         self.db_name = None
         if driver == "pgsql":
