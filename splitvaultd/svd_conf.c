@@ -167,6 +167,22 @@ xstrdup(const char *s)
 }
 
 int
+svd_parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    unsigned long long x;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    x = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *v = x;
+    return 0;
+}
+
+int
 svd_parse_duration_ms(const char *s, uint64_t *ms)
 {
     char *end;

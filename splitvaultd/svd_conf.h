@@ -139,6 +139,10 @@ int svd_cidr_parse(const char *s, struct svd_cidr *c);
 /* 1 when the socket address is inside c. */
 int svd_cidr_match(const struct svd_cidr *c, const struct sockaddr *sa);
 
+/* A decimal unsigned 64-bit number, the whole string (digits only; NULL,
+ * empty, a sign or trailing text refused). Returns 0 or -1. */
+int svd_parse_u64(const char *s, uint64_t *v);
+
 /* Durations ("250ms", "15s", "2m", "1h", "0") and sizes ("4096", "64KiB",
  * "8MiB"). Return 0 or -1. */
 int svd_parse_duration_ms(const char *s, uint64_t *ms);

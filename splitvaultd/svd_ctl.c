@@ -264,23 +264,6 @@ peer_in_group(int fd, const struct ucred *cred, gid_t gid)
     return 0;
 }
 
-/* Parse a decimal u64 (the whole string). 0 or -1. */
-static int
-parse_u64(const char *s, uint64_t *v)
-{
-    char *end;
-    unsigned long long x;
-
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    x = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *v = x;
-    return 0;
-}
-
 /* "retired [record UUID | since UNIX]": every retired share, a line each
  * (ids, record, field, state, times, reason: no key material). */
 static void
@@ -300,7 +283,7 @@ cmd_retired(struct svd_ctl *ctl, int fd, const char *arg)
         }
         up = uuid;
     } else if (arg != NULL && strncmp(arg, "since ", 6) == 0) {
-        if (parse_u64(arg + 6, &since) != 0) {
+        if (svd_parse_u64(arg + 6, &since) != 0) {
             say(fd, "error: since takes unix seconds\n");
             return;
         }
@@ -357,7 +340,7 @@ cmd_restore(struct svd_ctl *ctl, int fd, const char *arg, const char *source)
     unsigned restored = 0;
     const char *what, *value;
 
-    if (arg != NULL && strncmp(arg, "id ", 3) == 0 && parse_u64(arg + 3, &v) == 0 && v > 0 &&
+    if (arg != NULL && strncmp(arg, "id ", 3) == 0 && svd_parse_u64(arg + 3, &v) == 0 && v > 0 &&
         v <= SV_WIRE_MAX_ID) {
         by = SVD_RESTORE_ID;
         what = "id";
@@ -367,7 +350,7 @@ cmd_restore(struct svd_ctl *ctl, int fd, const char *arg, const char *source)
         by = SVD_RESTORE_RECORD;
         what = "record";
         value = arg + 7;
-    } else if (arg != NULL && strncmp(arg, "since ", 6) == 0 && parse_u64(arg + 6, &v) == 0) {
+    } else if (arg != NULL && strncmp(arg, "since ", 6) == 0 && svd_parse_u64(arg + 6, &v) == 0) {
         by = SVD_RESTORE_SINCE;
         what = "since";
         value = arg + 6;

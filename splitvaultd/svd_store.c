@@ -465,22 +465,6 @@ raw(struct svd_store *s, struct dbh *d, const char *sql)
     return 0;
 }
 
-static int
-parse_u64(const char *s, uint64_t *v)
-{
-    char *end;
-    unsigned long long x;
-
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    x = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *v = x;
-    return 0;
-}
-
 /* 1 when the connection still answers a trivial query. */
 static int
 dbh_alive(struct svd_store *s, struct dbh *d)
@@ -644,7 +628,7 @@ schema_version(struct svd_store *s, struct dbh *d, long *version)
     }
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
         uint64_t c = 0;
-        have = parse_u64(apr_dbd_get_entry(s->driver, row, 0), &c) == 0 && c > 0;
+        have = svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), &c) == 0 && c > 0;
     }
     if (!have) {
         r = 0;
@@ -660,7 +644,7 @@ schema_version(struct svd_store *s, struct dbh *d, long *version)
     *version = -1;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
         uint64_t v = 0;
-        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), &v) == 0 && v < 1000000)
+        if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), &v) == 0 && v < 1000000)
             *version = (long)v;
     }
     r = 1;
@@ -1015,7 +999,7 @@ read_lock(struct svd_store *s, struct dbh *d, apr_pool_t *p, int *locked, uint64
         const char *l = apr_dbd_get_entry(s->driver, row, 0);
         const char *t = apr_dbd_get_entry(s->driver, row, 1);
         *locked = l == NULL || strcmp(l, "0") != 0; /* anything but 0: locked */
-        if (parse_u64(t, since) != 0)
+        if (svd_parse_u64(t, since) != 0)
             *since = 0;
         seen = 1;
     }
@@ -1040,13 +1024,13 @@ share_from_row(const char *const e[8], struct svd_share *sh)
 {
     uint64_t st = 0;
 
-    if (parse_u64(e[0], &sh->id) == 0 &&
+    if (svd_parse_u64(e[0], &sh->id) == 0 &&
         e[1] != NULL && sv_uuid_parse(e[1], strlen(e[1]), sh->uuid) == SV_OK &&
         e[2] != NULL && strlen(e[2]) <= SV_FIELD_MAX &&
         e[3] != NULL && sv_hex_decode(e[3], strlen(e[3]), sh->pub, SV_X25519_LEN) == SV_OK &&
         e[4] != NULL && sv_hex_decode(e[4], strlen(e[4]), sh->key2b, SV_X25519_LEN) == SV_OK &&
-        parse_u64(e[5], &st) == 0 && parse_u64(e[6], &sh->created) == 0 &&
-        parse_u64(e[7], &sh->retired) == 0) {
+        svd_parse_u64(e[5], &st) == 0 && svd_parse_u64(e[6], &sh->created) == 0 &&
+        svd_parse_u64(e[7], &sh->retired) == 0) {
         snprintf(sh->field, sizeof(sh->field), "%s", e[2]);
         sh->state = (int)st;
         return 0;
@@ -1111,13 +1095,13 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
             if (stn == ST_GETL || e[0] == NULL) {
                 /* ST_GETL: every row; the unions: the row without a share */
                 *locked = l == NULL || strcmp(l, "0") != 0; /* anything but 0: locked */
-                if (parse_u64(apr_dbd_get_entry(s->driver, row, 8), locked_since) != 0)
+                if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 8), locked_since) != 0)
                     *locked_since = 0;
                 seen_lock = 1;
             }
             if (e[0] == NULL)
                 continue; /* the lock-state row, or no such share (ST_GETL's LEFT JOIN) */
-            if (parse_u64(e[0], &rid) != 0) {
+            if (svd_parse_u64(e[0], &rid) != 0) {
                 svd_err("store: a share row has a malformed id");
                 wipe_entry(e[4]);
                 continue;
@@ -1201,8 +1185,8 @@ svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending, uint6
         goto out;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
         uint64_t st = 0, c = 0;
-        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), &st) != 0 ||
-            parse_u64(apr_dbd_get_entry(s->driver, row, 1), &c) != 0)
+        if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), &st) != 0 ||
+            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 1), &c) != 0)
             continue;
         if (st == SV_SHARE_ACTIVE)
             a = c;
@@ -1263,11 +1247,11 @@ svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, u
             continue;
         }
         memset(e, 0, sizeof(*e));
-        if (parse_u64(id, &e->id) != 0 || u == NULL ||
+        if (svd_parse_u64(id, &e->id) != 0 || u == NULL ||
             sv_uuid_parse(u, strlen(u), e->uuid) != SV_OK || f == NULL ||
             strlen(f) > SV_FIELD_MAX ||
-            parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
-            parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0) {
+            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
+            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0) {
             svd_err("store: malformed share row while listing");
             continue;
         }
@@ -1309,7 +1293,7 @@ svd_store_purge_scan(struct svd_store *s, uint64_t retired_before, unsigned batc
         goto out;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
         uint64_t id;
-        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), &id) != 0)
+        if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), &id) != 0)
             continue;
         if (*n == 0 || id < *first)
             *first = id;
@@ -1367,12 +1351,12 @@ svd_store_retired_list(struct svd_store *s, uint64_t after, uint64_t since,
             continue;
         }
         memset(e, 0, sizeof(*e));
-        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), &e->id) != 0 || ru == NULL ||
+        if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), &e->id) != 0 || ru == NULL ||
             sv_uuid_parse(ru, strlen(ru), e->uuid) != SV_OK || f == NULL ||
             strlen(f) > SV_FIELD_MAX ||
-            parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
-            parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0 ||
-            parse_u64(apr_dbd_get_entry(s->driver, row, 5), &e->retired) != 0) {
+            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
+            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0 ||
+            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 5), &e->retired) != 0) {
             svd_err("store: malformed share row while listing retired shares");
             continue;
         }
@@ -1402,7 +1386,7 @@ sqlite_last_id(struct svd_store *s, apr_pool_t *p, uint64_t *last)
     if (q_select(s, &s->writer, p, ST_SEQ, &res, 0, NULL) != 0)
         return -1;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
-        if (parse_u64(apr_dbd_get_entry(s->driver, row, 0), last) != 0)
+        if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), last) != 0)
             *last = 0;
     return 0;
 }
@@ -1421,7 +1405,7 @@ pgsql_ids(struct svd_store *s, apr_pool_t *p, unsigned n, uint64_t *ids)
     if (q_select(s, &s->writer, p, ST_SEQ, &res, 1, args) != 0)
         return -1;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
-        if (got < n && parse_u64(apr_dbd_get_entry(s->driver, row, 0), &ids[got]) == 0)
+        if (got < n && svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), &ids[got]) == 0)
             got++;
     return got == n ? 0 : -1;
 }
@@ -1853,12 +1837,18 @@ submit(struct svd_store *s, struct wop *op)
     return r;
 }
 
-static void
-counts_stale(struct svd_store *s)
+/* Submit a write that changes the share counts: the cached counts go. */
+static int
+submit_counted(struct svd_store *s, struct wop *op)
 {
-    AZ(pthread_mutex_lock(&s->cmu));
-    s->c_valid = 0;
-    AZ(pthread_mutex_unlock(&s->cmu));
+    int r = submit(s, op);
+
+    if (r == 0) {
+        AZ(pthread_mutex_lock(&s->cmu));
+        s->c_valid = 0;
+        AZ(pthread_mutex_unlock(&s->cmu));
+    }
+    return r;
 }
 
 static int
@@ -1880,11 +1870,9 @@ store_put(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
     op.state = state;
     op.replaces = replaces;
     op.ids = ids;
-    r = submit(s, &op);
+    r = submit_counted(s, &op);
     if (exists != NULL)
         *exists = r != 0 && op.exists;
-    if (r == 0)
-        counts_stale(s);
     return r;
 }
 
@@ -1911,7 +1899,6 @@ svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
                   unsigned *retired, unsigned *kept, unsigned *refused)
 {
     struct wop op;
-    int r;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
@@ -1923,9 +1910,7 @@ svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
     op.retired = retired;
     op.kept = kept;
     op.refused = refused;
-    if ((r = submit(s, &op)) == 0)
-        counts_stale(s);
-    return r;
+    return submit_counted(s, &op);
 }
 
 int
@@ -1933,7 +1918,6 @@ svd_store_recon_delete(struct svd_store *s, const sv_recon_ref *refs, unsigned n
                        uint64_t older_than, unsigned *retired)
 {
     struct wop op;
-    int r;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
@@ -1942,9 +1926,7 @@ svd_store_recon_delete(struct svd_store *s, const sv_recon_ref *refs, unsigned n
     op.n = n;
     op.older = older_than;
     op.count = retired;
-    if ((r = submit(s, &op)) == 0)
-        counts_stale(s);
-    return r;
+    return submit_counted(s, &op);
 }
 
 int
@@ -1952,7 +1934,6 @@ svd_store_purge(struct svd_store *s, uint64_t retired_before, uint64_t first, ui
                 unsigned *purged)
 {
     struct wop op;
-    int r;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
@@ -1961,9 +1942,7 @@ svd_store_purge(struct svd_store *s, uint64_t retired_before, uint64_t first, ui
     op.first = first;
     op.last = last;
     op.count = purged;
-    if ((r = submit(s, &op)) == 0)
-        counts_stale(s);
-    return r;
+    return submit_counted(s, &op);
 }
 
 int
@@ -1971,7 +1950,6 @@ svd_store_restore(struct svd_store *s, enum svd_restore_by by, uint64_t value,
                   const uint8_t uuid[SV_UUID_LEN], unsigned *restored)
 {
     struct wop op;
-    int r;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
@@ -1980,9 +1958,7 @@ svd_store_restore(struct svd_store *s, enum svd_restore_by by, uint64_t value,
     op.value = value;
     op.uuid = uuid;
     op.count = restored;
-    if ((r = submit(s, &op)) == 0)
-        counts_stale(s);
-    return r;
+    return submit_counted(s, &op);
 }
 
 int

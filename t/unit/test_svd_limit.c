@@ -355,9 +355,11 @@ START_TEST(retire_budget_trips)
     ck_assert_int_eq(svd_limiter_retire(l, 1), SVD_ADMIT_TRIPPED);
     ck_assert(svd_limiter_locked(l, NULL));
     ck_assert_str_eq(svd_limiter_trip_why(l), "retire-budget");
-    /* still spent while locked down, and 23 hours later */
+    /* still spent while locked down, and 23 hours later; refused without
+     * another trip (nothing more to record) */
     fake_now += 23ull * 3600000;
-    ck_assert_int_eq(svd_limiter_retire(l, 1), SVD_ADMIT_TRIPPED);
+    ck_assert_int_eq(svd_limiter_retire(l, 1), SVD_ADMIT_LOCKED);
+    ck_assert_uint_eq(svd_limiter_retired_today(l), 10);
     ck_assert(svd_limiter_unlock(l));
     ck_assert_uint_eq(svd_limiter_retired_today(l), 0);
     ck_assert_int_eq(svd_limiter_retire(l, 10), SVD_ADMIT_OK);
