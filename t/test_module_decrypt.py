@@ -230,9 +230,6 @@ def test_crash_between_answer_and_commit_loses_nothing(sv_factory):
     assert {s["field"] for s in pending.values()} == set(GOOD)
     assert sv.db.query("SELECT outcome FROM audit WHERE action = 'decrypt' ORDER BY id") \
         == [("started",)]
-    # the record still decrypts (with its old shares), and rotates
-    r = sv.decrypt(pat, ref)
-    assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
     # reconcile: a dry run first changes nothing
     sv.daemon.age_shares(1000)  # past the daemon's minimum grace period
     p = sv.reconcile("--grace", "0")
@@ -246,9 +243,32 @@ def test_crash_between_answer_and_commit_loses_nothing(sv_factory):
     assert "6 referenced and active" in p.stdout
     shares = sv.daemon.live()
     assert set(pending).isdisjoint(shares) and len(shares) == 6
+    # the records still decrypt (with their old shares), and rotate
     for ref_ in (ref, other):
         r = sv.decrypt(pat, ref_)
         assert r.status == 200 and sv.decrypted_values(r) == GOOD
+    sv.allowed_errors.append(r"SV02118")
+
+
+@needs_test_hooks
+def test_crashed_rotation_is_superseded_by_the_next(sv_factory):
+    """The child dies after the daemon stored the new pending shares; the
+    next decrypt of the record rotates its old shares again, and finishing
+    that rotation retires the crashed one's pending shares (superseded):
+    nothing is left for reconcile."""
+    sv, pat = ready(sv_factory)
+    ref = sv.ref_of(sv.submit(GOOD))
+    page = pat.get(sv.path("/staff/record/" + ref))
+    with pytest.raises(Exception):
+        pat.post(sv.path("/staff/record/%s/decrypt" % ref), {"csrf": page.csrf()},
+                 headers={"X-SplitVault-Fault": "decrypt-crash"})
+    pending = {i for i, s in sv.daemon.live().items() if s["state"] == 2}
+    assert len(pending) == 3
+    r = sv.decrypt(pat, ref)
+    assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
+    shares = sv.daemon.shares()
+    assert all(shares[i]["why"] == "superseded" for i in pending)
+    assert len(sv.daemon.live()) == 3
     sv.allowed_errors.append(r"SV02118")
 
 
