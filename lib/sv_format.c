@@ -2,7 +2,7 @@
  * sv_format.c - SplitVault's stored format: info and aad strings, field
  * names, uuids, and the two envelopes (datum, wrapped key2a).
  *
- * This is the only place the strings of DESIGN.md "Stored format" are
+ * This is the only place the strings of docs/design.md "Stored format" are
  * built. Opening functions return SV_ERR_OPEN for every failure, argument
  * errors included, and leave their output zeroed: callers get no oracle.
  */

@@ -1,5 +1,5 @@
 /*
- * sv_format.h - SplitVault's stored format (DESIGN.md "Stored format").
+ * sv_format.h - SplitVault's stored format (docs/design.md "Stored format").
  *
  * Every envelope is HPKE base mode, DHKEM(X25519, HKDF-SHA256) /
  * HKDF-SHA256 / AES-256-GCM, single-shot:

@@ -1,5 +1,5 @@
 /*
- * sv_key2.h - X25519 key pairs and the key2 split (DESIGN.md "Keys").
+ * sv_key2.h - X25519 key pairs and the key2 split (docs/design.md "Keys").
  *
  * sk2 = key2a XOR key2b, key2b being 32 bytes from the CSPRNG
  * (RAND_priv_bytes). The main database keeps key2a (sealed to key1), the

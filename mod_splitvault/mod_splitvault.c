@@ -2,8 +2,8 @@
  * mod_splitvault.c - the module record and hook registration, nothing else.
  *
  * SplitVault stores web-form data so that no single server, dump or backup
- * reveals it: see docs/ for operators and DESIGN.md for the contract. Each
- * concern lives in its own svm_*.c file (list in svm.h).
+ * reveals it: see docs/ for operators and docs/design.md for the contract.
+ * Each concern lives in its own svm_*.c file (list in svm.h).
  */
 #define SVM_MODULE_FILE
 #include "svm.h"

@@ -797,8 +797,8 @@ void svm_child_init(apr_pool_t *p, server_rec *s)
  * (the MPMs run drop_privileges before child_init): httpd itself makes a
  * child dumpable again when CoreDumpDirectory is set (ap_unixd_setup_child),
  * so this has to come later to win. Not dumpable also means no ptrace by
- * the same user and /proc/<pid> files owned by root (DESIGN.md, invariant
- * 4: no key material or plaintext in a core dump). */
+ * the same user and /proc/<pid> files owned by root (docs/design.md,
+ * "Invariants", 4: no key material or plaintext in a core dump). */
 void svm_child_nodump(apr_pool_t *p, server_rec *s)
 {
     struct rlimit no_core = { 0, 0 };

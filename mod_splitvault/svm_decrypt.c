@@ -1,5 +1,5 @@
 /*
- * svm_decrypt.c - decrypt with rotate-on-use (DESIGN.md, "Decrypt").
+ * svm_decrypt.c - decrypt with rotate-on-use (docs/design.md, "Decrypt").
  *
  * The route, the capability check (can_decrypt) and the CSRF check are done
  * by svm_pages.c before this runs. For a record:

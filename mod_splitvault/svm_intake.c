@@ -1,5 +1,5 @@
 /*
- * svm_intake.c - the public form and anonymous intake (DESIGN.md, "Intake").
+ * svm_intake.c - the public form and anonymous intake (docs/design.md, "Intake").
  *
  * For each configured field: a fresh key2 pair, the value sealed to key2's
  * public key, sk2 split into key2a and key2b. One STORE hands every key2b to

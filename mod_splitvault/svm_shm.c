@@ -29,10 +29,10 @@
  *   |         a key1 rotation runs)                                      |
  *   +--------------------------------------------------------------------+
  *
- * Dual control (DESIGN.md, "Room to leave"): a slot in state ASSEMBLING
- * will collect admin parts for a registered fingerprint until k are
- * present, then combine them, check the public key and turn LOADED. The
- * parts area is reserved now so that change keeps this layout.
+ * Dual control (docs/design.md, "Planned, and the room left for it"): a slot
+ * in state ASSEMBLING will collect admin parts for a registered fingerprint
+ * until k are present, then combine them, check the public key and turn
+ * LOADED. The parts area is reserved now so that change keeps this layout.
  */
 #include "svm.h"
 #include "http_core.h"

@@ -1,5 +1,5 @@
 /*
- * svm_update.c - write-only field update by staff (DESIGN.md, "Update").
+ * svm_update.c - write-only field update by staff (docs/design.md, "Update").
  *
  * The new value is sealed to the field's existing key2 public key; no key1.
  * That key comes from the main database, which a database writer could

@@ -13,7 +13,8 @@
  *   3. read the shares (and the durable lock state) from the store;
  *   4. per field: the share exists, belongs to the request's record uuid
  *      and field, sk2 = key2a XOR key2b, public(sk2) equals the stored key2
- *      public (constant time), and the datum opens (aad/info per DESIGN.md);
+ *      public (constant time), and the datum opens (aad/info per
+ *      docs/design.md, "Stored format");
  *      any failure refuses the whole request, with one generic answer;
  *   5. store the rotated shares as pending (when asked) before answering;
  *   6. write the audit entry and wait until it is durable;

@@ -2,7 +2,7 @@
  * svt_admin_reconcile.c - `reconcile`: finish what crashes left on the daemon.
  *
  * A share is deleted only after the main-database commit that stops
- * referencing it (DESIGN.md, invariant 2). When the module could not send
+ * referencing it (docs/design.md, "Invariants", 2). When the module could not send
  * the RELEASE that follows a commit (a crash, a lost connection), or a
  * commit never happened after STORE or DECRYPT stored shares, the daemon
  * keeps shares that the main database does not reference (orphans), or

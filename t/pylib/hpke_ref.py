@@ -42,7 +42,7 @@ NT = 16  # tag length
 NPK = 32  # X25519 public key / enc length
 MODE_BASE = 0x00
 
-# SplitVault's stored format (DESIGN.md "Stored format")
+# SplitVault's stored format (docs/design.md "Stored format")
 INFO_DATUM = b"splitvault/v1 datum"
 INFO_KEY2A = b"splitvault/v1 key2a"
 SV_AEAD = AEAD_AES256GCM
