@@ -63,11 +63,15 @@ static const char usage[] =
     "  login-key FILE              write a new secret for the module's SplitVaultLoginKeyFile\n"
     "                              (mode 0600; install the same file on every front end)\n"
     "  reconcile --daemon HOST:PORT --ca FILE --cert FILE --key FILE [--name NAME]\n"
-    "            [--grace SECONDS] [--apply]\n"
+    "            [--grace SECONDS] [--max-retire N] [--apply]\n"
     "                              compare the daemon's shares older than the grace\n"
     "                              period (default 3600) with the shares the database\n"
-    "                              references: activate referenced pending ones, delete\n"
-    "                              unreferenced ones; a dry run unless --apply\n";
+    "                              references: activate referenced pending ones, retire\n"
+    "                              unreferenced ones (restorable on the daemon until\n"
+    "                              purged), none at all when more than --max-retire\n"
+    "                              (default 1000) look unreferenced; a dry run unless\n"
+    "                              --apply; --cert: a certificate of the daemon's\n"
+    "                              reconcile role\n";
 
 int svt_fail(const char *fmt, ...)
 {
