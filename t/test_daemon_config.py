@@ -153,3 +153,33 @@ def test_ctl_reads_an_answer_split_over_reads(workdir):
     t.join(10)
     srv.close()
     assert p.returncode == 0 and p.stdout == "ok\nlocked=0\n", (p.returncode, p.stdout)
+
+
+def test_ctl_retired_listing_split_after_a_newline(workdir):
+    """`retired` needs its count= trailer; found whatever reads the answer
+    comes in, also when a read ends right after a newline; an answer
+    without it is incomplete (exit 1)."""
+    import socket
+    import threading
+    import time
+    path = str(workdir / "fake2.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(2)
+
+    def answer(parts):
+        conn, _ = srv.accept()
+        conn.recv(64)
+        for part in parts:
+            conn.sendall(part)
+            time.sleep(0.2)
+        conn.close()
+
+    for parts, rc in (([b"ok\nshare id=1\n", b"count=1\n"], 0),
+                      ([b"ok\nshare id=1\n", b"error=store unavailable\n"], 1)):
+        t = threading.Thread(target=answer, args=(parts,))
+        t.start()
+        p = run([CTL, "-s", path, "retired"], check=False)
+        t.join(10)
+        assert p.returncode == rc, (parts, p.returncode, p.stdout, p.stderr)
+    srv.close()

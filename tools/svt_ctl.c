@@ -99,7 +99,7 @@ ask(const char *path, const char *cmd, int need_trailer)
     struct timeval tv = { 30, 0 };
     char buf[4096], first[8] = "", last[64] = "";
     size_t firstlen = 0, lastlen = 0;
-    int fd, r = 1, got_any = 0;
+    int fd, r = 1, got_any = 0, after_nl = 0;
 
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
@@ -132,11 +132,12 @@ ask(const char *path, const char *cmd, int need_trailer)
         /* the answer's first bytes, whichever read they arrive in */
         for (ssize_t i = 0; i < n && firstlen < sizeof(first) - 1; i++)
             first[firstlen++] = buf[i];
-        /* and the start of its last line */
+        /* and the start of its last line, whichever reads it spans */
         for (ssize_t i = 0; i < n; i++) {
-            if (i > 0 && buf[i - 1] == '\n')
+            if (after_nl)
                 lastlen = 0;
-            if (buf[i] != '\n' && lastlen < sizeof(last) - 1)
+            after_nl = buf[i] == '\n';
+            if (!after_nl && lastlen < sizeof(last) - 1)
                 last[lastlen++] = buf[i];
             last[lastlen] = '\0';
         }
