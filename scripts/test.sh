@@ -29,10 +29,10 @@ if [ $rc -ne 0 ]; then
   exit $rc
 fi
 
-echo "=== integration tests (real PostgreSQL, splitvaultd, httpd)"
+echo "=== integration tests (real PostgreSQL, splitvaultd, httpd), from $(( $(date +%s) - start ))s"
 SV_BUILDDIR="$top/build" /usr/bin/python3 -m pytest -v -p no:cacheprovider t/ "$@"
 
-echo "=== the daemon's integration tests again, every daemon under valgrind (memcheck)"
+echo "=== the daemon's integration tests again, every daemon under valgrind (memcheck), from $(( $(date +%s) - start ))s"
 make -C build -s check-daemon-valgrind
 
 echo "=== all tests passed in $(( $(date +%s) - start ))s"
