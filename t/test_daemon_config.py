@@ -1,11 +1,14 @@
 """splitvaultd configuration: `splitvaultd -t -c FILE` accepts the example
 config and refuses unknown keys, wrong types, out-of-range values, missing
 required keys and contradictions, naming file, line and key."""
+import fcntl
 import re
+import struct
+import termios
 
 import pytest
 
-from svtest.core import SRC, run
+from svtest.core import SRC, run, wait_until
 from svtest.fixtures_daemon import DAEMON, CTL, Daemon
 
 
@@ -128,12 +131,22 @@ def test_usage_errors():
     assert run([CTL, "frobnicate"], check=False).returncode == 2
 
 
+def send_and_see_read(conn, data):
+    """Send data on a Unix stream socket and return once the peer has read
+    all of it (nothing left in the socket's send queue), so that what is
+    sent next reaches the peer in a read of its own."""
+    conn.sendall(data)
+
+    def unread():
+        return struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    wait_until(lambda: unread() == 0, 10, "the peer did not read what was sent", interval=0.01)
+
+
 def test_ctl_reads_an_answer_split_over_reads(workdir):
     """splitvaultctl judges the answer by its first bytes even when they
     arrive in several reads ("o", then "k\\n...")."""
     import socket
     import threading
-    import time
     path = str(workdir / "fake.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
@@ -142,8 +155,7 @@ def test_ctl_reads_an_answer_split_over_reads(workdir):
     def answer():
         conn, _ = srv.accept()
         conn.recv(64)
-        conn.sendall(b"o")
-        time.sleep(0.3)
+        send_and_see_read(conn, b"o")
         conn.sendall(b"k\nlocked=0\n")
         conn.close()
 
@@ -161,7 +173,6 @@ def test_ctl_retired_listing_split_after_a_newline(workdir):
     without it is incomplete (exit 1)."""
     import socket
     import threading
-    import time
     path = str(workdir / "fake2.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
@@ -171,8 +182,7 @@ def test_ctl_retired_listing_split_after_a_newline(workdir):
         conn, _ = srv.accept()
         conn.recv(64)
         for part in parts:
-            conn.sendall(part)
-            time.sleep(0.2)
+            send_and_see_read(conn, part)
         conn.close()
 
     for parts, rc in (([b"ok\nshare id=1\n", b"count=1\n"], 0),

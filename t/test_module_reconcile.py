@@ -6,7 +6,6 @@ never a referenced one, and says what it did. (The crash and lost-RELEASE
 cases of decrypt are in test_module_decrypt.py.)
 """
 import os
-import time
 import uuid as uuidlib
 
 from svtest.fixtures_httpd import needs_test_hooks

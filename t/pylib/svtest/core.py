@@ -74,6 +74,20 @@ def run(argv, check=True, input=None, timeout=60, env=None, cwd=None):
     return p
 
 
+def wait_until(cond, timeout, what, interval=0.05):
+    """Poll cond() until it returns something true, and return that; raise
+    TimeoutError("<what> after <timeout>s") once the deadline has passed.
+    cond may itself raise (an assertion) to stop at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError("%s after %.0fs" % (what, timeout))
+        time.sleep(interval)
+
+
 def wait_port(port, host="127.0.0.1", timeout=15.0, proc=None):
     """Wait until host:port accepts a TCP connection; fail early if proc dies."""
     deadline = time.monotonic() + timeout

@@ -482,10 +482,8 @@ class Daemon:
         """Wait until the housekeeping thread (once a second: lock-down
         sync, refusal summaries, purge) has run n more rounds."""
         start = int(self.ctl_status()["house_rounds"])
-        deadline = time.monotonic() + timeout
-        while int(self.ctl_status()["house_rounds"]) < start + n:
-            assert time.monotonic() < deadline, "housekeeping did not run"
-            time.sleep(0.05)
+        core.wait_until(lambda: int(self.ctl_status()["house_rounds"]) >= start + n,
+                        timeout, "housekeeping did not run %d rounds" % n)
 
     def ctl_status(self):
         p = self.ctl("status", check=True)

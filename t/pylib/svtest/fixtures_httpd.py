@@ -420,13 +420,12 @@ class Httpd:
         self.proc.wait_port(self.port, timeout=timeout)
         # httpd listens before its post_config hooks run and before it writes
         # its pid file: ready once the parent says it resumes operations
-        deadline = time.monotonic() + timeout
-        while self.log_text().count("resuming normal operations") <= started:
+        def resumed():
             if not self.proc.alive():
                 raise RuntimeError("%s exited during its start-up" % self.name)
-            if time.monotonic() > deadline:
-                raise TimeoutError("%s did not finish its start-up" % self.name)
-            time.sleep(0.02)
+            return self.log_text().count("resuming normal operations") > started
+        core.wait_until(resumed, timeout, "%s did not finish its start-up" % self.name,
+                        interval=0.02)
         return self
 
     def stop(self):
