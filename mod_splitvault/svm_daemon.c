@@ -23,7 +23,8 @@
  * they carry key shares and plaintexts.
  *
  * Part of the API for the rest of the module: svm_daemon_call() for any
- * message, svm_daemon_store() and svm_daemon_status() on top of it.
+ * message; svm_daemon_store(), svm_daemon_status() and svm_daemon_confirm()
+ * on top of it.
  */
 #include "svm.h"
 #include "apr_strings.h"
@@ -551,6 +552,42 @@ fail:
     return rv == APR_SUCCESS ? APR_EGENERAL : rv;
 }
 
+/* One request answered by ok_type or ERROR: send the frame b (encoded
+ * with reqid, or not when enc is not SV_OK) and free it, read the answer
+ * into rep. An ERROR is logged as a refusal of what, its code in *werr
+ * when werr is given; another type as an unexpected answer. APR_SUCCESS
+ * leaves an answer of ok_type in rep for the caller to decode. */
+static apr_status_t svm_daemon_exchange(request_rec *r, const svm_srv_conf *sc, sv_buf *b,
+                                        sv_status enc, uint32_t reqid, const char *what,
+                                        uint8_t ok_type, svm_dreply *rep, int *werr)
+{
+    apr_status_t rv;
+
+    memset(rep, 0, sizeof(*rep));
+    if (enc != SV_OK) {
+        sv_buf_free(b);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01713: cannot encode %s: %s", what,
+                      sv_strerror(enc));
+        return APR_EGENERAL;
+    }
+    rv = svm_daemon_call(r, sc, b, reqid, 0, rep);
+    sv_buf_free(b);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (rep->type == SV_MSG_ERROR) {
+        if (werr)
+            *werr = rep->err.code ? rep->err.code : SV_WERR_INTERNAL;
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01714: splitvaultd refused %s: %s "
+                      "(%s)", what, sv_wire_error_name(rep->err.code), rep->err.msg);
+        return APR_EGENERAL;
+    }
+    if (rep->type != ok_type) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01715: unexpected answer to %s", what);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_store_req *req,
                               sv_store_resp *resp, int *werr, apr_time_t *sent)
 {
@@ -558,33 +595,17 @@ apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_s
     uint32_t reqid = svm_daemon_reqid();
     svm_dreply rep;
     apr_status_t rv;
-    sv_status st;
     unsigned i;
 
     *werr = 0;
-    *sent = 0;
     sv_buf_init(&b, 1, 0); /* carries key2b: a secret buffer */
-    if ((st = sv_store_req_encode(&b, reqid, req)) != SV_OK) {
-        sv_buf_free(&b);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01713: cannot encode STORE: %s",
-                      sv_strerror(st));
-        return APR_EGENERAL;
-    }
-    rv = svm_daemon_call(r, sc, &b, reqid, 0, &rep);
-    sv_buf_free(&b);
+    rv = svm_daemon_exchange(r, sc, &b, sv_store_req_encode(&b, reqid, req), reqid, "STORE",
+                             SV_MSG_STORE_OK, &rep, werr);
     *sent = rep.sent;
     if (rv != APR_SUCCESS)
         return rv;
-    if (rep.type == SV_MSG_ERROR) {
-        *werr = rep.err.code ? rep.err.code : SV_WERR_INTERNAL;
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01714: splitvaultd refused STORE: %s "
-                      "(%s)", sv_wire_error_name(rep.err.code), rep.err.msg);
-        return APR_EGENERAL;
-    }
-    if (rep.type != SV_MSG_STORE_OK
-        || (st = sv_store_resp_decode(rep.body, rep.body_len, resp)) != SV_OK
-        || resp->n != req->n) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01715: unexpected answer to STORE");
+    if (sv_store_resp_decode(rep.body, rep.body_len, resp) != SV_OK || resp->n != req->n) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01720: unexpected answer to STORE");
         return APR_EGENERAL;
     }
     for (i = 0; i < resp->n; i++)
@@ -604,16 +625,11 @@ apr_status_t svm_daemon_status(request_rec *r, const svm_srv_conf *sc, sv_status
     apr_status_t rv;
 
     sv_buf_init(&b, 0, 0);
-    if (sv_status_req_encode(&b, reqid) != SV_OK) {
-        sv_buf_free(&b);
-        return APR_EGENERAL;
-    }
-    rv = svm_daemon_call(r, sc, &b, reqid, 0, &rep);
-    sv_buf_free(&b);
+    rv = svm_daemon_exchange(r, sc, &b, sv_status_req_encode(&b, reqid), reqid, "STATUS",
+                             SV_MSG_STATUS_OK, &rep, NULL);
     if (rv != APR_SUCCESS)
         return rv;
-    if (rep.type != SV_MSG_STATUS_OK
-        || sv_status_resp_decode(rep.body, rep.body_len, out) != SV_OK) {
+    if (sv_status_resp_decode(rep.body, rep.body_len, out) != SV_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01717: unexpected answer to STATUS");
         return APR_EGENERAL;
     }
@@ -630,7 +646,6 @@ apr_status_t svm_daemon_confirm(request_rec *r, const svm_srv_conf *sc,
     uint32_t reqid = svm_daemon_reqid();
     svm_dreply rep;
     apr_status_t rv;
-    sv_status st;
     sv_buf b;
 
     *confirmed = 0;
@@ -641,23 +656,11 @@ apr_status_t svm_daemon_confirm(request_rec *r, const svm_srv_conf *sc,
     req->f[0].share_id = share_id;
     req->f[0].pub = pub;
     sv_buf_init(&b, 0, 0);
-    if ((st = sv_confirm_req_encode(&b, reqid, req)) != SV_OK) {
-        sv_buf_free(&b);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01720: cannot encode CONFIRM: %s",
-                      sv_strerror(st));
-        return APR_EGENERAL;
-    }
-    rv = svm_daemon_call(r, sc, &b, reqid, 0, &rep);
-    sv_buf_free(&b);
+    rv = svm_daemon_exchange(r, sc, &b, sv_confirm_req_encode(&b, reqid, req), reqid,
+                             "CONFIRM", SV_MSG_CONFIRM_OK, &rep, NULL);
     if (rv != APR_SUCCESS)
         return rv;
-    if (rep.type == SV_MSG_ERROR) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01721: splitvaultd refused CONFIRM: %s "
-                      "(%s)", sv_wire_error_name(rep.err.code), rep.err.msg);
-        return APR_EGENERAL;
-    }
-    if (rep.type != SV_MSG_CONFIRM_OK
-        || sv_confirm_resp_decode(rep.body, rep.body_len, &resp) != SV_OK || resp.n != 1) {
+    if (sv_confirm_resp_decode(rep.body, rep.body_len, &resp) != SV_OK || resp.n != 1) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01722: unexpected answer to CONFIRM");
         return APR_EGENERAL;
     }
