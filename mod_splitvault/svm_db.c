@@ -99,7 +99,7 @@ static const svm_stmt_def svm_stmts[] = {
       "SELECT name, share_id, encode(key2_pub, 'hex'), encode(enc, 'hex'), "
       "CASE WHEN octet_length(ct) <= %s::int THEN encode(ct, 'hex') END, "
       "encode(wrap_enc, 'hex'), encode(wrap_ct, 'hex'), key1_fp, version, octet_length(ct) "
-      "FROM fields WHERE record_id = %s::bigint ORDER BY name" },
+      "FROM fields WHERE record_id = %s::bigint ORDER BY name LIMIT %s::int" },
     /* after the daemon refused a DECRYPT: did the rows change meanwhile? */
     { "svm_dec_versions",
       "SELECT name, share_id, version FROM fields WHERE record_id = %s::bigint ORDER BY name" },

@@ -91,15 +91,17 @@ typedef struct {
 
 /* Read the field rows of the record. Every length that comes from the
  * database (the number of rows, each ct) is checked before anything is
- * allocated for it, and the database does not even send a ct longer than
- * SVM_CT_MAX. 0, or -1 (logged once, with the first problem found). */
+ * allocated for it, and the database sends neither a ct longer than
+ * SVM_CT_MAX nor more than one row over SVM_MAX_FIELDS. 0, or -1 (logged
+ * once, with the first problem found). */
 static int svm_dec_read(svm_dctx *d)
 {
     request_rec *r = d->r;
     svm_rows res;
     apr_dbd_row_t *row;
     apr_array_header_t *a = apr_array_make(r->pool, 8, sizeof(svm_dfield));
-    const void *args[] = { apr_itoa(r->pool, SVM_CT_MAX), d->id };
+    const void *args[] = { apr_itoa(r->pool, SVM_CT_MAX), d->id,
+                           apr_itoa(r->pool, SVM_MAX_FIELDS + 1) };
     const char *why = NULL;
     int rows = 0;
 
@@ -146,8 +148,10 @@ static int svm_dec_read(svm_dctx *d)
         }
         *(svm_dfield *)apr_array_push(a) = f;
     }
-    if (!why && (rows == 0 || rows > SVM_MAX_FIELDS))
-        why = apr_psprintf(r->pool, "%d field rows (1 to %d expected)", rows, SVM_MAX_FIELDS);
+    if (!why && rows == 0)
+        why = "no field rows";
+    else if (!why && rows > SVM_MAX_FIELDS)
+        why = apr_psprintf(r->pool, "more than %d field rows", SVM_MAX_FIELDS);
     if (why) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02108: record %s cannot be decrypted: "
                       "%s", d->ref, why);

@@ -370,6 +370,28 @@ def test_oversize_ciphertext_row_fails_cleanly(sv_factory):
         [("error", "unreadable rows")]
 
 
+def test_too_many_field_rows_fail_cleanly(sv_factory):
+    """Field rows added to a record with SQL, far more than a form may have,
+    make it undecryptable: nothing reaches the daemon, staff get a plain
+    error page and the error log one line that says why."""
+    sv, pat = ready(sv_factory)
+    ref = sv.ref_of(sv.submit(GOOD))
+    n_shares = len(sv.daemon.shares())
+    sv.db.query("INSERT INTO fields (record_id, name, key2_pub, enc, ct, share_id, wrap_enc, "
+                "wrap_ct, key1_fp) SELECT record_id, 'x' || g, key2_pub, enc, ct, "
+                "share_id + 1000000 + g, wrap_enc, wrap_ct, key1_fp FROM fields, "
+                "generate_series(1, 2000) g WHERE name = 'notes' AND record_id = "
+                "(SELECT id FROM records WHERE ref = %s)", (ref,))
+    why = r"SV02108: record %s cannot be decrypted: more than 32 field rows" % ref
+    sv.allowed_errors.append(why)
+    r = sv.decrypt(pat, ref)
+    assert r.status == 500 and "Nothing was decrypted" in r.text, r.text
+    errors = sv.httpd.error_lines()
+    assert len(errors) == 1 and re.search(why, errors[0]), errors
+    assert len(sv.daemon.shares()) == n_shares
+    assert "event=decrypt" not in sv.daemon.wait_audit("event=store", 1)
+
+
 def test_swapped_share_ids_fail_cleanly(sv_factory):
     sv, pat = ready(sv_factory)
     a = sv.ref_of(sv.submit(GOOD))
