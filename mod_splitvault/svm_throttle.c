@@ -20,12 +20,12 @@
  * a network's slot is found by the HMAC-SHA256 of the server's number and
  * the network under a random salt made at each start, so that nobody can
  * choose networks that land in one bucket, and no address is kept in
- * clear. When a bucket is full, its oldest entry is replaced.
+ * clear. When a bucket is full, its oldest entry is replaced. The salt is
+ * made by the parent with the segment and inherited by the children; it
+ * never changes within a generation, so it is not in the segment.
  *
  * Segment layout (made in post_config, read and written under the mutex):
  *
- *   +------------------------------------------------------------------+
- *   | header  magic "SVIT" | layout | buckets | ways | salt (32 bytes)   |
  *   +------------------------------------------------------------------+
  *   | bucket 0   slot 0 | slot 1 | ... | slot SVM_ITHR_WAYS-1           |
  *   |            each slot: id (16 bytes of the HMAC; all zero: free)   |
@@ -50,8 +50,6 @@
 
 #include "sv_secret.h"
 
-#define SVM_ITHR_MAGIC 0x53564954u /* "SVIT" */
-#define SVM_ITHR_LAYOUT 1
 #define SVM_ITHR_BUCKETS 1024
 #define SVM_ITHR_WAYS 8
 #define SVM_ITHR_ID_LEN 16
@@ -64,23 +62,14 @@ typedef struct {
 } svm_ithr_slot;
 
 typedef struct {
-    apr_uint32_t magic;
-    apr_uint32_t layout;
-    apr_uint32_t buckets;
-    apr_uint32_t ways;
-    unsigned char salt[32];
-} svm_ithr_hdr;
-
-typedef struct {
-    svm_ithr_hdr hdr;
     svm_ithr_slot slot[SVM_ITHR_BUCKETS * SVM_ITHR_WAYS];
 } svm_ithr_seg;
 
-/* This generation's table and mutex (set in the parent, inherited by the
- * children; the mutex attached again in child_init). */
-static apr_shm_t *svm_ithr_shm;
+/* This generation's table, salt and mutex (set in the parent, inherited by
+ * the children; the mutex attached again in child_init). */
 static apr_global_mutex_t *svm_ithr_mutex;
 static svm_ithr_seg *svm_ithr;
+static unsigned char svm_ithr_salt[32];
 
 const char *svm_client_net(request_rec *r)
 {
@@ -113,12 +102,12 @@ int svm_ithr_pre_config(apr_pool_t *pconf)
 
 int svm_ithr_post_config(apr_pool_t *pconf, server_rec *s)
 {
+    apr_shm_t *shm;
     server_rec *sp;
     apr_status_t rv;
     unsigned n = 0;
     int wanted = 0;
 
-    svm_ithr_shm = NULL;
     svm_ithr_mutex = NULL;
     svm_ithr = NULL;
     /* each server counts apart: its number is part of every slot's id */
@@ -130,7 +119,7 @@ int svm_ithr_post_config(apr_pool_t *pconf, server_rec *s)
     /* the first pass only checks the configuration: nothing to make */
     if (!wanted || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
-    rv = apr_shm_create(&svm_ithr_shm, sizeof(svm_ithr_seg), NULL, pconf);
+    rv = apr_shm_create(&shm, sizeof(svm_ithr_seg), NULL, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "SV02201: cannot create the anonymous "
                      "shared memory of the intake throttle (%" APR_SIZE_T_FMT " bytes)",
@@ -143,17 +132,13 @@ int svm_ithr_post_config(apr_pool_t *pconf, server_rec *s)
                      "throttle's mutex (see the Mutex directive)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    svm_ithr = apr_shm_baseaddr_get(svm_ithr_shm);
-    memset(svm_ithr, 0, sizeof(*svm_ithr));
-    if (RAND_bytes(svm_ithr->hdr.salt, sizeof(svm_ithr->hdr.salt)) != 1) {
+    if (RAND_bytes(svm_ithr_salt, sizeof(svm_ithr_salt)) != 1) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "SV02203: no random bytes for the intake "
                      "throttle's salt");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    svm_ithr->hdr.magic = SVM_ITHR_MAGIC;
-    svm_ithr->hdr.layout = SVM_ITHR_LAYOUT;
-    svm_ithr->hdr.buckets = SVM_ITHR_BUCKETS;
-    svm_ithr->hdr.ways = SVM_ITHR_WAYS;
+    svm_ithr = apr_shm_baseaddr_get(shm);
+    memset(svm_ithr, 0, sizeof(*svm_ithr));
     return OK;
 }
 
@@ -182,7 +167,7 @@ static int svm_ithr_id(request_rec *r, unsigned sid, const char *net,
     unsigned char mac[32];
     unsigned int len = 0;
 
-    if (!HMAC(EVP_sha256(), svm_ithr->hdr.salt, sizeof(svm_ithr->hdr.salt),
+    if (!HMAC(EVP_sha256(), svm_ithr_salt, sizeof(svm_ithr_salt),
               (const unsigned char *)msg, strlen(msg), mac, &len) || len != sizeof(mac))
         return -1;
     memcpy(id, mac, SVM_ITHR_ID_LEN);
