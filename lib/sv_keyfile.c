@@ -172,20 +172,6 @@ asn1_u64(const ASN1_INTEGER *a, uint64_t *v)
     return a != NULL && ASN1_INTEGER_get_uint64(v, a) == 1;
 }
 
-/* The parameters of an algorithm identifier, decoded as it (NULL when
- * they are absent, not a SEQUENCE, or do not decode). */
-static void *
-algor_params(const X509_ALGOR *alg, const ASN1_ITEM *it)
-{
-    int ptype = V_ASN1_UNDEF;
-    const void *pval = NULL;
-
-    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
-    if (ptype != V_ASN1_SEQUENCE || pval == NULL)
-        return NULL;
-    return ASN1_item_unpack((const ASN1_STRING *)pval, it);
-}
-
 /* a name for log lines (an OID OpenSSL does not know is NID_undef) */
 static const char *
 nid_name(int nid)
@@ -207,7 +193,8 @@ algor_nid(const X509_ALGOR *alg)
 static sv_status
 pbkdf2_check(const X509_ALGOR *keyfunc)
 {
-    PBKDF2PARAM *kp = algor_params(keyfunc, ASN1_ITEM_rptr(PBKDF2PARAM));
+    PBKDF2PARAM *kp = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                                                keyfunc->parameter);
     uint64_t iter = 0;
     int prf = NID_hmacWithSHA1;
     sv_status st = SV_ERR_KEY_KDF;
@@ -233,7 +220,8 @@ static sv_status
 scrypt_check(const X509_ALGOR *keyfunc)
 {
 #ifndef OPENSSL_NO_SCRYPT
-    SCRYPT_PARAMS *sp = algor_params(keyfunc, ASN1_ITEM_rptr(SCRYPT_PARAMS));
+    SCRYPT_PARAMS *sp = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(SCRYPT_PARAMS),
+                                                  keyfunc->parameter);
     uint64_t n = 0, r = 0, p = 0;
     sv_status st = SV_ERR_KEY_KDF;
 
@@ -249,6 +237,8 @@ scrypt_check(const X509_ALGOR *keyfunc)
         sv_log(SV_LOG_DEBUG, "keyfile: scrypt parameters out of N 2..%lu, r 1..%d, p 1..%d",
                (unsigned long)SV_KEYFILE_SCRYPT_N_MAX, SV_KEYFILE_SCRYPT_R_MAX,
                SV_KEYFILE_SCRYPT_P_MAX);
+    else if ((n & (n - 1)) != 0) /* OpenSSL would fail it as a wrong passphrase */
+        sv_log(SV_LOG_DEBUG, "keyfile: scrypt N is not a power of two");
     else if (128 * r * (n + p + 2) > SV_KEYFILE_SCRYPT_MEM_MAX)
         sv_log(SV_LOG_DEBUG, "keyfile: scrypt would need %llu bytes, over %lu",
                (unsigned long long)(128 * r * (n + p + 2)),
@@ -286,7 +276,7 @@ kdf_check(const X509_SIG *sig)
         sv_log(SV_LOG_DEBUG, "keyfile: encryption scheme %s is not PBES2", nid_name(nid));
         return SV_ERR_KEY_KDF;
     }
-    if ((pbe2 = algor_params(alg, ASN1_ITEM_rptr(PBE2PARAM))) == NULL
+    if ((pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter)) == NULL
         || pbe2->keyfunc == NULL) {
         PBE2PARAM_free(pbe2);
         sv_log(SV_LOG_DEBUG, "keyfile: PBES2 parameters do not decode");

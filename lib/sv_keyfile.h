@@ -22,11 +22,12 @@
  *                      default and about four times the most OWASP advises
  *                      (1 300 000 for SHA-1, 600 000 for SHA-256); at most
  *                      a few seconds of one core per attempt
- *   scrypt             N <= 2^20, r <= 32, p <= 16, and 128 * r * (N + p + 2)
- *                      bytes of memory <= 32 MiB, OpenSSL's own limit when it
- *                      decrypts PKCS#8 (a file over it would fail in there
- *                      as a "wrong passphrase"); with p <= 16 that bounds
- *                      the work to 32 times the default's
+ *   scrypt             N a power of two <= 2^20, r <= 32, p <= 16, and
+ *                      128 * r * (N + p + 2) bytes of memory <= 32 MiB,
+ *                      OpenSSL's own limit when it decrypts PKCS#8 (a file
+ *                      over it, or with another N, would fail in there as
+ *                      a "wrong passphrase"); with p <= 16 that bounds the
+ *                      work to 32 times the default's
  */
 #ifndef SV_KEYFILE_H
 #define SV_KEYFILE_H

@@ -628,6 +628,8 @@ START_TEST(test_kdf_over_the_caps)
     refused_fast(scrypt_alg(2, 1, UINT64_C(1) << 62), SV_ERR_KEY_KDF, "scrypt p 2^62");
     refused_fast(scrypt_alg(UINT64_MAX, UINT64_MAX, UINT64_MAX), SV_ERR_KEY_KDF, "scrypt max");
     refused_fast(scrypt_alg(0, 8, 1), SV_ERR_KEY_KDF, "scrypt N 0");
+    refused_fast(scrypt_alg(3, 1, 1), SV_ERR_KEY_KDF, "scrypt N 3");
+    refused_fast(scrypt_alg(16383, 8, 1), SV_ERR_KEY_KDF, "scrypt N 2^14-1");
 }
 END_TEST
 
