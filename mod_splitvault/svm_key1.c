@@ -40,14 +40,17 @@ int svm_key1_pinned(const svm_srv_conf *sc, const char *fp)
     return 0;
 }
 
-/* The pin check on a key about to be used (from the cache or just read). */
-static apr_status_t svm_key1_check_pin(request_rec *r, const svm_key1pub *k)
+/* The pin check on a key about to be used (from the cache or just read).
+ * A refusal is logged as an error when the key was just read, so at most
+ * once per SVM_KEY1_TTL and child however many submissions come in; at
+ * debug level when it came from the cache. */
+static apr_status_t svm_key1_check_pin(request_rec *r, const svm_key1pub *k, int fresh)
 {
     if (svm_key1_pinned(svm_conf(r->server), k->fp))
         return APR_SUCCESS;
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01904: the active key1 %s is not listed "
-                  "in SplitVaultKey1Pin: nothing is sealed to it (was it activated by "
-                  "someone who should not have?)", k->fp);
+    ap_log_rerror(APLOG_MARK, fresh ? APLOG_ERR : APLOG_DEBUG, 0, r, "SV01904: the active "
+                  "key1 %s is not listed in SplitVaultKey1Pin: nothing is sealed to it (was "
+                  "it activated by someone who should not have?)", k->fp);
     return APR_EACCES;
 }
 
@@ -65,7 +68,7 @@ apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out)
             *out = svm_key1_cache;
         apr_thread_mutex_unlock(svm_key1_mutex);
         if (hit)
-            return svm_key1_check_pin(r, out);
+            return svm_key1_check_pin(r, out, 0);
     }
     if (svm_db_select(r, dbd, "svm_key1_active", &res, args))
         return APR_EGENERAL;
@@ -100,5 +103,5 @@ apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out)
         svm_key1_fetched = now;
         apr_thread_mutex_unlock(svm_key1_mutex);
     }
-    return svm_key1_check_pin(r, out);
+    return svm_key1_check_pin(r, out, 1);
 }
