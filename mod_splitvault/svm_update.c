@@ -106,7 +106,7 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
             return svm_page_message(r, sc, HTTP_NOT_FOUND, "No such field",
                                     "This record has no such field; nothing was changed.", st);
         }
-        if (svm_hex_decode(pubhex, pub, sizeof(pub))) {
+        if (apr_atoi64(share) <= 0 || svm_hex_decode(pubhex, pub, sizeof(pub))) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01604: the key of %s/%s is "
                           "malformed in the database", ref, pf->value);
             break;

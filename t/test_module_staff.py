@@ -198,6 +198,26 @@ def test_update_refuses_a_key_the_daemon_does_not_confirm(sv):
     assert open_field(sv, other, "ssn") == b"fine"
 
 
+def test_update_refuses_a_row_without_a_share(sv):
+    """A row whose share id is not a positive number (its CHECK dropped by
+    whoever can alter the database) is malformed: nothing is asked of the
+    daemon, nothing sealed or changed, and the log says which field."""
+    ref = new_record(sv)
+    sv.db.query("ALTER TABLE fields DROP CONSTRAINT fields_share_id_check")
+    sv.db.query("UPDATE fields SET share_id = 0 WHERE name = 'ssn' AND record_id = "
+                "(SELECT id FROM records WHERE ref = %s)", (ref,))
+    why = r"SV01604: the key of %s/ssn is malformed in the database" % ref
+    sv.allowed_errors.append(why)
+    before = raw_field(sv, ref, "ssn")
+    r = update(sv, sv.login("uma"), ref, "ssn", "not sealed", expect=503)
+    assert "nothing was changed" in r.text
+    assert raw_field(sv, ref, "ssn") == before
+    assert re.search(why, sv.httpd.log_text())
+    assert "CONFIRM record=" not in sv.daemon.log_text()
+    assert sv.db.query("SELECT outcome FROM audit WHERE action = 'update' AND "
+                       "record_ref = %s", (ref,)) == [("error",)]
+
+
 @needs_test_hooks
 def test_update_retries_when_the_row_changed_meanwhile(sv):
     ref = new_record(sv)
