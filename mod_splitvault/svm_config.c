@@ -622,11 +622,11 @@ const command_rec svm_cmds[] = {
  * lets n through per window, windows follow each other at least w apart,
  * so a span of ws seconds meets at most ceil(ws / w) + 1 of them. One
  * address is bound both by its (name, address) key and by its own. */
-static long svm_one_address_reach(const svm_srv_conf *sc)
+static apr_int64_t svm_one_address_reach(const svm_srv_conf *sc)
 {
-    long ws = sc->thr_name_s;
-    long pair = (long)sc->thr_acct_n * ((ws + sc->thr_acct_s - 1) / sc->thr_acct_s + 1);
-    long addr = (long)sc->thr_addr_n * ((ws + sc->thr_addr_s - 1) / sc->thr_addr_s + 1);
+    apr_int64_t ws = sc->thr_name_s;
+    apr_int64_t pair = sc->thr_acct_n * ((ws + sc->thr_acct_s - 1) / sc->thr_acct_s + 1);
+    apr_int64_t addr = sc->thr_addr_n * ((ws + sc->thr_addr_s - 1) / sc->thr_addr_s + 1);
 
     return pair < addr ? pair : addr;
 }
@@ -675,7 +675,8 @@ int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
             err = apr_psprintf(ptemp, "SplitVaultLoginThrottleName (%d per %d s) is within "
                                "reach of a single client address, which SplitVaultLoginThrottle "
                                "(%d per %d s) and SplitVaultLoginThrottleAddress (%d per %d s) "
-                               "let make %ld failures in that time: raise it above %ld",
+                               "let make %" APR_INT64_T_FMT " failures in that time: raise "
+                               "it above %" APR_INT64_T_FMT,
                                sc->thr_name_n, sc->thr_name_s, sc->thr_acct_n, sc->thr_acct_s,
                                sc->thr_addr_n, sc->thr_addr_s, svm_one_address_reach(sc),
                                svm_one_address_reach(sc));
