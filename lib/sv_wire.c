@@ -540,6 +540,42 @@ id_seen(const uint64_t *ids, unsigned n, uint64_t id)
     return 0;
 }
 
+/*
+ * The head of item i of a request that names shares (DECRYPT, CONFIRM):
+ * a share id, distinct from ids[0..i), and a field name, distinct from
+ * those of the items before it (held as for name_seen_at). The encoder's
+ * check gives the name's length (0: refused) and records the id; the
+ * decoder reads both and records the id.
+ */
+static size_t
+item_head_len(uint64_t *ids, unsigned i, uint64_t id, const char *name,
+              const void *base, size_t stride, size_t off)
+{
+    size_t l;
+
+    if (!id_ok(id, 0) || id_seen(ids, i, id) || (l = field_name_len(name)) == 0 ||
+        name_seen_at(base, stride, off, i))
+        return 0;
+    ids[i] = id;
+    return l;
+}
+
+static sv_status
+rd_item_head(sv_rd *r, uint64_t *ids, unsigned i, uint64_t *id, char name[SV_FIELD_MAX + 1],
+             const void *base, size_t stride, size_t off)
+{
+    sv_status st;
+
+    if ((st = rd_id(r, id)) != SV_OK)
+        return st;
+    if (id_seen(ids, i, *id))
+        return SV_ERR_WIRE_MALFORMED;
+    ids[i] = *id;
+    if ((st = rd_field_name(r, name)) != SV_OK)
+        return st;
+    return name_seen_at(base, stride, off, i) ? SV_ERR_WIRE_MALFORMED : SV_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* STORE                                                                     */
 
@@ -685,16 +721,14 @@ sv_decrypt_req_encode(sv_buf *out, uint32_t reqid, const sv_decrypt_req *m)
     for (i = 0; i < m->n; i++) {
         const sv_decrypt_field *f = &m->f[i];
 
-        if (!id_ok(f->share_id, 0) || id_seen(ids, i, f->share_id) ||
-            (l = field_name_len(f->name)) == 0 ||
-            name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_decrypt_field, name), i) ||
+        if ((l = item_head_len(ids, i, f->share_id, f->name, m->f, sizeof(m->f[0]),
+                               offsetof(sv_decrypt_field, name))) == 0 ||
             f->key2a == NULL || f->enc == NULL || f->ct == NULL ||
             f->ct_len < SV_HPKE_TAG_LEN ||
             f->ct_len > SV_DATUM_MAX + SV_HPKE_TAG_LEN ||
             (f->rotate != 0 && f->rotate != 1) ||
             (f->rotate == 1 && (f->new_pub == NULL || f->new_key2b == NULL)))
             return SV_ERR_INVAL;
-        ids[i] = f->share_id;
         body += 8 + 1 + l + SV_X25519_LEN + SV_HPKE_ENC_LEN + 4 + (size_t)f->ct_len + 1 +
                 (f->rotate ? 2 * SV_X25519_LEN : 0);
     }
@@ -741,20 +775,9 @@ sv_decrypt_req_decode(const uint8_t *body, size_t len, sv_decrypt_req *m)
     for (i = 0; i < m->n; i++) {
         sv_decrypt_field *f = &m->f[i];
 
-        if ((st = rd_id(&r, &f->share_id)) != SV_OK)
-            goto out;
-        if (id_seen(ids, i, f->share_id)) {
-            st = SV_ERR_WIRE_MALFORMED;
-            goto out;
-        }
-        ids[i] = f->share_id;
-        if ((st = rd_field_name(&r, f->name)) != SV_OK)
-            goto out;
-        if (name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_decrypt_field, name), i)) {
-            st = SV_ERR_WIRE_MALFORMED;
-            goto out;
-        }
-        if ((st = rd_bytes(&r, SV_X25519_LEN, &f->key2a)) != SV_OK ||
+        if ((st = rd_item_head(&r, ids, i, &f->share_id, f->name, m->f, sizeof(m->f[0]),
+                               offsetof(sv_decrypt_field, name))) != SV_OK ||
+            (st = rd_bytes(&r, SV_X25519_LEN, &f->key2a)) != SV_OK ||
             (st = rd_bytes(&r, SV_HPKE_ENC_LEN, &f->enc)) != SV_OK ||
             (st = rd_u32(&r, &f->ct_len)) != SV_OK)
             goto out;
@@ -1339,12 +1362,9 @@ sv_confirm_req_encode(sv_buf *out, uint32_t reqid, const sv_confirm_req *m)
     for (i = 0; i < m->n; i++) {
         const sv_confirm_item *f = &m->f[i];
 
-        if (!id_ok(f->share_id, 0) || id_seen(ids, i, f->share_id) ||
-            (l = field_name_len(f->name)) == 0 ||
-            name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_confirm_item, name), i) ||
-            f->pub == NULL)
+        if ((l = item_head_len(ids, i, f->share_id, f->name, m->f, sizeof(m->f[0]),
+                               offsetof(sv_confirm_item, name))) == 0 || f->pub == NULL)
             return SV_ERR_INVAL;
-        ids[i] = f->share_id;
         body += 8 + 1 + l + SV_X25519_LEN;
     }
     if ((st = frame_begin(out, SV_MSG_CONFIRM, reqid, body, &start)) != SV_OK)
@@ -1377,20 +1397,9 @@ sv_confirm_req_decode(const uint8_t *body, size_t len, sv_confirm_req *m)
     for (i = 0; i < m->n; i++) {
         sv_confirm_item *f = &m->f[i];
 
-        if ((st = rd_id(&r, &f->share_id)) != SV_OK)
-            goto out;
-        if (id_seen(ids, i, f->share_id)) {
-            st = SV_ERR_WIRE_MALFORMED;
-            goto out;
-        }
-        ids[i] = f->share_id;
-        if ((st = rd_field_name(&r, f->name)) != SV_OK)
-            goto out;
-        if (name_seen_at(m->f, sizeof(m->f[0]), offsetof(sv_confirm_item, name), i)) {
-            st = SV_ERR_WIRE_MALFORMED;
-            goto out;
-        }
-        if ((st = rd_bytes(&r, SV_X25519_LEN, &f->pub)) != SV_OK)
+        if ((st = rd_item_head(&r, ids, i, &f->share_id, f->name, m->f, sizeof(m->f[0]),
+                               offsetof(sv_confirm_item, name))) != SV_OK ||
+            (st = rd_bytes(&r, SV_X25519_LEN, &f->pub)) != SV_OK)
             goto out;
     }
     st = rd_ext_end(&r);
