@@ -387,27 +387,13 @@ def test_burst_past_the_daemons_handshake_caps_is_stored(sv_factory):
     """New connections from one host past the daemon's handshake caps are
     closed before TLS; the module tries again (nothing was sent yet), so a
     burst of intakes on fresh connections is stored in full, not refused."""
-    import threading
-
     sv = sv_factory(daemon_options=dict(extra={"connections": {
         "max_handshakes": 1, "max_handshakes_per_address": 1}}),
         directives={"SplitVaultIntakeThrottle": "Off"})  # up to 48 from one address
     total = 0
     for _ in range(4):
         sv.daemon.restart()  # every pooled connection is new again
-        start = threading.Barrier(12)
-        statuses = []
-
-        def one():
-            c = sv.client()
-            start.wait()
-            statuses.append(sv.submit(GOOD, client=c).status)
-
-        threads = [threading.Thread(target=one) for _ in range(12)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        statuses = sv.submit_at_once(GOOD, 12)
         total += 12
         assert statuses == [200] * 12, statuses
         assert sv.db.count("records") == total

@@ -6,7 +6,6 @@ the daemon or the database. The client is who mod_remoteip says it is
 import re
 import socket
 import ssl
-import threading
 import time
 import urllib.parse
 
@@ -100,19 +99,7 @@ def test_only_posts_of_the_form_count(sv_factory):
 
 def test_a_burst_gets_no_more_than_the_limit(sv_factory):
     sv = sv_factory(directives={"SplitVaultIntakeThrottle": "5 600"}, threads=16, dbd_max=16)
-    start = threading.Barrier(15)
-    statuses = []
-
-    def one():
-        c = sv.client()
-        start.wait()
-        statuses.append(sv.submit(GOOD, client=c).status)
-
-    threads = [threading.Thread(target=one) for _ in range(15)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    statuses = sv.submit_at_once(GOOD, 15)
     assert sorted(statuses) == [200] * 5 + [429] * 10, statuses
     assert stored(sv) == (5, 15, 15)
     assert len(throttled_lines(sv, "127.0.0.1")) == 1

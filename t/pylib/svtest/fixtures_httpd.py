@@ -661,6 +661,24 @@ class Stack:
         c = client or self.client()
         return c.post(self.path("/"), values)
 
+    def submit_at_once(self, values, n, timeout=60):
+        """n submissions from n new clients, released together; returns
+        their statuses in the order they came back."""
+        start = threading.Barrier(n)
+        statuses = []
+
+        def one():
+            c = self.client()
+            start.wait(timeout)
+            statuses.append(self.submit(values, client=c).status)
+
+        threads = [threading.Thread(target=one) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+        return statuses
+
     # -- the key location and decryption -----------------------------------
     def keys_path(self):
         return self.httpd.base + "-keys"
