@@ -51,12 +51,14 @@
 
 /* Look-ups of 2..32 shares (with the lock-down state) are one UNION ALL of
  * point look-ups each, built at open for these sizes; unused branches
- * repeat the first id. */
+ * repeat the first id. Each comes twice: ST_GET* with key2b (a decrypt),
+ * ST_PUB* with NULL in its place (CONFIRM: no share leaves the store). */
 static const unsigned getn_size[] = { 2, 3, 4, 8, 16, 32 };
 #define GETN_MAX 32
 
 enum {
-    ST_GETL, ST_GET2, ST_GET3, ST_GET4, ST_GET8, ST_GET16, ST_GET32, ST_LOCK, ST_INSERT, ST_SEQ,
+    ST_GETL, ST_GET2, ST_GET3, ST_GET4, ST_GET8, ST_GET16, ST_GET32,
+    ST_PUBL, ST_PUB2, ST_PUB3, ST_PUB4, ST_PUB8, ST_PUB16, ST_PUB32, ST_LOCK, ST_INSERT, ST_SEQ,
     ST_RECORD_NEW, ST_KEEP_BOUND, ST_SUPERSEDE, ST_KEEP, ST_RETIRE, ST_RETIRE_PENDING, ST_PEEK,
     ST_RLIST,
     ST_RDEL, ST_SETLOCK, ST_UNLOCK, ST_COUNTS, ST_PURGE_SCAN, ST_PURGE, ST_RESTORE_ID, ST_RESTORE_RECORD,
@@ -77,15 +79,22 @@ enum {
  * pending shares made to replace the same share (superseded), and a
  * restored pending share loses its binding (RESTORE_BINDING), so nothing
  * retired once can be retired again through an old pending share. Columns
- * of the share look-ups: id, record, field, key2 public, key2b, state,
- * created, [lock state, since,] retired.
+ * of the share look-ups: id, record, field, key2 public, key2b (NULL in
+ * ST_PUB*), state, created, [lock state, since,] retired.
  */
 #define RESTORE_BINDING "replaces = CASE WHEN state = 2 THEN 0 ELSE replaces END, "
+/* a one-field look-up: its share and the lock-down state in one query */
+#define GETL_SQLITE3(key2b) \
+    "SELECT s.id, s.record_uuid, s.field, s.key2_pub, " key2b ", s.state, s.created, " \
+    "st.locked, st.locked_since, s.retired " \
+    "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1"
+#define GETL_PGSQL(key2b) \
+    "SELECT s.id, s.record_uuid, s.field, encode(s.key2_pub, 'hex'), " key2b ", s.state, " \
+    "s.created, CASE WHEN st.locked THEN 1 ELSE 0 END, st.locked_since, s.retired " \
+    "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1"
 static const char *const sql_sqlite3[ST__N] = {
-    /* a one-field decrypt: its share and the lock-down state in one query */
-    [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, s.key2_pub, s.key2b, s.state, s.created, "
-                "st.locked, st.locked_since, s.retired "
-                "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1",
+    [ST_GETL] = GETL_SQLITE3("s.key2b"),
+    [ST_PUBL] = GETL_SQLITE3("NULL"),
     [ST_LOCK] = "SELECT locked, locked_since FROM sv_state WHERE id = 1",
     [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
                   "created, updated, replaces) VALUES (%lld, %s, %s, %s, %s, %d, %lld, %lld, "
@@ -142,10 +151,8 @@ static const char *const sql_sqlite3[ST__N] = {
 };
 
 static const char *const sql_pgsql[ST__N] = {
-    [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, encode(s.key2_pub, 'hex'), "
-                "encode(s.key2b, 'hex'), s.state, s.created, "
-                "CASE WHEN st.locked THEN 1 ELSE 0 END, st.locked_since, s.retired "
-                "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1",
+    [ST_GETL] = GETL_PGSQL("encode(s.key2b, 'hex')"),
+    [ST_PUBL] = GETL_PGSQL("CAST(NULL AS text)"),
     [ST_LOCK] = "SELECT CASE WHEN locked THEN 1 ELSE 0 END, locked_since FROM sv_state WHERE id = 1",
     [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
                   "created, updated, replaces) VALUES (%lld, CAST(%s AS uuid), %s, "
@@ -775,26 +782,31 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t t = 0; t < SVD_ARRAY_LEN(getn_size); t++) {
+    for (size_t t = 0; t < 2 * SVD_ARRAY_LEN(getn_size); t++) {
         /* the shares first (their column types lead the union), the lock-down
-         * state last: a row with a NULL id */
-        const char *one = conf->driver == SVD_DRIVER_SQLITE3
-            ? "SELECT id, record_uuid, field, key2_pub, key2b, state, created, NULL, NULL, "
-              "retired FROM shares WHERE id = %lld UNION ALL "
-            : "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), encode(key2b, 'hex'), "
-              "state, created, CAST(NULL AS bigint), CAST(NULL AS bigint), retired "
+         * state last: a row with a NULL id; the first half with key2b
+         * (ST_GET2..), the second without (ST_PUB2..) */
+        int sqlite = conf->driver == SVD_DRIVER_SQLITE3, pub = t >= SVD_ARRAY_LEN(getn_size);
+        const char *head = sqlite ? "SELECT id, record_uuid, field, key2_pub, "
+                                  : "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), ";
+        const char *key2b = sqlite ? (pub ? "NULL" : "key2b")
+                                   : (pub ? "CAST(NULL AS text)" : "encode(key2b, 'hex')");
+        const char *tail = sqlite
+            ? ", state, created, NULL, NULL, retired FROM shares WHERE id = %lld UNION ALL "
+            : ", state, created, CAST(NULL AS bigint), CAST(NULL AS bigint), retired "
               "FROM shares WHERE id = %lld UNION ALL ";
-        const char *lock = conf->driver == SVD_DRIVER_SQLITE3
+        const char *lock = sqlite
             ? "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, locked, locked_since, NULL "
               "FROM sv_state WHERE id = 1"
             : "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
               "CASE WHEN locked THEN 1 ELSE 0 END, locked_since, NULL FROM sv_state "
               "WHERE id = 1";
+        size_t k = pub ? t - SVD_ARRAY_LEN(getn_size) : t;
         char *q = apr_pstrdup(s->pool, "");
 
-        for (unsigned k = 0; k < getn_size[t]; k++)
-            q = apr_pstrcat(s->pool, q, one, NULL);
-        s->sql[ST_GET2 + t] = apr_pstrcat(s->pool, q, lock, NULL);
+        for (unsigned i = 0; i < getn_size[k]; i++)
+            q = apr_pstrcat(s->pool, q, head, key2b, tail, NULL);
+        s->sql[(pub ? ST_PUB2 : ST_GET2) + (int)k] = apr_pstrcat(s->pool, q, lock, NULL);
     }
     apr_dbd_init(s->pool);
     rv = apr_dbd_get_driver(s->pool, conf->driver == SVD_DRIVER_SQLITE3 ? "sqlite3" : "pgsql",
@@ -1018,17 +1030,21 @@ wipe_entry(const char *e)
 }
 
 /* Fill *sh from a row's entries e[0..7] (id, record, field, key2 public,
- * key2b, state, created, retired); 0 when well-formed. */
+ * key2b, state, created, retired); without with_key2b, e[4] is not read
+ * and sh->key2b is zeros. 0 when well-formed. */
 static int
-share_from_row(const char *const e[8], struct svd_share *sh)
+share_from_row(const char *const e[8], int with_key2b, struct svd_share *sh)
 {
     uint64_t st = 0;
 
+    if (!with_key2b)
+        memset(sh->key2b, 0, sizeof(sh->key2b));
     if (svd_parse_u64(e[0], &sh->id) == 0 &&
         e[1] != NULL && sv_uuid_parse(e[1], strlen(e[1]), sh->uuid) == SV_OK &&
         e[2] != NULL && strlen(e[2]) <= SV_FIELD_MAX &&
         e[3] != NULL && sv_hex_decode(e[3], strlen(e[3]), sh->pub, SV_X25519_LEN) == SV_OK &&
-        e[4] != NULL && sv_hex_decode(e[4], strlen(e[4]), sh->key2b, SV_X25519_LEN) == SV_OK &&
+        (!with_key2b || (e[4] != NULL &&
+                         sv_hex_decode(e[4], strlen(e[4]), sh->key2b, SV_X25519_LEN) == SV_OK)) &&
         svd_parse_u64(e[5], &st) == 0 && svd_parse_u64(e[6], &sh->created) == 0 &&
         svd_parse_u64(e[7], &sh->retired) == 0) {
         snprintf(sh->field, sizeof(sh->field), "%s", e[2]);
@@ -1040,13 +1056,14 @@ share_from_row(const char *const e[8], struct svd_share *sh)
 }
 
 /*
- * The shares of one decrypt and the durable lock state: one statement (one
+ * The shares of one request and the durable lock state: one statement (one
  * read transaction) for up to GETN_MAX ids, rows matched back to the request
- * by id (a repeated id gets the same row).
+ * by id (a repeated id gets the same row). key2b is selected only
+ * with_key2b; otherwise the statements select NULL in its place.
  */
-int
-svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_share *out,
-              int *found, int *locked, uint64_t *locked_since)
+static int
+store_get(struct svd_store *s, const uint64_t *ids, unsigned n, int with_key2b,
+          struct svd_share *out, int *found, int *locked, uint64_t *locked_since)
 {
     struct dbh *d;
     apr_pool_t *p = NULL;
@@ -1063,7 +1080,7 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
     apr_pool_create(&p, d->pool);
     for (unsigned base = 0; base < n; base += GETN_MAX) {
         unsigned k = n - base < GETN_MAX ? n - base : GETN_MAX, nargs = 1, t;
-        int stn = ST_GETL;
+        int stl = with_key2b ? ST_GETL : ST_PUBL, stn = stl;
         char idbuf[GETN_MAX][24];
         const char *args[GETN_MAX];
         apr_dbd_results_t *res;
@@ -1072,7 +1089,7 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
         if (k > 1) {
             for (t = 0; getn_size[t] < k; t++)
                 ;
-            stn = ST_GET2 + (int)t;
+            stn = (with_key2b ? ST_GET2 : ST_PUB2) + (int)t;
             nargs = getn_size[t];
         }
         for (unsigned a = 0; a < nargs; a++) {
@@ -1092,15 +1109,16 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
             e[7] = apr_dbd_get_entry(s->driver, row, 9);
             if (e[0] != NULL && e[0][0] == '\0')
                 e[0] = NULL; /* pgsql's driver gives NULL as "" */
-            if (stn == ST_GETL || e[0] == NULL) {
-                /* ST_GETL: every row; the unions: the row without a share */
+            if (stn == stl || e[0] == NULL) {
+                /* ST_GETL, ST_PUBL: every row; the unions: the row without
+                 * a share */
                 *locked = l == NULL || strcmp(l, "0") != 0; /* anything but 0: locked */
                 if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 8), locked_since) != 0)
                     *locked_since = 0;
                 seen_lock = 1;
             }
             if (e[0] == NULL)
-                continue; /* the lock-state row, or no such share (ST_GETL's LEFT JOIN) */
+                continue; /* the lock-state row, or no such share (the LEFT JOIN) */
             if (svd_parse_u64(e[0], &rid) != 0) {
                 svd_err("store: a share row has a malformed id");
                 wipe_entry(e[4]);
@@ -1112,7 +1130,7 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
                 if (first >= 0) {
                     out[i] = out[first];
                     found[i] = 1;
-                } else if (share_from_row(e, &out[i]) == 0) {
+                } else if (share_from_row(e, with_key2b, &out[i]) == 0) {
                     found[i] = 1;
                     first = (int)i;
                 } else {
@@ -1133,6 +1151,23 @@ out:
         apr_pool_destroy(p);
     reader_put(s, d, r != 0);
     return r;
+}
+
+int
+svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_share *out,
+              int *found, int *locked, uint64_t *locked_since)
+{
+    return store_get(s, ids, n, 1, out, found, locked, locked_since);
+}
+
+int
+svd_store_get_public(struct svd_store *s, const uint64_t *ids, unsigned n,
+                     struct svd_share *out, int *found)
+{
+    int locked = 0;
+    uint64_t since = 0;
+
+    return store_get(s, ids, n, 0, out, found, &locked, &since);
 }
 
 int

@@ -96,6 +96,11 @@ void svd_store_close(struct svd_store *s);
 int svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_share *out,
                   int *found, int *locked, uint64_t *locked_since);
 
+/* The same without key2b: the store does not select it (out[i].key2b is
+ * zeros), so the shares need no secret memory. For CONFIRM. */
+int svd_store_get_public(struct svd_store *s, const uint64_t *ids, unsigned n,
+                         struct svd_share *out, int *found);
+
 int svd_store_lock_state(struct svd_store *s, int *locked, uint64_t *since);
 
 /* Share counts, retired ones apart (cached for a few seconds: a count scans
