@@ -1245,53 +1245,68 @@ out:
     return r;
 }
 
-int
-svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, unsigned limit,
-                     sv_recon_entry *out, unsigned *n, int *more)
+/* Columns 0..4 of a listed share (id, record, field, state, created) into
+ * the entry's own members; 0 when well-formed. */
+static int
+listed_from_row(struct svd_store *s, apr_dbd_row_t *row, uint64_t *id,
+                uint8_t uuid[SV_UUID_LEN], char field[SV_FIELD_MAX + 1], uint64_t *state,
+                uint64_t *created)
+{
+    const char *u = apr_dbd_get_entry(s->driver, row, 1);
+    const char *f = apr_dbd_get_entry(s->driver, row, 2);
+
+    if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), id) != 0 || u == NULL ||
+        sv_uuid_parse(u, strlen(u), uuid) != SV_OK || f == NULL || strlen(f) > SV_FIELD_MAX ||
+        svd_parse_u64(apr_dbd_get_entry(s->driver, row, 3), state) != 0 ||
+        svd_parse_u64(apr_dbd_get_entry(s->driver, row, 4), created) != 0)
+        return -1;
+    snprintf(field, SV_FIELD_MAX + 1, "%s", f);
+    return 0;
+}
+
+/* Fill entry i of out from a row; 0 when well-formed. */
+typedef int list_fill_fn(struct svd_store *s, apr_dbd_row_t *row, void *out, unsigned i);
+
+/*
+ * A page of a listing: statement stn with args, and LIMIT limit + 1 as its
+ * last parameter (added here), so that a row past the page says *more.
+ * Malformed rows are logged (what: the listing) and skipped.
+ */
+static int
+store_list(struct svd_store *s, int stn, const char *const *args, int nargs, unsigned limit,
+           list_fill_fn *fill, void *out, unsigned *n, int *more, const char *what)
 {
     struct dbh *d;
     apr_pool_t *p = NULL;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row = NULL;
-    char a1[24], a2[24], a3[16];
-    const char *args[3] = { a1, a2, a3 };
+    const char *a[8];
+    char lim[16];
     int r = -1;
 
-    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    SVD_ASSERT(nargs >= 0 && (size_t)nargs < SVD_ARRAY_LEN(a));
     *n = 0;
     *more = 0;
-    snprintf(a1, sizeof(a1), "%" PRIu64, after);
-    snprintf(a2, sizeof(a2), "%" PRIu64, older_than);
-    snprintf(a3, sizeof(a3), "%u", limit + 1);
+    for (int i = 0; i < nargs; i++)
+        a[i] = args[i];
+    snprintf(lim, sizeof(lim), "%u", limit + 1);
+    a[nargs] = lim;
     if ((d = reader_get(s)) == NULL)
         return -1;
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
-    if (q_select(s, d, p, ST_RLIST, &res, 3, args) != 0)
+    if (q_select(s, d, p, stn, &res, nargs + 1, a) != 0)
         goto out;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
-        sv_recon_entry *e = &out[*n];
-        const char *id = apr_dbd_get_entry(s->driver, row, 0);
-        const char *u = apr_dbd_get_entry(s->driver, row, 1);
-        const char *f = apr_dbd_get_entry(s->driver, row, 2);
-        uint64_t st = 0;
-
         if (*n >= limit) {
             *more = 1;
             continue;
         }
-        memset(e, 0, sizeof(*e));
-        if (svd_parse_u64(id, &e->id) != 0 || u == NULL ||
-            sv_uuid_parse(u, strlen(u), e->uuid) != SV_OK || f == NULL ||
-            strlen(f) > SV_FIELD_MAX ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0) {
-            svd_err("store: malformed share row while listing");
+        if (fill(s, row, out, *n) != 0) {
+            svd_err("store: malformed share row while listing %s", what);
             continue;
         }
-        snprintf(e->name, sizeof(e->name), "%s", f);
-        e->state = (uint8_t)st;
         (*n)++;
     }
     r = 0;
@@ -1300,6 +1315,32 @@ out:
         apr_pool_destroy(p);
     reader_put(s, d, r != 0);
     return r;
+}
+
+static int
+recon_fill(struct svd_store *s, apr_dbd_row_t *row, void *out, unsigned i)
+{
+    sv_recon_entry *e = &((sv_recon_entry *)out)[i];
+    uint64_t st = 0;
+
+    memset(e, 0, sizeof(*e));
+    if (listed_from_row(s, row, &e->id, e->uuid, e->name, &st, &e->created) != 0)
+        return -1;
+    e->state = (uint8_t)st;
+    return 0;
+}
+
+int
+svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, unsigned limit,
+                     sv_recon_entry *out, unsigned *n, int *more)
+{
+    char a1[24], a2[24];
+    const char *args[2] = { a1, a2 };
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    snprintf(a1, sizeof(a1), "%" PRIu64, after);
+    snprintf(a2, sizeof(a2), "%" PRIu64, older_than);
+    return store_list(s, ST_RLIST, args, 2, limit, recon_fill, out, n, more, "shares");
 }
 
 int
@@ -1344,68 +1385,39 @@ out:
     return r;
 }
 
+static int
+retired_fill(struct svd_store *s, apr_dbd_row_t *row, void *out, unsigned i)
+{
+    struct svd_retired *e = &((struct svd_retired *)out)[i];
+    const char *why = apr_dbd_get_entry(s->driver, row, 6);
+    uint64_t st = 0;
+
+    memset(e, 0, sizeof(*e));
+    if (listed_from_row(s, row, &e->id, e->uuid, e->field, &st, &e->created) != 0 ||
+        svd_parse_u64(apr_dbd_get_entry(s->driver, row, 5), &e->retired) != 0)
+        return -1;
+    snprintf(e->why, sizeof(e->why), "%s", why != NULL ? why : "");
+    e->state = (int)st;
+    return 0;
+}
+
 int
 svd_store_retired_list(struct svd_store *s, uint64_t after, uint64_t since,
                        const uint8_t *uuid, unsigned limit, struct svd_retired *out,
                        unsigned *n, int *more)
 {
-    struct dbh *d;
-    apr_pool_t *p = NULL;
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row = NULL;
-    char a0[24], a1[24], u[SV_UUID_STR_LEN + 1], a3[16];
-    const char *args[5] = { a0, a1, u, u, a3 };
-    int r = -1;
+    char a0[24], a1[24], u[SV_UUID_STR_LEN + 1];
+    const char *args[4] = { a0, a1, u, u };
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
-    *n = 0;
-    *more = 0;
     snprintf(a0, sizeof(a0), "%" PRIu64, after);
     snprintf(a1, sizeof(a1), "%" PRIu64, since);
     if (uuid != NULL)
         sv_uuid_format(uuid, u);
     else
         u[0] = '\0';
-    snprintf(a3, sizeof(a3), "%u", limit + 1);
-    if ((d = reader_get(s)) == NULL)
-        return -1;
-    if (d->h == NULL)
-        goto out;
-    apr_pool_create(&p, d->pool);
-    if (q_select(s, d, p, ST_RETIRED_LIST, &res, 5, args) != 0)
-        goto out;
-    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
-        struct svd_retired *e = &out[*n];
-        const char *ru = apr_dbd_get_entry(s->driver, row, 1);
-        const char *f = apr_dbd_get_entry(s->driver, row, 2);
-        const char *why = apr_dbd_get_entry(s->driver, row, 6);
-        uint64_t st = 0;
-
-        if (*n >= limit) {
-            *more = 1;
-            continue;
-        }
-        memset(e, 0, sizeof(*e));
-        if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), &e->id) != 0 || ru == NULL ||
-            sv_uuid_parse(ru, strlen(ru), e->uuid) != SV_OK || f == NULL ||
-            strlen(f) > SV_FIELD_MAX ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0 ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 5), &e->retired) != 0) {
-            svd_err("store: malformed share row while listing retired shares");
-            continue;
-        }
-        snprintf(e->field, sizeof(e->field), "%s", f);
-        snprintf(e->why, sizeof(e->why), "%s", why != NULL ? why : "");
-        e->state = (int)st;
-        (*n)++;
-    }
-    r = 0;
-out:
-    if (p != NULL)
-        apr_pool_destroy(p);
-    reader_put(s, d, r != 0);
-    return r;
+    return store_list(s, ST_RETIRED_LIST, args, 4, limit, retired_fill, out, n, more,
+                      "retired shares");
 }
 
 /* ---- writer --------------------------------------------------------------- */
