@@ -239,6 +239,8 @@ struct wop {
     struct svd_done done;       /* the owner waits for the writer's post */
     int res;                    /* the writer's result */
     int removed;                /* it deleted rows (set by exec_op) */
+    int exists;                 /* W_PUT of STORE: the record had shares already,
+                                 * nothing written, the op fails (set by exec_op) */
     /* W_PUT */
     const uint8_t *uuid;
     unsigned n;
@@ -248,8 +250,6 @@ struct wop {
     int state;
     const uint64_t *replaces;   /* pending shares of a rotation; NULL for STORE */
     uint64_t *ids;
-    int exists;                 /* STORE: the record had shares already */
-    int declined;               /* refused, nothing written (exec_op returned 1) */
     /* W_RELEASE */
     const sv_release_item *items;
     enum svd_release_mode mode;
@@ -1463,7 +1463,9 @@ release_why(enum svd_release_mode mode, int rotation)
     return mode == SVD_RELEASE_DISCARD ? "discard" : rotation ? "release" : "undo";
 }
 
-/* Run one operation inside the current transaction. */
+/* Run one operation inside the current transaction: 0, or -1 when the
+ * transaction must fail. A STORE of an existing record writes nothing and
+ * sets op->exists (0: the other operations of the group go on). */
 static int
 exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
 {
@@ -1489,7 +1491,7 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
                 return -1;
             if (nrows != 1) {
                 op->exists = 1;
-                return 1; /* declined, nothing written: the group goes on */
+                return 0; /* nothing written: the group goes on */
             }
         }
         if (s->conf->driver == SVD_DRIVER_PGSQL) {
@@ -1659,10 +1661,8 @@ run_tx(struct svd_store *s, struct wop *first, struct wop *stop)
     if (s->conf->driver == SVD_DRIVER_SQLITE3 && sqlite_last_id(s, p, &next_id) != 0)
         goto rollback;
     for (struct wop *op = first; op != stop; op = op->next) {
-        int e = exec_op(s, p, op, &next_id);
-        if (e < 0)
+        if (exec_op(s, p, op, &next_id) != 0)
             goto rollback;
-        op->declined = e > 0; /* refused, nothing written: the others go on */
     }
     if (raw(s, &s->writer, "COMMIT") != 0)
         goto rollback;
@@ -1773,10 +1773,10 @@ writer_main(void *arg)
         if (s->writer.h == NULL)
             (void)dbh_check(s, &s->writer);
         for (op = batch; op != stop; op = op->next)
-            op->removed = op->declined = 0;
+            op->removed = 0;
         if (s->writer.h != NULL && run_tx(s, batch, stop) == 0) {
             for (op = batch; op != stop; op = op->next) {
-                op->res = op->declined ? -1 : 0;
+                op->res = op->exists ? -1 : 0;
                 if (op->removed && s->conf->driver == SVD_DRIVER_SQLITE3)
                     s->ckpt_due = 1;
             }
@@ -1793,8 +1793,7 @@ writer_main(void *arg)
                     (void)dbh_check(s, &s->writer);
                 op->next = NULL;
                 op->removed = 0;
-                op->declined = 0;
-                ok = s->writer.h != NULL && run_tx(s, op, NULL) == 0 && !op->declined;
+                ok = s->writer.h != NULL && run_tx(s, op, NULL) == 0 && !op->exists;
                 op->next = nx;
                 op->res = ok ? 0 : -1;
                 if (ok && op->removed && s->conf->driver == SVD_DRIVER_SQLITE3)
