@@ -1519,7 +1519,9 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
          * the pending share that replaces exactly drop, then retire drop)
          * or undoes one (retire a pending drop); reconcile activates a
          * pending keep; a discard retires the pending shares of a refused
-         * decrypt. Whatever an item may not do is counted as refused.
+         * decrypt. Which items a mode may hold is decided before (h_release,
+         * discard_pending) and asserted by svd_store_release; what an item
+         * asks and the store's state does not allow is counted as refused.
          */
         unsigned retired = 0, kept = 0, refused = 0;
         /* a front end acts only on pending shares of the rotation window
@@ -1534,34 +1536,31 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
             const sv_release_item *it = &op->items[i];
             int activated = 0;
             if (it->keep_id != 0) {
+                /* reconcile: keep alone; a front end: keep and drop */
                 const char *args[7] = { a1, a0, u, it->name, a2, young, a2 };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->keep_id);
                 snprintf(a2, sizeof(a2), "%" PRIu64, it->drop_id);
-                if (op->mode == SVD_RELEASE_RECONCILE && it->drop_id == 0) {
+                if (op->mode == SVD_RELEASE_RECONCILE) {
                     if (q_exec(s, &s->writer, p, ST_KEEP, &nrows, 4, args) != 0)
                         return -1;
-                } else if (op->mode == SVD_RELEASE_FRONTEND && it->drop_id != 0) {
+                } else {
                     if (q_exec(s, &s->writer, p, ST_KEEP_BOUND, &nrows, 7, args) != 0)
                         return -1;
                     if (nrows == 1) {
                         /* the rotation is done: any other pending share made
                          * to replace the same share is of no use any more */
                         const char *sa[5] = { a1, a1, a2, u, it->name };
-                        unsigned sn = 0;
                         if (q_exec(s, &s->writer, p, ST_SUPERSEDE, &nrows, 5, sa) != 0)
                             return -1;
-                        sn = (unsigned)nrows;
-                        retired += sn;
+                        retired += (unsigned)nrows;
                         nrows = 1;
                     }
-                } else {
-                    nrows = 0;
-                    refused++;
                 }
                 kept += (unsigned)nrows;
                 activated = nrows == 1;
             }
-            if (it->drop_id != 0 && op->mode != SVD_RELEASE_RECONCILE) {
+            if (it->drop_id != 0) {
+                /* a front end or a discard (reconcile items have none) */
                 const char *why = release_why(op->mode, activated);
                 const char *args[7] = { a1, why, a1, a0, u, it->name, young };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->drop_id);
@@ -1577,8 +1576,6 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
                     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
                         refused++; /* it exists, is not retired, and is active */
                 }
-            } else if (it->drop_id != 0) {
-                refused++;
             }
         }
         *op->retired = retired;
@@ -1947,6 +1944,16 @@ svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
     struct wop op;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    /* the shapes each mode allows are the caller's rules (h_release,
+     * discard_pending); exec_op relies on them */
+    for (unsigned i = 0; i < n; i++) {
+        if (mode == SVD_RELEASE_RECONCILE)
+            AZ(items[i].drop_id);
+        else
+            AN(items[i].drop_id);
+        if (mode == SVD_RELEASE_DISCARD)
+            AZ(items[i].keep_id);
+    }
     memset(&op, 0, sizeof(op));
     op.kind = W_RELEASE;
     op.uuid = uuid;

@@ -143,8 +143,11 @@ int svd_store_put_rotated(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], 
 
 /* RELEASE items of one record as mode allows (enum svd_release_mode); each
  * action only when the share's id, record and field match and it is not
- * retired. *retired and *kept count what was done, *refused what an item
- * asked and may not do (an active share it does not replace by rotation). */
+ * retired. The items must have the mode's shape (asserted): a front end's
+ * each name a drop_id, reconcile's none, a discard's a drop_id alone; the
+ * caller refuses other requests. *retired and *kept count what was done,
+ * *refused what an item asked and may not do (an active share it does not
+ * replace by rotation). */
 int svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
                       const sv_release_item *items, unsigned n, enum svd_release_mode mode,
                       unsigned *retired, unsigned *kept, unsigned *refused);
