@@ -125,7 +125,7 @@ static const char *const sql_sqlite3[ST__N] = {
                 "WHERE id = %lld AND record_uuid = %s AND field = %s AND created < %lld "
                 "AND retired = 0 AND "
                 "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked <> 0)",
-    [ST_SETLOCK] = "UPDATE sv_state SET locked = %d, locked_since = %lld, reason = %s, "
+    [ST_SETLOCK] = "UPDATE sv_state SET locked = 1, locked_since = %lld, reason = %s, "
                    "updated = %lld WHERE id = 1",
     /* only the lock-down the operator looked at: not a newer one another
      * daemon recorded meanwhile */
@@ -183,7 +183,7 @@ static const char *const sql_pgsql[ST__N] = {
                 "WHERE id = %lld AND record_uuid = CAST(%s AS uuid) AND field = %s "
                 "AND created < %lld AND retired = 0 AND "
                 "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked)",
-    [ST_SETLOCK] = "UPDATE sv_state SET locked = (%d <> 0), locked_since = %lld, reason = %s, "
+    [ST_SETLOCK] = "UPDATE sv_state SET locked = true, locked_since = %lld, reason = %s, "
                    "updated = %lld WHERE id = 1",
     [ST_UNLOCK] = "UPDATE sv_state SET locked = false, locked_since = 0, reason = '', "
                   "updated = %lld WHERE id = 1 AND (NOT locked OR locked_since = %lld)",
@@ -231,7 +231,7 @@ dbh_forget(struct dbh *d)
     memset(d->st, 0, sizeof(d->st));
 }
 
-enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK, W_PURGE, W_RESTORE };
+enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK, W_UNLOCK, W_PURGE, W_RESTORE };
 
 struct wop {
     struct wop *next;
@@ -257,15 +257,14 @@ struct wop {
     /* W_RDEL */
     const sv_recon_ref *refs;
     uint64_t older;
-    /* W_LOCK */
-    int locked;
+    /* W_LOCK: since, reason; W_UNLOCK: the lock-down it lifts (since) */
     uint64_t since;
     const char *reason;
     /* W_PURGE: retired before older, ids first..last; W_RESTORE */
     uint64_t first, last;
     enum svd_restore_by by;
     uint64_t value;             /* W_RESTORE: the id or the time */
-    unsigned *count;            /* W_RDEL, W_PURGE, W_RESTORE */
+    unsigned *count;            /* W_RDEL, W_UNLOCK, W_PURGE, W_RESTORE */
 };
 
 struct svd_store {
@@ -1598,21 +1597,19 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
         return 0;
     }
     case W_LOCK: {
-        char l[4];
-        if (!op->locked) {
-            const char *ua[2] = { a1, a0 };
-            snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
-            if (q_exec(s, &s->writer, p, ST_UNLOCK, &nrows, 2, ua) != 0)
-                return -1;
-            *op->count = (unsigned)nrows;
-            return 0;
-        }
-        const char *args[4] = { l, a0, op->reason, a1 };
-        snprintf(l, sizeof(l), "%d", op->locked ? 1 : 0);
+        const char *args[3] = { a0, op->reason, a1 };
         snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
-        if (q_exec(s, &s->writer, p, ST_SETLOCK, &nrows, 4, args) != 0)
+        if (q_exec(s, &s->writer, p, ST_SETLOCK, &nrows, 3, args) != 0)
             return -1;
         return nrows == 1 ? 0 : -1;
+    }
+    case W_UNLOCK: {
+        const char *args[2] = { a1, a0 };
+        snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
+        if (q_exec(s, &s->writer, p, ST_UNLOCK, &nrows, 2, args) != 0)
+            return -1;
+        *op->count = (unsigned)nrows;
+        return 0;
     }
     case W_PURGE: {
         const char *args[3] = { a0, a2, a3 };
@@ -2022,7 +2019,6 @@ svd_store_set_lock(struct svd_store *s, uint64_t since, const char *reason)
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
     op.kind = W_LOCK;
-    op.locked = 1;
     op.since = since;
     op.reason = reason != NULL ? reason : "";
     return submit(s, &op);
@@ -2036,10 +2032,8 @@ svd_store_unlock(struct svd_store *s, uint64_t expect_since)
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
-    op.kind = W_LOCK;
-    op.locked = 0;
+    op.kind = W_UNLOCK;
     op.since = expect_since;
-    op.reason = "";
     op.count = &n;
     if (submit(s, &op) != 0)
         return -1;
