@@ -714,6 +714,27 @@ rollback:
     return r;
 }
 
+/*
+ * An existing store's schema version made this splitvaultd's: a version 1
+ * store is upgraded (upgrade_schema), any other version but this one is
+ * refused (a newer one needs a newer splitvaultd; an unknown one, a
+ * migration by hand).
+ */
+static int
+schema_current(struct svd_store *s, struct dbh *d, long version, char *err, size_t errlen)
+{
+    if (version >= 1 && version < SVD_SCHEMA_VERSION &&
+        upgrade_schema(s, d, &version, err, errlen) != 0)
+        return -1;
+    if (version != SVD_SCHEMA_VERSION) {
+        snprintf(err, errlen, "store: schema version %ld, this splitvaultd needs %d%s", version,
+                 SVD_SCHEMA_VERSION, version > SVD_SCHEMA_VERSION ? " (upgrade splitvaultd)"
+                 : " (migrate the store)");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size_t errlen)
 {
@@ -837,15 +858,7 @@ svd_store_init_schema(const struct svd_conf *conf, char *err, size_t errlen)
         goto out;
     }
     if (have) {
-        if (version < SVD_SCHEMA_VERSION &&
-            upgrade_schema(s, &s->writer, &version, err, errlen) != 0)
-            goto out;
-        if (version != SVD_SCHEMA_VERSION) {
-            snprintf(err, errlen, "store has schema version %ld; this splitvaultd uses %d",
-                     version, SVD_SCHEMA_VERSION);
-            goto out;
-        }
-        r = 0;
+        r = schema_current(s, &s->writer, version, err, errlen);
         goto out;
     }
     if (run_script(s, &s->writer, conf->driver == SVD_DRIVER_SQLITE3 ? svd_schema_sqlite3
@@ -874,24 +887,17 @@ svd_store_open(const struct svd_conf *conf, struct svd_store **out, char *err, s
         snprintf(err, errlen, "store: cannot read the schema version");
         goto out;
     }
-    if (!have && conf->driver == SVD_DRIVER_SQLITE3) {
+    if (have) {
+        if (schema_current(s, &s->writer, version, err, errlen) != 0)
+            goto out;
+    } else if (conf->driver == SVD_DRIVER_SQLITE3) {
         if (run_script(s, &s->writer, svd_schema_sqlite3, err, errlen) != 0)
             goto out;
         svd_info("store: new sqlite3 store %s (schema version %d)", conf->store_path,
                  SVD_SCHEMA_VERSION);
-        version = SVD_SCHEMA_VERSION;
-    } else if (!have) {
+    } else {
         snprintf(err, errlen, "store: the pgsql database has no splitvaultd schema; apply "
                  "sql/daemon/pgsql.sql or run splitvaultd --init-store");
-        goto out;
-    }
-    if (have && version > 0 && version < SVD_SCHEMA_VERSION &&
-        upgrade_schema(s, &s->writer, &version, err, errlen) != 0)
-        goto out;
-    if (version != SVD_SCHEMA_VERSION) {
-        snprintf(err, errlen, "store: schema version %ld, this splitvaultd needs %d%s", version,
-                 SVD_SCHEMA_VERSION, version > SVD_SCHEMA_VERSION ? " (upgrade splitvaultd)"
-                 : " (migrate the store)");
         goto out;
     }
     if (dbh_prepare(s, &s->writer, err, errlen) != 0)
