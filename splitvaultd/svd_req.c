@@ -286,9 +286,9 @@ h_store(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
     if (svd_store_put_new(app->store, m->uuid, m->n, names, pubs, k2b, resp.share_id,
                           &exists) != 0) {
         if (exists) {
-            /* a share of an existing record and field: STORE makes new
-             * records only (a planted share could otherwise stand in for a
-             * record's own) */
+            /* a record that ever had shares, whatever the fields named:
+             * STORE makes new records only (a planted share could otherwise
+             * stand in for a record's own) */
             char extra[SV_UUID_STR_LEN + 16];
             snprintf(extra, sizeof(extra), " record=%s", u);
             if (svd_refusal(app->refusals, "store-exists", peer->ip, extra))

@@ -83,6 +83,15 @@ enum {
  * ST_PUB*), state, created, [lock state, since,] retired.
  */
 #define RESTORE_BINDING "replaces = CASE WHEN state = 2 THEN 0 ELSE replaces END, "
+/* ST_COUNTS counts shares in use by state, and retired ones, whatever their
+ * state, apart: under COUNT_RETIRED, which is no SV_SHARE_* state */
+#define COUNT_RETIRED 3
+#define SQL_NUM_(n) #n
+#define SQL_NUM(n) SQL_NUM_(n)
+_Static_assert(COUNT_RETIRED != SV_SHARE_ACTIVE && COUNT_RETIRED != SV_SHARE_PENDING,
+               "COUNT_RETIRED must not be a share state");
+#define COUNTS_SQL "SELECT CASE WHEN retired = 0 THEN state ELSE " SQL_NUM(COUNT_RETIRED) \
+                   " END, COUNT(*) FROM shares GROUP BY 1"
 /* a one-field look-up: its share and the lock-down state in one query */
 #define GETL_SQLITE3(key2b) \
     "SELECT s.id, s.record_uuid, s.field, s.key2_pub, " key2b ", s.state, s.created, " \
@@ -131,8 +140,7 @@ static const char *const sql_sqlite3[ST__N] = {
      * daemon recorded meanwhile */
     [ST_UNLOCK] = "UPDATE sv_state SET locked = 0, locked_since = 0, reason = '', "
                   "updated = %lld WHERE id = 1 AND (locked = 0 OR locked_since = %lld)",
-    [ST_COUNTS] = "SELECT CASE WHEN retired = 0 THEN state ELSE 3 END, COUNT(*) FROM shares "
-                  "GROUP BY 1",
+    [ST_COUNTS] = COUNTS_SQL,
     [ST_PURGE_SCAN] = "SELECT id FROM shares WHERE retired <> 0 AND retired < %lld "
                       "ORDER BY id LIMIT CAST(%d AS INTEGER)",
     [ST_PURGE] = "DELETE FROM shares WHERE retired <> 0 AND retired < %lld AND "
@@ -187,8 +195,7 @@ static const char *const sql_pgsql[ST__N] = {
                    "updated = %lld WHERE id = 1",
     [ST_UNLOCK] = "UPDATE sv_state SET locked = false, locked_since = 0, reason = '', "
                   "updated = %lld WHERE id = 1 AND (NOT locked OR locked_since = %lld)",
-    [ST_COUNTS] = "SELECT CASE WHEN retired = 0 THEN state ELSE 3 END, COUNT(*) FROM shares "
-                  "GROUP BY 1",
+    [ST_COUNTS] = COUNTS_SQL,
     [ST_PURGE_SCAN] = "SELECT id FROM shares WHERE retired <> 0 AND retired < %lld "
                       "ORDER BY id LIMIT %d",
     [ST_PURGE] = "DELETE FROM shares WHERE retired <> 0 AND retired < %lld AND "
@@ -1232,8 +1239,8 @@ svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending, uint6
             a = c;
         else if (st == SV_SHARE_PENDING)
             pe = c;
-        else if (st == 3)
-            re = c; /* ST_COUNTS' bucket of retired shares */
+        else if (st == COUNT_RETIRED)
+            re = c;
     }
     AZ(pthread_mutex_lock(&s->cmu));
     s->c_active = *active = a;

@@ -51,7 +51,7 @@ struct svd_retired {
     char field[SV_FIELD_MAX + 1];
     int state;            /* what it was when retired (and is again if restored) */
     uint64_t created, retired;
-    char why[16];         /* release, undo, reconcile, discard */
+    char why[16];         /* release, undo, superseded, discard, reconcile */
 };
 
 /* Who releases, and so what each RELEASE item may do. */
@@ -128,8 +128,9 @@ int svd_store_retired_list(struct svd_store *s, uint64_t after, uint64_t since,
 /* Writes (group-committed; block until durable or failed). */
 
 /* STORE: insert n active shares of a new record; ids[] gets the new ids.
- * Refused (-1 with *exists set, nothing written) when any of its (record,
- * field) pairs ever had shares. */
+ * Refused (-1 with *exists set, nothing written) when the record ever had
+ * shares, whatever their fields (share_records keeps every record stored,
+ * after its shares are purged too). */
 int svd_store_put_new(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
                       const char *const *names, const uint8_t *const *pubs,
                       const uint8_t *const *key2bs, uint64_t *ids, int *exists);
