@@ -505,32 +505,35 @@ out:
     return res;
 }
 
-int
-svd_limiter_lockdown(struct svd_limiter *l, uint64_t since)
+/* Locked down from now on, dropping every waiter; since is the time of the
+ * lock-down, kept when one is in force unless replace. 1 when it was not
+ * locked before. */
+static int
+lock_down(struct svd_limiter *l, uint64_t since, int replace)
 {
     int was;
 
     CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
     AZ(pthread_mutex_lock(&l->mu));
     was = l->locked;
-    if (!was) {
-        l->locked = 1;
+    if (!was || replace)
         l->locked_since = since;
-    }
+    l->locked = 1;
     drop_all(l);
     AZ(pthread_mutex_unlock(&l->mu));
     return !was;
 }
 
+int
+svd_limiter_lockdown(struct svd_limiter *l, uint64_t since)
+{
+    return lock_down(l, since, 0);
+}
+
 void
 svd_limiter_relock(struct svd_limiter *l, uint64_t since)
 {
-    CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
-    AZ(pthread_mutex_lock(&l->mu));
-    l->locked = 1;
-    l->locked_since = since;
-    drop_all(l);
-    AZ(pthread_mutex_unlock(&l->mu));
+    (void)lock_down(l, since, 1);
 }
 
 int

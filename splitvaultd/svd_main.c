@@ -121,6 +121,43 @@ check_system(const struct svd_conf *conf, uid_t uid, gid_t gid, gid_t *admin_gid
     return 0;
 }
 
+/*
+ * What a configuration allows that it may not mean: said by -t (on standard
+ * output) and logged at every start, never refused.
+ */
+static void
+conf_caveats(const struct svd_conf *conf, int to_stdout)
+{
+    char say[2][400];
+    unsigned n = 0;
+
+    if (conf->retention_s == 0)
+        snprintf(say[n++], sizeof(say[0]), "retention.period is 0: retired shares are purged "
+                 "at once, and nothing taken out of use can be restored (no undo)");
+    /* an actor with a decrypt in its window keeps its slot for a day:
+     * invented names could fill the table before the global budget trips */
+    if (conf->budget_actor != 0 &&
+        (conf->budget_global == 0 || conf->budget_global > conf->max_actors)) {
+        char what[96];
+        if (conf->budget_global == 0)
+            snprintf(what, sizeof(what), "is 0 (none)");
+        else
+            snprintf(what, sizeof(what), "(%u) is above decrypt.max_actors (%u)",
+                     conf->budget_global, conf->max_actors);
+        snprintf(say[n++], sizeof(say[0]), "decrypt.daily_budget.global %s while "
+                 "decrypt.daily_budget.actor is on: an actor that decrypts keeps its place "
+                 "among decrypt.max_actors for 24 hours, so a front end that invents actor "
+                 "names can fill them and leave new staff names RATE_LIMITED for up to a day; "
+                 "keep the global budget at most max_actors", what);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (to_stdout)
+            printf("splitvaultd: warning: %s\n", say[i]);
+        else
+            svd_warn("%s", say[i]);
+    }
+}
+
 /* -t: everything that can be checked without binding or connecting. */
 static int
 check_config(const char *file)
@@ -145,9 +182,7 @@ check_config(const char *file)
         fprintf(stderr, "splitvaultd: %s: %s\n", file, err);
         goto out;
     }
-    if (conf->retention_s == 0)
-        printf("splitvaultd: warning: retention.period is 0: retired shares are purged at "
-               "once, and nothing taken out of use can be restored (no undo)\n");
+    conf_caveats(conf, 1);
     printf("splitvaultd: configuration %s OK\n", file);
     r = 0;
 out:
@@ -289,9 +324,7 @@ run(const char *file, int debug)
         snprintf(err, sizeof(err), "cannot start the control and housekeeping threads");
         goto fatal;
     }
-    if (conf->retention_s == 0)
-        svd_warn("retention.period is 0: retired shares are purged at once, and nothing taken "
-                 "out of use can be restored (no undo)");
+    conf_caveats(conf, 0);
     (void)svd_audit_event(app.audit, 1, "event=start version=%s pid=%ld locked=%d user=%ld",
                           PACKAGE_VERSION, (long)getpid(), locked, (long)uid);
     svd_info("splitvaultd %s listening on %s port %u (TLS 1.3, %s store%s)", SV_VERSION,

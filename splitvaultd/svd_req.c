@@ -286,9 +286,9 @@ h_store(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
     if (svd_store_put_new(app->store, m->uuid, m->n, names, pubs, k2b, resp.share_id,
                           &exists) != 0) {
         if (exists) {
-            /* a share of an existing record and field: STORE makes new
-             * records only (a planted share could otherwise stand in for a
-             * record's own) */
+            /* a record that ever had shares, whatever the fields named:
+             * STORE makes new records only (a planted share could otherwise
+             * stand in for a record's own) */
             char extra[SV_UUID_STR_LEN + 16];
             snprintf(extra, sizeof(extra), " record=%s", u);
             if (svd_refusal(app->refusals, "store-exists", peer->ip, extra))
@@ -741,16 +741,16 @@ h_confirm(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
 {
     sv_confirm_req *m = NULL;
     sv_confirm_resp resp;
-    struct svd_share *sh = NULL;
-    uint64_t ids[SV_WIRE_MAX_FIELDS] = { 0 }, bad[SV_WIRE_MAX_FIELDS] = { 0 }, since = 0;
-    int found[SV_WIRE_MAX_FIELDS], locked = 0, r = -1;
+    struct svd_share *sh = NULL;  /* without key2b: svd_store_get_public */
+    uint64_t ids[SV_WIRE_MAX_FIELDS] = { 0 }, bad[SV_WIRE_MAX_FIELDS] = { 0 };
+    int found[SV_WIRE_MAX_FIELDS], r = -1;
     char u[SV_UUID_STR_LEN + 1], fl[NAMES_MAX], il[IDS_MAX], bl[IDS_MAX];
     unsigned nbad = 0;
     sv_status st;
 
     memset(&resp, 0, sizeof(resp));
     if ((m = calloc(1, sizeof(*m))) == NULL ||
-        (sh = svd_secret_alloc(SV_WIRE_MAX_FIELDS * sizeof(*sh))) == NULL) {
+        (sh = calloc(SV_WIRE_MAX_FIELDS, sizeof(*sh))) == NULL) {
         r = svd_req_error(out, h->reqid, SV_WERR_INTERNAL, 0);
         goto out;
     }
@@ -765,7 +765,8 @@ h_confirm(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     for (unsigned i = 0; i < m->n; i++)
         ids[i] = m->f[i].share_id;
     join_ids(il, sizeof(il), m->n, ids);
-    if (svd_store_get(app->store, ids, m->n, sh, found, &locked, &since) != 0) {
+    if (svd_store_get_public(app->store, ids, m->n, sh, found) != 0) {
+        svd_err("%s: CONFIRM record=%s shares=%s failed in the store", peer->addr, u, il);
         r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
         goto out;
     }
@@ -777,7 +778,6 @@ h_confirm(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
                  memcmp(sh[i].uuid, m->uuid, SV_UUID_LEN) == 0 &&
                  strcmp(sh[i].field, f->name) == 0 &&
                  memcmp(sh[i].pub, f->pub, SV_X25519_LEN) == 0;
-        sv_cleanse(sh[i].key2b, sizeof(sh[i].key2b));
         resp.ok[i] = (uint8_t)ok;
         if (!ok)
             bad[nbad++] = f->share_id;
@@ -800,8 +800,7 @@ h_confirm(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
               u, m->actor, fl, il, bl);
     r = sv_confirm_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
 out:
-    if (sh != NULL)
-        svd_secret_free(sh, SV_WIRE_MAX_FIELDS * sizeof(*sh));
+    free(sh);
     free(m);
     return r;
 }

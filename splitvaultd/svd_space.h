@@ -21,6 +21,7 @@
 struct svd_space {
     uint64_t min_free;             /* bytes; 0: no watermark */
     int fd[SVD_SPACE_MAX_FDS];     /* one open file on each file system watched */
+    int failing[SVD_SPACE_MAX_FDS]; /* its last fstatvfs failed (atomic) */
     unsigned nfd;
 };
 
@@ -28,9 +29,11 @@ struct svd_space {
 void svd_space_watch(struct svd_space *sp, int fd);
 
 /* 1 when every watched file system has at least min_free bytes free for
- * the daemon's user (or there is no watermark), else 0; *free_bytes gets
- * the smallest free space seen (for messages). A failed fstatvfs counts
- * as room (logged): the watermark never stops intake by itself failing. */
-int svd_space_ok(const struct svd_space *sp, uint64_t *free_bytes);
+ * the daemon's user (or there is no watermark: then at once, nothing
+ * asked), else 0; *free_bytes gets the smallest free space seen (for
+ * messages). A failed fstatvfs counts as room: the watermark never stops
+ * intake by itself failing. Such a failure is logged once, and once more
+ * when the check works again, not at every STORE. Any thread. */
+int svd_space_ok(struct svd_space *sp, uint64_t *free_bytes);
 
 #endif /* SVD_SPACE_H */

@@ -51,12 +51,14 @@
 
 /* Look-ups of 2..32 shares (with the lock-down state) are one UNION ALL of
  * point look-ups each, built at open for these sizes; unused branches
- * repeat the first id. */
+ * repeat the first id. Each comes twice: ST_GET* with key2b (a decrypt),
+ * ST_PUB* with NULL in its place (CONFIRM: no share leaves the store). */
 static const unsigned getn_size[] = { 2, 3, 4, 8, 16, 32 };
 #define GETN_MAX 32
 
 enum {
-    ST_GETL, ST_GET2, ST_GET3, ST_GET4, ST_GET8, ST_GET16, ST_GET32, ST_LOCK, ST_INSERT, ST_SEQ,
+    ST_GETL, ST_GET2, ST_GET3, ST_GET4, ST_GET8, ST_GET16, ST_GET32,
+    ST_PUBL, ST_PUB2, ST_PUB3, ST_PUB4, ST_PUB8, ST_PUB16, ST_PUB32, ST_LOCK, ST_INSERT, ST_SEQ,
     ST_RECORD_NEW, ST_KEEP_BOUND, ST_SUPERSEDE, ST_KEEP, ST_RETIRE, ST_RETIRE_PENDING, ST_PEEK,
     ST_RLIST,
     ST_RDEL, ST_SETLOCK, ST_UNLOCK, ST_COUNTS, ST_PURGE_SCAN, ST_PURGE, ST_RESTORE_ID, ST_RESTORE_RECORD,
@@ -77,15 +79,31 @@ enum {
  * pending shares made to replace the same share (superseded), and a
  * restored pending share loses its binding (RESTORE_BINDING), so nothing
  * retired once can be retired again through an old pending share. Columns
- * of the share look-ups: id, record, field, key2 public, key2b, state,
- * created, [lock state, since,] retired.
+ * of the share look-ups: id, record, field, key2 public, key2b (NULL in
+ * ST_PUB*), state, created, [lock state, since,] retired.
  */
 #define RESTORE_BINDING "replaces = CASE WHEN state = 2 THEN 0 ELSE replaces END, "
+/* ST_COUNTS counts shares in use by state, and retired ones, whatever their
+ * state, apart: under COUNT_RETIRED, which is no SV_SHARE_* state */
+#define COUNT_RETIRED 3
+#define SQL_NUM_(n) #n
+#define SQL_NUM(n) SQL_NUM_(n)
+_Static_assert(COUNT_RETIRED != SV_SHARE_ACTIVE && COUNT_RETIRED != SV_SHARE_PENDING,
+               "COUNT_RETIRED must not be a share state");
+#define COUNTS_SQL "SELECT CASE WHEN retired = 0 THEN state ELSE " SQL_NUM(COUNT_RETIRED) \
+                   " END, COUNT(*) FROM shares GROUP BY 1"
+/* a one-field look-up: its share and the lock-down state in one query */
+#define GETL_SQLITE3(key2b) \
+    "SELECT s.id, s.record_uuid, s.field, s.key2_pub, " key2b ", s.state, s.created, " \
+    "st.locked, st.locked_since, s.retired " \
+    "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1"
+#define GETL_PGSQL(key2b) \
+    "SELECT s.id, s.record_uuid, s.field, encode(s.key2_pub, 'hex'), " key2b ", s.state, " \
+    "s.created, CASE WHEN st.locked THEN 1 ELSE 0 END, st.locked_since, s.retired " \
+    "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1"
 static const char *const sql_sqlite3[ST__N] = {
-    /* a one-field decrypt: its share and the lock-down state in one query */
-    [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, s.key2_pub, s.key2b, s.state, s.created, "
-                "st.locked, st.locked_since, s.retired "
-                "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1",
+    [ST_GETL] = GETL_SQLITE3("s.key2b"),
+    [ST_PUBL] = GETL_SQLITE3("NULL"),
     [ST_LOCK] = "SELECT locked, locked_since FROM sv_state WHERE id = 1",
     [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
                   "created, updated, replaces) VALUES (%lld, %s, %s, %s, %s, %d, %lld, %lld, "
@@ -116,14 +134,13 @@ static const char *const sql_sqlite3[ST__N] = {
                 "WHERE id = %lld AND record_uuid = %s AND field = %s AND created < %lld "
                 "AND retired = 0 AND "
                 "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked <> 0)",
-    [ST_SETLOCK] = "UPDATE sv_state SET locked = %d, locked_since = %lld, reason = %s, "
+    [ST_SETLOCK] = "UPDATE sv_state SET locked = 1, locked_since = %lld, reason = %s, "
                    "updated = %lld WHERE id = 1",
     /* only the lock-down the operator looked at: not a newer one another
      * daemon recorded meanwhile */
     [ST_UNLOCK] = "UPDATE sv_state SET locked = 0, locked_since = 0, reason = '', "
                   "updated = %lld WHERE id = 1 AND (locked = 0 OR locked_since = %lld)",
-    [ST_COUNTS] = "SELECT CASE WHEN retired = 0 THEN state ELSE 3 END, COUNT(*) FROM shares "
-                  "GROUP BY 1",
+    [ST_COUNTS] = COUNTS_SQL,
     [ST_PURGE_SCAN] = "SELECT id FROM shares WHERE retired <> 0 AND retired < %lld "
                       "ORDER BY id LIMIT CAST(%d AS INTEGER)",
     [ST_PURGE] = "DELETE FROM shares WHERE retired <> 0 AND retired < %lld AND "
@@ -142,10 +159,8 @@ static const char *const sql_sqlite3[ST__N] = {
 };
 
 static const char *const sql_pgsql[ST__N] = {
-    [ST_GETL] = "SELECT s.id, s.record_uuid, s.field, encode(s.key2_pub, 'hex'), "
-                "encode(s.key2b, 'hex'), s.state, s.created, "
-                "CASE WHEN st.locked THEN 1 ELSE 0 END, st.locked_since, s.retired "
-                "FROM sv_state st LEFT JOIN shares s ON s.id = %lld WHERE st.id = 1",
+    [ST_GETL] = GETL_PGSQL("encode(s.key2b, 'hex')"),
+    [ST_PUBL] = GETL_PGSQL("CAST(NULL AS text)"),
     [ST_LOCK] = "SELECT CASE WHEN locked THEN 1 ELSE 0 END, locked_since FROM sv_state WHERE id = 1",
     [ST_INSERT] = "INSERT INTO shares (id, record_uuid, field, key2_pub, key2b, state, "
                   "created, updated, replaces) VALUES (%lld, CAST(%s AS uuid), %s, "
@@ -176,12 +191,11 @@ static const char *const sql_pgsql[ST__N] = {
                 "WHERE id = %lld AND record_uuid = CAST(%s AS uuid) AND field = %s "
                 "AND created < %lld AND retired = 0 AND "
                 "NOT EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked)",
-    [ST_SETLOCK] = "UPDATE sv_state SET locked = (%d <> 0), locked_since = %lld, reason = %s, "
+    [ST_SETLOCK] = "UPDATE sv_state SET locked = true, locked_since = %lld, reason = %s, "
                    "updated = %lld WHERE id = 1",
     [ST_UNLOCK] = "UPDATE sv_state SET locked = false, locked_since = 0, reason = '', "
                   "updated = %lld WHERE id = 1 AND (NOT locked OR locked_since = %lld)",
-    [ST_COUNTS] = "SELECT CASE WHEN retired = 0 THEN state ELSE 3 END, COUNT(*) FROM shares "
-                  "GROUP BY 1",
+    [ST_COUNTS] = COUNTS_SQL,
     [ST_PURGE_SCAN] = "SELECT id FROM shares WHERE retired <> 0 AND retired < %lld "
                       "ORDER BY id LIMIT %d",
     [ST_PURGE] = "DELETE FROM shares WHERE retired <> 0 AND retired < %lld AND "
@@ -224,7 +238,7 @@ dbh_forget(struct dbh *d)
     memset(d->st, 0, sizeof(d->st));
 }
 
-enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK, W_PURGE, W_RESTORE };
+enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK, W_UNLOCK, W_PURGE, W_RESTORE };
 
 struct wop {
     struct wop *next;
@@ -232,6 +246,8 @@ struct wop {
     struct svd_done done;       /* the owner waits for the writer's post */
     int res;                    /* the writer's result */
     int removed;                /* it deleted rows (set by exec_op) */
+    int exists;                 /* W_PUT of STORE: the record had shares already,
+                                 * nothing written, the op fails (set by exec_op) */
     /* W_PUT */
     const uint8_t *uuid;
     unsigned n;
@@ -241,8 +257,6 @@ struct wop {
     int state;
     const uint64_t *replaces;   /* pending shares of a rotation; NULL for STORE */
     uint64_t *ids;
-    int exists;                 /* STORE: the record had shares already */
-    int declined;               /* refused, nothing written (exec_op returned 1) */
     /* W_RELEASE */
     const sv_release_item *items;
     enum svd_release_mode mode;
@@ -250,15 +264,14 @@ struct wop {
     /* W_RDEL */
     const sv_recon_ref *refs;
     uint64_t older;
-    /* W_LOCK */
-    int locked;
+    /* W_LOCK: since, reason; W_UNLOCK: the lock-down it lifts (since) */
     uint64_t since;
     const char *reason;
     /* W_PURGE: retired before older, ids first..last; W_RESTORE */
     uint64_t first, last;
     enum svd_restore_by by;
     uint64_t value;             /* W_RESTORE: the id or the time */
-    unsigned *count;            /* W_RDEL, W_PURGE, W_RESTORE */
+    unsigned *count;            /* W_RDEL, W_UNLOCK, W_PURGE, W_RESTORE */
 };
 
 struct svd_store {
@@ -708,6 +721,27 @@ rollback:
     return r;
 }
 
+/*
+ * An existing store's schema version made this splitvaultd's: a version 1
+ * store is upgraded (upgrade_schema), any other version but this one is
+ * refused (a newer one needs a newer splitvaultd; an unknown one, a
+ * migration by hand).
+ */
+static int
+schema_current(struct svd_store *s, struct dbh *d, long version, char *err, size_t errlen)
+{
+    if (version >= 1 && version < SVD_SCHEMA_VERSION &&
+        upgrade_schema(s, d, &version, err, errlen) != 0)
+        return -1;
+    if (version != SVD_SCHEMA_VERSION) {
+        snprintf(err, errlen, "store: schema version %ld, this splitvaultd needs %d%s", version,
+                 SVD_SCHEMA_VERSION, version > SVD_SCHEMA_VERSION ? " (upgrade splitvaultd)"
+                 : " (migrate the store)");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size_t errlen)
 {
@@ -775,26 +809,31 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t t = 0; t < SVD_ARRAY_LEN(getn_size); t++) {
+    for (size_t t = 0; t < 2 * SVD_ARRAY_LEN(getn_size); t++) {
         /* the shares first (their column types lead the union), the lock-down
-         * state last: a row with a NULL id */
-        const char *one = conf->driver == SVD_DRIVER_SQLITE3
-            ? "SELECT id, record_uuid, field, key2_pub, key2b, state, created, NULL, NULL, "
-              "retired FROM shares WHERE id = %lld UNION ALL "
-            : "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), encode(key2b, 'hex'), "
-              "state, created, CAST(NULL AS bigint), CAST(NULL AS bigint), retired "
+         * state last: a row with a NULL id; the first half with key2b
+         * (ST_GET2..), the second without (ST_PUB2..) */
+        int sqlite = conf->driver == SVD_DRIVER_SQLITE3, pub = t >= SVD_ARRAY_LEN(getn_size);
+        const char *head = sqlite ? "SELECT id, record_uuid, field, key2_pub, "
+                                  : "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), ";
+        const char *key2b = sqlite ? (pub ? "NULL" : "key2b")
+                                   : (pub ? "CAST(NULL AS text)" : "encode(key2b, 'hex')");
+        const char *tail = sqlite
+            ? ", state, created, NULL, NULL, retired FROM shares WHERE id = %lld UNION ALL "
+            : ", state, created, CAST(NULL AS bigint), CAST(NULL AS bigint), retired "
               "FROM shares WHERE id = %lld UNION ALL ";
-        const char *lock = conf->driver == SVD_DRIVER_SQLITE3
+        const char *lock = sqlite
             ? "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, locked, locked_since, NULL "
               "FROM sv_state WHERE id = 1"
             : "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
               "CASE WHEN locked THEN 1 ELSE 0 END, locked_since, NULL FROM sv_state "
               "WHERE id = 1";
+        size_t k = pub ? t - SVD_ARRAY_LEN(getn_size) : t;
         char *q = apr_pstrdup(s->pool, "");
 
-        for (unsigned k = 0; k < getn_size[t]; k++)
-            q = apr_pstrcat(s->pool, q, one, NULL);
-        s->sql[ST_GET2 + t] = apr_pstrcat(s->pool, q, lock, NULL);
+        for (unsigned i = 0; i < getn_size[k]; i++)
+            q = apr_pstrcat(s->pool, q, head, key2b, tail, NULL);
+        s->sql[(pub ? ST_PUB2 : ST_GET2) + (int)k] = apr_pstrcat(s->pool, q, lock, NULL);
     }
     apr_dbd_init(s->pool);
     rv = apr_dbd_get_driver(s->pool, conf->driver == SVD_DRIVER_SQLITE3 ? "sqlite3" : "pgsql",
@@ -826,15 +865,7 @@ svd_store_init_schema(const struct svd_conf *conf, char *err, size_t errlen)
         goto out;
     }
     if (have) {
-        if (version < SVD_SCHEMA_VERSION &&
-            upgrade_schema(s, &s->writer, &version, err, errlen) != 0)
-            goto out;
-        if (version != SVD_SCHEMA_VERSION) {
-            snprintf(err, errlen, "store has schema version %ld; this splitvaultd uses %d",
-                     version, SVD_SCHEMA_VERSION);
-            goto out;
-        }
-        r = 0;
+        r = schema_current(s, &s->writer, version, err, errlen);
         goto out;
     }
     if (run_script(s, &s->writer, conf->driver == SVD_DRIVER_SQLITE3 ? svd_schema_sqlite3
@@ -863,24 +894,17 @@ svd_store_open(const struct svd_conf *conf, struct svd_store **out, char *err, s
         snprintf(err, errlen, "store: cannot read the schema version");
         goto out;
     }
-    if (!have && conf->driver == SVD_DRIVER_SQLITE3) {
+    if (have) {
+        if (schema_current(s, &s->writer, version, err, errlen) != 0)
+            goto out;
+    } else if (conf->driver == SVD_DRIVER_SQLITE3) {
         if (run_script(s, &s->writer, svd_schema_sqlite3, err, errlen) != 0)
             goto out;
         svd_info("store: new sqlite3 store %s (schema version %d)", conf->store_path,
                  SVD_SCHEMA_VERSION);
-        version = SVD_SCHEMA_VERSION;
-    } else if (!have) {
+    } else {
         snprintf(err, errlen, "store: the pgsql database has no splitvaultd schema; apply "
                  "sql/daemon/pgsql.sql or run splitvaultd --init-store");
-        goto out;
-    }
-    if (have && version > 0 && version < SVD_SCHEMA_VERSION &&
-        upgrade_schema(s, &s->writer, &version, err, errlen) != 0)
-        goto out;
-    if (version != SVD_SCHEMA_VERSION) {
-        snprintf(err, errlen, "store: schema version %ld, this splitvaultd needs %d%s", version,
-                 SVD_SCHEMA_VERSION, version > SVD_SCHEMA_VERSION ? " (upgrade splitvaultd)"
-                 : " (migrate the store)");
         goto out;
     }
     if (dbh_prepare(s, &s->writer, err, errlen) != 0)
@@ -1018,17 +1042,21 @@ wipe_entry(const char *e)
 }
 
 /* Fill *sh from a row's entries e[0..7] (id, record, field, key2 public,
- * key2b, state, created, retired); 0 when well-formed. */
+ * key2b, state, created, retired); without with_key2b, e[4] is not read
+ * and sh->key2b is zeros. 0 when well-formed. */
 static int
-share_from_row(const char *const e[8], struct svd_share *sh)
+share_from_row(const char *const e[8], int with_key2b, struct svd_share *sh)
 {
     uint64_t st = 0;
 
+    if (!with_key2b)
+        memset(sh->key2b, 0, sizeof(sh->key2b));
     if (svd_parse_u64(e[0], &sh->id) == 0 &&
         e[1] != NULL && sv_uuid_parse(e[1], strlen(e[1]), sh->uuid) == SV_OK &&
         e[2] != NULL && strlen(e[2]) <= SV_FIELD_MAX &&
         e[3] != NULL && sv_hex_decode(e[3], strlen(e[3]), sh->pub, SV_X25519_LEN) == SV_OK &&
-        e[4] != NULL && sv_hex_decode(e[4], strlen(e[4]), sh->key2b, SV_X25519_LEN) == SV_OK &&
+        (!with_key2b || (e[4] != NULL &&
+                         sv_hex_decode(e[4], strlen(e[4]), sh->key2b, SV_X25519_LEN) == SV_OK)) &&
         svd_parse_u64(e[5], &st) == 0 && svd_parse_u64(e[6], &sh->created) == 0 &&
         svd_parse_u64(e[7], &sh->retired) == 0) {
         snprintf(sh->field, sizeof(sh->field), "%s", e[2]);
@@ -1040,13 +1068,14 @@ share_from_row(const char *const e[8], struct svd_share *sh)
 }
 
 /*
- * The shares of one decrypt and the durable lock state: one statement (one
+ * The shares of one request and the durable lock state: one statement (one
  * read transaction) for up to GETN_MAX ids, rows matched back to the request
- * by id (a repeated id gets the same row).
+ * by id (a repeated id gets the same row). key2b is selected only
+ * with_key2b; otherwise the statements select NULL in its place.
  */
-int
-svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_share *out,
-              int *found, int *locked, uint64_t *locked_since)
+static int
+store_get(struct svd_store *s, const uint64_t *ids, unsigned n, int with_key2b,
+          struct svd_share *out, int *found, int *locked, uint64_t *locked_since)
 {
     struct dbh *d;
     apr_pool_t *p = NULL;
@@ -1063,7 +1092,7 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
     apr_pool_create(&p, d->pool);
     for (unsigned base = 0; base < n; base += GETN_MAX) {
         unsigned k = n - base < GETN_MAX ? n - base : GETN_MAX, nargs = 1, t;
-        int stn = ST_GETL;
+        int stl = with_key2b ? ST_GETL : ST_PUBL, stn = stl;
         char idbuf[GETN_MAX][24];
         const char *args[GETN_MAX];
         apr_dbd_results_t *res;
@@ -1072,7 +1101,7 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
         if (k > 1) {
             for (t = 0; getn_size[t] < k; t++)
                 ;
-            stn = ST_GET2 + (int)t;
+            stn = (with_key2b ? ST_GET2 : ST_PUB2) + (int)t;
             nargs = getn_size[t];
         }
         for (unsigned a = 0; a < nargs; a++) {
@@ -1092,15 +1121,16 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
             e[7] = apr_dbd_get_entry(s->driver, row, 9);
             if (e[0] != NULL && e[0][0] == '\0')
                 e[0] = NULL; /* pgsql's driver gives NULL as "" */
-            if (stn == ST_GETL || e[0] == NULL) {
-                /* ST_GETL: every row; the unions: the row without a share */
+            if (stn == stl || e[0] == NULL) {
+                /* ST_GETL, ST_PUBL: every row; the unions: the row without
+                 * a share */
                 *locked = l == NULL || strcmp(l, "0") != 0; /* anything but 0: locked */
                 if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 8), locked_since) != 0)
                     *locked_since = 0;
                 seen_lock = 1;
             }
             if (e[0] == NULL)
-                continue; /* the lock-state row, or no such share (ST_GETL's LEFT JOIN) */
+                continue; /* the lock-state row, or no such share (the LEFT JOIN) */
             if (svd_parse_u64(e[0], &rid) != 0) {
                 svd_err("store: a share row has a malformed id");
                 wipe_entry(e[4]);
@@ -1112,7 +1142,7 @@ svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_s
                 if (first >= 0) {
                     out[i] = out[first];
                     found[i] = 1;
-                } else if (share_from_row(e, &out[i]) == 0) {
+                } else if (share_from_row(e, with_key2b, &out[i]) == 0) {
                     found[i] = 1;
                     first = (int)i;
                 } else {
@@ -1133,6 +1163,23 @@ out:
         apr_pool_destroy(p);
     reader_put(s, d, r != 0);
     return r;
+}
+
+int
+svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_share *out,
+              int *found, int *locked, uint64_t *locked_since)
+{
+    return store_get(s, ids, n, 1, out, found, locked, locked_since);
+}
+
+int
+svd_store_get_public(struct svd_store *s, const uint64_t *ids, unsigned n,
+                     struct svd_share *out, int *found)
+{
+    int locked = 0;
+    uint64_t since = 0;
+
+    return store_get(s, ids, n, 0, out, found, &locked, &since);
 }
 
 int
@@ -1192,8 +1239,8 @@ svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending, uint6
             a = c;
         else if (st == SV_SHARE_PENDING)
             pe = c;
-        else if (st == 3)
-            re = c; /* ST_COUNTS' bucket of retired shares */
+        else if (st == COUNT_RETIRED)
+            re = c;
     }
     AZ(pthread_mutex_lock(&s->cmu));
     s->c_active = *active = a;
@@ -1210,53 +1257,68 @@ out:
     return r;
 }
 
-int
-svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, unsigned limit,
-                     sv_recon_entry *out, unsigned *n, int *more)
+/* Columns 0..4 of a listed share (id, record, field, state, created) into
+ * the entry's own members; 0 when well-formed. */
+static int
+listed_from_row(struct svd_store *s, apr_dbd_row_t *row, uint64_t *id,
+                uint8_t uuid[SV_UUID_LEN], char field[SV_FIELD_MAX + 1], uint64_t *state,
+                uint64_t *created)
+{
+    const char *u = apr_dbd_get_entry(s->driver, row, 1);
+    const char *f = apr_dbd_get_entry(s->driver, row, 2);
+
+    if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), id) != 0 || u == NULL ||
+        sv_uuid_parse(u, strlen(u), uuid) != SV_OK || f == NULL || strlen(f) > SV_FIELD_MAX ||
+        svd_parse_u64(apr_dbd_get_entry(s->driver, row, 3), state) != 0 ||
+        svd_parse_u64(apr_dbd_get_entry(s->driver, row, 4), created) != 0)
+        return -1;
+    snprintf(field, SV_FIELD_MAX + 1, "%s", f);
+    return 0;
+}
+
+/* Fill entry i of out from a row; 0 when well-formed. */
+typedef int list_fill_fn(struct svd_store *s, apr_dbd_row_t *row, void *out, unsigned i);
+
+/*
+ * A page of a listing: statement stn with args, and LIMIT limit + 1 as its
+ * last parameter (added here), so that a row past the page says *more.
+ * Malformed rows are logged (what: the listing) and skipped.
+ */
+static int
+store_list(struct svd_store *s, int stn, const char *const *args, int nargs, unsigned limit,
+           list_fill_fn *fill, void *out, unsigned *n, int *more, const char *what)
 {
     struct dbh *d;
     apr_pool_t *p = NULL;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row = NULL;
-    char a1[24], a2[24], a3[16];
-    const char *args[3] = { a1, a2, a3 };
+    const char *a[8];
+    char lim[16];
     int r = -1;
 
-    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    SVD_ASSERT(nargs >= 0 && (size_t)nargs < SVD_ARRAY_LEN(a));
     *n = 0;
     *more = 0;
-    snprintf(a1, sizeof(a1), "%" PRIu64, after);
-    snprintf(a2, sizeof(a2), "%" PRIu64, older_than);
-    snprintf(a3, sizeof(a3), "%u", limit + 1);
+    for (int i = 0; i < nargs; i++)
+        a[i] = args[i];
+    snprintf(lim, sizeof(lim), "%u", limit + 1);
+    a[nargs] = lim;
     if ((d = reader_get(s)) == NULL)
         return -1;
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
-    if (q_select(s, d, p, ST_RLIST, &res, 3, args) != 0)
+    if (q_select(s, d, p, stn, &res, nargs + 1, a) != 0)
         goto out;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
-        sv_recon_entry *e = &out[*n];
-        const char *id = apr_dbd_get_entry(s->driver, row, 0);
-        const char *u = apr_dbd_get_entry(s->driver, row, 1);
-        const char *f = apr_dbd_get_entry(s->driver, row, 2);
-        uint64_t st = 0;
-
         if (*n >= limit) {
             *more = 1;
             continue;
         }
-        memset(e, 0, sizeof(*e));
-        if (svd_parse_u64(id, &e->id) != 0 || u == NULL ||
-            sv_uuid_parse(u, strlen(u), e->uuid) != SV_OK || f == NULL ||
-            strlen(f) > SV_FIELD_MAX ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0) {
-            svd_err("store: malformed share row while listing");
+        if (fill(s, row, out, *n) != 0) {
+            svd_err("store: malformed share row while listing %s", what);
             continue;
         }
-        snprintf(e->name, sizeof(e->name), "%s", f);
-        e->state = (uint8_t)st;
         (*n)++;
     }
     r = 0;
@@ -1265,6 +1327,32 @@ out:
         apr_pool_destroy(p);
     reader_put(s, d, r != 0);
     return r;
+}
+
+static int
+recon_fill(struct svd_store *s, apr_dbd_row_t *row, void *out, unsigned i)
+{
+    sv_recon_entry *e = &((sv_recon_entry *)out)[i];
+    uint64_t st = 0;
+
+    memset(e, 0, sizeof(*e));
+    if (listed_from_row(s, row, &e->id, e->uuid, e->name, &st, &e->created) != 0)
+        return -1;
+    e->state = (uint8_t)st;
+    return 0;
+}
+
+int
+svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, unsigned limit,
+                     sv_recon_entry *out, unsigned *n, int *more)
+{
+    char a1[24], a2[24];
+    const char *args[2] = { a1, a2 };
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    snprintf(a1, sizeof(a1), "%" PRIu64, after);
+    snprintf(a2, sizeof(a2), "%" PRIu64, older_than);
+    return store_list(s, ST_RLIST, args, 2, limit, recon_fill, out, n, more, "shares");
 }
 
 int
@@ -1309,68 +1397,39 @@ out:
     return r;
 }
 
+static int
+retired_fill(struct svd_store *s, apr_dbd_row_t *row, void *out, unsigned i)
+{
+    struct svd_retired *e = &((struct svd_retired *)out)[i];
+    const char *why = apr_dbd_get_entry(s->driver, row, 6);
+    uint64_t st = 0;
+
+    memset(e, 0, sizeof(*e));
+    if (listed_from_row(s, row, &e->id, e->uuid, e->field, &st, &e->created) != 0 ||
+        svd_parse_u64(apr_dbd_get_entry(s->driver, row, 5), &e->retired) != 0)
+        return -1;
+    snprintf(e->why, sizeof(e->why), "%s", why != NULL ? why : "");
+    e->state = (int)st;
+    return 0;
+}
+
 int
 svd_store_retired_list(struct svd_store *s, uint64_t after, uint64_t since,
                        const uint8_t *uuid, unsigned limit, struct svd_retired *out,
                        unsigned *n, int *more)
 {
-    struct dbh *d;
-    apr_pool_t *p = NULL;
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row = NULL;
-    char a0[24], a1[24], u[SV_UUID_STR_LEN + 1], a3[16];
-    const char *args[5] = { a0, a1, u, u, a3 };
-    int r = -1;
+    char a0[24], a1[24], u[SV_UUID_STR_LEN + 1];
+    const char *args[4] = { a0, a1, u, u };
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
-    *n = 0;
-    *more = 0;
     snprintf(a0, sizeof(a0), "%" PRIu64, after);
     snprintf(a1, sizeof(a1), "%" PRIu64, since);
     if (uuid != NULL)
         sv_uuid_format(uuid, u);
     else
         u[0] = '\0';
-    snprintf(a3, sizeof(a3), "%u", limit + 1);
-    if ((d = reader_get(s)) == NULL)
-        return -1;
-    if (d->h == NULL)
-        goto out;
-    apr_pool_create(&p, d->pool);
-    if (q_select(s, d, p, ST_RETIRED_LIST, &res, 5, args) != 0)
-        goto out;
-    while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
-        struct svd_retired *e = &out[*n];
-        const char *ru = apr_dbd_get_entry(s->driver, row, 1);
-        const char *f = apr_dbd_get_entry(s->driver, row, 2);
-        const char *why = apr_dbd_get_entry(s->driver, row, 6);
-        uint64_t st = 0;
-
-        if (*n >= limit) {
-            *more = 1;
-            continue;
-        }
-        memset(e, 0, sizeof(*e));
-        if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), &e->id) != 0 || ru == NULL ||
-            sv_uuid_parse(ru, strlen(ru), e->uuid) != SV_OK || f == NULL ||
-            strlen(f) > SV_FIELD_MAX ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 3), &st) != 0 ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 4), &e->created) != 0 ||
-            svd_parse_u64(apr_dbd_get_entry(s->driver, row, 5), &e->retired) != 0) {
-            svd_err("store: malformed share row while listing retired shares");
-            continue;
-        }
-        snprintf(e->field, sizeof(e->field), "%s", f);
-        snprintf(e->why, sizeof(e->why), "%s", why != NULL ? why : "");
-        e->state = (int)st;
-        (*n)++;
-    }
-    r = 0;
-out:
-    if (p != NULL)
-        apr_pool_destroy(p);
-    reader_put(s, d, r != 0);
-    return r;
+    return store_list(s, ST_RETIRED_LIST, args, 4, limit, retired_fill, out, n, more,
+                      "retired shares");
 }
 
 /* ---- writer --------------------------------------------------------------- */
@@ -1416,7 +1475,9 @@ release_why(enum svd_release_mode mode, int rotation)
     return mode == SVD_RELEASE_DISCARD ? "discard" : rotation ? "release" : "undo";
 }
 
-/* Run one operation inside the current transaction. */
+/* Run one operation inside the current transaction: 0, or -1 when the
+ * transaction must fail. A STORE of an existing record writes nothing and
+ * sets op->exists (0: the other operations of the group go on). */
 static int
 exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
 {
@@ -1442,7 +1503,7 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
                 return -1;
             if (nrows != 1) {
                 op->exists = 1;
-                return 1; /* declined, nothing written: the group goes on */
+                return 0; /* nothing written: the group goes on */
             }
         }
         if (s->conf->driver == SVD_DRIVER_PGSQL) {
@@ -1470,7 +1531,9 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
          * the pending share that replaces exactly drop, then retire drop)
          * or undoes one (retire a pending drop); reconcile activates a
          * pending keep; a discard retires the pending shares of a refused
-         * decrypt. Whatever an item may not do is counted as refused.
+         * decrypt. Which items a mode may hold is decided before (h_release,
+         * discard_pending) and asserted by svd_store_release; what an item
+         * asks and the store's state does not allow is counted as refused.
          */
         unsigned retired = 0, kept = 0, refused = 0;
         /* a front end acts only on pending shares of the rotation window
@@ -1485,34 +1548,31 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
             const sv_release_item *it = &op->items[i];
             int activated = 0;
             if (it->keep_id != 0) {
+                /* reconcile: keep alone; a front end: keep and drop */
                 const char *args[7] = { a1, a0, u, it->name, a2, young, a2 };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->keep_id);
                 snprintf(a2, sizeof(a2), "%" PRIu64, it->drop_id);
-                if (op->mode == SVD_RELEASE_RECONCILE && it->drop_id == 0) {
+                if (op->mode == SVD_RELEASE_RECONCILE) {
                     if (q_exec(s, &s->writer, p, ST_KEEP, &nrows, 4, args) != 0)
                         return -1;
-                } else if (op->mode == SVD_RELEASE_FRONTEND && it->drop_id != 0) {
+                } else {
                     if (q_exec(s, &s->writer, p, ST_KEEP_BOUND, &nrows, 7, args) != 0)
                         return -1;
                     if (nrows == 1) {
                         /* the rotation is done: any other pending share made
                          * to replace the same share is of no use any more */
                         const char *sa[5] = { a1, a1, a2, u, it->name };
-                        unsigned sn = 0;
                         if (q_exec(s, &s->writer, p, ST_SUPERSEDE, &nrows, 5, sa) != 0)
                             return -1;
-                        sn = (unsigned)nrows;
-                        retired += sn;
+                        retired += (unsigned)nrows;
                         nrows = 1;
                     }
-                } else {
-                    nrows = 0;
-                    refused++;
                 }
                 kept += (unsigned)nrows;
                 activated = nrows == 1;
             }
-            if (it->drop_id != 0 && op->mode != SVD_RELEASE_RECONCILE) {
+            if (it->drop_id != 0) {
+                /* a front end or a discard (reconcile items have none) */
                 const char *why = release_why(op->mode, activated);
                 const char *args[7] = { a1, why, a1, a0, u, it->name, young };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->drop_id);
@@ -1528,8 +1588,6 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
                     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
                         refused++; /* it exists, is not retired, and is active */
                 }
-            } else if (it->drop_id != 0) {
-                refused++;
             }
         }
         *op->retired = retired;
@@ -1552,21 +1610,19 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
         return 0;
     }
     case W_LOCK: {
-        char l[4];
-        if (!op->locked) {
-            const char *ua[2] = { a1, a0 };
-            snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
-            if (q_exec(s, &s->writer, p, ST_UNLOCK, &nrows, 2, ua) != 0)
-                return -1;
-            *op->count = (unsigned)nrows;
-            return 0;
-        }
-        const char *args[4] = { l, a0, op->reason, a1 };
-        snprintf(l, sizeof(l), "%d", op->locked ? 1 : 0);
+        const char *args[3] = { a0, op->reason, a1 };
         snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
-        if (q_exec(s, &s->writer, p, ST_SETLOCK, &nrows, 4, args) != 0)
+        if (q_exec(s, &s->writer, p, ST_SETLOCK, &nrows, 3, args) != 0)
             return -1;
         return nrows == 1 ? 0 : -1;
+    }
+    case W_UNLOCK: {
+        const char *args[2] = { a1, a0 };
+        snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
+        if (q_exec(s, &s->writer, p, ST_UNLOCK, &nrows, 2, args) != 0)
+            return -1;
+        *op->count = (unsigned)nrows;
+        return 0;
     }
     case W_PURGE: {
         const char *args[3] = { a0, a2, a3 };
@@ -1612,10 +1668,8 @@ run_tx(struct svd_store *s, struct wop *first, struct wop *stop)
     if (s->conf->driver == SVD_DRIVER_SQLITE3 && sqlite_last_id(s, p, &next_id) != 0)
         goto rollback;
     for (struct wop *op = first; op != stop; op = op->next) {
-        int e = exec_op(s, p, op, &next_id);
-        if (e < 0)
+        if (exec_op(s, p, op, &next_id) != 0)
             goto rollback;
-        op->declined = e > 0; /* refused, nothing written: the others go on */
     }
     if (raw(s, &s->writer, "COMMIT") != 0)
         goto rollback;
@@ -1726,10 +1780,10 @@ writer_main(void *arg)
         if (s->writer.h == NULL)
             (void)dbh_check(s, &s->writer);
         for (op = batch; op != stop; op = op->next)
-            op->removed = op->declined = 0;
+            op->removed = 0;
         if (s->writer.h != NULL && run_tx(s, batch, stop) == 0) {
             for (op = batch; op != stop; op = op->next) {
-                op->res = op->declined ? -1 : 0;
+                op->res = op->exists ? -1 : 0;
                 if (op->removed && s->conf->driver == SVD_DRIVER_SQLITE3)
                     s->ckpt_due = 1;
             }
@@ -1746,8 +1800,7 @@ writer_main(void *arg)
                     (void)dbh_check(s, &s->writer);
                 op->next = NULL;
                 op->removed = 0;
-                op->declined = 0;
-                ok = s->writer.h != NULL && run_tx(s, op, NULL) == 0 && !op->declined;
+                ok = s->writer.h != NULL && run_tx(s, op, NULL) == 0 && !op->exists;
                 op->next = nx;
                 op->res = ok ? 0 : -1;
                 if (ok && op->removed && s->conf->driver == SVD_DRIVER_SQLITE3)
@@ -1901,6 +1954,16 @@ svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
     struct wop op;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    /* the shapes each mode allows are the caller's rules (h_release,
+     * discard_pending); exec_op relies on them */
+    for (unsigned i = 0; i < n; i++) {
+        if (mode == SVD_RELEASE_RECONCILE)
+            AZ(items[i].drop_id);
+        else
+            AN(items[i].drop_id);
+        if (mode == SVD_RELEASE_DISCARD)
+            AZ(items[i].keep_id);
+    }
     memset(&op, 0, sizeof(op));
     op.kind = W_RELEASE;
     op.uuid = uuid;
@@ -1969,7 +2032,6 @@ svd_store_set_lock(struct svd_store *s, uint64_t since, const char *reason)
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
     op.kind = W_LOCK;
-    op.locked = 1;
     op.since = since;
     op.reason = reason != NULL ? reason : "";
     return submit(s, &op);
@@ -1983,10 +2045,8 @@ svd_store_unlock(struct svd_store *s, uint64_t expect_since)
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
     memset(&op, 0, sizeof(op));
-    op.kind = W_LOCK;
-    op.locked = 0;
+    op.kind = W_UNLOCK;
     op.since = expect_since;
-    op.reason = "";
     op.count = &n;
     if (submit(s, &op) != 0)
         return -1;

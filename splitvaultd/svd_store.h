@@ -51,7 +51,7 @@ struct svd_retired {
     char field[SV_FIELD_MAX + 1];
     int state;            /* what it was when retired (and is again if restored) */
     uint64_t created, retired;
-    char why[16];         /* release, undo, reconcile, discard */
+    char why[16];         /* release, undo, superseded, discard, reconcile */
 };
 
 /* Who releases, and so what each RELEASE item may do. */
@@ -96,6 +96,11 @@ void svd_store_close(struct svd_store *s);
 int svd_store_get(struct svd_store *s, const uint64_t *ids, unsigned n, struct svd_share *out,
                   int *found, int *locked, uint64_t *locked_since);
 
+/* The same without key2b: the store does not select it (out[i].key2b is
+ * zeros), so the shares need no secret memory. For CONFIRM. */
+int svd_store_get_public(struct svd_store *s, const uint64_t *ids, unsigned n,
+                         struct svd_share *out, int *found);
+
 int svd_store_lock_state(struct svd_store *s, int *locked, uint64_t *since);
 
 /* Share counts, retired ones apart (cached for a few seconds: a count scans
@@ -123,8 +128,9 @@ int svd_store_retired_list(struct svd_store *s, uint64_t after, uint64_t since,
 /* Writes (group-committed; block until durable or failed). */
 
 /* STORE: insert n active shares of a new record; ids[] gets the new ids.
- * Refused (-1 with *exists set, nothing written) when any of its (record,
- * field) pairs ever had shares. */
+ * Refused (-1 with *exists set, nothing written) when the record ever had
+ * shares, whatever their fields (share_records keeps every record stored,
+ * after its shares are purged too). */
 int svd_store_put_new(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], unsigned n,
                       const char *const *names, const uint8_t *const *pubs,
                       const uint8_t *const *key2bs, uint64_t *ids, int *exists);
@@ -138,8 +144,11 @@ int svd_store_put_rotated(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN], 
 
 /* RELEASE items of one record as mode allows (enum svd_release_mode); each
  * action only when the share's id, record and field match and it is not
- * retired. *retired and *kept count what was done, *refused what an item
- * asked and may not do (an active share it does not replace by rotation). */
+ * retired. The items must have the mode's shape (asserted): a front end's
+ * each name a drop_id, reconcile's none, a discard's a drop_id alone; the
+ * caller refuses other requests. *retired and *kept count what was done,
+ * *refused what an item asked and may not do (an active share it does not
+ * replace by rotation). */
 int svd_store_release(struct svd_store *s, const uint8_t uuid[SV_UUID_LEN],
                       const sv_release_item *items, unsigned n, enum svd_release_mode mode,
                       unsigned *retired, unsigned *kept, unsigned *refused);

@@ -62,22 +62,3 @@ svd_window_add(struct svd_window *w, uint64_t now_ms, uint32_t n)
     *c += add;
     w->total += add;
 }
-
-uint64_t
-svd_window_next_ms(struct svd_window *w, uint64_t now_ms)
-{
-    advance(w, now_ms);
-    if (w->total == 0)
-        return 0;
-    for (uint64_t k = SVD_WINDOW_SLOTS - 1;; k--) {
-        uint64_t s = w->head - k;
-        if (k <= w->head && w->count[s % SVD_WINDOW_SLOTS] != 0) {
-            /* that slot leaves the window when slot s + SLOTS begins */
-            uint64_t leaves = (s + SVD_WINDOW_SLOTS) * SVD_WINDOW_SLOT_MS;
-            return leaves > now_ms ? leaves - now_ms : 0;
-        }
-        if (k == 0)
-            break;
-    }
-    return 0;
-}

@@ -36,8 +36,4 @@ int svd_window_fits(struct svd_window *w, uint64_t now_ms, uint64_t n, uint64_t 
 /* Count n events at now_ms. */
 void svd_window_add(struct svd_window *w, uint64_t now_ms, uint32_t n);
 
-/* Milliseconds until the oldest counted event leaves the window (0 when
- * it is empty): when a spent budget has room again, at the earliest. */
-uint64_t svd_window_next_ms(struct svd_window *w, uint64_t now_ms);
-
 #endif /* SVD_WINDOW_H */

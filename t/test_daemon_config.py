@@ -131,6 +131,30 @@ def test_usage_errors():
     assert run([CTL, "frobnicate"], check=False).returncode == 2
 
 
+ACTORS_WARNING = "warning: decrypt.daily_budget.global"
+
+
+@pytest.mark.parametrize("budget,warned", [((0, 5), True), ((11, 5), True), ((10, 5), False),
+                                           ((0, 0), False), ((11, 0), False)])
+def test_actor_budget_without_a_global_bound_is_warned(pki, workdir, budget, warned):
+    """With the per-actor daily budget on, an actor that decrypts keeps its
+    place among decrypt.max_actors for 24 hours: -t warns, and accepts,
+    when the global budget (0: none) does not keep them within it."""
+    d = Daemon(workdir / "d", pki, budget=budget, extra={"decrypt": {"max_actors": 10}})
+    p = d.check()
+    assert p.returncode == 0 and "OK" in p.stdout, p.stderr
+    assert (ACTORS_WARNING in p.stdout) == warned, p.stdout
+    if warned:
+        assert "is 0 (none)" in p.stdout if budget[0] == 0 else \
+            "(11) is above decrypt.max_actors (10)" in p.stdout
+
+
+def test_actor_budget_without_a_global_bound_is_logged_at_start(daemon_factory):
+    d = daemon_factory(budget=(0, 5), extra={"decrypt": {"max_actors": 10}})
+    assert "decrypt.daily_budget.global is 0 (none) while decrypt.daily_budget.actor is on" \
+        in d.log_text()
+
+
 def send_and_see_read(conn, data):
     """Send data on a Unix stream socket and return once the peer has read
     all of it (nothing left in the socket's send queue), so that what is

@@ -159,6 +159,28 @@ def test_confirm_answers_only_for_the_right_key(d):
     assert "not confirmed" in d.log_text()
 
 
+def test_confirm_answers_each_item_of_a_large_request(d):
+    """CONFIRM of 3, 5 and 32 items at once (the store's look-ups of
+    several shares, which leave key2b out): each item answered on its
+    own."""
+    r = Record({"f%02d" % i: str(i) for i in range(32)})
+    other = Record({"x": "1"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        other.stored(c.store(other.uuid, other.store_fields()))
+        items = [(f.share_id, f.name, f.pub) for f in r.fields]
+        for k in (3, 5, 32):
+            assert c.confirm(r.uuid, "uma", items[:k]) == [1] * k
+        bad = list(items)
+        bad[1] = (bad[1][0], bad[1][1], other.fields[0].pub)  # another key
+        bad[4] = (other.fields[0].share_id, bad[4][1], bad[4][2])  # another record's
+        bad[30], bad[31] = ((bad[30][0], "f31", bad[30][2]),  # fields swapped
+                            (bad[31][0], "f30", bad[31][2]))
+        assert c.confirm(r.uuid, "uma", bad[:3]) == [1, 0, 1]
+        assert c.confirm(r.uuid, "uma", bad[:5]) == [1, 0, 1, 1, 0]
+        assert c.confirm(r.uuid, "uma", bad) == [1, 0, 1, 1, 0] + [1] * 25 + [0, 0]
+
+
 def test_combined_roles_refused_unless_said(daemon_factory, pki):
     d = daemon_factory(start=False, roles={"frontend": [pki.client_cert],
                                            "reconcile": [pki.client_cert]})

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from svtest.core import SRC
-from svtest.fixtures_daemon import ACTIVE, PENDING, WERR, Daemon, DaemonError, Record
+from svtest.core import SRC, run
+from svtest.fixtures_daemon import ACTIVE, DAEMON, PENDING, WERR, Daemon, DaemonError, Record
 
 V1 = {"sqlite3": SRC / "t" / "data" / "store-v1-sqlite3.sql",
       "pgsql": SRC / "t" / "data" / "store-v1-pgsql.sql"}
@@ -145,3 +145,44 @@ def test_two_daemons_upgrade_one_pgsql_store_once(pki, pg, workdir):
         for d in ds[1:]:
             d.stop()
         ds[0].teardown()
+
+
+def init_store(d):
+    """splitvaultd --init-store -c FILE: CompletedProcess (check=False)."""
+    return run([DAEMON, "--init-store", "-c", d.conf_path], check=False)
+
+
+def test_init_store_creates_upgrades_and_refuses_a_newer_schema(pki, pg, workdir,
+                                                                store_driver):
+    """--init-store creates an absent schema (either driver) and upgrades a
+    version 1 store as a start does; it and a start both refuse a store of
+    a newer version."""
+    pgc = pg if store_driver == "pgsql" else None
+    stamp = int(time.monotonic() * 1e6)
+    d = Daemon(workdir / "new", pki, pgc, driver=store_driver, db_name="svd_new_%d" % stamp)
+    try:
+        if pgc is not None:
+            pg.create_db(d.db_name)
+        p = init_store(d)
+        assert p.returncode == 0 and "store schema version 2 present" in p.stdout, p.stderr
+        assert schema_version(d) == 2
+    finally:
+        d.teardown()
+    d = Daemon(workdir / "v1", pki, pgc, driver=store_driver, db_name="svd_v1i_%d" % stamp)
+    make_v1_store(d, v1_rows(Record({"name": "from version 1"})))
+    try:
+        p = init_store(d)
+        assert p.returncode == 0 and "schema upgraded from version 1 to 2" in p.stderr, p.stderr
+        assert schema_version(d) == 2
+        p = init_store(d)
+        assert p.returncode == 0 and "schema upgraded" not in p.stderr, p.stderr
+        d.sql("UPDATE sv_schema SET version = 3")
+        p = init_store(d)
+        assert p.returncode == 1
+        assert "schema version 3, this splitvaultd needs 2 (upgrade splitvaultd)" in p.stderr
+        with pytest.raises(RuntimeError):
+            d.start()
+        assert "schema version 3, this splitvaultd needs 2 (upgrade splitvaultd)" in \
+            d.log_text()
+    finally:
+        d.teardown()
