@@ -6,9 +6,10 @@
  * own (5 s to send its line; commands run one at a time, under cmu), so a
  * client that connects and says nothing delays nobody else. Clients that
  * are not root or the admin group (the daemon's own user) get at most
- * CTL_MAX_OTHER such threads at once; root and the admin group are always
- * served. Commands and their arguments are matched exactly; nothing else
- * is read. The durable lock state is synced by the housekeeping thread
+ * CTL_MAX_OTHER such threads at once, root and the admin group at most
+ * CTL_MAX_ADMIN of their own (the daemon's user cannot take those); past
+ * either a new client is told "busy" and closed. Commands and their
+ * arguments are matched exactly; nothing else is read. The durable lock state is synced by the housekeeping thread
  * (svd_house.c), not here: a slow store never keeps the operator waiting
  * for more than their own command.
  */
