@@ -13,6 +13,7 @@ import pwd
 import re
 import subprocess
 import time
+import uuid as uuidlib
 
 import pytest
 
@@ -329,6 +330,68 @@ def test_control_lines_are_whole_and_listings_clean(daemon_factory):
             idle.recv(1)
     finally:
         idle.close()
+
+
+def retire_many(d, n):
+    """n shares stored (random keys: never decrypted), aged past
+    reconcile.min_grace and retired by reconcile."""
+    refs = []
+    with d.client() as c:
+        for _ in range((n + 31) // 32):
+            u = str(uuidlib.uuid4())
+            names = ["f%02d" % i for i in range(32)]
+            ids = c.store(u, [(f, os.urandom(32), os.urandom(32)) for f in names])
+            refs += list(zip(ids, [u] * 32, names))
+    refs = refs[:n]
+    d.age_shares(3600)
+    with d.reconciler() as r:
+        for i in range(0, n, 1000):
+            assert r.recon_delete(0, refs[i:i + 1000]) == len(refs[i:i + 1000])
+    return [i for i, _, _ in refs]
+
+
+def test_a_client_that_stops_reading_holds_up_nobody(daemon_factory):
+    """A client that asks for a long listing and stops reading it (a pager
+    left paused) holds up neither the other operators' commands nor the
+    daemon's stop: the listing is cut off, never completed unread."""
+    import socket
+    d = daemon_factory()
+    n = len(retire_many(d, 2000))
+    slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        slow.connect(str(d.sock_path))
+        slow.sendall(b"retired\n")
+
+        def answering():
+            try:
+                return slow.recv(3, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"ok\n"
+            except BlockingIOError:
+                return False
+        # the listing has begun; 2000 lines are far more than the socket
+        # holds, so the daemon is waiting for room to write the rest
+        wait_until(answering, 30, "the listing did not begin")
+        # meanwhile the other commands are served, one that waits its turn
+        # (unlock) included, and another listing read to its end
+        p = d.ctl("lockdown")
+        assert p.returncode == 0 and "locked=1" in p.stdout, p.stdout + p.stderr
+        assert d.ctl_status()["locked"] == "1"
+        p = d.ctl("retired")
+        assert p.returncode == 0 and "count=%d" % n in p.stdout, p.stderr
+        p = d.ctl("unlock")
+        assert p.returncode == 0 and "locked=0" in p.stdout, p.stdout + p.stderr
+        # and the daemon stops at SIGTERM (within the harness's stop timeout,
+        # or it would be killed: exit status -9), the client still connected
+        assert d.stop() == 0
+        slow.settimeout(30)
+        got = b""
+        while True:
+            b = slow.recv(65536)
+            if not b:
+                break
+            got += b
+        assert got.startswith(b"ok\n") and b"count=" not in got
+    finally:
+        slow.close()
 
 
 def test_paths_the_daemons_user_could_change_are_refused(daemon_factory):
