@@ -288,7 +288,7 @@ say(struct ctl_client *cc, const char *fmt, ...)
 }
 
 static void
-cmd_status(struct ctl_client *cc)
+cmd_status(struct ctl_client *cc, const char *arg, const char *source)
 {
     struct svd_app *app = cc->ctl->app;
     uint64_t since = 0, active = 0, pending = 0, retired = 0, seq = 0;
@@ -347,7 +347,7 @@ peer_in_group(int fd, const struct ucred *cred, gid_t gid)
 /* "retired [record UUID | since UNIX]": every retired share, a line each
  * (ids, record, field, state, times, reason: no key material). */
 static void
-cmd_retired(struct ctl_client *cc, const char *arg)
+cmd_retired(struct ctl_client *cc, const char *arg, const char *source)
 {
     struct svd_retired *e = NULL;
     uint8_t uuid[SV_UUID_LEN];
@@ -467,17 +467,122 @@ cmd_restore(struct ctl_client *cc, const char *arg, const char *source)
     (void)say(cc, "ok\nrestored=%u\n", restored);
 }
 
-static void run_command(struct ctl_client *cc, const char *line, const char *arg,
-                        const char *source);
+static void
+cmd_lockdown(struct ctl_client *cc, const char *arg, const char *source)
+{
+    struct svd_app *app = cc->ctl->app;
+
+    if (svd_app_lockdown(app, "operator", source) == 0)
+        (void)say(cc, "ok\nlocked=1\n");
+    else if (svd_app_lock_write_pending(app))
+        (void)say(cc, "error: locked down in memory, but the store could not record it: not "
+                  "durable yet (retried every second; see the daemon's log)\nlocked=1\n");
+    else
+        (void)say(cc, "error: locked down and recorded in the store, but the audit log could "
+                  "not record it\nlocked=1\n");
+}
+
+static void
+cmd_unlock(struct ctl_client *cc, const char *arg, const char *source)
+{
+    struct svd_app *app = cc->ctl->app;
+    uint64_t newer = 0;
+
+    if (!svd_limiter_locked(app->limiter, NULL)) {
+        int locked = 0;
+        uint64_t since = 0;
+        /* maybe only the store says so (another daemon) */
+        if (svd_store_lock_state(app->store, &locked, &since) == 0 && !locked) {
+            (void)say(cc, "ok\nlocked=0\nnote=was not locked\n");
+            return;
+        }
+    }
+    switch (svd_app_unlock(app, source, &newer)) {
+    case SVD_UNLOCK_OK:
+        (void)say(cc, "ok\nlocked=0\n");
+        break;
+    case SVD_UNLOCK_NEWER:
+        (void)say(cc, "error: another lock-down is recorded in the store (since %" PRIu64 ", "
+                  "by another daemon or a new trip): still locked; look into it (status, the "
+                  "audit logs), then unlock again\nlocked=1\n", newer);
+        break;
+    case SVD_UNLOCK_AUDIT:
+        (void)say(cc, "error: the audit log cannot record the unlock; still locked\n");
+        break;
+    case SVD_UNLOCK_STORE:
+        (void)say(cc, "error: the store could not record the unlock; still locked\n");
+        break;
+    }
+}
+
+static void
+cmd_audit_verify(struct ctl_client *cc, const char *arg, const char *source)
+{
+    struct svd_audit_result res;
+
+    if (svd_audit_verify_live(cc->ctl->app->audit, &res) == 0)
+        (void)say(cc, "ok\nentries=%" PRIu64 "\nunconfirmed=%" PRIu64 "\nresult=%s\n",
+                  res.entries, res.unconfirmed, res.msg);
+    else
+        (void)say(cc, "error: audit log does not verify at line %" PRIu64 ": %s\n",
+                  res.bad_line, res.msg);
+}
+
+/*
+ * The commands, in the order the unknown-command answer names them. Who
+ * may use which is decided here alone (svd_ctl.h); serial ones run one at
+ * a time (cmu): the others only read, or (lockdown) are serialised by
+ * app->lock_mu.
+ */
+static const struct ctl_cmd {
+    const char *name;
+    int admin_only;     /* root or control.admin_group, never the daemon's user */
+    int takes_arg;
+    int serial;
+    void (*fn)(struct ctl_client *cc, const char *arg, const char *source);
+} cmds[] = {
+    { "status", 0, 0, 0, cmd_status },
+    { "lockdown", 0, 0, 0, cmd_lockdown },
+    { "unlock", 1, 0, 1, cmd_unlock },
+    { "audit-verify", 0, 0, 0, cmd_audit_verify },
+    { "retired", 1, 1, 0, cmd_retired },
+    { "restore", 1, 1, 1, cmd_restore },
+};
+
+static const struct ctl_cmd *
+find_cmd(const char *name)
+{
+    for (size_t i = 0; i < SVD_ARRAY_LEN(cmds); i++)
+        if (strcmp(cmds[i].name, name) == 0)
+            return &cmds[i];
+    return NULL;
+}
+
+/* "error: unknown command (status, lockdown, ...)": every name, in order. */
+static void
+say_unknown(struct ctl_client *cc)
+{
+    char names[128];
+    size_t o = 0;
+
+    names[0] = '\0';
+    for (size_t i = 0; i < SVD_ARRAY_LEN(cmds); i++) {
+        int n = snprintf(names + o, sizeof(names) - o, "%s%s", i > 0 ? ", " : "", cmds[i].name);
+        SVD_ASSERT(n > 0 && (size_t)n < sizeof(names) - o);
+        o += (size_t)n;
+    }
+    (void)say(cc, "error: unknown command (%s)\n", names);
+}
 
 /* Serve one client whose credentials were checked: read its line, run it. */
 static void
 serve_client(struct ctl_client *cc)
 {
     struct svd_ctl *ctl = cc->ctl;
+    const struct ctl_cmd *cmd;
     char line[SVD_CTL_MAX_LINE + 2], source[48], *arg;
     size_t got = 0;
-    int serial, w = 1;
+    int w = 1;
 
     while (got < sizeof(line) - 1) {
         ssize_t n = recv(cc->fd, line + got, sizeof(line) - 1 - got, MSG_DONTWAIT);
@@ -513,8 +618,8 @@ serve_client(struct ctl_client *cc)
     svd_info("control: \"%.*s\" from uid %ld", SVD_CTL_MAX_LINE, line, (long)cc->cred.uid);
     if ((arg = strchr(line, ' ')) != NULL)
         *arg++ = '\0';
-    if ((strcmp(line, "unlock") == 0 || strcmp(line, "retired") == 0 ||
-         strcmp(line, "restore") == 0) && !cc->admin) {
+    cmd = find_cmd(line);
+    if (cmd != NULL && cmd->admin_only && !cc->admin) {
         /* the daemon's own user may not lift what guards against it */
         char who[32];
         snprintf(who, sizeof(who), "uid-%ld", (long)cc->cred.uid);
@@ -525,82 +630,24 @@ serve_client(struct ctl_client *cc)
                   line);
         return;
     }
-    /* the others only read, or (lockdown) are serialised by app->lock_mu */
-    serial = strcmp(line, "unlock") == 0 || strcmp(line, "restore") == 0;
-    if (serial)
+    /* an unknown word with an argument is answered like a known one's */
+    if (arg != NULL && (cmd == NULL || !cmd->takes_arg)) {
+        (void)say(cc, "error: %s takes no argument\n", line);
+        return;
+    }
+    if (cmd == NULL) {
+        say_unknown(cc);
+        return;
+    }
+    if (cmd->serial)
         AZ(pthread_mutex_lock(&ctl->cmu));
-    run_command(cc, line, arg, source);
-    if (serial)
+    cmd->fn(cc, arg, source);
+    if (cmd->serial)
         AZ(pthread_mutex_unlock(&ctl->cmu));
     if (cc->cut)
         svd_info("control: the answer to \"%s\" from uid %ld was cut short (the client went "
                  "away or did not read it within %d s, or the daemon is stopping)", line,
                  (long)cc->cred.uid, CTL_CLIENT_MS / 1000);
-}
-
-/* Run one command (cmu held for unlock and restore). */
-static void
-run_command(struct ctl_client *cc, const char *line, const char *arg, const char *source)
-{
-    struct svd_ctl *ctl = cc->ctl;
-
-    if (arg != NULL && strcmp(line, "retired") != 0 && strcmp(line, "restore") != 0) {
-        (void)say(cc, "error: %s takes no argument\n", line);
-    } else if (strcmp(line, "status") == 0) {
-        cmd_status(cc);
-    } else if (strcmp(line, "lockdown") == 0) {
-        if (svd_app_lockdown(ctl->app, "operator", source) == 0)
-            (void)say(cc, "ok\nlocked=1\n");
-        else if (svd_app_lock_write_pending(ctl->app))
-            (void)say(cc, "error: locked down in memory, but the store could not record it: "
-                      "not durable yet (retried every second; see the daemon's log)\n"
-                      "locked=1\n");
-        else
-            (void)say(cc, "error: locked down and recorded in the store, but the audit log "
-                      "could not record it\nlocked=1\n");
-    } else if (strcmp(line, "unlock") == 0) {
-        uint64_t newer = 0;
-        if (!svd_limiter_locked(ctl->app->limiter, NULL)) {
-            int locked = 0;
-            uint64_t since = 0;
-            /* maybe only the store says so (another daemon) */
-            if (svd_store_lock_state(ctl->app->store, &locked, &since) == 0 && !locked) {
-                (void)say(cc, "ok\nlocked=0\nnote=was not locked\n");
-                return;
-            }
-        }
-        switch (svd_app_unlock(ctl->app, source, &newer)) {
-        case SVD_UNLOCK_OK:
-            (void)say(cc, "ok\nlocked=0\n");
-            break;
-        case SVD_UNLOCK_NEWER:
-            (void)say(cc, "error: another lock-down is recorded in the store (since %" PRIu64
-                      ", by another daemon or a new trip): still locked; look into it (status, "
-                      "the audit logs), then unlock again\nlocked=1\n", newer);
-            break;
-        case SVD_UNLOCK_AUDIT:
-            (void)say(cc, "error: the audit log cannot record the unlock; still locked\n");
-            break;
-        case SVD_UNLOCK_STORE:
-            (void)say(cc, "error: the store could not record the unlock; still locked\n");
-            break;
-        }
-    } else if (strcmp(line, "audit-verify") == 0) {
-        struct svd_audit_result res;
-        if (svd_audit_verify_live(ctl->app->audit, &res) == 0)
-            (void)say(cc, "ok\nentries=%" PRIu64 "\nunconfirmed=%" PRIu64 "\nresult=%s\n",
-                      res.entries, res.unconfirmed, res.msg);
-        else
-            (void)say(cc, "error: audit log does not verify at line %" PRIu64 ": %s\n",
-                      res.bad_line, res.msg);
-    } else if (strcmp(line, "retired") == 0) {
-        cmd_retired(cc, arg);
-    } else if (strcmp(line, "restore") == 0) {
-        cmd_restore(cc, arg, source);
-    } else {
-        (void)say(cc, "error: unknown command (status, lockdown, unlock, audit-verify, retired, "
-                  "restore)\n");
-    }
 }
 
 static void *
