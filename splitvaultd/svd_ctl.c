@@ -485,21 +485,14 @@ cmd_lockdown(struct ctl_client *cc, const char *arg, const char *source)
 static void
 cmd_unlock(struct ctl_client *cc, const char *arg, const char *source)
 {
-    struct svd_app *app = cc->ctl->app;
     uint64_t newer = 0;
 
-    if (!svd_limiter_locked(app->limiter, NULL)) {
-        int locked = 0;
-        uint64_t since = 0;
-        /* maybe only the store says so (another daemon) */
-        if (svd_store_lock_state(app->store, &locked, &since) == 0 && !locked) {
-            (void)say(cc, "ok\nlocked=0\nnote=was not locked\n");
-            return;
-        }
-    }
-    switch (svd_app_unlock(app, source, &newer)) {
+    switch (svd_app_unlock(cc->ctl->app, source, &newer)) {
     case SVD_UNLOCK_OK:
         (void)say(cc, "ok\nlocked=0\n");
+        break;
+    case SVD_UNLOCK_NOT_LOCKED:
+        (void)say(cc, "ok\nlocked=0\nnote=was not locked\n");
         break;
     case SVD_UNLOCK_NEWER:
         (void)say(cc, "error: another lock-down is recorded in the store (since %" PRIu64 ", "
