@@ -41,6 +41,7 @@
 #include "svd_audit.h"
 #include "svd_clock.h"
 #include "svd_ctl.h"
+#include "svd_file.h"
 #include "svd_limit.h"
 #include "svd_log.h"
 #include "svd_refusal.h"
@@ -114,12 +115,10 @@ out:
 }
 
 int
-svd_ctl_admin_group(const char *group, const char *user, gid_t user_gid, gid_t *gid,
-                    char *err, size_t errlen)
+svd_ctl_admin_group(const char *group, const struct svd_who *w, gid_t *gid, char *err,
+                    size_t errlen)
 {
     struct group *g;
-    gid_t groups[256];
-    int n = (int)SVD_ARRAY_LEN(groups);
 
     *gid = SVD_NO_GROUP;
     if (group == NULL)
@@ -130,17 +129,12 @@ svd_ctl_admin_group(const char *group, const char *user, gid_t user_gid, gid_t *
                  errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
         return -1;
     }
-    if (getgrouplist(user, user_gid, groups, &n) < 0) {
-        snprintf(err, errlen, "control.admin_group: cannot list the groups of %s", user);
+    if (svd_who_in_group(w, g->gr_gid)) {
+        snprintf(err, errlen, "control.admin_group: the daemon's user %s is in group %s: it "
+                 "could unlock the daemon and restore shares itself; use a group only "
+                 "administrators are in", w->user, group);
         return -1;
     }
-    for (int i = 0; i < n; i++)
-        if (groups[i] == g->gr_gid) {
-            snprintf(err, errlen, "control.admin_group: the daemon's user %s is in group %s: "
-                     "it could unlock the daemon and restore shares itself; use a group "
-                     "only administrators are in", user, group);
-            return -1;
-        }
     *gid = g->gr_gid;
     return 0;
 }

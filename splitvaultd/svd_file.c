@@ -15,6 +15,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "svd.h"
 #include "svd_file.h"
 
 int
@@ -57,24 +58,39 @@ bad:
     return -1;
 }
 
-struct who {
-    uid_t uid;
-    gid_t groups[256];
-    int ngroups;
-};
+int
+svd_who_get(struct svd_who *w, const char *user, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+    w->user = user;
+    w->uid = uid;
+    w->ngroups = (int)SVD_ARRAY_LEN(w->groups);
+    if (getgrouplist(user, gid, w->groups, &w->ngroups) < 0) {
+        snprintf(err, errlen, "process.user %s: cannot list its groups (in more than %zu?)",
+                 user, SVD_ARRAY_LEN(w->groups));
+        return -1;
+    }
+    return 0;
+}
+
+int
+svd_who_in_group(const struct svd_who *w, gid_t gid)
+{
+    for (int i = 0; i < w->ngroups; i++)
+        if (w->groups[i] == gid)
+            return 1;
+    return 0;
+}
 
 /* 1 when w may write an object of this owner, group and mode. */
 static int
-may_write(const struct who *w, const struct stat *st)
+may_write(const struct svd_who *w, const struct stat *st)
 {
     if (st->st_uid == w->uid)
         return 1; /* the owner can always chmod it writable */
     if (st->st_mode & S_IWOTH)
         return 1;
-    if (st->st_mode & S_IWGRP)
-        for (int i = 0; i < w->ngroups; i++)
-            if (w->groups[i] == st->st_gid)
-                return 1;
+    if ((st->st_mode & S_IWGRP) && svd_who_in_group(w, st->st_gid))
+        return 1;
     return 0;
 }
 
@@ -111,8 +127,8 @@ parent_of(const char *path, char *dir, size_t len)
  * none may carry an ACL.
  */
 static int
-check_dirs(const char *dir, const struct who *w, const char *user, const char *what,
-           const char *path, char *err, size_t errlen)
+check_dirs(const char *dir, const struct svd_who *w, const char *what, const char *path,
+           char *err, size_t errlen)
 {
     char cur[PATH_MAX];
     struct stat st;
@@ -138,7 +154,7 @@ check_dirs(const char *dir, const struct who *w, const char *user, const char *w
             (!link && may_write(w, &st) && (first || !(st.st_mode & S_ISVTX)))) {
             snprintf(err, errlen, "%s %s: the daemon's user %s could rename or remove it: "
                      "%s must be root's and writable by root only (it is %s, mode %04o)", what,
-                     path, user, cur, st.st_uid == w->uid ? "the user's" : "writable by the user",
+                     path, w->user, cur, st.st_uid == w->uid ? "the user's" : "writable by the user",
                      (unsigned)(st.st_mode & 07777));
             return -1;
         }
@@ -159,26 +175,19 @@ check_dirs(const char *dir, const struct who *w, const char *user, const char *w
 }
 
 int
-svd_check_protected(const char *path, const char *user, uid_t uid, gid_t gid, const char *what,
-                    int check_file, char *err, size_t errlen)
+svd_check_protected(const char *path, const struct svd_who *w, const char *what, int check_file,
+                    char *err, size_t errlen)
 {
     char dir[PATH_MAX], real[PATH_MAX], abs[PATH_MAX];
     struct stat st;
-    struct who w;
 
-    w.uid = uid;
-    w.ngroups = (int)(sizeof(w.groups) / sizeof(w.groups[0]));
-    if (getgrouplist(user, gid, w.groups, &w.ngroups) < 0) {
-        snprintf(err, errlen, "%s %s: cannot list the groups of %s", what, path, user);
-        return -1;
-    }
     /* a symbolic link's own mode means nothing (and opening one is refused
      * anyway: svd_open_regular) */
     if (check_file && lstat(path, &st) == 0 && !S_ISLNK(st.st_mode) &&
-        (may_write(&w, &st) || has_acl(path))) {
+        (may_write(w, &st) || has_acl(path))) {
         snprintf(err, errlen, "%s %s: the daemon's user %s %s it: make it root's, mode 0600 "
-                 "(chown root:root; chmod 0600; setfacl -b)", what, path, user,
-                 st.st_uid == uid ? "owns" : "may be able to write");
+                 "(chown root:root; chmod 0600; setfacl -b)", what, path, w->user,
+                 st.st_uid == w->uid ? "owns" : "may be able to write");
         return -1;
     }
     /* the path as written (a link on the way sits in a checked directory),
@@ -193,12 +202,12 @@ svd_check_protected(const char *path, const char *user, uid_t uid, gid_t gid, co
         path = abs;
     }
     parent_of(path, dir, sizeof(dir));
-    if (check_dirs(dir, &w, user, what, path, err, errlen) != 0)
+    if (check_dirs(dir, w, what, path, err, errlen) != 0)
         return -1;
     /* and the path it leads to */
     if (realpath(dir, real) == NULL) {
         snprintf(err, errlen, "%s %s: %s: %s", what, path, dir, strerror(errno));
         return -1;
     }
-    return strcmp(real, dir) == 0 ? 0 : check_dirs(real, &w, user, what, path, err, errlen);
+    return strcmp(real, dir) == 0 ? 0 : check_dirs(real, w, what, path, err, errlen);
 }
