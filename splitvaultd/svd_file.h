@@ -54,4 +54,14 @@ int svd_who_in_group(const struct svd_who *w, gid_t gid);
 int svd_check_protected(const char *path, const struct svd_who *w, const char *what,
                         int check_file, char *err, size_t errlen);
 
+/*
+ * The same check of path's directories against every user but root
+ * (splitvaultctl, before it trusts the control socket: it cannot know who
+ * might stand in for the daemon): the directory and every one above it,
+ * as written and as resolved, root's (a symbolic link on the way too) and
+ * writable by root alone (one above the directory also when sticky), none
+ * with an ACL. 0, or -1 with err naming what to change.
+ */
+int svd_check_root_only(const char *path, const char *what, char *err, size_t errlen);
+
 #endif /* SVD_FILE_H */

@@ -420,3 +420,39 @@ def test_paths_the_daemons_user_could_change_are_refused(daemon_factory):
     open_dir.chmod(0o777)
     p = d.ctl("-s", str(open_dir / "ctl.sock"), "status")
     assert p.returncode == 1 and "refusing to trust it" in p.stderr, p.stderr
+
+
+def test_splitvaultctl_trusts_no_directory_another_user_could_change(daemon_factory):
+    """splitvaultctl checks every directory above the control socket's too,
+    along the path as written and as resolved: one another user can write
+    (it could swap the socket's directory for one of its own between the
+    check and the connect) or owns is refused; root's path, through a
+    link of root's, is trusted."""
+    d = daemon_factory()
+    nobody = pwd.getpwnam("nobody").pw_uid
+    bad = []
+    for name, mode, owner in (("open", 0o777, 0), ("theirs", 0o755, nobody)):
+        top = d.dir / name
+        top.mkdir()
+        sub = top / "run"
+        sub.mkdir()
+        sub.chmod(0o755)  # root's, writable by root alone: its parent is not
+        top.chmod(mode)
+        os.chown(top, owner, 0)
+        bad.append((top, sub))
+    for top, sub in bad:
+        p = d.ctl("-s", str(sub / "ctl.sock"), "status")
+        assert p.returncode == 1 and "refusing to trust it" in p.stderr and \
+            "%s must be root's" % top in p.stderr, p.stderr
+    # a link of root's in a directory of root's, to a directory another
+    # user could swap: the path it resolves to is checked too
+    link = d.dir / "via"
+    os.symlink(bad[0][1], link)
+    p = d.ctl("-s", str(link / "ctl.sock"), "status")
+    assert p.returncode == 1 and "refusing to trust it" in p.stderr, p.stderr
+    # the daemon's own socket, by its path and through such a link: trusted
+    # (/tmp above it is writable by all, but sticky)
+    os.symlink(d.run_dir, d.dir / "ctl-link")
+    for sock in (d.sock_path, d.dir / "ctl-link" / "ctl.sock"):
+        p = d.ctl("-s", str(sock), "status")
+        assert p.returncode == 0 and p.stdout.startswith("ok"), p.stdout + p.stderr

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -32,6 +31,7 @@
 
 #include "svd_auditv.h"
 #include "svd_conf.h"
+#include "svd_file.h"
 
 static void
 usage(FILE *f)
@@ -56,34 +56,20 @@ usage(FILE *f)
 }
 
 /*
- * The control socket's directory must be root's and writable by nobody
- * else: in a directory the daemon's user could write, that user could put
- * a socket of its own in the daemon's place and answer "ok" to a restore
- * or an unlock that never happened.
+ * The control socket's directory, and every one above it, must be root's
+ * and writable by nobody else (one above also when sticky, like /tmp), as
+ * written and as resolved: a user who could write one of them could put a
+ * socket of its own in the daemon's place, or swap the directory between
+ * this check and the connect, and answer "ok" to a restore or an unlock
+ * that never happened.
  */
 static int
 socket_dir_trusted(const char *path)
 {
-    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    struct stat st;
-    char *slash;
+    char err[SVD_ERRBUF + 512];
 
-    snprintf(dir, sizeof(dir), "%s", path);
-    if ((slash = strrchr(dir, '/')) == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    if (stat(dir, &st) != 0) {
-        fprintf(stderr, "splitvaultctl: %s: %s\n", dir, strerror(errno));
-        return 0;
-    }
-    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-        fprintf(stderr, "splitvaultctl: the control socket's directory %s is not root's alone "
-                "(owner uid %ld, mode %04o): another user could stand in for the daemon; "
-                "refusing to trust it (make it root's, mode 0750 or 0755)\n", dir,
-                (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+    if (svd_check_root_only(path, "control socket", err, sizeof(err)) != 0) {
+        fprintf(stderr, "splitvaultctl: %s: refusing to trust it\n", err);
         return 0;
     }
     return 1;
