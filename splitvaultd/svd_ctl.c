@@ -357,7 +357,8 @@ cmd_retired(struct ctl_client *cc, const char *arg, const char *source)
         }
         up = uuid;
     } else if (arg != NULL && strncmp(arg, "since ", 6) == 0) {
-        if (svd_parse_u64(arg + 6, &since) != 0) {
+        /* bound as a signed 64-bit integer in the store */
+        if (svd_parse_u64(arg + 6, &since) != 0 || since > INT64_MAX) {
             (void)say(cc, "error: since takes unix seconds\n");
             return;
         }
@@ -434,7 +435,8 @@ cmd_restore(struct ctl_client *cc, const char *arg, const char *source)
         by = SVD_RESTORE_RECORD;
         what = "record";
         value = arg + 7;
-    } else if (arg != NULL && strncmp(arg, "since ", 6) == 0 && svd_parse_u64(arg + 6, &v) == 0) {
+    } else if (arg != NULL && strncmp(arg, "since ", 6) == 0 && svd_parse_u64(arg + 6, &v) == 0 &&
+               v <= INT64_MAX) {
         by = SVD_RESTORE_SINCE;
         what = "since";
         value = arg + 6;

@@ -44,6 +44,21 @@ def rotated(d, n=1):
     return recs
 
 
+def ctl_raw(d, line):
+    """The daemon's whole answer to one control line, sent as is."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(d.sock_path))
+        s.sendall(line)
+        s.settimeout(30)
+        out = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                return out.decode()
+            out += b
+
+
 def ctl_lines(p, prefix):
     return [l for l in p.stdout.splitlines() if l.startswith(prefix)]
 
@@ -109,9 +124,38 @@ def test_restore_one_a_record_since_and_all(d):
         in text
     assert "event=restore outcome=ok by=record value=%s restored=2" % r1.uuid in text
     # bad arguments are usage errors, and change nothing
+    before = d.audit_path.read_text().count("event=restore")
+    rotated(d, 1)
+    retired = d.retired()
     for args in (["restore"], ["restore", "x1"], ["restore", "--record", "nope"],
-                 ["restore", "--since", "yesterday"], ["retired", "--all"]):
+                 ["restore", "--since", "yesterday"], ["retired", "--all"],
+                 # not a uuid, though 36 characters long
+                 ["restore", "--record", "z" * 36], ["retired", "--record", "-" * 36],
+                 # before 1970 (timegm: -1 for the last second of 1969)
+                 ["restore", "--since", "1969-12-31T23:59:59Z"],
+                 ["restore", "--since", "1900-01-01T00:00:00Z"],
+                 ["retired", "--since", "1969-12-31T23:59:59Z"],
+                 # past what the daemon's signed times and ids hold
+                 ["restore", "--since", "18446744073709551615"],
+                 ["restore", "--since", "9223372036854775808"],
+                 ["restore", "9223372036854775808"], ["restore", "18446744073709551616"],
+                 ["restore", "0"], ["restore", "01"]):
         assert d.ctl(*args).returncode == 2, args
+    # the daemon refuses such values too, from any client
+    for line, answer in ((b"restore since 18446744073709551615\n",
+                          "error: restore id ID | record UUID | since UNIX-SECONDS\n"),
+                         (b"restore since 9223372036854775808\n",
+                          "error: restore id ID | record UUID | since UNIX-SECONDS\n"),
+                         (b"restore id 9223372036854775808\n",
+                          "error: restore id ID | record UUID | since UNIX-SECONDS\n"),
+                         (b"retired since 9223372036854775808\n",
+                          "error: since takes unix seconds\n")):
+        assert ctl_raw(d, line) == answer, line
+    assert d.retired() == retired
+    assert d.audit_path.read_text().count("event=restore") == before
+    # the largest time both take: nothing retired that late
+    p = d.ctl("restore", "--since", "9223372036854775807", check=True)
+    assert "restored=0" in p.stdout
 
 
 def test_retention_zero_purges_at_once(daemon_factory, store_driver):

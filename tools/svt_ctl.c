@@ -32,6 +32,8 @@
 #include "svd_auditv.h"
 #include "svd_conf.h"
 #include "svd_file.h"
+#include "sv_format.h"
+#include "sv_wire.h"
 
 static void
 usage(FILE *f)
@@ -159,23 +161,24 @@ verify_offline(const char *log, const char *head)
     return 1;
 }
 
-/* TIME: unix seconds, or UTC "YYYY-MM-DDTHH:MM:SSZ". 0 or -1. */
+/* TIME: unix seconds, or UTC "YYYY-MM-DDTHH:MM:SSZ"; from 1970 on, and at
+ * most INT64_MAX (the daemon's times are signed). 0 or -1. */
 static int
-parse_time(const char *s, unsigned long long *t)
+parse_time(const char *s, uint64_t *t)
 {
     struct tm tm;
     const char *end;
-    char *e;
+    time_t v;
 
-    if (*s >= '0' && *s <= '9' && strchr(s, '-') == NULL) {
-        errno = 0;
-        *t = strtoull(s, &e, 10);
-        return errno == 0 && *e == '\0' ? 0 : -1;
-    }
+    if (*s >= '0' && *s <= '9' && strchr(s, '-') == NULL)
+        return svd_parse_u64(s, t) == 0 && *t <= INT64_MAX ? 0 : -1;
     memset(&tm, 0, sizeof(tm));
     if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
         return -1;
-    *t = (unsigned long long)timegm(&tm);
+    /* before 1970, or timegm's error (-1): not a time the daemon takes */
+    if ((v = timegm(&tm)) < 0)
+        return -1;
+    *t = (uint64_t)v;
     return 0;
 }
 
@@ -183,7 +186,8 @@ parse_time(const char *s, unsigned long long *t)
 static int
 build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
 {
-    unsigned long long t;
+    uint8_t uuid[SV_UUID_LEN];
+    uint64_t t;
 
     if (argc == 0 && strcmp(cmd, "retired") == 0) {
         snprintf(line, len, "retired");
@@ -194,10 +198,10 @@ build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
         return 0;
     }
     if (argc == 1 && strcmp(cmd, "restore") == 0 && argv[0][0] != '-') {
-        char *e;
-        errno = 0;
-        (void)strtoull(argv[0], &e, 10);
-        if (errno != 0 || *e != '\0' || argv[0][0] < '1' || argv[0][0] > '9') {
+        uint64_t id;
+        /* a share id as the daemon writes them: 1..2^63-1, no leading 0 */
+        if (argv[0][0] < '1' || argv[0][0] > '9' || svd_parse_u64(argv[0], &id) != 0 ||
+            id > SV_WIRE_MAX_ID) {
             fprintf(stderr, "splitvaultctl: restore: \"%s\" is not a share id\n", argv[0]);
             return -1;
         }
@@ -205,7 +209,7 @@ build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
         return 0;
     }
     if (argc == 2 && strcmp(argv[0], "--record") == 0) {
-        if (strlen(argv[1]) != 36) {
+        if (sv_uuid_parse(argv[1], strlen(argv[1]), uuid) != SV_OK) {
             fprintf(stderr, "splitvaultctl: %s: --record takes a record uuid\n", cmd);
             return -1;
         }
@@ -218,7 +222,7 @@ build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
                     "YYYY-MM-DDTHH:MM:SSZ\n", cmd);
             return -1;
         }
-        snprintf(line, len, "%s since %llu", cmd, t);
+        snprintf(line, len, "%s since %" PRIu64, cmd, t);
         return 0;
     }
     fprintf(stderr, "splitvaultctl: %s: bad arguments\n", cmd);
