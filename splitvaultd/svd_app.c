@@ -147,6 +147,22 @@ svd_app_lock_write_pending(struct svd_app *app)
     return p;
 }
 
+/*
+ * Take over the lock-down the store records (since), in place of the one
+ * this daemon had, if any (mem_locked), and audit it here as seen (unless
+ * the housekeeping thread or a decrypt just did: the lock-down went from
+ * off to on in their hands). lock_mu held.
+ */
+static void
+adopt_store_lock(struct svd_app *app, int mem_locked, uint64_t since)
+{
+    int fresh = !mem_locked && svd_limiter_lockdown(app->limiter, since);
+
+    svd_limiter_relock(app->limiter, since);
+    if (mem_locked || fresh)
+        svd_app_lockdown_seen(app, since);
+}
+
 enum svd_unlock
 svd_app_unlock(struct svd_app *app, const char *source, uint64_t *newer)
 {
@@ -157,20 +173,30 @@ svd_app_unlock(struct svd_app *app, const char *source, uint64_t *newer)
     CHECK_OBJ_NOTNULL(app, SVD_APP_MAGIC);
     *newer = 0;
     AZ(pthread_mutex_lock(&app->lock_mu));
-    /* the lock-down the operator is lifting is the one this daemon knows;
-     * a different one in a shared store (another daemon's, recorded since)
-     * is not lifted unseen: this daemon adopts it, and says so */
     mem_locked = svd_limiter_locked(app->limiter, &mem_since);
     if (svd_store_lock_state(app->store, &store_locked, &store_since) != 0) {
         svd_err("unlock: the store's lock-down state cannot be read; still locked");
         r = SVD_UNLOCK_STORE;
         goto out;
     }
-    if (store_locked && mem_locked && store_since != mem_since) {
-        svd_limiter_relock(app->limiter, store_since);
+    if (!mem_locked && !store_locked) {
+        r = SVD_UNLOCK_NOT_LOCKED;
+        goto out;
+    }
+    /* the lock-down the operator is lifting is the one this daemon knows;
+     * another in a shared store (another daemon's, recorded since, or
+     * before this daemon's housekeeping picked it up) is not lifted
+     * unseen: this daemon adopts it, and says so */
+    if (store_locked && (!mem_locked || store_since != mem_since)) {
+        adopt_store_lock(app, mem_locked, store_since);
         *newer = store_since;
-        svd_warn("unlock refused: the store records another lock-down (since %" PRIu64 ") "
-                 "than the one this daemon had (since %" PRIu64 ")", store_since, mem_since);
+        if (mem_locked)
+            svd_warn("unlock refused: the store records another lock-down (since %" PRIu64
+                     ") than the one this daemon had (since %" PRIu64 ")", store_since,
+                     mem_since);
+        else
+            svd_warn("unlock refused: the store records a lock-down (since %" PRIu64 ") this "
+                     "daemon had not seen yet", store_since);
         r = SVD_UNLOCK_NEWER;
         goto out;
     }
@@ -185,7 +211,7 @@ svd_app_unlock(struct svd_app *app, const char *source, uint64_t *newer)
             /* another daemon locked down between the read and the write */
             (void)svd_store_lock_state(app->store, &store_locked, newer);
             if (*newer != 0)
-                svd_limiter_relock(app->limiter, *newer);
+                adopt_store_lock(app, 1, *newer);
             svd_warn("unlock refused: another lock-down was recorded meanwhile");
             r = SVD_UNLOCK_NEWER;
         } else {

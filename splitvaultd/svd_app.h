@@ -74,14 +74,18 @@ void svd_app_retry_lock_write(struct svd_app *app);
 int svd_app_lock_write_pending(struct svd_app *app);
 
 enum svd_unlock {
-    SVD_UNLOCK_OK = 0, SVD_UNLOCK_AUDIT = -1, SVD_UNLOCK_STORE = -2, SVD_UNLOCK_NEWER = -3
+    SVD_UNLOCK_OK = 0, SVD_UNLOCK_NOT_LOCKED = 1, SVD_UNLOCK_AUDIT = -1, SVD_UNLOCK_STORE = -2,
+    SVD_UNLOCK_NEWER = -3
 };
 
 /* Lift the lock-down (control socket): audited first (an unlock that cannot
  * be recorded is not done), then recorded in the store, then in memory.
- * SVD_UNLOCK_NEWER: the (shared) store records another lock-down than the
- * one this daemon knew (*newer: its since), which is not lifted unseen: the
- * daemon stays locked with it, and a second unlock lifts it. */
+ * The store's state is read once, under lock_mu. SVD_UNLOCK_NOT_LOCKED:
+ * neither this daemon nor the store is locked down (nothing done, nothing
+ * audited). SVD_UNLOCK_NEWER: the (shared) store records another lock-down
+ * than the one this daemon knew, or one it had not picked up yet (*newer:
+ * its since), which is not lifted unseen: the daemon adopts it (locked,
+ * audited as seen), and a second unlock lifts it. */
 enum svd_unlock svd_app_unlock(struct svd_app *app, const char *source, uint64_t *newer);
 
 #endif /* SVD_APP_H */

@@ -40,7 +40,7 @@ enum ktype {
     K_BOOL,
     K_DRIVER,
     K_LEVEL,
-    K_ROLE,     /* sequence of SHA-256 hex fingerprints of one role (off: the role) */
+    K_ROLE,     /* sequence of SHA-256 hex fingerprints of one role (role) */
     K_CIDRS,    /* sequence of CIDR blocks */
     K_REMOVED   /* a key of an earlier version: an error that says what replaced it */
 };
@@ -48,79 +48,80 @@ enum ktype {
 struct key {
     const char *path;
     enum ktype type;
-    size_t off;
+    size_t off;                 /* where in struct svd_conf */
     uint64_t min, max;
+    unsigned role;              /* K_ROLE: SVD_ROLE_* */
 };
 
 #define O(f) offsetof(struct svd_conf, f)
 #define DAY_MS (86400ull * 1000)
 
 static const struct key keys[] = {
-    { "listen", K_SECTION, 0, 0, 0 },
-    { "listen.address", K_STR, O(listen_address), 0, 0 },
-    { "listen.port", K_UINT, O(listen_port), 1, 65535 },
-    { "listen.backlog", K_UINT, O(backlog), 1, 4096 },
-    { "tls", K_SECTION, 0, 0, 0 },
-    { "tls.certificate", K_STR, O(tls_cert), 0, 0 },
-    { "tls.key", K_STR, O(tls_key), 0, 0 },
-    { "tls.client_ca", K_STR, O(tls_ca), 0, 0 },
-    { "tls.pinned_clients", K_REMOVED, 0, 0, 0 },
-    { "clients", K_SECTION, 0, 0, 0 },
-    { "clients.allow", K_CIDRS, 0, 0, 0 },
-    { "clients.frontend", K_ROLE, SVD_ROLE_FRONTEND, 0, 0 },
-    { "clients.reconcile", K_ROLE, SVD_ROLE_RECONCILE, 0, 0 },
-    { "clients.monitor", K_ROLE, SVD_ROLE_MONITOR, 0, 0 },
-    { "clients.allow_combined_roles", K_BOOL, O(combined_roles), 0, 0 },
-    { "connections", K_SECTION, 0, 0, 0 },
-    { "connections.max", K_UINT, O(max_connections), 1, 1024 },
-    { "connections.max_handshakes", K_UINT, O(max_handshakes), 1, 1024 },
-    { "connections.max_handshakes_per_address", K_UINT, O(max_handshakes_per_addr), 1, 1024 },
-    { "connections.handshake_timeout", K_DURATION, O(handshake_timeout_ms), 100, 600000 },
-    { "connections.idle_timeout", K_DURATION, O(idle_timeout_ms), 100, 86400000 },
-    { "connections.io_timeout", K_DURATION, O(io_timeout_ms), 100, 600000 },
-    { "store", K_SECTION, 0, 0, 0 },
-    { "store.driver", K_DRIVER, O(driver), 0, 0 },
-    { "store.path", K_STR, O(store_path), 0, 0 },
-    { "store.params", K_STR, O(store_params), 0, 0 },
-    { "store.readers", K_UINT, O(store_readers), 1, 64 },
-    { "store.batch_max", K_UINT, O(batch_max), 1, 10000 },
-    { "store.timeout", K_DURATION, O(store_timeout_ms), 1000, 600000 },
-    { "store.min_free", K_BYTES, O(min_free), 0, 1ull << 50 },
-    { "decrypt", K_SECTION, 0, 0, 0 },
-    { "decrypt.global_rate", K_SECTION, 0, 0, 0 },
-    { "decrypt.global_rate.interval", K_DURATION, O(global.interval_ms), 0, DAY_MS },
-    { "decrypt.global_rate.burst", K_UINT, O(global.burst), 1, 100000 },
-    { "decrypt.actor_rate", K_SECTION, 0, 0, 0 },
-    { "decrypt.actor_rate.interval", K_DURATION, O(actor.interval_ms), 0, DAY_MS },
-    { "decrypt.actor_rate.burst", K_UINT, O(actor.burst), 1, 100000 },
-    { "decrypt.max_actors", K_UINT, O(max_actors), 1, 1000000 },
-    { "decrypt.queue", K_SECTION, 0, 0, 0 },
-    { "decrypt.queue.max_length", K_UINT, O(queue_max), 0, 100000 },
-    { "decrypt.queue.max_wait", K_DURATION, O(queue_max_wait_ms), 0, 3600000 },
-    { "decrypt.lockdown_threshold", K_UINT, O(lockdown_threshold), 0, 100000 },
-    { "decrypt.daily_budget", K_SECTION, 0, 0, 0 },
-    { "decrypt.daily_budget.global", K_UINT, O(budget_global), 0, 1000000 },
-    { "decrypt.daily_budget.actor", K_UINT, O(budget_actor), 0, 1000000 },
-    { "reconcile", K_SECTION, 0, 0, 0 },
-    { "reconcile.min_grace", K_DURATION_S, O(min_grace_s), 0, 365ull * DAY_MS },
-    { "retention", K_SECTION, 0, 0, 0 },
-    { "retention.period", K_DURATION_S, O(retention_s), 0, 3650ull * DAY_MS },
-    { "retention.purge_batch", K_UINT, O(purge_batch), 1, 100000 },
-    { "retention.daily_budget", K_UINT, O(retire_budget), 0, 100000000 },
-    { "audit", K_SECTION, 0, 0, 0 },
-    { "audit.path", K_STR, O(audit_path), 0, 0 },
-    { "audit.head", K_STR, O(audit_head), 0, 0 },
-    { "audit.refusal_period", K_DURATION, O(refusal_period_ms), 1000, 3600000 },
-    { "control", K_SECTION, 0, 0, 0 },
-    { "control.socket", K_STR, O(ctl_socket), 0, 0 },
-    { "control.admin_group", K_STR, O(admin_group), 0, 0 },
-    { "process", K_SECTION, 0, 0, 0 },
-    { "process.user", K_STR, O(user), 0, 0 },
-    { "process.log_file", K_STR, O(log_file), 0, 0 },
-    { "process.log_level", K_LEVEL, O(log_level), 0, 0 },
-    { "process.pid_file", K_STR, O(pid_file), 0, 0 },
-    { "process.secure_heap", K_SIZE, O(secure_heap), 65536, 1ull << 30 },
-    { "process.mlock", K_BOOL, O(mlock), 0, 0 },
+    { "listen", K_SECTION, 0, 0, 0, 0 },
+    { "listen.address", K_STR, O(listen_address), 0, 0, 0 },
+    { "listen.port", K_UINT, O(listen_port), 1, 65535, 0 },
+    { "listen.backlog", K_UINT, O(backlog), 1, 4096, 0 },
+    { "tls", K_SECTION, 0, 0, 0, 0 },
+    { "tls.certificate", K_STR, O(tls_cert), 0, 0, 0 },
+    { "tls.key", K_STR, O(tls_key), 0, 0, 0 },
+    { "tls.client_ca", K_STR, O(tls_ca), 0, 0, 0 },
+    { "tls.pinned_clients", K_REMOVED, 0, 0, 0, 0 },
+    { "clients", K_SECTION, 0, 0, 0, 0 },
+    { "clients.allow", K_CIDRS, 0, 0, 0, 0 },
+    { "clients.frontend", K_ROLE, 0, 0, 0, SVD_ROLE_FRONTEND },
+    { "clients.reconcile", K_ROLE, 0, 0, 0, SVD_ROLE_RECONCILE },
+    { "clients.monitor", K_ROLE, 0, 0, 0, SVD_ROLE_MONITOR },
+    { "clients.allow_combined_roles", K_BOOL, O(combined_roles), 0, 0, 0 },
+    { "connections", K_SECTION, 0, 0, 0, 0 },
+    { "connections.max", K_UINT, O(max_connections), 1, 1024, 0 },
+    { "connections.max_handshakes", K_UINT, O(max_handshakes), 1, 1024, 0 },
+    { "connections.max_handshakes_per_address", K_UINT, O(max_handshakes_per_addr), 1, 1024, 0 },
+    { "connections.handshake_timeout", K_DURATION, O(handshake_timeout_ms), 100, 600000, 0 },
+    { "connections.idle_timeout", K_DURATION, O(idle_timeout_ms), 100, 86400000, 0 },
+    { "connections.io_timeout", K_DURATION, O(io_timeout_ms), 100, 600000, 0 },
+    { "store", K_SECTION, 0, 0, 0, 0 },
+    { "store.driver", K_DRIVER, O(driver), 0, 0, 0 },
+    { "store.path", K_STR, O(store_path), 0, 0, 0 },
+    { "store.params", K_STR, O(store_params), 0, 0, 0 },
+    { "store.readers", K_UINT, O(store_readers), 1, 64, 0 },
+    { "store.batch_max", K_UINT, O(batch_max), 1, 10000, 0 },
+    { "store.timeout", K_DURATION, O(store_timeout_ms), 1000, 600000, 0 },
+    { "store.min_free", K_BYTES, O(min_free), 0, 1ull << 50, 0 },
+    { "decrypt", K_SECTION, 0, 0, 0, 0 },
+    { "decrypt.global_rate", K_SECTION, 0, 0, 0, 0 },
+    { "decrypt.global_rate.interval", K_DURATION, O(global.interval_ms), 0, DAY_MS, 0 },
+    { "decrypt.global_rate.burst", K_UINT, O(global.burst), 1, 100000, 0 },
+    { "decrypt.actor_rate", K_SECTION, 0, 0, 0, 0 },
+    { "decrypt.actor_rate.interval", K_DURATION, O(actor.interval_ms), 0, DAY_MS, 0 },
+    { "decrypt.actor_rate.burst", K_UINT, O(actor.burst), 1, 100000, 0 },
+    { "decrypt.max_actors", K_UINT, O(max_actors), 1, 1000000, 0 },
+    { "decrypt.queue", K_SECTION, 0, 0, 0, 0 },
+    { "decrypt.queue.max_length", K_UINT, O(queue_max), 0, 100000, 0 },
+    { "decrypt.queue.max_wait", K_DURATION, O(queue_max_wait_ms), 0, 3600000, 0 },
+    { "decrypt.lockdown_threshold", K_UINT, O(lockdown_threshold), 0, 100000, 0 },
+    { "decrypt.daily_budget", K_SECTION, 0, 0, 0, 0 },
+    { "decrypt.daily_budget.global", K_UINT, O(budget_global), 0, 1000000, 0 },
+    { "decrypt.daily_budget.actor", K_UINT, O(budget_actor), 0, 1000000, 0 },
+    { "reconcile", K_SECTION, 0, 0, 0, 0 },
+    { "reconcile.min_grace", K_DURATION_S, O(min_grace_s), 0, 365ull * DAY_MS, 0 },
+    { "retention", K_SECTION, 0, 0, 0, 0 },
+    { "retention.period", K_DURATION_S, O(retention_s), 0, 3650ull * DAY_MS, 0 },
+    { "retention.purge_batch", K_UINT, O(purge_batch), 1, 100000, 0 },
+    { "retention.daily_budget", K_UINT, O(retire_budget), 0, 100000000, 0 },
+    { "audit", K_SECTION, 0, 0, 0, 0 },
+    { "audit.path", K_STR, O(audit_path), 0, 0, 0 },
+    { "audit.head", K_STR, O(audit_head), 0, 0, 0 },
+    { "audit.refusal_period", K_DURATION, O(refusal_period_ms), 1000, 3600000, 0 },
+    { "control", K_SECTION, 0, 0, 0, 0 },
+    { "control.socket", K_STR, O(ctl_socket), 0, 0, 0 },
+    { "control.admin_group", K_STR, O(admin_group), 0, 0, 0 },
+    { "process", K_SECTION, 0, 0, 0, 0 },
+    { "process.user", K_STR, O(user), 0, 0, 0 },
+    { "process.log_file", K_STR, O(log_file), 0, 0, 0 },
+    { "process.log_level", K_LEVEL, O(log_level), 0, 0, 0 },
+    { "process.pid_file", K_STR, O(pid_file), 0, 0, 0 },
+    { "process.secure_heap", K_SIZE, O(secure_heap), 65536, 1ull << 30, 0 },
+    { "process.mlock", K_BOOL, O(mlock), 0, 0, 0 },
 };
 
 #define NKEYS SVD_ARRAY_LEN(keys)
@@ -375,7 +376,6 @@ set_scalar(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long ke
     char *base = (char *)p->c;
     unsigned long line = n->type == YAML_SCALAR_NODE ? n->start_mark.line + 1 : keyline;
     const char *s;
-    char *end;
     uint64_t v;
 
     if (n->type != YAML_SCALAR_NODE)
@@ -393,11 +393,7 @@ set_scalar(struct pctx *p, const struct key *k, yaml_node_t *n, unsigned long ke
             return perr(p, line, k->path, "out of memory");
         return 0;
     case K_UINT:
-        if (!plain(n) || !isdigit((unsigned char)*s))
-            return perr(p, line, k->path, "expected an unsigned integer, got \"%s\"", s);
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0 || *end != '\0')
+        if (!plain(n) || svd_parse_u64(s, &v) != 0)
             return perr(p, line, k->path, "expected an unsigned integer, got \"%s\"", s);
         return set_uint(p, k, n, v);
     case K_DURATION:
@@ -490,9 +486,9 @@ add_client(struct pctx *p, const struct key *k, const uint8_t fp[SVD_PIN_LEN],
 
     for (unsigned i = 0; i < c->nclients; i++)
         if (memcmp(c->clients[i].fp, fp, SVD_PIN_LEN) == 0) {
-            if (c->clients[i].roles & (unsigned)k->off)
+            if (c->clients[i].roles & k->role)
                 return perr(p, line, k->path, "entry %u: listed twice", entry);
-            c->clients[i].roles |= (unsigned)k->off;
+            c->clients[i].roles |= k->role;
             return 0;
         }
     if (c->nclients >= CONF_MAX_LIST)
@@ -501,7 +497,7 @@ add_client(struct pctx *p, const struct key *k, const uint8_t fp[SVD_PIN_LEN],
         return perr(p, line, k->path, "out of memory");
     c->clients = nc;
     memcpy(nc[c->nclients].fp, fp, SVD_PIN_LEN);
-    nc[c->nclients].roles = (unsigned)k->off;
+    nc[c->nclients].roles = k->role;
     nc[c->nclients].line = line;
     c->nclients++;
     return 0;

@@ -33,10 +33,12 @@
 int svd_ctl_listen(const char *path, uid_t uid, gid_t gid, gid_t admin_gid, int *fd, char *err,
                    size_t errlen);
 
+struct svd_who;
+
 /* control.admin_group: its gid into *gid (SVD_NO_GROUP when not set). -1
- * with err when the group does not exist or user (the daemon's) is in it. */
-int svd_ctl_admin_group(const char *group, const char *user, gid_t user_gid, gid_t *gid,
-                        char *err, size_t errlen);
+ * with err when the group does not exist or the daemon's user w is in it. */
+int svd_ctl_admin_group(const char *group, const struct svd_who *w, gid_t *gid, char *err,
+                        size_t errlen);
 
 struct svd_ctl;
 

@@ -15,6 +15,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "svd.h"
 #include "svd_file.h"
 
 int
@@ -57,24 +58,53 @@ bad:
     return -1;
 }
 
-struct who {
-    uid_t uid;
-    gid_t groups[256];
-    int ngroups;
-};
-
-/* 1 when w may write an object of this owner, group and mode. */
-static int
-may_write(const struct who *w, const struct stat *st)
+int
+svd_who_get(struct svd_who *w, const char *user, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
-    if (st->st_uid == w->uid)
+    w->user = user;
+    w->uid = uid;
+    w->ngroups = (int)SVD_ARRAY_LEN(w->groups);
+    if (getgrouplist(user, gid, w->groups, &w->ngroups) < 0) {
+        snprintf(err, errlen, "process.user %s: cannot list its groups (in more than %zu?)",
+                 user, SVD_ARRAY_LEN(w->groups));
+        return -1;
+    }
+    return 0;
+}
+
+int
+svd_who_in_group(const struct svd_who *w, gid_t gid)
+{
+    for (int i = 0; i < w->ngroups; i++)
+        if (w->groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+/*
+ * The checks below guard against w, the daemon's user, or, with w NULL,
+ * against everyone but root (splitvaultctl's rule for the control socket:
+ * it cannot tell who might stand in for the daemon).
+ */
+
+/* 1 when the object is w's (w NULL: anyone's but root's). */
+static int
+owned(const struct svd_who *w, const struct stat *st)
+{
+    return w != NULL ? st->st_uid == w->uid : st->st_uid != 0;
+}
+
+/* 1 when w (NULL: anyone but root) may write an object of this owner,
+ * group and mode. */
+static int
+may_write(const struct svd_who *w, const struct stat *st)
+{
+    if (owned(w, st))
         return 1; /* the owner can always chmod it writable */
     if (st->st_mode & S_IWOTH)
         return 1;
-    if (st->st_mode & S_IWGRP)
-        for (int i = 0; i < w->ngroups; i++)
-            if (w->groups[i] == st->st_gid)
-                return 1;
+    if ((st->st_mode & S_IWGRP) && (w == NULL || svd_who_in_group(w, st->st_gid)))
+        return 1;
     return 0;
 }
 
@@ -106,13 +136,13 @@ parent_of(const char *path, char *dir, size_t len)
 /*
  * Check the directory dir and every one above it, by their names as given
  * (a symbolic link on the way is checked as a link, and its target by the
- * caller's second pass over the resolved path): none may be the user's;
- * dir may not be writable by the user at all, the others only when sticky;
- * none may carry an ACL.
+ * caller's second pass over the resolved path): none may be w's (NULL:
+ * anyone's but root's); dir may not be writable by w at all, the others
+ * only when sticky; none may carry an ACL.
  */
 static int
-check_dirs(const char *dir, const struct who *w, const char *user, const char *what,
-           const char *path, char *err, size_t errlen)
+check_dirs(const char *dir, const struct svd_who *w, const char *what, const char *path,
+           char *err, size_t errlen)
 {
     char cur[PATH_MAX];
     struct stat st;
@@ -134,12 +164,19 @@ check_dirs(const char *dir, const struct who *w, const char *user, const char *w
             snprintf(err, errlen, "%s %s: %s: not a directory", what, path, cur);
             return -1;
         }
-        if (st.st_uid == w->uid ||
+        if (owned(w, &st) ||
             (!link && may_write(w, &st) && (first || !(st.st_mode & S_ISVTX)))) {
-            snprintf(err, errlen, "%s %s: the daemon's user %s could rename or remove it: "
-                     "%s must be root's and writable by root only (it is %s, mode %04o)", what,
-                     path, user, cur, st.st_uid == w->uid ? "the user's" : "writable by the user",
-                     (unsigned)(st.st_mode & 07777));
+            if (w != NULL)
+                snprintf(err, errlen, "%s %s: the daemon's user %s could rename or remove it: "
+                         "%s must be root's and writable by root only (it is %s, mode %04o)",
+                         what, path, w->user, cur,
+                         owned(w, &st) ? "the user's" : "writable by the user",
+                         (unsigned)(st.st_mode & 07777));
+            else
+                snprintf(err, errlen, "%s %s: another user could put something of its own in "
+                         "its place: %s must be root's and writable by root only (it is owned "
+                         "by uid %ld, mode %04o)", what, path, cur, (long)st.st_uid,
+                         (unsigned)(st.st_mode & 07777));
             return -1;
         }
         if (!link && has_acl(cur)) {
@@ -158,29 +195,14 @@ check_dirs(const char *dir, const struct who *w, const char *user, const char *w
     return 0;
 }
 
-int
-svd_check_protected(const char *path, const char *user, uid_t uid, gid_t gid, const char *what,
-                    int check_file, char *err, size_t errlen)
+/* path's directory and every one above, as written and as resolved
+ * (check_dirs). */
+static int
+check_path(const char *path, const struct svd_who *w, const char *what, char *err,
+           size_t errlen)
 {
     char dir[PATH_MAX], real[PATH_MAX], abs[PATH_MAX];
-    struct stat st;
-    struct who w;
 
-    w.uid = uid;
-    w.ngroups = (int)(sizeof(w.groups) / sizeof(w.groups[0]));
-    if (getgrouplist(user, gid, w.groups, &w.ngroups) < 0) {
-        snprintf(err, errlen, "%s %s: cannot list the groups of %s", what, path, user);
-        return -1;
-    }
-    /* a symbolic link's own mode means nothing (and opening one is refused
-     * anyway: svd_open_regular) */
-    if (check_file && lstat(path, &st) == 0 && !S_ISLNK(st.st_mode) &&
-        (may_write(&w, &st) || has_acl(path))) {
-        snprintf(err, errlen, "%s %s: the daemon's user %s %s it: make it root's, mode 0600 "
-                 "(chown root:root; chmod 0600; setfacl -b)", what, path, user,
-                 st.st_uid == uid ? "owns" : "may be able to write");
-        return -1;
-    }
     /* the path as written (a link on the way sits in a checked directory),
      * made absolute against the working directory */
     if (path[0] != '/') {
@@ -193,12 +215,36 @@ svd_check_protected(const char *path, const char *user, uid_t uid, gid_t gid, co
         path = abs;
     }
     parent_of(path, dir, sizeof(dir));
-    if (check_dirs(dir, &w, user, what, path, err, errlen) != 0)
+    if (check_dirs(dir, w, what, path, err, errlen) != 0)
         return -1;
     /* and the path it leads to */
     if (realpath(dir, real) == NULL) {
         snprintf(err, errlen, "%s %s: %s: %s", what, path, dir, strerror(errno));
         return -1;
     }
-    return strcmp(real, dir) == 0 ? 0 : check_dirs(real, &w, user, what, path, err, errlen);
+    return strcmp(real, dir) == 0 ? 0 : check_dirs(real, w, what, path, err, errlen);
+}
+
+int
+svd_check_protected(const char *path, const struct svd_who *w, const char *what, int check_file,
+                    char *err, size_t errlen)
+{
+    struct stat st;
+
+    /* a symbolic link's own mode means nothing (and opening one is refused
+     * anyway: svd_open_regular) */
+    if (check_file && lstat(path, &st) == 0 && !S_ISLNK(st.st_mode) &&
+        (may_write(w, &st) || has_acl(path))) {
+        snprintf(err, errlen, "%s %s: the daemon's user %s %s it: make it root's, mode 0600 "
+                 "(chown root:root; chmod 0600; setfacl -b)", what, path, w->user,
+                 st.st_uid == w->uid ? "owns" : "may be able to write");
+        return -1;
+    }
+    return check_path(path, w, what, err, errlen);
+}
+
+int
+svd_check_root_only(const char *path, const char *what, char *err, size_t errlen)
+{
+    return check_path(path, NULL, what, err, errlen);
 }

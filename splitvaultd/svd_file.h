@@ -21,11 +21,27 @@
 int svd_open_regular(const char *path, int flags, mode_t mode, const char *what, char *err,
                      size_t errlen);
 
+/* The daemon's user, as the checks below guard against it. */
+struct svd_who {
+    const char *user;           /* its name (messages) */
+    uid_t uid;
+    gid_t groups[256];          /* every group it is in */
+    int ngroups;
+};
+
+/* Fill w for user, of uid and primary group gid, listing its groups once
+ * for every check. 0, or -1 with err. */
+int svd_who_get(struct svd_who *w, const char *user, uid_t uid, gid_t gid, char *err,
+                size_t errlen);
+
+/* 1 when w is in group gid (primary or supplementary). */
+int svd_who_in_group(const struct svd_who *w, gid_t gid);
+
 /*
- * Check that the daemon's user (uid, and the groups of user) cannot
- * remove, rename, replace or write path: the audit log and its head, a
- * record that must outlive a compromise of that user, and the control
- * socket, which that user must not be able to stand in for. With
+ * Check that the daemon's user w cannot remove, rename, replace or write
+ * path: the audit log and its head, a record that must outlive a
+ * compromise of that user, and the control socket, which that user must
+ * not be able to stand in for. With
  * check_file, the file, if it exists, is not the user's and not writable
  * by the user. Its directory is not the user's and not writable by the
  * user at all; every directory above it is not the user's and not writable
@@ -35,7 +51,17 @@ int svd_open_regular(const char *path, int flags, mode_t mode, const char *what,
  * a checked directory) and along the path it resolves to. 0, or -1 with
  * err naming what to change.
  */
-int svd_check_protected(const char *path, const char *user, uid_t uid, gid_t gid,
-                        const char *what, int check_file, char *err, size_t errlen);
+int svd_check_protected(const char *path, const struct svd_who *w, const char *what,
+                        int check_file, char *err, size_t errlen);
+
+/*
+ * The same check of path's directories against every user but root
+ * (splitvaultctl, before it trusts the control socket: it cannot know who
+ * might stand in for the daemon): the directory and every one above it,
+ * as written and as resolved, root's (a symbolic link on the way too) and
+ * writable by root alone (one above the directory also when sticky), none
+ * with an ACL. 0, or -1 with err naming what to change.
+ */
+int svd_check_root_only(const char *path, const char *what, char *err, size_t errlen);
 
 #endif /* SVD_FILE_H */

@@ -12,6 +12,7 @@
 #include "svd.h"
 #include "svd_audit.h"
 #include "svd_clock.h"
+#include "svd_conf.h"
 #include "svd_house.h"
 #include "svd_limit.h"
 #include "svd_log.h"
@@ -27,8 +28,27 @@ struct svd_house {
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* monotonic clock */
     int stopping;
+    unsigned period_ms;
     pthread_t thread;
 };
+
+/* HOUSE_PERIOD_MS; in test builds SVD_TEST_HOUSE_PERIOD_MS may make it
+ * longer, so that a test can act before a round (a lock-down another
+ * daemon recorded, not yet picked up here). */
+static unsigned
+house_period_ms(void)
+{
+#ifdef SV_TEST_HOOKS
+    const char *t = getenv("SVD_TEST_HOUSE_PERIOD_MS");
+    uint64_t v;
+
+    if (t != NULL && svd_parse_u64(t, &v) == 0 && v >= HOUSE_PERIOD_MS && v <= 86400000) {
+        svd_warn("test hook: housekeeping every %" PRIu64 " ms", v);
+        return (unsigned)v;
+    }
+#endif
+    return HOUSE_PERIOD_MS;
+}
 
 /* Pick up a lock-down another daemon recorded in a shared store. */
 static void
@@ -114,7 +134,12 @@ house_main(void *arg)
         int e;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += HOUSE_PERIOD_MS / 1000;
+        ts.tv_sec += h->period_ms / 1000;
+        ts.tv_nsec += (long)(h->period_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
         e = pthread_cond_timedwait(&h->cv, &h->mu, &ts);
         SVD_ASSERT(e == 0 || e == ETIMEDOUT);
         if (h->stopping)
@@ -140,6 +165,7 @@ svd_house_start(struct svd_app *app)
         return NULL;
     h->magic = SVD_HOUSE_MAGIC;
     h->app = app;
+    h->period_ms = house_period_ms();
     AZ(pthread_mutex_init(&h->mu, NULL));
     AZ(pthread_condattr_init(&ca));
     AZ(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));

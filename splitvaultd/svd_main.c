@@ -105,18 +105,19 @@ static int
 check_system(const struct svd_conf *conf, uid_t uid, gid_t gid, gid_t *admin_gid, char *err,
              size_t errlen)
 {
-    if (svd_ctl_admin_group(conf->admin_group, conf->user, gid, admin_gid, err, errlen) != 0)
+    struct svd_who w;
+
+    /* the user's groups, listed once for every check below */
+    if (svd_who_get(&w, conf->user, uid, gid, err, errlen) != 0 ||
+        svd_ctl_admin_group(conf->admin_group, &w, admin_gid, err, errlen) != 0)
         return -1;
     if (geteuid() != 0) {
         svd_warn("not started as root: the audit log is writable by the daemon's own user");
         return 0;
     }
-    if (svd_check_protected(conf->audit_path, conf->user, uid, gid, "audit.path", 1, err,
-                            errlen) != 0 ||
-        svd_check_protected(conf->audit_head, conf->user, uid, gid, "audit.head", 1, err,
-                            errlen) != 0 ||
-        svd_check_protected(conf->ctl_socket, conf->user, uid, gid, "control.socket", 0, err,
-                            errlen) != 0)
+    if (svd_check_protected(conf->audit_path, &w, "audit.path", 1, err, errlen) != 0 ||
+        svd_check_protected(conf->audit_head, &w, "audit.head", 1, err, errlen) != 0 ||
+        svd_check_protected(conf->ctl_socket, &w, "control.socket", 0, err, errlen) != 0)
         return -1;
     return 0;
 }

@@ -224,6 +224,28 @@ def test_control_socket_owner_only(daemon):
 def test_unknown_control_command(daemon):
     p = daemon.ctl("selfdestruct")
     assert p.returncode == 2
+    # the daemon's own answers, to lines splitvaultctl would not send
+    import socket
+
+    def ask(line):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(daemon.sock_path))
+            s.sendall(line)
+            s.settimeout(30)
+            out = b""
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    return out.decode()
+                out += b
+    unknown = ("error: unknown command (status, lockdown, unlock, audit-verify, retired, "
+               "restore)\n")
+    assert ask(b"selfdestruct\n") == unknown
+    assert ask(b"\n") == unknown
+    assert ask(b"selfdestruct now\n") == "error: selfdestruct takes no argument\n"
+    assert ask(b"unlock now\n") == "error: unlock takes no argument\n"
+    assert ask(b"status --all\n") == "error: status takes no argument\n"
+    assert daemon.ctl_status()["locked"] == "0"
 
 
 def test_client_that_never_waits_trips_lockdown(daemon_factory):

@@ -13,6 +13,7 @@ import pwd
 import re
 import subprocess
 import time
+import uuid as uuidlib
 
 import pytest
 
@@ -41,6 +42,21 @@ def rotated(d, n=1):
             r.old = old
             recs.append(r)
     return recs
+
+
+def ctl_raw(d, line):
+    """The daemon's whole answer to one control line, sent as is."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(d.sock_path))
+        s.sendall(line)
+        s.settimeout(30)
+        out = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                return out.decode()
+            out += b
 
 
 def ctl_lines(p, prefix):
@@ -108,9 +124,38 @@ def test_restore_one_a_record_since_and_all(d):
         in text
     assert "event=restore outcome=ok by=record value=%s restored=2" % r1.uuid in text
     # bad arguments are usage errors, and change nothing
+    before = d.audit_path.read_text().count("event=restore")
+    rotated(d, 1)
+    retired = d.retired()
     for args in (["restore"], ["restore", "x1"], ["restore", "--record", "nope"],
-                 ["restore", "--since", "yesterday"], ["retired", "--all"]):
+                 ["restore", "--since", "yesterday"], ["retired", "--all"],
+                 # not a uuid, though 36 characters long
+                 ["restore", "--record", "z" * 36], ["retired", "--record", "-" * 36],
+                 # before 1970 (timegm: -1 for the last second of 1969)
+                 ["restore", "--since", "1969-12-31T23:59:59Z"],
+                 ["restore", "--since", "1900-01-01T00:00:00Z"],
+                 ["retired", "--since", "1969-12-31T23:59:59Z"],
+                 # past what the daemon's signed times and ids hold
+                 ["restore", "--since", "18446744073709551615"],
+                 ["restore", "--since", "9223372036854775808"],
+                 ["restore", "9223372036854775808"], ["restore", "18446744073709551616"],
+                 ["restore", "0"], ["restore", "01"]):
         assert d.ctl(*args).returncode == 2, args
+    # the daemon refuses such values too, from any client
+    for line, answer in ((b"restore since 18446744073709551615\n",
+                          "error: restore id ID | record UUID | since UNIX-SECONDS\n"),
+                         (b"restore since 9223372036854775808\n",
+                          "error: restore id ID | record UUID | since UNIX-SECONDS\n"),
+                         (b"restore id 9223372036854775808\n",
+                          "error: restore id ID | record UUID | since UNIX-SECONDS\n"),
+                         (b"retired since 9223372036854775808\n",
+                          "error: since takes unix seconds\n")):
+        assert ctl_raw(d, line) == answer, line
+    assert d.retired() == retired
+    assert d.audit_path.read_text().count("event=restore") == before
+    # the largest time both take: nothing retired that late
+    p = d.ctl("restore", "--since", "9223372036854775807", check=True)
+    assert "restored=0" in p.stdout
 
 
 def test_retention_zero_purges_at_once(daemon_factory, store_driver):
@@ -331,6 +376,68 @@ def test_control_lines_are_whole_and_listings_clean(daemon_factory):
         idle.close()
 
 
+def retire_many(d, n):
+    """n shares stored (random keys: never decrypted), aged past
+    reconcile.min_grace and retired by reconcile."""
+    refs = []
+    with d.client() as c:
+        for _ in range((n + 31) // 32):
+            u = str(uuidlib.uuid4())
+            names = ["f%02d" % i for i in range(32)]
+            ids = c.store(u, [(f, os.urandom(32), os.urandom(32)) for f in names])
+            refs += list(zip(ids, [u] * 32, names))
+    refs = refs[:n]
+    d.age_shares(3600)
+    with d.reconciler() as r:
+        for i in range(0, n, 1000):
+            assert r.recon_delete(0, refs[i:i + 1000]) == len(refs[i:i + 1000])
+    return [i for i, _, _ in refs]
+
+
+def test_a_client_that_stops_reading_holds_up_nobody(daemon_factory):
+    """A client that asks for a long listing and stops reading it (a pager
+    left paused) holds up neither the other operators' commands nor the
+    daemon's stop: the listing is cut off, never completed unread."""
+    import socket
+    d = daemon_factory()
+    n = len(retire_many(d, 2000))
+    slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        slow.connect(str(d.sock_path))
+        slow.sendall(b"retired\n")
+
+        def answering():
+            try:
+                return slow.recv(3, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"ok\n"
+            except BlockingIOError:
+                return False
+        # the listing has begun; 2000 lines are far more than the socket
+        # holds, so the daemon is waiting for room to write the rest
+        wait_until(answering, 30, "the listing did not begin")
+        # meanwhile the other commands are served, one that waits its turn
+        # (unlock) included, and another listing read to its end
+        p = d.ctl("lockdown")
+        assert p.returncode == 0 and "locked=1" in p.stdout, p.stdout + p.stderr
+        assert d.ctl_status()["locked"] == "1"
+        p = d.ctl("retired")
+        assert p.returncode == 0 and "count=%d" % n in p.stdout, p.stderr
+        p = d.ctl("unlock")
+        assert p.returncode == 0 and "locked=0" in p.stdout, p.stdout + p.stderr
+        # and the daemon stops at SIGTERM (within the harness's stop timeout,
+        # or it would be killed: exit status -9), the client still connected
+        assert d.stop() == 0
+        slow.settimeout(30)
+        got = b""
+        while True:
+            b = slow.recv(65536)
+            if not b:
+                break
+            got += b
+        assert got.startswith(b"ok\n") and b"count=" not in got
+    finally:
+        slow.close()
+
+
 def test_paths_the_daemons_user_could_change_are_refused(daemon_factory):
     """The audit log behind a symbolic link in a directory of the daemon's
     user, and a control socket in such a directory, are refused at start;
@@ -357,3 +464,39 @@ def test_paths_the_daemons_user_could_change_are_refused(daemon_factory):
     open_dir.chmod(0o777)
     p = d.ctl("-s", str(open_dir / "ctl.sock"), "status")
     assert p.returncode == 1 and "refusing to trust it" in p.stderr, p.stderr
+
+
+def test_splitvaultctl_trusts_no_directory_another_user_could_change(daemon_factory):
+    """splitvaultctl checks every directory above the control socket's too,
+    along the path as written and as resolved: one another user can write
+    (it could swap the socket's directory for one of its own between the
+    check and the connect) or owns is refused; root's path, through a
+    link of root's, is trusted."""
+    d = daemon_factory()
+    nobody = pwd.getpwnam("nobody").pw_uid
+    bad = []
+    for name, mode, owner in (("open", 0o777, 0), ("theirs", 0o755, nobody)):
+        top = d.dir / name
+        top.mkdir()
+        sub = top / "run"
+        sub.mkdir()
+        sub.chmod(0o755)  # root's, writable by root alone: its parent is not
+        top.chmod(mode)
+        os.chown(top, owner, 0)
+        bad.append((top, sub))
+    for top, sub in bad:
+        p = d.ctl("-s", str(sub / "ctl.sock"), "status")
+        assert p.returncode == 1 and "refusing to trust it" in p.stderr and \
+            "%s must be root's" % top in p.stderr, p.stderr
+    # a link of root's in a directory of root's, to a directory another
+    # user could swap: the path it resolves to is checked too
+    link = d.dir / "via"
+    os.symlink(bad[0][1], link)
+    p = d.ctl("-s", str(link / "ctl.sock"), "status")
+    assert p.returncode == 1 and "refusing to trust it" in p.stderr, p.stderr
+    # the daemon's own socket, by its path and through such a link: trusted
+    # (/tmp above it is writable by all, but sticky)
+    os.symlink(d.run_dir, d.dir / "ctl-link")
+    for sock in (d.sock_path, d.dir / "ctl-link" / "ctl.sock"):
+        p = d.ctl("-s", str(sock), "status")
+        assert p.returncode == 0 and p.stdout.startswith("ok"), p.stdout + p.stderr

@@ -1,12 +1,14 @@
 """Two daemons sharing one pgsql store (scale-out): shares stored through
 one decrypt through the other, ids never collide, and a lock-down recorded
 by one stops decrypts on the other."""
+import os
 import threading
 import time
 
 import pytest
 
 from svtest.fixtures_daemon import DaemonError, Record, WERR
+from svtest.fixtures_httpd import needs_test_hooks
 
 
 def test_two_daemons_one_pgsql_store(daemon_factory):
@@ -39,6 +41,60 @@ def test_two_daemons_one_pgsql_store(daemon_factory):
         assert b.ctl("unlock").returncode == 0
         assert cb.decrypt(recs[1].uuid, "pat", recs[1].decrypt_fields())
     b.db_name = None  # a drops the shared database at teardown
+
+
+def store_lock_row(d):
+    con = d.pg.connect(d.db_name)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT locked, locked_since FROM sv_state WHERE id = 1")
+            return cur.fetchone()
+    finally:
+        con.close()
+
+
+@needs_test_hooks
+def test_unlock_does_not_lift_another_daemons_lockdown_not_yet_seen(daemon_factory):
+    """b locks down; a, whose housekeeping has not picked that up yet (a
+    test hook makes its rounds an hour apart), is told to unlock: it
+    refuses, adopts b's lock-down and audits it, and lifts it only when
+    told again. An unlock with nothing locked anywhere is a no-op."""
+    a = daemon_factory(driver="pgsql", start=False)
+    a.start(env=dict(os.environ, SVD_TEST_HOUSE_PERIOD_MS="3600000"))
+    b = daemon_factory(driver="pgsql", db_name=a.db_name)
+    try:
+        p = a.ctl("unlock")
+        assert p.returncode == 0 and "note=was not locked" in p.stdout, p.stdout
+        assert b.ctl("lockdown").returncode == 0
+        since = int(b.ctl_status()["locked_since"])
+        assert store_lock_row(a) == (True, since)
+        st = a.ctl_status()
+        assert st["locked"] == "0" and st["house_rounds"] == "0"  # not seen here yet
+        p = a.ctl("unlock")
+        assert p.returncode == 1 and ("another lock-down is recorded in the store (since %d"
+                                      % since) in p.stdout, p.stdout
+        assert store_lock_row(a) == (True, since)
+        st = a.ctl_status()
+        assert st["locked"] == "1" and st["locked_since"] == str(since)
+        text = a.audit_path.read_text()
+        assert "event=lockdown why=store source=store since=%d" % since in text
+        assert "event=unlock" not in text
+        with a.client() as c:
+            r = Record({"x": "y"})
+            r.stored(c.store(r.uuid, r.store_fields()))
+            with pytest.raises(DaemonError) as e:
+                c.decrypt(r.uuid, "pat", r.decrypt_fields())
+            assert e.value.code == WERR["LOCKED_DOWN"]
+        # told again, after a look: lifted, here and in the store
+        p = a.ctl("unlock")
+        assert p.returncode == 0 and "locked=0" in p.stdout, p.stdout
+        assert store_lock_row(a) == (False, 0) and a.ctl_status()["locked"] == "0"
+        assert "event=unlock outcome=ok" in a.audit_path.read_text()
+        # b keeps its own lock-down in memory until it is unlocked itself
+        assert b.ctl_status()["locked"] == "1"
+        assert b.ctl("unlock").returncode == 0 and b.ctl_status()["locked"] == "0"
+    finally:
+        b.db_name = None  # a drops the shared database at teardown
 
 
 def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):

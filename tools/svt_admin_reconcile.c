@@ -18,11 +18,14 @@
  *     uuid and field; the daemon checks both and the grace period again,
  *     keeps it restorable for its retention period, then purges it).
  *
- * Without --apply it only reports what it would do (a dry run). It talks
- * to the daemon over the same mutual TLS 1.3 as the module, with a client
- * certificate the daemon lists under clients.reconcile: the reconcile role,
- * which the web server's certificate does not have (this certificate
- * belongs on the admin's machine, not on the web host). The grace period must exceed the longest
+ * Without --apply it only reports what it would do (a dry run); with it,
+ * the same one pass decides, and only then does it act, on exactly the
+ * shares it found (nothing when more than --max-retire look unreferenced).
+ * It talks to the daemon over the same mutual TLS 1.3 as the module, with
+ * a client certificate the daemon lists under clients.reconcile: the
+ * reconcile role, which the web server's certificate does not have (this
+ * certificate belongs on the admin's machine, not on the web host). The
+ * grace period must exceed the longest
  * intake or decrypt (the module commits a submission or a rotation no later
  * than 600 s after it sent the STORE or first DECRYPT that made its shares,
  * or gives it up); the daemon enforces its own minimum as well.
@@ -281,7 +284,7 @@ static int svt_activate(svt_dconn *d, const sv_recon_entry *e)
     return rc;
 }
 
-/* RECON_DELETE for the n unreferenced shares of a page (ids increasing):
+/* RECON_DELETE for n unreferenced shares (ids increasing, at most PAGE):
  * the daemon retires them. */
 static int svt_delete(svt_dconn *d, uint32_t grace, sv_recon_ref *refs, unsigned n,
                       unsigned *retired)
@@ -318,13 +321,20 @@ static const char *svt_uuid(apr_pool_t *p, const uint8_t *u)
     return apr_pstrdup(p, s);
 }
 
-/* One page: look up, report, act. */
-static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, uint32_t grace,
-                    int apply, svt_tally *t, int verbose)
+/* What a pass found to do with --apply (sv_recon_entry each, in the
+ * daemon's order): the referenced pending shares to activate, and the
+ * unreferenced ones to retire; of those at most max_retire are kept (past
+ * it nothing is retired, and the count alone matters). */
+typedef struct {
+    apr_array_header_t *act, *del;
+    long max_retire;
+} svt_todo;
+
+/* One page: look up, report; with todo (--apply), note what to do. */
+static int svt_page(svt_ctx *c, const sv_recon_list_resp *page, svt_tally *t, svt_todo *todo)
 {
     int *ref = apr_pcalloc(c->pool, sizeof(int) * (page->n ? page->n : 1));
-    sv_recon_ref *del = apr_pcalloc(c->pool, sizeof(sv_recon_ref) * (page->n ? page->n : 1));
-    unsigned i, ndel = 0, retired = 0;
+    unsigned i;
 
     if (svt_lookup(c, page, ref))
         return 1;
@@ -334,8 +344,7 @@ static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, ui
         t->listed++;
         if (ref[i] == REF_OTHER) {
             t->mismatched++;
-            if (verbose)
-                printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): referenced by a row of "
+            printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): referenced by a row of "
                    "another record or field: kept, investigate\n", (apr_uint64_t)e->id, u,
                    e->name);
         }
@@ -343,53 +352,35 @@ static int svt_page(svt_ctx *c, svt_dconn *d, const sv_recon_list_resp *page, ui
             t->ref_active++;
         else if (ref[i] == REF_MATCH) {
             t->ref_pending++;
-            if (verbose)
+            if (todo)
+                *(sv_recon_entry *)apr_array_push(todo->act) = *e;
+            else
                 printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): pending and "
-                   "referenced: %s\n", (apr_uint64_t)e->id, u, e->name,
-                   apply ? "activating" : "would activate");
-            if (apply) {
-                if (svt_activate(d, e))
-                    return 1;
-                t->activated++;
-            }
+                       "referenced: would activate\n", (apr_uint64_t)e->id, u, e->name);
         }
         else {
             t->unref++;
-            if (verbose)
-                printf("  share %" APR_UINT64_T_FMT " (record %s, field %s, %s): not referenced: "
-                   "%s\n", (apr_uint64_t)e->id, u, e->name,
-                   e->state == SV_SHARE_PENDING ? "pending" : "active",
-                   apply ? "retiring" : "would retire");
-            del[ndel].id = e->id;
-            memcpy(del[ndel].uuid, e->uuid, SV_UUID_LEN);
-            memcpy(del[ndel].name, e->name, sizeof(del[ndel].name));
-            ndel++;
+            if (todo && t->unref <= todo->max_retire)
+                *(sv_recon_entry *)apr_array_push(todo->del) = *e;
+            else if (!todo)
+                printf("  share %" APR_UINT64_T_FMT " (record %s, field %s, %s): not "
+                       "referenced: would retire\n", (apr_uint64_t)e->id, u, e->name,
+                       e->state == SV_SHARE_PENDING ? "pending" : "active");
         }
-    }
-    if (apply && ndel) {
-        if (svt_delete(d, grace, del, ndel, &retired))
-            return 1;
-        t->retired += retired;
-        if (retired != ndel)
-            printf("  the daemon retired %u of %u (the others no longer matched or are within "
-                   "its grace period)\n", retired, ndel);
     }
     return 0;
 }
 
-/* One pass over the daemon's shares, page by page; with apply, acting on
- * them; with verbose, saying so. 0, or 1 (printed). */
-static int svt_pass(svt_ctx *c, svt_dconn *d, uint32_t grace, int apply, svt_tally *t,
-                    int verbose)
+/* One pass over the daemon's shares, page by page, reporting; with todo
+ * (--apply) noting what to do, changing nothing yet. 0, or 1 (printed). */
+static int svt_pass(svt_ctx *c, svt_dconn *d, uint32_t grace, svt_tally *t, svt_todo *todo)
 {
     uint64_t after = 0;
     int pages = 0, rc = 0;
 
-    if (verbose) {
-        printf("reconcile: daemon %s:%s, shares older than %u s, %s\n", d->host, d->port, grace,
-               apply ? "applying changes" : "dry run (nothing is changed; add --apply)");
-        fflush(stdout);
-    }
+    printf("reconcile: daemon %s:%s, shares older than %u s, %s\n", d->host, d->port, grace,
+           todo ? "applying changes" : "dry run (nothing is changed; add --apply)");
+    fflush(stdout);
     for (;;) {
         sv_recon_list_req req;
         sv_recon_list_resp page;
@@ -415,11 +406,11 @@ static int svt_pass(svt_ctx *c, svt_dconn *d, uint32_t grace, int apply, svt_tal
         }
         free(body);
         pages++;
-        if (page.n && verbose)
+        if (page.n)
             printf("page %d: %u shares (ids %" APR_UINT64_T_FMT " to %" APR_UINT64_T_FMT ")\n",
                    pages, page.n, (apr_uint64_t)page.e[0].id,
                    (apr_uint64_t)page.e[page.n - 1].id);
-        rc = svt_page(c, d, &page, grace, apply, t, verbose);
+        rc = svt_page(c, &page, t, todo);
         fflush(stdout);
         if (page.n)
             after = page.e[page.n - 1].id;
@@ -432,6 +423,48 @@ static int svt_pass(svt_ctx *c, svt_dconn *d, uint32_t grace, int apply, svt_tal
     return rc;
 }
 
+/* Do what the pass found: activate, then retire in batches of PAGE
+ * (RECON_DELETE), exactly the shares listed, never more. */
+static int svt_apply(svt_ctx *c, svt_dconn *d, uint32_t grace, const svt_todo *todo,
+                     svt_tally *t)
+{
+    const sv_recon_entry *act = (const sv_recon_entry *)todo->act->elts;
+    const sv_recon_entry *del = (const sv_recon_entry *)todo->del->elts;
+    sv_recon_ref *refs;
+    int i, n;
+
+    for (i = 0; i < todo->act->nelts; i++) {
+        printf("  share %" APR_UINT64_T_FMT " (record %s, field %s): pending and referenced: "
+               "activating\n", (apr_uint64_t)act[i].id, svt_uuid(c->pool, act[i].uuid),
+               act[i].name);
+        if (svt_activate(d, &act[i]))
+            return 1;
+        t->activated++;
+    }
+    refs = apr_pcalloc(c->pool, sizeof(sv_recon_ref) * PAGE);
+    for (i = 0; i < todo->del->nelts; i += n) {
+        unsigned retired = 0;
+        n = todo->del->nelts - i < PAGE ? todo->del->nelts - i : PAGE;
+        for (int k = 0; k < n; k++) {
+            const sv_recon_entry *e = &del[i + k];
+            printf("  share %" APR_UINT64_T_FMT " (record %s, field %s, %s): not referenced: "
+                   "retiring\n", (apr_uint64_t)e->id, svt_uuid(c->pool, e->uuid), e->name,
+                   e->state == SV_SHARE_PENDING ? "pending" : "active");
+            refs[k].id = e->id;
+            memcpy(refs[k].uuid, e->uuid, SV_UUID_LEN);
+            memcpy(refs[k].name, e->name, sizeof(refs[k].name));
+        }
+        fflush(stdout);
+        if (svt_delete(d, grace, refs, (unsigned)n, &retired))
+            return 1;
+        t->retired += retired;
+        if (retired != (unsigned)n)
+            printf("  the daemon retired %u of %u (the others no longer matched or are within "
+                   "its grace period)\n", retired, (unsigned)n);
+    }
+    return 0;
+}
+
 int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
 {
     static const char use[] = "usage: reconcile --daemon HOST:PORT --ca FILE --cert FILE "
@@ -439,6 +472,7 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
                               "[--max-retire N] [--apply]";
     svt_dconn d;
     svt_tally t;
+    svt_todo todo;
     const char *daemon = NULL;
     long grace = DEFAULT_GRACE, max_retire = DEFAULT_MAX_RETIRE;
     int apply = 0, i, rc = 0;
@@ -446,6 +480,7 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
 
     memset(&d, 0, sizeof(d));
     memset(&t, 0, sizeof(t));
+    memset(&todo, 0, sizeof(todo));
     d.fd = -1;
     d.timeout = 30;
     for (i = 0; i < argc; i++) {
@@ -509,26 +544,30 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
         return 1;
     }
     /*
-     * With --apply, a counting pass first (it changes nothing): the main
-     * database is what says a share is unreferenced, and one that lost its
-     * rows (damaged, restored to another point, or changed by whoever
-     * could write it) would make every share look like an orphan. Past
-     * --max-retire nothing is retired at all.
+     * One pass, changing nothing: the main database is what says a share
+     * is unreferenced, and one that lost its rows (damaged, restored to
+     * another point, or changed by whoever could write it) would make
+     * every share look like an orphan. Past --max-retire nothing is
+     * retired (or activated) at all; otherwise exactly the shares this
+     * pass found are, so orphans that appear meanwhile wait for the next
+     * run and never take the count past --max-retire.
      */
     if (apply) {
-        rc = svt_pass(c, &d, (uint32_t)grace, 0, &t, 0);
-        if (rc == 0 && t.unref > max_retire) {
-            svt_dclose(&d);
-            return svt_fail("reconcile: %ld shares are not referenced, more than --max-retire "
-                            "(%ld): nothing retired. Check the main database (is it the one "
-                            "the daemon's shares belong to, complete and current?) and the "
-                            "dry run, then run again with a larger --max-retire", t.unref,
-                            max_retire);
-        }
-        memset(&t, 0, sizeof(t));
+        todo.act = apr_array_make(c->pool, 16, sizeof(sv_recon_entry));
+        todo.del = apr_array_make(c->pool, 64, sizeof(sv_recon_entry));
+        todo.max_retire = max_retire;
     }
-    if (rc == 0)
-        rc = svt_pass(c, &d, (uint32_t)grace, apply, &t, 1);
+    rc = svt_pass(c, &d, (uint32_t)grace, &t, apply ? &todo : NULL);
+    if (rc == 0 && apply && t.unref > max_retire) {
+        svt_dclose(&d);
+        return svt_fail("reconcile: %ld shares are not referenced, more than --max-retire "
+                        "(%ld): nothing retired. Check the main database (is it the one "
+                        "the daemon's shares belong to, complete and current?) and the "
+                        "dry run, then run again with a larger --max-retire", t.unref,
+                        max_retire);
+    }
+    if (rc == 0 && apply)
+        rc = svt_apply(c, &d, (uint32_t)grace, &todo, &t);
     svt_dclose(&d);
     printf("%s: %ld listed; %ld referenced and active; %ld referenced and pending (%ld "
            "activated); %ld not referenced (%ld retired); %ld referenced by another record "

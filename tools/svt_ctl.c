@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -32,6 +31,9 @@
 
 #include "svd_auditv.h"
 #include "svd_conf.h"
+#include "svd_file.h"
+#include "sv_format.h"
+#include "sv_wire.h"
 
 static void
 usage(FILE *f)
@@ -56,34 +58,20 @@ usage(FILE *f)
 }
 
 /*
- * The control socket's directory must be root's and writable by nobody
- * else: in a directory the daemon's user could write, that user could put
- * a socket of its own in the daemon's place and answer "ok" to a restore
- * or an unlock that never happened.
+ * The control socket's directory, and every one above it, must be root's
+ * and writable by nobody else (one above also when sticky, like /tmp), as
+ * written and as resolved: a user who could write one of them could put a
+ * socket of its own in the daemon's place, or swap the directory between
+ * this check and the connect, and answer "ok" to a restore or an unlock
+ * that never happened.
  */
 static int
 socket_dir_trusted(const char *path)
 {
-    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    struct stat st;
-    char *slash;
+    char err[SVD_ERRBUF + 512];
 
-    snprintf(dir, sizeof(dir), "%s", path);
-    if ((slash = strrchr(dir, '/')) == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    if (stat(dir, &st) != 0) {
-        fprintf(stderr, "splitvaultctl: %s: %s\n", dir, strerror(errno));
-        return 0;
-    }
-    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-        fprintf(stderr, "splitvaultctl: the control socket's directory %s is not root's alone "
-                "(owner uid %ld, mode %04o): another user could stand in for the daemon; "
-                "refusing to trust it (make it root's, mode 0750 or 0755)\n", dir,
-                (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+    if (svd_check_root_only(path, "control socket", err, sizeof(err)) != 0) {
+        fprintf(stderr, "splitvaultctl: %s: refusing to trust it\n", err);
         return 0;
     }
     return 1;
@@ -173,23 +161,24 @@ verify_offline(const char *log, const char *head)
     return 1;
 }
 
-/* TIME: unix seconds, or UTC "YYYY-MM-DDTHH:MM:SSZ". 0 or -1. */
+/* TIME: unix seconds, or UTC "YYYY-MM-DDTHH:MM:SSZ"; from 1970 on, and at
+ * most INT64_MAX (the daemon's times are signed). 0 or -1. */
 static int
-parse_time(const char *s, unsigned long long *t)
+parse_time(const char *s, uint64_t *t)
 {
     struct tm tm;
     const char *end;
-    char *e;
+    time_t v;
 
-    if (*s >= '0' && *s <= '9' && strchr(s, '-') == NULL) {
-        errno = 0;
-        *t = strtoull(s, &e, 10);
-        return errno == 0 && *e == '\0' ? 0 : -1;
-    }
+    if (*s >= '0' && *s <= '9' && strchr(s, '-') == NULL)
+        return svd_parse_u64(s, t) == 0 && *t <= INT64_MAX ? 0 : -1;
     memset(&tm, 0, sizeof(tm));
     if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
         return -1;
-    *t = (unsigned long long)timegm(&tm);
+    /* before 1970, or timegm's error (-1): not a time the daemon takes */
+    if ((v = timegm(&tm)) < 0)
+        return -1;
+    *t = (uint64_t)v;
     return 0;
 }
 
@@ -197,7 +186,8 @@ parse_time(const char *s, unsigned long long *t)
 static int
 build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
 {
-    unsigned long long t;
+    uint8_t uuid[SV_UUID_LEN];
+    uint64_t t;
 
     if (argc == 0 && strcmp(cmd, "retired") == 0) {
         snprintf(line, len, "retired");
@@ -208,10 +198,10 @@ build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
         return 0;
     }
     if (argc == 1 && strcmp(cmd, "restore") == 0 && argv[0][0] != '-') {
-        char *e;
-        errno = 0;
-        (void)strtoull(argv[0], &e, 10);
-        if (errno != 0 || *e != '\0' || argv[0][0] < '1' || argv[0][0] > '9') {
+        uint64_t id;
+        /* a share id as the daemon writes them: 1..2^63-1, no leading 0 */
+        if (argv[0][0] < '1' || argv[0][0] > '9' || svd_parse_u64(argv[0], &id) != 0 ||
+            id > SV_WIRE_MAX_ID) {
             fprintf(stderr, "splitvaultctl: restore: \"%s\" is not a share id\n", argv[0]);
             return -1;
         }
@@ -219,7 +209,7 @@ build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
         return 0;
     }
     if (argc == 2 && strcmp(argv[0], "--record") == 0) {
-        if (strlen(argv[1]) != 36) {
+        if (sv_uuid_parse(argv[1], strlen(argv[1]), uuid) != SV_OK) {
             fprintf(stderr, "splitvaultctl: %s: --record takes a record uuid\n", cmd);
             return -1;
         }
@@ -232,7 +222,7 @@ build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
                     "YYYY-MM-DDTHH:MM:SSZ\n", cmd);
             return -1;
         }
-        snprintf(line, len, "%s since %llu", cmd, t);
+        snprintf(line, len, "%s since %" PRIu64, cmd, t);
         return 0;
     }
     fprintf(stderr, "splitvaultctl: %s: bad arguments\n", cmd);
