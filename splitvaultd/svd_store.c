@@ -4,8 +4,8 @@
  *
  * Each connection (struct dbh) is owned by exactly one thread at a time:
  * the writer's by the writer thread, readers by whoever holds them from
- * reader_get() to reader_put(). Each has its own unmanaged APR pool (own
- * allocator), and every query runs in a subpool destroyed right after, so
+ * svd_reader_get() to svd_reader_put(). Each has its own unmanaged APR pool
+ * (own allocator), and every query runs in a subpool destroyed right after, so
  * driver copies of rows never outlive the call. Entries that held key2b are
  * cleansed in place before their pool goes.
  *
@@ -46,6 +46,7 @@
 #include "svd_log.h"
 #include "svd_schema.h"
 #include "svd_store.h"
+#include "svd_store_int.h"
 #include "sv_secret.h"
 #include "sv_hex.h"
 
@@ -53,17 +54,7 @@
  * point look-ups each, built at open for these sizes; unused branches
  * repeat the first id. Each comes twice: ST_GET* with key2b (a decrypt),
  * ST_PUB* with NULL in its place (CONFIRM: no share leaves the store). */
-static const unsigned getn_size[] = { 2, 3, 4, 8, 16, 32 };
-#define GETN_MAX 32
-
-enum {
-    ST_GETL, ST_GET2, ST_GET3, ST_GET4, ST_GET8, ST_GET16, ST_GET32,
-    ST_PUBL, ST_PUB2, ST_PUB3, ST_PUB4, ST_PUB8, ST_PUB16, ST_PUB32, ST_LOCK, ST_INSERT, ST_SEQ,
-    ST_RECORD_NEW, ST_KEEP_BOUND, ST_SUPERSEDE, ST_KEEP, ST_RETIRE, ST_RETIRE_PENDING, ST_PEEK,
-    ST_RLIST,
-    ST_RDEL, ST_SETLOCK, ST_UNLOCK, ST_COUNTS, ST_PURGE_SCAN, ST_PURGE, ST_RESTORE_ID, ST_RESTORE_RECORD,
-    ST_RESTORE_SINCE, ST_RETIRED_LIST, ST__N
-};
+const unsigned svd_getn_size[] = { 2, 3, 4, 8, 16, 32 };
 
 /*
  * The statements. A share is never deleted by a request: releasing or
@@ -83,9 +74,6 @@ enum {
  * ST_PUB*), state, created, [lock state, since,] retired.
  */
 #define RESTORE_BINDING "replaces = CASE WHEN state = 2 THEN 0 ELSE replaces END, "
-/* ST_COUNTS counts shares in use by state, and retired ones, whatever their
- * state, apart: under COUNT_RETIRED, which is no SV_SHARE_* state */
-#define COUNT_RETIRED 3
 #define SQL_NUM_(n) #n
 #define SQL_NUM(n) SQL_NUM_(n)
 _Static_assert(COUNT_RETIRED != SV_SHARE_ACTIVE && COUNT_RETIRED != SV_SHARE_PENDING,
@@ -213,23 +201,46 @@ static const char *const sql_pgsql[ST__N] = {
                         "ORDER BY id LIMIT %d",
 };
 
-/*
- * One connection. busy belongs to the reader pool, not to the connection:
- * a reconnect (dbh_close, dbh_open) by the thread holding the handle leaves
- * it set, or another thread would take the handle while it is reconnected.
- */
-struct dbh {
-    apr_pool_t *pool;
-    apr_dbd_t *h;
-    apr_dbd_prepared_t *st[ST__N];
-    int busy;
-    int down;                   /* readers: connection lost (under rmu) */
-    uint64_t retry_at;          /* pgsql: no reconnect attempt before (ms) */
-    uint64_t gen;               /* pgsql: s->broken_gen when last known good */
-};
+/* The driver's statements into s->sql; the look-ups of several shares
+ * (ST_GET2.., ST_PUB2..) are built in s->pool. */
+void
+svd_store_sql_init(struct svd_store *s)
+{
+    const struct svd_conf *conf = s->conf;
+
+    for (int i = 0; i < ST__N; i++)
+        s->sql[i] = conf->driver == SVD_DRIVER_SQLITE3 ? sql_sqlite3[i] : sql_pgsql[i];
+    for (size_t t = 0; t < 2 * SVD_ARRAY_LEN(svd_getn_size); t++) {
+        /* the shares first (their column types lead the union), the lock-down
+         * state last: a row with a NULL id; the first half with key2b
+         * (ST_GET2..), the second without (ST_PUB2..) */
+        int sqlite = conf->driver == SVD_DRIVER_SQLITE3, pub = t >= SVD_ARRAY_LEN(svd_getn_size);
+        const char *head = sqlite ? "SELECT id, record_uuid, field, key2_pub, "
+                                  : "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), ";
+        const char *key2b = sqlite ? (pub ? "NULL" : "key2b")
+                                   : (pub ? "CAST(NULL AS text)" : "encode(key2b, 'hex')");
+        const char *tail = sqlite
+            ? ", state, created, NULL, NULL, retired FROM shares WHERE id = %lld UNION ALL "
+            : ", state, created, CAST(NULL AS bigint), CAST(NULL AS bigint), retired "
+              "FROM shares WHERE id = %lld UNION ALL ";
+        const char *lock = sqlite
+            ? "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, locked, locked_since, NULL "
+              "FROM sv_state WHERE id = 1"
+            : "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+              "CASE WHEN locked THEN 1 ELSE 0 END, locked_since, NULL FROM sv_state "
+              "WHERE id = 1";
+        size_t k = pub ? t - SVD_ARRAY_LEN(svd_getn_size) : t;
+        char *q = apr_pstrdup(s->pool, "");
+
+        for (unsigned i = 0; i < svd_getn_size[k]; i++)
+            q = apr_pstrcat(s->pool, q, head, key2b, tail, NULL);
+        s->sql[(pub ? ST_PUB2 : ST_GET2) + (int)k] = apr_pstrcat(s->pool, q, lock, NULL);
+    }
+}
 
 /* Forget the connection; busy is not written at all (a memset would clear
- * it for a moment, and reader_get reads it under rmu from another thread). */
+ * it for a moment, and svd_reader_get reads it under rmu from another
+ * thread). */
 static void
 dbh_forget(struct dbh *d)
 {
@@ -273,39 +284,6 @@ struct wop {
     uint64_t value;             /* W_RESTORE: the id or the time */
     unsigned *count;            /* W_RDEL, W_UNLOCK, W_PURGE, W_RESTORE */
 };
-
-struct svd_store {
-    unsigned magic;
-    const struct svd_conf *conf;
-    const char *sql[ST__N];     /* the driver's statements (ST_GET2.. built at open) */
-    const apr_dbd_driver_t *driver;
-    apr_pool_t *pool;           /* driver load; owned by the opening thread */
-    const char *params;
-
-    struct dbh writer;
-    struct dbh *readers;
-    unsigned nreaders;
-    pthread_mutex_t rmu;
-    pthread_cond_t rcv;
-
-    pthread_mutex_t wmu;
-    pthread_cond_t wcv_work;
-    struct wop *whead, **wtail;
-    int running, stopping;
-    pthread_t thread;
-
-    uint64_t n_commits, n_ops;  /* writer transactions and operations (atomic) */
-    uint64_t broken_gen;        /* pgsql: bumped when a connection is found
-                                 * broken, as every other one probably is
-                                 * too (a server restart) (atomic) */
-    int ckpt_due;               /* sqlite3: rows deleted since the last checkpoint */
-    uint64_t ckpt_last_ms;
-
-    pthread_mutex_t cmu;        /* counts cache */
-    uint64_t c_active, c_pending, c_retired, c_when;
-    int c_valid;
-};
-
 static int apr_ready;
 
 /*
@@ -314,8 +292,8 @@ static int apr_ready;
  * parameters (a key2b among them), and those never reach the log. A
  * per-thread copy: each handle is used by one thread at a time.
  */
-static const char *
-dbd_err(struct svd_store *s, struct dbh *d, int rv)
+const char *
+svd_dbd_err(struct svd_store *s, struct dbh *d, int rv)
 {
     static __thread char line[200];
     const char *e = d->h != NULL ? apr_dbd_error(s->driver, d->h, rv) : NULL;
@@ -331,8 +309,8 @@ dbd_err(struct svd_store *s, struct dbh *d, int rv)
     return line;
 }
 
-static void
-dbh_close(struct svd_store *s, struct dbh *d)
+void
+svd_dbh_close(struct svd_store *s, struct dbh *d)
 {
     if (d->h != NULL)
         (void)apr_dbd_close(s->driver, d->h); /* the drivers register no cleanup */
@@ -342,8 +320,8 @@ dbh_close(struct svd_store *s, struct dbh *d)
 }
 
 /* Connect one handle and prepare every statement. */
-static int
-dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
+int
+svd_dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
 {
     const char *e = NULL;
     apr_status_t rv;
@@ -377,7 +355,7 @@ dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
             apr_dbd_results_t *res = NULL;
             apr_dbd_row_t *row = NULL;
             if ((rv = apr_dbd_select(s->driver, d->pool, d->h, &res, pragmas[i], 1)) != 0) {
-                snprintf(err, errlen, "%s: %s", pragmas[i], dbd_err(s, d, rv));
+                snprintf(err, errlen, "%s: %s", pragmas[i], svd_dbd_err(s, d, rv));
                 goto out;
             }
             while (apr_dbd_get_row(s->driver, d->pool, res, &row, -1) == 0)
@@ -385,7 +363,7 @@ dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
         }
         if ((rv = apr_dbd_query(s->driver, d->h, &nrows, "PRAGMA synchronous = FULL")) != 0 ||
             (rv = apr_dbd_query(s->driver, d->h, &nrows, "PRAGMA cache_size = -1024")) != 0) {
-            snprintf(err, errlen, "PRAGMA: %s", dbd_err(s, d, rv));
+            snprintf(err, errlen, "PRAGMA: %s", svd_dbd_err(s, d, rv));
             goto out;
         }
     } else {
@@ -403,20 +381,20 @@ dbh_open(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
         snprintf(lt, sizeof(lt), "SET lock_timeout = %u", s->conf->store_timeout_ms);
         for (size_t i = 0; i < SVD_ARRAY_LEN(sets); i++)
             if ((rv = apr_dbd_query(s->driver, d->h, &nrows, sets[i])) != 0) {
-                snprintf(err, errlen, "%s: %s", sets[i], dbd_err(s, d, rv));
+                snprintf(err, errlen, "%s: %s", sets[i], svd_dbd_err(s, d, rv));
                 goto out;
             }
     }
     r = 0;
 out:
     if (r != 0)
-        dbh_close(s, d);
+        svd_dbh_close(s, d);
     return r;
 }
 
 /* Prepare the statements (after the schema is known to be there). */
-static int
-dbh_prepare(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
+int
+svd_dbh_prepare(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
 {
     for (int i = 0; i < ST__N; i++) {
         char label[16];
@@ -427,7 +405,7 @@ dbh_prepare(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
         rv = apr_dbd_prepare(s->driver, d->pool, d->h, s->sql[i], label, &d->st[i]);
         if (rv != 0) {
             snprintf(err, errlen, "cannot prepare a store statement (%d): %s", i,
-                     dbd_err(s, d, rv));
+                     svd_dbd_err(s, d, rv));
             return -1;
         }
     }
@@ -435,15 +413,15 @@ dbh_prepare(struct svd_store *s, struct dbh *d, char *err, size_t errlen)
 }
 
 /* Run a prepared non-select. */
-static int
-q_exec(struct svd_store *s, struct dbh *d, apr_pool_t *p, int st, int *nrows, int nargs,
-       const char **args)
+int
+svd_q_exec(struct svd_store *s, struct dbh *d, apr_pool_t *p, int st, int *nrows, int nargs,
+           const char **args)
 {
     int rv, n = 0;
 
     rv = apr_dbd_pquery(s->driver, p, d->h, &n, d->st[st], nargs, args);
     if (rv != 0) {
-        svd_err("store: statement %d failed: %s", st, dbd_err(s, d, rv));
+        svd_err("store: statement %d failed: %s", st, svd_dbd_err(s, d, rv));
         return -1;
     }
     if (nrows != NULL)
@@ -451,28 +429,28 @@ q_exec(struct svd_store *s, struct dbh *d, apr_pool_t *p, int st, int *nrows, in
     return 0;
 }
 
-static int
-q_select(struct svd_store *s, struct dbh *d, apr_pool_t *p, int st, apr_dbd_results_t **res,
-         int nargs, const char **args)
+int
+svd_q_select(struct svd_store *s, struct dbh *d, apr_pool_t *p, int st,
+             apr_dbd_results_t **res, int nargs, const char **args)
 {
     int rv;
 
     *res = NULL;
     rv = apr_dbd_pselect(s->driver, p, d->h, res, d->st[st], 1, nargs, args);
     if (rv != 0) {
-        svd_err("store: query %d failed: %s", st, dbd_err(s, d, rv));
+        svd_err("store: query %d failed: %s", st, svd_dbd_err(s, d, rv));
         return -1;
     }
     return 0;
 }
 
-static int
-raw(struct svd_store *s, struct dbh *d, const char *sql)
+int
+svd_q_raw(struct svd_store *s, struct dbh *d, const char *sql)
 {
     int n, rv = apr_dbd_query(s->driver, d->h, &n, sql);
 
     if (rv != 0) {
-        svd_err("store: %s failed: %s", sql, dbd_err(s, d, rv));
+        svd_err("store: %s failed: %s", sql, svd_dbd_err(s, d, rv));
         return -1;
     }
     return 0;
@@ -510,11 +488,11 @@ dbh_alive(struct svd_store *s, struct dbh *d)
  * not repeated for SVD_RECONNECT_DELAY_MS on that handle: while the
  * database is down, requests fail at once instead of each trying to connect
  * (and logging it). A broken connection bumps s->broken_gen, so that the
- * other readers are checked before their next use (reader_get). sqlite3
+ * other readers are checked before their next use (svd_reader_get). sqlite3
  * handles are never reconnected.
  */
-static int
-dbh_check(struct svd_store *s, struct dbh *d)
+int
+svd_dbh_check(struct svd_store *s, struct dbh *d)
 {
     char err[256];
 
@@ -528,15 +506,16 @@ dbh_check(struct svd_store *s, struct dbh *d)
     }
     if (d->h != NULL) {
         svd_warn("store: the pgsql connection is broken; reconnecting");
-        dbh_close(s, d);
+        svd_dbh_close(s, d);
         d->retry_at = 0;
         gen = __atomic_add_fetch(&s->broken_gen, 1, __ATOMIC_RELAXED);
     }
     if (svd_now_ms() < d->retry_at)
         return -1; /* the last attempt failed just now: fail fast, quietly */
-    if (dbh_open(s, d, err, sizeof(err)) != 0 || dbh_prepare(s, d, err, sizeof(err)) != 0) {
+    if (svd_dbh_open(s, d, err, sizeof(err)) != 0 ||
+        svd_dbh_prepare(s, d, err, sizeof(err)) != 0) {
         svd_err("store: reconnect failed (next attempt in a second at the earliest): %s", err);
-        dbh_close(s, d);
+        svd_dbh_close(s, d);
         d->retry_at = svd_now_ms() + SVD_RECONNECT_DELAY_MS;
         return -1;
     }
@@ -570,8 +549,9 @@ svd_store_prelock(const struct svd_conf *conf, int *lock_fd, char *err, size_t e
 
 /* Run a schema script statement by statement (split at ";" ending a line;
  * "--" comment lines are skipped). */
-static int
-run_script(struct svd_store *s, struct dbh *d, const char *script, char *err, size_t errlen)
+int
+svd_schema_run(struct svd_store *s, struct dbh *d, const char *script, char *err,
+               size_t errlen)
 {
     const char *p = script;
     char *stmt = NULL;
@@ -600,8 +580,8 @@ run_script(struct svd_store *s, struct dbh *d, const char *script, char *err, si
                  * to run the empty rest as a statement) */
                 int n, rv = apr_dbd_query(s->driver, d->h, &n, stmt);
                 if (rv != 0) {
-                    snprintf(err, errlen, "schema statement failed: %s (%.60s)", dbd_err(s, d, rv),
-                             stmt);
+                    snprintf(err, errlen, "schema statement failed: %s (%.60s)",
+                             svd_dbd_err(s, d, rv), stmt);
                     goto out;
                 }
                 len = 0;
@@ -621,8 +601,8 @@ out:
 }
 
 /* 1 when the schema table exists, 0 when not, -1 on error; *version. */
-static int
-schema_version(struct svd_store *s, struct dbh *d, long *version)
+int
+svd_schema_version(struct svd_store *s, struct dbh *d, long *version)
 {
     apr_pool_t *p = NULL;
     apr_dbd_results_t *res = NULL;
@@ -636,7 +616,7 @@ schema_version(struct svd_store *s, struct dbh *d, long *version)
         : "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'sv_schema' "
           "AND table_schema = current_schema()";
     if ((rv = apr_dbd_select(s->driver, p, d->h, &res, q, 1)) != 0) {
-        svd_err("store: %s", dbd_err(s, d, rv));
+        svd_err("store: %s", svd_dbd_err(s, d, rv));
         goto out;
     }
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
@@ -651,7 +631,7 @@ schema_version(struct svd_store *s, struct dbh *d, long *version)
     if ((rv = apr_dbd_select(s->driver, p, d->h, &res,
                              "SELECT version FROM sv_schema WHERE component = 'splitvaultd'",
                              1)) != 0) {
-        svd_err("store: %s", dbd_err(s, d, rv));
+        svd_err("store: %s", svd_dbd_err(s, d, rv));
         goto out;
     }
     *version = -1;
@@ -680,18 +660,18 @@ upgrade_schema(struct svd_store *s, struct dbh *d, long *version, char *err, siz
     long v = -1;
     int r = -1;
 
-    if (raw(s, d, sqlite ? "BEGIN IMMEDIATE" : "BEGIN") != 0) {
+    if (svd_q_raw(s, d, sqlite ? "BEGIN IMMEDIATE" : "BEGIN") != 0) {
         snprintf(err, errlen, "store: cannot begin the schema upgrade (see the log)");
         return -1;
     }
     /* pgsql: of several daemons, one upgrades; and the copy of every
      * record into share_records may take longer than store.timeout */
-    if (!sqlite && (raw(s, d, "LOCK TABLE sv_schema IN ACCESS EXCLUSIVE MODE") != 0 ||
-                    raw(s, d, "SET LOCAL statement_timeout = 0") != 0)) {
+    if (!sqlite && (svd_q_raw(s, d, "LOCK TABLE sv_schema IN ACCESS EXCLUSIVE MODE") != 0 ||
+                    svd_q_raw(s, d, "SET LOCAL statement_timeout = 0") != 0)) {
         snprintf(err, errlen, "store: cannot lock sv_schema for the schema upgrade");
         goto rollback;
     }
-    if (schema_version(s, d, &v) != 1) {
+    if (svd_schema_version(s, d, &v) != 1) {
         snprintf(err, errlen, "store: cannot read the schema version");
         goto rollback;
     }
@@ -705,9 +685,9 @@ upgrade_schema(struct svd_store *s, struct dbh *d, long *version, char *err, siz
                  "splitvaultd (it upgrades version 1)", v);
         goto rollback;
     }
-    if (run_script(s, d, sqlite ? svd_upgrade2_sqlite3 : svd_upgrade2_pgsql, err, errlen) != 0)
+    if (svd_schema_run(s, d, sqlite ? svd_upgrade2_sqlite3 : svd_upgrade2_pgsql, err, errlen) != 0)
         goto rollback;
-    if (raw(s, d, "COMMIT") != 0) {
+    if (svd_q_raw(s, d, "COMMIT") != 0) {
         snprintf(err, errlen, "store: the schema upgrade could not be committed");
         goto rollback;
     }
@@ -717,7 +697,7 @@ upgrade_schema(struct svd_store *s, struct dbh *d, long *version, char *err, siz
     *version = SVD_SCHEMA_VERSION;
     return 0;
 rollback:
-    (void)raw(s, d, "ROLLBACK");
+    (void)svd_q_raw(s, d, "ROLLBACK");
     return r;
 }
 
@@ -727,8 +707,8 @@ rollback:
  * refused (a newer one needs a newer splitvaultd; an unknown one, a
  * migration by hand).
  */
-static int
-schema_current(struct svd_store *s, struct dbh *d, long version, char *err, size_t errlen)
+int
+svd_schema_current(struct svd_store *s, struct dbh *d, long version, char *err, size_t errlen)
 {
     if (version >= 1 && version < SVD_SCHEMA_VERSION &&
         upgrade_schema(s, d, &version, err, errlen) != 0)
@@ -762,8 +742,6 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
     }
     s->magic = SVD_STORE_MAGIC;
     s->conf = conf;
-    for (int i = 0; i < ST__N; i++)
-        s->sql[i] = conf->driver == SVD_DRIVER_SQLITE3 ? sql_sqlite3[i] : sql_pgsql[i];
     s->params = conf->driver == SVD_DRIVER_SQLITE3 ? conf->store_path : conf->store_params;
     if (conf->driver == SVD_DRIVER_PGSQL) {
         /*
@@ -809,32 +787,7 @@ store_setup(const struct svd_conf *conf, struct svd_store **out, char *err, size
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t t = 0; t < 2 * SVD_ARRAY_LEN(getn_size); t++) {
-        /* the shares first (their column types lead the union), the lock-down
-         * state last: a row with a NULL id; the first half with key2b
-         * (ST_GET2..), the second without (ST_PUB2..) */
-        int sqlite = conf->driver == SVD_DRIVER_SQLITE3, pub = t >= SVD_ARRAY_LEN(getn_size);
-        const char *head = sqlite ? "SELECT id, record_uuid, field, key2_pub, "
-                                  : "SELECT id, record_uuid, field, encode(key2_pub, 'hex'), ";
-        const char *key2b = sqlite ? (pub ? "NULL" : "key2b")
-                                   : (pub ? "CAST(NULL AS text)" : "encode(key2b, 'hex')");
-        const char *tail = sqlite
-            ? ", state, created, NULL, NULL, retired FROM shares WHERE id = %lld UNION ALL "
-            : ", state, created, CAST(NULL AS bigint), CAST(NULL AS bigint), retired "
-              "FROM shares WHERE id = %lld UNION ALL ";
-        const char *lock = sqlite
-            ? "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, locked, locked_since, NULL "
-              "FROM sv_state WHERE id = 1"
-            : "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-              "CASE WHEN locked THEN 1 ELSE 0 END, locked_since, NULL FROM sv_state "
-              "WHERE id = 1";
-        size_t k = pub ? t - SVD_ARRAY_LEN(getn_size) : t;
-        char *q = apr_pstrdup(s->pool, "");
-
-        for (unsigned i = 0; i < getn_size[k]; i++)
-            q = apr_pstrcat(s->pool, q, head, key2b, tail, NULL);
-        s->sql[(pub ? ST_PUB2 : ST_GET2) + (int)k] = apr_pstrcat(s->pool, q, lock, NULL);
-    }
+    svd_store_sql_init(s);
     apr_dbd_init(s->pool);
     rv = apr_dbd_get_driver(s->pool, conf->driver == SVD_DRIVER_SQLITE3 ? "sqlite3" : "pgsql",
                             &s->driver);
@@ -858,18 +811,18 @@ svd_store_init_schema(const struct svd_conf *conf, char *err, size_t errlen)
 
     if (store_setup(conf, &s, err, errlen) != 0)
         goto out;
-    if (dbh_open(s, &s->writer, err, errlen) != 0)
+    if (svd_dbh_open(s, &s->writer, err, errlen) != 0)
         goto out;
-    if ((have = schema_version(s, &s->writer, &version)) < 0) {
+    if ((have = svd_schema_version(s, &s->writer, &version)) < 0) {
         snprintf(err, errlen, "cannot read the schema version");
         goto out;
     }
     if (have) {
-        r = schema_current(s, &s->writer, version, err, errlen);
+        r = svd_schema_current(s, &s->writer, version, err, errlen);
         goto out;
     }
-    if (run_script(s, &s->writer, conf->driver == SVD_DRIVER_SQLITE3 ? svd_schema_sqlite3
-                   : svd_schema_pgsql, err, errlen) != 0)
+    if (svd_schema_run(s, &s->writer, conf->driver == SVD_DRIVER_SQLITE3 ? svd_schema_sqlite3
+                       : svd_schema_pgsql, err, errlen) != 0)
         goto out;
     svd_info("store: schema version %d created", SVD_SCHEMA_VERSION);
     r = 0;
@@ -888,17 +841,17 @@ svd_store_open(const struct svd_conf *conf, struct svd_store **out, char *err, s
     *out = NULL;
     if (store_setup(conf, &s, err, errlen) != 0)
         goto out;
-    if (dbh_open(s, &s->writer, err, errlen) != 0)
+    if (svd_dbh_open(s, &s->writer, err, errlen) != 0)
         goto out;
-    if ((have = schema_version(s, &s->writer, &version)) < 0) {
+    if ((have = svd_schema_version(s, &s->writer, &version)) < 0) {
         snprintf(err, errlen, "store: cannot read the schema version");
         goto out;
     }
     if (have) {
-        if (schema_current(s, &s->writer, version, err, errlen) != 0)
+        if (svd_schema_current(s, &s->writer, version, err, errlen) != 0)
             goto out;
     } else if (conf->driver == SVD_DRIVER_SQLITE3) {
-        if (run_script(s, &s->writer, svd_schema_sqlite3, err, errlen) != 0)
+        if (svd_schema_run(s, &s->writer, svd_schema_sqlite3, err, errlen) != 0)
             goto out;
         svd_info("store: new sqlite3 store %s (schema version %d)", conf->store_path,
                  SVD_SCHEMA_VERSION);
@@ -907,7 +860,7 @@ svd_store_open(const struct svd_conf *conf, struct svd_store **out, char *err, s
                  "sql/daemon/pgsql.sql or run splitvaultd --init-store");
         goto out;
     }
-    if (dbh_prepare(s, &s->writer, err, errlen) != 0)
+    if (svd_dbh_prepare(s, &s->writer, err, errlen) != 0)
         goto out;
     s->nreaders = conf->store_readers;
     if ((s->readers = calloc(s->nreaders, sizeof(*s->readers))) == NULL) {
@@ -915,8 +868,8 @@ svd_store_open(const struct svd_conf *conf, struct svd_store **out, char *err, s
         goto out;
     }
     for (unsigned i = 0; i < s->nreaders; i++)
-        if (dbh_open(s, &s->readers[i], err, errlen) != 0 ||
-            dbh_prepare(s, &s->readers[i], err, errlen) != 0)
+        if (svd_dbh_open(s, &s->readers[i], err, errlen) != 0 ||
+            svd_dbh_prepare(s, &s->readers[i], err, errlen) != 0)
             goto out;
     *out = s;
     s = NULL;
@@ -935,9 +888,9 @@ svd_store_close(struct svd_store *s)
     SVD_ASSERT(!s->running);
     if (s->readers != NULL)
         for (unsigned i = 0; i < s->nreaders; i++)
-            dbh_close(s, &s->readers[i]);
+            svd_dbh_close(s, &s->readers[i]);
     free(s->readers);
-    dbh_close(s, &s->writer);
+    svd_dbh_close(s, &s->writer);
     if (s->pool != NULL)
         apr_pool_destroy(s->pool);
     AZ(pthread_mutex_destroy(&s->rmu));
@@ -954,8 +907,8 @@ svd_store_close(struct svd_store *s)
 /* A free reader, waiting at most store.timeout for one (NULL then: every
  * reader is busy, as when the store hangs; the caller fails with a store
  * error instead of queueing for ever). */
-static struct dbh *
-reader_get(struct svd_store *s)
+struct dbh *
+svd_reader_get(struct svd_store *s)
 {
     struct dbh *d = NULL;
     struct timespec ts;
@@ -994,15 +947,15 @@ reader_get(struct svd_store *s)
      * checked (one SELECT 1) before use, not failed on by a request */
     if (s->conf->driver == SVD_DRIVER_PGSQL
         && (d->h == NULL || d->gen != __atomic_load_n(&s->broken_gen, __ATOMIC_RELAXED)))
-        (void)dbh_check(s, d);
+        (void)svd_dbh_check(s, d);
     return d;
 }
 
-static void
-reader_put(struct svd_store *s, struct dbh *d, int failed)
+void
+svd_reader_put(struct svd_store *s, struct dbh *d, int failed)
 {
     if (failed && s->conf->driver == SVD_DRIVER_PGSQL)
-        (void)dbh_check(s, d);
+        (void)svd_dbh_check(s, d);
     AZ(pthread_mutex_lock(&s->rmu));
     d->down = d->h == NULL;
     d->busy = 0;
@@ -1017,7 +970,7 @@ read_lock(struct svd_store *s, struct dbh *d, apr_pool_t *p, int *locked, uint64
     apr_dbd_row_t *row = NULL;
     int seen = 0;
 
-    if (q_select(s, d, p, ST_LOCK, &res, 0, NULL) != 0)
+    if (svd_q_select(s, d, p, ST_LOCK, &res, 0, NULL) != 0)
         return -1;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
         const char *l = apr_dbd_get_entry(s->driver, row, 0);
@@ -1085,7 +1038,7 @@ store_get(struct svd_store *s, const uint64_t *ids, unsigned n, int with_key2b,
     SVD_ASSERT(n > 0);
     for (unsigned i = 0; i < n; i++)
         found[i] = 0;
-    if ((d = reader_get(s)) == NULL)
+    if ((d = svd_reader_get(s)) == NULL)
         return -1;
     if (d->h == NULL)
         goto out;
@@ -1099,16 +1052,16 @@ store_get(struct svd_store *s, const uint64_t *ids, unsigned n, int with_key2b,
         apr_dbd_row_t *row = NULL;
 
         if (k > 1) {
-            for (t = 0; getn_size[t] < k; t++)
+            for (t = 0; svd_getn_size[t] < k; t++)
                 ;
             stn = (with_key2b ? ST_GET2 : ST_PUB2) + (int)t;
-            nargs = getn_size[t];
+            nargs = svd_getn_size[t];
         }
         for (unsigned a = 0; a < nargs; a++) {
             snprintf(idbuf[a], sizeof(idbuf[a]), "%" PRIu64, ids[base + (a < k ? a : 0)]);
             args[a] = idbuf[a];
         }
-        if (q_select(s, d, p, stn, &res, (int)nargs, args) != 0)
+        if (svd_q_select(s, d, p, stn, &res, (int)nargs, args) != 0)
             goto out;
         while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
             const char *e[8];
@@ -1161,7 +1114,7 @@ store_get(struct svd_store *s, const uint64_t *ids, unsigned n, int with_key2b,
 out:
     if (p != NULL)
         apr_pool_destroy(p);
-    reader_put(s, d, r != 0);
+    svd_reader_put(s, d, r != 0);
     return r;
 }
 
@@ -1190,7 +1143,7 @@ svd_store_lock_state(struct svd_store *s, int *locked, uint64_t *since)
     int r = -1;
 
     CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
-    if ((d = reader_get(s)) == NULL)
+    if ((d = svd_reader_get(s)) == NULL)
         return -1;
     if (d->h == NULL)
         goto out;
@@ -1199,7 +1152,7 @@ svd_store_lock_state(struct svd_store *s, int *locked, uint64_t *since)
 out:
     if (p != NULL)
         apr_pool_destroy(p);
-    reader_put(s, d, r != 0);
+    svd_reader_put(s, d, r != 0);
     return r;
 }
 
@@ -1223,12 +1176,12 @@ svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending, uint6
         return 0;
     }
     AZ(pthread_mutex_unlock(&s->cmu));
-    if ((d = reader_get(s)) == NULL)
+    if ((d = svd_reader_get(s)) == NULL)
         return -1;
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
-    if (q_select(s, d, p, ST_COUNTS, &res, 0, NULL) != 0)
+    if (svd_q_select(s, d, p, ST_COUNTS, &res, 0, NULL) != 0)
         goto out;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
         uint64_t st = 0, c = 0;
@@ -1253,7 +1206,7 @@ svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending, uint6
 out:
     if (p != NULL)
         apr_pool_destroy(p);
-    reader_put(s, d, r != 0);
+    svd_reader_put(s, d, r != 0);
     return r;
 }
 
@@ -1303,12 +1256,12 @@ store_list(struct svd_store *s, int stn, const char *const *args, int nargs, uns
         a[i] = args[i];
     snprintf(lim, sizeof(lim), "%u", limit + 1);
     a[nargs] = lim;
-    if ((d = reader_get(s)) == NULL)
+    if ((d = svd_reader_get(s)) == NULL)
         return -1;
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
-    if (q_select(s, d, p, stn, &res, nargs + 1, a) != 0)
+    if (svd_q_select(s, d, p, stn, &res, nargs + 1, a) != 0)
         goto out;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
         if (*n >= limit) {
@@ -1325,7 +1278,7 @@ store_list(struct svd_store *s, int stn, const char *const *args, int nargs, uns
 out:
     if (p != NULL)
         apr_pool_destroy(p);
-    reader_put(s, d, r != 0);
+    svd_reader_put(s, d, r != 0);
     return r;
 }
 
@@ -1372,12 +1325,12 @@ svd_store_purge_scan(struct svd_store *s, uint64_t retired_before, unsigned batc
     *n = 0;
     snprintf(a0, sizeof(a0), "%" PRIu64, retired_before);
     snprintf(a1, sizeof(a1), "%u", batch);
-    if ((d = reader_get(s)) == NULL)
+    if ((d = svd_reader_get(s)) == NULL)
         return -1;
     if (d->h == NULL)
         goto out;
     apr_pool_create(&p, d->pool);
-    if (q_select(s, d, p, ST_PURGE_SCAN, &res, 2, args) != 0)
+    if (svd_q_select(s, d, p, ST_PURGE_SCAN, &res, 2, args) != 0)
         goto out;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0) {
         uint64_t id;
@@ -1393,7 +1346,7 @@ svd_store_purge_scan(struct svd_store *s, uint64_t retired_before, unsigned batc
 out:
     if (p != NULL)
         apr_pool_destroy(p);
-    reader_put(s, d, r != 0);
+    svd_reader_put(s, d, r != 0);
     return r;
 }
 
@@ -1442,7 +1395,7 @@ sqlite_last_id(struct svd_store *s, apr_pool_t *p, uint64_t *last)
     apr_dbd_row_t *row = NULL;
 
     *last = 0;
-    if (q_select(s, &s->writer, p, ST_SEQ, &res, 0, NULL) != 0)
+    if (svd_q_select(s, &s->writer, p, ST_SEQ, &res, 0, NULL) != 0)
         return -1;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
         if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), last) != 0)
@@ -1461,7 +1414,7 @@ pgsql_ids(struct svd_store *s, apr_pool_t *p, unsigned n, uint64_t *ids)
     unsigned got = 0;
 
     snprintf(nb, sizeof(nb), "%u", n);
-    if (q_select(s, &s->writer, p, ST_SEQ, &res, 1, args) != 0)
+    if (svd_q_select(s, &s->writer, p, ST_SEQ, &res, 1, args) != 0)
         return -1;
     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
         if (got < n && svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), &ids[got]) == 0)
@@ -1499,7 +1452,7 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
             /* STORE makes new records only: a record once (a race between
              * daemons on one store is decided by the primary key) */
             const char *ra[2] = { u, a1 };
-            if (q_exec(s, &s->writer, p, ST_RECORD_NEW, &nrows, 2, ra) != 0)
+            if (svd_q_exec(s, &s->writer, p, ST_RECORD_NEW, &nrows, 2, ra) != 0)
                 return -1;
             if (nrows != 1) {
                 op->exists = 1;
@@ -1520,7 +1473,7 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
             args[2] = op->names[i];
             sv_hex_encode(op->pubs[i], SV_X25519_LEN, pub);
             sv_hex_encode(op->key2bs[i], SV_X25519_LEN, k2b);
-            r = q_exec(s, &s->writer, p, ST_INSERT, &nrows, 9, args);
+            r = svd_q_exec(s, &s->writer, p, ST_INSERT, &nrows, 9, args);
             sv_cleanse(k2b, sizeof(k2b));
         }
         return r;
@@ -1553,16 +1506,16 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->keep_id);
                 snprintf(a2, sizeof(a2), "%" PRIu64, it->drop_id);
                 if (op->mode == SVD_RELEASE_RECONCILE) {
-                    if (q_exec(s, &s->writer, p, ST_KEEP, &nrows, 4, args) != 0)
+                    if (svd_q_exec(s, &s->writer, p, ST_KEEP, &nrows, 4, args) != 0)
                         return -1;
                 } else {
-                    if (q_exec(s, &s->writer, p, ST_KEEP_BOUND, &nrows, 7, args) != 0)
+                    if (svd_q_exec(s, &s->writer, p, ST_KEEP_BOUND, &nrows, 7, args) != 0)
                         return -1;
                     if (nrows == 1) {
                         /* the rotation is done: any other pending share made
                          * to replace the same share is of no use any more */
                         const char *sa[5] = { a1, a1, a2, u, it->name };
-                        if (q_exec(s, &s->writer, p, ST_SUPERSEDE, &nrows, 5, sa) != 0)
+                        if (svd_q_exec(s, &s->writer, p, ST_SUPERSEDE, &nrows, 5, sa) != 0)
                             return -1;
                         retired += (unsigned)nrows;
                         nrows = 1;
@@ -1576,14 +1529,14 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
                 const char *why = release_why(op->mode, activated);
                 const char *args[7] = { a1, why, a1, a0, u, it->name, young };
                 snprintf(a0, sizeof(a0), "%" PRIu64, it->drop_id);
-                if (q_exec(s, &s->writer, p, activated ? ST_RETIRE : ST_RETIRE_PENDING,
-                           &nrows, activated ? 6 : 7, args) != 0)
+                if (svd_q_exec(s, &s->writer, p, activated ? ST_RETIRE : ST_RETIRE_PENDING,
+                               &nrows, activated ? 6 : 7, args) != 0)
                     return -1;
                 retired += (unsigned)nrows;
                 if (nrows == 0 && !activated) {
                     apr_dbd_results_t *res;
                     apr_dbd_row_t *row = NULL;
-                    if (q_select(s, &s->writer, p, ST_PEEK, &res, 3, args + 3) != 0)
+                    if (svd_q_select(s, &s->writer, p, ST_PEEK, &res, 3, args + 3) != 0)
                         return -1;
                     while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
                         refused++; /* it exists, is not retired, and is active */
@@ -1602,7 +1555,7 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
             const char *args[6] = { a1, a1, a0, u, op->refs[i].name, a3 };
             snprintf(a0, sizeof(a0), "%" PRIu64, op->refs[i].id);
             sv_uuid_format(op->refs[i].uuid, u);
-            if (q_exec(s, &s->writer, p, ST_RDEL, &nrows, 6, args) != 0)
+            if (svd_q_exec(s, &s->writer, p, ST_RDEL, &nrows, 6, args) != 0)
                 return -1;
             n += (unsigned)nrows;
         }
@@ -1612,14 +1565,14 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
     case W_LOCK: {
         const char *args[3] = { a0, op->reason, a1 };
         snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
-        if (q_exec(s, &s->writer, p, ST_SETLOCK, &nrows, 3, args) != 0)
+        if (svd_q_exec(s, &s->writer, p, ST_SETLOCK, &nrows, 3, args) != 0)
             return -1;
         return nrows == 1 ? 0 : -1;
     }
     case W_UNLOCK: {
         const char *args[2] = { a1, a0 };
         snprintf(a0, sizeof(a0), "%" PRIu64, op->since);
-        if (q_exec(s, &s->writer, p, ST_UNLOCK, &nrows, 2, args) != 0)
+        if (svd_q_exec(s, &s->writer, p, ST_UNLOCK, &nrows, 2, args) != 0)
             return -1;
         *op->count = (unsigned)nrows;
         return 0;
@@ -1629,7 +1582,7 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
         snprintf(a0, sizeof(a0), "%" PRIu64, op->older);
         snprintf(a2, sizeof(a2), "%" PRIu64, op->first);
         snprintf(a3, sizeof(a3), "%" PRIu64, op->last);
-        if (q_exec(s, &s->writer, p, ST_PURGE, &nrows, 3, args) != 0)
+        if (svd_q_exec(s, &s->writer, p, ST_PURGE, &nrows, 3, args) != 0)
             return -1;
         *op->count = (unsigned)nrows;
         op->removed = nrows > 0;
@@ -1645,7 +1598,7 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
         } else {
             snprintf(a0, sizeof(a0), "%" PRIu64, op->value);
         }
-        if (q_exec(s, &s->writer, p, stn, &nrows, 2, args) != 0)
+        if (svd_q_exec(s, &s->writer, p, stn, &nrows, 2, args) != 0)
             return -1;
         *op->count = (unsigned)nrows;
         return 0;
@@ -1663,7 +1616,8 @@ run_tx(struct svd_store *s, struct wop *first, struct wop *stop)
     int r = -1;
 
     apr_pool_create(&p, s->writer.pool);
-    if (raw(s, &s->writer, s->conf->driver == SVD_DRIVER_SQLITE3 ? "BEGIN IMMEDIATE" : "BEGIN") != 0)
+    if (svd_q_raw(s, &s->writer,
+                  s->conf->driver == SVD_DRIVER_SQLITE3 ? "BEGIN IMMEDIATE" : "BEGIN") != 0)
         goto out;
     if (s->conf->driver == SVD_DRIVER_SQLITE3 && sqlite_last_id(s, p, &next_id) != 0)
         goto rollback;
@@ -1671,12 +1625,12 @@ run_tx(struct svd_store *s, struct wop *first, struct wop *stop)
         if (exec_op(s, p, op, &next_id) != 0)
             goto rollback;
     }
-    if (raw(s, &s->writer, "COMMIT") != 0)
+    if (svd_q_raw(s, &s->writer, "COMMIT") != 0)
         goto rollback;
     r = 0;
     goto out;
 rollback:
-    (void)raw(s, &s->writer, "ROLLBACK");
+    (void)svd_q_raw(s, &s->writer, "ROLLBACK");
 out:
     apr_pool_destroy(p);
     return r;
@@ -1778,7 +1732,7 @@ writer_main(void *arg)
         if (s->ckpt_due && svd_now_ms() - s->ckpt_last_ms >= 1000)
             writer_checkpoint(s); /* busy for a second: do not wait to be idle */
         if (s->writer.h == NULL)
-            (void)dbh_check(s, &s->writer);
+            (void)svd_dbh_check(s, &s->writer);
         for (op = batch; op != stop; op = op->next)
             op->removed = 0;
         if (s->writer.h != NULL && run_tx(s, batch, stop) == 0) {
@@ -1792,12 +1746,12 @@ writer_main(void *arg)
         } else {
             /* the group failed: a fresh connection (pgsql), then each op
              * alone, so that one bad op fails alone */
-            (void)dbh_check(s, &s->writer);
+            (void)svd_dbh_check(s, &s->writer);
             for (op = batch; op != stop; op = op->next) {
                 struct wop *nx = op->next;
                 int ok;
                 if (s->writer.h == NULL)
-                    (void)dbh_check(s, &s->writer);
+                    (void)svd_dbh_check(s, &s->writer);
                 op->next = NULL;
                 op->removed = 0;
                 ok = s->writer.h != NULL && run_tx(s, op, NULL) == 0 && !op->exists;
