@@ -8,6 +8,8 @@
  *
  *   svd_store.c         the store's life: prelock, open, init_schema, close
  *                       -> svd_store_sql.c, svd_store_schema.c, svd_store_conn.c
+ *   svd_store_sql.c     the statements of each driver
+ *                       -> none
  */
 #ifndef SVD_STORE_INT_H
 #define SVD_STORE_INT_H
