@@ -8,6 +8,8 @@
  *
  *   svd_store.c         the store's life: prelock, open, init_schema, close
  *                       -> svd_store_sql.c, svd_store_schema.c, svd_store_conn.c
+ *   svd_store_writer.c  the writer thread, group commit, every write
+ *                       -> svd_store_conn.c
  *   svd_store_list.c    counts and listings: reconcile, purge, retired shares
  *                       -> svd_store_conn.c
  *   svd_store_schema.c  the schema: create, check the version, upgrade
