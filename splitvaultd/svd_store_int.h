@@ -14,6 +14,8 @@
  *                       -> svd_store_conn.c
  *   svd_store_schema.c  the schema: create, check the version, upgrade
  *                       -> svd_store_conn.c (svd_dbd_err and svd_q_raw alone)
+ *   svd_store_conn.c    connections, the reader pool, the share reads
+ *                       -> none
  *   svd_store_sql.c     the statements of each driver
  *                       -> none
  */
