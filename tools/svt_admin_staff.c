@@ -15,6 +15,7 @@
 
 #include <openssl/rand.h>
 
+#include "sv_hex.h"
 #include "sv_secret.h"
 
 #include "svt_admin.h"
@@ -208,20 +209,16 @@ int svt_cmd_staff_list(svt_ctx *c, int argc, char **argv)
 
 int svt_cmd_login_key(int argc, char **argv)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char key[32];
     char text[2 * sizeof(key) + 1];
-    size_t i, off = 0;
+    size_t off = 0;
     int fd, rc = 0;
 
     if (argc != 1)
         return svt_fail("usage: login-key FILE");
     if (RAND_bytes(key, sizeof(key)) != 1)
         return svt_fail("login-key: no random bytes");
-    for (i = 0; i < sizeof(key); i++) {
-        text[2 * i] = digits[key[i] >> 4];
-        text[2 * i + 1] = digits[key[i] & 15];
-    }
+    sv_hex_encode(key, sizeof(key), text); /* constant time: the key is a secret */
     text[2 * sizeof(key)] = '\n';
     sv_cleanse(key, sizeof(key));
     /* never over an existing key: every front end must keep the same one */
