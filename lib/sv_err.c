@@ -56,6 +56,20 @@ sv_strerror(sv_status st)
         return "trailing bytes after the message";
     case SV_ERR_WIRE_UNSUPPORTED:
         return "unknown critical extension";
+    case SV_ERR_NET_RESOLVE:
+        return "cannot resolve the daemon's host name";
+    case SV_ERR_NET_CONNECT:
+        return "cannot connect to the daemon";
+    case SV_ERR_NET_TIMEOUT:
+        return "connecting to the daemon timed out";
+    case SV_ERR_NET_IO:
+        return "connection to the daemon closed or failed";
+    case SV_ERR_TLS_SETUP:
+        return "TLS set-up failed (CA, certificate or key)";
+    case SV_ERR_TLS_HANDSHAKE:
+        return "TLS handshake with the daemon failed";
+    case SV_ERR_TLS_CLOSED:
+        return "the daemon closed the connection before TLS";
     case SV_ERR__MAX:
         break;
     }

@@ -39,6 +39,15 @@ typedef enum {
     SV_ERR_WIRE_TRAILING = 35,    /* bytes left after the message */
     SV_ERR_WIRE_UNSUPPORTED = 36, /* an unknown critical extension */
 
+    /* the daemon's TLS client (sv_tlsclient) */
+    SV_ERR_NET_RESOLVE = 40,    /* host name does not resolve */
+    SV_ERR_NET_CONNECT = 41,    /* no address accepted the connection */
+    SV_ERR_NET_TIMEOUT = 42,    /* connecting or the handshake took too long */
+    SV_ERR_NET_IO = 43,         /* connection closed, failed or timed out mid-exchange */
+    SV_ERR_TLS_SETUP = 44,      /* TLS context or connection set-up failed */
+    SV_ERR_TLS_HANDSHAKE = 45,  /* handshake refused (certificate, protocol) */
+    SV_ERR_TLS_CLOSED = 46,     /* peer closed before TLS: another attempt is safe */
+
     SV_ERR__MAX
 } sv_status;
 

@@ -8,7 +8,6 @@
  *   svm_html.c        escaping, security headers, page frame, stylesheet
  *   svm_form.c        request body reading (the public form, staff pages)
  *   svm_parse.c       urlencoded, multipart and UTF-8 parsing (no httpd header)
- *   svm_pwhash.c      Argon2id hashing (shared with splitvault-admin)
  *   svm_session.c     staff sessions (cookie, token hash in the DB)
  *   svm_csrf.c        CSRF tokens derived from the session / login cookie
  *   svm_auth.c        sign-in, sign-out, throttling
@@ -297,8 +296,8 @@ const char *svm_query_arg(request_rec *r, const char *name);
  * anything else (absent, signed, too large, not a number) is page 0. */
 int svm_query_page(request_rec *r, const char *name, int max);
 
-/* ---- password hashing (svm_pwhash.c; no httpd header) ------------------- */
-#include "svm_pwhash.h"
+/* ---- password hashing (lib/sv_pwhash.c, lib/libsv_pwhash.la) ------------ */
+#include "sv_pwhash.h"
 
 /* ---- sessions (svm_session.c) ------------------------------------------- */
 

@@ -51,7 +51,7 @@
 
 /* A hash of a random password, verified when there is no real hash so that
  * every failed sign-in costs the same. Made once in the parent. */
-static char svm_dummy_hash[SVM_PWHASH_MAX];
+static char svm_dummy_hash[SV_PWHASH_MAX];
 
 /* Argon2id verifications running in this child. */
 static apr_uint32_t svm_verifying;
@@ -63,7 +63,7 @@ int svm_auth_init(apr_pool_t *p, server_rec *s)
     if (svm_dummy_hash[0])
         return OK;
     if (RAND_bytes(pw, sizeof(pw)) != 1
-        || svm_pwhash_make((const char *)pw, sizeof(pw), svm_dummy_hash,
+        || sv_pwhash_make((const char *)pw, sizeof(pw), svm_dummy_hash,
                            sizeof(svm_dummy_hash)) != 0) {
         sv_cleanse(pw, sizeof(pw));
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "SV01201: cannot make the Argon2id "
@@ -369,7 +369,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
             apr_sleep(apr_time_from_sec(2)); /* a verification that takes its time */
 #endif
         /* the same Argon2id work whatever the name */
-        ok = svm_pwhash_verify(pwhash && !disabled ? pwhash : svm_dummy_hash, pp->value,
+        ok = sv_pwhash_verify(pwhash && !disabled ? pwhash : svm_dummy_hash, pp->value,
                                pp->len);
         svm_slot_leave();
         ok = ok && pwhash && !disabled;

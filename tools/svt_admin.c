@@ -19,7 +19,6 @@
 #include "sv_secret.h"
 #include "sv_log.h"
 #include "svt_admin.h"
-#include "svm_pwhash.h"
 
 #define PW_MIN 12
 #define PW_MAX 1024

@@ -17,6 +17,7 @@
 #include "apr_strings.h"
 
 #include "svt_admin.h"
+#include "sv_hex.h"
 #include "sv_keyfile.h"
 
 static int svt_has_active(svt_ctx *c, int *has)
@@ -77,8 +78,7 @@ int svt_cmd_key1_register(svt_ctx *c, int argc, char **argv)
                         file, sv_strerror(st));
     if ((st = sv_key1_fingerprint(pk, fp)) != SV_OK)
         return svt_fail("fingerprint: %s", sv_strerror(st));
-    for (i = 0; i < SV_X25519_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", pk[i]);
+    sv_hex_encode(pk, SV_X25519_LEN, hex);
     if (svt_has_active(c, &has))
         return 1;
     {

@@ -36,17 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <netdb.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 
-#include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "apr_strings.h"
 #include "apr_tables.h"
@@ -54,6 +45,7 @@
 #include "svt_admin.h"
 #include "sv_buf.h"
 #include "sv_format.h"
+#include "sv_tlsclient.h"
 #include "sv_wire.h"
 
 #define DEFAULT_GRACE 3600
@@ -67,132 +59,53 @@ typedef struct {
     const char *ca, *cert, *key;
     int timeout;
     SSL_CTX *ctx;
-    SSL *ssl;
-    int fd;
+    sv_tls_conn *conn;
     uint32_t reqid;
 } svt_dconn;
 
-static void svt_tls_errors(void)
-{
-    unsigned long e;
-    char buf[256];
-
-    while ((e = ERR_get_error()) != 0) {
-        ERR_error_string_n(e, buf, sizeof(buf));
-        fprintf(stderr, "splitvault-admin:   %s\n", buf);
-    }
-}
-
-/* Connect and complete the TLS 1.3 handshake. 0 or 1 (printed). */
+/* Connect and complete the TLS 1.3 handshake (lib/sv_tlsclient). 0 or 1
+ * (printed). */
 static int svt_dconnect(svt_dconn *d)
 {
-    struct addrinfo hints, *ai = NULL, *a;
-    struct timeval tv;
-    struct in6_addr ip;
-    int one = 1;
+    sv_tls_client_conf tc = { d->ca, d->cert, d->key, "--ca", "--cert", "--key" };
+    char err[SV_TLS_ERRLEN];
 
-    if (!(d->ctx = SSL_CTX_new(TLS_client_method()))
-        || !SSL_CTX_set_min_proto_version(d->ctx, TLS1_3_VERSION)
-        || SSL_CTX_load_verify_locations(d->ctx, d->ca, NULL) != 1
-        || SSL_CTX_use_certificate_chain_file(d->ctx, d->cert) != 1
-        || SSL_CTX_use_PrivateKey_file(d->ctx, d->key, SSL_FILETYPE_PEM) != 1
-        || SSL_CTX_check_private_key(d->ctx) != 1) {
-        svt_fail("reconcile: TLS set-up failed (--ca, --cert, --key):");
-        svt_tls_errors();
-        return 1;
-    }
-    SSL_CTX_set_verify(d->ctx, SSL_VERIFY_PEER, NULL);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(d->host, d->port, &hints, &ai) != 0 || !ai)
-        return svt_fail("reconcile: cannot resolve %s", d->host);
-    d->fd = -1;
-    for (a = ai; a && d->fd < 0; a = a->ai_next) {
-        d->fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-        if (d->fd < 0)
-            continue;
-        tv.tv_sec = d->timeout;
-        tv.tv_usec = 0;
-        setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(d->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(d->fd, a->ai_addr, a->ai_addrlen) != 0) {
-            close(d->fd);
-            d->fd = -1;
-        }
-    }
-    freeaddrinfo(ai);
-    if (d->fd < 0)
-        return svt_fail("reconcile: cannot connect to the daemon at %s:%s: %s", d->host,
-                        d->port, strerror(errno));
-    setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (!(d->ssl = SSL_new(d->ctx)) || SSL_set_fd(d->ssl, d->fd) != 1)
-        goto tls_fail;
-    if (inet_pton(AF_INET, d->name, &ip) == 1 || inet_pton(AF_INET6, d->name, &ip) == 1) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(d->ssl), d->name) != 1)
-            goto tls_fail;
-    }
-    else if (SSL_set1_host(d->ssl, d->name) != 1
-             || SSL_set_tlsext_host_name(d->ssl, d->name) != 1)
-        goto tls_fail;
-    if (SSL_connect(d->ssl) != 1)
-        goto tls_fail;
+    if (sv_tls_client_ctx(&tc, &d->ctx, err, sizeof(err)) != SV_OK)
+        return svt_fail("reconcile: TLS set-up failed: %s", err);
+    if (sv_tls_connect(d->ctx, d->host, d->port, d->name, d->timeout * 1000, &d->conn, err,
+                       sizeof(err)) != SV_OK)
+        return svt_fail("reconcile: %s", err);
     return 0;
-tls_fail:
-    svt_fail("reconcile: TLS handshake with the daemon failed%s%s:",
-             d->ssl && SSL_get_verify_result(d->ssl) != X509_V_OK ? ": certificate: " : "",
-             d->ssl && SSL_get_verify_result(d->ssl) != X509_V_OK
-             ? X509_verify_cert_error_string(SSL_get_verify_result(d->ssl)) : "");
-    svt_tls_errors();
-    return 1;
 }
 
 static void svt_dclose(svt_dconn *d)
 {
-    if (d->ssl) {
-        SSL_shutdown(d->ssl);
-        SSL_free(d->ssl);
-    }
-    if (d->fd >= 0)
-        close(d->fd);
+    sv_tls_close(d->conn);
+    d->conn = NULL;
     SSL_CTX_free(d->ctx);
+    d->ctx = NULL;
 }
 
-static int svt_io(svt_dconn *d, uint8_t *p, size_t n, int writing)
+/* Send the frame in out and read the answer, which must echo the frame's
+ * request id: its type and body (malloc'd, free it with sv_tls_body_free).
+ * 0, or 1 (printed). */
+static int svt_call(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, size_t *len)
 {
-    while (n) {
-        int k = writing ? SSL_write(d->ssl, p, (int)(n > 65536 ? 65536 : n))
-                        : SSL_read(d->ssl, p, (int)(n > 65536 ? 65536 : n));
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Send the frame in out (built with reqid) and read the answer: its type
- * and body (malloc'd, free it). 0, or 1 (printed). */
-static int svt_call(svt_dconn *d, sv_buf *out, uint32_t reqid, uint8_t *type, uint8_t **body,
-                    size_t *len)
-{
-    uint8_t hdr[SV_WIRE_HDR_LEN];
     sv_wire_hdr h;
+    sv_status st;
 
     *body = NULL;
     if (sv_buf_status(out) != SV_OK)
         return svt_fail("reconcile: cannot encode a request");
-    if (svt_io(d, out->data, out->len, 1) || svt_io(d, hdr, sizeof(hdr), 0))
+    st = sv_tls_exchange(d->conn, out->data, out->len, &h, body);
+    if (st == SV_ERR_NET_IO)
         return svt_fail("reconcile: the daemon did not answer");
-    if (sv_wire_hdr_decode(hdr, &h) != SV_OK || h.reqid != reqid)
-        return svt_fail("reconcile: malformed answer from the daemon");
-    if (!(*body = malloc(h.body_len ? h.body_len : 1)))
-        return svt_fail("out of memory");
-    if (h.body_len && svt_io(d, *body, h.body_len, 0)) {
-        free(*body);
-        *body = NULL;
+    if (st == SV_ERR_WIRE_TRUNCATED)
         return svt_fail("reconcile: truncated answer from the daemon");
-    }
+    if (st == SV_ERR_NOMEM)
+        return svt_fail("out of memory");
+    if (st != SV_OK)
+        return svt_fail("reconcile: malformed answer from the daemon");
     *type = h.type;
     *len = h.body_len;
     if (h.type == SV_MSG_ERROR) {
@@ -207,7 +120,7 @@ static int svt_call(svt_dconn *d, sv_buf *out, uint32_t reqid, uint8_t *type, ui
                        "daily budget of retired shares); its sysadmin unlocks it" : "");
         else
             svt_fail("reconcile: malformed error answer from the daemon");
-        free(*body);
+        sv_tls_body_free(*body, *len);
         *body = NULL;
         return 1;
     }
@@ -265,7 +178,7 @@ static int svt_activate(svt_dconn *d, const sv_recon_entry *e)
     sv_release_req req;
     sv_buf b;
     uint8_t type, *body = NULL;
-    size_t len;
+    size_t len = 0;
     uint32_t reqid = ++d->reqid;
     int rc;
 
@@ -276,11 +189,11 @@ static int svt_activate(svt_dconn *d, const sv_recon_entry *e)
     req.f[0].keep_id = e->id;
     sv_buf_init(&b, 0, 0);
     sv_release_req_encode(&b, reqid, &req);
-    rc = svt_call(d, &b, reqid, &type, &body, &len);
+    rc = svt_call(d, &b, &type, &body, &len);
     sv_buf_free(&b);
     if (rc == 0 && type != SV_MSG_RELEASE_OK)
         rc = svt_fail("reconcile: unexpected answer to RELEASE");
-    free(body);
+    sv_tls_body_free(body, len);
     return rc;
 }
 
@@ -293,7 +206,7 @@ static int svt_delete(svt_dconn *d, uint32_t grace, sv_recon_ref *refs, unsigned
     sv_recon_delete_resp resp;
     sv_buf b;
     uint8_t type, *body = NULL;
-    size_t len;
+    size_t len = 0;
     uint32_t reqid = ++d->reqid;
     int rc;
 
@@ -302,14 +215,14 @@ static int svt_delete(svt_dconn *d, uint32_t grace, sv_recon_ref *refs, unsigned
     req.e = refs;
     sv_buf_init(&b, 0, 0);
     sv_recon_delete_req_encode(&b, reqid, &req);
-    rc = svt_call(d, &b, reqid, &type, &body, &len);
+    rc = svt_call(d, &b, &type, &body, &len);
     sv_buf_free(&b);
     if (rc == 0 && (type != SV_MSG_RECON_DELETE_OK
                     || sv_recon_delete_resp_decode(body, len, &resp) != SV_OK))
         rc = svt_fail("reconcile: unexpected answer to RECON_DELETE");
     if (rc == 0)
         *retired = resp.n;
-    free(body);
+    sv_tls_body_free(body, len);
     return rc;
 }
 
@@ -386,7 +299,7 @@ static int svt_pass(svt_ctx *c, svt_dconn *d, uint32_t grace, svt_tally *t, svt_
         sv_recon_list_resp page;
         sv_buf b;
         uint8_t type, *body = NULL;
-        size_t len;
+        size_t len = 0;
         uint32_t reqid = ++d->reqid;
 
         req.grace_s = grace;
@@ -394,17 +307,17 @@ static int svt_pass(svt_ctx *c, svt_dconn *d, uint32_t grace, svt_tally *t, svt_
         req.limit = PAGE;
         sv_buf_init(&b, 0, 0);
         sv_recon_list_req_encode(&b, reqid, &req);
-        rc = svt_call(d, &b, reqid, &type, &body, &len);
+        rc = svt_call(d, &b, &type, &body, &len);
         sv_buf_free(&b);
         if (rc)
             break;
         memset(&page, 0, sizeof(page));
         if (type != SV_MSG_RECON_LIST_OK || sv_recon_list_resp_decode(body, len, &page) != SV_OK) {
-            free(body);
+            sv_tls_body_free(body, len);
             rc = svt_fail("reconcile: unexpected answer to RECON_LIST");
             break;
         }
-        free(body);
+        sv_tls_body_free(body, len);
         pages++;
         if (page.n)
             printf("page %d: %u shares (ids %" APR_UINT64_T_FMT " to %" APR_UINT64_T_FMT ")\n",
@@ -481,7 +394,6 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
     memset(&d, 0, sizeof(d));
     memset(&t, 0, sizeof(t));
     memset(&todo, 0, sizeof(todo));
-    d.fd = -1;
     d.timeout = 30;
     for (i = 0; i < argc; i++) {
         const char *opt = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -3,7 +3,7 @@
  * disable/enable, list; and the login key that keys staff names in the
  * module's sign-in throttle. Passwords never come from the command line:
  * the terminal (no echo, asked twice) or one line of stdin; they are hashed
- * with Argon2id (svm_pwhash.c, the module's parameters) and wiped.
+ * with Argon2id (lib/sv_pwhash.c, the module's parameters) and wiped.
  */
 #include "config.h"
 
@@ -15,10 +15,11 @@
 
 #include <openssl/rand.h>
 
+#include "sv_hex.h"
 #include "sv_secret.h"
 
 #include "svt_admin.h"
-#include "svm_pwhash.h"
+#include "sv_pwhash.h"
 #include "sv_wire.h"
 
 static int svt_name_ok(const char *name)
@@ -39,7 +40,7 @@ static int svt_new_hash(const char *name, char *hash, size_t hash_len)
     snprintf(prompt, sizeof(prompt), "Password for %s: ", name);
     if (!(pw = svt_password_read(prompt, &len)))
         return 1;
-    rv = svm_pwhash_make(pw, len, hash, hash_len);
+    rv = sv_pwhash_make(pw, len, hash, hash_len);
     svt_password_free(pw, len);
     if (rv != 0)
         return svt_fail("hashing the password failed");
@@ -72,7 +73,7 @@ static int svt_caps(int argc, char **argv, int caps[3])
 
 int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv)
 {
-    char hash[SVM_PWHASH_MAX];
+    char hash[SV_PWHASH_MAX];
     int caps[3] = { 0, 0, 0 }, n = 0;
 
     if (argc < 1)
@@ -107,7 +108,7 @@ int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv)
 
 int svt_cmd_staff_passwd(svt_ctx *c, int argc, char **argv)
 {
-    char hash[SVM_PWHASH_MAX];
+    char hash[SV_PWHASH_MAX];
     int n = 0;
 
     if (argc != 1)
@@ -208,20 +209,16 @@ int svt_cmd_staff_list(svt_ctx *c, int argc, char **argv)
 
 int svt_cmd_login_key(int argc, char **argv)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char key[32];
     char text[2 * sizeof(key) + 1];
-    size_t i, off = 0;
+    size_t off = 0;
     int fd, rc = 0;
 
     if (argc != 1)
         return svt_fail("usage: login-key FILE");
     if (RAND_bytes(key, sizeof(key)) != 1)
         return svt_fail("login-key: no random bytes");
-    for (i = 0; i < sizeof(key); i++) {
-        text[2 * i] = digits[key[i] >> 4];
-        text[2 * i + 1] = digits[key[i] & 15];
-    }
+    sv_hex_encode(key, sizeof(key), text); /* constant time: the key is a secret */
     text[2 * sizeof(key)] = '\n';
     sv_cleanse(key, sizeof(key));
     /* never over an existing key: every front end must keep the same one */

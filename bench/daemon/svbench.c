@@ -25,7 +25,7 @@
  * Prints one line of key=value figures: requests/s, fields/s, p50/p99
  * latency in microseconds, and the generator's own CPU use during the phase
  * (client_cpu_cores: it shares the machine with the daemon). Uses the core
- * library's encoder and OpenSSL.
+ * library's encoder, its TLS client (lib/sv_tlsclient) and OpenSSL.
  */
 #include "config.h"
 
@@ -33,14 +33,10 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <arpa/inet.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +50,7 @@
 #include "sv_format.h"
 #include "sv_key2.h"
 #include "sv_secret.h"
+#include "sv_tlsclient.h"
 #include "sv_wire.h"
 
 enum { M_STORE, M_DECRYPT, M_FILL, M_CRYPTO };
@@ -82,8 +79,7 @@ static pthread_mutex_t fill_mu = PTHREAD_MUTEX_INITIALIZER;
 
 struct worker {
     int id;
-    SSL *ssl;
-    int fd;
+    sv_tls_conn *conn;
     uint64_t n, fields;
     uint32_t *lat;      /* microseconds */
     size_t nlat, cap;
@@ -118,59 +114,39 @@ die(const char *what)
     exit(1);
 }
 
-static SSL *
-connect_tls(int *fdp)
+/* Every connection's bound on connecting and on each read or write: past
+ * any DECRYPT's queue wait (the frames ask for at most 60 s). */
+#define BENCH_TIMEOUT_MS 120000
+
+/* A mutual-TLS connection to the daemon on loopback (lib/sv_tlsclient: the
+ * daemon's certificate is checked for "localhost", as the module would). */
+static sv_tls_conn *
+connect_tls(void)
 {
-    struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    SSL *ssl;
+    char port[16], err[SV_TLS_ERRLEN];
+    sv_tls_conn *c = NULL;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)opt.port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        die("connect");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_host_name(ssl, "localhost");
-    if (SSL_connect(ssl) != 1)
-        die("TLS handshake");
-    *fdp = fd;
-    return ssl;
-}
-
-static int
-read_full(SSL *ssl, uint8_t *b, size_t n)
-{
-    size_t got = 0, k;
-
-    while (got < n) {
-        if (SSL_read_ex(ssl, b + got, n - got, &k) != 1)
-            return -1;
-        got += k;
+    snprintf(port, sizeof(port), "%d", opt.port);
+    if (sv_tls_connect(ctx, "127.0.0.1", port, "localhost", BENCH_TIMEOUT_MS, &c, err,
+                       sizeof(err)) != SV_OK) {
+        fprintf(stderr, "svbench: %s\n", err);
+        exit(1);
     }
-    return 0;
+    return c;
 }
 
 /* One request/answer; returns the answer type, or -1. The body lands in
- * *body (malloc'd, cleansed and freed by the caller). */
+ * *body (malloc'd; the caller frees it with sv_tls_body_free, which
+ * cleanses it). */
 static int
-roundtrip(SSL *ssl, const uint8_t *req, size_t len, uint8_t **body, size_t *blen)
+roundtrip(sv_tls_conn *c, const uint8_t *req, size_t len, uint8_t **body, size_t *blen)
 {
-    uint8_t hb[SV_WIRE_HDR_LEN];
     sv_wire_hdr h;
-    size_t k;
 
-    if (SSL_write_ex(ssl, req, len, &k) != 1 || k != len)
+    *blen = 0;
+    if (sv_tls_exchange(c, req, len, &h, body) != SV_OK)
         return -1;
-    if (read_full(ssl, hb, sizeof(hb)) != 0 || sv_wire_hdr_decode(hb, &h) != SV_OK)
-        return -1;
-    *body = malloc(h.body_len ? h.body_len : 1);
     *blen = h.body_len;
-    if (read_full(ssl, *body, h.body_len) != 0)
-        return -1;
     return h.type;
 }
 
@@ -252,12 +228,9 @@ worker_main(void *arg)
             want = SV_MSG_STORE_OK;
         }
         t0 = now_s();
-        t = roundtrip(w->ssl, req, len, &body, &blen);
+        t = roundtrip(w->conn, req, len, &body, &blen);
         record_lat(w, now_s() - t0);
-        if (body != NULL) {
-            OPENSSL_cleanse(body, blen);
-            free(body);
-        }
+        sv_tls_body_free(body, blen);
         if (t != want) {
             w->failed++;
             if (t < 0)
@@ -340,8 +313,7 @@ cmp_u32(const void *a, const void *b)
 static void
 prepare_decrypt(void)
 {
-    int fd;
-    SSL *ssl = connect_tls(&fd);
+    sv_tls_conn *conn = connect_tls();
 
     dframes = calloc((size_t)opt.records, sizeof(*dframes));
     for (int r = 0; r < opt.records; r++) {
@@ -373,10 +345,10 @@ prepare_decrypt(void)
         }
         sv_buf_init(&b, 1, 0);
         if (sv_store_req_encode(&b, 1, &sreq) != SV_OK ||
-            roundtrip(ssl, b.data, b.len, &body, &blen) != SV_MSG_STORE_OK ||
+            roundtrip(conn, b.data, b.len, &body, &blen) != SV_MSG_STORE_OK ||
             sv_store_resp_decode(body, blen, &sresp) != SV_OK)
             die("store a record");
-        free(body);
+        sv_tls_body_free(body, blen);
         memcpy(dreq->uuid, sreq.uuid, SV_UUID_LEN);
         snprintf(dreq->actor, sizeof(dreq->actor), "bench");
         dreq->wait_ms = 60000;
@@ -394,17 +366,16 @@ prepare_decrypt(void)
         if (sv_decrypt_req_encode(&b, 2, dreq) != SV_OK)
             die("encode DECRYPT");
         /* check it once */
-        if (roundtrip(ssl, b.data, b.len, &body, &blen) != SV_MSG_DECRYPT_OK)
+        if (roundtrip(conn, b.data, b.len, &body, &blen) != SV_MSG_DECRYPT_OK)
             die("a DECRYPT was refused (limiter on?)");
-        free(body);
+        sv_tls_body_free(body, blen);
         dframes[r].data = malloc(b.len);
         memcpy(dframes[r].data, b.data, b.len);
         dframes[r].len = b.len;
         sv_buf_free(&b);
         sv_secret_free(dreq, sizeof(*dreq));
     }
-    SSL_free(ssl);
-    close(fd);
+    sv_tls_close(conn);
 }
 
 /* Frames file: "svbench-frames v1 <fields> <records>\n", then per frame a
@@ -507,14 +478,16 @@ main(int argc, char **argv)
     if (opt.mode == M_CRYPTO)
         return crypto_bench();
     sv_secret_init(1 << 20);
-    ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    if (SSL_CTX_use_certificate_file(ctx, opt.cert, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, opt.key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_load_verify_locations(ctx, opt.ca, NULL) != 1)
-        die("client certificate");
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_read_ahead(ctx, 1);
+    {
+        sv_tls_client_conf tc = { opt.ca, opt.cert, opt.key, "--ca", "--cert", "--key" };
+        char err[SV_TLS_ERRLEN];
+
+        if (sv_tls_client_ctx(&tc, &ctx, err, sizeof(err)) != SV_OK) {
+            fprintf(stderr, "svbench: %s\n", err);
+            return 1;
+        }
+    }
+    SSL_CTX_set_read_ahead(ctx, 1); /* one recv(2) per record, not two */
     if (opt.mode == M_DECRYPT && opt.load != NULL) {
         load_frames(opt.load);
     } else if (opt.mode == M_DECRYPT) {
@@ -526,7 +499,7 @@ main(int argc, char **argv)
     th = calloc((size_t)opt.conns, sizeof(*th));
     for (int i = 0; i < opt.conns; i++) {
         w[i].id = i;
-        w[i].ssl = connect_tls(&w[i].fd);
+        w[i].conn = connect_tls();
         pthread_create(&th[i], NULL, worker_main, &w[i]);
     }
     t0 = now_s();
@@ -564,9 +537,9 @@ main(int argc, char **argv)
            failed, el, (double)n / el, (double)fields / el, nlat ? all[nlat / 2] : 0,
            nlat ? all[(size_t)((double)nlat * 0.99)] : 0, el > 0 ? cl / el : 0.0);
     for (int i = 0; i < opt.conns; i++) {
-        SSL_free(w[i].ssl);
-        close(w[i].fd);
+        sv_tls_close(w[i].conn);
         free(w[i].lat);
     }
+    SSL_CTX_free(ctx);
     return failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,438 @@
+/*
+ * sv_tlsclient.c - the mutual-TLS client of splitvaultd. See sv_tlsclient.h.
+ *
+ * Connecting has one deadline for everything (TCP to each resolved address
+ * in turn, then the whole handshake): the socket is non-blocking until the
+ * handshake is done and every wait is a poll(2) bounded by what is left.
+ * The connection is then made blocking with SO_RCVTIMEO and SO_SNDTIMEO,
+ * so each later read or write is bounded by the same timeout.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "sv_secret.h"
+#include "sv_tlsclient.h"
+
+struct sv_tls_conn {
+    int fd;
+    SSL *ssl;
+};
+
+/* OpenSSL's first queued reason as text (library reasons only, never
+ * data), and the queue cleared. */
+static const char *
+ssl_reason(char *buf, size_t n)
+{
+    unsigned long e = ERR_get_error();
+
+    ERR_clear_error();
+    if (e == 0)
+        snprintf(buf, n, "no TLS library error");
+    else
+        ERR_error_string_n(e, buf, n);
+    return buf;
+}
+
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+sv_status
+sv_tls_client_ctx(const sv_tls_client_conf *conf, SSL_CTX **out, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = NULL;
+    char why[256];
+    sv_status st = SV_ERR_TLS_SETUP;
+
+    set_err(err, errlen, "no error");
+    if (out == NULL)
+        return SV_ERR_INVAL;
+    *out = NULL;
+    if (conf == NULL || conf->ca == NULL || conf->cert == NULL || conf->key == NULL) {
+        set_err(err, errlen, "TLS client set-up: CA, certificate and key are all required");
+        return SV_ERR_INVAL;
+    }
+    if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+        set_err(err, errlen, "cannot create a TLS context: %s", ssl_reason(why, sizeof(why)));
+        goto out;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1) {
+        set_err(err, errlen, "TLS 1.3 is not available in this OpenSSL");
+        goto out;
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+    /* record buffers carry key shares and plaintexts: cleanse, not just free */
+    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (SSL_CTX_load_verify_locations(ctx, conf->ca, NULL) != 1) {
+        set_err(err, errlen, "%s %s: %s", conf->ca_what ? conf->ca_what : "CA file", conf->ca,
+                ssl_reason(why, sizeof(why)));
+        goto out;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert) != 1) {
+        set_err(err, errlen, "%s %s: %s", conf->cert_what ? conf->cert_what : "certificate",
+                conf->cert, ssl_reason(why, sizeof(why)));
+        goto out;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, conf->key, SSL_FILETYPE_PEM) != 1) {
+        set_err(err, errlen, "%s %s: %s", conf->key_what ? conf->key_what : "key", conf->key,
+                ssl_reason(why, sizeof(why)));
+        goto out;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        set_err(err, errlen, "%s %s does not match %s %s",
+                conf->key_what ? conf->key_what : "key", conf->key,
+                conf->cert_what ? conf->cert_what : "certificate", conf->cert);
+        goto out;
+    }
+    *out = ctx;
+    ctx = NULL;
+    st = SV_OK;
+out:
+    SSL_CTX_free(ctx);
+    return st;
+}
+
+sv_status
+sv_tls_client_set_peer(SSL *ssl, const char *name)
+{
+    struct in6_addr a;
+
+    if (ssl == NULL || name == NULL || *name == '\0')
+        return SV_ERR_INVAL;
+    if (inet_pton(AF_INET, name, &a) == 1 || inet_pton(AF_INET6, name, &a) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? SV_OK
+                                                                             : SV_ERR_TLS_SETUP;
+    if (SSL_set1_host(ssl, name) != 1 || SSL_set_tlsext_host_name(ssl, name) != 1)
+        return SV_ERR_TLS_SETUP;
+    return SV_OK;
+}
+
+/* Milliseconds on the monotonic clock. */
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for events, or the deadline. 1 ready, 0 not. */
+static int
+wait_fd(int fd, short events, int64_t deadline)
+{
+    struct pollfd pfd;
+    int64_t left;
+    int rc;
+
+    for (;;) {
+        if ((left = deadline - now_ms()) <= 0)
+            return 0;
+        pfd.fd = fd;
+        pfd.events = events;
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (rc > 0)
+            return 1;
+        if (rc == 0 || errno != EINTR)
+            return 0;
+    }
+}
+
+/* TCP to each address of host:port in turn, before deadline: the connected,
+ * non-blocking fd, or -1 and *st, err set. */
+static int
+tcp_connect(const char *host, const char *port, int64_t deadline, sv_status *st, char *err,
+            size_t errlen)
+{
+    struct addrinfo hints, *ai = NULL, *a;
+    int fd = -1, one = 1, gai, last_errno = ECONNREFUSED, timed_out = 0;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if ((gai = getaddrinfo(host, port, &hints, &ai)) != 0 || ai == NULL) {
+        *st = SV_ERR_NET_RESOLVE;
+        set_err(err, errlen, "cannot resolve the daemon's address %s port %s: %s", host, port,
+                gai ? gai_strerror(gai) : "no address");
+        if (ai)
+            freeaddrinfo(ai);
+        return -1;
+    }
+    for (a = ai; a; a = a->ai_next) {
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    a->ai_protocol);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+            if (errno != EINPROGRESS) {
+                last_errno = errno;
+                goto next;
+            }
+            if (!wait_fd(fd, POLLOUT, deadline)) {
+                timed_out = 1;
+                goto next;
+            }
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) {
+                last_errno = errno;
+                goto next;
+            }
+            if (soerr != 0) {
+                last_errno = soerr;
+                goto next;
+            }
+        }
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+            last_errno = errno;
+            goto next;
+        }
+        break;
+next:
+        close(fd);
+        fd = -1;
+        if (now_ms() >= deadline) {
+            timed_out = 1;
+            break;
+        }
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        *st = timed_out ? SV_ERR_NET_TIMEOUT : SV_ERR_NET_CONNECT;
+        set_err(err, errlen, "cannot connect to the daemon at %s port %s: %s", host, port,
+                timed_out ? "timed out" : strerror(last_errno));
+    }
+    return fd;
+}
+
+/* The daemon closed the connection before answering our ClientHello: it
+ * refuses connections past its caps that way, before TLS. */
+static int
+closed_before_tls(SSL *ssl, int e)
+{
+    unsigned long q = ERR_peek_error();
+
+    if (SSL_get_verify_result(ssl) != X509_V_OK)
+        return 0;
+    return (e == SSL_ERROR_SYSCALL && (q == 0 || ERR_GET_LIB(q) == ERR_LIB_SYS))
+           || (e == SSL_ERROR_SSL && ERR_GET_REASON(q) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+}
+
+void
+sv_tls_close(sv_tls_conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->ssl) {
+        /* best effort: the socket is blocking with a timeout by now */
+        if (SSL_is_init_finished(c->ssl))
+            SSL_shutdown(c->ssl);
+        else
+            SSL_set_quiet_shutdown(c->ssl, 1);
+        SSL_free(c->ssl);
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    ERR_clear_error();
+    free(c);
+}
+
+sv_status
+sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *name,
+               int timeout_ms, sv_tls_conn **out, char *err, size_t errlen)
+{
+    sv_tls_conn *c = NULL;
+    int64_t deadline;
+    struct timeval tv;
+    char why[256];
+    sv_status st = SV_ERR_INTERNAL;
+    int flags;
+
+    set_err(err, errlen, "no error");
+    if (out == NULL)
+        return SV_ERR_INVAL;
+    *out = NULL;
+    if (ctx == NULL || host == NULL || port == NULL || name == NULL || timeout_ms <= 0) {
+        set_err(err, errlen, "TLS connect: invalid argument");
+        return SV_ERR_INVAL;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        set_err(err, errlen, "out of memory");
+        return SV_ERR_NOMEM;
+    }
+    c->fd = -1;
+    deadline = now_ms() + timeout_ms;
+    if ((c->fd = tcp_connect(host, port, deadline, &st, err, errlen)) < 0)
+        goto fail;
+    if ((c->ssl = SSL_new(ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1
+        || sv_tls_client_set_peer(c->ssl, name) != SV_OK) {
+        st = SV_ERR_TLS_SETUP;
+        set_err(err, errlen, "TLS set-up for the daemon at %s port %s failed: %s", host, port,
+                ssl_reason(why, sizeof(why)));
+        goto fail;
+    }
+    for (;;) {
+        int rc = SSL_connect(c->ssl), e;
+        long vr;
+
+        if (rc == 1)
+            break;
+        e = SSL_get_error(c->ssl, rc);
+        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            && wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
+            continue;
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            st = SV_ERR_NET_TIMEOUT;
+            set_err(err, errlen, "TLS handshake with the daemon failed (%s port %s): timed out", host, port);
+            goto fail;
+        }
+        if (closed_before_tls(c->ssl, e)) {
+            st = SV_ERR_TLS_CLOSED;
+            set_err(err, errlen, "the daemon at %s port %s closed the connection before TLS "
+                    "(its connection caps, or clients.allow)", host, port);
+            goto fail;
+        }
+        vr = SSL_get_verify_result(c->ssl);
+        st = SV_ERR_TLS_HANDSHAKE;
+        set_err(err, errlen, "TLS handshake with the daemon failed (%s port %s): %s%s%s", host, port,
+                ssl_reason(why, sizeof(why)), vr != X509_V_OK ? "; certificate: " : "",
+                vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+        goto fail;
+    }
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    if ((flags = fcntl(c->fd, F_GETFL)) < 0 || fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK) != 0
+        || setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0
+        || setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+        st = SV_ERR_NET_CONNECT;
+        set_err(err, errlen, "cannot set up the connection to the daemon at %s port %s: %s", host, port,
+                strerror(errno));
+        goto fail;
+    }
+    *out = c;
+    return SV_OK;
+fail:
+    sv_tls_close(c);
+    return st;
+}
+
+SSL *
+sv_tls_conn_ssl(const sv_tls_conn *c)
+{
+    return c ? c->ssl : NULL;
+}
+
+sv_status
+sv_tls_write_all(sv_tls_conn *c, const uint8_t *p, size_t n)
+{
+    size_t k;
+
+    if (c == NULL || c->ssl == NULL || (p == NULL && n))
+        return SV_ERR_INVAL;
+    while (n) {
+        if (SSL_write_ex(c->ssl, p, n, &k) != 1 || k == 0) {
+            ERR_clear_error();
+            return SV_ERR_NET_IO;
+        }
+        p += k;
+        n -= k;
+    }
+    return SV_OK;
+}
+
+sv_status
+sv_tls_read_all(sv_tls_conn *c, uint8_t *p, size_t n)
+{
+    size_t k;
+
+    if (c == NULL || c->ssl == NULL || (p == NULL && n))
+        return SV_ERR_INVAL;
+    while (n) {
+        if (SSL_read_ex(c->ssl, p, n, &k) != 1 || k == 0) {
+            ERR_clear_error();
+            return SV_ERR_NET_IO;
+        }
+        p += k;
+        n -= k;
+    }
+    return SV_OK;
+}
+
+sv_status
+sv_tls_exchange(sv_tls_conn *c, const uint8_t *frame, size_t len, sv_wire_hdr *h,
+                uint8_t **body)
+{
+    uint8_t hb[SV_WIRE_HDR_LEN];
+    sv_wire_hdr req;
+    sv_status st;
+
+    if (body == NULL)
+        return SV_ERR_INVAL;
+    *body = NULL;
+    if (c == NULL || frame == NULL || h == NULL || len < SV_WIRE_HDR_LEN)
+        return SV_ERR_INVAL;
+    if ((st = sv_wire_hdr_decode(frame, &req)) != SV_OK)
+        return SV_ERR_INVAL;
+    if ((st = sv_tls_write_all(c, frame, len)) != SV_OK
+        || (st = sv_tls_read_all(c, hb, sizeof(hb))) != SV_OK)
+        return st;
+    if ((st = sv_wire_hdr_decode(hb, h)) != SV_OK)
+        return st;
+    if (h->reqid != req.reqid)
+        return SV_ERR_WIRE_MALFORMED;
+    if ((*body = malloc(h->body_len ? h->body_len : 1)) == NULL)
+        return SV_ERR_NOMEM;
+    if (h->body_len && sv_tls_read_all(c, *body, h->body_len) != SV_OK) {
+        sv_tls_body_free(*body, h->body_len);
+        *body = NULL;
+        return SV_ERR_WIRE_TRUNCATED;
+    }
+    return SV_OK;
+}
+
+void
+sv_tls_body_free(uint8_t *body, size_t len)
+{
+    if (body == NULL)
+        return;
+    sv_cleanse(body, len);
+    free(body);
+}

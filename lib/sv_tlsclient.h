@@ -1,0 +1,105 @@
+/*
+ * sv_tlsclient.h - the one mutual-TLS client of splitvaultd.
+ *
+ * Every program that talks to the daemon (splitvault-admin reconcile, the
+ * benchmark's load generator; the module can build its context here too)
+ * gets the same TLS: 1.3 only, the daemon's certificate verified against
+ * the configured CA and checked for the expected name (DNS name, or IP
+ * address when the name is a literal address), our client certificate
+ * chain and key presented, the key checked against the certificate, no
+ * session cache, and OpenSSL's record buffers cleansed when released
+ * (SSL_OP_CLEANSE_PLAINTEXT: they carry key shares and plaintexts).
+ *
+ * Plain C on OpenSSL and POSIX sockets; no APR. Error texts name the step,
+ * the file or address and OpenSSL's reason; they never hold key material
+ * or message contents. Each function returns an sv_status and, where it
+ * takes one, writes a one-line text into err (always NUL-terminated).
+ *
+ * Ownership: the caller owns the SSL_CTX from sv_tls_client_ctx() (free it
+ * with SSL_CTX_free() after every connection made from it is closed), and
+ * each sv_tls_conn from sv_tls_connect() (sv_tls_close()). One connection
+ * is used by one thread at a time; one context may serve many threads.
+ */
+#ifndef SV_TLSCLIENT_H
+#define SV_TLSCLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "sv_err.h"
+#include "sv_wire.h"
+
+/* Room for any error text of this file. */
+#define SV_TLS_ERRLEN 512
+
+/* What the client presents and what it trusts. The *_what labels name the
+ * settings in error texts ("--ca", "SplitVaultDaemonCA", ...); NULL gives
+ * "CA file", "certificate", "key". */
+typedef struct {
+    const char *ca;   /* PEM: the CA(s) that sign the daemon's certificate */
+    const char *cert; /* PEM: our client certificate, then its chain */
+    const char *key;  /* PEM: its private key (not encrypted) */
+    const char *ca_what, *cert_what, *key_what;
+} sv_tls_client_conf;
+
+/* A client context for conf into *out (NULL on failure). SV_OK, or
+ * SV_ERR_TLS_SETUP (a file cannot be loaded, the key does not match the
+ * certificate, TLS 1.3 unavailable; err says which) or SV_ERR_INVAL. */
+sv_status sv_tls_client_ctx(const sv_tls_client_conf *conf, SSL_CTX **out, char *err,
+                            size_t errlen);
+
+/* Make ssl verify that the daemon's certificate is for name: an IP address
+ * check when name is a literal IPv4 or IPv6 address, else a DNS name check
+ * plus SNI. For callers that run their own handshake (the module's
+ * non-blocking connections). SV_OK or SV_ERR_TLS_SETUP. */
+sv_status sv_tls_client_set_peer(SSL *ssl, const char *name);
+
+/* One connection to the daemon. */
+typedef struct sv_tls_conn sv_tls_conn;
+
+/*
+ * Connect to host:port (every address getaddrinfo gives, in turn) and
+ * complete the TLS handshake, verifying the daemon's certificate for name,
+ * all within timeout_ms; later reads and writes are bounded by timeout_ms
+ * each as well. On success *out is the connection (blocking). Failures:
+ * SV_ERR_NET_RESOLVE, SV_ERR_NET_CONNECT, SV_ERR_NET_TIMEOUT,
+ * SV_ERR_TLS_CLOSED (the daemon closed the connection before TLS, as it
+ * does past its connection caps: nothing was sent, another attempt is
+ * safe), SV_ERR_TLS_HANDSHAKE (err holds OpenSSL's reason and the
+ * certificate verification result), SV_ERR_TLS_SETUP, SV_ERR_NOMEM,
+ * SV_ERR_INVAL.
+ */
+sv_status sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *name,
+                         int timeout_ms, sv_tls_conn **out, char *err, size_t errlen);
+
+/* The connection's SSL (for SSL_get_peer_certificate() and the like). */
+SSL *sv_tls_conn_ssl(const sv_tls_conn *c);
+
+/* Shut TLS down, close the socket and free c. NULL is allowed. */
+void sv_tls_close(sv_tls_conn *c);
+
+/* Write or read exactly n bytes. SV_OK or SV_ERR_NET_IO (closed, failed,
+ * or timed out). */
+sv_status sv_tls_write_all(sv_tls_conn *c, const uint8_t *p, size_t n);
+sv_status sv_tls_read_all(sv_tls_conn *c, uint8_t *p, size_t n);
+
+/*
+ * One request and its answer: write the whole frame (frame[0..len), a
+ * complete wire frame), read the answer's header into *h and its body into
+ * *body (malloc'd, body_len bytes; at least one byte is allocated). The
+ * answer must echo the request id of the frame. Answers may carry secrets
+ * (plaintexts): free the body with sv_tls_body_free(), which cleanses it.
+ * SV_OK, SV_ERR_NET_IO (nothing or not all written, or no answer),
+ * SV_ERR_WIRE_TRUNCATED (the answer's body ended early), a header decode
+ * status (SV_ERR_WIRE_*; a foreign request id is SV_ERR_WIRE_MALFORMED),
+ * SV_ERR_NOMEM. On failure *body is NULL; the connection should be closed.
+ */
+sv_status sv_tls_exchange(sv_tls_conn *c, const uint8_t *frame, size_t len, sv_wire_hdr *h,
+                          uint8_t **body);
+
+/* Cleanse and free a body from sv_tls_exchange(). NULL is allowed. */
+void sv_tls_body_free(uint8_t *body, size_t len);
+
+#endif /* SV_TLSCLIENT_H */

@@ -1,0 +1,545 @@
+/*
+ * test_tlsclient.c - the daemon's TLS client (lib/sv_tlsclient.c) against a
+ * small TLS 1.3 server in a thread on 127.0.0.1: context set-up and its
+ * refusals, name checks (DNS and IP), a foreign CA, connection refused,
+ * a peer that closes before TLS, a handshake timeout, and the framed
+ * exchange (request id echo, truncated answers).
+ *
+ * The PKI (a CA, the server's and the client's certificates, a foreign
+ * CA) is made at run time in a temporary directory: no key in the tree.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <check.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "sv_tlsclient.h"
+#include "sv_wire.h"
+
+static char dir[] = "/tmp/sv-tlsclient.XXXXXX";
+static char ca_pem[256], srv_pem[256], srv_key[256], cli_pem[256], cli_key[256], other_pem[256];
+
+/* ---- run-time PKI ---------------------------------------------------------- */
+
+static EVP_PKEY *
+make_key(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+
+    if (k == NULL)
+        abort();
+    return k;
+}
+
+static void
+add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX v;
+    X509_EXTENSION *e;
+
+    X509V3_set_ctx(&v, issuer, cert, NULL, NULL, 0);
+    if ((e = X509V3_EXT_conf_nid(NULL, &v, nid, value)) == NULL || !X509_add_ext(cert, e, -1))
+        abort();
+    X509_EXTENSION_free(e);
+}
+
+/* A certificate for key, named cn, signed by ikey (issuer icert; NULL:
+ * self-signed CA). */
+static X509 *
+make_cert(EVP_PKEY *key, const char *cn, X509 *icert, EVP_PKEY *ikey, int server)
+{
+    static long serial = 1;
+    X509 *c = X509_new();
+    X509_NAME *n;
+
+    if (c == NULL || !X509_set_version(c, 2) || !ASN1_INTEGER_set(X509_get_serialNumber(c),
+                                                                  serial++))
+        abort();
+    X509_gmtime_adj(X509_getm_notBefore(c), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(c), 86400);
+    X509_set_pubkey(c, key);
+    n = X509_get_subject_name(c);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(c, icert ? X509_get_subject_name(icert) : n);
+    if (icert == NULL) {
+        add_ext(c, c, NID_basic_constraints, "critical,CA:TRUE");
+        add_ext(c, c, NID_key_usage, "critical,keyCertSign,cRLSign");
+    } else {
+        add_ext(c, icert, NID_basic_constraints, "critical,CA:FALSE");
+        add_ext(c, icert, NID_ext_key_usage, server ? "serverAuth" : "clientAuth");
+        if (server)
+            add_ext(c, icert, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+    }
+    if (!X509_sign(c, ikey ? ikey : key, EVP_sha256()))
+        abort();
+    return c;
+}
+
+static void
+write_pem(const char *path, X509 *cert, EVP_PKEY *key)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f == NULL || (cert && !PEM_write_X509(f, cert))
+        || (key && !PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)) || fclose(f) != 0)
+        abort();
+}
+
+static void
+make_pki(void)
+{
+    EVP_PKEY *cak, *sk, *ck, *ok;
+    X509 *ca, *s, *c, *o;
+
+    if (mkdtemp(dir) == NULL)
+        abort();
+    snprintf(ca_pem, sizeof(ca_pem), "%s/ca.pem", dir);
+    snprintf(srv_pem, sizeof(srv_pem), "%s/server.pem", dir);
+    snprintf(srv_key, sizeof(srv_key), "%s/server.key", dir);
+    snprintf(cli_pem, sizeof(cli_pem), "%s/client.pem", dir);
+    snprintf(cli_key, sizeof(cli_key), "%s/client.key", dir);
+    snprintf(other_pem, sizeof(other_pem), "%s/other.pem", dir);
+    cak = make_key();
+    sk = make_key();
+    ck = make_key();
+    ok = make_key();
+    ca = make_cert(cak, "test CA", NULL, NULL, 0);
+    s = make_cert(sk, "localhost", ca, cak, 1);
+    c = make_cert(ck, "test client", ca, cak, 0);
+    o = make_cert(ok, "other CA", NULL, NULL, 0);
+    write_pem(ca_pem, ca, NULL);
+    write_pem(srv_pem, s, NULL);
+    write_pem(srv_key, NULL, sk);
+    write_pem(cli_pem, c, NULL);
+    write_pem(cli_key, NULL, ck);
+    write_pem(other_pem, o, NULL);
+    X509_free(ca);
+    X509_free(s);
+    X509_free(c);
+    X509_free(o);
+    EVP_PKEY_free(cak);
+    EVP_PKEY_free(sk);
+    EVP_PKEY_free(ck);
+    EVP_PKEY_free(ok);
+}
+
+static void
+remove_pki(void)
+{
+    const char *files[] = { ca_pem, srv_pem, srv_key, cli_pem, cli_key, other_pem };
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        unlink(files[i]);
+    rmdir(dir);
+}
+
+/* ---- the server ------------------------------------------------------------ */
+
+enum { S_ANSWER, S_WRONG_ID, S_TRUNCATED, S_CLOSE, S_SILENT };
+
+struct server {
+    int lfd, mode;
+    char port[16];
+    pthread_t th;
+};
+
+static int
+srv_read(SSL *ssl, uint8_t *p, size_t n)
+{
+    size_t k;
+
+    while (n) {
+        if (SSL_read_ex(ssl, p, n, &k) != 1)
+            return -1;
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Serve one connection as mode says. */
+static void *
+server_main(void *arg)
+{
+    struct server *sv = arg;
+    SSL_CTX *ctx = NULL;
+    SSL *ssl = NULL;
+    uint8_t hdr[SV_WIRE_HDR_LEN], ans[SV_WIRE_HDR_LEN + 3], body[64];
+    sv_wire_hdr h;
+    int fd;
+
+    if ((fd = accept(sv->lfd, NULL, NULL)) < 0)
+        return NULL;
+    if (sv->mode == S_CLOSE)
+        goto out;
+    if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL
+        || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION)
+        || SSL_CTX_use_certificate_file(ctx, srv_pem, SSL_FILETYPE_PEM) != 1
+        || SSL_CTX_use_PrivateKey_file(ctx, srv_key, SSL_FILETYPE_PEM) != 1
+        || SSL_CTX_load_verify_locations(ctx, ca_pem, NULL) != 1)
+        goto out;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 || SSL_accept(ssl) != 1)
+        goto out;
+    if (srv_read(ssl, hdr, sizeof(hdr)) != 0 || sv_wire_hdr_decode(hdr, &h) != SV_OK
+        || h.body_len > sizeof(body) || srv_read(ssl, body, h.body_len) != 0)
+        goto out;
+    /* answer: STATUS_OK with the body "abc" (or a promise of 10 bytes) */
+    ans[0] = SV_WIRE_MAGIC0;
+    ans[1] = SV_WIRE_MAGIC1;
+    ans[2] = SV_WIRE_VERSION;
+    ans[3] = SV_MSG_STATUS_OK;
+    if (sv->mode == S_WRONG_ID)
+        h.reqid++;
+    ans[4] = (uint8_t)(h.reqid >> 24);
+    ans[5] = (uint8_t)(h.reqid >> 16);
+    ans[6] = (uint8_t)(h.reqid >> 8);
+    ans[7] = (uint8_t)h.reqid;
+    ans[8] = ans[9] = ans[10] = 0;
+    ans[11] = sv->mode == S_TRUNCATED ? 10 : 3;
+    memcpy(ans + SV_WIRE_HDR_LEN, "abc", 3);
+    if (sv->mode != S_SILENT) {
+        size_t k;
+        if (SSL_write_ex(ssl, ans, sizeof(ans), &k) != 1)
+            goto out;
+    }
+    /* until the client closes */
+    while (SSL_read_ex(ssl, body, sizeof(body), &(size_t){ 0 }) == 1)
+        ;
+out:
+    if (ssl) {
+        SSL_shutdown(ssl);
+        SSL_free(ssl);
+    }
+    SSL_CTX_free(ctx);
+    close(fd);
+    ERR_clear_error();
+    return NULL;
+}
+
+/* A listener on 127.0.0.1 and a free port; with serve, a thread that
+ * serves one connection in mode. */
+static void
+server_start(struct server *sv, int mode, int serve)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+
+    memset(sv, 0, sizeof(*sv));
+    sv->mode = mode;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sv->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(sv->lfd, 0);
+    ck_assert_int_eq(bind(sv->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(sv->lfd, 4), 0);
+    ck_assert_int_eq(getsockname(sv->lfd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(sv->port, sizeof(sv->port), "%u", (unsigned)ntohs(sa.sin_port));
+    if (serve)
+        ck_assert_int_eq(pthread_create(&sv->th, NULL, server_main, sv), 0);
+}
+
+static void
+server_stop(struct server *sv, int serve)
+{
+    if (serve)
+        pthread_join(sv->th, NULL);
+    close(sv->lfd);
+}
+
+static SSL_CTX *
+client_ctx(const char *ca)
+{
+    sv_tls_client_conf tc = { ca, cli_pem, cli_key, "--ca", "--cert", "--key" };
+    char err[SV_TLS_ERRLEN];
+    SSL_CTX *ctx = NULL;
+
+    ck_assert_msg(sv_tls_client_ctx(&tc, &ctx, err, sizeof(err)) == SV_OK, "%s", err);
+    ck_assert_ptr_nonnull(ctx);
+    return ctx;
+}
+
+/* A STATUS request frame with request id 7 and no body. */
+static const uint8_t status_frame[SV_WIRE_HDR_LEN] = {
+    SV_WIRE_MAGIC0, SV_WIRE_MAGIC1, SV_WIRE_VERSION, SV_MSG_STATUS, 0, 0, 0, 7, 0, 0, 0, 0
+};
+
+/* ---- tests ------------------------------------------------------------------ */
+
+/* Set-up refuses missing arguments, unreadable files and a key that does
+ * not match the certificate, naming the file by the caller's label. */
+START_TEST(test_ctx_refusals)
+{
+    sv_tls_client_conf tc = { ca_pem, cli_pem, cli_key, "--ca", "--cert", "--key" };
+    char err[SV_TLS_ERRLEN];
+    SSL_CTX *ctx = (SSL_CTX *)&tc;
+
+    ck_assert_int_eq(sv_tls_client_ctx(NULL, &ctx, err, sizeof(err)), SV_ERR_INVAL);
+    ck_assert_ptr_null(ctx);
+    ck_assert_int_eq(sv_tls_client_ctx(&tc, NULL, err, sizeof(err)), SV_ERR_INVAL);
+    tc.ca = "/nonexistent/ca.pem";
+    ck_assert_int_eq(sv_tls_client_ctx(&tc, &ctx, err, sizeof(err)), SV_ERR_TLS_SETUP);
+    ck_assert_ptr_null(ctx);
+    ck_assert_msg(strstr(err, "--ca /nonexistent/ca.pem: ") == err, "%s", err);
+    tc.ca = ca_pem;
+    tc.cert = "/nonexistent/c.pem";
+    ck_assert_int_eq(sv_tls_client_ctx(&tc, &ctx, err, sizeof(err)), SV_ERR_TLS_SETUP);
+    ck_assert_msg(strstr(err, "--cert /nonexistent/c.pem: ") == err, "%s", err);
+    tc.cert = cli_pem;
+    tc.key = srv_key;
+    ck_assert_int_eq(sv_tls_client_ctx(&tc, &ctx, err, sizeof(err)), SV_ERR_TLS_SETUP);
+    /* OpenSSL refuses it while loading it (the check after is the backstop) */
+    ck_assert_msg(strncmp(err, "--key ", 6) == 0
+                  && (strstr(err, "mismatch") || strstr(err, "does not match --cert")), "%s", err);
+    tc.key = cli_key;
+    tc.ca_what = tc.cert_what = tc.key_what = NULL;
+    tc.key = "/nonexistent/k.pem";
+    ck_assert_int_eq(sv_tls_client_ctx(&tc, &ctx, err, sizeof(err)), SV_ERR_TLS_SETUP);
+    ck_assert_msg(strstr(err, "key /nonexistent/k.pem: ") == err, "%s", err);
+    tc.key = cli_key;
+    ck_assert_int_eq(sv_tls_client_ctx(&tc, &ctx, err, sizeof(err)), SV_OK);
+    ck_assert_int_eq(SSL_CTX_get_min_proto_version(ctx), TLS1_3_VERSION);
+    ck_assert(SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER);
+    ck_assert(SSL_CTX_get_options(ctx) & SSL_OP_CLEANSE_PLAINTEXT);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* A good handshake by DNS name and by IP address; one exchange. */
+static void
+connect_and_exchange(const char *name)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    sv_wire_hdr h;
+    uint8_t *body = NULL;
+
+    server_start(&sv, S_ANSWER, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, name, 5000, &c, err, sizeof(err))
+                  == SV_OK, "%s", err);
+    ck_assert_ptr_nonnull(sv_tls_conn_ssl(c));
+    ck_assert_int_eq(SSL_version(sv_tls_conn_ssl(c)), TLS1_3_VERSION);
+    ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body), SV_OK);
+    ck_assert_int_eq(h.type, SV_MSG_STATUS_OK);
+    ck_assert_uint_eq(h.reqid, 7);
+    ck_assert_uint_eq(h.body_len, 3);
+    ck_assert_mem_eq(body, "abc", 3);
+    sv_tls_body_free(body, h.body_len);
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+
+START_TEST(test_connect_dns_name)
+{
+    connect_and_exchange("localhost");
+}
+END_TEST
+
+START_TEST(test_connect_ip_name)
+{
+    connect_and_exchange("127.0.0.1");
+}
+END_TEST
+
+/* The wrong name, or a CA that did not sign the daemon's certificate: the
+ * handshake fails and the text says why. */
+static void
+refused(const char *ca, const char *name, const char *want)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca);
+    sv_tls_conn *c = (sv_tls_conn *)&sv;
+    char err[SV_TLS_ERRLEN];
+
+    server_start(&sv, S_ANSWER, 1);
+    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, name, 5000, &c, err, sizeof(err)),
+                     SV_ERR_TLS_HANDSHAKE);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "TLS handshake with the daemon failed") == err, "%s", err);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+
+START_TEST(test_wrong_name)
+{
+    refused(ca_pem, "daemon.example", "certificate: ");
+    refused(ca_pem, "127.0.0.2", "certificate: ");
+}
+END_TEST
+
+START_TEST(test_foreign_ca)
+{
+    refused(other_pem, "localhost", "certificate: ");
+}
+END_TEST
+
+/* Nobody listening: SV_ERR_NET_CONNECT. */
+START_TEST(test_connection_refused)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+
+    server_start(&sv, S_ANSWER, 0);
+    server_stop(&sv, 0); /* the port is free again */
+    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                    sizeof(err)), SV_ERR_NET_CONNECT);
+    ck_assert_msg(strstr(err, "cannot connect to the daemon") == err, "%s", err);
+    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", "not-a-port", "localhost", 5000, &c, err,
+                                    sizeof(err)), SV_ERR_NET_RESOLVE);
+    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 0, &c, err,
+                                    sizeof(err)), SV_ERR_INVAL);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* Accepted, then closed before TLS: SV_ERR_TLS_CLOSED (safe to retry). */
+START_TEST(test_closed_before_tls)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+
+    server_start(&sv, S_CLOSE, 1);
+    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                    sizeof(err)), SV_ERR_TLS_CLOSED);
+    ck_assert_msg(strstr(err, "closed the connection before TLS") != NULL, "%s", err);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* TCP accepted by the kernel, no ServerHello ever: the deadline ends it. */
+START_TEST(test_handshake_timeout)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+
+    server_start(&sv, S_ANSWER, 0);
+    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 300, &c, err,
+                                    sizeof(err)), SV_ERR_NET_TIMEOUT);
+    ck_assert_msg(strstr(err, "timed out") != NULL, "%s", err);
+    server_stop(&sv, 0);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* Answers that do not fit the request: a foreign request id, a body cut
+ * short, no answer within the timeout. */
+static void
+bad_answer(int mode, sv_status want)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    sv_wire_hdr h;
+    uint8_t *body = (uint8_t *)&sv;
+
+    server_start(&sv, mode, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 1000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body), want);
+    ck_assert_ptr_null(body);
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+
+START_TEST(test_wrong_request_id)
+{
+    bad_answer(S_WRONG_ID, SV_ERR_WIRE_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_truncated_answer)
+{
+    bad_answer(S_TRUNCATED, SV_ERR_WIRE_TRUNCATED);
+}
+END_TEST
+
+START_TEST(test_no_answer)
+{
+    bad_answer(S_SILENT, SV_ERR_NET_IO);
+}
+END_TEST
+
+/* Not a frame: refused before anything is sent. */
+START_TEST(test_exchange_arguments)
+{
+    sv_wire_hdr h;
+    uint8_t *body = (uint8_t *)&h, junk[SV_WIRE_HDR_LEN] = { 0 };
+
+    ck_assert_int_eq(sv_tls_exchange(NULL, status_frame, sizeof(status_frame), &h, &body),
+                     SV_ERR_INVAL);
+    ck_assert_ptr_null(body);
+    ck_assert_int_eq(sv_tls_exchange((sv_tls_conn *)&h, junk, sizeof(junk), &h, &body),
+                     SV_ERR_INVAL);
+    ck_assert_int_eq(sv_tls_client_set_peer(NULL, "localhost"), SV_ERR_INVAL);
+    sv_tls_close(NULL);
+    sv_tls_body_free(NULL, 0);
+}
+END_TEST
+
+static Suite *
+tlsclient_suite(void)
+{
+    Suite *s = suite_create("tlsclient");
+    TCase *tc = tcase_create("tlsclient");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_ctx_refusals);
+    tcase_add_test(tc, test_connect_dns_name);
+    tcase_add_test(tc, test_connect_ip_name);
+    tcase_add_test(tc, test_wrong_name);
+    tcase_add_test(tc, test_foreign_ca);
+    tcase_add_test(tc, test_connection_refused);
+    tcase_add_test(tc, test_closed_before_tls);
+    tcase_add_test(tc, test_handshake_timeout);
+    tcase_add_test(tc, test_wrong_request_id);
+    tcase_add_test(tc, test_truncated_answer);
+    tcase_add_test(tc, test_no_answer);
+    tcase_add_test(tc, test_exchange_arguments);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    signal(SIGPIPE, SIG_IGN);
+    make_pki();
+    sr = srunner_create(tlsclient_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    remove_pki();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
