@@ -171,13 +171,16 @@ typedef struct {
 extern const command_rec svm_cmds[];
 void *svm_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
-int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
-int svm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
-int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
-void svm_child_init(apr_pool_t *p, server_rec *s);
-/* Make the child undumpable unless SplitVaultAllowCoreDumps On; runs as
- * the last child_init hook. */
-void svm_child_nodump(apr_pool_t *p, server_rec *s);
+/* Fill defaults into a merged configuration (once, at check_config). */
+void svm_conf_defaults(svm_srv_conf *sc);
+/* 1 when a server uses SplitVault at all (own or inherited directives). */
+int svm_conf_in_use(const svm_srv_conf *sc);
+/* The cross-directive checks of one server in use: NULL, or what is wrong. */
+const char *svm_conf_check(apr_pool_t *ptemp, const svm_srv_conf *sc);
+/* SplitVaultAllowCoreDumps (process-wide); svm_conf_reset() before every
+ * reading of the configuration. */
+int svm_conf_allow_core(void);
+void svm_conf_reset(void);
 
 svm_srv_conf *svm_conf(const server_rec *s);
 int svm_cookie_secure(const svm_srv_conf *sc);

@@ -21,25 +21,6 @@
 #include "apr_strings.h"
 #include "apr_lib.h"
 
-#ifdef SV_TEST_HOOKS
-const char *svm_test_fault(request_rec *r)
-{
-    return apr_table_get(r->headers_in, "X-SplitVault-Fault");
-}
-#endif
-
-int svm_ref_valid(const char *s)
-{
-    int i;
-
-    if (strlen(s) != SVM_REF_LEN)
-        return 0;
-    for (i = 0; i < SVM_REF_LEN; i++)
-        if (i == 5 ? s[i] != '-' : !(apr_isdigit(s[i]) || apr_isupper(s[i])))
-            return 0;
-    return 1;
-}
-
 static int svm_method_not_allowed(request_rec *r, const svm_srv_conf *sc, const char *allow,
                                   svm_staff *st)
 {

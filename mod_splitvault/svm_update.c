@@ -22,26 +22,6 @@
 
 #define SVM_UPDATE_TRIES 3
 
-/* See svm.h. */
-int svm_record_lookup(request_rec *r, ap_dbd_t *dbd, const char *ref, const char **id,
-                      const char **uuid)
-{
-    svm_rows res;
-    apr_dbd_row_t *row;
-    const void *args[] = { ref };
-    int found = 0;
-
-    if (svm_db_select(r, dbd, "svm_rec_get", &res, args))
-        return -1;
-    while ((row = svm_db_row(r, dbd, &res))) {
-        if (found++)
-            continue;
-        *id = svm_db_col(r, dbd, row, 0);
-        *uuid = svm_db_col(r, dbd, row, 1);
-    }
-    return found ? 0 : 1;
-}
-
 int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                     const char *ref, apr_array_header_t *pairs)
 {
