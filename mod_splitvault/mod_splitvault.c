@@ -9,6 +9,16 @@
  */
 #define SVM_MODULE_FILE
 #include "svm.h"
+#include "svm_auth.h"
+#include "svm_config.h"
+#include "svm_daemon.h"
+#include "svm_db.h"
+#include "svm_decrypt.h"
+#include "svm_key1.h"
+#include "svm_keys.h"
+#include "svm_pages.h"
+#include "svm_shm.h"
+#include "svm_throttle.h"
 #include "http_request.h"
 #include "http_core.h"
 #include "ap_mpm.h"

@@ -6,6 +6,12 @@
  * same transaction as the change. Admins read the trail on /staff/audit.
  */
 #include "svm.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_db.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_session.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 

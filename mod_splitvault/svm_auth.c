@@ -31,6 +31,18 @@
  * and ends the session the request came with.
  */
 #include "svm.h"
+#include "svm_auth.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_csrf.h"
+#include "svm_db.h"
+#include "svm_fault.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_parse.h"
+#include "svm_pwhash.h"
+#include "svm_session.h"
+#include "svm_throttle.h"
 #include "http_protocol.h"
 #include "http_core.h"
 #include "apr_atomic.h"

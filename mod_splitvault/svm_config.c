@@ -10,6 +10,9 @@
  * documents each directive. A leaf: calls no other file of the module.
  */
 #include "svm.h"
+#include "svm_config.h"
+
+#include "sv_keyfile.h"
 #include "http_core.h"
 #include "apr_strings.h"
 #include "apr_lib.h"

@@ -8,6 +8,11 @@
  * CRYPTO_memcmp; a missing or wrong token gets 403 before anything changes.
  */
 #include "svm.h"
+#include "svm_csrf.h"
+#include "svm_db.h"
+#include "svm_form.h"
+#include "svm_parse.h"
+#include "svm_session.h"
 #include "apr_strings.h"
 
 #include <openssl/hmac.h>

@@ -27,8 +27,12 @@
  * on top of it.
  */
 #include "svm.h"
+#include "svm_daemon.h"
+#include "svm_config.h"
+#include "svm_form.h"
 #include "apr_strings.h"
 #include "apr_atomic.h"
+#include "apr_reslist.h"
 
 #include <errno.h>
 #include <fcntl.h>

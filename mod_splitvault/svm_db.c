@@ -22,6 +22,7 @@
  * checks every statement of the table below against the web role.
  */
 #include "svm.h"
+#include "svm_db.h"
 #include "apr_optional.h"
 #include "apr_strings.h"
 

@@ -32,6 +32,18 @@
  * pending or old shares that `splitvault-admin reconcile` finishes.
  */
 #include "svm.h"
+#include "svm_decrypt.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_daemon.h"
+#include "svm_db.h"
+#include "svm_fault.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_key1.h"
+#include "svm_record.h"
+#include "svm_session.h"
+#include "svm_shm.h"
 #include "http_protocol.h"
 #include "apr_optional.h"
 #include "apr_strings.h"

@@ -6,6 +6,7 @@
  * X-SplitVault-Fault; the code that honours one asks svm_test_fault().
  */
 #include "svm.h"
+#include "svm_fault.h"
 
 #ifdef SV_TEST_HOOKS
 const char *svm_test_fault(request_rec *r)

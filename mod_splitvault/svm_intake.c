@@ -18,6 +18,17 @@
  * left empty.
  */
 #include "svm.h"
+#include "svm_intake.h"
+#include "svm_config.h"
+#include "svm_daemon.h"
+#include "svm_db.h"
+#include "svm_fault.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_key1.h"
+#include "svm_parse.h"
+#include "svm_record.h"
+#include "svm_throttle.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 

@@ -20,6 +20,21 @@
  * material). The sysadmin additionally fences this location with Require.
  */
 #include "svm.h"
+#include "svm_keys.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_csrf.h"
+#include "svm_daemon.h"
+#include "svm_db.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_key1.h"
+#include "svm_parse.h"
+#include "svm_session.h"
+#include "svm_shm.h"
+#include "svm_upload.h"
+
+#include "sv_keyfile.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 

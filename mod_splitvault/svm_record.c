@@ -5,6 +5,10 @@
  * know about a record and its fields, and nothing else.
  */
 #include "svm.h"
+#include "svm_record.h"
+#include "svm_config.h"
+#include "svm_db.h"
+#include "svm_parse.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
 

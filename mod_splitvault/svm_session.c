@@ -10,6 +10,11 @@
  * SplitVaultCookieSecure Off.
  */
 #include "svm.h"
+#include "svm_session.h"
+#include "svm_config.h"
+#include "svm_csrf.h"
+#include "svm_db.h"
+#include "svm_form.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_cookies.h"

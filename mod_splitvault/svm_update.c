@@ -15,6 +15,17 @@
  * value) commit together.
  */
 #include "svm.h"
+#include "svm_update.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_daemon.h"
+#include "svm_db.h"
+#include "svm_fault.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_parse.h"
+#include "svm_record.h"
+#include "svm_session.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 
