@@ -18,6 +18,8 @@
  * k-of-n admin parts later (svm_shm.c reserves the slot state). Every
  * upload, refusal and forget is audited (fingerprints only, never key
  * material). The sysadmin additionally fences this location with Require.
+ * The route (session, can_admin, method) is checked in svm_route.c; the
+ * POST's CSRF token here, in the secret upload body it comes in.
  */
 #include "svm.h"
 #include "svm_keys.h"
@@ -215,7 +217,7 @@ static int svm_keys_forget(request_rec *r, const svm_srv_conf *sc, svm_staff *st
 }
 
 /* POST: CSRF first, then the action. */
-static int svm_keys_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
+int svm_keys_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 {
     svm_upload u;
     const svm_pair *a;
@@ -276,7 +278,7 @@ static const char *svm_time_utc(apr_pool_t *p, apr_time_t t)
 }
 
 /* GET: the page. */
-static int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
+int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 {
     ap_dbd_t *dbd;
     svm_rows res;
@@ -387,44 +389,4 @@ static int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
                  "daemon is back.</p>\n", r);
     svm_page_end(r);
     return OK;
-}
-
-int svm_keys_handler(request_rec *r)
-{
-    svm_srv_conf *sc;
-    svm_staff *st;
-    ap_dbd_t *dbd;
-
-    if (!r->handler || strcmp(r->handler, SVM_HANDLER_KEYS) != 0)
-        return DECLINED;
-    sc = svm_conf(r->server);
-    svm_hsts(r, sc); /* first: every answer from here on carries it */
-    if (sc->fields->nelts == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02101: handler splitvault-keys is set "
-                      "but this server has no SplitVault configuration");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (!(st = svm_session_get(r, sc))) {
-        if (r->method_number == M_GET)
-            return svm_redirect(r, svm_url(r, sc, "/staff/login"));
-        return svm_page_message(r, sc, HTTP_FORBIDDEN, "Not signed in",
-                                "Sign in as an administrator first.", NULL);
-    }
-    if (!st->can_admin) {
-        if ((dbd = svm_db(r)))
-            svm_audit(r, dbd, st->name, r->method_number == M_POST ? "key1-upload"
-                      : "keys-view", NULL, NULL, "denied", "not an admin");
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV02107: key location refused for %s: "
-                      "not an admin", st->name);
-        return svm_page_message(r, sc, HTTP_FORBIDDEN, "Not permitted",
-                                "Only administrators may open the key location.", st);
-    }
-    if (r->method_number == M_POST)
-        return svm_keys_post(r, sc, st);
-    if (r->method_number != M_GET) {
-        apr_table_setn(r->err_headers_out, "Allow", "GET, POST");
-        return svm_page_message(r, sc, HTTP_METHOD_NOT_ALLOWED, "Not allowed",
-                                "This address does not accept that kind of request.", st);
-    }
-    return svm_keys_page(r, sc, st);
 }
