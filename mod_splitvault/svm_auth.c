@@ -55,6 +55,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "sv_hex.h"
 #include "sv_secret.h"
 
 #define SVM_LOGIN_FAILED "Sign-in failed. Check your name and password. After repeated " \
@@ -208,14 +209,17 @@ static const char *svm_keyed(request_rec *r, const svm_srv_conf *sc, const char 
 {
     unsigned char mac[32];
     unsigned int len = 0;
+    char hex[2 * sizeof(mac) + 1];
     const char *key;
 
     if (!sc->login_key || !HMAC(EVP_sha256(), sc->login_key, SVM_LOGIN_KEY_LEN,
                                 (const unsigned char *)msg, strlen(msg), mac, &len)
         || len != sizeof(mac))
         return NULL;
-    key = apr_pstrcat(r->pool, prefix, svm_hex(r->pool, mac, sizeof(mac)), NULL);
+    sv_hex_encode(mac, sizeof(mac), hex);
+    key = apr_pstrcat(r->pool, prefix, hex, NULL);
     sv_cleanse(mac, sizeof(mac));
+    sv_cleanse(hex, sizeof(hex));
     return key;
 }
 

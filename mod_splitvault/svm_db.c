@@ -529,17 +529,3 @@ int svm_hex_decode(const char *hex, unsigned char *out, apr_size_t n)
         hex += 2;
     return sv_hex_decode(hex, strlen(hex), out, n) == SV_OK ? 0 : -1;
 }
-
-char *svm_hex(apr_pool_t *p, const unsigned char *b, apr_size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *s = apr_palloc(p, 2 * n + 1);
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        s[2 * i] = digits[b[i] >> 4];
-        s[2 * i + 1] = digits[b[i] & 15];
-    }
-    s[2 * n] = '\0';
-    return s;
-}

@@ -63,6 +63,5 @@ int svm_db_repaired(request_rec *r);
 /* Decode hex (optionally "\x"-prefixed, as PostgreSQL prints bytea) into
  * exactly n bytes. Returns 0 on success. */
 int svm_hex_decode(const char *hex, unsigned char *out, apr_size_t n);
-char *svm_hex(apr_pool_t *p, const unsigned char *b, apr_size_t n);
 
 #endif /* SVM_DB_H */

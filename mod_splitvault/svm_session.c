@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "sv_hex.h"
 #include "sv_secret.h"
 
 const char *svm_cookie_name(const svm_srv_conf *sc, const char *which)
@@ -98,10 +99,13 @@ static const char *svm_token_hash(request_rec *r, const unsigned char *tok)
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
+    char *hex;
 
     if (!EVP_Digest(tok, SVM_TOKEN_LEN, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
         return NULL;
-    return svm_hex(r->pool, md, sizeof(md));
+    hex = apr_palloc(r->pool, 2 * sizeof(md) + 1);
+    sv_hex_encode(md, sizeof(md), hex);
+    return hex;
 }
 
 typedef struct {
