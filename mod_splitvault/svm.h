@@ -7,10 +7,13 @@
  * svm_daemon.h, ...) next to its file; a file includes the headers of what
  * it uses. docs/hacking.md ("The module") draws who may call whom.
  *
- * Log tags: every log site carries its own "SVnnnnn:" tag, never reused;
- * each file owns a range (config 010xx, db 011xx, auth 012xx, session 013xx,
- * pages 014xx, intake 015xx, update 016xx, daemon 017xx, audit 018xx,
- * key1 019xx, form 020xx, keys/decrypt 021xx, intake throttle 022xx).
+ * Log tags: every log site carries its own "SVnnnnn:" tag, never reused
+ * (t/check-source.sh checks); each concern owns a range (config and start-up
+ * 010xx, db 011xx, auth 012xx, session 013xx, routes and pages 014xx, intake
+ * 015xx, update 016xx, daemon 017xx, audit 018xx, key1 019xx, form 020xx,
+ * keys/decrypt 021xx, intake throttle 022xx). A tag keeps its number when
+ * its log site moves to another file (the key location's refusals in
+ * svm_route.c, the DECRYPT answer check in svm_daemon.c).
  */
 #ifndef SVM_H
 #define SVM_H

@@ -411,7 +411,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     }
     /* end the session this browser came with (if any), then start afresh */
     svm_session_end(r, sc, dbd, 0);
-    if (svm_session_create(r, sc, dbd, staff_id) != 0)
+    if (svm_session_create(r, sc, dbd, staff_id) != APR_SUCCESS)
         goto unavailable;
     svm_cookie_set(r, sc, "-login", "", 0);
     svm_audit(r, dbd, name, "sign-in", NULL, NULL, "ok", NULL);

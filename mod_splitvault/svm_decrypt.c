@@ -443,7 +443,7 @@ static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1, apr_time_t deadlin
         if (!fail && !changed)
             fail = svm_audit(r, d->dbd, d->st->name, "decrypt", d->ref, NULL, "ok",
                              apr_psprintf(r->pool, "fields=%d requests=%d rotated", d->n,
-                                          d->requests)) != 0;
+                                          d->requests)) != APR_SUCCESS;
 #ifdef SV_TEST_HOOKS
         if (!fail && !changed && svm_test_fault(r)
             && strcmp(svm_test_fault(r), "decrypt-crash") == 0) {
@@ -759,6 +759,7 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     const char *uuid_s = NULL, *missing = NULL;
     svm_key1pub k1;
     apr_time_t deadline;
+    apr_status_t rv;
     int rc, from, werr = 0, res = SVM_DX_OK, undo = 0;
     apr_uint32_t retry_ms = 0;
 
@@ -772,8 +773,8 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not decrypted",
                                 "The database is unreachable; nothing was decrypted. Please "
                                 "try again.", st);
-    if ((rc = svm_record_lookup(r, d->dbd, ref, &d->id, &uuid_s)) != 0)
-        return rc > 0 ? svm_page_message(r, sc, HTTP_NOT_FOUND, "No such record",
+    if ((rv = svm_record_lookup(r, d->dbd, ref, &d->id, &uuid_s)) != APR_SUCCESS)
+        return rv == APR_NOTFOUND ? svm_page_message(r, sc, HTTP_NOT_FOUND, "No such record",
                                          "There is no record with this reference code.", st)
                       : svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not decrypted",
                                          "The database failed; nothing was decrypted.", st);
@@ -810,8 +811,8 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         apr_sleep(apr_time_from_sec(2)); /* room for a concurrent decrypt to rotate */
 #endif
     /* the key the rotated key2a' will be wrapped to: before any share is made */
-    if ((rc = svm_key1_active(r, d->dbd, &k1)) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
-        if (rc == APR_EACCES)
+    if ((rv = svm_key1_active(r, d->dbd, &k1)) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
+        if (rv == APR_EACCES)
             rc = svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "active key1 not pinned",
                               "Not decrypted", "Decryption is unavailable: the active "
                               "organisation key (key1) is not one this server is configured "

@@ -24,23 +24,23 @@ int svm_ref_valid(const char *s)
     return 1;
 }
 
-int svm_record_lookup(request_rec *r, ap_dbd_t *dbd, const char *ref, const char **id,
-                      const char **uuid)
+apr_status_t svm_record_lookup(request_rec *r, ap_dbd_t *dbd, const char *ref,
+                               const char **id, const char **uuid)
 {
     svm_rows res;
     apr_dbd_row_t *row;
     const void *args[] = { ref };
     int found = 0;
 
-    if (svm_db_select(r, dbd, "svm_rec_get", &res, args))
-        return -1;
+    if (svm_db_select(r, dbd, "svm_rec_get", &res, args) != APR_SUCCESS)
+        return APR_EGENERAL;
     while ((row = svm_db_row(r, dbd, &res))) {
         if (found++)
             continue;
         *id = svm_db_col(r, dbd, row, 0);
         *uuid = svm_db_col(r, dbd, row, 1);
     }
-    return found ? 0 : 1;
+    return found ? APR_SUCCESS : APR_NOTFOUND;
 }
 
 const char *svm_value_problem(apr_pool_t *p, const svm_field *f, const char *v,

@@ -10,10 +10,10 @@
 
 #define SVM_REF_LEN 11            /* XXXXX-XXXXX */
 
-/* A record by reference code: its id and uuid text. 0 found, 1 not found,
- * -1 database error (logged). */
-int svm_record_lookup(request_rec *r, ap_dbd_t *dbd, const char *ref, const char **id,
-                      const char **uuid);
+/* A record by reference code: its id and uuid text. APR_SUCCESS,
+ * APR_NOTFOUND, or APR_EGENERAL (a database error, logged). */
+apr_status_t svm_record_lookup(request_rec *r, ap_dbd_t *dbd, const char *ref,
+                               const char **id, const char **uuid);
 /* 1 when s is a well-formed reference code (XXXXX-XXXXX). */
 int svm_ref_valid(const char *s);
 

@@ -23,9 +23,10 @@ typedef struct svm_staff {
 
 /* The signed-in staff member of this request, or NULL. Touches last_seen. */
 svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc);
-/* Create a session for staff id; sets the cookie. Returns 0 on success. */
-int svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
-                       apr_int64_t staff_id);
+/* Create a session for staff id; sets the cookie. APR_SUCCESS, or
+ * APR_EGENERAL (logged). */
+apr_status_t svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
+                                apr_int64_t staff_id);
 /* End the request's session server-side (if any); expire the cookie when
  * clear_cookie is set. */
 void svm_session_end(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd, int clear_cookie);

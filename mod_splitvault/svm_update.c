@@ -42,7 +42,8 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     const svm_field *f;
     uint8_t uuid[SV_UUID_LEN];
     ap_dbd_t *dbd;
-    int tries, rc;
+    apr_status_t rv;
+    int tries;
 
     if (!pf || !pv || !sv_field_name_valid(pf->value, pf->len))
         return svm_page_message(r, sc, HTTP_BAD_REQUEST, "Update refused",
@@ -63,8 +64,8 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not updated",
                                 "The database is unreachable; nothing was changed. Please "
                                 "try again.", st);
-    if ((rc = svm_record_lookup(r, dbd, ref, &id, &uuid_s)) != 0)
-        return rc > 0 ? svm_page_message(r, sc, HTTP_NOT_FOUND, "No such record",
+    if ((rv = svm_record_lookup(r, dbd, ref, &id, &uuid_s)) != APR_SUCCESS)
+        return rv == APR_NOTFOUND ? svm_page_message(r, sc, HTTP_NOT_FOUND, "No such record",
                                          "There is no record with this reference code.", st)
                       : svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not updated",
                                          "The database failed; nothing was changed.", st);
