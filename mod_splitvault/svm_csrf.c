@@ -9,7 +9,6 @@
  */
 #include "svm.h"
 #include "svm_csrf.h"
-#include "svm_db.h"
 #include "svm_form.h"
 #include "svm_parse.h"
 #include "svm_session.h"

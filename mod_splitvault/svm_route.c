@@ -15,7 +15,9 @@
  *   4. the area's own capability, when it has one (the key location is for
  *      admins whatever the method);
  *   5. the method is one of the path's (else 405 with Allow);
- *   6. SVM_CSRF_FORM: the form body is read and its CSRF token checked;
+ *   6. a POST body is read and its CSRF token checked (SVM_CSRF_FORM: the
+ *      form, into pairs; SVM_CSRF_UPLOAD: the key location's secret upload
+ *      body, wiped here when refused);
  *   7. the route's capability.
  *
  * Under SplitVaultBase (B), handler "splitvault":
@@ -47,21 +49,31 @@
 #include "svm_record.h"
 #include "svm_session.h"
 #include "svm_update.h"
+#include "svm_upload.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 
 /* What a route needs of the visitor. */
 enum { SVM_NEED_NONE, SVM_NEED_SESSION, SVM_NEED_UPDATE, SVM_NEED_DECRYPT, SVM_NEED_ADMIN };
 
-/* Its POST body: not read here; read, and its CSRF token checked, here
- * (the function gets the pairs); or read by the function itself, which
- * checks the token (the key location's secret upload bodies). */
-enum { SVM_CSRF_NONE, SVM_CSRF_FORM, SVM_CSRF_OWN };
+/* Its POST body: not read here (no token: the route needs none, or checks
+ * its own, as sign-in does); or read here and its CSRF token checked, as a
+ * form (the function gets the pairs) or as a secret upload (the function
+ * gets the upload, and wipes it). */
+enum { SVM_CSRF_NONE, SVM_CSRF_FORM, SVM_CSRF_UPLOAD };
 
 #define SVM_ANY_METHOD (-1)
 
+/* What the guard hands the function: the reference code of the path, and
+ * the body it read. */
+typedef struct {
+    const char *ref;            /* "{ref}" of the path, or NULL */
+    apr_array_header_t *pairs;  /* SVM_CSRF_FORM, SVM_CSRF_UPLOAD: the fields */
+    svm_upload *upload;         /* SVM_CSRF_UPLOAD: the secret body */
+} svm_route_req;
+
 typedef int (*svm_route_fn)(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
-                            const char *ref, apr_array_header_t *pairs);
+                            svm_route_req *q);
 
 typedef struct {
     int method;           /* M_GET, M_POST, or SVM_ANY_METHOD (the function answers) */
@@ -69,25 +81,25 @@ typedef struct {
     int need;             /* SVM_NEED_* */
     int csrf;             /* SVM_CSRF_* */
     const char *action;   /* its name in the audit log when refused */
+    /* or, when the body says which action it is, its name from the body */
+    const char *(*action_of)(const apr_array_header_t *pairs);
     svm_route_fn fn;
 } svm_route;
 
 /* ---- the page functions, as routes --------------------------------------- */
 
 static int rt_stylesheet(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
-                         const char *ref, apr_array_header_t *pairs)
+                         svm_route_req *q)
 {
     return svm_send_stylesheet(r);
 }
 
-static int rt_form(request_rec *r, const svm_srv_conf *sc, svm_staff *st, const char *ref,
-                   apr_array_header_t *pairs)
+static int rt_form(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)
 {
     return svm_form_page(r, sc, NULL, HTTP_OK);
 }
 
-static int rt_intake(request_rec *r, const svm_srv_conf *sc, svm_staff *st, const char *ref,
-                     apr_array_header_t *pairs)
+static int rt_intake(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)
 {
     return svm_intake_post(r, sc);
 }
@@ -95,82 +107,88 @@ static int rt_intake(request_rec *r, const svm_srv_conf *sc, svm_staff *st, cons
 /* Shown even to a signed-in browser: signing in again ends the session it
  * carries (whoever planted it). */
 static int rt_login_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
-                         const char *ref, apr_array_header_t *pairs)
+                         svm_route_req *q)
 {
     return svm_login_page(r, sc, svm_query_arg(r, "signed-out") ? "You are signed out."
                           : svm_session_get(r, sc) ? "You are already signed in; signing "
                           "in again ends that session." : NULL, HTTP_OK);
 }
 
-static int rt_login(request_rec *r, const svm_srv_conf *sc, svm_staff *st, const char *ref,
-                    apr_array_header_t *pairs)
+static int rt_login(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)
 {
     return svm_login_post(r, sc);
 }
 
-static int rt_logout(request_rec *r, const svm_srv_conf *sc, svm_staff *st, const char *ref,
-                     apr_array_header_t *pairs)
+static int rt_logout(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)
 {
     return svm_logout_post(r, sc, st);
 }
 
-static int rt_list(request_rec *r, const svm_srv_conf *sc, svm_staff *st, const char *ref,
-                   apr_array_header_t *pairs)
+static int rt_list(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)
 {
     return svm_list_page(r, sc, st);
 }
 
-static int rt_record(request_rec *r, const svm_srv_conf *sc, svm_staff *st, const char *ref,
-                     apr_array_header_t *pairs)
+static int rt_record(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)
 {
-    return svm_record_page(r, sc, st, ref);
+    return svm_record_page(r, sc, st, q->ref);
 }
 
-static int rt_audit(request_rec *r, const svm_srv_conf *sc, svm_staff *st, const char *ref,
-                    apr_array_header_t *pairs)
+static int rt_audit(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)
 {
     return svm_audit_page(r, sc, st);
 }
 
 static int rt_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
-                        const char *ref, apr_array_header_t *pairs)
+                        svm_route_req *q)
 {
     return svm_keys_page(r, sc, st);
 }
 
 static int rt_keys_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
-                        const char *ref, apr_array_header_t *pairs)
+                        svm_route_req *q)
 {
-    return svm_keys_post(r, sc, st);
+    return svm_keys_post(r, sc, st, q->upload);
+}
+
+static int rt_update(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)
+{
+    return svm_update_post(r, sc, st, q->ref, q->pairs);
+}
+
+static int rt_decrypt(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)
+{
+    return svm_decrypt_post(r, sc, st, q->ref, q->pairs);
 }
 
 /* ---- the table ------------------------------------------------------------ */
 
 /* Handler "splitvault", paths under SplitVaultBase. */
 static const svm_route svm_routes_main[] = {
-    { SVM_ANY_METHOD, "/style.css", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, rt_stylesheet },
-    { M_GET, "", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, rt_form },
-    { M_POST, "", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, rt_intake },
-    { M_GET, "/", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, rt_form },
-    { M_POST, "/", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, rt_intake },
+    { SVM_ANY_METHOD, "/style.css", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_stylesheet },
+    { M_GET, "", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_form },
+    { M_POST, "", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_intake },
+    { M_GET, "/", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_form },
+    { M_POST, "/", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_intake },
     /* the sign-in form carries its own login CSRF token (svm_auth.c) */
-    { M_GET, "/staff/login", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, rt_login_page },
-    { M_POST, "/staff/login", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, rt_login },
-    { M_POST, "/staff/logout", SVM_NEED_SESSION, SVM_CSRF_FORM, "sign-out", rt_logout },
-    { M_GET, "/staff", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, rt_list },
-    { M_GET, "/staff/", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, rt_list },
-    { M_GET, "/staff/record/{ref}", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, rt_record },
-    { M_POST, "/staff/record/{ref}/update", SVM_NEED_UPDATE, SVM_CSRF_FORM, "update",
-      svm_update_post },
-    { M_POST, "/staff/record/{ref}/decrypt", SVM_NEED_DECRYPT, SVM_CSRF_FORM, "decrypt",
-      svm_decrypt_post },
-    { M_GET, "/staff/audit", SVM_NEED_ADMIN, SVM_CSRF_NONE, "audit-view", rt_audit },
+    { M_GET, "/staff/login", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_login_page },
+    { M_POST, "/staff/login", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_login },
+    { M_POST, "/staff/logout", SVM_NEED_SESSION, SVM_CSRF_FORM, "sign-out", NULL, rt_logout },
+    { M_GET, "/staff", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL, rt_list },
+    { M_GET, "/staff/", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL, rt_list },
+    { M_GET, "/staff/record/{ref}", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL, rt_record },
+    { M_POST, "/staff/record/{ref}/update", SVM_NEED_UPDATE, SVM_CSRF_FORM, "update", NULL,
+      rt_update },
+    { M_POST, "/staff/record/{ref}/decrypt", SVM_NEED_DECRYPT, SVM_CSRF_FORM, "decrypt", NULL,
+      rt_decrypt },
+    { M_GET, "/staff/audit", SVM_NEED_ADMIN, SVM_CSRF_NONE, "audit-view", NULL, rt_audit },
 };
 
 /* Handler "splitvault-keys": wherever it is set (path NULL: any). */
 static const svm_route svm_routes_keys[] = {
-    { M_GET, NULL, SVM_NEED_SESSION, SVM_CSRF_NONE, "keys-view", rt_keys_page },
-    { M_POST, NULL, SVM_NEED_SESSION, SVM_CSRF_OWN, "key1-upload", rt_keys_post },
+    { M_GET, NULL, SVM_NEED_SESSION, SVM_CSRF_NONE, "keys-view", NULL, rt_keys_page },
+    { M_POST, NULL, SVM_NEED_SESSION, SVM_CSRF_UPLOAD, "key1-upload", svm_keys_audit_action,
+      rt_keys_post },
 };
 
 /* An area: a handler, its routes, and how it words a refusal. */
@@ -265,7 +283,8 @@ static int svm_route_run(request_rec *r, const svm_area *a)
     const svm_route *rt = NULL, *first = NULL;
     const char *rel = r->uri, *ref = NULL, *why;
     const char *allow_get = NULL, *allow_post = NULL;
-    apr_array_header_t *pairs = NULL;
+    svm_route_req q = { NULL, NULL, NULL };
+    svm_upload upload;
     svm_srv_conf *sc;
     svm_staff *st = NULL;
     int i, need_session = a->need != SVM_NEED_NONE, rc;
@@ -326,24 +345,41 @@ static int svm_route_run(request_rec *r, const svm_area *a)
     if (!rt)
         return svm_method_not_allowed(r, sc, allow_get && allow_post ? "GET, POST"
                                       : allow_get ? "GET" : "POST", st);
-    if (rt->csrf == SVM_CSRF_FORM) {
-        if ((rc = svm_form_read(r, sc->max_body, &pairs, &why)) != OK)
+    q.ref = ref;
+    if (rt->csrf == SVM_CSRF_FORM
+        && (rc = svm_form_read(r, sc->max_body, &q.pairs, &why)) != OK)
+        return svm_page_message(r, sc, rc, "Request refused", why, st);
+    if (rt->csrf == SVM_CSRF_UPLOAD) {
+        if ((rc = svm_upload_read(r, SVM_UPLOAD_MAX, &upload, &why)) != OK) {
+            svm_upload_wipe(&upload);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV02105: key location form "
+                          "refused: %s", why);
             return svm_page_message(r, sc, rc, "Request refused", why, st);
-        if (!svm_csrf_ok(pairs, st->csrf)) {
-            ap_dbd_t *dbd = svm_db(r);
-            if (dbd)
-                svm_audit(r, dbd, st->name, rt->action, ref, NULL, "refused",
-                          "missing or wrong CSRF token");
+        }
+        q.upload = &upload;
+        q.pairs = upload.pairs;
+    }
+    if (rt->csrf != SVM_CSRF_NONE && !svm_csrf_ok(q.pairs, st->csrf)) {
+        ap_dbd_t *dbd = svm_db(r);
+        const char *what = rt->action_of ? rt->action_of(q.pairs) : rt->action;
+        if (q.upload)
+            svm_upload_wipe(q.upload);
+        if (dbd)
+            svm_audit(r, dbd, st->name, what, ref, NULL, "refused",
+                      "missing or wrong CSRF token");
+        if (q.upload)
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02106: key location POST "
+                          "without a valid CSRF token from %s", st->name);
+        else
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01402: POST without a valid "
                           "CSRF token from %s", st->name);
-            return svm_page_message(r, sc, HTTP_FORBIDDEN, "Request refused",
-                                    "This form has expired or did not come from this site. "
-                                    "Nothing was changed. Reload the page and try again.", st);
-        }
+        return svm_page_message(r, sc, HTTP_FORBIDDEN, "Request refused",
+                                "This form has expired or did not come from this site. "
+                                "Nothing was changed. Reload the page and try again.", st);
     }
     if (!svm_has(st, rt->need))
         return svm_denied(r, sc, a, st, rt->action, ref);
-    return rt->fn(r, sc, st, ref, pairs);
+    return rt->fn(r, sc, st, &q);
 }
 
 int svm_handler(request_rec *r)
