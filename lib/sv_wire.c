@@ -407,6 +407,12 @@ sv_wire_hdr_decode(const uint8_t hdr[SV_WIRE_HDR_LEN], sv_wire_hdr *h)
     return SV_OK;
 }
 
+uint8_t
+sv_wire_frame_type(const uint8_t *buf, size_t len)
+{
+    return buf != NULL && len >= SV_WIRE_HDR_LEN ? buf[3] : 0;
+}
+
 sv_status
 sv_wire_frame(const uint8_t *buf, size_t len, sv_wire_hdr *h, const uint8_t **body)
 {
@@ -702,6 +708,19 @@ out:
  *        u8 rotate, [new_pub[32] new_key2b[32] when rotate = 1]}*n ext
  * Field names and share ids are distinct within one request.
  */
+size_t
+sv_decrypt_req_size_fixed(size_t actor_len)
+{
+    return SV_UUID_LEN + 1 + actor_len + 4 + 1 + EXT_EMPTY_LEN;
+}
+
+size_t
+sv_decrypt_req_size_field(size_t name_len, size_t ct_len, int rotate)
+{
+    return 8 + 1 + name_len + SV_X25519_LEN + SV_HPKE_ENC_LEN + 4 + ct_len + 1 +
+           (rotate ? 2 * SV_X25519_LEN : 0);
+}
+
 sv_status
 sv_decrypt_req_encode(sv_buf *out, uint32_t reqid, const sv_decrypt_req *m)
 {
@@ -717,7 +736,7 @@ sv_decrypt_req_encode(sv_buf *out, uint32_t reqid, const sv_decrypt_req *m)
         return SV_ERR_INVAL;
     if (m->n < 1 || m->n > SV_WIRE_MAX_FIELDS)
         return SV_ERR_INVAL;
-    body = SV_UUID_LEN + 1 + al + 4 + 1 + EXT_EMPTY_LEN;
+    body = sv_decrypt_req_size_fixed(al);
     for (i = 0; i < m->n; i++) {
         const sv_decrypt_field *f = &m->f[i];
 
@@ -729,8 +748,7 @@ sv_decrypt_req_encode(sv_buf *out, uint32_t reqid, const sv_decrypt_req *m)
             (f->rotate != 0 && f->rotate != 1) ||
             (f->rotate == 1 && (f->new_pub == NULL || f->new_key2b == NULL)))
             return SV_ERR_INVAL;
-        body += 8 + 1 + l + SV_X25519_LEN + SV_HPKE_ENC_LEN + 4 + (size_t)f->ct_len + 1 +
-                (f->rotate ? 2 * SV_X25519_LEN : 0);
+        body += sv_decrypt_req_size_field(l, f->ct_len, f->rotate);
     }
     if ((st = frame_begin(out, SV_MSG_DECRYPT, reqid, body, &start)) != SV_OK)
         return st;

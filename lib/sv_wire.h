@@ -147,6 +147,15 @@ typedef struct {
     sv_decrypt_out f[SV_WIRE_MAX_FIELDS]; /* in request order */
 } sv_decrypt_resp;
 
+/* Body bytes of a DECRYPT request, exactly as sv_decrypt_req_encode writes
+ * it: the record part for an actor name of actor_len bytes (the most with
+ * SV_WIRE_MAX_ACTOR), plus one item per field. A client that splits a
+ * record over several requests adds these up against SV_WIRE_MAX_BODY; the
+ * encoder sizes its frames with the same functions, so an extension added
+ * to DECRYPT changes both at once. */
+size_t sv_decrypt_req_size_fixed(size_t actor_len);
+size_t sv_decrypt_req_size_field(size_t name_len, size_t ct_len, int rotate);
+
 /* ---- RELEASE: after the main-DB commit ----------------------------------- */
 typedef struct {
     char name[SV_FIELD_MAX + 1];
@@ -247,6 +256,10 @@ typedef struct {
 /* Decode and check a 12-byte header: magic, version, known type, body length
  * within SV_WIRE_MAX_BODY. Call before allocating the body. */
 sv_status sv_wire_hdr_decode(const uint8_t hdr[SV_WIRE_HDR_LEN], sv_wire_hdr *h);
+
+/* The type byte (SV_MSG_*) of the frame that starts at buf[0..len), or 0
+ * when len is shorter than a header. */
+uint8_t sv_wire_frame_type(const uint8_t *buf, size_t len);
 
 /* Decode one whole frame held in buf[0..len): header plus exactly body_len
  * bytes, nothing after. On success *body points into buf. */

@@ -6,12 +6,18 @@
  * same transaction as the change. Admins read the trail on /staff/audit.
  */
 #include "svm.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_db.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_session.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 
-int svm_audit(request_rec *r, ap_dbd_t *dbd, const char *actor, const char *action,
-              const char *record_ref, const char *field, const char *outcome,
-              const char *detail)
+apr_status_t svm_audit(request_rec *r, ap_dbd_t *dbd, const char *actor, const char *action,
+                       const char *record_ref, const char *field, const char *outcome,
+                       const char *detail)
 {
     const void *args[] = { actor, action, record_ref, field, outcome, r->useragent_ip,
                            detail };
@@ -20,9 +26,9 @@ int svm_audit(request_rec *r, ap_dbd_t *dbd, const char *actor, const char *acti
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "SV01801: audit row not written: %s %s by %s", action, outcome,
                       actor ? actor : "-");
-        return -1;
+        return APR_EGENERAL;
     }
-    return 0;
+    return APR_SUCCESS;
 }
 
 int svm_audit_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)

@@ -31,6 +31,18 @@
  * and ends the session the request came with.
  */
 #include "svm.h"
+#include "svm_auth.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_csrf.h"
+#include "svm_db.h"
+#include "svm_fault.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_parse.h"
+#include "sv_pwhash.h"
+#include "svm_session.h"
+#include "svm_throttle.h"
 #include "http_protocol.h"
 #include "http_core.h"
 #include "apr_atomic.h"
@@ -43,6 +55,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "sv_hex.h"
 #include "sv_secret.h"
 
 #define SVM_LOGIN_FAILED "Sign-in failed. Check your name and password. After repeated " \
@@ -196,14 +209,17 @@ static const char *svm_keyed(request_rec *r, const svm_srv_conf *sc, const char 
 {
     unsigned char mac[32];
     unsigned int len = 0;
+    char hex[2 * sizeof(mac) + 1];
     const char *key;
 
     if (!sc->login_key || !HMAC(EVP_sha256(), sc->login_key, SVM_LOGIN_KEY_LEN,
                                 (const unsigned char *)msg, strlen(msg), mac, &len)
         || len != sizeof(mac))
         return NULL;
-    key = apr_pstrcat(r->pool, prefix, svm_hex(r->pool, mac, sizeof(mac)), NULL);
+    sv_hex_encode(mac, sizeof(mac), hex);
+    key = apr_pstrcat(r->pool, prefix, hex, NULL);
     sv_cleanse(mac, sizeof(mac));
+    sv_cleanse(hex, sizeof(hex));
     return key;
 }
 
@@ -395,7 +411,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     }
     /* end the session this browser came with (if any), then start afresh */
     svm_session_end(r, sc, dbd, 0);
-    if (svm_session_create(r, sc, dbd, staff_id) != 0)
+    if (svm_session_create(r, sc, dbd, staff_id) != APR_SUCCESS)
         goto unavailable;
     svm_cookie_set(r, sc, "-login", "", 0);
     svm_audit(r, dbd, name, "sign-in", NULL, NULL, "ok", NULL);

@@ -5,20 +5,17 @@
  * a help string and a scope check; every value is checked when read, so
  * `apache2 -t` names the bad line. Cross-directive checks (daemon files,
  * mod_dbd present, at least one field) run in check_config, which also runs
- * for `apache2 -t`. docs/configuration.md documents each directive.
+ * for `apache2 -t` (the hook is in mod_splitvault.c; the checks of one
+ * server's values are here, svm_conf_check). docs/configuration.md
+ * documents each directive. A leaf: calls no other file of the module.
  */
 #include "svm.h"
+#include "svm_config.h"
+
+#include "sv_keyfile.h"
 #include "http_core.h"
-#include "ap_mpm.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
-#include "apr_optional.h"
-
-#include <sys/prctl.h>
-#include <sys/resource.h>
-
-#include "sv_log.h"
-#include "sv_secret.h"
 
 #define UNSET (-1)
 
@@ -100,8 +97,8 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     return sc;
 }
 
-/* Fill defaults into a merged configuration (done once at check_config). */
-static void svm_defaults(svm_srv_conf *sc)
+/* See svm.h. */
+void svm_conf_defaults(svm_srv_conf *sc)
 {
     if (!sc->base)
         sc->base = SVM_DEF_BASE;
@@ -615,7 +612,22 @@ const command_rec svm_cmds[] = {
     { NULL }
 };
 
-/* ---- start-up ------------------------------------------------------------ */
+/* ---- start-up checks ------------------------------------------------------ */
+
+int svm_conf_allow_core(void)
+{
+    return svm_allow_core;
+}
+
+void svm_conf_reset(void)
+{
+    svm_allow_core = 0;
+}
+
+int svm_conf_in_use(const svm_srv_conf *sc)
+{
+    return sc->fields->nelts > 0 || sc->daemon_host != NULL;
+}
 
 /* The most failures one client address can add to a name's count within
  * one of the name's windows: a key of limit n and window w (in seconds)
@@ -631,184 +643,35 @@ static apr_int64_t svm_one_address_reach(const svm_srv_conf *sc)
     return pair < addr ? pair : addr;
 }
 
-/* 1 when server s uses SplitVault at all (own or inherited directives). */
-static int svm_in_use(const svm_srv_conf *sc)
+const char *svm_conf_check(apr_pool_t *ptemp, const svm_srv_conf *sc)
 {
-    return sc->fields->nelts > 0 || sc->daemon_host != NULL;
-}
-
-/* Core library messages go to the main server's error log. */
-static server_rec *svm_log_server;
-static void svm_lib_log(void *ctx, sv_log_level level, const char *msg)
-{
-    int lvl = level == SV_LOG_ERR ? APLOG_ERR : level == SV_LOG_WARN ? APLOG_WARNING
-            : level == SV_LOG_INFO ? APLOG_INFO : APLOG_DEBUG;
-
-    ap_log_error(APLOG_MARK, lvl, 0, svm_log_server, "SV01001: core: %s", msg);
-}
-
-int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
-{
-    server_rec *sp;
-    int used = 0;
-
-    svm_db_retrieve_fns();
-    for (sp = s; sp; sp = sp->next) {
-        svm_srv_conf *sc = svm_conf(sp);
-        const char *err = NULL;
-
-        svm_defaults(sc);
-        if (!svm_in_use(sc))
-            continue;
-        used = 1;
-        if (sc->fields->nelts == 0)
-            err = "no SplitVaultField is configured";
-        else if (!sc->daemon_host)
-            err = "SplitVaultDaemon is not set";
-        else if (!sc->daemon_ca || !sc->client_cert || !sc->client_key)
-            err = "SplitVaultDaemonCA, SplitVaultDaemonCertificate and SplitVaultDaemonKey "
-                  "are all required";
-        else if (sc->session_idle > sc->session_max)
-            err = "SplitVaultSessionIdle is longer than SplitVaultSessionMax";
-        else if (sc->thr_name_n <= svm_one_address_reach(sc))
-            /* one address alone must never pause a name for everyone */
-            err = apr_psprintf(ptemp, "SplitVaultLoginThrottleName (%d per %d s) is within "
-                               "reach of a single client address, which SplitVaultLoginThrottle "
-                               "(%d per %d s) and SplitVaultLoginThrottleAddress (%d per %d s) "
-                               "let make %" APR_INT64_T_FMT " failures in that time: raise "
-                               "it above %" APR_INT64_T_FMT,
-                               sc->thr_name_n, sc->thr_name_s, sc->thr_acct_n, sc->thr_acct_s,
-                               sc->thr_addr_n, sc->thr_addr_s, svm_one_address_reach(sc),
-                               svm_one_address_reach(sc));
-        else if (apr_time_from_sec(sc->decrypt_wait) + 2 * sc->daemon_timeout
-                 > SVM_SHARE_MAX_AGE - SVM_COMMIT_RESERVE)
-            /* a decryption that waits as long as allowed must still commit
-             * within SVM_SHARE_MAX_AGE of its request */
-            err = apr_psprintf(ptemp, "SplitVaultDecryptWait (%d) plus twice "
-                               "SplitVaultDaemonTimeout (%d) is more than %d seconds: a "
-                               "decryption that waits that long could no longer be committed",
-                               sc->decrypt_wait, (int)apr_time_sec(sc->daemon_timeout),
-                               (int)apr_time_sec(SVM_SHARE_MAX_AGE - SVM_COMMIT_RESERVE));
-        if (err) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp,
-                         "SV01002: server %s:%u: %s", sp->server_hostname ? sp->server_hostname
-                         : "(default)", (unsigned)sp->port, err);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        if (!sc->daemon_name)
-            sc->daemon_name = sc->daemon_host;
-        sc->ssl_ctx = svm_daemon_ssl_ctx(pconf, sp, sc, &err);
-        if (!sc->ssl_ctx) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp,
-                         "SV01003: daemon TLS set-up failed: %s", err);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        if ((err = svm_auth_key_load(pconf, ptemp, sp, sc))) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp, "SV01009: %s", err);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    if (used && !svm_db_available()) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "SV01004: mod_splitvault needs mod_dbd: add "
-                     "'LoadModule dbd_module .../mod_dbd.so' and DBDriver/DBDParams");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    return OK;
-}
-
-int svm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
-{
-    int rc;
-
-    svm_allow_core = 0;
-    if ((rc = svm_shm_pre_config(pconf, plog, ptemp)) != OK)
-        return rc;
-    return svm_ithr_pre_config(pconf);
-}
-
-int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
-{
-    server_rec *sp;
-    int used = 0, rc;
-
-    svm_log_server = s;
-    sv_log_set(svm_lib_log, NULL);
-    svm_db_retrieve_fns();
-#ifdef SV_TEST_HOOKS
-    /* once per start (not on the first, checking pass): say loudly what
-     * this build is, at warning level (not an error of the module) */
-    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "SV01010: mod_splitvault %s: built with "
-                     "--enable-test-hooks, so any request can trigger its fault injection "
-                     "(header X-SplitVault-Fault); NEVER run this build in production",
-                     SV_VERSION);
-#endif
-    for (sp = s; sp; sp = sp->next) {
-        svm_srv_conf *sc = svm_conf(sp);
-
-        if (!svm_in_use(sc))
-            continue;
-        /* mod_dbd keeps a statement table per server (virtual hosts get
-         * a merged copy before this runs), so prepare for each server. */
-        svm_db_prepare(sp, sc->fields->nelts);
-        svm_decrypt_check_form(sp, sc);
-        used = 1;
-        if (sc->pool_max == 0) {
-            int threads = 1;
-            ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-            sc->pool_max = threads > 0 ? threads : 1;
-        }
-    }
-    if (used && svm_allow_core && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "SV01006: SplitVaultAllowCoreDumps On: "
-                     "httpd children may dump core, and a core dump may hold key1, key shares "
-                     "and submitted values; for debugging only");
-    /* key1's shared memory: one segment for the whole server */
-    if (used && (rc = svm_shm_post_config(pconf, s)) != OK)
-        return rc;
-    /* the intake throttle's table: one for the whole server, per start */
-    if ((rc = svm_ithr_post_config(pconf, s)) != OK)
-        return rc;
-    return svm_auth_init(pconf, s);
-}
-
-void svm_child_init(apr_pool_t *p, server_rec *s)
-{
-    server_rec *sp;
-
-    /* Request secrets (form bodies, key shares, tokens) live in OpenSSL's
-     * secure heap: locked in RAM where RLIMIT_MEMLOCK allows, and excluded
-     * from core dumps. When it is full, they fall back to pool memory
-     * (still cleansed after use). */
-    if (!sv_secret_init(SVM_SECURE_HEAP))
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "SV01005: the secure heap is not locked "
-                     "in memory (RLIMIT_MEMLOCK); secrets are still cleansed after use");
-    svm_key1_child_init(p);
-    svm_shm_child_init(p, s);
-    svm_ithr_child_init(p, s);
-    for (sp = s; sp; sp = sp->next) {
-        svm_srv_conf *sc = svm_conf(sp);
-        if (svm_in_use(sc))
-            svm_daemon_child_init(p, sp);
-    }
-}
-
-/* Last of all child_init hooks, and after httpd dropped its privileges
- * (the MPMs run drop_privileges before child_init): httpd itself makes a
- * child dumpable again when CoreDumpDirectory is set (ap_unixd_setup_child),
- * so this has to come later to win. Not dumpable also means no ptrace by
- * the same user and /proc/<pid> files owned by root (docs/design.md,
- * "Invariants", 4: no key material or plaintext in a core dump). */
-void svm_child_nodump(apr_pool_t *p, server_rec *s)
-{
-    struct rlimit no_core = { 0, 0 };
-
-    if (svm_allow_core)
-        return;
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, "SV01007: cannot make this child "
-                     "undumpable (PR_SET_DUMPABLE)");
-    if (setrlimit(RLIMIT_CORE, &no_core) != 0)
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "SV01008: cannot set RLIMIT_CORE to 0");
+    if (sc->fields->nelts == 0)
+        return "no SplitVaultField is configured";
+    if (!sc->daemon_host)
+        return "SplitVaultDaemon is not set";
+    if (!sc->daemon_ca || !sc->client_cert || !sc->client_key)
+        return "SplitVaultDaemonCA, SplitVaultDaemonCertificate and SplitVaultDaemonKey "
+               "are all required";
+    if (sc->session_idle > sc->session_max)
+        return "SplitVaultSessionIdle is longer than SplitVaultSessionMax";
+    if (sc->thr_name_n <= svm_one_address_reach(sc))
+        /* one address alone must never pause a name for everyone */
+        return apr_psprintf(ptemp, "SplitVaultLoginThrottleName (%d per %d s) is within "
+                            "reach of a single client address, which SplitVaultLoginThrottle "
+                            "(%d per %d s) and SplitVaultLoginThrottleAddress (%d per %d s) "
+                            "let make %" APR_INT64_T_FMT " failures in that time: raise "
+                            "it above %" APR_INT64_T_FMT,
+                            sc->thr_name_n, sc->thr_name_s, sc->thr_acct_n, sc->thr_acct_s,
+                            sc->thr_addr_n, sc->thr_addr_s, svm_one_address_reach(sc),
+                            svm_one_address_reach(sc));
+    if (apr_time_from_sec(sc->decrypt_wait) + 2 * sc->daemon_timeout
+        > SVM_SHARE_MAX_AGE - SVM_COMMIT_RESERVE)
+        /* a decryption that waits as long as allowed must still commit
+         * within SVM_SHARE_MAX_AGE of its request */
+        return apr_psprintf(ptemp, "SplitVaultDecryptWait (%d) plus twice "
+                            "SplitVaultDaemonTimeout (%d) is more than %d seconds: a "
+                            "decryption that waits that long could no longer be committed",
+                            sc->decrypt_wait, (int)apr_time_sec(sc->daemon_timeout),
+                            (int)apr_time_sec(SVM_SHARE_MAX_AGE - SVM_COMMIT_RESERVE));
+    return NULL;
 }

@@ -8,23 +8,29 @@
  * CRYPTO_memcmp; a missing or wrong token gets 403 before anything changes.
  */
 #include "svm.h"
+#include "svm_csrf.h"
+#include "svm_form.h"
+#include "svm_parse.h"
+#include "svm_session.h"
 #include "apr_strings.h"
 
 #include <openssl/hmac.h>
 #include <openssl/crypto.h>
 
+#include "sv_hex.h"
 #include "sv_secret.h"
 
 const char *svm_csrf_derive(apr_pool_t *p, const unsigned char *token, const char *label)
 {
     unsigned char mac[32];
     unsigned int maclen = 0;
-    const char *hex;
+    char *hex;
 
     if (!HMAC(EVP_sha256(), token, SVM_TOKEN_LEN, (const unsigned char *)label,
               strlen(label), mac, &maclen) || maclen != sizeof(mac))
         return NULL;
-    hex = svm_hex(p, mac, sizeof(mac));
+    hex = apr_palloc(p, 2 * sizeof(mac) + 1);
+    sv_hex_encode(mac, sizeof(mac), hex);
     sv_cleanse(mac, sizeof(mac));
     return hex;
 }

@@ -27,8 +27,12 @@
  * on top of it.
  */
 #include "svm.h"
+#include "svm_daemon.h"
+#include "svm_config.h"
+#include "svm_form.h"
 #include "apr_strings.h"
 #include "apr_atomic.h"
+#include "apr_reslist.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -511,7 +515,7 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     rep->sent = apr_time_now();
     if ((rv = svm_tls_write(c, frame->data, frame->len)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01708: sending %s to splitvaultd "
-                      "failed", sv_wire_type_name(frame->len > 3 ? frame->data[3] : 0));
+                      "failed", sv_wire_type_name(sv_wire_frame_type(frame->data, frame->len)));
         goto fail;
     }
     if ((rv = svm_tls_read(c, hdr, sizeof(hdr))) != APR_SUCCESS) {
@@ -545,6 +549,7 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         svm_set_timeouts(c->fd, sc->daemon_timeout);
     c->uses++;
     apr_reslist_release(dp->list, c);
+    rep->answered = 1;
     return APR_SUCCESS;
 
 fail:
@@ -553,13 +558,17 @@ fail:
 }
 
 /* One request answered by ok_type or ERROR: send the frame b (encoded
- * with reqid, or not when enc is not SV_OK) and free it, read the answer
- * into rep. An ERROR is logged as a refusal of what, its code in *werr
- * when werr is given; another type as an unexpected answer. APR_SUCCESS
- * leaves an answer of ok_type in rep for the caller to decode. */
+ * with reqid, or not when enc is not SV_OK: APR_EINVAL, logged) and free
+ * it, read the answer into rep (timeout 0: the configured one). An ERROR
+ * answer gives APR_EGENERAL with its code in *werr when werr is given
+ * (SV_WERR_INTERNAL for a code of 0); another type than ok_type gives
+ * APR_EGENERAL. Both are logged here unless quiet is set: then the caller
+ * says what they mean. APR_SUCCESS leaves an answer of ok_type in rep for
+ * the caller to decode. */
 static apr_status_t svm_daemon_exchange(request_rec *r, const svm_srv_conf *sc, sv_buf *b,
                                         sv_status enc, uint32_t reqid, const char *what,
-                                        uint8_t ok_type, svm_dreply *rep, int *werr)
+                                        uint8_t ok_type, apr_interval_time_t timeout,
+                                        int quiet, svm_dreply *rep, int *werr)
 {
     apr_status_t rv;
 
@@ -568,21 +577,24 @@ static apr_status_t svm_daemon_exchange(request_rec *r, const svm_srv_conf *sc, 
         sv_buf_free(b);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01713: cannot encode %s: %s", what,
                       sv_strerror(enc));
-        return APR_EGENERAL;
+        return APR_EINVAL;
     }
-    rv = svm_daemon_call(r, sc, b, reqid, 0, rep);
+    rv = svm_daemon_call(r, sc, b, reqid, timeout, rep);
     sv_buf_free(b);
     if (rv != APR_SUCCESS)
         return rv;
     if (rep->type == SV_MSG_ERROR) {
         if (werr)
             *werr = rep->err.code ? rep->err.code : SV_WERR_INTERNAL;
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01714: splitvaultd refused %s: %s "
-                      "(%s)", what, sv_wire_error_name(rep->err.code), rep->err.msg);
+        if (!quiet)
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01714: splitvaultd refused %s: %s "
+                          "(%s)", what, sv_wire_error_name(rep->err.code), rep->err.msg);
         return APR_EGENERAL;
     }
     if (rep->type != ok_type) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01715: unexpected answer to %s", what);
+        if (!quiet)
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01715: unexpected answer to %s",
+                          what);
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -600,7 +612,7 @@ apr_status_t svm_daemon_store(request_rec *r, const svm_srv_conf *sc, const sv_s
     *werr = 0;
     sv_buf_init(&b, 1, 0); /* carries key2b: a secret buffer */
     rv = svm_daemon_exchange(r, sc, &b, sv_store_req_encode(&b, reqid, req), reqid, "STORE",
-                             SV_MSG_STORE_OK, &rep, werr);
+                             SV_MSG_STORE_OK, 0, 0, &rep, werr);
     *sent = rep.sent;
     if (rv != APR_SUCCESS)
         return rv;
@@ -626,7 +638,7 @@ apr_status_t svm_daemon_status(request_rec *r, const svm_srv_conf *sc, sv_status
 
     sv_buf_init(&b, 0, 0);
     rv = svm_daemon_exchange(r, sc, &b, sv_status_req_encode(&b, reqid), reqid, "STATUS",
-                             SV_MSG_STATUS_OK, &rep, NULL);
+                             SV_MSG_STATUS_OK, 0, 0, &rep, NULL);
     if (rv != APR_SUCCESS)
         return rv;
     if (sv_status_resp_decode(rep.body, rep.body_len, out) != SV_OK) {
@@ -657,7 +669,7 @@ apr_status_t svm_daemon_confirm(request_rec *r, const svm_srv_conf *sc,
     req->f[0].pub = pub;
     sv_buf_init(&b, 0, 0);
     rv = svm_daemon_exchange(r, sc, &b, sv_confirm_req_encode(&b, reqid, req), reqid,
-                             "CONFIRM", SV_MSG_CONFIRM_OK, &rep, NULL);
+                             "CONFIRM", SV_MSG_CONFIRM_OK, 0, 0, &rep, NULL);
     if (rv != APR_SUCCESS)
         return rv;
     if (sv_confirm_resp_decode(rep.body, rep.body_len, &resp) != SV_OK || resp.n != 1) {
@@ -666,4 +678,59 @@ apr_status_t svm_daemon_confirm(request_rec *r, const svm_srv_conf *sc,
     }
     *confirmed = resp.ok[0] == 1;
     return APR_SUCCESS;
+}
+
+apr_status_t svm_daemon_decrypt(request_rec *r, const svm_srv_conf *sc, sv_decrypt_req *req,
+                                sv_decrypt_resp *resp, svm_dreply *rep, int *werr,
+                                apr_uint32_t *retry_ms)
+{
+    uint32_t reqid = svm_daemon_reqid();
+    unsigned i, n = req->n;
+    apr_status_t rv;
+    sv_status enc;
+    sv_buf b;
+
+    *werr = 0;
+    *retry_ms = 0;
+    memset(resp, 0, sizeof(*resp));
+    req->wait_ms = (uint32_t)sc->decrypt_wait * 1000u;
+    sv_buf_init(&b, 1, 0); /* key2a and key2b': a secret buffer */
+    enc = sv_decrypt_req_encode(&b, reqid, req);
+    /* the shares now live only in the frame */
+    for (i = 0; i < n && i < SV_WIRE_MAX_FIELDS; i++) {
+        if (req->f[i].key2a)
+            sv_cleanse((void *)req->f[i].key2a, SV_X25519_LEN);
+        if (req->f[i].new_key2b)
+            sv_cleanse((void *)req->f[i].new_key2b, SV_X25519_LEN);
+    }
+    sv_cleanse(req, sizeof(*req));
+    /* it may wait in the daemon's queue for SplitVaultDecryptWait */
+    rv = svm_daemon_exchange(r, sc, &b, enc, reqid, "DECRYPT", SV_MSG_DECRYPT_OK,
+                             apr_time_from_sec(sc->decrypt_wait) + sc->daemon_timeout, 1,
+                             rep, werr);
+    if (rv != APR_SUCCESS && *werr) {
+        *retry_ms = rep->err.retry_ms;
+        return rv;
+    }
+    if (rv != APR_SUCCESS && !rep->answered)
+        return rv;
+    if (rv != APR_SUCCESS || sv_decrypt_resp_decode(rep->body, rep->body_len, resp) != SV_OK
+        || resp->n != n) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02115: unexpected answer to DECRYPT");
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t svm_daemon_release(request_rec *r, const svm_srv_conf *sc,
+                                const sv_release_req *req, int *werr)
+{
+    uint32_t reqid = svm_daemon_reqid();
+    svm_dreply rep;
+    sv_buf b;
+
+    *werr = 0;
+    sv_buf_init(&b, 0, 0);
+    return svm_daemon_exchange(r, sc, &b, sv_release_req_encode(&b, reqid, req), reqid,
+                               "RELEASE", SV_MSG_RELEASE_OK, 0, 1, &rep, werr);
 }

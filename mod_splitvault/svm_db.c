@@ -22,6 +22,7 @@
  * checks every statement of the table below against the web role.
  */
 #include "svm.h"
+#include "svm_db.h"
 #include "apr_optional.h"
 #include "apr_strings.h"
 
@@ -395,29 +396,29 @@ static int svm_db_after_failure(request_rec *r, ap_dbd_t *dbd, int rv)
     return svm_db_reprepare(r, dbd) == 0;
 }
 
-int svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *nrows,
-                const void **args)
+apr_status_t svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *nrows,
+                         const void **args)
 {
     apr_dbd_prepared_t *st = svm_stmt(r, dbd, label);
     int n = 0, rv;
 
     if (!st)
-        return -1;
+        return APR_EGENERAL;
     rv = apr_dbd_pbquery(dbd->driver, r->pool, dbd->handle, &n, st, args);
     if (rv && svm_db_after_failure(r, dbd, rv))
         rv = apr_dbd_pbquery(dbd->driver, r->pool, dbd->handle, &n, st, args);
     if (rv) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01103: %s failed: %s", label,
                       svm_db_err(r, dbd, rv));
-        return rv;
+        return APR_EGENERAL;
     }
     if (nrows)
         *nrows = n;
-    return 0;
+    return APR_SUCCESS;
 }
 
-int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *rows,
-                  const void **args)
+apr_status_t svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *rows,
+                           const void **args)
 {
     apr_dbd_prepared_t *st = svm_stmt(r, dbd, label);
     int rv;
@@ -425,16 +426,16 @@ int svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm_rows *ro
     rows->res = NULL;
     rows->row = NULL;
     if (!st)
-        return -1;
+        return APR_EGENERAL;
     rv = apr_dbd_pbselect(dbd->driver, r->pool, dbd->handle, &rows->res, st, 1, args);
     if (rv && svm_db_after_failure(r, dbd, rv))
         rv = apr_dbd_pbselect(dbd->driver, r->pool, dbd->handle, &rows->res, st, 1, args);
     if (rv) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01104: %s failed: %s", label,
                       svm_db_err(r, dbd, rv));
-        return rv;
+        return APR_EGENERAL;
     }
-    return 0;
+    return APR_SUCCESS;
 }
 
 apr_dbd_row_t *svm_db_row(request_rec *r, ap_dbd_t *dbd, svm_rows *rows)
@@ -454,7 +455,7 @@ const char *svm_db_col(request_rec *r, ap_dbd_t *dbd, apr_dbd_row_t *row, int n)
     return v ? apr_pstrdup(r->pool, v) : "";
 }
 
-int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd)
+apr_status_t svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd)
 {
     int n = 0, rv = apr_dbd_query(dbd->driver, dbd->handle, &n, "BEGIN");
 
@@ -463,7 +464,7 @@ int svm_db_tx_begin(request_rec *r, ap_dbd_t *dbd)
                       svm_db_err(r, dbd, rv));
     else
         svm_db_st(r)->in_tx = 1;
-    return rv;
+    return rv ? APR_EGENERAL : APR_SUCCESS;
 }
 
 svm_tx_outcome svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, int rollback)
@@ -501,7 +502,7 @@ svm_tx_outcome svm_db_tx_end(request_rec *r, ap_dbd_t *dbd, int rollback)
     return out;
 }
 
-int svm_db_fresh(request_rec *r, ap_dbd_t *dbd)
+apr_status_t svm_db_fresh(request_rec *r, ap_dbd_t *dbd)
 {
     svm_db_state *st = svm_db_st(r);
     apr_status_t rv;
@@ -516,29 +517,15 @@ int svm_db_fresh(request_rec *r, ap_dbd_t *dbd)
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01110: cannot reconnect to the "
                       "database: %s", svm_db_err(r, dbd, rv));
-        return -1;
+        return APR_EGENERAL;
     }
-    return svm_db_session_init(r, dbd);
+    return svm_db_session_init(r, dbd) == 0 ? APR_SUCCESS : APR_EGENERAL;
 }
 
-int svm_hex_decode(const char *hex, unsigned char *out, apr_size_t n)
+apr_status_t svm_hex_decode(const char *hex, unsigned char *out, apr_size_t n)
 {
     /* PostgreSQL's bytea hex output starts with \x */
     if (hex[0] == '\\' && hex[1] == 'x')
         hex += 2;
-    return sv_hex_decode(hex, strlen(hex), out, n) == SV_OK ? 0 : -1;
-}
-
-char *svm_hex(apr_pool_t *p, const unsigned char *b, apr_size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *s = apr_palloc(p, 2 * n + 1);
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        s[2 * i] = digits[b[i] >> 4];
-        s[2 * i + 1] = digits[b[i] & 15];
-    }
-    s[2 * n] = '\0';
-    return s;
+    return sv_hex_decode(hex, strlen(hex), out, n) == SV_OK ? APR_SUCCESS : APR_EINVAL;
 }

@@ -32,6 +32,18 @@
  * pending or old shares that `splitvault-admin reconcile` finishes.
  */
 #include "svm.h"
+#include "svm_decrypt.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_daemon.h"
+#include "svm_db.h"
+#include "svm_fault.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_key1.h"
+#include "svm_record.h"
+#include "svm_session.h"
+#include "svm_shm.h"
 #include "http_protocol.h"
 #include "apr_optional.h"
 #include "apr_strings.h"
@@ -42,7 +54,8 @@
 #include "sv_key2.h"
 #include "sv_secret.h"
 
-#define SVM_DECRYPT_HDR_MAX (16 + 1 + SV_WIRE_MAX_ACTOR + 4 + 1 + 2)
+/* DECRYPT body bytes besides the fields, for the longest staff name */
+#define SVM_DECRYPT_HDR_MAX sv_decrypt_req_size_fixed(SV_WIRE_MAX_ACTOR)
 
 /* ---- one record's fields ------------------------------------------------------ */
 
@@ -230,10 +243,7 @@ static void svm_dec_release(svm_dctx *d, int from, int to, int commit)
     int i;
 
     while (from < to) {
-        uint32_t reqid = svm_daemon_reqid();
-        svm_dreply rep;
-        sv_buf b;
-        apr_status_t rv;
+        int werr = 0;
 
         memcpy(req->uuid, d->uuid, SV_UUID_LEN);
         req->n = 0;
@@ -250,27 +260,19 @@ static void svm_dec_release(svm_dctx *d, int from, int to, int commit)
         from = i;
         if (req->n == 0)
             continue;
-        sv_buf_init(&b, 0, 0);
-        if (sv_release_req_encode(&b, reqid, req) != SV_OK) {
-            sv_buf_free(&b);
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02111: cannot encode RELEASE");
-            continue;
-        }
-        rv = svm_daemon_call(r, d->sc, &b, reqid, 0, &rep);
-        sv_buf_free(&b);
-        if (rv != APR_SUCCESS || rep.type != SV_MSG_RELEASE_OK)
+        if (svm_daemon_release(r, d->sc, req, &werr) != APR_SUCCESS)
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02112: RELEASE for record %s "
                           "(%s) not confirmed%s%s; splitvault-admin reconcile will finish it",
                           d->ref, commit ? "after the commit" : "undoing the rotation",
-                          rep.type == SV_MSG_ERROR ? ": " : "",
-                          rep.type == SV_MSG_ERROR ? sv_wire_error_name(rep.err.code) : "");
+                          werr ? ": " : "", werr ? sv_wire_error_name((uint16_t)werr) : "");
     }
 }
 
-/* Body bytes a field takes in DECRYPT with rotate = 1. */
+/* Body bytes a field takes in DECRYPT with rotate = 1 (the wire library's
+ * count: an extension of DECRYPT is counted here as soon as it is there). */
 static apr_size_t svm_dec_field_size(const char *name, apr_size_t ct_len)
 {
-    return 8 + 1 + strlen(name) + 32 + 32 + 4 + ct_len + 1 + 64;
+    return sv_decrypt_req_size_field(strlen(name), ct_len, 1);
 }
 
 /* Worst-case DECRYPT body of the configured form: sum of its fields at
@@ -319,16 +321,12 @@ static int svm_dec_exchange(svm_dctx *d, int from, int to, int *werr, apr_uint32
     request_rec *r = d->r;
     sv_decrypt_req *req = apr_pcalloc(r->pool, sizeof(*req));
     sv_decrypt_resp resp;
-    uint32_t reqid = svm_daemon_reqid();
     svm_dreply rep;
-    sv_buf b;
     apr_status_t rv;
-    sv_status st;
     int i;
 
     memcpy(req->uuid, d->uuid, SV_UUID_LEN);
     apr_cpystrn(req->actor, d->st->name, sizeof(req->actor));
-    req->wait_ms = (uint32_t)d->sc->decrypt_wait * 1000u;
     req->n = (unsigned)(to - from);
     for (i = from; i < to; i++) {
         const svm_dfield *f = &d->f[i];
@@ -343,41 +341,17 @@ static int svm_dec_exchange(svm_dctx *d, int from, int to, int *werr, apr_uint32
         w->new_pub = f->new_pub;
         w->new_key2b = f->new_key2b;
     }
-    sv_buf_init(&b, 1, 0); /* key2a and key2b': a secret buffer */
-    st = sv_decrypt_req_encode(&b, reqid, req);
-    /* the shares now live only in the frame */
-    for (i = from; i < to; i++) {
-        sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
-        sv_cleanse(d->f[i].new_key2b, SV_X25519_LEN);
-    }
-    sv_cleanse(req, sizeof(*req));
-    if (st != SV_OK) {
-        sv_buf_free(&b);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02114: cannot encode DECRYPT: %s",
-                      sv_strerror(st));
-        return SVM_DX_BADANSWER;
-    }
+    /* cleanses the shares (key2a, key2b') once they are in the frame */
+    rv = svm_daemon_decrypt(r, d->sc, req, &resp, &rep, werr, retry_ms);
+    if (rv == APR_EINVAL)
+        return SVM_DX_BADANSWER; /* never sent */
     d->requests++;
-    rv = svm_daemon_call(r, d->sc, &b, reqid,
-                         apr_time_from_sec(d->sc->decrypt_wait) + d->sc->daemon_timeout, &rep);
-    sv_buf_free(&b);
     if (!d->first_sent)
         d->first_sent = rep.sent;
+    if (rep.answered)
+        *(svm_dreply *)apr_array_push(d->bodies) = rep;
     if (rv != APR_SUCCESS)
-        return SVM_DX_NOANSWER;
-    *(svm_dreply *)apr_array_push(d->bodies) = rep;
-    if (rep.type == SV_MSG_ERROR) {
-        *werr = rep.err.code;
-        *retry_ms = rep.err.retry_ms;
-        return SVM_DX_WERR;
-    }
-    memset(&resp, 0, sizeof(resp));
-    if (rep.type != SV_MSG_DECRYPT_OK
-        || sv_decrypt_resp_decode(rep.body, rep.body_len, &resp) != SV_OK
-        || resp.n != (unsigned)(to - from)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02115: unexpected answer to DECRYPT");
-        return SVM_DX_BADANSWER;
-    }
+        return *werr ? SVM_DX_WERR : rep.answered ? SVM_DX_BADANSWER : SVM_DX_NOANSWER;
     for (i = from; i < to; i++) {
         const sv_decrypt_out *o = &resp.f[i - from];
         if (o->new_share_id == 0 || o->new_share_id == d->f[i].share) {
@@ -469,7 +443,7 @@ static int svm_dec_commit(svm_dctx *d, const svm_key1pub *k1, apr_time_t deadlin
         if (!fail && !changed)
             fail = svm_audit(r, d->dbd, d->st->name, "decrypt", d->ref, NULL, "ok",
                              apr_psprintf(r->pool, "fields=%d requests=%d rotated", d->n,
-                                          d->requests)) != 0;
+                                          d->requests)) != APR_SUCCESS;
 #ifdef SV_TEST_HOOKS
         if (!fail && !changed && svm_test_fault(r)
             && strcmp(svm_test_fault(r), "decrypt-crash") == 0) {
@@ -628,7 +602,10 @@ static int svm_dec_show(svm_dctx *d)
     return OK;
 }
 
-/* Cleanse every reply body (the plaintexts). */
+/* Cleanse every key share this decrypt still holds (key2a, key2a',
+ * key2b') and every reply body (the plaintexts): the one cleanup of
+ * svm_decrypt_post, whichever way it ends. Each may have been cleansed
+ * already, or never made. */
 static void svm_dec_wipe(svm_dctx *d)
 {
     int i;
@@ -639,8 +616,15 @@ static void svm_dec_wipe(svm_dctx *d)
             sv_cleanse((void *)rep->body, rep->body_len);
     }
     for (i = 0; i < d->n; i++) {
-        d->f[i].pt = NULL;
-        d->f[i].pt_len = 0;
+        svm_dfield *f = &d->f[i];
+        if (f->key2a)
+            sv_cleanse(f->key2a, SV_X25519_LEN);
+        if (f->new_key2a)
+            sv_cleanse(f->new_key2a, SV_X25519_LEN);
+        if (f->new_key2b)
+            sv_cleanse(f->new_key2b, SV_X25519_LEN);
+        f->pt = NULL;
+        f->pt_len = 0;
     }
 }
 
@@ -775,7 +759,8 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     const char *uuid_s = NULL, *missing = NULL;
     svm_key1pub k1;
     apr_time_t deadline;
-    int rc, i, from, werr = 0, res = SVM_DX_OK;
+    apr_status_t rv;
+    int rc, from, werr = 0, res = SVM_DX_OK, undo = 0;
     apr_uint32_t retry_ms = 0;
 
     memset(d, 0, sizeof(*d));
@@ -788,8 +773,8 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not decrypted",
                                 "The database is unreachable; nothing was decrypted. Please "
                                 "try again.", st);
-    if ((rc = svm_record_lookup(r, d->dbd, ref, &d->id, &uuid_s)) != 0)
-        return rc > 0 ? svm_page_message(r, sc, HTTP_NOT_FOUND, "No such record",
+    if ((rv = svm_record_lookup(r, d->dbd, ref, &d->id, &uuid_s)) != APR_SUCCESS)
+        return rv == APR_NOTFOUND ? svm_page_message(r, sc, HTTP_NOT_FOUND, "No such record",
                                          "There is no record with this reference code.", st)
                       : svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not decrypted",
                                          "The database failed; nothing was decrypted.", st);
@@ -805,44 +790,40 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     case 0:
         break;
     case 1:
-        for (i = 0; i < d->n; i++)
-            if (d->f[i].key2a)
-                sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
-        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "key not loaded",
-                            apr_pstrcat(r->pool, "key1 ", missing, NULL), "Key not loaded",
-                            apr_pstrcat(r->pool, "Decryption needs the organisation's key "
-                                        "(key1, fingerprint ", missing, ") to be loaded on "
-                                        "this server. It is not loaded: an administrator "
-                                        "loads it at the key location (it is wiped whenever "
-                                        "Apache stops). Nothing was decrypted.", NULL));
+        rc = svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "key not loaded",
+                          apr_pstrcat(r->pool, "key1 ", missing, NULL), "Key not loaded",
+                          apr_pstrcat(r->pool, "Decryption needs the organisation's key "
+                                      "(key1, fingerprint ", missing, ") to be loaded on "
+                                      "this server. It is not loaded: an administrator "
+                                      "loads it at the key location (it is wiped whenever "
+                                      "Apache stops). Nothing was decrypted.", NULL));
+        goto out;
     default:
-        for (i = 0; i < d->n; i++)
-            if (d->f[i].key2a)
-                sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
-        return svm_dec_fail(d, HTTP_UNPROCESSABLE_ENTITY, "refused", "key2a does not open",
-                            "Decryption refused",
-                            "This record's stored keys do not check out (the rows may have "
-                            "been altered, or mixed up with another record's). Nothing was "
-                            "decrypted. Tell your administrator.");
+        rc = svm_dec_fail(d, HTTP_UNPROCESSABLE_ENTITY, "refused", "key2a does not open",
+                          "Decryption refused",
+                          "This record's stored keys do not check out (the rows may have "
+                          "been altered, or mixed up with another record's). Nothing was "
+                          "decrypted. Tell your administrator.");
+        goto out;
     }
 #ifdef SV_TEST_HOOKS
     if (svm_test_fault(r) && strcmp(svm_test_fault(r), "decrypt-pause-read") == 0)
         apr_sleep(apr_time_from_sec(2)); /* room for a concurrent decrypt to rotate */
 #endif
     /* the key the rotated key2a' will be wrapped to: before any share is made */
-    if ((rc = svm_key1_active(r, d->dbd, &k1)) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
-        for (i = 0; i < d->n; i++)
-            sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
-        if (rc == APR_EACCES)
-            return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "active key1 not pinned",
-                                "Not decrypted", "Decryption is unavailable: the active "
-                                "organisation key (key1) is not one this server is configured "
-                                "to trust (SplitVaultKey1Pin), so the record's new keys could "
-                                "not be sealed. Nothing was decrypted. Tell your "
-                                "administrator.");
-        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "no active key1",
-                            "Not decrypted", "Decryption is unavailable because of a "
-                            "temporary problem; nothing was decrypted.");
+    if ((rv = svm_key1_active(r, d->dbd, &k1)) != APR_SUCCESS || svm_dec_newkeys(d) != 0) {
+        if (rv == APR_EACCES)
+            rc = svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "active key1 not pinned",
+                              "Not decrypted", "Decryption is unavailable: the active "
+                              "organisation key (key1) is not one this server is configured "
+                              "to trust (SplitVaultKey1Pin), so the record's new keys could "
+                              "not be sealed. Nothing was decrypted. Tell your "
+                              "administrator.");
+        else
+            rc = svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "no active key1",
+                              "Not decrypted", "Decryption is unavailable because of a "
+                              "temporary problem; nothing was decrypted.");
+        goto out;
     }
 
     /* DECRYPT, in as few requests as the 1 MiB body limit allows; another
@@ -868,27 +849,22 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         res = svm_dec_exchange(d, from, to, &werr, &retry_ms);
         from = to;
     }
-    for (i = 0; i < d->n; i++) { /* whatever was not sent */
-        sv_cleanse(d->f[i].key2a, SV_X25519_LEN);
-        sv_cleanse(d->f[i].new_key2b, SV_X25519_LEN);
-    }
     if (res != SVM_DX_OK) {
         /* earlier requests of this record stored pending shares: undo them */
-        svm_dec_release(d, 0, d->n, 0);
-        svm_dec_wipe(d);
-        for (i = 0; i < d->n; i++)
-            sv_cleanse(d->f[i].new_key2a, SV_X25519_LEN);
+        undo = 1;
         if (res == SVM_DX_WERR)
-            return svm_dec_werr(d, werr, retry_ms);
-        if (res == SVM_DX_LATE)
-            return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "too late to commit",
-                                "Not decrypted", "The decryption service took too long to "
-                                "answer. Nothing was changed and nothing is shown; please try "
-                                "again.");
-        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, res == SVM_DX_NOANSWER ? "no answer"
-                            : "error", NULL, "Not decrypted",
-                            "The decryption service did not answer properly. Nothing is "
-                            "shown; please try again.");
+            rc = svm_dec_werr(d, werr, retry_ms);
+        else if (res == SVM_DX_LATE)
+            rc = svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "too late to commit",
+                              "Not decrypted", "The decryption service took too long to "
+                              "answer. Nothing was changed and nothing is shown; please try "
+                              "again.");
+        else
+            rc = svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, res == SVM_DX_NOANSWER
+                              ? "no answer" : "error", NULL, "Not decrypted",
+                              "The decryption service did not answer properly. Nothing is "
+                              "shown; please try again.");
+        goto out;
     }
 #ifdef SV_TEST_HOOKS
     if (svm_test_fault(r) && strcmp(svm_test_fault(r), "decrypt-pause") == 0)
@@ -907,25 +883,26 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         rc = svm_dec_resolve(d);
     if (rc == SVM_DC_UNKNOWN) {
         /* Either set of shares may be the referenced one: RELEASE nothing. */
-        svm_dec_wipe(d);
-        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "commit unknown",
-                            "connection lost during COMMIT", "Not confirmed",
-                            "The connection to the database broke while the decryption was "
-                            "being saved, and whether the record's new keys were saved could "
-                            "not be confirmed. Nothing is shown. The record is not lost: it "
-                            "keeps either its old or its new keys, and the decryption service "
-                            "keeps both until the administrators' reconcile run tidies up. "
-                            "Please try again in a few minutes, and tell your administrator.");
+        rc = svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "commit unknown",
+                          "connection lost during COMMIT", "Not confirmed",
+                          "The connection to the database broke while the decryption was "
+                          "being saved, and whether the record's new keys were saved could "
+                          "not be confirmed. Nothing is shown. The record is not lost: it "
+                          "keeps either its old or its new keys, and the decryption service "
+                          "keeps both until the administrators' reconcile run tidies up. "
+                          "Please try again in a few minutes, and tell your administrator.");
+        goto out;
     }
     if (rc != SVM_DC_COMMITTED) {
-        svm_dec_release(d, 0, d->n, 0);
-        svm_dec_wipe(d);
+        undo = 1;
         if (rc == SVM_DC_CHANGED)
-            return svm_dec_conflict(d);
-        return svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "commit failed",
-                            "Not decrypted", "The database failed while finishing the "
-                            "decryption. Nothing was changed and nothing is shown: please "
-                            "try again.");
+            rc = svm_dec_conflict(d);
+        else
+            rc = svm_dec_fail(d, HTTP_SERVICE_UNAVAILABLE, "error", "commit failed",
+                              "Not decrypted", "The database failed while finishing the "
+                              "decryption. Nothing was changed and nothing is shown: please "
+                              "try again.");
+        goto out;
     }
 #ifdef SV_TEST_HOOKS
     if (!(svm_test_fault(r) && strcmp(svm_test_fault(r), "decrypt-no-release") == 0))
@@ -934,6 +911,10 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV02123: %s decrypted %s (%d fields, "
                   "rotated)", st->name, ref, d->n);
     rc = svm_dec_show(d);
+
+out:
     svm_dec_wipe(d);
+    if (undo) /* drop the new pending shares, keep the old ones */
+        svm_dec_release(d, 0, d->n, 0);
     return rc;
 }

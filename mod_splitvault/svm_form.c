@@ -7,6 +7,8 @@
  * each request takes a bounded share of the secure heap.
  */
 #include "svm.h"
+#include "svm_form.h"
+#include "svm_parse.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 

@@ -4,6 +4,9 @@
  * stylesheet (served by the module itself, so the CSP needs no 'unsafe-*').
  */
 #include "svm.h"
+#include "svm_html.h"
+#include "svm_config.h"
+#include "svm_session.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "http_core.h"

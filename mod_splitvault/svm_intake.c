@@ -18,6 +18,17 @@
  * left empty.
  */
 #include "svm.h"
+#include "svm_intake.h"
+#include "svm_config.h"
+#include "svm_daemon.h"
+#include "svm_db.h"
+#include "svm_fault.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_key1.h"
+#include "svm_parse.h"
+#include "svm_record.h"
+#include "svm_throttle.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 
@@ -28,23 +39,6 @@
 
 #define SVM_NOT_STORED "Your submission was NOT stored because of a temporary problem on " \
                        "our side. Please try again in a few minutes."
-
-const char *svm_value_problem(apr_pool_t *p, const svm_field *f, const char *v,
-                              apr_size_t len)
-{
-    apr_size_t ncp = 0;
-
-    if (len > SV_DATUM_MAX || !svm_utf8_check(v, len, &ncp))
-        return len > SV_DATUM_MAX
-               ? apr_psprintf(p, "%s is too long.", f->label)
-               : apr_psprintf(p, "%s contains characters that are not allowed (invalid "
-                              "UTF-8 or control characters).", f->label);
-    if (ncp > (apr_size_t)f->maxlen)
-        return apr_psprintf(p, "%s is longer than %d characters.", f->label, f->maxlen);
-    if (f->required && len == 0)
-        return apr_psprintf(p, "%s is required.", f->label);
-    return NULL;
-}
 
 int svm_form_page(request_rec *r, const svm_srv_conf *sc, const char *const *errors,
                   int status)

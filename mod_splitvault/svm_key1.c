@@ -14,6 +14,9 @@
  * that is not pinned is refused here, before anything is sealed or sent.
  */
 #include "svm.h"
+#include "svm_key1.h"
+#include "svm_config.h"
+#include "svm_db.h"
 #include "apr_strings.h"
 
 #define SVM_KEY1_TTL apr_time_from_sec(5)

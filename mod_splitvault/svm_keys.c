@@ -18,14 +18,28 @@
  * k-of-n admin parts later (svm_shm.c reserves the slot state). Every
  * upload, refusal and forget is audited (fingerprints only, never key
  * material). The sysadmin additionally fences this location with Require.
+ * svm_route.c checks the route (session, can_admin, method) and reads the
+ * POST's secret upload body and its CSRF token before svm_keys_post runs.
  */
 #include "svm.h"
+#include "svm_keys.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_daemon.h"
+#include "svm_db.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_key1.h"
+#include "svm_parse.h"
+#include "svm_session.h"
+#include "svm_shm.h"
+#include "svm_upload.h"
+
+#include "sv_keyfile.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 
 #include "sv_secret.h"
-
-#define SVM_UPLOAD_MAX (4 * SV_KEYFILE_MAX) /* a key file, URL-encoded, and the rest */
 
 /* The first non-empty value among the names given, or NULL. */
 static const svm_pair *svm_pick(const apr_array_header_t *pairs, const char *a, const char *b)
@@ -199,42 +213,25 @@ static int svm_keys_forget(request_rec *r, const svm_srv_conf *sc, svm_staff *st
                                        "?done=forgotten", NULL));
 }
 
-/* POST: CSRF first, then the action. */
-static int svm_keys_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
+const char *svm_keys_audit_action(const apr_array_header_t *pairs)
 {
-    svm_upload u;
-    const svm_pair *a;
-    const char *why, *action;
-    int rc;
+    const svm_pair *a = svm_form_get(pairs, "action");
 
-    if ((rc = svm_upload_read(r, SVM_UPLOAD_MAX, &u, &why)) != OK) {
-        svm_upload_wipe(&u);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV02105: key location form refused: %s",
-                      why);
-        return svm_page_message(r, sc, rc, "Request refused", why, st);
-    }
-    a = svm_form_get(u.pairs, "action");
-    action = a && strcmp(a->value, "forget") == 0 ? "key1-forget" : "key1-upload";
-    if (!svm_csrf_ok(u.pairs, st->csrf)) {
-        ap_dbd_t *dbd = svm_db(r);
-        svm_upload_wipe(&u);
-        if (dbd)
-            svm_audit(r, dbd, st->name, action, NULL, NULL, "refused",
-                      "missing or wrong CSRF token");
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02106: key location POST without a "
-                      "valid CSRF token from %s", st->name);
-        return svm_page_message(r, sc, HTTP_FORBIDDEN, "Request refused",
-                                "This form has expired or did not come from this site. "
-                                "Nothing was changed. Reload the page and try again.", st);
-    }
+    return a && strcmp(a->value, "forget") == 0 ? "key1-forget" : "key1-upload";
+}
+
+int svm_keys_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_upload *u)
+{
+    const svm_pair *a = svm_form_get(u->pairs, "action");
+
     if (!a || (strcmp(a->value, "upload") != 0 && strcmp(a->value, "forget") != 0)) {
-        svm_upload_wipe(&u);
+        svm_upload_wipe(u);
         return svm_page_message(r, sc, HTTP_BAD_REQUEST, "Request refused",
                                 "Unknown action.", st);
     }
     if (strcmp(a->value, "forget") == 0)
-        return svm_keys_forget(r, sc, st, &u);
-    return svm_keys_upload(r, sc, st, &u);
+        return svm_keys_forget(r, sc, st, u);
+    return svm_keys_upload(r, sc, st, u);
 }
 
 /* The loaded-keys entry for fp, or NULL. */
@@ -261,7 +258,7 @@ static const char *svm_time_utc(apr_pool_t *p, apr_time_t t)
 }
 
 /* GET: the page. */
-static int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
+int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 {
     ap_dbd_t *dbd;
     svm_rows res;
@@ -372,44 +369,4 @@ static int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
                  "daemon is back.</p>\n", r);
     svm_page_end(r);
     return OK;
-}
-
-int svm_keys_handler(request_rec *r)
-{
-    svm_srv_conf *sc;
-    svm_staff *st;
-    ap_dbd_t *dbd;
-
-    if (!r->handler || strcmp(r->handler, SVM_HANDLER_KEYS) != 0)
-        return DECLINED;
-    sc = svm_conf(r->server);
-    svm_hsts(r, sc); /* first: every answer from here on carries it */
-    if (sc->fields->nelts == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02101: handler splitvault-keys is set "
-                      "but this server has no SplitVault configuration");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (!(st = svm_session_get(r, sc))) {
-        if (r->method_number == M_GET)
-            return svm_redirect(r, svm_url(r, sc, "/staff/login"));
-        return svm_page_message(r, sc, HTTP_FORBIDDEN, "Not signed in",
-                                "Sign in as an administrator first.", NULL);
-    }
-    if (!st->can_admin) {
-        if ((dbd = svm_db(r)))
-            svm_audit(r, dbd, st->name, r->method_number == M_POST ? "key1-upload"
-                      : "keys-view", NULL, NULL, "denied", "not an admin");
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV02107: key location refused for %s: "
-                      "not an admin", st->name);
-        return svm_page_message(r, sc, HTTP_FORBIDDEN, "Not permitted",
-                                "Only administrators may open the key location.", st);
-    }
-    if (r->method_number == M_POST)
-        return svm_keys_post(r, sc, st);
-    if (r->method_number != M_GET) {
-        apr_table_setn(r->err_headers_out, "Allow", "GET, POST");
-        return svm_page_message(r, sc, HTTP_METHOD_NOT_ALLOWED, "Not allowed",
-                                "This address does not accept that kind of request.", st);
-    }
-    return svm_keys_page(r, sc, st);
 }

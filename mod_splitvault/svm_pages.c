@@ -1,77 +1,25 @@
 /*
- * svm_pages.c - handler "splitvault": URL routing and the staff pages.
- *
- * Under SplitVaultBase (B):
- *   GET  B/                        public form          POST B/  intake
- *   GET  B/style.css               stylesheet
- *   GET  B/staff/login             sign-in form         POST     sign in
- *   POST B/staff/logout            sign out
- *   GET  B/staff/                  record list (paging, search by code or date)
- *   GET  B/staff/record/REF        record page (metadata, update forms)
- *   POST B/staff/record/REF/update   write-only update   (can_update)
- *   POST B/staff/record/REF/decrypt  decrypt             (can_decrypt)
- *   GET  B/staff/audit             audit log            (can_admin)
- * No GET changes anything. Every staff POST is checked for a session and its
- * CSRF token before anything else; every capability is checked here, in
- * one place, before the action runs.
+ * svm_pages.c - the staff pages that show records: the list (paging,
+ * search by code or date) and a record's page (metadata, the update forms,
+ * the decrypt button). Metadata only: never a value. svm_route.c routes
+ * here after every check (session; see its table).
  */
 #include "svm.h"
+#include "svm_pages.h"
+#include "svm_config.h"
+#include "svm_db.h"
+#include "svm_decrypt.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_record.h"
+#include "svm_session.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
 
-#ifdef SV_TEST_HOOKS
-const char *svm_test_fault(request_rec *r)
-{
-    return apr_table_get(r->headers_in, "X-SplitVault-Fault");
-}
-#endif
-
-int svm_ref_valid(const char *s)
-{
-    int i;
-
-    if (strlen(s) != SVM_REF_LEN)
-        return 0;
-    for (i = 0; i < SVM_REF_LEN; i++)
-        if (i == 5 ? s[i] != '-' : !(apr_isdigit(s[i]) || apr_isupper(s[i])))
-            return 0;
-    return 1;
-}
-
-static int svm_method_not_allowed(request_rec *r, const svm_srv_conf *sc, const char *allow,
-                                  svm_staff *st)
-{
-    apr_table_setn(r->err_headers_out, "Allow", allow);
-    return svm_page_message(r, sc, HTTP_METHOD_NOT_ALLOWED, "Not allowed",
-                            "This address does not accept that kind of request.", st);
-}
-
-static int svm_not_signed_in(request_rec *r, const svm_srv_conf *sc)
-{
-    if (r->method_number == M_GET)
-        return svm_redirect(r, svm_url(r, sc, "/staff/login"));
-    return svm_page_message(r, sc, HTTP_FORBIDDEN, "Not signed in",
-                            "Your session has ended. Sign in again; nothing was changed.",
-                            NULL);
-}
-
-static int svm_denied(request_rec *r, const svm_srv_conf *sc, svm_staff *st, const char *what,
-                      const char *ref)
-{
-    ap_dbd_t *dbd = svm_db(r);
-
-    if (dbd)
-        svm_audit(r, dbd, st->name, what, ref, NULL, "denied", "missing capability");
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01401: %s refused for %s: missing "
-                  "capability", what, st->name);
-    return svm_page_message(r, sc, HTTP_FORBIDDEN, "Not permitted",
-                            "Your account is not permitted to do this.", st);
-}
-
 /* GET B/staff/: record list with search and paging (metadata only). */
-static int svm_list_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
+int svm_list_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 {
     const char *q = svm_query_arg(r, "ref"), *from = svm_query_arg(r, "from"),
                *to = svm_query_arg(r, "to");
@@ -167,8 +115,8 @@ static int svm_list_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 }
 
 /* GET B/staff/record/REF: metadata and a write-only update form per field. */
-static int svm_record_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
-                           const char *ref)
+int svm_record_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                    const char *ref)
 {
     ap_dbd_t *dbd = svm_db(r);
     svm_rows res;
@@ -289,125 +237,4 @@ static int svm_record_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st
     }
     svm_page_end(r);
     return OK;
-}
-
-/* Staff area: everything under B/staff. */
-static int svm_staff_route(request_rec *r, const svm_srv_conf *sc, const char *rel)
-{
-    int post = r->method_number == M_POST, get = r->method_number == M_GET;
-    svm_staff *st;
-    apr_array_header_t *pairs = NULL;
-    const char *why, *ref = NULL, *action = NULL;
-    int rc;
-
-    if (strcmp(rel, "/login") == 0) {
-        if (post)
-            return svm_login_post(r, sc);
-        if (!get)
-            return svm_method_not_allowed(r, sc, "GET, POST", NULL);
-        /* Shown even to a signed-in browser: signing in again ends the
-         * session it carries (whoever planted it). */
-        return svm_login_page(r, sc, svm_query_arg(r, "signed-out") ? "You are signed out."
-                              : svm_session_get(r, sc) ? "You are already signed in; signing "
-                              "in again ends that session." : NULL, HTTP_OK);
-    }
-    if (strncmp(rel, "/record/", 8) == 0) {
-        const char *slash;
-        ref = rel + 8;
-        if ((slash = strchr(ref, '/'))) {
-            action = slash + 1;
-            ref = apr_pstrmemdup(r->pool, ref, (apr_size_t)(slash - ref));
-        }
-        if (!svm_ref_valid(ref) || (action && strcmp(action, "update") != 0
-                                    && strcmp(action, "decrypt") != 0))
-            ref = NULL;
-        if (!ref)
-            return svm_page_message(r, sc, HTTP_NOT_FOUND, "Not found",
-                                    "There is no such page.", svm_session_get(r, sc));
-    }
-    else if (strcmp(rel, "") != 0 && strcmp(rel, "/") != 0 && strcmp(rel, "/logout") != 0
-             && strcmp(rel, "/audit") != 0)
-        return svm_page_message(r, sc, HTTP_NOT_FOUND, "Not found", "There is no such page.",
-                                NULL);
-
-    /* every other staff address needs a session */
-    if (!(st = svm_session_get(r, sc)))
-        return svm_not_signed_in(r, sc);
-
-    if (post) {
-        if (!action && strcmp(rel, "/logout") != 0)
-            return svm_method_not_allowed(r, sc, "GET", st);
-        if ((rc = svm_form_read(r, sc->max_body, &pairs, &why)) != OK)
-            return svm_page_message(r, sc, rc, "Request refused", why, st);
-        if (!svm_csrf_ok(pairs, st->csrf)) {
-            ap_dbd_t *dbd = svm_db(r);
-            if (dbd)
-                svm_audit(r, dbd, st->name, action ? action : "sign-out", ref, NULL,
-                          "refused", "missing or wrong CSRF token");
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01402: POST without a valid "
-                          "CSRF token from %s", st->name);
-            return svm_page_message(r, sc, HTTP_FORBIDDEN, "Request refused",
-                                    "This form has expired or did not come from this site. "
-                                    "Nothing was changed. Reload the page and try again.", st);
-        }
-        if (strcmp(rel, "/logout") == 0)
-            return svm_logout_post(r, sc, st);
-        if (strcmp(action, "update") == 0) {
-            if (!st->can_update)
-                return svm_denied(r, sc, st, "update", ref);
-            return svm_update_post(r, sc, st, ref, pairs);
-        }
-        if (!st->can_decrypt)
-            return svm_denied(r, sc, st, "decrypt", ref);
-        return svm_decrypt_post(r, sc, st, ref, pairs);
-    }
-    if (!get)
-        return svm_method_not_allowed(r, sc, action || strcmp(rel, "/logout") == 0 ? "POST"
-                                      : "GET", st);
-    if (action || strcmp(rel, "/logout") == 0)
-        return svm_method_not_allowed(r, sc, "POST", st);
-    if (ref)
-        return svm_record_page(r, sc, st, ref);
-    if (strcmp(rel, "/audit") == 0) {
-        if (!st->can_admin)
-            return svm_denied(r, sc, st, "audit-view", NULL);
-        return svm_audit_page(r, sc, st);
-    }
-    return svm_list_page(r, sc, st);
-}
-
-int svm_handler(request_rec *r)
-{
-    svm_srv_conf *sc;
-    const char *rel;
-    apr_size_t bl;
-
-    if (!r->handler || strcmp(r->handler, SVM_HANDLER) != 0)
-        return DECLINED;
-    sc = svm_conf(r->server);
-    svm_hsts(r, sc); /* first: every answer from here on carries it */
-    if (sc->fields->nelts == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01403: handler splitvault is set but "
-                      "this server has no SplitVaultField");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    bl = strlen(sc->base);
-    if (strncmp(r->uri, sc->base, bl) != 0 || (r->uri[bl] && r->uri[bl] != '/')) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01404: %s is outside SplitVaultBase %s: "
-                      "set the handler in <Location %s>", r->uri, sc->base, sc->base);
-        return HTTP_NOT_FOUND;
-    }
-    rel = r->uri + bl;
-    if (strcmp(rel, "/style.css") == 0)
-        return svm_send_stylesheet(r);
-    if (strncmp(rel, "/staff", 6) == 0 && (rel[6] == '\0' || rel[6] == '/'))
-        return svm_staff_route(r, sc, rel + 6);
-    if (strcmp(rel, "") != 0 && strcmp(rel, "/") != 0)
-        return svm_page_message(r, sc, HTTP_NOT_FOUND, "Not found", "There is no such page.",
-                                NULL);
-    if (r->method_number == M_POST)
-        return svm_intake_post(r, sc);
-    if (r->method_number != M_GET)
-        return svm_method_not_allowed(r, sc, "GET, POST", NULL);
-    return svm_form_page(r, sc, NULL, HTTP_OK);
 }

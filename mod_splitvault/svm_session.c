@@ -10,6 +10,11 @@
  * SplitVaultCookieSecure Off.
  */
 #include "svm.h"
+#include "svm_session.h"
+#include "svm_config.h"
+#include "svm_csrf.h"
+#include "svm_db.h"
+#include "svm_form.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_cookies.h"
@@ -20,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "sv_hex.h"
 #include "sv_secret.h"
 
 const char *svm_cookie_name(const svm_srv_conf *sc, const char *which)
@@ -93,10 +99,13 @@ static const char *svm_token_hash(request_rec *r, const unsigned char *tok)
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
+    char *hex;
 
     if (!EVP_Digest(tok, SVM_TOKEN_LEN, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
         return NULL;
-    return svm_hex(r->pool, md, sizeof(md));
+    hex = apr_palloc(r->pool, 2 * sizeof(md) + 1);
+    sv_hex_encode(md, sizeof(md), hex);
+    return hex;
 }
 
 typedef struct {
@@ -148,8 +157,8 @@ svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc)
     return st;
 }
 
-int svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
-                       apr_int64_t staff_id)
+apr_status_t svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
+                                apr_int64_t staff_id)
 {
     unsigned char *tok = svm_secret_palloc(r->pool, SVM_TOKEN_LEN);
     const char *hash, *id = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, staff_id);
@@ -157,7 +166,7 @@ int svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
 
     if (RAND_bytes(tok, SVM_TOKEN_LEN) != 1 || !(hash = svm_token_hash(r, tok))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01301: no random bytes for a session");
-        return -1;
+        return APR_EGENERAL;
     }
     {
         const void *purge[] = { id, apr_itoa(r->pool, sc->session_idle) };
@@ -165,8 +174,8 @@ int svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
     }
     {
         const void *args[] = { hash, id, apr_itoa(r->pool, sc->session_max) };
-        if (svm_db_exec(r, dbd, "svm_sess_insert", NULL, args))
-            return -1;
+        if (svm_db_exec(r, dbd, "svm_sess_insert", NULL, args) != APR_SUCCESS)
+            return APR_EGENERAL;
     }
     svm_cookie_set(r, sc, "", svm_token_b64(r->pool, tok), -1);
     /* whatever session this request came with is no longer its session */
@@ -175,7 +184,7 @@ int svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
         rs->looked = 0;
         rs->st = NULL;
     }
-    return 0;
+    return APR_SUCCESS;
 }
 
 void svm_session_end(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd, int clear_cookie)

@@ -35,6 +35,7 @@
  * LOADED. The parts area is reserved now so that change keeps this layout.
  */
 #include "svm.h"
+#include "svm_shm.h"
 #include "http_core.h"
 #include "util_mutex.h"
 #include "apr_shm.h"

@@ -35,6 +35,8 @@
  *   +------------------------------------------------------------------+
  */
 #include "svm.h"
+#include "svm_throttle.h"
+#include "svm_config.h"
 #include "http_core.h"
 #include "util_mutex.h"
 #include "apr_shm.h"

@@ -15,32 +15,23 @@
  * value) commit together.
  */
 #include "svm.h"
+#include "svm_update.h"
+#include "svm_audit.h"
+#include "svm_config.h"
+#include "svm_daemon.h"
+#include "svm_db.h"
+#include "svm_fault.h"
+#include "svm_form.h"
+#include "svm_html.h"
+#include "svm_parse.h"
+#include "svm_record.h"
+#include "svm_session.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 
 #include "sv_secret.h"
 
 #define SVM_UPDATE_TRIES 3
-
-/* See svm.h. */
-int svm_record_lookup(request_rec *r, ap_dbd_t *dbd, const char *ref, const char **id,
-                      const char **uuid)
-{
-    svm_rows res;
-    apr_dbd_row_t *row;
-    const void *args[] = { ref };
-    int found = 0;
-
-    if (svm_db_select(r, dbd, "svm_rec_get", &res, args))
-        return -1;
-    while ((row = svm_db_row(r, dbd, &res))) {
-        if (found++)
-            continue;
-        *id = svm_db_col(r, dbd, row, 0);
-        *uuid = svm_db_col(r, dbd, row, 1);
-    }
-    return found ? 0 : 1;
-}
 
 int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                     const char *ref, apr_array_header_t *pairs)
@@ -51,7 +42,8 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     const svm_field *f;
     uint8_t uuid[SV_UUID_LEN];
     ap_dbd_t *dbd;
-    int tries, rc;
+    apr_status_t rv;
+    int tries;
 
     if (!pf || !pv || !sv_field_name_valid(pf->value, pf->len))
         return svm_page_message(r, sc, HTTP_BAD_REQUEST, "Update refused",
@@ -72,8 +64,8 @@ int svm_update_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not updated",
                                 "The database is unreachable; nothing was changed. Please "
                                 "try again.", st);
-    if ((rc = svm_record_lookup(r, dbd, ref, &id, &uuid_s)) != 0)
-        return rc > 0 ? svm_page_message(r, sc, HTTP_NOT_FOUND, "No such record",
+    if ((rv = svm_record_lookup(r, dbd, ref, &id, &uuid_s)) != APR_SUCCESS)
+        return rv == APR_NOTFOUND ? svm_page_message(r, sc, HTTP_NOT_FOUND, "No such record",
                                          "There is no record with this reference code.", st)
                       : svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not updated",
                                          "The database failed; nothing was changed.", st);

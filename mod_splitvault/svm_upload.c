@@ -14,6 +14,9 @@
  * body that starts with its first delimiter and ends with the closing one.
  */
 #include "svm.h"
+#include "svm_upload.h"
+#include "svm_form.h"
+#include "svm_parse.h"
 #include "http_protocol.h"
 #include "apr_strings.h"
 

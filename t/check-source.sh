@@ -2,7 +2,10 @@
 # Source checks run by `make check`:
 #  1. no banned C library function anywhere in our C sources;
 #  2. lib/ (the core both sides share) includes no httpd or APR header;
-#  3. no private key is kept in the tree (test and demo keys are made at run time).
+#  3. no private key is kept in the tree (test and demo keys are made at run time);
+#  4. every log tag of the module ("SVnnnnn:" at the start of a log message)
+#     marks one log site only: tests and operators grep for a tag and must
+#     find the one place that wrote it.
 # Prints every offending line; exits 1 if there is any.
 set -u
 top=$(cd "${srcdir:-.}" && pwd)
@@ -40,7 +43,17 @@ if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1; th
     fi
 fi
 
+# a tag is a string that starts with it; comments may name tags freely
+dups=$(for f in mod_splitvault/*.c; do
+    sed -e 's@/\*.*\*/@@g' -e 's@^[[:space:]]*\*.*$@@' "$f" | grep -o '"SV[0-9]\{5\}:' | sed -e 's@^"@@' -e 's@:$@@' -e "s@^@$f @"
+done | sort -k2 | awk '{ n[$2]++; at[$2] = at[$2] " " $1 } END { for (t in n) if (n[t] > 1) print t " in" at[t] }')
+if [ -n "$dups" ]; then
+    echo "log tags used at more than one log site (give each its own, see docs/hacking.md):"
+    echo "$dups"
+    fail=1
+fi
+
 if [ $fail -eq 0 ]; then
-    echo "source checks: $n C files clean (banned functions, lib/ headers, no private keys)"
+    echo "source checks: $n C files clean (banned functions, lib/ headers, no private keys, unique log tags)"
 fi
 exit $fail

@@ -311,6 +311,51 @@ START_TEST(test_rt_decrypt)
 }
 END_TEST
 
+/* The size functions a client splits a record by add up to what the
+ * encoder writes, with and without rotation, for short and long actors. */
+START_TEST(test_decrypt_sizes)
+{
+    static const char *const actors[] = { "a", "dr.jane-doe_2@clinic.example" };
+    sv_decrypt_req m;
+    sv_buf out;
+    size_t want;
+    unsigned i, a, rot;
+
+    for (a = 0; a < 2; a++)
+        for (rot = 0; rot < 2; rot++) {
+            make_decrypt(&m, 5, 100);
+            set_str(m.actor, sizeof(m.actor), actors[a]);
+            m.f[1].ct_len = SV_HPKE_TAG_LEN;
+            m.f[4].ct_len = SV_DATUM_MAX + SV_HPKE_TAG_LEN;
+            want = sv_decrypt_req_size_fixed(strlen(actors[a]));
+            for (i = 0; i < m.n; i++) {
+                m.f[i].rotate = (int)rot;
+                m.f[i].new_pub = rot ? K3 : NULL;
+                m.f[i].new_key2b = rot ? K4 : NULL;
+                want += sv_decrypt_req_size_field(strlen(m.f[i].name), m.f[i].ct_len,
+                                                  m.f[i].rotate);
+            }
+            sv_buf_init(&out, 1, 0);
+            ck_assert_int_eq(sv_decrypt_req_encode(&out, 9, &m), SV_OK);
+            ck_assert_uint_eq(out.len, SV_WIRE_HDR_LEN + want);
+            ck_assert_uint_eq(sv_wire_frame_type(out.data, out.len), SV_MSG_DECRYPT);
+            sv_buf_free(&out);
+        }
+    ck_assert(sv_decrypt_req_size_fixed(SV_WIRE_MAX_ACTOR) > sv_decrypt_req_size_fixed(1));
+}
+END_TEST
+
+START_TEST(test_frame_type)
+{
+    uint8_t hdr[SV_WIRE_HDR_LEN] = { SV_WIRE_MAGIC0, SV_WIRE_MAGIC1, SV_WIRE_VERSION,
+                                     SV_MSG_STATUS, 0, 0, 0, 1, 0, 0, 0, 0 };
+
+    ck_assert_uint_eq(sv_wire_frame_type(hdr, sizeof(hdr)), SV_MSG_STATUS);
+    ck_assert_uint_eq(sv_wire_frame_type(hdr, sizeof(hdr) - 1), 0);
+    ck_assert_uint_eq(sv_wire_frame_type(NULL, 0), 0);
+}
+END_TEST
+
 START_TEST(test_rt_decrypt_resp)
 {
     sv_decrypt_resp m, d;
@@ -2024,6 +2069,8 @@ wire_suite(void)
     tcase_add_test(tc, test_rt_store_resp);
     tcase_add_test(tc, test_rt_decrypt);
     tcase_add_test(tc, test_rt_decrypt_resp);
+    tcase_add_test(tc, test_decrypt_sizes);
+    tcase_add_test(tc, test_frame_type);
     tcase_add_test(tc, test_rt_release);
     tcase_add_test(tc, test_rt_confirm);
     tcase_add_test(tc, test_rt_status);

@@ -1,0 +1,24 @@
+/*
+ * svm_auth.h - sign-in, sign-out, the sign-in throttle.
+ */
+#ifndef SVM_AUTH_H
+#define SVM_AUTH_H
+
+#include "svm.h"
+#include "svm_config.h"
+#include "svm_session.h"
+
+#define SVM_PASSWORD_MAX 1024
+
+int svm_auth_init(apr_pool_t *p, server_rec *s);
+/* The key that names are keyed with in login_throttle (HMAC-SHA256): read
+ * from SplitVaultLoginKeyFile, or derived from SplitVaultDaemonKey when that
+ * is not set. At check_config, after the daemon TLS context is built. NULL,
+ * or an error message. */
+const char *svm_auth_key_load(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                              svm_srv_conf *sc);
+int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int status);
+int svm_login_post(request_rec *r, const svm_srv_conf *sc);
+int svm_logout_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st);
+
+#endif /* SVM_AUTH_H */
