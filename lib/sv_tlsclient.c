@@ -4,13 +4,20 @@
  * Connecting has one deadline for everything (TCP to each resolved address
  * in turn, then the whole handshake): the socket is non-blocking until the
  * handshake is done and every wait is a poll(2) bounded by what is left.
- * The connection is then made blocking with SO_RCVTIMEO and SO_SNDTIMEO,
- * so each later read or write is bounded by the same timeout.
+ * The socket stays
+ * non-blocking: each exchange (or read_all / write_all call) has one
+ * deadline, timeout_ms from its start, and every wait for the socket is a
+ * poll(2) bounded by what is left of it, so a peer that sends a byte now
+ * and then cannot stretch it.
+ *
+ * A connection on which any read, write or the handshake failed is marked
+ * broken: OpenSSL must not be asked to send anything more on it
+ * (SSL_shutdown after SSL_ERROR_SYSCALL or SSL_ERROR_SSL), so it is closed
+ * without a close_notify.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
@@ -24,7 +31,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -36,6 +42,10 @@
 struct sv_tls_conn {
     int fd;
     SSL *ssl;
+    int timeout_ms; /* for each exchange, read_all or write_all call */
+    int broken;     /* a read, write or the handshake failed: quiet close */
+    uint64_t nread; /* application bytes read so far */
+    char err[SV_TLS_ERRLEN];
 };
 
 /* OpenSSL's first queued reason as text (library reasons only, never
@@ -262,8 +272,11 @@ sv_tls_close(sv_tls_conn *c)
     if (c == NULL)
         return;
     if (c->ssl) {
-        /* best effort: the socket is blocking with a timeout by now */
-        if (SSL_is_init_finished(c->ssl))
+        /* best effort, and never on a broken connection (OpenSSL forbids
+         * it after SSL_ERROR_SYSCALL / SSL_ERROR_SSL, and the peer may be
+         * gone: the write would raise SIGPIPE). The socket is non-blocking:
+         * one attempt, no wait. */
+        if (SSL_is_init_finished(c->ssl) && !c->broken)
             SSL_shutdown(c->ssl);
         else
             SSL_set_quiet_shutdown(c->ssl, 1);
@@ -281,10 +294,8 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
 {
     sv_tls_conn *c = NULL;
     int64_t deadline;
-    struct timeval tv;
     char why[256];
     sv_status st = SV_ERR_INTERNAL;
-    int flags;
 
     set_err(err, errlen, "no error");
     if (out == NULL)
@@ -299,6 +310,8 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
         return SV_ERR_NOMEM;
     }
     c->fd = -1;
+    c->timeout_ms = timeout_ms;
+    snprintf(c->err, sizeof(c->err), "no error");
     deadline = now_ms() + timeout_ms;
     if ((c->fd = tcp_connect(host, port, deadline, &st, err, errlen)) < 0)
         goto fail;
@@ -315,6 +328,7 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
 
         if (rc == 1)
             break;
+        c->broken = 1;
         e = SSL_get_error(c->ssl, rc);
         if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
             && wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
@@ -337,16 +351,7 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
                 vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
         goto fail;
     }
-    tv.tv_sec = timeout_ms / 1000;
-    tv.tv_usec = (timeout_ms % 1000) * 1000;
-    if ((flags = fcntl(c->fd, F_GETFL)) < 0 || fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK) != 0
-        || setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0
-        || setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
-        st = SV_ERR_NET_CONNECT;
-        set_err(err, errlen, "cannot set up the connection to the daemon at %s port %s: %s", host, port,
-                strerror(errno));
-        goto fail;
-    }
+    c->broken = 0;
     *out = c;
     return SV_OK;
 fail:
@@ -360,40 +365,99 @@ sv_tls_conn_ssl(const sv_tls_conn *c)
     return c ? c->ssl : NULL;
 }
 
-sv_status
-sv_tls_write_all(sv_tls_conn *c, const uint8_t *p, size_t n)
+const char *
+sv_tls_conn_error(const sv_tls_conn *c)
 {
+    return c ? c->err : "no connection";
+}
+
+/* The connection failed: no more I/O on it (and no close_notify). */
+static sv_status
+io_fail(sv_tls_conn *c, sv_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static sv_status
+io_fail(sv_tls_conn *c, sv_status st, const char *fmt, ...)
+{
+    va_list ap;
+
+    c->broken = 1;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    ERR_clear_error();
+    return st;
+}
+
+/* Write (writing) or read exactly n bytes before deadline. Every wait is a
+ * poll bounded by what is left; EINTR is retried (wait_fd), never fatal. */
+static sv_status
+tls_io(sv_tls_conn *c, int writing, uint8_t *p, size_t n, int64_t deadline)
+{
+    const char *what = writing ? "sending to" : "reading from";
+    char why[256];
     size_t k;
 
-    if (c == NULL || c->ssl == NULL || (p == NULL && n))
-        return SV_ERR_INVAL;
+    if (c->broken)
+        return SV_ERR_NET_IO;
     while (n) {
-        if (SSL_write_ex(c->ssl, p, n, &k) != 1 || k == 0) {
-            ERR_clear_error();
-            return SV_ERR_NET_IO;
+        int rc, e;
+
+        ERR_clear_error();
+        rc = writing ? SSL_write_ex(c->ssl, p, n, &k) : SSL_read_ex(c->ssl, p, n, &k);
+        if (rc == 1 && k > 0) {
+            p += k;
+            n -= k;
+            if (!writing)
+                c->nread += k;
+            continue;
         }
-        p += k;
-        n -= k;
+        e = SSL_get_error(c->ssl, rc);
+        switch (e) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            if (wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
+                continue;
+            return io_fail(c, SV_ERR_NET_IO, "%s the daemon: timed out", what);
+        case SSL_ERROR_ZERO_RETURN:
+            return io_fail(c, SV_ERR_NET_IO, "%s the daemon: it closed the connection", what);
+        case SSL_ERROR_SSL: {
+            unsigned long q = ERR_peek_error();
+
+            /* In TLS 1.3 the daemon checks our certificate after our side of
+             * the handshake is done: its refusal (an alert) arrives on the
+             * first read. An alert before any answer is a handshake
+             * failure, with OpenSSL's reason. */
+            if (ERR_GET_LIB(q) == ERR_LIB_SSL && ERR_GET_REASON(q) >= SSL_AD_REASON_OFFSET
+                && c->nread == 0)
+                return io_fail(c, SV_ERR_TLS_HANDSHAKE, "the daemon refused the TLS "
+                               "connection: %s", ssl_reason(why, sizeof(why)));
+            return io_fail(c, SV_ERR_NET_IO, "%s the daemon: %s", what,
+                           ssl_reason(why, sizeof(why)));
+        }
+        case SSL_ERROR_SYSCALL:
+            return io_fail(c, SV_ERR_NET_IO, "%s the daemon: %s", what,
+                           errno ? strerror(errno) : "connection closed");
+        default:
+            return io_fail(c, SV_ERR_NET_IO, "%s the daemon: TLS error %d", what, e);
+        }
     }
     return SV_OK;
 }
 
 sv_status
-sv_tls_read_all(sv_tls_conn *c, uint8_t *p, size_t n)
+sv_tls_write_all(sv_tls_conn *c, const uint8_t *p, size_t n)
 {
-    size_t k;
-
     if (c == NULL || c->ssl == NULL || (p == NULL && n))
         return SV_ERR_INVAL;
-    while (n) {
-        if (SSL_read_ex(c->ssl, p, n, &k) != 1 || k == 0) {
-            ERR_clear_error();
-            return SV_ERR_NET_IO;
-        }
-        p += k;
-        n -= k;
-    }
-    return SV_OK;
+    return tls_io(c, 1, (uint8_t *)(uintptr_t)p, n, now_ms() + c->timeout_ms);
+}
+
+sv_status
+sv_tls_read_all(sv_tls_conn *c, uint8_t *p, size_t n)
+{
+    if (c == NULL || c->ssl == NULL || (p == NULL && n))
+        return SV_ERR_INVAL;
+    return tls_io(c, 0, p, n, now_ms() + c->timeout_ms);
 }
 
 sv_status
@@ -403,27 +467,38 @@ sv_tls_exchange(sv_tls_conn *c, const uint8_t *frame, size_t len, sv_wire_hdr *h
     uint8_t hb[SV_WIRE_HDR_LEN];
     sv_wire_hdr req;
     sv_status st;
+    int64_t deadline;
 
     if (body == NULL)
         return SV_ERR_INVAL;
     *body = NULL;
-    if (c == NULL || frame == NULL || h == NULL || len < SV_WIRE_HDR_LEN)
+    if (c == NULL || c->ssl == NULL || frame == NULL || h == NULL || len < SV_WIRE_HDR_LEN)
         return SV_ERR_INVAL;
     if ((st = sv_wire_hdr_decode(frame, &req)) != SV_OK)
         return SV_ERR_INVAL;
-    if ((st = sv_tls_write_all(c, frame, len)) != SV_OK
-        || (st = sv_tls_read_all(c, hb, sizeof(hb))) != SV_OK)
+    /* one deadline for the whole exchange */
+    deadline = now_ms() + c->timeout_ms;
+    if ((st = tls_io(c, 1, (uint8_t *)(uintptr_t)frame, len, deadline)) != SV_OK
+        || (st = tls_io(c, 0, hb, sizeof(hb), deadline)) != SV_OK)
         return st;
-    if ((st = sv_wire_hdr_decode(hb, h)) != SV_OK)
+    if ((st = sv_wire_hdr_decode(hb, h)) != SV_OK) {
+        c->broken = 1;
+        snprintf(c->err, sizeof(c->err), "malformed answer header from the daemon");
         return st;
-    if (h->reqid != req.reqid)
+    }
+    if (h->reqid != req.reqid) {
+        c->broken = 1;
+        snprintf(c->err, sizeof(c->err), "the daemon's answer has another request id");
         return SV_ERR_WIRE_MALFORMED;
-    if ((*body = malloc(h->body_len ? h->body_len : 1)) == NULL)
+    }
+    if ((*body = malloc(h->body_len ? h->body_len : 1)) == NULL) {
+        c->broken = 1; /* the body is still on the wire: out of step */
         return SV_ERR_NOMEM;
-    if (h->body_len && sv_tls_read_all(c, *body, h->body_len) != SV_OK) {
+    }
+    if (h->body_len && (st = tls_io(c, 0, *body, h->body_len, deadline)) != SV_OK) {
         sv_tls_body_free(*body, h->body_len);
         *body = NULL;
-        return SV_ERR_WIRE_TRUNCATED;
+        return st == SV_ERR_TLS_HANDSHAKE ? st : SV_ERR_WIRE_TRUNCATED;
     }
     return SV_OK;
 }

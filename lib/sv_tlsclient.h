@@ -19,6 +19,14 @@
  * with SSL_CTX_free() after every connection made from it is closed), and
  * each sv_tls_conn from sv_tls_connect() (sv_tls_close()). One connection
  * is used by one thread at a time; one context may serve many threads.
+ *
+ * SIGPIPE: this client writes with plain send(2) (OpenSSL's socket BIO), so
+ * a write to a connection the daemon has reset raises SIGPIPE. Programs
+ * that use it must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN) in main():
+ * splitvault-admin and svbench do; httpd does for the module); a failed
+ * write is then an error status like any other. The client itself never
+ * writes again on a connection after a failure (no close_notify on a
+ * broken connection).
  */
 #ifndef SV_TLSCLIENT_H
 #define SV_TLSCLIENT_H
@@ -61,15 +69,18 @@ typedef struct sv_tls_conn sv_tls_conn;
 
 /*
  * Connect to host:port (every address getaddrinfo gives, in turn) and
- * complete the TLS handshake, verifying the daemon's certificate for name,
- * all within timeout_ms; later reads and writes are bounded by timeout_ms
- * each as well. On success *out is the connection (blocking). Failures:
+ * complete the TLS handshake, verifying the daemon's
+ * certificate for name, all within timeout_ms. On success *out is the
+ * connection; its socket stays non-blocking, and each later
+ * sv_tls_exchange(), sv_tls_read_all() or sv_tls_write_all() call has one
+ * deadline, timeout_ms from its start (not per system call: a daemon that
+ * sends a byte now and then cannot stretch it). Failures:
  * SV_ERR_NET_RESOLVE, SV_ERR_NET_CONNECT, SV_ERR_NET_TIMEOUT,
  * SV_ERR_TLS_CLOSED (the daemon closed the connection before TLS, as it
  * does past its connection caps: nothing was sent, another attempt is
  * safe), SV_ERR_TLS_HANDSHAKE (err holds OpenSSL's reason and the
- * certificate verification result), SV_ERR_TLS_SETUP, SV_ERR_NOMEM,
- * SV_ERR_INVAL.
+ * certificate verification result), SV_ERR_TLS_SETUP,
+ * SV_ERR_NOMEM, SV_ERR_INVAL.
  */
 sv_status sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *name,
                          int timeout_ms, sv_tls_conn **out, char *err, size_t errlen);
@@ -77,24 +88,37 @@ sv_status sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const
 /* The connection's SSL (for SSL_get_peer_certificate() and the like). */
 SSL *sv_tls_conn_ssl(const sv_tls_conn *c);
 
-/* Shut TLS down, close the socket and free c. NULL is allowed. */
+/* Shut TLS down (a close_notify, unless a read, write or the handshake
+ * failed on c: then quietly), close the socket and free c. NULL is
+ * allowed. */
 void sv_tls_close(sv_tls_conn *c);
 
-/* Write or read exactly n bytes. SV_OK or SV_ERR_NET_IO (closed, failed,
- * or timed out). */
+/* What the last failed read, write or exchange on c was about (one line,
+ * OpenSSL's reason where there is one; never data); "no error" before. */
+const char *sv_tls_conn_error(const sv_tls_conn *c);
+
+/* Write or read exactly n bytes within the connection's timeout. SV_OK,
+ * SV_ERR_NET_IO (closed, failed, or timed out), or SV_ERR_TLS_HANDSHAKE
+ * (the daemon refused the connection with a TLS alert before any answer:
+ * in TLS 1.3 that is how a refused client certificate shows, on the first
+ * read). sv_tls_conn_error() says which. After a failure the connection
+ * is broken: close it. */
 sv_status sv_tls_write_all(sv_tls_conn *c, const uint8_t *p, size_t n);
 sv_status sv_tls_read_all(sv_tls_conn *c, uint8_t *p, size_t n);
 
 /*
- * One request and its answer: write the whole frame (frame[0..len), a
+ * One request and its answer, all within one deadline (the connection's
+ * timeout from the call): write the whole frame (frame[0..len), a
  * complete wire frame), read the answer's header into *h and its body into
  * *body (malloc'd, body_len bytes; at least one byte is allocated). The
- * answer must echo the request id of the frame. Answers may carry secrets
- * (plaintexts): free the body with sv_tls_body_free(), which cleanses it.
- * SV_OK, SV_ERR_NET_IO (nothing or not all written, or no answer),
+ * answer must echo the request id of the frame. Answers may carry secrets (plaintexts):
+ * free the body with sv_tls_body_free(), which cleanses it.
+ * SV_OK, SV_ERR_NET_IO (nothing or not all written, or no answer, or the
+ * deadline passed), SV_ERR_TLS_HANDSHAKE (the daemon refused the
+ * connection, e.g. our certificate: see sv_tls_read_all),
  * SV_ERR_WIRE_TRUNCATED (the answer's body ended early), a header decode
- * status (SV_ERR_WIRE_*; a foreign request id is SV_ERR_WIRE_MALFORMED),
- * SV_ERR_NOMEM. On failure *body is NULL; the connection should be closed.
+ * status (SV_ERR_WIRE_*; a foreign request id is SV_ERR_WIRE_MALFORMED), SV_ERR_NOMEM. sv_tls_conn_error() says more. On
+ * failure *body is NULL; the connection should be closed.
  */
 sv_status sv_tls_exchange(sv_tls_conn *c, const uint8_t *frame, size_t len, sv_wire_hdr *h,
                           uint8_t **body);

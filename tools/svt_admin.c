@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +299,9 @@ int main(int argc, char **argv)
     const char *err = NULL, *cmd;
     int i = 1, rv;
 
+    /* a write to a daemon connection that was reset is an error status,
+     * not the end of the process (lib/sv_tlsclient.h) */
+    signal(SIGPIPE, SIG_IGN);
     memset(&c, 0, sizeof(c));
     c.dsn = getenv("SPLITVAULT_DSN");
     c.sql_dir = SV_SQL_MAIN_DIR;

@@ -98,8 +98,12 @@ static int svt_call(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, si
     if (sv_buf_status(out) != SV_OK)
         return svt_fail("reconcile: cannot encode a request");
     st = sv_tls_exchange(d->conn, out->data, out->len, &h, body);
+    if (st == SV_ERR_TLS_HANDSHAKE)
+        return svt_fail("reconcile: the daemon refused our certificate (is --cert signed by "
+                        "the CA the daemon trusts and listed under clients.reconcile?): %s",
+                        sv_tls_conn_error(d->conn));
     if (st == SV_ERR_NET_IO)
-        return svt_fail("reconcile: the daemon did not answer");
+        return svt_fail("reconcile: the daemon did not answer (%s)", sv_tls_conn_error(d->conn));
     if (st == SV_ERR_WIRE_TRUNCATED)
         return svt_fail("reconcile: truncated answer from the daemon");
     if (st == SV_ERR_NOMEM)

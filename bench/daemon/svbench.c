@@ -34,6 +34,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +445,9 @@ main(int argc, char **argv)
     uint32_t *all;
     int c;
 
+    /* a write to a reset connection is a failed request, not the end of
+     * the run (lib/sv_tlsclient.h) */
+    signal(SIGPIPE, SIG_IGN);
     while ((c = getopt_long(argc, argv, "p:", lo, NULL)) != -1) {
         switch (c) {
         case 'p': opt.port = atoi(optarg); break;

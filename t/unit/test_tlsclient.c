@@ -2,8 +2,11 @@
  * test_tlsclient.c - the daemon's TLS client (lib/sv_tlsclient.c) against a
  * small TLS 1.3 server in a thread on 127.0.0.1: context set-up and its
  * refusals, name checks (DNS and IP), a foreign CA, connection refused,
- * a peer that closes before TLS, a handshake timeout, and the framed
- * exchange (request id echo, truncated answers).
+ * a peer that closes before TLS or during the handshake, a handshake
+ * timeout, the framed exchange (request id and answer type, truncated
+ * answers, one deadline per exchange, a refused client certificate, the
+ * body on the secure heap) and closing a connection the peer has gone
+ * from with SIGPIPE at its default.
  *
  * The PKI (a CA, the server's and the client's certificates, a foreign
  * CA) is made at run time in a temporary directory: no key in the tree.
@@ -16,10 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <check.h>
 #include <openssl/err.h>
@@ -28,6 +34,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "sv_secret.h"
 #include "sv_tlsclient.h"
 #include "sv_wire.h"
 
@@ -150,7 +157,30 @@ remove_pki(void)
 
 /* ---- the server ------------------------------------------------------------ */
 
-enum { S_ANSWER, S_WRONG_ID, S_TRUNCATED, S_CLOSE, S_SILENT };
+enum {
+    S_ANSWER,
+    S_WRONG_ID,
+    S_TRUNCATED,
+    S_CLOSE,
+    S_SILENT,
+    S_WRONG_TYPE,   /* answers STORE_OK to STATUS */
+    S_ERROR_TYPE,   /* answers ERROR (always allowed) */
+    S_DRIBBLE,      /* the answer one byte every 0.3 s */
+    S_IDLE_CLOSE,   /* closes right after the handshake */
+    S_REJECT,       /* refuses the client's certificate (foreign CA) */
+    S_HALF_HELLO    /* a few bytes of a ServerHello, then closes */
+};
+
+/* Drain fd (raw) until the peer closes or 3 s pass. */
+static void
+drain(int fd)
+{
+    struct pollfd pfd = { fd, POLLIN, 0 };
+    char b[4096];
+
+    while (poll(&pfd, 1, 3000) > 0 && recv(fd, b, sizeof(b), 0) > 0)
+        ;
+}
 
 struct server {
     int lfd, mode;
@@ -187,14 +217,39 @@ server_main(void *arg)
         return NULL;
     if (sv->mode == S_CLOSE)
         goto out;
+    if (sv->mode == S_HALF_HELLO) {
+        static const uint8_t rec[] = { 0x16, 0x03, 0x03, 0x00, 0x7a };
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        char b[4096];
+
+        /* the whole ClientHello, then the start of a record, then close */
+        while (poll(&pfd, 1, 200) > 0 && recv(fd, b, sizeof(b), 0) > 0)
+            ;
+        if (send(fd, rec, sizeof(rec), MSG_NOSIGNAL) != (ssize_t)sizeof(rec))
+            goto out;
+        usleep(100 * 1000);
+        goto out;
+    }
     if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL
         || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION)
         || SSL_CTX_use_certificate_file(ctx, srv_pem, SSL_FILETYPE_PEM) != 1
         || SSL_CTX_use_PrivateKey_file(ctx, srv_key, SSL_FILETYPE_PEM) != 1
-        || SSL_CTX_load_verify_locations(ctx, ca_pem, NULL) != 1)
+        || SSL_CTX_load_verify_locations(ctx, sv->mode == S_REJECT ? other_pem : ca_pem, NULL)
+           != 1)
         goto out;
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 || SSL_accept(ssl) != 1)
+    if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1)
+        goto out;
+    if (SSL_accept(ssl) != 1) {
+        /* the alert is sent; read what the client sends until it closes,
+         * so our close is a FIN, not a reset that could beat the alert */
+        if (sv->mode == S_REJECT)
+            drain(fd);
+        SSL_free(ssl);
+        ssl = NULL;
+        goto out;
+    }
+    if (sv->mode == S_IDLE_CLOSE)
         goto out;
     if (srv_read(ssl, hdr, sizeof(hdr)) != 0 || sv_wire_hdr_decode(hdr, &h) != SV_OK
         || h.body_len > sizeof(body) || srv_read(ssl, body, h.body_len) != 0)
@@ -203,7 +258,8 @@ server_main(void *arg)
     ans[0] = SV_WIRE_MAGIC0;
     ans[1] = SV_WIRE_MAGIC1;
     ans[2] = SV_WIRE_VERSION;
-    ans[3] = SV_MSG_STATUS_OK;
+    ans[3] = sv->mode == S_WRONG_TYPE ? SV_MSG_STORE_OK
+             : sv->mode == S_ERROR_TYPE ? SV_MSG_ERROR : SV_MSG_STATUS_OK;
     if (sv->mode == S_WRONG_ID)
         h.reqid++;
     ans[4] = (uint8_t)(h.reqid >> 24);
@@ -213,7 +269,16 @@ server_main(void *arg)
     ans[8] = ans[9] = ans[10] = 0;
     ans[11] = sv->mode == S_TRUNCATED ? 10 : 3;
     memcpy(ans + SV_WIRE_HDR_LEN, "abc", 3);
-    if (sv->mode != S_SILENT) {
+    if (sv->mode == S_DRIBBLE) {
+        size_t k;
+
+        for (size_t i = 0; i < sizeof(ans); i++) {
+            usleep(300 * 1000);
+            if (SSL_write_ex(ssl, ans + i, 1, &k) != 1)
+                goto out;
+        }
+    }
+    else if (sv->mode != S_SILENT) {
         size_t k;
         if (SSL_write_ex(ssl, ans, sizeof(ans), &k) != 1)
             goto out;
@@ -488,6 +553,115 @@ START_TEST(test_no_answer)
 }
 END_TEST
 
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A daemon that sends its answer a byte every 0.3 s cannot stretch a 1 s
+ * timeout: the exchange has one deadline, not one per read. */
+START_TEST(test_dribble_deadline)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    sv_wire_hdr h;
+    uint8_t *body = NULL;
+    int64_t t0, took;
+    sv_status st;
+
+    server_start(&sv, S_DRIBBLE, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 1000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    t0 = mono_ms();
+    st = sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body);
+    took = mono_ms() - t0;
+    ck_assert_int_eq(st, SV_ERR_NET_IO);
+    ck_assert_ptr_null(body);
+    ck_assert_msg(took >= 900 && took < 1600, "the exchange took %lld ms", (long long)took);
+    ck_assert_msg(strstr(sv_tls_conn_error(c), "timed out") != NULL, "%s", sv_tls_conn_error(c));
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* The daemon went away while the connection was idle: the exchange fails
+ * and closing the connection must not write to the dead socket (SIGPIPE
+ * at its default kills the process). Run in a child with SIGPIPE at its
+ * default: the test program ignores it. */
+START_TEST(test_close_after_failure_no_sigpipe)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    int status = 0;
+    pid_t pid;
+
+    server_start(&sv, S_IDLE_CLOSE, 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sv_tls_conn *c = NULL;
+        char err[SV_TLS_ERRLEN];
+        sv_wire_hdr h;
+        uint8_t *body = NULL;
+
+        signal(SIGPIPE, SIG_DFL);
+        close(sv.lfd);
+        if (sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 2000, &c, err, sizeof(err))
+            != SV_OK)
+            _exit(2);
+        usleep(300 * 1000); /* the server has closed by now */
+        if (sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body) == SV_OK)
+            _exit(3);
+        usleep(100 * 1000); /* its reset to our request is in */
+        sv_tls_close(c);
+        _exit(0);
+    }
+    ck_assert_int_eq(pthread_create(&sv.th, NULL, server_main, &sv), 0);
+    server_stop(&sv, 1);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(!WIFSIGNALED(status), "the client died of signal %d",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* TLS 1.3: the daemon checks our certificate after our handshake is done;
+ * its refusal arrives on the first read and is reported as such, with
+ * OpenSSL's reason. */
+START_TEST(test_client_cert_refused)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    sv_wire_hdr h;
+    uint8_t *body = NULL;
+
+    server_start(&sv, S_REJECT, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 2000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    ck_assert_str_eq(sv_tls_conn_error(c), "no error");
+    ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body),
+                     SV_ERR_TLS_HANDSHAKE);
+    ck_assert_ptr_null(body);
+    ck_assert_msg(strstr(sv_tls_conn_error(c), "refused the TLS connection: ") != NULL
+                  && strstr(sv_tls_conn_error(c), "unknown ca") != NULL, "%s",
+                  sv_tls_conn_error(c));
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
 /* Not a frame: refused before anything is sent. */
 START_TEST(test_exchange_arguments)
 {
@@ -524,6 +698,9 @@ tlsclient_suite(void)
     tcase_add_test(tc, test_truncated_answer);
     tcase_add_test(tc, test_no_answer);
     tcase_add_test(tc, test_exchange_arguments);
+    tcase_add_test(tc, test_dribble_deadline);
+    tcase_add_test(tc, test_close_after_failure_no_sigpipe);
+    tcase_add_test(tc, test_client_cert_refused);
     suite_add_tcase(s, tc);
     return s;
 }
