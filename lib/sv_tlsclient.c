@@ -3,8 +3,9 @@
  *
  * Connecting has one deadline for everything (TCP to each resolved address
  * in turn, then the whole handshake): the socket is non-blocking until the
- * handshake is done and every wait is a poll(2) bounded by what is left.
- * The socket stays
+ * handshake is done and every wait is a poll(2) bounded by what is left;
+ * each address gets a share of what is left, so one that does not answer
+ * does not use up the time of those after it. The socket stays
  * non-blocking: each exchange (or read_all / write_all call) has one
  * deadline, timeout_ms from its start, and every wait for the socket is a
  * poll(2) bounded by what is left of it, so a peer that sends a byte now
@@ -146,6 +147,8 @@ sv_tls_client_set_peer(SSL *ssl, const char *name)
     if (inet_pton(AF_INET, name, &a) == 1 || inet_pton(AF_INET6, name, &a) == 1)
         return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? SV_OK
                                                                              : SV_ERR_TLS_SETUP;
+    /* "*.example.org" only: no "w*.example.org" */
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (SSL_set1_host(ssl, name) != 1 || SSL_set_tlsext_host_name(ssl, name) != 1)
         return SV_ERR_TLS_SETUP;
     return SV_OK;
@@ -183,14 +186,19 @@ wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
+/* The least time an address is given when several share the deadline. */
+#define ADDR_MIN_MS 1000
+
 /* TCP to each address of host:port in turn, before deadline: the connected,
- * non-blocking fd, or -1 and *st, err set. */
+ * non-blocking fd, or -1 and *st, err set. Each address gets what is left
+ * divided by the addresses left (at least ADDR_MIN_MS, at most what is
+ * left). */
 static int
 tcp_connect(const char *host, const char *port, int64_t deadline, sv_status *st, char *err,
             size_t errlen)
 {
     struct addrinfo hints, *ai = NULL, *a;
-    int fd = -1, one = 1, gai, last_errno = ECONNREFUSED, timed_out = 0;
+    int fd = -1, one = 1, gai, last_errno = ECONNREFUSED, timed_out = 0, naddr = 0;
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -203,9 +211,18 @@ tcp_connect(const char *host, const char *port, int64_t deadline, sv_status *st,
             freeaddrinfo(ai);
         return -1;
     }
-    for (a = ai; a; a = a->ai_next) {
+    for (a = ai; a; a = a->ai_next)
+        naddr++;
+    for (a = ai; a; a = a->ai_next, naddr--) {
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
+        int64_t now = now_ms(), share = (deadline - now) / (naddr > 0 ? naddr : 1);
+        int64_t until;
+
+        if (share < ADDR_MIN_MS)
+            share = ADDR_MIN_MS;
+        until = now + share < deadline ? now + share : deadline;
+        timed_out = 0;
 
         fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     a->ai_protocol);
@@ -218,7 +235,7 @@ tcp_connect(const char *host, const char *port, int64_t deadline, sv_status *st,
                 last_errno = errno;
                 goto next;
             }
-            if (!wait_fd(fd, POLLOUT, deadline)) {
+            if (!wait_fd(fd, POLLOUT, until)) {
                 timed_out = 1;
                 goto next;
             }
@@ -253,10 +270,10 @@ next:
     return fd;
 }
 
-/* The daemon closed the connection before answering our ClientHello: it
- * refuses connections past its caps that way, before TLS. */
+/* The daemon closed the connection (EOF or reset, not a TLS alert) during
+ * the handshake. */
 static int
-closed_before_tls(SSL *ssl, int e)
+closed_in_handshake(SSL *ssl, int e)
 {
     unsigned long q = ERR_peek_error();
 
@@ -264,6 +281,14 @@ closed_before_tls(SSL *ssl, int e)
         return 0;
     return (e == SSL_ERROR_SYSCALL && (q == 0 || ERR_GET_LIB(q) == ERR_LIB_SYS))
            || (e == SSL_ERROR_SSL && ERR_GET_REASON(q) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+}
+
+/* ... and before a single byte of its answer to our ClientHello came back:
+ * it refuses connections past its caps that way, before TLS. */
+static int
+closed_before_tls(SSL *ssl, int e)
+{
+    return closed_in_handshake(ssl, e) && BIO_number_read(SSL_get_rbio(ssl)) == 0;
 }
 
 void
@@ -342,6 +367,13 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
             st = SV_ERR_TLS_CLOSED;
             set_err(err, errlen, "the daemon at %s port %s closed the connection before TLS "
                     "(its connection caps, or clients.allow)", host, port);
+            goto fail;
+        }
+        if (closed_in_handshake(c->ssl, e)) {
+            ERR_clear_error();
+            st = SV_ERR_TLS_HANDSHAKE;
+            set_err(err, errlen, "TLS handshake with the daemon failed (%s port %s): the daemon "
+                    "closed the connection during the handshake", host, port);
             goto fail;
         }
         vr = SSL_get_verify_result(c->ssl);
@@ -486,12 +518,16 @@ sv_tls_exchange(sv_tls_conn *c, const uint8_t *frame, size_t len, sv_wire_hdr *h
         snprintf(c->err, sizeof(c->err), "malformed answer header from the daemon");
         return st;
     }
-    if (h->reqid != req.reqid) {
+    /* the same request id, and the request's answer type or ERROR
+     * (docs/protocol.md) */
+    if (h->reqid != req.reqid || (h->type != (req.type | 0x80) && h->type != SV_MSG_ERROR)) {
         c->broken = 1;
-        snprintf(c->err, sizeof(c->err), "the daemon's answer has another request id");
+        snprintf(c->err, sizeof(c->err), "the daemon's answer does not fit the request "
+                 "(request id or type)");
         return SV_ERR_WIRE_MALFORMED;
     }
-    if ((*body = malloc(h->body_len ? h->body_len : 1)) == NULL) {
+    /* answers may carry plaintexts: the secret heap when the host has one */
+    if ((*body = sv_secret_alloc(h->body_len ? h->body_len : 1)) == NULL) {
         c->broken = 1; /* the body is still on the wire: out of step */
         return SV_ERR_NOMEM;
     }
@@ -508,6 +544,5 @@ sv_tls_body_free(uint8_t *body, size_t len)
 {
     if (body == NULL)
         return;
-    sv_cleanse(body, len);
-    free(body);
+    sv_secret_free(body, len);
 }

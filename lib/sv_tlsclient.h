@@ -60,7 +60,8 @@ sv_status sv_tls_client_ctx(const sv_tls_client_conf *conf, SSL_CTX **out, char 
 
 /* Make ssl verify that the daemon's certificate is for name: an IP address
  * check when name is a literal IPv4 or IPv6 address, else a DNS name check
- * plus SNI. For callers that run their own handshake (the module's
+ * (a wildcard only as a whole left-most label:
+ * X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS) plus SNI. For callers that run their own handshake (the module's
  * non-blocking connections). SV_OK or SV_ERR_TLS_SETUP. */
 sv_status sv_tls_client_set_peer(SSL *ssl, const char *name);
 
@@ -68,18 +69,20 @@ sv_status sv_tls_client_set_peer(SSL *ssl, const char *name);
 typedef struct sv_tls_conn sv_tls_conn;
 
 /*
- * Connect to host:port (every address getaddrinfo gives, in turn) and
- * complete the TLS handshake, verifying the daemon's
+ * Connect to host:port (every address getaddrinfo gives, in turn, each
+ * given what is left of the timeout divided by the addresses left, at
+ * least a second) and complete the TLS handshake, verifying the daemon's
  * certificate for name, all within timeout_ms. On success *out is the
  * connection; its socket stays non-blocking, and each later
  * sv_tls_exchange(), sv_tls_read_all() or sv_tls_write_all() call has one
  * deadline, timeout_ms from its start (not per system call: a daemon that
  * sends a byte now and then cannot stretch it). Failures:
  * SV_ERR_NET_RESOLVE, SV_ERR_NET_CONNECT, SV_ERR_NET_TIMEOUT,
- * SV_ERR_TLS_CLOSED (the daemon closed the connection before TLS, as it
- * does past its connection caps: nothing was sent, another attempt is
- * safe), SV_ERR_TLS_HANDSHAKE (err holds OpenSSL's reason and the
- * certificate verification result), SV_ERR_TLS_SETUP,
+ * SV_ERR_TLS_CLOSED (the daemon closed the connection before a byte of
+ * TLS came back, as it does past its connection caps: nothing was sent,
+ * another attempt is safe), SV_ERR_TLS_HANDSHAKE (err holds OpenSSL's
+ * reason and the certificate verification result, or says the daemon
+ * closed the connection during the handshake), SV_ERR_TLS_SETUP,
  * SV_ERR_NOMEM, SV_ERR_INVAL.
  */
 sv_status sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *name,
@@ -110,20 +113,24 @@ sv_status sv_tls_read_all(sv_tls_conn *c, uint8_t *p, size_t n);
  * One request and its answer, all within one deadline (the connection's
  * timeout from the call): write the whole frame (frame[0..len), a
  * complete wire frame), read the answer's header into *h and its body into
- * *body (malloc'd, body_len bytes; at least one byte is allocated). The
- * answer must echo the request id of the frame. Answers may carry secrets (plaintexts):
+ * *body (sv_secret_alloc: the secure heap when the process set one up,
+ * body_len bytes; at least one byte is allocated). The answer must echo
+ * the request id of the frame and be of the request's answer type (its
+ * type | 0x80) or SV_MSG_ERROR. Answers may carry secrets (plaintexts):
  * free the body with sv_tls_body_free(), which cleanses it.
  * SV_OK, SV_ERR_NET_IO (nothing or not all written, or no answer, or the
  * deadline passed), SV_ERR_TLS_HANDSHAKE (the daemon refused the
  * connection, e.g. our certificate: see sv_tls_read_all),
  * SV_ERR_WIRE_TRUNCATED (the answer's body ended early), a header decode
- * status (SV_ERR_WIRE_*; a foreign request id is SV_ERR_WIRE_MALFORMED), SV_ERR_NOMEM. sv_tls_conn_error() says more. On
+ * status (SV_ERR_WIRE_*; a foreign request id or answer type is
+ * SV_ERR_WIRE_MALFORMED), SV_ERR_NOMEM. sv_tls_conn_error() says more. On
  * failure *body is NULL; the connection should be closed.
  */
 sv_status sv_tls_exchange(sv_tls_conn *c, const uint8_t *frame, size_t len, sv_wire_hdr *h,
                           uint8_t **body);
 
-/* Cleanse and free a body from sv_tls_exchange(). NULL is allowed. */
+/* Cleanse and free a body from sv_tls_exchange() (sv_secret_free). NULL is
+ * allowed. */
 void sv_tls_body_free(uint8_t *body, size_t len);
 
 #endif /* SV_TLSCLIENT_H */

@@ -553,6 +553,33 @@ START_TEST(test_no_answer)
 }
 END_TEST
 
+/* The answer must be of the request's answer type, or ERROR. */
+START_TEST(test_wrong_answer_type)
+{
+    bad_answer(S_WRONG_TYPE, SV_ERR_WIRE_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_error_answer)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    sv_wire_hdr h;
+    uint8_t *body = NULL;
+
+    server_start(&sv, S_ERROR_TYPE, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body), SV_OK);
+    ck_assert_int_eq(h.type, SV_MSG_ERROR);
+    sv_tls_body_free(body, h.body_len);
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
 
 static int64_t
 mono_ms(void)
@@ -662,6 +689,65 @@ START_TEST(test_client_cert_refused)
 }
 END_TEST
 
+/* Closed after the server's first bytes: not "before TLS" (that would
+ * blame the connection caps), but during the handshake. */
+START_TEST(test_closed_during_handshake)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+
+    server_start(&sv, S_HALF_HELLO, 1);
+    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                    sizeof(err)), SV_ERR_TLS_HANDSHAKE);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "closed the connection during the handshake") != NULL, "%s", err);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* With a secure heap set up, the answer's body lives on it. */
+START_TEST(test_body_on_secure_heap)
+{
+    struct server sv;
+    SSL_CTX *ctx;
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    sv_wire_hdr h;
+    uint8_t *body = NULL;
+
+    sv_secret_init(1 << 16);
+    ck_assert(CRYPTO_secure_malloc_initialized());
+    ctx = client_ctx(ca_pem);
+    server_start(&sv, S_ANSWER, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body), SV_OK);
+    ck_assert(CRYPTO_secure_allocated(body));
+    sv_tls_body_free(body, h.body_len);
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* A DNS name check takes a wildcard only as a whole left-most label. */
+START_TEST(test_no_partial_wildcards)
+{
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    SSL *ssl = SSL_new(ctx);
+
+    ck_assert_ptr_nonnull(ssl);
+    ck_assert_int_eq(sv_tls_client_set_peer(ssl, "localhost"), SV_OK);
+    ck_assert(X509_VERIFY_PARAM_get_hostflags(SSL_get0_param(ssl))
+              & X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
 /* Not a frame: refused before anything is sent. */
 START_TEST(test_exchange_arguments)
 {
@@ -698,9 +784,14 @@ tlsclient_suite(void)
     tcase_add_test(tc, test_truncated_answer);
     tcase_add_test(tc, test_no_answer);
     tcase_add_test(tc, test_exchange_arguments);
+    tcase_add_test(tc, test_wrong_answer_type);
+    tcase_add_test(tc, test_error_answer);
     tcase_add_test(tc, test_dribble_deadline);
     tcase_add_test(tc, test_close_after_failure_no_sigpipe);
     tcase_add_test(tc, test_client_cert_refused);
+    tcase_add_test(tc, test_closed_during_handshake);
+    tcase_add_test(tc, test_body_on_secure_heap);
+    tcase_add_test(tc, test_no_partial_wildcards);
     suite_add_tcase(s, tc);
     return s;
 }
