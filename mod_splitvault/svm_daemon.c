@@ -17,10 +17,16 @@
  * every thread of the child needs to borrow or return a connection), and the
  * borrowing request connects it itself, outside that lock. Connecting (TCP
  * to each resolved address in turn, and the whole TLS handshake) has one
- * deadline, SplitVaultDaemonTimeout; every later read or write is bounded by
- * it (or the caller's timeout) too.
- * TLS record buffers are cleansed when released (SSL_OP_CLEANSE_PLAINTEXT):
- * they carry key shares and plaintexts.
+ * deadline, SplitVaultDaemonTimeout. The socket stays non-blocking: each
+ * exchange (write the frame, read the whole answer) has one deadline too,
+ * SplitVaultDaemonTimeout (or the caller's timeout) from its start, and
+ * every wait is a poll bounded by what is left of it, so a daemon that
+ * sends a byte now and then cannot hold a request past it.
+ * The TLS context and the check of the daemon's name come from the core
+ * library (lib/sv_tlsclient: sv_tls_client_ctx, sv_tls_client_set_peer),
+ * so every client of the daemon has the same settings: TLS 1.3, no session
+ * cache, record buffers cleansed when released (SSL_OP_CLEANSE_PLAINTEXT:
+ * they carry key shares and plaintexts).
  *
  * Part of the API for the rest of the module: svm_daemon_call() for any
  * message; svm_daemon_store(), svm_daemon_status() and svm_daemon_confirm()
@@ -35,20 +41,18 @@
 #include "apr_reslist.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/rand.h>
-#include <openssl/x509v3.h>
 
 #include "sv_secret.h"
+#include "sv_tlsclient.h"
 
 struct svm_dpool {
     apr_reslist_t *list;
@@ -89,46 +93,23 @@ static apr_status_t svm_ctx_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* The client context for sc (lib/sv_tlsclient: the settings every client
+ * of the daemon shares), freed with p; NULL and *err on failure. */
 SSL_CTX *svm_daemon_ssl_ctx(apr_pool_t *p, server_rec *s, const svm_srv_conf *sc,
                             const char **err)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    char ebuf[256];
+    sv_tls_client_conf tc = { sc->daemon_ca, sc->client_cert, sc->client_key,
+                              "SplitVaultDaemonCA", "SplitVaultDaemonCertificate",
+                              "SplitVaultDaemonKey" };
+    char ebuf[SV_TLS_ERRLEN];
+    SSL_CTX *ctx = NULL;
 
-    if (!ctx) {
-        *err = apr_pstrdup(p, svm_ssl_err(ebuf, sizeof(ebuf)));
+    (void)s;
+    if (sv_tls_client_ctx(&tc, &ctx, ebuf, sizeof(ebuf)) != SV_OK) {
+        *err = apr_pstrdup(p, ebuf);
         return NULL;
     }
     apr_pool_cleanup_register(p, ctx, svm_ctx_cleanup, apr_pool_cleanup_null);
-    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION)) {
-        *err = "TLS 1.3 is not available";
-        return NULL;
-    }
-    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
-    /* record buffers carry key shares and plaintexts: cleanse, not just free */
-    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    if (SSL_CTX_load_verify_locations(ctx, sc->daemon_ca, NULL) != 1) {
-        *err = apr_psprintf(p, "SplitVaultDaemonCA %s: %s", sc->daemon_ca,
-                            svm_ssl_err(ebuf, sizeof(ebuf)));
-        return NULL;
-    }
-    if (SSL_CTX_use_certificate_chain_file(ctx, sc->client_cert) != 1) {
-        *err = apr_psprintf(p, "SplitVaultDaemonCertificate %s: %s", sc->client_cert,
-                            svm_ssl_err(ebuf, sizeof(ebuf)));
-        return NULL;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, sc->client_key, SSL_FILETYPE_PEM) != 1) {
-        *err = apr_psprintf(p, "SplitVaultDaemonKey %s: %s", sc->client_key,
-                            svm_ssl_err(ebuf, sizeof(ebuf)));
-        return NULL;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        *err = "SplitVaultDaemonKey does not match SplitVaultDaemonCertificate";
-        ERR_clear_error();
-        return NULL;
-    }
     return ctx;
 }
 
@@ -143,16 +124,6 @@ static void svm_dconn_close(svm_dconn *c)
         close(c->fd);
         c->fd = -1;
     }
-}
-
-static void svm_set_timeouts(int fd, apr_interval_time_t t)
-{
-    struct timeval tv;
-
-    tv.tv_sec = (time_t)apr_time_sec(t);
-    tv.tv_usec = (suseconds_t)apr_time_usec(t);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
 /* Milliseconds left until deadline (0 when it has passed). */
@@ -265,7 +236,6 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, svm_dc
 {
     const char *why = NULL;
     char ebuf[256];
-    struct in6_addr a6;
 
     c->fd = svm_tcp_connect(sc, deadline, &why);
     if (c->fd < 0) {
@@ -273,15 +243,8 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, svm_dc
                       "%s:%u: %s", sc->daemon_host, (unsigned)sc->daemon_port, why);
         return APR_ECONNREFUSED;
     }
-    if (!(c->ssl = SSL_new(sc->ssl_ctx)) || SSL_set_fd(c->ssl, c->fd) != 1)
-        goto tls_fail;
-    if (inet_pton(AF_INET, sc->daemon_name, &a6) == 1
-        || inet_pton(AF_INET6, sc->daemon_name, &a6) == 1) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), sc->daemon_name) != 1)
-            goto tls_fail;
-    }
-    else if (SSL_set1_host(c->ssl, sc->daemon_name) != 1
-             || SSL_set_tlsext_host_name(c->ssl, sc->daemon_name) != 1)
+    if (!(c->ssl = SSL_new(sc->ssl_ctx)) || SSL_set_fd(c->ssl, c->fd) != 1
+        || sv_tls_client_set_peer(c->ssl, sc->daemon_name) != SV_OK)
         goto tls_fail;
     for (;;) {
         int rc = SSL_connect(c->ssl), e;
@@ -326,7 +289,8 @@ tls_fail:
 
 /*
  * Connect a borrowed slot, all before one deadline (SplitVaultDaemonTimeout
- * from now); then blocking I/O bounded by the timeout per operation.
+ * from now); the socket stays non-blocking (svm_daemon_call bounds each
+ * exchange by its own deadline).
  * APR_SUCCESS or an error (logged). When the daemon closes a connection
  * before TLS (a burst of new connections from this host met its handshake
  * caps, as after a restart under load), up to SVM_CONNECT_TRIES attempts
@@ -338,7 +302,6 @@ static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, svm_d
     apr_time_t deadline = apr_time_now() + sc->daemon_timeout;
     apr_interval_time_t pause = apr_time_from_msec(10);
     apr_status_t rv;
-    int flags;
 
     for (int i = 1;; i++) {
         unsigned char rnd = 0;
@@ -361,12 +324,7 @@ static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, svm_d
         apr_sleep(p);
         pause *= 2;
     }
-    if (rv != APR_SUCCESS)
-        return rv;
-    flags = fcntl(c->fd, F_GETFL, 0);
-    fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK);
-    svm_set_timeouts(c->fd, sc->daemon_timeout);
-    return APR_SUCCESS;
+    return rv;
 }
 
 static apr_status_t svm_dconn_destroy(void *res, void *params, apr_pool_t *pool)
@@ -412,7 +370,7 @@ static int svm_dconn_alive(svm_dconn *c)
 {
     struct pollfd pfd;
     unsigned char b;
-    int flags, n, e;
+    int n, e;
 
     pfd.fd = c->fd;
     pfd.events = POLLIN;
@@ -420,46 +378,53 @@ static int svm_dconn_alive(svm_dconn *c)
         return 1;
     if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL))
         return 0;
-    flags = fcntl(c->fd, F_GETFL, 0);
-    fcntl(c->fd, F_SETFL, flags | O_NONBLOCK);
+    /* the socket is non-blocking: this does not wait */
     n = SSL_peek(c->ssl, &b, 1);
     e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
-    fcntl(c->fd, F_SETFL, flags);
     ERR_clear_error();
     /* data we did not ask for means the stream is out of step: drop it */
     return n <= 0 && e == SSL_ERROR_WANT_READ;
 }
 
-static apr_status_t svm_tls_write(svm_dconn *c, const uint8_t *p, apr_size_t n)
+/* Write (writing) or read exactly n bytes before deadline, on the
+ * non-blocking socket: every wait is a poll bounded by what is left.
+ * APR_SUCCESS, APR_TIMEUP (the deadline passed), APR_EOF (the daemon
+ * closed the connection cleanly) or APR_EGENERAL. */
+static apr_status_t svm_tls_io(svm_dconn *c, int writing, uint8_t *p, apr_size_t n,
+                               apr_time_t deadline)
 {
     while (n) {
-        int w = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
-        if (w <= 0) {
-            ERR_clear_error();
-            return errno == EAGAIN || errno == EWOULDBLOCK ? APR_TIMEUP : APR_EGENERAL;
+        size_t k = 0;
+        int rc, e;
+
+        ERR_clear_error();
+        rc = writing ? SSL_write_ex(c->ssl, p, n, &k) : SSL_read_ex(c->ssl, p, n, &k);
+        if (rc == 1 && k > 0) {
+            p += k;
+            n -= k;
+            continue;
         }
-        p += w;
-        n -= (apr_size_t)w;
+        e = SSL_get_error(c->ssl, rc);
+        ERR_clear_error();
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            if (svm_wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
+                continue;
+            return APR_TIMEUP;
+        }
+        return e == SSL_ERROR_ZERO_RETURN ? APR_EOF : APR_EGENERAL;
     }
     return APR_SUCCESS;
 }
 
-static apr_status_t svm_tls_read(svm_dconn *c, uint8_t *p, apr_size_t n)
+static apr_status_t svm_tls_write(svm_dconn *c, const uint8_t *p, apr_size_t n,
+                                  apr_time_t deadline)
 {
-    while (n) {
-        int rd = SSL_read(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
-        if (rd <= 0) {
-            int e = SSL_get_error(c->ssl, rd);
-            ERR_clear_error();
-            if (e == SSL_ERROR_ZERO_RETURN)
-                return APR_EOF;
-            return (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_WANT_READ)
-                   && (errno == EAGAIN || errno == EWOULDBLOCK) ? APR_TIMEUP : APR_EGENERAL;
-        }
-        p += rd;
-        n -= (apr_size_t)rd;
-    }
-    return APR_SUCCESS;
+    return svm_tls_io(c, 1, (uint8_t *)(uintptr_t)p, n, deadline);
+}
+
+static apr_status_t svm_tls_read(svm_dconn *c, uint8_t *p, apr_size_t n, apr_time_t deadline)
+{
+    return svm_tls_io(c, 0, p, n, deadline);
 }
 
 apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_buf *frame,
@@ -471,6 +436,7 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     sv_wire_hdr h;
     uint8_t *body;
     apr_status_t rv;
+    apr_time_t deadline;
     int tries;
 
     memset(rep, 0, sizeof(*rep));
@@ -510,15 +476,15 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
             return APR_ECONNRESET;
         }
     }
-    if (timeout > 0 && timeout != sc->daemon_timeout)
-        svm_set_timeouts(c->fd, timeout);
+    /* one deadline for the whole exchange, not one per read or write */
     rep->sent = apr_time_now();
-    if ((rv = svm_tls_write(c, frame->data, frame->len)) != APR_SUCCESS) {
+    deadline = rep->sent + (timeout > 0 ? timeout : sc->daemon_timeout);
+    if ((rv = svm_tls_write(c, frame->data, frame->len, deadline)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01708: sending %s to splitvaultd "
                       "failed", sv_wire_type_name(sv_wire_frame_type(frame->data, frame->len)));
         goto fail;
     }
-    if ((rv = svm_tls_read(c, hdr, sizeof(hdr))) != APR_SUCCESS) {
+    if ((rv = svm_tls_read(c, hdr, sizeof(hdr), deadline)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01709: no answer from splitvaultd "
                       "(%s)", rv == APR_TIMEUP ? "timed out" : "connection closed");
         goto fail;
@@ -531,7 +497,7 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         goto fail;
     }
     body = svm_secret_palloc(r->pool, h.body_len);
-    if (h.body_len && (rv = svm_tls_read(c, body, h.body_len)) != APR_SUCCESS) {
+    if (h.body_len && (rv = svm_tls_read(c, body, h.body_len, deadline)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01711: truncated answer from "
                       "splitvaultd");
         goto fail;
@@ -545,8 +511,6 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         rv = APR_EGENERAL;
         goto fail;
     }
-    if (timeout > 0 && timeout != sc->daemon_timeout)
-        svm_set_timeouts(c->fd, sc->daemon_timeout);
     c->uses++;
     apr_reslist_release(dp->list, c);
     rep->answered = 1;
