@@ -115,8 +115,9 @@ die(const char *what)
     exit(1);
 }
 
-/* Every connection's bound on connecting and on each read or write: past
- * any DECRYPT's queue wait (the frames ask for at most 60 s). */
+/* Every connection's bound on connecting and on each exchange (one
+ * deadline for the request and its whole answer): past any DECRYPT's queue
+ * wait (the frames ask for at most 60 s). */
 #define BENCH_TIMEOUT_MS 120000
 
 /* A mutual-TLS connection to the daemon on loopback (lib/sv_tlsclient: the
@@ -473,7 +474,9 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: svbench -p PORT --cert C --key K --ca CA [--conns N] "
                 "[--fields F] [--records R] [--duration S] [--total N] [--save F|--load F] "
                 "store|decrypt|fill\n"
-                "       svbench [--duration S] crypto\n");
+                "       svbench [--duration S] crypto\n"
+                "Connects to the daemon on 127.0.0.1 port PORT over mutual TLS; the daemon's\n"
+                "certificate must be signed by CA and name \"localhost\" (DNS).\n");
         return 2;
     }
     opt.mode = strcmp(argv[optind], "decrypt") == 0 ? M_DECRYPT
