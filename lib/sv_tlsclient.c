@@ -461,8 +461,8 @@ tls_io(sv_tls_conn *c, int writing, uint8_t *p, size_t n, int64_t deadline)
              * failure, with OpenSSL's reason. */
             if (ERR_GET_LIB(q) == ERR_LIB_SSL && ERR_GET_REASON(q) >= SSL_AD_REASON_OFFSET
                 && c->nread == 0)
-                return io_fail(c, SV_ERR_TLS_HANDSHAKE, "the daemon refused the TLS "
-                               "connection: %s", ssl_reason(why, sizeof(why)));
+                return io_fail(c, SV_ERR_TLS_HANDSHAKE, "TLS alert from the daemon: %s",
+                               ssl_reason(why, sizeof(why)));
             return io_fail(c, SV_ERR_NET_IO, "%s the daemon: %s", what,
                            ssl_reason(why, sizeof(why)));
         }

@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include <check.h>
@@ -166,6 +167,7 @@ enum {
     S_WRONG_TYPE,   /* answers STORE_OK to STATUS */
     S_ERROR_TYPE,   /* answers ERROR (always allowed) */
     S_DRIBBLE,      /* the answer one byte every 0.3 s */
+    S_SLOW,         /* the answer after 0.5 s */
     S_IDLE_CLOSE,   /* closes right after the handshake */
     S_REJECT,       /* refuses the client's certificate (foreign CA) */
     S_HALF_HELLO    /* a few bytes of a ServerHello, then closes */
@@ -280,6 +282,9 @@ server_main(void *arg)
     }
     else if (sv->mode != S_SILENT) {
         size_t k;
+
+        if (sv->mode == S_SLOW)
+            usleep(500 * 1000);
         if (SSL_write_ex(ssl, ans, sizeof(ans), &k) != 1)
             goto out;
     }
@@ -619,6 +624,51 @@ START_TEST(test_dribble_deadline)
 }
 END_TEST
 
+static void
+on_alarm(int sig)
+{
+    (void)sig;
+}
+
+/* Signals while the client waits for an answer (no SA_RESTART: each one
+ * interrupts the wait) do not end the exchange. */
+START_TEST(test_signals_do_not_abort)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    sv_wire_hdr h;
+    uint8_t *body = NULL;
+    struct sigaction sa;
+    struct itimerval it = { { 0, 20000 }, { 0, 20000 } }, off = { { 0, 0 }, { 0, 0 } };
+    sigset_t alrm;
+    sv_status st;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+    /* only this thread takes them: the server thread starts with them blocked */
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &alrm, NULL);
+    server_start(&sv, S_SLOW, 1);
+    pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+    st = sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body);
+    setitimer(ITIMER_REAL, &off, NULL);
+    ck_assert_msg(st == SV_OK, "status %d: %s", (int)st, sv_tls_conn_error(c));
+    ck_assert_uint_eq(h.body_len, 3);
+    sv_tls_body_free(body, h.body_len);
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
 /* The daemon went away while the connection was idle: the exchange fails
  * and closing the connection must not write to the dead socket (SIGPIPE
  * at its default kills the process). Run in a child with SIGPIPE at its
@@ -680,7 +730,7 @@ START_TEST(test_client_cert_refused)
     ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body),
                      SV_ERR_TLS_HANDSHAKE);
     ck_assert_ptr_null(body);
-    ck_assert_msg(strstr(sv_tls_conn_error(c), "refused the TLS connection: ") != NULL
+    ck_assert_msg(strstr(sv_tls_conn_error(c), "TLS alert from the daemon: ") != NULL
                   && strstr(sv_tls_conn_error(c), "unknown ca") != NULL, "%s",
                   sv_tls_conn_error(c));
     sv_tls_close(c);
@@ -787,6 +837,7 @@ tlsclient_suite(void)
     tcase_add_test(tc, test_wrong_answer_type);
     tcase_add_test(tc, test_error_answer);
     tcase_add_test(tc, test_dribble_deadline);
+    tcase_add_test(tc, test_signals_do_not_abort);
     tcase_add_test(tc, test_close_after_failure_no_sigpipe);
     tcase_add_test(tc, test_client_cert_refused);
     tcase_add_test(tc, test_closed_during_handshake);
