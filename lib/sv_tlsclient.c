@@ -297,11 +297,15 @@ sv_tls_close(sv_tls_conn *c)
     if (c == NULL)
         return;
     if (c->ssl) {
+        struct pollfd pfd = { c->fd, POLLOUT, 0 };
+
         /* best effort, and never on a broken connection (OpenSSL forbids
          * it after SSL_ERROR_SYSCALL / SSL_ERROR_SSL, and the peer may be
-         * gone: the write would raise SIGPIPE). The socket is non-blocking:
-         * one attempt, no wait. */
-        if (SSL_is_init_finished(c->ssl) && !c->broken)
+         * gone: the write would raise SIGPIPE), nor on a socket already
+         * reset or hung up. The socket is non-blocking: one attempt, no
+         * wait. */
+        if (SSL_is_init_finished(c->ssl) && !c->broken
+            && !(poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL))))
             SSL_shutdown(c->ssl);
         else
             SSL_set_quiet_shutdown(c->ssl, 1);
@@ -353,7 +357,6 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
 
         if (rc == 1)
             break;
-        c->broken = 1;
         e = SSL_get_error(c->ssl, rc);
         if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
             && wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
@@ -383,10 +386,10 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
                 vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
         goto fail;
     }
-    c->broken = 0;
     *out = c;
     return SV_OK;
 fail:
+    c->broken = 1;
     sv_tls_close(c);
     return st;
 }
