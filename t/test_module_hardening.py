@@ -196,3 +196,81 @@ def test_daemon_handshake_has_one_deadline(sv_factory):
         assert "SV01702" in sv.httpd.log_text() and "timed out" in sv.httpd.log_text()
     finally:
         fake.close()
+
+
+class DribblingDaemon:
+    """A TLS server in the daemon's place, with the daemon's certificate:
+    it completes the handshake, reads the module's request, then answers
+    with a frame whose body arrives a byte at a time, never finished."""
+
+    def __init__(self, pki):
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+        self.ctx.load_verify_locations(str(pki.ca_cert))
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.conns = []
+        self.requests = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, raw):
+        try:
+            raw.settimeout(10)
+            c = self.ctx.wrap_socket(raw, server_side=True)
+            req = b""
+            while len(req) < 12:
+                got = c.recv(65536)
+                if not got:
+                    return
+                req += got
+            self.requests += 1
+            # an answer to it that announces 4 KiB of body...
+            c.sendall(b"SV\x01" + bytes([req[3] | 0x80]) + req[4:8] + (4096).to_bytes(4, "big"))
+            while not self.stop.wait(0.4):
+                c.sendall(b"\x00")               # ...that arrives a byte at a time
+        except (OSError, ssl.SSLError):
+            pass
+
+    def close(self):
+        self.stop.set()
+        self.ls.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_daemon_answer_has_one_deadline(sv_factory, pki):
+    """A daemon that completes the handshake and then answers a byte now
+    and then gets no more than SplitVaultDaemonTimeout for the whole
+    exchange: a byte that arrives does not start the wait again."""
+    fake = DribblingDaemon(pki)
+    try:
+        sv = sv_factory(directives={"SplitVaultDaemon": "127.0.0.1:%d" % fake.port,
+                                    "SplitVaultDaemonTimeout": "2"})
+        sv.allowed_errors += DAEMON_DOWN + [r"SV01711"]
+        t0 = time.monotonic()
+        r = sv.submit(GOOD)
+        took = time.monotonic() - t0
+        assert fake.requests >= 1           # the handshake was done, STORE sent
+        assert r.status == 503 and "NOT stored" in r.text
+        assert took < 8, took               # a byte each 0.4 s would go on for ever
+        assert "SV01711" in sv.httpd.log_text()
+        assert sv.db.count("records") == 0
+    finally:
+        fake.close()
