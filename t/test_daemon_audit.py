@@ -5,11 +5,10 @@ decrypts (fail closed) but not intake."""
 import os
 import re
 import shutil
-import time
 
 import pytest
 
-from svtest.core import BUILD, run
+from svtest.core import BUILD, run, wait_until
 from svtest.fixtures_daemon import CTL, DaemonError, Record, WERR
 
 
@@ -159,9 +158,8 @@ def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
         # a later successful write (the store's entry) makes it healthy again
         r3 = Record({"name": "z"})
         c.store(r3.uuid, r3.store_fields())
-        deadline = time.monotonic() + 10
-        while d.ctl_status()["audit_healthy"] != "1" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: d.ctl_status()["audit_healthy"] == "1", 10,
+                   "the audit log did not become healthy again")
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"x"
     d.stop()
     assert offline(d.audit_path, d.head_path).returncode == 0
@@ -249,9 +247,8 @@ def test_deletions_refused_while_the_audit_log_fails(daemon_factory, workdir):
         r2 = Record({"z": "w"})
         c.store(r2.uuid, r2.store_fields())  # a successful write: healthy again
         before = d.shares()
-        deadline = time.monotonic() + 10
-        while d.ctl_status()["audit_healthy"] != "1" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: d.ctl_status()["audit_healthy"] == "1", 10,
+                   "the audit log did not become healthy again")
         # the decrypt's own entry fails: refused, and its pending share retired
         trigger.write_text("1")
         live = d.live()

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from svtest.core import wait_until
 from svtest.fixtures_daemon import DaemonError, Record, WERR
 
 
@@ -29,11 +30,9 @@ def wait_queue(d, n, timeout=30):
     """Until n decrypts wait in the daemon's queue (a request sent from a
     thread needs its TLS handshake first, which under valgrind takes a
     while)."""
-    deadline = time.monotonic() + timeout
     with d.client() as c:
-        while c.status()["queue_len"] < n:
-            assert time.monotonic() < deadline, "the queue never reached %d" % n
-            time.sleep(0.02)
+        wait_until(lambda: c.status()["queue_len"] >= n, timeout,
+                   "the queue never reached %d" % n, interval=0.02)
 
 
 def code_of(fn):
@@ -56,8 +55,8 @@ def test_per_actor_token_bucket(daemon_factory):
         assert e.value.code == WERR["RATE_LIMITED"] and e.value.retry_ms > 0
         assert time.monotonic() - t0 < 1.0
         decrypt(c, rec, "uma")  # another actor has its own bucket
-        time.sleep(1.1)
-        decrypt(c, rec, "pat")  # refilled
+        decrypt(c, rec, "pat", wait_ms=3000)  # queued until pat's bucket refills
+        assert time.monotonic() - t0 < 2.5
 
 
 def test_global_token_bucket(daemon_factory):
@@ -104,10 +103,8 @@ def test_queue_is_fifo_and_paced(daemon_factory):
                 threads.append(t)
                 # the next one is sent only once this one is in the daemon:
                 # arrival order 1, 2, 3, 4 however slow the machine
-                deadline = time.monotonic() + 30
-                while arrived(watch) < i:
-                    assert time.monotonic() < deadline, "request %d never arrived" % i
-                    time.sleep(0.01)
+                wait_until(lambda: arrived(watch) >= i, 30, "request %d never arrived" % i,
+                           interval=0.01)
         for t in threads:
             t.join(60)
     finally:
@@ -285,8 +282,8 @@ def test_double_click_is_only_queued(daemon_factory):
         # and once more without waiting: refused, still not locked
         assert code_of(lambda: decrypt(c, rec, wait_ms=0)) == WERR["RATE_LIMITED"]
         assert c.status()["locked"] == 0
-        time.sleep(1.1)
-        decrypt(c, rec)
+        decrypt(c, rec, wait_ms=5000)  # queued until the next token, served
+        assert c.status()["locked"] == 0
     assert "event=lockdown" not in d.audit_path.read_text()
 
 
@@ -332,10 +329,7 @@ def sv_state_locked(d):
 
 
 def wait_for(cond, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+    wait_until(cond, timeout, "timed out", interval=0.1)
 
 
 def test_lockdown_the_store_cannot_record_is_retried(daemon_factory):

@@ -3,11 +3,11 @@ trips, the same tests against both drivers (sqlite3 and pgsql). Released
 and reconciled shares are retired (never used again, restorable), not
 deleted: t/test_daemon_retention.py tests the retention, purge and
 restore, t/test_daemon_roles.py what each client role may do."""
-import time
 import uuid
 
 import pytest
 
+from svtest.core import wait_until
 from svtest.fixtures_daemon import ACTIVE, PENDING, DaemonError, Record, WERR
 import hpke_ref
 
@@ -298,11 +298,8 @@ def test_purged_key2b_leaves_the_sqlite_files(daemon_factory):
         c.release(r.uuid, r.commit_rotation([out[0][1], 0]))
         d.age_shares(1000, [r.fields[1].share_id])
         assert rc.recon_delete(0, [(r.fields[1].share_id, r.uuid, "name")]) == 1
-    deadline = time.monotonic() + 5
-    while files_holding(d, old["ssn"]) or files_holding(d, old["name"]):
-        assert time.monotonic() < deadline, (files_holding(d, old["ssn"]),
-                                             files_holding(d, old["name"]))
-        time.sleep(0.1)
+    wait_until(lambda: not files_holding(d, old["ssn"]) and not files_holding(d, old["name"]),
+               5, "the retired key2b are still in the store's files", interval=0.1)
     # the kept share's key2b is still there, and readable
     assert files_holding(d, r.fields[0].key2b.hex().encode())
     with d.client() as c:
