@@ -4,9 +4,10 @@ import hashlib
 import re
 import time
 
+from svtest.core import wait_until
 from svtest.fixtures_httpd import STAFF, Httpd
+from svtest.data import GOOD, REMOTEIP
 
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
 FAILED = "Sign-in failed. Check your name and password."
 CSP_PARTS = ["default-src 'none'", "style-src 'self'", "form-action 'self'",
              "frame-ancestors 'none'", "base-uri 'none'"]
@@ -126,7 +127,7 @@ def test_throttle_per_account_and_unknown_names(sv_factory):
     assert sv.login("pat").last.status == 303
     assert ("uma", "throttled") in sv.db.query(
         "SELECT actor, outcome FROM audit WHERE action = 'sign-in'")
-    time.sleep(3.5)
+    sv.db.age_login_throttle(3.5)  # the pause (3 s) is over
     assert sv.login("uma").last.status == 303
     sv.allowed_errors.append(r"SV01202")
 
@@ -138,7 +139,7 @@ def test_throttle_per_address(sv_factory):
         sv.login("someone%d" % i, "wrong-password-xyz")
     c = sv.login("uma")
     assert c.last.status == 200 and FAILED in c.last.text
-    time.sleep(3.5)
+    sv.db.age_login_throttle(3.5)  # the pause (3 s) is over
     assert sv.login("uma").last.status == 303
 
 
@@ -146,9 +147,11 @@ def test_idle_expiry(sv_factory):
     sv = sv_factory(directives={"SplitVaultSessionIdle": "2", "SplitVaultSessionMax": "60"})
     c = sv.login("uma")
     assert c.get(sv.path("/staff/")).status == 200
-    time.sleep(1)
+    sv.db.age_sessions(1.5)
+    assert c.get(sv.path("/staff/")).status == 200
+    sv.db.age_sessions(1.5)  # 3 s since sign-in, 1.5 s since the last request
     assert c.get(sv.path("/staff/")).status == 200  # activity keeps it alive
-    time.sleep(2.5)
+    sv.db.age_sessions(2.5)
     r = c.get(sv.path("/staff/"))
     assert r.status == 303 and r.header("Location").endswith("/staff/login")
     r = c.post(sv.path("/staff/logout"), {"csrf": "0" * 64})
@@ -158,13 +161,11 @@ def test_idle_expiry(sv_factory):
 def test_absolute_expiry(sv_factory):
     sv = sv_factory(directives={"SplitVaultSessionIdle": "2", "SplitVaultSessionMax": "3"})
     c = sv.login("uma")
-    t0 = time.monotonic()
-    alive_until = 0
-    while time.monotonic() - t0 < 5:
-        if c.get(sv.path("/staff/")).status == 200:
-            alive_until = time.monotonic() - t0
-        time.sleep(0.5)
-    assert 2 <= alive_until < 3.6, alive_until
+    # active every 0.7-1.5 s (within the idle limit of 2 s): alive 2.2 s
+    # after sign-in, signed out 3.2 s after it (the absolute limit is 3 s)
+    for age, alive in ((1.5, True), (0.7, True), (1.0, False)):
+        sv.db.age_sessions(age)
+        assert (c.get(sv.path("/staff/")).status == 200) == alive, (age, alive)
 
 
 def test_session_fixation_planted_cookie_is_dead(sv):
@@ -455,7 +456,9 @@ def test_password_checks_per_child_are_bounded(sv_factory):
     page = c.get(sv.path("/staff/login"))
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(1.0)
+    # the slow one holds the slot once it has taken its place in the throttle
+    wait_until(lambda: sv.db.query("SELECT coalesce(sum(pending), 0) FROM login_throttle")[0][0],
+               10, "the slow sign-in did not reach its password check")
     r = c.post(sv.path("/staff/login"),
                {"csrf": page.csrf(), "name": "pat", "password": STAFF["pat"][0]})
     t.join(30)
@@ -557,10 +560,6 @@ def test_expired_throttle_rows_are_purged(sv):
     keys = {k for (k,) in sv.db.query("SELECT key FROM login_throttle")}
     assert not [k for k in keys if k.startswith("a:198.51.100.")]
     assert "a:203.0.113.9" in keys and "a:127.0.0.1" in keys
-
-
-REMOTEIP = ("LoadModule remoteip_module /usr/lib/apache2/modules/mod_remoteip.so\n"
-            "RemoteIPHeader X-Forwarded-For\nRemoteIPInternalProxy 127.0.0.1\n")
 
 
 def test_ipv6_addresses_count_by_their_64(sv_factory):

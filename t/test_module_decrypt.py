@@ -20,10 +20,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "pylib"))
 import hpke_ref  # noqa: E402
+from svtest.core import wait_until  # noqa: E402
 from svtest.fixtures_httpd import STAFF, PgProxy, needs_test_hooks  # noqa: E402
+from svtest.data import GOOD  # noqa: E402
 
 PASS = "decrypt tests passphrase"
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
 
 
 def rows(sv, ref):
@@ -204,9 +205,16 @@ def test_rate_limit_queue_and_lockdown_seen_by_staff(sv_factory):
     # the sysadmin unlocks the daemon: service is back
     p = sv.daemon.ctl("unlock")
     assert p.returncode == 0, p.stdout + p.stderr
-    time.sleep(2.2)  # a token
-    r = sv.decrypt(pat, refs[1])
-    assert r.status == 200 and sv.decrypted_values(r) == GOOD, r.text
+
+    def served():
+        # until the next token (one per 2 s) comes, a decrypt waits its
+        # second in the queue and is turned away, never locked down again
+        r = sv.decrypt(pat, refs[1])
+        assert r.status in (200, 429), r.text
+        return r if r.status == 200 else None
+
+    r = wait_until(served, 10, "no decrypt served after the unlock")
+    assert sv.decrypted_values(r) == GOOD, r.text
     assert "Not locked down." in sv.login("ada").get(sv.keys_path()).text
 
 
@@ -422,10 +430,8 @@ def test_concurrent_update_during_decrypt_is_kept(sv_factory):
 
     t = threading.Thread(target=slow_decrypt)
     t.start()
-    deadline = time.monotonic() + 10
-    while len([s for s in sv.daemon.live().values() if s["state"] == 2]) < 3:
-        assert time.monotonic() < deadline, "the decrypt never reached the daemon"
-        time.sleep(0.05)
+    wait_until(lambda: len([s for s in sv.daemon.live().values() if s["state"] == 2]) >= 3,
+               10, "the decrypt never reached the daemon")
     assert update(sv, sv.login("uma"), ref, "notes", "written meanwhile").status == 303
     t.join(30)
     r = out["r"]
@@ -455,7 +461,10 @@ def test_decrypt_overtaken_by_another_is_not_called_tampering(sv_factory):
 
     t = threading.Thread(target=slow_decrypt)
     t.start()
-    time.sleep(0.5)  # it has read the rows and waits
+    # it has read the rows (its "started" entry comes right after) and waits
+    wait_until(lambda: sv.db.query("SELECT count(*) FROM audit WHERE action = 'decrypt' "
+                                   "AND outcome = 'started'")[0][0], 10,
+               "the slow decrypt did not start")
     r = sv.decrypt(sv.login("pat"), ref)
     assert r.status == 200 and sv.decrypted_values(r) == GOOD
     t.join(30)

@@ -2,8 +2,8 @@
 handlers over HTTPS, error pages and redirects included; never over plain
 HTTP (RFC 6797, 7.2)."""
 from svtest.fixtures_httpd import STAFF
+from svtest.data import GOOD
 
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
 STS = "Strict-Transport-Security"
 
 

@@ -9,9 +9,7 @@ import os
 import uuid as uuidlib
 
 from svtest.fixtures_httpd import needs_test_hooks
-
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
-GOOD_BODY = "name=Jane+Q+Example&ssn=078-05-1120&notes=Lorem+ipsum"
+from svtest.data import GOOD, GOOD_BODY
 
 
 def orphan_records(sv, records, fields=32):

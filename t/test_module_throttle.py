@@ -10,10 +10,8 @@ import time
 import urllib.parse
 
 from svtest.core import wait_until
+from svtest.data import GOOD, REMOTEIP
 
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
-REMOTEIP = ("LoadModule remoteip_module /usr/lib/apache2/modules/mod_remoteip.so\n"
-            "RemoteIPHeader X-Forwarded-For\nRemoteIPInternalProxy 127.0.0.1\n")
 THROTTLED = r"SV02207: intake throttled for "
 
 
