@@ -46,6 +46,7 @@ def lines(path):
     return path.read_text().splitlines(keepends=True)
 
 
+@pytest.mark.log_allows(r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):")
 def test_entries_and_online_verify(daemon):
     recs = activity(daemon)
     p = daemon.ctl("audit-verify")
@@ -65,6 +66,7 @@ def test_entries_and_online_verify(daemon):
     assert st["audit_hash"] in head and int(st["audit_seq"]) == len(lines(daemon.audit_path))
 
 
+@pytest.mark.log_allows(r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):")
 def test_offline_verify_ok(stopped):
     d, _ = stopped
     p = offline(d.audit_path, d.head_path)
@@ -96,6 +98,7 @@ def tamper_cases(ls):
 
 @pytest.mark.parametrize("kind", ["edited", "edited-last", "deleted", "reordered", "truncated",
                                   "truncated-mid-line", "emptied", "inserted"])
+@pytest.mark.log_allows(r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):")
 def test_tampering_detected(stopped, kind, tmp_path):
     d, _ = stopped
     ls = lines(d.audit_path)
@@ -111,6 +114,10 @@ def test_tampering_detected(stopped, kind, tmp_path):
     assert offline(d.audit_path, d.head_path).returncode == 0
 
 
+@pytest.mark.log_allows(
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):",
+    r"cannot start: audit log \S+ does not verify at line \d+: sequence number",
+)
 def test_daemon_refuses_to_start_on_tampered_log(stopped):
     d, _ = stopped
     ls = lines(d.audit_path)
@@ -122,6 +129,10 @@ def test_daemon_refuses_to_start_on_tampered_log(stopped):
     assert "does not verify" in d.log_text()
 
 
+@pytest.mark.log_allows(
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):",
+    r"audit log \S+ ends in an incomplete entry after seq \d+: removing it",
+)
 def test_torn_last_line_after_crash_is_repaired(stopped):
     d, _ = stopped
     with open(d.audit_path, "a") as f:
@@ -131,6 +142,12 @@ def test_torn_last_line_after_crash_is_repaired(stopped):
     assert d.ctl("audit-verify").returncode == 0
 
 
+@pytest.mark.log_allows(
+    r"DECRYPT record=\S+ actor=\S+ refused: audit log failing",
+    r"DECRYPT record=\S+ actor=\S+ refused: audit log write failed",
+    r"audit log \S+: write failed: Input/output error; decrypts are refused until",
+    r"audit: store of record \S+ \(shares \d+\) not recorded",
+)
 def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
     if not (BUILD / "config.h").exists() or \
             "SV_TEST_HOOKS 1" not in (BUILD / "config.h").read_text():
@@ -168,6 +185,10 @@ def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
 WHY_TOKEN = re.compile(r"(?:^| )why=([^ ]*)")
 
 
+@pytest.mark.log_allows(
+    r"CONFIRM record=\S+ actor=\S+: share\(s\) \d+ not confirmed \(unknown,",
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(f0\d+\S+ share \d+\):",
+)
 def test_longest_events_are_recorded(daemon_factory):
     """The longest entries there are (32 fields of 64-character names, the
     largest ids, an IPv6 peer, the longest actor) are written whole: a
@@ -216,6 +237,13 @@ def test_longest_events_are_recorded(daemon_factory):
 @pytest.mark.skipif(not (BUILD / "config.h").exists() or
                     "SV_TEST_HOOKS 1" not in (BUILD / "config.h").read_text(),
                     reason="needs a build with --enable-test-hooks")
+@pytest.mark.log_allows(
+    r"DECRYPT record=\S+ actor=\S+ refused: audit log write failed",
+    r"RECON_DELETE refused: the audit log cannot record it",
+    r"RELEASE record=\S+ refused: the audit log cannot record it",
+    r"audit log \S+: write failed: Input/output error; decrypts are refused until",
+    r"audit: store of record \S+ \(shares \d+\) not recorded",
+)
 def test_deletions_refused_while_the_audit_log_fails(daemon_factory, workdir):
     """RELEASE and RECON_DELETE retire key2b (gone for good once purged):
     their entry is written (and synced) before the store is touched, and

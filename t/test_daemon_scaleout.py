@@ -24,6 +24,11 @@ def waiting_on_sv_state(d):
         con.close()
 
 
+@pytest.mark.log_allows(
+    r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
+    r"lock-down recorded in the store \(by another daemon\?\): locking down",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+)
 def test_two_daemons_one_pgsql_store(daemon_factory):
     a = daemon_factory(driver="pgsql")
     b = daemon_factory(driver="pgsql", db_name=a.db_name)
@@ -65,6 +70,13 @@ def store_lock_row(d):
         con.close()
 
 
+@pytest.mark.log_allows(
+    r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
+    r"lock-down recorded in the store \(by another daemon\?\): locking down",
+    r"test hook: housekeeping every \d+ ms",
+    r"unlock refused: the store records a lock-down \(since \d+\) this daemon had",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+)
 @needs_test_hooks
 def test_unlock_does_not_lift_another_daemons_lockdown_not_yet_seen(daemon_factory):
     """b locks down; a, whose housekeeping has not picked that up yet (a
@@ -109,6 +121,17 @@ def test_unlock_does_not_lift_another_daemons_lockdown_not_yet_seen(daemon_facto
         b.db_name = None  # a drops the shared database at teardown
 
 
+# What a daemon logs while its database is down: whichever statement
+# meets the closed connection fails, and it reconnects.
+PG_DOWN = (
+    r"(STORE|DECRYPT|RELEASE|CONFIRM) record=\S+ .*failed in the store",
+    r"store: (BEGIN|COMMIT|ROLLBACK|query \d+|statement \d+) failed: ",
+    r"store: reconnect failed \(next attempt in a second at the earliest\):",
+    r"store: the pgsql connection is broken; reconnecting",
+)
+
+
+@pytest.mark.log_allows(*PG_DOWN)
 def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):
     """The database goes away and comes back: requests in between fail with
     a store error (nothing half-done), then the daemon reconnects by itself."""
@@ -159,6 +182,7 @@ def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):
     assert outs == [b"before"] * 8, outs
 
 
+@pytest.mark.log_allows(*PG_DOWN)
 def test_pgsql_down_concurrent_readers_reconnect_safely(daemon_factory, pg):
     """With the database down, many requests at once fail on the reader
     connections and each failure reconnects its reader. A reader being
@@ -205,6 +229,7 @@ def test_pgsql_down_concurrent_readers_reconnect_safely(daemon_factory, pg):
             == b"kept"
 
 
+@pytest.mark.log_allows(r"store: query \d+ failed: ERROR:  canceling statement due to statement")
 def test_hung_store_times_out_and_control_answers(daemon_factory):
     """A store that hangs (here: its lock-down row locked by another
     session) fails requests after store.timeout instead of holding them for

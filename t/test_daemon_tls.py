@@ -36,6 +36,7 @@ def test_right_client_accepted(daemon):
         assert c.sock.version() == "TLSv1.3"
 
 
+@pytest.mark.log_allows(r"TLS handshake refused: no-client-certificate")
 def test_no_client_certificate_refused(daemon, pki):
     assert handshake_refused(daemon, cert=None)
     why = "why=tls-no-client-certificate"
@@ -44,12 +45,17 @@ def test_no_client_certificate_refused(daemon, pki):
         c.status()
 
 
+@pytest.mark.log_allows(r"TLS handshake refused: certificate-not-trusted")
 def test_other_ca_refused(daemon, pki):
     assert handshake_refused(daemon, cert=pki.other_client_cert, key=pki.other_client_key)
     why = "why=tls-certificate-not-trusted"
     assert why in daemon.wait_audit(why)
 
 
+@pytest.mark.log_allows(
+    r"TLS handshake refused: certificate-not-listed",
+    r"\d+ more refusals \(tls-certificate-not-listed\) from [\d.]+ in the last",
+)
 def test_unlisted_certificate_refused(daemon_factory, pki):
     """A certificate the CA issued but no role lists gets no connection."""
     other_cert, other_key = pki.issue_client("splitvault-web-2")
@@ -65,10 +71,15 @@ def test_unlisted_certificate_refused(daemon_factory, pki):
     assert handshake_refused(d, cert=pki.reconcile_cert, key=pki.reconcile_key)
 
 
+@pytest.mark.log_allows(r"TLS handshake refused: no-client-certificate")
 def test_tls12_client_refused(daemon):
     assert handshake_refused(daemon, tls_version=ssl.TLSVersion.TLSv1_2)
 
 
+@pytest.mark.log_allows(
+    r"\d+ more refusals \(address-not-allowed\) from [\d.]+ in the last \d+ s",
+    r"address not in clients\.allow; closed before TLS \(more from it are",
+)
 def test_address_not_allowed_closed_before_tls(daemon_factory):
     d = daemon_factory(allow=["127.0.0.2/32"])
     s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
@@ -109,6 +120,7 @@ def test_idle_timeout_closes_then_new_connection_works(daemon_factory):
         c2.status()
 
 
+@pytest.mark.log_allows(r"connections\.max reached; closed before TLS \(more are summarised\)")
 def test_connection_cap(daemon_factory):
     d = daemon_factory(max_connections=2)
     # (with 2 connections, 1 may be in its handshake: each client connects
@@ -163,6 +175,10 @@ def closed_now(s):
         s.setblocking(True)
 
 
+@pytest.mark.log_allows(
+    r"TLS handshake refused: handshake-timeout \(not finished within",
+    r"connections\.max_handshakes_per_address reached; closed before TLS \(more",
+)
 def test_dribbled_handshake_cut_at_the_deadline(daemon_factory):
     """The handshake timeout is a deadline for the whole handshake: a peer
     sending its ClientHello a byte every 300 ms (each read well within the
@@ -210,6 +226,7 @@ def test_dribbled_handshake_cut_at_the_deadline(daemon_factory):
         c.status()
 
 
+@pytest.mark.log_allows(r"connections\.max_handshakes reached; closed before TLS \(more are")
 def test_handshakes_cannot_take_every_slot(daemon_factory):
     """Connections still in their handshake take at most
     connections.max_handshakes slots: the rest stays for authenticated
@@ -254,6 +271,9 @@ def still_open(c, timeout):
         return False
 
 
+@pytest.mark.log_allows(
+    r"DECRYPT body not received in time \(connections\.io_timeout\) or cut short;",
+)
 def test_dribbled_request_cut_at_the_io_deadline(daemon_factory):
     """connections.io_timeout bounds a whole request from its first byte,
     not each read: a body dribbled a byte every 300 ms is cut after 1 s."""
@@ -278,6 +298,10 @@ def test_dribbled_request_cut_at_the_io_deadline(daemon_factory):
         c.status()
 
 
+@pytest.mark.log_allows(
+    r"\d+ more refusals \(address-not-allowed\) from [\d.]+ in the last \d+ s",
+    r"address not in clients\.allow; closed before TLS \(more from it are",
+)
 def test_refusals_summarised(daemon_factory):
     """Whoever can reach the port cannot flood the audit log (each entry is
     fsynced) or the log: the first refusal of a kind from an address is

@@ -4,6 +4,8 @@ import hashlib
 import re
 import time
 
+import pytest
+
 from svtest.core import wait_until
 from svtest.fixtures_httpd import STAFF, Httpd
 from svtest.data import GOOD, REMOTEIP
@@ -106,6 +108,7 @@ def test_disabled_account_cannot_sign_in(sv):
     assert sv.login("uma").last.status == 303
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_throttle_per_account_and_unknown_names(sv_factory):
     sv = sv_factory(directives={"SplitVaultLoginThrottle": "3 3",
                                 "SplitVaultLoginThrottleAddress": "100 3"})
@@ -132,6 +135,7 @@ def test_throttle_per_account_and_unknown_names(sv_factory):
     sv.allowed_errors.append(r"SV01202")
 
 
+@pytest.mark.log_allows(r"SV01202")
 def test_throttle_per_address(sv_factory):
     sv = sv_factory(directives={"SplitVaultLoginThrottle": "100 3",
                                 "SplitVaultLoginThrottleAddress": "4 3"})
@@ -383,6 +387,7 @@ def failed_count(sv, outcome):
                        (outcome,))[0][0]
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_concurrent_burst_gets_no_more_checks_than_the_limit(sv_factory):
     """Thirty sign-ins for one name at the same moment: each takes its place
     in the throttle before its password is checked, so exactly as many are
@@ -417,6 +422,7 @@ def test_concurrent_burst_gets_no_more_checks_than_the_limit(sv_factory):
     sv.allowed_errors.append(r"SV0120[26]")
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_throttled_attempt_is_answered_without_a_password_check(sv_factory):
     """A paused name (known or not) is refused at once: the test fault that
     makes a password check take 2 s does not delay it."""
@@ -484,6 +490,7 @@ def hmac_key(key_hex, name):
                            hashlib.sha256).hexdigest()
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_names_keyed_by_hmac_under_the_login_key(sv_factory, workdir):
     """The throttle stores a name only as HMAC-SHA256 under the login key
     (SplitVaultLoginKeyFile, made by splitvault-admin login-key): not the
@@ -589,6 +596,7 @@ def test_ipv6_addresses_count_by_their_64(sv_factory):
     sv.allowed_errors.append(r"SV0120[26]")
 
 
+@pytest.mark.log_allows(r"SV01202")
 def test_spraying_stops_at_the_limit_between_successful_sign_ins(sv_factory):
     """Someone with one account of their own alternates password guesses
     against other names with successful sign-ins to that account: a success
@@ -625,6 +633,7 @@ def name_rows(sv):
                        "FROM login_throttle WHERE key LIKE 'n:%%'")
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_failures_from_one_address_pause_the_name_only_there(sv_factory):
     """Address A guessing at uma pauses uma for A alone: uma signs in from
     B, and however long A goes on, A cannot pause uma for everyone (its
@@ -647,6 +656,7 @@ def test_failures_from_one_address_pause_the_name_only_there(sv_factory):
     assert "SV01206" not in log
 
 
+@pytest.mark.log_allows(r"SV01206")
 def test_name_wide_limit_trips_with_several_addresses(sv_factory):
     """Failures from several addresses add up per name: past
     SplitVaultLoginThrottleName the name is paused from everywhere; other

@@ -158,6 +158,11 @@ def test_large_record_splits_over_several_decrypts(sv_factory):
     assert len(sv.daemon.live()) == 18
 
 
+@pytest.mark.log_allows(
+    r"LOCK-DOWN \(decrypt-pressure, from [\d.]+\): decrypts refused until",
+    r"\d+ more refusals \(decrypt-locked-down\) from [\d.]+ in the last \d+ s",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+)
 def test_rate_limit_queue_and_lockdown_seen_by_staff(sv_factory):
     """One decrypt per 2 s with a burst of 1; two waiting trip lock-down."""
     sv, pat = ready(sv_factory,
@@ -323,6 +328,10 @@ def _swap(sv, ref_a, ref_b, field, columns):
     (("wrap_enc", "wrap_ct"), "local"),                   # the wrapped key2a
     (("key2_pub", "enc", "ct", "wrap_enc", "wrap_ct"), "local"),  # all but the share id
 ])
+@pytest.mark.log_allows(
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(ssn, share \d+\):",
+    r"SV02109",
+)
 def test_swapped_rows_fail_cleanly(sv_factory, columns, why):
     sv, pat = ready(sv_factory)
     a = sv.ref_of(sv.submit(dict(GOOD, ssn="111-11-1111")))
@@ -400,6 +409,7 @@ def test_too_many_field_rows_fail_cleanly(sv_factory):
     assert "event=decrypt" not in sv.daemon.wait_audit("event=store", 1)
 
 
+@pytest.mark.log_allows(r"SV02109")
 def test_swapped_share_ids_fail_cleanly(sv_factory):
     sv, pat = ready(sv_factory)
     a = sv.ref_of(sv.submit(GOOD))
@@ -444,6 +454,7 @@ def test_concurrent_update_during_decrypt_is_kept(sv_factory):
     assert sv.decrypted_values(r) == dict(GOOD, notes="written meanwhile")
 
 
+@pytest.mark.log_allows(r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):")
 @needs_test_hooks
 def test_decrypt_overtaken_by_another_is_not_called_tampering(sv_factory):
     """A decrypt that read the rows just before another decrypt rotated them
@@ -600,6 +611,7 @@ def pending(sv):
     return {i: s for i, s in sv.daemon.live().items() if s["state"] == 2}
 
 
+@pytest.mark.log_allows(r"SV01107", r"SV02125")
 def test_commit_answer_lost_after_commit(sv_factory, pg):
     """The rotation's COMMIT reaches PostgreSQL and commits, but the
     connection breaks before its answer: the module reads the rows again on
@@ -627,6 +639,7 @@ def test_commit_answer_lost_after_commit(sv_factory, pg):
         proxy.close()
 
 
+@pytest.mark.log_allows(r"SV01107", r"SV02126")
 def test_commit_lost_before_commit(sv_factory, pg):
     """The connection breaks before COMMIT reaches PostgreSQL: the rows keep
     their old shares, the new pending ones are released, staff are told
@@ -649,6 +662,7 @@ def test_commit_lost_before_commit(sv_factory, pg):
         proxy.close()
 
 
+@pytest.mark.log_allows(r"SV01107")
 def test_commit_outcome_unknowable_releases_nothing(sv_factory, pg):
     """The COMMIT commits, its answer is lost and the database stays out of
     reach: the module cannot tell, so it releases no share at all and says

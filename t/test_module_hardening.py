@@ -7,6 +7,8 @@ import socket
 import ssl
 import time
 
+import pytest
+
 from svtest.core import server_connections, wait_until
 from svtest.data import GOOD
 
@@ -86,6 +88,7 @@ def test_children_cannot_dump_core_even_with_core_dump_directory(sv_factory):
     assert "SV01006" not in sv.httpd.log_text()
 
 
+@pytest.mark.log_allows(r"SV01006")
 def test_allow_core_dumps_for_debugging(sv_factory):
     sv = sv_factory(extra="CoreDumpDirectory /tmp",
                     directives={"SplitVaultAllowCoreDumps": "On"})

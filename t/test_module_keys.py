@@ -9,6 +9,8 @@ an audit row or a page.
 """
 import re
 
+import pytest
+
 from svtest.core import run, wait_until
 from svtest.fixtures_httpd import TEST_HOOKS, Key1, STAFF
 from svtest.data import GOOD
@@ -58,6 +60,7 @@ def test_upload_urlencoded_and_plain_pem(sv_factory):
     assert [o for _, o, _ in audit_rows(sv, "key1-upload")] == ["ok", "ok"]
 
 
+@pytest.mark.log_allows(r"SV02102")
 def test_refusals_are_audited_and_load_nothing(sv_factory, workdir):
     sv = sv_factory(key1_passphrase=PASS)
     ada = sv.login("ada")
@@ -355,6 +358,7 @@ def test_key1_pin_defeats_a_key1_swapped_in_the_database(sv_factory):
     assert sv.db.query("SELECT DISTINCT key1_fp FROM fields") == [(sv.key1.fingerprint,)]
 
 
+@pytest.mark.log_allows(r"SV02102")
 def test_costly_key_derivation_refused_before_use(sv_factory, workdir):
     """A key file whose passphrase protection asks for more work than the
     caps (docs/operations.md), or a scheme other than PBES2 with PBKDF2 or

@@ -4,6 +4,8 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "pylib"))
 import hpke_ref  # noqa: E402
 from svtest.fixtures_httpd import needs_test_hooks  # noqa: E402
@@ -161,6 +163,10 @@ def test_update_follows_the_current_key(sv):
     assert open_field(sv, ref, "ssn") == b"rotated-then-updated"
 
 
+@pytest.mark.log_allows(
+    r"CONFIRM record=\S+ actor=\S+: share\(s\) \d+ not confirmed \(unknown,",
+    r"\d+ more refusals \(confirm-mismatch\) from [\d.]+ in the last \d+ s",
+)
 def test_update_refuses_a_key_the_daemon_does_not_confirm(sv):
     """A database writer swaps a field's key2 public key for one of its own
     (to read the next update): the daemon does not confirm it, the update

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import pytest
 
-from . import core
+from . import core, logcheck
 from .core import BUILD, SRC, free_port, make_workdir, register_log, run
 
 APACHE = Path("/usr/sbin/apache2")
@@ -460,7 +460,7 @@ class Httpd:
         if t.returncode != 0:
             raise RuntimeError("apache2 -t refused the config:\n%s%s" % (t.stdout, t.stderr))
         self.error_log.touch()
-        register_log(self.error_log, self.name + " error log")
+        register_log(self.error_log, self.name + " error log", "httpd")
         started = self.log_text().count("resuming normal operations")
         self.proc = core.Proc(self.name, [APACHE, "-f", self.conf, "-DFOREGROUND"],
                               self.dir / "logs" / "stdout.log").start()
@@ -702,12 +702,13 @@ class Stack:
         self.daemon = daemon_factory(self.dir / "daemon", **(daemon_options or {}))
         self.httpd = Httpd(self.dir / "httpd", self.db, pki, self.daemon.port, **httpd_options)
         self.httpd.start()
-        # Tests add patterns here for errors they cause on purpose. Allowed
-        # always: the event MPM's own shutdown race (httpd 2.4.x: a keep-alive
-        # socket closed by close_worker_sockets() while a worker re-adds it
-        # to the pollset logs AH03093 with EBADF; later httpd checks for it).
-        self.allowed_errors = [r"\(9\)Bad file descriptor: AH03093: process_socket: "
-                               r"apr_pollset_add failure"]
+        # Tests add patterns here for errors they cause on purpose (or
+        # declare them with @pytest.mark.log_allows). Allowed always: the
+        # event MPM's own shutdown race (httpd 2.4.x: a keep-alive socket
+        # closed by close_worker_sockets() while a worker re-adds it to the
+        # pollset logs AH03093 with EBADF; later httpd checks for it).
+        self.allowed_errors = logcheck.allow_list(
+            [r"\(9\)Bad file descriptor: AH03093: process_socket: apr_pollset_add failure"])
 
     def client(self):
         return self.httpd.client()
