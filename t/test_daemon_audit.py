@@ -5,11 +5,10 @@ decrypts (fail closed) but not intake."""
 import os
 import re
 import shutil
-import time
 
 import pytest
 
-from svtest.core import BUILD, run
+from svtest.core import BUILD, run, wait_until
 from svtest.fixtures_daemon import CTL, DaemonError, Record, WERR
 
 
@@ -47,6 +46,7 @@ def lines(path):
     return path.read_text().splitlines(keepends=True)
 
 
+@pytest.mark.log_allows(r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):")
 def test_entries_and_online_verify(daemon):
     recs = activity(daemon)
     p = daemon.ctl("audit-verify")
@@ -66,6 +66,7 @@ def test_entries_and_online_verify(daemon):
     assert st["audit_hash"] in head and int(st["audit_seq"]) == len(lines(daemon.audit_path))
 
 
+@pytest.mark.log_allows(r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):")
 def test_offline_verify_ok(stopped):
     d, _ = stopped
     p = offline(d.audit_path, d.head_path)
@@ -97,6 +98,7 @@ def tamper_cases(ls):
 
 @pytest.mark.parametrize("kind", ["edited", "edited-last", "deleted", "reordered", "truncated",
                                   "truncated-mid-line", "emptied", "inserted"])
+@pytest.mark.log_allows(r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):")
 def test_tampering_detected(stopped, kind, tmp_path):
     d, _ = stopped
     ls = lines(d.audit_path)
@@ -112,6 +114,10 @@ def test_tampering_detected(stopped, kind, tmp_path):
     assert offline(d.audit_path, d.head_path).returncode == 0
 
 
+@pytest.mark.log_allows(
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):",
+    r"cannot start: audit log \S+ does not verify at line \d+: sequence number",
+)
 def test_daemon_refuses_to_start_on_tampered_log(stopped):
     d, _ = stopped
     ls = lines(d.audit_path)
@@ -123,6 +129,10 @@ def test_daemon_refuses_to_start_on_tampered_log(stopped):
     assert "does not verify" in d.log_text()
 
 
+@pytest.mark.log_allows(
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):",
+    r"audit log \S+ ends in an incomplete entry after seq \d+: removing it",
+)
 def test_torn_last_line_after_crash_is_repaired(stopped):
     d, _ = stopped
     with open(d.audit_path, "a") as f:
@@ -132,6 +142,12 @@ def test_torn_last_line_after_crash_is_repaired(stopped):
     assert d.ctl("audit-verify").returncode == 0
 
 
+@pytest.mark.log_allows(
+    r"DECRYPT record=\S+ actor=\S+ refused: audit log failing",
+    r"DECRYPT record=\S+ actor=\S+ refused: audit log write failed",
+    r"audit log \S+: write failed: Input/output error; decrypts are refused until",
+    r"audit: store of record \S+ \(shares \d+\) not recorded",
+)
 def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
     if not (BUILD / "config.h").exists() or \
             "SV_TEST_HOOKS 1" not in (BUILD / "config.h").read_text():
@@ -159,9 +175,8 @@ def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
         # a later successful write (the store's entry) makes it healthy again
         r3 = Record({"name": "z"})
         c.store(r3.uuid, r3.store_fields())
-        deadline = time.monotonic() + 10
-        while d.ctl_status()["audit_healthy"] != "1" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: d.ctl_status()["audit_healthy"] == "1", 10,
+                   "the audit log did not become healthy again")
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"x"
     d.stop()
     assert offline(d.audit_path, d.head_path).returncode == 0
@@ -170,6 +185,10 @@ def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
 WHY_TOKEN = re.compile(r"(?:^| )why=([^ ]*)")
 
 
+@pytest.mark.log_allows(
+    r"CONFIRM record=\S+ actor=\S+: share\(s\) \d+ not confirmed \(unknown,",
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(f0\d+\S+ share \d+\):",
+)
 def test_longest_events_are_recorded(daemon_factory):
     """The longest entries there are (32 fields of 64-character names, the
     largest ids, an IPv6 peer, the longest actor) are written whole: a
@@ -218,6 +237,13 @@ def test_longest_events_are_recorded(daemon_factory):
 @pytest.mark.skipif(not (BUILD / "config.h").exists() or
                     "SV_TEST_HOOKS 1" not in (BUILD / "config.h").read_text(),
                     reason="needs a build with --enable-test-hooks")
+@pytest.mark.log_allows(
+    r"DECRYPT record=\S+ actor=\S+ refused: audit log write failed",
+    r"RECON_DELETE refused: the audit log cannot record it",
+    r"RELEASE record=\S+ refused: the audit log cannot record it",
+    r"audit log \S+: write failed: Input/output error; decrypts are refused until",
+    r"audit: store of record \S+ \(shares \d+\) not recorded",
+)
 def test_deletions_refused_while_the_audit_log_fails(daemon_factory, workdir):
     """RELEASE and RECON_DELETE retire key2b (gone for good once purged):
     their entry is written (and synced) before the store is touched, and
@@ -249,9 +275,8 @@ def test_deletions_refused_while_the_audit_log_fails(daemon_factory, workdir):
         r2 = Record({"z": "w"})
         c.store(r2.uuid, r2.store_fields())  # a successful write: healthy again
         before = d.shares()
-        deadline = time.monotonic() + 10
-        while d.ctl_status()["audit_healthy"] != "1" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: d.ctl_status()["audit_healthy"] == "1", 10,
+                   "the audit log did not become healthy again")
         # the decrypt's own entry fails: refused, and its pending share retired
         trigger.write_text("1")
         live = d.live()

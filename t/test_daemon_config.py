@@ -149,6 +149,7 @@ def test_actor_budget_without_a_global_bound_is_warned(pki, workdir, budget, war
             "(11) is above decrypt.max_actors (10)" in p.stdout
 
 
+@pytest.mark.log_allows(r"decrypt\.daily_budget\.global is \d+ \(none\) while")
 def test_actor_budget_without_a_global_bound_is_logged_at_start(daemon_factory):
     d = daemon_factory(budget=(0, 5), extra={"decrypt": {"max_actors": 10}})
     assert "decrypt.daily_budget.global is 0 (none) while decrypt.daily_budget.actor is on" \

@@ -12,6 +12,11 @@ CORPUS = SRC / "fuzz" / "corpus" / "wire"
 REQUESTS = {"store", "decrypt", "release", "status", "recon_list", "recon_delete", "confirm"}
 RECONCILE = {"recon_list", "recon_delete"}
 
+# The module's shared daemon is refused something in nearly every test, and
+# summarises repeated refusals once per period (audit.refusal_period): the
+# summary lands in whichever test runs when the period ends.
+pytestmark = pytest.mark.log_allows(r"\d+ more refusals \([a-z-]+\) from [\d.]+ in the last \d+ s")
+
 
 def corpus():
     if not CORPUS.is_dir():
@@ -50,6 +55,31 @@ def test_corpus_present():
     assert any(not is_valid_request(n) for n in names)
 
 
+@pytest.mark.log_allows(
+    r"CONFIRM refused: malformed message field",
+    r"CONFIRM refused: message truncated",
+    r"DECRYPT refused: malformed message field",
+    r"DECRYPT refused: message truncated",
+    r"DECRYPT refused: trailing bytes after the message",
+    r"DECRYPT refused: unknown critical extension",
+    r"RECON_DELETE refused: malformed message field",
+    r"RECON_DELETE refused: message truncated",
+    r"RECON_LIST refused: malformed message field",
+    r"RELEASE refused: malformed message field",
+    r"STATUS refused: trailing bytes after the message",
+    r"STATUS refused: unknown critical extension",
+    r"STORE body not received in time \(connections\.io_timeout\) or cut short;",
+    r"STORE refused: malformed message field",
+    r"STORE refused: message truncated",
+    r"STORE refused: trailing bytes after the message",
+    r"STORE refused: unknown critical extension",
+    r"\d+ more refusals \(bad-frame\) from [\d.]+ in the last \d+ s",
+    r"\d+ more refusals \(malformed-decrypt\) from [\d.]+ in the last \d+ s",
+    r"bad frame header: unknown protocol version or bad magic; closing",
+    r"message type \S+7f is not a request; closing",
+    r"message type \S+8\d+ is not a request; closing",
+    r"truncated frame header; closing",
+)
 @pytest.mark.parametrize("name", [n for n in corpus() if not is_valid_request(n)])
 def test_malformed_frame_refused_and_closed(shared_daemon, name):
     d = shared_daemon
@@ -85,6 +115,14 @@ def test_malformed_frame_refused_and_closed(shared_daemon, name):
         assert other.status()["locked"] == 0
 
 
+@pytest.mark.log_allows(
+    r"CONFIRM record=\S+ actor=\S+: share\(s\) \d+,\d+ not confirmed \(unknown,",
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(a, share \d+\):",
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(email, share \d+\):",
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(national_id, share \d+\):",
+    r"RELEASE record=\S+ refused: a frontend client may not mix activations and",
+    r"STORE record=\S+ fields=national_id,card-number,Notes_2 refused: the record",
+)
 @pytest.mark.parametrize("name", [n for n in corpus() if is_valid_request(n)])
 def test_valid_frames_answered_connection_kept(shared_daemon, name):
     d = shared_daemon
@@ -112,6 +150,10 @@ def test_valid_frames_answered_connection_kept(shared_daemon, name):
         assert c.status()["locked"] == 0
 
 
+@pytest.mark.log_allows(
+    r"bad frame header: unknown protocol version or bad magic; closing",
+    r"truncated frame header; closing",
+)
 def test_garbage_and_slowloris(shared_daemon):
     d = shared_daemon
     with d.client() as c:
@@ -128,6 +170,12 @@ def test_garbage_and_slowloris(shared_daemon):
         assert c.store(r.uuid, r.store_fields())
 
 
+@pytest.mark.log_allows(
+    r"RECON_LIST refused: malformed message field",
+    r"RELEASE refused: malformed message field",
+    r"\d+ more refusals \(bad-frame\) from [\d.]+ in the last \d+ s",
+    r"\d+ more refusals \(store-exists\) from [\d.]+ in the last \d+ s",
+)
 @pytest.mark.parametrize("driver", ["sqlite3", "pgsql"])
 def test_share_id_over_bigint_is_malformed(daemon_factory, driver):
     """A share id above 2^63-1 (no SQL bigint holds it) is refused by the
@@ -154,6 +202,12 @@ def test_share_id_over_bigint_is_malformed(daemon_factory, driver):
     assert "reconnect" not in log and "store: statement" not in log
 
 
+@pytest.mark.log_allows(
+    r"STORE record=\S+ failed in the store; nothing stored",
+    r"\d+ more refusals \(bad-frame\) from [\d.]+ in the last \d+ s",
+    r"\d+ more refusals \(store-exists\) from [\d.]+ in the last \d+ s",
+    r"store: statement \d+ failed: ERROR:  new row for relation \"shares\" violates",
+)
 def test_sql_error_keeps_the_connection_and_logs_no_detail(daemon_factory):
     """A statement that fails on a healthy pgsql connection (here a CHECK
     constraint added behind the daemon's back) fails alone: STORE error,

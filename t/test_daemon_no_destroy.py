@@ -190,6 +190,22 @@ def restore_and_read(d, recs, via_daemon=True):
             assert hpke_ref.open_datum(sk2, r.uuid, f.name, f.enc, f.ct) == f.value
 
 
+@pytest.mark.log_allows(
+    r"CONFIRM record=\S+ actor=\S+: share\(s\) \d+ not confirmed \(unknown,",
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(name, share \d+\):",
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(notes, share \d+\):",
+    r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(ssn, share \d+\):",
+    r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
+    r"RECON_DELETE refused: not allowed for a frontend client \(certificate",
+    r"RELEASE record=\S+: \d+ item\(s\) not done \(an active share is retired",
+    r"STORE record=\S+ fields=name refused: the record has shares already \(more",
+    r"\d+ more refusals \(confirm-mismatch\) from [\d.]+ in the last \d+ s",
+    r"\d+ more refusals \(decrypt-locked-down\) from [\d.]+ in the last \d+ s",
+    r"\d+ more refusals \(not-allowed\) from [\d.]+ in the last \d+ s",
+    r"\d+ more refusals \(store-exists\) from [\d.]+ in the last \d+ s",
+    r"control: \d+ retired share\(s\) restored \(since \d+\) by control-uid-\d+",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+)
 @pytest.mark.parametrize("locked", [False, True], ids=["unlocked", "locked"])
 def test_no_request_sequence_destroys_a_referenced_share(daemon_factory, store_driver, locked):
     d = daemon_factory(driver=store_driver)
@@ -232,6 +248,11 @@ def test_no_request_sequence_destroys_a_referenced_share(daemon_factory, store_d
     restore_and_read(d, recs)
 
 
+@pytest.mark.log_allows(
+    r"LOCK-DOWN \(decrypt-pressure, from [\d.]+\): decrypts refused until",
+    r"control: \d+ retired share\(s\) restored \(since \d+\) by control-uid-\d+",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+)
 def test_retiring_referenced_shares_is_bounded_by_the_limiter(daemon_factory, store_driver):
     """Retiring a referenced share takes a real rotation of it: at the
     daemon's rate and within its budgets. An attacker rotating as fast as
@@ -254,6 +275,11 @@ def test_retiring_referenced_shares_is_bounded_by_the_limiter(daemon_factory, st
     restore_and_read(d, recs, via_daemon=False)
 
 
+@pytest.mark.log_allows(
+    r"RELEASE record=\S+: \d+ item\(s\) not done \(an active share is retired",
+    r"control: \d+ retired share\(s\) restored \(record \S+\) by control-uid-\d+",
+    r"control: \d+ retired share\(s\) restored \(since \d+\) by control-uid-\d+",
+)
 def test_a_restored_share_cannot_be_retired_again_by_an_old_rotation(daemon_factory,
                                                                       store_driver):
     """Two rotations of one share: finishing one retires the share and
@@ -283,6 +309,7 @@ def test_a_restored_share_cannot_be_retired_again_by_an_old_rotation(daemon_fact
     restore_and_read(d, [r])
 
 
+@pytest.mark.log_allows(r"RELEASE record=\S+: \d+ item\(s\) not done \(an active share is retired")
 def test_old_pending_shares_are_reconciles(daemon_factory, store_driver):
     """A front end acts only on pending shares of the rotation window
     (reconcile.min_grace): an older one it can neither activate in place
@@ -323,6 +350,10 @@ def test_only_retired_shares_can_be_deleted(daemon_factory, store_driver):
     assert sid not in d.shares()
 
 
+@pytest.mark.log_allows(
+    r"STORE record=\S+ fields=brand_new_field refused: the record has shares",
+    r"\d+ more refusals \(store-exists\) from [\d.]+ in the last \d+ s",
+)
 def test_store_makes_new_records_only(daemon_factory, store_driver):
     """A record that has shares gets no more from STORE, whatever the field
     names; concurrent STOREs of one record: one wins."""

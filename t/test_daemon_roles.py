@@ -49,6 +49,12 @@ ALLOWED = {
 }
 
 
+@pytest.mark.log_allows(
+    r"RELEASE record=\S+ refused: a frontend client may not activate shares",
+    r"STORE refused: not allowed for a monitor client \(certificate",
+    r"STORE refused: not allowed for a reconcile client \(certificate",
+    r"\d+ more refusals \(not-allowed\) from [\d.]+ in the last \d+ s",
+)
 @pytest.mark.parametrize("role", sorted(ALLOWED))
 def test_each_role_may_send_only_its_requests(d, role):
     reqs = one_of_each(d)
@@ -75,6 +81,10 @@ def test_each_role_may_send_only_its_requests(d, role):
     assert ("a %s client" % role) in d.log_text()
 
 
+@pytest.mark.log_allows(
+    r"RELEASE record=\S+ refused: a frontend client may not activate shares",
+    r"\d+ more refusals \(not-allowed\) from [\d.]+ in the last \d+ s",
+)
 def test_release_items_follow_the_role(d):
     """A front end may not activate a pending share on its own (its RELEASE
     names the share the rotation replaces); reconcile may not retire
@@ -111,6 +121,7 @@ def test_release_items_follow_the_role(d):
     assert s.share_id in live  # reconcile retires it later, as an orphan
 
 
+@pytest.mark.log_allows(r"TLS handshake refused: certificate-not-listed")
 def test_unlisted_and_foreign_certificates_get_nothing(daemon_factory, pki):
     """A daemon that lists only a monitor: the module's certificate is
     refused at the handshake."""
@@ -122,6 +133,11 @@ def test_unlisted_and_foreign_certificates_get_nothing(daemon_factory, pki):
             c.status()
 
 
+@pytest.mark.log_allows(
+    r"CONFIRM record=\S+ actor=\S+: share\(s\) \d+ not confirmed \(unknown,",
+    r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
+    r"\d+ more refusals \(confirm-mismatch\) from [\d.]+ in the last \d+ s",
+)
 def test_confirm_answers_only_for_the_right_key(d):
     """CONFIRM: 1 only for a share of that record and field, in use, with
     that key2 public; a mismatch is audited (as a refusal). Works while
@@ -159,6 +175,10 @@ def test_confirm_answers_only_for_the_right_key(d):
     assert "not confirmed" in d.log_text()
 
 
+@pytest.mark.log_allows(
+    r"CONFIRM record=\S+ actor=\S+: share\(s\) \d+ not confirmed \(unknown,",
+    r"\d+ more refusals \(confirm-mismatch\) from [\d.]+ in the last \d+ s",
+)
 def test_confirm_answers_each_item_of_a_large_request(d):
     """CONFIRM of 3, 5 and 32 items at once (the store's look-ups of
     several shares, which leave key2b out): each item answered on its

@@ -7,10 +7,28 @@ import time
 
 import pytest
 
+from svtest.core import wait_until
 from svtest.fixtures_daemon import DaemonError, Record, WERR
 from svtest.fixtures_httpd import needs_test_hooks
 
 
+def waiting_on_sv_state(d):
+    """How many statements wait for a lock on the store's sv_state table."""
+    con = d.pg.connect(d.db_name)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                        "AND relation = 'sv_state'::regclass")
+            return cur.fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.log_allows(
+    r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
+    r"lock-down recorded in the store \(by another daemon\?\): locking down",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+)
 def test_two_daemons_one_pgsql_store(daemon_factory):
     a = daemon_factory(driver="pgsql")
     b = daemon_factory(driver="pgsql", db_name=a.db_name)
@@ -31,8 +49,7 @@ def test_two_daemons_one_pgsql_store(daemon_factory):
         with pytest.raises(DaemonError) as e:
             cb.decrypt(recs[0].uuid, "pat", recs[0].decrypt_fields())
         assert e.value.code == WERR["LOCKED_DOWN"]
-        time.sleep(1.5)
-        assert b.ctl_status()["locked"] == "1"
+        wait_until(lambda: b.ctl_status()["locked"] == "1", 10, "b did not lock down")
         # intake still works on both
         r = Record({"x": "y"})
         assert cb.store(r.uuid, r.store_fields())
@@ -53,6 +70,13 @@ def store_lock_row(d):
         con.close()
 
 
+@pytest.mark.log_allows(
+    r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
+    r"lock-down recorded in the store \(by another daemon\?\): locking down",
+    r"test hook: housekeeping every \d+ ms",
+    r"unlock refused: the store records a lock-down \(since \d+\) this daemon had",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+)
 @needs_test_hooks
 def test_unlock_does_not_lift_another_daemons_lockdown_not_yet_seen(daemon_factory):
     """b locks down; a, whose housekeeping has not picked that up yet (a
@@ -97,6 +121,17 @@ def test_unlock_does_not_lift_another_daemons_lockdown_not_yet_seen(daemon_facto
         b.db_name = None  # a drops the shared database at teardown
 
 
+# What a daemon logs while its database is down: whichever statement
+# meets the closed connection fails, and it reconnects.
+PG_DOWN = (
+    r"(STORE|DECRYPT|RELEASE|CONFIRM) record=\S+ .*failed in the store",
+    r"store: (BEGIN|COMMIT|ROLLBACK|query \d+|statement \d+) failed: ",
+    r"store: reconnect failed \(next attempt in a second at the earliest\):",
+    r"store: the pgsql connection is broken; reconnecting",
+)
+
+
+@pytest.mark.log_allows(*PG_DOWN)
 def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):
     """The database goes away and comes back: requests in between fail with
     a store error (nothing half-done), then the daemon reconnects by itself."""
@@ -117,15 +152,15 @@ def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):
     finally:
         pg.start()
     with d.client() as c:
-        deadline = time.monotonic() + 20
-        while True:
+        r3 = Record({"name": "after"})
+
+        def stored():
             try:
-                r3 = Record({"name": "after"})
-                r3.stored(c.store(r3.uuid, r3.store_fields()))
-                break
+                return r3.stored(c.store(r3.uuid, r3.store_fields()))
             except DaemonError:
-                assert time.monotonic() < deadline, "the daemon did not reconnect"
-                time.sleep(0.2)
+                return None
+
+        wait_until(stored, 20, "the daemon did not reconnect", interval=0.2)
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"before"
         assert c.decrypt(r3.uuid, "pat", r3.decrypt_fields())[0][0] == b"after"
     # every reader connection broke with the restart, most of them unused
@@ -147,6 +182,7 @@ def test_pgsql_restart_daemon_reconnects(daemon_factory, pg):
     assert outs == [b"before"] * 8, outs
 
 
+@pytest.mark.log_allows(*PG_DOWN)
 def test_pgsql_down_concurrent_readers_reconnect_safely(daemon_factory, pg):
     """With the database down, many requests at once fail on the reader
     connections and each failure reconnects its reader. A reader being
@@ -182,17 +218,18 @@ def test_pgsql_down_concurrent_readers_reconnect_safely(daemon_factory, pg):
     assert not failures, failures
     assert d.alive()
     with d.client() as c:
-        deadline = time.monotonic() + 20
-        while True:
+        def decrypted():
             try:
-                assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"kept"
-                break
+                return c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0]
             except DaemonError as e:
                 assert e.code == WERR["STORE"], e
-                assert time.monotonic() < deadline, "the daemon did not reconnect"
-                time.sleep(0.2)
+                return None
+
+        assert wait_until(decrypted, 20, "the daemon did not reconnect", interval=0.2) \
+            == b"kept"
 
 
+@pytest.mark.log_allows(r"store: query \d+ failed: ERROR:  canceling statement due to statement")
 def test_hung_store_times_out_and_control_answers(daemon_factory):
     """A store that hangs (here: its lock-down row locked by another
     session) fails requests after store.timeout instead of holding them for
@@ -208,7 +245,10 @@ def test_hung_store_times_out_and_control_answers(daemon_factory):
     try:
         with blocker.cursor() as cur:
             cur.execute("LOCK TABLE sv_state IN ACCESS EXCLUSIVE MODE")
-        time.sleep(1.5)  # the housekeeping thread is stuck in its sync now
+        # the housekeeping thread is stuck in its sync now: its statement
+        # waits for the lock
+        wait_until(lambda: waiting_on_sv_state(d), 10,
+                   "the daemon's lock sync did not reach the locked table")
         t0 = time.monotonic()
         st = d.ctl_status()
         assert time.monotonic() - t0 < 2 and st["locked"] == "0"

@@ -11,6 +11,12 @@ from svtest.fixtures_daemon import WERR, DaemonError, Record
 EXA = "1000000GiB"  # more than any test machine has free
 
 
+@pytest.mark.log_allows(
+    r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
+    r"STORE record=\S+ refused: \d+ bytes free, below store\.min_free \(\d+\);",
+    r"\d+ more refusals \(no-space\) from [\d.]+ in the last \d+ s",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+)
 def test_store_refused_below_the_watermark_the_rest_works(daemon_factory, store_driver):
     d = daemon_factory(driver=store_driver, start=False)
     d.start()
@@ -49,6 +55,9 @@ def test_store_refused_below_the_watermark_the_rest_works(daemon_factory, store_
         assert c.store(r.uuid, r.store_fields())
 
 
+@pytest.mark.log_allows(
+    r"STORE record=\S+ refused: \d+ bytes free, below store\.min_free \(\d+\);",
+)
 def test_intake_says_not_stored_when_the_daemon_has_no_room(sv_factory):
     sv = sv_factory(daemon_options={"min_free": EXA})
     sv.allowed_errors.append(r"SV01714: splitvaultd refused STORE: no space")

@@ -64,6 +64,11 @@ def schema_version(d):
         con.close()
 
 
+@pytest.mark.log_allows(
+    r"RELEASE record=\S+: \d+ item\(s\) not done \(an active share is retired",
+    r"STORE record=\S+ fields=ssn refused: the record has shares already \(more",
+    r"store: schema upgraded from version \d+ to \d+ \(shares are retired, not",
+)
 def test_version_1_store_upgraded_at_start(pki, pg, workdir, store_driver):
     d = Daemon(workdir / "d", pki, pg if store_driver == "pgsql" else None,
                driver=store_driver, db_name="svd_v1_%d" % int(time.monotonic() * 1e6))
@@ -112,6 +117,9 @@ def test_version_1_store_upgraded_at_start(pki, pg, workdir, store_driver):
         d.teardown()
 
 
+@pytest.mark.log_allows(
+    r"store: schema upgraded from version \d+ to \d+ \(shares are retired, not",
+)
 def test_two_daemons_upgrade_one_pgsql_store_once(pki, pg, workdir):
     """Daemons sharing a version 1 pgsql store start together: one
     upgrades it (under a lock), the others find it done."""
@@ -152,6 +160,7 @@ def init_store(d):
     return run([DAEMON, "--init-store", "-c", d.conf_path], check=False)
 
 
+@pytest.mark.log_allows(r"cannot start: store: schema version \d+, this splitvaultd needs \d+")
 def test_init_store_creates_upgrades_and_refuses_a_newer_schema(pki, pg, workdir,
                                                                 store_driver):
     """--init-store creates an absent schema (either driver) and upgrades a

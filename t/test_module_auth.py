@@ -4,9 +4,12 @@ import hashlib
 import re
 import time
 
-from svtest.fixtures_httpd import STAFF, Httpd
+import pytest
 
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
+from svtest.core import wait_until
+from svtest.fixtures_httpd import STAFF, Httpd
+from svtest.data import GOOD, REMOTEIP
+
 FAILED = "Sign-in failed. Check your name and password."
 CSP_PARTS = ["default-src 'none'", "style-src 'self'", "form-action 'self'",
              "frame-ancestors 'none'", "base-uri 'none'"]
@@ -105,6 +108,7 @@ def test_disabled_account_cannot_sign_in(sv):
     assert sv.login("uma").last.status == 303
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_throttle_per_account_and_unknown_names(sv_factory):
     sv = sv_factory(directives={"SplitVaultLoginThrottle": "3 3",
                                 "SplitVaultLoginThrottleAddress": "100 3"})
@@ -126,11 +130,12 @@ def test_throttle_per_account_and_unknown_names(sv_factory):
     assert sv.login("pat").last.status == 303
     assert ("uma", "throttled") in sv.db.query(
         "SELECT actor, outcome FROM audit WHERE action = 'sign-in'")
-    time.sleep(3.5)
+    sv.db.age_login_throttle(3.5)  # the pause (3 s) is over
     assert sv.login("uma").last.status == 303
     sv.allowed_errors.append(r"SV01202")
 
 
+@pytest.mark.log_allows(r"SV01202")
 def test_throttle_per_address(sv_factory):
     sv = sv_factory(directives={"SplitVaultLoginThrottle": "100 3",
                                 "SplitVaultLoginThrottleAddress": "4 3"})
@@ -138,7 +143,7 @@ def test_throttle_per_address(sv_factory):
         sv.login("someone%d" % i, "wrong-password-xyz")
     c = sv.login("uma")
     assert c.last.status == 200 and FAILED in c.last.text
-    time.sleep(3.5)
+    sv.db.age_login_throttle(3.5)  # the pause (3 s) is over
     assert sv.login("uma").last.status == 303
 
 
@@ -146,9 +151,11 @@ def test_idle_expiry(sv_factory):
     sv = sv_factory(directives={"SplitVaultSessionIdle": "2", "SplitVaultSessionMax": "60"})
     c = sv.login("uma")
     assert c.get(sv.path("/staff/")).status == 200
-    time.sleep(1)
+    sv.db.age_sessions(1.5)
+    assert c.get(sv.path("/staff/")).status == 200
+    sv.db.age_sessions(1.5)  # 3 s since sign-in, 1.5 s since the last request
     assert c.get(sv.path("/staff/")).status == 200  # activity keeps it alive
-    time.sleep(2.5)
+    sv.db.age_sessions(2.5)
     r = c.get(sv.path("/staff/"))
     assert r.status == 303 and r.header("Location").endswith("/staff/login")
     r = c.post(sv.path("/staff/logout"), {"csrf": "0" * 64})
@@ -158,13 +165,11 @@ def test_idle_expiry(sv_factory):
 def test_absolute_expiry(sv_factory):
     sv = sv_factory(directives={"SplitVaultSessionIdle": "2", "SplitVaultSessionMax": "3"})
     c = sv.login("uma")
-    t0 = time.monotonic()
-    alive_until = 0
-    while time.monotonic() - t0 < 5:
-        if c.get(sv.path("/staff/")).status == 200:
-            alive_until = time.monotonic() - t0
-        time.sleep(0.5)
-    assert 2 <= alive_until < 3.6, alive_until
+    # active every 0.7-1.5 s (within the idle limit of 2 s): alive 2.2 s
+    # after sign-in, signed out 3.2 s after it (the absolute limit is 3 s)
+    for age, alive in ((1.5, True), (0.7, True), (1.0, False)):
+        sv.db.age_sessions(age)
+        assert (c.get(sv.path("/staff/")).status == 200) == alive, (age, alive)
 
 
 def test_session_fixation_planted_cookie_is_dead(sv):
@@ -382,6 +387,7 @@ def failed_count(sv, outcome):
                        (outcome,))[0][0]
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_concurrent_burst_gets_no_more_checks_than_the_limit(sv_factory):
     """Thirty sign-ins for one name at the same moment: each takes its place
     in the throttle before its password is checked, so exactly as many are
@@ -416,6 +422,7 @@ def test_concurrent_burst_gets_no_more_checks_than_the_limit(sv_factory):
     sv.allowed_errors.append(r"SV0120[26]")
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_throttled_attempt_is_answered_without_a_password_check(sv_factory):
     """A paused name (known or not) is refused at once: the test fault that
     makes a password check take 2 s does not delay it."""
@@ -455,7 +462,9 @@ def test_password_checks_per_child_are_bounded(sv_factory):
     page = c.get(sv.path("/staff/login"))
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(1.0)
+    # the slow one holds the slot once it has taken its place in the throttle
+    wait_until(lambda: sv.db.query("SELECT coalesce(sum(pending), 0) FROM login_throttle")[0][0],
+               10, "the slow sign-in did not reach its password check")
     r = c.post(sv.path("/staff/login"),
                {"csrf": page.csrf(), "name": "pat", "password": STAFF["pat"][0]})
     t.join(30)
@@ -481,6 +490,7 @@ def hmac_key(key_hex, name):
                            hashlib.sha256).hexdigest()
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_names_keyed_by_hmac_under_the_login_key(sv_factory, workdir):
     """The throttle stores a name only as HMAC-SHA256 under the login key
     (SplitVaultLoginKeyFile, made by splitvault-admin login-key): not the
@@ -559,10 +569,6 @@ def test_expired_throttle_rows_are_purged(sv):
     assert "a:203.0.113.9" in keys and "a:127.0.0.1" in keys
 
 
-REMOTEIP = ("LoadModule remoteip_module /usr/lib/apache2/modules/mod_remoteip.so\n"
-            "RemoteIPHeader X-Forwarded-For\nRemoteIPInternalProxy 127.0.0.1\n")
-
-
 def test_ipv6_addresses_count_by_their_64(sv_factory):
     """Addresses of one IPv6 /64 share one count; another /64 does not; an
     IPv4-mapped address counts as its IPv4 address."""
@@ -590,6 +596,7 @@ def test_ipv6_addresses_count_by_their_64(sv_factory):
     sv.allowed_errors.append(r"SV0120[26]")
 
 
+@pytest.mark.log_allows(r"SV01202")
 def test_spraying_stops_at_the_limit_between_successful_sign_ins(sv_factory):
     """Someone with one account of their own alternates password guesses
     against other names with successful sign-ins to that account: a success
@@ -626,6 +633,7 @@ def name_rows(sv):
                        "FROM login_throttle WHERE key LIKE 'n:%%'")
 
 
+@pytest.mark.log_allows(r"SV01208")
 def test_failures_from_one_address_pause_the_name_only_there(sv_factory):
     """Address A guessing at uma pauses uma for A alone: uma signs in from
     B, and however long A goes on, A cannot pause uma for everyone (its
@@ -648,6 +656,7 @@ def test_failures_from_one_address_pause_the_name_only_there(sv_factory):
     assert "SV01206" not in log
 
 
+@pytest.mark.log_allows(r"SV01206")
 def test_name_wide_limit_trips_with_several_addresses(sv_factory):
     """Failures from several addresses add up per name: past
     SplitVaultLoginThrottleName the name is paused from everywhere; other

@@ -17,8 +17,8 @@ import pytest
 
 from svtest.core import SRC, run
 from svtest.fixtures_httpd import ADMIN, SQL_MAIN, MainDb
+from svtest.data import GOOD
 
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
 
 # What the web role may do, restated from docs/schema.md: per table, the
 # privilege and the columns it covers ("*": the whole table).

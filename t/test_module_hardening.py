@@ -5,18 +5,19 @@ SplitVaultAllowCoreDumps says so."""
 import os
 import socket
 import ssl
-import subprocess
 import time
 
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
+import pytest
+
+from svtest.core import server_connections, wait_until
+from svtest.data import GOOD
+
 WWW_DATA = 33
 
 
 def children(httpd):
     """PIDs of the httpd children (the parent runs in the foreground)."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(httpd.proc.pid)],
-                         capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
+    return sorted(httpd.children())
 
 
 def rss_kib(pid):
@@ -49,7 +50,12 @@ def test_body_memory_follows_what_arrives(sv_factory):
                        "application/x-www-form-urlencoded\r\nContent-Length: 4194304\r\n\r\nn"
                        % sv.path("/")).encode())
             held.append(s)
-        time.sleep(1.5)  # every one of them is in the handler, reading its body
+        # httpd has taken every one of them and read all that arrived (the
+        # headers and the body's first byte): they are in the handler,
+        # waiting for the rest of the body
+        wait_until(lambda: len([c for c in server_connections(sv.httpd.port)
+                                if c[2] and c[1] == 0 and c[0] == "ESTABLISHED"]) == 12,
+                   10, "httpd did not read the 12 requests")
         grown = rss_kib(child) - before
         # 12 x 4 MiB would be 48 MiB; what arrived is 12 bytes
         assert grown < 12 * 1024, "the child grew by %d KiB" % grown
@@ -59,7 +65,8 @@ def test_body_memory_follows_what_arrives(sv_factory):
     finally:
         for s in held:
             s.close()
-    time.sleep(0.5)
+    wait_until(lambda: not server_connections(sv.httpd.port), 10,
+               "httpd did not close the abandoned requests")
     assert sv.ref_of(sv.submit(GOOD))
     assert sv.db.count("records") == 3
 
@@ -81,6 +88,7 @@ def test_children_cannot_dump_core_even_with_core_dump_directory(sv_factory):
     assert "SV01006" not in sv.httpd.log_text()
 
 
+@pytest.mark.log_allows(r"SV01006")
 def test_allow_core_dumps_for_debugging(sv_factory):
     sv = sv_factory(extra="CoreDumpDirectory /tmp",
                     directives={"SplitVaultAllowCoreDumps": "On"})
@@ -133,8 +141,7 @@ class FakeDaemon:
     def _dribble(self, c):
         try:
             c.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KiB...
-            while not self.stop.is_set():
-                time.sleep(0.4)
+            while not self.stop.wait(0.4):  # a byte every 400 ms until closed
                 c.sendall(b"\x00")               # ...that arrives a byte at a time
         except OSError:
             pass

@@ -8,10 +8,10 @@ cases of decrypt are in test_module_decrypt.py.)
 import os
 import uuid as uuidlib
 
-from svtest.fixtures_httpd import needs_test_hooks
+import pytest
 
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
-GOOD_BODY = "name=Jane+Q+Example&ssn=078-05-1120&notes=Lorem+ipsum"
+from svtest.fixtures_httpd import needs_test_hooks
+from svtest.data import GOOD, GOOD_BODY
 
 
 def orphan_records(sv, records, fields=32):
@@ -82,6 +82,7 @@ def test_share_referenced_by_another_record_is_kept(sv):
     assert "1 not referenced (1 retired)" in p.stdout and len(shares) == 3
 
 
+@pytest.mark.log_allows(r"SV01502")
 @needs_test_hooks
 def test_intake_orphans_removed(sv):
     """A submission whose insert failed after STORE leaves active orphans."""
@@ -113,6 +114,7 @@ def test_a_main_database_that_lost_its_rows_retires_nothing(sv):
     assert p.returncode != 0 and "--max-retire takes a count" in p.stderr
 
 
+@pytest.mark.log_allows(r"TLS handshake refused: no-client-certificate")
 def test_refuses_bad_arguments_and_foreign_ca(sv):
     p = sv.db.admin("reconcile", check=False)
     assert p.returncode != 0 and "usage: reconcile" in p.stderr

@@ -9,11 +9,11 @@ import ssl
 import time
 import urllib.parse
 
-from svtest.core import wait_until
+import pytest
 
-GOOD = {"name": "Jane Q. Example", "ssn": "078-05-1120", "notes": "Lorem ipsum"}
-REMOTEIP = ("LoadModule remoteip_module /usr/lib/apache2/modules/mod_remoteip.so\n"
-            "RemoteIPHeader X-Forwarded-For\nRemoteIPInternalProxy 127.0.0.1\n")
+from svtest.core import wait_until
+from svtest.data import GOOD, REMOTEIP
+
 THROTTLED = r"SV02207: intake throttled for "
 
 
@@ -31,6 +31,7 @@ def throttled_lines(sv, net):
             if re.search(THROTTLED + re.escape(net) + ":", l)]
 
 
+@pytest.mark.log_allows(r"SV02207")
 def test_over_the_limit_is_429_and_stores_nothing(sv_factory):
     window = 6
     sv = sv_factory(extra=REMOTEIP, directives={"SplitVaultIntakeThrottle": "3 %d" % window})
@@ -82,6 +83,7 @@ def test_over_the_limit_is_429_and_stores_nothing(sv_factory):
     assert len(throttled_lines(sv, a)) == 1
 
 
+@pytest.mark.log_allows(r"SV02207")
 def test_only_posts_of_the_form_count(sv_factory):
     """With a limit of one: sign-in POSTs and staff pages do not count;
     a refused (400) submission does, since it is counted before its body is
@@ -97,6 +99,7 @@ def test_only_posts_of_the_form_count(sv_factory):
     assert sv.db.count("records") == 1
 
 
+@pytest.mark.log_allows(r"SV02207")
 def test_a_burst_gets_no_more_than_the_limit(sv_factory):
     sv = sv_factory(directives={"SplitVaultIntakeThrottle": "5 600"}, threads=16, dbd_max=16)
     statuses = sv.submit_at_once(GOOD, 15)
@@ -105,6 +108,7 @@ def test_a_burst_gets_no_more_than_the_limit(sv_factory):
     assert len(throttled_lines(sv, "127.0.0.1")) == 1
 
 
+@pytest.mark.log_allows(r"SV02207")
 def test_counts_are_shared_by_the_children(sv_factory):
     """Two prefork children (one connection each; only an idle one
     accepts): a submission held in one of them (its headers sent, with
@@ -157,6 +161,7 @@ def test_counts_are_shared_by_the_children(sv_factory):
     assert held_pid not in others, posts
 
 
+@pytest.mark.log_allows(r"SV02207")
 def test_default_and_off(sv_factory):
     """The default is 30 submissions per 600 s per network; Off (or 0)
     lets every one through."""

@@ -39,13 +39,20 @@ def _count(kind, event):
     LIFECYCLE.setdefault(kind, {"started": 0, "stopped": 0})[event] += 1
 
 
-def register_log(path, name):
-    """Show what this file gains during a test, if the test fails."""
-    _LOGS[str(Path(path))] = name
+def register_log(path, name, kind=None):
+    """Show what this file gains during a test, if the test fails. kind
+    ("daemon", "httpd"): a server's log whose warnings and errors fail the
+    test unless it allows them (svtest.logcheck)."""
+    _LOGS[str(Path(path))] = (name, kind)
 
 
 def registered_logs():
     """{path: name} of every registered log."""
+    return {p: nk[0] for p, nk in _LOGS.items()}
+
+
+def registered_log_kinds():
+    """{path: (name, kind)} of every registered log."""
     return dict(_LOGS)
 
 
@@ -88,6 +95,48 @@ def wait_until(cond, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+# /proc/net/tcp states (include/net/tcp_states.h)
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+              "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
+              "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+
+def server_sockets(port):
+    """[(state, rx_queue, accepted)] of the TCP sockets whose local port is
+    port (a server's side of its connections, and its listening socket),
+    from /proc/net/tcp and tcp6: rx_queue is what the server has not read
+    yet; accepted is False while a connection waits in the listen backlog
+    (no file yet: inode 0)."""
+    out = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if int(cols[1].rsplit(":", 1)[1], 16) != port:
+                        continue
+                    rx = int(cols[4].split(":")[1], 16)
+                    out.append((TCP_STATES.get(cols[3], cols[3]), rx, cols[9] != "0"))
+        except OSError:
+            continue
+    return out
+
+
+def server_connections(port):
+    """The server-side connections on port that the server still holds
+    open (ESTABLISHED, or CLOSE_WAIT: the peer closed, the server not yet),
+    as [(state, rx_queue, accepted)]. Waiting until it is empty waits until the
+    server has closed every connection it accepted (or has yet to accept)."""
+    return [s for s in server_sockets(port) if s[0] in ("ESTABLISHED", "CLOSE_WAIT")]
+
+
+def wait_server_idle(port, timeout=10, what=None):
+    """Wait until the server on port holds no connection open."""
+    wait_until(lambda: not server_connections(port), timeout,
+               what or "connections still open on port %d" % port, interval=0.02)
+
+
 def wait_port(port, host="127.0.0.1", timeout=15.0, proc=None):
     """Wait until host:port accepts a TCP connection; fail early if proc dies."""
     deadline = time.monotonic() + timeout
@@ -120,8 +169,9 @@ def wait_pid_gone(pid, timeout=10.0):
 class Proc:
     """A foreground server process with its output in a log file."""
 
-    def __init__(self, name, argv, log, env=None, cwd=None):
+    def __init__(self, name, argv, log, env=None, cwd=None, kind=None):
         self.name = name
+        self.kind = kind
         self.argv = [str(a) for a in argv]
         self.log = Path(log)
         self.env = env
@@ -139,7 +189,7 @@ class Proc:
             out.close()
         _PROCS.append(self)
         _count(self.name, "started")
-        register_log(self.log, self.name)
+        register_log(self.log, self.name, self.kind)
         return self
 
     @property

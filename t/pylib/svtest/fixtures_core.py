@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from . import core
+from . import core, logcheck
 
 _KEEP = os.environ.get("SV_KEEP") == "1"
 
@@ -39,13 +39,33 @@ def pg(session_dir):
     cluster.stop()
 
 
+@pytest.fixture(autouse=True)
+def _sv_logcheck(request):
+    """After each test, once its servers have stopped (every fixture that
+    starts one depends on workdir, which depends on this): the servers'
+    logs must hold no warning or error the test did not allow
+    (svtest.logcheck); then the test's directories go."""
+    dirs = []
+    yield dirs
+    try:
+        report = logcheck.check(request.node, core.registered_log_kinds(),
+                                getattr(request.node, "_sv_log_offsets", {}))
+    finally:
+        logcheck.reset()
+        if not _KEEP:
+            for d in dirs:
+                shutil.rmtree(d, ignore_errors=True)
+    if report:
+        pytest.fail(report, pytrace=False)
+
+
 @pytest.fixture
-def workdir(request):
+def workdir(request, _sv_logcheck):
+    """A fresh temp dir, removed after the test's logs are checked."""
     d = core.make_workdir("sv-" + request.node.name[:40].replace("/", "_").replace("[", "_")
                           .replace("]", "_"))
-    yield d
-    if not _KEEP:
-        shutil.rmtree(d, ignore_errors=True)
+    _sv_logcheck.append(d)
+    return d
 
 
 def _sizes():

@@ -48,8 +48,8 @@ from pathlib import Path
 
 import pytest
 
-from . import core
-from .core import BUILD, SRC, free_port, register_log, run
+from . import core, logcheck
+from .core import BUILD, SRC, free_port, run
 
 import hpke_ref  # the reference HPKE (t/pylib/hpke_ref.py)
 
@@ -330,6 +330,9 @@ class Daemon:
         self.run_dir.chmod(0o755)
         self.sock_path = self.run_dir / "ctl.sock"
         self.proc = None
+        # patterns of warnings and errors in its log the current test allows
+        # (besides its log_allows markers): see svtest.logcheck
+        self.allowed_log = logcheck.allow_list()
         self.db_name = None
         if driver == "pgsql":
             if pg is None:
@@ -410,7 +413,7 @@ class Daemon:
         if self.sock_path.exists():
             self.sock_path.unlink()  # a stale socket must not look ready
         self.proc = core.Proc("splitvaultd:%d" % self.port, self.argv(), self.log,
-                              env=env).start()
+                              env=env, kind="daemon").start()
         self.proc.wait_port(self.port, host=self.config["listen"]["address"],
                             timeout=timeout or (120 if VALGRIND else 15))
         self._wait_ctl()
@@ -619,7 +622,14 @@ def daemon_factory(request, pki, pg, workdir):
         return d
 
     yield make
+    # every daemon stops before any store goes: daemons sharing a pgsql
+    # store must not see it dropped under them
     errors = []
+    for d in made:
+        try:
+            d.stop()
+        except AssertionError as e:
+            errors.append(str(e))
     for d in made:
         try:
             d.teardown()

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import pytest
 
-from . import core
+from . import core, logcheck
 from .core import BUILD, SRC, free_port, make_workdir, register_log, run
 
 APACHE = Path("/usr/sbin/apache2")
@@ -124,6 +124,35 @@ class MainDb:
         db.admin("schema", "--sql-dir", SQL_MAIN)
         return db
 
+    # (cluster port, owner, web) -> a database with the schema and the
+    # standard staff, never used itself: the template of create_standard()
+    _templates = {}
+
+    @classmethod
+    def create_standard(cls, pg, owner=OWNER_ROLE, web=WEB_ROLE):
+        """A fresh main database with the schema and the standard staff, as
+        create() and add_standard_staff() make it, but copied from a
+        template made once per cluster (the staff's Argon2id hashing and
+        the schema are most of a stack's start-up). The copy gets its
+        database-level settings and grants from `splitvault-admin roles`,
+        as create() does."""
+        key = (pg.port, owner, web)
+        tmpl = cls._templates.get(key)
+        if tmpl is None:
+            t = cls.create(pg, name="tmpl_%s_%d" % (owner, pg.port), owner=owner, web=web)
+            t.add_standard_staff()
+            tmpl = cls._templates[key] = t.name
+        name = "main_%d_%d" % (os.getpid(), int(time.monotonic() * 1e6) % 10 ** 9)
+        conn = pg.connect("postgres")
+        try:
+            with conn.cursor() as cur:
+                cur.execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, tmpl))
+        finally:
+            conn.close()
+        db = cls(pg, name, owner, web)
+        db.setup_roles()
+        return db
+
     def setup_roles(self, check=True):
         """`splitvault-admin roles` as the superuser, with this db's names."""
         return run([ADMIN, "-d", self.super_dsn, "roles", "--owner", self.owner,
@@ -156,6 +185,24 @@ class MainDb:
 
     def count(self, table):
         return self.query("SELECT count(*) FROM %s" % table)[0][0]
+
+    def age_sessions(self, seconds):
+        """Make every session look `seconds` older (created, last activity
+        and absolute expiry move together): idle and absolute expiry
+        without waiting. The module compares them with the database's now()."""
+        self.query("UPDATE sessions SET created = created - make_interval(secs => %s), "
+                   "last_seen = last_seen - make_interval(secs => %s), "
+                   "expires = expires - make_interval(secs => %s)",
+                   (seconds, seconds, seconds))
+
+    def age_login_throttle(self, seconds):
+        """Make the sign-in throttle's windows and pauses `seconds` older:
+        a pause runs out without waiting."""
+        self.query("UPDATE login_throttle SET "
+                   "first_failure = first_failure - make_interval(secs => %s), "
+                   "locked_until = locked_until - make_interval(secs => %s), "
+                   "pending_until = pending_until - make_interval(secs => %s)",
+                   (seconds, seconds, seconds))
 
     def drop(self):
         self.pg.drop_db(self.name)
@@ -413,7 +460,7 @@ class Httpd:
         if t.returncode != 0:
             raise RuntimeError("apache2 -t refused the config:\n%s%s" % (t.stdout, t.stderr))
         self.error_log.touch()
-        register_log(self.error_log, self.name + " error log")
+        register_log(self.error_log, self.name + " error log", "httpd")
         started = self.log_text().count("resuming normal operations")
         self.proc = core.Proc(self.name, [APACHE, "-f", self.conf, "-DFOREGROUND"],
                               self.dir / "logs" / "stdout.log").start()
@@ -433,23 +480,43 @@ class Httpd:
             self.proc.stop(timeout=15)
             self.proc = None
 
-    def graceful(self):
-        os.kill(self.proc.pid, signal.SIGUSR1)
-        time.sleep(1.5)
+    def children(self):
+        """PIDs of the parent's children (the parent runs in the foreground)."""
+        me = str(self.proc.pid)
+        out = set()
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == me:
+                out.add(int(d))
+        return out
+
+    def _restarted(self, kick, timeout, what):
+        """Run kick() (a restart of some kind); return once the parent has
+        re-read its configuration, resumed, and started a new child."""
+        before = self.log_text().count("resuming normal operations")
+        old = self.children()
+        kick()
+        core.wait_until(lambda: self.log_text().count("resuming normal operations") > before,
+                        timeout, "%s: no restart seen in the error log" % what)
+        core.wait_until(lambda: self.children() - old, timeout,
+                        "%s: no child of the new generation" % what)
+
+    def graceful(self, timeout=20):
+        """SIGUSR1 to the parent (a graceful restart)."""
+        self._restarted(lambda: os.kill(self.proc.pid, signal.SIGUSR1), timeout, "SIGUSR1")
 
     def graceful_ctl(self, timeout=20, action="graceful"):
         """`apache2 -k graceful` (what a sysadmin runs; action="restart" for
         `-k restart`); returns once the parent has re-read its
-        configuration and resumed."""
-        before = self.log_text().count("resuming normal operations")
-        run([APACHE, "-f", self.conf, "-k", action])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log_text().count("resuming normal operations") > before:
-                time.sleep(0.3)
-                return
-            time.sleep(0.1)
-        raise TimeoutError("apache2 -k graceful: no restart seen in the error log")
+        configuration, resumed and started a child of the new generation."""
+        self._restarted(lambda: run([APACHE, "-f", self.conf, "-k", action]), timeout,
+                        "apache2 -k " + action)
 
     @property
     def scheme(self):
@@ -622,9 +689,12 @@ class Stack:
         self.dir = Path(directory)
         self.pg = pg
         self.pki = pki
-        self.db = MainDb.create(pg, owner=db_roles[0], web=db_roles[1])
-        if staff:
-            self.db.add_standard_staff()
+        if staff and db_roles[0] and db_roles[1]:
+            self.db = MainDb.create_standard(pg, owner=db_roles[0], web=db_roles[1])
+        else:
+            self.db = MainDb.create(pg, owner=db_roles[0], web=db_roles[1])
+            if staff:
+                self.db.add_standard_staff()
         self.key1 = None
         if key1:
             self.key1 = Key1(self.dir / "key1", passphrase=key1_passphrase)
@@ -632,12 +702,13 @@ class Stack:
         self.daemon = daemon_factory(self.dir / "daemon", **(daemon_options or {}))
         self.httpd = Httpd(self.dir / "httpd", self.db, pki, self.daemon.port, **httpd_options)
         self.httpd.start()
-        # Tests add patterns here for errors they cause on purpose. Allowed
-        # always: the event MPM's own shutdown race (httpd 2.4.x: a keep-alive
-        # socket closed by close_worker_sockets() while a worker re-adds it
-        # to the pollset logs AH03093 with EBADF; later httpd checks for it).
-        self.allowed_errors = [r"\(9\)Bad file descriptor: AH03093: process_socket: "
-                               r"apr_pollset_add failure"]
+        # Tests add patterns here for errors they cause on purpose (or
+        # declare them with @pytest.mark.log_allows). Allowed always: the
+        # event MPM's own shutdown race (httpd 2.4.x: a keep-alive socket
+        # closed by close_worker_sockets() while a worker re-adds it to the
+        # pollset logs AH03093 with EBADF; later httpd checks for it).
+        self.allowed_errors = logcheck.allow_list(
+            [r"\(9\)Bad file descriptor: AH03093: process_socket: apr_pollset_add failure"])
 
     def client(self):
         return self.httpd.client()
