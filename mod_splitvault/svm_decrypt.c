@@ -628,6 +628,16 @@ static void svm_dec_wipe(svm_dctx *d)
     }
 }
 
+/* A decrypt that will not commit: wipe what it holds and drop the new
+ * pending shares it stored (the old ones stay referenced), before its
+ * failure page and audit row, so that a slow database does not keep them
+ * pending. */
+static void svm_dec_undo(svm_dctx *d)
+{
+    svm_dec_wipe(d);
+    svm_dec_release(d, 0, d->n, 0);
+}
+
 /* A failure page, with its audit row. */
 static int svm_dec_fail(svm_dctx *d, int status, const char *outcome, const char *detail,
                         const char *title, const char *msg)
@@ -760,7 +770,7 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     svm_key1pub k1;
     apr_time_t deadline;
     apr_status_t rv;
-    int rc, from, werr = 0, res = SVM_DX_OK, undo = 0;
+    int rc, from, werr = 0, res = SVM_DX_OK;
     apr_uint32_t retry_ms = 0;
 
     memset(d, 0, sizeof(*d));
@@ -851,7 +861,7 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     }
     if (res != SVM_DX_OK) {
         /* earlier requests of this record stored pending shares: undo them */
-        undo = 1;
+        svm_dec_undo(d);
         if (res == SVM_DX_WERR)
             rc = svm_dec_werr(d, werr, retry_ms);
         else if (res == SVM_DX_LATE)
@@ -894,7 +904,7 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         goto out;
     }
     if (rc != SVM_DC_COMMITTED) {
-        undo = 1;
+        svm_dec_undo(d);
         if (rc == SVM_DC_CHANGED)
             rc = svm_dec_conflict(d);
         else
@@ -914,7 +924,5 @@ int svm_decrypt_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
 
 out:
     svm_dec_wipe(d);
-    if (undo) /* drop the new pending shares, keep the old ones */
-        svm_dec_release(d, 0, d->n, 0);
     return rc;
 }

@@ -262,6 +262,8 @@ static int svm_denied(request_rec *r, const svm_srv_conf *sc, const svm_area *a,
 {
     ap_dbd_t *dbd = svm_db(r);
 
+    if (!what) /* a row that needs something names its action; in case one does not */
+        what = "request";
     if (a == &svm_area_keys) {
         if (dbd)
             svm_audit(r, dbd, st->name, what, NULL, NULL, "denied", "not an admin");
@@ -362,6 +364,8 @@ static int svm_route_run(request_rec *r, const svm_area *a)
     if (rt->csrf != SVM_CSRF_NONE && !svm_csrf_ok(q.pairs, st->csrf)) {
         ap_dbd_t *dbd = svm_db(r);
         const char *what = rt->action_of ? rt->action_of(q.pairs) : rt->action;
+        if (!what)
+            what = "request";
         if (q.upload)
             svm_upload_wipe(q.upload);
         if (dbd)
@@ -377,8 +381,11 @@ static int svm_route_run(request_rec *r, const svm_area *a)
                                 "This form has expired or did not come from this site. "
                                 "Nothing was changed. Reload the page and try again.", st);
     }
-    if (!svm_has(st, rt->need))
+    if (!svm_has(st, rt->need)) {
+        if (q.upload)
+            svm_upload_wipe(q.upload);
         return svm_denied(r, sc, a, st, rt->action, ref);
+    }
     return rt->fn(r, sc, st, &q);
 }
 
