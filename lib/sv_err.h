@@ -42,7 +42,7 @@ typedef enum {
     /* the daemon's TLS client (sv_tlsclient) */
     SV_ERR_NET_RESOLVE = 40,    /* host name does not resolve */
     SV_ERR_NET_CONNECT = 41,    /* no address accepted the connection */
-    SV_ERR_NET_TIMEOUT = 42,    /* connecting or the handshake took too long */
+    SV_ERR_NET_TIMEOUT = 42,    /* connecting, the handshake or a read/write_until took too long */
     SV_ERR_NET_IO = 43,         /* connection closed, failed or timed out mid-exchange */
     SV_ERR_TLS_SETUP = 44,      /* TLS context or connection set-up failed */
     SV_ERR_TLS_HANDSHAKE = 45,  /* handshake refused (certificate, protocol) */

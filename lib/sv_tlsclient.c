@@ -9,7 +9,9 @@
  * non-blocking: each exchange (or read_all / write_all call) has one
  * deadline, timeout_ms from its start, and every wait for the socket is a
  * poll(2) bounded by what is left of it, so a peer that sends a byte now
- * and then cannot stretch it.
+ * and then cannot stretch it. A caller with its own framing (the module:
+ * its answers go to the request pool's secret memory) shares one deadline
+ * among its reads and writes with sv_tls_write_until / sv_tls_read_until.
  *
  * A connection on which any read, write or the handshake failed is marked
  * broken: OpenSSL must not be asked to send anything more on it
@@ -321,11 +323,23 @@ sv_status
 sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *name,
                int timeout_ms, sv_tls_conn **out, char *err, size_t errlen)
 {
+    return sv_tls_connect_ex(ctx, host, port, name, timeout_ms, out, NULL, err, errlen);
+}
+
+sv_status
+sv_tls_connect_ex(SSL_CTX *ctx, const char *host, const char *port, const char *name,
+                  int timeout_ms, sv_tls_conn **out, sv_tls_step *step, char *err,
+                  size_t errlen)
+{
     sv_tls_conn *c = NULL;
     int64_t deadline;
     char why[256];
     sv_status st = SV_ERR_INTERNAL;
+    sv_tls_step dummy;
 
+    if (step == NULL)
+        step = &dummy;
+    *step = SV_TLS_STEP_START;
     set_err(err, errlen, "no error");
     if (out == NULL)
         return SV_ERR_INVAL;
@@ -342,8 +356,10 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
     c->timeout_ms = timeout_ms;
     snprintf(c->err, sizeof(c->err), "no error");
     deadline = now_ms() + timeout_ms;
+    *step = SV_TLS_STEP_TCP;
     if ((c->fd = tcp_connect(host, port, deadline, &st, err, errlen)) < 0)
         goto fail;
+    *step = SV_TLS_STEP_SETUP;
     if ((c->ssl = SSL_new(ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1
         || sv_tls_client_set_peer(c->ssl, name) != SV_OK) {
         st = SV_ERR_TLS_SETUP;
@@ -351,6 +367,7 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
                 ssl_reason(why, sizeof(why)));
         goto fail;
     }
+    *step = SV_TLS_STEP_HANDSHAKE;
     for (;;) {
         int rc = SSL_connect(c->ssl), e;
         long vr;
@@ -386,6 +403,7 @@ sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *nam
                 vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
         goto fail;
     }
+    *step = SV_TLS_STEP_DONE;
     *out = c;
     return SV_OK;
 fail:
@@ -424,7 +442,9 @@ io_fail(sv_tls_conn *c, sv_status st, const char *fmt, ...)
 }
 
 /* Write (writing) or read exactly n bytes before deadline. Every wait is a
- * poll bounded by what is left; EINTR is retried (wait_fd), never fatal. */
+ * poll bounded by what is left; EINTR is retried (wait_fd), never fatal.
+ * SV_OK, SV_ERR_NET_TIMEOUT, SV_ERR_NET_IO or SV_ERR_TLS_HANDSHAKE (see
+ * sv_tls_read_until). */
 static sv_status
 tls_io(sv_tls_conn *c, int writing, uint8_t *p, size_t n, int64_t deadline)
 {
@@ -452,7 +472,7 @@ tls_io(sv_tls_conn *c, int writing, uint8_t *p, size_t n, int64_t deadline)
         case SSL_ERROR_WANT_WRITE:
             if (wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
                 continue;
-            return io_fail(c, SV_ERR_NET_IO, "%s the daemon: timed out", what);
+            return io_fail(c, SV_ERR_NET_TIMEOUT, "%s the daemon: timed out", what);
         case SSL_ERROR_ZERO_RETURN:
             return io_fail(c, SV_ERR_NET_IO, "%s the daemon: it closed the connection", what);
         case SSL_ERROR_SSL: {
@@ -479,12 +499,22 @@ tls_io(sv_tls_conn *c, int writing, uint8_t *p, size_t n, int64_t deadline)
     return SV_OK;
 }
 
+/* tls_io for the calls whose timeout is SV_ERR_NET_IO, as documented
+ * (read_all, write_all, exchange): sv_tls_conn_error() says "timed out". */
+static sv_status
+tls_io_all(sv_tls_conn *c, int writing, uint8_t *p, size_t n, int64_t deadline)
+{
+    sv_status st = tls_io(c, writing, p, n, deadline);
+
+    return st == SV_ERR_NET_TIMEOUT ? SV_ERR_NET_IO : st;
+}
+
 sv_status
 sv_tls_write_all(sv_tls_conn *c, const uint8_t *p, size_t n)
 {
     if (c == NULL || c->ssl == NULL || (p == NULL && n))
         return SV_ERR_INVAL;
-    return tls_io(c, 1, (uint8_t *)(uintptr_t)p, n, now_ms() + c->timeout_ms);
+    return tls_io_all(c, 1, (uint8_t *)(uintptr_t)p, n, now_ms() + c->timeout_ms);
 }
 
 sv_status
@@ -492,7 +522,60 @@ sv_tls_read_all(sv_tls_conn *c, uint8_t *p, size_t n)
 {
     if (c == NULL || c->ssl == NULL || (p == NULL && n))
         return SV_ERR_INVAL;
-    return tls_io(c, 0, p, n, now_ms() + c->timeout_ms);
+    return tls_io_all(c, 0, p, n, now_ms() + c->timeout_ms);
+}
+
+int64_t
+sv_tls_deadline(int timeout_ms)
+{
+    return now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+}
+
+sv_status
+sv_tls_write_until(sv_tls_conn *c, const uint8_t *p, size_t n, int64_t deadline)
+{
+    if (c == NULL || c->ssl == NULL || (p == NULL && n))
+        return SV_ERR_INVAL;
+    return tls_io(c, 1, (uint8_t *)(uintptr_t)p, n, deadline);
+}
+
+sv_status
+sv_tls_read_until(sv_tls_conn *c, uint8_t *p, size_t n, int64_t deadline)
+{
+    if (c == NULL || c->ssl == NULL || (p == NULL && n))
+        return SV_ERR_INVAL;
+    return tls_io(c, 0, p, n, deadline);
+}
+
+int
+sv_tls_conn_alive(sv_tls_conn *c)
+{
+    struct pollfd pfd = { -1, POLLIN, 0 };
+    unsigned char b;
+    int rc, e;
+
+    if (c == NULL || c->ssl == NULL || c->broken)
+        return 0;
+    pfd.fd = c->fd;
+    if ((rc = poll(&pfd, 1, 0)) == 0)
+        return 1;
+    if (rc > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL))) {
+        io_fail(c, SV_ERR_NET_IO, "idle connection: the daemon reset or closed it");
+        return 0;
+    }
+    /* the socket is non-blocking: this does not wait; it reads what is
+     * waiting (a close, or post-handshake messages such as session
+     * tickets, which OpenSSL takes in) */
+    ERR_clear_error();
+    rc = SSL_peek(c->ssl, &b, 1);
+    e = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
+    ERR_clear_error();
+    if (rc <= 0 && e == SSL_ERROR_WANT_READ)
+        return 1;
+    /* closed, failed, or data nobody asked for: the stream is out of step */
+    io_fail(c, SV_ERR_NET_IO, "idle connection: %s",
+            rc > 0 ? "the daemon sent data nobody asked for" : "the daemon closed it");
+    return 0;
 }
 
 sv_status
@@ -513,8 +596,8 @@ sv_tls_exchange(sv_tls_conn *c, const uint8_t *frame, size_t len, sv_wire_hdr *h
         return SV_ERR_INVAL;
     /* one deadline for the whole exchange */
     deadline = now_ms() + c->timeout_ms;
-    if ((st = tls_io(c, 1, (uint8_t *)(uintptr_t)frame, len, deadline)) != SV_OK
-        || (st = tls_io(c, 0, hb, sizeof(hb), deadline)) != SV_OK)
+    if ((st = tls_io_all(c, 1, (uint8_t *)(uintptr_t)frame, len, deadline)) != SV_OK
+        || (st = tls_io_all(c, 0, hb, sizeof(hb), deadline)) != SV_OK)
         return st;
     if ((st = sv_wire_hdr_decode(hb, h)) != SV_OK) {
         c->broken = 1;
@@ -534,7 +617,7 @@ sv_tls_exchange(sv_tls_conn *c, const uint8_t *frame, size_t len, sv_wire_hdr *h
         c->broken = 1; /* the body is still on the wire: out of step */
         return SV_ERR_NOMEM;
     }
-    if (h->body_len && (st = tls_io(c, 0, *body, h->body_len, deadline)) != SV_OK) {
+    if (h->body_len && (st = tls_io_all(c, 0, *body, h->body_len, deadline)) != SV_OK) {
         sv_tls_body_free(*body, h->body_len);
         *body = NULL;
         return st == SV_ERR_TLS_HANDSHAKE ? st : SV_ERR_WIRE_TRUNCATED;

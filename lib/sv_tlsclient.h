@@ -2,13 +2,14 @@
  * sv_tlsclient.h - the one mutual-TLS client of splitvaultd.
  *
  * Every program that talks to the daemon (splitvault-admin reconcile, the
- * benchmark's load generator; the module can build its context here too)
- * gets the same TLS: 1.3 only, the daemon's certificate verified against
- * the configured CA and checked for the expected name (DNS name, or IP
- * address when the name is a literal address), our client certificate
- * chain and key presented, the key checked against the certificate, no
- * session cache, and OpenSSL's record buffers cleansed when released
- * (SSL_OP_CLEANSE_PLAINTEXT: they carry key shares and plaintexts).
+ * benchmark's load generator, the module's pooled connections) gets the
+ * same connect and I/O code and the same TLS: 1.3 only, the daemon's
+ * certificate verified against the configured CA and checked for the
+ * expected name (DNS name, or IP address when the name is a literal
+ * address), our client certificate chain and key presented, the key
+ * checked against the certificate, no session cache, and OpenSSL's record
+ * buffers cleansed when released (SSL_OP_CLEANSE_PLAINTEXT: they carry key
+ * shares and plaintexts).
  *
  * Plain C on OpenSSL and POSIX sockets; no APR. Error texts name the step,
  * the file or address and OpenSSL's reason; they never hold key material
@@ -61,8 +62,9 @@ sv_status sv_tls_client_ctx(const sv_tls_client_conf *conf, SSL_CTX **out, char 
 /* Make ssl verify that the daemon's certificate is for name: an IP address
  * check when name is a literal IPv4 or IPv6 address, else a DNS name check
  * (a wildcard only as a whole left-most label:
- * X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS) plus SNI. For callers that run their own handshake (the module's
- * non-blocking connections). SV_OK or SV_ERR_TLS_SETUP. */
+ * X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS) plus SNI. sv_tls_connect() does
+ * this; for a caller that runs its own handshake. SV_OK or
+ * SV_ERR_TLS_SETUP (SV_ERR_INVAL without ssl or name). */
 sv_status sv_tls_client_set_peer(SSL *ssl, const char *name);
 
 /* One connection to the daemon. */
@@ -88,6 +90,22 @@ typedef struct sv_tls_conn sv_tls_conn;
 sv_status sv_tls_connect(SSL_CTX *ctx, const char *host, const char *port, const char *name,
                          int timeout_ms, sv_tls_conn **out, char *err, size_t errlen);
 
+/* The step a connect got to: for callers that report the steps apart
+ * (SV_ERR_NET_TIMEOUT may come from TCP or from the handshake). */
+typedef enum {
+    SV_TLS_STEP_START = 0, /* arguments, memory */
+    SV_TLS_STEP_TCP,       /* resolving host and connecting (SV_ERR_NET_*) */
+    SV_TLS_STEP_SETUP,     /* TLS on the connected socket (SV_ERR_TLS_SETUP) */
+    SV_TLS_STEP_HANDSHAKE, /* the handshake (SV_ERR_NET_TIMEOUT, SV_ERR_TLS_*) */
+    SV_TLS_STEP_DONE       /* connected */
+} sv_tls_step;
+
+/* sv_tls_connect(), and *step (when not NULL) set to the step it got to:
+ * the failed one, or SV_TLS_STEP_DONE. */
+sv_status sv_tls_connect_ex(SSL_CTX *ctx, const char *host, const char *port, const char *name,
+                            int timeout_ms, sv_tls_conn **out, sv_tls_step *step, char *err,
+                            size_t errlen);
+
 /* The connection's SSL (for SSL_get_peer_certificate() and the like). */
 SSL *sv_tls_conn_ssl(const sv_tls_conn *c);
 
@@ -108,6 +126,27 @@ const char *sv_tls_conn_error(const sv_tls_conn *c);
  * is broken: close it. */
 sv_status sv_tls_write_all(sv_tls_conn *c, const uint8_t *p, size_t n);
 sv_status sv_tls_read_all(sv_tls_conn *c, uint8_t *p, size_t n);
+
+/* A deadline timeout_ms from now (the monotonic clock, in ms), for the
+ * calls below. */
+int64_t sv_tls_deadline(int timeout_ms);
+
+/* Write or read exactly n bytes before deadline (from sv_tls_deadline():
+ * a caller that does its own framing shares one deadline among the
+ * writes and reads of an exchange, as sv_tls_exchange() does). As
+ * sv_tls_write_all() and sv_tls_read_all(), but a timeout is told apart:
+ * SV_OK, SV_ERR_NET_TIMEOUT (the deadline passed), SV_ERR_NET_IO (closed
+ * or failed), SV_ERR_TLS_HANDSHAKE (a TLS alert before any answer).
+ * After a failure the connection is broken: close it. */
+sv_status sv_tls_write_until(sv_tls_conn *c, const uint8_t *p, size_t n, int64_t deadline);
+sv_status sv_tls_read_until(sv_tls_conn *c, uint8_t *p, size_t n, int64_t deadline);
+
+/* For a pool of idle connections: 1 when c still looks usable (nothing
+ * but TLS housekeeping such as session tickets waiting on it, no close or
+ * error from the daemon); never waits. 0 when the daemon closed it, reset
+ * it, or sent data nobody asked for (out of step): c is then broken,
+ * close it (quietly). */
+int sv_tls_conn_alive(sv_tls_conn *c);
 
 /*
  * One request and its answer, all within one deadline (the connection's

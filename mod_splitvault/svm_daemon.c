@@ -15,18 +15,24 @@
  * The reslist holds the pool's slots, not live connections: its constructor
  * only allocates an unconnected slot (it runs under the reslist's lock, which
  * every thread of the child needs to borrow or return a connection), and the
- * borrowing request connects it itself, outside that lock. Connecting (TCP
- * to each resolved address in turn, and the whole TLS handshake) has one
- * deadline, SplitVaultDaemonTimeout. The socket stays non-blocking: each
- * exchange (write the frame, read the whole answer) has one deadline too,
- * SplitVaultDaemonTimeout (or the caller's timeout) from its start, and
- * every wait is a poll bounded by what is left of it, so a daemon that
- * sends a byte now and then cannot hold a request past it.
- * The TLS context and the check of the daemon's name come from the core
- * library (lib/sv_tlsclient: sv_tls_client_ctx, sv_tls_client_set_peer),
- * so every client of the daemon has the same settings: TLS 1.3, no session
- * cache, record buffers cleansed when released (SSL_OP_CLEANSE_PLAINTEXT:
- * they carry key shares and plaintexts).
+ * borrowing request connects it itself, outside that lock.
+ *
+ * The connections themselves are the core library's TLS client
+ * (lib/sv_tlsclient), the one every client of the daemon uses: the context
+ * (sv_tls_client_ctx: TLS 1.3, no session cache, record buffers cleansed
+ * when released, SSL_OP_CLEANSE_PLAINTEXT, as they carry key shares and
+ * plaintexts), the connect (sv_tls_connect_ex: TCP to each resolved address
+ * in turn and the whole handshake within one deadline, what is left of
+ * SplitVaultDaemonTimeout; it tells a daemon that closes before TLS apart),
+ * the check of an idle connection (sv_tls_conn_alive) and the reads and
+ * writes (sv_tls_write_until, sv_tls_read_until). The socket stays
+ * non-blocking: each exchange (write the frame, read the whole answer) has
+ * one deadline, SplitVaultDaemonTimeout (or the caller's timeout) from the
+ * send, and every wait is a poll bounded by what is left of it, so a daemon
+ * that sends a byte now and then cannot hold a request past it. What stays
+ * here: the pool, the retries when the daemon closes before TLS, the
+ * framing of an exchange (the answer's body goes to the request pool's
+ * secret memory) and the log lines.
  *
  * Part of the API for the rest of the module: svm_daemon_call() for any
  * message; svm_daemon_store(), svm_daemon_status() and svm_daemon_confirm()
@@ -40,15 +46,8 @@
 #include "apr_atomic.h"
 #include "apr_reslist.h"
 
-#include <errno.h>
-#include <netdb.h>
-#include <poll.h>
-#include <unistd.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
+#include <limits.h>
 
-#include <openssl/err.h>
 #include <openssl/rand.h>
 
 #include "sv_secret.h"
@@ -61,8 +60,7 @@ struct svm_dpool {
 };
 
 typedef struct {
-    int fd;
-    SSL *ssl;
+    sv_tls_conn *conn; /* NULL: a slot not connected yet */
     unsigned uses;     /* exchanges completed on this connection */
 } svm_dconn;
 
@@ -71,20 +69,6 @@ static apr_uint32_t svm_reqid_counter;
 uint32_t svm_daemon_reqid(void)
 {
     return apr_atomic_inc32(&svm_reqid_counter) + 1;
-}
-
-/* The first OpenSSL error as text in buf (no secrets: library reasons
- * only); returns buf. */
-static const char *svm_ssl_err(char *buf, apr_size_t n)
-{
-    unsigned long e = ERR_get_error();
-
-    ERR_clear_error();
-    if (!e)
-        apr_cpystrn(buf, "unknown TLS error", n);
-    else
-        ERR_error_string_n(e, buf, n);
-    return buf;
 }
 
 static apr_status_t svm_ctx_cleanup(void *data)
@@ -113,93 +97,24 @@ SSL_CTX *svm_daemon_ssl_ctx(apr_pool_t *p, server_rec *s, const svm_srv_conf *sc
     return ctx;
 }
 
+/* Close c's connection (a close_notify unless it failed) and leave the
+ * slot unconnected. */
 static void svm_dconn_close(svm_dconn *c)
 {
-    if (c->ssl) {
-        SSL_set_quiet_shutdown(c->ssl, 1);
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-    }
-    if (c->fd >= 0) {
-        close(c->fd);
-        c->fd = -1;
-    }
+    sv_tls_close(c->conn);
+    c->conn = NULL;
 }
 
-/* Milliseconds left until deadline (0 when it has passed). */
-static int svm_ms_left(apr_time_t deadline)
+/* t in milliseconds, rounded up, at least 1 and at most INT_MAX (0 or
+ * less: 0). */
+static int svm_ms(apr_interval_time_t t)
 {
-    apr_time_t left = deadline - apr_time_now();
+    apr_interval_time_t ms;
 
-    return left <= 0 ? 0 : (int)(apr_time_as_msec(left) > INT_MAX ? INT_MAX
-                                                                  : apr_time_as_msec(left) + 1);
-}
-
-/* Wait until fd is ready for events, or the deadline. 1 ready, 0 not. */
-static int svm_wait_fd(int fd, short events, apr_time_t deadline)
-{
-    struct pollfd pfd;
-    int ms, rc;
-
-    for (;;) {
-        if ((ms = svm_ms_left(deadline)) == 0)
-            return 0;
-        pfd.fd = fd;
-        pfd.events = events;
-        pfd.revents = 0;
-        rc = poll(&pfd, 1, ms);
-        if (rc > 0)
-            return 1;
-        if (rc == 0 || errno != EINTR)
-            return 0;
-    }
-}
-
-/* TCP connect before deadline; returns the connected, non-blocking fd or
- * -1 (*why says why). */
-static int svm_tcp_connect(const svm_srv_conf *sc, apr_time_t deadline, const char **why)
-{
-    struct addrinfo hints, *ai = NULL, *a;
-    char port[8];
-    int fd = -1, one = 1;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    apr_snprintf(port, sizeof(port), "%u", (unsigned)sc->daemon_port);
-    if (getaddrinfo(sc->daemon_host, port, &hints, &ai) != 0 || !ai) {
-        *why = "cannot resolve the daemon's address";
-        return -1;
-    }
-    *why = "connection refused";
-    for (a = ai; a; a = a->ai_next) {
-        int err = 0;
-        socklen_t el = sizeof(err);
-
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    a->ai_protocol);
-        if (fd < 0)
-            continue;
-        if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-            if (errno != EINPROGRESS)
-                goto next;
-            if (!svm_wait_fd(fd, POLLOUT, deadline)) {
-                *why = "connection timed out";
-                goto next;
-            }
-            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err)
-                goto next;
-        }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        break;
-next:
-        close(fd);
-        fd = -1;
-        if (svm_ms_left(deadline) == 0)
-            break;
-    }
-    freeaddrinfo(ai);
-    return fd;
+    if (t <= 0)
+        return 0;
+    ms = (t + 999) / 1000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 /* apr_reslist constructor, run under the reslist's lock: an unconnected
@@ -210,79 +125,50 @@ static apr_status_t svm_dconn_make(void **res, void *params, apr_pool_t *pool)
 
     if (!c)
         return APR_ENOMEM;
-    c->fd = -1;
     *res = c;
     return APR_SUCCESS;
 }
 
-/* The daemon closed the connection before answering our ClientHello: it
- * refuses connections past its caps (connections.max_handshakes and
- * max_handshakes_per_address, connections.max) that way, before TLS. */
-static int svm_closed_before_tls(SSL *ssl, int e)
-{
-    unsigned long q = ERR_peek_error();
-
-    if (SSL_get_verify_result(ssl) != X509_V_OK)
-        return 0;
-    return (e == SSL_ERROR_SYSCALL && (q == 0 || ERR_GET_LIB(q) == ERR_LIB_SYS))
-           || (e == SSL_ERROR_SSL && ERR_GET_REASON(q) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
-}
-
-/* One attempt: TCP, then the TLS handshake, before deadline. APR_SUCCESS,
- * APR_EAGAIN (the daemon closed before TLS: worth another attempt; not
- * logged) or an error (logged). */
+/* One attempt (lib/sv_tlsclient: TCP to each address in turn, then the TLS
+ * handshake) before deadline. APR_SUCCESS, APR_EAGAIN (the daemon closed
+ * the connection before answering our ClientHello, as it does past its
+ * caps, connections.max_handshakes and max_handshakes_per_address,
+ * connections.max: worth another attempt; not logged) or an error
+ * (logged). */
 static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, svm_dconn *c,
                                   apr_time_t deadline, int last)
 {
-    const char *why = NULL;
-    char ebuf[256];
+    char port[8], err[SV_TLS_ERRLEN];
+    sv_tls_step step = SV_TLS_STEP_START;
+    int ms = svm_ms(deadline - apr_time_now());
+    sv_status st;
 
-    c->fd = svm_tcp_connect(sc, deadline, &why);
-    if (c->fd < 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01701: cannot reach splitvaultd at "
-                      "%s:%u: %s", sc->daemon_host, (unsigned)sc->daemon_port, why);
+    apr_snprintf(port, sizeof(port), "%u", (unsigned)sc->daemon_port);
+    /* no time left: the shortest wait, and the library's "timed out" */
+    st = sv_tls_connect_ex(sc->ssl_ctx, sc->daemon_host, port, sc->daemon_name, ms ? ms : 1,
+                           &c->conn, &step, err, sizeof(err));
+    if (st == SV_OK)
+        return APR_SUCCESS;
+    c->conn = NULL;
+    switch (step) {
+    case SV_TLS_STEP_TCP:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01701: cannot reach splitvaultd: %s",
+                      err);
         return APR_ECONNREFUSED;
-    }
-    if (!(c->ssl = SSL_new(sc->ssl_ctx)) || SSL_set_fd(c->ssl, c->fd) != 1
-        || sv_tls_client_set_peer(c->ssl, sc->daemon_name) != SV_OK)
-        goto tls_fail;
-    for (;;) {
-        int rc = SSL_connect(c->ssl), e;
-        long vr;
-
-        if (rc == 1)
-            break;
-        e = SSL_get_error(c->ssl, rc);
-        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-            && svm_wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
-            continue;
-        if (svm_closed_before_tls(c->ssl, e) && !last) {
-            ERR_clear_error();
-            svm_dconn_close(c);
+    case SV_TLS_STEP_HANDSHAKE:
+        if (st == SV_ERR_TLS_CLOSED && !last)
             return APR_EAGAIN;
-        }
-        vr = SSL_get_verify_result(c->ssl);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01702: TLS handshake with "
-                      "splitvaultd at %s:%u failed: %s%s%s", sc->daemon_host,
-                      (unsigned)sc->daemon_port,
-                      e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? "timed out"
-                      : svm_closed_before_tls(c->ssl, e)
-                      ? "the daemon closed the connection before TLS at every attempt (its "
-                        "connection caps, or clients.allow)"
-                      : svm_ssl_err(ebuf, sizeof(ebuf)),
-                      vr != X509_V_OK ? "; certificate: " : "",
-                      vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
-        ERR_clear_error();
-        svm_dconn_close(c);
+        /* err names the daemon's address: "TLS handshake with the daemon
+         * failed (...): timed out", OpenSSL's reason with the certificate
+         * verification result, or a close before TLS */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01702: %s%s", err,
+                      st == SV_ERR_TLS_CLOSED ? ", at every attempt" : "");
         return APR_ECONNREFUSED;
+    default:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01703: cannot set up TLS for "
+                      "splitvaultd: %s", err);
+        return APR_EGENERAL;
     }
-    return APR_SUCCESS;
-
-tls_fail:
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01703: TLS set-up for splitvaultd "
-                  "failed: %s", svm_ssl_err(ebuf, sizeof(ebuf)));
-    svm_dconn_close(c);
-    return APR_EGENERAL;
 }
 
 #define SVM_CONNECT_TRIES 4
@@ -364,67 +250,10 @@ void svm_daemon_child_init(apr_pool_t *p, server_rec *s)
     sc->dpool = dp;
 }
 
-/* 1 when a pooled connection still looks usable: nothing but TLS
- * housekeeping (e.g. session tickets) is waiting on it, and no close. */
-static int svm_dconn_alive(svm_dconn *c)
+/* The APR status for a failed read or write of an exchange. */
+static apr_status_t svm_io_status(sv_status st)
 {
-    struct pollfd pfd;
-    unsigned char b;
-    int n, e;
-
-    pfd.fd = c->fd;
-    pfd.events = POLLIN;
-    if (poll(&pfd, 1, 0) == 0)
-        return 1;
-    if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL))
-        return 0;
-    /* the socket is non-blocking: this does not wait */
-    n = SSL_peek(c->ssl, &b, 1);
-    e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
-    ERR_clear_error();
-    /* data we did not ask for means the stream is out of step: drop it */
-    return n <= 0 && e == SSL_ERROR_WANT_READ;
-}
-
-/* Write (writing) or read exactly n bytes before deadline, on the
- * non-blocking socket: every wait is a poll bounded by what is left.
- * APR_SUCCESS, APR_TIMEUP (the deadline passed), APR_EOF (the daemon
- * closed the connection cleanly) or APR_EGENERAL. */
-static apr_status_t svm_tls_io(svm_dconn *c, int writing, uint8_t *p, apr_size_t n,
-                               apr_time_t deadline)
-{
-    while (n) {
-        size_t k = 0;
-        int rc, e;
-
-        ERR_clear_error();
-        rc = writing ? SSL_write_ex(c->ssl, p, n, &k) : SSL_read_ex(c->ssl, p, n, &k);
-        if (rc == 1 && k > 0) {
-            p += k;
-            n -= k;
-            continue;
-        }
-        e = SSL_get_error(c->ssl, rc);
-        ERR_clear_error();
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            if (svm_wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))
-                continue;
-            return APR_TIMEUP;
-        }
-        return e == SSL_ERROR_ZERO_RETURN ? APR_EOF : APR_EGENERAL;
-    }
-    return APR_SUCCESS;
-}
-
-static apr_status_t svm_tls_write(svm_dconn *c, const uint8_t *p, apr_size_t n,
-                                  apr_time_t deadline)
-{
-    return svm_tls_io(c, 1, (uint8_t *)(uintptr_t)p, n, deadline);
-}
-
-static apr_status_t svm_tls_read(svm_dconn *c, uint8_t *p, apr_size_t n, apr_time_t deadline)
-{
-    return svm_tls_io(c, 0, p, n, deadline);
+    return st == SV_ERR_NET_TIMEOUT ? APR_TIMEUP : APR_EOF;
 }
 
 apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_buf *frame,
@@ -436,7 +265,8 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     sv_wire_hdr h;
     uint8_t *body;
     apr_status_t rv;
-    apr_time_t deadline;
+    int64_t deadline;
+    sv_status st;
     int tries;
 
     memset(rep, 0, sizeof(*rep));
@@ -458,7 +288,7 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
             return rv;
         }
         c = res;
-        if (!c->ssl) {
+        if (!c->conn) {
             /* a fresh slot: connect it here, outside the reslist's lock */
             if ((rv = svm_dconn_open(r, sc, c)) != APR_SUCCESS) {
                 apr_reslist_invalidate(dp->list, c);
@@ -466,7 +296,7 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
             }
             break;
         }
-        if (svm_dconn_alive(c))
+        if (sv_tls_conn_alive(c->conn))
             break;
         apr_reslist_invalidate(dp->list, c);
         c = NULL;
@@ -478,15 +308,17 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     }
     /* one deadline for the whole exchange, not one per read or write */
     rep->sent = apr_time_now();
-    deadline = rep->sent + (timeout > 0 ? timeout : sc->daemon_timeout);
-    if ((rv = svm_tls_write(c, frame->data, frame->len, deadline)) != APR_SUCCESS) {
+    deadline = sv_tls_deadline(svm_ms(timeout > 0 ? timeout : sc->daemon_timeout));
+    if ((st = sv_tls_write_until(c->conn, frame->data, frame->len, deadline)) != SV_OK) {
+        rv = svm_io_status(st);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01708: sending %s to splitvaultd "
                       "failed", sv_wire_type_name(sv_wire_frame_type(frame->data, frame->len)));
         goto fail;
     }
-    if ((rv = svm_tls_read(c, hdr, sizeof(hdr), deadline)) != APR_SUCCESS) {
+    if ((st = sv_tls_read_until(c->conn, hdr, sizeof(hdr), deadline)) != SV_OK) {
+        rv = svm_io_status(st);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01709: no answer from splitvaultd "
-                      "(%s)", rv == APR_TIMEUP ? "timed out" : "connection closed");
+                      "(%s)", st == SV_ERR_NET_TIMEOUT ? "timed out" : "connection closed");
         goto fail;
     }
     if (sv_wire_hdr_decode(hdr, &h) != SV_OK || h.reqid != reqid
@@ -496,8 +328,10 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         rv = APR_EGENERAL;
         goto fail;
     }
+    /* straight into the request pool's secret memory: it may be plaintexts */
     body = svm_secret_palloc(r->pool, h.body_len);
-    if (h.body_len && (rv = svm_tls_read(c, body, h.body_len, deadline)) != APR_SUCCESS) {
+    if (h.body_len && (st = sv_tls_read_until(c->conn, body, h.body_len, deadline)) != SV_OK) {
+        rv = svm_io_status(st);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01711: truncated answer from "
                       "splitvaultd");
         goto fail;

@@ -5,8 +5,10 @@
  * a peer that closes before TLS or during the handshake, a handshake
  * timeout, the framed exchange (request id and answer type, truncated
  * answers, one deadline per exchange, a refused client certificate, the
- * body on the secure heap) and closing a connection the peer has gone
- * from with SIGPIPE at its default.
+ * body on the secure heap), the deadline-bounded reads and writes of
+ * callers with their own framing, the idle-connection check, the step a
+ * connect failed at, and closing a connection the peer has gone from with
+ * SIGPIPE at its default.
  *
  * The PKI (a CA, the server's and the client's certificates, a foreign
  * CA) is made at run time in a temporary directory: no key in the tree.
@@ -624,6 +626,130 @@ START_TEST(test_dribble_deadline)
 }
 END_TEST
 
+/* A caller with its own framing shares one deadline among its writes and
+ * reads (sv_tls_write_until, sv_tls_read_until): a dribbling daemon
+ * cannot stretch it, and the timeout is told apart from a close. */
+START_TEST(test_deadline_io)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    uint8_t hb[SV_WIRE_HDR_LEN];
+    int64_t t0, took, deadline;
+    sv_status st;
+
+    server_start(&sv, S_DRIBBLE, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    t0 = mono_ms();
+    deadline = sv_tls_deadline(1000);
+    ck_assert_int_eq(sv_tls_write_until(c, status_frame, sizeof(status_frame), deadline), SV_OK);
+    st = sv_tls_read_until(c, hb, sizeof(hb), deadline);
+    took = mono_ms() - t0;
+    ck_assert_int_eq(st, SV_ERR_NET_TIMEOUT);
+    ck_assert_msg(took >= 900 && took < 1600, "the reads took %lld ms", (long long)took);
+    ck_assert_msg(strstr(sv_tls_conn_error(c), "timed out") != NULL, "%s", sv_tls_conn_error(c));
+    ck_assert_int_eq(sv_tls_read_until(c, hb, sizeof(hb), sv_tls_deadline(1000)),
+                     SV_ERR_NET_IO); /* broken */
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* A connection idle in a pool: usable after an exchange (the session
+ * tickets taken in are housekeeping), not once the daemon closed it; and
+ * a read from a closed one is SV_ERR_NET_IO, not a timeout. */
+START_TEST(test_conn_alive)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    uint8_t hb[SV_WIRE_HDR_LEN], body[3];
+    int64_t deadline;
+    sv_wire_hdr h;
+
+    ck_assert_int_eq(sv_tls_conn_alive(NULL), 0);
+    server_start(&sv, S_ANSWER, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    usleep(100 * 1000);
+    ck_assert_int_eq(sv_tls_conn_alive(c), 1);
+    deadline = sv_tls_deadline(2000);
+    ck_assert_int_eq(sv_tls_write_until(c, status_frame, sizeof(status_frame), deadline), SV_OK);
+    ck_assert_int_eq(sv_tls_read_until(c, hb, sizeof(hb), deadline), SV_OK);
+    ck_assert_int_eq(sv_wire_hdr_decode(hb, &h), SV_OK);
+    ck_assert_uint_eq(h.body_len, 3);
+    ck_assert_int_eq(sv_tls_read_until(c, body, 3, deadline), SV_OK);
+    ck_assert_mem_eq(body, "abc", 3);
+    ck_assert_int_eq(sv_tls_conn_alive(c), 1);
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+
+    server_start(&sv, S_IDLE_CLOSE, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    usleep(300 * 1000); /* the server has closed by now */
+    ck_assert_int_eq(sv_tls_conn_alive(c), 0);
+    ck_assert_msg(strstr(sv_tls_conn_error(c), "idle connection") != NULL, "%s",
+                  sv_tls_conn_error(c));
+    ck_assert_int_eq(sv_tls_conn_alive(c), 0);
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+
+    server_start(&sv, S_IDLE_CLOSE, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    usleep(300 * 1000);
+    ck_assert_int_eq(sv_tls_read_until(c, hb, sizeof(hb), sv_tls_deadline(2000)),
+                     SV_ERR_NET_IO);
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* sv_tls_connect_ex says which step failed: a timeout in the handshake
+ * is told apart from one in TCP. */
+START_TEST(test_connect_steps)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+    sv_tls_step step = SV_TLS_STEP_DONE;
+
+    ck_assert_int_eq(sv_tls_connect_ex(ctx, "127.0.0.1", "1", "localhost", 0, &c, &step, err,
+                                       sizeof(err)), SV_ERR_INVAL);
+    ck_assert_int_eq(step, SV_TLS_STEP_START);
+    server_start(&sv, S_ANSWER, 0); /* accepted by the kernel, no TLS */
+    ck_assert_int_eq(sv_tls_connect_ex(ctx, "127.0.0.1", sv.port, "localhost", 300, &c, &step,
+                                       err, sizeof(err)), SV_ERR_NET_TIMEOUT);
+    ck_assert_int_eq(step, SV_TLS_STEP_HANDSHAKE);
+    server_stop(&sv, 0);
+    ck_assert_int_eq(sv_tls_connect_ex(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, &step,
+                                       err, sizeof(err)), SV_ERR_NET_CONNECT);
+    ck_assert_int_eq(step, SV_TLS_STEP_TCP);
+    ck_assert_int_eq(sv_tls_connect_ex(ctx, "127.0.0.1", "not-a-port", "localhost", 5000, &c,
+                                       &step, err, sizeof(err)), SV_ERR_NET_RESOLVE);
+    ck_assert_int_eq(step, SV_TLS_STEP_TCP);
+    server_start(&sv, S_CLOSE, 1);
+    ck_assert_int_eq(sv_tls_connect_ex(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, &step,
+                                       err, sizeof(err)), SV_ERR_TLS_CLOSED);
+    ck_assert_int_eq(step, SV_TLS_STEP_HANDSHAKE);
+    server_stop(&sv, 1);
+    server_start(&sv, S_ERROR_TYPE, 1);
+    ck_assert_msg(sv_tls_connect_ex(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, &step,
+                                    err, sizeof(err)) == SV_OK, "%s", err);
+    ck_assert_int_eq(step, SV_TLS_STEP_DONE);
+    sv_tls_close(c);
+    server_stop(&sv, 1);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
 static void
 on_alarm(int sig)
 {
@@ -843,6 +969,9 @@ tlsclient_suite(void)
     tcase_add_test(tc, test_closed_during_handshake);
     tcase_add_test(tc, test_body_on_secure_heap);
     tcase_add_test(tc, test_no_partial_wildcards);
+    tcase_add_test(tc, test_deadline_io);
+    tcase_add_test(tc, test_conn_alive);
+    tcase_add_test(tc, test_connect_steps);
     suite_add_tcase(s, tc);
     return s;
 }
