@@ -121,7 +121,8 @@ def test_rewrap_moves_every_field_and_retire(sv_factory, workdir):
         else:
             assert a[6:] == b[6:]
     assert audit(sv, "key1-rewrap") == [
-        ("tests", "ok", "from %s to %s fields=12" % (sv.key1.fingerprint, k2.fingerprint))]
+        ("tests", "ok", "from %s to %s fields=12 changed-meanwhile=0"
+         % (sv.key1.fingerprint, k2.fingerprint))]
     # a second run finds nothing to do
     p = rewrap(sv, sv.key1)
     assert p.returncode == 0 and "0 fields rewrapped" in p.stdout, p.stderr
@@ -201,6 +202,24 @@ def test_rewrap_resumes_after_sigkill(sv_factory, workdir):
     assert "%d fields rewrapped" % (30 - n) in q.stdout
     for a in rows(sv):
         assert a[8] == k2.fingerprint and open_row(sv, a, keys).decode() == GOOD[a[1]]
+
+
+@pytest.mark.skipif(not TEST_HOOKS, reason="needs --enable-test-hooks")
+def test_rewrap_leaves_a_changed_row_for_a_later_batch(sv_factory, workdir):
+    """A row whose version is no longer the one read is not written; the
+    next batch reads it again and moves it."""
+    sv = sv_factory(key1_passphrase=PASS)
+    submit(sv, 2)
+    k2 = new_key1(sv, workdir)
+    before = rows(sv)
+    p = rewrap(sv, sv.key1, "--batch", "4", env={"SVT_TEST_REWRAP_STALE": "1"})
+    assert p.returncode == 0, p.stderr
+    assert "6 fields rewrapped" in p.stdout and "(1 changed meanwhile" in p.stdout
+    keys = {k2.fingerprint: k2}
+    for b, a in zip(before, rows(sv)):
+        assert a[8] == k2.fingerprint and a[9] == b[9] + 1
+        assert open_row(sv, a, keys).decode() == GOOD[a[1]]
+    assert audit(sv, "key1-rewrap")[0][2].endswith("fields=6 changed-meanwhile=1")
 
 
 def update(sv, client, ref, field, value):

@@ -211,6 +211,11 @@ static int svt_rewrap_row(svt_rewrap *w, const char *uuid_s, const char *name,
     return 0;
 }
 
+#ifdef SV_TEST_HOOKS
+/* test hook: the first row read is taken as changed meanwhile, once */
+static int svt_test_stale;
+#endif
+
 /* One batch in one transaction. *done: rows changed; *seen: rows read. */
 static int svt_rewrap_batch(svt_ctx *c, svt_rewrap *w, int batch, long *done, long *seen)
 {
@@ -239,6 +244,12 @@ static int svt_rewrap_batch(svt_ctx *c, svt_rewrap *w, int batch, long *done, lo
         if ((fail = svt_rewrap_row(w, uuid, name, share, svt_col(c, row, 5),
                                    svt_col(c, row, 6), wenc_hex, wct_hex)))
             break;
+#ifdef SV_TEST_HOOKS
+        if (svt_test_stale) {
+            svt_test_stale = 0;
+            version = "0"; /* as if the row had changed since it was read */
+        }
+#endif
         {
             const char *ua[] = { wenc_hex, wct_hex, w->fp_new,
                                  id, name, w->fp_old, share, version };
@@ -286,6 +297,8 @@ int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv)
     double t0;
 #ifdef SV_TEST_HOOKS
     const char *delay = getenv("SVT_TEST_REWRAP_DELAY_MS");
+
+    svt_test_stale = getenv("SVT_TEST_REWRAP_STALE") != NULL;
 #endif
 
     memset(&w, 0, sizeof(w));
@@ -361,8 +374,10 @@ int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv)
             rv = left < 0 ? 1 : svt_fail("%ld fields still name key1 %s", left, w.fp_old);
     }
     svt_audit(c, w.by, "key1-rewrap", rv == 0 ? "ok" : "failed",
-              apr_psprintf(c->pool, "from %s to %s fields=%ld", w.fp_old, w.fp_new, done));
-    printf("key1-rewrap: %ld fields rewrapped from %s to %s%s\n", done, w.fp_old, w.fp_new,
+              apr_psprintf(c->pool, "from %s to %s fields=%ld changed-meanwhile=%ld", w.fp_old,
+                           w.fp_new, done, skipped));
+    printf("key1-rewrap: %ld fields rewrapped from %s to %s (%ld changed meanwhile, read "
+           "again)%s\n", done, w.fp_old, w.fp_new, skipped,
            rv == 0 ? "; none left" : "; incomplete: run it again");
 done:
     sv_secret_free(w.sk, SV_X25519_LEN);
