@@ -222,6 +222,48 @@ def test_rewrap_leaves_a_changed_row_for_a_later_batch(sv_factory, workdir):
     assert audit(sv, "key1-rewrap")[0][2].endswith("fields=6 changed-meanwhile=1")
 
 
+def test_rewrap_on_a_terminal_asks_and_shows_progress(sv_factory, workdir):
+    """On a terminal: the passphrase is asked once without echo, progress
+    (done/total, rate, time left) goes to the terminal."""
+    import pty
+    import select
+    sv = sv_factory(key1_passphrase=PASS)
+    submit(sv, 2)
+    k2 = new_key1(sv, workdir)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(ADMIN), "-d", sv.db.dsn, "key1-rewrap", str(sv.key1.pem),
+                          "--batch", "2", "--by", "tests"], stdin=slave, stderr=slave,
+                         stdout=subprocess.PIPE, text=True)
+    os.close(slave)
+    seen = b""
+
+    def read_some():
+        nonlocal seen
+        r, _, _ = select.select([master], [], [], 0.1)
+        if r:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                return True
+        return False
+
+    try:
+        wait_until(lambda: read_some() or b"Passphrase" in seen, 30, "the passphrase prompt")
+        os.write(master, (PASS + "\n").encode())
+        wait_until(lambda: read_some() or p.poll() is not None, 60, "the rewrap's end")
+        while not read_some() and select.select([master], [], [], 0)[0]:
+            pass
+        out = p.communicate(timeout=30)[0]
+    finally:
+        os.close(master)
+    assert p.returncode == 0, seen
+    assert "6 fields rewrapped" in out
+    assert PASS.encode() not in seen  # not echoed
+    assert b"6/6 fields" in seen and b"/s" in seen
+    assert sv.db.query("SELECT count(*) FROM fields WHERE key1_fp = %s",
+                       (k2.fingerprint,))[0][0] == 6
+
+
 def update(sv, client, ref, field, value):
     page = client.get(sv.path("/staff/record/" + ref))
     return client.post(sv.path("/staff/record/%s/update" % ref),
