@@ -344,7 +344,20 @@ int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv)
     t0 = svt_now();
     for (;;) {
         long d = 0, s = 0;
-        if (svt_rewrap_batch(c, &w, batch, &d, &s))
+        apr_pool_t *top = c->pool, *sub = NULL;
+        int fail;
+
+        /* each batch's results and strings in a pool of its own: a run's
+         * memory does not grow with the number of fields */
+        if (apr_pool_create(&sub, top) != APR_SUCCESS) {
+            svt_fail("out of memory");
+            break;
+        }
+        c->pool = sub;
+        fail = svt_rewrap_batch(c, &w, batch, &d, &s);
+        c->pool = top;
+        apr_pool_destroy(sub);
+        if (fail)
             break;
         done += d;
         if (s == 0) {
