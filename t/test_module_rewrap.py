@@ -23,9 +23,15 @@ PASS = "correct horse battery staple 42"
 PASS2 = "another horse battery staple 43"
 
 
-def rewrap(sv, key, *args, passphrase=PASS, env=None, popen=False):
-    """key1-rewrap with the passphrase on stdin (--passphrase-fd 0)."""
-    argv = [str(ADMIN), "-d", sv.db.dsn, "key1-rewrap", str(key.pem), "--by", "tests"]
+def active_fp(sv):
+    return sv.db.query("SELECT fingerprint FROM key1 WHERE active")[0][0]
+
+
+def rewrap(sv, key, *args, passphrase=PASS, env=None, popen=False, to=None):
+    """key1-rewrap with the passphrase on stdin (--passphrase-fd 0), to the
+    active key1 unless to= names another fingerprint."""
+    argv = [str(ADMIN), "-d", sv.db.dsn, "key1-rewrap", str(key.pem), "--by", "tests",
+            "--to", to or active_fp(sv)]
     if passphrase is not None:
         argv += ["--passphrase-fd", "0"]
     argv += [str(a) for a in args]
@@ -165,9 +171,17 @@ def test_rewrap_refusals_change_nothing(sv_factory, workdir):
     # the new (active) key as the old one
     p = rewrap(sv, k2, passphrase=PASS2)
     assert p.returncode != 0 and "is the active key1" in p.stderr
+    # the active key is not the one the admin expects (say, an attacker's)
+    p = rewrap(sv, sv.key1, to=k3.fingerprint)
+    assert p.returncode != 0 and "not %s (--to)" % k3.fingerprint in p.stderr
+    assert k2.fingerprint in p.stderr
+    # --to is required and must be a fingerprint
+    p = sv.db.admin("key1-rewrap", sv.key1.pem, "--passphrase-fd", "0", input=PASS + "\n",
+                    check=False)
+    assert p.returncode != 0 and "--to" in p.stderr
     assert rows(sv) == before
     outcomes = audit(sv, "key1-rewrap")
-    assert [o for _, o, _ in outcomes] == ["refused"] * 5
+    assert [o for _, o, _ in outcomes] == ["refused"] * 6
     for _, _, detail in outcomes:
         assert PASS not in detail and "PRIVATE" not in detail
 
@@ -232,7 +246,7 @@ def test_rewrap_on_a_terminal_asks_and_shows_progress(sv_factory, workdir):
     k2 = new_key1(sv, workdir)
     master, slave = pty.openpty()
     p = subprocess.Popen([str(ADMIN), "-d", sv.db.dsn, "key1-rewrap", str(sv.key1.pem),
-                          "--batch", "2", "--by", "tests"], stdin=slave, stderr=slave,
+                          "--to", k2.fingerprint, "--batch", "2", "--by", "tests"], stdin=slave, stderr=slave,
                          stdout=subprocess.PIPE, text=True)
     os.close(slave)
     seen = b""

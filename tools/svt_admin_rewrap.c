@@ -13,7 +13,10 @@
  * and version still are what was read (a decrypt or an update meanwhile
  * wraps the row to the active key1 anyway, or leaves it for a later batch).
  * Every committed row is valid (wrapped to the old or to the new key1), so
- * an interrupted run is resumed by running the command again.
+ * an interrupted run is resumed by running the command again. The admin
+ * names the new key1's fingerprint (--to): the active key is only
+ * accepted when it is that one, since whoever can write the database could
+ * otherwise activate a key1 of their own and collect every key2a.
  *
  * key1-retire FP removes a registered key1 that is not active and that no
  * field names (fields.key1_fp references key1, so the DELETE cannot remove
@@ -54,6 +57,7 @@ typedef struct {
     char fp_old[SV_FINGERPRINT_HEX_LEN + 1];
     char fp_new[SV_FINGERPRINT_HEX_LEN + 1];
     const char *by;
+    const char *to;                  /* the fingerprint the admin expects */
 } svt_rewrap;
 
 static double svt_now(void)
@@ -164,6 +168,14 @@ static int svt_check_keys(svt_ctx *c, svt_rewrap *w, const char **why)
         *why = "old key1 is the active one";
         return svt_fail("key1 %s is the active key1: activate the new key1 first "
                         "(key1-activate), then rewrap from the old one", w->fp_old);
+    }
+    /* whoever can write the database can activate a key1 of their own:
+     * rewrap only to the key the admin names, never to whatever is active */
+    if (strcmp(w->to, w->fp_new) != 0) {
+        *why = "active key1 is not the --to key";
+        return svt_fail("the active key1 is %s, not %s (--to): nothing rewrapped; if nobody "
+                        "meant to activate it, treat the main database as compromised",
+                        w->fp_new, w->to);
     }
     return 0;
 }
@@ -289,7 +301,8 @@ static void svt_progress(long done, long total, double t0)
 int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv)
 {
     static const char use[] =
-        "usage: key1-rewrap OLD-KEY1.pem [--passphrase-fd N] [--batch N] [--by NAME]";
+        "usage: key1-rewrap OLD-KEY1.pem --to NEW-FINGERPRINT [--passphrase-fd N] [--batch N] "
+        "[--by NAME]";
     svt_rewrap w;
     const char *file = NULL, *why = "failed";
     long total, done = 0, skipped = 0;
@@ -319,12 +332,14 @@ int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv)
         }
         else if (strcmp(argv[i], "--by") == 0 && i + 1 < argc)
             w.by = argv[++i];
+        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
+            w.to = argv[++i];
         else if (!file && argv[i][0] != '-')
             file = argv[i];
         else
             return svt_fail("%s", use);
     }
-    if (!file)
+    if (!file || !w.to || !svt_valid_fp(w.to))
         return svt_fail("%s", use);
     if (!w.by)
         w.by = getlogin();
