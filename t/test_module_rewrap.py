@@ -150,6 +150,20 @@ def test_rewrap_moves_every_field_and_retire(sv_factory, workdir):
     assert sv.db.admin("key1-retire", sv.key1.fingerprint, check=False).returncode != 0
 
 
+def test_rewrap_from_a_key_file_without_passphrase(sv_factory, workdir):
+    """openssl genpkey without -aes256: nothing is asked, nothing read."""
+    sv = sv_factory()
+    assert sv.key1.passphrase is None
+    submit(sv, 1)
+    k2 = new_key1(sv, workdir)
+    p = rewrap(sv, sv.key1, passphrase=None)
+    assert p.returncode == 0, p.stderr
+    assert "3 fields rewrapped" in p.stdout
+    keys = {k2.fingerprint: k2}
+    for a in rows(sv):
+        assert open_row(sv, a, keys).decode() == GOOD[a[1]]
+
+
 def test_rewrap_refusals_change_nothing(sv_factory, workdir):
     sv = sv_factory(key1_passphrase=PASS)
     submit(sv, 2)
