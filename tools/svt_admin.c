@@ -60,6 +60,19 @@ static const char usage[] =
     "                              --activate, becomes the active key for intake\n"
     "  key1-activate FINGERPRINT   make a registered key the active one\n"
     "  key1-list\n"
+    "  key1-rewrap OLD-KEY1.pem --to NEW-FINGERPRINT [--passphrase-fd N] [--batch N]\n"
+    "              [--by NAME]\n"
+    "                              wrap key2a of every field wrapped to that (old, not\n"
+    "                              active) key1 to the active key1 instead, which must\n"
+    "                              be the one --to names; in short transactions of\n"
+    "                              --batch rows (default 500), while the service runs;\n"
+    "                              resumable; the datums are not touched and the daemon\n"
+    "                              is not needed; the passphrase of an encrypted key file\n"
+    "                              is asked on the terminal, or read as one line from\n"
+    "                              file descriptor N\n"
+    "  key1-retire FINGERPRINT [--by NAME]\n"
+    "                              remove a registered key1 that is not active and that no\n"
+    "                              field is wrapped to any more (after key1-rewrap)\n"
     "  login-key FILE              write a new secret for the module's SplitVaultLoginKeyFile\n"
     "                              (mode 0600; install the same file on every front end)\n"
     "  reconcile --daemon HOST:PORT --ca FILE --cert FILE --key FILE [--name NAME]\n"
@@ -293,6 +306,54 @@ void svt_password_free(char *pw, size_t len)
     sv_secret_free(pw, PW_MAX + 2);
 }
 
+/* One line from fd, a byte at a time (nothing past the line is consumed). */
+static long svt_read_fd_line(int fd, char *buf, size_t size)
+{
+    size_t n = 0;
+    char ch;
+    ssize_t r;
+
+    while ((r = read(fd, &ch, 1)) == 1 && ch != '\n') {
+        if (n + 1 >= size)
+            return -1;
+        buf[n++] = ch;
+    }
+    if (r < 0 || (r == 0 && n == 0))
+        return -1;
+    if (n && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    return (long)n;
+}
+
+char *svt_passphrase_read(const char *prompt, int fd, size_t *len)
+{
+    size_t size = PW_MAX + 2;
+    char *pw = sv_secret_alloc(size);
+    long n;
+
+    if (!pw) {
+        svt_fail("out of memory");
+        return NULL;
+    }
+    if (fd >= 0)
+        n = svt_read_fd_line(fd, pw, size);
+    else if (isatty(STDIN_FILENO))
+        n = svt_read_tty(prompt, pw, size);
+    else {
+        sv_secret_free(pw, size);
+        svt_fail("the key file needs a passphrase: run on a terminal or give --passphrase-fd N");
+        return NULL;
+    }
+    if (n < 0 || n > PW_MAX) {
+        sv_secret_free(pw, size);
+        svt_fail("no passphrase read (at most %d bytes, one line)", PW_MAX);
+        return NULL;
+    }
+    *len = (size_t)n;
+    return pw;
+}
+
 int main(int argc, char **argv)
 {
     svt_ctx c;
@@ -377,6 +438,10 @@ int main(int argc, char **argv)
         rv = svt_cmd_key1_activate(&c, argc, argv);
     else if (strcmp(cmd, "key1-list") == 0)
         rv = svt_cmd_key1_list(&c, argc, argv);
+    else if (strcmp(cmd, "key1-rewrap") == 0)
+        rv = svt_cmd_key1_rewrap(&c, argc, argv);
+    else if (strcmp(cmd, "key1-retire") == 0)
+        rv = svt_cmd_key1_retire(&c, argc, argv);
     else if (strcmp(cmd, "reconcile") == 0)
         rv = svt_cmd_reconcile(&c, argc, argv);
     else {

@@ -53,6 +53,10 @@ const char *svt_apr_err(svt_ctx *c, apr_status_t rv);
  * with svt_password_free(), or NULL (message printed). */
 char *svt_password_read(const char *prompt, size_t *len);
 void svt_password_free(char *pw, size_t len);
+/* Read a key file's passphrase once: one line from fd when fd >= 0, else
+ * from the terminal without echo (an error when stdin is no tty). Free with
+ * svt_password_free(). NULL on failure (message printed). */
+char *svt_passphrase_read(const char *prompt, int fd, size_t *len);
 
 int svt_cmd_schema(svt_ctx *c, int argc, char **argv);
 /* svt_admin_roles.c: the owner and web roles (sql/roles.sql). */
@@ -71,6 +75,10 @@ int svt_cmd_login_key(int argc, char **argv);
 int svt_cmd_key1_register(svt_ctx *c, int argc, char **argv);
 int svt_cmd_key1_activate(svt_ctx *c, int argc, char **argv);
 int svt_cmd_key1_list(svt_ctx *c, int argc, char **argv);
+/* svt_admin_rewrap.c: move fields from an old key1 to the active one;
+ * remove a key1 no field uses. */
+int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv);
+int svt_cmd_key1_retire(svt_ctx *c, int argc, char **argv);
 /* svt_admin_reconcile.c: orphaned and unfinished shares on the daemon. */
 int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv);
 

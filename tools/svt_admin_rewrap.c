@@ -1,0 +1,479 @@
+/*
+ * svt_admin_rewrap.c - key1's end of life: key1-rewrap and key1-retire.
+ *
+ * key1-rewrap OLD.pem moves every field wrapped to an old key1 to the
+ * active key1: it unwraps key2a with the old private key and wraps it again
+ * to the active public key, with the aad docs/format.md prescribes
+ * (sv_key2a_unwrap / sv_key2a_wrap, the calls the module uses). It never
+ * reads or writes the datum envelope (key2_pub, enc, ct), never talks to the
+ * daemon and never sees a value.
+ *
+ * It runs while the service does: batches of --batch rows, each in its own
+ * short transaction; each row is changed only WHERE its key1_fp, share_id
+ * and version still are what was read (a decrypt or an update meanwhile
+ * wraps the row to the active key1 anyway, or leaves it for a later batch).
+ * Every committed row is valid (wrapped to the old or to the new key1), so
+ * an interrupted run is resumed by running the command again. The admin
+ * names the new key1's fingerprint (--to): the active key is only
+ * accepted when it is that one, since whoever can write the database could
+ * otherwise activate a key1 of their own and collect every key2a.
+ *
+ * key1-retire FP removes a registered key1 that is not active and that no
+ * field names (fields.key1_fp references key1, so the DELETE cannot remove
+ * a key still in use even in a race).
+ *
+ * The old private key and the passphrase live in secret memory
+ * (lib/sv_secret) and are cleansed on every path; key2a is a stack buffer
+ * cleansed after each row. Runs are audited in the audit table
+ * (action key1-rewrap / key1-retire) without key material.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apr_strings.h"
+
+#include "svt_admin.h"
+#include "sv_format.h"
+#include "sv_hex.h"
+#include "sv_keyfile.h"
+#include "sv_secret.h"
+
+#define SVT_BATCH_DEFAULT 500
+#define SVT_BATCH_MAX 100000
+/* batches in a row that selected rows but changed none (each of them
+ * changed meanwhile) before giving up */
+#define SVT_STALL_MAX 20
+
+typedef struct {
+    uint8_t *sk;                     /* secret: the old key1's private key */
+    uint8_t pk_old[SV_X25519_LEN];
+    uint8_t pk_new[SV_X25519_LEN];
+    char fp_old[SV_FINGERPRINT_HEX_LEN + 1];
+    char fp_new[SV_FINGERPRINT_HEX_LEN + 1];
+    const char *by;
+    const char *to;                  /* the fingerprint the admin expects */
+} svt_rewrap;
+
+static double svt_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int svt_audit(svt_ctx *c, const char *by, const char *action, const char *outcome,
+                     const char *detail)
+{
+    const char *a[] = { by, action, outcome, detail };
+
+    return svt_exec(c, NULL, "INSERT INTO audit (actor, action, outcome, detail) "
+                    "VALUES (%s, %s, %s, %s)", 4, a);
+}
+
+static int svt_valid_fp(const char *fp)
+{
+    size_t i;
+
+    if (strlen(fp) != SV_FINGERPRINT_HEX_LEN)
+        return 0;
+    for (i = 0; i < SV_FINGERPRINT_HEX_LEN; i++)
+        if (!((fp[i] >= '0' && fp[i] <= '9') || (fp[i] >= 'a' && fp[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* Load the old key1 from its file into w->sk / w->pk_old, asking for the
+ * passphrase only when the file is encrypted. Returns 0 or 1 (printed);
+ * *why is the audit's reason on failure. */
+static int svt_load_old(svt_rewrap *w, const char *file, int pass_fd, const char **why)
+{
+    sv_status st;
+    char *pass = NULL;
+    size_t pass_len = 0;
+
+    st = sv_key1_private_from_file(file, NULL, 0, w->sk, w->pk_old);
+    if (st == SV_ERR_KEY_NEED_PASS) {
+        pass = svt_passphrase_read("Passphrase of the old key1: ", pass_fd, &pass_len);
+        if (!pass) {
+            *why = "no passphrase";
+            return 1;
+        }
+        st = sv_key1_private_from_file(file, pass, pass_len, w->sk, w->pk_old);
+        svt_password_free(pass, pass_len);
+    }
+    if (st != SV_OK) {
+        *why = st == SV_ERR_KEY_PASSPHRASE ? "wrong passphrase" : "unusable key file";
+        return svt_fail("%s: %s", file, sv_strerror(st));
+    }
+    if ((st = sv_key1_fingerprint(w->pk_old, w->fp_old)) != SV_OK) {
+        *why = "fingerprint";
+        return svt_fail("fingerprint: %s", sv_strerror(st));
+    }
+    return 0;
+}
+
+/* The registered key1s: the old one must be registered (same public key),
+ * an active one must exist and differ from it. */
+static int svt_check_keys(svt_ctx *c, svt_rewrap *w, const char **why)
+{
+    char hex[2 * SV_X25519_LEN + 1];
+    const char *a[] = { w->fp_old, hex };
+    svt_rows res;
+    apr_dbd_row_t *row;
+    int registered = 0, active = 0;
+
+    sv_hex_encode(w->pk_old, SV_X25519_LEN, hex);
+    if (svt_select(c, &res, "SELECT 1 FROM key1 WHERE fingerprint = %s "
+                   "AND public_key = decode(%s, 'hex')", 2, a))
+        return 1;
+    while (svt_row(c, &res))
+        registered = 1;
+    if (!registered) {
+        *why = "key not registered";
+        return svt_fail("the key file's public key (fingerprint %s) is not a registered key1",
+                        w->fp_old);
+    }
+    if (svt_select(c, &res, "SELECT fingerprint, encode(public_key, 'hex') FROM key1 "
+                   "WHERE active", 0, NULL))
+        return 1;
+    while ((row = svt_row(c, &res))) {
+        const char *fp = svt_col(c, row, 0), *pk = svt_col(c, row, 1);
+        if (strlen(fp) != SV_FINGERPRINT_HEX_LEN
+            || sv_hex_decode(pk, strlen(pk), w->pk_new, SV_X25519_LEN) != SV_OK) {
+            *why = "bad active key1";
+            return svt_fail("the active key1's row is malformed");
+        }
+        memcpy(w->fp_new, fp, SV_FINGERPRINT_HEX_LEN + 1);
+        active = 1;
+    }
+    if (!active) {
+        *why = "no active key1";
+        return svt_fail("no key1 is active (key1-register / key1-activate one first)");
+    }
+    {
+        char fp[SV_FINGERPRINT_HEX_LEN + 1];
+        if (sv_key1_fingerprint(w->pk_new, fp) != SV_OK || strcmp(fp, w->fp_new) != 0) {
+            *why = "bad active key1";
+            return svt_fail("the active key1's fingerprint does not match its public key");
+        }
+    }
+    if (strcmp(w->fp_old, w->fp_new) == 0) {
+        *why = "old key1 is the active one";
+        return svt_fail("key1 %s is the active key1: activate the new key1 first "
+                        "(key1-activate), then rewrap from the old one", w->fp_old);
+    }
+    /* whoever can write the database can activate a key1 of their own:
+     * rewrap only to the key the admin names, never to whatever is active */
+    if (strcmp(w->to, w->fp_new) != 0) {
+        *why = "active key1 is not the --to key";
+        return svt_fail("the active key1 is %s, not %s (--to): nothing rewrapped; if nobody "
+                        "meant to activate it, treat the main database as compromised",
+                        w->fp_new, w->to);
+    }
+    return 0;
+}
+
+static long svt_count(svt_ctx *c, const char *fp)
+{
+    const char *a[] = { fp };
+    svt_rows res;
+    apr_dbd_row_t *row;
+    long n = -1;
+
+    if (svt_select(c, &res, "SELECT count(*) FROM fields WHERE key1_fp = %s", 1, a))
+        return -1;
+    while ((row = svt_row(c, &res)))
+        n = atol(svt_col(c, row, 0));
+    return n;
+}
+
+/* Rewrap one row's key2a; fills wenc_hex / wct_hex. Returns 0, or 1 when
+ * the wrapped key2a does not open with the old key (printed). */
+static int svt_rewrap_row(svt_rewrap *w, const char *uuid_s, const char *name,
+                          const char *share_s, const char *wenc_s, const char *wct_s,
+                          char *wenc_hex, char *wct_hex)
+{
+    uint8_t uuid[SV_UUID_LEN], wenc[SV_HPKE_ENC_LEN], wct[SV_WRAPPED_CT_LEN];
+    uint8_t nenc[SV_HPKE_ENC_LEN], nct[SV_WRAPPED_CT_LEN], key2a[SV_X25519_LEN];
+    char *end = NULL;
+    unsigned long long share = strtoull(share_s, &end, 10);
+    sv_status st;
+
+    if (sv_uuid_parse(uuid_s, strlen(uuid_s), uuid) != SV_OK || !end || *end || share == 0
+        || sv_hex_decode(wenc_s, strlen(wenc_s), wenc, sizeof(wenc)) != SV_OK
+        || sv_hex_decode(wct_s, strlen(wct_s), wct, sizeof(wct)) != SV_OK)
+        return svt_fail("record %s field %s: malformed row", uuid_s, name);
+    st = sv_key2a_unwrap(w->sk, uuid, name, (uint64_t)share, wenc, wct, key2a);
+    if (st == SV_OK)
+        st = sv_key2a_wrap(w->pk_new, uuid, name, (uint64_t)share, key2a, nenc, nct);
+    sv_cleanse(key2a, sizeof(key2a));
+    if (st != SV_OK)
+        return svt_fail("record %s field %s: key2a %s: %s", uuid_s, name,
+                        st == SV_ERR_OPEN ? "does not open with the old key1" : "rewrap",
+                        sv_strerror(st));
+    sv_hex_encode(nenc, sizeof(nenc), wenc_hex);
+    sv_hex_encode(nct, sizeof(nct), wct_hex);
+    return 0;
+}
+
+#ifdef SV_TEST_HOOKS
+/* test hook: the first row read is taken as changed meanwhile, once */
+static int svt_test_stale;
+#endif
+
+/* One batch in one transaction. *done: rows changed; *seen: rows read. */
+static int svt_rewrap_batch(svt_ctx *c, svt_rewrap *w, int batch, long *done, long *seen)
+{
+    apr_dbd_transaction_t *tx = NULL;
+    const char *lim = apr_itoa(c->pool, batch);
+    const char *sa[] = { w->fp_old, lim };
+    svt_rows res;
+    apr_dbd_row_t *row;
+    int fail = 0;
+
+    *done = *seen = 0;
+    if (apr_dbd_transaction_start(c->driver, c->pool, c->handle, &tx))
+        return svt_fail("cannot begin a transaction");
+    fail = svt_select(c, &res, "SELECT r.uuid::text, f.record_id, f.name, f.share_id, "
+                      "f.version, encode(f.wrap_enc, 'hex'), encode(f.wrap_ct, 'hex') "
+                      "FROM fields f JOIN records r ON r.id = f.record_id "
+                      "WHERE f.key1_fp = %s ORDER BY f.record_id, f.name LIMIT %s", 2, sa);
+    while (!fail && (row = svt_row(c, &res))) {
+        char wenc_hex[2 * SV_HPKE_ENC_LEN + 1], wct_hex[2 * SV_WRAPPED_CT_LEN + 1];
+        const char *uuid = svt_col(c, row, 0), *id = svt_col(c, row, 1),
+                   *name = svt_col(c, row, 2), *share = svt_col(c, row, 3),
+                   *version = svt_col(c, row, 4);
+        int n = 0;
+
+        (*seen)++;
+        if ((fail = svt_rewrap_row(w, uuid, name, share, svt_col(c, row, 5),
+                                   svt_col(c, row, 6), wenc_hex, wct_hex)))
+            break;
+#ifdef SV_TEST_HOOKS
+        if (svt_test_stale) {
+            svt_test_stale = 0;
+            version = "0"; /* as if the row had changed since it was read */
+        }
+#endif
+        {
+            const char *ua[] = { wenc_hex, wct_hex, w->fp_new,
+                                 id, name, w->fp_old, share, version };
+            fail = svt_exec(c, &n, "UPDATE fields SET wrap_enc = decode(%s, 'hex'), "
+                            "wrap_ct = decode(%s, 'hex'), key1_fp = %s, "
+                            "version = version + 1, updated = now() "
+                            "WHERE record_id = %s AND name = %s AND key1_fp = %s "
+                            "AND share_id = %s AND version = %s", 8, ua);
+        }
+        if (!fail && n == 1)
+            (*done)++;
+    }
+    while (fail && svt_row(c, &res)) /* drain the result */
+        ;
+    if (fail)
+        apr_dbd_transaction_mode_set(c->driver, tx, APR_DBD_TRANSACTION_ROLLBACK);
+    if (apr_dbd_transaction_end(c->driver, c->pool, tx) && !fail)
+        return svt_fail("cannot commit: %s", apr_dbd_error(c->driver, c->handle, 0));
+    if (fail)
+        *done = 0;
+    return fail;
+}
+
+static void svt_progress(long done, long total, double t0)
+{
+    double el = svt_now() - t0, rate = el > 0 ? done / el : 0;
+    long left = total > done ? total - done : 0;
+
+    if (rate > 0)
+        fprintf(stderr, "\r%ld/%ld fields  %.0f/s  about %lds left   ", done, total, rate,
+                (long)(left / rate + 0.5));
+    else
+        fprintf(stderr, "\r%ld/%ld fields   ", done, total);
+    fflush(stderr);
+}
+
+int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv)
+{
+    static const char use[] =
+        "usage: key1-rewrap OLD-KEY1.pem --to NEW-FINGERPRINT [--passphrase-fd N] [--batch N] "
+        "[--by NAME]";
+    svt_rewrap w;
+    const char *file = NULL, *why = "failed";
+    long total, done = 0, skipped = 0;
+    int pass_fd = -1, batch = SVT_BATCH_DEFAULT, i, rv = 1, stall = 0, tty = isatty(2);
+    double t0;
+#ifdef SV_TEST_HOOKS
+    const char *delay = getenv("SVT_TEST_REWRAP_DELAY_MS");
+
+    svt_test_stale = getenv("SVT_TEST_REWRAP_STALE") != NULL;
+#endif
+
+    memset(&w, 0, sizeof(w));
+    w.by = getenv("SUDO_USER");
+    for (i = 0; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--passphrase-fd") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (!*argv[i] || *end || v < 0 || v > 1024)
+                return svt_fail("%s", use);
+            pass_fd = (int)v;
+        }
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (!*argv[i] || *end || v < 1 || v > SVT_BATCH_MAX)
+                return svt_fail("--batch: 1 to %d", SVT_BATCH_MAX);
+            batch = (int)v;
+        }
+        else if (strcmp(argv[i], "--by") == 0 && i + 1 < argc)
+            w.by = argv[++i];
+        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
+            w.to = argv[++i];
+        else if (!file && argv[i][0] != '-')
+            file = argv[i];
+        else
+            return svt_fail("%s", use);
+    }
+    if (!file || !w.to || !svt_valid_fp(w.to))
+        return svt_fail("%s", use);
+    if (!w.by)
+        w.by = getlogin();
+    if (!w.by)
+        w.by = "admin";
+    sv_secret_init(65536); /* best effort: the heap otherwise, still cleansed */
+    if (!(w.sk = sv_secret_alloc(SV_X25519_LEN)))
+        return svt_fail("out of memory");
+
+    if (svt_load_old(&w, file, pass_fd, &why) || svt_check_keys(c, &w, &why)) {
+        svt_audit(c, w.by, "key1-rewrap", "refused",
+                  apr_pstrcat(c->pool, why, *w.fp_old ? " from " : NULL, w.fp_old, NULL));
+        goto done;
+    }
+    if ((total = svt_count(c, w.fp_old)) < 0)
+        goto done;
+    t0 = svt_now();
+    for (;;) {
+        long d = 0, s = 0;
+        apr_pool_t *top = c->pool, *sub = NULL;
+        int fail;
+
+        /* each batch's results and strings in a pool of its own: a run's
+         * memory does not grow with the number of fields */
+        if (apr_pool_create(&sub, top) != APR_SUCCESS) {
+            svt_fail("out of memory");
+            break;
+        }
+        c->pool = sub;
+        fail = svt_rewrap_batch(c, &w, batch, &d, &s);
+        c->pool = top;
+        apr_pool_destroy(sub);
+        if (fail)
+            break;
+        done += d;
+        if (s == 0) {
+            rv = 0;
+            break;
+        }
+        if (d < s)
+            skipped += s - d;
+        if (d == 0 && ++stall >= SVT_STALL_MAX) {
+            svt_fail("rows keep changing under the rewrap; run it again later");
+            break;
+        }
+        if (d)
+            stall = 0;
+        if (tty)
+            svt_progress(done, total, t0);
+#ifdef SV_TEST_HOOKS
+        if (delay)
+            usleep((useconds_t)atoi(delay) * 1000);
+#endif
+    }
+    if (tty && done)
+        fputc('\n', stderr);
+    if (rv == 0) {
+        long left = svt_count(c, w.fp_old);
+        if (left != 0) /* wrapped to the old key again meanwhile: it was not active */
+            rv = left < 0 ? 1 : svt_fail("%ld fields still name key1 %s", left, w.fp_old);
+    }
+    svt_audit(c, w.by, "key1-rewrap", rv == 0 ? "ok" : "failed",
+              apr_psprintf(c->pool, "from %s to %s fields=%ld changed-meanwhile=%ld", w.fp_old,
+                           w.fp_new, done, skipped));
+    printf("key1-rewrap: %ld fields rewrapped from %s to %s (%ld changed meanwhile, read "
+           "again)%s\n", done, w.fp_old, w.fp_new, skipped,
+           rv == 0 ? "; none left" : "; incomplete: run it again");
+done:
+    sv_secret_free(w.sk, SV_X25519_LEN);
+    sv_cleanse(&w, sizeof(w));
+    return rv;
+}
+
+int svt_cmd_key1_retire(svt_ctx *c, int argc, char **argv)
+{
+    static const char use[] = "usage: key1-retire FINGERPRINT [--by NAME]";
+    apr_dbd_transaction_t *tx = NULL;
+    const char *fp = NULL, *by = getenv("SUDO_USER"), *why = NULL;
+    svt_rows res;
+    apr_dbd_row_t *row;
+    int i, fail, n = 0, found = 0, active = 0;
+    long used = 0;
+
+    for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--by") == 0 && i + 1 < argc)
+            by = argv[++i];
+        else if (!fp && argv[i][0] != '-')
+            fp = argv[i];
+        else
+            return svt_fail("%s", use);
+    }
+    if (!fp || !svt_valid_fp(fp))
+        return svt_fail("%s", use);
+    if (!by)
+        by = getlogin();
+    if (!by)
+        by = "admin";
+    if (apr_dbd_transaction_start(c->driver, c->pool, c->handle, &tx))
+        return svt_fail("cannot begin a transaction");
+    {
+        const char *a[] = { fp };
+        /* lock the key's row: no activation of it in between */
+        fail = svt_select(c, &res, "SELECT active, (SELECT count(*) FROM fields "
+                          "WHERE key1_fp = %s) FROM key1 WHERE fingerprint = %s FOR UPDATE",
+                          2, (const char *[]){ fp, fp });
+        while (!fail && (row = svt_row(c, &res))) {
+            found = 1;
+            active = *svt_col(c, row, 0) == 't';
+            used = atol(svt_col(c, row, 1));
+        }
+        if (!fail && !found)
+            why = "not registered";
+        else if (!fail && active)
+            why = "active";
+        else if (!fail && used)
+            why = "in use";
+        if (!fail && !why)
+            fail = svt_exec(c, &n, "DELETE FROM key1 WHERE fingerprint = %s AND NOT active",
+                            1, a) || n != 1;
+    }
+    if (!fail)
+        fail = svt_audit(c, by, "key1-retire", why ? "refused" : "ok",
+                         apr_pstrcat(c->pool, why ? why : "retired", " ", fp, NULL));
+    if (fail)
+        apr_dbd_transaction_mode_set(c->driver, tx, APR_DBD_TRANSACTION_ROLLBACK);
+    if (apr_dbd_transaction_end(c->driver, c->pool, tx) || fail)
+        return svt_fail("key1-retire %s failed", fp);
+    if (why && !found)
+        return svt_fail("no registered key1 with fingerprint %s", fp);
+    if (why && active)
+        return svt_fail("key1 %s is the active key1: activate another one first", fp);
+    if (why)
+        return svt_fail("%ld fields are still wrapped to key1 %s: run key1-rewrap with its "
+                        "key file first", used, fp);
+    printf("key1 %s retired\n", fp);
+    return 0;
+}
