@@ -44,7 +44,9 @@ static const svm_stmt_def svm_stmts[] = {
       "SELECT fingerprint, encode(public_key, 'hex') FROM key1 WHERE active" },
     { "svm_key1_list",
       "SELECT fingerprint, active, to_char(created AT TIME ZONE 'UTC', " UTC_FMT "), "
-      "coalesce(created_by, '') FROM key1 ORDER BY created DESC" },
+      "coalesce(created_by, ''), "
+      "(SELECT count(*) FROM fields f WHERE f.key1_fp = key1.fingerprint) "
+      "FROM key1 ORDER BY created DESC" },
     /* sessions */
     { "svm_sess_touch",
       "UPDATE sessions s SET last_seen = now() FROM staff st "

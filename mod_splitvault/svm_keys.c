@@ -291,6 +291,7 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
     ap_rputs("<h2>Registered key1 public keys</h2>\n<table><thead><tr>"
              "<th scope=\"col\">Fingerprint (SHA-256)</th><th scope=\"col\">Active</th>"
              "<th scope=\"col\">Registered (UTC)</th><th scope=\"col\">By</th>"
+             "<th scope=\"col\">Fields wrapped to it</th>"
              "<th scope=\"col\">Loaded here</th></tr></thead><tbody>\n", r);
     while ((row = svm_db_row(r, dbd, &res))) {
         const char *fp = svm_db_col(r, dbd, row, 0);
@@ -300,10 +301,12 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
             unpinned = 1;
         if (li)
             seen[li - loaded] = 1;
-        ap_rprintf(r, "<tr><td class=\"mono\">%s</td><td>%s</td><td>%s</td><td>%s</td>",
+        ap_rprintf(r, "<tr><td class=\"mono\">%s</td><td>%s</td><td>%s</td><td>%s</td>"
+                   "<td class=\"fields\">%s</td>",
                    svm_esc(r->pool, fp), *svm_db_col(r, dbd, row, 1) == 't' ? "yes" : "no",
                    svm_esc(r->pool, svm_db_col(r, dbd, row, 2)),
-                   svm_esc(r->pool, svm_db_col(r, dbd, row, 3)));
+                   svm_esc(r->pool, svm_db_col(r, dbd, row, 3)),
+                   svm_esc(r->pool, svm_db_col(r, dbd, row, 4)));
         if (li)
             ap_rprintf(r, "<td class=\"loaded\">loaded since %s UTC by %s "
                        "<form method=\"post\" action=\"%s\"><input type=\"hidden\" "
@@ -317,7 +320,7 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
             ap_rputs("<td>no</td></tr>\n", r);
     }
     if (!n)
-        ap_rputs("<tr><td colspan=\"5\">None: intake is refused until a key1 public key is "
+        ap_rputs("<tr><td colspan=\"6\">None: intake is refused until a key1 public key is "
                  "registered (splitvault-admin key1-register).</td></tr>\n", r);
     ap_rputs("</tbody></table>\n", r);
     if (unpinned)

@@ -8,6 +8,7 @@ being killed. Afterwards every value decrypts through the module with only
 the new key1 loaded, and the old key1 can be retired.
 """
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -78,6 +79,15 @@ def audit(sv, action):
                        "WHERE action = %s ORDER BY id", (action,))
 
 
+def fields_per_key1(sv, client):
+    """The key location's count of fields wrapped to each registered key1."""
+    page = client.get(sv.keys_path())
+    assert page.status == 200
+    return {fp: int(n) for fp, n in re.findall(
+        r'<td class="mono">([0-9a-f]{64})</td>(?:<td>[^<]*</td>){3}'
+        r'<td class="fields">(\d+)</td>', page.text)}
+
+
 def new_key1(sv, workdir, activate=True):
     k2 = Key1(workdir / "k2", passphrase=PASS2, name="key1new")
     sv.db.admin("key1-register", k2.pub, *(["--activate"] if activate else []),
@@ -109,6 +119,9 @@ def test_rewrap_moves_every_field_and_retire(sv_factory, workdir):
     assert p.returncode != 0 and "12 fields" in p.stderr, p.stderr
     p = sv.db.admin("key1-retire", k2.fingerprint, check=False)
     assert p.returncode != 0 and "active" in p.stderr
+    # the key location shows how many fields each key1 still opens
+    ada = sv.login("ada")
+    assert fields_per_key1(sv, ada) == {sv.key1.fingerprint: 12, k2.fingerprint: 3}
 
     p = rewrap(sv, sv.key1, "--batch", "5")
     assert p.returncode == 0, p.stderr
@@ -133,8 +146,9 @@ def test_rewrap_moves_every_field_and_retire(sv_factory, workdir):
     p = rewrap(sv, sv.key1)
     assert p.returncode == 0 and "0 fields rewrapped" in p.stdout, p.stderr
 
+    assert fields_per_key1(sv, ada) == {sv.key1.fingerprint: 0, k2.fingerprint: 15}
+
     # through the module, with only the new key1 loaded
-    ada = sv.login("ada")
     assert sv.upload_key1(ada, pem=k2.pem.read_bytes(), passphrase=PASS2).status == 303
     pat = sv.login("pat")
     for ref in refs:
