@@ -393,6 +393,39 @@ START_TEST(test_ctx_refusals)
 }
 END_TEST
 
+/* Start a server in mode and connect to it by name, within timeout_ms:
+ * the connection (the test closes it). */
+static sv_tls_conn *
+connect_to(struct server *sv, SSL_CTX *ctx, int mode, int timeout_ms)
+{
+    sv_tls_conn *c = NULL;
+    char err[SV_TLS_ERRLEN];
+
+    server_start(sv, mode, 1);
+    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv->port, "localhost", timeout_ms, &c, err,
+                                 sizeof(err)) == SV_OK, "%s", err);
+    return c;
+}
+
+/* A server in mode (serving or not) that the handshake cannot complete
+ * with: want, and an error text that says needle. */
+static void
+connect_fails(int mode, int serve, int timeout_ms, sv_status want, const char *needle)
+{
+    struct server sv;
+    SSL_CTX *ctx = client_ctx(ca_pem);
+    sv_tls_conn *c = (sv_tls_conn *)&sv;
+    char err[SV_TLS_ERRLEN];
+
+    server_start(&sv, mode, serve);
+    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", timeout_ms, &c, err,
+                                    sizeof(err)), want);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, needle) != NULL, "%s", err);
+    server_stop(&sv, serve);
+    SSL_CTX_free(ctx);
+}
+
 /* A good handshake by DNS name and by IP address; one exchange. */
 static void
 connect_and_exchange(const char *name)
@@ -489,34 +522,14 @@ END_TEST
 /* Accepted, then closed before TLS: SV_ERR_TLS_CLOSED (safe to retry). */
 START_TEST(test_closed_before_tls)
 {
-    struct server sv;
-    SSL_CTX *ctx = client_ctx(ca_pem);
-    sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
-
-    server_start(&sv, S_CLOSE, 1);
-    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
-                                    sizeof(err)), SV_ERR_TLS_CLOSED);
-    ck_assert_msg(strstr(err, "closed the connection before TLS") != NULL, "%s", err);
-    server_stop(&sv, 1);
-    SSL_CTX_free(ctx);
+    connect_fails(S_CLOSE, 1, 5000, SV_ERR_TLS_CLOSED, "closed the connection before TLS");
 }
 END_TEST
 
 /* TCP accepted by the kernel, no ServerHello ever: the deadline ends it. */
 START_TEST(test_handshake_timeout)
 {
-    struct server sv;
-    SSL_CTX *ctx = client_ctx(ca_pem);
-    sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
-
-    server_start(&sv, S_ANSWER, 0);
-    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 300, &c, err,
-                                    sizeof(err)), SV_ERR_NET_TIMEOUT);
-    ck_assert_msg(strstr(err, "timed out") != NULL, "%s", err);
-    server_stop(&sv, 0);
-    SSL_CTX_free(ctx);
+    connect_fails(S_ANSWER, 0, 300, SV_ERR_NET_TIMEOUT, "timed out");
 }
 END_TEST
 
@@ -528,13 +541,10 @@ bad_answer(int mode, sv_status want)
     struct server sv;
     SSL_CTX *ctx = client_ctx(ca_pem);
     sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
     sv_wire_hdr h;
     uint8_t *body = (uint8_t *)&sv;
 
-    server_start(&sv, mode, 1);
-    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 1000, &c, err,
-                                 sizeof(err)) == SV_OK, "%s", err);
+    c = connect_to(&sv, ctx, mode, 1000);
     ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body), want);
     ck_assert_ptr_null(body);
     sv_tls_close(c);
@@ -572,13 +582,10 @@ START_TEST(test_error_answer)
     struct server sv;
     SSL_CTX *ctx = client_ctx(ca_pem);
     sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
     sv_wire_hdr h;
     uint8_t *body = NULL;
 
-    server_start(&sv, S_ERROR_TYPE, 1);
-    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
-                                 sizeof(err)) == SV_OK, "%s", err);
+    c = connect_to(&sv, ctx, S_ERROR_TYPE, 5000);
     ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body), SV_OK);
     ck_assert_int_eq(h.type, SV_MSG_ERROR);
     sv_tls_body_free(body, h.body_len);
@@ -604,15 +611,12 @@ START_TEST(test_dribble_deadline)
     struct server sv;
     SSL_CTX *ctx = client_ctx(ca_pem);
     sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
     sv_wire_hdr h;
     uint8_t *body = NULL;
     int64_t t0, took;
     sv_status st;
 
-    server_start(&sv, S_DRIBBLE, 1);
-    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 1000, &c, err,
-                                 sizeof(err)) == SV_OK, "%s", err);
+    c = connect_to(&sv, ctx, S_DRIBBLE, 1000);
     t0 = mono_ms();
     st = sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body);
     took = mono_ms() - t0;
@@ -634,14 +638,11 @@ START_TEST(test_deadline_io)
     struct server sv;
     SSL_CTX *ctx = client_ctx(ca_pem);
     sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
     uint8_t hb[SV_WIRE_HDR_LEN];
     int64_t t0, took, deadline;
     sv_status st;
 
-    server_start(&sv, S_DRIBBLE, 1);
-    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
-                                 sizeof(err)) == SV_OK, "%s", err);
+    c = connect_to(&sv, ctx, S_DRIBBLE, 5000);
     t0 = mono_ms();
     deadline = sv_tls_deadline(1000);
     ck_assert_int_eq(sv_tls_write_until(c, status_frame, sizeof(status_frame), deadline), SV_OK);
@@ -666,15 +667,12 @@ START_TEST(test_conn_alive)
     struct server sv;
     SSL_CTX *ctx = client_ctx(ca_pem);
     sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
     uint8_t hb[SV_WIRE_HDR_LEN], body[3];
     int64_t deadline;
     sv_wire_hdr h;
 
     ck_assert_int_eq(sv_tls_conn_alive(NULL), 0);
-    server_start(&sv, S_ANSWER, 1);
-    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
-                                 sizeof(err)) == SV_OK, "%s", err);
+    c = connect_to(&sv, ctx, S_ANSWER, 5000);
     usleep(100 * 1000);
     ck_assert_int_eq(sv_tls_conn_alive(c), 1);
     deadline = sv_tls_deadline(2000);
@@ -688,9 +686,7 @@ START_TEST(test_conn_alive)
     sv_tls_close(c);
     server_stop(&sv, 1);
 
-    server_start(&sv, S_IDLE_CLOSE, 1);
-    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
-                                 sizeof(err)) == SV_OK, "%s", err);
+    c = connect_to(&sv, ctx, S_IDLE_CLOSE, 5000);
     usleep(300 * 1000); /* the server has closed by now */
     ck_assert_int_eq(sv_tls_conn_alive(c), 0);
     ck_assert_msg(strstr(sv_tls_conn_error(c), "idle connection") != NULL, "%s",
@@ -699,9 +695,7 @@ START_TEST(test_conn_alive)
     sv_tls_close(c);
     server_stop(&sv, 1);
 
-    server_start(&sv, S_IDLE_CLOSE, 1);
-    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
-                                 sizeof(err)) == SV_OK, "%s", err);
+    c = connect_to(&sv, ctx, S_IDLE_CLOSE, 5000);
     usleep(300 * 1000);
     ck_assert_int_eq(sv_tls_read_until(c, hb, sizeof(hb), sv_tls_deadline(2000)),
                      SV_ERR_NET_IO);
@@ -845,13 +839,10 @@ START_TEST(test_client_cert_refused)
     struct server sv;
     SSL_CTX *ctx = client_ctx(ca_pem);
     sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
     sv_wire_hdr h;
     uint8_t *body = NULL;
 
-    server_start(&sv, S_REJECT, 1);
-    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 2000, &c, err,
-                                 sizeof(err)) == SV_OK, "%s", err);
+    c = connect_to(&sv, ctx, S_REJECT, 2000);
     ck_assert_str_eq(sv_tls_conn_error(c), "no error");
     ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body),
                      SV_ERR_TLS_HANDSHAKE);
@@ -869,18 +860,8 @@ END_TEST
  * blame the connection caps), but during the handshake. */
 START_TEST(test_closed_during_handshake)
 {
-    struct server sv;
-    SSL_CTX *ctx = client_ctx(ca_pem);
-    sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
-
-    server_start(&sv, S_HALF_HELLO, 1);
-    ck_assert_int_eq(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
-                                    sizeof(err)), SV_ERR_TLS_HANDSHAKE);
-    ck_assert_ptr_null(c);
-    ck_assert_msg(strstr(err, "closed the connection during the handshake") != NULL, "%s", err);
-    server_stop(&sv, 1);
-    SSL_CTX_free(ctx);
+    connect_fails(S_HALF_HELLO, 1, 5000, SV_ERR_TLS_HANDSHAKE,
+                  "closed the connection during the handshake");
 }
 END_TEST
 
@@ -890,16 +871,13 @@ START_TEST(test_body_on_secure_heap)
     struct server sv;
     SSL_CTX *ctx;
     sv_tls_conn *c = NULL;
-    char err[SV_TLS_ERRLEN];
     sv_wire_hdr h;
     uint8_t *body = NULL;
 
     sv_secret_init(1 << 16);
     ck_assert(CRYPTO_secure_malloc_initialized());
     ctx = client_ctx(ca_pem);
-    server_start(&sv, S_ANSWER, 1);
-    ck_assert_msg(sv_tls_connect(ctx, "127.0.0.1", sv.port, "localhost", 5000, &c, err,
-                                 sizeof(err)) == SV_OK, "%s", err);
+    c = connect_to(&sv, ctx, S_ANSWER, 5000);
     ck_assert_int_eq(sv_tls_exchange(c, status_frame, sizeof(status_frame), &h, &body), SV_OK);
     ck_assert(CRYPTO_secure_allocated(body));
     sv_tls_body_free(body, h.body_len);
