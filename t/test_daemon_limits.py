@@ -231,19 +231,7 @@ def test_unknown_control_command(daemon):
     p = daemon.ctl("selfdestruct")
     assert p.returncode == 2
     # the daemon's own answers, to lines splitvaultctl would not send
-    import socket
-
-    def ask(line):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(str(daemon.sock_path))
-            s.sendall(line)
-            s.settimeout(30)
-            out = b""
-            while True:
-                b = s.recv(4096)
-                if not b:
-                    return out.decode()
-                out += b
+    ask = daemon.ctl_raw
     unknown = ("error: unknown command (status, lockdown, unlock, audit-verify, retired, "
                "restore)\n")
     assert ask(b"selfdestruct\n") == unknown

@@ -44,21 +44,6 @@ def rotated(d, n=1):
     return recs
 
 
-def ctl_raw(d, line):
-    """The daemon's whole answer to one control line, sent as is."""
-    import socket
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(str(d.sock_path))
-        s.sendall(line)
-        s.settimeout(30)
-        out = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                return out.decode()
-            out += b
-
-
 def ctl_lines(p, prefix):
     return [l for l in p.stdout.splitlines() if l.startswith(prefix)]
 
@@ -159,7 +144,7 @@ def test_restore_one_a_record_since_and_all(d):
                           "error: restore id ID | record UUID | since UNIX-SECONDS\n"),
                          (b"retired since 9223372036854775808\n",
                           "error: since takes unix seconds\n")):
-        assert ctl_raw(d, line) == answer, line
+        assert d.ctl_raw(line) == answer, line
     assert d.retired() == retired
     assert d.audit_path.read_text().count("event=restore") == before
     # the largest time both take: nothing retired that late

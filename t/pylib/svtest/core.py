@@ -139,31 +139,32 @@ def wait_server_idle(port, timeout=10, what=None):
 
 def wait_port(port, host="127.0.0.1", timeout=15.0, proc=None):
     """Wait until host:port accepts a TCP connection; fail early if proc dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening():
         if proc is not None and not proc.alive():
             raise RuntimeError("%s exited (status %s) before listening on %s:%d"
                                % (proc.name, proc.returncode(), host, port))
         try:
             with socket.create_connection((host, port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("nothing listening on %s:%d after %.0fs" % (host, port, timeout))
+            return False
+    wait_until(listening, timeout, "nothing listening on %s:%d" % (host, port))
 
 
 def wait_pid_gone(pid, timeout=10.0):
     """Poll until no process has this PID (for daemonising servers)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone():
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
         except PermissionError:
             pass
-        time.sleep(0.05)
-    return False
+        return False
+    try:
+        return wait_until(gone, timeout, "process %d still there" % pid)
+    except TimeoutError:
+        return False
 
 
 class Proc:

@@ -49,7 +49,7 @@ from pathlib import Path
 import pytest
 
 from . import core, logcheck
-from .core import BUILD, SRC, free_port, run
+from .core import BUILD, SRC, free_port, run, wait_until
 
 import hpke_ref  # the reference HPKE (t/pylib/hpke_ref.py)
 
@@ -420,17 +420,17 @@ class Daemon:
         return self
 
     def _wait_ctl(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready():
             if self.proc is not None and not self.proc.alive():
                 raise RuntimeError("splitvaultd exited before its control socket was ready")
             try:
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                     s.connect(str(self.sock_path))
-                    return
+                    return True
             except OSError:
-                time.sleep(0.02)
-        raise TimeoutError("control socket %s did not appear" % self.sock_path)
+                return False
+        wait_until(ready, timeout, "control socket %s did not appear" % self.sock_path,
+                   interval=0.02)
 
     @property
     def pid(self):
@@ -480,6 +480,20 @@ class Daemon:
         if user is not None:
             argv = ["runuser", "-u", user, "--"] + [str(a) for a in argv]
         return run(argv, check=check)
+
+    def ctl_raw(self, line):
+        """The daemon's whole answer to one control line, sent as is (lines
+        splitvaultctl would not send)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(self.sock_path))
+            s.sendall(line)
+            s.settimeout(30)
+            out = b""
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    return out.decode()
+                out += b
 
     def wait_rounds(self, n=2, timeout=30):
         """Wait until the housekeeping thread (once a second: lock-down
