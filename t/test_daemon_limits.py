@@ -338,7 +338,7 @@ def wait_for(cond, timeout=10):
     r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
     r"lock-down could not be recorded in the store: retrying every second \(the",
     r"lock-down now recorded in the store",
-    r"store: statement \d+ failed: ERROR:  canceling statement due to statement",
+    r"store: (statement|query) \d+ failed: ERROR:  canceling statement due to statement",
 )
 def test_lockdown_the_store_cannot_record_is_retried(daemon_factory):
     """A lock-down the store cannot record (its row locked by another
@@ -363,7 +363,7 @@ def test_lockdown_the_store_cannot_record_is_retried(daemon_factory):
 @pytest.mark.log_allows(
     r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
     r"lock-down could not be recorded in the store: retrying every second \(the",
-    r"store: statement \d+ failed: ERROR:  canceling statement due to statement",
+    r"store: (statement|query) \d+ failed: ERROR:  canceling statement due to statement",
     r"the audit log's last lock-down was never unlocked \(the store does not",
     r"unlocked by control-uid-\d+: decrypts allowed again",
     # killed between an audit entry and its head: confirmed at the restart
