@@ -70,6 +70,14 @@ sv_strerror(sv_status st)
         return "TLS handshake with the daemon failed";
     case SV_ERR_TLS_CLOSED:
         return "the daemon closed the connection before TLS";
+    case SV_ERR_SHARE_FORMAT:
+        return "not a key1 share file (or a malformed one)";
+    case SV_ERR_SHARE_OPEN:
+        return "key1 share cannot be opened: wrong passphrase, or the share file was altered";
+    case SV_ERR_SHARE_MIX:
+        return "key1 shares do not belong together (another key, another split, or one share twice)";
+    case SV_ERR_SHARE_FEW:
+        return "fewer key1 shares than the split's threshold";
     case SV_ERR__MAX:
         break;
     }

@@ -48,6 +48,12 @@ typedef enum {
     SV_ERR_TLS_HANDSHAKE = 45,  /* handshake refused (certificate, protocol) */
     SV_ERR_TLS_CLOSED = 46,     /* peer closed before TLS: another attempt is safe */
 
+    /* key1 shares (sv_share) */
+    SV_ERR_SHARE_FORMAT = 50,   /* not a key1 share file of this format */
+    SV_ERR_SHARE_OPEN = 51,     /* wrong passphrase, or the share file was altered */
+    SV_ERR_SHARE_MIX = 52,      /* shares of different keys or splits, or one index twice */
+    SV_ERR_SHARE_FEW = 53,      /* fewer shares than the threshold */
+
     SV_ERR__MAX
 } sv_status;
 

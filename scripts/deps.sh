@@ -7,11 +7,13 @@ PACKAGES=(
   # build
   autoconf automake libtool pkg-config make gcc
   apache2-dev libapr1-dev libaprutil1-dev libssl-dev libyaml-dev libargon2-dev
+  libgfshare-dev
   # run
   apache2 openssl libaprutil1-dbd-pgsql libaprutil1-dbd-sqlite3 postgresql postgresql-contrib
   # tests and benchmarks
   check python3 python3-pytest python3-cryptography python3-psycopg2
   curl wrk apache2-utils testssl.sh valgrind clang libclang-rt-14-dev procps psmisc
+  libgfshare-bin
 )
 
 if [ "$(id -u)" -ne 0 ]; then
