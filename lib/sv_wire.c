@@ -28,6 +28,7 @@
 
 /* Minimum encoded size of one entry, used to bound counts by input size. */
 #define RECON_ENTRY_MIN (8 + SV_UUID_LEN + 1 + 1 + 1 + 8) /* id uuid str8(1) state created */
+#define SCAN_ENTRY_MIN (RECON_ENTRY_MIN + 8)                  /* ... retired */
 #define RECON_REF_MIN (8 + SV_UUID_LEN + 1 + 1)           /* id uuid str8(1) */
 #define EXT_ID_MASK 0x7fffu
 
@@ -89,6 +90,7 @@ sv_wire_type_name(uint8_t type)
     case SV_MSG_RECON_LIST: return "RECON_LIST";
     case SV_MSG_RECON_DELETE: return "RECON_DELETE";
     case SV_MSG_CONFIRM: return "CONFIRM";
+    case SV_MSG_RECON_SCAN: return "RECON_SCAN";
     case SV_MSG_STORE_OK: return "STORE_OK";
     case SV_MSG_DECRYPT_OK: return "DECRYPT_OK";
     case SV_MSG_RELEASE_OK: return "RELEASE_OK";
@@ -96,6 +98,7 @@ sv_wire_type_name(uint8_t type)
     case SV_MSG_RECON_LIST_OK: return "RECON_LIST_OK";
     case SV_MSG_RECON_DELETE_OK: return "RECON_DELETE_OK";
     case SV_MSG_CONFIRM_OK: return "CONFIRM_OK";
+    case SV_MSG_RECON_SCAN_OK: return "RECON_SCAN_OK";
     case SV_MSG_ERROR: return "ERROR";
     default: return "unknown";
     }
@@ -124,8 +127,8 @@ sv_wire_error_name(uint16_t code)
 static int
 type_known(uint8_t type)
 {
-    return (type >= SV_MSG_STORE && type <= SV_MSG_CONFIRM) ||
-           (type >= SV_MSG_STORE_OK && type <= SV_MSG_CONFIRM_OK) ||
+    return (type >= SV_MSG_STORE && type <= SV_MSG_RECON_SCAN) ||
+           (type >= SV_MSG_STORE_OK && type <= SV_MSG_RECON_SCAN_OK) ||
            type == SV_MSG_ERROR;
 }
 
@@ -1357,6 +1360,158 @@ sv_recon_delete_resp_decode(const uint8_t *body, size_t len, sv_recon_delete_res
         (st = rd_ext_end(&r)) != SV_OK)
         memset(m, 0, sizeof(*m));
     return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* RECON_SCAN: every share, retired ones included                           */
+
+#define RECON_SCAN_BODY_LEN (8 + 2 + EXT_EMPTY_LEN)
+
+/* body: u64 after_id u16 limit (1..1000) ext */
+sv_status
+sv_recon_scan_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_scan_req *m)
+{
+    size_t start = 0;
+    sv_status st;
+
+    if (out == NULL || m == NULL || m->limit < 1 || m->limit > SV_WIRE_MAX_LIST ||
+        !id_ok(m->after_id, 1))
+        return SV_ERR_INVAL;
+    if ((st = frame_begin(out, SV_MSG_RECON_SCAN, reqid, RECON_SCAN_BODY_LEN,
+                          &start)) != SV_OK)
+        return st;
+    sv_buf_put_u64(out, m->after_id);
+    sv_buf_put_u16(out, m->limit);
+    return frame_end(out, start, RECON_SCAN_BODY_LEN);
+}
+
+sv_status
+sv_recon_scan_req_decode(const uint8_t *body, size_t len, sv_recon_scan_req *m)
+{
+    unsigned limit = 0;
+    sv_rd r;
+    sv_status st;
+
+    memset(m, 0, sizeof(*m));
+    if ((st = rd_init(&r, body, len)) != SV_OK ||
+        (st = rd_id0(&r, &m->after_id)) != SV_OK ||
+        (st = rd_count16(&r, 1, SV_WIRE_MAX_LIST, &limit)) != SV_OK ||
+        (st = rd_ext_end(&r)) != SV_OK) {
+        memset(m, 0, sizeof(*m));
+        return st;
+    }
+    m->limit = (uint16_t)limit;
+    return SV_OK;
+}
+
+/*
+ * body: u8 more (0|1) u32 min_grace_s u64 total u16 n (0..1000)
+ *       {u64 id, uuid[16], str8 field, u8 state (1|2), u64 created,
+ *        u64 retired}*n ext
+ * ids non-zero and strictly increasing; more = 0 when n = 0.
+ */
+sv_status
+sv_recon_scan_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_scan_resp *m)
+{
+    size_t body, start = 0, l;
+    unsigned i;
+    sv_status st;
+
+    if (out == NULL || m == NULL || m->more > 1 || m->n > SV_WIRE_MAX_LIST ||
+        (m->n > 0 && m->e == NULL) || (m->n == 0 && m->more))
+        return SV_ERR_INVAL;
+    body = 1 + 4 + 8 + 2 + EXT_EMPTY_LEN;
+    for (i = 0; i < m->n; i++) {
+        const sv_scan_entry *e = &m->e[i];
+
+        if (!id_ok(e->id, 0) || (i > 0 && e->id <= m->e[i - 1].id) ||
+            (l = field_name_len(e->name)) == 0 ||
+            (e->state != SV_SHARE_ACTIVE && e->state != SV_SHARE_PENDING))
+            return SV_ERR_INVAL;
+        body += 8 + SV_UUID_LEN + 1 + l + 1 + 8 + 8;
+    }
+    if ((st = frame_begin(out, SV_MSG_RECON_SCAN_OK, reqid, body, &start)) != SV_OK)
+        return st;
+    sv_buf_put_u8(out, m->more);
+    sv_buf_put_u32(out, m->min_grace_s);
+    sv_buf_put_u64(out, m->total);
+    sv_buf_put_u16(out, (uint16_t)m->n);
+    for (i = 0; i < m->n; i++) {
+        const sv_scan_entry *e = &m->e[i];
+
+        sv_buf_put_u64(out, e->id);
+        sv_buf_put(out, e->uuid, SV_UUID_LEN);
+        put_str8(out, e->name);
+        sv_buf_put_u8(out, e->state);
+        sv_buf_put_u64(out, e->created);
+        sv_buf_put_u64(out, e->retired);
+    }
+    return frame_end(out, start, body);
+}
+
+sv_status
+sv_recon_scan_resp_decode(const uint8_t *body, size_t len, sv_recon_scan_resp *m)
+{
+    sv_rd r;
+    unsigned i;
+    sv_status st;
+
+    memset(m, 0, sizeof(*m));
+    if ((st = rd_init(&r, body, len)) != SV_OK ||
+        (st = rd_flag(&r, &m->more)) != SV_OK ||
+        (st = rd_u32(&r, &m->min_grace_s)) != SV_OK ||
+        (st = rd_u64(&r, &m->total)) != SV_OK ||
+        (st = rd_count16(&r, 0, SV_WIRE_MAX_LIST, &m->n)) != SV_OK)
+        goto out;
+    if (m->n == 0 && m->more) {
+        st = SV_ERR_WIRE_MALFORMED;
+        goto out;
+    }
+    /* The count is within its limit; the bytes must be there too before
+     * anything is allocated for it. */
+    if (r.left / SCAN_ENTRY_MIN < m->n) {
+        st = SV_ERR_WIRE_TRUNCATED;
+        goto out;
+    }
+    if (m->n > 0 && (m->e = calloc(m->n, sizeof(*m->e))) == NULL) {
+        st = SV_ERR_NOMEM;
+        goto out;
+    }
+    for (i = 0; i < m->n; i++) {
+        sv_scan_entry *e = &m->e[i];
+
+        if ((st = rd_id(&r, &e->id)) != SV_OK)
+            goto out;
+        if (i > 0 && e->id <= m->e[i - 1].id) {
+            st = SV_ERR_WIRE_MALFORMED;
+            goto out;
+        }
+        if ((st = rd_copy(&r, e->uuid, SV_UUID_LEN)) != SV_OK ||
+            (st = rd_field_name(&r, e->name)) != SV_OK ||
+            (st = rd_u8(&r, &e->state)) != SV_OK)
+            goto out;
+        if (e->state != SV_SHARE_ACTIVE && e->state != SV_SHARE_PENDING) {
+            st = SV_ERR_WIRE_MALFORMED;
+            goto out;
+        }
+        if ((st = rd_u64(&r, &e->created)) != SV_OK ||
+            (st = rd_u64(&r, &e->retired)) != SV_OK)
+            goto out;
+    }
+    st = rd_ext_end(&r);
+out:
+    if (st != SV_OK)
+        sv_recon_scan_resp_free(m);
+    return st;
+}
+
+void
+sv_recon_scan_resp_free(sv_recon_scan_resp *m)
+{
+    if (m == NULL)
+        return;
+    free(m->e);
+    memset(m, 0, sizeof(*m));
 }
 
 /* ------------------------------------------------------------------------ */

@@ -59,6 +59,7 @@ enum {
     SV_MSG_RECON_LIST = 0x05,
     SV_MSG_RECON_DELETE = 0x06,
     SV_MSG_CONFIRM = 0x07,
+    SV_MSG_RECON_SCAN = 0x08,
     SV_MSG_STORE_OK = 0x81,
     SV_MSG_DECRYPT_OK = 0x82,
     SV_MSG_RELEASE_OK = 0x83,
@@ -66,6 +67,7 @@ enum {
     SV_MSG_RECON_LIST_OK = 0x85,
     SV_MSG_RECON_DELETE_OK = 0x86,
     SV_MSG_CONFIRM_OK = 0x87,
+    SV_MSG_RECON_SCAN_OK = 0x88,
     SV_MSG_ERROR = 0x7f
 };
 
@@ -225,6 +227,31 @@ typedef struct {
     unsigned n;          /* shares deleted */
 } sv_recon_delete_resp;
 
+/* ---- RECON_SCAN: every share, retired ones included (check, read-only) -- */
+typedef struct {
+    uint64_t after_id;   /* cursor: list ids greater than this (0: start) */
+    uint16_t limit;      /* 1..SV_WIRE_MAX_LIST */
+} sv_recon_scan_req;
+
+typedef struct {
+    uint64_t id;
+    uint8_t uuid[SV_UUID_LEN];
+    char name[SV_FIELD_MAX + 1];
+    uint8_t state;       /* SV_SHARE_*: what it is, or was when retired */
+    uint64_t created;    /* unix seconds */
+    uint64_t retired;    /* unix seconds; 0: in use */
+} sv_scan_entry;
+
+typedef struct {
+    uint8_t more;        /* 1 when entries remain after the last one */
+    uint32_t min_grace_s; /* the daemon's reconcile.min_grace */
+    uint64_t total;      /* shares in the store, retired ones included (an
+                            estimate, for progress; 0 when unknown) */
+    unsigned n;
+    sv_scan_entry *e;    /* n entries; decoder allocates, free with
+                            sv_recon_scan_resp_free() */
+} sv_recon_scan_resp;
+
 /* ---- CONFIRM: is this the daemon's key2 public for that share? ---------- */
 typedef struct {
     char name[SV_FIELD_MAX + 1];
@@ -280,6 +307,8 @@ sv_status sv_recon_list_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_l
 sv_status sv_recon_list_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_list_resp *m);
 sv_status sv_recon_delete_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_delete_req *m);
 sv_status sv_recon_delete_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_delete_resp *m);
+sv_status sv_recon_scan_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_scan_req *m);
+sv_status sv_recon_scan_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_scan_resp *m);
 sv_status sv_confirm_req_encode(sv_buf *out, uint32_t reqid, const sv_confirm_req *m);
 sv_status sv_confirm_resp_encode(sv_buf *out, uint32_t reqid, const sv_confirm_resp *m);
 sv_status sv_error_encode(sv_buf *out, uint32_t reqid, const sv_error_msg *m);
@@ -297,12 +326,15 @@ sv_status sv_recon_list_req_decode(const uint8_t *body, size_t len, sv_recon_lis
 sv_status sv_recon_list_resp_decode(const uint8_t *body, size_t len, sv_recon_list_resp *m);
 sv_status sv_recon_delete_req_decode(const uint8_t *body, size_t len, sv_recon_delete_req *m);
 sv_status sv_recon_delete_resp_decode(const uint8_t *body, size_t len, sv_recon_delete_resp *m);
+sv_status sv_recon_scan_req_decode(const uint8_t *body, size_t len, sv_recon_scan_req *m);
+sv_status sv_recon_scan_resp_decode(const uint8_t *body, size_t len, sv_recon_scan_resp *m);
 sv_status sv_confirm_req_decode(const uint8_t *body, size_t len, sv_confirm_req *m);
 sv_status sv_confirm_resp_decode(const uint8_t *body, size_t len, sv_confirm_resp *m);
 sv_status sv_error_decode(const uint8_t *body, size_t len, sv_error_msg *m);
 
 void sv_recon_list_resp_free(sv_recon_list_resp *m);
 void sv_recon_delete_req_free(sv_recon_delete_req *m);
+void sv_recon_scan_resp_free(sv_recon_scan_resp *m);
 
 /* 1 when s[0..len) is a valid actor (staff) name: 1..SV_WIRE_MAX_ACTOR of
  * [A-Za-z0-9_.@-]. */

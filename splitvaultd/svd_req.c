@@ -96,6 +96,7 @@ svd_req_max_body(uint8_t type)
     case SV_MSG_RECON_LIST: return 1u << 10;
     case SV_MSG_RECON_DELETE: return 256u << 10;
     case SV_MSG_CONFIRM: return 16u << 10;
+    case SV_MSG_RECON_SCAN: return 1u << 10;
     default: return 0;
     }
 }
@@ -139,6 +140,9 @@ EV_FITS(EV_RELEASE_DONE, WHY_MAX + SV_UUID_STR_LEN + 3 * U32_MAX_DIGITS + PEER_M
 EV_FITS(EV_RECON_REQUESTED, U32_MAX_DIGITS + 3 * U64_MAX_DIGITS + PEER_MAX);
 #define EV_RECON_DONE "event=reconcile outcome=%s requested=%u retired=%u peer=%s"
 EV_FITS(EV_RECON_DONE, WHY_MAX + 2 * U32_MAX_DIGITS + PEER_MAX);
+#define EV_RECON_SCAN "event=recon-scan outcome=listed after=%" PRIu64 " listed=%u first=%" \
+                      PRIu64 " last=%" PRIu64 " more=%d peer=%s"
+EV_FITS(EV_RECON_SCAN, U32_MAX_DIGITS + 3 * U64_MAX_DIGITS + 1 + PEER_MAX);
 
 
 /* An error code as an audit token (sv_wire_error_name has spaces). */
@@ -880,6 +884,62 @@ out:
     return r;
 }
 
+/*
+ * RECON_SCAN (check): a page of every share, retired ones included, with
+ * the daemon's minimum grace and the store's share count (for progress).
+ * Read-only and no key material, but it names records and fields: each
+ * page is audited (without waiting for the disk), and none is answered
+ * while the audit log cannot record it.
+ */
+static int
+h_recon_scan(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
+             const uint8_t *body, sv_buf *out, int *close_after)
+{
+    sv_recon_scan_req m;
+    sv_recon_scan_resp resp;
+    sv_scan_entry *e = NULL;
+    uint64_t a = 0, pe = 0, re = 0;
+    unsigned n = 0;
+    int more = 0, r = -1;
+    sv_status st;
+
+    if ((st = sv_recon_scan_req_decode(body, h->body_len, &m)) != SV_OK) {
+        svd_warn("%s: RECON_SCAN refused: %s", peer->addr, sv_strerror(st));
+        *close_after = 1;
+        return svd_req_error(out, h->reqid, decode_code(st), 0);
+    }
+    if (!svd_audit_healthy(app->audit)) {
+        svd_err("%s: RECON_SCAN refused: the audit log cannot record it", peer->addr);
+        return svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
+    }
+    if ((e = calloc(m.limit, sizeof(*e))) == NULL)
+        return svd_req_error(out, h->reqid, SV_WERR_INTERNAL, 0);
+    if (svd_store_recon_scan(app->store, m.after_id, m.limit, e, &n, &more) != 0) {
+        r = svd_req_error(out, h->reqid, SV_WERR_STORE, 1000);
+        goto out;
+    }
+    memset(&resp, 0, sizeof(resp));
+    /* only the first page counts (the count scans the table) */
+    if (m.after_id == 0 && svd_store_counts(app->store, &a, &pe, &re) == 0)
+        resp.total = a + pe + re;
+    resp.more = (uint8_t)more;
+    resp.min_grace_s = app->conf->min_grace_s;
+    resp.n = n;
+    resp.e = e;
+    if (svd_audit_event(app->audit, 0, EV_RECON_SCAN, m.after_id, n, n ? e[0].id : 0,
+                        n ? e[n - 1].id : 0, more, peer->ip) != 0) {
+        svd_err("%s: RECON_SCAN refused: the audit log cannot record it", peer->addr);
+        r = svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
+        goto out;
+    }
+    svd_debug("%s: RECON_SCAN after=%" PRIu64 " -> %u shares%s", peer->addr, m.after_id, n,
+              more ? " (more)" : "");
+    r = sv_recon_scan_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+out:
+    free(e);
+    return r;
+}
+
 static int
 h_recon_delete(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
                const uint8_t *body, sv_buf *out, int *close_after)
@@ -968,6 +1028,7 @@ static const struct {
     { SV_MSG_RECON_LIST, R, h_recon_list },
     { SV_MSG_RECON_DELETE, R, h_recon_delete },
     { SV_MSG_CONFIRM, F, h_confirm },
+    { SV_MSG_RECON_SCAN, R, h_recon_scan },   /* check: read-only */
 };
 
 #undef F

@@ -113,6 +113,12 @@ int svd_store_counts(struct svd_store *s, uint64_t *active, uint64_t *pending,
 int svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, unsigned limit,
                          sv_recon_entry *out, unsigned *n, int *more);
 
+/* Every share with id > after, retired ones included (retired: when, 0 in
+ * use), by id; at most limit into out, *more when others follow. No key
+ * material. */
+int svd_store_recon_scan(struct svd_store *s, uint64_t after, unsigned limit,
+                         sv_scan_entry *out, unsigned *n, int *more);
+
 /* The next purge batch: the lowest ids (at most batch) of the shares
  * retired before retired_before; *n of them, ids first..last. */
 int svd_store_purge_scan(struct svd_store *s, uint64_t retired_before, unsigned batch,

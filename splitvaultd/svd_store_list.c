@@ -1,7 +1,8 @@
 /*
  * svd_store_list.c - the share store's counts and listings: share counts by
  * state (cached for two seconds), the page of shares reconcile compares
- * with the main database, the next batch of retired shares to purge, and
+ * with the main database, the page of every share (retired ones included)
+ * check compares with it, the next batch of retired shares to purge, and
  * the retired shares an operator may restore. Each is one read on a reader
  * connection; none selects key2b.
  */
@@ -174,6 +175,33 @@ svd_store_recon_list(struct svd_store *s, uint64_t after, uint64_t older_than, u
     snprintf(a1, sizeof(a1), "%" PRIu64, after);
     snprintf(a2, sizeof(a2), "%" PRIu64, older_than);
     return store_list(s, ST_RLIST, args, 2, limit, recon_fill, out, n, more, "shares");
+}
+
+static int
+scan_fill(struct svd_store *s, apr_dbd_row_t *row, void *out, unsigned i)
+{
+    sv_scan_entry *e = &((sv_scan_entry *)out)[i];
+    uint64_t st = 0;
+
+    memset(e, 0, sizeof(*e));
+    if (listed_from_row(s, row, &e->id, e->uuid, e->name, &st, &e->created) != 0 ||
+        svd_parse_u64(apr_dbd_get_entry(s->driver, row, 5), &e->retired) != 0 ||
+        (st != SV_SHARE_ACTIVE && st != SV_SHARE_PENDING))
+        return -1;
+    e->state = (uint8_t)st;
+    return 0;
+}
+
+int
+svd_store_recon_scan(struct svd_store *s, uint64_t after, unsigned limit, sv_scan_entry *out,
+                     unsigned *n, int *more)
+{
+    char a0[24];
+    const char *args[1] = { a0 };
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    snprintf(a0, sizeof(a0), "%" PRIu64, after);
+    return store_list(s, ST_RSCAN, args, 1, limit, scan_fill, out, n, more, "every share");
 }
 
 int

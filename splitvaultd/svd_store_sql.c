@@ -109,6 +109,9 @@ static const char *const sql_sqlite3[ST__N] = {
                         "FROM shares WHERE retired <> 0 AND id > %lld AND retired >= %lld "
                         "AND (%s = '' OR record_uuid = %s) ORDER BY id "
                         "LIMIT CAST(%d AS INTEGER)",
+    /* check: every share, retired ones included; never key2b */
+    [ST_RSCAN] = "SELECT id, record_uuid, field, state, created, retired FROM shares "
+                 "WHERE id > %lld ORDER BY id LIMIT CAST(%d AS INTEGER)",
 };
 
 static const char *const sql_pgsql[ST__N] = {
@@ -164,6 +167,8 @@ static const char *const sql_pgsql[ST__N] = {
                         "FROM shares WHERE retired <> 0 AND id > %lld AND retired >= %lld "
                         "AND (%s = '' OR record_uuid = CAST(NULLIF(%s, '') AS uuid)) "
                         "ORDER BY id LIMIT %d",
+    [ST_RSCAN] = "SELECT id, record_uuid, field, state, created, retired FROM shares "
+                 "WHERE id > %lld ORDER BY id LIMIT %d",
 };
 
 /* The driver's statements into s->sql; the look-ups of several shares

@@ -84,7 +84,17 @@ static const char usage[] =
     "                              purged), none at all when more than --max-retire\n"
     "                              (default 1000) look unreferenced; a dry run unless\n"
     "                              --apply; --cert: a certificate of the daemon's\n"
-    "                              reconcile role\n";
+    "                              reconcile role\n"
+    "  check --daemon HOST:PORT --ca FILE --cert FILE --key FILE [--name NAME]\n"
+    "        [--grace SECONDS] [--examples N] [--verbose]\n"
+    "                              compare the database with the daemon, read-only on\n"
+    "                              both: fields whose share is missing, retired or\n"
+    "                              pending; shares in use no field references\n"
+    "                              (orphans); shares referenced by another record or\n"
+    "                              field; the first N (default 10) of each kind, all\n"
+    "                              with --verbose, and the next step for each; exit 0\n"
+    "                              consistent, 1 findings, 2 could not check; --cert: a\n"
+    "                              certificate of the daemon's reconcile role\n";
 
 int svt_fail(const char *fmt, ...)
 {
@@ -399,8 +409,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "login-key") == 0) /* no database needed */
         return svt_cmd_login_key(argc - i, argv + i);
-    if (!c.dsn)
-        return svt_fail("no database: set SPLITVAULT_DSN or give -d DSN");
+    if (!c.dsn) {
+        svt_fail("no database: set SPLITVAULT_DSN or give -d DSN");
+        return strcmp(cmd, "check") == 0 ? 2 : 1;
+    }
     sv_log_set(svt_lib_log, NULL);
     apr_initialize();
     atexit(apr_terminate);
@@ -409,8 +421,10 @@ int main(int argc, char **argv)
         || (rv = apr_dbd_get_driver(c.pool, "pgsql", &c.driver)) != APR_SUCCESS)
         return svt_fail("the apr_dbd pgsql driver is missing (Debian: apt-get install "
                         "libaprutil1-dbd-pgsql)");
-    if (apr_dbd_open_ex(c.driver, c.pool, c.dsn, &c.handle, &err) != APR_SUCCESS)
-        return svt_fail("cannot connect to the database: %s", err ? err : "unknown error");
+    if (apr_dbd_open_ex(c.driver, c.pool, c.dsn, &c.handle, &err) != APR_SUCCESS) {
+        svt_fail("cannot connect to the database: %s", err ? err : "unknown error");
+        return strcmp(cmd, "check") == 0 ? 2 : 1; /* check: 1 means findings */
+    }
 
     argc -= i;
     argv += i;
@@ -444,6 +458,8 @@ int main(int argc, char **argv)
         rv = svt_cmd_key1_retire(&c, argc, argv);
     else if (strcmp(cmd, "reconcile") == 0)
         rv = svt_cmd_reconcile(&c, argc, argv);
+    else if (strcmp(cmd, "check") == 0)
+        rv = svt_cmd_check(&c, argc, argv);
     else {
         fputs(usage, stderr);
         rv = 2;

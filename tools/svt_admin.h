@@ -81,5 +81,8 @@ int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv);
 int svt_cmd_key1_retire(svt_ctx *c, int argc, char **argv);
 /* svt_admin_reconcile.c: orphaned and unfinished shares on the daemon. */
 int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv);
+/* svt_admin_check.c: compare the main database with the daemon, read-only.
+ * Returns 0 consistent, 1 findings, 2 could not check (printed). */
+int svt_cmd_check(svt_ctx *c, int argc, char **argv);
 
 #endif /* SVT_ADMIN_H */

@@ -37,12 +37,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/ssl.h>
-
 #include "apr_strings.h"
 #include "apr_tables.h"
 
 #include "svt_admin.h"
+#include "svt_admin_daemon.h"
 #include "sv_buf.h"
 #include "sv_format.h"
 #include "sv_tlsclient.h"
@@ -51,85 +50,6 @@
 #define DEFAULT_GRACE 3600
 #define DEFAULT_MAX_RETIRE 1000
 #define PAGE 1000
-
-typedef struct {
-    const char *host;
-    const char *port;
-    const char *name;     /* expected in the daemon's certificate */
-    const char *ca, *cert, *key;
-    int timeout;
-    SSL_CTX *ctx;
-    sv_tls_conn *conn;
-    uint32_t reqid;
-} svt_dconn;
-
-/* Connect and complete the TLS 1.3 handshake (lib/sv_tlsclient). 0 or 1
- * (printed). */
-static int svt_dconnect(svt_dconn *d)
-{
-    sv_tls_client_conf tc = { d->ca, d->cert, d->key, "--ca", "--cert", "--key" };
-    char err[SV_TLS_ERRLEN];
-
-    if (sv_tls_client_ctx(&tc, &d->ctx, err, sizeof(err)) != SV_OK)
-        return svt_fail("reconcile: TLS set-up failed: %s", err);
-    if (sv_tls_connect(d->ctx, d->host, d->port, d->name, d->timeout * 1000, &d->conn, err,
-                       sizeof(err)) != SV_OK)
-        return svt_fail("reconcile: %s", err);
-    return 0;
-}
-
-static void svt_dclose(svt_dconn *d)
-{
-    sv_tls_close(d->conn);
-    d->conn = NULL;
-    SSL_CTX_free(d->ctx);
-    d->ctx = NULL;
-}
-
-/* Send the frame in out and read the answer, which must echo the frame's
- * request id: its type and body (malloc'd, free it with sv_tls_body_free).
- * 0, or 1 (printed). */
-static int svt_call(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, size_t *len)
-{
-    sv_wire_hdr h;
-    sv_status st;
-
-    *body = NULL;
-    if (sv_buf_status(out) != SV_OK)
-        return svt_fail("reconcile: cannot encode a request");
-    st = sv_tls_exchange(d->conn, out->data, out->len, &h, body);
-    if (st == SV_ERR_TLS_HANDSHAKE)
-        return svt_fail("reconcile: the daemon refused our certificate (is --cert signed by "
-                        "the CA the daemon trusts and listed under clients.reconcile?): %s",
-                        sv_tls_conn_error(d->conn));
-    if (st == SV_ERR_NET_IO)
-        return svt_fail("reconcile: the daemon did not answer (%s)", sv_tls_conn_error(d->conn));
-    if (st == SV_ERR_WIRE_TRUNCATED)
-        return svt_fail("reconcile: truncated answer from the daemon");
-    if (st == SV_ERR_NOMEM)
-        return svt_fail("out of memory");
-    if (st != SV_OK)
-        return svt_fail("reconcile: malformed answer from the daemon");
-    *type = h.type;
-    *len = h.body_len;
-    if (h.type == SV_MSG_ERROR) {
-        sv_error_msg e;
-        if (sv_error_decode(*body, *len, &e) == SV_OK)
-            svt_fail("reconcile: the daemon refused: %s (%s)%s", sv_wire_error_name(e.code),
-                     e.msg, e.code == SV_WERR_NOT_ALLOWED
-                     ? ": --cert must be a certificate listed under clients.reconcile in "
-                       "splitvaultd.yaml (the web server's certificate may not reconcile)"
-                     : e.code == SV_WERR_LOCKED_DOWN
-                     ? ": nothing is retired while the daemon is locked down (or past its "
-                       "daily budget of retired shares); its sysadmin unlocks it" : "");
-        else
-            svt_fail("reconcile: malformed error answer from the daemon");
-        sv_tls_body_free(*body, *len);
-        *body = NULL;
-        return 1;
-    }
-    return 0;
-}
 
 /* What the main database says about one listed share. */
 enum { REF_NONE, REF_MATCH, REF_OTHER };
@@ -193,7 +113,7 @@ static int svt_activate(svt_dconn *d, const sv_recon_entry *e)
     req.f[0].keep_id = e->id;
     sv_buf_init(&b, 0, 0);
     sv_release_req_encode(&b, reqid, &req);
-    rc = svt_call(d, &b, &type, &body, &len);
+    rc = svt_dcall(d, &b, &type, &body, &len, NULL);
     sv_buf_free(&b);
     if (rc == 0 && type != SV_MSG_RELEASE_OK)
         rc = svt_fail("reconcile: unexpected answer to RELEASE");
@@ -219,7 +139,7 @@ static int svt_delete(svt_dconn *d, uint32_t grace, sv_recon_ref *refs, unsigned
     req.e = refs;
     sv_buf_init(&b, 0, 0);
     sv_recon_delete_req_encode(&b, reqid, &req);
-    rc = svt_call(d, &b, &type, &body, &len);
+    rc = svt_dcall(d, &b, &type, &body, &len, NULL);
     sv_buf_free(&b);
     if (rc == 0 && (type != SV_MSG_RECON_DELETE_OK
                     || sv_recon_delete_resp_decode(body, len, &resp) != SV_OK))
@@ -311,7 +231,7 @@ static int svt_pass(svt_ctx *c, svt_dconn *d, uint32_t grace, svt_tally *t, svt_
         req.limit = PAGE;
         sv_buf_init(&b, 0, 0);
         sv_recon_list_req_encode(&b, reqid, &req);
-        rc = svt_call(d, &b, &type, &body, &len);
+        rc = svt_dcall(d, &b, &type, &body, &len, NULL);
         sv_buf_free(&b);
         if (rc)
             break;
@@ -390,17 +310,17 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
     svt_dconn d;
     svt_tally t;
     svt_todo todo;
-    const char *daemon = NULL;
     long grace = DEFAULT_GRACE, max_retire = DEFAULT_MAX_RETIRE;
-    int apply = 0, i, rc = 0;
+    int apply = 0, i, rc = 0, usage;
     char *end;
 
-    memset(&d, 0, sizeof(d));
+    svt_dinit(&d, "reconcile");
     memset(&t, 0, sizeof(t));
     memset(&todo, 0, sizeof(todo));
-    d.timeout = 30;
     for (i = 0; i < argc; i++) {
         const char *opt = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int taken;
+
         if (strcmp(opt, "--apply") == 0) {
             apply = 1;
             continue;
@@ -412,17 +332,11 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
         if (!v)
             return svt_fail("%s", use);
         i++;
-        if (strcmp(opt, "--daemon") == 0)
-            daemon = v;
-        else if (strcmp(opt, "--ca") == 0)
-            d.ca = v;
-        else if (strcmp(opt, "--cert") == 0)
-            d.cert = v;
-        else if (strcmp(opt, "--key") == 0)
-            d.key = v;
-        else if (strcmp(opt, "--name") == 0)
-            d.name = v;
-        else if (strcmp(opt, "--grace") == 0) {
+        if ((taken = svt_dopt(&d, opt, v)) < 0)
+            return 1;
+        if (taken)
+            continue;
+        if (strcmp(opt, "--grace") == 0) {
             errno = 0;
             grace = strtol(v, &end, 10);
             if (errno || *end || end == v || grace < 0 || grace > 10L * 365 * 86400)
@@ -434,27 +348,11 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
             if (errno || *end || end == v || max_retire < 0 || max_retire > 100000000)
                 return svt_fail("reconcile: --max-retire takes a count (0 to 100000000)");
         }
-        else if (strcmp(opt, "--timeout") == 0) {
-            d.timeout = atoi(v);
-            if (d.timeout < 1 || d.timeout > 600)
-                return svt_fail("reconcile: --timeout takes 1 to 600 seconds");
-        }
         else
             return svt_fail("%s", use);
     }
-    if (!daemon || !d.ca || !d.cert || !d.key)
-        return svt_fail("%s", use);
-    {
-        const char *colon = strrchr(daemon, ':');
-        if (!colon || colon == daemon || !colon[1])
-            return svt_fail("reconcile: --daemon takes HOST:PORT");
-        d.host = apr_pstrmemdup(c->pool, daemon, (apr_size_t)(colon - daemon));
-        if (d.host[0] == '[' && d.host[strlen(d.host) - 1] == ']')
-            d.host = apr_pstrmemdup(c->pool, d.host + 1, strlen(d.host) - 2);
-        d.port = colon + 1;
-    }
-    if (!d.name)
-        d.name = d.host;
+    if (svt_dready(c, &d, &usage))
+        return usage ? svt_fail("%s", use) : 1;
     if (svt_dconnect(&d)) {
         svt_dclose(&d);
         return 1;

@@ -1,0 +1,135 @@
+"""splitvault-admin check against a real daemon and main database.
+
+check compares the main database with the daemon's share store, read-only
+on both sides, over the reconcile certificate (RECON_SCAN): fields whose
+share is missing, retired or pending; shares in use that no field
+references; shares referenced by a row of another record or field. Exit 0
+when consistent, 1 with findings, 2 when it could not check. (The restore
+drill, t/test_restore_drill.py, runs it after restoring backups.)
+"""
+import os
+import uuid as uuidlib
+
+import pytest
+
+from svtest.data import GOOD
+
+
+def check(sv, *args, cert=None, key=None):
+    """`splitvault-admin check` with the reconcile certificate (or another)."""
+    return sv.db.admin("check", "--daemon", "127.0.0.1:%d" % sv.daemon.port,
+                       "--ca", sv.pki.ca_cert, "--cert", cert or sv.pki.reconcile_cert,
+                       "--key", key or sv.pki.reconcile_key, *args, check=False)
+
+
+def counts(p):
+    """{kind: n} from check's summary line."""
+    import re
+    m = re.search(r"^missing (\d+), retired (\d+), pending (\d+), orphan (\d+), "
+                  r"mismatched (\d+); recent \(in flight, not findings\) (\d+)$",
+                  p.stdout, re.M)
+    assert m, p.stdout + p.stderr
+    return dict(zip(("missing", "retired", "pending", "orphan", "mismatched", "recent"),
+                    map(int, m.groups())))
+
+
+def share_of(sv, ref, field):
+    return sv.db.query("SELECT f.share_id FROM fields f JOIN records r ON r.id = f.record_id "
+                       "WHERE r.ref = %s AND f.name = %s", (ref, field))[0][0]
+
+
+def test_consistent_then_each_kind_of_finding(sv):
+    refs = [sv.ref_of(sv.submit(GOOD)) for _ in range(4)]
+    p = check(sv)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "result: consistent" in p.stdout and counts(p) == dict.fromkeys(
+        ("missing", "retired", "pending", "orphan", "mismatched", "recent"), 0)
+    assert "12 fields in the main database; 12 shares on the daemon (12 active" in p.stdout
+    # the daemon audits the listing (who, which ids)
+    assert "event=recon-scan outcome=listed after=0 listed=12" in \
+        sv.daemon.wait_audit("event=recon-scan")
+
+    # one of each: an orphan (a STORE whose record never reached the main
+    # database), a pending referenced share, a retired referenced one, a
+    # purged one, and a row that references another record's share
+    with sv.daemon.client() as c:
+        [orphan] = c.store(str(uuidlib.uuid4()), [("x", os.urandom(32), os.urandom(32))])
+        [swapped] = c.store(str(uuidlib.uuid4()), [("ssn", os.urandom(32), os.urandom(32))])
+    pending, retired, purged = (share_of(sv, refs[0], "name"), share_of(sv, refs[1], "name"),
+                                share_of(sv, refs[2], "name"))
+    sv.daemon.sql("UPDATE shares SET state = 2 WHERE id = %d" % pending)
+    sv.daemon.sql("UPDATE shares SET retired = 1000, retired_why = 'release' "
+                  "WHERE id IN (%d, %d)" % (retired, purged))
+    sv.daemon.sql("DELETE FROM shares WHERE id = %d" % purged)
+    sv.db.query("UPDATE fields SET share_id = %s WHERE name = 'ssn' AND record_id = "
+                "(SELECT id FROM records WHERE ref = %s)", (swapped, refs[3]))
+    before = sv.daemon.shares()
+
+    p = check(sv, "--grace", "0")
+    assert p.returncode == 1, p.stdout + p.stderr
+    # the ssn share refs[3] referenced before is an orphan now, too
+    assert counts(p) == dict(missing=1, retired=1, pending=1, orphan=2, mismatched=1,
+                             recent=0), p.stdout
+    out = p.stdout
+    assert "missing    share %d" % purged in out
+    assert "retired    share %d" % retired in out and "restore --record" in out
+    assert "splitvaultctl restore --since 1000" in out
+    assert "pending    share %d" % pending in out and "reconcile --apply activates" in out
+    assert "orphan     share %d" % orphan in out and "reconcile --apply retires" in out
+    assert "mismatched share %d" % swapped in out and "investigate" in out
+    assert "result: findings" in out
+    # read-only: nothing changed on the daemon
+    assert sv.daemon.shares() == before
+
+    # within the grace period (the daemon's reconcile.min_grace by default),
+    # new orphans and pending shares may be in flight: not findings
+    p = check(sv)
+    assert counts(p)["orphan"] == 0 and counts(p)["pending"] == 0 and \
+        counts(p)["recent"] == 3, p.stdout
+    # --examples bounds the listing, --verbose lists all
+    p = check(sv, "--grace", "0", "--examples", "0")
+    assert "orphan     share" not in p.stdout and "--verbose lists all" in p.stdout
+    p = check(sv, "--grace", "0", "--examples", "0", "--verbose")
+    assert p.stdout.count("orphan     share") == 2
+
+
+def test_pages_through_a_large_store(sv):
+    """More shares than one RECON_SCAN page and main-database page."""
+    sv.ref_of(sv.submit(GOOD))
+    with sv.daemon.client() as c:
+        for _ in range(40):
+            c.store(str(uuidlib.uuid4()), [("f%02d" % i, os.urandom(32), os.urandom(32))
+                                           for i in range(32)])
+    sv.daemon.sql("UPDATE shares SET retired = 1000, retired_why = 'reconcile' "
+                  "WHERE field <> 'name' AND field <> 'ssn' AND field <> 'notes' "
+                  "AND id % 2 = 0")
+    p = check(sv, "--grace", "0", "--examples", "3")
+    assert p.returncode == 1
+    c = counts(p)
+    assert c["orphan"] == 640 and c["missing"] == 0, p.stdout
+    assert p.stdout.count("orphan     share") == 3
+    assert "1283 shares on the daemon (643 active, 0 pending, 640 retired)" in p.stdout
+
+
+@pytest.mark.log_allows(r"not allowed", r"TLS handshake refused: no-client-certificate")
+def test_web_certificate_refused_and_errors_exit_2(sv):
+    sv.ref_of(sv.submit(GOOD))
+    # the web server's certificate (role frontend) may not list shares
+    p = check(sv, cert=sv.pki.client_cert, key=sv.pki.client_key)
+    assert p.returncode == 2 and "not allowed" in p.stderr, p.stdout + p.stderr
+    assert "clients.reconcile" in p.stderr
+    audit = sv.daemon.wait_audit("why=not-allowed")
+    assert "why=not-allowed" in audit and "type=RECON_SCAN" in audit
+    assert "event=recon-scan" not in audit
+    # unreachable daemon, bad arguments, a foreign CA: 2, never 1
+    p = sv.db.admin("check", "--daemon", "127.0.0.1:1", "--ca", sv.pki.ca_cert, "--cert",
+                    sv.pki.reconcile_cert, "--key", sv.pki.reconcile_key, check=False)
+    assert p.returncode == 2 and "cannot connect" in p.stderr, p.stderr
+    p = sv.db.admin("check", check=False)
+    assert p.returncode == 2 and "usage: check" in p.stderr
+    p = check(sv, "--grace", "soon")
+    assert p.returncode == 2 and "--grace takes seconds" in p.stderr
+    p = sv.db.admin("check", "--daemon", "127.0.0.1:%d" % sv.daemon.port, "--ca",
+                    sv.pki.other_ca_cert, "--cert", sv.pki.reconcile_cert, "--key",
+                    sv.pki.reconcile_key, check=False)
+    assert p.returncode == 2 and "TLS handshake with the daemon failed" in p.stderr
