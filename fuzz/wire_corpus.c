@@ -197,6 +197,13 @@ recon_entry(uint64_t id, const char *name, uint8_t state)
     u64(1767225600);
 }
 
+static void
+scan_entry(uint64_t id, const char *name, uint8_t state, uint64_t retired)
+{
+    recon_entry(id, name, state);
+    u64(retired);
+}
+
 /* Valid samples, and their truncations and trailing bytes. */
 static void
 gen_samples(void)
@@ -244,8 +251,8 @@ gen_frames(void)
     emit_raw("frame-version-2", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_VERSION);
     hdr(h, 'S', 'V', 0, SV_MSG_STATUS, 1, 2);
     emit_raw("frame-version-0", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_VERSION);
-    hdr(h, 'S', 'V', 1, 0x08, 1, 2);
-    emit_raw("frame-type-08", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_TYPE);
+    hdr(h, 'S', 'V', 1, 0x09, 1, 2);
+    emit_raw("frame-type-09", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_TYPE);
     hdr(h, 'S', 'V', 1, 0x00, 1, 2);
     emit_raw("frame-type-00", h, SV_WIRE_HDR_LEN + 2, SV_ERR_WIRE_TYPE);
     hdr(h, 'S', 'V', 1, 0x80, 1, 2);
@@ -394,6 +401,23 @@ gen_others(void)
     emit_body("recon_list_ok-malformed-state", SV_MSG_RECON_LIST_OK, SV_ERR_WIRE_MALFORMED);
     u8(0); u16(1000); recon_entry(9, "a", 1); noext();
     emit_body("recon_list_ok-truncated-count", SV_MSG_RECON_LIST_OK, SV_ERR_WIRE_TRUNCATED);
+
+    u64(0); u16(0); noext();
+    emit_body("recon_scan-malformed-limit0", SV_MSG_RECON_SCAN, SV_ERR_WIRE_MALFORMED);
+    u64(UINT64_C(0x8000000000000000)); u16(10); noext();
+    emit_body("recon_scan-malformed-cursor", SV_MSG_RECON_SCAN, SV_ERR_WIRE_MALFORMED);
+    u8(0); u32(900); u64(2); u16(2); scan_entry(9, "a", 1, 0); scan_entry(9, "b", 1, 0);
+    noext();
+    emit_body("recon_scan_ok-malformed-order", SV_MSG_RECON_SCAN_OK, SV_ERR_WIRE_MALFORMED);
+    u8(1); u32(900); u64(0); u16(0); noext();
+    emit_body("recon_scan_ok-malformed-more", SV_MSG_RECON_SCAN_OK, SV_ERR_WIRE_MALFORMED);
+    u8(0); u32(900); u64(1); u16(1); scan_entry(9, "a", 0, 1767225600); noext();
+    emit_body("recon_scan_ok-malformed-state", SV_MSG_RECON_SCAN_OK, SV_ERR_WIRE_MALFORMED);
+    u8(0); u32(900); u64(1); u16(1000); scan_entry(9, "a", 1, 0); noext();
+    emit_body("recon_scan_ok-truncated-count", SV_MSG_RECON_SCAN_OK, SV_ERR_WIRE_TRUNCATED);
+    u8(0); u32(900); u64(1); u16(1); recon_entry(9, "a", 1); noext();
+    emit_body("recon_scan_ok-truncated-noretired", SV_MSG_RECON_SCAN_OK,
+              SV_ERR_WIRE_TRUNCATED);
 
     u32(60); u16(0); noext();
     emit_body("recon_delete-malformed-count0", SV_MSG_RECON_DELETE, SV_ERR_WIRE_MALFORMED);

@@ -28,6 +28,9 @@ static const wsample_info samples[] = {
     {"error-valid-nomsg", SV_MSG_ERROR},
     {"confirm-valid", SV_MSG_CONFIRM},
     {"confirm_ok-valid", SV_MSG_CONFIRM_OK},
+    {"recon_scan-valid", SV_MSG_RECON_SCAN},
+    {"recon_scan_ok-valid", SV_MSG_RECON_SCAN_OK},
+    {"recon_scan_ok-valid-empty", SV_MSG_RECON_SCAN_OK},
 };
 
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
@@ -114,8 +117,11 @@ wsample_encode(unsigned i, sv_buf *out, uint32_t reqid)
         sv_error_msg error;
         sv_confirm_req confirm;
         sv_confirm_resp confirm_ok;
+        sv_recon_scan_req recon_scan;
+        sv_recon_scan_resp recon_scan_ok;
     } m;
     sv_recon_entry ent[3];
+    sv_scan_entry sent[3];
     sv_recon_ref ref[2];
     unsigned k;
     char nm[8];
@@ -123,6 +129,7 @@ wsample_encode(unsigned i, sv_buf *out, uint32_t reqid)
     samples_init();
     memset(&m, 0, sizeof(m));
     memset(ent, 0, sizeof(ent));
+    memset(sent, 0, sizeof(sent));
     memset(ref, 0, sizeof(ref));
     switch (i) {
     case 0: /* store-valid */
@@ -287,6 +294,29 @@ wsample_encode(unsigned i, sv_buf *out, uint32_t reqid)
         m.confirm_ok.ok[0] = 1;
         m.confirm_ok.ok[1] = 0;
         return sv_confirm_resp_encode(out, reqid, &m.confirm_ok);
+    case 19: /* recon_scan-valid: check's second page */
+        m.recon_scan.after_id = 1000;
+        m.recon_scan.limit = 1000;
+        return sv_recon_scan_req_encode(out, reqid, &m.recon_scan);
+    case 20: /* recon_scan_ok-valid: active, pending, retired */
+        for (k = 0; k < 3; k++) {
+            sent[k].id = 1001 + 5 * k;
+            memcpy(sent[k].uuid, sample_uuid, SV_UUID_LEN);
+            sent[k].uuid[15] = (uint8_t)k;
+            set_name(sent[k].name, sizeof(sent[k].name), names[k]);
+            sent[k].state = k == 1 ? SV_SHARE_PENDING : SV_SHARE_ACTIVE;
+            sent[k].created = UINT64_C(1767225600) + k;
+            sent[k].retired = k == 2 ? UINT64_C(1767312000) : 0;
+        }
+        m.recon_scan_ok.more = 1;
+        m.recon_scan_ok.min_grace_s = 3600;
+        m.recon_scan_ok.total = 123458;
+        m.recon_scan_ok.n = 3;
+        m.recon_scan_ok.e = sent;
+        return sv_recon_scan_resp_encode(out, reqid, &m.recon_scan_ok);
+    case 21: /* recon_scan_ok-valid-empty */
+        m.recon_scan_ok.min_grace_s = 900;
+        return sv_recon_scan_resp_encode(out, reqid, &m.recon_scan_ok);
     default:
         return SV_ERR_INVAL;
     }
@@ -309,6 +339,8 @@ typedef union {
     sv_error_msg error;
     sv_confirm_req confirm;
     sv_confirm_resp confirm_ok;
+    sv_recon_scan_req recon_scan;
+    sv_recon_scan_resp recon_scan_ok;
 } wmsg;
 
 static sv_status
@@ -332,6 +364,8 @@ msg_decode(uint8_t type, const uint8_t *b, size_t l, wmsg *m)
     case SV_MSG_ERROR: return sv_error_decode(b, l, &m->error);
     case SV_MSG_CONFIRM: return sv_confirm_req_decode(b, l, &m->confirm);
     case SV_MSG_CONFIRM_OK: return sv_confirm_resp_decode(b, l, &m->confirm_ok);
+    case SV_MSG_RECON_SCAN: return sv_recon_scan_req_decode(b, l, &m->recon_scan);
+    case SV_MSG_RECON_SCAN_OK: return sv_recon_scan_resp_decode(b, l, &m->recon_scan_ok);
     default: return SV_ERR_WIRE_TYPE;
     }
 }
@@ -358,6 +392,9 @@ msg_encode(uint8_t type, const wmsg *m, sv_buf *out, uint32_t reqid)
     case SV_MSG_ERROR: return sv_error_encode(out, reqid, &m->error);
     case SV_MSG_CONFIRM: return sv_confirm_req_encode(out, reqid, &m->confirm);
     case SV_MSG_CONFIRM_OK: return sv_confirm_resp_encode(out, reqid, &m->confirm_ok);
+    case SV_MSG_RECON_SCAN: return sv_recon_scan_req_encode(out, reqid, &m->recon_scan);
+    case SV_MSG_RECON_SCAN_OK:
+        return sv_recon_scan_resp_encode(out, reqid, &m->recon_scan_ok);
     default: return SV_ERR_WIRE_TYPE;
     }
 }
@@ -369,6 +406,8 @@ msg_free(uint8_t type, wmsg *m)
         sv_recon_list_resp_free(&m->recon_list_ok);
     else if (type == SV_MSG_RECON_DELETE)
         sv_recon_delete_req_free(&m->recon_delete);
+    else if (type == SV_MSG_RECON_SCAN_OK)
+        sv_recon_scan_resp_free(&m->recon_scan_ok);
 }
 
 sv_status

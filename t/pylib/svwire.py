@@ -50,6 +50,7 @@ class MsgType(enum.IntEnum):
     RECON_LIST = 0x05
     RECON_DELETE = 0x06
     CONFIRM = 0x07
+    RECON_SCAN = 0x08
     STORE_OK = 0x81
     DECRYPT_OK = 0x82
     RELEASE_OK = 0x83
@@ -57,6 +58,7 @@ class MsgType(enum.IntEnum):
     RECON_LIST_OK = 0x85
     RECON_DELETE_OK = 0x86
     CONFIRM_OK = 0x87
+    RECON_SCAN_OK = 0x88
     ERROR = 0x7F
 
 
@@ -87,6 +89,7 @@ ANSWER = {
     MsgType.RECON_LIST: MsgType.RECON_LIST_OK,
     MsgType.RECON_DELETE: MsgType.RECON_DELETE_OK,
     MsgType.CONFIRM: MsgType.CONFIRM_OK,
+    MsgType.RECON_SCAN: MsgType.RECON_SCAN_OK,
 }
 
 # Error classes, named as in the seed corpus (fuzz/corpus/wire/<msg>-<class>).
@@ -295,6 +298,34 @@ class ReconDeleteOk:
 
 
 @dataclasses.dataclass
+class ReconScan:
+    after_id: int
+    limit: int
+    ext: list = dataclasses.field(default_factory=list)
+    TYPE = MsgType.RECON_SCAN
+
+
+@dataclasses.dataclass
+class ScanEntry:
+    id: int
+    uuid: bytes
+    name: str
+    state: int
+    created: int
+    retired: int
+
+
+@dataclasses.dataclass
+class ReconScanOk:
+    more: int
+    min_grace_s: int
+    total: int
+    entries: List[ScanEntry]
+    ext: list = dataclasses.field(default_factory=list)
+    TYPE = MsgType.RECON_SCAN_OK
+
+
+@dataclasses.dataclass
 class ConfirmItem:
     share_id: int
     name: str
@@ -463,6 +494,21 @@ def _check(m):
             _need(len(e.uuid) == UUID_LEN, "uuid")
             _need(field_name_valid(e.name), "field name")
             _need(e.state in (SHARE_ACTIVE, SHARE_PENDING), "state")
+    elif t == MsgType.RECON_SCAN:
+        _need(1 <= m.limit <= MAX_LIST, "limit")
+        _need(0 <= m.after_id <= MAX_ID, "after_id")
+    elif t == MsgType.RECON_SCAN_OK:
+        _need(m.more in (0, 1), "more")
+        _need(len(m.entries) <= MAX_LIST, "count")
+        _need(m.entries or not m.more, "more with nothing listed")
+        prev = 0
+        for e in m.entries:
+            _need(e.id > prev, "ids not increasing")
+            _need(e.id <= MAX_ID, "share id")
+            prev = e.id
+            _need(len(e.uuid) == UUID_LEN, "uuid")
+            _need(field_name_valid(e.name), "field name")
+            _need(e.state in (SHARE_ACTIVE, SHARE_PENDING), "state")
     elif t == MsgType.RECON_DELETE:
         _need(1 <= len(m.refs) <= MAX_LIST, "count")
         prev = 0
@@ -539,6 +585,12 @@ def encode_body(m, *, check=True):
         w.u8(m.more).u16(len(m.entries))
         for e in m.entries:
             w.u64(e.id).raw(e.uuid).str8(e.name).u8(e.state).u64(e.created)
+    elif t == MsgType.RECON_SCAN:
+        w.u64(m.after_id).u16(m.limit)
+    elif t == MsgType.RECON_SCAN_OK:
+        w.u8(m.more).u32(m.min_grace_s).u64(m.total).u16(len(m.entries))
+        for e in m.entries:
+            w.u64(e.id).raw(e.uuid).str8(e.name).u8(e.state).u64(e.created).u64(e.retired)
     elif t == MsgType.RECON_DELETE:
         w.u32(m.grace_s).u16(len(m.refs))
         for r in m.refs:
@@ -780,6 +832,30 @@ def _dec_recon_list_ok(r):
     return ReconListOk(more, entries, r.ext_end())
 
 
+def _dec_recon_scan_ok(r):
+    more = r.flag()
+    grace, total = r.u32(), r.u64()
+    n = r.count16(0, MAX_LIST)
+    if n == 0 and more:
+        raise WireError(MALFORMED, "more with nothing listed")
+    if r.left() // (8 + UUID_LEN + 1 + 1 + 1 + 8 + 8) < n:
+        raise WireError(TRUNCATED, "%d entries cannot fit" % n)
+    entries, prev = [], 0
+    for _ in range(n):
+        i = r.id()
+        if i <= prev:
+            raise WireError(MALFORMED, "ids not increasing")
+        prev = i
+        uuid = r.bytes(UUID_LEN)
+        name = r.field_name()
+        state = r.u8()
+        if state not in (SHARE_ACTIVE, SHARE_PENDING):
+            raise WireError(MALFORMED, "state %d" % state)
+        created = r.u64()
+        entries.append(ScanEntry(i, uuid, name, state, created, r.u64()))
+    return ReconScanOk(more, grace, total, entries, r.ext_end())
+
+
 def _dec_recon_delete(r):
     grace = r.u32()
     n = r.count16(1, MAX_LIST)
@@ -845,6 +921,8 @@ _DECODERS = {
     MsgType.RECON_DELETE_OK: lambda r: ReconDeleteOk(r.count16(0, MAX_LIST), r.ext_end()),
     MsgType.CONFIRM: _dec_confirm,
     MsgType.CONFIRM_OK: _dec_confirm_ok,
+    MsgType.RECON_SCAN: lambda r: ReconScan(r.id0(), r.count16(1, MAX_LIST), r.ext_end()),
+    MsgType.RECON_SCAN_OK: _dec_recon_scan_ok,
     MsgType.ERROR: _dec_error,
 }
 

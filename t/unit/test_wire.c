@@ -856,7 +856,7 @@ START_TEST(test_hdr_types)
 
         put_hdr(hdr, 'S', 'V', 1, (uint8_t)t, 1, 2);
         st = sv_wire_hdr_decode(hdr, &h);
-        if ((t >= 0x01 && t <= 0x07) || (t >= 0x81 && t <= 0x87) || t == 0x7f) {
+        if ((t >= 0x01 && t <= 0x08) || (t >= 0x81 && t <= 0x88) || t == 0x7f) {
             ck_assert_int_eq(st, SV_OK);
             ck_assert_str_ne(sv_wire_type_name((uint8_t)t), "unknown");
             known++;
@@ -867,7 +867,7 @@ START_TEST(test_hdr_types)
                              SV_ERR_WIRE_TYPE);
         }
     }
-    ck_assert_uint_eq(known, 15);
+    ck_assert_uint_eq(known, 17);
     ck_assert_str_eq(sv_wire_type_name(SV_MSG_DECRYPT_OK), "DECRYPT_OK");
 }
 END_TEST
@@ -2056,6 +2056,197 @@ START_TEST(test_encode_buffer_limits)
 }
 END_TEST
 
+/* RECON_SCAN (check): a whole page both ways, every share state. */
+START_TEST(test_rt_recon_scan)
+{
+    sv_buf out;
+    sv_recon_scan_req q, qd;
+    sv_recon_scan_resp r, rd;
+    sv_scan_entry *e;
+    const uint8_t *body;
+    size_t len;
+    unsigned i;
+
+    sv_buf_init(&out, 0, 0);
+    q.after_id = SV_WIRE_MAX_ID;
+    q.limit = SV_WIRE_MAX_LIST;
+    ck_assert_int_eq(sv_recon_scan_req_encode(&out, 11, &q), SV_OK);
+    body = one_frame(&out, SV_MSG_RECON_SCAN, 11, &len);
+    ck_assert_uint_eq(len, 12);
+    ck_assert_int_eq(sv_recon_scan_req_decode(body, len, &qd), SV_OK);
+    ck_assert(qd.after_id == SV_WIRE_MAX_ID);
+    ck_assert_uint_eq(qd.limit, SV_WIRE_MAX_LIST);
+
+    e = calloc(SV_WIRE_MAX_LIST, sizeof(*e));
+    ck_assert_ptr_nonnull(e);
+    for (i = 0; i < SV_WIRE_MAX_LIST; i++) {
+        e[i].id = 1 + 2 * (uint64_t)i;
+        memcpy(e[i].uuid, UUID, 16);
+        e[i].uuid[1] = (uint8_t)i;
+        snprintf(e[i].name, sizeof(e[i].name), "f%u", i % 5);
+        e[i].state = i % 2 ? SV_SHARE_ACTIVE : SV_SHARE_PENDING;
+        e[i].created = 1700000000u + i;
+        e[i].retired = i % 3 ? 0 : UINT64_MAX - i; /* any value: 0 means in use */
+    }
+    r.more = 1;
+    r.min_grace_s = UINT32_MAX;
+    r.total = UINT64_MAX;
+    r.n = SV_WIRE_MAX_LIST;
+    r.e = e;
+    sv_buf_reset(&out);
+    ck_assert_int_eq(sv_recon_scan_resp_encode(&out, 12, &r), SV_OK);
+    body = one_frame(&out, SV_MSG_RECON_SCAN_OK, 12, &len);
+    ck_assert_int_eq(sv_recon_scan_resp_decode(body, len, &rd), SV_OK);
+    ck_assert_uint_eq(rd.more, 1);
+    ck_assert_uint_eq(rd.min_grace_s, UINT32_MAX);
+    ck_assert(rd.total == UINT64_MAX);
+    ck_assert_uint_eq(rd.n, SV_WIRE_MAX_LIST);
+    for (i = 0; i < SV_WIRE_MAX_LIST; i++) {
+        ck_assert(rd.e[i].id == e[i].id);
+        ck_assert_mem_eq(rd.e[i].uuid, e[i].uuid, 16);
+        ck_assert_str_eq(rd.e[i].name, e[i].name);
+        ck_assert_uint_eq(rd.e[i].state, e[i].state);
+        ck_assert(rd.e[i].created == e[i].created);
+        ck_assert(rd.e[i].retired == e[i].retired);
+    }
+    sv_recon_scan_resp_free(&rd);
+    ck_assert_ptr_null(rd.e);
+    sv_recon_scan_resp_free(&rd); /* twice is harmless */
+    /* a whole page fits the body limit with the longest names */
+    for (i = 0; i < SV_WIRE_MAX_LIST; i++)
+        memset(e[i].name, 'n', SV_FIELD_MAX);
+    sv_buf_reset(&out);
+    ck_assert_int_eq(sv_recon_scan_resp_encode(&out, 13, &r), SV_OK);
+    free(e);
+    sv_buf_free(&out);
+}
+END_TEST
+
+static void
+bb_scan_entry(uint64_t id, const char *name, uint8_t state, uint64_t retired)
+{
+    bb_entry(id, name, state);
+    sv_buf_put_u64(&bb, retired);
+}
+
+START_TEST(test_recon_scan_rules)
+{
+    static const struct {
+        unsigned limit;
+        sv_status st;
+    } lim[] = { { 0, SV_ERR_WIRE_MALFORMED }, { 1, SV_OK }, { 1000, SV_OK },
+                { 1001, SV_ERR_WIRE_MALFORMED }, { 65535, SV_ERR_WIRE_MALFORMED } };
+    sv_recon_scan_resp r;
+
+    for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+        bb_start();
+        sv_buf_put_u64(&bb, 0);
+        sv_buf_put_u16(&bb, (uint16_t)lim[i].limit);
+        bb_zero(2);
+        ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN), lim[i].st);
+    }
+    /* the cursor is an id: at most 2^63-1 */
+    bb_start();
+    sv_buf_put_u64(&bb, SV_WIRE_MAX_ID + 1);
+    sv_buf_put_u16(&bb, 1);
+    bb_zero(2);
+    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN), SV_ERR_WIRE_MALFORMED);
+    /* answers: order, id 0, state, more without entries, count past the
+     * bytes, an entry without its retired time */
+#define SCAN_HEAD(more, n)                                                    \
+    do {                                                                      \
+        bb_start();                                                           \
+        sv_buf_put_u8(&bb, (more));                                           \
+        sv_buf_put_u32(&bb, 900);                                             \
+        sv_buf_put_u64(&bb, 7);                                               \
+        sv_buf_put_u16(&bb, (n));                                             \
+    } while (0)
+    SCAN_HEAD(0, 2);
+    bb_scan_entry(5, "a", 1, 0);
+    bb_scan_entry(5, "b", 1, 0);
+    bb_zero(2);
+    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
+    SCAN_HEAD(0, 1);
+    bb_scan_entry(0, "a", 1, 0);
+    bb_zero(2);
+    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
+    SCAN_HEAD(0, 1);
+    bb_scan_entry(5, "a", 3, 0);
+    bb_zero(2);
+    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
+    SCAN_HEAD(1, 0);
+    bb_zero(2);
+    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
+    SCAN_HEAD(2, 1);
+    bb_scan_entry(5, "a", 1, 0);
+    bb_zero(2);
+    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
+    SCAN_HEAD(0, 1000);
+    bb_scan_entry(5, "a", 1, 0);
+    bb_zero(2);
+    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_TRUNCATED);
+    SCAN_HEAD(0, 1);
+    bb_entry(5, "a", 1);
+    bb_zero(2);
+    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_TRUNCATED);
+    SCAN_HEAD(0, 1);
+    bb_scan_entry(5, "a", 2, 1700000000);
+    bb_zero(2);
+    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_OK);
+#undef SCAN_HEAD
+    /* a refused answer leaves the output zeroed, nothing allocated */
+    memset(&r, 0xa5, sizeof(r));
+    ck_assert_int_eq(sv_recon_scan_resp_decode((const uint8_t *)"\1", 1, &r),
+                     SV_ERR_WIRE_TRUNCATED);
+    ck_assert_ptr_null(r.e);
+    ck_assert_uint_eq(r.n, 0);
+}
+END_TEST
+
+START_TEST(test_encode_refuses_recon_scan)
+{
+    sv_buf out;
+    sv_recon_scan_req q;
+    sv_recon_scan_resp r;
+    sv_scan_entry e[2];
+
+    sv_buf_init(&out, 0, 0);
+    memset(&q, 0, sizeof(q));
+    REFUSED(sv_recon_scan_req_encode(&out, 1, &q), SV_ERR_INVAL); /* limit 0 */
+    q.limit = SV_WIRE_MAX_LIST + 1;
+    REFUSED(sv_recon_scan_req_encode(&out, 1, &q), SV_ERR_INVAL);
+    q.limit = 1;
+    q.after_id = SV_WIRE_MAX_ID + 1;
+    REFUSED(sv_recon_scan_req_encode(&out, 1, &q), SV_ERR_INVAL);
+    REFUSED(sv_recon_scan_req_encode(&out, 1, NULL), SV_ERR_INVAL);
+
+    memset(&r, 0, sizeof(r));
+    memset(e, 0, sizeof(e));
+    r.more = 1;
+    REFUSED(sv_recon_scan_resp_encode(&out, 1, &r), SV_ERR_INVAL); /* more, no entries */
+    r.more = 0;
+    r.n = 1;
+    REFUSED(sv_recon_scan_resp_encode(&out, 1, &r), SV_ERR_INVAL); /* n without e */
+    r.e = e;
+    e[0].id = 4;
+    snprintf(e[0].name, sizeof(e[0].name), "a");
+    REFUSED(sv_recon_scan_resp_encode(&out, 1, &r), SV_ERR_INVAL); /* state 0 */
+    e[0].state = SV_SHARE_ACTIVE;
+    e[1] = e[0];
+    r.n = 2;
+    REFUSED(sv_recon_scan_resp_encode(&out, 1, &r), SV_ERR_INVAL); /* id twice */
+    e[1].id = 5;
+    e[1].name[0] = '\0';
+    REFUSED(sv_recon_scan_resp_encode(&out, 1, &r), SV_ERR_INVAL); /* empty name */
+    snprintf(e[1].name, sizeof(e[1].name), "b");
+    e[1].id = 0;
+    REFUSED(sv_recon_scan_resp_encode(&out, 1, &r), SV_ERR_INVAL); /* id 0 */
+    e[1].id = 5;
+    ck_assert_int_eq(sv_recon_scan_resp_encode(&out, 1, &r), SV_OK);
+    sv_buf_free(&out);
+}
+END_TEST
+
 static Suite *
 wire_suite(void)
 {
@@ -2075,6 +2266,7 @@ wire_suite(void)
     tcase_add_test(tc, test_rt_confirm);
     tcase_add_test(tc, test_rt_status);
     tcase_add_test(tc, test_rt_recon);
+    tcase_add_test(tc, test_rt_recon_scan);
     tcase_add_test(tc, test_rt_error);
     tcase_add_loop_test(tc, test_rt_samples, 0, n);
     tcase_add_test(tc, test_several_frames_in_one_buffer);
@@ -2097,6 +2289,7 @@ wire_suite(void)
     tcase_add_test(tc, test_duplicates);
     tcase_add_test(tc, test_flags_and_ranges);
     tcase_add_test(tc, test_recon_rules);
+    tcase_add_test(tc, test_recon_scan_rules);
     tcase_add_test(tc, test_id_range);
     tcase_add_test(tc, test_error_rules);
     tcase_add_loop_test(tc, test_extensions, 0, n);
@@ -2110,6 +2303,7 @@ wire_suite(void)
     tcase_add_test(tc, test_encode_refuses_store);
     tcase_add_test(tc, test_encode_refuses_decrypt);
     tcase_add_test(tc, test_encode_refuses_others);
+    tcase_add_test(tc, test_encode_refuses_recon_scan);
     tcase_add_test(tc, test_encode_refuses_big_ids);
     tcase_add_test(tc, test_encode_too_large);
     tcase_add_test(tc, test_encode_buffer_limits);
