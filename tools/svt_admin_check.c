@@ -65,6 +65,8 @@ typedef struct {
     long n[K__N];
     long fields, shares, active, pending, retired;
     uint64_t first_retired;   /* the earliest retirement of a retired finding */
+    uint64_t max_main;        /* the highest share id a field references */
+    uint64_t max_daemon;      /* the highest share id on the daemon */
 } svt_findings;
 
 /* One row of the main database: a field and the share it references. */
@@ -246,6 +248,7 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
         if (r && (!e || r->id < e->id)) {
             /* a field whose share the daemon does not hold */
             f->fields++;
+            f->max_main = r->id;
             svt_note(f, o, K_MISSING, r->id, r->uuid, r->name,
                      "the daemon has no such share (never stored there, or purged)");
             m->i++;
@@ -253,6 +256,7 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
         }
         o->done++;
         f->shares++;
+        f->max_daemon = e->id;
         if (e->retired)
             f->retired++;
         else if (e->state == SV_SHARE_PENDING)
@@ -270,6 +274,7 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
         }
         else {
             f->fields++;
+            f->max_main = r->id;
             m->i++;
             if (strcmp(r->uuid, du) != 0 || strcmp(r->name, e->name) != 0) {
                 char *what = apr_psprintf(m->c->pool, "the daemon holds it for record %s "
@@ -317,6 +322,13 @@ static void svt_report(const svt_findings *f, const svt_opts *o)
                "daemon. If its share store was restored from an older backup, the shares "
                "stored since are lost with it; if it was purged, the retention period passed. "
                "See docs/operations.md, \"Restore drill\"\n");
+    if (f->max_main > f->max_daemon)
+        printf("next, ids: the main database references share ids up to %" PRIu64 ", above "
+               "the daemon's highest (%" PRIu64 "): if its share store was restored from a "
+               "backup, raise the store's id sequence past %" PRIu64 " before intake or "
+               "decrypts resume (docs/operations.md, \"Restore drill\"); new shares would "
+               "otherwise take ids that rows already hold\n",
+               f->max_main, f->max_daemon, f->max_main);
     if (f->n[K_RETIRED])
         printf("next, retired: restore them on the daemon host before they are purged: "
                "splitvaultctl restore --record UUID for each record, or splitvaultctl restore "
