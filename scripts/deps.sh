@@ -10,6 +10,8 @@ PACKAGES=(
   libgfshare-dev
   # run
   apache2 openssl libaprutil1-dbd-pgsql libaprutil1-dbd-sqlite3 postgresql postgresql-contrib
+  # the share store's online backup (sqlite3 .backup; the restore drill test)
+  sqlite3
   # tests and benchmarks
   check python3 python3-pytest python3-cryptography python3-psycopg2
   curl wrk apache2-utils testssl.sh valgrind clang libclang-rt-14-dev procps psmisc
