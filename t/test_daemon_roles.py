@@ -2,11 +2,13 @@
 
 frontend (the web server): STORE, DECRYPT, RELEASE of its own rotations,
 CONFIRM, STATUS. reconcile (the admin's machine): RECON_LIST, RECON_DELETE,
-RELEASE that activates a pending share, STATUS. monitor: STATUS. Anything
+RECON_SCAN, RELEASE that activates a pending share, STATUS. monitor: STATUS. Anything
 else is refused with NOT_ALLOWED before its body is read, the connection
 closed, and the refusal audited (summarised like other refusals). Both
 store drivers.
 """
+import uuid as uuidlib
+
 import pytest
 
 import svwire as w
@@ -39,12 +41,13 @@ def one_of_each(d):
         "RECON_LIST": w.ReconList(0, 0, 10),
         "RECON_DELETE": w.ReconDelete(0, [w.ReconRef(n.share_id, u, "name")]),
         "CONFIRM": w.Confirm(u, "uma", [w.ConfirmItem(n.share_id, "name", n.pub)]),
+        "RECON_SCAN": w.ReconScan(0, 10),
     }
 
 
 ALLOWED = {
     "frontend": {"STORE", "DECRYPT", "RELEASE-rotation", "STATUS", "CONFIRM"},
-    "reconcile": {"RELEASE-activate", "STATUS", "RECON_LIST", "RECON_DELETE"},
+    "reconcile": {"RELEASE-activate", "STATUS", "RECON_LIST", "RECON_DELETE", "RECON_SCAN"},
     "monitor": {"STATUS"},
 }
 
@@ -213,3 +216,32 @@ def test_combined_roles_refused_unless_said(daemon_factory, pki):
     with d.client() as c:
         r.stored(c.store(r.uuid, r.store_fields()))
         assert c.recon_list(0) == ([], False)  # both roles: allowed
+
+
+def test_recon_scan_lists_every_share_read_only(d):
+    """RECON_SCAN (check): every share, retired ones included, with when it
+    was retired, a page at a time; no key material; each page audited."""
+    r = Record({"name": "N", "ssn": "S"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+        out = c.decrypt(r.uuid, "pat", r.decrypt_fields(rotate=True, names={"ssn"}))
+        n, s = r.fields
+        c.release(r.uuid, [("ssn", s.share_id, out[0][1])])  # the rotation finishes
+    before = d.shares()
+    assert before[s.share_id]["retired"] and before[out[0][1]]["state"] == 1
+    with d.reconciler() as c:
+        first = c.call(w.ReconScan(0, 2))
+        rest = c.call(w.ReconScan(first.entries[-1].id, 1000))
+    assert first.more == 1 and rest.more == 0 and first.total == 3
+    assert rest.total == 0 and first.min_grace_s == 900
+    got = {e.id: e for e in first.entries + rest.entries}
+    assert set(got) == set(before)
+    for i, sh in before.items():
+        e = got[i]
+        assert (str(uuidlib.UUID(bytes=e.uuid)), e.name, e.state, e.created, e.retired) == \
+            (sh["uuid"], sh["field"], sh["state"], sh["created"], sh["retired"])
+    assert d.shares() == before  # read-only
+    text = d.wait_audit("event=recon-scan", count=2)
+    assert "event=recon-scan outcome=listed after=0 listed=2 first=%d last=%d more=1 " \
+        "peer=127.0.0.1" % (first.entries[0].id, first.entries[1].id) in text
+    assert "event=recon-scan outcome=listed after=%d listed=1" % first.entries[-1].id in text

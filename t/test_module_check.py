@@ -8,11 +8,14 @@ when consistent, 1 with findings, 2 when it could not check. (The restore
 drill, t/test_restore_drill.py, runs it after restoring backups.)
 """
 import os
+import pty
+import subprocess
 import uuid as uuidlib
 
 import pytest
 
 from svtest.data import GOOD
+from svtest.fixtures_httpd import ADMIN
 
 
 def check(sv, *args, cert=None, key=None):
@@ -109,6 +112,31 @@ def test_pages_through_a_large_store(sv):
     assert c["orphan"] == 640 and c["missing"] == 0, p.stdout
     assert p.stdout.count("orphan     share") == 3
     assert "1283 shares on the daemon (643 active, 0 pending, 640 retired)" in p.stdout
+    # on a terminal, stderr shows the progress: done/total, a page at a time
+    master, slave = pty.openpty()
+    try:
+        q = subprocess.run([str(ADMIN), "-d", sv.db.dsn, "check", "--daemon",
+                            "127.0.0.1:%d" % sv.daemon.port, "--ca", str(sv.pki.ca_cert),
+                            "--cert", str(sv.pki.reconcile_cert), "--key",
+                            str(sv.pki.reconcile_key), "--grace", "0"],
+                           stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120)
+        os.close(slave)
+        slave = None
+        tty = b""
+        while True:
+            try:
+                b = os.read(master, 4096)
+            except OSError:  # EIO: the other end is closed
+                break
+            if not b:
+                break
+            tty += b
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert q.returncode == 1 and counts(q)["orphan"] == 640, q.stdout
+    assert b"check: 1000/1283 shares" in tty and b"check: 1283/1283 shares" in tty, tty
 
 
 @pytest.mark.log_allows(r"not allowed", r"TLS handshake refused: no-client-certificate")

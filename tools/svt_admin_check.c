@@ -102,6 +102,7 @@ typedef struct {
     uint32_t grace;
     int grace_given;
     int progress;             /* stderr is a terminal */
+    int shown;                /* a progress line is on the terminal */
     long done;
 } svt_opts;
 
@@ -205,6 +206,10 @@ static int svt_dpeek(svt_dstream *s, const sv_scan_entry **e)
     return 0;
 }
 
+/* Progress on a terminal (stderr): done/total shares, a page at a time,
+ * on one line that findings (stdout) clear first. */
+#define PROGRESS_WIDTH 48
+
 static void svt_progress(svt_opts *o, const svt_dstream *s, int last)
 {
     if (!o->progress || (!last && o->done % PAGE != 0))
@@ -215,20 +220,30 @@ static void svt_progress(svt_opts *o, const svt_dstream *s, int last)
         fprintf(stderr, "\rcheck: %ld shares", o->done);
     if (last)
         fputc('\n', stderr);
+    o->shown = !last;
     fflush(stderr);
 }
 
+static void svt_progress_clear(svt_opts *o)
+{
+    if (!o->shown)
+        return;
+    fprintf(stderr, "\r%*s\r", PROGRESS_WIDTH, "");
+    fflush(stderr);
+    o->shown = 0;
+}
+
 /* Count one finding; print it while within the examples. */
-static void svt_note(svt_findings *f, const svt_opts *o, int kind, uint64_t id,
+static void svt_note(svt_findings *f, svt_opts *o, int kind, uint64_t id,
                      const char *uuid, const char *name, const char *what)
 {
     f->n[kind]++;
     if (o->examples >= 0 && f->n[kind] > o->examples)
         return;
-    if (o->progress)
-        fputc('\r', stderr);
+    svt_progress_clear(o);
     printf("  %-10s share %" PRIu64 " record %s field %s: %s\n", kind_name[kind], id, uuid,
            name, what);
+    fflush(stdout);
 }
 
 /* The merge: both lists in share id order. 0, or 1 (printed). */
@@ -277,12 +292,12 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
             f->max_main = r->id;
             m->i++;
             if (strcmp(r->uuid, du) != 0 || strcmp(r->name, e->name) != 0) {
-                char *what = apr_psprintf(m->c->pool, "the daemon holds it for record %s "
+                char *what = apr_psprintf(m->page_pool, "the daemon holds it for record %s "
                                           "field %s", du, e->name);
                 svt_note(f, o, K_MISMATCHED, r->id, r->uuid, r->name, what);
             }
             else if (e->retired) {
-                char *what = apr_psprintf(m->c->pool, "retired at %" PRIu64 " (splitvaultctl "
+                char *what = apr_psprintf(m->page_pool, "retired at %" PRIu64 " (splitvaultctl "
                                           "restore --record %s)", e->retired, du);
                 if (f->first_retired == 0 || e->retired < f->first_retired)
                     f->first_retired = e->retired;
