@@ -167,7 +167,6 @@ static int svt_dnext(svt_dstream *s)
     sv_buf b;
     uint8_t type, *body = NULL;
     size_t len = 0;
-    uint16_t werr = 0;
     int rc;
 
     sv_recon_scan_resp_free(&s->page);
@@ -176,7 +175,7 @@ static int svt_dnext(svt_dstream *s)
     req.limit = PAGE;
     sv_buf_init(&b, 0, 0);
     sv_recon_scan_req_encode(&b, ++s->d->reqid, &req);
-    rc = svt_dcall(s->d, &b, &type, &body, &len, &werr);
+    rc = svt_dcall(s->d, &b, &type, &body, &len);
     sv_buf_free(&b);
     if (rc)
         return 1;

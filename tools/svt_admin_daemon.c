@@ -96,16 +96,13 @@ void svt_dclose(svt_dconn *d)
     d->ctx = NULL;
 }
 
-int svt_dcall(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, size_t *len,
-              uint16_t *werr)
+int svt_dcall(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, size_t *len)
 {
     sv_wire_hdr h;
     sv_status st;
 
     *body = NULL;
     *len = 0;
-    if (werr)
-        *werr = 0;
     if (sv_buf_status(out) != SV_OK)
         return svt_fail("%s: cannot encode a request", d->cmd);
     st = sv_tls_exchange(d->conn, out->data, out->len, &h, body);
@@ -126,9 +123,7 @@ int svt_dcall(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, size_t *
     *len = h.body_len;
     if (h.type == SV_MSG_ERROR) {
         sv_error_msg e;
-        if (sv_error_decode(*body, *len, &e) == SV_OK) {
-            if (werr)
-                *werr = e.code;
+        if (sv_error_decode(*body, *len, &e) == SV_OK)
             svt_fail("%s: the daemon refused: %s (%s)%s", d->cmd, sv_wire_error_name(e.code),
                      e.msg, e.code == SV_WERR_NOT_ALLOWED
                      ? ": --cert must be a certificate listed under clients.reconcile in "
@@ -138,7 +133,6 @@ int svt_dcall(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, size_t *
                        "daily budget of retired shares); its sysadmin unlocks it"
                      : e.code == SV_WERR_UNSUPPORTED
                      ? ": the daemon is older than this tool (upgrade it)" : "");
-        }
         else
             svt_fail("%s: malformed error answer from the daemon", d->cmd);
         sv_tls_body_free(*body, *len);

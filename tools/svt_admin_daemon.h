@@ -49,10 +49,10 @@ void svt_dclose(svt_dconn *d);
 
 /* Send the frame in out and read the answer, which must echo the frame's
  * request id: its type and body (free it with sv_tls_body_free). An ERROR
- * answer is printed and returned as 1, like any failure. 0, or 1
- * (printed); *werr gets the ERROR's code when there was one (NULL: not
- * wanted), so a caller can tell an old daemon (UNSUPPORTED) apart. */
-int svt_dcall(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, size_t *len,
-              uint16_t *werr);
+ * answer is printed, with a hint for the codes an operator can act on
+ * (NOT_ALLOWED: the wrong certificate; LOCKED_DOWN; UNSUPPORTED: a daemon
+ * older than the request), and returned as 1, like any failure. 0, or 1
+ * (printed). */
+int svt_dcall(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, size_t *len);
 
 #endif /* SVT_ADMIN_DAEMON_H */

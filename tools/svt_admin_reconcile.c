@@ -113,7 +113,7 @@ static int svt_activate(svt_dconn *d, const sv_recon_entry *e)
     req.f[0].keep_id = e->id;
     sv_buf_init(&b, 0, 0);
     sv_release_req_encode(&b, reqid, &req);
-    rc = svt_dcall(d, &b, &type, &body, &len, NULL);
+    rc = svt_dcall(d, &b, &type, &body, &len);
     sv_buf_free(&b);
     if (rc == 0 && type != SV_MSG_RELEASE_OK)
         rc = svt_fail("reconcile: unexpected answer to RELEASE");
@@ -139,7 +139,7 @@ static int svt_delete(svt_dconn *d, uint32_t grace, sv_recon_ref *refs, unsigned
     req.e = refs;
     sv_buf_init(&b, 0, 0);
     sv_recon_delete_req_encode(&b, reqid, &req);
-    rc = svt_dcall(d, &b, &type, &body, &len, NULL);
+    rc = svt_dcall(d, &b, &type, &body, &len);
     sv_buf_free(&b);
     if (rc == 0 && (type != SV_MSG_RECON_DELETE_OK
                     || sv_recon_delete_resp_decode(body, len, &resp) != SV_OK))
@@ -231,7 +231,7 @@ static int svt_pass(svt_ctx *c, svt_dconn *d, uint32_t grace, svt_tally *t, svt_
         req.limit = PAGE;
         sv_buf_init(&b, 0, 0);
         sv_recon_list_req_encode(&b, reqid, &req);
-        rc = svt_dcall(d, &b, &type, &body, &len, NULL);
+        rc = svt_dcall(d, &b, &type, &body, &len);
         sv_buf_free(&b);
         if (rc)
             break;
