@@ -201,6 +201,10 @@ def test_restore_drill(sv_factory, workdir, driver):
     backup_store(sv, store_dump)
     n = len(intake.acked)
     wait_until(lambda: len(intake.acked) >= n + 2 or intake.error, 30, "intake stopped")
+    # check while intake goes on: what is in flight is recent, nothing missing
+    for _ in range(3):
+        p = check(sv)
+        assert p.returncode == 0 and "result: consistent" in p.stdout, p.stdout
     intake.stop.set()
     intake.join(60)
     assert intake.error is None, intake.error

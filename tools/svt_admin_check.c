@@ -25,9 +25,11 @@
  * Orphans and pending shares younger than the grace period (by default the
  * daemon's reconcile.min_grace, which it sends) may belong to an intake or
  * a rotation still in flight: they are counted apart, not as findings.
- * The two sides are read at slightly different moments, so a run while
- * intake and decrypts go on can report a share that changed meanwhile;
- * a finding that a second run repeats is real.
+ * The two sides are read at slightly different moments. A field whose
+ * share seems missing is looked for again, from its id, when the daemon's
+ * page was read before the main database's (a share stored meanwhile);
+ * other changes during a run (a rotation that finishes between the two
+ * reads) can still show, so a finding that a second run repeats is real.
  *
  * Exit status: 0 consistent, 1 findings, 2 could not check (the daemon or
  * the database unreachable, a refusal, a usage error).
@@ -83,6 +85,7 @@ typedef struct {
     svt_mrow *row;
     int n, i, more;
     uint64_t after;
+    long pages;               /* pages read so far */
 } svt_mstream;
 
 /* The daemon's shares, a page at a time. */
@@ -94,6 +97,8 @@ typedef struct {
     uint64_t after;
     uint64_t total;           /* from the first page (0: unknown) */
     uint32_t min_grace;
+    long read_after;          /* the main database's pages read before this page */
+    const svt_mstream *m;
 } svt_dstream;
 
 typedef struct {
@@ -144,6 +149,7 @@ static int svt_mnext(svt_mstream *m)
         m->n++;
     }
     m->more = m->n == PAGE;
+    m->pages++;
     if (m->n)
         m->after = m->row[m->n - 1].id;
     return 0;
@@ -189,6 +195,7 @@ static int svt_dnext(svt_dstream *s)
         s->min_grace = s->page.min_grace_s;
     }
     s->started = 1;
+    s->read_after = s->m->pages;
     s->more = s->page.more;
     if (s->page.n)
         s->after = s->page.e[s->page.n - 1].id;
@@ -259,6 +266,17 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
             break;
         if (e)
             sv_uuid_format(e->uuid, du);
+        if (r && (!e || r->id < e->id) && s->read_after < m->pages) {
+            /* The daemon's page was read before the main database's page
+             * that holds this row: a share stored since (intake goes on)
+             * is not in it. Read the daemon's shares again from this id
+             * before calling it missing: once per page of the main
+             * database at most. */
+            s->after = r->id - 1;
+            s->more = 1;
+            s->i = s->page.n;
+            continue;
+        }
         if (r && (!e || r->id < e->id)) {
             /* a field whose share the daemon does not hold */
             f->fields++;
@@ -436,6 +454,7 @@ int svt_cmd_check(svt_ctx *c, int argc, char **argv)
     }
     m.c = c;
     s.d = &d;
+    s.m = &m;
     /* the first page brings the daemon's minimum grace and the share count */
     rc = svt_dnext(&s);
     if (rc == 0) {
