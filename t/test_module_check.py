@@ -161,3 +161,39 @@ def test_web_certificate_refused_and_errors_exit_2(sv):
                     sv.pki.other_ca_cert, "--cert", sv.pki.reconcile_cert, "--key",
                     sv.pki.reconcile_key, check=False)
     assert p.returncode == 2 and "TLS handshake with the daemon failed" in p.stderr
+
+
+def test_consistent_while_decrypts_rotate(sv_factory):
+    """Rotations under way while check runs (new pending shares, shares
+    retired between its two reads) are not findings."""
+    import threading
+
+    sv = sv_factory(key1_passphrase="check passphrase")
+    assert sv.upload_key1().status == 303
+    pat = sv.login("pat")
+    refs = [sv.ref_of(sv.submit(GOOD)) for _ in range(4)]
+    stop, errors, done = threading.Event(), [], [0]
+
+    def rotate():
+        try:
+            while not stop.is_set():
+                for ref in refs:
+                    r = sv.decrypt(pat, ref)
+                    assert r.status == 200, r.text
+                    done[0] += 1
+        except BaseException as e:
+            errors.append(e)
+
+    t = threading.Thread(target=rotate, daemon=True)
+    t.start()
+    try:
+        for _ in range(8):
+            p = check(sv)
+            assert p.returncode == 0 and "result: consistent" in p.stdout, p.stdout
+    finally:
+        stop.set()
+        t.join(60)
+    assert not errors, errors
+    assert done[0] >= 4
+    p = check(sv, "--grace", "0")
+    assert p.returncode == 0, p.stdout

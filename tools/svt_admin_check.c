@@ -155,6 +155,28 @@ static int svt_mnext(svt_mstream *m)
     return 0;
 }
 
+/* Does the row still reference its share? A rotation that finished
+ * between the two reads leaves the share retired on the daemon and the row
+ * on a new one. 1 yes, 0 no, -1 failed (printed). */
+static int svt_mstill(svt_mstream *m, const svt_mrow *r)
+{
+    svt_ctx sub = *m->c;
+    svt_rows res;
+    char id[24];
+    const char *a[] = { id, r->uuid, r->name };
+    int found = 0;
+
+    sub.pool = m->page_pool;
+    snprintf(id, sizeof(id), "%" PRIu64, r->id);
+    if (svt_select(&sub, &res, "SELECT 1 FROM fields f JOIN records r ON r.id = f.record_id "
+                   "WHERE f.share_id = %s::bigint AND r.uuid::text = %s AND f.name = %s",
+                   3, a))
+        return -1;
+    while (svt_row(&sub, &res))
+        found = 1;
+    return found;
+}
+
 /* The current row, or NULL at the end; 0 or 1 (printed). */
 static int svt_mpeek(svt_mstream *m, svt_mrow **r)
 {
@@ -259,6 +281,7 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
         svt_mrow *r;
         const sv_scan_entry *e;
         char du[SV_UUID_STR_LEN + 1];
+        int still;
 
         if (svt_mpeek(m, &r) || svt_dpeek(s, &e))
             return 1;
@@ -314,11 +337,18 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
                 svt_note(f, o, K_MISMATCHED, r->id, r->uuid, r->name, what);
             }
             else if (e->retired) {
-                char *what = apr_psprintf(m->page_pool, "retired at %" PRIu64 " (splitvaultctl "
-                                          "restore --record %s)", e->retired, du);
-                if (f->first_retired == 0 || e->retired < f->first_retired)
-                    f->first_retired = e->retired;
-                svt_note(f, o, K_RETIRED, r->id, r->uuid, r->name, what);
+                /* unless the row moved on to a new share meanwhile (a
+                 * rotation that finished between the two reads) */
+                if ((still = svt_mstill(m, r)) < 0)
+                    return 1;
+                if (still) {
+                    char *what = apr_psprintf(m->page_pool, "retired at %" PRIu64
+                                              " (splitvaultctl restore --record %s)",
+                                              e->retired, du);
+                    if (f->first_retired == 0 || e->retired < f->first_retired)
+                        f->first_retired = e->retired;
+                    svt_note(f, o, K_RETIRED, r->id, r->uuid, r->name, what);
+                }
             }
             else if (e->state == SV_SHARE_PENDING)
                 svt_note(f, o, e->created + o->grace > o->now ? K_RECENT : K_PENDING, r->id,
