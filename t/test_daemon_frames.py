@@ -9,8 +9,9 @@ from svtest.core import SRC
 from svtest.fixtures_daemon import HDR_LEN, MSG, WERR, DaemonError, Record
 
 CORPUS = SRC / "fuzz" / "corpus" / "wire"
-REQUESTS = {"store", "decrypt", "release", "status", "recon_list", "recon_delete", "confirm"}
-RECONCILE = {"recon_list", "recon_delete"}
+REQUESTS = {"store", "decrypt", "release", "status", "recon_list", "recon_delete", "confirm",
+            "recon_scan"}
+RECONCILE = {"recon_list", "recon_delete", "recon_scan"}
 
 # The module's shared daemon is refused something in nearly every test, and
 # summarises repeated refusals once per period (audit.refusal_period): the
@@ -65,6 +66,7 @@ def test_corpus_present():
     r"RECON_DELETE refused: malformed message field",
     r"RECON_DELETE refused: message truncated",
     r"RECON_LIST refused: malformed message field",
+    r"RECON_SCAN refused: malformed message field",
     r"RELEASE refused: malformed message field",
     r"STATUS refused: trailing bytes after the message",
     r"STATUS refused: unknown critical extension",
@@ -146,7 +148,8 @@ def test_valid_frames_answered_connection_kept(shared_daemon, name):
             assert answer.code == WERR["EXISTS"], answer
         else:
             assert t in (MSG["STORE_OK"], MSG["STATUS_OK"], MSG["RECON_LIST_OK"],
-                         MSG["RECON_DELETE_OK"], MSG["CONFIRM_OK"]), (name, hex(t))
+                         MSG["RECON_DELETE_OK"], MSG["CONFIRM_OK"], MSG["RECON_SCAN_OK"]), \
+                (name, hex(t))
         assert c.status()["locked"] == 0
 
 
