@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+import svwire as w
 from svtest.core import BUILD, run, wait_until
 from svtest.fixtures_daemon import CTL, DaemonError, Record, WERR
 
@@ -178,6 +179,8 @@ def test_audit_failure_refuses_decrypts_not_stores(daemon_factory, workdir):
         wait_until(lambda: d.ctl_status()["audit_healthy"] == "1", 10,
                    "the audit log did not become healthy again")
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"x"
+        with d.reconciler() as rc2:
+            assert len(rc2.call(w.ReconScan(0, 1000)).entries) == len(d.shares())
     d.stop()
     assert offline(d.audit_path, d.head_path).returncode == 0
 
@@ -240,6 +243,7 @@ def test_longest_events_are_recorded(daemon_factory):
 @pytest.mark.log_allows(
     r"DECRYPT record=\S+ actor=\S+ refused: audit log write failed",
     r"RECON_DELETE refused: the audit log cannot record it",
+    r"RECON_SCAN refused: the audit log cannot record it",
     r"RELEASE record=\S+ refused: the audit log cannot record it",
     r"audit log \S+: write failed: Input/output error; decrypts are refused until",
     r"audit: store of record \S+ \(shares \d+\) not recorded",
@@ -271,6 +275,10 @@ def test_deletions_refused_while_the_audit_log_fails(daemon_factory, workdir):
             rc.recon_delete(0, [(r.fields[1].share_id, r.uuid, "ssn")])
         assert e.value.code == WERR["AUDIT"]
         assert d.shares() == before
+        # nor is the store listed while no entry can say who listed it
+        with pytest.raises(DaemonError) as e:
+            rc.call(w.ReconScan(0, 10))
+        assert e.value.code == WERR["AUDIT"]
         trigger.unlink()
         r2 = Record({"z": "w"})
         c.store(r2.uuid, r2.store_fields())  # a successful write: healthy again
