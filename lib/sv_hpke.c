@@ -17,7 +17,11 @@
  * (RFC 7748 6.1), on the same derive context as the DH: OpenSSL 3.0 computes
  * it on import with portable fixed-base code that costs more than its
  * assembler ladder, so skR is imported with a placeholder public half that is
- * never used (X25519 derive reads only the private key and the peer's).
+ * never used (X25519 derive reads only the private key and the peer's). The
+ * sender's ephemeral public key is computed the same way.
+ *
+ * sv_hpke_recipient keeps an imported skR, its derive context and its public
+ * key for many opens (key1-rewrap opens every field with one key1).
  *
  * Every intermediate secret (DH output, PRKs, shared secret, keys) is on the
  * stack and cleansed at the single exit of the function that made it.

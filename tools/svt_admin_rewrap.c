@@ -4,14 +4,18 @@
  * key1-rewrap OLD.pem moves every field wrapped to an old key1 to the
  * active key1: it unwraps key2a with the old private key and wraps it again
  * to the active public key, with the aad docs/format.md prescribes
- * (sv_key2a_unwrap / sv_key2a_wrap, the calls the module uses). It never
- * reads or writes the datum envelope (key2_pub, enc, ct), never talks to the
- * daemon and never sees a value.
+ * (sv_key2a_unwrap_recipient / sv_key2a_wrap: the module's format). It
+ * never reads or writes the datum envelope (key2_pub, enc, ct), never talks
+ * to the daemon and never sees a value.
  *
- * It runs while the service does: batches of --batch rows, each in its own
+ * It runs while the service does, in --jobs threads, each with its own
+ * connection, its own copy of the old key made ready once
+ * (sv_hpke_recipient: one scalar multiplication per unwrap) and its own
+ * range of record ids, walked in primary-key order: batches of --batch
+ * rows, each written back by one UPDATE from unnest() of arrays in its own
  * short transaction; each row is changed only WHERE its key1_fp, share_id
  * and version still are what was read (a decrypt or an update meanwhile
- * wraps the row to the active key1 anyway, or leaves it for a later batch).
+ * wraps the row to the active key1 anyway, or leaves it for another pass).
  * Every committed row is valid (wrapped to the old or to the new key1), so
  * an interrupted run is resumed by running the command again. The admin
  * names the new key1's fingerprint (--to): the active key is only
@@ -23,8 +27,9 @@
  * a key still in use even in a race).
  *
  * The old private key and the passphrase live in secret memory
- * (lib/sv_secret) and are cleansed on every path; key2a is a stack buffer
- * cleansed after each row. Runs are audited in the audit table
+ * (lib/sv_secret) and are cleansed on every path; each job's imported copy
+ * is in OpenSSL's secure heap and freed (cleansed) when the job ends; key2a
+ * is a stack buffer cleansed after each row. Runs are audited in the audit table
  * (action key1-rewrap / key1-retire) without key material.
  */
 #include "config.h"

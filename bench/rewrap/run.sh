@@ -10,7 +10,8 @@
 # fields of one record), JOBS (key1-rewrap --jobs; default: the tool's
 # default), BATCH (--batch; default: the tool's), VERIFY (fields sampled
 # after the run and opened with the new key1, default 1000), SPEED_SECONDS
-# (per openssl speed run, default 5).
+# (per openssl speed run, default 5), PERF (a file: the rewrap runs under
+# `perf record -g -o PERF`).
 #
 # The bound: per field, key1-rewrap opens key2a with the old key1 (one
 # X25519 scalar multiplication, the DH) and seals it to the new one (two:
@@ -46,6 +47,15 @@ cleanup() {
 }
 trap cleanup EXIT
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+# CPU seconds of PostgreSQL: the postmaster's exited children (the
+# rewrap's backends once they close) and its live ones (writers, WAL)
+pgcpu() {
+    local pm; pm=$(head -1 "$pg/data/postmaster.pid")
+    { awk '{print $16 + $17}' "/proc/$pm/stat"
+      for c in $(cat "/proc/$pm/task/$pm/children"); do
+          awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || true
+      done; } | awk -v hz="$(getconf CLK_TCK)" '{s += $1} END {printf "%.2f", s / hz}'
+}
 # busy and total jiffies of the whole machine (all cores)
 cpu() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 
@@ -128,19 +138,23 @@ echo "load average before: $(load)"
 set -- "$k/old.pem" --to "$fp_new" --by bench
 [ -n "${JOBS:-}" ] && set -- "$@" --jobs "$JOBS"
 [ -n "${BATCH:-}" ] && set -- "$@" --batch "$BATCH"
-c0=$(cpu)
-/usr/bin/time -f "%e %U %S" -o "$work/time" "$admin" -d "$owner" key1-rewrap "$@" \
+c0=$(cpu); p0=$(pgcpu)
+prof=()
+[ -n "${PERF:-}" ] && prof=(perf record -q -g -o "$PERF" --)
+/usr/bin/time -f "%e %U %S" -o "$work/time" "${prof[@]}" "$admin" -d "$owner" key1-rewrap "$@" \
     </dev/null 2>"$work/rewrap.err" | tee "$work/rewrap.out"
 [ "${PIPESTATUS[0]}" = 0 ] || { cat "$work/rewrap.err"; exit 1; }
-c1=$(cpu)
+c1=$(cpu); p1=$(pgcpu)
 echo "load average after: $(load)"
 read -r wall user sys < "$work/time"
 jobs_used=$(sed -n 's/.* in \([0-9]*\) jobs.*/\1/p' "$work/rewrap.out")
 jobs_used=${jobs_used:-1}
 busy=$(awk -v a="$c0" -v b="$c1" 'BEGIN {split(a, x, " "); split(b, y, " ");
     printf "%.2f", (y[1] - x[1]) / (y[2] - x[2])}')
-echo "key1_rewrap: wall_s=$wall tool_cpu_s=$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') \
-jobs=$jobs_used machine_busy=$busy (fraction of all $ncpu cores, PostgreSQL included)"
+tcpu=$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')
+pcpu=$(awk -v a="$p0" -v b="$p1" 'BEGIN {printf "%.2f", b - a}')
+echo "key1_rewrap: wall_s=$wall tool_cpu_s=$tcpu postgresql_cpu_s=$pcpu jobs=$jobs_used \
+machine_busy=$busy (fraction of all $ncpu cores, other processes included)"
 
 echo "== check"
 left=$(sql -At -c "SELECT count(*) FROM fields WHERE key1_fp = '$fp_old'")
@@ -152,16 +166,20 @@ sql -At -F '|' -c "SELECT r.uuid, f.name, f.share_id, encode(f.wrap_enc, 'hex'),
     ON r.id = f.record_id ORDER BY random() LIMIT $verify" | "$gen" --verify "$verify" "$k/new.pem"
 
 echo "== summary"
-python3 - "$x1" "$xn" "$ncpu" "$fields" "$wall" "$jobs_used" <<'PY'
+python3 - "$x1" "$xn" "$ncpu" "$fields" "$wall" "$jobs_used" "$tcpu" "$pcpu" <<'PY'
 import sys
-x1, xn, ncpu, fields, wall, jobs = (float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]),
-                                    int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
+x1, xn, ncpu, fields, wall, jobs, tcpu, pcpu = (
+    float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+    float(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8]))
 rate = fields / wall
 b1, bn = x1 / 3, xn / 3
 bound, which = (bn, "all %d cores" % ncpu) if jobs >= ncpu else (b1 * jobs, "%d core(s)" % jobs)
 print("bound = X25519 ops/s / 3 (open: 1 DH; seal: 1 ephemeral key + 1 DH): "
       "%.0f fields/s on one core, %.0f on all %d cores" % (b1, bn, ncpu))
 print("key1-rewrap: %d fields in %.1f s = %.0f fields/s with %d job(s)" % (fields, wall, rate, jobs))
+print("CPU per field: key1-rewrap %.0f us, PostgreSQL %.0f us; the crypto floor "
+      "(3 X25519 at openssl speed's one-core rate) %.0f us"
+      % (1e6 * tcpu / fields, 1e6 * pcpu / fields, 3e6 / x1))
 print("ratio: %.2f of the bound for %s (target 0.70); %.2f of the one-core bound"
       % (rate / bound, which, rate / b1))
 PY
