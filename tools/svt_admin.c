@@ -249,13 +249,15 @@ static long svt_read_tty(const char *prompt, char *buf, size_t size)
     struct termios old, quiet;
     long n;
 
-    fprintf(stderr, "%s", prompt);
-    fflush(stderr);
     if (tcgetattr(STDIN_FILENO, &old) != 0)
         return -1;
     quiet = old;
     quiet.c_lflag &= ~(tcflag_t)ECHO;
+    /* echo off (and what was typed ahead dropped) before the prompt: what
+     * is typed after the prompt must not be flushed away */
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    fprintf(stderr, "%s", prompt);
+    fflush(stderr);
     n = svt_read_line(stdin, buf, size);
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
     fputc('\n', stderr);
