@@ -237,3 +237,24 @@ sv_key2a_unwrap(const uint8_t sk1[SV_X25519_LEN], const uint8_t uuid[SV_UUID_LEN
     return sv_hpke_open(SV_AEAD, sk1, (const uint8_t *)SV_INFO_KEY2A, sizeof(SV_INFO_KEY2A) - 1,
                         (const uint8_t *)aad, aad_len, enc, ct, SV_WRAPPED_CT_LEN, key2a);
 }
+
+sv_status
+sv_key2a_unwrap_recipient(sv_hpke_recipient *r1, const uint8_t uuid[SV_UUID_LEN],
+                          const char *field, uint64_t share_id,
+                          const uint8_t enc[SV_HPKE_ENC_LEN],
+                          const uint8_t ct[SV_WRAPPED_CT_LEN], uint8_t key2a[SV_X25519_LEN])
+{
+    char aad[SV_AAD_MAX];
+    size_t aad_len;
+
+    if (key2a == NULL)
+        return SV_ERR_OPEN;
+    if (r1 == NULL || enc == NULL || ct == NULL
+        || (aad_len = sv_aad_key2a(uuid, field, share_id, aad)) == 0) {
+        sv_cleanse(key2a, SV_X25519_LEN);
+        return SV_ERR_OPEN;
+    }
+    return sv_hpke_open_recipient(r1, SV_AEAD, (const uint8_t *)SV_INFO_KEY2A,
+                                  sizeof(SV_INFO_KEY2A) - 1, (const uint8_t *)aad, aad_len,
+                                  enc, ct, SV_WRAPPED_CT_LEN, key2a);
+}

@@ -89,4 +89,13 @@ sv_status sv_key2a_unwrap(const uint8_t sk1[SV_X25519_LEN],
                           const uint8_t ct[SV_WRAPPED_CT_LEN],
                           uint8_t key2a[SV_X25519_LEN]);
 
+/* sv_key2a_unwrap with a recipient key made once (sv_hpke_recipient_new of
+ * key1's private key): one scalar multiplication per key2a instead of two.
+ * For key1-rewrap, which unwraps every field with the same old key1. */
+sv_status sv_key2a_unwrap_recipient(sv_hpke_recipient *r1,
+                                    const uint8_t uuid[SV_UUID_LEN], const char *field,
+                                    uint64_t share_id, const uint8_t enc[SV_HPKE_ENC_LEN],
+                                    const uint8_t ct[SV_WRAPPED_CT_LEN],
+                                    uint8_t key2a[SV_X25519_LEN]);
+
 #endif /* SV_FORMAT_H */

@@ -17,7 +17,11 @@
  * (RFC 7748 6.1), on the same derive context as the DH: OpenSSL 3.0 computes
  * it on import with portable fixed-base code that costs more than its
  * assembler ladder, so skR is imported with a placeholder public half that is
- * never used (X25519 derive reads only the private key and the peer's).
+ * never used (X25519 derive reads only the private key and the peer's). The
+ * sender's ephemeral public key is computed the same way.
+ *
+ * sv_hpke_recipient keeps an imported skR, its derive context and its public
+ * key for many opens (key1-rewrap opens every field with one key1).
  *
  * Every intermediate secret (DH output, PRKs, shared secret, keys) is on the
  * stack and cleansed at the single exit of the function that made it.
@@ -614,8 +618,8 @@ sv_hpke_setup_s(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t pkR[SV_X25519_
         goto out;
     }
     st = SV_ERR_INTERNAL;
-    if ((ek = x25519_private(skE)) == NULL || !x25519_public_of(ek, pkE)
-        || (dc = x25519_derive_ctx(ek)) == NULL) {
+    if ((ek = x25519_private_for_derive(skE)) == NULL || (dc = x25519_derive_ctx(ek)) == NULL
+        || !x25519_public_ladder(dc, pkE)) {
         sv_log_openssl(SV_LOG_ERR, "hpke: ephemeral X25519 key");
         goto out;
     }
@@ -644,6 +648,42 @@ out:
 }
 
 /*
+ * The part of SetupBaseR after the recipient's key is ready: dh =
+ * X25519(skR, enc) on dc (skR's derive context), then the key schedule with
+ * pkR, skR's public key, in the KEM context. A small-order enc is SV_ERR_OPEN.
+ * ctx must have been begun (setup_begin); it is not cleared on failure.
+ */
+static sv_status
+setup_r_dh(sv_hpke_ctx *ctx, EVP_PKEY_CTX *dc, const uint8_t pkR[SV_X25519_LEN],
+           const uint8_t enc[SV_HPKE_ENC_LEN], const uint8_t *info, size_t info_len,
+           int want_exporter)
+{
+    uint8_t dh[SV_X25519_LEN];
+    EVP_MAC_CTX *m = NULL;
+    sv_status st;
+
+    if ((st = x25519_dh(dc, enc, dh)) != SV_OK) {
+        if (st == SV_ERR_BAD_KEY)
+            st = SV_ERR_OPEN;
+        goto out;
+    }
+    st = SV_ERR_INTERNAL;
+    if ((m = hmac_new()) == NULL || !kem_shared_secret(m, dh, enc, pkR, ctx->shared_secret)
+        || !key_schedule(m, ctx, info, info_len, want_exporter)) {
+        sv_log_openssl(SV_LOG_ERR, "hpke: key schedule");
+        goto out;
+    }
+    ctx->seq = 0;
+    ctx->ready = 1;
+    st = SV_OK;
+
+out:
+    EVP_MAC_CTX_free(m);
+    sv_cleanse(dh, sizeof(dh));
+    return st;
+}
+
+/*
  * SetupBaseR, with the key check of sv_hpke_setup_r_checked when expect_pk is
  * not NULL, and the exporter secret only when want_exporter. One derive
  * context serves both scalar multiplications: pkR = X25519(skR, 9), then
@@ -655,10 +695,9 @@ setup_r(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
         const uint8_t *expect_pk, const uint8_t enc[SV_HPKE_ENC_LEN],
         const uint8_t *info, size_t info_len, int want_exporter)
 {
-    uint8_t pkR[SV_X25519_LEN], dh[SV_X25519_LEN];
+    uint8_t pkR[SV_X25519_LEN];
     EVP_PKEY *rk = NULL;
     EVP_PKEY_CTX *dc = NULL;
-    EVP_MAC_CTX *m = NULL;
     int mismatch = 0;
     sv_status st;
 
@@ -677,26 +716,12 @@ setup_r(sv_hpke_ctx *ctx, uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
         goto out;
     }
     mismatch = expect_pk != NULL && CRYPTO_memcmp(pkR, expect_pk, SV_X25519_LEN) != 0;
-    if ((st = x25519_dh(dc, enc, dh)) != SV_OK) {
-        if (st == SV_ERR_BAD_KEY)
-            st = SV_ERR_OPEN;
-        goto out;
-    }
-    st = SV_ERR_INTERNAL;
-    if ((m = hmac_new()) == NULL || !kem_shared_secret(m, dh, enc, pkR, ctx->shared_secret)
-        || !key_schedule(m, ctx, info, info_len, want_exporter)) {
-        sv_log_openssl(SV_LOG_ERR, "hpke: key schedule");
-        goto out;
-    }
-    ctx->seq = 0;
-    ctx->ready = 1;
-    st = mismatch ? SV_ERR_KEY_MISMATCH : SV_OK;
+    if ((st = setup_r_dh(ctx, dc, pkR, enc, info, info_len, want_exporter)) == SV_OK && mismatch)
+        st = SV_ERR_KEY_MISMATCH;
 
 out:
-    EVP_MAC_CTX_free(m);
     EVP_PKEY_CTX_free(dc);
     EVP_PKEY_free(rk);
-    sv_cleanse(dh, sizeof(dh));
     sv_cleanse(pkR, sizeof(pkR));
     if (st != SV_OK && st != SV_ERR_KEY_MISMATCH)
         sv_hpke_ctx_clear(ctx);
@@ -978,6 +1003,79 @@ sv_hpke_open_checked(uint16_t aead_id, const uint8_t skR[SV_X25519_LEN],
     if (st != SV_OK) {
         sv_cleanse(pt, ct_len - SV_HPKE_TAG_LEN);
         return st == SV_ERR_KEY_MISMATCH ? SV_ERR_KEY_MISMATCH : SV_ERR_OPEN;
+    }
+    return SV_OK;
+}
+
+/* ---- a recipient key for many opens ---------------------------------------- */
+
+struct sv_hpke_recipient {
+    EVP_PKEY *key;               /* skR, in OpenSSL's (secure) heap */
+    EVP_PKEY_CTX *dc;            /* its derive context */
+    uint8_t pk[SV_X25519_LEN];   /* X25519(skR, 9) */
+};
+
+sv_status
+sv_hpke_recipient_new(const uint8_t skR[SV_X25519_LEN], sv_hpke_recipient **out)
+{
+    sv_hpke_recipient *r;
+
+    if (out == NULL)
+        return SV_ERR_INVAL;
+    *out = NULL;
+    if (skR == NULL)
+        return SV_ERR_INVAL;
+    if (!hpke_ready())
+        return SV_ERR_INTERNAL;
+    if ((r = OPENSSL_zalloc(sizeof(*r))) == NULL)
+        return SV_ERR_NOMEM;
+    if ((r->key = x25519_private_for_derive(skR)) == NULL
+        || (r->dc = x25519_derive_ctx(r->key)) == NULL || !x25519_public_ladder(r->dc, r->pk)) {
+        sv_log_openssl(SV_LOG_ERR, "hpke: recipient X25519 key");
+        sv_hpke_recipient_free(r);
+        return SV_ERR_INTERNAL;
+    }
+    *out = r;
+    return SV_OK;
+}
+
+void
+sv_hpke_recipient_free(sv_hpke_recipient *r)
+{
+    if (r == NULL)
+        return;
+    EVP_PKEY_CTX_free(r->dc);
+    EVP_PKEY_free(r->key);
+    OPENSSL_clear_free(r, sizeof(*r));
+}
+
+const uint8_t *
+sv_hpke_recipient_public(const sv_hpke_recipient *r)
+{
+    return r->pk;
+}
+
+sv_status
+sv_hpke_open_recipient(sv_hpke_recipient *r, uint16_t aead_id,
+                       const uint8_t *info, size_t info_len, const uint8_t *aad, size_t aad_len,
+                       const uint8_t enc[SV_HPKE_ENC_LEN], const uint8_t *ct, size_t ct_len,
+                       uint8_t *pt)
+{
+    sv_hpke_ctx ctx;
+    sv_status st;
+
+    if (ct_len < SV_HPKE_TAG_LEN || (pt == NULL && ct_len > SV_HPKE_TAG_LEN))
+        return SV_ERR_OPEN;
+    memset(&ctx, 0, sizeof(ctx));
+    st = SV_ERR_OPEN;
+    if (r != NULL && ct != NULL && enc != NULL
+        && setup_begin(&ctx, aead_id, info, info_len) == SV_OK
+        && setup_r_dh(&ctx, r->dc, r->pk, enc, info, info_len, 0) == SV_OK)
+        st = sv_hpke_ctx_open(&ctx, aad, aad_len, ct, ct_len, pt);
+    sv_hpke_ctx_clear(&ctx);
+    if (st != SV_OK) {
+        sv_cleanse(pt, ct_len - SV_HPKE_TAG_LEN);
+        return SV_ERR_OPEN;
     }
     return SV_OK;
 }

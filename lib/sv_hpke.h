@@ -120,4 +120,29 @@ sv_status sv_hpke_open_checked(uint16_t aead_id, const uint8_t skR[SV_X25519_LEN
                                const uint8_t enc[SV_HPKE_ENC_LEN],
                                const uint8_t *ct, size_t ct_len, uint8_t *pt);
 
+/*
+ * A recipient key made ready once for many opens with the same skR: skR
+ * imported into OpenSSL once, with its derive context, and its public key
+ * (needed by every open's KEM context) computed once, so that each open costs
+ * one X25519 scalar multiplication instead of two. Used by key1-rewrap, which
+ * opens every field with the old key1. The object holds the private key:
+ * free it with sv_hpke_recipient_free() (which cleanses it) on every path.
+ * Not thread-safe: one per thread.
+ */
+typedef struct sv_hpke_recipient sv_hpke_recipient;
+
+sv_status sv_hpke_recipient_new(const uint8_t skR[SV_X25519_LEN], sv_hpke_recipient **out);
+void sv_hpke_recipient_free(sv_hpke_recipient *r);
+
+/* X25519(skR, 9), computed by sv_hpke_recipient_new. */
+const uint8_t *sv_hpke_recipient_public(const sv_hpke_recipient *r);
+
+/* Single-shot OpenBase with r (no exporter secret). pt receives ct_len - 16
+ * bytes, zeroed on failure; every failure is SV_ERR_OPEN. */
+sv_status sv_hpke_open_recipient(sv_hpke_recipient *r, uint16_t aead_id,
+                                 const uint8_t *info, size_t info_len,
+                                 const uint8_t *aad, size_t aad_len,
+                                 const uint8_t enc[SV_HPKE_ENC_LEN],
+                                 const uint8_t *ct, size_t ct_len, uint8_t *pt);
+
 #endif /* SV_HPKE_H */

@@ -264,6 +264,47 @@ def test_rewrap_leaves_a_changed_row_for_a_later_batch(sv_factory, workdir):
     assert audit(sv, "key1-rewrap")[0][2].endswith("fields=6 changed-meanwhile=1")
 
 
+def test_rewrap_in_jobs_stops_at_a_forged_row(sv_factory, workdir):
+    """Jobs share the fields by record id. A wrapped key2a that a database
+    writer forged stops the run (every job) with an error naming the row;
+    every committed row stays valid and the forged one untouched. Repaired,
+    a second run in several jobs moves the rest."""
+    sv = sv_factory(key1_passphrase=PASS)
+    submit(sv, 6)
+    k2 = new_key1(sv, workdir)
+    keys = {sv.key1.fingerprint: sv.key1, k2.fingerprint: k2}
+    before = rows(sv)
+    forged = before[len(before) // 2]
+    uuid, name = forged[0], forged[1]
+    sv.db.query("UPDATE fields SET wrap_ct = %s FROM records r WHERE r.id = fields.record_id "
+                "AND r.uuid = %s AND fields.name = %s", (os.urandom(48), uuid, name))
+    for bad in ("0", "65", "x"):
+        p = rewrap(sv, sv.key1, "--jobs", bad)
+        assert p.returncode != 0 and "--jobs" in p.stderr
+    p = rewrap(sv, sv.key1, "--jobs", "3", "--batch", "2")
+    assert p.returncode != 0
+    assert "record %s field %s" % (uuid, name) in p.stderr
+    assert "does not open with the old key1" in p.stderr
+    assert "incomplete: run it again" in p.stdout
+    mid = rows(sv)
+    for b, m in zip(before, mid):
+        assert m[:6] == b[:6]
+        if (m[0], m[1]) == (uuid, name):
+            assert m[8] == sv.key1.fingerprint and m[9] == b[9]
+        else:
+            assert open_row(sv, m, keys).decode() == GOOD[m[1]]
+    assert [o for _, o, _ in audit(sv, "key1-rewrap")] == ["failed"]
+    # the row repaired, the run finishes
+    sv.db.query("UPDATE fields SET wrap_ct = %s FROM records r WHERE r.id = fields.record_id "
+                "AND r.uuid = %s AND fields.name = %s", (bytes(forged[7]), uuid, name))
+    p = rewrap(sv, sv.key1, "--jobs", "3", "--batch", "2")
+    assert p.returncode == 0, p.stderr
+    assert "in 3 jobs" in p.stdout and "none left" in p.stdout
+    for b, a in zip(before, rows(sv)):
+        assert a[:6] == b[:6] and a[8] == k2.fingerprint
+        assert open_row(sv, a, keys).decode() == GOOD[a[1]]
+
+
 def test_rewrap_on_a_terminal_asks_and_shows_progress(sv_factory, workdir):
     """On a terminal: the passphrase is asked once without echo, progress
     (done/total, rate, time left) goes to the terminal."""

@@ -61,11 +61,13 @@ static const char usage[] =
     "  key1-activate FINGERPRINT   make a registered key the active one\n"
     "  key1-list\n"
     "  key1-rewrap OLD-KEY1.pem --to NEW-FINGERPRINT [--passphrase-fd N] [--batch N]\n"
-    "              [--by NAME]\n"
+    "              [--jobs N] [--by NAME]\n"
     "                              wrap key2a of every field wrapped to that (old, not\n"
     "                              active) key1 to the active key1 instead, which must\n"
     "                              be the one --to names; in short transactions of\n"
-    "                              --batch rows (default 500), while the service runs;\n"
+    "                              --batch rows (default 1000), while the service runs,\n"
+    "                              in --jobs threads with a connection each (default:\n"
+    "                              the online CPUs, at most 8);\n"
     "                              resumable; the datums are not touched and the daemon\n"
     "                              is not needed; the passphrase of an encrypted key file\n"
     "                              is asked on the terminal, or read as one line from\n"
@@ -257,13 +259,15 @@ static long svt_read_tty(const char *prompt, char *buf, size_t size)
     struct termios old, quiet;
     long n;
 
-    fprintf(stderr, "%s", prompt);
-    fflush(stderr);
     if (tcgetattr(STDIN_FILENO, &old) != 0)
         return -1;
     quiet = old;
     quiet.c_lflag &= ~(tcflag_t)ECHO;
+    /* echo off (and what was typed ahead dropped) before the prompt: what
+     * is typed after the prompt must not be flushed away */
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    fprintf(stderr, "%s", prompt);
+    fflush(stderr);
     n = svt_read_line(stdin, buf, size);
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
     fputc('\n', stderr);

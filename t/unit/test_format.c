@@ -281,6 +281,46 @@ START_TEST(test_key2a_wrap)
 }
 END_TEST
 
+/* sv_key2a_unwrap_recipient (key1-rewrap's) opens what sv_key2a_wrap made
+ * and refuses what sv_key2a_unwrap refuses, with one recipient key for all. */
+START_TEST(test_key2a_unwrap_recipient)
+{
+    uint8_t sk1[32], pk1[32], other1[32], otherpk[32], key2a[32], out[32];
+    uint8_t enc[SV_HPKE_ENC_LEN], ct[SV_WRAPPED_CT_LEN];
+    sv_hpke_recipient *r = NULL, *o = NULL;
+
+    ck_assert_int_eq(sv_x25519_generate(sk1, pk1), SV_OK);
+    ck_assert_int_eq(sv_x25519_generate(other1, otherpk), SV_OK);
+    ck_assert_int_eq(sv_x25519_generate(key2a, out), SV_OK);
+    ck_assert_int_eq(sv_hpke_recipient_new(sk1, &r), SV_OK);
+    ck_assert_int_eq(sv_hpke_recipient_new(other1, &o), SV_OK);
+    ck_assert_int_eq(sv_key2a_wrap(pk1, uuid_a, "ssn", 42, key2a, enc, ct), SV_OK);
+    ck_assert_int_eq(sv_key2a_unwrap_recipient(r, uuid_a, "ssn", 42, enc, ct, out), SV_OK);
+    ck_assert_mem_eq(out, key2a, 32);
+
+#define RUNWRAP_FAILS(rr, u, f, id, what)                                                 \
+    do {                                                                                 \
+        memset(out, 0xa5, sizeof(out));                                                  \
+        ck_assert_msg(sv_key2a_unwrap_recipient((rr), (u), (f), (id), enc, ct, out)      \
+                      == SV_ERR_OPEN, "%s did not fail", (what));                        \
+        ck_assert_msg(cu_all_zero(out, sizeof(out)), "%s: output not zeroed", (what));   \
+    } while (0)
+    RUNWRAP_FAILS(r, uuid_a, "ssn", 43, "other share id");
+    RUNWRAP_FAILS(r, uuid_b, "ssn", 42, "other record uuid");
+    RUNWRAP_FAILS(r, uuid_a, "card", 42, "other field");
+    RUNWRAP_FAILS(r, uuid_a, "bad/f", 42, "invalid field name");
+    RUNWRAP_FAILS(o, uuid_a, "ssn", 42, "other key1");
+    RUNWRAP_FAILS(NULL, uuid_a, "ssn", 42, "no key");
+#undef RUNWRAP_FAILS
+    /* still opens after the failures */
+    ck_assert_int_eq(sv_key2a_unwrap_recipient(r, uuid_a, "ssn", 42, enc, ct, out), SV_OK);
+    ck_assert_mem_eq(out, key2a, 32);
+    sv_hpke_recipient_free(r);
+    sv_hpke_recipient_free(o);
+    ERR_clear_error();
+}
+END_TEST
+
 /* The envelopes are plain HPKE with the documented strings: an auditor can
  * open them with any HPKE implementation given only these constants. */
 START_TEST(test_documented_strings)
@@ -325,6 +365,7 @@ format_suite(void)
     tcase_add_test(tc, test_datum_swaps_fail);
     tcase_add_test(tc, test_datum_open_checked);
     tcase_add_test(tc, test_key2a_wrap);
+    tcase_add_test(tc, test_key2a_unwrap_recipient);
     tcase_add_test(tc, test_documented_strings);
     suite_add_tcase(s, tc);
     return s;

@@ -174,6 +174,99 @@ START_TEST(test_rfc9180_single_shot_open)
 }
 END_TEST
 
+/* A recipient key made once opens the vector's first message too, and
+ * computes the vector's recipient public key; it serves many opens. */
+START_TEST(test_rfc9180_recipient_open)
+{
+    const rfc9180_vector *v = &rfc9180_vectors[_i];
+    const rfc9180_encryption *e = &v->encryptions[0];
+    uint8_t skR[SV_X25519_LEN], pkR[SV_X25519_LEN], enc[SV_HPKE_ENC_LEN], out[128];
+    uint8_t *info, *aad, *pt, *ct;
+    size_t info_len, aad_len, pt_len, ct_len;
+    sv_hpke_recipient *r = NULL;
+    int round;
+
+    cu_unhex_into(v->skRm, skR, sizeof(skR));
+    cu_unhex_into(v->pkRm, pkR, sizeof(pkR));
+    cu_unhex_into(v->enc, enc, sizeof(enc));
+    info = cu_unhex(v->info, &info_len);
+    aad = cu_unhex(e->aad, &aad_len);
+    pt = cu_unhex(e->pt, &pt_len);
+    ct = cu_unhex(e->ct, &ct_len);
+    ck_assert_int_eq(sv_hpke_recipient_new(skR, &r), SV_OK);
+    ck_assert_mem_eq(sv_hpke_recipient_public(r), pkR, SV_X25519_LEN);
+    for (round = 0; round < 3; round++) {
+        memset(out, 0, sizeof(out));
+        ck_assert_int_eq(sv_hpke_open_recipient(r, v->aead_id, info, info_len, aad, aad_len, enc,
+                                                ct, ct_len, out), SV_OK);
+        ck_assert_mem_eq(out, pt, pt_len);
+    }
+    /* a failure in between leaves the recipient usable */
+    ct[0] ^= 1;
+    memset(out, 0xa5, sizeof(out));
+    ck_assert_int_eq(sv_hpke_open_recipient(r, v->aead_id, info, info_len, aad, aad_len, enc, ct,
+                                            ct_len, out), SV_ERR_OPEN);
+    ck_assert(cu_all_zero(out, pt_len));
+    ct[0] ^= 1;
+    ck_assert_int_eq(sv_hpke_open_recipient(r, v->aead_id, info, info_len, aad, aad_len, enc, ct,
+                                            ct_len, out), SV_OK);
+    ck_assert_mem_eq(out, pt, pt_len);
+    sv_hpke_recipient_free(r);
+    sv_hpke_recipient_free(NULL);
+    free(info);
+    free(aad);
+    free(pt);
+    free(ct);
+}
+END_TEST
+
+/* The recipient open fails as the plain open does: other key, small-order
+ * enc, flipped enc, NULL arguments; output zeroed each time. */
+START_TEST(test_recipient_failures)
+{
+    uint8_t sk[SV_X25519_LEN], pk[SV_X25519_LEN], sk2[SV_X25519_LEN], pk2[SV_X25519_LEN];
+    uint8_t enc[SV_HPKE_ENC_LEN], bad[SV_HPKE_ENC_LEN], ct[4 + SV_HPKE_TAG_LEN], out[4];
+    sv_hpke_recipient *r = NULL, *other = NULL;
+
+    ck_assert_int_eq(sv_hpke_derive_keypair((const uint8_t *)"recipient ikm", 13, sk, pk), SV_OK);
+    ck_assert_int_eq(sv_hpke_derive_keypair((const uint8_t *)"other ikm", 9, sk2, pk2), SV_OK);
+    ck_assert_int_eq(sv_hpke_seal(SV_HPKE_AEAD_AES256GCM, pk, (const uint8_t *)"i", 1,
+                                  (const uint8_t *)"a", 1, (const uint8_t *)"data", 4, enc, ct),
+                     SV_OK);
+    ck_assert_int_eq(sv_hpke_recipient_new(sk, &r), SV_OK);
+    ck_assert_int_eq(sv_hpke_recipient_new(sk2, &other), SV_OK);
+    ck_assert_mem_eq(sv_hpke_recipient_public(r), pk, SV_X25519_LEN);
+    ck_assert_int_eq(sv_hpke_open_recipient(r, SV_HPKE_AEAD_AES256GCM, (const uint8_t *)"i", 1,
+                                            (const uint8_t *)"a", 1, enc, ct, sizeof(ct), out),
+                     SV_OK);
+    ck_assert_mem_eq(out, "data", 4);
+#define RECIPIENT_FAILS(rr, e, c, what)                                                   \
+    do {                                                                                  \
+        memset(out, 0xa5, sizeof(out));                                                   \
+        ck_assert_msg(sv_hpke_open_recipient((rr), SV_HPKE_AEAD_AES256GCM,                \
+                                             (const uint8_t *)"i", 1, (const uint8_t *)"a", 1, \
+                                             (e), (c), sizeof(ct), out) == SV_ERR_OPEN,   \
+                      "%s did not fail", (what));                                         \
+        ck_assert_msg(cu_all_zero(out, sizeof(out)), "%s: output not zeroed", (what));    \
+    } while (0)
+    RECIPIENT_FAILS(other, enc, ct, "other key");
+    RECIPIENT_FAILS(NULL, enc, ct, "no recipient");
+    RECIPIENT_FAILS(r, NULL, ct, "no enc");
+    RECIPIENT_FAILS(r, enc, NULL, "no ciphertext");
+    memset(bad, 0, sizeof(bad));
+    RECIPIENT_FAILS(r, bad, ct, "small-order enc");
+    memcpy(bad, enc, sizeof(bad));
+    bad[31] ^= 0x80; /* ignored by X25519, but part of the KEM context */
+    RECIPIENT_FAILS(r, bad, ct, "enc bit 255");
+#undef RECIPIENT_FAILS
+    ck_assert_int_eq(sv_hpke_recipient_new(NULL, &r), SV_ERR_INVAL);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(sv_hpke_recipient_new(sk, NULL), SV_ERR_INVAL);
+    sv_hpke_recipient_free(other);
+    ERR_clear_error();
+}
+END_TEST
+
 /* ---- round trips -------------------------------------------------------- */
 
 START_TEST(test_round_trip_all_aeads)
@@ -636,6 +729,7 @@ hpke_suite(void)
     tc = tcase_create("rfc9180");
     tcase_add_loop_test(tc, test_rfc9180_vector, 0, (int)RFC9180_N_VECTORS);
     tcase_add_loop_test(tc, test_rfc9180_single_shot_open, 0, (int)RFC9180_N_VECTORS);
+    tcase_add_loop_test(tc, test_rfc9180_recipient_open, 0, (int)RFC9180_N_VECTORS);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("round_trip");
@@ -650,6 +744,7 @@ hpke_suite(void)
     tcase_add_test(tc, test_ctx_open_failure_keeps_seq);
     tcase_add_test(tc, test_sequence_overflow);
     tcase_add_test(tc, test_small_order_points);
+    tcase_add_test(tc, test_recipient_failures);
     tcase_add_test(tc, test_bounds_and_arguments);
     suite_add_tcase(s, tc);
 
