@@ -12,27 +12,39 @@
  * children of an old and a new generation serialise on the same lock)
  * guards every access; child_init attaches it.
  *
- * Segment layout (all slots the same size; nothing here is ever written to
- * a file, a log or a page except the public fingerprint, name and time):
+ * Segment layout 2 (all slots the same size; nothing here is ever written
+ * to a file, a log or a page except fingerprints, names and times):
  *
  *   +--------------------------------------------------------------------+
  *   | header  magic "SVK1" | layout version | slot count | slot size      |
  *   |         generation (bumped on every change)                        |
+ *   |         expired sets not yet audited: SVM_KEY1_GONE x              |
+ *   |           { fingerprint, have, need, indexes and names }, dropped  |
  *   +--------------------------------------------------------------------+
- *   | slot 0  state: EMPTY | LOADED | ASSEMBLING (reserved, k-of-n)       |
+ *   | slot 0  state: EMPTY | LOADED | ASSEMBLING                          |
  *   |         fingerprint (hex) | public key (32) | private key (32)      |
- *   |         loaded by (staff name) | loaded at (apr_time_t)             |
- *   |         parts: needed (k), present, SVM_KEY1_PARTS x               |
- *   |                { index x, share y (32), by, at }  -- unused in v1  |
+ *   |         loaded by (staff name) | loaded (or first share) at        |
+ *   |         ASSEMBLING: split id, k, n, present, expires at,           |
+ *   |           SVM_KEY1_PARTS x { index, share (48), by, at }           |
  *   +--------------------------------------------------------------------+
  *   | slot 1 .. SVM_KEY1_SLOTS-1 (old and new key1 loaded together while  |
  *   |         a key1 rotation runs)                                      |
  *   +--------------------------------------------------------------------+
  *
- * Dual control (docs/design.md, "Planned, and the room left for it"): a slot
- * in state ASSEMBLING will collect admin parts for a registered fingerprint
- * until k are present, then combine them, check the public key and turn
- * LOADED. The parts area is reserved now so that change keeps this layout.
+ * Dual control (docs/design.md, "Dual control over key1"): a slot in state
+ * ASSEMBLING collects the shares of one split of a registered key1 from
+ * distinct admins (svm_shares.c decides what may come in) until k are
+ * present; then they move out, cleansed here, to be combined and checked
+ * by the caller, and the key comes back through svm_key1_load. A set that
+ * is not complete within its time is wiped: by the parent's monitor hook
+ * about once a second (svm_key1_parts_monitor), and by any function here
+ * that meets it first. Neither can write the audit log (the parent has no
+ * database connection), so both log it and keep a record in the header
+ * that the next request to the key location turns into audit rows.
+ *
+ * A graceful restart into a module of another layout (layout 1 had 32-byte
+ * parts) finds a segment it cannot read: post_config cleanses it whole,
+ * unmaps it and makes a new one, logging that key1 must be loaded again.
  */
 #include "svm.h"
 #include "svm_shm.h"
@@ -48,22 +60,27 @@
 #include "sv_secret.h"
 
 #define SVM_SHM_MAGIC 0x53564b31u /* "SVK1" */
-#define SVM_SHM_LAYOUT 1
+#define SVM_SHM_LAYOUT 2
 #define SVM_SHM_RETAINED "mod_splitvault key1 segment"
 
 enum { SVM_SLOT_EMPTY = 0, SVM_SLOT_LOADED = 1, SVM_SLOT_ASSEMBLING = 2 };
 
+/* The first four members keep their place in every layout: they are what
+ * tells a segment of another layout apart. */
 typedef struct {
     apr_uint32_t magic;
     apr_uint32_t layout;
     apr_uint32_t nslots;
     apr_uint32_t slot_size;
     apr_uint64_t generation;
+    apr_uint32_t gone_count;               /* records in gone[] */
+    apr_uint32_t gone_dropped;             /* expired sets that did not fit */
+    svm_key1_pending_info gone[SVM_KEY1_GONE]; /* no secret */
 } svm_shm_hdr;
 
 typedef struct {
-    unsigned char x;                       /* share index (1..n) */
-    unsigned char y[SV_X25519_LEN];        /* share value: secret */
+    unsigned char x;                       /* share index (1..255) */
+    unsigned char y[SV_SHARE_SECRET_LEN];  /* share value: secret */
     char by[SV_WIRE_MAX_ACTOR + 1];
     apr_time_t at;
 } svm_key1_part;
@@ -74,9 +91,12 @@ typedef struct {
     unsigned char pub[SV_X25519_LEN];
     unsigned char sk[SV_X25519_LEN];       /* LOADED: key1 private, secret */
     char by[SV_WIRE_MAX_ACTOR + 1];
-    apr_time_t since;
+    apr_time_t since;                      /* LOADED; ASSEMBLING: first share */
+    unsigned char split[SV_SHARE_SPLIT_LEN]; /* ASSEMBLING: the split's id */
     apr_uint32_t parts_need;               /* ASSEMBLING: k */
+    apr_uint32_t parts_n;                  /* ASSEMBLING: n */
     apr_uint32_t parts_have;
+    apr_time_t expires;
     svm_key1_part part[SVM_KEY1_PARTS];
 } svm_key1_slot;
 
@@ -114,11 +134,13 @@ static apr_status_t svm_shm_wipe(void *data)
         return APR_SUCCESS;
     if (rd->seg) {
 #ifdef SV_TEST_HOOKS
-        unsigned loaded = 0;
+        unsigned loaded = 0, pending = 0;
         size_t nonzero = 0;
 
-        for (unsigned i = 0; i < SVM_KEY1_SLOTS; i++)
+        for (unsigned i = 0; i < SVM_KEY1_SLOTS; i++) {
             loaded += rd->seg->slot[i].state == SVM_SLOT_LOADED;
+            pending += rd->seg->slot[i].state == SVM_SLOT_ASSEMBLING;
+        }
 #endif
         sv_cleanse(rd->seg, sizeof(*rd->seg));
 #ifdef SV_TEST_HOOKS
@@ -126,8 +148,9 @@ static apr_status_t svm_shm_wipe(void *data)
         for (size_t i = 0; i < sizeof(*rd->seg); i++)
             nonzero += ((const unsigned char *)rd->seg)[i] != 0;
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, NULL, "SV02139: test build: key1 segment "
-                     "wiped at stop: %u key(s) were loaded, %" APR_SIZE_T_FMT " of %"
-                     APR_SIZE_T_FMT " bytes nonzero after the wipe", loaded, nonzero,
+                     "wiped at stop: %u key(s) were loaded, %u set(s) of shares pending, %"
+                     APR_SIZE_T_FMT " of %" APR_SIZE_T_FMT " bytes nonzero after the wipe",
+                     loaded, pending, nonzero,
                      sizeof(*rd->seg));
 #endif
     }
@@ -142,6 +165,15 @@ int svm_shm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
+/* 1 when seg is a segment of this layout (as big as this layout needs). */
+static int svm_shm_ours(const svm_shm_retained *rd)
+{
+    return apr_shm_size_get(rd->shm) >= sizeof(svm_shm_seg)
+           && rd->seg->hdr.magic == SVM_SHM_MAGIC && rd->seg->hdr.layout == SVM_SHM_LAYOUT
+           && rd->seg->hdr.nslots == SVM_KEY1_SLOTS
+           && rd->seg->hdr.slot_size == (apr_uint32_t)sizeof(svm_key1_slot);
+}
+
 int svm_shm_post_config(apr_pool_t *pconf, server_rec *s)
 {
     svm_shm_retained *rd;
@@ -151,10 +183,24 @@ int svm_shm_post_config(apr_pool_t *pconf, server_rec *s)
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
     rd = ap_retained_data_get(SVM_SHM_RETAINED);
-    if (rd && rd->seg) {
+    if (rd && rd->seg && svm_shm_ours(rd)) {
         svm_shm = rd; /* graceful restart: keep what is loaded */
         apr_pool_cleanup_register(pconf, rd, svm_shm_wipe, apr_pool_cleanup_null);
         return OK;
+    }
+    if (rd && rd->seg) {
+        /* a graceful restart into a module of another layout: what the old
+         * segment holds cannot be read here, and must not outlive it */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "SV02141: the key1 segment kept "
+                     "over the restart has layout %u, this module uses %u: it is wiped "
+                     "(loaded keys and pending shares with it); load key1 again",
+                     (unsigned)rd->seg->hdr.layout, SVM_SHM_LAYOUT);
+        sv_cleanse(rd->seg, apr_shm_size_get(rd->shm));
+        rd->seg = NULL;
+        if ((rv = apr_shm_destroy(rd->shm)) != APR_SUCCESS)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "SV02142: cannot unmap the old "
+                         "key1 segment (it is wiped)");
+        rd->shm = NULL;
     }
     if (!rd)
         rd = ap_retained_data_create(SVM_SHM_RETAINED, sizeof(*rd));
@@ -165,9 +211,11 @@ int svm_shm_post_config(apr_pool_t *pconf, server_rec *s)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* ap_global_mutex_create applies ap_unixd_set_global_mutex_perms, so
-     * children running as User/Group can take it */
-    rv = ap_global_mutex_create(&rd->mutex, NULL, SVM_KEY1_MUTEX, NULL, s, s->process->pool, 0);
-    if (rv != APR_SUCCESS) {
+     * children running as User/Group can take it; kept when a segment is
+     * replaced, so that old children and new serialise on the same lock */
+    if (!rd->mutex
+        && (rv = ap_global_mutex_create(&rd->mutex, NULL, SVM_KEY1_MUTEX, NULL, s,
+                                        s->process->pool, 0)) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "SV02131: cannot create the key1 "
                      "mutex (see the Mutex directive)");
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -180,6 +228,7 @@ int svm_shm_post_config(apr_pool_t *pconf, server_rec *s)
     rd->seg->hdr.slot_size = (apr_uint32_t)sizeof(svm_key1_slot);
     rd->owner = getpid();
     apr_pool_cleanup_register(pconf, rd, svm_shm_wipe, apr_pool_cleanup_null);
+    rd->locked = 0;
     if (sv_mem_protect(rd->seg, sizeof(*rd->seg)) == 0)
         rd->locked = 1;
     else
@@ -203,8 +252,7 @@ void svm_shm_child_init(apr_pool_t *p, server_rec *s)
                      "in this child; key1 is unavailable here");
         return;
     }
-    if (rd->seg->hdr.magic != SVM_SHM_MAGIC || rd->seg->hdr.layout != SVM_SHM_LAYOUT
-        || rd->seg->hdr.nslots != SVM_KEY1_SLOTS) {
+    if (!svm_shm_ours(rd)) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "SV02134: the key1 segment has an unknown "
                      "layout (a module of another version survived a graceful restart?): "
                      "stop and start Apache");
@@ -213,7 +261,62 @@ void svm_shm_child_init(apr_pool_t *p, server_rec *s)
     svm_shm = rd;
 }
 
-/* Take the lock; 0 on success (failure logged). */
+/* Cleanse a slot back to EMPTY. */
+static void svm_slot_clear(svm_key1_slot *sl)
+{
+    sv_cleanse(sl, sizeof(*sl));
+    sl->state = SVM_SLOT_EMPTY;
+}
+
+/* A pending set's description (no share byte). */
+static void svm_slot_info(const svm_key1_slot *sl, svm_key1_pending_info *out)
+{
+    unsigned i;
+
+    memset(out, 0, sizeof(*out));
+    memcpy(out->fp, sl->fp, sizeof(out->fp));
+    out->have = sl->parts_have;
+    out->need = sl->parts_need;
+    out->started = sl->since;
+    out->expires = sl->expires;
+    for (i = 0; i < sl->parts_have && i < SVM_KEY1_PARTS; i++) {
+        out->part[i].index = sl->part[i].x;
+        memcpy(out->part[i].by, sl->part[i].by, sizeof(out->part[i].by));
+        out->part[i].at = sl->part[i].at;
+    }
+}
+
+/* Under the lock: wipe every pending set whose time is up, keep a record of
+ * each for the audit log, log each (r or s names the log). */
+static void svm_parts_expire(request_rec *r, server_rec *s)
+{
+    apr_time_t now = apr_time_now();
+    svm_shm_hdr *h = &svm_shm->seg->hdr;
+    int i;
+
+    for (i = 0; i < SVM_KEY1_SLOTS; i++) {
+        svm_key1_slot *sl = &svm_shm->seg->slot[i];
+        svm_key1_pending_info gi;
+
+        if (sl->state != SVM_SLOT_ASSEMBLING || sl->expires > now)
+            continue;
+        svm_slot_info(sl, &gi);
+        svm_slot_clear(sl);
+        h->generation++;
+        if (h->gone_count < SVM_KEY1_GONE)
+            h->gone[h->gone_count++] = gi;
+        else
+            h->gone_dropped++;
+        if (r)
+            ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02143: key1 %s: pending shares "
+                          "expired (%u of %u); wiped", gi.fp, gi.have, gi.need);
+        else
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "SV02144: key1 %s: pending shares "
+                         "expired (%u of %u); wiped by the monitor", gi.fp, gi.have, gi.need);
+    }
+}
+
+/* Take the lock, wipe expired sets; 0 on success (failure logged). */
 static int svm_shm_lock(request_rec *r)
 {
     apr_status_t rv;
@@ -226,19 +329,13 @@ static int svm_shm_lock(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV02136: cannot take the key1 mutex");
         return -1;
     }
+    svm_parts_expire(r, NULL);
     return 0;
 }
 
 static void svm_shm_unlock(void)
 {
     apr_global_mutex_unlock(svm_shm->mutex);
-}
-
-/* Cleanse a slot back to EMPTY. */
-static void svm_slot_clear(svm_key1_slot *sl)
-{
-    sv_cleanse(sl, sizeof(*sl));
-    sl->state = SVM_SLOT_EMPTY;
 }
 
 int svm_key1_slots(request_rec *r, svm_key1_info *out)
@@ -335,4 +432,172 @@ apr_status_t svm_key1_private(request_rec *r, const char *fp, unsigned char sk[S
     }
     svm_shm_unlock();
     return rv;
+}
+
+/* The slot of fp in any state but EMPTY, or NULL (under the lock). */
+static svm_key1_slot *svm_slot_of(const char *fp)
+{
+    int i;
+
+    for (i = 0; i < SVM_KEY1_SLOTS; i++)
+        if (svm_shm->seg->slot[i].state != SVM_SLOT_EMPTY
+            && strcmp(svm_shm->seg->slot[i].fp, fp) == 0)
+            return &svm_shm->seg->slot[i];
+    return NULL;
+}
+
+/* Under the lock: copy a complete set out as shares for sv_share_combine,
+ * then cleanse its slot. */
+static void svm_parts_move_out(svm_key1_slot *sl, sv_share *parts)
+{
+    unsigned i;
+
+    for (i = 0; i < sl->parts_have; i++) {
+        sv_share *p = &parts[i];
+        memset(p, 0, sizeof(*p));
+        memcpy(p->fp, sl->fp, sizeof(p->fp));
+        memcpy(p->split, sl->split, sizeof(p->split));
+        p->index = sl->part[i].x;
+        p->k = sl->parts_need;
+        p->n = sl->parts_n;
+        memcpy(p->share, sl->part[i].y, sizeof(p->share));
+    }
+    svm_slot_clear(sl);
+}
+
+svm_part_result svm_key1_part_add(request_rec *r, const sv_share *s, const char *by,
+                                  apr_interval_time_t ttl, svm_key1_pending_info *info,
+                                  sv_share *parts)
+{
+    svm_key1_slot *sl;
+    svm_key1_part *pt = NULL;
+    svm_part_result res = SVM_PART_ADDED;
+    apr_time_t now = apr_time_now();
+    unsigned i;
+    int j;
+
+    memset(info, 0, sizeof(*info));
+    apr_cpystrn(info->fp, s->fp, sizeof(info->fp));
+    if (strlen(s->fp) != SV_FINGERPRINT_HEX_LEN || s->index < 1 || s->index > 255
+        || s->k < 2 || s->k > SVM_KEY1_PARTS || s->n < s->k)
+        return SVM_PART_ERROR;
+    if (svm_shm_lock(r))
+        return SVM_PART_ERROR;
+    sl = svm_slot_of(s->fp);
+    if (sl && sl->state == SVM_SLOT_LOADED) {
+        svm_shm_unlock();
+        return SVM_PART_IS_LOADED;
+    }
+    if (sl) {
+        svm_slot_info(sl, info);
+        if (memcmp(sl->split, s->split, SV_SHARE_SPLIT_LEN) != 0 || sl->parts_need != s->k
+            || sl->parts_n != s->n) {
+            svm_shm_unlock();
+            return SVM_PART_OTHER_SPLIT;
+        }
+        for (i = 0; i < sl->parts_have; i++) {
+            if (strcmp(sl->part[i].by, by) == 0)
+                pt = &sl->part[i]; /* this admin's earlier share */
+            else if (sl->part[i].x == s->index) {
+                svm_shm_unlock();
+                return SVM_PART_DUP_INDEX;
+            }
+        }
+        if (pt)
+            res = SVM_PART_REPLACED;
+        else
+            pt = &sl->part[sl->parts_have++];
+    }
+    else {
+        for (j = 0; !sl && j < SVM_KEY1_SLOTS; j++)
+            if (svm_shm->seg->slot[j].state == SVM_SLOT_EMPTY)
+                sl = &svm_shm->seg->slot[j];
+        if (!sl) {
+            svm_shm_unlock();
+            return SVM_PART_NOSPACE;
+        }
+        svm_slot_clear(sl);
+        apr_cpystrn(sl->fp, s->fp, sizeof(sl->fp));
+        memcpy(sl->split, s->split, SV_SHARE_SPLIT_LEN);
+        sl->parts_need = s->k;
+        sl->parts_n = s->n;
+        sl->since = now;
+        sl->expires = now + ttl;
+        sl->state = SVM_SLOT_ASSEMBLING;
+        pt = &sl->part[sl->parts_have++];
+    }
+    sv_cleanse(pt, sizeof(*pt));
+    pt->x = (unsigned char)s->index;
+    memcpy(pt->y, s->share, SV_SHARE_SECRET_LEN);
+    apr_cpystrn(pt->by, by, sizeof(pt->by));
+    pt->at = now;
+    svm_shm->seg->hdr.generation++;
+    svm_slot_info(sl, info);
+    if (sl->parts_have >= sl->parts_need) {
+        svm_parts_move_out(sl, parts);
+        res = SVM_PART_COMPLETE;
+    }
+    svm_shm_unlock();
+    return res;
+}
+
+int svm_key1_pending(request_rec *r, svm_key1_pending_info *out)
+{
+    int i, n = 0;
+
+    if (svm_shm_lock(r))
+        return -1;
+    for (i = 0; i < SVM_KEY1_SLOTS; i++)
+        if (svm_shm->seg->slot[i].state == SVM_SLOT_ASSEMBLING)
+            svm_slot_info(&svm_shm->seg->slot[i], &out[n++]);
+    svm_shm_unlock();
+    return n;
+}
+
+apr_status_t svm_key1_parts_discard(request_rec *r, const char *fp,
+                                    svm_key1_pending_info *info)
+{
+    svm_key1_slot *sl;
+    apr_status_t rv = APR_NOTFOUND;
+
+    memset(info, 0, sizeof(*info));
+    if (svm_shm_lock(r))
+        return APR_EGENERAL;
+    if ((sl = svm_slot_of(fp)) && sl->state == SVM_SLOT_ASSEMBLING) {
+        svm_slot_info(sl, info);
+        svm_slot_clear(sl);
+        svm_shm->seg->hdr.generation++;
+        rv = APR_SUCCESS;
+    }
+    svm_shm_unlock();
+    return rv;
+}
+
+void svm_key1_parts_monitor(server_rec *s)
+{
+    if (!svm_shm || !svm_shm->seg || !svm_shm->mutex)
+        return;
+    /* the parent must never wait on a child: try again in a second */
+    if (apr_global_mutex_trylock(svm_shm->mutex) != APR_SUCCESS)
+        return;
+    svm_parts_expire(NULL, s);
+    svm_shm_unlock();
+}
+
+int svm_key1_gone_take(request_rec *r, svm_key1_pending_info *out, unsigned *dropped)
+{
+    svm_shm_hdr *h;
+    int n;
+
+    if (svm_shm_lock(r))
+        return -1;
+    h = &svm_shm->seg->hdr;
+    n = (int)h->gone_count;
+    memcpy(out, h->gone, n * sizeof(*out));
+    *dropped = h->gone_dropped;
+    memset(h->gone, 0, sizeof(h->gone));
+    h->gone_count = 0;
+    h->gone_dropped = 0;
+    svm_shm_unlock();
+    return n;
 }
