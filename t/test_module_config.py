@@ -85,6 +85,11 @@ BAD_DIRECTIVES = [
     ({"SplitVaultHSTS": "max-age=600 max-age=700"}, "unexpected 'max-age=700'"),
     ({"SplitVaultHSTS": "Off max-age=600"}, "Off takes nothing after it"),
     ({"SplitVaultHSTS": "max-age=31536000 preload"}, "preload needs includeSubDomains"),
+    ({"SplitVaultKey1ShareTimeout": "0"}, "'0' is not a number from 1 to 86400"),
+    ({"SplitVaultKey1ShareTimeout": "15m"}, "is not a number from 1 to 86400"),
+    ({"SplitVaultKey1MinShares": "1"}, "'1' is not a number from 2 to 8"),
+    ({"SplitVaultKey1MinShares": "9"}, "'9' is not a number from 2 to 8"),
+    ({"SplitVaultKey1WholeFile": "maybe"}, "SplitVaultKey1WholeFile must be On or Off"),
     # cross-directive checks (check_config, which -t runs too)
     ({"SplitVaultSessionIdle": "100", "SplitVaultSessionMax": "50"},
      "SplitVaultSessionIdle is longer than SplitVaultSessionMax"),
@@ -113,6 +118,13 @@ def test_login_throttles_accepted(workdir, pki, directives):
 def test_intake_throttle_values_accepted(workdir, pki, value):
     rc, out = check(workdir, pki, directives={"SplitVaultIntakeThrottle": value})
     assert rc == 0 and "Syntax OK" in out, out
+
+
+def test_key1_dual_control_accepted(workdir, pki):
+    rc, out = check(workdir, pki, directives={"SplitVaultKey1ShareTimeout": "600",
+                                              "SplitVaultKey1MinShares": "3",
+                                              "SplitVaultKey1WholeFile": "Off"})
+    assert rc == 0, out
 
 
 def test_key1_pins_accepted(workdir, pki):
