@@ -16,7 +16,7 @@ import pytest
 
 from svtest.core import wait_until
 from svtest.data import GOOD
-from svtest.fixtures_httpd import ADMIN, Key1, multipart_body, unescape
+from svtest.fixtures_httpd import ADMIN, TEST_HOOKS, Key1, multipart_body, unescape
 
 # admins besides ada (STAFF); ada, bob and cy give shares
 ADMINS = {"bob": "bob-password-00005", "cy": "cy-password-0000006"}
@@ -364,3 +364,31 @@ def test_expired_set_is_wiped_by_the_monitor(sv_factory):
     loaded, pending = keys_state(sv, ada)
     assert loaded == set() and pending[fp][:3] == (1, 2, "bob")
     assert_no_secrets(sv, sp)
+
+
+def test_pending_set_survives_graceful_restart_and_stop_wipes_it(sv_factory):
+    """The segment outlives a graceful restart, pending shares with it (and
+    their expiry); a stop cleanses them."""
+    sv = sv_factory()
+    add_admins(sv)
+    fp = sv.key1.fingerprint
+    sp = split_key1(sv, sv.key1, 2, 3)
+    assert give_share(sv, sv.login("ada"), sp, 1).status == 303
+    before = keys_state(sv, sv.login("ada"))[1][fp]
+    sv.httpd.graceful()
+    bob = login(sv, "bob")
+    assert keys_state(sv, bob)[1][fp] == before
+    r = give_share(sv, bob, sp, 2)
+    assert r.status == 303 and "done=loaded" in r.header("Location"), r.text
+    assert keys_state(sv, bob)[0] == {fp}
+    # a new pending set (after forgetting the key), then a full stop
+    assert sv.forget_key1().status == 303
+    assert give_share(sv, bob, sp, 3).status == 303
+    sv.httpd.stop()
+    if TEST_HOOKS:
+        wiped = re.findall(r"SV02139: .* (\d+) key\(s\) were loaded, (\d+) set\(s\) of shares "
+                           r"pending, (\d+) of \d+ bytes nonzero after the wipe",
+                           sv.httpd.log_text())
+        assert wiped and wiped[-1] == ("0", "1", "0"), wiped
+    sv.httpd.start()
+    assert keys_state(sv, sv.login("ada")) == (set(), {})

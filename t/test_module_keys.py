@@ -162,8 +162,9 @@ def test_graceful_restart_keeps_key1_stop_drops_it(sv_factory):
     # test build's notice; the mapping itself vanishes with the parent)
     sv.httpd.stop()
     if TEST_HOOKS:
-        wiped = re.findall(r"SV02139: .* (\d+) key\(s\) were loaded, (\d+) of (\d+) bytes "
-                           r"nonzero after the wipe", sv.httpd.log_text())
+        wiped = re.findall(r"SV02139: .* (\d+) key\(s\) were loaded, \d+ set\(s\) of shares "
+                           r"pending, (\d+) of (\d+) bytes nonzero after the wipe",
+                           sv.httpd.log_text())
         assert wiped and wiped[-1][0] == "1" and wiped[-1][1] == "0" \
             and int(wiped[-1][2]) > 0, wiped
     sv.httpd.start()
