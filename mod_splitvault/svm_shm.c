@@ -31,7 +31,7 @@
  *   |         a key1 rotation runs)                                      |
  *   +--------------------------------------------------------------------+
  *
- * Dual control (docs/design.md, "Dual control over key1"): a slot in state
+ * Dual control (docs/design.md, "key1: load, forget, pins"): a slot in state
  * ASSEMBLING collects the shares of one split of a registered key1 from
  * distinct admins (svm_shares.c decides what may come in) until k are
  * present; then they move out, cleansed here, to be combined and checked
