@@ -8,9 +8,12 @@ registered key; everything else is refused and audited, and a partial set
 is wiped when its time is up, by the parent's monitor hook without any
 request. No share byte or passphrase reaches a log, an audit row or a page.
 """
+import base64
+import hashlib
 import os
 import re
 import subprocess
+import urllib.parse
 
 import pytest
 
@@ -79,6 +82,30 @@ def split_key1(sv, key, k, n, holders=()):
     return Split(out, key, n, passes)
 
 
+def forge_share(data, passphrase, flip):
+    """The share file data with byte flip of its share value changed and
+    sealed again under the same passphrase (lib/sv_share.h's format): a
+    file that opens, whose share is not what it claims. What a holder who
+    cheats, or a bug, would hand in."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    text = data.decode()
+    begin, rest = text.split("\n", 1)
+    header, body = rest.split("\n\n", 1)
+    header += "\n"
+    f = dict(line.split(": ", 1) for line in header.splitlines())
+    kdf = dict(x.split("=") for x in f["KDF"].split()[1:])
+    key = hashlib.scrypt(passphrase.encode(), salt=bytes.fromhex(f["Salt"]), n=int(kdf["N"]),
+                         r=int(kdf["r"]), p=int(kdf["p"]), maxmem=64 << 20, dklen=32)
+    nonce = bytes.fromhex(f["Nonce"])
+    ct = base64.b64decode("".join(l for l in body.splitlines() if not l.startswith("-----")))
+    share = bytearray(AESGCM(key).decrypt(nonce, ct, header.encode()))
+    share[flip] ^= 0x5a
+    sealed = base64.b64encode(AESGCM(key).encrypt(nonce, bytes(share), header.encode()))
+    lines = [sealed[i:i + 64].decode() for i in range(0, len(sealed), 64)]
+    return ("%s\n%s\n%s\n-----END SPLITVAULT KEY1 SHARE-----\n"
+            % (begin, header, "\n".join(lines))).encode()
+
+
 def add_admins(sv):
     for name, pw in ADMINS.items():
         sv.db.add_staff(name, pw, ("admin",))
@@ -88,11 +115,15 @@ def login(sv, name):
     return sv.login(name, ADMINS.get(name))
 
 
-def give(sv, client, data, passphrase, csrf=None):
-    """Give a share at the key location as a browser does; the Response."""
+def give(sv, client, data, passphrase, csrf=None, form="multipart"):
+    """Give a share at the key location as a browser does (the file input,
+    or its text pasted: form="urlencoded"); the Response."""
     page = client.get(sv.keys_path())
     token = page.csrf() if csrf is None else csrf
     fields = [("csrf", token), ("action", "share"), ("passphrase", passphrase)]
+    if form == "urlencoded":
+        fields.append(("sharetext", data.decode("ascii")))
+        return client.post(sv.keys_path(), body=urllib.parse.urlencode(fields))
     body, ctype = multipart_body(fields, [("sharefile", "key1.share", data)])
     return client.post(sv.keys_path(), body=body, content_type=ctype)
 
@@ -209,7 +240,8 @@ def test_one_admin_counts_once_and_an_index_once(sv_factory):
     assert give_share(sv, bob, sp, 2).status == 303
     loaded, pending = keys_state(sv, cy)
     assert loaded == set() and pending[fp][:3] == (2, 3, "ada and bob")
-    r = give_share(sv, cy, sp, 4)
+    # cy pastes the file's text
+    r = give(sv, cy, sp.data[4], sp.passphrase[4], form="urlencoded")
     assert r.status == 303 and "done=loaded" in r.header("Location"), r.text
     assert keys_state(sv, cy)[0] == {fp}
     rows = share_audit(sv)
@@ -392,3 +424,51 @@ def test_pending_set_survives_graceful_restart_and_stop_wipes_it(sv_factory):
         assert wiped and wiped[-1] == ("0", "1", "0"), wiped
     sv.httpd.start()
     assert keys_state(sv, sv.login("ada")) == (set(), {})
+
+
+def test_a_false_share_wipes_the_set_and_loads_nothing(sv_factory):
+    """A share that opens but is not what it claims: the combination fails
+    the check against the registered key, the whole set is wiped, nothing
+    is loaded, and the audit row says who gave which index."""
+    sv = sv_factory()
+    add_admins(sv)
+    fp = sv.key1.fingerprint
+    ref = sv.ref_of(sv.submit(GOOD))
+    sp = split_key1(sv, sv.key1, 3, 3)
+    ada, bob, cy = sv.login("ada"), login(sv, "bob"), login(sv, "cy")
+    assert give_share(sv, ada, sp, 1).status == 303
+    assert give(sv, bob, forge_share(sp.data[2], sp.passphrase[2], 20),
+                sp.passphrase[2]).status == 303
+    r = give_share(sv, cy, sp, 3)
+    assert r.status == 409 and "not the registered key1" in r.text, r.text
+    assert keys_state(sv, ada) == (set(), {})
+    assert sv.decrypt(sv.login("pat"), ref).status == 503
+    rows = share_audit(sv)
+    assert rows[-1][:2] == ("cy", "failed")
+    assert rows[-1][2].startswith("key1 %s: shares 1 (ada), 2 (bob), 3 (cy) do not give the "
+                                  "registered key" % fp)
+    assert rows[-1][2].endswith("set wiped, nothing loaded")
+    # the set is gone: the honest shares start afresh, and load
+    assert give_share(sv, ada, sp, 1).status == 303
+    assert give_share(sv, bob, sp, 2).status == 303
+    r = give_share(sv, cy, sp, 3)
+    assert r.status == 303 and "done=loaded" in r.header("Location"), r.text
+    assert sv.decrypt(sv.login("pat"), ref).status == 200
+    assert_no_secrets(sv, sp)
+
+
+@pytest.mark.log_allows(r"SV02106")
+def test_share_form_needs_an_admin_and_its_csrf_token(sv_factory):
+    sv = sv_factory()
+    sp = split_key1(sv, sv.key1, 2, 2)
+    ada = sv.login("ada")
+    r = give(sv, ada, sp.data[1], sp.passphrase[1], csrf="0" * 64)
+    assert r.status == 403 and "Nothing was changed" in r.text
+    r = give(sv, sv.login("pat"), sp.data[1], sp.passphrase[1])
+    assert r.status == 403 and "Only administrators" in r.text
+    assert keys_state(sv, ada) == (set(), {})
+    assert sv.db.query("SELECT actor, action, outcome, detail FROM audit WHERE action LIKE "
+                       "'key1-%%' ORDER BY id") == [
+        ("ada", "key1-share", "refused", "missing or wrong CSRF token"),
+        ("pat", "key1-upload", "denied", "not an admin")]
+    assert_no_secrets(sv, sp)
