@@ -6,7 +6,7 @@
  * schema), svt_admin_roles.c (the owner and web roles and their
  * privileges), svt_admin_staff.c (staff accounts), svt_admin_key1.c (key1
  * public keys), svt_admin_reconcile.c (the daemon's orphaned shares, over
- * mutual TLS). The database is reached through apr_dbd's pgsql driver, as
+ * mutual TLS), svt_admin_share.c (key1 split into k-of-n shares, offline). The database is reached through apr_dbd's pgsql driver, as
  * the owner role (docs/install.md); the module's DBDParams name the web role.
  */
 #ifndef SVT_ADMIN_H
@@ -81,5 +81,10 @@ int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv);
 int svt_cmd_key1_retire(svt_ctx *c, int argc, char **argv);
 /* svt_admin_reconcile.c: orphaned and unfinished shares on the daemon. */
 int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv);
+/* svt_admin_share.c: key1 under dual control, k-of-n shares (no database). */
+int svt_cmd_key1_split(int argc, char **argv);
+int svt_cmd_key1_share_check(int argc, char **argv);
+int svt_cmd_key1_share_export(int argc, char **argv);
+int svt_cmd_key1_combine(int argc, char **argv);
 
 #endif /* SVT_ADMIN_H */
