@@ -21,7 +21,8 @@
  * "kind" is "whole" (the default, and the only one). Every upload, share,
  * refusal and forget is audited (fingerprints only, never key material);
  * each request here first audits the sets of shares that expired since the
- * last (svm_shares_audit_gone). The sysadmin additionally fences this location with Require.
+ * last (svm_shares_audit_gone). The sysadmin additionally fences this
+ * location with Require.
  * svm_route.c checks the route (session, can_admin, method) and reads the
  * POST's secret upload body and its CSRF token before svm_keys_post runs.
  */
@@ -307,10 +308,11 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
     const char *self = svm_esc(r->pool, ap_escape_uri(r->pool, r->uri));
     int n = 0, nl, np, i, seen[SVM_KEY1_SLOTS] = { 0 }, unpinned = 0;
 
-    if (!(dbd = svm_db(r)) || svm_db_select(r, dbd, "svm_key1_list", &res, args))
+    if ((dbd = svm_db(r)))
+        svm_shares_audit_gone(r, dbd); /* before the list's result set is open */
+    if (!dbd || svm_db_select(r, dbd, "svm_key1_list", &res, args))
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Keys unavailable",
                                 "The database is unreachable; please try again.", st);
-    svm_shares_audit_gone(r, dbd);
     nl = svm_key1_slots(r, loaded);
     np = nl < 0 ? 0 : svm_key1_pending(r, pending);
     svm_security_headers(r, 1);
