@@ -20,9 +20,9 @@
  *
  * "kind" is "whole" (the default, and the only one). Every upload, share,
  * refusal and forget is audited (fingerprints only, never key material);
- * each request here first audits the sets of shares that expired since the
- * last (svm_shares_audit_gone). The sysadmin additionally fences this
- * location with Require.
+ * each view of the page first audits the sets of shares that expired since
+ * the last (svm_shares_audit_gone; not a POST, whose secret body is wiped
+ * first). The sysadmin additionally fences this location with Require.
  * svm_route.c checks the route (session, can_admin, method) and reads the
  * POST's secret upload body and its CSRF token before svm_keys_post runs.
  */
@@ -246,7 +246,6 @@ int svm_keys_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_upl
 {
     const svm_pair *a = svm_form_get(u->pairs, "action");
 
-    svm_shares_audit_gone(r, svm_db(r));
     if (a && strcmp(a->value, "upload") == 0)
         return svm_keys_upload(r, sc, st, u);
     if (a && strcmp(a->value, "forget") == 0)

@@ -26,7 +26,7 @@
  * One admin counts once: a second share from the same admin replaces the
  * first (audited "replaced"); the set's expiry is not moved. A set expires
  * SplitVaultKey1ShareTimeout after its first share (svm_shm.c wipes it; the
- * audit rows of expiries are written here at the next request to the key
+ * audit rows of expiries are written here at the next view of the key
  * location). A combination that does not give the registered key wipes
  * the set and loads nothing, and the audit row says who gave which index.
  */

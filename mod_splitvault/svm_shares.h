@@ -19,7 +19,7 @@ int svm_shares_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_u
  * wipe. Wipes u. */
 int svm_shares_discard(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_upload *u);
 /* Audit rows for the sets wiped on expiry since the last call (the parent's
- * monitor cannot write them). */
+ * monitor cannot write them); the key location's page calls it. */
 void svm_shares_audit_gone(request_rec *r, ap_dbd_t *dbd);
 /* The key location's cell for a pending set: progress, expiry, a discard
  * button (self: the page's escaped URL, csrf: the session's token). */

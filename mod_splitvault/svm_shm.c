@@ -40,7 +40,7 @@
  * about once a second (svm_key1_parts_monitor), and by any function here
  * that meets it first. Neither can write the audit log (the parent has no
  * database connection), so both log it and keep a record in the header
- * that the next request to the key location turns into audit rows.
+ * that the next view of the key location turns into audit rows.
  *
  * A graceful restart into a module of another layout (layout 1 had 32-byte
  * parts) finds a segment it cannot read: post_config cleanses it whole,

@@ -373,7 +373,7 @@ def test_whole_file_off(sv_factory):
 
 def test_expired_set_is_wiped_by_the_monitor(sv_factory):
     """SplitVaultKey1ShareTimeout 2: the parent's monitor wipes the set
-    without any request (its log line shows it); the next request to the
+    without any request (its log line shows it); the next view of the
     key location writes the audit row; a later share starts a new set."""
     sv = sv_factory(directives={"SplitVaultKey1ShareTimeout": "2"})
     add_admins(sv)
