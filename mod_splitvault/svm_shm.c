@@ -338,6 +338,18 @@ static void svm_shm_unlock(void)
     apr_global_mutex_unlock(svm_shm->mutex);
 }
 
+/* The slot of fp in any state but EMPTY, or NULL (under the lock). */
+static svm_key1_slot *svm_slot_of(const char *fp)
+{
+    int i;
+
+    for (i = 0; i < SVM_KEY1_SLOTS; i++)
+        if (svm_shm->seg->slot[i].state != SVM_SLOT_EMPTY
+            && strcmp(svm_shm->seg->slot[i].fp, fp) == 0)
+            return &svm_shm->seg->slot[i];
+    return NULL;
+}
+
 int svm_key1_slots(request_rec *r, svm_key1_info *out)
 {
     int i, n = 0;
@@ -369,13 +381,10 @@ apr_status_t svm_key1_load(request_rec *r, const unsigned char sk[SV_X25519_LEN]
         return APR_EINVAL;
     if (svm_shm_lock(r))
         return APR_EGENERAL;
-    for (i = 0; i < SVM_KEY1_SLOTS; i++)
-        if (svm_shm->seg->slot[i].state != SVM_SLOT_EMPTY
-            && strcmp(svm_shm->seg->slot[i].fp, fp) == 0) {
-            sl = &svm_shm->seg->slot[i];
-            *replaced = 1;
-            break;
-        }
+    /* a loaded key of fp is replaced; so is a pending set of its shares,
+     * which a whole key makes moot */
+    if ((sl = svm_slot_of(fp)))
+        *replaced = sl->state == SVM_SLOT_LOADED;
     for (i = 0; !sl && i < SVM_KEY1_SLOTS; i++)
         if (svm_shm->seg->slot[i].state == SVM_SLOT_EMPTY)
             sl = &svm_shm->seg->slot[i];
@@ -432,18 +441,6 @@ apr_status_t svm_key1_private(request_rec *r, const char *fp, unsigned char sk[S
     }
     svm_shm_unlock();
     return rv;
-}
-
-/* The slot of fp in any state but EMPTY, or NULL (under the lock). */
-static svm_key1_slot *svm_slot_of(const char *fp)
-{
-    int i;
-
-    for (i = 0; i < SVM_KEY1_SLOTS; i++)
-        if (svm_shm->seg->slot[i].state != SVM_SLOT_EMPTY
-            && strcmp(svm_shm->seg->slot[i].fp, fp) == 0)
-            return &svm_shm->seg->slot[i];
-    return NULL;
 }
 
 /* Under the lock: copy a complete set out as shares for sv_share_combine,

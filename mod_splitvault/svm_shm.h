@@ -58,7 +58,8 @@ void svm_shm_child_init(apr_pool_t *p, server_rec *s);
 int svm_key1_slots(request_rec *r, svm_key1_info *out);
 /* Copy a key1 private key (checked by the caller against its registered
  * public key) into a slot, replacing one of the same fingerprint (then
- * *replaced = 1). APR_ENOSPC when every slot is taken. */
+ * *replaced = 1) or a pending set of its shares (cleansed). APR_ENOSPC
+ * when every slot is taken. */
 apr_status_t svm_key1_load(request_rec *r, const unsigned char sk[SV_X25519_LEN],
                            const unsigned char pk[SV_X25519_LEN], const char *fp,
                            const char *by, int *replaced);

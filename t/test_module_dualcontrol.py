@@ -472,3 +472,18 @@ def test_share_form_needs_an_admin_and_its_csrf_token(sv_factory):
         ("ada", "key1-share", "refused", "missing or wrong CSRF token"),
         ("pat", "key1-upload", "denied", "not an admin")]
     assert_no_secrets(sv, sp)
+
+
+def test_whole_file_upload_supersedes_pending_shares(sv_factory):
+    """With SplitVaultKey1WholeFile On, loading the whole key while shares
+    of it are pending loads it and wipes the shares (a load, not a reload)."""
+    sv = sv_factory()
+    fp = sv.key1.fingerprint
+    sp = split_key1(sv, sv.key1, 2, 2)
+    ada = sv.login("ada")
+    assert give_share(sv, ada, sp, 1).status == 303
+    assert set(keys_state(sv, ada)[1]) == {fp}
+    assert sv.upload_key1(ada).status == 303
+    assert keys_state(sv, ada) == ({fp}, {})
+    assert sv.db.query("SELECT actor, outcome, detail FROM audit WHERE action = "
+                       "'key1-upload'") == [("ada", "ok", "loaded " + fp)]
