@@ -665,7 +665,9 @@ parse(const char *text, size_t text_len, sv_share *out, struct parsed *ps)
         goto out;
     if (!line(&c, "Count: ", &v, &vl) || !decimal(v, vl, &n))
         goto out;
-    if (!kn_ok((unsigned)k, (unsigned)n) || k > SV_SHARE_MAX_K || idx < 1 || idx > n)
+    /* bounded before they are narrowed to unsigned */
+    if (k > SV_SHARE_MAX_K || n > SV_SHARE_MAX_N || !kn_ok((unsigned)k, (unsigned)n)
+        || idx < 1 || idx > n)
         goto out;
     out->index = (unsigned)idx;
     out->k = (unsigned)k;

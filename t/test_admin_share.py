@@ -10,13 +10,16 @@ with libgfshare's own gfcombine into DER that openssl reads. No passphrase,
 key or share byte may appear in what the commands print.
 """
 import base64
+import fcntl
 import itertools
 import os
+import pty
 import stat
 import subprocess
 
 import pytest
 
+from svtest.core import wait_until
 from svtest.fixtures_httpd import ADMIN
 
 KEYPASS = "key1-file-passphrase-01"
@@ -379,3 +382,100 @@ def test_gfcombine_interop(admin, tmp_path):
                    timeout=60)
     assert der2.read_bytes()[-32:] != raw_private(key)
     assert_no_secrets(admin, raw_private(key), *[r.read_bytes() for r in raws])
+
+
+class Tty:
+    """splitvault-admin on a pseudo-terminal, as an admin at a ceremony
+    runs it: prompts are waited for, answers typed after each one (the
+    tool flushes pending input when it turns echo off)."""
+
+    def __init__(self, *args):
+        self.master, slave = pty.openpty()
+        fcntl.fcntl(self.master, fcntl.F_SETFL, os.O_NONBLOCK)
+        self.p = subprocess.Popen([str(ADMIN)] + [str(a) for a in args], stdin=slave,
+                                  stdout=subprocess.PIPE, stderr=slave, text=True,
+                                  env=dict(os.environ, SPLITVAULT_DSN=""))
+        os.close(slave)
+        self.seen = ""
+        self.at = 0
+
+    def _read(self):
+        try:
+            self.seen += os.read(self.master, 4096).decode(errors="replace")
+        except (BlockingIOError, OSError):
+            pass
+
+    def expect(self, text):
+        def found():
+            self._read()
+            i = self.seen.find(text, self.at)
+            if i >= 0:
+                self.at = i + len(text)
+                return True
+            return False
+        wait_until(found, 30, "prompt %r (terminal so far: %r)" % (text, self.seen))
+
+    def type(self, line):
+        os.write(self.master, (line + "\n").encode())
+
+    def finish(self):
+        out, _ = self.p.communicate(timeout=60)
+        self._read()
+        os.close(self.master)
+        return self.p.returncode, out, self.seen
+
+
+def test_split_and_combine_on_a_terminal(tmp_path):
+    key = tmp_path / "key1.pem"
+    pub = make_key(key)
+    outdir = tmp_path / "s"
+    outdir.mkdir()
+    t = Tty("key1-split", "--k", "2", "--n", "2", "--holder", "alice", "--holder", "bob",
+            "--out-dir", outdir, key)
+    t.expect("Passphrase of key1: ")
+    t.type(KEYPASS)
+    t.expect("Passphrase for share 1 of 2 (holder alice): ")
+    t.type(SHAREPASS[0])
+    t.expect("Again: ")
+    t.type(SHAREPASS[0] + "x")
+    t.expect("the two entries differ")
+    t.expect("Passphrase for share 1 of 2 (holder alice): ")
+    t.type("too-short")
+    t.expect("Again: ")
+    t.type("too-short")
+    t.expect("too short")
+    t.expect("Passphrase for share 1 of 2 (holder alice): ")
+    t.type(SHAREPASS[0])
+    t.expect("Again: ")
+    t.type(SHAREPASS[0])
+    t.expect("Passphrase for share 2 of 2 (holder bob): ")
+    t.type(KEYPASS)
+    t.expect("Again: ")
+    t.type(KEYPASS)
+    t.expect("it is the key file's passphrase")
+    t.expect("Passphrase for share 2 of 2 (holder bob): ")
+    t.type(SHAREPASS[1])
+    t.expect("Again: ")
+    t.type(SHAREPASS[1])
+    rc, out, term = t.finish()
+    assert rc == 0, term
+    files = share_files(outdir, key, 2)
+    assert all(f.exists() for f in files)
+    for secret in [KEYPASS] + SHAREPASS[:2]:
+        assert secret not in out and secret not in term  # no echo
+
+    out_pem = tmp_path / "out.pem"
+    t = Tty("key1-combine", "--out", out_pem, *files)
+    t.expect("Passphrase for share 1 of 2 (holder alice) of key1 ")
+    t.type(SHAREPASS[0])
+    t.expect("Passphrase for share 2 of 2 (holder bob) of key1 ")
+    t.type(SHAREPASS[1])
+    t.expect("Passphrase for the new key1 file: ")
+    t.type(OUTPASS)
+    t.expect("Again: ")
+    t.type(OUTPASS)
+    rc, out, term = t.finish()
+    assert rc == 0, term
+    assert pubout(out_pem, OUTPASS) == pub
+    for secret in SHAREPASS[:2] + [OUTPASS]:
+        assert secret not in out and secret not in term

@@ -479,6 +479,9 @@ START_TEST(test_headers_malformed)
         { "Count: 3\n", "Count: 1\n" },
         { "Count: 3\n", "Count: 256\n" },
         { "Count: 3\n", "Count: 99999999999\n" },
+        { "Count: 3\n", "Count: 4294967299\n" }, /* 2^32 + 3 */
+        { "Threshold: 2\n", "Threshold: 4294967298\n" },
+        { "Share: 2\n", "Share: 4294967298\n" },
         { "Holder: bob.", "Holder: bob " },
         { "Holder: bob.smith@example-1_x\n", "Holder: \n" },
         { "Holder: bob.smith@example-1_x\n",
