@@ -181,9 +181,9 @@ static void svm_child_nodump(apr_pool_t *p, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "SV01008: cannot set RLIMIT_CORE to 0");
 }
 
-/* In the parent, about once a second (every MPM runs the monitor hook from
- * its main loop): pending key1 shares whose time is up are wiped here, not
- * only when a request next looks at them. */
+/* In the parent, about every ten seconds (every MPM runs the monitor hook
+ * from its main loop): pending key1 shares whose time is up are wiped here,
+ * not only when a request next looks at them. */
 static int svm_monitor(apr_pool_t *p, server_rec *s)
 {
     svm_key1_parts_monitor(s);

@@ -554,7 +554,11 @@ static const char *set_hsts(cmd_parms *cmd, void *dc, const char *args)
 static const char *set_key1_share_int(cmd_parms *cmd, void *dc, const char *arg)
 {
     svm_srv_conf *sc;
-    const char *err = svm_cmd_ctx(cmd, &sc);
+    /* the key1 segment is the whole server's: so are its rules */
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (!err)
+        err = svm_cmd_ctx(cmd, &sc);
     long v;
 
     if (err)
@@ -575,7 +579,10 @@ static const char *set_key1_share_int(cmd_parms *cmd, void *dc, const char *arg)
 static const char *set_key1_whole_file(cmd_parms *cmd, void *dc, int on)
 {
     svm_srv_conf *sc;
-    const char *err = svm_cmd_ctx(cmd, &sc);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (!err)
+        err = svm_cmd_ctx(cmd, &sc);
 
     if (err)
         return err;

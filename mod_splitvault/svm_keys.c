@@ -13,16 +13,17 @@
  *                  attempt and is refused. The body holding the PEM and the
  *                  passphrase is cleansed as soon as the key is decoded.
  *                  Refused when SplitVaultKey1WholeFile is Off.
- *   action=forget  "fingerprint": wipe that key from shared memory.
+ *   action=forget  "fingerprint": wipe that loaded key from shared memory (a
+ *                  pending set of its shares is left alone: share-discard).
  *   action=share, action=share-discard
  *                  key1 under dual control, one admin's share at a time
  *                  (svm_shares.c).
  *
  * "kind" is "whole" (the default, and the only one). Every upload, share,
- * refusal and forget is audited (fingerprints only, never key material);
- * each view of the page first audits the sets of shares that expired since
- * the last (svm_shares_audit_gone; not a POST, whose secret body is wiped
- * first). The sysadmin additionally fences this location with Require.
+ * refusal and forget is audited (fingerprints only, never key material),
+ * and so is a pending set a whole key supersedes; each view of the page,
+ * and each share or discard once its body is wiped, first audits the sets
+ * of shares that expired since (svm_shares_audit_gone). The sysadmin additionally fences this location with Require.
  * svm_route.c checks the route (session, can_admin, method) and reads the
  * POST's secret upload body and its CSRF token before svm_keys_post runs.
  */
@@ -84,6 +85,7 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
     char fp[SV_FINGERPRINT_HEX_LEN + 1];
     const char *detail;
     ap_dbd_t *dbd = svm_db(r);
+    svm_key1_pending_info displaced;
     svm_rows res;
     apr_dbd_row_t *row;
     int found = 0, replaced = 0;
@@ -175,8 +177,11 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
                                   "This key is not a registered key1 (its fingerprint is not "
                                   "in the database), so it cannot be used here.");
     }
-    rv = svm_key1_load(r, sk, pk, fp, st->name, &replaced);
+    rv = svm_key1_load(r, sk, pk, fp, st->name, &replaced, &displaced);
     sv_cleanse(sk, SV_X25519_LEN);
+    if (rv == APR_EBUSY)
+        return svm_upload_refused(r, sc, st, dbd, HTTP_CONFLICT, "being loaded from shares",
+                                  "This key1 is being loaded from shares right now.");
     if (rv == APR_ENOSPC)
         return svm_upload_refused(r, sc, st, dbd, HTTP_CONFLICT, "every key slot is in use",
                                   "Every key slot of this server is in use: forget a key "
@@ -187,6 +192,15 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
                                   "The key store of this server is unavailable.");
     svm_audit(r, dbd, st->name, "key1-upload", NULL, NULL, "ok",
               apr_pstrcat(r->pool, replaced ? "reloaded " : "loaded ", fp, NULL));
+    if (displaced.have) {
+        /* the whole key made a pending set of its shares moot: say whose */
+        detail = apr_psprintf(r->pool, "key1 %s split %s started by %s: shares %s (%u of %u) "
+                              "wiped by a whole-key load", fp, displaced.split,
+                              displaced.starter, svm_shares_list(r->pool, &displaced),
+                              displaced.have, displaced.need);
+        svm_audit(r, dbd, st->name, "key1-share-discard", NULL, NULL, "superseded", detail);
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02108: %s", detail);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02103: key1 %s loaded by %s", fp,
                   st->name);
     return svm_redirect(r, apr_pstrcat(r->pool, ap_escape_uri(r->pool, r->uri), "?done=loaded",
@@ -232,6 +246,8 @@ const char *svm_keys_audit_action(const apr_array_header_t *pairs)
     const svm_pair *a = svm_form_get(pairs, "action");
 
     if (!a)
+        return "key1-post";
+    if (strcmp(a->value, "upload") == 0)
         return "key1-upload";
     if (strcmp(a->value, "forget") == 0)
         return "key1-forget";
@@ -239,7 +255,7 @@ const char *svm_keys_audit_action(const apr_array_header_t *pairs)
         return "key1-share";
     if (strcmp(a->value, "share-discard") == 0)
         return "key1-share-discard";
-    return "key1-upload";
+    return "key1-post";
 }
 
 int svm_keys_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_upload *u)

@@ -12,20 +12,24 @@
  * children of an old and a new generation serialise on the same lock)
  * guards every access; child_init attaches it.
  *
- * Segment layout 2 (all slots the same size; nothing here is ever written
- * to a file, a log or a page except fingerprints, names and times):
+ * Segment layout 3 (all slots the same size; nothing here is ever written
+ * to a file, a log or a page except fingerprints, split id prefixes, names
+ * and times):
  *
  *   +--------------------------------------------------------------------+
  *   | header  magic "SVK1" | layout version | slot count | slot size      |
- *   |         generation (bumped on every change)                        |
+ *   |         share files being opened: SVM_KEY1_OPENS x { pid, since }  |
  *   |         expired sets not yet audited: SVM_KEY1_GONE x              |
- *   |           { fingerprint, have, need, indexes and names }, dropped  |
+ *   |           { fingerprint, split, have, need, indexes and names },   |
+ *   |           dropped                                                  |
  *   +--------------------------------------------------------------------+
- *   | slot 0  state: EMPTY | LOADED | ASSEMBLING                          |
+ *   | slot 0  state: EMPTY | LOADED | ASSEMBLING | LOADING               |
  *   |         fingerprint (hex) | public key (32) | private key (32)      |
- *   |         loaded by (staff name) | loaded (or first share) at        |
- *   |         ASSEMBLING: split id, k, n, present, expires at,           |
- *   |           SVM_KEY1_PARTS x { index, share (48), by, at }           |
+ *   |         loaded by (staff name; ASSEMBLING: who started the set) |  |
+ *   |         loaded (or first share) at                                 |
+ *   |         ASSEMBLING, LOADING: split id, k, n, present, expires at,  |
+ *   |           LOADING until,                                           |
+ *   |           SVM_KEY1_PARTS x { index, share (48), by, staff id, at } |
  *   +--------------------------------------------------------------------+
  *   | slot 1 .. SVM_KEY1_SLOTS-1 (old and new key1 loaded together while  |
  *   |         a key1 rotation runs)                                      |
@@ -34,17 +38,29 @@
  * Dual control (docs/design.md, "key1: load, forget, pins"): a slot in state
  * ASSEMBLING collects the shares of one split of a registered key1 from
  * distinct admins (svm_shares.c decides what may come in) until k are
- * present; then they move out, cleansed here, to be combined and checked
- * by the caller, and the key comes back through svm_key1_load. A set that
- * is not complete within its time is wiped: by the parent's monitor hook
- * about once a second (svm_key1_parts_monitor), and by any function here
- * that meets it first. Neither can write the audit log (the parent has no
- * database connection), so both log it and keep a record in the header
- * that the next view of the key location turns into audit rows.
+ * present. Then, still under the lock, the slot becomes LOADING: it stays
+ * reserved for that key while the caller (without the lock) checks the
+ * givers, combines the copies and checks the result, and the key goes into
+ * exactly that slot (svm_key1_load_shares), or the slot goes back to
+ * ASSEMBLING with the shares that still count, or to EMPTY
+ * (svm_key1_loading_end). Each admin starts at most one set at a time, and
+ * a new set never takes the last free slot: a whole key, or a set that
+ * completes, always finds room. A set that is not complete within its
+ * time, and a LOADING slot left for more than SVM_LOADING_TTL (a child
+ * that died), is wiped: by the parent's monitor hook (every MPM runs it
+ * from its main loop, about every ten seconds: svm_key1_parts_monitor), and
+ * by any function here that meets it first. Neither can write the audit
+ * log (the parent has no database connection), so both log it and keep a
+ * record in the header; the next request of the key location turns the
+ * records into audit rows and only then removes them (svm_key1_gone_peek,
+ * svm_key1_gone_done).
  *
  * A graceful restart into a module of another layout (layout 1 had 32-byte
- * parts) finds a segment it cannot read: post_config cleanses it whole,
- * unmaps it and makes a new one, logging that key1 must be loaded again.
+ * parts, layout 2 no staff ids) finds a segment it cannot read:
+ * post_config cleanses it whole, unmaps it and makes a new one, logging
+ * that key1 must be loaded again. Children of the old generation keep the
+ * old mapping until they exit (docs/operations.md: such an upgrade needs
+ * a stop and a start).
  */
 #include "svm.h"
 #include "svm_shm.h"
@@ -55,15 +71,20 @@
 #include "apr_strings.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "sv_secret.h"
 
 #define SVM_SHM_MAGIC 0x53564b31u /* "SVK1" */
-#define SVM_SHM_LAYOUT 2
+#define SVM_SHM_LAYOUT 3
 #define SVM_SHM_RETAINED "mod_splitvault key1 segment"
 
-enum { SVM_SLOT_EMPTY = 0, SVM_SLOT_LOADED = 1, SVM_SLOT_ASSEMBLING = 2 };
+#define SVM_LOADING_TTL apr_time_from_sec(60)  /* combining and loading, at most */
+#define SVM_OPEN_TTL apr_time_from_sec(60)     /* one share file's opening, at most */
+
+enum { SVM_SLOT_EMPTY = 0, SVM_SLOT_LOADED = 1, SVM_SLOT_ASSEMBLING = 2,
+       SVM_SLOT_LOADING = 3 };
 
 /* The first four members keep their place in every layout: they are what
  * tells a segment of another layout apart. */
@@ -72,7 +93,10 @@ typedef struct {
     apr_uint32_t layout;
     apr_uint32_t nslots;
     apr_uint32_t slot_size;
-    apr_uint64_t generation;
+    struct {
+        apr_int64_t pid;                   /* 0: free */
+        apr_time_t since;
+    } opening[SVM_KEY1_OPENS];             /* share files being opened */
     apr_uint32_t gone_count;               /* records in gone[] */
     apr_uint32_t gone_dropped;             /* expired sets that did not fit */
     svm_key1_pending_info gone[SVM_KEY1_GONE]; /* no secret */
@@ -82,6 +106,7 @@ typedef struct {
     unsigned char x;                       /* share index (1..255) */
     unsigned char y[SV_SHARE_SECRET_LEN];  /* share value: secret */
     char by[SV_WIRE_MAX_ACTOR + 1];
+    apr_int64_t staff;                     /* the giver's staff id */
     apr_time_t at;
 } svm_key1_part;
 
@@ -97,6 +122,7 @@ typedef struct {
     apr_uint32_t parts_n;                  /* ASSEMBLING: n */
     apr_uint32_t parts_have;
     apr_time_t expires;
+    apr_time_t loading_until;              /* LOADING */
     svm_key1_part part[SVM_KEY1_PARTS];
 } svm_key1_slot;
 
@@ -139,7 +165,8 @@ static apr_status_t svm_shm_wipe(void *data)
 
         for (unsigned i = 0; i < SVM_KEY1_SLOTS; i++) {
             loaded += rd->seg->slot[i].state == SVM_SLOT_LOADED;
-            pending += rd->seg->slot[i].state == SVM_SLOT_ASSEMBLING;
+            pending += rd->seg->slot[i].state == SVM_SLOT_ASSEMBLING
+                       || rd->seg->slot[i].state == SVM_SLOT_LOADING;
         }
 #endif
         sv_cleanse(rd->seg, sizeof(*rd->seg));
@@ -165,10 +192,10 @@ int svm_shm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
-/* 1 when seg is a segment of this layout (as big as this layout needs). */
+/* 1 when seg is a segment of this layout (exactly as big as it needs). */
 static int svm_shm_ours(const svm_shm_retained *rd)
 {
-    return apr_shm_size_get(rd->shm) >= sizeof(svm_shm_seg)
+    return apr_shm_size_get(rd->shm) == sizeof(svm_shm_seg)
            && rd->seg->hdr.magic == SVM_SHM_MAGIC && rd->seg->hdr.layout == SVM_SHM_LAYOUT
            && rd->seg->hdr.nslots == SVM_KEY1_SLOTS
            && rd->seg->hdr.slot_size == (apr_uint32_t)sizeof(svm_key1_slot);
@@ -275,6 +302,9 @@ static void svm_slot_info(const svm_key1_slot *sl, svm_key1_pending_info *out)
 
     memset(out, 0, sizeof(*out));
     memcpy(out->fp, sl->fp, sizeof(out->fp));
+    for (i = 0; i < SVM_KEY1_SPLIT_HEX / 2; i++)
+        apr_snprintf(out->split + 2 * i, 3, "%02x", sl->split[i]);
+    memcpy(out->starter, sl->by, sizeof(out->starter));
     out->have = sl->parts_have;
     out->need = sl->parts_need;
     out->started = sl->since;
@@ -282,6 +312,7 @@ static void svm_slot_info(const svm_key1_slot *sl, svm_key1_pending_info *out)
     for (i = 0; i < sl->parts_have && i < SVM_KEY1_PARTS; i++) {
         out->part[i].index = sl->part[i].x;
         memcpy(out->part[i].by, sl->part[i].by, sizeof(out->part[i].by));
+        out->part[i].staff = sl->part[i].staff;
         out->part[i].at = sl->part[i].at;
     }
 }
@@ -298,11 +329,11 @@ static void svm_parts_expire(request_rec *r, server_rec *s)
         svm_key1_slot *sl = &svm_shm->seg->slot[i];
         svm_key1_pending_info gi;
 
-        if (sl->state != SVM_SLOT_ASSEMBLING || sl->expires > now)
+        if (!(sl->state == SVM_SLOT_ASSEMBLING && sl->expires <= now)
+            && !(sl->state == SVM_SLOT_LOADING && sl->loading_until <= now))
             continue;
         svm_slot_info(sl, &gi);
         svm_slot_clear(sl);
-        h->generation++;
         if (h->gone_count < SVM_KEY1_GONE)
             h->gone[h->gone_count++] = gi;
         else
@@ -371,20 +402,29 @@ int svm_key1_slots(request_rec *r, svm_key1_info *out)
 
 apr_status_t svm_key1_load(request_rec *r, const unsigned char sk[SV_X25519_LEN],
                            const unsigned char pk[SV_X25519_LEN], const char *fp,
-                           const char *by, int *replaced)
+                           const char *by, int *replaced, svm_key1_pending_info *displaced)
 {
     svm_key1_slot *sl = NULL;
     int i;
 
     *replaced = 0;
+    memset(displaced, 0, sizeof(*displaced));
     if (strlen(fp) != SV_FINGERPRINT_HEX_LEN)
         return APR_EINVAL;
     if (svm_shm_lock(r))
         return APR_EGENERAL;
     /* a loaded key of fp is replaced; so is a pending set of its shares,
-     * which a whole key makes moot */
-    if ((sl = svm_slot_of(fp)))
+     * which a whole key makes moot (described for the audit log); a set
+     * being combined right now is left to finish */
+    if ((sl = svm_slot_of(fp))) {
+        if (sl->state == SVM_SLOT_LOADING) {
+            svm_shm_unlock();
+            return APR_EBUSY;
+        }
         *replaced = sl->state == SVM_SLOT_LOADED;
+        if (sl->state == SVM_SLOT_ASSEMBLING)
+            svm_slot_info(sl, displaced);
+    }
     for (i = 0; !sl && i < SVM_KEY1_SLOTS; i++)
         if (svm_shm->seg->slot[i].state == SVM_SLOT_EMPTY)
             sl = &svm_shm->seg->slot[i];
@@ -399,7 +439,6 @@ apr_status_t svm_key1_load(request_rec *r, const unsigned char sk[SV_X25519_LEN]
     apr_cpystrn(sl->by, by, sizeof(sl->by));
     sl->since = apr_time_now();
     sl->state = SVM_SLOT_LOADED;
-    svm_shm->seg->hdr.generation++;
     svm_shm_unlock();
     return APR_SUCCESS;
 }
@@ -413,13 +452,11 @@ apr_status_t svm_key1_forget(request_rec *r, const char *fp)
         return APR_EGENERAL;
     for (i = 0; i < SVM_KEY1_SLOTS; i++) {
         svm_key1_slot *sl = &svm_shm->seg->slot[i];
-        if (sl->state != SVM_SLOT_EMPTY && strcmp(sl->fp, fp) == 0) {
+        if (sl->state == SVM_SLOT_LOADED && strcmp(sl->fp, fp) == 0) {
             svm_slot_clear(sl);
             rv = APR_SUCCESS;
         }
     }
-    if (rv == APR_SUCCESS)
-        svm_shm->seg->hdr.generation++;
     svm_shm_unlock();
     return rv;
 }
@@ -443,9 +480,9 @@ apr_status_t svm_key1_private(request_rec *r, const char *fp, unsigned char sk[S
     return rv;
 }
 
-/* Under the lock: copy a complete set out as shares for sv_share_combine,
- * then cleanse its slot. */
-static void svm_parts_move_out(svm_key1_slot *sl, sv_share *parts)
+/* Under the lock: copy a complete set out as shares for sv_share_combine
+ * (the slot keeps them until the LOADING state ends). */
+static void svm_parts_copy_out(const svm_key1_slot *sl, sv_share *parts)
 {
     unsigned i;
 
@@ -459,19 +496,35 @@ static void svm_parts_move_out(svm_key1_slot *sl, sv_share *parts)
         p->n = sl->parts_n;
         memcpy(p->share, sl->part[i].y, sizeof(p->share));
     }
-    svm_slot_clear(sl);
+}
+
+/* Under the lock: the number of EMPTY slots; *started: 1 when admin by
+ * started a pending set (in any slot). */
+static int svm_slots_free(const char *by, int *started)
+{
+    int i, n = 0;
+
+    *started = 0;
+    for (i = 0; i < SVM_KEY1_SLOTS; i++) {
+        const svm_key1_slot *sl = &svm_shm->seg->slot[i];
+        n += sl->state == SVM_SLOT_EMPTY;
+        if ((sl->state == SVM_SLOT_ASSEMBLING || sl->state == SVM_SLOT_LOADING)
+            && strcmp(sl->by, by) == 0)
+            *started = 1;
+    }
+    return n;
 }
 
 svm_part_result svm_key1_part_add(request_rec *r, const sv_share *s, const char *by,
-                                  apr_interval_time_t ttl, svm_key1_pending_info *info,
-                                  sv_share *parts)
+                                  apr_int64_t staff, apr_interval_time_t ttl,
+                                  svm_key1_pending_info *info, sv_share *parts)
 {
     svm_key1_slot *sl;
     svm_key1_part *pt = NULL;
     svm_part_result res = SVM_PART_ADDED;
     apr_time_t now = apr_time_now();
     unsigned i;
-    int j;
+    int j, started;
 
     memset(info, 0, sizeof(*info));
     apr_cpystrn(info->fp, s->fp, sizeof(info->fp));
@@ -484,6 +537,11 @@ svm_part_result svm_key1_part_add(request_rec *r, const sv_share *s, const char 
     if (sl && sl->state == SVM_SLOT_LOADED) {
         svm_shm_unlock();
         return SVM_PART_IS_LOADED;
+    }
+    if (sl && sl->state == SVM_SLOT_LOADING) {
+        svm_slot_info(sl, info);
+        svm_shm_unlock();
+        return SVM_PART_LOADING;
     }
     if (sl) {
         svm_slot_info(sl, info);
@@ -506,15 +564,21 @@ svm_part_result svm_key1_part_add(request_rec *r, const sv_share *s, const char 
             pt = &sl->part[sl->parts_have++];
     }
     else {
+        /* one set started per admin; the last free slot stays free */
+        if (svm_slots_free(by, &started) < 2 || started) {
+            for (j = 0; started && j < SVM_KEY1_SLOTS; j++)
+                if (svm_shm->seg->slot[j].state == SVM_SLOT_ASSEMBLING
+                    && strcmp(svm_shm->seg->slot[j].by, by) == 0)
+                    svm_slot_info(&svm_shm->seg->slot[j], info);
+            svm_shm_unlock();
+            return started ? SVM_PART_ADMIN_BUSY : SVM_PART_NOSPACE;
+        }
         for (j = 0; !sl && j < SVM_KEY1_SLOTS; j++)
             if (svm_shm->seg->slot[j].state == SVM_SLOT_EMPTY)
                 sl = &svm_shm->seg->slot[j];
-        if (!sl) {
-            svm_shm_unlock();
-            return SVM_PART_NOSPACE;
-        }
         svm_slot_clear(sl);
         apr_cpystrn(sl->fp, s->fp, sizeof(sl->fp));
+        apr_cpystrn(sl->by, by, sizeof(sl->by));
         memcpy(sl->split, s->split, SV_SHARE_SPLIT_LEN);
         sl->parts_need = s->k;
         sl->parts_n = s->n;
@@ -527,15 +591,78 @@ svm_part_result svm_key1_part_add(request_rec *r, const sv_share *s, const char 
     pt->x = (unsigned char)s->index;
     memcpy(pt->y, s->share, SV_SHARE_SECRET_LEN);
     apr_cpystrn(pt->by, by, sizeof(pt->by));
+    pt->staff = staff;
     pt->at = now;
-    svm_shm->seg->hdr.generation++;
     svm_slot_info(sl, info);
     if (sl->parts_have >= sl->parts_need) {
-        svm_parts_move_out(sl, parts);
+        svm_parts_copy_out(sl, parts);
+        sl->state = SVM_SLOT_LOADING;
+        sl->loading_until = now + SVM_LOADING_TTL;
         res = SVM_PART_COMPLETE;
     }
     svm_shm_unlock();
     return res;
+}
+
+/* Under the lock: the LOADING slot of fp, or NULL. */
+static svm_key1_slot *svm_slot_loading(const char *fp)
+{
+    svm_key1_slot *sl = svm_slot_of(fp);
+
+    return sl && sl->state == SVM_SLOT_LOADING ? sl : NULL;
+}
+
+apr_status_t svm_key1_load_shares(request_rec *r, const unsigned char sk[SV_X25519_LEN],
+                                  const unsigned char pk[SV_X25519_LEN], const char *fp,
+                                  const char *by)
+{
+    svm_key1_slot *sl;
+
+    if (svm_shm_lock(r))
+        return APR_EGENERAL;
+    if (!(sl = svm_slot_loading(fp))) {
+        svm_shm_unlock();
+        return APR_NOTFOUND;
+    }
+    svm_slot_clear(sl);
+    apr_cpystrn(sl->fp, fp, sizeof(sl->fp));
+    memcpy(sl->pub, pk, SV_X25519_LEN);
+    memcpy(sl->sk, sk, SV_X25519_LEN);
+    apr_cpystrn(sl->by, by, sizeof(sl->by));
+    sl->since = apr_time_now();
+    sl->state = SVM_SLOT_LOADED;
+    svm_shm_unlock();
+    return APR_SUCCESS;
+}
+
+apr_status_t svm_key1_loading_end(request_rec *r, const char *fp, const int *keep)
+{
+    svm_key1_slot *sl;
+    unsigned i, n = 0;
+
+    if (svm_shm_lock(r))
+        return APR_EGENERAL;
+    if (!(sl = svm_slot_loading(fp))) {
+        svm_shm_unlock();
+        return APR_NOTFOUND;
+    }
+    for (i = 0; keep && i < sl->parts_have; i++) {
+        if (!keep[i])
+            continue;
+        if (n != i)
+            sl->part[n] = sl->part[i];
+        n++;
+    }
+    for (i = n; i < SVM_KEY1_PARTS; i++)
+        sv_cleanse(&sl->part[i], sizeof(sl->part[i]));
+    sl->parts_have = n;
+    sl->loading_until = 0;
+    if (n)
+        sl->state = SVM_SLOT_ASSEMBLING; /* expired ones go at the next lock */
+    else
+        svm_slot_clear(sl);
+    svm_shm_unlock();
+    return APR_SUCCESS;
 }
 
 int svm_key1_pending(request_rec *r, svm_key1_pending_info *out)
@@ -545,7 +672,8 @@ int svm_key1_pending(request_rec *r, svm_key1_pending_info *out)
     if (svm_shm_lock(r))
         return -1;
     for (i = 0; i < SVM_KEY1_SLOTS; i++)
-        if (svm_shm->seg->slot[i].state == SVM_SLOT_ASSEMBLING)
+        if (svm_shm->seg->slot[i].state == SVM_SLOT_ASSEMBLING
+            || svm_shm->seg->slot[i].state == SVM_SLOT_LOADING)
             svm_slot_info(&svm_shm->seg->slot[i], &out[n++]);
     svm_shm_unlock();
     return n;
@@ -563,7 +691,6 @@ apr_status_t svm_key1_parts_discard(request_rec *r, const char *fp,
     if ((sl = svm_slot_of(fp)) && sl->state == SVM_SLOT_ASSEMBLING) {
         svm_slot_info(sl, info);
         svm_slot_clear(sl);
-        svm_shm->seg->hdr.generation++;
         rv = APR_SUCCESS;
     }
     svm_shm_unlock();
@@ -574,14 +701,14 @@ void svm_key1_parts_monitor(server_rec *s)
 {
     if (!svm_shm || !svm_shm->seg || !svm_shm->mutex)
         return;
-    /* the parent must never wait on a child: try again in a second */
+    /* the parent must never wait on a child: try again at the next run */
     if (apr_global_mutex_trylock(svm_shm->mutex) != APR_SUCCESS)
         return;
     svm_parts_expire(NULL, s);
     svm_shm_unlock();
 }
 
-int svm_key1_gone_take(request_rec *r, svm_key1_pending_info *out, unsigned *dropped)
+int svm_key1_gone_peek(request_rec *r, svm_key1_pending_info *out, unsigned *dropped)
 {
     svm_shm_hdr *h;
     int n;
@@ -592,9 +719,67 @@ int svm_key1_gone_take(request_rec *r, svm_key1_pending_info *out, unsigned *dro
     n = (int)h->gone_count;
     memcpy(out, h->gone, n * sizeof(*out));
     *dropped = h->gone_dropped;
-    memset(h->gone, 0, sizeof(h->gone));
-    h->gone_count = 0;
-    h->gone_dropped = 0;
     svm_shm_unlock();
     return n;
+}
+
+void svm_key1_gone_done(request_rec *r, int n, unsigned dropped)
+{
+    svm_shm_hdr *h;
+
+    if (n <= 0 && !dropped)
+        return;
+    if (svm_shm_lock(r))
+        return;
+    h = &svm_shm->seg->hdr;
+    if (n > (int)h->gone_count)
+        n = (int)h->gone_count;
+    /* records added meanwhile come after the n written: keep them */
+    memmove(h->gone, h->gone + n, (h->gone_count - n) * sizeof(h->gone[0]));
+    h->gone_count -= n;
+    memset(h->gone + h->gone_count, 0, (SVM_KEY1_GONE - h->gone_count) * sizeof(h->gone[0]));
+    h->gone_dropped -= dropped < h->gone_dropped ? dropped : h->gone_dropped;
+    svm_shm_unlock();
+}
+
+apr_status_t svm_key1_open_begin(request_rec *r)
+{
+    svm_shm_hdr *h;
+    apr_time_t now = apr_time_now();
+    apr_status_t rv = APR_EBUSY;
+    int i;
+
+    if (svm_shm_lock(r))
+        return APR_EGENERAL;
+    h = &svm_shm->seg->hdr;
+    for (i = 0; i < SVM_KEY1_OPENS; i++) {
+        /* a place whose process died, or that is stale, is free */
+        if (h->opening[i].pid && (now - h->opening[i].since > SVM_OPEN_TTL
+                                  || (kill((pid_t)h->opening[i].pid, 0) != 0
+                                      && errno == ESRCH)))
+            h->opening[i].pid = 0;
+        if (rv != APR_SUCCESS && !h->opening[i].pid) {
+            h->opening[i].pid = getpid();
+            h->opening[i].since = now;
+            rv = APR_SUCCESS;
+        }
+    }
+    svm_shm_unlock();
+    return rv;
+}
+
+void svm_key1_open_end(request_rec *r)
+{
+    svm_shm_hdr *h;
+    int i;
+
+    if (svm_shm_lock(r))
+        return;
+    h = &svm_shm->seg->hdr;
+    for (i = 0; i < SVM_KEY1_OPENS; i++)
+        if (h->opening[i].pid == getpid()) {
+            h->opening[i].pid = 0;
+            break;
+        }
+    svm_shm_unlock();
 }

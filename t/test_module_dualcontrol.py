@@ -470,7 +470,7 @@ def test_share_form_needs_an_admin_and_its_csrf_token(sv_factory):
     assert sv.db.query("SELECT actor, action, outcome, detail FROM audit WHERE action LIKE "
                        "'key1-%%' ORDER BY id") == [
         ("ada", "key1-share", "refused", "missing or wrong CSRF token"),
-        ("pat", "key1-upload", "denied", "not an admin")]
+        ("pat", "key1-post", "denied", "not an admin")]
     assert_no_secrets(sv, sp)
 
 
