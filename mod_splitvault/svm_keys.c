@@ -199,7 +199,7 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
                               displaced.starter, svm_shares_list(r->pool, &displaced),
                               displaced.have, displaced.need);
         svm_audit(r, dbd, st->name, "key1-share-discard", NULL, NULL, "superseded", detail);
-        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02108: %s", detail);
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02159: %s", detail);
     }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02103: key1 %s loaded by %s", fp,
                   st->name);

@@ -127,6 +127,20 @@ def test_key1_dual_control_accepted(workdir, pki):
     assert rc == 0, out
 
 
+@pytest.mark.parametrize("directive", ["SplitVaultKey1WholeFile On",
+                                       "SplitVaultKey1WholeFile Off",
+                                       "SplitVaultKey1MinShares 3",
+                                       "SplitVaultKey1ShareTimeout 60"])
+def test_key1_dual_control_refused_in_a_virtual_host(workdir, pki, directive):
+    """key1's segment is the whole server's: a virtual host (an :80 twin,
+    say) must not load whole key files into it while the main server
+    allows only shares."""
+    rc, out = check(workdir, pki, directives={"SplitVaultKey1WholeFile": "Off"},
+                    extra="<VirtualHost 127.0.0.1:1>\n%s\n</VirtualHost>" % directive)
+    assert rc != 0 and directive.split()[0] in out \
+        and "cannot occur within <VirtualHost> section" in out, out
+
+
 def test_key1_pins_accepted(workdir, pki):
     rc, out = check(workdir, pki, directives={"SplitVaultKey1Pin": "AB" * 32 + " " + "cd" * 32},
                     extra="SplitVaultKey1Pin " + "ef" * 32)

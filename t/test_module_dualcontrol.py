@@ -106,6 +106,11 @@ def forge_share(data, passphrase, flip):
             % (begin, header, "\n".join(lines))).encode()
 
 
+def split_id(split):
+    """The first 8 hex digits of a split's id (its Split header)."""
+    return re.search(r"^Split: ([0-9a-f]{8})", split.data[1].decode(), re.M).group(1)
+
+
 def add_admins(sv):
     for name, pw in ADMINS.items():
         sv.db.add_staff(name, pw, ("admin",))
@@ -290,7 +295,8 @@ def test_two_keys_never_mix_and_another_split_is_refused(sv_factory):
     refused = [d for a, o, d in rows if o == "refused"]
     assert len(refused) == 1 and refused[0].startswith("other split: key1 %s share 2 " % fa)
     assert share_audit(sv, "key1-share-discard") == [
-        ("cy", "ok", "key1 %s: shares 1 (ada) (1 of 2) wiped" % fa),
+        ("cy", "ok", "key1 %s: shares 1 (ada) (1 of 2) of split %s started by ada wiped"
+         % (fa, split_id(sa))),
         ("cy", "none pending", "key1 %s" % fa)]
     assert_no_secrets(sv, sa, sb, sa2)
 
@@ -390,7 +396,9 @@ def test_expired_set_is_wiped_by_the_monitor(sv_factory):
     assert loaded == set() and pending == {}
     rows = [r for r in share_audit(sv) if r[1] == "expired"]
     assert len(rows) == 1 and rows[0][0] == ""
-    assert rows[0][2].startswith("key1 %s: shares 1 (ada) (1 of 2) expired at " % fp)
+    assert re.fullmatch(r"key1 %s split [0-9a-f]{8} started by ada: shares 1 \(ada\) \(1 of "
+                        r"2\) expired at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ; wiped by the module"
+                        % fp, rows[0][2]), rows[0][2]
     # bob's share now starts a set of its own: nothing loads
     assert give_share(sv, login(sv, "bob"), sp, 2).status == 303
     loaded, pending = keys_state(sv, ada)
@@ -487,3 +495,153 @@ def test_whole_file_upload_supersedes_pending_shares(sv_factory):
     assert keys_state(sv, ada) == ({fp}, {})
     assert sv.db.query("SELECT actor, outcome, detail FROM audit WHERE action = "
                        "'key1-upload'") == [("ada", "ok", "loaded " + fp)]
+
+
+def test_whole_file_upload_audits_the_shares_it_supersedes(sv_factory):
+    """The shares a whole key wipes are named in the audit log."""
+    sv = sv_factory()
+    add_admins(sv)
+    fp = sv.key1.fingerprint
+    sp = split_key1(sv, sv.key1, 2, 3)
+    assert give_share(sv, login(sv, "bob"), sp, 2).status == 303
+    assert sv.upload_key1(sv.login("ada")).status == 303
+    assert share_audit(sv, "key1-share-discard") == [
+        ("ada", "superseded", "key1 %s split %s started by bob: shares 2 (bob) (1 of 2) wiped "
+         "by a whole-key load" % (fp, split_id(sp)))]
+
+
+def test_forget_leaves_a_pending_set_alone(sv_factory):
+    """action=forget acts on loaded keys only: discard is for pending sets."""
+    sv = sv_factory()
+    add_admins(sv)
+    fp = sv.key1.fingerprint
+    sp = split_key1(sv, sv.key1, 2, 3)
+    assert give_share(sv, sv.login("ada"), sp, 1).status == 303
+    r = sv.forget_key1(client=login(sv, "bob"))
+    assert r.status == 404, r.text
+    loaded, pending = keys_state(sv, login(sv, "cy"))
+    assert loaded == set() and pending[fp][:3] == (1, 2, "ada")
+    assert share_audit(sv, "key1-forget") == [("bob", "not loaded", "key1 " + fp)]
+    r = give_share(sv, login(sv, "cy"), sp, 3)
+    assert r.status == 303 and "done=loaded" in r.header("Location"), r.text
+
+
+def test_one_admin_cannot_block_loading(sv_factory):
+    """An admin (or a stolen session) seals fake shares of registered keys:
+    one pending set per admin at a time, never the last free slot, and the
+    refusal of a genuine share names who started the blocking set and its
+    split, which the page shows too, so that it can be discarded."""
+    sv = sv_factory()
+    add_admins(sv)
+    sv.db.add_staff("dan", "dan-password-000007", ("admin",))
+    keys = [sv.key1] + [Key1(sv.dir / ("k%d" % i), name="k%d" % i) for i in range(3)]
+    for k in keys[1:]:
+        sv.db.admin("key1-register", k.pub, "--by", "tests")
+    fake = [split_key1(sv, k, 2, 2) for k in keys]
+    ada, bob, cy = sv.login("ada"), login(sv, "bob"), login(sv, "cy")
+    dan = sv.login("dan", "dan-password-000007")
+    # ada starts a (fake) set of key1; a second set of hers is refused
+    assert give_share(sv, ada, fake[0], 1).status == 303
+    r = give_share(sv, ada, fake[1], 1)
+    assert r.status == 409 and "You started another set" in r.text, r.text
+    assert share_audit(sv)[-1][1] == "refused" and share_audit(sv)[-1][2].startswith(
+        "another set started by this admin is pending (key1 %s split %s)"
+        % (keys[0].fingerprint, split_id(fake[0])))
+    # the genuine split's share is refused, naming the set and its starter
+    real = split_key1(sv, sv.key1, 2, 2)
+    r = give_share(sv, bob, real, 1)
+    assert r.status == 409 and "split %s, started by ada" % split_id(fake[0]) in unescape(
+        r.text), r.text
+    assert "may discard the pending shares" in r.text
+    assert "split %s" % split_id(fake[0]) in share_audit(sv)[-1][2]
+    assert "started by ada" in share_audit(sv)[-1][2]
+    page = bob.get(sv.keys_path()).text
+    assert '<span class="mono">%s</span>, started by ada' % split_id(fake[0]) in page
+    # two more sets by two more admins: the last free slot stays free
+    assert give_share(sv, bob, fake[1], 1).status == 303
+    assert give_share(sv, cy, fake[2], 1).status == 303
+    r = give_share(sv, dan, fake[3], 1)
+    assert r.status == 409 and "one is always kept" in r.text, r.text
+    loaded, pending = keys_state(sv, dan)
+    assert loaded == set() and len(pending) == 3
+    # a whole key still finds room, and so does a set's completion
+    assert sv.upload_key1(dan).status == 303
+    assert keys_state(sv, dan)[0] == {sv.key1.fingerprint}
+    r = give_share(sv, dan, fake[1], 2)
+    assert r.status == 303 and "done=loaded" in r.header("Location"), r.text
+    assert keys_state(sv, dan)[0] == {sv.key1.fingerprint, keys[1].fingerprint}
+
+
+@pytest.mark.log_allows(r"SV02157")
+def test_a_giver_who_is_no_longer_an_admin_does_not_count(sv_factory):
+    """A share counts only while its giver is an enabled admin: checked
+    again when the set completes; the others' shares stay pending."""
+    sv = sv_factory()
+    add_admins(sv)
+    fp = sv.key1.fingerprint
+    sp = split_key1(sv, sv.key1, 3, 4)
+    assert give_share(sv, sv.login("ada"), sp, 1).status == 303
+    assert give_share(sv, login(sv, "bob"), sp, 2).status == 303
+    sv.db.admin("staff-disable", "ada")
+    cy = login(sv, "cy")
+    r = give_share(sv, cy, sp, 3)
+    assert r.status == 409 and "shares of 1 (ada) no longer count" in r.text, r.text
+    loaded, pending = keys_state(sv, cy)
+    assert loaded == set() and pending[fp][:3] == (2, 3, "bob and cy")
+    assert share_audit(sv)[-1][:2] == ("cy", "dropped")
+    assert share_audit(sv)[-1][2].startswith("key1 %s split %s: shares 1 (ada) dropped"
+                                             % (fp, split_id(sp)))
+    # an admin who lost the capability counts no more either
+    sv.db.admin("staff-caps", "bob", "--no-admin")
+    sv.db.add_staff("dan", "dan-password-000007", ("admin",))
+    dan = sv.login("dan", "dan-password-000007")
+    r = give_share(sv, dan, sp, 4)
+    assert r.status == 409 and "2 (bob) no longer count" in r.text, r.text
+    assert keys_state(sv, dan)[1][fp][:3] == (2, 3, "cy and dan")
+    sv.db.admin("staff-enable", "ada")
+    r = give_share(sv, sv.login("ada"), sp, 1)
+    assert r.status == 303 and "done=loaded" in r.header("Location"), r.text
+
+
+@pytest.mark.log_allows(r"SV02102")
+def test_whole_file_off_leaves_pending_shares(sv_factory):
+    sv = sv_factory(directives={"SplitVaultKey1WholeFile": "Off"})
+    add_admins(sv)
+    fp = sv.key1.fingerprint
+    sp = split_key1(sv, sv.key1, 2, 2)
+    ada = sv.login("ada")
+    assert give_share(sv, ada, sp, 1).status == 303
+    r = sv.upload_key1(login(sv, "bob"))
+    assert r.status == 403, r.text
+    loaded, pending = keys_state(sv, ada)
+    assert loaded == set() and pending[fp][:3] == (1, 2, "ada")
+    assert share_audit(sv, "key1-share-discard") == []
+    r = give_share(sv, login(sv, "bob"), sp, 2)
+    assert r.status == 303 and "done=loaded" in r.header("Location"), r.text
+
+
+def test_k_minus_one_never_loads(sv_factory):
+    """3 of 5: two shares, whichever, load nothing and decrypt stays off."""
+    sv = sv_factory()
+    add_admins(sv)
+    fp = sv.key1.fingerprint
+    ref = sv.ref_of(sv.submit(GOOD))
+    sp = split_key1(sv, sv.key1, 3, 5)
+    assert give_share(sv, sv.login("ada"), sp, 5).status == 303
+    assert give_share(sv, login(sv, "bob"), sp, 2).status == 303
+    loaded, pending = keys_state(sv, login(sv, "cy"))
+    assert loaded == set() and pending[fp][:3] == (2, 3, "ada and bob")
+    assert sv.decrypt(sv.login("pat"), ref).status == 503
+    assert not any(o == "loaded" for _, o, _ in share_audit(sv))
+
+
+def test_a_costly_share_file_is_refused_before_scrypt(sv_factory):
+    """Share files whose scrypt costs more than twice what key1-split
+    writes are refused from their headers, before any derivation."""
+    sv = sv_factory()
+    sp = split_key1(sv, sv.key1, 2, 2)
+    costly = sp.data[1].replace(b" p=1\n", b" p=3\n")
+    assert costly != sp.data[1]
+    r = give(sv, sv.login("ada"), costly, sp.passphrase[1])
+    assert r.status == 400 and "refused before any use" in r.text, r.text
+    assert share_audit(sv) == [("ada", "refused", "passphrase protection refused (too costly)")]
