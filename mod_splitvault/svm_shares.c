@@ -396,7 +396,7 @@ int svm_shares_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_u
     }
     if (!dbd || (found = svm_share_registered(r, dbd, s->fp, reg)) < 0) {
         sv_share_wipe(s);
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02150: key1 share from %s refused "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02160: key1 share from %s refused "
                       "(not audited: the database is unreachable): %s", st->name, what);
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Share not accepted",
                                 "The database is unreachable, so the share cannot be checked "

@@ -59,8 +59,10 @@
  * parts, layout 2 no staff ids) finds a segment it cannot read:
  * post_config cleanses it whole, unmaps it and makes a new one, logging
  * that key1 must be loaded again. Children of the old generation keep the
- * old mapping until they exit (docs/operations.md: such an upgrade needs
- * a stop and a start).
+ * old mapping until they exit: the wipe happens under the mutex and zeroes
+ * the magic, which svm_shm_lock checks, so that such children (of layout 3
+ * on) refuse to put anything into the orphaned segment. Earlier layouts do
+ * not check: docs/operations.md asks for a stop and a start.
  */
 #include "svm.h"
 #include "svm_shm.h"
@@ -222,7 +224,15 @@ int svm_shm_post_config(apr_pool_t *pconf, server_rec *s)
                      "over the restart has layout %u, this module uses %u: it is wiped "
                      "(loaded keys and pending shares with it); load key1 again",
                      (unsigned)rd->seg->hdr.layout, SVM_SHM_LAYOUT);
+        /* under the mutex, so that old children (of layout 3 on, which
+         * check the magic under it) see the wiped magic and load nothing
+         * into a segment that is about to be orphaned */
+        if (rd->mutex && (rv = apr_global_mutex_lock(rd->mutex)) != APR_SUCCESS)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "SV02137: cannot take the key1 "
+                         "mutex to wipe the old segment (wiped without it)");
         sv_cleanse(rd->seg, apr_shm_size_get(rd->shm));
+        if (rd->mutex && rv == APR_SUCCESS)
+            apr_global_mutex_unlock(rd->mutex);
         rd->seg = NULL;
         if ((rv = apr_shm_destroy(rd->shm)) != APR_SUCCESS)
             ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "SV02142: cannot unmap the old "
@@ -358,6 +368,15 @@ static int svm_shm_lock(request_rec *r)
     }
     if ((rv = apr_global_mutex_lock(svm_shm->mutex)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV02136: cannot take the key1 mutex");
+        return -1;
+    }
+    if (svm_shm->seg->hdr.magic != SVM_SHM_MAGIC) {
+        /* a graceful restart into another layout wiped this segment: it
+         * is no longer the parent's, so nothing goes into it */
+        apr_global_mutex_unlock(svm_shm->mutex);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02138: the key1 segment of this "
+                      "child was replaced by a restart: key1 is unavailable in this child "
+                      "until it exits");
         return -1;
     }
     svm_parts_expire(r, NULL);
