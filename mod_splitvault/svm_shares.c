@@ -46,6 +46,7 @@
 #include "svm_audit.h"
 #include "svm_config.h"
 #include "svm_db.h"
+#include "svm_fault.h"
 #include "svm_form.h"
 #include "svm_html.h"
 #include "svm_session.h"
@@ -198,6 +199,14 @@ static int svm_shares_assemble(request_rec *r, const svm_srv_conf *sc, svm_staff
     apr_status_t rv;
     unsigned i, kept = 0;
 
+#ifdef SV_TEST_HOOKS
+    if (svm_test_fault(r) && strcmp(svm_test_fault(r), "share-assemble-slow") == 0) {
+        /* a completion that takes its time, its slot LOADING */
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02162: test build: a set of shares "
+                      "held LOADING for 3 s");
+        apr_sleep(apr_time_from_sec(3));
+    }
+#endif
     for (i = 0; i < pi->have; i++) {
         const void *args[] = { apr_psprintf(r->pool, "%" APR_INT64_T_FMT, pi->part[i].staff) };
         svm_rows res;
@@ -357,6 +366,14 @@ int svm_shares_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_u
                                 "Other share files are being opened right now. Nothing was "
                                 "kept; please try again in a few seconds.", st);
     }
+#ifdef SV_TEST_HOOKS
+    if (svm_test_fault(r) && strcmp(svm_test_fault(r), "share-open-slow") == 0) {
+        /* an opening that takes its time, holding its place */
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02161: test build: a share file "
+                      "opening held for 3 s");
+        apr_sleep(apr_time_from_sec(3));
+    }
+#endif
     sst = sv_share_open(file->value, file->len, pass->value, pass->len, s);
     svm_key1_open_end(r);
     svm_upload_wipe(u); /* the share file and its passphrase: gone now */

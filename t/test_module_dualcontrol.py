@@ -652,3 +652,80 @@ def test_a_costly_share_file_is_refused_before_scrypt(sv_factory):
     r = give(sv, sv.login("ada"), costly, sp.passphrase[1])
     assert r.status == 400 and "refused before any use" in r.text, r.text
     assert share_audit(sv) == [("ada", "refused", "passphrase protection refused (too costly)")]
+
+
+@pytest.mark.skipif(not TEST_HOOKS, reason="needs --enable-test-hooks")
+@pytest.mark.log_allows(r"SV02158")
+def test_share_openings_at_once_are_bounded(sv_factory):
+    """At most two share files are opened (scrypt) at once in the whole
+    httpd: a third gets 503 with Retry-After and nothing is kept."""
+    import threading
+    sv = sv_factory()
+    add_admins(sv)
+    fp = sv.key1.fingerprint
+    sp = split_key1(sv, sv.key1, 3, 3)
+    slow = {"X-SplitVault-Fault": "share-open-slow"}
+    out = {}
+
+    def give_slowly(name, i):
+        c = sv.login(name) if name == "ada" else login(sv, name)
+        token = c.get(sv.keys_path()).csrf()
+        body, ctype = multipart_body([("csrf", token), ("action", "share"),
+                                      ("passphrase", sp.passphrase[i])],
+                                     [("sharefile", "key1.share", sp.data[i])])
+        out[name] = c.post(sv.keys_path(), body=body, content_type=ctype, headers=slow)
+
+    cy = login(sv, "cy")
+    threads = [threading.Thread(target=give_slowly, args=a) for a in (("ada", 1), ("bob", 2))]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(re.findall("SV02161", sv.httpd.log_text())) == 2, 20,
+               "two slow openings")
+    r = give_share(sv, cy, sp, 3)
+    assert r.status == 503 and r.header("Retry-After") == "5", r.text
+    assert "try again in a few seconds" in r.text
+    for t in threads:
+        t.join(30)
+    assert out["ada"].status == 303 and out["bob"].status == 303
+    assert keys_state(sv, cy) == (set(), {fp: keys_state(sv, cy)[1][fp]})
+    r = give_share(sv, cy, sp, 3)
+    assert r.status == 303 and "done=loaded" in r.header("Location"), r.text
+
+
+@pytest.mark.skipif(not TEST_HOOKS, reason="needs --enable-test-hooks")
+@pytest.mark.log_allows(r"SV02102")
+def test_a_completing_set_keeps_its_slot(sv_factory):
+    """Between the last share and the load the slot stays reserved
+    (LOADING): a whole-key upload of that key and new shares of it are
+    refused meanwhile, and the combined key goes into exactly that slot."""
+    import threading
+    sv = sv_factory()
+    add_admins(sv)
+    fp = sv.key1.fingerprint
+    sp = split_key1(sv, sv.key1, 2, 3)
+    assert give_share(sv, sv.login("ada"), sp, 1).status == 303
+    bob = login(sv, "bob")
+    token = bob.get(sv.keys_path()).csrf()
+    out = {}
+
+    def complete():
+        body, ctype = multipart_body([("csrf", token), ("action", "share"),
+                                      ("passphrase", sp.passphrase[2])],
+                                     [("sharefile", "key1.share", sp.data[2])])
+        out["r"] = bob.post(sv.keys_path(), body=body, content_type=ctype,
+                            headers={"X-SplitVault-Fault": "share-assemble-slow"})
+
+    t = threading.Thread(target=complete)
+    t.start()
+    wait_until(lambda: "SV02162" in sv.httpd.log_text(), 20, "the slow completion")
+    cy = login(sv, "cy")
+    r = sv.upload_key1(cy)
+    assert r.status == 409 and "being loaded from shares" in r.text, r.text
+    r = give_share(sv, cy, sp, 3)
+    assert r.status == 409 and "being loaded from shares" in r.text, r.text
+    t.join(30)
+    assert out["r"].status == 303 and "done=loaded" in out["r"].header("Location")
+    assert keys_state(sv, cy) == ({fp}, {})
+    assert share_audit(sv)[-2][2].startswith("being loaded: key1 %s share 3" % fp)
+    assert share_audit(sv)[-1] == ("bob", "loaded",
+                                   "key1 %s loaded from shares 1 (ada), 2 (bob)" % fp)
