@@ -1,14 +1,14 @@
 #!/bin/sh
 # Fuzz one target for a while, from a libFuzzer build directory.
 #
-#   cd BUILD && sh SRC/fuzz/run-fuzz.sh wire|keyfile|form|multipart SECONDS [libFuzzer options...]
+#   cd BUILD && sh SRC/fuzz/run-fuzz.sh wire|keyfile|form|multipart|share SECONDS [libFuzzer options...]
 #
 # The committed seeds and run-time private-key seeds (fuzz/keyfile-seeds.sh)
 # are copied into a fresh working corpus, so the tree is never written to;
 # new inputs stay in that working corpus and crash/leak/timeout artifacts go
 # to ./fuzz-artifacts-TARGET/. Prints libFuzzer's final statistics.
 set -eu
-[ $# -ge 2 ] || { echo "usage: $0 wire|keyfile|form|multipart SECONDS [libFuzzer options...]" >&2; exit 2; }
+[ $# -ge 2 ] || { echo "usage: $0 wire|keyfile|form|multipart|share SECONDS [libFuzzer options...]" >&2; exit 2; }
 target=$1
 secs=$2
 shift 2

@@ -9,30 +9,16 @@
  * this project's code. Share indexes are libgfshare's (1..255; gfsplit
  * names its files NAME.NNN after them).
  *
- * A share file is text, at most SV_SHARE_FILE_MAX bytes:
- *
- *   -----BEGIN SPLITVAULT KEY1 SHARE-----
- *   Key1: <fingerprint, 64 lowercase hex: sv_key1_fingerprint>
- *   Split: <32 lowercase hex: random id, the same in every share of a split>
- *   Share: <index, decimal 1..255>
- *   Threshold: <K, decimal 2..SV_SHARE_MAX_K>
- *   Count: <N, decimal K..SV_SHARE_MAX_N>
- *   Holder: <name, optional: 1..SV_SHARE_HOLDER_MAX of [A-Za-z0-9._@-]>
- *   KDF: scrypt N=<2^k> r=<r> p=<p>
- *   Salt: <32 lowercase hex>
- *   Nonce: <24 lowercase hex>
- *
- *   <base64, 64 columns: AES-256-GCM ciphertext of the share bytes, then
- *    its 16-byte tag>
- *   -----END SPLITVAULT KEY1 SHARE-----
- *
- * Header lines come in exactly that order (Holder may be absent), each
- * ending in "\n"; the AEAD's additional data is the header block as it
- * stands in the file, from "Key1:" through the Nonce line's "\n", so no
- * header can be altered without the tag failing. The AEAD key is
- * scrypt(passphrase, salt); the cost is checked against the same caps as
- * key1 files (sv_keyfile.h) before anything is derived. Writers use
- * N=2^15, r=8, p=1 (32 MiB, under a second).
+ * A share file is text, at most SV_SHARE_FILE_MAX bytes: a BEGIN line,
+ * the headers Key1 (fingerprint), Split (random id), Share (index),
+ * Threshold, Count, Holder (optional), KDF (scrypt N, r, p), Salt and
+ * Nonce in that order, an empty line, the AES-256-GCM ciphertext and tag
+ * of the share in base64, an END line. The AEAD's additional data is the
+ * header block as it stands in the file, so no header can be altered
+ * without the tag failing; the key is scrypt(passphrase, salt), whose cost
+ * is checked against the caps of key1 files (sv_keyfile.h) before anything
+ * is derived. Writers use N=2^15, r=8, p=1 (32 MiB). The format, exactly:
+ * docs/format.md, "key1 share files".
  */
 #ifndef SV_SHARE_H
 #define SV_SHARE_H

@@ -21,6 +21,7 @@
 #include "http_request.h"
 #include "http_core.h"
 #include "ap_mpm.h"
+#include "mpm_common.h"
 
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -180,6 +181,15 @@ static void svm_child_nodump(apr_pool_t *p, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "SV01008: cannot set RLIMIT_CORE to 0");
 }
 
+/* In the parent, about every ten seconds (every MPM runs the monitor hook
+ * from its main loop): pending key1 shares whose time is up are wiped here,
+ * not only when a request next looks at them. */
+static int svm_monitor(apr_pool_t *p, server_rec *s)
+{
+    svm_key1_parts_monitor(s);
+    return DECLINED;
+}
+
 static const char *const svm_before_dbd[] = { "mod_dbd.c", NULL };
 
 static void svm_register_hooks(apr_pool_t *p)
@@ -193,6 +203,7 @@ static void svm_register_hooks(apr_pool_t *p)
     /* after every other module's child_init, so that nothing makes the
      * child dumpable again */
     ap_hook_child_init(svm_child_nodump, NULL, NULL, APR_HOOK_REALLY_LAST);
+    ap_hook_monitor(svm_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(svm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(svm_keys_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

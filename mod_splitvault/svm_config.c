@@ -13,6 +13,7 @@
 #include "svm_config.h"
 
 #include "sv_keyfile.h"
+#include "sv_share.h"
 #include "http_core.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
@@ -47,6 +48,9 @@ void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
     sc->thr_name_n = sc->thr_name_s = UNSET;
     sc->login_concurrency = UNSET;
     sc->ithr_n = sc->ithr_s = UNSET;
+    sc->key1_share_timeout = UNSET;
+    sc->key1_whole_file = UNSET;
+    sc->key1_min_shares = UNSET;
     return sc;
 }
 
@@ -94,6 +98,9 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->hsts = MERGE_PTR(hsts);
     /* a virtual host's own pins replace the main server's */
     sc->key1_pins = add->key1_pins->nelts ? add->key1_pins : base->key1_pins;
+    sc->key1_share_timeout = MERGE_INT(key1_share_timeout);
+    sc->key1_whole_file = MERGE_INT(key1_whole_file);
+    sc->key1_min_shares = MERGE_INT(key1_min_shares);
     return sc;
 }
 
@@ -138,6 +145,12 @@ void svm_conf_defaults(svm_srv_conf *sc)
     }
     if (!sc->hsts)
         sc->hsts = SVM_DEF_HSTS;
+    if (sc->key1_share_timeout == UNSET)
+        sc->key1_share_timeout = SVM_DEF_KEY1_SHARE_TIMEOUT;
+    if (sc->key1_whole_file == UNSET)
+        sc->key1_whole_file = 1;
+    if (sc->key1_min_shares == UNSET)
+        sc->key1_min_shares = SVM_DEF_KEY1_MIN_SHARES;
 }
 
 int svm_cookie_secure(const svm_srv_conf *sc)
@@ -536,6 +549,47 @@ static const char *set_hsts(cmd_parms *cmd, void *dc, const char *args)
     return NULL;
 }
 
+/* SplitVaultKey1ShareTimeout seconds; SplitVaultKey1MinShares k (2 up to
+ * the most shares the key location can hold, SV_SHARE_MAX_K) */
+static const char *set_key1_share_int(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    /* the key1 segment is the whole server's: so are its rules */
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (!err)
+        err = svm_cmd_ctx(cmd, &sc);
+    long v;
+
+    if (err)
+        return err;
+    if (cmd->info == (void *)0) {
+        if ((err = svm_int_arg(cmd, arg, 1, 86400, &v)))
+            return err;
+        sc->key1_share_timeout = (int)v;
+    }
+    else {
+        if ((err = svm_int_arg(cmd, arg, 2, SV_SHARE_MAX_K, &v)))
+            return err;
+        sc->key1_min_shares = (int)v;
+    }
+    return NULL;
+}
+
+static const char *set_key1_whole_file(cmd_parms *cmd, void *dc, int on)
+{
+    svm_srv_conf *sc;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (!err)
+        err = svm_cmd_ctx(cmd, &sc);
+
+    if (err)
+        return err;
+    sc->key1_whole_file = on ? 1 : 0;
+    return NULL;
+}
+
 static const char *set_allow_core(cmd_parms *cmd, void *dc, int on)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -603,6 +657,15 @@ const command_rec svm_cmds[] = {
     AP_INIT_ITERATE("SplitVaultKey1Pin", add_key1_pin, NULL, RSRC_CONF,
                     "Fingerprints of the key1 public keys intake and decrypt may seal to "
                     "(default: any registered active key1)"),
+    AP_INIT_TAKE1("SplitVaultKey1ShareTimeout", set_key1_share_int, (void *)0, RSRC_CONF,
+                  "Seconds a set of key1 shares may wait for the rest at the key location "
+                  "before it is wiped (default 900)"),
+    AP_INIT_TAKE1("SplitVaultKey1MinShares", set_key1_share_int, (void *)1, RSRC_CONF,
+                  "Fewest shares a key1 split must need to be loaded at the key location "
+                  "(2 to 8, default 2)"),
+    AP_INIT_FLAG("SplitVaultKey1WholeFile", set_key1_whole_file, NULL, RSRC_CONF,
+                 "Off: key1 is loaded only from shares, never from a whole key file "
+                 "(default On)"),
     AP_INIT_RAW_ARGS("SplitVaultHSTS", set_hsts, NULL, RSRC_CONF,
                      "Strict-Transport-Security on HTTPS answers: max-age=SECONDS "
                      "[includeSubDomains] [preload], or Off (default max-age=31536000)"),

@@ -56,6 +56,10 @@ typedef struct {
     /* SplitVaultKey1Pin: the key1 fingerprints (lower-case hex) intake and
      * decrypt may seal to; empty: any registered active key1 */
     apr_array_header_t *key1_pins;
+    /* key1 dual control */
+    int key1_share_timeout;   /* SplitVaultKey1ShareTimeout: seconds */
+    int key1_whole_file;      /* SplitVaultKey1WholeFile: -1 unset, default on */
+    int key1_min_shares;      /* SplitVaultKey1MinShares: least k accepted */
 
     /* run time (not merged) */
     SSL_CTX *ssl_ctx;         /* built at check_config */
@@ -84,6 +88,8 @@ typedef struct {
 #define SVM_DEF_ITHR_S 600
 #define SVM_LOGIN_KEY_LEN 32
 #define SVM_DEF_HSTS "max-age=31536000"
+#define SVM_DEF_KEY1_SHARE_TIMEOUT 900
+#define SVM_DEF_KEY1_MIN_SHARES 2
 
 extern const command_rec svm_cmds[];
 void *svm_create_srv_conf(apr_pool_t *p, server_rec *s);

@@ -95,6 +95,9 @@ static const svm_stmt_def svm_stmts[] = {
     /* key location and decrypt */
     { "svm_key1_get",
       "SELECT encode(public_key, 'hex') FROM key1 WHERE fingerprint = %s" },
+    /* dual control: is the giver of a share still an enabled admin? */
+    { "svm_staff_is_admin",
+      "SELECT id FROM staff WHERE id = %s::bigint AND can_admin AND NOT disabled" },
     /* a ct longer than the first argument is not sent at all (NULL): only
      * its length, the last column, which the module checks before it
      * allocates anything for the value */

@@ -3,7 +3,7 @@
  *
  * Signed-in admins (can_admin) see the registered key1 public keys, which
  * of them are loaded in this server's shared memory (since when, by whom),
- * and the daemon's status (reachable, locked down, queue). Two POST actions,
+ * and the daemon's status (reachable, locked down, queue). POST actions,
  * each with the session's CSRF token:
  *
  *   action=upload  a key1 PEM (file input "key1file" in a multipart form,
@@ -12,12 +12,18 @@
  *                  key; a valid but unregistered key is a substitution
  *                  attempt and is refused. The body holding the PEM and the
  *                  passphrase is cleansed as soon as the key is decoded.
- *   action=forget  "fingerprint": wipe that key from shared memory.
+ *                  Refused when SplitVaultKey1WholeFile is Off.
+ *   action=forget  "fingerprint": wipe that loaded key from shared memory (a
+ *                  pending set of its shares is left alone: share-discard).
+ *   action=share, action=share-discard
+ *                  key1 under dual control, one admin's share at a time
+ *                  (svm_shares.c).
  *
- * "kind" is "whole" (the default); it leaves room for loading key1 from
- * k-of-n admin parts later (svm_shm.c reserves the slot state). Every
- * upload, refusal and forget is audited (fingerprints only, never key
- * material). The sysadmin additionally fences this location with Require.
+ * "kind" is "whole" (the default, and the only one). Every upload, share,
+ * refusal and forget is audited (fingerprints only, never key material),
+ * and so is a pending set a whole key supersedes; each view of the page,
+ * and each share or discard once its body is wiped, first audits the sets
+ * of shares that expired since (svm_shares_audit_gone). The sysadmin additionally fences this location with Require.
  * svm_route.c checks the route (session, can_admin, method) and reads the
  * POST's secret upload body and its CSRF token before svm_keys_post runs.
  */
@@ -32,6 +38,7 @@
 #include "svm_key1.h"
 #include "svm_parse.h"
 #include "svm_session.h"
+#include "svm_shares.h"
 #include "svm_shm.h"
 #include "svm_upload.h"
 
@@ -78,17 +85,26 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
     char fp[SV_FINGERPRINT_HEX_LEN + 1];
     const char *detail;
     ap_dbd_t *dbd = svm_db(r);
+    svm_key1_pending_info displaced;
     svm_rows res;
     apr_dbd_row_t *row;
     int found = 0, replaced = 0;
     apr_status_t rv;
     sv_status kst;
 
+    if (!sc->key1_whole_file) {
+        svm_upload_wipe(u);
+        return svm_upload_refused(r, sc, st, dbd, HTTP_FORBIDDEN,
+                                  "whole-file upload is off (SplitVaultKey1WholeFile Off)",
+                                  "This server loads key1 only from the shares of several "
+                                  "administrators (dual control): a whole key file is "
+                                  "refused.");
+    }
     if (kind && strcmp(kind->value, "whole") != 0) {
         svm_upload_wipe(u);
         return svm_upload_refused(r, sc, st, dbd, HTTP_BAD_REQUEST, "unsupported kind",
-                                  "Loading key1 from parts is not available in this "
-                                  "release.");
+                                  "Give a share with the share form, not the key file "
+                                  "form.");
     }
     if (!pem) {
         svm_upload_wipe(u);
@@ -161,8 +177,11 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
                                   "This key is not a registered key1 (its fingerprint is not "
                                   "in the database), so it cannot be used here.");
     }
-    rv = svm_key1_load(r, sk, pk, fp, st->name, &replaced);
+    rv = svm_key1_load(r, sk, pk, fp, st->name, &replaced, &displaced);
     sv_cleanse(sk, SV_X25519_LEN);
+    if (rv == APR_EBUSY)
+        return svm_upload_refused(r, sc, st, dbd, HTTP_CONFLICT, "being loaded from shares",
+                                  "This key1 is being loaded from shares right now.");
     if (rv == APR_ENOSPC)
         return svm_upload_refused(r, sc, st, dbd, HTTP_CONFLICT, "every key slot is in use",
                                   "Every key slot of this server is in use: forget a key "
@@ -173,6 +192,15 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
                                   "The key store of this server is unavailable.");
     svm_audit(r, dbd, st->name, "key1-upload", NULL, NULL, "ok",
               apr_pstrcat(r->pool, replaced ? "reloaded " : "loaded ", fp, NULL));
+    if (displaced.have) {
+        /* the whole key made a pending set of its shares moot: say whose */
+        detail = apr_psprintf(r->pool, "key1 %s split %s started by %s: shares %s (%u of %u) "
+                              "wiped by a whole-key load", fp, displaced.split,
+                              displaced.starter, svm_shares_list(r->pool, &displaced),
+                              displaced.have, displaced.need);
+        svm_audit(r, dbd, st->name, "key1-share-discard", NULL, NULL, "superseded", detail);
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02159: %s", detail);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV02103: key1 %s loaded by %s", fp,
                   st->name);
     return svm_redirect(r, apr_pstrcat(r->pool, ap_escape_uri(r->pool, r->uri), "?done=loaded",
@@ -217,21 +245,45 @@ const char *svm_keys_audit_action(const apr_array_header_t *pairs)
 {
     const svm_pair *a = svm_form_get(pairs, "action");
 
-    return a && strcmp(a->value, "forget") == 0 ? "key1-forget" : "key1-upload";
+    if (!a)
+        return "key1-post";
+    if (strcmp(a->value, "upload") == 0)
+        return "key1-upload";
+    if (strcmp(a->value, "forget") == 0)
+        return "key1-forget";
+    if (strcmp(a->value, "share") == 0)
+        return "key1-share";
+    if (strcmp(a->value, "share-discard") == 0)
+        return "key1-share-discard";
+    return "key1-post";
 }
 
 int svm_keys_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_upload *u)
 {
     const svm_pair *a = svm_form_get(u->pairs, "action");
 
-    if (!a || (strcmp(a->value, "upload") != 0 && strcmp(a->value, "forget") != 0)) {
-        svm_upload_wipe(u);
-        return svm_page_message(r, sc, HTTP_BAD_REQUEST, "Request refused",
-                                "Unknown action.", st);
-    }
-    if (strcmp(a->value, "forget") == 0)
+    if (a && strcmp(a->value, "upload") == 0)
+        return svm_keys_upload(r, sc, st, u);
+    if (a && strcmp(a->value, "forget") == 0)
         return svm_keys_forget(r, sc, st, u);
-    return svm_keys_upload(r, sc, st, u);
+    if (a && strcmp(a->value, "share") == 0)
+        return svm_shares_post(r, sc, st, u);
+    if (a && strcmp(a->value, "share-discard") == 0)
+        return svm_shares_discard(r, sc, st, u);
+    svm_upload_wipe(u);
+    return svm_page_message(r, sc, HTTP_BAD_REQUEST, "Request refused", "Unknown action.", st);
+}
+
+/* The pending set of fp, or NULL. */
+static const svm_key1_pending_info *svm_pending(const svm_key1_pending_info *l, int n,
+                                                const char *fp)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (strcmp(l[i].fp, fp) == 0)
+            return &l[i];
+    return NULL;
 }
 
 /* The loaded-keys entry for fp, or NULL. */
@@ -265,15 +317,19 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
     apr_dbd_row_t *row;
     sv_status_resp ds;
     svm_key1_info loaded[SVM_KEY1_SLOTS];
+    svm_key1_pending_info pending[SVM_KEY1_SLOTS];
     const void *args[] = { NULL };
     const char *done = svm_query_arg(r, "done");
     const char *self = svm_esc(r->pool, ap_escape_uri(r->pool, r->uri));
-    int n = 0, nl, i, seen[SVM_KEY1_SLOTS] = { 0 }, unpinned = 0;
+    int n = 0, nl, np, i, seen[SVM_KEY1_SLOTS] = { 0 }, unpinned = 0;
 
-    if (!(dbd = svm_db(r)) || svm_db_select(r, dbd, "svm_key1_list", &res, args))
+    if ((dbd = svm_db(r)))
+        svm_shares_audit_gone(r, dbd); /* before the list's result set is open */
+    if (!dbd || svm_db_select(r, dbd, "svm_key1_list", &res, args))
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Keys unavailable",
                                 "The database is unreachable; please try again.", st);
     nl = svm_key1_slots(r, loaded);
+    np = nl < 0 ? 0 : svm_key1_pending(r, pending);
     svm_security_headers(r, 1);
     svm_page_begin(r, sc, "Keys", st);
     ap_rputs("<h1>Keys</h1>\n", r);
@@ -282,6 +338,12 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
     else if (done && strcmp(done, "forgotten") == 0)
         ap_rputs("<p class=\"note\" role=\"status\">key1 was wiped from this server's "
                  "memory.</p>\n", r);
+    else if (done && strcmp(done, "share") == 0)
+        ap_rputs("<p class=\"note\" role=\"status\">Your share was accepted; key1 is "
+                 "loaded when enough administrators have given theirs.</p>\n", r);
+    else if (done && strcmp(done, "discarded") == 0)
+        ap_rputs("<p class=\"note\" role=\"status\">The pending shares were wiped.</p>\n",
+                 r);
     if (nl < 0)
         ap_rputs("<p class=\"error\">The key store of this server is unavailable.</p>\n", r);
     else if (nl == 0)
@@ -296,6 +358,7 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
     while ((row = svm_db_row(r, dbd, &res))) {
         const char *fp = svm_db_col(r, dbd, row, 0);
         const svm_key1_info *li = nl > 0 ? svm_loaded(loaded, nl, fp) : NULL;
+        const svm_key1_pending_info *pi = np > 0 ? svm_pending(pending, np, fp) : NULL;
         n++;
         if (*svm_db_col(r, dbd, row, 1) == 't' && !svm_key1_pinned(sc, fp))
             unpinned = 1;
@@ -316,6 +379,8 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
                        "</button></form></td></tr>\n",
                        svm_time_utc(r->pool, li->since), svm_esc(r->pool, li->by), self,
                        svm_esc(r->pool, st->csrf), svm_esc(r->pool, li->fp));
+        else if (pi)
+            svm_shares_progress(r, pi, self, st->csrf);
         else
             ap_rputs("<td>no</td></tr>\n", r);
     }
@@ -341,24 +406,27 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
                    svm_esc(r->pool, loaded[i].fp), self, svm_esc(r->pool, st->csrf),
                    svm_esc(r->pool, loaded[i].fp));
     }
-    ap_rprintf(r, "<h2>Load key1</h2>\n<p class=\"hint\">The key file is the one made with "
-               "<code>openssl genpkey -algorithm X25519 -aes256 -out key1.pem</code>. It is "
-               "accepted only when its public half is registered, is kept in this server's "
-               "memory only (never on disk) until Apache stops, and survives a graceful "
-               "restart.</p>\n"
-               "<form method=\"post\" action=\"%s\" enctype=\"multipart/form-data\" "
-               "autocomplete=\"off\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-               "<input type=\"hidden\" name=\"action\" value=\"upload\">"
-               "<input type=\"hidden\" name=\"kind\" value=\"whole\">"
-               "<label for=\"key1file\">key1 file (PEM)</label>"
-               "<input type=\"file\" id=\"key1file\" name=\"key1file\">"
-               "<label for=\"key1pem\">or paste its text</label>"
-               "<textarea id=\"key1pem\" name=\"key1pem\" spellcheck=\"false\"></textarea>"
-               "<label for=\"passphrase\">Passphrase</label>"
-               "<input type=\"password\" id=\"passphrase\" name=\"passphrase\" "
-               "autocomplete=\"off\">"
-               "<button type=\"submit\">Load key1</button></form>\n",
-               self, svm_esc(r->pool, st->csrf));
+    svm_shares_form(r, sc, self, st->csrf);
+    if (sc->key1_whole_file)
+        ap_rprintf(r, "<h2>Load key1 from its file</h2>\n<p class=\"hint\">The key file "
+                   "is the one made with "
+                   "<code>openssl genpkey -algorithm X25519 -aes256 -out key1.pem</code>. It is "
+                   "accepted only when its public half is registered, is kept in this server's "
+                   "memory only (never on disk) until Apache stops, and survives a graceful "
+                   "restart.</p>\n"
+                   "<form method=\"post\" action=\"%s\" enctype=\"multipart/form-data\" "
+                   "autocomplete=\"off\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+                   "<input type=\"hidden\" name=\"action\" value=\"upload\">"
+                   "<input type=\"hidden\" name=\"kind\" value=\"whole\">"
+                   "<label for=\"key1file\">key1 file (PEM)</label>"
+                   "<input type=\"file\" id=\"key1file\" name=\"key1file\">"
+                   "<label for=\"key1pem\">or paste its text</label>"
+                   "<textarea id=\"key1pem\" name=\"key1pem\" spellcheck=\"false\"></textarea>"
+                   "<label for=\"passphrase\">Passphrase</label>"
+                   "<input type=\"password\" id=\"passphrase\" name=\"passphrase\" "
+                   "autocomplete=\"off\">"
+                   "<button type=\"submit\">Load key1</button></form>\n",
+                   self, svm_esc(r->pool, st->csrf));
     ap_rputs("<h2>Daemon</h2>\n", r);
     if (svm_daemon_status(r, sc, &ds) == APR_SUCCESS)
         ap_rprintf(r, "<p>Reachable. %s Queue: %u of %u. Shares: %" APR_UINT64_T_FMT

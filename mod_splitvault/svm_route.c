@@ -187,7 +187,9 @@ static const svm_route svm_routes_main[] = {
 /* Handler "splitvault-keys": wherever it is set (path NULL: any). */
 static const svm_route svm_routes_keys[] = {
     { M_GET, NULL, SVM_NEED_SESSION, SVM_CSRF_NONE, "keys-view", NULL, rt_keys_page },
-    { M_POST, NULL, SVM_NEED_SESSION, SVM_CSRF_UPLOAD, "key1-upload", svm_keys_audit_action,
+    /* "key1-post" names a POST whose body was not read (so its action is
+     * unknown); once it is, svm_keys_audit_action names it */
+    { M_POST, NULL, SVM_NEED_SESSION, SVM_CSRF_UPLOAD, "key1-post", svm_keys_audit_action,
       rt_keys_post },
 };
 
@@ -382,9 +384,10 @@ static int svm_route_run(request_rec *r, const svm_area *a)
                                 "Nothing was changed. Reload the page and try again.", st);
     }
     if (!svm_has(st, rt->need)) {
+        const char *what = rt->action_of ? rt->action_of(q.pairs) : rt->action;
         if (q.upload)
             svm_upload_wipe(q.upload);
-        return svm_denied(r, sc, a, st, rt->action, ref);
+        return svm_denied(r, sc, a, st, what, ref);
     }
     return rt->fn(r, sc, st, &q);
 }

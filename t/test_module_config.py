@@ -85,6 +85,11 @@ BAD_DIRECTIVES = [
     ({"SplitVaultHSTS": "max-age=600 max-age=700"}, "unexpected 'max-age=700'"),
     ({"SplitVaultHSTS": "Off max-age=600"}, "Off takes nothing after it"),
     ({"SplitVaultHSTS": "max-age=31536000 preload"}, "preload needs includeSubDomains"),
+    ({"SplitVaultKey1ShareTimeout": "0"}, "'0' is not a number from 1 to 86400"),
+    ({"SplitVaultKey1ShareTimeout": "15m"}, "is not a number from 1 to 86400"),
+    ({"SplitVaultKey1MinShares": "1"}, "'1' is not a number from 2 to 8"),
+    ({"SplitVaultKey1MinShares": "9"}, "'9' is not a number from 2 to 8"),
+    ({"SplitVaultKey1WholeFile": "maybe"}, "SplitVaultKey1WholeFile must be On or Off"),
     # cross-directive checks (check_config, which -t runs too)
     ({"SplitVaultSessionIdle": "100", "SplitVaultSessionMax": "50"},
      "SplitVaultSessionIdle is longer than SplitVaultSessionMax"),
@@ -113,6 +118,27 @@ def test_login_throttles_accepted(workdir, pki, directives):
 def test_intake_throttle_values_accepted(workdir, pki, value):
     rc, out = check(workdir, pki, directives={"SplitVaultIntakeThrottle": value})
     assert rc == 0 and "Syntax OK" in out, out
+
+
+def test_key1_dual_control_accepted(workdir, pki):
+    rc, out = check(workdir, pki, directives={"SplitVaultKey1ShareTimeout": "600",
+                                              "SplitVaultKey1MinShares": "3",
+                                              "SplitVaultKey1WholeFile": "Off"})
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize("directive", ["SplitVaultKey1WholeFile On",
+                                       "SplitVaultKey1WholeFile Off",
+                                       "SplitVaultKey1MinShares 3",
+                                       "SplitVaultKey1ShareTimeout 60"])
+def test_key1_dual_control_refused_in_a_virtual_host(workdir, pki, directive):
+    """key1's segment is the whole server's: a virtual host (an :80 twin,
+    say) must not load whole key files into it while the main server
+    allows only shares."""
+    rc, out = check(workdir, pki, directives={"SplitVaultKey1WholeFile": "Off"},
+                    extra="<VirtualHost 127.0.0.1:1>\n%s\n</VirtualHost>" % directive)
+    assert rc != 0 and directive.split()[0] in out \
+        and "cannot occur within <VirtualHost> section" in out, out
 
 
 def test_key1_pins_accepted(workdir, pki):

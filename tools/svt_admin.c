@@ -75,6 +75,28 @@ static const char usage[] =
     "  key1-retire FINGERPRINT [--by NAME]\n"
     "                              remove a registered key1 that is not active and that no\n"
     "                              field is wrapped to any more (after key1-rewrap)\n"
+    "  key1-split --k K --n N [--holder NAME]... [--out-dir DIR] [--passphrase-fd FD]\n"
+    "             [--share-passphrase-fd FD] KEY1.pem\n"
+    "                              dual control: split key1 into N shares, any K of\n"
+    "                              which (2 to 8) open it; each share file is sealed\n"
+    "                              under a passphrase its holder chooses (asked twice on\n"
+    "                              the terminal, or one line per share from FD; at least\n"
+    "                              12 characters, each its own), written as\n"
+    "                              DIR/key1-<fingerprint>.share-<i> (mode 0600, never\n"
+    "                              over a file); --holder NAME, N times or never, names\n"
+    "                              the holders in share order; no database needed\n"
+    "  key1-share-check [--passphrase-fd FD] SHARE\n"
+    "                              open one share file and print its key, index,\n"
+    "                              threshold and holder: a holder's check\n"
+    "  key1-share-export [--passphrase-fd FD] SHARE OUTFILE.NNN\n"
+    "                              write the share unsealed, as libgfshare's gfsplit\n"
+    "                              would (NNN: the share's index, 3 digits), for\n"
+    "                              recovery with stock gfcombine and openssl\n"
+    "  key1-combine [--passphrase-fd FD] [--out-passphrase-fd FD] --out KEY1.pem SHARE...\n"
+    "                              assemble K shares into an encrypted key1 file (mode\n"
+    "                              0600, never over a file), e.g. for key1-rewrap; each\n"
+    "                              share's passphrase is asked, or one line per share\n"
+    "                              is read from FD\n"
     "  login-key FILE              write a new secret for the module's SplitVaultLoginKeyFile\n"
     "                              (mode 0600; install the same file on every front end)\n"
     "  reconcile --daemon HOST:PORT --ca FILE --cert FILE --key FILE [--name NAME]\n"
@@ -411,13 +433,22 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    if (strcmp(cmd, "login-key") == 0) /* no database needed */
+    sv_log_set(svt_lib_log, NULL);
+    /* no database needed (key1-split runs on an air-gapped machine) */
+    if (strcmp(cmd, "login-key") == 0)
         return svt_cmd_login_key(argc - i, argv + i);
+    if (strcmp(cmd, "key1-split") == 0)
+        return svt_cmd_key1_split(argc - i, argv + i);
+    if (strcmp(cmd, "key1-share-check") == 0)
+        return svt_cmd_key1_share_check(argc - i, argv + i);
+    if (strcmp(cmd, "key1-share-export") == 0)
+        return svt_cmd_key1_share_export(argc - i, argv + i);
+    if (strcmp(cmd, "key1-combine") == 0)
+        return svt_cmd_key1_combine(argc - i, argv + i);
     if (!c.dsn) {
         svt_fail("no database: set SPLITVAULT_DSN or give -d DSN");
         return strcmp(cmd, "check") == 0 ? 2 : 1;
     }
-    sv_log_set(svt_lib_log, NULL);
     apr_initialize();
     atexit(apr_terminate);
     apr_pool_create(&c.pool, NULL);
