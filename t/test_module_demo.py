@@ -1,11 +1,12 @@
 """The demo (scripts/demo.sh -> fixtures_httpd.run_demo) walks the whole
 story: it prints the key1 file and passphrase to load at the key location,
-an admin loads it there, and privileged demo staff decrypt a submission."""
+an admin loads it there, and privileged demo staff decrypt a submission;
+then the same under dual control, with the two admins' shares it prints."""
 import re
 import shutil
 
 from svtest.core import make_workdir
-from svtest.fixtures_httpd import STAFF, Stack, run_demo
+from svtest.fixtures_httpd import DEMO_BOB, STAFF, Stack, run_demo
 
 
 def test_demo_walks_the_whole_story(capsys):
@@ -36,6 +37,23 @@ def test_demo_walks_the_whole_story(capsys):
         assert r.status == 503 and "Key not loaded" in r.text
         with open(pem, "rb") as f:
             r = stack.upload_key1(pem=f.read(), passphrase=passphrase)
+        assert r.status == 303, r.text
+        r = stack.decrypt(pat, ref)
+        assert r.status == 200, r.text
+        assert Stack.decrypted_values(r) == values
+        # dual control: forget key1, then ada and bob each give the share
+        # the demo printed for them; one share loads nothing, two do
+        assert stack.forget_key1().status == 303
+        shares = dict((int(i), (who, path, pw)) for i, who, path, pw in re.findall(
+            r"share (\d) for (\w+) *: (\S+)  passphrase: (.+)", out))
+        assert sorted(shares) == [1, 2], out
+        ada = stack.login("ada")
+        r = stack.give_share(ada, open(shares[1][1], "rb").read(), shares[1][2].strip())
+        assert r.status == 303, r.text
+        assert "1 of 2 shares, from ada" in ada.get(stack.keys_path()).text
+        assert stack.decrypt(pat, ref).status == 503
+        bob = stack.login("bob", DEMO_BOB[0])
+        r = stack.give_share(bob, open(shares[2][1], "rb").read(), shares[2][2].strip())
         assert r.status == 303, r.text
         r = stack.decrypt(pat, ref)
         assert r.status == 200, r.text

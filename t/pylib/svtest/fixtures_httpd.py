@@ -246,6 +246,35 @@ class Key1:
         return core.sha256_hex(self.public_raw())
 
 
+def key1_split(key, k, holders, out_dir, passphrases):
+    """`splitvault-admin key1-split` of key into len(holders) shares with
+    threshold k, share i for holders[i-1] under passphrases[i-1] (given on
+    a pipe: a script's way; a real ceremony types them on a terminal).
+    Returns the share files' paths, by index from 1."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = [str(ADMIN), "key1-split", "--k", str(k), "--n", str(len(holders))]
+    for h in holders:
+        argv += ["--holder", h]
+    argv += ["--out-dir", str(out_dir), "--share-passphrase-fd", "0"]
+    fds = ()
+    if key.passphrase:
+        r, w = os.pipe()
+        os.write(w, (key.passphrase + "\n").encode())
+        os.close(w)
+        argv += ["--passphrase-fd", str(r)]
+        fds = (r,)
+    argv.append(str(key.pem))
+    try:
+        p = subprocess.run(argv, input="".join(x + "\n" for x in passphrases),
+                           capture_output=True, text=True, timeout=120, pass_fds=fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return {i: out_dir / ("key1-%s.share-%d" % (key.fingerprint[:16], i))
+            for i in range(1, len(holders) + 1)}
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -776,6 +805,15 @@ class Stack:
         fields.append(("key1pem", pem.decode("ascii")))
         return c.post(self.keys_path(), body=urllib.parse.urlencode(fields))
 
+    def give_share(self, client, data, passphrase):
+        """Give a key1 share at the key location as a browser does (the
+        share file input and its passphrase); returns the Response (303
+        when taken)."""
+        page = client.get(self.keys_path())
+        fields = [("csrf", page.csrf()), ("action", "share"), ("passphrase", passphrase)]
+        body, ctype = multipart_body(fields, [("sharefile", "key1.share", data)])
+        return client.post(self.keys_path(), body=body, content_type=ctype)
+
     def forget_key1(self, fingerprint=None, client=None):
         c = client or self.login("ada")
         page = c.get(self.keys_path())
@@ -910,13 +948,19 @@ def sv_shared(request, pg, pki):
 # ---------------------------------------------------------------- the demo
 
 
+# The demo's second admin and the passphrases of its key1 shares.
+DEMO_BOB = ("bob-password-000005",)
+DEMO_SHARE_PASS = {"ada": "ada's share passphrase", "bob": "bob's share passphrase"}
+
+
 def run_demo(directory=None, port=None, wait=True):
     """Start the whole system for a person to try (scripts/demo.sh calls
     this): PostgreSQL, splitvaultd (with the guard rails on: a few decrypts
     per staff member, then queueing and lock-down), httpd with the demo form
     on HTTPS, the standard staff accounts and a passphrase-protected key1
-    that is registered but not loaded. Prints the story to walk through:
-    submit, load key1 at the key location, decrypt as privileged staff,
+    that is registered but not loaded, and split into two admins' shares.
+    Prints the story to walk through: submit, load key1 at the key
+    location (whole, or under dual control), decrypt as privileged staff,
     trip and lift a lock-down, reconcile. Stops everything on Ctrl-C (or
     returns the started Stack when wait is False)."""
     from . import fixtures_daemon
@@ -942,6 +986,10 @@ def run_demo(directory=None, port=None, wait=True):
         stack.httpd.write_config()
         stack.httpd.start()
     h = stack.httpd
+    # dual control: a second admin, and key1 split 2-of-2 between ada and bob
+    stack.db.add_staff("bob", DEMO_BOB[0], ("admin",))
+    shares = key1_split(stack.key1, 2, ("ada", "bob"), d / "key1-shares",
+                        [DEMO_SHARE_PASS["ada"], DEMO_SHARE_PASS["bob"]])
     ctl = "%s -c %s" % (fixtures_daemon.CTL, stack.daemon.conf_path)
     print("SplitVault demo is running (everything under %s)" % d)
     print("  public form:   %s" % h.url(h.path("/")))
@@ -951,6 +999,7 @@ def run_demo(directory=None, port=None, wait=True):
     print("  staff accounts (name / password / capabilities):")
     for name, (pw, caps) in STAFF.items():
         print("    %-5s %-20s %s" % (name, pw, ", ".join(caps) or "view only"))
+    print("    %-5s %-20s %s" % ("bob", DEMO_BOB[0], "admin"))
     print("  main database %s: httpd connects as role %s (only the module's grants),"
           % (stack.db.name, stack.db.web))
     print("    splitvault-admin as role %s (its owner)" % stack.db.owner)
@@ -961,6 +1010,17 @@ def run_demo(directory=None, port=None, wait=True):
     print("  2. Sign in as ada (admin), open the key location and load the key1 file above")
     print("     with its passphrase. It lives in Apache's memory only; the page shows who")
     print("     loaded it and when. (Until then, decryption says the key is not loaded.)")
+    print("     Or under dual control, as when the whole key1 file has been destroyed:")
+    print("     key1 is also split into 2 shares (splitvault-admin key1-split --k 2 --n 2),")
+    print("     one for each admin, each sealed under its holder's own passphrase:")
+    for i, who in ((1, "ada"), (2, "bob")):
+        print("       share %d for %-3s: %s  passphrase: %s" % (i, who, shares[i],
+                                                            DEMO_SHARE_PASS[who]))
+    print("     Sign in as ada and give share 1 at the key location: the page shows")
+    print("     \"1 of 2 shares, from ada\" and when the shares expire. Then sign in as")
+    print("     bob (another browser or a private window) and give share 2: key1 is")
+    print("     assembled, checked against its registered public key and loaded; the")
+    print("     shares are wiped. (SplitVaultKey1WholeFile Off forbids the whole file.)")
     print("  3. Sign in as pat (privileged staff), open the record, press \"Decrypt this")
     print("     record\": the values are shown once, and every field gets a new key.")
     print("  4. Decrypt several records quickly: after 3 the daemon queues requests, and")
