@@ -299,7 +299,9 @@ def test_rewrap_in_jobs_stops_at_a_forged_row(sv_factory, workdir):
                 "AND r.uuid = %s AND fields.name = %s", (bytes(forged[7]), uuid, name))
     p = rewrap(sv, sv.key1, "--jobs", "3", "--batch", "2")
     assert p.returncode == 0, p.stderr
-    assert "in 3 jobs" in p.stdout and "none left" in p.stdout
+    # at most 3 jobs: fewer when fewer records are left than jobs asked
+    # (how many the failed run moved depends on how its jobs interleaved)
+    assert re.search(r" in [123] jobs ", p.stdout) and "none left" in p.stdout, p.stdout
     for b, a in zip(before, rows(sv)):
         assert a[:6] == b[:6] and a[8] == k2.fingerprint
         assert open_row(sv, a, keys).decode() == GOOD[a[1]]
