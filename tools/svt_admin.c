@@ -4,11 +4,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -350,6 +353,13 @@ static long svt_read_fd_line(int fd, char *buf, size_t size)
 
 char *svt_passphrase_read(const char *prompt, int fd, size_t *len)
 {
+    return svt_passphrase_ask(prompt, fd,
+                              "the key file needs a passphrase: run on a terminal or give "
+                              "--passphrase-fd N", len);
+}
+
+char *svt_passphrase_ask(const char *prompt, int fd, const char *no_tty, size_t *len)
+{
     size_t size = PW_MAX + 2;
     char *pw = sv_secret_alloc(size);
     long n;
@@ -364,7 +374,7 @@ char *svt_passphrase_read(const char *prompt, int fd, size_t *len)
         n = svt_read_tty(prompt, pw, size);
     else {
         sv_secret_free(pw, size);
-        svt_fail("the key file needs a passphrase: run on a terminal or give --passphrase-fd N");
+        svt_fail("%s", no_tty);
         return NULL;
     }
     if (n < 0 || n > PW_MAX) {
@@ -374,6 +384,17 @@ char *svt_passphrase_read(const char *prompt, int fd, size_t *len)
     }
     *len = (size_t)n;
     return pw;
+}
+
+int svt_no_dump(void)
+{
+    struct rlimit rl = { 0, 0 };
+
+    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+        return svt_fail("cannot disable core files: %s", strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return svt_fail("cannot make the process undumpable: %s", strerror(errno));
+    return 0;
 }
 
 int main(int argc, char **argv)
