@@ -281,13 +281,15 @@ static long svt_read_tty(const char *prompt, char *buf, size_t size)
     struct termios old, quiet;
     long n;
 
-    fprintf(stderr, "%s", prompt);
-    fflush(stderr);
     if (tcgetattr(STDIN_FILENO, &old) != 0)
         return -1;
     quiet = old;
     quiet.c_lflag &= ~(tcflag_t)ECHO;
+    /* echo off (discarding what was typed ahead) before the prompt shows,
+     * so that what is typed after the prompt is never discarded */
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    fprintf(stderr, "%s", prompt);
+    fflush(stderr);
     n = svt_read_line(stdin, buf, size);
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
     fputc('\n', stderr);
