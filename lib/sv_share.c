@@ -12,7 +12,10 @@
  * zeroes what it was asked to fill and raises a per-thread flag, which
  * every split checks after the coefficients are drawn: a failed generator
  * makes the split fail, never yield shares whose coefficients are zero
- * (each share would then be key1 itself).
+ * (each share would then be key1 itself). The callback is one global of the
+ * process, so every split and combination holds a mutex throughout, sets
+ * the callback to ours and checks it before and after the draws: other
+ * code that points it elsewhere cannot supply the coefficients.
  *
  * libgfshare keeps copies of the secret, the coefficients and the shares in
  * buffers it malloc()s. Its gfshare_ctx_free overwrites them with the
@@ -64,47 +67,65 @@
 /* libgfshare's random source                                          */
 
 static __thread int rng_failed;
-static pthread_once_t rng_once = PTHREAD_ONCE_INIT;
+/* held across every split: libgfshare's random callback is one global of
+ * the process, which other code could point elsewhere meanwhile */
+static pthread_mutex_t rng_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#ifdef SV_TEST_HOOKS
+/* test builds: while set, the filler takes RAND_priv_bytes as failed */
+int sv_share_test_rng_fail;
+#endif
 
 static void
 fill_rand(unsigned char *buf, unsigned int len)
 {
+    int ok;
+
     if (len == 0)
         return;
-    if (len > INT_MAX || RAND_priv_bytes(buf, (int)len) != 1) {
+    ok = len <= INT_MAX && RAND_priv_bytes(buf, (int)len) == 1;
+#ifdef SV_TEST_HOOKS
+    if (sv_share_test_rng_fail)
+        ok = 0;
+#endif
+    if (!ok) {
         OPENSSL_cleanse(buf, len);
         rng_failed = 1;
     }
 }
 
-static void
-rng_install(void)
-{
-    gfshare_fill_rand = fill_rand;
-}
-
-#ifdef SV_TEST_HOOKS
-/* test builds: make the next libgfshare random draws of this thread fail */
-int sv_share_test_rng_fail;
-#endif
-
+/* Take the lock and (re)install our filler: whatever set gfshare_fill_rand
+ * since the last split, this one draws from RAND_priv_bytes. 0 when the
+ * lock cannot be taken or the filler does not hold (nothing taken). */
 static int
 rng_begin(void)
 {
-    if (pthread_once(&rng_once, rng_install) != 0)
+    if (pthread_mutex_lock(&rng_lock) != 0) {
+        sv_log(SV_LOG_ERR, "share: cannot lock libgfshare's random source");
         return 0;
+    }
+    gfshare_fill_rand = fill_rand;
+    if (gfshare_fill_rand != fill_rand) {
+        pthread_mutex_unlock(&rng_lock);
+        sv_log(SV_LOG_ERR, "share: libgfshare's random source cannot be set");
+        return 0;
+    }
     rng_failed = 0;
     return 1;
 }
 
+/* After the draws, still under the lock: did every one succeed, through
+ * our filler? */
 static int
 rng_ok(void)
 {
-#ifdef SV_TEST_HOOKS
-    if (sv_share_test_rng_fail)
-        return 0;
-#endif
-    return !rng_failed;
+    return !rng_failed && gfshare_fill_rand == fill_rand;
+}
+
+static void
+rng_end(void)
+{
+    pthread_mutex_unlock(&rng_lock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -277,6 +298,7 @@ sv_share_split(const uint8_t sk[SV_X25519_LEN], const uint8_t pk[SV_X25519_LEN],
     char fp[SV_FINGERPRINT_HEX_LEN + 1];
     gfshare_ctx *g = NULL;
     unsigned i;
+    int locked = 0;
     sv_status st;
 
     if (out == NULL)
@@ -303,7 +325,7 @@ sv_share_split(const uint8_t sk[SV_X25519_LEN], const uint8_t pk[SV_X25519_LEN],
     for (i = 0; i < n; i++)
         nrs[i] = (unsigned char)(i + 1);
     st = SV_ERR_INTERNAL;
-    if (!rng_begin())
+    if (!(locked = rng_begin()))
         goto out;
     if ((g = gfshare_ctx_init_enc(nrs, n, (unsigned char)k, SV_SHARE_SECRET_LEN)) == NULL) {
         sv_log(SV_LOG_ERR, "share: libgfshare cannot set up a split");
@@ -332,6 +354,8 @@ out:
         gfshare_ctx_enc_setsecret(g, zero);
         gfshare_ctx_free(g);
     }
+    if (locked)
+        rng_end();
     sv_cleanse(der, sizeof(der));
     if (st != SV_OK)
         for (i = 0; i < n; i++)
@@ -350,6 +374,7 @@ sv_share_combine(const sv_share *const *shares, unsigned count, uint8_t sk[SV_X2
     gfshare_ctx *g = NULL;
     const sv_share *a;
     unsigned i;
+    int locked = 0;
     sv_status st = SV_ERR_INVAL;
 
     if (sk == NULL || pk == NULL)
@@ -383,7 +408,7 @@ sv_share_combine(const sv_share *const *shares, unsigned count, uint8_t sk[SV_X2
         nrs[i] = (unsigned char)shares[i]->index;
 
     st = SV_ERR_INTERNAL;
-    if (!rng_begin())
+    if (!(locked = rng_begin()))
         goto out;
     if ((g = gfshare_ctx_init_dec(nrs, count, SV_SHARE_SECRET_LEN)) == NULL) {
         sv_log(SV_LOG_ERR, "share: libgfshare cannot set up a combination");
@@ -412,6 +437,8 @@ out:
             gfshare_ctx_dec_giveshare(g, (unsigned char)i, zero);
         gfshare_ctx_free(g);
     }
+    if (locked)
+        rng_end();
     sv_cleanse(der, sizeof(der));
     if (st != SV_OK) {
         sv_cleanse(sk, SV_X25519_LEN);
@@ -720,6 +747,9 @@ parse(const char *text, size_t text_len, sv_share *out, struct parsed *ps)
         || memcmp(again, joined, b64_len) != 0)
         goto out;
 
+    /* what combine and seal require of every share, checked once more */
+    if (!headers_ok(out))
+        goto out;
     if (!scrypt_ok(ps->kdf_n, ps->kdf_r, ps->kdf_p)) {
         sv_log(SV_LOG_DEBUG, "share: scrypt cost over the caps of key1 files");
         st = SV_ERR_KEY_KDF;

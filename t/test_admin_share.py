@@ -8,19 +8,30 @@ nothing is written when a passphrase is wrong, a share was altered or comes
 from another split, or a target exists. Exported raw shares must combine
 with libgfshare's own gfcombine into DER that openssl reads. No passphrase,
 key or share byte may appear in what the commands print.
+
+An attacker's answers: key1-combine names the key before any passphrase
+and refuses another than --expect's (a forged split of one's own key); a
+holder who reseals other bytes gets nothing; key1-split writes nothing
+when its shares do not combine or a file cannot be written (test builds
+inject both); share files must be regular files; the tool is undumpable
+while it holds a share; an unsealed export off a tmpfs is warned about.
 """
 import base64
 import fcntl
 import itertools
 import os
+import pathlib
 import pty
 import stat
 import subprocess
 
 import pytest
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
 from svtest.core import wait_until
-from svtest.fixtures_httpd import ADMIN
+from svtest.fixtures_httpd import ADMIN, needs_test_hooks
 
 KEYPASS = "key1-file-passphrase-01"
 OUTPASS = "combined-key1-passphrase"
@@ -36,9 +47,9 @@ class Admin:
     def __init__(self):
         self.printed = []
 
-    def __call__(self, *args, fds=None, stdin=""):
+    def __call__(self, *args, fds=None, stdin="", env=None):
         """fds: {"--option": [lines]}: each becomes a pipe whose number is
-        given after the option."""
+        given after the option; env: variables added to the environment."""
         argv = [str(ADMIN)]
         pass_fds = []
         opts = []
@@ -52,7 +63,7 @@ class Admin:
         try:
             p = subprocess.run(argv, input=stdin, capture_output=True, text=True,
                                pass_fds=pass_fds, timeout=120,
-                               env=dict(os.environ, SPLITVAULT_DSN=""))
+                               env=dict(os.environ, SPLITVAULT_DSN="", **(env or {})))
         finally:
             for r in pass_fds:
                 os.close(r)
@@ -117,8 +128,9 @@ def share_files(outdir, key, n):
     return [outdir / ("key1-%s.share-%d" % (fp16, i)) for i in range(1, n + 1)]
 
 
-def combine(admin, out, files, passes, outpass=OUTPASS):
-    return admin("key1-combine", "--out", out, *files,
+def combine(admin, out, files, passes, outpass=OUTPASS, expect=None):
+    args = ["--expect", expect] if expect else []
+    return admin("key1-combine", *args, "--out", out, *files,
                  fds={"--passphrase-fd": passes, "--out-passphrase-fd": [outpass]})
 
 
@@ -317,7 +329,7 @@ def test_split_refuses_weak_or_reused_passphrases(admin, tmp_path):
     for k, n in [("1", "3"), ("4", "3"), ("9", "9"), ("2", "256")]:
         p = admin("key1-split", "--k", k, "--n", n, key)
         assert p.returncode != 0 and list(outdir.iterdir()) == []
-    assert admin("key1-split", key).returncode == 2
+    assert admin("key1-split", key).returncode == 1
     assert_no_secrets(admin, raw_private(key), "short-pass", "wrong-key-passphrase")
 
 
@@ -348,7 +360,7 @@ def test_share_check(admin, tmp_path):
     assert "share      4 of 5\n" in c.stdout and "threshold  3\n" in c.stdout
     assert "holder     dave@example\n" in c.stdout
     assert admin("key1-share-check", tmp_path / "missing").returncode == 1
-    assert admin("key1-share-check").returncode == 2
+    assert admin("key1-share-check").returncode == 1
     assert_no_secrets(admin, raw_private(key))
 
 
@@ -465,7 +477,8 @@ def test_split_and_combine_on_a_terminal(tmp_path):
         assert secret not in out and secret not in term  # no echo
 
     out_pem = tmp_path / "out.pem"
-    t = Tty("key1-combine", "--out", out_pem, *files)
+    t = Tty("key1-combine", "--expect", fingerprint(key), "--out", out_pem, *files)
+    t.expect("These shares name key1 %s" % fingerprint(key))
     t.expect("Passphrase for share 1 of 2 (holder alice) of key1 ")
     t.type(SHAREPASS[0])
     t.expect("Passphrase for share 2 of 2 (holder bob) of key1 ")
@@ -479,3 +492,229 @@ def test_split_and_combine_on_a_terminal(tmp_path):
     assert pubout(out_pem, OUTPASS) == pub
     for secret in SHAREPASS[:2] + [OUTPASS]:
         assert secret not in out and secret not in term
+
+
+def test_fingerprint_shown_and_expected(admin, tmp_path):
+    """key1-combine names the shares' key before any passphrase, and with
+    --expect refuses the shares of any other key: a forged split of a key
+    of one's own, whose shares name their own key, gives nothing."""
+    key = tmp_path / "key1.pem"
+    forged = tmp_path / "forged.pem"
+    make_key(key)
+    make_key(forged)
+    fp = fingerprint(key)
+    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
+    assert split(admin, forged, tmp_path / "f", 2, 3).returncode == 0
+    files = share_files(tmp_path / "s", key, 3)
+    ffiles = share_files(tmp_path / "f", forged, 3)
+    out = tmp_path / "out.pem"
+
+    # refused before any passphrase is read: none is given
+    c = admin("key1-combine", "--expect", fp, "--out", out, *ffiles[:2])
+    assert c.returncode == 1 and not out.exists()
+    assert "These shares name key1 %s" % fingerprint(forged) in c.stderr
+    assert "not of the expected %s" % fp in c.stderr
+    assert "passphrase" not in c.stderr
+    c = combine(admin, out, ffiles[:2], SHAREPASS[:2], expect=fp)
+    assert c.returncode == 1 and "not of the expected" in c.stderr and not out.exists()
+    for bad in [fp[:16], fp.upper(), fp + "0"]:
+        c = combine(admin, out, files[:2], SHAREPASS[:2], expect=bad)
+        assert c.returncode == 1 and "a whole key1 fingerprint" in c.stderr
+    assert not out.exists()
+
+    c = combine(admin, out, files[1:], SHAREPASS[1:3], expect=fp)
+    assert c.returncode == 0, c.stderr
+    assert "These shares name key1 %s" % fp in c.stderr
+    assert "key1-list" not in c.stderr
+    # without --expect: named, and the admin told to compare it
+    out2 = tmp_path / "out2.pem"
+    c = combine(admin, out2, files[:2], SHAREPASS[:2])
+    assert c.returncode == 0 and "These shares name key1 %s" % fp in c.stderr
+    assert "key1-list" in c.stderr
+
+
+def test_out_passphrase_not_a_holders(admin, tmp_path):
+    key = tmp_path / "key1.pem"
+    make_key(key)
+    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
+    files = share_files(tmp_path / "s", key, 3)
+    out = tmp_path / "out.pem"
+    c = combine(admin, out, files[:2], SHAREPASS[:2], outpass=SHAREPASS[1])
+    assert c.returncode == 1 and "passphrase of %s" % files[1] in c.stderr
+    assert not out.exists()
+    assert_no_secrets(admin, raw_private(key))
+
+
+def reseal(text, passphrase, share):
+    """The share file text with share (48 bytes) sealed in it instead, as
+    its holder could do with their passphrase (docs/format.md)."""
+    head, body = text.split("\n\n", 1)
+    begin, headers = head.split("\n", 1)
+    aad = (headers + "\n").encode()
+    fields = dict(line.split(": ", 1) for line in headers.split("\n"))
+    kdf = dict(kv.split("=") for kv in fields["KDF"].split()[1:])
+    key = Scrypt(salt=bytes.fromhex(fields["Salt"]), length=32, n=int(kdf["N"]),
+                 r=int(kdf["r"]), p=int(kdf["p"])).derive(passphrase.encode())
+    sealed = AESGCM(key).encrypt(bytes.fromhex(fields["Nonce"]), share, aad)
+    b64 = base64.b64encode(sealed).decode()
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    end = body.split("\n")[-2] if body.endswith("\n") else body.split("\n")[-1]
+    return head + "\n\n" + "\n".join(lines) + "\n" + end + "\n"
+
+
+@pytest.mark.parametrize("what", ["random", "other-share"])
+def test_holder_reseals_other_bytes(admin, tmp_path, what):
+    """A holder who seals other bytes under their own passphrase makes a
+    share file that opens: key1-combine finds the key is not the one named
+    and writes nothing."""
+    key = tmp_path / "key1.pem"
+    make_key(key)
+    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
+    files = share_files(tmp_path / "s", key, 3)
+    text = files[1].read_text()
+    # the helper itself is right: resealing the same bytes still combines
+    raw = tmp_path / "raw.002"
+    assert admin("key1-share-export", files[1], raw,
+                 fds={"--passphrase-fd": [SHAREPASS[1]]}).returncode == 0
+    files[1].write_text(reseal(text, SHAREPASS[1], raw.read_bytes()))
+    out = tmp_path / "same.pem"
+    c = combine(admin, out, files[:2], SHAREPASS[:2])
+    assert c.returncode == 0, c.stderr
+
+    if what == "random":
+        other = os.urandom(48)
+    else:
+        raw3 = tmp_path / "raw.003"
+        assert admin("key1-share-export", files[2], raw3,
+                     fds={"--passphrase-fd": [SHAREPASS[2]]}).returncode == 0
+        other = raw3.read_bytes()
+    files[1].write_text(reseal(text, SHAREPASS[1], other))
+    c = admin("key1-share-check", files[1], fds={"--passphrase-fd": [SHAREPASS[1]]})
+    assert c.returncode == 0, c.stderr
+    out = tmp_path / "out.pem"
+    c = combine(admin, out, files[:2], SHAREPASS[:2])
+    assert c.returncode == 1 and not out.exists()
+    assert "do not give the key they name" in c.stderr and "made to deceive" in c.stderr
+    assert_no_secrets(admin, raw_private(key), other)
+
+
+@needs_test_hooks
+@pytest.mark.parametrize("at", [1, 2, 3])
+def test_split_all_or_nothing_on_write_failure(admin, tmp_path, at):
+    """A share file that cannot be written (a test build injects the
+    failure at share `at`): the ones written before it are removed."""
+    key = tmp_path / "key1.pem"
+    make_key(key)
+    outdir = tmp_path / "s"
+    outdir.mkdir()
+    p = admin("key1-split", "--k", "2", "--n", "3", "--out-dir", outdir, key,
+              fds={"--passphrase-fd": [KEYPASS], "--share-passphrase-fd": SHAREPASS[:3]},
+              env={"SVT_TEST_SPLIT_WRITE_FAIL": str(at)})
+    assert p.returncode == 1 and "injected failure" in p.stderr
+    assert "no share file kept" in p.stderr
+    assert list(outdir.iterdir()) == []
+
+
+@needs_test_hooks
+@pytest.mark.parametrize("at", [1, 3, 5])
+def test_split_checks_its_shares_combine(admin, tmp_path, at):
+    """key1-split combines its shares before writing any: a share that
+    would not give key1 back (a test build flips a bit of share `at`
+    after the split) stops it with nothing written."""
+    key = tmp_path / "key1.pem"
+    make_key(key)
+    outdir = tmp_path / "s"
+    outdir.mkdir()
+    p = admin("key1-split", "--k", "3", "--n", "5", "--out-dir", outdir, key,
+              fds={"--passphrase-fd": [KEYPASS], "--share-passphrase-fd": SHAREPASS[:5]},
+              env={"SVT_TEST_SPLIT_CORRUPT": str(at)})
+    assert p.returncode == 1 and "do not give key1 back" in p.stderr, p.stderr
+    assert "nothing written" in p.stderr
+    assert list(outdir.iterdir()) == []
+    assert_no_secrets(admin, raw_private(key))
+
+
+def test_share_file_must_be_regular(admin, tmp_path):
+    key = tmp_path / "key1.pem"
+    make_key(key)
+    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
+    files = share_files(tmp_path / "s", key, 3)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(files[0])
+    for f, why in [(fifo, "not a regular file"), (tmp_path, "not a regular file"),
+                   (link, "symbolic link")]:
+        # a FIFO with no writer must not block the tool
+        c = admin("key1-share-check", f, fds={"--passphrase-fd": [SHAREPASS[0]]})
+        assert c.returncode == 1 and why in c.stderr, c.stderr
+        c = combine(admin, tmp_path / "out.pem", [f, files[1]], SHAREPASS[:2])
+        assert c.returncode == 1 and why in c.stderr
+    assert not (tmp_path / "out.pem").exists()
+    # no passphrase source: the message speaks of the share, not a key file
+    c = admin("key1-share-check", files[0])
+    assert c.returncode == 1 and "share file needs its holder's passphrase" in c.stderr
+
+
+def test_export_warns_off_tmpfs(admin, tmp_path):
+    key = tmp_path / "key1.pem"
+    make_key(key)
+    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
+    files = share_files(tmp_path / "s", key, 3)
+    disk = ADMIN.parent / ("export-test-%d" % os.getpid())
+    shm = pathlib.Path("/dev/shm") / ("export-test-%d" % os.getpid())
+    for d in (disk, shm):
+        d.mkdir(mode=0o700)
+    try:
+        is_tmpfs = {d: subprocess.run(["stat", "-f", "-c", "%T", str(d)], capture_output=True,
+                                      text=True, check=True).stdout.strip() in ("tmpfs", "ramfs")
+                    for d in (disk, shm)}
+        assert is_tmpfs[shm]
+        for d in (disk, shm):
+            r = admin("key1-share-export", files[0], d / "raw.001",
+                      fds={"--passphrase-fd": [SHAREPASS[0]]})
+            assert r.returncode == 0, r.stderr
+            assert ("is not on a tmpfs" in r.stderr) == (not is_tmpfs[d]), r.stderr
+    finally:
+        for d in (disk, shm):
+            for f in d.iterdir():
+                f.unlink()
+            d.rmdir()
+
+
+def test_undumpable_while_holding_a_share(tmp_path):
+    """Another process of the same user can neither ptrace the tool nor
+    read its memory while it holds a share: /proc/PID/mem turns root's as
+    soon as the process is undumpable (the tool is run as nobody)."""
+    key = tmp_path / "key1.pem"
+    make_key(key)
+    admin = Admin()
+    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
+    files = share_files(tmp_path / "s", key, 3)
+    shm = pathlib.Path("/dev/shm") / ("dump-test-%d" % os.getpid())
+    shm.mkdir(mode=0o755)
+    try:
+        share = shm / "share"
+        share.write_text(files[0].read_text())
+        share.chmod(0o644)
+        r, w = os.pipe()
+        p = subprocess.Popen([str(ADMIN), "key1-share-check", "--passphrase-fd", str(r), share],
+                             pass_fds=[r], user=65534, group=65534, extra_groups=[],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, SPLITVAULT_DSN=""))
+        os.close(r)
+        try:
+            wait_until(lambda: os.stat("/proc/%d/mem" % p.pid).st_uid == 0, 30,
+                       "splitvault-admin undumpable")
+            # it reads the share file as nobody, so it was nobody's before
+            assert p.poll() is None
+        finally:
+            os.write(w, (SHAREPASS[0] + "\n").encode())
+            os.close(w)
+            out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert "the passphrase opens this share" in out
+    finally:
+        for f in shm.iterdir():
+            f.unlink()
+        shm.rmdir()

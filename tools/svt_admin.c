@@ -4,11 +4,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -80,23 +83,32 @@ static const char usage[] =
     "                              dual control: split key1 into N shares, any K of\n"
     "                              which (2 to 8) open it; each share file is sealed\n"
     "                              under a passphrase its holder chooses (asked twice on\n"
-    "                              the terminal, or one line per share from FD; at least\n"
-    "                              12 characters, each its own), written as\n"
-    "                              DIR/key1-<fingerprint>.share-<i> (mode 0600, never\n"
-    "                              over a file); --holder NAME, N times or never, names\n"
-    "                              the holders in share order; no database needed\n"
+    "                              the terminal; at least 12 characters, each its own),\n"
+    "                              written as DIR/key1-<fingerprint>.share-<i> (mode\n"
+    "                              0600, never over a file) once every K consecutive\n"
+    "                              shares were found to give key1 back; --holder NAME,\n"
+    "                              N times or never, names the holders in share order;\n"
+    "                              no database needed\n"
     "  key1-share-check [--passphrase-fd FD] SHARE\n"
     "                              open one share file and print its key, index,\n"
     "                              threshold and holder: a holder's check\n"
     "  key1-share-export [--passphrase-fd FD] SHARE OUTFILE.NNN\n"
     "                              write the share unsealed, as libgfshare's gfsplit\n"
     "                              would (NNN: the share's index, 3 digits), for\n"
-    "                              recovery with stock gfcombine and openssl\n"
-    "  key1-combine [--passphrase-fd FD] [--out-passphrase-fd FD] --out KEY1.pem SHARE...\n"
+    "                              recovery with stock gfcombine and openssl, in a\n"
+    "                              tmpfs (warns when OUTFILE is not on one)\n"
+    "  key1-combine [--expect FINGERPRINT] [--passphrase-fd FD] [--out-passphrase-fd FD]\n"
+    "               --out KEY1.pem SHARE...\n"
     "                              assemble K shares into an encrypted key1 file (mode\n"
-    "                              0600, never over a file), e.g. for key1-rewrap; each\n"
-    "                              share's passphrase is asked, or one line per share\n"
-    "                              is read from FD\n"
+    "                              0600, never over a file), e.g. for key1-rewrap; names\n"
+    "                              the shares' key first, and refuses any other than\n"
+    "                              --expect's (the fingerprint key1-list shows: give\n"
+    "                              it); each share's passphrase is asked on the terminal;\n"
+    "                              write it to a tmpfs (/dev/shm) on an offline machine\n"
+    "  key1 share commands: --passphrase-fd, --share-passphrase-fd (one line per share,\n"
+    "                              in order) and --out-passphrase-fd read passphrases\n"
+    "                              from one source, for tests and scripts; in a real\n"
+    "                              ceremony each holder types their own on the terminal\n"
     "  login-key FILE              write a new secret for the module's SplitVaultLoginKeyFile\n"
     "                              (mode 0600; install the same file on every front end)\n"
     "  reconcile --daemon HOST:PORT --ca FILE --cert FILE --key FILE [--name NAME]\n"
@@ -364,6 +376,13 @@ static long svt_read_fd_line(int fd, char *buf, size_t size)
 
 char *svt_passphrase_read(const char *prompt, int fd, size_t *len)
 {
+    return svt_passphrase_ask(prompt, fd,
+                              "the key file needs a passphrase: run on a terminal or give "
+                              "--passphrase-fd N", len);
+}
+
+char *svt_passphrase_ask(const char *prompt, int fd, const char *no_tty, size_t *len)
+{
     size_t size = PW_MAX + 2;
     char *pw = sv_secret_alloc(size);
     long n;
@@ -378,7 +397,7 @@ char *svt_passphrase_read(const char *prompt, int fd, size_t *len)
         n = svt_read_tty(prompt, pw, size);
     else {
         sv_secret_free(pw, size);
-        svt_fail("the key file needs a passphrase: run on a terminal or give --passphrase-fd N");
+        svt_fail("%s", no_tty);
         return NULL;
     }
     if (n < 0 || n > PW_MAX) {
@@ -388,6 +407,17 @@ char *svt_passphrase_read(const char *prompt, int fd, size_t *len)
     }
     *len = (size_t)n;
     return pw;
+}
+
+int svt_no_dump(void)
+{
+    struct rlimit rl = { 0, 0 };
+
+    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+        return svt_fail("cannot disable core files: %s", strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return svt_fail("cannot make the process undumpable: %s", strerror(errno));
+    return 0;
 }
 
 int main(int argc, char **argv)

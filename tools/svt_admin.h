@@ -6,7 +6,8 @@
  * schema), svt_admin_roles.c (the owner and web roles and their
  * privileges), svt_admin_staff.c (staff accounts), svt_admin_key1.c (key1
  * public keys), svt_admin_reconcile.c (the daemon's orphaned shares, over
- * mutual TLS), svt_admin_share.c (key1 split into k-of-n shares, offline). The database is reached through apr_dbd's pgsql driver, as
+ * mutual TLS), svt_admin_share.c (key1 split into k-of-n shares,
+ * offline). The database is reached through apr_dbd's pgsql driver, as
  * the owner role (docs/install.md); the module's DBDParams name the web role.
  */
 #ifndef SVT_ADMIN_H
@@ -57,6 +58,14 @@ void svt_password_free(char *pw, size_t len);
  * from the terminal without echo (an error when stdin is no tty). Free with
  * svt_password_free(). NULL on failure (message printed). */
 char *svt_passphrase_read(const char *prompt, int fd, size_t *len);
+/* The same, with no_tty the message when there is neither fd nor a
+ * terminal (for passphrases of other things than a key file). */
+char *svt_passphrase_ask(const char *prompt, int fd, const char *no_tty, size_t *len);
+
+/* Before a command reads key1 or a share: no core file, and the process
+ * undumpable (no ptrace or /proc/PID/mem by other processes of the same
+ * user, no core). Returns 0 or 1 (printed): the command must stop. */
+int svt_no_dump(void);
 
 int svt_cmd_schema(svt_ctx *c, int argc, char **argv);
 /* svt_admin_roles.c: the owner and web roles (sql/roles.sql). */

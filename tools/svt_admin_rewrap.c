@@ -26,10 +26,11 @@
  * field names (fields.key1_fp references key1, so the DELETE cannot remove
  * a key still in use even in a race).
  *
- * The old private key and the passphrase live in secret memory
- * (lib/sv_secret) and are cleansed on every path; each job's imported copy
- * is in OpenSSL's secure heap and freed (cleansed) when the job ends; key2a
- * is a stack buffer cleansed after each row. Runs are audited in the audit table
+ * The process is made undumpable first (svt_no_dump). The old private key
+ * and the passphrase live in secret memory (lib/sv_secret) and are
+ * cleansed on every path; each job's imported copy is in OpenSSL's secure
+ * heap and freed (cleansed) when the job ends; key2a is a stack buffer
+ * cleansed after each row. Runs are audited in the audit table
  * (action key1-rewrap / key1-retire) without key material.
  */
 #include "config.h"
@@ -633,6 +634,8 @@ int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv)
         w.by = getlogin();
     if (!w.by)
         w.by = "admin";
+    if (svt_no_dump())
+        return 1;
     sv_secret_init(65536); /* best effort: the heap otherwise, still cleansed */
     if (!(w.sk = sv_secret_alloc(SV_X25519_LEN)))
         return svt_fail("out of memory");

@@ -13,11 +13,17 @@
  * docs/format.md, the ceremony in docs/operations.md.
  *
  * Every file is created with O_EXCL, mode 0600, and removed again when
- * writing it fails; key1-split checks that none of its targets exists
- * before it writes any. key1, the shares and every passphrase live in
+ * writing it fails, and its directory is synced; key1-split checks that
+ * none of its targets exists, and that its shares combine into key1 again,
+ * before it writes any. key1-combine names the shares' key before it asks
+ * any passphrase and refuses another than --expect's. Share files are
+ * opened without following a link or waiting on a FIFO, and must be
+ * regular files. key1, the shares and every passphrase live in
  * secret memory (lib/sv_secret) and are cleansed on every path; nothing
- * secret is printed. Status: 0 done, 1 failed (message on stderr), 2 a
- * usage error.
+ * secret is printed. Every command that holds key1 or a share makes the
+ * process undumpable first (svt_no_dump), or stops. Status, as every
+ * splitvault-admin command: 0 done, 1 failed or a usage error (message on
+ * stderr).
  */
 #include "config.h"
 
@@ -27,9 +33,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -57,8 +65,7 @@
 
 static int svt_usage(const char *use)
 {
-    fprintf(stderr, "%s\n", use);
-    return 2;
+    return svt_fail("%s", use);
 }
 
 /* A file descriptor number from the command line, or -1 (message printed). */
@@ -74,15 +81,65 @@ static int svt_fd_arg(const char *opt, const char *s)
     return (int)v;
 }
 
-/* No core file of a process that holds key1 or a share. */
-static void svt_no_core(void)
+/* A process that holds key1 or a share: undumpable, no core file (fatal
+ * when that cannot be had), secret memory. Returns 0 or 1 (printed). */
+static int svt_no_core(void)
 {
-    struct rlimit rl = { 0, 0 };
-
-    if (setrlimit(RLIMIT_CORE, &rl) != 0)
-        fprintf(stderr, "splitvault-admin: warning: cannot disable core files: %s\n",
-                strerror(errno));
+    if (svt_no_dump())
+        return 1;
     sv_secret_init(262144); /* best effort: the heap otherwise, still cleansed */
+    return 0;
+}
+
+/* The directory part of path (malloc()ed), "." when it has none. */
+static char *svt_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+/* fsync the directory that holds path, so that a new file's name is on
+ * disk too. Returns 0 or 1 (printed). */
+static int svt_fsync_dir(const char *path)
+{
+    char *dir;
+    int fd, rc = 0;
+
+    dir = svt_dir_of(path);
+    if (!dir)
+        return svt_fail("out of memory");
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        rc = svt_fail("cannot open the directory %s: %s", dir, strerror(errno));
+    else {
+        if (fsync(fd) != 0)
+            rc = svt_fail("cannot sync the directory %s: %s", dir, strerror(errno));
+        close(fd);
+    }
+    free(dir);
+    return rc;
+}
+
+/* 1 when the directory that will hold path is a tmpfs or ramfs (nothing
+ * written there reaches a disk), 0 otherwise or when it cannot be told. */
+static int svt_in_memory_fs(const char *path)
+{
+    struct statfs sf;
+    char *dir;
+    int r;
+
+    dir = svt_dir_of(path);
+    if (!dir)
+        return 0;
+    r = statfs(dir, &sf) == 0
+        && (sf.f_type == (__typeof__(sf.f_type))TMPFS_MAGIC
+            || sf.f_type == (__typeof__(sf.f_type))RAMFS_MAGIC);
+    free(dir);
+    return r;
 }
 
 static int svt_holder_ok(const char *h)
@@ -112,8 +169,12 @@ static int svt_read_share_file(const char *path, char **text, size_t *len)
 
     *text = NULL;
     *len = 0;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+    /* O_NONBLOCK: a FIFO or a device is refused below, not waited on */
+    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) < 0) {
+        if (errno == ELOOP)
+            return svt_fail("%s is a symbolic link: give the share file itself", path);
         return svt_fail("cannot open %s: %s", path, strerror(errno));
+    }
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
         return svt_fail("%s is not a regular file", path);
@@ -212,33 +273,52 @@ static int svt_share_refused(const char *path, sv_status st)
     }
 }
 
-/* Read one share file and open it with a passphrase from pass_fd or the
- * terminal. Returns 0 or 1 (printed); on failure *out is cleansed. */
-static int svt_open_share(const char *path, int pass_fd, sv_share *out)
+#define SVT_SHARE_NO_TTY \
+    "the share file needs its holder's passphrase: run on a terminal (each holder " \
+    "types their own) or give --passphrase-fd N"
+
+/* Open a share file's text (read from path) with a passphrase from
+ * pass_fd or the terminal; md, when not NULL, gets the SHA-256 of the
+ * passphrase (secret memory: the caller's). Returns 0 or 1 (printed); on
+ * failure *out is cleansed. */
+static int svt_open_share_text(const char *path, const char *text, size_t len, int pass_fd,
+                               sv_share *out, uint8_t *md)
 {
-    char *text = NULL, *pass, prompt[160], name[96];
-    size_t len, pass_len = 0;
+    char *pass, prompt[160], name[96];
+    size_t pass_len = 0;
     sv_status st;
 
-    if (svt_read_share_file(path, &text, &len))
-        return 1;
-    if ((st = sv_share_peek(text, len, out)) != SV_OK) {
-        free(text);
+    if ((st = sv_share_peek(text, len, out)) != SV_OK)
         return svt_share_refused(path, st);
-    }
     svt_share_name(out, name, sizeof(name));
     snprintf(prompt, sizeof(prompt), "Passphrase for %s of key1 %.16s: ", name, out->fp);
-    if ((pass = svt_passphrase_read(prompt, pass_fd, &pass_len)) == NULL) {
-        free(text);
+    if ((pass = svt_passphrase_ask(prompt, pass_fd, SVT_SHARE_NO_TTY, &pass_len)) == NULL) {
         sv_share_wipe(out);
         return 1;
     }
     st = sv_share_open(text, len, pass, pass_len, out);
+    if (st == SV_OK && md && EVP_Digest(pass, pass_len, md, NULL, EVP_sha256(), NULL) != 1)
+        st = SV_ERR_INTERNAL;
     svt_password_free(pass, pass_len);
-    free(text);
-    if (st != SV_OK)
+    if (st != SV_OK) {
+        sv_share_wipe(out);
         return svt_share_refused(path, st);
+    }
     return 0;
+}
+
+/* The same, reading the share file first. */
+static int svt_open_share(const char *path, int pass_fd, sv_share *out, uint8_t *md)
+{
+    char *text = NULL;
+    size_t len;
+    int rc;
+
+    if (svt_read_share_file(path, &text, &len))
+        return 1;
+    rc = svt_open_share_text(path, text, len, pass_fd, out, md);
+    free(text);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -355,10 +435,47 @@ static int svt_split_load(svt_split *s)
     return 0;
 }
 
+/* Before anything is written: every window of K consecutive shares
+ * (cyclically, so each share is in K of them) combines into key1 again.
+ * A libgfshare that changed its ABI or behaviour, or memory that was
+ * overwritten, shows here rather than after key1 was destroyed. Returns
+ * 0 or 1 (printed). */
+static int svt_split_trial(svt_split *s)
+{
+    const sv_share *v[SV_SHARE_MAX_K];
+    uint8_t *sk2;
+    uint8_t pk2[SV_X25519_LEN];
+    char fp2[SV_FINGERPRINT_HEX_LEN + 1];
+    unsigned start, j;
+    sv_status st = SV_OK;
+
+    if ((sk2 = sv_secret_alloc(SV_X25519_LEN)) == NULL)
+        return svt_fail("out of memory");
+    for (start = 0; start < s->n && st == SV_OK; start++) {
+        for (j = 0; j < s->k; j++)
+            v[j] = &s->shares[(start + j) % s->n];
+        st = sv_share_combine(v, s->k, sk2, pk2);
+        if (st == SV_OK && (sv_memcmp_ct(sk2, s->sk, SV_X25519_LEN) != 0
+                            || sv_memcmp_ct(pk2, s->pk, SV_X25519_LEN) != 0
+                            || sv_key1_fingerprint(pk2, fp2) != SV_OK
+                            || strcmp(fp2, s->fp) != 0))
+            st = SV_ERR_KEY_MISMATCH;
+    }
+    sv_secret_free(sk2, SV_X25519_LEN);
+    if (st != SV_OK)
+        return svt_fail("the shares do not give key1 back (shares %u to %u: %s); nothing "
+                        "written, keep key1 and report this", start, (start + s->k - 2) % s->n + 1,
+                        sv_strerror(st));
+    return 0;
+}
+
 static int svt_split_run(svt_split *s)
 {
     struct stat sb;
     unsigned i, written = 0;
+#ifdef SV_TEST_HOOKS
+    unsigned fail_at;
+#endif
     sv_status st;
     int rc = 0;
 
@@ -389,6 +506,17 @@ static int svt_split_run(svt_split *s)
         return svt_fail("out of memory");
     if ((st = sv_share_split(s->sk, s->pk, s->k, s->n, s->shares)) != SV_OK)
         return svt_fail("split: %s", sv_strerror(st));
+#ifdef SV_TEST_HOOKS
+    {
+        const char *c = getenv("SVT_TEST_SPLIT_CORRUPT");
+        unsigned at = c ? (unsigned)atoi(c) : 0;
+
+        if (at >= 1 && at <= s->n)
+            s->shares[at - 1].share[SV_SHARE_SECRET_LEN - 1] ^= 1;
+    }
+#endif
+    if (svt_split_trial(s))
+        return 1;
     sv_cleanse(s->sk, SV_X25519_LEN);
     for (i = 0; i < s->n; i++)
         if (s->holders)
@@ -407,9 +535,25 @@ static int svt_split_run(svt_split *s)
             return svt_fail("sealing share %u: %s; nothing written", i + 1, sv_strerror(st));
     }
 
-    for (i = 0; i < s->n && rc == 0; i++)
+#ifdef SV_TEST_HOOKS
+    {
+        const char *f = getenv("SVT_TEST_SPLIT_WRITE_FAIL");
+
+        fail_at = f ? (unsigned)atoi(f) : 0;
+    }
+#endif
+    for (i = 0; i < s->n && rc == 0; i++) {
+#ifdef SV_TEST_HOOKS
+        if (i + 1 == fail_at) {
+            rc = svt_fail("cannot write %s: injected failure (test build)", s->paths[i]);
+            break;
+        }
+#endif
         if ((rc = svt_write_new(s->paths[i], s->texts[i], s->text_lens[i])) == 0)
             written++;
+    }
+    if (rc == 0)
+        rc = svt_fsync_dir(s->paths[0]);
     if (rc) {
         /* all or nothing: a partial set of shares is of no use */
         for (i = 0; i < written; i++)
@@ -425,10 +569,15 @@ static int svt_split_run(svt_split *s)
            "  1. give each holder their own file, and nobody a second one;\n"
            "  2. each holder checks they can open theirs:\n"
            "       splitvault-admin key1-share-check FILE\n"
-           "  3. then destroy every copy of the whole key1 file (%s) and of its\n"
+           "  3. K holders, each typing their own passphrase, do a trial combine\n"
+           "     into a tmpfs, checked against the registered fingerprint:\n"
+           "       splitvault-admin key1-combine --expect %s \\\n"
+           "         --out /dev/shm/key1-trial.pem FILE...\n"
+           "     then remove /dev/shm/key1-trial.pem;\n"
+           "  4. then destroy every copy of the whole key1 file (%s) and of its\n"
            "     backups: while one exists, the shares control nothing;\n"
-           "  4. to unlock the module, %u holders upload their shares at the key\n"
-           "     location.\n", s->file, s->k);
+           "  5. to unlock the module, %u holders upload their shares at the key\n"
+           "     location.\n", s->fp, s->file, s->k);
     return 0;
 }
 
@@ -466,14 +615,14 @@ int svt_cmd_key1_split(int argc, char **argv)
         else if (strcmp(argv[i], "--passphrase-fd") == 0 && i + 1 < argc) {
             if ((s.pass_fd = svt_fd_arg(argv[i], argv[i + 1])) < 0) {
                 free(s.holders);
-                return 2;
+                return 1;
             }
             i++;
         }
         else if (strcmp(argv[i], "--share-passphrase-fd") == 0 && i + 1 < argc) {
             if ((s.share_pass_fd = svt_fd_arg(argv[i], argv[i + 1])) < 0) {
                 free(s.holders);
-                return 2;
+                return 1;
             }
             i++;
         }
@@ -509,8 +658,7 @@ int svt_cmd_key1_split(int argc, char **argv)
         free(s.holders);
         s.holders = NULL;
     }
-    svt_no_core();
-    rc = svt_split_run(&s);
+    rc = svt_no_core() ? 1 : svt_split_run(&s);
     free(s.holders);
     svt_split_free(&s);
     return rc;
@@ -530,7 +678,7 @@ int svt_cmd_key1_share_check(int argc, char **argv)
     for (i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--passphrase-fd") == 0 && i + 1 < argc) {
             if ((pass_fd = svt_fd_arg(argv[i], argv[i + 1])) < 0)
-                return 2;
+                return 1;
             i++;
         }
         else if (!file && argv[i][0] != '-')
@@ -540,10 +688,11 @@ int svt_cmd_key1_share_check(int argc, char **argv)
     }
     if (!file)
         return svt_usage(use);
-    svt_no_core();
+    if (svt_no_core())
+        return 1;
     if ((s = sv_secret_alloc(sizeof(*s))) == NULL)
         return svt_fail("out of memory");
-    if (svt_open_share(file, pass_fd, s)) {
+    if (svt_open_share(file, pass_fd, s, NULL)) {
         sv_secret_free(s, sizeof(*s));
         return 1;
     }
@@ -573,7 +722,7 @@ int svt_cmd_key1_share_export(int argc, char **argv)
     for (i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--passphrase-fd") == 0 && i + 1 < argc) {
             if ((pass_fd = svt_fd_arg(argv[i], argv[i + 1])) < 0)
-                return 2;
+                return 1;
             i++;
         }
         else if (argv[i][0] != '-' && !file)
@@ -585,19 +734,19 @@ int svt_cmd_key1_share_export(int argc, char **argv)
     }
     if (!file || !out)
         return svt_usage(use);
-    svt_no_core();
+    if (svt_no_core())
+        return 1;
     if ((s = sv_secret_alloc(sizeof(*s))) == NULL)
         return svt_fail("out of memory");
-    /* the name first: gfcombine takes a share's index from its file name */
+    /* the name first: gfcombine takes a share's index from its file name;
+     * the text read here is the one opened below */
     if (svt_read_share_file(file, &text, &len)) {
         sv_secret_free(s, sizeof(*s));
         return 1;
     }
-    st = sv_share_peek(text, len, s);
-    free(text);
-    if (st != SV_OK) {
-        sv_secret_free(s, sizeof(*s));
-        return svt_share_refused(file, st);
+    if ((st = sv_share_peek(text, len, s)) != SV_OK) {
+        rc = svt_share_refused(file, st);
+        goto done;
     }
     snprintf(want, sizeof(want), ".%03u", s->index);
     dot = strrchr(out, '.');
@@ -605,25 +754,31 @@ int svt_cmd_key1_share_export(int argc, char **argv)
         rc = svt_fail("%s: the name must end in %s: gfcombine reads a share's index (%u) "
                       "from the end of its file name, as gfsplit writes it", out, want,
                       s->index);
-        sv_secret_free(s, sizeof(*s));
-        return rc;
+        goto done;
     }
     if (svt_exists(out)) {
-        sv_secret_free(s, sizeof(*s));
-        return svt_fail("%s exists: it is never overwritten", out);
+        rc = svt_fail("%s exists: it is never overwritten", out);
+        goto done;
     }
-    if (svt_open_share(file, pass_fd, s)) {
-        sv_secret_free(s, sizeof(*s));
-        return 1;
-    }
-    rc = svt_write_new(out, s->share, sizeof(s->share));
+    if (!svt_in_memory_fs(out))
+        fprintf(stderr, "splitvault-admin: warning: %s is not on a tmpfs: the unsealed "
+                "share may stay on the disk after it is removed (shred cannot be relied "
+                "on); work in /dev/shm or another tmpfs, on an offline machine\n", out);
+    if ((rc = svt_open_share_text(file, text, len, pass_fd, s, NULL)) != 0)
+        goto done;
+    if ((rc = svt_write_new(out, s->share, sizeof(s->share))) == 0
+        && (rc = svt_fsync_dir(out)) != 0)
+        unlink(out);
     if (rc == 0)
         printf("%s: share %u of key1 %s, unsealed (%zu bytes, mode 0600)\n"
                "It opens nothing alone; with %u such files, stock libgfshare recovers key1:\n"
-               "  gfcombine -o key1.der FILE.NNN ...   (the %u files)\n"
+               "  gfcombine -o key1.der FILE.NNN ...   (the %u files, in this tmpfs)\n"
                "  openssl pkey -inform DER -in key1.der -aes256 -out key1.pem\n"
-               "Destroy the unsealed files and key1.der afterwards.\n",
+               "Remove the unsealed files and key1.der afterwards.\n",
                out, s->index, s->fp, sizeof(s->share), s->k, s->k);
+
+done:
+    free(text);
     sv_secret_free(s, sizeof(*s));
     return rc;
 }
@@ -714,20 +869,21 @@ static char *svt_out_pass(int fd, size_t *len)
 }
 
 /* Before any passphrase is asked: the shares' headers name one key and
- * one split, distinct indexes, and at least their threshold. */
-static int svt_combine_precheck(const char **files, unsigned count, sv_share *peek)
+ * one split, distinct indexes, and at least their threshold; the key is
+ * the one expected (--expect), when given. The texts read are kept in
+ * texts[] (malloc()ed: the caller frees them), to be opened as they were
+ * checked. */
+static int svt_combine_precheck(const char **files, unsigned count, const char *expect,
+                                sv_share *peek, char **texts, size_t *lens)
 {
+    char split[2 * SV_SHARE_SPLIT_LEN + 1];
     unsigned i, j;
-    char *text;
-    size_t len;
     sv_status st;
 
     for (i = 0; i < count; i++) {
-        if (svt_read_share_file(files[i], &text, &len))
+        if (svt_read_share_file(files[i], &texts[i], &lens[i]))
             return 1;
-        st = sv_share_peek(text, len, &peek[i]);
-        free(text);
-        if (st != SV_OK)
+        if ((st = sv_share_peek(texts[i], lens[i], &peek[i])) != SV_OK)
             return svt_share_refused(files[i], st);
         for (j = 0; j < i; j++) {
             if (strcmp(peek[i].fp, peek[j].fp) != 0)
@@ -746,19 +902,45 @@ static int svt_combine_precheck(const char **files, unsigned count, sv_share *pe
     if (count < peek[0].k)
         return svt_fail("%u share%s given, %u needed: %s", count, count == 1 ? "" : "s",
                         peek[0].k, sv_strerror(SV_ERR_SHARE_FEW));
+    /* what the holders are about to open, before anyone types a passphrase */
+    sv_hex_encode(peek[0].split, sizeof(peek[0].split), split);
+    fprintf(stderr, "These shares name key1 %s\n(split %s, any %u of %u).\n", peek[0].fp,
+            split, peek[0].k, peek[0].n);
+    if (expect && strcmp(expect, peek[0].fp) != 0)
+        return svt_fail("the shares are of key1 %s, not of the expected %s: refused",
+                        peek[0].fp, expect);
+    if (!expect)
+        fprintf(stderr, "Not checked against a registered key1: compare it with "
+                "`splitvault-admin key1-list` or the key location page, or give --expect.\n");
+    for (i = 0; i < count; i++)
+        sv_share_wipe(&peek[i]);
     return 0;
+}
+
+/* 1 when fp is a whole key1 fingerprint: 64 lower-case hex digits. */
+static int svt_fp_ok(const char *fp)
+{
+    size_t i;
+
+    if (strlen(fp) != SV_FINGERPRINT_HEX_LEN)
+        return 0;
+    for (i = 0; i < SV_FINGERPRINT_HEX_LEN; i++)
+        if (!((fp[i] >= '0' && fp[i] <= '9') || (fp[i] >= 'a' && fp[i] <= 'f')))
+            return 0;
+    return 1;
 }
 
 int svt_cmd_key1_combine(int argc, char **argv)
 {
     static const char use[] =
-        "usage: key1-combine [--passphrase-fd FD] [--out-passphrase-fd FD] --out KEY1.pem SHARE...";
-    const char *out = NULL, **files;
+        "usage: key1-combine [--expect FINGERPRINT] [--passphrase-fd FD] "
+        "[--out-passphrase-fd FD] --out KEY1.pem SHARE...";
+    const char *out = NULL, *expect = NULL, **files;
     const sv_share **v = NULL;
     sv_share *sh = NULL;
-    uint8_t *sk = NULL, pk[SV_X25519_LEN], pk2[SV_X25519_LEN];
-    char fp[SV_FINGERPRINT_HEX_LEN + 1], *pass = NULL, *pem = NULL;
-    size_t pass_len = 0, pem_len = 0;
+    uint8_t *sk = NULL, *md = NULL, pk[SV_X25519_LEN], pk2[SV_X25519_LEN], omd[32];
+    char fp[SV_FINGERPRINT_HEX_LEN + 1], *pass = NULL, *pem = NULL, **texts = NULL;
+    size_t pass_len = 0, pem_len = 0, *lens = NULL;
     unsigned count = 0, i;
     int pass_fd = -1, out_fd = -1, rc = 1;
     sv_status st;
@@ -769,19 +951,21 @@ int svt_cmd_key1_combine(int argc, char **argv)
         if (strcmp(argv[i], "--passphrase-fd") == 0 && i + 1 < (unsigned)argc) {
             if ((pass_fd = svt_fd_arg(argv[i], argv[i + 1])) < 0) {
                 free(files);
-                return 2;
+                return 1;
             }
             i++;
         }
         else if (strcmp(argv[i], "--out-passphrase-fd") == 0 && i + 1 < (unsigned)argc) {
             if ((out_fd = svt_fd_arg(argv[i], argv[i + 1])) < 0) {
                 free(files);
-                return 2;
+                return 1;
             }
             i++;
         }
         else if (strcmp(argv[i], "--out") == 0 && i + 1 < (unsigned)argc)
             out = argv[++i];
+        else if (strcmp(argv[i], "--expect") == 0 && i + 1 < (unsigned)argc)
+            expect = argv[++i];
         else if (argv[i][0] != '-')
             files[count++] = argv[i];
         else {
@@ -793,25 +977,37 @@ int svt_cmd_key1_combine(int argc, char **argv)
         free(files);
         return svt_usage(use);
     }
+    if (expect && !svt_fp_ok(expect)) {
+        free(files);
+        return svt_fail("--expect %s: a whole key1 fingerprint (64 lower-case hex digits, "
+                        "as key1-list prints it)", expect);
+    }
     if (count > SV_SHARE_MAX_N) {
         free(files);
         return svt_fail("at most %d shares", SV_SHARE_MAX_N);
     }
-    svt_no_core();
+    if (svt_no_core()) {
+        free(files);
+        return 1;
+    }
     if (svt_exists(out)) {
         rc = svt_fail("%s exists: it is never overwritten", out);
         goto done;
     }
     if ((sh = sv_secret_alloc(count * sizeof(*sh))) == NULL
+        || (md = sv_secret_alloc(count * 32)) == NULL
         || (v = calloc(count, sizeof(*v))) == NULL
+        || (texts = calloc(count, sizeof(*texts))) == NULL
+        || (lens = calloc(count, sizeof(*lens))) == NULL
         || (sk = sv_secret_alloc(SV_X25519_LEN)) == NULL) {
         rc = svt_fail("out of memory");
         goto done;
     }
-    if (svt_combine_precheck(files, count, sh))
+    if (svt_combine_precheck(files, count, expect, sh, texts, lens))
         goto done;
     for (i = 0; i < count; i++) {
-        if (svt_open_share(files[i], pass_fd, &sh[i]))
+        if (svt_open_share_text(files[i], texts[i], lens[i], pass_fd, &sh[i],
+                                md + 32 * (size_t)i))
             goto done;
         v[i] = &sh[i];
     }
@@ -825,8 +1021,28 @@ int svt_cmd_key1_combine(int argc, char **argv)
     }
     for (i = 0; i < count; i++)
         sv_share_wipe(&sh[i]);
+    if ((st = sv_key1_fingerprint(pk, fp)) != SV_OK) {
+        rc = svt_fail("fingerprint: %s", sv_strerror(st));
+        goto done;
+    }
+    if (expect && strcmp(fp, expect) != 0) { /* sv_share_combine checked it; again */
+        rc = svt_fail("the shares give key1 %s, not the expected %s: refused", fp, expect);
+        goto done;
+    }
     if ((pass = svt_out_pass(out_fd, &pass_len)) == NULL)
         goto done;
+    /* the new file's passphrase is none of the holders': each of them
+     * could open it alone */
+    if (EVP_Digest(pass, pass_len, omd, NULL, EVP_sha256(), NULL) != 1) {
+        rc = svt_fail("cannot hash the passphrase");
+        goto done;
+    }
+    for (i = 0; i < count; i++)
+        if (sv_memcmp_ct(omd, md + 32 * (size_t)i, 32) == 0) {
+            rc = svt_fail("the new key1 file's passphrase is the passphrase of %s: choose "
+                          "one no holder has", files[i]);
+            goto done;
+        }
     if (svt_key1_pem(sk, pass, pass_len, &pem, &pem_len))
         goto done;
     /* what we write is what sv_keyfile (key1-rewrap, the module) loads */
@@ -837,8 +1053,8 @@ int svt_cmd_key1_combine(int argc, char **argv)
     }
     if (svt_write_new(out, pem, pem_len))
         goto done;
-    if ((st = sv_key1_fingerprint(pk, fp)) != SV_OK) {
-        rc = svt_fail("fingerprint: %s", sv_strerror(st));
+    if (svt_fsync_dir(out)) {
+        unlink(out);
         goto done;
     }
     printf("key1 %s written to %s (encrypted PKCS#8, scrypt, mode 0600)\n"
@@ -847,10 +1063,16 @@ int svt_cmd_key1_combine(int argc, char **argv)
     rc = 0;
 
 done:
+    sv_cleanse(omd, sizeof(omd));
     if (pass)
         svt_password_free(pass, pass_len);
     sv_secret_free(sk, SV_X25519_LEN);
     sv_secret_free(sh, count * sizeof(*sh));
+    sv_secret_free(md, count * 32);
+    for (i = 0; texts && i < count; i++)
+        free(texts[i]);
+    free(texts);
+    free(lens);
     free(v);
     free(pem);
     free(files);

@@ -264,8 +264,9 @@ START_TEST(test_invalid_arguments)
 END_TEST
 
 #ifdef SV_TEST_HOOKS
-/* A random generator that fails while libgfshare draws its coefficients
- * fails the split and leaves no share behind. */
+/* RAND_priv_bytes failing inside libgfshare's random callback (the test
+ * hook makes the filler take its result as a failure): the split fails
+ * with SV_ERR_INTERNAL and leaves no share behind. */
 START_TEST(test_rng_failure)
 {
     uint8_t sk[32], pk[32];
@@ -273,6 +274,7 @@ START_TEST(test_rng_failure)
     unsigned i;
 
     keygen(sk, pk);
+    memset(s, 0xa5, sizeof(s));
     sv_share_test_rng_fail = 1;
     ck_assert_int_eq(sv_share_split(sk, pk, 2, 3, s), SV_ERR_INTERNAL);
     sv_share_test_rng_fail = 0;
@@ -282,6 +284,38 @@ START_TEST(test_rng_failure)
 }
 END_TEST
 #endif
+
+/* a random callback that other code of the process might install */
+static void
+zero_fill(unsigned char *buf, unsigned int len)
+{
+    memset(buf, 0, len);
+}
+
+/* Whatever gfshare_fill_rand points to, a split draws its coefficients
+ * from RAND_priv_bytes: with zero coefficients every share would be the
+ * PKCS#8 of key1 itself. */
+START_TEST(test_foreign_filler)
+{
+    uint8_t sk[32], pk[32], o1[32], o2[32];
+    sv_share s[3];
+    const sv_share *v[2] = { &s[0], &s[2] };
+    unsigned i;
+
+    keygen(sk, pk);
+    ck_assert_int_eq(sv_share_split(sk, pk, 2, 3, s), SV_OK); /* ours, installed once */
+    gfshare_fill_rand = zero_fill;
+    ck_assert_int_eq(sv_share_split(sk, pk, 2, 3, s), SV_OK);
+    for (i = 0; i < 3; i++)
+        ck_assert(memcmp(s[i].share, p8_prefix, sizeof(p8_prefix)) != 0);
+    ck_assert(memcmp(s[0].share, s[1].share, sizeof(s[0].share)) != 0);
+    gfshare_fill_rand = zero_fill;
+    ck_assert_int_eq(sv_share_combine(v, 2, o1, o2), SV_OK);
+    ck_assert(memcmp(o1, sk, 32) == 0 && memcmp(o2, pk, 32) == 0);
+    for (i = 0; i < 3; i++)
+        sv_share_wipe(&s[i]);
+}
+END_TEST
 
 /* ------------------------------------------------------------------ */
 /* share files                                                         */
@@ -642,6 +676,7 @@ share_suite(void)
 #ifdef SV_TEST_HOOKS
     tcase_add_test(tc, test_rng_failure);
 #endif
+    tcase_add_test(tc, test_foreign_filler);
     tcase_add_test(tc, test_seal_open_combine);
     suite_add_tcase(s, tc);
 
