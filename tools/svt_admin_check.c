@@ -35,7 +35,12 @@
  * or a share in use that the row read earlier does not reference yet: the
  * candidate retired and orphan findings are looked up again in the main
  * database, one query for up to a page of them, and only those that still
- * stand are reported. A finding that a second run repeats is real.
+ * stand are reported. A share in use that no row references while a
+ * newer share of its record and field, younger than the grace period, is
+ * referenced is a rotation between its commit and its RELEASE: counted
+ * with the shares in flight (if the RELEASE never comes, the newer share,
+ * pending, is the finding once past the grace period).
+ * A finding that a second run repeats is real.
  *
  * The main database is read in read-only transactions
  * (default_transaction_read_only): read access to records and fields is
@@ -131,6 +136,9 @@ typedef struct {
     char uuid[SV_UUID_STR_LEN + 1];
     char name[SV_FIELD_MAX + 1];
     int seen;                 /* 1: a row references it now; 2: the same row */
+    uint64_t now;             /* a newer share of its record and field,
+                                 referenced by their row and within the
+                                 grace period (0: none) */
 } svt_cand;
 
 typedef struct {
@@ -327,8 +335,11 @@ static int svt_cands_flush(svt_ctx *c, svt_cands *cs, svt_opts *o, svt_findings 
 
         errno = 0;
         v = strtoull(id, &end, 10);
-        if (errno || *end || end == id
-            || (k = bsearch(&v, cs->c, (size_t)cs->n, sizeof(*cs->c), svt_cand_cmp)) == NULL) {
+        if (errno || *end || end == id) {
+            rc = svt_fail("check: malformed share id in the main database (%s)", id);
+            goto out;
+        }
+        if ((k = bsearch(&v, cs->c, (size_t)cs->n, sizeof(*cs->c), svt_cand_cmp)) == NULL) {
             rc = svt_fail("check: the database answered a share id it was not asked (%s)", id);
             goto out;
         }
@@ -345,6 +356,14 @@ static int svt_cands_flush(svt_ctx *c, svt_cands *cs, svt_opts *o, svt_findings 
                 f->first_retired = k->retired;
             svt_note(f, o, K_RETIRED, k->id, k->uuid, k->name, what);
         }
+        else if (k->kind == K_ORPHAN && k->seen == 0 && k->now)
+            /* its row moved on to a newer share, in flight: a rotation
+             * between its commit and its RELEASE (if the RELEASE never
+             * comes, the newer share is the finding once past the grace
+             * period: pending) */
+            svt_note(f, o, K_RECENT, k->id, k->uuid, k->name,
+                     apr_psprintf(sub.pool, "replaced by share %" PRIu64 " in the main "
+                                  "database: a rotation in flight", k->now));
         else if (k->kind == K_ORPHAN && k->seen == 0)
             svt_note(f, o, K_ORPHAN, k->id, k->uuid, k->name,
                      k->state == SV_SHARE_PENDING ? "pending, not referenced"
@@ -354,6 +373,19 @@ out:
     cs->n = 0;
     apr_pool_destroy(sub.pool);
     return rc;
+}
+
+/* A young share its row references: an older orphan candidate of the same
+ * record and field is the share a rotation in flight replaces. */
+static void svt_cands_newer(svt_cands *cs, const sv_scan_entry *e, const char *uuid)
+{
+    for (int i = cs->n - 1; i >= 0; i--) {
+        svt_cand *k = &cs->c[i];
+
+        if (k->kind == K_ORPHAN && k->id < e->id && strcmp(k->uuid, uuid) == 0 &&
+            strcmp(k->name, e->name) == 0)
+            k->now = e->id;
+    }
 }
 
 /* Hold a candidate finding; flush when a page of them is held. 0 or 1. */
@@ -447,6 +479,8 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
             else if (e->state == SV_SHARE_PENDING)
                 svt_note(f, o, e->created + o->grace > o->now ? K_RECENT : K_PENDING, r->id,
                          r->uuid, r->name, "pending: a rotation whose RELEASE never came");
+            if (!e->retired && e->created + o->grace > o->now)
+                svt_cands_newer(&cs, e, du);
         }
         s->consumed = e->id;
         s->i++;
