@@ -308,15 +308,18 @@ static int svt_cands_flush(svt_ctx *c, svt_cands *cs, svt_opts *o, svt_findings 
     apr_dbd_row_t *row;
     char *ids, *p;
     const char *a[1];
+    size_t len;
     int i, rc = 0;
 
     if (cs->n == 0)
         return 0;
     apr_pool_create(&sub.pool, c->pool);
-    p = ids = apr_palloc(sub.pool, (size_t)cs->n * 21 + 3);
+    /* an array literal: at most 20 digits and a comma per id */
+    len = (size_t)cs->n * 21 + 3;
+    p = ids = apr_palloc(sub.pool, len);
     *p++ = '{';
     for (i = 0; i < cs->n; i++)
-        p += sprintf(p, "%s%" PRIu64, i ? "," : "", cs->c[i].id);
+        p += snprintf(p, len - (size_t)(p - ids), "%s%" PRIu64, i ? "," : "", cs->c[i].id);
     *p++ = '}';
     *p = '\0';
     a[0] = ids;
