@@ -28,6 +28,7 @@ struct svd_app {
     struct svd_audit *audit;
     struct svd_limiter *limiter;
     struct svd_refusals *refusals; /* refusal summaries (svd_refusal.h) */
+    struct svd_refusals *scans;  /* RECON_SCAN pages, summarised the same way */
     struct svd_space space;      /* the free-space watermark (svd_space.h) */
     uint64_t started;            /* unix seconds */
     uint64_t n_stores;           /* counters since start (atomic) */

@@ -463,6 +463,38 @@ cmd_restore(struct ctl_client *cc, const char *arg, const char *source)
     (void)say(cc, "ok\nrestored=%u\n", restored);
 }
 
+/* "raise-ids N": new shares get ids above N (after restoring the store
+ * from a backup older than the main database); recorded before it is
+ * done; never lowers the sequence. */
+static void
+cmd_raise_ids(struct ctl_client *cc, const char *arg, const char *source)
+{
+    struct svd_app *app = cc->ctl->app;
+    uint64_t n = 0, seq = 0;
+
+    if (arg == NULL || arg[0] < '1' || arg[0] > '9' || svd_parse_u64(arg, &n) != 0 ||
+        n > SV_WIRE_MAX_ID / 2) {
+        (void)say(cc, "error: raise-ids N (a share id, 1 to 2^62)\n");
+        return;
+    }
+    if (svd_audit_event(app->audit, 1, "event=raise-ids outcome=requested value=%" PRIu64
+                        " source=%s", n, source) != 0) {
+        (void)say(cc, "error: the audit log cannot record it; nothing changed\n");
+        return;
+    }
+    if (svd_store_raise_ids(app->store, n, &seq) != 0) {
+        (void)svd_audit_event(app->audit, 0, "event=raise-ids outcome=failed value=%" PRIu64
+                              " source=%s", n, source);
+        (void)say(cc, "error: the store failed; nothing changed\n");
+        return;
+    }
+    (void)svd_audit_event(app->audit, 1, "event=raise-ids outcome=ok value=%" PRIu64
+                          " seq=%" PRIu64 " source=%s", n, seq, source);
+    svd_warn("control: share ids raised: new shares get ids above %" PRIu64 " (asked: %"
+             PRIu64 ") by %s", seq, n, source);
+    (void)say(cc, "ok\nseq=%" PRIu64 "\n", seq);
+}
+
 static void
 cmd_lockdown(struct ctl_client *cc, const char *arg, const char *source)
 {
@@ -536,6 +568,7 @@ static const struct ctl_cmd {
     { "audit-verify", 0, 0, 0, cmd_audit_verify },
     { "retired", 1, 1, 0, cmd_retired },
     { "restore", 1, 1, 1, cmd_restore },
+    { "raise-ids", 1, 1, 1, cmd_raise_ids },
 };
 
 static const struct ctl_cmd *

@@ -118,6 +118,7 @@ round_once(struct svd_app *app)
     svd_app_retry_lock_write(app);
     sync_lock(app);
     svd_refusals_flush(app->refusals, 0);
+    svd_refusals_flush(app->scans, 0);
     purge_once(app);
     SVD_COUNT(app, n_house);
 }

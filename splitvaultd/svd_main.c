@@ -262,7 +262,10 @@ run(const char *file, int debug)
         goto fatal;
     if (svd_audit_open(conf->audit_path, conf->audit_head, &app.audit, err, sizeof(err)) != 0)
         goto fatal;
-    if ((app.refusals = svd_refusals_new(app.audit, conf->refusal_period_ms)) == NULL) {
+    if ((app.refusals = svd_refusals_new(app.audit, conf->refusal_period_ms, "refusal",
+                                         "refusals")) == NULL ||
+        (app.scans = svd_refusals_new(app.audit, conf->refusal_period_ms, "recon-scan",
+                                      "RECON_SCAN pages")) == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fatal;
     }
@@ -353,6 +356,8 @@ out:
         leaked = svd_server_nconn(srv) > 0;
     if (app.refusals != NULL && app.audit != NULL)
         svd_refusals_flush(app.refusals, 1);
+    if (app.scans != NULL && app.audit != NULL)
+        svd_refusals_flush(app.scans, 1);
     if (app.audit != NULL && r == 0)
         (void)svd_audit_event(app.audit, 1, "event=stop pid=%ld", (long)getpid());
     if (leaked) {
@@ -366,6 +371,7 @@ out:
     svd_server_free(srv);
     svd_limiter_free(app.limiter);
     svd_refusals_free(app.refusals);
+    svd_refusals_free(app.scans);
     svd_store_close(app.store);
     svd_audit_close(app.audit);
     if (lfd >= 0)

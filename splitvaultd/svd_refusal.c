@@ -34,6 +34,8 @@ struct slot {
 struct svd_refusals {
     unsigned magic;
     struct svd_audit *audit;
+    const char *event;      /* the entries' event= token */
+    const char *what;       /* what is counted, for the log */
     uint32_t period_ms;
     pthread_mutex_t mu;
     uint64_t period_start;
@@ -42,7 +44,8 @@ struct svd_refusals {
 };
 
 struct svd_refusals *
-svd_refusals_new(struct svd_audit *audit, uint32_t period_ms)
+svd_refusals_new(struct svd_audit *audit, uint32_t period_ms, const char *event,
+                 const char *what)
 {
     struct svd_refusals *r;
 
@@ -50,6 +53,8 @@ svd_refusals_new(struct svd_audit *audit, uint32_t period_ms)
         return NULL;
     r->magic = SVD_REFUSALS_MAGIC;
     r->audit = audit;
+    r->event = event;
+    r->what = what;
     r->period_ms = period_ms;
     r->period_start = svd_now_ms();
     AZ(pthread_mutex_init(&r->mu, NULL));
@@ -101,7 +106,7 @@ svd_refusal(struct svd_refusals *r, const char *why, const char *peer, const cha
 out:
     AZ(pthread_mutex_unlock(&r->mu));
     if (now)
-        (void)svd_audit_event(r->audit, 0, "event=refusal why=%.39s peer=%.47s%.*s", why, peer,
+        (void)svd_audit_event(r->audit, 0, "event=%s why=%.39s peer=%.47s%.*s", r->event, why, peer,
                               SVD_REFUSAL_EXTRA_MAX, extra != NULL ? extra : "");
     return now;
 }
@@ -149,9 +154,16 @@ svd_refusals_flush(struct svd_refusals *r, int all)
     r->period_start = now;
     AZ(pthread_mutex_unlock(&r->mu));
     for (unsigned i = 0; i < n; i++) {
-        svd_warn("%u more refusals (%s) from %s in the last %u s", out[i].count, out[i].why,
-                 out[i].peer, secs);
-        (void)svd_audit_event(r->audit, 0, "event=refusal why=%.39s peer=%.47s count=%u "
-                              "period=%us", out[i].why, out[i].peer, out[i].count, secs);
+        /* refusals are warnings; other summarised events (pages of a
+         * listing) are not */
+        if (strcmp(r->event, "refusal") == 0)
+            svd_warn("%u more %s (%s) from %s in the last %u s", out[i].count, r->what,
+                     out[i].why, out[i].peer, secs);
+        else
+            svd_info("%u more %s (%s) from %s in the last %u s", out[i].count, r->what,
+                     out[i].why, out[i].peer, secs);
+        (void)svd_audit_event(r->audit, 0, "event=%s why=%.39s peer=%.47s count=%u "
+                              "period=%us", r->event, out[i].why, out[i].peer, out[i].count,
+                              secs);
     }
 }

@@ -10,6 +10,10 @@
  * count=N period=Ss", with one log line. A key is forgotten after a whole
  * period without refusals. The table is bounded; refusals of keys that do
  * not fit are counted together (why=other-refusals peer=other).
+ *
+ * The same summaries serve other events that anyone holding a listed
+ * certificate could repeat at will (RECON_SCAN's pages): event names the
+ * entries' event= token, what names them in the log.
  */
 #ifndef SVD_REFUSAL_H
 #define SVD_REFUSAL_H
@@ -22,7 +26,8 @@ struct svd_refusals;
 /* The longest extra text of a refusal's immediate entry (longer is cut). */
 #define SVD_REFUSAL_EXTRA_MAX 400
 
-struct svd_refusals *svd_refusals_new(struct svd_audit *audit, uint32_t period_ms);
+struct svd_refusals *svd_refusals_new(struct svd_audit *audit, uint32_t period_ms,
+                                      const char *event, const char *what);
 void svd_refusals_free(struct svd_refusals *r);
 
 /* Note one refusal (why: a token; peer: an address or "uid-N"; extra: ""

@@ -140,9 +140,6 @@ EV_FITS(EV_RELEASE_DONE, WHY_MAX + SV_UUID_STR_LEN + 3 * U32_MAX_DIGITS + PEER_M
 EV_FITS(EV_RECON_REQUESTED, U32_MAX_DIGITS + 3 * U64_MAX_DIGITS + PEER_MAX);
 #define EV_RECON_DONE "event=reconcile outcome=%s requested=%u retired=%u peer=%s"
 EV_FITS(EV_RECON_DONE, WHY_MAX + 2 * U32_MAX_DIGITS + PEER_MAX);
-#define EV_RECON_SCAN "event=recon-scan outcome=listed after=%" PRIu64 " listed=%u first=%" \
-                      PRIu64 " last=%" PRIu64 " more=%d peer=%s"
-EV_FITS(EV_RECON_SCAN, U32_MAX_DIGITS + 3 * U64_MAX_DIGITS + 1 + PEER_MAX);
 
 
 /* An error code as an audit token (sv_wire_error_name has spaces). */
@@ -887,9 +884,14 @@ out:
 /*
  * RECON_SCAN (check): a page of every share, retired ones included, with
  * the daemon's minimum grace and the store's share count (for progress).
- * Read-only and no key material, but it names records and fields: each
- * page is audited (without waiting for the disk), and none is answered
- * while the audit log cannot record it.
+ * Read-only and no key material, but it names records and fields, and a
+ * certificate of the role may ask for pages at will: pages are audited
+ * through the summaries refusals use (svd_refusal.h), the first of a peer
+ * at once with its cursor and ids (for check, a scan's first page), the
+ * others as one count per audit.refusal_period, so that repeating it
+ * cannot fill the audit log's disk. Refused while the audit log is failing
+ * and below store.min_free; the entry is queued, not waited for, once the
+ * answer is encoded.
  */
 static int
 h_recon_scan(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h,
@@ -898,10 +900,11 @@ h_recon_scan(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr
     sv_recon_scan_req m;
     sv_recon_scan_resp resp;
     sv_scan_entry *e = NULL;
-    uint64_t a = 0, pe = 0, re = 0;
+    uint64_t a = 0, pe = 0, re = 0, free_b = 0;
     unsigned n = 0;
     int more = 0, r = -1;
     sv_status st;
+    char extra[160];
 
     if ((st = sv_recon_scan_req_decode(body, h->body_len, &m)) != SV_OK) {
         svd_warn("%s: RECON_SCAN refused: %s", peer->addr, sv_strerror(st));
@@ -912,6 +915,16 @@ h_recon_scan(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr
         svd_err("%s: RECON_SCAN refused: the audit log cannot record it", peer->addr);
         return svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
     }
+    /* below the watermark the room left is for what must keep working */
+    if (!svd_space_ok(&app->space, &free_b)) {
+        snprintf(extra, sizeof(extra), " type=RECON_SCAN free=%" PRIu64, free_b);
+        if (svd_refusal(app->refusals, "no-space", peer->ip, extra))
+            svd_err("%s: RECON_SCAN refused: %" PRIu64 " bytes free, below store.min_free "
+                    "(%" PRIu64 "); more are summarised", peer->addr, free_b,
+                    app->conf->min_free);
+        SVD_COUNT(app, n_refusals);
+        return svd_req_error(out, h->reqid, SV_WERR_NO_SPACE, 60000);
+    }
     if ((e = calloc(m.limit, sizeof(*e))) == NULL)
         return svd_req_error(out, h->reqid, SV_WERR_INTERNAL, 0);
     if (svd_store_recon_scan(app->store, m.after_id, m.limit, e, &n, &more) != 0) {
@@ -919,22 +932,24 @@ h_recon_scan(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr
         goto out;
     }
     memset(&resp, 0, sizeof(resp));
-    /* only the first page counts (the count scans the table) */
+    /* only the first page counts (the count scans the table); 0 when the
+     * count failed */
     if (m.after_id == 0 && svd_store_counts(app->store, &a, &pe, &re) == 0)
         resp.total = a + pe + re;
     resp.more = (uint8_t)more;
     resp.min_grace_s = app->conf->min_grace_s;
     resp.n = n;
     resp.e = e;
-    if (svd_audit_event(app->audit, 0, EV_RECON_SCAN, m.after_id, n, n ? e[0].id : 0,
-                        n ? e[n - 1].id : 0, more, peer->ip) != 0) {
-        svd_err("%s: RECON_SCAN refused: the audit log cannot record it", peer->addr);
-        r = svd_req_error(out, h->reqid, SV_WERR_AUDIT, 1000);
+    if (sv_recon_scan_resp_encode(out, h->reqid, &resp) != SV_OK) {
+        svd_err("%s: RECON_SCAN: the page of %u shares could not be encoded", peer->addr, n);
         goto out;
     }
+    snprintf(extra, sizeof(extra), " after=%" PRIu64 " listed=%u first=%" PRIu64 " last=%"
+             PRIu64 " more=%d", m.after_id, n, n ? e[0].id : 0, n ? e[n - 1].id : 0, more);
+    (void)svd_refusal(app->scans, "listed", peer->ip, extra);
     svd_debug("%s: RECON_SCAN after=%" PRIu64 " -> %u shares%s", peer->addr, m.after_id, n,
               more ? " (more)" : "");
-    r = sv_recon_scan_resp_encode(out, h->reqid, &resp) == SV_OK ? 0 : -1;
+    r = 0;
 out:
     free(e);
     return r;

@@ -174,6 +174,13 @@ int svd_store_purge(struct svd_store *s, uint64_t retired_before, uint64_t first
 int svd_store_restore(struct svd_store *s, enum svd_restore_by by, uint64_t value,
                       const uint8_t uuid[SV_UUID_LEN], unsigned *restored);
 
+/* Raise the share id sequence so that new shares get ids above n, never
+ * lowering it (sqlite3: AUTOINCREMENT's record, created when the store
+ * never held a share; pgsql: shares_id_seq). *seq: the highest id handed
+ * out or reserved since (new ids are above it). After restoring a store
+ * from a backup older than the main database. */
+int svd_store_raise_ids(struct svd_store *s, uint64_t n, uint64_t *seq);
+
 /* Record a lock-down durably. */
 int svd_store_set_lock(struct svd_store *s, uint64_t since, const char *reason);
 

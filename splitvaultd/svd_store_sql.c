@@ -112,6 +112,15 @@ static const char *const sql_sqlite3[ST__N] = {
     /* check: every share, retired ones included; never key2b */
     [ST_RSCAN] = "SELECT id, record_uuid, field, state, created, retired FROM shares "
                  "WHERE id > %lld ORDER BY id LIMIT CAST(%d AS INTEGER)",
+    /* raise-ids: AUTOINCREMENT's record up to N, never down; a store that
+     * never held a share has no record yet (inserted). sqlite_sequence's
+     * columns have no affinity: N is cast, or it would be stored and
+     * compared as text */
+    [ST_RAISE] = "UPDATE sqlite_sequence SET seq = CAST(%lld AS INTEGER) "
+                 "WHERE name = 'shares' AND seq < CAST(%lld AS INTEGER)",
+    [ST_RAISE_NEW] = "INSERT INTO sqlite_sequence (name, seq) "
+                     "SELECT 'shares', CAST(%lld AS INTEGER) "
+                     "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'shares')",
 };
 
 static const char *const sql_pgsql[ST__N] = {
@@ -169,6 +178,12 @@ static const char *const sql_pgsql[ST__N] = {
                         "ORDER BY id LIMIT %d",
     [ST_RSCAN] = "SELECT id, record_uuid, field, state, created, retired FROM shares "
                  "WHERE id > %lld ORDER BY id LIMIT %d",
+    /* raise-ids: the sequence up to N, never down (a fresh sequence's
+     * last_value is 1, not yet called); answers the sequence's value */
+    [ST_RAISE] = "SELECT setval('shares_id_seq', GREATEST(%lld, "
+                 "(SELECT last_value FROM shares_id_seq)))",
+    /* not used with pgsql (ST_RAISE does it all); kept harmless */
+    [ST_RAISE_NEW] = "SELECT %lld",
 };
 
 /* The driver's statements into s->sql; the look-ups of several shares

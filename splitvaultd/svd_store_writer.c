@@ -34,7 +34,7 @@
 #include "sv_hex.h"
 #include "sv_secret.h"
 
-enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK, W_UNLOCK, W_PURGE, W_RESTORE };
+enum wkind { W_PUT, W_RELEASE, W_RDEL, W_LOCK, W_UNLOCK, W_PURGE, W_RESTORE, W_RAISE };
 
 struct wop {
     struct wop *next;
@@ -66,7 +66,8 @@ struct wop {
     /* W_PURGE: retired before older, ids first..last; W_RESTORE */
     uint64_t first, last;
     enum svd_restore_by by;
-    uint64_t value;             /* W_RESTORE: the id or the time */
+    uint64_t value;             /* W_RESTORE: the id or the time; W_RAISE: N */
+    uint64_t *seq;              /* W_RAISE: the highest id handed out since */
     unsigned *count;            /* W_RDEL, W_UNLOCK, W_PURGE, W_RESTORE */
 };
 
@@ -284,6 +285,28 @@ exec_op(struct svd_store *s, apr_pool_t *p, struct wop *op, uint64_t *next_id)
         if (svd_q_exec(s, &s->writer, p, stn, &nrows, 2, args) != 0)
             return -1;
         *op->count = (unsigned)nrows;
+        return 0;
+    }
+    case W_RAISE: {
+        const char *args[2] = { a0, a0 };
+        snprintf(a0, sizeof(a0), "%" PRIu64, op->value);
+        if (s->conf->driver == SVD_DRIVER_PGSQL) {
+            apr_dbd_results_t *res;
+            apr_dbd_row_t *row = NULL;
+            int got = 0;
+            if (svd_q_select(s, &s->writer, p, ST_RAISE, &res, 1, args) != 0)
+                return -1;
+            while (apr_dbd_get_row(s->driver, p, res, &row, -1) == 0)
+                if (svd_parse_u64(apr_dbd_get_entry(s->driver, row, 0), op->seq) == 0)
+                    got = 1;
+            return got ? 0 : -1;
+        }
+        if (svd_q_exec(s, &s->writer, p, ST_RAISE, &nrows, 2, args) != 0 ||
+            svd_q_exec(s, &s->writer, p, ST_RAISE_NEW, &nrows, 1, args) != 0)
+            return -1;
+        if (*next_id < op->value)
+            *next_id = op->value; /* the ops after it in this transaction */
+        *op->seq = *next_id;
         return 0;
     }
     }
@@ -659,6 +682,19 @@ svd_store_restore(struct svd_store *s, enum svd_restore_by by, uint64_t value,
     op.uuid = uuid;
     op.count = restored;
     return submit_counted(s, &op);
+}
+
+int
+svd_store_raise_ids(struct svd_store *s, uint64_t n, uint64_t *seq)
+{
+    struct wop op;
+
+    CHECK_OBJ_NOTNULL(s, SVD_STORE_MAGIC);
+    memset(&op, 0, sizeof(op));
+    op.kind = W_RAISE;
+    op.value = n;
+    op.seq = seq;
+    return submit(s, &op);
 }
 
 int

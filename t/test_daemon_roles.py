@@ -7,6 +7,7 @@ else is refused with NOT_ALLOWED before its body is read, the connection
 closed, and the refusal audited (summarised like other refusals). Both
 store drivers.
 """
+import re
 import uuid as uuidlib
 
 import pytest
@@ -241,7 +242,53 @@ def test_recon_scan_lists_every_share_read_only(d):
         assert (str(uuidlib.UUID(bytes=e.uuid)), e.name, e.state, e.created, e.retired) == \
             (sh["uuid"], sh["field"], sh["state"], sh["created"], sh["retired"])
     assert d.shares() == before  # read-only
-    text = d.wait_audit("event=recon-scan", count=2)
-    assert "event=recon-scan outcome=listed after=0 listed=2 first=%d last=%d more=1 " \
-        "peer=127.0.0.1" % (first.entries[0].id, first.entries[1].id) in text
-    assert "event=recon-scan outcome=listed after=%d listed=1" % first.entries[-1].id in text
+    # the first page of a peer is audited at once, with its ids; later
+    # ones are counted, one entry per audit.refusal_period (here: at stop)
+    text = d.wait_audit("event=recon-scan")
+    assert "event=recon-scan why=listed peer=127.0.0.1 after=0 listed=2 first=%d last=%d " \
+        "more=1" % (first.entries[0].id, first.entries[1].id) in text
+    d.stop()
+    assert "event=recon-scan why=listed peer=127.0.0.1 count=1 period=" in d.audit_path.read_text()
+
+
+@pytest.mark.log_allows(r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until")
+def test_recon_scan_flood_does_not_grow_the_audit_log(d):
+    """A stolen reconcile certificate asking for pages at will (limit 1,
+    from the start each time, while locked down) gets one audit entry at
+    once and counts after it, not an entry per page."""
+    r = Record({"name": "N", "ssn": "S"})
+    with d.client() as c:
+        r.stored(c.store(r.uuid, r.store_fields()))
+    assert d.ctl("lockdown").returncode == 0
+    before = d.audit_path.stat().st_size
+    with d.reconciler() as c:
+        for i in range(3000):
+            assert len(c.call(w.ReconScan(0 if i % 2 else 1, 1)).entries) == 1
+    d.stop()
+    lines = [l for l in d.audit_path.read_text().splitlines() if "event=recon-scan" in l]
+    # one at once, then one count per period (10 s) and the last at stop
+    assert 2 <= len(lines) <= 6, lines
+    assert "after=0 listed=1" in lines[0] or "after=1 listed=1" in lines[0]
+    assert sum(int(re.search(r" count=(\d+) ", l).group(1)) for l in lines[1:]) == 2999
+    assert d.audit_path.stat().st_size - before < 4000
+
+
+@pytest.mark.log_allows(
+    r"RECON_SCAN refused: \d+ bytes free, below store\.min_free \(\d+\);",
+    r"\d+ more refusals \(no-space\) from [\d.]+ in the last \d+ s",
+)
+def test_recon_scan_refused_below_the_watermark(d):
+    """Below store.min_free, RECON_SCAN is refused like STORE: the room
+    left is for decrypts, lock-down and unlock."""
+    d.stop()
+    d.config["store"]["min_free"] = "1000000GiB"
+    d.write_config()
+    d.start()
+    with d.reconciler() as c:
+        for _ in range(3):
+            with pytest.raises(DaemonError) as e:
+                c.call(w.ReconScan(0, 10))
+            assert e.value.code == WERR["NO_SPACE"]
+    text = d.wait_audit("why=no-space")
+    assert "event=refusal why=no-space peer=127.0.0.1 type=RECON_SCAN free=" in text
+    assert "event=recon-scan" not in text

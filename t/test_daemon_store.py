@@ -315,3 +315,34 @@ def test_purged_key2b_leaves_the_sqlite_files(daemon_factory):
         assert c.decrypt(r.uuid, "pat", r.decrypt_fields(names={"ssn"}))[0][0] == b"123-45-6789"
     d.stop()
     assert not files_holding(d, old["ssn"]) and not files_holding(d, old["name"])
+
+
+@pytest.mark.log_allows(r"control: share ids raised: new shares get ids above \d+")
+def test_raise_ids_on_an_empty_store_and_never_down(d):
+    """splitvaultctl raise-ids N: new shares get ids above N, on a store
+    that never held a share too (sqlite3 has no sequence record yet: an
+    UPDATE of it alone would change nothing); a lower N changes nothing.
+    Root or control.admin_group only; audited before and after."""
+    p = d.ctl("raise-ids", "5000", check=True)
+    assert "ok" in p.stdout and "seq=5000" in p.stdout, p.stdout
+    r = Record({"name": "N", "ssn": "S"})
+    with d.client() as c:
+        ids = c.store(r.uuid, r.store_fields())
+    assert min(ids) == 5001, ids
+    p = d.ctl("raise-ids", "10", check=True)
+    assert "seq=5002" in p.stdout, p.stdout
+    r2 = Record({"name": "M"})
+    with d.client() as c:
+        assert c.store(r2.uuid, r2.store_fields()) == [5003]
+    # again after a restart (the sequence is the store's, not the process's)
+    d.restart()
+    assert "seq=6000" in d.ctl("raise-ids", "6000", check=True).stdout
+    with d.client() as c:
+        r3 = Record({"name": "L"})
+        assert c.store(r3.uuid, r3.store_fields()) == [6001]
+    for bad in ("0", "-1", "x", "01", "9223372036854775807"):
+        p = d.ctl("raise-ids", bad)
+        assert p.returncode == 2 and "not a share id" in p.stderr, (bad, p.stderr)
+    text = d.wait_audit("event=raise-ids outcome=ok", count=3)
+    assert "event=raise-ids outcome=requested value=5000 source=" in text
+    assert "event=raise-ids outcome=ok value=10 seq=5002 source=" in text

@@ -49,7 +49,7 @@ def test_consistent_then_each_kind_of_finding(sv):
         ("missing", "retired", "pending", "orphan", "mismatched", "recent"), 0)
     assert "12 fields in the main database; 12 shares on the daemon (12 active" in p.stdout
     # the daemon audits the listing (who, which ids)
-    assert "event=recon-scan outcome=listed after=0 listed=12" in \
+    assert "event=recon-scan why=listed peer=127.0.0.1 after=0 listed=12" in \
         sv.daemon.wait_audit("event=recon-scan")
 
     # one of each: an orphan (a STORE whose record never reached the main
@@ -139,6 +139,46 @@ def test_pages_through_a_large_store(sv):
     assert b"check: 1000/1283 shares" in tty and b"check: 1283/1283 shares" in tty, tty
 
 
+def test_pages_through_a_large_main_database(sv):
+    """More field rows than one main-database page (1000), with the shares
+    of the last row of the first page and the first of the second missing
+    on the daemon: the merge crosses the main side's page boundary."""
+    sv.ref_of(sv.submit(GOOD))
+    uuids, names, ids = [], [], []
+    with sv.daemon.client() as c:
+        for _ in range(36):
+            u = str(uuidlib.uuid4())
+            fs = ["f%02d" % i for i in range(32)]
+            got = c.store(u, [(f, os.urandom(32), os.urandom(32)) for f in fs])
+            uuids += [u] * len(fs)
+            names += fs
+            ids += got
+    sv.db.query("INSERT INTO records (uuid, ref) SELECT u, 'Z' || lpad(n::text, 4, '0') || "
+                "'-00000' FROM unnest(%s::uuid[]) WITH ORDINALITY AS x(u, n)",
+                (sorted(set(uuids)),))
+    sv.db.query("INSERT INTO fields (record_id, name, key2_pub, enc, ct, share_id, wrap_enc, "
+                "wrap_ct, key1_fp) SELECT r.id, x.name, f0.key2_pub, f0.enc, f0.ct, x.sid, "
+                "f0.wrap_enc, f0.wrap_ct, f0.key1_fp FROM unnest(%s::uuid[], %s::text[], "
+                "%s::bigint[]) AS x(u, name, sid) JOIN records r ON r.uuid = x.u, "
+                "(SELECT * FROM fields LIMIT 1) f0", (uuids, names, ids))
+    assert sv.db.count("fields") == 3 + 36 * 32
+    p = check(sv, "--grace", "0")
+    assert p.returncode == 0 and "1155 fields in the main database; 1155 shares" in p.stdout, \
+        p.stdout + p.stderr
+    edge = [r[0] for r in sv.db.query("SELECT share_id FROM fields ORDER BY share_id "
+                                      "OFFSET 999 LIMIT 2")]
+    sv.daemon.sql("UPDATE shares SET retired = 1000, retired_why = 'release' "
+                  "WHERE id IN (%d, %d)" % tuple(edge))
+    sv.daemon.sql("DELETE FROM shares WHERE id IN (%d, %d)" % tuple(edge))
+    p = check(sv, "--grace", "0")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert counts(p) == dict(missing=2, retired=0, pending=0, orphan=0, mismatched=0,
+                             recent=0), p.stdout
+    assert "missing    share %d" % edge[0] in p.stdout
+    assert "missing    share %d" % edge[1] in p.stdout
+    assert "1155 fields in the main database; 1153 shares" in p.stdout
+
+
 @pytest.mark.log_allows(r"not allowed", r"TLS handshake refused: no-client-certificate")
 def test_web_certificate_refused_and_errors_exit_2(sv):
     sv.ref_of(sv.submit(GOOD))
@@ -165,13 +205,18 @@ def test_web_certificate_refused_and_errors_exit_2(sv):
 
 def test_consistent_while_decrypts_rotate(sv_factory):
     """Rotations under way while check runs (new pending shares, shares
-    retired between its two reads) are not findings."""
+    retired between its two reads) are not findings, with shares older
+    than the grace period."""
     import threading
 
     sv = sv_factory(key1_passphrase="check passphrase")
     assert sv.upload_key1().status == 303
     pat = sv.login("pat")
     refs = [sv.ref_of(sv.submit(GOOD)) for _ in range(4)]
+    # old shares: older than the grace period, so that a share a rotation
+    # replaces between check's two reads would show as an orphan; the
+    # rotations' new shares are within the grace period (in flight)
+    sv.daemon.sql("UPDATE shares SET created = created - 86400")
     stop, errors, done = threading.Event(), [], [0]
 
     def rotate():

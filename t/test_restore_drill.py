@@ -90,17 +90,13 @@ def restore_store(sv, path):
 
 
 def raise_share_ids(sv, above):
-    """After restoring an older store, before intake: the store's id
-    sequence past every share id the main database references."""
+    """After restoring an older store, with the daemon started and httpd
+    still stopped: new shares get ids above every share id the main
+    database references (splitvaultctl raise-ids, either driver)."""
     d = sv.daemon
-    assert not d.alive()
-    if d.driver == "sqlite3":
-        subprocess.run(["sqlite3", str(d.db_path),
-                        "UPDATE sqlite_sequence SET seq = %d WHERE name = 'shares' "
-                        "AND seq < %d" % (above, above)], check=True, timeout=120)
-    else:
-        d.sql("SELECT setval('shares_id_seq', greatest(%d, (SELECT last_value FROM "
-              "shares_id_seq)))" % above)
+    assert d.alive() and sv.httpd.proc is None
+    p = d.ctl("raise-ids", str(above), check=True)
+    assert "ok" in p.stdout, p.stdout
 
 
 def check(sv, *args):
@@ -185,6 +181,7 @@ class Intake(threading.Thread):
 
 # -- a to d ---------------------------------------------------------------------------
 
+@pytest.mark.log_allows(r"control: share ids raised: new shares get ids above \d+")
 @pytest.mark.parametrize("driver", ["sqlite3", "pgsql"])
 def test_restore_drill(sv_factory, workdir, driver):
     # intake at full speed from one address: past the default throttle
@@ -227,8 +224,9 @@ def test_restore_drill(sv_factory, workdir, driver):
     pg(sv, "pg_restore", "--create", "-d", "postgres", main_dump)
     assert sv.db.name == restore_needed
     restore_store(sv, store_dump)
-    # step 4 of the drill: a no-op here (the store's backup is the newer)
-    raise_share_ids(sv, sv.db.query("SELECT max(share_id) FROM fields")[0][0])
+    sv.daemon.start()
+    # the drill's raise-ids step: a no-op here (the store's backup is the newer)
+    raise_share_ids(sv, sv.db.query("SELECT max(share_id) FROM fields")[0][0] + 1000)
     pat = start_service(sv)
     restored = uuids(sv)
     # everything acknowledged before the backup began is there
@@ -262,7 +260,7 @@ def test_restore_drill(sv_factory, workdir, driver):
 # -- e(i): the share store older than the main database ---------------------------------
 
 @pytest.mark.log_allows(r"DECRYPT record=\S+ actor=\S+ refused: field \d+ \(\S+, share \d+\):",
-                        r"SV02109")
+                        r"SV02109", r"control: share ids raised: new shares get ids above \d+")
 def test_store_older_than_main_database(sv_factory, workdir):
     sv = sv_factory(key1_passphrase=PASS)
     pat = start_service(sv)
@@ -275,14 +273,16 @@ def test_store_older_than_main_database(sv_factory, workdir):
     decrypts(sv, pat, decrypted, 0)
     lost = set().union(*(shares_of(sv, ref) for ref in new + [decrypted]))
 
+    sv.httpd.stop()
     sv.daemon.stop()
     restore_store(sv, store_dump)
-    # before the daemon serves again: its share ids past every id the main
-    # database references, or new shares (intake, and the new shares of a
-    # decrypt's rotation) would take ids rows already hold
+    # before intake or decrypts resume: the store's share ids past every id
+    # the main database references, or new shares (intake, and the new
+    # shares of a decrypt's rotation) would take ids rows already hold
     top = sv.db.query("SELECT max(share_id) FROM fields")[0][0]
-    raise_share_ids(sv, top)
     sv.daemon.start()
+    raise_share_ids(sv, top)
+    pat = start_service(sv)
     p = check(sv, "--grace", "0")
     assert p.returncode == 1
     found = findings(p)
@@ -350,3 +350,60 @@ def test_main_database_older_than_store(sv_factory, workdir):
     for i, ref in enumerate(old):
         decrypts(sv, pat, ref, i)
     consistent(sv)
+
+
+# -- f: both backups older than retention.period --------------------------------------
+
+@pytest.mark.parametrize("driver", ["sqlite3", "pgsql"])
+@pytest.mark.log_allows(
+    r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
+    r"the audit log's last lock-down was never unlocked",
+    r"control: \d+ retired share\(s\) restored",
+    r"control: share ids raised: new shares get ids above \d+",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+    r"LOCKED DOWN",
+)
+def test_backups_older_than_retention(sv_factory, workdir, driver):
+    """A record decrypted between the main database's backup and the
+    store's has its old share retired in the store's backup; restored
+    after retention.period, the daemon would purge that share within a
+    second of starting. Locked down before it stops (the lock-down outlives
+    the restored store through the audit log), it purges nothing until
+    `restore --since` has brought the share back."""
+    sv = sv_factory(key1_passphrase=PASS, daemon_options=dict(driver=driver))
+    pat = start_service(sv)
+    refs = [submit(sv, i) for i in range(2)]
+    main_dump, store_dump = workdir / "main.dump", workdir / "shares.backup"
+    since = int(time.time())            # when the main database's backup began
+    backup_main(sv, main_dump)
+    old_shares = {s for s, _, _ in shares_of(sv, refs[0])}
+    decrypts(sv, pat, refs[0], 0)       # its old shares retired
+    backup_store(sv, store_dump)
+    for sid in old_shares:
+        assert sv.daemon.shares()[sid]["retired"]
+
+    # the procedure: lock down, stop httpd and the daemon, restore both
+    assert sv.daemon.ctl("lockdown").returncode == 0
+    sv.httpd.stop()
+    sv.daemon.stop()
+    restore_main(sv, main_dump)
+    restore_store(sv, store_dump)
+    # time passes: the backups are older than retention.period (7 days)
+    age = 8 * 86400
+    sv.daemon.age_shares(age)
+    since -= age
+    sv.daemon.start()
+    st = sv.daemon.ctl_status()
+    assert st["locked"] == "1", st
+    sv.daemon.wait_rounds(3)             # housekeeping ran: nothing purged
+    assert old_shares <= set(sv.daemon.shares())
+    raise_share_ids(sv, sv.db.query("SELECT max(share_id) FROM fields")[0][0] + 1000)
+    r = sv.daemon.ctl("restore", "--since", str(since), check=True)
+    assert "restored=%d" % len(old_shares) in r.stdout, r.stdout
+    p = check(sv, "--grace", "0")
+    assert set(findings(p)) <= {"orphan"}, p.stdout
+    assert sv.daemon.ctl("unlock").returncode == 0
+    sv.daemon.wait_rounds(3)
+    pat = start_service(sv)
+    for i, ref in enumerate(refs):
+        decrypts(sv, pat, ref, i)

@@ -483,9 +483,11 @@ int main(int argc, char **argv)
     atexit(apr_terminate);
     apr_pool_create(&c.pool, NULL);
     if (apr_dbd_init(c.pool) != APR_SUCCESS
-        || (rv = apr_dbd_get_driver(c.pool, "pgsql", &c.driver)) != APR_SUCCESS)
-        return svt_fail("the apr_dbd pgsql driver is missing (Debian: apt-get install "
-                        "libaprutil1-dbd-pgsql)");
+        || (rv = apr_dbd_get_driver(c.pool, "pgsql", &c.driver)) != APR_SUCCESS) {
+        svt_fail("the apr_dbd pgsql driver is missing (Debian: apt-get install "
+                 "libaprutil1-dbd-pgsql)");
+        return strcmp(cmd, "check") == 0 ? 2 : 1; /* check: 1 means findings */
+    }
     if (apr_dbd_open_ex(c.driver, c.pool, c.dsn, &c.handle, &err) != APR_SUCCESS) {
         svt_fail("cannot connect to the database: %s", err ? err : "unknown error");
         return strcmp(cmd, "check") == 0 ? 2 : 1; /* check: 1 means findings */

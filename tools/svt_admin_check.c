@@ -25,11 +25,26 @@
  * Orphans and pending shares younger than the grace period (by default the
  * daemon's reconcile.min_grace, which it sends) may belong to an intake or
  * a rotation still in flight: they are counted apart, not as findings.
- * The two sides are read at slightly different moments. A field whose
- * share seems missing is looked for again, from its id, when the daemon's
- * page was read before the main database's (a share stored meanwhile);
- * other changes during a run (a rotation that finishes between the two
- * reads) can still show, so a finding that a second run repeats is real.
+ * The two sides are read at slightly different moments, always the main
+ * database's page first and then the daemon's pages that cover its ids (a
+ * daemon page read before a main page is read again from where the merge
+ * stands). Shares are stored before the main database commits the rows
+ * that reference them, so no share a row read this way references can be
+ * missing from the daemon's later page unless it is gone. A rotation that
+ * finishes between the two reads can leave a row on a share since retired,
+ * or a share in use that the row read earlier does not reference yet: the
+ * candidate retired and orphan findings are looked up again in the main
+ * database, one query for up to a page of them, and only those that still
+ * stand are reported. A share in use that no row references while a
+ * newer share of its record and field, younger than the grace period, is
+ * referenced is a rotation between its commit and its RELEASE: counted
+ * with the shares in flight (if the RELEASE never comes, the newer share,
+ * pending, is the finding once past the grace period).
+ * A finding that a second run repeats is real.
+ *
+ * The main database is read in read-only transactions
+ * (default_transaction_read_only): read access to records and fields is
+ * all the command needs.
  *
  * Exit status: 0 consistent, 1 findings, 2 could not check (the daemon or
  * the database unreachable, a refusal, a usage error).
@@ -95,6 +110,7 @@ typedef struct {
     unsigned i;
     int more, started;
     uint64_t after;
+    uint64_t consumed;        /* the last share the merge took (0: none) */
     uint64_t total;           /* from the first page (0: unknown) */
     uint32_t min_grace;
     long read_after;          /* the main database's pages read before this page */
@@ -110,6 +126,25 @@ typedef struct {
     int shown;                /* a progress line is on the terminal */
     long done;
 } svt_opts;
+
+/* A retired or orphan finding to confirm against the main database. */
+typedef struct {
+    uint64_t id;
+    uint64_t retired;         /* retired: when */
+    int kind;                 /* K_RETIRED or K_ORPHAN */
+    uint8_t state;
+    char uuid[SV_UUID_STR_LEN + 1];
+    char name[SV_FIELD_MAX + 1];
+    int seen;                 /* 1: a row references it now; 2: the same row */
+    uint64_t now;             /* a newer share of its record and field,
+                                 referenced by their row and within the
+                                 grace period (0: none) */
+} svt_cand;
+
+typedef struct {
+    svt_cand *c;              /* PAGE of them, in share id order */
+    int n;
+} svt_cands;
 
 /* Next page of the main database's rows; 0 or 1 (printed). */
 static int svt_mnext(svt_mstream *m)
@@ -153,28 +188,6 @@ static int svt_mnext(svt_mstream *m)
     if (m->n)
         m->after = m->row[m->n - 1].id;
     return 0;
-}
-
-/* Does the row still reference its share? A rotation that finished
- * between the two reads leaves the share retired on the daemon and the row
- * on a new one. 1 yes, 0 no, -1 failed (printed). */
-static int svt_mstill(svt_mstream *m, const svt_mrow *r)
-{
-    svt_ctx sub = *m->c;
-    svt_rows res;
-    char id[24];
-    const char *a[] = { id, r->uuid, r->name };
-    int found = 0;
-
-    sub.pool = m->page_pool;
-    snprintf(id, sizeof(id), "%" PRIu64, r->id);
-    if (svt_select(&sub, &res, "SELECT 1 FROM fields f JOIN records r ON r.id = f.record_id "
-                   "WHERE f.share_id = %s::bigint AND r.uuid::text = %s AND f.name = %s",
-                   3, a))
-        return -1;
-    while (svt_row(&sub, &res))
-        found = 1;
-    return found;
 }
 
 /* The current row, or NULL at the end; 0 or 1 (printed). */
@@ -274,32 +287,155 @@ static void svt_note(svt_findings *f, svt_opts *o, int kind, uint64_t id,
     fflush(stdout);
 }
 
+static int svt_cand_cmp(const void *k, const void *e)
+{
+    uint64_t id = *(const uint64_t *)k, eid = ((const svt_cand *)e)->id;
+
+    return id < eid ? -1 : id > eid;
+}
+
+/*
+ * Look the candidates up again in the main database, in one query, and
+ * report those that still stand: a retired share its row (same record and
+ * field) still references, an orphan no row references. Both reads of the
+ * main database came after the daemon's page the candidates are from.
+ * 0, or 1 (printed).
+ */
+static int svt_cands_flush(svt_ctx *c, svt_cands *cs, svt_opts *o, svt_findings *f)
+{
+    svt_ctx sub = *c;
+    svt_rows res;
+    apr_dbd_row_t *row;
+    char *ids, *p;
+    const char *a[1];
+    size_t len;
+    int i, rc = 0;
+
+    if (cs->n == 0)
+        return 0;
+    apr_pool_create(&sub.pool, c->pool);
+    /* an array literal: at most 20 digits and a comma per id */
+    len = (size_t)cs->n * 21 + 3;
+    p = ids = apr_palloc(sub.pool, len);
+    *p++ = '{';
+    for (i = 0; i < cs->n; i++)
+        p += snprintf(p, len - (size_t)(p - ids), "%s%" PRIu64, i ? "," : "", cs->c[i].id);
+    *p++ = '}';
+    *p = '\0';
+    a[0] = ids;
+    if (svt_select(&sub, &res, "SELECT f.share_id, r.uuid::text, f.name FROM fields f "
+                   "JOIN records r ON r.id = f.record_id "
+                   "WHERE f.share_id = ANY(%s::bigint[])", 1, a)) {
+        rc = 1;
+        goto out;
+    }
+    while ((row = svt_row(&sub, &res))) {
+        const char *id = svt_col(&sub, row, 0), *u = svt_col(&sub, row, 1);
+        const char *n = svt_col(&sub, row, 2);
+        uint64_t v;
+        svt_cand *k;
+        char *end;
+
+        errno = 0;
+        v = strtoull(id, &end, 10);
+        if (errno || *end || end == id) {
+            rc = svt_fail("check: malformed share id in the main database (%s)", id);
+            goto out;
+        }
+        if ((k = bsearch(&v, cs->c, (size_t)cs->n, sizeof(*cs->c), svt_cand_cmp)) == NULL) {
+            rc = svt_fail("check: the database answered a share id it was not asked (%s)", id);
+            goto out;
+        }
+        k->seen = strcmp(u, k->uuid) == 0 && strcmp(n, k->name) == 0 ? 2 : 1;
+    }
+    for (i = 0; i < cs->n; i++) {
+        const svt_cand *k = &cs->c[i];
+
+        if (k->kind == K_RETIRED && k->seen == 2) {
+            char *what = apr_psprintf(sub.pool, "retired at %" PRIu64
+                                      " (splitvaultctl restore --record %s)", k->retired,
+                                      k->uuid);
+            if (f->first_retired == 0 || k->retired < f->first_retired)
+                f->first_retired = k->retired;
+            svt_note(f, o, K_RETIRED, k->id, k->uuid, k->name, what);
+        }
+        else if (k->kind == K_ORPHAN && k->seen == 0 && k->now)
+            /* its row moved on to a newer share, in flight: a rotation
+             * between its commit and its RELEASE (if the RELEASE never
+             * comes, the newer share is the finding once past the grace
+             * period: pending) */
+            svt_note(f, o, K_RECENT, k->id, k->uuid, k->name,
+                     apr_psprintf(sub.pool, "replaced by share %" PRIu64 " in the main "
+                                  "database: a rotation in flight", k->now));
+        else if (k->kind == K_ORPHAN && k->seen == 0)
+            svt_note(f, o, K_ORPHAN, k->id, k->uuid, k->name,
+                     k->state == SV_SHARE_PENDING ? "pending, not referenced"
+                                                  : "active, not referenced");
+    }
+out:
+    cs->n = 0;
+    apr_pool_destroy(sub.pool);
+    return rc;
+}
+
+/* A young share its row references: an older orphan candidate of the same
+ * record and field is the share a rotation in flight replaces. */
+static void svt_cands_newer(svt_cands *cs, const sv_scan_entry *e, const char *uuid)
+{
+    for (int i = cs->n - 1; i >= 0; i--) {
+        svt_cand *k = &cs->c[i];
+
+        if (k->kind == K_ORPHAN && k->id < e->id && strcmp(k->uuid, uuid) == 0 &&
+            strcmp(k->name, e->name) == 0)
+            k->now = e->id;
+    }
+}
+
+/* Hold a candidate finding; flush when a page of them is held. 0 or 1. */
+static int svt_cand_add(svt_ctx *c, svt_cands *cs, svt_opts *o, svt_findings *f, int kind,
+                        const sv_scan_entry *e, const char *uuid)
+{
+    svt_cand *k = &cs->c[cs->n++];
+
+    memset(k, 0, sizeof(*k));
+    k->id = e->id;
+    k->retired = e->retired;
+    k->kind = kind;
+    k->state = e->state;
+    memcpy(k->uuid, uuid, SV_UUID_STR_LEN + 1);
+    memcpy(k->name, e->name, strlen(e->name) + 1);
+    return cs->n == PAGE ? svt_cands_flush(c, cs, o, f) : 0;
+}
+
 /* The merge: both lists in share id order. 0, or 1 (printed). */
 static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings *f)
 {
+    svt_cands cs;
+
+    cs.n = 0;
+    cs.c = apr_palloc(m->c->pool, sizeof(*cs.c) * PAGE);
     for (;;) {
         svt_mrow *r;
         const sv_scan_entry *e;
         char du[SV_UUID_STR_LEN + 1];
-        int still;
 
-        if (svt_mpeek(m, &r) || svt_dpeek(s, &e))
+        if (svt_mpeek(m, &r))
+            return 1;
+        if (s->read_after < m->pages) {
+            /* The daemon's page was read before this page of the main
+             * database: read the daemon's shares again from where the
+             * merge stands, so that every share a row of it references
+             * and that exists is in the daemon's answer. */
+            s->after = s->consumed;
+            s->more = 1;
+            s->i = s->page.n;
+        }
+        if (svt_dpeek(s, &e))
             return 1;
         if (!r && !e)
             break;
         if (e)
             sv_uuid_format(e->uuid, du);
-        if (r && (!e || r->id < e->id) && s->read_after < m->pages) {
-            /* The daemon's page was read before the main database's page
-             * that holds this row: a share stored since (intake goes on)
-             * is not in it. Read the daemon's shares again from this id
-             * before calling it missing: once per page of the main
-             * database at most. */
-            s->after = r->id - 1;
-            s->more = 1;
-            s->i = s->page.n;
-            continue;
-        }
         if (r && (!e || r->id < e->id)) {
             /* a field whose share the daemon does not hold */
             f->fields++;
@@ -319,13 +455,14 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
         else
             f->active++;
         if (!r || e->id < r->id) {
-            /* a share no field references */
-            int young = e->created + o->grace > o->now;
-            if (!e->retired)
-                svt_note(f, o, young ? K_RECENT : K_ORPHAN, e->id, du, e->name,
-                         young ? "not referenced, younger than the grace period"
-                               : e->state == SV_SHARE_PENDING ? "pending, not referenced"
-                                                               : "active, not referenced");
+            /* a share no field references (unless one does by now) */
+            if (!e->retired) {
+                if (e->created + o->grace > o->now)
+                    svt_note(f, o, K_RECENT, e->id, du, e->name,
+                             "not referenced, younger than the grace period");
+                else if (svt_cand_add(m->c, &cs, o, f, K_ORPHAN, e, du))
+                    return 1;
+            }
         }
         else {
             f->fields++;
@@ -339,24 +476,21 @@ static int svt_compare(svt_mstream *m, svt_dstream *s, svt_opts *o, svt_findings
             else if (e->retired) {
                 /* unless the row moved on to a new share meanwhile (a
                  * rotation that finished between the two reads) */
-                if ((still = svt_mstill(m, r)) < 0)
+                if (svt_cand_add(m->c, &cs, o, f, K_RETIRED, e, du))
                     return 1;
-                if (still) {
-                    char *what = apr_psprintf(m->page_pool, "retired at %" PRIu64
-                                              " (splitvaultctl restore --record %s)",
-                                              e->retired, du);
-                    if (f->first_retired == 0 || e->retired < f->first_retired)
-                        f->first_retired = e->retired;
-                    svt_note(f, o, K_RETIRED, r->id, r->uuid, r->name, what);
-                }
             }
             else if (e->state == SV_SHARE_PENDING)
                 svt_note(f, o, e->created + o->grace > o->now ? K_RECENT : K_PENDING, r->id,
                          r->uuid, r->name, "pending: a rotation whose RELEASE never came");
+            if (!e->retired && e->created + o->grace > o->now)
+                svt_cands_newer(&cs, e, du);
         }
+        s->consumed = e->id;
         s->i++;
         svt_progress(o, s, 0);
     }
+    if (svt_cands_flush(m->c, &cs, o, f))
+        return 1;
     svt_progress(o, s, 1);
     return 0;
 }
@@ -479,6 +613,13 @@ int svt_cmd_check(svt_ctx *c, int argc, char **argv)
     }
     o.progress = isatty(STDERR_FILENO);
     if (svt_dconnect(&d)) {
+        svt_dclose(&d);
+        return EXIT_ERROR;
+    }
+    /* never writes: every transaction of this session is read-only */
+    if ((rc = apr_dbd_query(c->driver, c->handle, &i,
+                            "SET default_transaction_read_only = on")) != 0) {
+        svt_fail("database: %s", apr_dbd_error(c->driver, c->handle, rc));
         svt_dclose(&d);
         return EXIT_ERROR;
     }

@@ -4,6 +4,7 @@
  *   splitvaultctl [-c CONFIG | -s SOCKET] status|lockdown|unlock|audit-verify
  *   splitvaultctl [-c CONFIG | -s SOCKET] retired [--record UUID | --since TIME]
  *   splitvaultctl [-c CONFIG | -s SOCKET] restore ID | --record UUID | --since TIME | --all
+ *   splitvaultctl [-c CONFIG | -s SOCKET] raise-ids N
  *   splitvaultctl -c CONFIG --offline audit-verify
  *   splitvaultctl --log FILE [--head FILE] audit-verify
  *
@@ -53,7 +54,9 @@ usage(FILE *f)
             "  restore ID | --record UUID | --since TIME | --all\n"
             "                make retired shares usable again: one, a record's, or all\n"
             "                retired at or after TIME (unix seconds or YYYY-MM-DDTHH:MM:SSZ)\n"
-            "unlock, retired and restore need root or control.admin_group.\n"
+            "  raise-ids N   new shares get ids above N, never lowering the sequence\n"
+            "                (after restoring the store from an older backup)\n"
+            "unlock, retired, restore and raise-ids need root or control.admin_group.\n"
             "CONFIG defaults to " SYSCONFDIR "/splitvault/splitvaultd.yaml\n");
 }
 
@@ -182,7 +185,7 @@ parse_time(const char *s, uint64_t *t)
     return 0;
 }
 
-/* The control line for retired/restore from their arguments, into line. */
+/* The control line for retired/restore/raise-ids from their arguments. */
 static int
 build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
 {
@@ -225,6 +228,16 @@ build_line(const char *cmd, int argc, char **argv, char *line, size_t len)
         snprintf(line, len, "%s since %" PRIu64, cmd, t);
         return 0;
     }
+    if (argc == 1 && strcmp(cmd, "raise-ids") == 0) {
+        uint64_t n;
+        if (argv[0][0] < '1' || argv[0][0] > '9' || svd_parse_u64(argv[0], &n) != 0 ||
+            n > SV_WIRE_MAX_ID / 2) {
+            fprintf(stderr, "splitvaultctl: raise-ids: \"%s\" is not a share id\n", argv[0]);
+            return -1;
+        }
+        snprintf(line, len, "raise-ids %s", argv[0]);
+        return 0;
+    }
     fprintf(stderr, "splitvaultctl: %s: bad arguments\n", cmd);
     usage(stderr);
     return -1;
@@ -264,7 +277,8 @@ main(int argc, char **argv)
         return 2;
     }
     cmd = argv[optind];
-    if (strcmp(cmd, "retired") == 0 || strcmp(cmd, "restore") == 0) {
+    if (strcmp(cmd, "retired") == 0 || strcmp(cmd, "restore") == 0 ||
+        strcmp(cmd, "raise-ids") == 0) {
         if (build_line(cmd, argc - optind - 1, argv + optind + 1, line, sizeof(line)) != 0)
             return 2;
     } else if (optind != argc - 1) {
