@@ -233,7 +233,7 @@ def test_unknown_control_command(daemon):
     # the daemon's own answers, to lines splitvaultctl would not send
     ask = daemon.ctl_raw
     unknown = ("error: unknown command (status, lockdown, unlock, audit-verify, retired, "
-               "restore)\n")
+               "restore, raise-ids)\n")
     assert ask(b"selfdestruct\n") == unknown
     assert ask(b"\n") == unknown
     assert ask(b"selfdestruct now\n") == "error: selfdestruct takes no argument\n"
