@@ -16,6 +16,8 @@ PACKAGES=(
   check python3 python3-pytest python3-cryptography python3-psycopg2
   curl wrk apache2-utils testssl.sh valgrind clang libclang-rt-14-dev procps psmisc
   libgfshare-bin
+  # the man pages' lint (t/check-man.sh, make check)
+  mandoc
 )
 
 if [ "$(id -u)" -ne 0 ]; then
