@@ -112,7 +112,7 @@ static const char usage[] =
     "  login-key FILE              write a new secret for the module's SplitVaultLoginKeyFile\n"
     "                              (mode 0600; install the same file on every front end)\n"
     "  reconcile --daemon HOST:PORT --ca FILE --cert FILE --key FILE [--name NAME]\n"
-    "            [--grace SECONDS] [--max-retire N] [--apply]\n"
+    "            [--timeout SECONDS] [--grace SECONDS] [--max-retire N] [--dry-run|--apply]\n"
     "                              compare the daemon's shares older than the grace\n"
     "                              period (default 3600) with the shares the database\n"
     "                              references: activate referenced pending ones, retire\n"
@@ -122,7 +122,7 @@ static const char usage[] =
     "                              --apply; --cert: a certificate of the daemon's\n"
     "                              reconcile role\n"
     "  check --daemon HOST:PORT --ca FILE --cert FILE --key FILE [--name NAME]\n"
-    "        [--grace SECONDS] [--examples N] [--verbose]\n"
+    "        [--timeout SECONDS] [--grace SECONDS] [--examples N] [--verbose]\n"
     "                              compare the database with the daemon, read-only on\n"
     "                              both: fields whose share is missing, retired or\n"
     "                              pending; shares in use no field references\n"
@@ -130,7 +130,9 @@ static const char usage[] =
     "                              field; the first N (default 10) of each kind, all\n"
     "                              with --verbose, and the next step for each; exit 0\n"
     "                              consistent, 1 findings, 2 could not check; --cert: a\n"
-    "                              certificate of the daemon's reconcile role\n";
+    "                              certificate of the daemon's reconcile role\n"
+    "  (reconcile and check: --timeout for each exchange with the daemon, 1 to 600,\n"
+    "  default 30; --name: the name expected in the daemon's certificate)\n";
 
 int svt_fail(const char *fmt, ...)
 {
