@@ -1106,6 +1106,45 @@ sv_status_resp_decode(const uint8_t *body, size_t len, sv_status_resp *m)
 /* reconcile                                                                 */
 
 /*
+ * A page's cursor, as RECON_LIST and RECON_SCAN ask for one: u64 after_id
+ * (ids greater than this; 0: from the start) u16 limit (1..1000).
+ */
+static int
+cursor_ok(uint64_t after_id, unsigned limit)
+{
+    return limit >= 1 && limit <= SV_WIRE_MAX_LIST && id_ok(after_id, 1);
+}
+
+static void
+put_cursor(sv_buf *out, uint64_t after_id, uint16_t limit)
+{
+    sv_buf_put_u64(out, after_id);
+    sv_buf_put_u16(out, limit);
+}
+
+static sv_status
+rd_cursor(sv_rd *r, uint64_t *after_id, uint16_t *limit)
+{
+    unsigned n = 0;
+    sv_status st;
+
+    if ((st = rd_id0(r, after_id)) != SV_OK ||
+        (st = rd_count16(r, 1, SV_WIRE_MAX_LIST, &n)) != SV_OK)
+        return st;
+    *limit = (uint16_t)n;
+    return SV_OK;
+}
+
+/* 1 when a page of n entries (e: has them) with its flag more is sound:
+ * more = 0 when n = 0. */
+static int
+listing_ok(uint8_t more, unsigned n, int has_e)
+{
+    return more <= 1 && n <= SV_WIRE_MAX_LIST && (n == 0 || has_e) &&
+           (n > 0 || !more);
+}
+
+/*
  * A share-listing entry, the part RECON_LIST_OK and RECON_SCAN_OK share:
  * u64 id, uuid[16], str8 field, u8 state (1|2), u64 created.  prev is the
  * id of the entry before it (0 for the first): ids are non-zero and
@@ -1182,36 +1221,29 @@ sv_recon_list_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_list_req *m
     size_t start = 0;
     sv_status st;
 
-    if (out == NULL || m == NULL || m->limit < 1 || m->limit > SV_WIRE_MAX_LIST ||
-        !id_ok(m->after_id, 1))
+    if (out == NULL || m == NULL || !cursor_ok(m->after_id, m->limit))
         return SV_ERR_INVAL;
     if ((st = frame_begin(out, SV_MSG_RECON_LIST, reqid, RECON_LIST_BODY_LEN,
                           &start)) != SV_OK)
         return st;
     sv_buf_put_u32(out, m->grace_s);
-    sv_buf_put_u64(out, m->after_id);
-    sv_buf_put_u16(out, m->limit);
+    put_cursor(out, m->after_id, m->limit);
     return frame_end(out, start, RECON_LIST_BODY_LEN);
 }
 
 sv_status
 sv_recon_list_req_decode(const uint8_t *body, size_t len, sv_recon_list_req *m)
 {
-    unsigned limit = 0;
     sv_rd r;
     sv_status st;
 
     memset(m, 0, sizeof(*m));
     if ((st = rd_init(&r, body, len)) != SV_OK ||
         (st = rd_u32(&r, &m->grace_s)) != SV_OK ||
-        (st = rd_id0(&r, &m->after_id)) != SV_OK ||
-        (st = rd_count16(&r, 1, SV_WIRE_MAX_LIST, &limit)) != SV_OK ||
-        (st = rd_ext_end(&r)) != SV_OK) {
+        (st = rd_cursor(&r, &m->after_id, &m->limit)) != SV_OK ||
+        (st = rd_ext_end(&r)) != SV_OK)
         memset(m, 0, sizeof(*m));
-        return st;
-    }
-    m->limit = (uint16_t)limit;
-    return SV_OK;
+    return st;
 }
 
 /*
@@ -1226,8 +1258,7 @@ sv_recon_list_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_list_resp 
     unsigned i;
     sv_status st;
 
-    if (out == NULL || m == NULL || m->more > 1 || m->n > SV_WIRE_MAX_LIST ||
-        (m->n > 0 && m->e == NULL) || (m->n == 0 && m->more))
+    if (out == NULL || m == NULL || !listing_ok(m->more, m->n, m->e != NULL))
         return SV_ERR_INVAL;
     body = 1 + 2 + EXT_EMPTY_LEN;
     for (i = 0; i < m->n; i++) {
@@ -1415,34 +1446,27 @@ sv_recon_scan_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_scan_req *m
     size_t start = 0;
     sv_status st;
 
-    if (out == NULL || m == NULL || m->limit < 1 || m->limit > SV_WIRE_MAX_LIST ||
-        !id_ok(m->after_id, 1))
+    if (out == NULL || m == NULL || !cursor_ok(m->after_id, m->limit))
         return SV_ERR_INVAL;
     if ((st = frame_begin(out, SV_MSG_RECON_SCAN, reqid, RECON_SCAN_BODY_LEN,
                           &start)) != SV_OK)
         return st;
-    sv_buf_put_u64(out, m->after_id);
-    sv_buf_put_u16(out, m->limit);
+    put_cursor(out, m->after_id, m->limit);
     return frame_end(out, start, RECON_SCAN_BODY_LEN);
 }
 
 sv_status
 sv_recon_scan_req_decode(const uint8_t *body, size_t len, sv_recon_scan_req *m)
 {
-    unsigned limit = 0;
     sv_rd r;
     sv_status st;
 
     memset(m, 0, sizeof(*m));
     if ((st = rd_init(&r, body, len)) != SV_OK ||
-        (st = rd_id0(&r, &m->after_id)) != SV_OK ||
-        (st = rd_count16(&r, 1, SV_WIRE_MAX_LIST, &limit)) != SV_OK ||
-        (st = rd_ext_end(&r)) != SV_OK) {
+        (st = rd_cursor(&r, &m->after_id, &m->limit)) != SV_OK ||
+        (st = rd_ext_end(&r)) != SV_OK)
         memset(m, 0, sizeof(*m));
-        return st;
-    }
-    m->limit = (uint16_t)limit;
-    return SV_OK;
+    return st;
 }
 
 /*
@@ -1458,8 +1482,7 @@ sv_recon_scan_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_scan_resp 
     unsigned i;
     sv_status st;
 
-    if (out == NULL || m == NULL || m->more > 1 || m->n > SV_WIRE_MAX_LIST ||
-        (m->n > 0 && m->e == NULL) || (m->n == 0 && m->more))
+    if (out == NULL || m == NULL || !listing_ok(m->more, m->n, m->e != NULL))
         return SV_ERR_INVAL;
     body = 1 + 4 + 8 + 2 + EXT_EMPTY_LEN;
     for (i = 0; i < m->n; i++) {
