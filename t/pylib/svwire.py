@@ -306,12 +306,8 @@ class ReconScan:
 
 
 @dataclasses.dataclass
-class ScanEntry:
-    id: int
-    uuid: bytes
-    name: str
-    state: int
-    created: int
+class ScanEntry(ReconEntry):
+    """A RECON_LIST entry and when the share was retired (0: in use)."""
     retired: int
 
 
