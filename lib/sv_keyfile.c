@@ -596,3 +596,16 @@ sv_key1_fingerprint(const uint8_t pk[SV_X25519_LEN], char out[SV_FINGERPRINT_HEX
     sv_hex_encode(md, mdl, out);
     return SV_OK;
 }
+
+int
+sv_key1_fingerprint_ok(const char *s)
+{
+    size_t i;
+
+    if (s == NULL || strlen(s) != SV_FINGERPRINT_HEX_LEN)
+        return 0;
+    for (i = 0; i < SV_FINGERPRINT_HEX_LEN; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}

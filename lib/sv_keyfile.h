@@ -68,4 +68,8 @@ sv_status sv_key1_public_to_pem(const uint8_t pk[SV_X25519_LEN], char *out, size
 sv_status sv_key1_fingerprint(const uint8_t pk[SV_X25519_LEN],
                               char out[SV_FINGERPRINT_HEX_LEN + 1]);
 
+/* 1 when s is a whole fingerprint as sv_key1_fingerprint writes one:
+ * exactly SV_FINGERPRINT_HEX_LEN lowercase hex digits. */
+int sv_key1_fingerprint_ok(const char *s);
+
 #endif /* SV_KEYFILE_H */

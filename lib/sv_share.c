@@ -142,8 +142,8 @@ is_lower_hex(const char *s, size_t n)
     return 1;
 }
 
-static int
-holder_ok(const char *h, size_t n)
+int
+sv_share_holder_ok(const char *h, size_t n)
 {
     size_t i;
 
@@ -174,7 +174,7 @@ headers_ok(const sv_share *s)
     return strnlen(s->fp, sizeof(s->fp)) == SV_FINGERPRINT_HEX_LEN
            && is_lower_hex(s->fp, SV_FINGERPRINT_HEX_LEN) && kn_ok(s->k, s->n)
            && s->index >= 1 && s->index <= s->n && hl <= SV_SHARE_HOLDER_MAX
-           && (hl == 0 || holder_ok(s->holder, hl));
+           && (hl == 0 || sv_share_holder_ok(s->holder, hl));
 }
 
 /* The scrypt cost a share file names, against the key1 files' caps
@@ -700,7 +700,7 @@ parse(const char *text, size_t text_len, sv_share *out, struct parsed *ps)
     out->k = (unsigned)k;
     out->n = (unsigned)n;
     if (line(&c, "Holder: ", &v, &vl)) {
-        if (!holder_ok(v, vl))
+        if (!sv_share_holder_ok(v, vl))
             goto out;
         memcpy(out->holder, v, vl);
         out->holder[vl] = '\0';

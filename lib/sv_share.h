@@ -85,4 +85,8 @@ sv_status sv_share_combine(const sv_share *const *shares, unsigned count,
 /* Cleanse s whole. */
 void sv_share_wipe(sv_share *s);
 
+/* 1 when the n bytes at h are a holder name a share file may carry: 1 to
+ * SV_SHARE_HOLDER_MAX of [A-Za-z0-9._@-] (docs/format.md). */
+int sv_share_holder_ok(const char *h, size_t n);
+
 #endif /* SV_SHARE_H */

@@ -1105,6 +1105,113 @@ sv_status_resp_decode(const uint8_t *body, size_t len, sv_status_resp *m)
 /* ------------------------------------------------------------------------ */
 /* reconcile                                                                 */
 
+/*
+ * A page's cursor, as RECON_LIST and RECON_SCAN ask for one: u64 after_id
+ * (ids greater than this; 0: from the start) u16 limit (1..1000).
+ */
+static int
+cursor_ok(uint64_t after_id, unsigned limit)
+{
+    return limit >= 1 && limit <= SV_WIRE_MAX_LIST && id_ok(after_id, 1);
+}
+
+static void
+put_cursor(sv_buf *out, uint64_t after_id, uint16_t limit)
+{
+    sv_buf_put_u64(out, after_id);
+    sv_buf_put_u16(out, limit);
+}
+
+static sv_status
+rd_cursor(sv_rd *r, uint64_t *after_id, uint16_t *limit)
+{
+    unsigned n = 0;
+    sv_status st;
+
+    if ((st = rd_id0(r, after_id)) != SV_OK ||
+        (st = rd_count16(r, 1, SV_WIRE_MAX_LIST, &n)) != SV_OK)
+        return st;
+    *limit = (uint16_t)n;
+    return SV_OK;
+}
+
+/* 1 when a page of n entries (e: has them) with its flag more is sound:
+ * more = 0 when n = 0. */
+static int
+listing_ok(uint8_t more, unsigned n, int has_e)
+{
+    return more <= 1 && n <= SV_WIRE_MAX_LIST && (n == 0 || has_e) &&
+           (n > 0 || !more);
+}
+
+/*
+ * A share-listing entry, the part RECON_LIST_OK and RECON_SCAN_OK share:
+ * u64 id, uuid[16], str8 field, u8 state (1|2), u64 created.  prev is the
+ * id of the entry before it (0 for the first): ids are non-zero and
+ * strictly increasing.
+ */
+static sv_status
+share_entry_len(uint64_t prev, uint64_t id, const char *name, uint8_t state,
+                size_t *len)
+{
+    size_t l;
+
+    if (!id_ok(id, 0) || id <= prev || (l = field_name_len(name)) == 0 ||
+        (state != SV_SHARE_ACTIVE && state != SV_SHARE_PENDING))
+        return SV_ERR_INVAL;
+    *len = 8 + SV_UUID_LEN + 1 + l + 1 + 8;
+    return SV_OK;
+}
+
+static void
+put_share_entry(sv_buf *out, uint64_t id, const uint8_t uuid[SV_UUID_LEN],
+                const char *name, uint8_t state, uint64_t created)
+{
+    sv_buf_put_u64(out, id);
+    sv_buf_put(out, uuid, SV_UUID_LEN);
+    put_str8(out, name);
+    sv_buf_put_u8(out, state);
+    sv_buf_put_u64(out, created);
+}
+
+static sv_status
+rd_share_entry(sv_rd *r, uint64_t prev, uint64_t *id, uint8_t uuid[SV_UUID_LEN],
+               char name[SV_FIELD_MAX + 1], uint8_t *state, uint64_t *created)
+{
+    sv_status st;
+
+    if ((st = rd_id(r, id)) != SV_OK)
+        return st;
+    if (*id <= prev)
+        return SV_ERR_WIRE_MALFORMED;
+    if ((st = rd_copy(r, uuid, SV_UUID_LEN)) != SV_OK ||
+        (st = rd_field_name(r, name)) != SV_OK ||
+        (st = rd_u8(r, state)) != SV_OK)
+        return st;
+    if (*state != SV_SHARE_ACTIVE && *state != SV_SHARE_PENDING)
+        return SV_ERR_WIRE_MALFORMED;
+    return rd_u64(r, created);
+}
+
+/*
+ * A listing's u16 n (0..1000) after its flag more: more = 0 when n = 0, and
+ * the bytes of n entries of at least entry_min each must be there before
+ * anything is allocated for them.
+ */
+static sv_status
+rd_listing_count(sv_rd *r, uint8_t more, size_t entry_min, unsigned *n)
+{
+    sv_status st;
+
+    if ((st = rd_count16(r, 0, SV_WIRE_MAX_LIST, n)) != SV_OK)
+        return st;
+    if (*n == 0 && more)
+        return SV_ERR_WIRE_MALFORMED;
+    if (r->left / entry_min < *n)
+        return SV_ERR_WIRE_TRUNCATED;
+    return SV_OK;
+}
+
 #define RECON_LIST_BODY_LEN (4 + 8 + 2 + EXT_EMPTY_LEN)
 
 /* body: u32 grace_s u64 after_id u16 limit (1..1000) ext */
@@ -1114,36 +1221,29 @@ sv_recon_list_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_list_req *m
     size_t start = 0;
     sv_status st;
 
-    if (out == NULL || m == NULL || m->limit < 1 || m->limit > SV_WIRE_MAX_LIST ||
-        !id_ok(m->after_id, 1))
+    if (out == NULL || m == NULL || !cursor_ok(m->after_id, m->limit))
         return SV_ERR_INVAL;
     if ((st = frame_begin(out, SV_MSG_RECON_LIST, reqid, RECON_LIST_BODY_LEN,
                           &start)) != SV_OK)
         return st;
     sv_buf_put_u32(out, m->grace_s);
-    sv_buf_put_u64(out, m->after_id);
-    sv_buf_put_u16(out, m->limit);
+    put_cursor(out, m->after_id, m->limit);
     return frame_end(out, start, RECON_LIST_BODY_LEN);
 }
 
 sv_status
 sv_recon_list_req_decode(const uint8_t *body, size_t len, sv_recon_list_req *m)
 {
-    unsigned limit = 0;
     sv_rd r;
     sv_status st;
 
     memset(m, 0, sizeof(*m));
     if ((st = rd_init(&r, body, len)) != SV_OK ||
         (st = rd_u32(&r, &m->grace_s)) != SV_OK ||
-        (st = rd_id0(&r, &m->after_id)) != SV_OK ||
-        (st = rd_count16(&r, 1, SV_WIRE_MAX_LIST, &limit)) != SV_OK ||
-        (st = rd_ext_end(&r)) != SV_OK) {
+        (st = rd_cursor(&r, &m->after_id, &m->limit)) != SV_OK ||
+        (st = rd_ext_end(&r)) != SV_OK)
         memset(m, 0, sizeof(*m));
-        return st;
-    }
-    m->limit = (uint16_t)limit;
-    return SV_OK;
+    return st;
 }
 
 /*
@@ -1158,18 +1258,16 @@ sv_recon_list_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_list_resp 
     unsigned i;
     sv_status st;
 
-    if (out == NULL || m == NULL || m->more > 1 || m->n > SV_WIRE_MAX_LIST ||
-        (m->n > 0 && m->e == NULL) || (m->n == 0 && m->more))
+    if (out == NULL || m == NULL || !listing_ok(m->more, m->n, m->e != NULL))
         return SV_ERR_INVAL;
     body = 1 + 2 + EXT_EMPTY_LEN;
     for (i = 0; i < m->n; i++) {
         const sv_recon_entry *e = &m->e[i];
 
-        if (!id_ok(e->id, 0) || (i > 0 && e->id <= m->e[i - 1].id) ||
-            (l = field_name_len(e->name)) == 0 ||
-            (e->state != SV_SHARE_ACTIVE && e->state != SV_SHARE_PENDING))
+        if (share_entry_len(i > 0 ? m->e[i - 1].id : 0, e->id, e->name,
+                            e->state, &l) != SV_OK)
             return SV_ERR_INVAL;
-        body += 8 + SV_UUID_LEN + 1 + l + 1 + 8;
+        body += l;
     }
     if ((st = frame_begin(out, SV_MSG_RECON_LIST_OK, reqid, body, &start)) != SV_OK)
         return st;
@@ -1178,11 +1276,7 @@ sv_recon_list_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_list_resp 
     for (i = 0; i < m->n; i++) {
         const sv_recon_entry *e = &m->e[i];
 
-        sv_buf_put_u64(out, e->id);
-        sv_buf_put(out, e->uuid, SV_UUID_LEN);
-        put_str8(out, e->name);
-        sv_buf_put_u8(out, e->state);
-        sv_buf_put_u64(out, e->created);
+        put_share_entry(out, e->id, e->uuid, e->name, e->state, e->created);
     }
     return frame_end(out, start, body);
 }
@@ -1197,18 +1291,8 @@ sv_recon_list_resp_decode(const uint8_t *body, size_t len, sv_recon_list_resp *m
     memset(m, 0, sizeof(*m));
     if ((st = rd_init(&r, body, len)) != SV_OK ||
         (st = rd_flag(&r, &m->more)) != SV_OK ||
-        (st = rd_count16(&r, 0, SV_WIRE_MAX_LIST, &m->n)) != SV_OK)
+        (st = rd_listing_count(&r, m->more, RECON_ENTRY_MIN, &m->n)) != SV_OK)
         goto out;
-    if (m->n == 0 && m->more) {
-        st = SV_ERR_WIRE_MALFORMED;
-        goto out;
-    }
-    /* The count is within its limit; the bytes must be there too before
-     * anything is allocated for it. */
-    if (r.left / RECON_ENTRY_MIN < m->n) {
-        st = SV_ERR_WIRE_TRUNCATED;
-        goto out;
-    }
     if (m->n > 0 && (m->e = calloc(m->n, sizeof(*m->e))) == NULL) {
         st = SV_ERR_NOMEM;
         goto out;
@@ -1216,21 +1300,9 @@ sv_recon_list_resp_decode(const uint8_t *body, size_t len, sv_recon_list_resp *m
     for (i = 0; i < m->n; i++) {
         sv_recon_entry *e = &m->e[i];
 
-        if ((st = rd_id(&r, &e->id)) != SV_OK)
-            goto out;
-        if (i > 0 && e->id <= m->e[i - 1].id) {
-            st = SV_ERR_WIRE_MALFORMED;
-            goto out;
-        }
-        if ((st = rd_copy(&r, e->uuid, SV_UUID_LEN)) != SV_OK ||
-            (st = rd_field_name(&r, e->name)) != SV_OK ||
-            (st = rd_u8(&r, &e->state)) != SV_OK)
-            goto out;
-        if (e->state != SV_SHARE_ACTIVE && e->state != SV_SHARE_PENDING) {
-            st = SV_ERR_WIRE_MALFORMED;
-            goto out;
-        }
-        if ((st = rd_u64(&r, &e->created)) != SV_OK)
+        if ((st = rd_share_entry(&r, i > 0 ? m->e[i - 1].id : 0, &e->id,
+                                 e->uuid, e->name, &e->state,
+                                 &e->created)) != SV_OK)
             goto out;
     }
     st = rd_ext_end(&r);
@@ -1374,34 +1446,27 @@ sv_recon_scan_req_encode(sv_buf *out, uint32_t reqid, const sv_recon_scan_req *m
     size_t start = 0;
     sv_status st;
 
-    if (out == NULL || m == NULL || m->limit < 1 || m->limit > SV_WIRE_MAX_LIST ||
-        !id_ok(m->after_id, 1))
+    if (out == NULL || m == NULL || !cursor_ok(m->after_id, m->limit))
         return SV_ERR_INVAL;
     if ((st = frame_begin(out, SV_MSG_RECON_SCAN, reqid, RECON_SCAN_BODY_LEN,
                           &start)) != SV_OK)
         return st;
-    sv_buf_put_u64(out, m->after_id);
-    sv_buf_put_u16(out, m->limit);
+    put_cursor(out, m->after_id, m->limit);
     return frame_end(out, start, RECON_SCAN_BODY_LEN);
 }
 
 sv_status
 sv_recon_scan_req_decode(const uint8_t *body, size_t len, sv_recon_scan_req *m)
 {
-    unsigned limit = 0;
     sv_rd r;
     sv_status st;
 
     memset(m, 0, sizeof(*m));
     if ((st = rd_init(&r, body, len)) != SV_OK ||
-        (st = rd_id0(&r, &m->after_id)) != SV_OK ||
-        (st = rd_count16(&r, 1, SV_WIRE_MAX_LIST, &limit)) != SV_OK ||
-        (st = rd_ext_end(&r)) != SV_OK) {
+        (st = rd_cursor(&r, &m->after_id, &m->limit)) != SV_OK ||
+        (st = rd_ext_end(&r)) != SV_OK)
         memset(m, 0, sizeof(*m));
-        return st;
-    }
-    m->limit = (uint16_t)limit;
-    return SV_OK;
+    return st;
 }
 
 /*
@@ -1417,18 +1482,16 @@ sv_recon_scan_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_scan_resp 
     unsigned i;
     sv_status st;
 
-    if (out == NULL || m == NULL || m->more > 1 || m->n > SV_WIRE_MAX_LIST ||
-        (m->n > 0 && m->e == NULL) || (m->n == 0 && m->more))
+    if (out == NULL || m == NULL || !listing_ok(m->more, m->n, m->e != NULL))
         return SV_ERR_INVAL;
     body = 1 + 4 + 8 + 2 + EXT_EMPTY_LEN;
     for (i = 0; i < m->n; i++) {
         const sv_scan_entry *e = &m->e[i];
 
-        if (!id_ok(e->id, 0) || (i > 0 && e->id <= m->e[i - 1].id) ||
-            (l = field_name_len(e->name)) == 0 ||
-            (e->state != SV_SHARE_ACTIVE && e->state != SV_SHARE_PENDING))
+        if (share_entry_len(i > 0 ? m->e[i - 1].id : 0, e->id, e->name,
+                            e->state, &l) != SV_OK)
             return SV_ERR_INVAL;
-        body += 8 + SV_UUID_LEN + 1 + l + 1 + 8 + 8;
+        body += l + 8;
     }
     if ((st = frame_begin(out, SV_MSG_RECON_SCAN_OK, reqid, body, &start)) != SV_OK)
         return st;
@@ -1439,11 +1502,7 @@ sv_recon_scan_resp_encode(sv_buf *out, uint32_t reqid, const sv_recon_scan_resp 
     for (i = 0; i < m->n; i++) {
         const sv_scan_entry *e = &m->e[i];
 
-        sv_buf_put_u64(out, e->id);
-        sv_buf_put(out, e->uuid, SV_UUID_LEN);
-        put_str8(out, e->name);
-        sv_buf_put_u8(out, e->state);
-        sv_buf_put_u64(out, e->created);
+        put_share_entry(out, e->id, e->uuid, e->name, e->state, e->created);
         sv_buf_put_u64(out, e->retired);
     }
     return frame_end(out, start, body);
@@ -1461,18 +1520,8 @@ sv_recon_scan_resp_decode(const uint8_t *body, size_t len, sv_recon_scan_resp *m
         (st = rd_flag(&r, &m->more)) != SV_OK ||
         (st = rd_u32(&r, &m->min_grace_s)) != SV_OK ||
         (st = rd_u64(&r, &m->total)) != SV_OK ||
-        (st = rd_count16(&r, 0, SV_WIRE_MAX_LIST, &m->n)) != SV_OK)
+        (st = rd_listing_count(&r, m->more, SCAN_ENTRY_MIN, &m->n)) != SV_OK)
         goto out;
-    if (m->n == 0 && m->more) {
-        st = SV_ERR_WIRE_MALFORMED;
-        goto out;
-    }
-    /* The count is within its limit; the bytes must be there too before
-     * anything is allocated for it. */
-    if (r.left / SCAN_ENTRY_MIN < m->n) {
-        st = SV_ERR_WIRE_TRUNCATED;
-        goto out;
-    }
     if (m->n > 0 && (m->e = calloc(m->n, sizeof(*m->e))) == NULL) {
         st = SV_ERR_NOMEM;
         goto out;
@@ -1480,21 +1529,9 @@ sv_recon_scan_resp_decode(const uint8_t *body, size_t len, sv_recon_scan_resp *m
     for (i = 0; i < m->n; i++) {
         sv_scan_entry *e = &m->e[i];
 
-        if ((st = rd_id(&r, &e->id)) != SV_OK)
-            goto out;
-        if (i > 0 && e->id <= m->e[i - 1].id) {
-            st = SV_ERR_WIRE_MALFORMED;
-            goto out;
-        }
-        if ((st = rd_copy(&r, e->uuid, SV_UUID_LEN)) != SV_OK ||
-            (st = rd_field_name(&r, e->name)) != SV_OK ||
-            (st = rd_u8(&r, &e->state)) != SV_OK)
-            goto out;
-        if (e->state != SV_SHARE_ACTIVE && e->state != SV_SHARE_PENDING) {
-            st = SV_ERR_WIRE_MALFORMED;
-            goto out;
-        }
-        if ((st = rd_u64(&r, &e->created)) != SV_OK ||
+        if ((st = rd_share_entry(&r, i > 0 ? m->e[i - 1].id : 0, &e->id,
+                                 e->uuid, e->name, &e->state,
+                                 &e->created)) != SV_OK ||
             (st = rd_u64(&r, &e->retired)) != SV_OK)
             goto out;
     }

@@ -227,6 +227,18 @@ const svm_pair *svm_form_get(const apr_array_header_t *pairs, const char *name)
     return NULL;
 }
 
+int svm_form_fingerprint(const apr_array_header_t *pairs,
+                         char fp[SV_FINGERPRINT_HEX_LEN + 1])
+{
+    const svm_pair *f = svm_form_get(pairs, "fingerprint");
+
+    if (!f || f->len != SV_FINGERPRINT_HEX_LEN || !sv_key1_fingerprint_ok(f->value))
+        return 0;
+    memcpy(fp, f->value, SV_FINGERPRINT_HEX_LEN);
+    fp[SV_FINGERPRINT_HEX_LEN] = '\0';
+    return 1;
+}
+
 const char *svm_query_arg(request_rec *r, const char *name)
 {
     const char *q = r->args;

@@ -7,6 +7,8 @@
 #include "svm.h"
 #include "svm_parse.h"
 
+#include "sv_keyfile.h"
+
 /* Read and parse an application/x-www-form-urlencoded body of at most max
  * bytes. Returns OK, or an HTTP status with *why set to a visitor-safe
  * reason: 415 (content type), 413 (too large), 400 (malformed). The body and
@@ -14,6 +16,10 @@
 int svm_form_read(request_rec *r, apr_off_t max, apr_array_header_t **pairs,
                   const char **why);
 const svm_pair *svm_form_get(const apr_array_header_t *pairs, const char *name);
+/* The field "fingerprint" naming a key1: 64 lowercase hex digits, copied
+ * into fp (NUL-terminated). 0 when it is absent or anything else. */
+int svm_form_fingerprint(const apr_array_header_t *pairs,
+                         char fp[SV_FINGERPRINT_HEX_LEN + 1]);
 /* Read the request body (at most max bytes; larger gets 413 with *why =
  * too_large, malformed or unreadable 400) into secret memory that grows
  * with what arrives: Content-Length is checked against max but never used

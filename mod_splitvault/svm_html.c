@@ -140,6 +140,18 @@ int svm_redirect(request_rec *r, const char *path)
     return HTTP_SEE_OTHER;
 }
 
+const char *svm_time_utc(apr_pool_t *p, apr_time_t t, const char *fmt)
+{
+    apr_time_exp_t e;
+    char buf[32];
+    apr_size_t n = 0;
+
+    if (apr_time_exp_gmt(&e, t) != APR_SUCCESS
+        || apr_strftime(buf, &n, sizeof(buf), fmt, &e) != APR_SUCCESS)
+        return "?";
+    return apr_pstrmemdup(p, buf, n);
+}
+
 static const char svm_css[] =
     ":root{--fg:#1b1f24;--muted:#57606a;--bg:#fff;--accent:#0b5cad;--err:#a40e26;"
     "--ok:#116329;--line:#d0d7de}\n"

@@ -24,6 +24,9 @@ int svm_page_message(request_rec *r, const svm_srv_conf *sc, int status,
                      const char *title, const char *msg, const struct svm_staff *st);
 int svm_send_stylesheet(request_rec *r);
 int svm_redirect(request_rec *r, const char *path);
+/* t in UTC as the apr_strftime format fmt writes it (at most 31
+ * characters), in pool p; "?" when it cannot be written. */
+const char *svm_time_utc(apr_pool_t *p, apr_time_t t, const char *fmt);
 const char *svm_url(request_rec *r, const svm_srv_conf *sc, const char *rel);
 
 #endif /* SVM_HTML_H */

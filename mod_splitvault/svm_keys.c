@@ -211,18 +211,15 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
 static int svm_keys_forget(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                            svm_upload *u)
 {
-    const svm_pair *f = svm_form_get(u->pairs, "fingerprint");
     char fp[SV_FINGERPRINT_HEX_LEN + 1];
     ap_dbd_t *dbd = svm_db(r);
     apr_status_t rv;
 
-    if (!f || f->len != SV_FINGERPRINT_HEX_LEN
-        || strspn(f->value, "0123456789abcdef") != SV_FINGERPRINT_HEX_LEN) {
+    if (!svm_form_fingerprint(u->pairs, fp)) {
         svm_upload_wipe(u);
         return svm_page_message(r, sc, HTTP_BAD_REQUEST, "Not forgotten",
                                 "Name the key by its fingerprint.", st);
     }
-    apr_cpystrn(fp, f->value, sizeof(fp));
     svm_upload_wipe(u);
     rv = svm_key1_forget(r, fp);
     if (dbd)
@@ -297,18 +294,6 @@ static const svm_key1_info *svm_loaded(const svm_key1_info *l, int n, const char
     return NULL;
 }
 
-static const char *svm_time_utc(apr_pool_t *p, apr_time_t t)
-{
-    apr_time_exp_t e;
-    char buf[32];
-    apr_size_t n = 0;
-
-    if (apr_time_exp_gmt(&e, t) != APR_SUCCESS
-        || apr_strftime(buf, &n, sizeof(buf), "%Y-%m-%d %H:%M", &e) != APR_SUCCESS)
-        return "?";
-    return apr_pstrmemdup(p, buf, n);
-}
-
 /* GET: the page. */
 int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 {
@@ -377,7 +362,7 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
                        "value=\"forget\"><input type=\"hidden\" name=\"fingerprint\" "
                        "value=\"%s\"><button type=\"submit\" class=\"secondary\">Forget"
                        "</button></form></td></tr>\n",
-                       svm_time_utc(r->pool, li->since), svm_esc(r->pool, li->by), self,
+                       svm_time_utc(r->pool, li->since, "%Y-%m-%d %H:%M"), svm_esc(r->pool, li->by), self,
                        svm_esc(r->pool, st->csrf), svm_esc(r->pool, li->fp));
         else if (pi)
             svm_shares_progress(r, pi, self, st->csrf);

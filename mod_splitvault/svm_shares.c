@@ -65,32 +65,6 @@
 #define SVM_SHARE_KDF_MAX (2 * 32768ULL * 8)
 #define SVM_SHARE_RETRY_AFTER "5"
 
-/* "HH:MM:SS" of t in UTC. */
-static const char *svm_hms_utc(apr_pool_t *p, apr_time_t t)
-{
-    apr_time_exp_t e;
-    char buf[16];
-    apr_size_t n = 0;
-
-    if (apr_time_exp_gmt(&e, t) != APR_SUCCESS
-        || apr_strftime(buf, &n, sizeof(buf), "%H:%M:%S", &e) != APR_SUCCESS)
-        return "?";
-    return apr_pstrmemdup(p, buf, n);
-}
-
-/* "2026-12-08T01:56:34Z": t in UTC, ISO 8601. */
-static const char *svm_iso_utc(apr_pool_t *p, apr_time_t t)
-{
-    apr_time_exp_t e;
-    char buf[32];
-    apr_size_t n = 0;
-
-    if (apr_time_exp_gmt(&e, t) != APR_SUCCESS
-        || apr_strftime(buf, &n, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &e) != APR_SUCCESS)
-        return "?";
-    return apr_pstrmemdup(p, buf, n);
-}
-
 /* The scrypt cost N*r*p a share file's KDF header names (no secret in the
  * headers), or 0 when there is no such line to read: sv_share_peek has
  * checked the format already, and sv_share_open reads it again. */
@@ -500,19 +474,16 @@ int svm_shares_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_u
 
 int svm_shares_discard(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_upload *u)
 {
-    const svm_pair *f = svm_form_get(u->pairs, "fingerprint");
     char fp[SV_FINGERPRINT_HEX_LEN + 1];
     svm_key1_pending_info pi;
     ap_dbd_t *dbd = svm_db(r);
     apr_status_t rv;
 
-    if (!f || f->len != SV_FINGERPRINT_HEX_LEN
-        || strspn(f->value, "0123456789abcdef") != SV_FINGERPRINT_HEX_LEN) {
+    if (!svm_form_fingerprint(u->pairs, fp)) {
         svm_upload_wipe(u);
         return svm_page_message(r, sc, HTTP_BAD_REQUEST, "Not discarded",
                                 "Name the key by its fingerprint.", st);
     }
-    apr_cpystrn(fp, f->value, sizeof(fp));
     svm_upload_wipe(u);
     if (dbd)
         svm_shares_audit_gone(r, dbd);
@@ -552,7 +523,7 @@ void svm_shares_audit_gone(request_rec *r, ap_dbd_t *dbd)
                                    "(%u of %u) expired at %s; wiped by the module",
                                    gone[i].fp, gone[i].split, gone[i].starter,
                                    svm_shares_list(r->pool, &gone[i]), gone[i].have,
-                                   gone[i].need, svm_iso_utc(r->pool, gone[i].expires)))
+                                   gone[i].need, svm_time_utc(r->pool, gone[i].expires, "%Y-%m-%dT%H:%M:%SZ")))
             != APR_SUCCESS)
             break;
     if (i == n && dropped
@@ -574,7 +545,7 @@ void svm_shares_progress(request_rec *r, const svm_key1_pending_info *pi, const 
                "value=\"%s\"><button type=\"submit\" class=\"secondary\">Discard shares"
                "</button></form></td></tr>\n", pi->have, pi->need,
                svm_esc(r->pool, svm_parts_names(r->pool, pi)),
-               svm_hms_utc(r->pool, pi->expires), svm_esc(r->pool, pi->split),
+               svm_time_utc(r->pool, pi->expires, "%H:%M:%S"), svm_esc(r->pool, pi->split),
                svm_esc(r->pool, pi->starter), self, svm_esc(r->pool, csrf),
                svm_esc(r->pool, pi->fp));
 }

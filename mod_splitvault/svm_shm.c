@@ -305,6 +305,21 @@ static void svm_slot_clear(svm_key1_slot *sl)
     sl->state = SVM_SLOT_EMPTY;
 }
 
+/* Cleanse a slot and hold key1 (private sk, public pk, fingerprint fp)
+ * in it, LOADED by staff member by from now. Under the lock. */
+static void svm_slot_load(svm_key1_slot *sl, const unsigned char sk[SV_X25519_LEN],
+                          const unsigned char pk[SV_X25519_LEN], const char *fp,
+                          const char *by)
+{
+    svm_slot_clear(sl);
+    apr_cpystrn(sl->fp, fp, sizeof(sl->fp));
+    memcpy(sl->pub, pk, SV_X25519_LEN);
+    memcpy(sl->sk, sk, SV_X25519_LEN);
+    apr_cpystrn(sl->by, by, sizeof(sl->by));
+    sl->since = apr_time_now();
+    sl->state = SVM_SLOT_LOADED;
+}
+
 /* A pending set's description (no share byte). */
 static void svm_slot_info(const svm_key1_slot *sl, svm_key1_pending_info *out)
 {
@@ -451,13 +466,7 @@ apr_status_t svm_key1_load(request_rec *r, const unsigned char sk[SV_X25519_LEN]
         svm_shm_unlock();
         return APR_ENOSPC;
     }
-    svm_slot_clear(sl);
-    apr_cpystrn(sl->fp, fp, sizeof(sl->fp));
-    memcpy(sl->pub, pk, SV_X25519_LEN);
-    memcpy(sl->sk, sk, SV_X25519_LEN);
-    apr_cpystrn(sl->by, by, sizeof(sl->by));
-    sl->since = apr_time_now();
-    sl->state = SVM_SLOT_LOADED;
+    svm_slot_load(sl, sk, pk, fp, by);
     svm_shm_unlock();
     return APR_SUCCESS;
 }
@@ -643,13 +652,7 @@ apr_status_t svm_key1_load_shares(request_rec *r, const unsigned char sk[SV_X255
         svm_shm_unlock();
         return APR_NOTFOUND;
     }
-    svm_slot_clear(sl);
-    apr_cpystrn(sl->fp, fp, sizeof(sl->fp));
-    memcpy(sl->pub, pk, SV_X25519_LEN);
-    memcpy(sl->sk, sk, SV_X25519_LEN);
-    apr_cpystrn(sl->by, by, sizeof(sl->by));
-    sl->since = apr_time_now();
-    sl->state = SVM_SLOT_LOADED;
+    svm_slot_load(sl, sk, pk, fp, by);
     svm_shm_unlock();
     return APR_SUCCESS;
 }

@@ -128,6 +128,16 @@ def share_files(outdir, key, n):
     return [outdir / ("key1-%s.share-%d" % (fp16, i)) for i in range(1, n + 1)]
 
 
+def key_and_shares(admin, tmp_path, k, n):
+    """A new key1 at tmp_path/key1.pem, split k of n into tmp_path/s with
+    the default passphrases: the key's path and its share files."""
+    key = tmp_path / "key1.pem"
+    make_key(key)
+    p = split(admin, key, tmp_path / "s", k, n)
+    assert p.returncode == 0, p.stderr
+    return key, share_files(tmp_path / "s", key, n)
+
+
 def combine(admin, out, files, passes, outpass=OUTPASS, expect=None):
     args = ["--expect", expect] if expect else []
     return admin("key1-combine", *args, "--out", out, *files,
@@ -179,10 +189,7 @@ def test_every_k_subset_combines(admin, tmp_path, k, n):
 
 
 def test_too_few_and_refusals_write_nothing(admin, tmp_path):
-    key = tmp_path / "key1.pem"
-    make_key(key)
-    assert split(admin, key, tmp_path / "s", 3, 5).returncode == 0
-    files = share_files(tmp_path / "s", key, 5)
+    key, files = key_and_shares(admin, tmp_path, 3, 5)
     out = tmp_path / "out.pem"
 
     c = combine(admin, out, files[:2], SHAREPASS[:2])
@@ -219,10 +226,7 @@ def flip_b64(text):
 @pytest.mark.parametrize("how", ["base64", "holder", "index", "threshold", "garbage",
                                  "truncated"])
 def test_altered_share_refused(admin, tmp_path, how):
-    key = tmp_path / "key1.pem"
-    make_key(key)
-    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
-    files = share_files(tmp_path / "s", key, 3)
+    key, files = key_and_shares(admin, tmp_path, 2, 3)
     text = files[1].read_text()
     if how == "base64":
         bad = flip_b64(text)
@@ -349,10 +353,7 @@ def test_unencrypted_key_and_no_holders(admin, tmp_path):
 
 
 def test_share_check(admin, tmp_path):
-    key = tmp_path / "key1.pem"
-    make_key(key)
-    assert split(admin, key, tmp_path / "s", 3, 5).returncode == 0
-    files = share_files(tmp_path / "s", key, 5)
+    key, files = key_and_shares(admin, tmp_path, 3, 5)
     c = admin("key1-share-check", files[3], fds={"--passphrase-fd": [SHAREPASS[3]]})
     assert c.returncode == 0, c.stderr
     assert "the passphrase opens this share" in c.stdout
@@ -534,10 +535,7 @@ def test_fingerprint_shown_and_expected(admin, tmp_path):
 
 
 def test_out_passphrase_not_a_holders(admin, tmp_path):
-    key = tmp_path / "key1.pem"
-    make_key(key)
-    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
-    files = share_files(tmp_path / "s", key, 3)
+    key, files = key_and_shares(admin, tmp_path, 2, 3)
     out = tmp_path / "out.pem"
     c = combine(admin, out, files[:2], SHAREPASS[:2], outpass=SHAREPASS[1])
     assert c.returncode == 1 and "passphrase of %s" % files[1] in c.stderr
@@ -567,10 +565,7 @@ def test_holder_reseals_other_bytes(admin, tmp_path, what):
     """A holder who seals other bytes under their own passphrase makes a
     share file that opens: key1-combine finds the key is not the one named
     and writes nothing."""
-    key = tmp_path / "key1.pem"
-    make_key(key)
-    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
-    files = share_files(tmp_path / "s", key, 3)
+    key, files = key_and_shares(admin, tmp_path, 2, 3)
     text = files[1].read_text()
     # the helper itself is right: resealing the same bytes still combines
     raw = tmp_path / "raw.002"
@@ -635,10 +630,7 @@ def test_split_checks_its_shares_combine(admin, tmp_path, at):
 
 
 def test_share_file_must_be_regular(admin, tmp_path):
-    key = tmp_path / "key1.pem"
-    make_key(key)
-    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
-    files = share_files(tmp_path / "s", key, 3)
+    key, files = key_and_shares(admin, tmp_path, 2, 3)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     link = tmp_path / "link"
@@ -657,10 +649,7 @@ def test_share_file_must_be_regular(admin, tmp_path):
 
 
 def test_export_warns_off_tmpfs(admin, tmp_path):
-    key = tmp_path / "key1.pem"
-    make_key(key)
-    assert split(admin, key, tmp_path / "s", 2, 3).returncode == 0
-    files = share_files(tmp_path / "s", key, 3)
+    key, files = key_and_shares(admin, tmp_path, 2, 3)
     disk = ADMIN.parent / ("export-test-%d" % os.getpid())
     shm = pathlib.Path("/dev/shm") / ("export-test-%d" % os.getpid())
     for d in (disk, shm):

@@ -12,14 +12,13 @@ import base64
 import hashlib
 import os
 import re
-import subprocess
 import urllib.parse
 
 import pytest
 
 from svtest.core import wait_until
 from svtest.data import GOOD
-from svtest.fixtures_httpd import ADMIN, TEST_HOOKS, Key1, multipart_body, unescape
+from svtest.fixtures_httpd import TEST_HOOKS, Key1, key1_split, multipart_body, unescape
 
 # admins besides ada (STAFF); ada, bob and cy give shares
 ADMINS = {"bob": "bob-password-00005", "cy": "cy-password-0000006"}
@@ -31,13 +30,9 @@ pytestmark = pytest.mark.log_allows(r"SV02150", r"SV02151", r"SV02102")
 class Split:
     """The share files of one key1-split run: data[i], passphrase[i]."""
 
-    def __init__(self, directory, key, n, passes):
-        self.data = {}
-        self.passphrase = {}
-        for i in range(1, n + 1):
-            path = directory / ("key1-%s.share-%d" % (key.fingerprint[:16], i))
-            self.data[i] = path.read_bytes()
-            self.passphrase[i] = passes[i - 1]
+    def __init__(self, paths, passes):
+        self.data = {i: path.read_bytes() for i, path in paths.items()}
+        self.passphrase = {i: passes[i - 1] for i in paths}
 
     def body_lines(self):
         """The sealed lines of every share file (its secret part)."""
@@ -60,26 +55,7 @@ def split_key1(sv, key, k, n, holders=()):
     out = sv.dir / ("split-" + tag)
     out.mkdir()
     passes = ["%s share %d passphrase %s" % (tag, i, os.urandom(4).hex()) for i in range(1, n + 1)]
-    argv = [str(ADMIN), "-d", sv.db.dsn, "key1-split", "--k", str(k), "--n", str(n)]
-    for h in holders:
-        argv += ["--holder", h]
-    argv += ["--out-dir", str(out), "--share-passphrase-fd", "0"]
-    fds = ()
-    if key.passphrase:
-        r, w = os.pipe()
-        os.write(w, (key.passphrase + "\n").encode())
-        os.close(w)
-        argv += ["--passphrase-fd", str(r)]
-        fds = (r,)
-    argv.append(str(key.pem))
-    try:
-        p = subprocess.run(argv, input="\n".join(passes) + "\n", capture_output=True,
-                           text=True, timeout=120, pass_fds=fds)
-    finally:
-        for fd in fds:
-            os.close(fd)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return Split(out, key, n, passes)
+    return Split(key1_split(key, k, holders, out, passes, dsn=sv.db.dsn), passes)
 
 
 def forge_share(data, passphrase, flip):

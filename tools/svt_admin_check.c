@@ -556,8 +556,7 @@ int svt_cmd_check(svt_ctx *c, int argc, char **argv)
     svt_dstream s;
     svt_opts o;
     svt_findings f;
-    int i, rc, usage;
-    char *end;
+    int i, rc;
 
     svt_dinit(&d, "check");
     memset(&m, 0, sizeof(m));
@@ -582,22 +581,17 @@ int svt_cmd_check(svt_ctx *c, int argc, char **argv)
             return EXIT_ERROR;
         if (taken)
             continue;
-        errno = 0;
         if (strcmp(opt, "--grace") == 0) {
-            long g = strtol(v, &end, 10);
-            if (errno || *end || end == v || g < 0 || g > 10L * 365 * 86400) {
-                svt_fail("check: --grace takes seconds (0 to ten years)");
+            long g;
+            if (svt_dnum(&d, opt, v, SVT_DGRACE_MAX, "seconds (0 to ten years)", &g))
                 return EXIT_ERROR;
-            }
             o.grace = (uint32_t)g;
             o.grace_given = 1;
         }
         else if (strcmp(opt, "--examples") == 0) {
-            long n = strtol(v, &end, 10);
-            if (errno || *end || end == v || n < 0 || n > 100000000) {
-                svt_fail("check: --examples takes a count (0 to 100000000)");
+            long n;
+            if (svt_dnum(&d, opt, v, 100000000, "a count (0 to 100000000)", &n))
                 return EXIT_ERROR;
-            }
             if (o.examples >= 0)
                 o.examples = n;
         }
@@ -606,16 +600,9 @@ int svt_cmd_check(svt_ctx *c, int argc, char **argv)
             return EXIT_ERROR;
         }
     }
-    if (svt_dready(c, &d, &usage)) {
-        if (usage)
-            svt_fail("%s", use);
+    if (svt_dstart(c, &d, use))
         return EXIT_ERROR;
-    }
     o.progress = isatty(STDERR_FILENO);
-    if (svt_dconnect(&d)) {
-        svt_dclose(&d);
-        return EXIT_ERROR;
-    }
     /* never writes: every transaction of this session is read-only */
     if ((rc = apr_dbd_query(c->driver, c->handle, &i,
                             "SET default_transaction_read_only = on")) != 0) {

@@ -96,6 +96,33 @@ void svt_dclose(svt_dconn *d)
     d->ctx = NULL;
 }
 
+int svt_dstart(svt_ctx *c, svt_dconn *d, const char *use)
+{
+    int usage;
+
+    if (svt_dready(c, d, &usage))
+        return usage ? svt_fail("%s", use) : 1;
+    if (svt_dconnect(d)) {
+        svt_dclose(d);
+        return 1;
+    }
+    return 0;
+}
+
+int svt_dnum(const svt_dconn *d, const char *opt, const char *v, long max,
+             const char *what, long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || *end || end == v || n < 0 || n > max)
+        return svt_fail("%s: %s takes %s", d->cmd, opt, what);
+    *out = n;
+    return 0;
+}
+
 int svt_dcall(svt_dconn *d, sv_buf *out, uint8_t *type, uint8_t **body, size_t *len)
 {
     sv_wire_hdr h;

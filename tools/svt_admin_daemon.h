@@ -47,6 +47,18 @@ int svt_dready(svt_ctx *c, svt_dconn *d, int *usage);
 int svt_dconnect(svt_dconn *d);
 void svt_dclose(svt_dconn *d);
 
+/* After the options: svt_dready (use printed when a required option is
+ * missing), then svt_dconnect. 0, or 1 (printed; nothing left open). */
+int svt_dstart(svt_ctx *c, svt_dconn *d, const char *use);
+
+/* A command's own numeric option: v, decimal, 0 to max, into *out. 0, or
+ * 1 (printed: "CMD: OPT takes WHAT"). */
+int svt_dnum(const svt_dconn *d, const char *opt, const char *v, long max,
+             const char *what, long *out);
+
+/* --grace's largest value: ten years of seconds. */
+#define SVT_DGRACE_MAX (10L * 365 * 86400)
+
 /* Send the frame in out and read the answer, which must echo the frame's
  * request id: its type and body (free it with sv_tls_body_free). An ERROR
  * answer is printed, with a hint for the codes an operator can act on

@@ -311,8 +311,7 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
     svt_tally t;
     svt_todo todo;
     long grace = DEFAULT_GRACE, max_retire = DEFAULT_MAX_RETIRE;
-    int apply = 0, i, rc = 0, usage;
-    char *end;
+    int apply = 0, i, rc = 0;
 
     svt_dinit(&d, "reconcile");
     memset(&t, 0, sizeof(t));
@@ -337,26 +336,18 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv)
         if (taken)
             continue;
         if (strcmp(opt, "--grace") == 0) {
-            errno = 0;
-            grace = strtol(v, &end, 10);
-            if (errno || *end || end == v || grace < 0 || grace > 10L * 365 * 86400)
-                return svt_fail("reconcile: --grace takes seconds (0 to ten years)");
+            if (svt_dnum(&d, opt, v, SVT_DGRACE_MAX, "seconds (0 to ten years)", &grace))
+                return 1;
         }
         else if (strcmp(opt, "--max-retire") == 0) {
-            errno = 0;
-            max_retire = strtol(v, &end, 10);
-            if (errno || *end || end == v || max_retire < 0 || max_retire > 100000000)
-                return svt_fail("reconcile: --max-retire takes a count (0 to 100000000)");
+            if (svt_dnum(&d, opt, v, 100000000, "a count (0 to 100000000)", &max_retire))
+                return 1;
         }
         else
             return svt_fail("%s", use);
     }
-    if (svt_dready(c, &d, &usage))
-        return usage ? svt_fail("%s", use) : 1;
-    if (svt_dconnect(&d)) {
-        svt_dclose(&d);
+    if (svt_dstart(c, &d, use))
         return 1;
-    }
     /*
      * One pass, changing nothing: the main database is what says a share
      * is unreferenced, and one that lost its rows (damaged, restored to

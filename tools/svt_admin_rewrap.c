@@ -101,18 +101,6 @@ static int svt_audit(svt_ctx *c, const char *by, const char *action, const char 
                     "VALUES (%s, %s, %s, %s)", 4, a);
 }
 
-static int svt_valid_fp(const char *fp)
-{
-    size_t i;
-
-    if (strlen(fp) != SV_FINGERPRINT_HEX_LEN)
-        return 0;
-    for (i = 0; i < SV_FINGERPRINT_HEX_LEN; i++)
-        if (!((fp[i] >= '0' && fp[i] <= '9') || (fp[i] >= 'a' && fp[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
 /* Load the old key1 from its file into w->sk / w->pk_old, asking for the
  * passphrase only when the file is encrypted. Returns 0 or 1 (printed);
  * *why is the audit's reason on failure. */
@@ -628,7 +616,7 @@ int svt_cmd_key1_rewrap(svt_ctx *c, int argc, char **argv)
         else
             return svt_fail("%s", use);
     }
-    if (!file || !w.to || !svt_valid_fp(w.to))
+    if (!file || !w.to || !sv_key1_fingerprint_ok(w.to))
         return svt_fail("%s", use);
     if (!w.by)
         w.by = getlogin();
@@ -716,7 +704,7 @@ int svt_cmd_key1_retire(svt_ctx *c, int argc, char **argv)
         else
             return svt_fail("%s", use);
     }
-    if (!fp || !svt_valid_fp(fp))
+    if (!fp || !sv_key1_fingerprint_ok(fp))
         return svt_fail("%s", use);
     if (!by)
         by = getlogin();

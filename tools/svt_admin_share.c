@@ -142,21 +142,6 @@ static int svt_in_memory_fs(const char *path)
     return r;
 }
 
-static int svt_holder_ok(const char *h)
-{
-    size_t i, n = strlen(h);
-
-    if (n < 1 || n > SV_SHARE_HOLDER_MAX)
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = h[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-              || c == '.' || c == '_' || c == '@' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* A share file (at most SV_SHARE_FILE_MAX bytes, a regular file) into a
  * malloc()ed buffer. Returns 0 or 1 (printed). */
 static int svt_read_share_file(const char *path, char **text, size_t *len)
@@ -642,7 +627,7 @@ int svt_cmd_key1_split(int argc, char **argv)
         rc = svt_fail("--holder: give none, or exactly --n (%u) of them, in share order", s.n);
     for (i = 0; rc == 0 && (unsigned)i < s.nholders; i++) {
         unsigned j;
-        if (!svt_holder_ok(s.holders[i]))
+        if (!sv_share_holder_ok(s.holders[i], strlen(s.holders[i])))
             rc = svt_fail("--holder %s: 1 to %d of A-Z a-z 0-9 . _ @ -", s.holders[i],
                           SV_SHARE_HOLDER_MAX);
         for (j = 0; rc == 0 && j < (unsigned)i; j++)
@@ -917,19 +902,6 @@ static int svt_combine_precheck(const char **files, unsigned count, const char *
     return 0;
 }
 
-/* 1 when fp is a whole key1 fingerprint: 64 lower-case hex digits. */
-static int svt_fp_ok(const char *fp)
-{
-    size_t i;
-
-    if (strlen(fp) != SV_FINGERPRINT_HEX_LEN)
-        return 0;
-    for (i = 0; i < SV_FINGERPRINT_HEX_LEN; i++)
-        if (!((fp[i] >= '0' && fp[i] <= '9') || (fp[i] >= 'a' && fp[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
 int svt_cmd_key1_combine(int argc, char **argv)
 {
     static const char use[] =
@@ -977,7 +949,7 @@ int svt_cmd_key1_combine(int argc, char **argv)
         free(files);
         return svt_usage(use);
     }
-    if (expect && !svt_fp_ok(expect)) {
+    if (expect && !sv_key1_fingerprint_ok(expect)) {
         free(files);
         return svt_fail("--expect %s: a whole key1 fingerprint (64 lower-case hex digits, "
                         "as key1-list prints it)", expect);

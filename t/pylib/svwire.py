@@ -306,12 +306,8 @@ class ReconScan:
 
 
 @dataclasses.dataclass
-class ScanEntry:
-    id: int
-    uuid: bytes
-    name: str
-    state: int
-    created: int
+class ScanEntry(ReconEntry):
+    """A RECON_LIST entry and when the share was retired (0: in use)."""
     retired: int
 
 
@@ -479,25 +475,10 @@ def _check(m):
         _need(0 <= m.n <= MAX_FIELDS, "count")
     elif t == MsgType.STATUS_OK:
         _need(m.locked in (0, 1), "locked")
-    elif t == MsgType.RECON_LIST:
+    elif t in (MsgType.RECON_LIST, MsgType.RECON_SCAN):
         _need(1 <= m.limit <= MAX_LIST, "limit")
         _need(0 <= m.after_id <= MAX_ID, "after_id")
-    elif t == MsgType.RECON_LIST_OK:
-        _need(m.more in (0, 1), "more")
-        _need(len(m.entries) <= MAX_LIST, "count")
-        _need(m.entries or not m.more, "more with nothing listed")
-        prev = 0
-        for e in m.entries:
-            _need(e.id > prev, "ids not increasing")
-            _need(e.id <= MAX_ID, "share id")
-            prev = e.id
-            _need(len(e.uuid) == UUID_LEN, "uuid")
-            _need(field_name_valid(e.name), "field name")
-            _need(e.state in (SHARE_ACTIVE, SHARE_PENDING), "state")
-    elif t == MsgType.RECON_SCAN:
-        _need(1 <= m.limit <= MAX_LIST, "limit")
-        _need(0 <= m.after_id <= MAX_ID, "after_id")
-    elif t == MsgType.RECON_SCAN_OK:
+    elif t in (MsgType.RECON_LIST_OK, MsgType.RECON_SCAN_OK):
         _need(m.more in (0, 1), "more")
         _need(len(m.entries) <= MAX_LIST, "count")
         _need(m.entries or not m.more, "more with nothing listed")
@@ -539,6 +520,12 @@ def _check(m):
         _need(m.code in set(ErrCode), "error code")
         _need(msg_text_valid(m.msg), "message text")
     _check_ext(m.ext)
+
+
+def _enc_share_entry(w, e):
+    """The part of a share-listing entry RECON_LIST_OK and RECON_SCAN_OK
+    share; returns w for what follows."""
+    return w.u64(e.id).raw(e.uuid).str8(e.name).u8(e.state).u64(e.created)
 
 
 def encode_body(m, *, check=True):
@@ -584,13 +571,13 @@ def encode_body(m, *, check=True):
     elif t == MsgType.RECON_LIST_OK:
         w.u8(m.more).u16(len(m.entries))
         for e in m.entries:
-            w.u64(e.id).raw(e.uuid).str8(e.name).u8(e.state).u64(e.created)
+            _enc_share_entry(w, e)
     elif t == MsgType.RECON_SCAN:
         w.u64(m.after_id).u16(m.limit)
     elif t == MsgType.RECON_SCAN_OK:
         w.u8(m.more).u32(m.min_grace_s).u64(m.total).u16(len(m.entries))
         for e in m.entries:
-            w.u64(e.id).raw(e.uuid).str8(e.name).u8(e.state).u64(e.created).u64(e.retired)
+            _enc_share_entry(w, e).u64(e.retired)
     elif t == MsgType.RECON_DELETE:
         w.u32(m.grace_s).u16(len(m.refs))
         for r in m.refs:
@@ -810,12 +797,19 @@ def _dec_status_ok(r):
     return StatusOk(locked, ql, qm, *rest, ext=r.ext_end())
 
 
-def _dec_recon_list_ok(r):
-    more = r.flag()
+# u64 id, uuid[16], str8 field (1 byte at least), u8 state, u64 created:
+# the part of a share-listing entry RECON_LIST_OK and RECON_SCAN_OK share.
+_SHARE_ENTRY_MIN = 8 + UUID_LEN + 1 + 1 + 1 + 8
+
+
+def _dec_listing(r, more, entry_min, entry):
+    """The u16 count and entries of a share listing. entry(r, id, uuid,
+    name, state, created) reads what follows the shared part and returns
+    the entry."""
     n = r.count16(0, MAX_LIST)
     if n == 0 and more:
         raise WireError(MALFORMED, "more with nothing listed")
-    if r.left() // (8 + UUID_LEN + 1 + 1 + 1 + 8) < n:
+    if r.left() // entry_min < n:
         raise WireError(TRUNCATED, "%d entries cannot fit" % n)
     entries, prev = [], 0
     for _ in range(n):
@@ -828,31 +822,22 @@ def _dec_recon_list_ok(r):
         state = r.u8()
         if state not in (SHARE_ACTIVE, SHARE_PENDING):
             raise WireError(MALFORMED, "state %d" % state)
-        entries.append(ReconEntry(i, uuid, name, state, r.u64()))
+        entries.append(entry(r, i, uuid, name, state, r.u64()))
+    return entries
+
+
+def _dec_recon_list_ok(r):
+    more = r.flag()
+    entries = _dec_listing(r, more, _SHARE_ENTRY_MIN,
+                           lambda r, *shared: ReconEntry(*shared))
     return ReconListOk(more, entries, r.ext_end())
 
 
 def _dec_recon_scan_ok(r):
     more = r.flag()
     grace, total = r.u32(), r.u64()
-    n = r.count16(0, MAX_LIST)
-    if n == 0 and more:
-        raise WireError(MALFORMED, "more with nothing listed")
-    if r.left() // (8 + UUID_LEN + 1 + 1 + 1 + 8 + 8) < n:
-        raise WireError(TRUNCATED, "%d entries cannot fit" % n)
-    entries, prev = [], 0
-    for _ in range(n):
-        i = r.id()
-        if i <= prev:
-            raise WireError(MALFORMED, "ids not increasing")
-        prev = i
-        uuid = r.bytes(UUID_LEN)
-        name = r.field_name()
-        state = r.u8()
-        if state not in (SHARE_ACTIVE, SHARE_PENDING):
-            raise WireError(MALFORMED, "state %d" % state)
-        created = r.u64()
-        entries.append(ScanEntry(i, uuid, name, state, created, r.u64()))
+    entries = _dec_listing(r, more, _SHARE_ENTRY_MIN + 8,
+                           lambda r, *shared: ScanEntry(*shared, r.u64()))
     return ReconScanOk(more, grace, total, entries, r.ext_end())
 
 

@@ -412,6 +412,21 @@ START_TEST(test_fingerprint)
     PRIV_IS("plain.pem", NULL, SV_OK);
     ck_assert_int_eq(sv_key1_fingerprint(pk, want), SV_OK);
     ck_assert_str_eq(fp, want);
+    /* what it writes is a fingerprint; nothing else is */
+    ck_assert(sv_key1_fingerprint_ok(fp));
+    want[SV_FINGERPRINT_HEX_LEN - 1] = '\0';
+    ck_assert(!sv_key1_fingerprint_ok(want)); /* short */
+    memcpy(want, fp, sizeof(fp));
+    want[0] = 'A';
+    ck_assert(!sv_key1_fingerprint_ok(want)); /* upper case */
+    want[0] = 'g';
+    ck_assert(!sv_key1_fingerprint_ok(want));
+    memcpy(want, fp, sizeof(fp));
+    want[SV_FINGERPRINT_HEX_LEN] = '0';
+    want[SV_FINGERPRINT_HEX_LEN + 1] = '\0';
+    ck_assert(!sv_key1_fingerprint_ok(want)); /* long */
+    ck_assert(!sv_key1_fingerprint_ok(""));
+    ck_assert(!sv_key1_fingerprint_ok(NULL));
 }
 END_TEST
 

@@ -494,6 +494,24 @@ START_TEST(test_headers_bound)
 }
 END_TEST
 
+/* Holder names: 1 to 64 of [A-Za-z0-9._@-], as the tool checks them too. */
+START_TEST(test_holder_ok)
+{
+    char h[SV_SHARE_HOLDER_MAX + 2];
+
+    ck_assert(sv_share_holder_ok("bob.smith@example-1_x", 21));
+    ck_assert(sv_share_holder_ok("A", 1));
+    ck_assert(!sv_share_holder_ok("", 0));
+    ck_assert(!sv_share_holder_ok("bob smith", 9));
+    ck_assert(!sv_share_holder_ok("bob\n", 4));
+    ck_assert(!sv_share_holder_ok("b\xc3\xb6" "b", 4));
+    ck_assert(!sv_share_holder_ok("bob:", 4));
+    memset(h, 'a', sizeof(h));
+    ck_assert(sv_share_holder_ok(h, SV_SHARE_HOLDER_MAX));
+    ck_assert(!sv_share_holder_ok(h, SV_SHARE_HOLDER_MAX + 1));
+}
+END_TEST
+
 /* Headers that are not well-formed are SV_ERR_SHARE_FORMAT, before any
  * passphrase matters. */
 START_TEST(test_headers_malformed)
@@ -686,6 +704,7 @@ share_suite(void)
     tcase_add_test(tf, test_seal_no_holder);
     tcase_add_test(tf, test_wrong_passphrase);
     tcase_add_test(tf, test_headers_bound);
+    tcase_add_test(tf, test_holder_ok);
     tcase_add_test(tf, test_headers_malformed);
     tcase_add_test(tf, test_truncation_garbage);
     tcase_add_test(tf, test_kdf_caps);

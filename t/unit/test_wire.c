@@ -1361,63 +1361,64 @@ bb_entry(uint64_t id, const char *name, uint8_t state)
     sv_buf_put_u64(&bb, 1700000000);
 }
 
+/* The head of a RECON_LIST_OK or RECON_SCAN_OK answer, up to its count. */
+static void
+bb_listing_head(uint8_t type, uint8_t more, uint16_t n)
+{
+    bb_start();
+    sv_buf_put_u8(&bb, more);
+    if (type == SV_MSG_RECON_SCAN_OK) {
+        sv_buf_put_u32(&bb, 900); /* min_grace_s */
+        sv_buf_put_u64(&bb, 7);   /* total */
+    }
+    sv_buf_put_u16(&bb, n);
+}
+
+/* RECON_LIST_OK and RECON_SCAN_OK list shares by the same rules: each case
+ * is tried in both. */
+static const struct {
+    const char *what;
+    uint8_t more;
+    uint16_t n;
+    unsigned k; /* entries written */
+    struct {
+        uint64_t id;
+        const char *name;
+        uint8_t state;
+    } e[2];
+    sv_status st;
+} listing_cases[] = {
+    { "more = 2", 2, 1, 1, { { 1, "a", 1 } }, SV_ERR_WIRE_MALFORMED },
+    { "more = 1 with nothing listed", 1, 0, 0, { { 0 } }, SV_ERR_WIRE_MALFORMED },
+    { "state 0", 0, 1, 1, { { 1, "a", 0 } }, SV_ERR_WIRE_MALFORMED },
+    { "state 3", 0, 1, 1, { { 1, "a", 3 } }, SV_ERR_WIRE_MALFORMED },
+    { "id 0", 0, 1, 1, { { 0, "a", 1 } }, SV_ERR_WIRE_MALFORMED },
+    { "ids equal", 0, 2, 2, { { 5, "a", 1 }, { 5, "b", 2 } }, SV_ERR_WIRE_MALFORMED },
+    { "ids descending", 0, 2, 2, { { 5, "a", 1 }, { 4, "b", 2 } },
+      SV_ERR_WIRE_MALFORMED },
+    { "count past the bytes", 0, 1000, 1, { { 5, "a", 1 } }, SV_ERR_WIRE_TRUNCATED },
+    /* the same name may occur twice in a list (different records) */
+    { "a name twice", 0, 2, 2, { { 4, "a", 1 }, { 5, "a", 2 } }, SV_OK },
+};
+
 START_TEST(test_recon_rules)
 {
-    /* more = 2 */
-    bb_start();
-    sv_buf_put_u8(&bb, 2);
-    sv_buf_put_u16(&bb, 1);
-    bb_entry(1, "a", 1);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST_OK), SV_ERR_WIRE_MALFORMED);
-    /* more = 1 with nothing listed */
-    bb_start();
-    sv_buf_put_u8(&bb, 1);
-    sv_buf_put_u16(&bb, 0);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST_OK), SV_ERR_WIRE_MALFORMED);
-    /* states 0 and 3 */
-    bb_start();
-    sv_buf_put_u8(&bb, 0);
-    sv_buf_put_u16(&bb, 1);
-    bb_entry(1, "a", 0);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST_OK), SV_ERR_WIRE_MALFORMED);
-    bb_start();
-    sv_buf_put_u8(&bb, 0);
-    sv_buf_put_u16(&bb, 1);
-    bb_entry(1, "a", 3);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST_OK), SV_ERR_WIRE_MALFORMED);
-    /* ids: 0; equal; descending */
-    bb_start();
-    sv_buf_put_u8(&bb, 0);
-    sv_buf_put_u16(&bb, 1);
-    bb_entry(0, "a", 1);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST_OK), SV_ERR_WIRE_MALFORMED);
-    bb_start();
-    sv_buf_put_u8(&bb, 0);
-    sv_buf_put_u16(&bb, 2);
-    bb_entry(5, "a", 1);
-    bb_entry(5, "b", 2);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST_OK), SV_ERR_WIRE_MALFORMED);
-    bb_start();
-    sv_buf_put_u8(&bb, 0);
-    sv_buf_put_u16(&bb, 2);
-    bb_entry(5, "a", 1);
-    bb_entry(4, "b", 2);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST_OK), SV_ERR_WIRE_MALFORMED);
-    /* the same name may occur twice in a list (different records) */
-    bb_start();
-    sv_buf_put_u8(&bb, 0);
-    sv_buf_put_u16(&bb, 2);
-    bb_entry(4, "a", 1);
-    bb_entry(5, "a", 2);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_LIST_OK), SV_OK);
+    static const uint8_t types[] = { SV_MSG_RECON_LIST_OK, SV_MSG_RECON_SCAN_OK };
+
+    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+        for (size_t i = 0; i < sizeof(listing_cases) / sizeof(listing_cases[0]); i++) {
+            bb_listing_head(types[t], listing_cases[i].more, listing_cases[i].n);
+            for (unsigned j = 0; j < listing_cases[i].k; j++) {
+                bb_entry(listing_cases[i].e[j].id, listing_cases[i].e[j].name,
+                         listing_cases[i].e[j].state);
+                if (types[t] == SV_MSG_RECON_SCAN_OK)
+                    sv_buf_put_u64(&bb, 0); /* retired: in use */
+            }
+            bb_zero(2);
+            ck_assert_msg(bb_decode(types[t]) == listing_cases[i].st, "type 0x%02x: %s",
+                          types[t], listing_cases[i].what);
+        }
+    }
 
     /* RECON_DELETE ids descending */
     bb_start();
@@ -2151,49 +2152,16 @@ START_TEST(test_recon_scan_rules)
     sv_buf_put_u16(&bb, 1);
     bb_zero(2);
     ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN), SV_ERR_WIRE_MALFORMED);
-    /* answers: order, id 0, state, more without entries, count past the
-     * bytes, an entry without its retired time */
-#define SCAN_HEAD(more, n)                                                    \
-    do {                                                                      \
-        bb_start();                                                           \
-        sv_buf_put_u8(&bb, (more));                                           \
-        sv_buf_put_u32(&bb, 900);                                             \
-        sv_buf_put_u64(&bb, 7);                                               \
-        sv_buf_put_u16(&bb, (n));                                             \
-    } while (0)
-    SCAN_HEAD(0, 2);
-    bb_scan_entry(5, "a", 1, 0);
-    bb_scan_entry(5, "b", 1, 0);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
-    SCAN_HEAD(0, 1);
-    bb_scan_entry(0, "a", 1, 0);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
-    SCAN_HEAD(0, 1);
-    bb_scan_entry(5, "a", 3, 0);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
-    SCAN_HEAD(1, 0);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
-    SCAN_HEAD(2, 1);
-    bb_scan_entry(5, "a", 1, 0);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_MALFORMED);
-    SCAN_HEAD(0, 1000);
-    bb_scan_entry(5, "a", 1, 0);
-    bb_zero(2);
-    ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_TRUNCATED);
-    SCAN_HEAD(0, 1);
+    /* answers (the rules they share with RECON_LIST_OK: test_recon_rules):
+     * an entry without its retired time; one retired */
+    bb_listing_head(SV_MSG_RECON_SCAN_OK, 0, 1);
     bb_entry(5, "a", 1);
     bb_zero(2);
     ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_ERR_WIRE_TRUNCATED);
-    SCAN_HEAD(0, 1);
+    bb_listing_head(SV_MSG_RECON_SCAN_OK, 0, 1);
     bb_scan_entry(5, "a", 2, 1700000000);
     bb_zero(2);
     ck_assert_int_eq(bb_decode(SV_MSG_RECON_SCAN_OK), SV_OK);
-#undef SCAN_HEAD
     /* a refused answer leaves the output zeroed, nothing allocated */
     memset(&r, 0xa5, sizeof(r));
     ck_assert_int_eq(sv_recon_scan_resp_decode((const uint8_t *)"\1", 1, &r),

@@ -246,14 +246,16 @@ class Key1:
         return core.sha256_hex(self.public_raw())
 
 
-def key1_split(key, k, holders, out_dir, passphrases):
-    """`splitvault-admin key1-split` of key into len(holders) shares with
-    threshold k, share i for holders[i-1] under passphrases[i-1] (given on
-    a pipe: a script's way; a real ceremony types them on a terminal).
-    Returns the share files' paths, by index from 1."""
+def key1_split(key, k, holders, out_dir, passphrases, dsn=None):
+    """`splitvault-admin key1-split` of key into len(passphrases) shares
+    with threshold k, share i under passphrases[i-1] (given on a pipe: a
+    script's way; a real ceremony types them on a terminal) and for
+    holders[i-1] when holders are named; with dsn, the main database the
+    split is recorded in. Returns the share files' paths, by index from 1."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    argv = [str(ADMIN), "key1-split", "--k", str(k), "--n", str(len(holders))]
+    argv = [str(ADMIN)] + (["-d", dsn] if dsn else [])
+    argv += ["key1-split", "--k", str(k), "--n", str(len(passphrases))]
     for h in holders:
         argv += ["--holder", h]
     argv += ["--out-dir", str(out_dir), "--share-passphrase-fd", "0"]
@@ -273,7 +275,7 @@ def key1_split(key, k, holders, out_dir, passphrases):
             os.close(fd)
     assert p.returncode == 0, p.stdout + p.stderr
     return {i: out_dir / ("key1-%s.share-%d" % (key.fingerprint[:16], i))
-            for i in range(1, len(holders) + 1)}
+            for i in range(1, len(passphrases) + 1)}
 
 class Response:
     def __init__(self, status, headers, body):
