@@ -81,12 +81,16 @@ DECLARE
         ['fields',         'SELECT', ''],
         ['fields',         'INSERT', 'record_id name key2_pub enc ct share_id wrap_enc wrap_ct key1_fp'],
         ['fields',         'UPDATE', 'key2_pub enc ct share_id wrap_enc wrap_ct key1_fp version updated'],
-        -- audit: append only; id and at come from their defaults
+        -- audit: append only; at comes from its default, id, prev_hash and
+        -- hash from the chaining trigger (SECURITY DEFINER: audit_head and
+        -- the id's sequence need no grant); the audit page reads the hashes
         ['audit',          'SELECT', ''],
         ['audit',          'INSERT', 'actor action record_ref field outcome address detail']
     ];
     -- Sequences the web role draws from (table, serial column): USAGE only.
-    sequences   text[] := ARRAY[['records', 'id'], ['audit', 'id']];
+    -- audit's id comes from the chaining trigger since schema version 4
+    -- (004_audit_chain.sql); before it, from the column's default (below).
+    sequences   text[] := ARRAY[['records', 'id']];
     -- Functions the module calls (SECURITY INVOKER: they run with the web
     -- role's own grants above): EXECUTE only.
     routines    text[] := ARRAY['login_throttle_reserve(text[], integer[], integer[])'];
@@ -98,6 +102,9 @@ BEGIN
        OR owner_name LIKE 'pg\_%' OR web_name LIKE 'pg\_%' THEN
         RAISE EXCEPTION 'role names must be 1 to 63 of a-z, 0-9 and _, not starting with a '
                         'digit or pg_ (owner "%", web "%")', owner_name, web_name;
+    END IF;
+    IF to_regclass('public.audit') IS NOT NULL AND to_regclass('public.audit_head') IS NULL THEN
+        sequences := sequences || ARRAY[['audit', 'id']];
     END IF;
     IF owner_name = web_name THEN
         RAISE EXCEPTION 'the owner role and the web role must be two roles (both are "%")',

@@ -131,6 +131,14 @@ static const char usage[] =
     "                              with --verbose, and the next step for each; exit 0\n"
     "                              consistent, 1 findings, 2 could not check; --cert: a\n"
     "                              certificate of the daemon's reconcile role\n"
+    "  audit-verify [--anchor ID:HASH] [--from ID]\n"
+    "                              verify the audit table's hash chain in id order (from\n"
+    "                              row ID on), read-only: each row's hash, its link to\n"
+    "                              the row before, the chain head; names the first\n"
+    "                              broken row; prints the head (ID:HASH): record it off\n"
+    "                              the system and give it later as --anchor, which fails\n"
+    "                              when that row's hash differs (a rewritten chain);\n"
+    "                              exit 0 verifies, 1 broken, 2 could not check\n"
     "  (reconcile and check: --timeout for each exchange with the daemon, 1 to 600,\n"
     "  default 30; --name: the name expected in the daemon's certificate)\n";
 
@@ -167,6 +175,12 @@ static int svt_dsn_has_password(const char *dsn)
             return 1;
     }
     return 0;
+}
+
+/* Commands whose exit status 1 means findings: a failure to run is 2. */
+static int svt_cmd_exit2(const char *cmd)
+{
+    return strcmp(cmd, "check") == 0 || strcmp(cmd, "audit-verify") == 0;
 }
 
 static void svt_lib_log(void *ctx, sv_log_level level, const char *msg)
@@ -479,7 +493,7 @@ int main(int argc, char **argv)
         return svt_cmd_key1_combine(argc - i, argv + i);
     if (!c.dsn) {
         svt_fail("no database: set SPLITVAULT_DSN or give -d DSN");
-        return strcmp(cmd, "check") == 0 ? 2 : 1;
+        return svt_cmd_exit2(cmd) ? 2 : 1;
     }
     apr_initialize();
     atexit(apr_terminate);
@@ -488,11 +502,11 @@ int main(int argc, char **argv)
         || (rv = apr_dbd_get_driver(c.pool, "pgsql", &c.driver)) != APR_SUCCESS) {
         svt_fail("the apr_dbd pgsql driver is missing (Debian: apt-get install "
                  "libaprutil1-dbd-pgsql)");
-        return strcmp(cmd, "check") == 0 ? 2 : 1; /* check: 1 means findings */
+        return svt_cmd_exit2(cmd) ? 2 : 1;
     }
     if (apr_dbd_open_ex(c.driver, c.pool, c.dsn, &c.handle, &err) != APR_SUCCESS) {
         svt_fail("cannot connect to the database: %s", err ? err : "unknown error");
-        return strcmp(cmd, "check") == 0 ? 2 : 1; /* check: 1 means findings */
+        return svt_cmd_exit2(cmd) ? 2 : 1;
     }
 
     argc -= i;
@@ -529,6 +543,8 @@ int main(int argc, char **argv)
         rv = svt_cmd_reconcile(&c, argc, argv);
     else if (strcmp(cmd, "check") == 0)
         rv = svt_cmd_check(&c, argc, argv);
+    else if (strcmp(cmd, "audit-verify") == 0)
+        rv = svt_cmd_audit_verify(&c, argc, argv);
     else {
         fputs(usage, stderr);
         rv = 2;

@@ -6,7 +6,8 @@
  * schema), svt_admin_roles.c (the owner and web roles and their
  * privileges), svt_admin_staff.c (staff accounts), svt_admin_key1.c (key1
  * public keys), svt_admin_reconcile.c (the daemon's orphaned shares, over
- * mutual TLS), svt_admin_share.c (key1 split into k-of-n shares,
+ * mutual TLS), svt_admin_audit.c (the audit table's hash chain),
+ * svt_admin_share.c (key1 split into k-of-n shares,
  * offline). The database is reached through apr_dbd's pgsql driver, as
  * the owner role (docs/install.md); the module's DBDParams name the web role.
  */
@@ -93,6 +94,9 @@ int svt_cmd_reconcile(svt_ctx *c, int argc, char **argv);
 /* svt_admin_check.c: compare the main database with the daemon, read-only.
  * Returns 0 consistent, 1 findings, 2 could not check (printed). */
 int svt_cmd_check(svt_ctx *c, int argc, char **argv);
+/* svt_admin_audit.c: verify the main audit table's hash chain.
+ * Returns 0 it verifies, 1 broken (printed), 2 could not check (printed). */
+int svt_cmd_audit_verify(svt_ctx *c, int argc, char **argv);
 /* svt_admin_share.c: key1 under dual control, k-of-n shares (no database). */
 int svt_cmd_key1_split(int argc, char **argv);
 int svt_cmd_key1_share_check(int argc, char **argv);

@@ -1,0 +1,134 @@
+-- SplitVault main database, schema version 4: the audit table becomes a
+-- hash chain. Applied by `splitvault-admin schema` inside one transaction.
+--
+-- Every row carries prev_hash (the hash of the row before it in id order;
+-- 32 zero bytes for the first) and hash = SHA-256 of prev_hash and the
+-- row's canonical encoding (audit_chain_hash below; lib/sv_auditchain.c is
+-- the same encoding in C, used by `splitvault-admin audit-verify` and the
+-- admin's audit page). A BEFORE INSERT trigger fills both, and the id,
+-- while it holds the one row of audit_head FOR UPDATE: inserts take turns
+-- until their transaction ends, so ids grow in chain order and no two rows
+-- chain to the same predecessor. The id's default is dropped: only the
+-- trigger draws from the sequence, under that lock. Rows are append-only:
+-- UPDATE, DELETE and TRUNCATE of audit are refused by triggers, for every
+-- role; audit_head is changed only by the chaining trigger.
+--
+-- What this does not stop: a role that may disable the triggers (the owner
+-- role, a superuser) can rewrite every row and recompute the chain. Heads
+-- recorded off the system (`audit-verify --anchor`) show that; see
+-- SECURITY.md and docs/operations.md.
+
+-- No audit row is written while the existing ones are chained.
+LOCK TABLE audit IN ACCESS EXCLUSIVE MODE;
+
+-- The canonical encoding of one value: 0x00 for NULL, else 0x01, its
+-- length in bytes (4, big-endian) and its UTF-8 bytes.
+CREATE FUNCTION audit_chain_field(v text) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN v IS NULL THEN '\x00'::bytea
+                ELSE '\x01'::bytea || int4send(octet_length(convert_to(v, 'UTF8')))
+                     || convert_to(v, 'UTF8') END
+$$;
+
+-- A row's hash: SHA-256 over the tag 'splitvault-audit-v1', prev_hash (32
+-- bytes) and the encodings of id (decimal), at (UTC, microseconds,
+-- 'YYYY-MM-DDTHH:MM:SS.uuuuuuZ'), actor, action, record_ref, field,
+-- outcome, address and detail, in that order.
+CREATE FUNCTION audit_chain_hash(prev bytea, id bigint, at timestamptz, actor text,
+                                 action text, record_ref text, field text, outcome text,
+                                 address text, detail text) RETURNS bytea
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT sha256(convert_to('splitvault-audit-v1', 'UTF8') || prev
+                  || audit_chain_field(id::text)
+                  || audit_chain_field(to_char(at AT TIME ZONE 'UTC',
+                                               'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+                  || audit_chain_field(actor) || audit_chain_field(action)
+                  || audit_chain_field(record_ref) || audit_chain_field(field)
+                  || audit_chain_field(outcome) || audit_chain_field(address)
+                  || audit_chain_field(detail))
+$$;
+
+ALTER TABLE audit ADD COLUMN prev_hash bytea, ADD COLUMN hash bytea;
+
+-- The chain's head: the last row's id and hash (0 and 32 zero bytes for an
+-- empty table). One row; no grant to the web role.
+CREATE TABLE audit_head (
+    one         boolean PRIMARY KEY DEFAULT true CHECK (one),
+    id          bigint NOT NULL,
+    hash        bytea NOT NULL CHECK (octet_length(hash) = 32)
+);
+
+-- Existing rows, in id order.
+DO $chain$
+DECLARE
+    r       record;
+    prev    bytea := '\x0000000000000000000000000000000000000000000000000000000000000000';
+    last_id bigint := 0;
+BEGIN
+    FOR r IN SELECT * FROM audit ORDER BY id LOOP
+        UPDATE audit SET prev_hash = prev,
+                         hash = audit_chain_hash(prev, r.id, r.at, r.actor, r.action,
+                                                 r.record_ref, r.field, r.outcome,
+                                                 r.address, r.detail)
+         WHERE id = r.id
+        RETURNING hash INTO prev;
+        last_id := r.id;
+    END LOOP;
+    INSERT INTO audit_head (id, hash) VALUES (last_id, prev);
+END
+$chain$;
+
+ALTER TABLE audit ALTER COLUMN prev_hash SET NOT NULL,
+                  ALTER COLUMN hash SET NOT NULL,
+                  ADD CHECK (octet_length(prev_hash) = 32),
+                  ADD CHECK (octet_length(hash) = 32),
+                  ALTER COLUMN id DROP DEFAULT;
+COMMENT ON COLUMN audit.prev_hash IS 'hash of the row before this one in id order (zeros: none)';
+COMMENT ON COLUMN audit.hash IS
+    'audit_chain_hash(prev_hash, the row): set by the trigger audit_chain';
+
+-- Chain a new row: wait for the head, draw the id, link, move the head.
+-- SECURITY DEFINER (owned by the owner role): the web role inserts rows
+-- without any privilege on audit_head. Whatever id, prev_hash or hash the
+-- inserting statement gave is replaced.
+CREATE FUNCTION audit_chain() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    h audit_head%ROWTYPE;
+BEGIN
+    SELECT * INTO h FROM audit_head FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'audit: the chain head (table audit_head) is missing';
+    END IF;
+    NEW.id := nextval(pg_get_serial_sequence('public.audit', 'id'));
+    NEW.prev_hash := h.hash;
+    NEW.hash := audit_chain_hash(NEW.prev_hash, NEW.id, NEW.at, NEW.actor, NEW.action,
+                                 NEW.record_ref, NEW.field, NEW.outcome, NEW.address,
+                                 NEW.detail);
+    UPDATE audit_head SET id = NEW.id, hash = NEW.hash;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER audit_chain BEFORE INSERT ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_chain();
+
+-- Append-only: every change but the chaining insert is refused.
+CREATE FUNCTION audit_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'audit_head' AND TG_OP = 'UPDATE' AND pg_trigger_depth() > 1 THEN
+        RETURN NEW; -- audit_chain moving the head
+    END IF;
+    RAISE EXCEPTION 'the audit trail is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+END
+$$;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_head_guard BEFORE UPDATE OR DELETE ON audit_head
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+
+INSERT INTO schema_version (version, name) VALUES (4, 'audit-chain');

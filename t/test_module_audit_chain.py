@@ -1,0 +1,331 @@
+"""The main database's audit table as a hash chain (schema version 4).
+
+Real PostgreSQL, and httpd with splitvaultd where the rows come from the
+module. Rows are chained by the trigger of sql/main/004_audit_chain.sql and
+checked by `splitvault-admin audit-verify` (lib/sv_auditchain.c): the two
+implementations of the encoding must agree. Tampering (an edited row, a
+deleted one, a chain rewritten from some row on, a truncated tail) is found
+and the first broken row named; the web role cannot change rows; staff
+actions at the same time still give one chain; the migration chains the
+rows that were there before it; the admin's audit page says what it could
+check.
+"""
+import hashlib
+import re
+import shutil
+import struct
+import threading
+
+import psycopg2
+import pytest
+
+from svtest.core import run
+from svtest.fixtures_httpd import ADMIN, OWNER_ROLE, SQL_MAIN, STAFF, WEB_ROLE, MainDb
+
+ZERO = bytes(32)
+
+
+def verify(db, *args):
+    """audit-verify as the owner role: (exit status, stdout, stderr)."""
+    r = run([ADMIN, "-d", db.dsn, "audit-verify"] + [str(a) for a in args], check=False)
+    return r.returncode, r.stdout, r.stderr
+
+
+def head(out):
+    m = re.search(r"^head: (\d+):([0-9a-f]{64})$", out, re.M)
+    assert m, out
+    return int(m.group(1)), m.group(2)
+
+
+def enc(v):
+    """The canonical encoding of one value, written out apart from the C and
+    SQL ones (docs/schema.md)."""
+    if v is None:
+        return b"\x00"
+    b = v.encode()
+    return b"\x01" + struct.pack(">I", len(b)) + b
+
+
+def row_hash(prev, fields):
+    return hashlib.sha256(b"splitvault-audit-v1" + prev
+                          + b"".join(enc(f) for f in fields)).digest()
+
+
+def chain_rows(db):
+    return db.query(
+        "SELECT id::text, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+        "actor, action, record_ref, field, outcome, address, detail, prev_hash, hash "
+        "FROM audit ORDER BY audit.id")
+
+
+def insert(db, n, actor="tests", action="probe", detail=None, dsn_conn=None):
+    """n audit rows as the web role, with the columns the module writes."""
+    conn = dsn_conn or db.connect_web()
+    try:
+        with conn.cursor() as cur:
+            for i in range(n):
+                cur.execute("INSERT INTO audit (actor, action, record_ref, field, outcome, "
+                            "address, detail) VALUES (%s, %s, NULL, %s, 'ok', '127.0.0.1', %s)",
+                            (actor, action, "f%d" % i if i % 2 else None,
+                             detail if detail is not None else ("" if i % 3 == 0 else None)))
+    finally:
+        if dsn_conn is None:
+            conn.close()
+
+
+def superuser_exec(db, *sql):
+    """Statements as the superuser with every trigger off, as one who owns
+    the database server would run them."""
+    conn = db.pg.connect(db.name)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET session_replication_role = replica")
+            for s in sql:
+                cur.execute(s)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def db(pg):
+    d = MainDb.create(pg)
+    yield d
+    d.drop()
+
+
+def test_trigger_and_c_agree_and_python_too(db):
+    insert(db, 7, detail=None)
+    insert(db, 2, actor="x" * 300, detail="with 'quotes', \u00e9, and\nnewline")
+    rows = chain_rows(db)
+    assert len(rows) == 9
+    prev = ZERO
+    for r in rows:
+        assert bytes(r[9]) == prev
+        assert row_hash(prev, r[:9]) == bytes(r[10])
+        prev = bytes(r[10])
+    rc, out, err = verify(db)
+    assert rc == 0, out + err
+    assert "the chain verifies: 9 rows" in out
+    assert head(out) == (int(rows[-1][0]), prev.hex())
+
+
+def test_empty_table_verifies(db):
+    rc, out, _ = verify(db)
+    assert rc == 0
+    assert "no rows" in out and head(out) == (0, ZERO.hex())
+
+
+def test_caller_cannot_choose_id_or_hashes(db):
+    db.query("INSERT INTO audit (id, action, outcome, prev_hash, hash) VALUES "
+             "(999, 'probe', 'ok', '\\x01', '\\x02')")
+    (rid, prev, h), = db.query("SELECT id, prev_hash, hash FROM audit")
+    assert rid != 999 and bytes(prev) == ZERO and len(bytes(h)) == 32
+    assert verify(db)[0] == 0
+
+
+def test_edited_row_is_found(db):
+    insert(db, 10)
+    ids = [int(r[0]) for r in chain_rows(db)]
+    superuser_exec(db, "UPDATE audit SET outcome = 'denied' WHERE id = %d" % ids[4])
+    rc, out, _ = verify(db)
+    assert rc == 1
+    assert "BROKEN at row %d: its contents do not match its hash" % ids[4] in out
+    # an edit that also recomputes the row's own hash breaks the next link
+    superuser_exec(db, "UPDATE audit SET hash = audit_chain_hash(prev_hash, id, at, actor, "
+                   "action, record_ref, field, outcome, address, detail) WHERE id = %d"
+                   % ids[4])
+    rc, out, _ = verify(db)
+    assert rc == 1
+    assert "BROKEN at row %d: prev_hash is not the hash of row %d" % (ids[5], ids[4]) in out
+
+
+def test_deleted_rows_are_found(db):
+    insert(db, 10)
+    ids = [int(r[0]) for r in chain_rows(db)]
+    superuser_exec(db, "DELETE FROM audit WHERE id = %d" % ids[6])
+    rc, out, _ = verify(db)
+    assert rc == 1
+    assert "BROKEN at row %d: prev_hash is not the hash of row %d" % (ids[7], ids[5]) in out
+
+
+def test_deleted_first_and_last_rows_are_found(db):
+    insert(db, 5)
+    ids = [int(r[0]) for r in chain_rows(db)]
+    superuser_exec(db, "DELETE FROM audit WHERE id = %d" % ids[0])
+    rc, out, _ = verify(db)
+    assert rc == 1 and "BROKEN at row %d: prev_hash is not the chain's start" % ids[1] in out
+    d2 = MainDb.create(db.pg)
+    try:
+        insert(d2, 5)
+        ids = [int(r[0]) for r in chain_rows(d2)]
+        superuser_exec(d2, "DELETE FROM audit WHERE id = %d" % ids[-1])
+        rc, out, _ = verify(d2)
+        assert rc == 1
+        assert "BROKEN after row %d: the chain head (audit_head) names row %d" \
+            % (ids[-2], ids[-1]) in out
+    finally:
+        d2.drop()
+
+
+def test_rewritten_chain_is_found_with_an_anchor(db):
+    insert(db, 6)
+    rc, out, _ = verify(db)
+    anchor_id, anchor_hash = head(out)
+    insert(db, 3)
+    assert verify(db, "--anchor", "%d:%s" % (anchor_id, anchor_hash))[0] == 0
+    # whoever can switch the triggers off rewrites a row and recomputes
+    # every hash after it, and the head: the chain verifies in itself
+    superuser_exec(db, "UPDATE audit SET actor = 'someone else' WHERE id = %d" % (anchor_id - 2),
+                   """DO $$ DECLARE r record; p bytea := '\\x%s'; BEGIN
+                      FOR r IN SELECT * FROM audit ORDER BY id LOOP
+                        UPDATE audit SET prev_hash = p, hash = audit_chain_hash(p, r.id, r.at,
+                          r.actor, r.action, r.record_ref, r.field, r.outcome, r.address,
+                          r.detail) WHERE id = r.id RETURNING hash INTO p;
+                      END LOOP;
+                      UPDATE audit_head SET hash = p; END $$""" % ZERO.hex())
+    rc, out, _ = verify(db)
+    assert rc == 0, out
+    rc, out, _ = verify(db, "--anchor", "%d:%s" % (anchor_id, anchor_hash))
+    assert rc == 1
+    assert "BROKEN at row %d: its hash" % anchor_id in out and "not the anchor's" in out
+    # an anchor past the end: rows were removed
+    rc, out, _ = verify(db, "--anchor", "%d:%s" % (anchor_id + 100, anchor_hash))
+    assert rc == 1 and "after the last row" in out
+
+
+def test_from_and_bad_arguments(db):
+    insert(db, 5)
+    ids = [int(r[0]) for r in chain_rows(db)]
+    rc, out, _ = verify(db, "--from", ids[2])
+    assert rc == 0 and "3 rows, ids %d to %d" % (ids[2], ids[4]) in out
+    superuser_exec(db, "UPDATE audit SET detail = 'x' WHERE id = %d" % ids[0])
+    assert verify(db, "--from", ids[1])[0] == 0      # the edited row is before --from
+    assert verify(db)[0] == 1
+    for bad in (["--anchor", "12"], ["--anchor", "0:" + "00" * 32], ["--anchor", "1:abc"],
+                ["--from", "-1"], ["--from", "x"], ["--bogus"],
+                ["--from", "5", "--anchor", "2:" + "00" * 32]):
+        rc, _, err = verify(db, *bad)
+        assert rc == 2, bad
+        assert err
+
+
+def test_no_chain_before_the_migration(pg, tmp_path):
+    sql = tmp_path / "main"
+    sql.mkdir()
+    for f in sorted(SQL_MAIN.glob("00[123]_*.sql")):
+        shutil.copy(f, sql)
+    shutil.copy(SQL_MAIN.parent / "roles.sql", tmp_path)
+    d = MainDb(pg, "main_nochain_%d" % (id(sql) % 10 ** 8), OWNER_ROLE, WEB_ROLE)
+    pg.create_db(d.name)
+    try:
+        d.setup_roles()
+        d.admin("schema", "--sql-dir", sql)
+        rc, _, err = verify(d)
+        assert rc == 2 and "no hash chain yet" in err
+    finally:
+        d.drop()
+
+
+def test_migration_chains_existing_rows(pg, tmp_path):
+    """Schema version 3, rows written then (ids with a gap, NULLs, '' and
+    text), then `schema` to version 4: the rows are chained in id order and
+    new rows follow them."""
+    sql = tmp_path / "main"
+    sql.mkdir()
+    for f in sorted(SQL_MAIN.glob("00[123]_*.sql")):
+        shutil.copy(f, sql)
+    shutil.copy(SQL_MAIN.parent / "roles.sql", tmp_path)
+    d = MainDb(pg, "main_mig_%d" % (id(sql) % 10 ** 8), OWNER_ROLE, WEB_ROLE)
+    pg.create_db(d.name)
+    try:
+        d.setup_roles()
+        d.admin("schema", "--sql-dir", sql)
+        assert d.admin("schema-version").stdout.strip() == "3"
+        insert(d, 4)
+        d.query("SELECT nextval(pg_get_serial_sequence('audit', 'id'))")   # a gap
+        insert(d, 3, actor=None, detail="before")
+        d.admin("schema", "--sql-dir", SQL_MAIN)
+        assert d.admin("schema-version").stdout.strip() == "4"
+        rc, out, _ = verify(d)
+        assert rc == 0 and "the chain verifies: 7 rows" in out
+        insert(d, 2, actor="after")
+        rows = chain_rows(d)
+        assert len(rows) == 9
+        prev = ZERO
+        for r in rows:
+            assert row_hash(prev, r[:9]) == bytes(r[10])
+            prev = bytes(r[10])
+        rc, out, _ = verify(d)
+        assert rc == 0 and "9 rows" in out and head(out)[1] == prev.hex()
+    finally:
+        d.drop()
+
+
+def test_rows_are_append_only(db):
+    insert(db, 3)
+    web = db.connect_web()
+    try:
+        with web.cursor() as cur:
+            for sql in ("UPDATE audit SET outcome = 'x'", "DELETE FROM audit",
+                        "TRUNCATE audit", "SELECT * FROM audit_head",
+                        "UPDATE audit_head SET id = 0",
+                        "SELECT audit_chain_hash(prev_hash, id, at, actor, action, "
+                        "record_ref, field, outcome, address, detail) FROM audit"):
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute(sql)
+            # the web role reads the hashes (the audit page)
+            cur.execute("SELECT id, prev_hash, hash FROM audit")
+            assert len(cur.fetchall()) == 3
+    finally:
+        web.close()
+    # not even the owner changes rows while the triggers are on
+    owner = db.pg.connect(db.name, db.owner)
+    try:
+        with owner.cursor() as cur:
+            for sql in ("UPDATE audit SET outcome = 'x'", "DELETE FROM audit",
+                        "TRUNCATE audit", "UPDATE audit_head SET id = 0",
+                        "DELETE FROM audit_head"):
+                with pytest.raises(psycopg2.errors.RaiseException, match="append-only"):
+                    cur.execute(sql)
+    finally:
+        owner.close()
+    assert verify(db)[0] == 0
+
+
+def test_concurrent_inserts_give_one_chain(db):
+    """Many connections inserting at once, in transactions that take their
+    time to commit: one chain, ids in chain order."""
+    errors = []
+
+    def worker(k):
+        try:
+            conn = db.connect_web()
+            conn.autocommit = False
+            try:
+                for i in range(15):
+                    with conn.cursor() as cur:
+                        cur.execute("INSERT INTO audit (actor, action, outcome) "
+                                    "VALUES (%s, 'probe', 'ok')", ("w%d" % k,))
+                        if i % 2:
+                            cur.execute("INSERT INTO audit (actor, action, outcome) "
+                                        "VALUES (%s, 'probe', 'second')", ("w%d" % k,))
+                    if i % 5 == 4:
+                        conn.rollback()     # leaves a gap in the ids, none in the chain
+                    else:
+                        conn.commit()
+            finally:
+                conn.close()
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    rows = chain_rows(db)
+    assert len(rows) == 8 * 18       # 22 rows each, 4 of them rolled back
+    rc, out, _ = verify(db)
+    assert rc == 0, out
+    assert "the chain verifies: %d rows" % len(rows) in out
