@@ -26,6 +26,7 @@
 #include "apr_optional.h"
 #include "apr_strings.h"
 
+#include "sv_auditchain.h"
 #include "sv_hex.h"
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *svm_dbd_acquire;
@@ -37,6 +38,9 @@ typedef struct {
 } svm_stmt_def;
 
 #define UTC_FMT "'YYYY-MM-DD HH24:MI'"
+/* A nullable column as 'N' (NULL) or 'V' and its value: NULL stays apart
+ * from '' whatever the driver returns for NULL. */
+#define SVM_NV(col) "CASE WHEN " col " IS NULL THEN 'N' ELSE 'V' || " col " END"
 
 static const svm_stmt_def svm_stmts[] = {
     /* key1 */
@@ -125,11 +129,22 @@ static const svm_stmt_def svm_stmts[] = {
     { "svm_audit_insert",
       "INSERT INTO audit (actor, action, record_ref, field, outcome, address, detail) "
       "VALUES (%s, %s, %s, %s, %s, %s, %s)" },
+    /* the page's eight columns, then the row as its hash covers it
+     * (lib/sv_auditchain.h; nullable columns as 'N' or 'V' and the value),
+     * prev_hash, hash, the row's id for the order, and the chain head, all
+     * in one statement's snapshot; the head's row alone (audit columns
+     * NULL) when no audit row is listed */
     { "svm_audit_list",
+      "SELECT a.*, h.id::text, encode(h.hash, 'hex') FROM audit_head h LEFT JOIN LATERAL ("
       "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), coalesce(actor, ''), "
       "action, coalesce(record_ref, ''), coalesce(field, ''), outcome, "
-      "coalesce(address, ''), coalesce(detail, '') FROM audit "
-      "WHERE (%s = '' OR record_ref = %s) ORDER BY id DESC LIMIT 101 OFFSET %s::int" },
+      "coalesce(address, ''), coalesce(detail, ''), "
+      "id::text, " SV_AUDIT_CHAIN_AT_SQL ", " SVM_NV("actor") ", " SVM_NV("action") ", "
+      SVM_NV("record_ref") ", " SVM_NV("field") ", " SVM_NV("outcome") ", "
+      SVM_NV("address") ", " SVM_NV("detail") ", encode(prev_hash, 'hex'), "
+      "encode(hash, 'hex'), audit.id AS ord FROM audit "
+      "WHERE (%s = '' OR record_ref = %s) ORDER BY audit.id DESC LIMIT 101 OFFSET %s::int"
+      ") a ON true ORDER BY a.ord DESC" },
     { NULL, NULL }
 };
 

@@ -85,7 +85,9 @@ DECLARE
         -- hash from the chaining trigger (SECURITY DEFINER: audit_head and
         -- the id's sequence need no grant); the audit page reads the hashes
         ['audit',          'SELECT', ''],
-        ['audit',          'INSERT', 'actor action record_ref field outcome address detail']
+        ['audit',          'INSERT', 'actor action record_ref field outcome address detail'],
+        -- the chain's head: the audit page compares it with the newest row
+        ['audit_head',     'SELECT', '']
     ];
     -- Sequences the web role draws from (table, serial column): USAGE only.
     -- audit's id comes from the chaining trigger since schema version 4

@@ -20,7 +20,8 @@ import psycopg2
 import pytest
 
 from svtest.core import run
-from svtest.fixtures_httpd import ADMIN, OWNER_ROLE, SQL_MAIN, STAFF, WEB_ROLE, MainDb
+from svtest.data import GOOD
+from svtest.fixtures_httpd import ADMIN, OWNER_ROLE, SQL_MAIN, WEB_ROLE, MainDb
 
 ZERO = bytes(32)
 
@@ -267,15 +268,17 @@ def test_rows_are_append_only(db):
     try:
         with web.cursor() as cur:
             for sql in ("UPDATE audit SET outcome = 'x'", "DELETE FROM audit",
-                        "TRUNCATE audit", "SELECT * FROM audit_head",
-                        "UPDATE audit_head SET id = 0",
+                        "TRUNCATE audit", "UPDATE audit_head SET id = 0",
+                        "DELETE FROM audit_head", "SELECT * FROM audit_head FOR UPDATE",
                         "SELECT audit_chain_hash(prev_hash, id, at, actor, action, "
                         "record_ref, field, outcome, address, detail) FROM audit"):
                 with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                     cur.execute(sql)
-            # the web role reads the hashes (the audit page)
+            # the web role reads the hashes and the head (the audit page)
             cur.execute("SELECT id, prev_hash, hash FROM audit")
             assert len(cur.fetchall()) == 3
+            cur.execute("SELECT id, hash FROM audit_head")
+            assert len(cur.fetchall()) == 1
     finally:
         web.close()
     # not even the owner changes rows while the triggers are on
@@ -329,3 +332,106 @@ def test_concurrent_inserts_give_one_chain(db):
     rc, out, _ = verify(db)
     assert rc == 0, out
     assert "the chain verifies: %d rows" % len(rows) in out
+
+
+# ------------------------------------------------------------ through the module
+
+def chain_paragraph(page):
+    m = re.search(r'<p class="[a-z]+" id="chain">(.*?)</p>', page.text, re.S)
+    assert m, page.text
+    return m.group(1)
+
+
+@pytest.mark.log_allows(r"SV01802")
+def test_module_rows_chain_and_the_page_says_so(sv):
+    ref = sv.ref_of(sv.submit(GOOD))
+    ada = sv.login("ada")
+    assert sv.upload_key1(ada).status == 303
+    pat = sv.login("pat")
+    r = sv.decrypt(pat, ref)
+    assert r.status == 200, r.text
+    n = sv.db.count("audit")
+    assert n >= 5                       # sign-ins, key1-upload, decrypt started and ok
+    rc, out, err = verify(sv.db)
+    assert rc == 0, out + err
+    hid, hhash = head(out)
+
+    page = ada.get(sv.path("/staff/audit"))
+    assert page.status == 200
+    p = chain_paragraph(page)
+    # the page's own sign-in rows are older than the view: all of them shown
+    assert "the %d rows on this page verify" % sv.db.count("audit") in p
+    assert "its link to the row before it" in p
+    assert "Head: <span class=\"mono\">%d:%s</span>" % (hid, hhash) in p
+    assert "splitvault-admin audit-verify" in p
+    only = ada.get(sv.path("/staff/audit?ref=" + ref))
+    assert "filtered, the links are not checked here" in chain_paragraph(only)
+
+    # a row edited behind the triggers' back: the page and audit-verify name it
+    bad = sv.db.query("SELECT id FROM audit WHERE action = 'decrypt' AND outcome = 'ok'")[0][0]
+    superuser_exec(sv.db, "UPDATE audit SET actor = 'dora' WHERE id = %d" % bad)
+    p = chain_paragraph(ada.get(sv.path("/staff/audit")))
+    assert "<strong>broken</strong> at row %d: its columns do not match its hash" % bad in p
+    rc, out, _ = verify(sv.db)
+    assert rc == 1 and "BROKEN at row %d" % bad in out
+    assert re.search(r"SV01802: audit chain broken at row %d" % bad, sv.httpd.log_text())
+
+    # a row removed: the next newer row no longer links
+    superuser_exec(sv.db, "UPDATE audit SET actor = 'pat' WHERE id = %d" % bad)
+    assert verify(sv.db)[0] == 0
+    started = sv.db.query("SELECT id FROM audit WHERE action = 'decrypt' "
+                          "AND outcome = 'started'")[0][0]
+    newer = sv.db.query("SELECT min(id) FROM audit WHERE id > %s", (started,))[0][0]
+    superuser_exec(sv.db, "DELETE FROM audit WHERE id = %d" % started)
+    p = chain_paragraph(ada.get(sv.path("/staff/audit")))
+    assert "<strong>broken</strong> at row %d: it does not link to row" % newer in p
+    rc, out, _ = verify(sv.db)
+    assert rc == 1 and "BROKEN at row %d: prev_hash is not the hash of row" % newer in out
+
+    # the newest row removed: the head names it still
+    superuser_exec(sv.db, "DELETE FROM audit WHERE id >= %d" % started)
+    last = sv.db.query("SELECT max(id) FROM audit")[0][0]
+    p = chain_paragraph(ada.get(sv.path("/staff/audit")))
+    assert "<strong>broken</strong> at row %d: it is the newest row but the chain head " \
+           "names row %d" % (last, bad) in p
+    rc, out, _ = verify(sv.db)
+    assert rc == 1 and "the chain head (audit_head) names row %d" % bad in out
+
+
+def test_concurrent_staff_actions_give_one_chain(sv):
+    """Staff without the admin capability try the audit page at the same
+    time, through several httpd children (each refusal is an audit row),
+    while an admin reads it: every row is chained, none forks the chain."""
+    clients = [sv.login(n) for n in ("dora", "uma", "pat")]
+    ada = sv.login("ada")
+    before = sv.db.count("audit")
+    start = threading.Barrier(7)
+    errors = []
+
+    def refused(c):
+        try:
+            start.wait(30)
+            for _ in range(10):
+                assert c.get(sv.path("/staff/audit")).status == 403
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def reader():
+        try:
+            start.wait(30)
+            for _ in range(5):
+                assert ada.get(sv.path("/staff/audit")).status == 200
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=refused, args=(c,)) for c in clients * 2]
+    threads.append(threading.Thread(target=reader))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert sv.db.count("audit") - before == 6 * 10
+    rc, out, err = verify(sv.db)
+    assert rc == 0, out + err
+    assert "Hash chain: the" in chain_paragraph(ada.get(sv.path("/staff/audit")))
