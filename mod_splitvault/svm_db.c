@@ -37,6 +37,13 @@ typedef struct {
     const char *sql;
 } svm_stmt_def;
 
+/* A statement prepared on first use, and the schema version it needs. */
+typedef struct {
+    const char *label;
+    const char *sql;
+    int version;
+} svm_lazy_def;
+
 #define UTC_FMT "'YYYY-MM-DD HH24:MI'"
 /* A nullable column as 'N' (NULL) or 'V' and its value: NULL stays apart
  * from '' whatever the driver returns for NULL. */
@@ -129,6 +136,46 @@ static const svm_stmt_def svm_stmts[] = {
     { "svm_audit_insert",
       "INSERT INTO audit (actor, action, record_ref, field, outcome, address, detail) "
       "VALUES (%s, %s, %s, %s, %s, %s, %s)" },
+    { NULL, NULL }
+};
+
+/* Statements that need a newer schema than the oldest this module works
+ * with: version 3 (login_throttle.pending and login_throttle_reserve), 4
+ * (the audit chain). mod_dbd prepares its statements all or none on every
+ * new connection, so these are not given to it: each connection prepares
+ * them on first use (svm_stmt). On a database still at version 2 only
+ * sign-in is unavailable, at version 3 only the audit page (SV01111 says
+ * why); intake and the other staff pages go on working. */
+static const svm_lazy_def svm_stmts_lazy[] = {
+    /* Reserve one sign-in attempt, before any password is checked, for the
+     * client network, the (name, network) pair and the name, all or none
+     * (login_throttle_reserve, sql/main/003): one row per key with whether
+     * it refuses, and whether this attempt paused it. Args: the three keys,
+     * their windows (seconds), their limits. */
+    { "svm_thr_reserve",
+      "SELECT idx, refused, locked FROM login_throttle_reserve(ARRAY[%s, %s, %s]::text[], "
+      "ARRAY[%s, %s, %s]::int[], ARRAY[%s, %s, %s]::int[]) ORDER BY idx", 3 },
+    /* the reserved attempt failed: one failure more for each key (a row
+     * purged meanwhile starts again with this failure) */
+    { "svm_thr_failed",
+      "INSERT INTO login_throttle AS t (key, failures, pending, first_failure) "
+      "SELECT k, 1, 0, now() FROM unnest(ARRAY[%s, %s, %s]::text[]) AS k "
+      "ON CONFLICT (key) DO UPDATE SET failures = t.failures + 1, "
+      "pending = greatest(t.pending - 1, 0)", 3 },
+    /* the reserved attempt signed in: its places are given back; no
+     * failure of the network or of the name is undone, only the pair of
+     * this name and network starts afresh (its password is known there) */
+    { "svm_thr_succeeded",
+      "UPDATE login_throttle SET pending = greatest(pending - 1, 0), "
+      "failures = CASE WHEN left(key, 2) = 'p:' THEN 0 ELSE failures END "
+      "WHERE key = ANY (ARRAY[%s, %s, %s]::text[])", 3 },
+    /* forget keys whose window has passed and that are not locked (a few
+     * at a time, on failed sign-ins), so the table does not grow */
+    { "svm_thr_purge",
+      "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle "
+      "WHERE first_failure <= now() - make_interval(secs => %s::int) "
+      "AND (locked_until IS NULL OR locked_until <= now()) "
+      "AND (pending = 0 OR pending_until <= now()) LIMIT 100)", 3 },
     /* the page's eight columns, then the row as its hash covers it
      * (lib/sv_auditchain.h; nullable columns as 'N' or 'V' and the value),
      * prev_hash, hash, the row's id for the order, and the chain head, all
@@ -144,47 +191,8 @@ static const svm_stmt_def svm_stmts[] = {
       SVM_NV("address") ", " SVM_NV("detail") ", encode(prev_hash, 'hex'), "
       "encode(hash, 'hex'), audit.id AS ord FROM audit "
       "WHERE (%s = '' OR record_ref = %s) ORDER BY audit.id DESC LIMIT 101 OFFSET %s::int"
-      ") a ON true ORDER BY a.ord DESC" },
-    { NULL, NULL }
-};
-
-/* Statements that need schema version 3 (login_throttle.pending and
- * login_throttle_reserve). mod_dbd prepares its statements all or none on
- * every new connection, so these are not given to it: each connection
- * prepares them on first use (svm_stmt). On a database still at version 2
- * only sign-in is unavailable (SV01111 says why); intake and the staff
- * pages go on working. */
-static const svm_stmt_def svm_stmts_v3[] = {
-    /* Reserve one sign-in attempt, before any password is checked, for the
-     * client network, the (name, network) pair and the name, all or none
-     * (login_throttle_reserve, sql/main/003): one row per key with whether
-     * it refuses, and whether this attempt paused it. Args: the three keys,
-     * their windows (seconds), their limits. */
-    { "svm_thr_reserve",
-      "SELECT idx, refused, locked FROM login_throttle_reserve(ARRAY[%s, %s, %s]::text[], "
-      "ARRAY[%s, %s, %s]::int[], ARRAY[%s, %s, %s]::int[]) ORDER BY idx" },
-    /* the reserved attempt failed: one failure more for each key (a row
-     * purged meanwhile starts again with this failure) */
-    { "svm_thr_failed",
-      "INSERT INTO login_throttle AS t (key, failures, pending, first_failure) "
-      "SELECT k, 1, 0, now() FROM unnest(ARRAY[%s, %s, %s]::text[]) AS k "
-      "ON CONFLICT (key) DO UPDATE SET failures = t.failures + 1, "
-      "pending = greatest(t.pending - 1, 0)" },
-    /* the reserved attempt signed in: its places are given back; no
-     * failure of the network or of the name is undone, only the pair of
-     * this name and network starts afresh (its password is known there) */
-    { "svm_thr_succeeded",
-      "UPDATE login_throttle SET pending = greatest(pending - 1, 0), "
-      "failures = CASE WHEN left(key, 2) = 'p:' THEN 0 ELSE failures END "
-      "WHERE key = ANY (ARRAY[%s, %s, %s]::text[])" },
-    /* forget keys whose window has passed and that are not locked (a few
-     * at a time, on failed sign-ins), so the table does not grow */
-    { "svm_thr_purge",
-      "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle "
-      "WHERE first_failure <= now() - make_interval(secs => %s::int) "
-      "AND (locked_until IS NULL OR locked_until <= now()) "
-      "AND (pending = 0 OR pending_until <= now()) LIMIT 100)" },
-    { NULL, NULL }
+      ") a ON true ORDER BY a.ord DESC", 4 },
+    { NULL, NULL, 0 }
 };
 
 void svm_db_retrieve_fns(void)
@@ -283,12 +291,12 @@ ap_dbd_t *svm_db(request_rec *r)
 apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label)
 {
     apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
-    const svm_stmt_def *d;
+    const svm_lazy_def *d;
     int rv;
 
     if (st)
         return st;
-    for (d = svm_stmts_v3; d->label && strcmp(d->label, label) != 0; d++)
+    for (d = svm_stmts_lazy; d->label && strcmp(d->label, label) != 0; d++)
         ;
     if (!d->label) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -302,7 +310,8 @@ apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label)
         const char *e = apr_dbd_error(dbd->driver, dbd->handle, rv);
         const char *nl = e ? strchr(e, '\n') : NULL;
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01111: cannot prepare %s (the database "
-                      "needs schema version 3: run splitvault-admin schema): %s", label,
+                      "needs schema version %d: run splitvault-admin schema): %s", label,
+                      d->version,
                       !e ? "unknown database error"
                       : nl ? apr_pstrmemdup(r->pool, e, (apr_size_t)(nl - e)) : e);
         return NULL;
@@ -357,6 +366,7 @@ static int svm_db_stmt_lost(ap_dbd_t *dbd, int rv)
 static int svm_db_reprepare(request_rec *r, ap_dbd_t *dbd)
 {
     const svm_stmt_def *d;
+    const svm_lazy_def *l;
     int rv, bad = 0, n;
 
     /* a re-established connection has lost its settings as well */
@@ -373,9 +383,9 @@ static int svm_db_reprepare(request_rec *r, ap_dbd_t *dbd)
     }
     /* those prepared on first use: again now if they were (else at their
      * next first use) */
-    for (d = svm_stmts_v3; d->label; d++) {
-        apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, d->label, APR_HASH_KEY_STRING);
-        if (st && apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, d->sql, d->label, &st))
+    for (l = svm_stmts_lazy; l->label; l++) {
+        apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, l->label, APR_HASH_KEY_STRING);
+        if (st && apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, l->sql, l->label, &st))
             bad = 1;
     }
     for (n = 1; n <= SVM_MAX_FIELDS; n++) {

@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 
 from svtest.core import run
-from svtest.data import GOOD
+from svtest.data import GOOD, UNDO_SCHEMA_4
 from svtest.fixtures_httpd import ADMIN, OWNER_ROLE, SQL_MAIN, WEB_ROLE, MainDb
 
 ZERO = bytes(32)
@@ -435,3 +435,28 @@ def test_concurrent_staff_actions_give_one_chain(sv):
     rc, out, err = verify(sv.db)
     assert rc == 0, out + err
     assert "Hash chain: the" in chain_paragraph(ada.get(sv.path("/staff/audit")))
+
+
+def test_schema_3_leaves_only_the_audit_page_unavailable(sv_factory):
+    """On a database still at version 3 this module writes audit rows and
+    serves every page but the audit page, which says it is unavailable
+    (SV01111 says why); once `schema` has run it works, without a restart."""
+    sv = sv_factory()
+    sv.db.query(UNDO_SCHEMA_4 % {"web": sv.db.web})
+    sv.httpd.stop()
+    sv.httpd.start()  # connections made afresh, on version 3
+    ref = sv.ref_of(sv.submit(GOOD))
+    ada = sv.login("ada")
+    r = ada.get(sv.path("/staff/audit"))
+    assert r.status == 503 and "Audit log unavailable" in r.text
+    assert "SV01111: cannot prepare svm_audit_list (the database needs schema version 4" \
+        in sv.httpd.log_text()
+    sv.allowed_errors.append(r"SV01111: cannot prepare svm_audit_list \(the database needs "
+                             r"schema version 4")
+    assert ada.get(sv.path("/staff/record/" + ref)).status == 200
+    n = sv.db.count("audit")
+    assert "applied schema version 4" in sv.db.admin("schema", "--sql-dir", SQL_MAIN).stdout
+    r = ada.get(sv.path("/staff/audit"))
+    assert r.status == 200
+    assert re.search(r"the %d rows? on this page verif" % n, chain_paragraph(r))
+    assert verify(sv.db)[0] == 0

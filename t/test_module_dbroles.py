@@ -40,9 +40,15 @@ EXPECTED = {
     "audit": {"SELECT": "*",
               "INSERT": {"actor", "action", "record_ref", "field", "outcome", "address",
                          "detail"}},
+    # the audit chain's head (schema version 4): read by the audit page
+    "audit_head": {"SELECT": "*"},
 }
-EXPECTED_SEQUENCES = {"records_id_seq": {"USAGE"}, "audit_id_seq": {"USAGE"},
+# audit_id_seq: drawn by the chaining trigger as the owner (version 4)
+EXPECTED_SEQUENCES = {"records_id_seq": {"USAGE"}, "audit_id_seq": set(),
                       "staff_id_seq": set()}
+# before schema version 4: no chain head, and the web role drew audit ids
+EXPECTED_BEFORE_4 = {t: p for t, p in EXPECTED.items() if t != "audit_head"}
+EXPECTED_SEQUENCES_BEFORE_4 = dict(EXPECTED_SEQUENCES, audit_id_seq={"USAGE"})
 TABLE_PRIVS = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 COLUMN_PRIVS = ("SELECT", "INSERT", "UPDATE", "REFERENCES")
 
@@ -155,6 +161,12 @@ FORBIDDEN = [
     "DELETE FROM audit",
     "INSERT INTO audit (at, action, outcome) VALUES (now() - interval '1 day', 'decrypt', 'ok')",
     "INSERT INTO audit (id, action, outcome) VALUES (1000000, 'decrypt', 'ok')",
+    # the audit chain's head moves only with the chaining trigger, and its
+    # sequence is the trigger's
+    "UPDATE audit_head SET id = 0",
+    "DELETE FROM audit_head",
+    "SELECT * FROM audit_head FOR UPDATE",
+    "SELECT nextval('audit_id_seq')",
     # records and fields: no deletion, no re-pointing of a row
     "DELETE FROM records",
     "DELETE FROM fields",
@@ -252,12 +264,15 @@ def module_statements():
     src = (SRC / "mod_splitvault" / "svm_db.c").read_text()
     start = src.index("#define UTC_FMT")
     # both tables: mod_dbd's, and the one prepared on first use
-    end = src.index("{ NULL, NULL }", src.index("svm_stmts_v3[]"))
-    text = re.sub(r"^#include.*$", "", src[start:end], flags=re.M) + "};\n"
+    end = src.index("{ NULL, NULL, 0 }", src.index("svm_stmts_lazy[]"))
+    # the core's SQL macros the table uses (the audit chain's time format)
+    core = (SRC / "lib" / "sv_auditchain.h").read_text()
+    macros = re.search(r"^#define SV_AUDIT_CHAIN_AT_SQL.*?\n(?:.*\\\n)*.*\n", core, re.M)
+    text = macros.group(0) + re.sub(r"^#include.*$", "", src[start:end], flags=re.M) + "};\n"
     out = subprocess.run(["cpp", "-P"], input=text, capture_output=True, text=True,
                          check=True).stdout
     stmts = []
-    for m in re.finditer(r'\{\s*"(svm_\w+)",\s*((?:"(?:[^"\\]|\\.)*"\s*)+)\}', out):
+    for m in re.finditer(r'\{\s*"(svm_\w+)",\s*((?:"(?:[^"\\]|\\.)*"\s*)+)(?:,\s*\d+\s*)?\}', out):
         sql = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2)))
         sql = sql.encode().decode("unicode_escape")
         n = iter(range(1, 1000))
@@ -275,7 +290,8 @@ def test_web_role_may_run_every_module_statement(populated):
     stmts = module_statements()
     labels = {l for l, _ in stmts}
     assert len(stmts) >= 25 and {"svm_staff_ok", "svm_dec_rotate", "svm_thr_reserve",
-                                 "svm_audit_insert", "svm_dec_shares"} <= labels
+                                 "svm_audit_insert", "svm_dec_shares",
+                                 "svm_audit_list"} <= labels
     conn = db.connect_web()
     try:
         with conn.cursor() as cur:
@@ -510,7 +526,7 @@ def test_schema_grants_what_a_migration_adds(pg, workdir):
              "--sql-dir", sql / "main"])
         p = db.admin("schema", "--sql-dir", sql / "main")
         assert "applied schema version 1" in p.stdout and "privileges of web role" in p.stdout
-        assert web_privileges(db, web) == (EXPECTED, EXPECTED_SEQUENCES)
+        assert web_privileges(db, web) == (EXPECTED_BEFORE_4, EXPECTED_SEQUENCES_BEFORE_4)
         shutil.copy(SQL_MAIN / "002_login_throttle.sql", sql / "main")
         (sql / "main" / "003_extra.sql").write_text(
             "CREATE TABLE extra (id bigserial PRIMARY KEY, note text);\n"
@@ -518,8 +534,8 @@ def test_schema_grants_what_a_migration_adds(pg, workdir):
         p = db.admin("schema", "--sql-dir", sql / "main")
         assert "applied schema version 3" in p.stdout and "privileges of web role" in p.stdout
         tables, seqs = web_privileges(db, web)
-        assert tables == dict(EXPECTED, extra={})
-        assert seqs == dict(EXPECTED_SEQUENCES, extra_id_seq=set())
+        assert tables == dict(EXPECTED_BEFORE_4, extra={})
+        assert seqs == dict(EXPECTED_SEQUENCES_BEFORE_4, extra_id_seq=set())
         assert db.query("SELECT pg_get_userbyid(relowner) FROM pg_class "
                         "WHERE relname = 'extra'") == [(owner,)]
         # without roles.sql next to them, `schema` migrates but says it could not grant

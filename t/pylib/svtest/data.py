@@ -60,3 +60,19 @@ def open_field(sv, ref, field):
     sk2 = hpke_ref.combine(key2a, key2b)
     assert hpke_ref.public_key(sk2) == bytes(pub)
     return hpke_ref.open_datum(sk2, uuid, field, bytes(enc), bytes(ct))
+
+
+# A database back at schema version 3: the audit chain of version 4 undone,
+# and the web role drawing audit ids again as it did then.
+UNDO_SCHEMA_4 = """
+    DROP TABLE audit_head;
+    DROP TRIGGER audit_chain ON audit;
+    DROP TRIGGER audit_append_only ON audit;
+    DROP TRIGGER audit_no_truncate ON audit;
+    DROP FUNCTION audit_chain(), audit_append_only(),
+        audit_chain_hash(bytea, bigint, timestamptz, text, text, text, text, text, text, text),
+        audit_chain_field(text);
+    ALTER TABLE audit DROP COLUMN prev_hash, DROP COLUMN hash,
+        ALTER COLUMN id SET DEFAULT nextval('audit_id_seq');
+    GRANT USAGE ON SEQUENCE audit_id_seq TO "%(web)s";
+    DELETE FROM schema_version WHERE version = 4"""
