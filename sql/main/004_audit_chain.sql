@@ -58,22 +58,30 @@ CREATE TABLE audit_head (
     hash        bytea NOT NULL CHECK (octet_length(hash) = 32)
 );
 
--- Existing rows, in id order.
+-- Existing rows, in id order: the hashes computed one after the other,
+-- then written in one UPDATE.
 DO $chain$
 DECLARE
     r       record;
     prev    bytea := '\x0000000000000000000000000000000000000000000000000000000000000000';
+    h       bytea;
     last_id bigint := 0;
+    ids     bigint[] := '{}';
+    prevs   bytea[] := '{}';
+    hashes  bytea[] := '{}';
 BEGIN
     FOR r IN SELECT * FROM audit ORDER BY id LOOP
-        UPDATE audit SET prev_hash = prev,
-                         hash = audit_chain_hash(prev, r.id, r.at, r.actor, r.action,
-                                                 r.record_ref, r.field, r.outcome,
-                                                 r.address, r.detail)
-         WHERE id = r.id
-        RETURNING hash INTO prev;
+        h := audit_chain_hash(prev, r.id, r.at, r.actor, r.action, r.record_ref, r.field,
+                              r.outcome, r.address, r.detail);
+        ids := array_append(ids, r.id);
+        prevs := array_append(prevs, prev);
+        hashes := array_append(hashes, h);
+        prev := h;
         last_id := r.id;
     END LOOP;
+    UPDATE audit a SET prev_hash = u.p, hash = u.h
+      FROM unnest(ids, prevs, hashes) AS u(i, p, h)
+     WHERE a.id = u.i;
     INSERT INTO audit_head (id, hash) VALUES (last_id, prev);
 END
 $chain$;
