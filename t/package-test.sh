@@ -103,7 +103,13 @@ install -m 0600 "$work/daemon.key" /etc/splitvault/
     { cat "$work/t.log"; bad "the default configuration fails -t with certificates"; }
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sed -i "s/^  port: 7443$/  port: $port/" /etc/splitvault/splitvaultd.yaml
-/usr/sbin/splitvaultd -c /etc/splitvault/splitvaultd.yaml >"$work/daemon.log" 2>&1 &
+# under the unit's capability bounding set and no-new-privileges
+# (debian/splitvaultd.service), as systemd would start it
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/splitvaultd.service |
+    tr 'A-Z ' 'a-z\n' | sed -n 's/^cap_/+/p' | paste -sd, -)
+[ -n "$caps" ] || bad "no CapabilityBoundingSet= in the unit"
+setpriv --bounding-set=-all,"$caps" --inh-caps=-all --no-new-privs \
+    /usr/sbin/splitvaultd -c /etc/splitvault/splitvaultd.yaml >"$work/daemon.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
     splitvaultctl status >/dev/null 2>&1 && break
@@ -112,7 +118,17 @@ for _ in $(seq 100); do
 done
 splitvaultctl status >"$work/status.log" 2>&1 ||
     { cat "$work/daemon.log" "$work/status.log"; bad "the daemon did not answer status"; }
+grep -q "keeping only CAP_IPC_LOCK" "$work/daemon.log" ||
+    { cat "$work/daemon.log"; bad "the daemon did not drop to its user keeping CAP_IPC_LOCK"; }
 kill "$pid"
+for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$pid" 2>/dev/null; then
+    bad "the daemon did not stop within 10 s of SIGTERM"
+    kill -9 "$pid"
+fi
 wait "$pid" || bad "the daemon did not stop cleanly on SIGTERM"
 pid=
 [ -s /var/lib/splitvault/shares.db ] || bad "no share store after a start"
