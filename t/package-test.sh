@@ -134,6 +134,9 @@ pid=
 [ -s /var/lib/splitvault/shares.db ] || bad "no share store after a start"
 [ -s /var/log/splitvault/audit.log ] || bad "no audit log after a start"
 
+grep -q "deb-systemd-invoke stop splitvaultd.service" /var/lib/dpkg/info/splitvaultd.prerm ||
+    bad "the prerm does not stop the daemon on remove"
+
 say "apt remove: configuration and data kept"
 apt-get remove -y -q splitvaultd libapache2-mod-splitvault >"$work/remove.log" 2>&1 ||
     { cat "$work/remove.log"; bad "apt-get remove failed"; }
