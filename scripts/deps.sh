@@ -18,6 +18,9 @@ PACKAGES=(
   libgfshare-bin
   # the man pages' lint (t/check-man.sh, make check)
   mandoc
+  # packaging: dpkg-buildpackage -us -uc -b (debian/), lintian on the
+  # packages, systemd-analyze verify on the unit
+  debhelper dh-apache2 dpkg-dev fakeroot lintian devscripts systemd
 )
 
 if [ "$(id -u)" -ne 0 ]; then
