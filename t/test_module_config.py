@@ -189,8 +189,8 @@ def test_example_config_is_valid(workdir, pki):
     """conf/httpd-splitvault.conf, with this machine's paths, passes apache2 -t."""
     example = (SRC / "conf" / "httpd-splitvault.conf").read_text()
     example = example.replace("/usr/lib/apache2/modules/mod_splitvault.so", str(MODULE))
-    for old, new in (("/etc/splitvault/ca.pem", pki.ca_cert),
-                     ("/etc/splitvault/web.pem", pki.client_cert),
+    for old, new in (("/etc/splitvault/ca.crt", pki.ca_cert),
+                     ("/etc/splitvault/web.crt", pki.client_cert),
                      ("/etc/splitvault/web.key", pki.client_key)):
         example = example.replace(old, str(new))
     d = workdir / "example"
