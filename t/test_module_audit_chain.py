@@ -21,7 +21,7 @@ import time
 import psycopg2
 import pytest
 
-from svtest.core import run
+from svtest.core import run, wait_until
 from svtest.data import GOOD, UNDO_SCHEMA_4
 from svtest.fixtures_httpd import ADMIN, OWNER_ROLE, SQL_MAIN, WEB_ROLE, MainDb
 
@@ -239,6 +239,14 @@ def test_client_encoding_does_not_change_the_hashes(db):
     assert rc == 0, out + err
 
 
+WATCHDOG = """SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
+ WHERE a.xact_start < now() - interval '1 minute'
+   AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted
+                  AND l.relation = 'public.audit_head'::regclass)
+   AND EXISTS (SELECT 1 FROM pg_stat_activity w
+                WHERE a.pid = ANY (pg_blocking_pids(w.pid)))"""
+
+
 def test_a_held_head_makes_waiters_fail_fast(db):
     """A web role session that inserts and never commits holds the head:
     other inserts give up after the trigger's lock_timeout (5 s) instead
@@ -256,10 +264,24 @@ def test_a_held_head_makes_waiters_fail_fast(db):
             with pytest.raises(psycopg2.errors.LockNotAvailable):
                 cur.execute("INSERT INTO audit (action, outcome) VALUES ('probe', 'ok')")
             assert time.monotonic() - t0 < 30
-        holder.rollback()
+        # the watchdog of docs/operations.md ends the holder while another
+        # insert waits, which then goes through
+        done = []
+        waiter = threading.Thread(target=lambda: done.append(insert(db, 1) or 1))
+        waiter.start()
+        wait_until(lambda: db.query("SELECT count(*) FROM pg_stat_activity w WHERE %s = "
+                                    "ANY (pg_blocking_pids(w.pid))",
+                                    (holder.get_backend_pid(),))[0][0] > 0, 4, "a waiter")
+        (ended,), = db.query(WATCHDOG.replace("1 minute", "0 seconds"))
+        assert ended
+        waiter.join(10)
+        assert done == [1]
+        with pytest.raises(psycopg2.OperationalError):
+            holder.commit()
     finally:
         holder.close()
         other.close()
+    assert db.count("audit") == 1
     assert verify(db)[0] == 0
 
 
