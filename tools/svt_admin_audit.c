@@ -145,7 +145,7 @@ static int svt_row_check(svt_ctx *c, apr_dbd_row_t *row, svt_link *prev, const s
     }
     prev->id = id;
     memcpy(prev->hash, stored, sizeof(stored));
-    strcpy(prev->at, f[SV_AC_AT]);
+    snprintf(prev->at, sizeof(prev->at), "%s", f[SV_AC_AT]);
     st->broken += (uint64_t)broken;
     return broken;
 }
