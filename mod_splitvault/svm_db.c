@@ -265,6 +265,15 @@ static int svm_db_session_init(request_rec *r, ap_dbd_t *dbd)
                       apr_dbd_error(dbd->driver, dbd->handle, rv));
         return -1;
     }
+    /* the audit chain's hashes are of UTF-8 text (svm_audit.c), whatever
+     * client_encoding DBDParams or the role's settings gave */
+    rv = apr_dbd_query(dbd->driver, dbd->handle, &n, "SET client_encoding = 'UTF8'");
+    if (rv) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01112: cannot set client_encoding "
+                      "on a database connection: %s",
+                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+        return -1;
+    }
     apr_pool_userdata_setn((void *)1, SVM_DB_SESSION_KEY, NULL, dbd->pool);
     return 0;
 }

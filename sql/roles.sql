@@ -81,8 +81,8 @@ DECLARE
         ['fields',         'SELECT', ''],
         ['fields',         'INSERT', 'record_id name key2_pub enc ct share_id wrap_enc wrap_ct key1_fp'],
         ['fields',         'UPDATE', 'key2_pub enc ct share_id wrap_enc wrap_ct key1_fp version updated'],
-        -- audit: append only; at comes from its default, id, prev_hash and
-        -- hash from the chaining trigger (SECURITY DEFINER: audit_head and
+        -- audit: append only; at, id, prev_hash and hash come from the
+        -- chaining trigger (SECURITY DEFINER: audit_head and
         -- the id's sequence need no grant); the audit page reads the hashes
         ['audit',          'SELECT', ''],
         ['audit',          'INSERT', 'actor action record_ref field outcome address detail'],

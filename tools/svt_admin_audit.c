@@ -11,12 +11,19 @@
  * the last row and its hash. --anchor ID:HASH, a head recorded earlier off
  * the system, must still be row ID's hash: a chain rewritten from some row
  * on verifies in itself, not against a head recorded before. It stops at
- * the first broken row and names it. Prints the head (id and hash) to
- * record. Exit 0 the chain verifies, 1 it is broken, 2 it could not be
- * checked.
+ * the first broken row and names it; with --all it names every broken row,
+ * taking up the chain again from each row's stored hash. A row whose time
+ * is before the previous row's is reported as a warning (the trigger sets
+ * at from the clock under the head's lock, so only a clock stepped back or
+ * rows from before schema version 4 do that; it does not break the chain).
+ * Hashes are of UTF-8 text: the session's client_encoding is set to UTF8
+ * whatever PGCLIENTENCODING or the role's settings say. Prints the head (id
+ * and hash) to record. Exit 0 the chain verifies, 1 it is broken, 2 it
+ * could not be checked.
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,6 +41,7 @@
 #define HEXLEN (2 * SV_AUDIT_CHAIN_HASH_LEN)
 #define EXIT_BROKEN 1
 #define EXIT_ERROR 2
+#define AT_WARN_MAX 10  /* time warnings printed one by one, then counted */
 
 /* Nullable columns come as 'N' (NULL) or 'V' and the value, so that NULL
  * and '' stay apart whatever the driver does with NULL. */
@@ -47,28 +55,39 @@ static const char page_sql[] =
 typedef struct {
     uint64_t id;                               /* 0: none */
     uint8_t hash[SV_AUDIT_CHAIN_HASH_LEN];
+    char at[40];                               /* its time as hashed; "": none */
 } svt_link;
 
-/* A uint64 > 0 from s (all of it). 0 or -1. */
+typedef struct {
+    int all;                                   /* --all: every break, not the first */
+    uint64_t broken;                           /* rows found broken */
+    uint64_t at_back;                          /* rows whose time went backwards */
+} svt_walkst;
+
+/* A uint64 > 0 from s (all of it: decimal digits only, no sign or blank).
+ * 0 or -1. */
 static int svt_u64(const char *s, uint64_t *v)
 {
     char *end;
 
+    if (!isdigit((unsigned char)*s))
+        return -1;
     errno = 0;
     *v = strtoull(s, &end, 10);
-    return errno || end == s || *end || *s == '-' || *v == 0 ? -1 : 0;
+    return errno || *end || *v == 0 ? -1 : 0;
 }
 
-/* One row's verdict: 0 it verifies, 1 broken (printed). -1 malformed. */
+/* One row's verdict: 0 it verifies, 1 broken (printed). -1 malformed. The
+ * chain goes on from the row's stored hash whatever the verdict. */
 static int svt_row_check(svt_ctx *c, apr_dbd_row_t *row, svt_link *prev, const svt_link *anchor,
-                         int *anchor_seen)
+                         int *anchor_seen, svt_walkst *st)
 {
     const char *f[SV_AC_NFIELDS], *v;
     uint8_t stored_prev[SV_AUDIT_CHAIN_HASH_LEN], stored[SV_AUDIT_CHAIN_HASH_LEN],
             calc[SV_AUDIT_CHAIN_HASH_LEN];
     char hx[HEXLEN + 1];
     uint64_t id;
-    int i;
+    int i, broken = 0;
 
     f[SV_AC_ID] = svt_col(c, row, 0);
     f[SV_AC_AT] = svt_col(c, row, 1);
@@ -88,6 +107,8 @@ static int svt_row_check(svt_ctx *c, apr_dbd_row_t *row, svt_link *prev, const s
         return -1;
     if (sv_audit_chain_hash(stored_prev, f, calc) != SV_OK)
         return -1;
+    if (strlen(f[SV_AC_AT]) >= sizeof(prev->at))
+        return -1;
     if (memcmp(stored_prev, prev->hash, sizeof(stored_prev)) != 0) {
         if (prev->id == 0)
             printf("audit-verify: BROKEN at row %" PRIu64 ": prev_hash is not the chain's "
@@ -96,30 +117,42 @@ static int svt_row_check(svt_ctx *c, apr_dbd_row_t *row, svt_link *prev, const s
             printf("audit-verify: BROKEN at row %" PRIu64 ": prev_hash is not the hash of "
                    "row %" PRIu64 ", the row before it: a row between them was removed or "
                    "the row before it was altered\n", id, prev->id);
-        return 1;
+        broken = 1;
     }
-    if (memcmp(calc, stored, sizeof(calc)) != 0) {
-        sv_hex_encode(calc, sizeof(calc), hx);
-        printf("audit-verify: BROKEN at row %" PRIu64 ": its contents do not match its "
-               "hash (stored %s, computed %s): the row was altered\n", id, v, hx);
-        return 1;
+    if (!broken || st->all) {
+        if (memcmp(calc, stored, sizeof(calc)) != 0) {
+            sv_hex_encode(calc, sizeof(calc), hx);
+            printf("audit-verify: BROKEN at row %" PRIu64 ": its contents do not match its "
+                   "hash (stored %s, computed %s): the row was altered\n", id, v, hx);
+            broken = 1;
+        }
     }
-    if (anchor->id == id) {
+    if ((!broken || st->all) && anchor->id == id) {
         *anchor_seen = 1;
         if (memcmp(anchor->hash, stored, sizeof(stored)) != 0) {
             sv_hex_encode(anchor->hash, sizeof(anchor->hash), hx);
             printf("audit-verify: BROKEN at row %" PRIu64 ": its hash %s is not the anchor's "
                    "%s: the chain was rewritten from this row or before\n", id, v, hx);
-            return 1;
+            broken = 1;
         }
+    }
+    /* fixed-width UTC text: the byte order is the time order */
+    if (prev->at[0] && strcmp(f[SV_AC_AT], prev->at) < 0) {
+        if (st->at_back++ < AT_WARN_MAX)
+            printf("audit-verify: warning: row %" PRIu64 "'s time %s is before row %" PRIu64
+                   "'s, %s (rows from before schema version 4, or the database's clock "
+                   "stepped back)\n", id, f[SV_AC_AT], prev->id, prev->at);
     }
     prev->id = id;
     memcpy(prev->hash, stored, sizeof(stored));
-    return 0;
+    snprintf(prev->at, sizeof(prev->at), "%s", f[SV_AC_AT]);
+    st->broken += (uint64_t)broken;
+    return broken;
 }
 
 /* The walk, inside the transaction. Returns 0, EXIT_BROKEN or EXIT_ERROR. */
-static int svt_walk(svt_ctx *c, uint64_t from, const svt_link *anchor, int progress)
+static int svt_walk(svt_ctx *c, uint64_t from, const svt_link *anchor, int progress,
+                    svt_walkst *st)
 {
     svt_ctx sub = *c;
     svt_rows res;
@@ -172,12 +205,12 @@ static int svt_walk(svt_ctx *c, uint64_t from, const svt_link *anchor, int progr
             return EXIT_ERROR;
         while ((row = svt_row(&sub, &res))) {
             k++;
-            rc = svt_row_check(&sub, row, &prev, anchor, &anchor_seen);
+            rc = svt_row_check(&sub, row, &prev, anchor, &anchor_seen, st);
             if (rc < 0) {
                 svt_fail("audit-verify: malformed row in table audit after id %s", after);
                 return EXIT_ERROR;
             }
-            if (rc > 0) {
+            if (rc > 0 && !st->all) {
                 while (svt_row(&sub, &res))
                     ; /* drain the result */
                 if (progress)
@@ -197,6 +230,9 @@ static int svt_walk(svt_ctx *c, uint64_t from, const svt_link *anchor, int progr
     }
     if (progress)
         fputc('\n', stderr);
+    if (st->at_back > AT_WARN_MAX)
+        printf("audit-verify: warning: %" PRIu64 " rows in all have a time before the row "
+               "before them\n", st->at_back);
     if (head.id != prev.id || memcmp(head.hash, prev.hash, sizeof(head.hash)) != 0) {
         sv_hex_encode(head.hash, sizeof(head.hash), hx);
         if (head.id > prev.id)
@@ -206,7 +242,9 @@ static int svt_walk(svt_ctx *c, uint64_t from, const svt_link *anchor, int progr
         else
             printf("audit-verify: BROKEN at row %" PRIu64 ": the chain head (audit_head) "
                    "names row %" PRIu64 " (%s), not the last row\n", prev.id, head.id, hx);
-        return EXIT_BROKEN;
+        if (!st->all)
+            return EXIT_BROKEN;
+        st->broken++;
     }
     if (anchor->id && !anchor_seen) {
         if (anchor->id > prev.id)
@@ -215,6 +253,12 @@ static int svt_walk(svt_ctx *c, uint64_t from, const svt_link *anchor, int progr
         else
             printf("audit-verify: BROKEN at row %" PRIu64 ": the anchor's row is missing\n",
                    anchor->id);
+        st->broken++;
+    }
+    if (st->broken) {
+        if (st->all)
+            printf("audit-verify: the chain is broken: %" PRIu64 " breaks found\n",
+                   st->broken);
         return EXIT_BROKEN;
     }
     sv_hex_encode(prev.hash, sizeof(prev.hash), hx);
@@ -230,8 +274,9 @@ static int svt_walk(svt_ctx *c, uint64_t from, const svt_link *anchor, int progr
 
 int svt_cmd_audit_verify(svt_ctx *c, int argc, char **argv)
 {
-    static const char use[] = "usage: splitvault-admin audit-verify [--anchor ID:HASH] "
-                              "[--from ID]";
+    static const char use[] = "usage: splitvault-admin audit-verify [--all] "
+                              "[--anchor ID:HASH] [--from ID]";
+    svt_walkst st;
     svt_link anchor;
     svt_rows res;
     apr_dbd_row_t *row;
@@ -240,8 +285,11 @@ int svt_cmd_audit_verify(svt_ctx *c, int argc, char **argv)
     int i, n, rv, rc;
 
     memset(&anchor, 0, sizeof(anchor));
+    memset(&st, 0, sizeof(st));
     for (i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--anchor") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--all") == 0)
+            st.all = 1;
+        else if (strcmp(argv[i], "--anchor") == 0 && i + 1 < argc) {
             const char *s = argv[++i], *colon = strchr(s, ':');
             char idtxt[24];
 
@@ -282,13 +330,18 @@ int svt_cmd_audit_verify(svt_ctx *c, int argc, char **argv)
                  "(schema version 4): run splitvault-admin schema");
         return EXIT_ERROR;
     }
+    /* the hashes are of UTF-8 text, whatever encoding the session had */
+    if ((rv = apr_dbd_query(c->driver, c->handle, &n, "SET client_encoding = 'UTF8'")) != 0) {
+        svt_fail("audit-verify: database: %s", apr_dbd_error(c->driver, c->handle, rv));
+        return EXIT_ERROR;
+    }
     /* one snapshot for the whole walk, the head included; never writes */
     if ((rv = apr_dbd_query(c->driver, c->handle, &n,
                             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0) {
         svt_fail("audit-verify: database: %s", apr_dbd_error(c->driver, c->handle, rv));
         return EXIT_ERROR;
     }
-    rc = svt_walk(c, from, &anchor, isatty(STDERR_FILENO));
+    rc = svt_walk(c, from, &anchor, isatty(STDERR_FILENO), &st);
     if ((rv = apr_dbd_query(c->driver, c->handle, &n, "ROLLBACK")) != 0 && rc == 0) {
         svt_fail("audit-verify: database: %s", apr_dbd_error(c->driver, c->handle, rv));
         rc = EXIT_ERROR;

@@ -9,12 +9,20 @@
 -- while it holds the one row of audit_head FOR UPDATE: inserts take turns
 -- until their transaction ends, so ids grow in chain order and no two rows
 -- chain to the same predecessor. The id's default is dropped: only the
--- trigger draws from the sequence, under that lock. Rows are append-only:
--- UPDATE, DELETE and TRUNCATE of audit are refused by triggers, for every
--- role; audit_head is changed only by the chaining trigger.
+-- trigger draws from the sequence, under that lock. The trigger also sets
+-- at to the clock's time once it holds the lock, whoever inserts and
+-- whatever the statement gave, so at never goes backwards along the chain.
+-- A waiter gives up after lock_timeout (5 s): a session that holds the head
+-- stalls every audited action until then, not longer. Rows are
+-- append-only: UPDATE, DELETE and TRUNCATE of audit are refused by
+-- triggers while they are enabled; audit_head is changed only by the
+-- chaining trigger.
 --
 -- What this does not stop: a role that may disable the triggers (the owner
--- role, a superuser) can rewrite every row and recompute the chain. Heads
+-- role, a superuser; a superuser also by session_replication_role =
+-- replica) can rewrite every row and recompute the chain. Rows from before
+-- this migration are chained as they stand: the chain vouches for them only
+-- from the migration on. Heads
 -- recorded off the system (`audit-verify --anchor`) show that; see
 -- SECURITY.md and docs/operations.md.
 
@@ -48,7 +56,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                   || audit_chain_field(detail))
 $$;
 
-ALTER TABLE audit ADD COLUMN prev_hash bytea, ADD COLUMN hash bytea;
+ALTER TABLE audit ADD COLUMN prev_hash bytea, ADD COLUMN hash bytea,
+                  ADD CHECK (isfinite(at));
 
 -- The chain's head: the last row's id and hash (0 and 32 zero bytes for an
 -- empty table). One row; no grant to the web role.
@@ -98,22 +107,28 @@ COMMENT ON COLUMN audit.hash IS
 -- Chain a new row: wait for the head, draw the id, link, move the head.
 -- SECURITY DEFINER (owned by the owner role): the web role inserts rows
 -- without any privilege on audit_head. Whatever id, prev_hash or hash the
--- inserting statement gave is replaced.
+-- inserting statement gave is replaced, and so is at: the time the row
+-- takes its place in the chain (clock_timestamp(), not the transaction's
+-- start). lock_timeout bounds the wait for the head: a transaction that
+-- holds it (a web role session that never commits) makes audited actions
+-- fail after 5 s instead of tying up their workers.
 CREATE FUNCTION audit_chain() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
-    h audit_head%ROWTYPE;
+    h public.audit_head%ROWTYPE;
 BEGIN
-    SELECT * INTO h FROM audit_head FOR UPDATE;
+    SELECT * INTO h FROM public.audit_head FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'audit: the chain head (table audit_head) is missing';
     END IF;
+    NEW.at := clock_timestamp();
     NEW.id := nextval(pg_get_serial_sequence('public.audit', 'id'));
     NEW.prev_hash := h.hash;
-    NEW.hash := audit_chain_hash(NEW.prev_hash, NEW.id, NEW.at, NEW.actor, NEW.action,
+    NEW.hash := public.audit_chain_hash(NEW.prev_hash, NEW.id, NEW.at, NEW.actor, NEW.action,
                                  NEW.record_ref, NEW.field, NEW.outcome, NEW.address,
                                  NEW.detail);
-    UPDATE audit_head SET id = NEW.id, hash = NEW.hash;
+    UPDATE public.audit_head SET id = NEW.id, hash = NEW.hash;
     RETURN NEW;
 END
 $$;
@@ -122,7 +137,7 @@ CREATE TRIGGER audit_chain BEFORE INSERT ON audit
 
 -- Append-only: every change but the chaining insert is refused.
 CREATE FUNCTION audit_append_only() RETURNS trigger
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF TG_TABLE_NAME = 'audit_head' AND TG_OP = 'UPDATE' AND pg_trigger_depth() > 1 THEN
         RETURN NEW; -- audit_chain moving the head
