@@ -108,3 +108,26 @@ apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out)
     }
     return svm_key1_check_pin(r, out, 1);
 }
+
+int svm_key1_registered(request_rec *r, ap_dbd_t *dbd, const char *fp,
+                        unsigned char pub[SV_X25519_LEN])
+{
+    const void *args[] = { fp };
+    unsigned char reg[SV_X25519_LEN];
+    svm_rows res;
+    apr_dbd_row_t *row;
+    int found = 0;
+
+    if (svm_db_select(r, dbd, "svm_key1_get", &res, args))
+        return -1;
+    while ((row = svm_db_row(r, dbd, &res)))
+        if (!found && svm_hex_decode(svm_db_col(r, dbd, row, 0), reg, sizeof(reg)) == 0) {
+            char rfp[SV_FINGERPRINT_HEX_LEN + 1];
+            /* the row's key must have the fingerprint it is filed under */
+            if (sv_key1_fingerprint(reg, rfp) == SV_OK && strcmp(rfp, fp) == 0) {
+                memcpy(pub, reg, SV_X25519_LEN);
+                found = 1;
+            }
+        }
+    return found;
+}

@@ -21,6 +21,11 @@ void svm_key1_child_init(apr_pool_t *p);
  * is set and does not list it (logged with its fingerprint: nothing may be
  * sealed to it); other errors logged. */
 apr_status_t svm_key1_active(request_rec *r, ap_dbd_t *dbd, svm_key1pub *out);
+/* The registered public key filed under fingerprint fp, into pub: 1 found
+ * (a row whose key has that fingerprint), 0 not registered, -1 database
+ * failure (logged by svm_db). */
+int svm_key1_registered(request_rec *r, ap_dbd_t *dbd, const char *fp,
+                        unsigned char pub[SV_X25519_LEN]);
 /* 1 when fp may be sealed to: SplitVaultKey1Pin lists it, or is not set. */
 int svm_key1_pinned(const svm_srv_conf *sc, const char *fp);
 

@@ -86,9 +86,7 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
     const char *detail;
     ap_dbd_t *dbd = svm_db(r);
     svm_key1_pending_info displaced;
-    svm_rows res;
-    apr_dbd_row_t *row;
-    int found = 0, replaced = 0;
+    int found, replaced = 0;
     apr_status_t rv;
     sv_status kst;
 
@@ -158,18 +156,13 @@ static int svm_keys_upload(request_rec *r, const svm_srv_conf *sc, svm_staff *st
                                 "The database is unreachable, so the key cannot be checked "
                                 "against the registered keys. Nothing was loaded.", st);
     }
-    {
-        const void *args[] = { fp };
-        if (svm_db_select(r, dbd, "svm_key1_get", &res, args)) {
-            sv_cleanse(sk, SV_X25519_LEN);
-            return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Key not loaded",
-                                    "The database failed while checking the key. Nothing "
-                                    "was loaded.", st);
-        }
-        while ((row = svm_db_row(r, dbd, &res)))
-            if (!found && svm_hex_decode(svm_db_col(r, dbd, row, 0), reg, sizeof(reg)) == 0)
-                found = sv_memcmp_ct(reg, pk, SV_X25519_LEN) == 0;
+    if ((found = svm_key1_registered(r, dbd, fp, reg)) < 0) {
+        sv_cleanse(sk, SV_X25519_LEN);
+        return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Key not loaded",
+                                "The database failed while checking the key. Nothing "
+                                "was loaded.", st);
     }
+    found = found && sv_memcmp_ct(reg, pk, SV_X25519_LEN) == 0;
     if (!found) {
         sv_cleanse(sk, SV_X25519_LEN);
         detail = apr_pstrcat(r->pool, "key not registered: ", fp, NULL);

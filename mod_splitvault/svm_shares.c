@@ -49,6 +49,7 @@
 #include "svm_fault.h"
 #include "svm_form.h"
 #include "svm_html.h"
+#include "svm_key1.h"
 #include "svm_session.h"
 #include "svm_shm.h"
 #include "svm_upload.h"
@@ -128,31 +129,6 @@ static int svm_share_refused(request_rec *r, const svm_srv_conf *sc, svm_staff *
     return svm_page_message(r, sc, status, "Share not accepted",
                             apr_pstrcat(r->pool, msg, " Nothing was kept; the attempt is "
                                         "recorded in the audit log.", NULL), st);
-}
-
-/* The registered public key of fp into pub: 1 found, 0 not registered,
- * -1 database failure (logged by svm_db). */
-static int svm_share_registered(request_rec *r, ap_dbd_t *dbd, const char *fp,
-                                unsigned char pub[SV_X25519_LEN])
-{
-    const void *args[] = { fp };
-    unsigned char reg[SV_X25519_LEN];
-    svm_rows res;
-    apr_dbd_row_t *row;
-    int found = 0;
-
-    if (svm_db_select(r, dbd, "svm_key1_get", &res, args))
-        return -1;
-    while ((row = svm_db_row(r, dbd, &res)))
-        if (!found && svm_hex_decode(svm_db_col(r, dbd, row, 0), reg, sizeof(reg)) == 0) {
-            char rfp[SV_FINGERPRINT_HEX_LEN + 1];
-            /* the row's key must have the fingerprint it is filed under */
-            if (sv_key1_fingerprint(reg, rfp) == SV_OK && strcmp(rfp, fp) == 0) {
-                memcpy(pub, reg, SV_X25519_LEN);
-                found = 1;
-            }
-        }
-    return found;
 }
 
 /* k shares are in and the slot is LOADING: check that every giver is
@@ -385,7 +361,7 @@ int svm_shares_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_u
                                               "%d (SplitVaultKey1MinShares).", s->k,
                                               sc->key1_min_shares));
     }
-    if (!dbd || (found = svm_share_registered(r, dbd, s->fp, reg)) < 0) {
+    if (!dbd || (found = svm_key1_registered(r, dbd, s->fp, reg)) < 0) {
         sv_share_wipe(s);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV02160: key1 share from %s refused "
                       "(not audited: the database is unreachable): %s", st->name, what);
