@@ -425,6 +425,28 @@ char *svt_passphrase_ask(const char *prompt, int fd, const char *no_tty, size_t 
     return pw;
 }
 
+char *svt_passphrase_new(const char *prompt, int fd, const char *no_tty, size_t *len,
+                         int *differ)
+{
+    char *p, *again;
+    size_t alen = 0;
+
+    *differ = 0;
+    if ((p = svt_passphrase_ask(prompt, fd, no_tty, len)) == NULL || fd >= 0)
+        return p;
+    if ((again = svt_passphrase_ask("Again: ", -1, no_tty, &alen)) == NULL) {
+        svt_password_free(p, *len);
+        return NULL;
+    }
+    *differ = alen != *len || sv_memcmp_ct(p, again, *len) != 0;
+    svt_password_free(again, alen);
+    if (*differ) {
+        svt_password_free(p, *len);
+        return NULL;
+    }
+    return p;
+}
+
 int svt_no_dump(void)
 {
     struct rlimit rl = { 0, 0 };

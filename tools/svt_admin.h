@@ -62,6 +62,11 @@ char *svt_passphrase_read(const char *prompt, int fd, size_t *len);
 /* The same, with no_tty the message when there is neither fd nor a
  * terminal (for passphrases of other things than a key file). */
 char *svt_passphrase_ask(const char *prompt, int fd, const char *no_tty, size_t *len);
+/* A new passphrase, as svt_passphrase_ask, typed twice when it comes from
+ * the terminal: NULL with *differ = 1 (nothing printed) when the two
+ * entries differ, NULL with *differ = 0 on any other failure (printed). */
+char *svt_passphrase_new(const char *prompt, int fd, const char *no_tty, size_t *len,
+                         int *differ);
 
 /* Before a command reads key1 or a share: no core file, and the process
  * undumpable (no ptrace or /proc/PID/mem by other processes of the same

@@ -53,6 +53,8 @@
 #include "sv_share.h"
 
 #define SVT_SHARE_PASS_MIN 12
+#define SVT_SPLIT_NO_TTY "the shares need passphrases: run on a terminal or give " \
+    "--share-passphrase-fd N (one line per share, in order)"
 #define SVT_TTY_TRIES 3
 /* the key1 file key1-combine writes: scrypt as `openssl pkcs8 -topk8
  * -scrypt` (N=2^14, r=8, p=1: 16 MiB), within sv_keyfile.h's caps */
@@ -357,30 +359,26 @@ static char *svt_new_share_pass(svt_split *s, unsigned i, size_t *len)
 
     svt_share_name(&s->shares[i], name, sizeof(name));
     if (tty && !isatty(STDIN_FILENO)) {
-        svt_fail("the shares need passphrases: run on a terminal or give "
-                 "--share-passphrase-fd N (one line per share, in order)");
+        svt_fail("%s", SVT_SPLIT_NO_TTY);
         return NULL;
     }
     for (try = 0; try < (tty ? SVT_TTY_TRIES : 1); try++) {
-        char *p, *again;
-        size_t plen = 0, alen = 0;
+        char *p;
+        size_t plen = 0;
         const char *why = NULL;
         uint8_t *md = s->pass_md + 32 * (size_t)i;
         unsigned j;
+        int differ;
 
         snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", name);
-        if ((p = svt_passphrase_read(prompt, s->share_pass_fd, &plen)) == NULL)
-            return NULL;
-        if (tty) {
-            if ((again = svt_passphrase_read("Again: ", -1, &alen)) == NULL) {
-                svt_password_free(p, plen);
+        if ((p = svt_passphrase_new(prompt, s->share_pass_fd, SVT_SPLIT_NO_TTY, &plen,
+                                    &differ)) == NULL) {
+            if (!differ)
                 return NULL;
-            }
-            if (alen != plen || sv_memcmp_ct(p, again, plen) != 0)
-                why = "the two entries differ";
-            svt_password_free(again, alen);
+            svt_fail("passphrase for %s refused: the two entries differ", name);
+            continue;
         }
-        if (!why && plen < SVT_SHARE_PASS_MIN)
+        if (plen < SVT_SHARE_PASS_MIN)
             why = "too short (at least 12 characters)";
         if (!why && s->key_pass && plen == s->key_pass_len
             && sv_memcmp_ct(p, s->key_pass, plen) == 0)
@@ -821,28 +819,16 @@ out:
 /* The new key file's passphrase: one line of fd, or twice on the terminal. */
 static char *svt_out_pass(int fd, size_t *len)
 {
-    char *p, *again;
-    size_t plen = 0, alen = 0;
+    char *p;
+    size_t plen = 0;
+    int differ;
 
-    if (fd < 0 && !isatty(STDIN_FILENO)) {
-        svt_fail("the key1 file needs a passphrase: run on a terminal or give "
-                 "--out-passphrase-fd N");
-        return NULL;
-    }
-    if ((p = svt_passphrase_read("Passphrase for the new key1 file: ", fd, &plen)) == NULL)
-        return NULL;
-    if (fd < 0) {
-        if ((again = svt_passphrase_read("Again: ", -1, &alen)) == NULL) {
-            svt_password_free(p, plen);
-            return NULL;
-        }
-        if (alen != plen || sv_memcmp_ct(p, again, plen) != 0) {
-            svt_password_free(again, alen);
-            svt_password_free(p, plen);
+    if ((p = svt_passphrase_new("Passphrase for the new key1 file: ", fd,
+                                "the key1 file needs a passphrase: run on a terminal or give "
+                                "--out-passphrase-fd N", &plen, &differ)) == NULL) {
+        if (differ)
             svt_fail("the two entries differ");
-            return NULL;
-        }
-        svt_password_free(again, alen);
+        return NULL;
     }
     if (plen < SVT_SHARE_PASS_MIN) {
         svt_password_free(p, plen);
