@@ -27,10 +27,9 @@ import subprocess
 
 import pytest
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from svtest.core import wait_until
+from svtest.sharefile import reseal
 from svtest.fixtures_httpd import ADMIN, needs_test_hooks
 
 KEYPASS = "key1-file-passphrase-01"
@@ -541,23 +540,6 @@ def test_out_passphrase_not_a_holders(admin, tmp_path):
     assert c.returncode == 1 and "passphrase of %s" % files[1] in c.stderr
     assert not out.exists()
     assert_no_secrets(admin, raw_private(key))
-
-
-def reseal(text, passphrase, share):
-    """The share file text with share (48 bytes) sealed in it instead, as
-    its holder could do with their passphrase (docs/format.md)."""
-    head, body = text.split("\n\n", 1)
-    begin, headers = head.split("\n", 1)
-    aad = (headers + "\n").encode()
-    fields = dict(line.split(": ", 1) for line in headers.split("\n"))
-    kdf = dict(kv.split("=") for kv in fields["KDF"].split()[1:])
-    key = Scrypt(salt=bytes.fromhex(fields["Salt"]), length=32, n=int(kdf["N"]),
-                 r=int(kdf["r"]), p=int(kdf["p"])).derive(passphrase.encode())
-    sealed = AESGCM(key).encrypt(bytes.fromhex(fields["Nonce"]), share, aad)
-    b64 = base64.b64encode(sealed).decode()
-    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
-    end = body.split("\n")[-2] if body.endswith("\n") else body.split("\n")[-1]
-    return head + "\n\n" + "\n".join(lines) + "\n" + end + "\n"
 
 
 @pytest.mark.parametrize("what", ["random", "other-share"])

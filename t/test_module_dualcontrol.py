@@ -8,14 +8,13 @@ registered key; everything else is refused and audited, and a partial set
 is wiped when its time is up, by the parent's monitor hook without any
 request. No share byte or passphrase reaches a log, an audit row or a page.
 """
-import base64
-import hashlib
 import os
 import re
 import urllib.parse
 
 import pytest
 
+from svtest import sharefile
 from svtest.core import wait_until
 from svtest.data import GOOD
 from svtest.fixtures_httpd import TEST_HOOKS, Key1, key1_split, multipart_body, unescape
@@ -63,23 +62,10 @@ def forge_share(data, passphrase, flip):
     sealed again under the same passphrase (lib/sv_share.h's format): a
     file that opens, whose share is not what it claims. What a holder who
     cheats, or a bug, would hand in."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     text = data.decode()
-    begin, rest = text.split("\n", 1)
-    header, body = rest.split("\n\n", 1)
-    header += "\n"
-    f = dict(line.split(": ", 1) for line in header.splitlines())
-    kdf = dict(x.split("=") for x in f["KDF"].split()[1:])
-    key = hashlib.scrypt(passphrase.encode(), salt=bytes.fromhex(f["Salt"]), n=int(kdf["N"]),
-                         r=int(kdf["r"]), p=int(kdf["p"]), maxmem=64 << 20, dklen=32)
-    nonce = bytes.fromhex(f["Nonce"])
-    ct = base64.b64decode("".join(l for l in body.splitlines() if not l.startswith("-----")))
-    share = bytearray(AESGCM(key).decrypt(nonce, ct, header.encode()))
+    share = bytearray(sharefile.open_share(text, passphrase))
     share[flip] ^= 0x5a
-    sealed = base64.b64encode(AESGCM(key).encrypt(nonce, bytes(share), header.encode()))
-    lines = [sealed[i:i + 64].decode() for i in range(0, len(sealed), 64)]
-    return ("%s\n%s\n%s\n-----END SPLITVAULT KEY1 SHARE-----\n"
-            % (begin, header, "\n".join(lines))).encode()
+    return sharefile.reseal(text, passphrase, share).encode()
 
 
 def split_id(split):
