@@ -6,6 +6,7 @@
 
 #include "svm.h"
 #include "svm_config.h"
+#include "svm_db.h"
 #include "svm_session.h"
 
 #define SVM_PASSWORD_MAX 1024
@@ -17,6 +18,14 @@ int svm_auth_init(apr_pool_t *p, server_rec *s);
  * or an error message. */
 const char *svm_auth_key_load(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                               svm_srv_conf *sc);
+/* Check a staff member's password as sign-in does: a verification slot,
+ * a place under sign-in's three throttle keys for name (NULL: not a valid
+ * name), one Argon2id verification against pwhash (NULL: none, the dummy
+ * hash is checked), and the outcome counted. pw is cleansed. *refused:
+ * the throttle answered without a verification. */
+enum { SVM_AUTH_OK, SVM_AUTH_FAILED, SVM_AUTH_BUSY, SVM_AUTH_UNAVAILABLE };
+int svm_auth_check(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd, const char *name,
+                   const char *pwhash, char *pw, apr_size_t len, int *refused);
 int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int status);
 int svm_login_post(request_rec *r, const svm_srv_conf *sc);
 int svm_logout_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st);

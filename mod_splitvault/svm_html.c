@@ -96,6 +96,15 @@ void svm_page_begin(request_rec *r, const svm_srv_conf *sc, const char *title,
         if (st->can_admin)
             ap_rprintf(r, " <a href=\"%s\">Audit log</a>",
                        svm_esc(r->pool, svm_url(r, sc, "/staff/audit")));
+        if (st->can_admin && sc->staff_console)
+            ap_rprintf(r, " <a id=\"nav-staff\" href=\"%s\">Staff</a>",
+                       svm_esc(r->pool, svm_url(r, sc, "/staff/console")));
+        if (sc->staff_console)
+            ap_rprintf(r, " <a id=\"nav-password\" href=\"%s\">Your password</a>",
+                       svm_esc(r->pool, svm_url(r, sc, "/staff/password")));
+        else if (sc->staff_console_url)
+            ap_rprintf(r, " <a id=\"nav-password\" href=\"%s\">Change your password</a>",
+                       svm_esc(r->pool, sc->staff_console_url));
         ap_rprintf(r, "</nav><form class=\"signout\" method=\"post\" action=\"%s\">"
                    "<span class=\"who\">Signed in as <strong>%s</strong></span> "
                    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
