@@ -371,21 +371,20 @@ BEGIN
         seq_ok := '{}';
         FOREACH g SLICE 1 IN ARRAY rgrants LOOP
             CONTINUE WHEN to_regclass(format('public.%I', g[1])) IS NULL; -- before `schema`
-            -- a column a later migration adds: granted once it exists
-            CONTINUE WHEN g[3] <> '' AND EXISTS (
-                SELECT FROM unnest(string_to_array(g[3], ' ')) c
-                WHERE NOT EXISTS (SELECT FROM pg_attribute a
-                                  WHERE a.attrelid = to_regclass(format('public.%I', g[1]))
-                                    AND a.attname = c AND a.attnum > 0
-                                    AND NOT a.attisdropped));
             IF g[3] = '' THEN
                 EXECUTE format('GRANT %s ON public.%I TO %I', g[2], g[1], rname);
-            ELSE
-                EXECUTE format('GRANT %s (%s) ON public.%I TO %I', g[2],
-                               (SELECT string_agg(quote_ident(c), ', ')
-                                FROM unnest(string_to_array(g[3], ' ')) c),
-                               g[1], rname);
+                CONTINUE;
             END IF;
+            -- the columns that exist: one a later migration adds is granted
+            -- once it is there
+            priv := (SELECT string_agg(quote_ident(c), ', ')
+                     FROM unnest(string_to_array(g[3], ' ')) c
+                     WHERE EXISTS (SELECT FROM pg_attribute a
+                                   WHERE a.attrelid = to_regclass(format('public.%I', g[1]))
+                                     AND a.attname = c AND a.attnum > 0
+                                     AND NOT a.attisdropped));
+            CONTINUE WHEN priv IS NULL;
+            EXECUTE format('GRANT %s (%s) ON public.%I TO %I', g[2], priv, g[1], rname);
         END LOOP;
         FOREACH fn IN ARRAY routines LOOP
             CONTINUE WHEN to_regprocedure('public.' || fn) IS NULL; -- before its migration
@@ -393,6 +392,9 @@ BEGIN
         END LOOP;
         FOREACH g SLICE 1 IN ARRAY rseqs LOOP
             CONTINUE WHEN to_regclass(format('public.%I', g[1])) IS NULL;
+            CONTINUE WHEN NOT EXISTS (SELECT FROM pg_attribute a
+                                      WHERE a.attrelid = to_regclass(format('public.%I', g[1]))
+                                        AND a.attname = g[2] AND NOT a.attisdropped);
             CONTINUE WHEN pg_get_serial_sequence(format('public.%I', g[1]), g[2]) IS NULL;
             EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I',
                            pg_get_serial_sequence(format('public.%I', g[1]), g[2]), rname);
