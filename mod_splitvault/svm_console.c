@@ -128,7 +128,8 @@ static const char *svm_form_account(const apr_array_header_t *pairs)
     return x->value;
 }
 
-/* A generated password in secret memory of r->pool: groups of five. */
+/* A generated password in secret memory of r->pool: groups of five, the
+ * last of six. */
 static char *svm_pw_generate(request_rec *r, apr_size_t *len)
 {
     unsigned char raw[SVM_CON_GEN_CHARS];
@@ -143,7 +144,7 @@ static char *svm_pw_generate(request_rec *r, apr_size_t *len)
         return NULL;
     }
     for (i = 0; i < SVM_CON_GEN_CHARS; i++) {
-        if (i && i % 5 == 0)
+        if (i && i % 5 == 0 && i < SVM_CON_GEN_CHARS - 1)
             *o++ = '-';
         *o++ = svm_pw_alphabet[raw[i] & 31];
     }
