@@ -993,18 +993,48 @@ def run_demo(directory=None, port=None, wait=True):
     stack = Stack(d / "stack", pg, pki,
                   lambda x, **kw: fixtures_daemon.start_for_module(x, pki, pg, **kw),
                   key1_passphrase="demo key1 passphrase", daemon_options=demo_daemon,
-                  db_roles=("splitvault_owner", "splitvault_web"),  # as installed
+                  db_roles=("splitvault_owner", "splitvault_web",
+                            "splitvault_console"),  # as installed
                   directives={"SplitVaultFormTitle": '"Report a concern securely"',
                               "SplitVaultFormIntro": '"This is a demonstration. What you '
                                                      'send is encrypted before it is '
                                                      'stored."',
                               "SplitVaultDecryptWait": "5"})
-    if port:
-        stack.httpd.stop()
-        stack.httpd.port = port
-        stack.httpd.write_config()
-        stack.httpd.start()
+    # the staff console: a virtual host of its own port (and host name, so
+    # that browsers keep its cookies apart), as the console role
     h = stack.httpd
+    h.stop()
+    if port:
+        h.port = port
+    console_port = free_port()
+    if port:
+        try:
+            with socket.socket() as sk:
+                sk.bind(("127.0.0.1", port + 1))
+            console_port = port + 1
+        except OSError:
+            pass
+    console_url = "https://localhost:%d%s" % (console_port, h.path("/staff/console"))
+    h.directives["SplitVaultStaffConsoleURL"] = "https://localhost:%d%s" % (
+        console_port, h.path("/staff/password"))
+    h.extra = "\n".join([
+        "Listen 127.0.0.1:%d" % console_port,
+        "<VirtualHost 127.0.0.1:%d>" % console_port,
+        "  ServerName localhost",
+        "  SSLEngine on",
+        '  SSLCertificateFile "%s"' % pki.server_cert,
+        '  SSLCertificateKeyFile "%s"' % pki.server_key,
+        "  DBDriver pgsql",
+        '  DBDParams "%s"' % stack.db.console_dsn,
+        "  DBDMin 0",
+        "  DBDKeep 2",
+        "  DBDMax 4",
+        "  SplitVaultStaffConsole On",
+        "</VirtualHost>"])
+    h.write_config()
+    h.start()
+    stack.console_port = console_port
+    stack.console_url = console_url
     # dual control: a second admin, and key1 split 2-of-2 between ada and bob
     stack.db.add_staff("bob", DEMO_BOB[0], ("admin",))
     shares = key1_split(stack.key1, 2, ("ada", "bob"), d / "key1-shares",
@@ -1014,6 +1044,10 @@ def run_demo(directory=None, port=None, wait=True):
     print("  public form:   %s" % h.url(h.path("/")))
     print("  staff sign-in: %s" % h.url(h.path("/staff/login")))
     print("  key location:  %s" % h.url(h.base + "-keys"))
+    print("  staff console: %s" % console_url)
+    print("    (its own virtual host, connecting as role %s: admins manage staff"
+          % stack.db.console)
+    print("    and sessions there, and everyone changes their own password)")
     print("  the browser will not know the demo CA: trust %s or accept the warning" % pki.ca_cert)
     print("  staff accounts (name / password / capabilities):")
     for name, (pw, caps) in STAFF.items():
