@@ -154,9 +154,9 @@ static char *svm_pw_generate(request_rec *r, apr_size_t *len)
     return pw;
 }
 
-/* The new password a create or reset form asks for (prefix: the fields'
- * names, "" or "reset-" are the same names: pwmode, password, password2).
- * NULL, or what is wrong with it (*np untouched then). */
+/* The new password a create or reset form asks for (fields pwmode,
+ * password, password2): generated unless pwmode is "set". NULL, or what
+ * is wrong with it (*np untouched then). */
 static const char *svm_form_newpw(request_rec *r, const apr_array_header_t *pairs,
                                   svm_newpw *np)
 {
@@ -345,15 +345,17 @@ static void svm_caps_inputs(request_rec *r, const char *prefix, const svm_caps *
     ap_rputs("</fieldset>\n", r);
 }
 
-/* The choice of a new password (ids prefix-pw-generate, prefix-password...). */
-static void svm_newpw_inputs(request_rec *r, const char *prefix)
+/* The choice of a new password (ids prefix-pw-generate, prefix-password...);
+ * set: "Set this one" is chosen (a form given back: the password itself is
+ * never sent back, it is typed again). */
+static void svm_newpw_inputs(request_rec *r, const char *prefix, int set)
 {
     ap_rprintf(r, "<fieldset><legend>Password</legend>\n"
                "<div><input type=\"radio\" id=\"%s-pw-generate\" name=\"pwmode\" "
-               "value=\"generate\" checked> <label class=\"inline\" for=\"%s-pw-generate\">"
+               "value=\"generate\"%s> <label class=\"inline\" for=\"%s-pw-generate\">"
                "Generate one (shown once)</label></div>\n"
-               "<div><input type=\"radio\" id=\"%s-pw-set\" name=\"pwmode\" value=\"set\"> "
-               "<label class=\"inline\" for=\"%s-pw-set\">Set this one</label></div>\n"
+               "<div><input type=\"radio\" id=\"%s-pw-set\" name=\"pwmode\" value=\"set\"%s> "
+               "<label class=\"inline\" for=\"%s-pw-set\">Set this one%s</label></div>\n"
                "<label for=\"%s-password\">Password <span class=\"hint\">(at least %d "
                "characters)</span></label>\n"
                "<input type=\"password\" id=\"%s-password\" name=\"password\" "
@@ -362,8 +364,9 @@ static void svm_newpw_inputs(request_rec *r, const char *prefix)
                "<input type=\"password\" id=\"%s-password2\" name=\"password2\" "
                "autocomplete=\"new-password\" maxlength=\"%d\">\n"
                "<p class=\"hint\">The person must change it when they next sign in.</p>\n"
-               "</fieldset>\n", prefix, prefix, prefix, prefix, prefix, SVM_CON_PW_MIN,
-               prefix, SVM_PASSWORD_MAX, prefix, prefix, SVM_PASSWORD_MAX);
+               "</fieldset>\n", prefix, set ? "" : " checked", prefix, prefix,
+               set ? " checked" : "", prefix, set ? " (type it again below)" : "", prefix,
+               SVM_CON_PW_MIN, prefix, SVM_PASSWORD_MAX, prefix, prefix, SVM_PASSWORD_MAX);
 }
 
 /* The separation-of-duties warning and its confirmation box. */
@@ -385,7 +388,7 @@ static void svm_sod_warning(request_rec *r, const char *prefix, const char *name
  * (msg: an error, sod: the separation-of-duties warning). */
 static int svm_console_list(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                             const char *name, const svm_caps *caps, const char *msg, int sod,
-                            int status)
+                            int pw_set, int status)
 {
     ap_dbd_t *dbd = svm_db(r);
     svm_rows res;
@@ -441,7 +444,7 @@ static int svm_console_list(request_rec *r, const svm_srv_conf *sc, svm_staff *s
                svm_esc(r->pool, svm_url(r, sc, "/staff/console/create")),
                svm_esc(r->pool, st->csrf), svm_esc(r->pool, name ? name : ""));
     svm_caps_inputs(r, "create", caps ? caps : &none);
-    svm_newpw_inputs(r, "create");
+    svm_newpw_inputs(r, "create", pw_set);
     if (sod)
         svm_sod_warning(r, "create", name);
     ap_rputs("<button type=\"submit\" id=\"create-submit\" name=\"create\" value=\"1\">"
@@ -452,7 +455,7 @@ static int svm_console_list(request_rec *r, const svm_srv_conf *sc, svm_staff *s
 
 int svm_console_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 {
-    return svm_console_list(r, sc, st, NULL, NULL, NULL, 0, HTTP_OK);
+    return svm_console_list(r, sc, st, NULL, NULL, NULL, 0, 0, HTTP_OK);
 }
 
 int svm_console_create(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
@@ -460,7 +463,9 @@ int svm_console_create(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
 {
     const char *name = svm_form_account(pairs), *why, *detail;
     svm_caps caps = svm_form_caps(pairs);
+    const svm_pair *mode = svm_form_get(pairs, "pwmode");
     int confirmed = svm_form_flag(pairs, "confirm"), rc, nrows = 0;
+    int pw_set = mode && strcmp(mode->value, "set") == 0;
     svm_newpw np = { NULL, 0, 0 };
     char hash[SV_PWHASH_MAX] = "";
     svm_lockinfo li;
@@ -475,20 +480,20 @@ int svm_console_create(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         svm_newpw_wipe(pairs, NULL);
         svm_audit(r, dbd, st->name, "staff-create", NULL, NULL, "refused", "invalid name");
         return svm_console_list(r, sc, st, NULL, &caps, "A name is 1 to 64 of A-Z, a-z, "
-                                "0-9, _ . @ and -.", 0, HTTP_BAD_REQUEST);
+                                "0-9, _ . @ and -.", 0, pw_set, HTTP_BAD_REQUEST);
     }
     if (caps.admin && caps.decrypt && !confirmed) {
         svm_newpw_wipe(pairs, NULL);
         svm_audit(r, dbd, st->name, "staff-create", NULL, NULL, "held",
                   apr_pstrcat(r->pool, "account ", name, ": admin and decrypt, not yet "
                               "confirmed", NULL));
-        return svm_console_list(r, sc, st, name, &caps, NULL, 1, HTTP_OK);
+        return svm_console_list(r, sc, st, name, &caps, NULL, 1, pw_set, HTTP_OK);
     }
     if ((why = svm_form_newpw(r, pairs, &np))) {
         svm_newpw_wipe(pairs, &np);
         svm_audit(r, dbd, st->name, "staff-create", NULL, NULL, "refused",
                   apr_pstrcat(r->pool, "account ", name, ": password not accepted", NULL));
-        return svm_console_list(r, sc, st, name, &caps, why, 0, HTTP_BAD_REQUEST);
+        return svm_console_list(r, sc, st, name, &caps, why, 0, pw_set, HTTP_BAD_REQUEST);
     }
     rc = svm_pw_hash(r, &np, hash);
     if (!np.generated)
@@ -649,7 +654,7 @@ static int svm_account_show(request_rec *r, const svm_srv_conf *sc, svm_staff *s
                "<input type=\"hidden\" name=\"action\" value=\"reset\">\n",
                svm_esc(r->pool, svm_url(r, sc, "/staff/console/account")),
                svm_esc(r->pool, st->csrf), svm_esc(r->pool, name));
-    svm_newpw_inputs(r, "reset");
+    svm_newpw_inputs(r, "reset", 0);
     ap_rputs("<button type=\"submit\" id=\"reset-submit\" name=\"apply\" value=\"1\">Reset "
              "the password and end the account's sessions</button>\n</form>\n", r);
 
@@ -838,7 +843,8 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
     if (why) {
         sv_cleanse(hash, sizeof(hash));
         return svm_con_refuse(r, sc, st, dbd, 1, action, name, why,
-                              li.id || !li.actor_ok ? HTTP_CONFLICT : HTTP_NOT_FOUND);
+                              !li.actor_ok ? HTTP_FORBIDDEN
+                              : li.id ? HTTP_CONFLICT : HTTP_NOT_FOUND);
     }
     tid = svm_i64(r->pool, li.id);
     rc = 0;

@@ -162,6 +162,12 @@ def test_separation_of_duties_needs_confirmation(con):
     assert 'id="create-confirm"' in r.text and new_password(r) is None
     assert staff_row(con, "ivan") is None
     assert audit(con, "staff-create")[-1][1] == "held"
+    # a password typed in is never sent back: the form asks for it again
+    r = create(con, ada, "ivan", caps=("admin", "decrypt"), password="ivan-password-0001")
+    assert r.status == 200 and 'id="sod-warning"' in r.text
+    assert "ivan-password-0001" not in r.text
+    assert 'id="create-pw-set" name="pwmode" value="set" checked' in r.text
+    assert staff_row(con, "ivan") is None
     r = create(con, ada, "ivan", caps=("admin", "decrypt"), confirm=True)
     assert r.status == 200 and new_password(r)
     assert staff_row(con, "ivan")[:3] == (False, True, True)
