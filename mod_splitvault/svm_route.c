@@ -413,8 +413,12 @@ static int svm_route_run(request_rec *r, const svm_area *a)
     }
     if (st && st->must_change && !(rt && rt->while_must_change)) {
         /* only the password page until the password is changed */
+        ap_dbd_t *dbd;
         if (r->method_number == M_GET && sc->staff_console && a->under_base)
             return svm_redirect(r, svm_url(r, sc, "/staff/password"));
+        if (r->method_number == M_POST && (dbd = svm_db(r)))
+            svm_audit(r, dbd, st->name, rt && rt->action ? rt->action : "request", ref, NULL,
+                      "refused", "the password must be changed first");
         return svm_page_message(r, sc, HTTP_FORBIDDEN, "Change your password first",
                                 "Your password must be changed before you go on. Nothing "
                                 "was changed.", st);

@@ -119,6 +119,9 @@ def test_create_with_generated_password_shown_once(con):
     r = g.post(con.path("/staff/record/%s/update" % ref),
                {"csrf": page.csrf(), "field": "notes", "value": "x"})
     assert r.status == 403
+    assert con.db.query("SELECT actor, action, outcome, detail FROM audit WHERE record_ref = %s "
+                        "ORDER BY id DESC LIMIT 1", (ref,)) == \
+        [("gina", "update", "refused", "the password must be changed first")]
     assert g.get(con.path("/staff/record/" + ref)).status == 303
     r = change_password(con, g, pw, "gina's own password 1")
     assert r.status == 200 and 'id="result"' in r.text, r.text
