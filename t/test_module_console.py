@@ -241,6 +241,11 @@ def test_reset_password(con):
             password2="uma-reset-pass-02")
     assert r.status == 200 and new_password(r) is None
     assert con.login("uma", "uma-reset-pass-02").last.status == 303
+    # splitvault-admin staff-passwd is the way back in: no change forced
+    con.db.admin("staff-passwd", "uma", input="uma-cli-password-3\n")
+    assert staff_row(con, "uma")[4] is False
+    assert con.login("uma", "uma-cli-password-3").last.header("Location") == \
+        con.path("/staff/")
     # one's own password is changed on the password page, not reset
     r = act(con, ada, "ada", "reset", pwmode="generate")
     assert r.status == 409 and new_password(r) is None

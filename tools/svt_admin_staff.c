@@ -135,6 +135,23 @@ int svt_cmd_staff_passwd(svt_ctx *c, int argc, char **argv)
     if (n != 1)
         return svt_fail("no staff member %s", argv[0]);
     {
+        /* the way back in: a password set here is the person's to use, so
+         * a must-change mark of the staff console (schema version 5) goes */
+        const char *a[] = { argv[0] };
+        svt_rows res;
+        apr_dbd_row_t *row;
+        int v5 = 0;
+        if (svt_select(c, &res, "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = "
+                       "'staff'::regclass AND attname = 'must_change' AND NOT attisdropped)",
+                       0, NULL))
+            return 1;
+        while ((row = svt_row(c, &res)))
+            v5 = *svt_col(c, row, 0) == 't';
+        if (v5 && svt_exec(c, NULL, "UPDATE staff SET must_change = false, password_changed = "
+                           "now() WHERE name = %s", 1, a))
+            return 1;
+    }
+    {
         /* a new password ends every session of the account */
         const char *a[] = { argv[0] };
         svt_exec(c, NULL, "DELETE FROM sessions WHERE staff_id = (SELECT id FROM staff "
