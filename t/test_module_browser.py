@@ -17,7 +17,7 @@ import shutil
 import pytest
 
 from svtest import browser as svbrowser
-from svtest import fixtures_httpd
+from svtest import fixtures_browser, fixtures_httpd
 from svtest.core import make_workdir
 from svtest.data import GOOD, open_field
 from svtest.fixtures_httpd import STAFF, Stack
@@ -98,7 +98,7 @@ def ensure_key1(stack):
         assert stack.upload_key1().status == 303
 
 
-def test_browser_fixture_smoke(browser, browser_nojs):
+def test_browser_fixture_smoke(browser, browser_nojs, stack):
     """The browsers themselves: scripts run or not, the console is watched,
     a virtual authenticator comes and goes, the profile is removed."""
     page = ("data:text/html,<title>static</title>"
@@ -114,10 +114,22 @@ def test_browser_fixture_smoke(browser, browser_nojs):
     aid = browser.add_authenticator()
     assert aid and browser.driver.get_credentials() == []
     browser.remove_authenticator()
+    # a browser told of no server key trusts nothing of the test PKI
     with svbrowser.Browser() as b:
         profile = b.profile
         assert profile.is_dir()
+        b.open(stack.httpd.url(stack.path("/")))
+        assert not b.find_all("form[method=post]") and "Send securely" not in b.source()
+        assert "ERR_CERT_AUTHORITY_INVALID" in b.page_text()
     assert not profile.exists()
+
+
+def test_browser_fixture_fails_without_the_browser(monkeypatch, pki):
+    """No chromium or chromedriver: the fixture fails the test, saying
+    what to install; it never skips (the suite's machines have them)."""
+    monkeypatch.setattr(svbrowser, "CHROMEDRIVER", svbrowser.Path("/nonexistent/chromedriver"))
+    with pytest.raises(pytest.fail.Exception, match="chromium-driver"):
+        next(fixtures_browser._browser(pki, True))
 
 
 def test_visitor_sends_the_form_and_sees_the_reference(web, stack):
