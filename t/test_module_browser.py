@@ -136,7 +136,6 @@ def test_visitor_sends_the_form_and_sees_the_reference(web, stack):
     values = {"name": "Zoë Browser-Visitor", "ssn": "078-05-1120",
               "notes": "typed in a browser\nsecond line <b>not markup</b>"}
     web.open(stack.path("/"))
-    assert web.text("f-name") == ""
     web.fill("form[method=post]", values)
     web.submit("Send securely")
     assert web.text_of("h1") == "Thank you: your submission is stored"
@@ -148,6 +147,9 @@ def test_visitor_sends_the_form_and_sees_the_reference(web, stack):
         assert open_field(stack, ref, field) == value.replace("\n", "\r\n").encode()
         assert value.splitlines()[0] not in web.page_text()
     assert web.cookies() == {}  # a visitor gets no cookie
+    # the stylesheet came (a CSP or a 404 would show in the console)
+    assert not [e for e in web.console if "style.css" in e["message"]]
+    assert web.driver.execute_script("return document.styleSheets[0].cssRules.length") > 0
     # a required field left empty: the browser itself asks for it
     web.open(stack.path("/"))
     web.fill("form[method=post]", {"name": "only a name"})
@@ -161,7 +163,11 @@ def test_staff_signs_in_finds_updates_and_signs_out(web, stack):
     sign_in(web, stack, "uma")
     assert web.path == stack.path("/staff/")
     assert signed_in_as(web) == "uma"
-    assert web.cookies()[SESSION]["secure"] and web.cookies()[SESSION]["httpOnly"]
+    # the browser took the session cookie as the module meant it: TLS only,
+    # out of scripts' reach, never sent by another site's request
+    cookie = web.cookies()[SESSION]
+    assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert "expiry" not in cookie  # a session cookie: gone when the browser closes
     assert ref in web.texts("a.mono")
     # find it by its reference, open it
     web.fill("form[role=search]", {"ref": ref.lower()})

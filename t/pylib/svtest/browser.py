@@ -37,6 +37,7 @@ software authenticator in the browser that answers navigator.credentials
 calls as a security key would.
 """
 import base64
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -72,9 +73,7 @@ def missing():
     for p, pkg in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not os.access(p, os.X_OK):
             return "%s not found: install Debian's %s (scripts/deps.sh)" % (p, pkg)
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         return "selenium not importable: install Debian's python3-selenium (scripts/deps.sh)"
     return None
 
