@@ -8,15 +8,18 @@ chromium-driver (or python3-selenium) they fail, never skip: scripts/deps.sh
 installs them wherever the suite runs.
 
 When a test that used one fails, a screenshot, the page's source and the
-console are saved under $SV_BUILDDIR/t/browser/<test>/ and their paths are
-printed with the report (with the chromedriver log's). SV_BROWSER_KEEP=1
-keeps the browser's profile directory as well (its path is printed).
+console are saved under $SV_BUILDDIR/t/browser/<test>/<fixture>/ with the
+chromedriver log, and their paths are printed with the report (a test's
+earlier artifacts are removed when it starts). SV_BROWSER_KEEP=1
+keeps the browser's profile directory as well (its path is in a failure's
+report, and printed at teardown: pytest -s shows it).
 A CSP violation or script error on any page fails the step that loaded it
 (svtest.browser.BrowserConsoleError); the teardown checks once more for
 what came after the last step.
 """
 import os
 import re
+import shutil
 
 import pytest
 
@@ -35,7 +38,9 @@ def artifacts_dir(item):
     return BUILD / "t" / "browser" / name
 
 
-def _browser(pki, javascript):
+def _browser(pki, javascript, request=None, name=None):
+    if request is not None:  # what a failure saves is this run's only
+        shutil.rmtree(artifacts_dir(request.node) / name, ignore_errors=True)
     why = svbrowser.missing()
     if why:
         pytest.fail("browser tests need Debian's chromium, chromium-driver and "
@@ -52,16 +57,16 @@ def _browser(pki, javascript):
 
 
 @pytest.fixture
-def browser(pki):
+def browser(request, pki):
     """Headless Chromium, JavaScript on. Give it the stack's base with
     browser.base = stack.httpd.url() (or pass full URLs to open())."""
-    yield from _browser(pki, True)
+    yield from _browser(pki, True, request, "browser")
 
 
 @pytest.fixture
-def browser_nojs(pki):
+def browser_nojs(request, pki):
     """Headless Chromium with JavaScript switched off."""
-    yield from _browser(pki, False)
+    yield from _browser(pki, False, request, "browser_nojs")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -85,6 +90,8 @@ def pytest_runtest_makereport(item, call):
         except Exception as e:  # a dead browser: say so, keep the report
             lines.append("could not save the page: %s" % e)
         lines.append("URL: %s" % _safe(lambda: b.url))
+        if b.keep_profile:
+            lines.append("profile kept: %s" % b.profile)
         lines += ["console: " + svbrowser.format_entry(e) for e in b.console]
         rep.sections.append(("browser %s (%s)" % (name, call.when), "\n".join(lines)))
 
