@@ -75,7 +75,7 @@ def signed_in_as(b):
 def sign_out(b):
     b.submit("Sign out")
     assert b.path == "/splitvault/staff/login?signed-out=1"
-    assert b.text_of("p[role=alert]") == SIGNED_OUT
+    assert b.text_of("p.note[role=alert]") == SIGNED_OUT
     assert SESSION not in b.cookies()
 
 
@@ -197,7 +197,7 @@ def test_staff_signs_in_finds_updates_and_signs_out(web, stack):
 def test_wrong_password_shows_the_sign_in_error(web, stack):
     sign_in(web, stack, "dora", password="not-doras-password")
     assert web.text_of("h1") == "Staff sign-in"
-    assert web.text_of("p[role=alert]") == FAILED
+    assert web.text_of("p.error[role=alert]") == FAILED
     assert SESSION not in web.cookies() and signed_in_as(web) is None
     assert web.find("#password").get_attribute("value") == ""
     # and the right one still works
@@ -256,7 +256,7 @@ def test_everything_without_javascript(web_nojs, stack):
     ref = b.text_of("p.ref")
     assert REF.match(ref)
     sign_in(b, stack, "pat", password="wrong-password-nojs")
-    assert b.text_of("p[role=alert]") == FAILED and signed_in_as(b) is None
+    assert b.text_of("p.error[role=alert]") == FAILED and signed_in_as(b) is None
     sign_in(b, stack, "pat")
     assert signed_in_as(b) == "pat" and ref in b.texts("a.mono")
     b.open(stack.path("/staff/record/" + ref))
