@@ -17,7 +17,10 @@ int svm_auth_init(apr_pool_t *p, server_rec *s);
  * or an error message. */
 const char *svm_auth_key_load(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                               svm_srv_conf *sc);
-int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int status);
+/* The sign-in page with status, msg (or NULL) above the form, styled as an
+ * error (is_error) or a note: a failed sign-in is answered 200 all the same. */
+int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int is_error,
+                   int status);
 int svm_login_post(request_rec *r, const svm_srv_conf *sc);
 int svm_logout_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st);
 

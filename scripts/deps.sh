@@ -16,6 +16,9 @@ PACKAGES=(
   check python3 python3-pytest python3-cryptography python3-psycopg2
   curl wrk apache2-utils testssl.sh valgrind clang libclang-rt-14-dev procps psmisc
   libgfshare-bin
+  # the browser tests (t/test_module_browser.py): Debian's headless Chromium
+  # driven through its own chromedriver; nothing downloads a browser or driver
+  chromium chromium-driver python3-selenium
   # the man pages' lint (t/check-man.sh, make check)
   mandoc
   # packaging: dpkg-buildpackage -us -uc -b (debian/), lintian on the
