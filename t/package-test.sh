@@ -352,6 +352,8 @@ grep -q "deb-systemd-invoke stop splitvaultd.service" /var/lib/dpkg/info/splitva
 
 # ---------------------------------------------------------------------------
 say "apt remove: configuration and data kept, Apache still configurable"
+# every file the packages shipped, to look for after the purge
+dpkg-query -L splitvaultd libapache2-mod-splitvault | sort -u >"$work/files"
 # install.md: the site goes first (it uses the module's directives)
 a2dissite -q splitvault >/dev/null || bad "a2dissite splitvault failed"
 apt-get remove -y -q splitvaultd libapache2-mod-splitvault >"$work/remove.log" 2>&1 ||
@@ -380,6 +382,9 @@ for f in $conf /etc/splitvault/splitvaultd.yaml.dpkg-old \
          /run/splitvault; do
     [ ! -e "$f" ] || bad "purge left $f"
 done
+while read -r f; do
+    [ -d "$f" ] || [ ! -e "$f" ] || bad "purge left $f"
+done <"$work/files"
 left=$(find /etc/apache2 -name '*splitvault*' ! -path /etc/apache2/sites-available/splitvault.conf)
 [ -z "$left" ] || bad "purge left in /etc/apache2: $left"
 left=$(find /etc/splitvault -type f | sort | tr '\n' ' ')
