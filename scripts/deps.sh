@@ -22,8 +22,10 @@ PACKAGES=(
   # the man pages' lint (t/check-man.sh, make check)
   mandoc
   # packaging: dpkg-buildpackage -us -uc -b (debian/), lintian on the
-  # packages, systemd-analyze verify on the unit
-  debhelper dh-apache2 dpkg-dev fakeroot lintian devscripts systemd
+  # packages, systemd-analyze verify on the unit (dh_apache2, which
+  # debian/control's dh-apache2 names, is apache2-dev's: a virtual package
+  # that dpkg-query never reports installed)
+  debhelper dpkg-dev fakeroot lintian devscripts systemd
 )
 
 if [ "$(id -u)" -ne 0 ]; then
