@@ -181,7 +181,8 @@ static const char *svm_login_csrf(request_rec *r, const svm_srv_conf *sc, int cr
     return svm_csrf_derive(r->pool, tok, SVM_CSRF_LOGIN);
 }
 
-int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int status)
+int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int is_error,
+                   int status)
 {
     const char *csrf = svm_login_csrf(r, sc, 1);
 
@@ -194,7 +195,7 @@ int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int 
     ap_rputs("<h1>Staff sign-in</h1>\n", r);
     if (msg)
         ap_rprintf(r, "<p class=\"%s\" role=\"alert\">%s</p>\n",
-                   status == HTTP_OK ? "note" : "error", svm_esc(r->pool, msg));
+                   is_error ? "error" : "note", svm_esc(r->pool, msg));
     ap_rprintf(r, "<form method=\"post\" action=\"%s\">\n"
                "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
                "<label for=\"name\">Name</label>\n"
@@ -406,7 +407,8 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     pn = svm_form_get(pairs, "name");
     pp = svm_form_get(pairs, "password");
     if (!pn || !pp || pn->len == 0 || pp->len == 0 || pp->len > SVM_PASSWORD_MAX)
-        return svm_login_page(r, sc, "Enter your name and password.", HTTP_BAD_REQUEST);
+        return svm_login_page(r, sc, "Enter your name and password.", 1,
+                              HTTP_BAD_REQUEST);
     if (!(dbd = svm_db(r)))
         goto unavailable;
     name = sv_actor_name_valid(pn->value, pn->len) ? apr_pstrdup(r->pool, pn->value) : NULL;
@@ -445,7 +447,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
                   : disabled ? "account disabled" : NULL);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01204: sign-in %s for %s", outcome,
                       staff_id ? name : "an unknown name");
-        return svm_login_page(r, sc, SVM_LOGIN_FAILED, HTTP_OK);
+        return svm_login_page(r, sc, SVM_LOGIN_FAILED, 1, HTTP_OK);
     }
     if (must_change && !sc->staff_console) {
         /* the password is right, but only the console may take it from here */
@@ -453,7 +455,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
                   "password must be changed at the staff console");
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01209: sign-in refused for %s: the "
                       "password must be changed at the staff console", name);
-        return svm_login_page(r, sc, svm_must_change_text(r, sc), HTTP_FORBIDDEN);
+        return svm_login_page(r, sc, svm_must_change_text(r, sc), 1, HTTP_FORBIDDEN);
     }
     {
         const void *args[] = { apr_psprintf(r->pool, "%" APR_INT64_T_FMT, staff_id) };

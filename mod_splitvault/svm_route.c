@@ -124,7 +124,7 @@ static int rt_login_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
 {
     return svm_login_page(r, sc, svm_query_arg(r, "signed-out") ? "You are signed out."
                           : svm_session_get(r, sc) ? "You are already signed in; signing "
-                          "in again ends that session." : NULL, HTTP_OK);
+                          "in again ends that session." : NULL, 0, HTTP_OK);
 }
 
 static int rt_login(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm_route_req *q)

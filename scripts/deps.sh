@@ -16,11 +16,16 @@ PACKAGES=(
   check python3 python3-pytest python3-cryptography python3-psycopg2
   curl wrk apache2-utils testssl.sh valgrind clang libclang-rt-14-dev procps psmisc
   libgfshare-bin
+  # the browser tests (t/test_module_browser.py): Debian's headless Chromium
+  # driven through its own chromedriver; nothing downloads a browser or driver
+  chromium chromium-driver python3-selenium
   # the man pages' lint (t/check-man.sh, make check)
   mandoc
   # packaging: dpkg-buildpackage -us -uc -b (debian/), lintian on the
-  # packages, systemd-analyze verify on the unit
-  debhelper dh-apache2 dpkg-dev fakeroot lintian devscripts systemd
+  # packages, systemd-analyze verify on the unit (dh_apache2, which
+  # debian/control's dh-apache2 names, is apache2-dev's: a virtual package
+  # that dpkg-query never reports installed)
+  debhelper dpkg-dev fakeroot lintian devscripts systemd
 )
 
 if [ "$(id -u)" -ne 0 ]; then

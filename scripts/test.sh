@@ -6,7 +6,13 @@
 # daemon under valgrind (make check-daemon-valgrind, in two halves): each
 # valgrind run is bound by one core (valgrind runs a process's threads one
 # at a time) and the plain pass mostly waits for its servers, so on two
-# cores they overlap well. Prints how long each phase took, and the total.
+# cores they overlap well. When all of that has passed, the package test
+# (scripts/package-test.sh): the Debian packages built, installed, walked
+# through a decrypt on this host, purged, and everything undone; it comes
+# last and alone, as it uses the system's Apache and PostgreSQL cluster
+# (port 5432), which no other phase touches (the suite's clusters are
+# throwaway ones on free ports). Prints how long each phase took, and the
+# total.
 # Run as root on Debian 12. Exit status 0 only when everything passed.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -116,6 +122,15 @@ echo "    the valgrind pass took $(( $(date +%s) - vg_start ))s in all"
 
 if [ "$prc" -ne 0 ] || [ "$vrc" -ne 0 ]; then
   echo "integration tests failed (pytest: $prc, valgrind pass and $slow: $vrc)" >&2
+  exit 1
+fi
+
+echo "=== package test (scripts/package-test.sh), from $(( $(date +%s) - start ))s"
+krc=0
+scripts/package-test.sh || krc=$?
+phase_done "package test"
+if [ "$krc" -ne 0 ]; then
+  echo "the package test failed ($krc)" >&2
   exit 1
 fi
 echo "=== all tests passed in $(( $(date +%s) - start ))s"

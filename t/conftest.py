@@ -13,4 +13,5 @@ pytest_plugins = [
     "svtest.fixtures_core",
     "svtest.fixtures_daemon",
     "svtest.fixtures_httpd",
+    "svtest.fixtures_browser",
 ]
