@@ -373,6 +373,26 @@ int svm_auth_check(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd, const 
     return ok ? SVM_AUTH_OK : SVM_AUTH_FAILED;
 }
 
+int svm_auth_hash(request_rec *r, const svm_srv_conf *sc, const char *pw, apr_size_t len,
+                  char *out, apr_size_t outlen)
+{
+    sv_status rv;
+
+    if (!svm_slot_enter(sc->login_concurrency)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01210: password not hashed: %d "
+                      "Argon2id computations already run in this process",
+                      sc->login_concurrency);
+        return SVM_AUTH_BUSY;
+    }
+    rv = sv_pwhash_make(pw, len, out, outlen);
+    svm_slot_leave();
+    if (rv != SV_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01211: cannot hash a new password");
+        return SVM_AUTH_UNAVAILABLE;
+    }
+    return SVM_AUTH_OK;
+}
+
 /* The sign-in page's words for an account that must change its password
  * on a server without the console. */
 static const char *svm_must_change_text(request_rec *r, const svm_srv_conf *sc)

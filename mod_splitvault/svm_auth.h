@@ -26,6 +26,12 @@ const char *svm_auth_key_load(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *
 enum { SVM_AUTH_OK, SVM_AUTH_FAILED, SVM_AUTH_BUSY, SVM_AUTH_UNAVAILABLE };
 int svm_auth_check(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd, const char *name,
                    const char *pwhash, char *pw, apr_size_t len, int *refused);
+/* An Argon2id hash of a new password (lib/sv_pwhash, the CLI's parameters)
+ * into out, in one of the child's verification slots, as sign-in's
+ * checks: SVM_AUTH_OK, SVM_AUTH_BUSY (every slot taken) or
+ * SVM_AUTH_UNAVAILABLE (logged). */
+int svm_auth_hash(request_rec *r, const svm_srv_conf *sc, const char *pw, apr_size_t len,
+                  char *out, apr_size_t outlen);
 /* The sign-in page with status, msg (or NULL) above the form, styled as an
  * error (is_error) or a note: a failed sign-in is answered 200 all the same. */
 int svm_login_page(request_rec *r, const svm_srv_conf *sc, const char *msg, int is_error,

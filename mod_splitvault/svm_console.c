@@ -34,7 +34,9 @@
  * alphabet without look-alikes, kept in cleansed memory and shown once on
  * a no-store page; set ones follow splitvault-admin's rules (at least 12
  * characters, typed twice). Either is hashed with lib/sv_pwhash (the CLI's
- * Argon2id parameters). No password, hash or token is ever logged or
+ * Argon2id parameters), in one of the child's sign-in verification slots
+ * (svm_auth_hash), so a stolen admin session cannot tie up more memory
+ * and cores with it than sign-in can. No password, hash or token is ever logged or
  * audited; sessions are named by their opaque id, never by the token.
  * Disabling an account or resetting its password ends its sessions in the
  * same transaction. The own-password page checks the current password
@@ -200,14 +202,27 @@ static void svm_newpw_wipe(const apr_array_header_t *pairs, svm_newpw *np)
     }
 }
 
-/* Argon2id hash of np into out (SV_PWHASH_MAX). 0, or -1 (logged). */
-static int svm_pw_hash(request_rec *r, const svm_newpw *np, char *out)
+/* Argon2id hash of np into out (SV_PWHASH_MAX), in one of sign-in's
+ * verification slots (svm_auth_hash). 0, or -1 with the page sent that
+ * says why and *page its handler status. */
+static int svm_pw_hash(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                       const svm_newpw *np, char *out, int *page)
 {
-    if (sv_pwhash_make(np->pw, np->len, out, SV_PWHASH_MAX) != SV_OK) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV02302: cannot hash a new password");
-        return -1;
+    int rc = svm_auth_hash(r, sc, np->pw, np->len, out, SV_PWHASH_MAX);
+
+    if (rc == SVM_AUTH_OK)
+        return 0;
+    if (rc == SVM_AUTH_BUSY) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
+        *page = svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Busy",
+                                 "The server is busy checking passwords; nothing was "
+                                 "changed. Please try again in a moment.", st);
     }
-    return 0;
+    else
+        *page = svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Not done",
+                                 "The new password could not be stored; nothing was "
+                                 "changed.", st);
+    return -1;
 }
 
 /* The page for a failed database step: the role's want of privileges said
@@ -495,13 +510,12 @@ int svm_console_create(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                   apr_pstrcat(r->pool, "account ", name, ": password not accepted", NULL));
         return svm_console_list(r, sc, st, name, &caps, why, 0, pw_set, HTTP_BAD_REQUEST);
     }
-    rc = svm_pw_hash(r, &np, hash);
+    if (svm_pw_hash(r, sc, st, &np, hash, &rc) != 0) {
+        svm_newpw_wipe(pairs, &np);
+        return rc;
+    }
     if (!np.generated)
         svm_newpw_wipe(pairs, NULL); /* a generated one is still to be shown */
-    if (rc != 0) {
-        svm_newpw_wipe(pairs, &np);
-        return svm_con_unavailable(r, sc, st);
-    }
     detail = apr_pstrcat(r->pool, "account ", name, ": ", svm_caps_text(r->pool, &caps),
                          caps.admin && caps.decrypt ? " (admin and decrypt confirmed)" : "",
                          np.generated ? "; password generated" : "; password set by the admin",
@@ -804,11 +818,12 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
                       apr_pstrcat(r->pool, detail, ": password not accepted", NULL));
             return svm_account_show(r, sc, st, name, NULL, 0, why, HTTP_BAD_REQUEST);
         }
-        rc = svm_pw_hash(r, &np, hash);
+        if (svm_pw_hash(r, sc, st, &np, hash, &rc) != 0) {
+            svm_newpw_wipe(pairs, &np);
+            return rc;
+        }
         if (!np.generated)
             svm_newpw_wipe(pairs, NULL);
-        if (rc != 0)
-            return svm_con_unavailable(r, sc, st);
         detail = apr_pstrcat(r->pool, detail, np.generated ? ": password generated"
                              : ": password set by the admin", NULL);
     }
@@ -1004,10 +1019,11 @@ int svm_password_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     np.pw = n1->value;
     np.len = n1->len;
     np.generated = 0;
-    rc = svm_pw_hash(r, &np, hash);
+    if (svm_pw_hash(r, sc, st, &np, hash, &rc) != 0) {
+        svm_newpw_wipe(pairs, NULL);
+        return rc;
+    }
     svm_newpw_wipe(pairs, NULL);
-    if (rc != 0)
-        return svm_con_unavailable(r, sc, st);
     own = svm_session_hash(r, st);
     if (!own || svm_db_tx_begin(r, dbd) != APR_SUCCESS) {
         sv_cleanse(hash, sizeof(hash));
