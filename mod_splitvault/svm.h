@@ -11,7 +11,7 @@
  * (t/check-source.sh checks); each concern owns a range (config and start-up
  * 010xx, db 011xx, auth 012xx, session 013xx, routes and pages 014xx, intake
  * 015xx, update 016xx, daemon 017xx, audit 018xx, key1 019xx, form 020xx,
- * keys/decrypt 021xx, intake throttle 022xx). A tag keeps its number when
+ * keys/decrypt 021xx, intake throttle 022xx, staff console 023xx). A tag keeps its number when
  * its log site moves to another file (the key location's refusals in
  * svm_route.c, the DECRYPT answer check in svm_daemon.c).
  */

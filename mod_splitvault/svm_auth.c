@@ -29,6 +29,14 @@
  * network starts afresh), so sign-ins to one's own account do not buy
  * guesses at others. It always makes a new session token (no fixation)
  * and ends the session the request came with.
+ *
+ * An account whose password must be changed (staff.must_change, set when
+ * someone else set it: schema version 5) signs in only where the staff
+ * console is (SplitVaultStaffConsole On), and there only to the password
+ * page (svm_route.c keeps it there); elsewhere sign-in says so, with the
+ * console's address when SplitVaultStaffConsoleURL is set, and makes no
+ * session. The console's own-password page checks the current password
+ * through svm_auth_check, under the same throttle keys as sign-in.
  */
 #include "svm.h"
 #include "svm_auth.h"
@@ -316,17 +324,96 @@ static void svm_throttle_purge(request_rec *r, const svm_srv_conf *sc, ap_dbd_t 
     svm_db_exec(r, dbd, "svm_thr_purge", NULL, args);
 }
 
+int svm_auth_check(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd, const char *name,
+                   const char *pwhash, char *pw, apr_size_t len, int *refused)
+{
+    const char *keys[3];
+    char *lname, *c;
+    int ok;
+
+    *refused = 0;
+    lname = apr_pstrdup(r->pool, name ? name : "-invalid-");
+    for (c = lname; *c; c++)
+        *c = (char)apr_tolower(*c);
+    if (svm_throttle_keys(r, sc, lname, keys) != 0) {
+        sv_cleanse(pw, len);
+        return SVM_AUTH_UNAVAILABLE;
+    }
+    /* a verification slot of this child, then this attempt's place */
+    if (!svm_slot_enter(sc->login_concurrency)) {
+        sv_cleanse(pw, len);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01207: sign-in refused: %d password "
+                      "verifications already run in this process", sc->login_concurrency);
+        return SVM_AUTH_BUSY;
+    }
+    if (svm_throttle_reserve(r, sc, dbd, keys, refused) != 0) {
+        svm_slot_leave();
+        sv_cleanse(pw, len);
+        return SVM_AUTH_UNAVAILABLE;
+    }
+    if (*refused) {
+        /* answered at once: no Argon2id for an attempt that cannot succeed */
+        svm_slot_leave();
+        ok = 0;
+    }
+    else {
+#ifdef SV_TEST_HOOKS
+        if (svm_test_fault(r) && strcmp(svm_test_fault(r), "login-slow") == 0)
+            apr_sleep(apr_time_from_sec(2)); /* a verification that takes its time */
+#endif
+        /* the same Argon2id work whatever the name */
+        ok = sv_pwhash_verify(pwhash ? pwhash : svm_dummy_hash, pw, len);
+        svm_slot_leave();
+        ok = ok && pwhash;
+        svm_throttle_settle(r, dbd, keys, ok);
+    }
+    sv_cleanse(pw, len);
+    if (!ok)
+        svm_throttle_purge(r, sc, dbd);
+    return ok ? SVM_AUTH_OK : SVM_AUTH_FAILED;
+}
+
+int svm_auth_hash(request_rec *r, const svm_srv_conf *sc, const char *pw, apr_size_t len,
+                  char *out, apr_size_t outlen)
+{
+    sv_status rv;
+
+    if (!svm_slot_enter(sc->login_concurrency)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01210: password not hashed: %d "
+                      "Argon2id computations already run in this process",
+                      sc->login_concurrency);
+        return SVM_AUTH_BUSY;
+    }
+    rv = sv_pwhash_make(pw, len, out, outlen);
+    svm_slot_leave();
+    if (rv != SV_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01211: cannot hash a new password");
+        return SVM_AUTH_UNAVAILABLE;
+    }
+    return SVM_AUTH_OK;
+}
+
+/* The sign-in page's words for an account that must change its password
+ * on a server without the console. */
+static const char *svm_must_change_text(request_rec *r, const svm_srv_conf *sc)
+{
+    return sc->staff_console_url
+           ? apr_pstrcat(r->pool, "Your password must be changed at the staff console (",
+                         sc->staff_console_url, ") before you can sign in here.", NULL)
+           : "Your password must be changed at the staff console before you can sign in "
+             "here.";
+}
+
 int svm_login_post(request_rec *r, const svm_srv_conf *sc)
 {
     apr_array_header_t *pairs;
-    const char *why, *name, *keys[3], *pwhash = NULL, *outcome;
+    const char *why, *name, *pwhash = NULL, *outcome;
     const svm_pair *pn, *pp;
     ap_dbd_t *dbd;
     svm_rows res;
     apr_dbd_row_t *row;
     apr_int64_t staff_id = 0;
-    int rc, refused = 0, disabled = 0, ok;
-    char *lname, *c;
+    int rc, refused = 0, disabled = 0, must_change = 0, ok, v5;
 
     if ((rc = svm_form_read(r, 8192, &pairs, &why)) != OK)
         return svm_page_message(r, sc, rc, "Sign-in refused", why, NULL);
@@ -345,59 +432,34 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     if (!(dbd = svm_db(r)))
         goto unavailable;
     name = sv_actor_name_valid(pn->value, pn->len) ? apr_pstrdup(r->pool, pn->value) : NULL;
-    lname = apr_pstrdup(r->pool, name ? name : "-invalid-");
-    for (c = lname; *c; c++)
-        *c = (char)apr_tolower(*c);
-    if (svm_throttle_keys(r, sc, lname, keys) != 0)
-        goto unavailable;
+    v5 = svm_db_has(r, dbd, "svm_staff_get5");
     if (name) {
         const void *args[] = { name };
-        if (svm_db_select(r, dbd, "svm_staff_get", &res, args) == 0
+        if (svm_db_select(r, dbd, v5 ? "svm_staff_get5" : "svm_staff_get", &res, args) == 0
             && (row = svm_db_row(r, dbd, &res))) {
             staff_id = apr_atoi64(svm_db_col(r, dbd, row, 0));
             pwhash = svm_db_col(r, dbd, row, 1);
             disabled = *svm_db_col(r, dbd, row, 2) == 't';
+            must_change = v5 && *svm_db_col(r, dbd, row, 3) == 't';
             while (svm_db_row(r, dbd, &res))
                 ;
         }
     }
 
-    /* a verification slot of this child, then this attempt's place */
-    if (!svm_slot_enter(sc->login_concurrency)) {
-        sv_cleanse(pp->value, pp->len);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01207: sign-in refused: %d password "
-                      "verifications already run in this process", sc->login_concurrency);
+    rc = svm_auth_check(r, sc, dbd, name, pwhash && !disabled ? pwhash : NULL, pp->value,
+                        pp->len, &refused);
+    if (rc == SVM_AUTH_BUSY) {
         apr_table_setn(r->err_headers_out, "Retry-After", "1");
         return svm_page_message(r, sc, HTTP_SERVICE_UNAVAILABLE, "Sign-in busy",
                                 "Sign-in is busy right now; please try again in a moment.",
                                 NULL);
     }
-    if (svm_throttle_reserve(r, sc, dbd, keys, &refused) != 0) {
-        svm_slot_leave();
+    if (rc == SVM_AUTH_UNAVAILABLE)
         goto unavailable;
-    }
-    if (refused) {
-        /* answered at once: no Argon2id for an attempt that cannot succeed */
-        svm_slot_leave();
-        ok = 0;
-    }
-    else {
-#ifdef SV_TEST_HOOKS
-        if (svm_test_fault(r) && strcmp(svm_test_fault(r), "login-slow") == 0)
-            apr_sleep(apr_time_from_sec(2)); /* a verification that takes its time */
-#endif
-        /* the same Argon2id work whatever the name */
-        ok = sv_pwhash_verify(pwhash && !disabled ? pwhash : svm_dummy_hash, pp->value,
-                               pp->len);
-        svm_slot_leave();
-        ok = ok && pwhash && !disabled;
-        svm_throttle_settle(r, dbd, keys, ok);
-    }
-    sv_cleanse(pp->value, pp->len);
+    ok = rc == SVM_AUTH_OK;
 
     if (!ok) {
         outcome = refused ? "throttled" : "failed";
-        svm_throttle_purge(r, sc, dbd);
         /* only names of real accounts are recorded: an unknown "name" may be
          * a password typed into the wrong box */
         svm_audit(r, dbd, staff_id ? name : NULL, "sign-in", NULL, NULL, outcome,
@@ -406,6 +468,14 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01204: sign-in %s for %s", outcome,
                       staff_id ? name : "an unknown name");
         return svm_login_page(r, sc, SVM_LOGIN_FAILED, 1, HTTP_OK);
+    }
+    if (must_change && !sc->staff_console) {
+        /* the password is right, but only the console may take it from here */
+        svm_audit(r, dbd, name, "sign-in", NULL, NULL, "refused",
+                  "password must be changed at the staff console");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV01209: sign-in refused for %s: the "
+                      "password must be changed at the staff console", name);
+        return svm_login_page(r, sc, svm_must_change_text(r, sc), 1, HTTP_FORBIDDEN);
     }
     {
         const void *args[] = { apr_psprintf(r->pool, "%" APR_INT64_T_FMT, staff_id) };
@@ -416,8 +486,9 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     if (svm_session_create(r, sc, dbd, staff_id) != APR_SUCCESS)
         goto unavailable;
     svm_cookie_set(r, sc, "-login", "", 0);
-    svm_audit(r, dbd, name, "sign-in", NULL, NULL, "ok", NULL);
-    return svm_redirect(r, svm_url(r, sc, "/staff/"));
+    svm_audit(r, dbd, name, "sign-in", NULL, NULL, "ok",
+              must_change ? "password must be changed" : NULL);
+    return svm_redirect(r, svm_url(r, sc, must_change ? "/staff/password" : "/staff/"));
 
 unavailable:
     sv_cleanse(pp->value, pp->len);

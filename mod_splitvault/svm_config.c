@@ -51,6 +51,7 @@ void *svm_create_srv_conf(apr_pool_t *p, server_rec *s)
     sc->key1_share_timeout = UNSET;
     sc->key1_whole_file = UNSET;
     sc->key1_min_shares = UNSET;
+    sc->staff_console = UNSET;
     return sc;
 }
 
@@ -101,6 +102,8 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->key1_share_timeout = MERGE_INT(key1_share_timeout);
     sc->key1_whole_file = MERGE_INT(key1_whole_file);
     sc->key1_min_shares = MERGE_INT(key1_min_shares);
+    sc->staff_console = MERGE_INT(staff_console);
+    sc->staff_console_url = MERGE_PTR(staff_console_url);
     return sc;
 }
 
@@ -151,6 +154,8 @@ void svm_conf_defaults(svm_srv_conf *sc)
         sc->key1_whole_file = 1;
     if (sc->key1_min_shares == UNSET)
         sc->key1_min_shares = SVM_DEF_KEY1_MIN_SHARES;
+    if (sc->staff_console == UNSET)
+        sc->staff_console = 0;
 }
 
 int svm_cookie_secure(const svm_srv_conf *sc)
@@ -590,6 +595,39 @@ static const char *set_key1_whole_file(cmd_parms *cmd, void *dc, int on)
     return NULL;
 }
 
+static const char *set_staff_console(cmd_parms *cmd, void *dc, int on)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+
+    if (err)
+        return err;
+    sc->staff_console = on ? 1 : 0;
+    return NULL;
+}
+
+/* SplitVaultStaffConsoleURL URL: an absolute http(s) URL, shown as a link;
+ * no character that would need escaping in it. */
+static const char *set_staff_console_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    svm_srv_conf *sc;
+    const char *err = svm_cmd_ctx(cmd, &sc);
+    const char *c;
+    apr_size_t n = strlen(arg);
+
+    if (err)
+        return err;
+    for (c = arg; *c; c++)
+        if (*c <= ' ' || *c >= 0x7f || strchr("\"'<>\\`", *c))
+            break;
+    if (*c || n > 2000 || (strncmp(arg, "https://", 8) != 0 && strncmp(arg, "http://", 7) != 0)
+        || strlen(arg + (arg[4] == 's' ? 8 : 7)) == 0)
+        return "SplitVaultStaffConsoleURL: give an absolute http:// or https:// URL "
+               "(no spaces, quotes or angle brackets)";
+    sc->staff_console_url = arg;
+    return NULL;
+}
+
 static const char *set_allow_core(cmd_parms *cmd, void *dc, int on)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -669,6 +707,12 @@ const command_rec svm_cmds[] = {
     AP_INIT_RAW_ARGS("SplitVaultHSTS", set_hsts, NULL, RSRC_CONF,
                      "Strict-Transport-Security on HTTPS answers: max-age=SECONDS "
                      "[includeSubDomains] [preload], or Off (default max-age=31536000)"),
+    AP_INIT_FLAG("SplitVaultStaffConsole", set_staff_console, NULL, RSRC_CONF,
+                 "On: this server serves the staff console (staff accounts, sessions, own "
+                 "passwords); its DBDParams must name the console role (default Off)"),
+    AP_INIT_TAKE1("SplitVaultStaffConsoleURL", set_staff_console_url, NULL, RSRC_CONF,
+                  "Address of the staff console the staff pages link to for password "
+                  "changes when this server has none (default: no link)"),
     AP_INIT_FLAG("SplitVaultAllowCoreDumps", set_allow_core, NULL, RSRC_CONF,
                  "On: httpd children may dump core (debugging only: a core dump may hold "
                  "key1, key shares and submitted values; default Off)"),

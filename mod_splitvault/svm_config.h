@@ -61,6 +61,13 @@ typedef struct {
     int key1_whole_file;      /* SplitVaultKey1WholeFile: -1 unset, default on */
     int key1_min_shares;      /* SplitVaultKey1MinShares: least k accepted */
 
+    /* SplitVaultStaffConsole: -1 unset, default off; the console's pages
+     * (svm_console.c) exist only where it is on */
+    int staff_console;
+    /* SplitVaultStaffConsoleURL: where staff change passwords when this
+     * server has no console, or NULL */
+    const char *staff_console_url;
+
     /* run time (not merged) */
     SSL_CTX *ssl_ctx;         /* built at check_config */
     svm_dpool *dpool;         /* per child, created in child_init */

@@ -19,7 +19,11 @@
  * privileges these statements need and no more (column by column where a
  * table is only partly written): a new statement, or a column a statement
  * newly reads or writes, needs its grant there. t/test_module_dbroles.py
- * checks every statement of the table below against the web role.
+ * checks every statement of the table below against the web role. The
+ * staff console's statements (svm_con_*, SplitVaultStaffConsole On) run as
+ * the console role, which holds the web role's grants and theirs; the
+ * same test checks them against it, and that the web role may not run
+ * their writes.
  */
 #include "svm.h"
 #include "svm_db.h"
@@ -176,6 +180,82 @@ static const svm_lazy_def svm_stmts_lazy[] = {
       "WHERE first_failure <= now() - make_interval(secs => %s::int) "
       "AND (locked_until IS NULL OR locked_until <= now()) "
       "AND (pending = 0 OR pending_until <= now()) LIMIT 100)", 3 },
+    /* ---- schema version 5: the staff console's columns. Each of the
+     * first three replaces a statement above where the database has them
+     * (svm_db_has); before version 5 no account must change its password
+     * and sessions have no address. */
+    { "svm_sess_touch5",
+      "UPDATE sessions s SET last_seen = now() FROM staff st "
+      "WHERE s.token_hash = decode(%s, 'hex') AND st.id = s.staff_id AND NOT st.disabled "
+      "AND s.expires > now() AND s.last_seen > now() - make_interval(secs => %s::int) "
+      "RETURNING st.id, st.name, st.can_update, st.can_decrypt, st.can_admin, "
+      "st.must_change", 5 },
+    { "svm_sess_insert5",
+      "INSERT INTO sessions (token_hash, staff_id, expires, address, user_agent) "
+      "VALUES (decode(%s, 'hex'), %s::bigint, now() + make_interval(secs => %s::int), "
+      "left(%s, 64), left(%s, 200))", 5 },
+    { "svm_staff_get5",
+      "SELECT id, pwhash, disabled, must_change FROM staff WHERE name = %s", 5 },
+    /* the console (svm_console.c), as the console role: every account,
+     * its flags, last sign-in and live sessions (arg: idle seconds) */
+    { "svm_con_staff_list",
+      "SELECT st.name, st.can_update, st.can_decrypt, st.can_admin, st.disabled, "
+      "st.must_change, coalesce(to_char(st.last_login AT TIME ZONE 'UTC', " UTC_FMT "), ''), "
+      "(SELECT count(*) FROM sessions s WHERE s.staff_id = st.id AND s.expires > now() "
+      "AND s.last_seen > now() - make_interval(secs => %s::int)) "
+      "FROM staff st ORDER BY st.name", 5 },
+    { "svm_con_staff_get",
+      "SELECT id, name, can_update, can_decrypt, can_admin, disabled, must_change, "
+      "coalesce(to_char(last_login AT TIME ZONE 'UTC', " UTC_FMT "), ''), "
+      "to_char(created AT TIME ZONE 'UTC', " UTC_FMT "), "
+      "coalesce(to_char(password_changed AT TIME ZONE 'UTC', " UTC_FMT "), '') "
+      "FROM staff WHERE name = %s", 5 },
+    /* the live sessions of an account (args: the viewer's token hash,
+     * which marks their own, the account's id, idle seconds): an opaque
+     * number, never the token or its hash */
+    { "svm_con_sess_list",
+      "SELECT id, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
+      "to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
+      "to_char(expires AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), coalesce(address, ''), "
+      "coalesce(user_agent, ''), token_hash = decode(%s, 'hex') FROM sessions "
+      "WHERE staff_id = %s::bigint AND expires > now() "
+      "AND last_seen > now() - make_interval(secs => %s::int) ORDER BY created DESC, id", 5 },
+    /* a new account; no row when the name is taken */
+    { "svm_con_staff_insert",
+      "INSERT INTO staff (name, pwhash, can_update, can_decrypt, can_admin, must_change, "
+      "password_changed) VALUES (%s, %s, %s::boolean, %s::boolean, %s::boolean, true, now()) "
+      "ON CONFLICT DO NOTHING RETURNING id", 5 },
+    /* inside a change's transaction: the acting admin, the target and
+     * every enabled admin, locked, so that two admins' changes take turns
+     * and the lock-out checks (svm_console.c) see what the other did.
+     * Args: the actor's id, the target's name. */
+    { "svm_con_staff_lock",
+      "SELECT id, name, can_admin AND NOT disabled, can_decrypt FROM staff "
+      "WHERE (can_admin AND NOT disabled) OR id = %s::bigint OR name = %s "
+      "ORDER BY id FOR UPDATE", 5 },
+    { "svm_con_staff_caps",
+      "UPDATE staff SET can_update = %s::boolean, can_decrypt = %s::boolean, "
+      "can_admin = %s::boolean, updated = now() WHERE id = %s::bigint", 5 },
+    { "svm_con_staff_disable",
+      "UPDATE staff SET disabled = %s::boolean, updated = now() WHERE id = %s::bigint", 5 },
+    { "svm_con_staff_passwd",
+      "UPDATE staff SET pwhash = %s, must_change = %s::boolean, password_changed = now(), "
+      "updated = now() WHERE id = %s::bigint", 5 },
+    { "svm_con_sess_end_all",
+      "DELETE FROM sessions WHERE staff_id = %s::bigint", 5 },
+    { "svm_con_sess_end_one",
+      "DELETE FROM sessions WHERE staff_id = %s::bigint AND id = %s::bigint", 5 },
+    /* own password: every session of the account but the one in use */
+    { "svm_con_sess_end_others",
+      "DELETE FROM sessions WHERE staff_id = %s::bigint "
+      "AND token_hash <> decode(%s, 'hex')", 5 },
+    { "svm_con_own_get",
+      "SELECT pwhash FROM staff WHERE id = %s::bigint AND NOT disabled", 5 },
+    /* only while the hash is still the one the current password was
+     * checked against (an admin's reset in between wins) */
+    { "svm_con_own_passwd",
+      "UPDATE staff SET pwhash = %s, must_change = false, password_changed = now(), "
+      "updated = now() WHERE id = %s::bigint AND pwhash = %s AND NOT disabled", 5 },
     /* the page's eight columns, then the row as its hash covers it
      * (lib/sv_auditchain.h; nullable columns as 'N' or 'V' and the value),
      * prev_hash, hash, the row's id for the order, and the chain head, all
@@ -297,7 +377,31 @@ ap_dbd_t *svm_db(request_rec *r)
     return dbd;
 }
 
+static apr_dbd_prepared_t *svm_stmt_get(request_rec *r, ap_dbd_t *dbd, const char *label,
+                                        int quiet);
+
 apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label)
+{
+    return svm_stmt_get(r, dbd, label, 0);
+}
+
+int svm_db_has(request_rec *r, ap_dbd_t *dbd, const char *label)
+{
+    static int told;
+
+    if (svm_stmt_get(r, dbd, label, 1))
+        return 1;
+    if (!told) {
+        told = 1; /* once per process: every request asks */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01113: the main database is older "
+                      "than schema version 5: no staff console, password changes or session "
+                      "addresses until `splitvault-admin schema` has run");
+    }
+    return 0;
+}
+
+static apr_dbd_prepared_t *svm_stmt_get(request_rec *r, ap_dbd_t *dbd, const char *label,
+                                        int quiet)
 {
     apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
     const svm_lazy_def *d;
@@ -315,6 +419,8 @@ apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label)
     /* first use on this connection: prepare it now, in the connection's
      * own pool and statement table, as mod_dbd does with the others */
     rv = apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, d->sql, d->label, &st);
+    if (rv && quiet)
+        return NULL;
     if (rv) {
         const char *e = apr_dbd_error(dbd->driver, dbd->handle, rv);
         const char *nl = e ? strchr(e, '\n') : NULL;
@@ -348,6 +454,7 @@ typedef struct {
     int in_tx;
     int lost;
     int repaired;
+    int denied;     /* a statement was refused for want of a privilege */
 } svm_db_state;
 
 static svm_db_state *svm_db_st(request_rec *r)
@@ -360,6 +467,28 @@ static svm_db_state *svm_db_st(request_rec *r)
         apr_pool_userdata_setn(v, "svm_db_state", NULL, r->pool);
     }
     return v;
+}
+
+/* A statement refused for want of a privilege: one line that says which
+ * role the server needs, instead of SV01103/SV01104; remembered for
+ * svm_db_denied(). */
+static int svm_db_refused(request_rec *r, ap_dbd_t *dbd, const char *label, int rv)
+{
+    const char *e = apr_dbd_error(dbd->driver, dbd->handle, rv);
+
+    if (!e || !strstr(e, "permission denied"))
+        return 0;
+    svm_db_st(r)->denied = 1;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01114: %s refused by the database: %s "
+                  "(this server's DBDParams name a role without its privileges; "
+                  "SplitVaultStaffConsole needs the console role: docs/configuration.md)",
+                  label, svm_db_err(r, dbd, rv));
+    return 1;
+}
+
+int svm_db_denied(request_rec *r)
+{
+    return svm_db_st(r)->denied;
 }
 
 /* 1 when rv means "prepared statement ... does not exist". */
@@ -447,8 +576,9 @@ apr_status_t svm_db_exec(request_rec *r, ap_dbd_t *dbd, const char *label, int *
     if (rv && svm_db_after_failure(r, dbd, rv))
         rv = apr_dbd_pbquery(dbd->driver, r->pool, dbd->handle, &n, st, args);
     if (rv) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01103: %s failed: %s", label,
-                      svm_db_err(r, dbd, rv));
+        if (!svm_db_refused(r, dbd, label, rv))
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01103: %s failed: %s", label,
+                          svm_db_err(r, dbd, rv));
         return APR_EGENERAL;
     }
     if (nrows)
@@ -470,8 +600,9 @@ apr_status_t svm_db_select(request_rec *r, ap_dbd_t *dbd, const char *label, svm
     if (rv && svm_db_after_failure(r, dbd, rv))
         rv = apr_dbd_pbselect(dbd->driver, r->pool, dbd->handle, &rows->res, st, 1, args);
     if (rv) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01104: %s failed: %s", label,
-                      svm_db_err(r, dbd, rv));
+        if (!svm_db_refused(r, dbd, label, rv))
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01104: %s failed: %s", label,
+                          svm_db_err(r, dbd, rv));
         return APR_EGENERAL;
     }
     return APR_SUCCESS;

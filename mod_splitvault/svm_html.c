@@ -96,6 +96,15 @@ void svm_page_begin(request_rec *r, const svm_srv_conf *sc, const char *title,
         if (st->can_admin)
             ap_rprintf(r, " <a href=\"%s\">Audit log</a>",
                        svm_esc(r->pool, svm_url(r, sc, "/staff/audit")));
+        if (st->can_admin && sc->staff_console)
+            ap_rprintf(r, " <a id=\"nav-staff\" href=\"%s\">Staff</a>",
+                       svm_esc(r->pool, svm_url(r, sc, "/staff/console")));
+        if (sc->staff_console)
+            ap_rprintf(r, " <a id=\"nav-password\" href=\"%s\">Your password</a>",
+                       svm_esc(r->pool, svm_url(r, sc, "/staff/password")));
+        else if (sc->staff_console_url)
+            ap_rprintf(r, " <a id=\"nav-password\" href=\"%s\">Change your password</a>",
+                       svm_esc(r->pool, sc->staff_console_url));
         ap_rprintf(r, "</nav><form class=\"signout\" method=\"post\" action=\"%s\">"
                    "<span class=\"who\">Signed in as <strong>%s</strong></span> "
                    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
@@ -166,6 +175,9 @@ static const char svm_css[] =
     ".bar nav a{margin-right:1rem;font-weight:600}\n"
     ".signout{margin:0}.who{color:var(--muted);margin-right:.5rem}\n"
     "label{display:block;font-weight:600;margin:1rem 0 .25rem}\n"
+    "label.inline{display:inline;font-weight:400;margin:0}\n"
+    "fieldset{border:1px solid var(--line);border-radius:6px;margin:1rem 0;"
+    "padding:.25rem 1rem .75rem}\n"
     ".hint{color:var(--muted);font-size:.9rem;font-weight:400}\n"
     "input[type=text],input[type=password],input[type=search],input[type=date],textarea{"
     "width:100%;padding:.5rem;font:inherit;border:1px solid #8c959f;border-radius:4px}\n"

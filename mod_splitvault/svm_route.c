@@ -9,9 +9,12 @@
  * order, before any page function runs:
  *
  *   1. the handler is ours and the server has a SplitVault configuration;
- *   2. the path is a route of the area (else 404);
+ *   2. the path is a route of the area (else 404; the console's routes
+ *      are no route where SplitVaultStaffConsole is Off);
  *   3. a session, when a route of the path needs one (else a GET goes to
- *      the sign-in page, anything else gets 403);
+ *      the sign-in page, anything else gets 403); a session whose password
+ *      must be changed reaches only the password page and sign-out (a GET
+ *      goes to the password page, anything else gets 403);
  *   4. the area's own capability, when it has one (the key location is for
  *      admins whatever the method);
  *   5. the method is one of the path's (else 405 with Allow);
@@ -30,6 +33,13 @@
  *   POST B/staff/record/REF/update   write-only update   (can_update)
  *   POST B/staff/record/REF/decrypt  decrypt             (can_decrypt)
  *   GET  B/staff/audit             audit log            (can_admin)
+ *   GET  B/staff/console           staff accounts       (can_admin; console)
+ *   POST B/staff/console/create    create an account    (can_admin; console)
+ *   GET  B/staff/console/account   one account          (can_admin; console)
+ *   POST B/staff/console/account   change it, its sessions (can_admin; console)
+ *   GET  B/staff/password          own password form    (console)
+ *   POST B/staff/password          change it            (console)
+ * ("console": only with SplitVaultStaffConsole On, svm_console.c.)
  * Handler "splitvault-keys" (any path where it is set): the key location,
  * GET and POST, for admins (can_admin). No GET changes anything.
  */
@@ -38,6 +48,7 @@
 #include "svm_audit.h"
 #include "svm_auth.h"
 #include "svm_config.h"
+#include "svm_console.h"
 #include "svm_csrf.h"
 #include "svm_db.h"
 #include "svm_decrypt.h"
@@ -84,6 +95,8 @@ typedef struct {
     /* or, when the body says which action it is, its name from the body */
     const char *(*action_of)(const apr_array_header_t *pairs);
     svm_route_fn fn;
+    int console;          /* exists only with SplitVaultStaffConsole On */
+    int while_must_change; /* open to a session whose password must be changed */
 } svm_route;
 
 /* ---- the page functions, as routes --------------------------------------- */
@@ -161,36 +174,89 @@ static int rt_decrypt(request_rec *r, const svm_srv_conf *sc, svm_staff *st, svm
     return svm_decrypt_post(r, sc, st, q->ref, q->pairs);
 }
 
+static int rt_console(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                      svm_route_req *q)
+{
+    return svm_console_page(r, sc, st);
+}
+
+static int rt_console_create(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                             svm_route_req *q)
+{
+    return svm_console_create(r, sc, st, q->pairs);
+}
+
+static int rt_account_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                           svm_route_req *q)
+{
+    return svm_console_account_page(r, sc, st);
+}
+
+static int rt_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                           svm_route_req *q)
+{
+    return svm_console_account_post(r, sc, st, q->pairs);
+}
+
+static int rt_password_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                            svm_route_req *q)
+{
+    return svm_password_page(r, sc, st);
+}
+
+static int rt_password_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
+                            svm_route_req *q)
+{
+    return svm_password_post(r, sc, st, q->pairs);
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 /* Handler "splitvault", paths under SplitVaultBase. */
 static const svm_route svm_routes_main[] = {
-    { SVM_ANY_METHOD, "/style.css", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_stylesheet },
-    { M_GET, "", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_form },
-    { M_POST, "", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_intake },
-    { M_GET, "/", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_form },
-    { M_POST, "/", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_intake },
+    { SVM_ANY_METHOD, "/style.css", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL,
+      rt_stylesheet, 0, 0 },
+    { M_GET, "", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_form, 0, 0 },
+    { M_POST, "", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_intake, 0, 0 },
+    { M_GET, "/", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_form, 0, 0 },
+    { M_POST, "/", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_intake, 0, 0 },
     /* the sign-in form carries its own login CSRF token (svm_auth.c) */
-    { M_GET, "/staff/login", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_login_page },
-    { M_POST, "/staff/login", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_login },
-    { M_POST, "/staff/logout", SVM_NEED_SESSION, SVM_CSRF_FORM, "sign-out", NULL, rt_logout },
-    { M_GET, "/staff", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL, rt_list },
-    { M_GET, "/staff/", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL, rt_list },
-    { M_GET, "/staff/record/{ref}", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL, rt_record },
+    { M_GET, "/staff/login", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_login_page, 0, 0 },
+    { M_POST, "/staff/login", SVM_NEED_NONE, SVM_CSRF_NONE, NULL, NULL, rt_login, 0, 0 },
+    { M_POST, "/staff/logout", SVM_NEED_SESSION, SVM_CSRF_FORM, "sign-out", NULL, rt_logout,
+      0, 1 },
+    { M_GET, "/staff", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL, rt_list, 0, 0 },
+    { M_GET, "/staff/", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL, rt_list, 0, 0 },
+    { M_GET, "/staff/record/{ref}", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL,
+      rt_record, 0, 0 },
     { M_POST, "/staff/record/{ref}/update", SVM_NEED_UPDATE, SVM_CSRF_FORM, "update", NULL,
-      rt_update },
+      rt_update, 0, 0 },
     { M_POST, "/staff/record/{ref}/decrypt", SVM_NEED_DECRYPT, SVM_CSRF_FORM, "decrypt", NULL,
-      rt_decrypt },
-    { M_GET, "/staff/audit", SVM_NEED_ADMIN, SVM_CSRF_NONE, "audit-view", NULL, rt_audit },
+      rt_decrypt, 0, 0 },
+    { M_GET, "/staff/audit", SVM_NEED_ADMIN, SVM_CSRF_NONE, "audit-view", NULL,
+      rt_audit, 0, 0 },
+    /* the staff console (svm_console.c) */
+    { M_GET, "/staff/console", SVM_NEED_ADMIN, SVM_CSRF_NONE, "staff-console-view", NULL,
+      rt_console, 1, 0 },
+    { M_POST, "/staff/console/create", SVM_NEED_ADMIN, SVM_CSRF_FORM, "staff-create", NULL,
+      rt_console_create, 1, 0 },
+    { M_GET, "/staff/console/account", SVM_NEED_ADMIN, SVM_CSRF_NONE, "staff-console-view",
+      NULL, rt_account_page, 1, 0 },
+    { M_POST, "/staff/console/account", SVM_NEED_ADMIN, SVM_CSRF_FORM, "staff-console",
+      svm_console_action, rt_account_post, 1, 0 },
+    { M_GET, "/staff/password", SVM_NEED_SESSION, SVM_CSRF_NONE, NULL, NULL,
+      rt_password_page, 1, 1 },
+    { M_POST, "/staff/password", SVM_NEED_SESSION, SVM_CSRF_FORM, "password-change", NULL,
+      rt_password_post, 1, 1 },
 };
 
 /* Handler "splitvault-keys": wherever it is set (path NULL: any). */
 static const svm_route svm_routes_keys[] = {
-    { M_GET, NULL, SVM_NEED_SESSION, SVM_CSRF_NONE, "keys-view", NULL, rt_keys_page },
+    { M_GET, NULL, SVM_NEED_SESSION, SVM_CSRF_NONE, "keys-view", NULL, rt_keys_page, 0, 0 },
     /* "key1-post" names a POST whose body was not read (so its action is
      * unknown); once it is, svm_keys_audit_action names it */
     { M_POST, NULL, SVM_NEED_SESSION, SVM_CSRF_UPLOAD, "key1-post", svm_keys_audit_action,
-      rt_keys_post },
+      rt_keys_post, 0, 0 },
 };
 
 /* An area: a handler, its routes, and how it words a refusal. */
@@ -319,6 +385,8 @@ static int svm_route_run(request_rec *r, const svm_area *a)
     /* the routes of this path, and the one for this method */
     for (i = 0; i < a->nroutes; i++) {
         const svm_route *x = &a->routes[i];
+        if (x->console && !sc->staff_console)
+            continue;
         if (!svm_path_match(r, x->path, rel, &ref))
             continue;
         if (!first)
@@ -342,6 +410,18 @@ static int svm_route_run(request_rec *r, const svm_area *a)
             return svm_redirect(r, svm_url(r, sc, "/staff/login"));
         return svm_page_message(r, sc, HTTP_FORBIDDEN, "Not signed in", a->not_signed_in,
                                 NULL);
+    }
+    if (st && st->must_change && !(rt && rt->while_must_change)) {
+        /* only the password page until the password is changed */
+        ap_dbd_t *dbd;
+        if (r->method_number == M_GET && sc->staff_console && a->under_base)
+            return svm_redirect(r, svm_url(r, sc, "/staff/password"));
+        if (r->method_number == M_POST && (dbd = svm_db(r)))
+            svm_audit(r, dbd, st->name, rt && rt->action ? rt->action : "request", ref, NULL,
+                      "refused", "the password must be changed first");
+        return svm_page_message(r, sc, HTTP_FORBIDDEN, "Change your password first",
+                                "Your password must be changed before you go on. Nothing "
+                                "was changed.", st);
     }
     if (!svm_has(st, a->need))
         return svm_denied(r, sc, a, st, r->method_number == M_POST && rt ? rt->action

@@ -7,7 +7,9 @@
  * end sharing the database accepts them. A cookie that matches no live row
  * (planted, expired, signed out) is simply no session. Cookie: HttpOnly,
  * SameSite=Strict, Path=/, and Secure with the __Host- prefix unless
- * SplitVaultCookieSecure Off.
+ * SplitVaultCookieSecure Off. Since schema version 5 a session also keeps
+ * the client's address and User-Agent at sign-in (the console lists them),
+ * and the account's must_change comes with every request's staff member.
  */
 #include "svm.h"
 #include "svm_session.h"
@@ -95,6 +97,13 @@ unsigned char *svm_cookie_token(request_rec *r, const svm_srv_conf *sc, const ch
 }
 
 /* Hex SHA-256 of the raw token: the only form the database sees. */
+static const char *svm_token_hash(request_rec *r, const unsigned char *tok);
+
+const char *svm_session_hash(request_rec *r, const svm_staff *st)
+{
+    return svm_token_hash(r, st->token);
+}
+
 static const char *svm_token_hash(request_rec *r, const unsigned char *tok)
 {
     unsigned char md[32];
@@ -117,7 +126,8 @@ svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc)
 {
     svm_req_state *rs = ap_get_module_config(r->request_config, &splitvault_module);
     unsigned char *tok;
-    const char *hash, *idle;
+    const char *hash, *idle, *label;
+    int v5;
     ap_dbd_t *dbd;
     svm_rows res;
     apr_dbd_row_t *row;
@@ -135,9 +145,11 @@ svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc)
     if (!(dbd = svm_db(r)))
         return NULL;
     idle = apr_itoa(r->pool, sc->session_idle);
+    v5 = svm_db_has(r, dbd, "svm_sess_touch5");
+    label = v5 ? "svm_sess_touch5" : "svm_sess_touch";
     {
         const void *args[] = { hash, idle };
-        if (svm_db_select(r, dbd, "svm_sess_touch", &res, args))
+        if (svm_db_select(r, dbd, label, &res, args))
             return NULL;
     }
     if ((row = svm_db_row(r, dbd, &res))) {
@@ -147,6 +159,7 @@ svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc)
         st->can_update = *svm_db_col(r, dbd, row, 2) == 't';
         st->can_decrypt = *svm_db_col(r, dbd, row, 3) == 't';
         st->can_admin = *svm_db_col(r, dbd, row, 4) == 't';
+        st->must_change = v5 && *svm_db_col(r, dbd, row, 5) == 't';
         st->token = tok;
         st->csrf = svm_csrf_derive(r->pool, tok, SVM_CSRF_SESSION);
         while (svm_db_row(r, dbd, &res))
@@ -155,6 +168,21 @@ svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc)
     }
     rs->st = st;
     return st;
+}
+
+/* The User-Agent as the console shows it: printable ASCII only (others
+ * become '?'), at most 200 characters; NULL when there is none. */
+static const char *svm_session_ua(apr_pool_t *p, const char *ua)
+{
+    char *out, *c;
+
+    if (!ua || !*ua)
+        return NULL;
+    out = apr_pstrndup(p, ua, 200);
+    for (c = out; *c; c++)
+        if (*c < ' ' || *c > '~')
+            *c = '?';
+    return out;
 }
 
 apr_status_t svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,
@@ -172,7 +200,14 @@ apr_status_t svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t
         const void *purge[] = { id, apr_itoa(r->pool, sc->session_idle) };
         svm_db_exec(r, dbd, "svm_sess_purge", NULL, purge);
     }
-    {
+    if (svm_db_has(r, dbd, "svm_sess_insert5")) {
+        const char *ua = apr_table_get(r->headers_in, "User-Agent");
+        const void *args[] = { hash, id, apr_itoa(r->pool, sc->session_max),
+                               r->useragent_ip, svm_session_ua(r->pool, ua) };
+        if (svm_db_exec(r, dbd, "svm_sess_insert5", NULL, args) != APR_SUCCESS)
+            return APR_EGENERAL;
+    }
+    else {
         const void *args[] = { hash, id, apr_itoa(r->pool, sc->session_max) };
         if (svm_db_exec(r, dbd, "svm_sess_insert", NULL, args) != APR_SUCCESS)
             return APR_EGENERAL;

@@ -17,12 +17,15 @@ typedef struct svm_staff {
     int can_update;
     int can_decrypt;
     int can_admin;
+    int must_change;           /* the password must be changed first (schema 5) */
     unsigned char *token;      /* SVM_TOKEN_LEN bytes, cleansed memory */
     const char *csrf;          /* hex CSRF token for this session */
 } svm_staff;
 
 /* The signed-in staff member of this request, or NULL. Touches last_seen. */
 svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc);
+/* Hex SHA-256 of st's session token (the form the database keeps), or NULL. */
+const char *svm_session_hash(request_rec *r, const svm_staff *st);
 /* Create a session for staff id; sets the cookie. APR_SUCCESS, or
  * APR_EGENERAL (logged). */
 apr_status_t svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd,

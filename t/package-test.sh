@@ -250,7 +250,7 @@ else
 fi
 [ -z "$(pg_sql "SELECT 1 FROM pg_database WHERE datname = 'splitvault'")" ] ||
     { say "database splitvault exists in $pgver/$pgcluster: refused"; exit 2; }
-for r in splitvault_owner splitvault_web; do
+for r in splitvault_owner splitvault_web splitvault_console; do
     [ -n "$(pg_sql "SELECT 1 FROM pg_roles WHERE rolname = '$r'")" ] || roles_made="$roles_made $r"
 done
 runuser -u postgres -- createdb splitvault || die "createdb failed"

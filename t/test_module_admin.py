@@ -21,11 +21,12 @@ def test_schema_apply_and_migrate(pg):
         assert "applied schema version 2" in p.stdout
         assert "applied schema version 3" in p.stdout
         assert "applied schema version 4" in p.stdout
+        assert "applied schema version 5" in p.stdout
         p = admin(db, "schema", "--sql-dir", str(db_sql()))
-        assert p.returncode == 0 and "up to date (version 4)" in p.stdout
+        assert p.returncode == 0 and "up to date (version 5)" in p.stdout
         assert db.query("SELECT version, name FROM schema_version ORDER BY version") == \
             [(1, "initial"), (2, "login-throttle"), (3, "login-throttle-pairs"),
-             (4, "audit-chain")]
+             (4, "audit-chain"), (5, "staff-console")]
         db.query("INSERT INTO schema_version (version, name) VALUES (99, 'future')")
         p = admin(db, "schema", "--sql-dir", str(db_sql()))
         assert p.returncode != 0 and "newer than these files" in p.stderr

@@ -222,3 +222,25 @@ def test_every_log_site_has_its_own_tag():
                                                                    f.name)
             seen[tags[0]] = f.name
     assert len(seen) > 40
+
+
+@pytest.mark.parametrize("value", ["javascript:alert(1)", "https://", "/relative/path",
+                                   '"https://x.example/a b"', "https://x.example/<b>",
+                                   "ftp://x.example/"],
+                         ids=["javascript", "no-host", "relative", "space", "angle", "ftp"])
+def test_staff_console_url_refused(workdir, pki, value):
+    rc, out = check(workdir, pki, directives={"SplitVaultStaffConsoleURL": value})
+    assert rc != 0 and "SplitVaultStaffConsoleURL: give an absolute" in out, out
+
+
+def test_staff_console_directives(workdir, pki):
+    """On or Off, in the main server and a virtual host; not in a
+    <Location> (nor .htaccess)."""
+    rc, out = check(workdir, pki, directives={
+        "SplitVaultStaffConsole": "Off",
+        "SplitVaultStaffConsoleURL": "https://console.example:8443/splitvault/staff/password"},
+        extra="<VirtualHost 127.0.0.1:1>\nSplitVaultStaffConsole On\n</VirtualHost>")
+    assert rc == 0 and "Syntax OK" in out, out
+    rc, out = check(workdir, pki, name="h2",
+                    extra="<Location /x>\nSplitVaultStaffConsole On\n</Location>")
+    assert rc != 0 and "SplitVaultStaffConsole" in out and "not allowed" in out, out

@@ -22,12 +22,13 @@ from svtest.data import GOOD
 
 # What the web role may do, restated from docs/schema.md: per table, the
 # privilege and the columns it covers ("*": the whole table).
-STAFF_READ = {"id", "name", "pwhash", "can_update", "can_decrypt", "can_admin", "disabled"}
+STAFF_READ = {"id", "name", "pwhash", "can_update", "can_decrypt", "can_admin", "disabled",
+              "must_change"}
 EXPECTED = {
     "schema_version": {},
     "staff": {"SELECT": STAFF_READ, "UPDATE": {"last_login"}},
     "sessions": {"SELECT": {"token_hash", "staff_id", "last_seen", "expires"},
-                 "INSERT": {"token_hash", "staff_id", "expires"},
+                 "INSERT": {"token_hash", "staff_id", "expires", "address", "user_agent"},
                  "UPDATE": {"last_seen"}, "DELETE": "*"},
     "login_throttle": {"SELECT": "*", "INSERT": "*", "UPDATE": "*", "DELETE": "*"},
     "key1": {"SELECT": "*"},
@@ -44,11 +45,44 @@ EXPECTED = {
     "audit_head": {"SELECT": "*"},
 }
 # audit_id_seq: drawn by the chaining trigger as the owner (version 4)
+# sessions_id_seq: a session's id is the column's default (version 5)
 EXPECTED_SEQUENCES = {"records_id_seq": {"USAGE"}, "audit_id_seq": set(),
-                      "staff_id_seq": set()}
+                      "staff_id_seq": set(), "sessions_id_seq": {"USAGE"}}
+# What the console role may do: the web role's list and the console's own
+# (docs/schema.md): staff created and changed, sessions listed.
+EXPECTED_CONSOLE = dict(
+    EXPECTED,
+    staff={"SELECT": STAFF_READ | {"last_login", "created", "password_changed"},
+           "INSERT": {"name", "pwhash", "can_update", "can_decrypt", "can_admin", "must_change",
+                      "password_changed"},
+           "UPDATE": {"last_login", "pwhash", "can_update", "can_decrypt", "can_admin",
+                      "disabled", "must_change", "password_changed", "updated"}},
+    sessions=dict(EXPECTED["sessions"],
+                  SELECT=EXPECTED["sessions"]["SELECT"] | {"id", "created", "address",
+                                                           "user_agent"}))
+EXPECTED_SEQUENCES_CONSOLE = dict(EXPECTED_SEQUENCES, staff_id_seq={"USAGE"})
+# the columns of schema version 5
+V5_COLUMNS = {"staff": {"must_change", "password_changed"},
+              "sessions": {"id", "address", "user_agent"}}
+
+
+def before_5(expected):
+    """expected without the columns schema version 5 added."""
+    out = {}
+    for t, privs in expected.items():
+        out[t] = {}
+        for p, cols in privs.items():
+            if cols != "*":
+                cols = cols - V5_COLUMNS.get(t, set())
+            out[t][p] = cols
+    return out
+
+
 # before schema version 4: no chain head, and the web role drew audit ids
-EXPECTED_BEFORE_4 = {t: p for t, p in EXPECTED.items() if t != "audit_head"}
-EXPECTED_SEQUENCES_BEFORE_4 = dict(EXPECTED_SEQUENCES, audit_id_seq={"USAGE"})
+EXPECTED_BEFORE_4 = {t: p for t, p in before_5(EXPECTED).items() if t != "audit_head"}
+EXPECTED_SEQUENCES_BEFORE_4 = {s: p for s, p in dict(EXPECTED_SEQUENCES,
+                                                     audit_id_seq={"USAGE"}).items()
+                               if s != "sessions_id_seq"}
 TABLE_PRIVS = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 COLUMN_PRIVS = ("SELECT", "INSERT", "UPDATE", "REFERENCES")
 
@@ -138,6 +172,43 @@ def test_web_role_holds_exactly_the_module_grants(populated):
         (db.owner, db.web)))
     assert roles == {db.owner: (True, False, False, False, False, False, True),
                      db.web: (True, False, False, False, False, False, True)}
+
+
+def test_console_role_holds_exactly_its_grants(populated):
+    """The console role (sql/roles.sql): the web role's list and the
+    console's own, no more, no less; a login role of no other role."""
+    db = populated.db
+    tables, seqs = web_privileges(db, db.console)
+    assert tables == EXPECTED_CONSOLE
+    assert seqs == EXPECTED_SEQUENCES_CONSOLE
+    assert db.query("SELECT has_database_privilege(%s, %s, 'CONNECT'), "
+                    "has_database_privilege(%s, %s, 'CREATE'), "
+                    "has_database_privilege(%s, %s, 'TEMPORARY'), "
+                    "has_schema_privilege(%s, 'public', 'CREATE')",
+                    (db.console, db.name, db.console, db.name, db.console, db.name,
+                     db.console))[0] == (True, False, False, False)
+    assert db.query("SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, "
+                    "rolreplication, rolbypassrls, rolinherit FROM pg_roles "
+                    "WHERE rolname = %s", (db.console,)) == \
+        [(True, False, False, False, False, False, False)]
+    assert db.query("SELECT count(*) FROM pg_auth_members m JOIN pg_roles r "
+                    "ON r.oid = m.member WHERE r.rolname = %s", (db.console,))[0][0] == 0
+    assert db.query("SELECT current_setting('splitvault.console_role')")[0][0] == db.console
+    # a grant beyond its list is refused by the next run, as for the web role
+    db.query('GRANT UPDATE (name) ON staff TO "%s"' % db.console)
+    try:
+        p = db.admin("roles", "--sql-dir", SQL_MAIN, check=False)
+        assert p.returncode == 0  # the owner's own grants are re-applied: revoked
+        assert web_privileges(db, db.console) == (tables, seqs)
+        # a member of another role could borrow its rights: refused
+        db.query("CREATE ROLE sv_test_cgroup")
+        db.query('GRANT sv_test_cgroup TO "%s"' % db.console)
+        p = db.admin("roles", "--sql-dir", SQL_MAIN, check=False)
+        assert p.returncode == 1 and "is a member of sv_test_cgroup" in p.stderr, p.stderr
+    finally:
+        db.query("DROP ROLE IF EXISTS sv_test_cgroup")
+        db.admin("roles", "--sql-dir", SQL_MAIN)
+    assert web_privileges(db, db.console) == (tables, seqs)
 
 
 FORBIDDEN = [
@@ -290,18 +361,46 @@ def test_web_role_may_run_every_module_statement(populated):
     stmts = module_statements()
     labels = {l for l, _ in stmts}
     assert len(stmts) >= 25 and {"svm_staff_ok", "svm_dec_rotate", "svm_thr_reserve",
-                                 "svm_audit_insert", "svm_dec_shares",
-                                 "svm_audit_list"} <= labels
-    conn = db.connect_web()
-    try:
+                                 "svm_audit_insert", "svm_dec_shares", "svm_audit_list",
+                                 "svm_sess_touch5", "svm_con_staff_insert"} <= labels
+
+    def check(conn, which):
         with conn.cursor() as cur:
-            for i, (label, sql) in enumerate(stmts):
+            for i, (label, sql) in which:
                 nargs = len(re.findall(r"\$\d+", sql))
                 cur.execute("PREPARE s%d AS %s" % (i, sql))
                 args = ", ".join(["NULL"] * nargs)
                 cur.execute("EXPLAIN EXECUTE s%d%s" % (i, "(%s)" % args if nargs else ""))
+
+    # the web role: every statement but the console's (svm_con_*); the
+    # console role: every one
+    web = [(i, s) for i, s in enumerate(stmts) if not s[0].startswith("svm_con_")]
+    conn = db.connect_web()
+    try:
+        check(conn, web)
     finally:
         conn.close()
+    conn = db.connect_console()
+    try:
+        check(conn, enumerate(stmts))
+    finally:
+        conn.close()
+    # the web role may run none of the console's writes of staff, nor read
+    # what only the console lists (it may lock the rows it reads, and end
+    # sessions, as sign-out does)
+    for i, (label, sql) in enumerate(stmts):
+        if not label.startswith("svm_con_") or label in ("svm_con_own_get",
+                                                         "svm_con_staff_lock",
+                                                         "svm_con_sess_end_all",
+                                                         "svm_con_sess_end_one",
+                                                         "svm_con_sess_end_others"):
+            continue
+        conn = db.connect_web()
+        try:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                check(conn, [(i, (label, sql))])
+        finally:
+            conn.close()
     # and the same checks refuse a role with no grants: the test has teeth
     db.query("DROP ROLE IF EXISTS sv_test_nobody")
     db.query("CREATE ROLE sv_test_nobody LOGIN")
@@ -384,7 +483,8 @@ def test_roles_command_creates_records_and_is_idempotent(pg):
     db = roles_db(pg, "roles_t1", owner, web)
     try:
         p = db.setup_roles()
-        assert "owner role %s, web role %s: privileges applied" % (owner, web) in p.stdout
+        assert "owner role %s, web role %s, console role splitvault_console: privileges " \
+            "applied" % (owner, web) in p.stdout
         assert "next: apply the schema as %s" % owner in p.stdout
         assert db.query("SELECT rolname, rolpassword IS NULL FROM pg_authid "
                         "WHERE rolname IN (%s, %s) ORDER BY 1", (owner, web)) == \

@@ -6,7 +6,7 @@ import re
 import shutil
 
 from svtest.core import make_workdir
-from svtest.fixtures_httpd import DEMO_BOB, STAFF, Stack, run_demo
+from svtest.fixtures_httpd import DEMO_BOB, STAFF, Stack, WebClient, run_demo
 
 
 def test_demo_walks_the_whole_story(capsys):
@@ -58,6 +58,21 @@ def test_demo_walks_the_whole_story(capsys):
         r = stack.decrypt(pat, ref)
         assert r.status == 200, r.text
         assert Stack.decrypted_values(r) == values
+        # the staff console answers on its own port, as the console role,
+        # and the public pages link to it for password changes
+        url = re.search(r"staff console: (https://localhost:(\d+)(\S+))", out)
+        assert url and int(url.group(2)) == stack.console_port, out
+        assert "connecting as role splitvault_console" in out
+        assert 'href="https://localhost:%s' % url.group(2) in \
+            stack.login("ada").get(stack.path("/staff/")).text
+        con = WebClient(stack.console_port, cafile=stack.pki.ca_cert, host="localhost")
+        page = con.get(stack.path("/staff/login"))
+        assert page.status == 200
+        r = con.post(stack.path("/staff/login"), {"csrf": page.csrf(), "name": "ada",
+                                                  "password": STAFF["ada"][0]})
+        assert r.status == 303, r.text
+        r = con.get(url.group(3))
+        assert r.status == 200 and 'id="staff-list"' in r.text and ">bob<" in r.text, r.text
         # the printed reconcile command works with its certificate (a dry run)
         p = stack.reconcile("--grace", "3600", cert=recon.group(1), key=recon.group(2))
         assert p.returncode == 0 and "dry run" in p.stdout, p.stdout + p.stderr

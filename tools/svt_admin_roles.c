@@ -1,18 +1,21 @@
 /*
- * svt_admin_roles.c - `roles`: the main database's owner and web roles.
+ * svt_admin_roles.c - `roles`: the main database's owner, web and console
+ * roles.
  *
  * sql/roles.sql (next to the migrations' directory, sql/main) creates the
  * owner role and the web role when they are missing, gives the owner role
  * the database and every object of schema public, takes PUBLIC's default
  * privileges away, grants the web role exactly what the module's statements
- * need, and checks that it can do no more (docs/schema.md, "Roles and
- * privileges"). `roles` runs it, the first time as a superuser: the role
+ * need, grants the console role (the staff console's, SplitVaultStaffConsole)
+ * those and what the console's statements need, and checks that neither
+ * can do more (docs/schema.md, "Roles and privileges"). `roles` runs it, the first time as a superuser: the role
  * names are recorded in the database's settings then. `schema` runs it
  * again after migrating, as the owner role, so that the web role gets its
  * grants on new tables; the names come from those settings.
  *
  * The names are passed to the script through the settings it reads
- * (splitvault.owner_role, splitvault.web_role), set with bound parameters:
+ * (splitvault.owner_role, splitvault.web_role, splitvault.console_role), set
+ * with bound parameters:
  * no name is ever pasted into SQL text here. The script quotes them itself.
  */
 #include "config.h"
@@ -88,7 +91,8 @@ static const char *svt_roles_value(svt_ctx *c, const char *sql)
 /* Run roles.sql in one transaction, the names set first when given.
  * On success *owner and *web are the names the script used. */
 static int svt_roles_apply(svt_ctx *c, const char *path, const char *owner_opt,
-                           const char *web_opt, const char **owner, const char **web)
+                           const char *web_opt, const char *con_opt, const char **owner,
+                           const char **web)
 {
     apr_dbd_transaction_t *tx = NULL;
     char *sql;
@@ -100,7 +104,8 @@ static int svt_roles_apply(svt_ctx *c, const char *path, const char *owner_opt,
         return svt_fail("roles: cannot begin a transaction: %s",
                         apr_dbd_error(c->driver, c->handle, 0));
     if ((owner_opt && svt_roles_set(c, "splitvault.owner_role", owner_opt))
-        || (web_opt && svt_roles_set(c, "splitvault.web_role", web_opt)))
+        || (web_opt && svt_roles_set(c, "splitvault.web_role", web_opt))
+        || (con_opt && svt_roles_set(c, "splitvault.console_role", con_opt)))
         goto out;
     if ((rv = apr_dbd_query(c->driver, c->handle, &nrows, sql)) != 0) {
         /* PostgreSQL's message, its HINT and CONTEXT lines (never a secret) */
@@ -128,7 +133,8 @@ out:
 
 int svt_cmd_roles(svt_ctx *c, int argc, char **argv)
 {
-    const char *owner_opt = NULL, *web_opt = NULL, *owner = NULL, *web = NULL, *has;
+    const char *owner_opt = NULL, *web_opt = NULL, *con_opt = NULL, *owner = NULL;
+    const char *web = NULL, *con, *has;
     int i;
 
     for (i = 0; i < argc; i++) {
@@ -136,19 +142,32 @@ int svt_cmd_roles(svt_ctx *c, int argc, char **argv)
             owner_opt = argv[++i];
         else if (strcmp(argv[i], "--web") == 0 && i + 1 < argc)
             web_opt = argv[++i];
+        else if (strcmp(argv[i], "--console") == 0 && i + 1 < argc)
+            con_opt = argv[++i];
         else if (strcmp(argv[i], "--sql-dir") == 0 && i + 1 < argc)
             c->sql_dir = argv[++i];
         else
-            return svt_fail("usage: roles [--owner NAME] [--web NAME] [--sql-dir DIR]");
+            return svt_fail("usage: roles [--owner NAME] [--web NAME] [--console NAME] "
+                            "[--sql-dir DIR]");
     }
     if ((owner_opt && svt_role_name_ok("--owner", owner_opt))
-        || (web_opt && svt_role_name_ok("--web", web_opt)))
+        || (web_opt && svt_role_name_ok("--web", web_opt))
+        || (con_opt && svt_role_name_ok("--console", con_opt)))
         return 1;
     if (owner_opt && web_opt && strcmp(owner_opt, web_opt) == 0)
         return svt_fail("roles: the owner role and the web role must be two roles");
-    if (svt_roles_apply(c, svt_roles_file(c), owner_opt, web_opt, &owner, &web))
+    if (con_opt && ((owner_opt && strcmp(owner_opt, con_opt) == 0)
+                    || (web_opt && strcmp(web_opt, con_opt) == 0)))
+        return svt_fail("roles: the console role must be a role of its own");
+    if (svt_roles_apply(c, svt_roles_file(c), owner_opt, web_opt, con_opt, &owner, &web))
         return 1;
-    printf("owner role %s, web role %s: privileges applied\n", owner, web);
+    if (!(con = svt_roles_value(c, "SELECT coalesce((SELECT rolname FROM pg_roles WHERE "
+                                   "rolname = current_setting('splitvault.console_role') AND "
+                                   "has_database_privilege(oid, current_database(), "
+                                   "'CONNECT')), '')")))
+        return 1;
+    printf("owner role %s, web role %s, console role %s: privileges applied\n", owner, web,
+           *con ? con : "(none yet: run `roles` as a superuser)");
     if (!(has = svt_roles_value(c, "SELECT to_regclass('schema_version') IS NOT NULL")))
         return 1;
     if (*has != 't')
@@ -171,7 +190,7 @@ int svt_roles_reapply(svt_ctx *c)
               "`splitvault-admin roles` (docs/install.md)\n", stderr);
         return 0;
     }
-    if (svt_roles_apply(c, svt_roles_file(c), NULL, NULL, &owner, &web))
+    if (svt_roles_apply(c, svt_roles_file(c), NULL, NULL, NULL, &owner, &web))
         return svt_fail("schema: the web role's privileges were not re-applied; the module "
                         "may fail on what the migration added until they are");
     printf("privileges of web role %s applied (owner role %s)\n", web, owner);

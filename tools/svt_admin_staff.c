@@ -71,6 +71,15 @@ static int svt_caps(int argc, char **argv, int caps[3])
     return 0;
 }
 
+/* Separation of duties: one account with admin and decrypt could load
+ * key1, manage staff and read every record alone. Applied, but said. */
+static void svt_sod_warn(const char *name)
+{
+    fprintf(stderr, "splitvault-admin: warning: separation of duties: %s now holds both "
+            "admin and decrypt (one person could load key1, manage staff and read every "
+            "record alone)\n", name);
+}
+
 int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv)
 {
     char hash[SV_PWHASH_MAX];
@@ -103,6 +112,8 @@ int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv)
     }
     printf("created staff member %s (update: %s, decrypt: %s, admin: %s)\n", argv[0],
            caps[0] ? "yes" : "no", caps[1] ? "yes" : "no", caps[2] ? "yes" : "no");
+    if (caps[1] && caps[2])
+        svt_sod_warn(argv[0]);
     return 0;
 }
 
@@ -123,6 +134,23 @@ int svt_cmd_staff_passwd(svt_ctx *c, int argc, char **argv)
     }
     if (n != 1)
         return svt_fail("no staff member %s", argv[0]);
+    {
+        /* the way back in: a password set here is the person's to use, so
+         * a must-change mark of the staff console (schema version 5) goes */
+        const char *a[] = { argv[0] };
+        svt_rows res;
+        apr_dbd_row_t *row;
+        int v5 = 0;
+        if (svt_select(c, &res, "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = "
+                       "'staff'::regclass AND attname = 'must_change' AND NOT attisdropped)",
+                       0, NULL))
+            return 1;
+        while ((row = svt_row(c, &res)))
+            v5 = *svt_col(c, row, 0) == 't';
+        if (v5 && svt_exec(c, NULL, "UPDATE staff SET must_change = false, password_changed = "
+                           "now() WHERE name = %s", 1, a))
+            return 1;
+    }
     {
         /* a new password ends every session of the account */
         const char *a[] = { argv[0] };
@@ -159,6 +187,19 @@ int svt_cmd_staff_caps(svt_ctx *c, int argc, char **argv)
         }
     }
     printf("capabilities of %s changed\n", argv[0]);
+    {
+        svt_rows res;
+        apr_dbd_row_t *row;
+        const char *a[] = { argv[0] };
+        int both = 0;
+        if (svt_select(c, &res, "SELECT can_admin AND can_decrypt FROM staff WHERE name = %s",
+                       1, a))
+            return 1;
+        while ((row = svt_row(c, &res)))
+            both = *svt_col(c, row, 0) == 't';
+        if (both)
+            svt_sod_warn(argv[0]);
+    }
     return 0;
 }
 

@@ -62,9 +62,16 @@ def open_field(sv, ref, field):
     return hpke_ref.open_datum(sk2, uuid, field, bytes(enc), bytes(ct))
 
 
-# A database back at schema version 3: the audit chain of version 4 undone,
-# and the web role drawing audit ids again as it did then.
-UNDO_SCHEMA_4 = """
+# A database back at schema version 4: the staff console's columns of
+# version 5 undone.
+UNDO_SCHEMA_5 = """
+    ALTER TABLE staff DROP COLUMN must_change, DROP COLUMN password_changed;
+    ALTER TABLE sessions DROP COLUMN id, DROP COLUMN address, DROP COLUMN user_agent;
+    DELETE FROM schema_version WHERE version = 5"""
+
+# A database back at schema version 3: version 5 undone, the audit chain of
+# version 4 undone, and the web role drawing audit ids again as it did then.
+UNDO_SCHEMA_4 = UNDO_SCHEMA_5 + """;
     DROP TABLE audit_head;
     DROP TRIGGER audit_chain ON audit;
     DROP TRIGGER audit_append_only ON audit;

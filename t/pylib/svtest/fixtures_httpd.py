@@ -96,30 +96,35 @@ _BAD_LEVEL = re.compile(r"\[[a-z_]*:(error|crit|alert|emerg)\]")
 # idempotent), each with grants of its own.
 OWNER_ROLE = "sv_test_owner"
 WEB_ROLE = "sv_test_web"
+# the staff console's role (SplitVaultStaffConsole On: Httpd(console=True))
+CONSOLE_ROLE = "sv_test_console"
 
 
 class MainDb:
     """A main database on a PgCluster, administered through splitvault-admin.
 
     dsn: the owner role's connection string (splitvault-admin); web_dsn: the
-    web role's (httpd's DBDParams); super_dsn: the cluster's superuser.
-    Without roles (owner=None), all three are the superuser's: a database as
-    an installation had it before it set up its roles."""
+    web role's (httpd's DBDParams); console_dsn: the console role's (a
+    console's DBDParams); super_dsn: the cluster's superuser. Without roles
+    (owner=None), all are the superuser's: a database as an installation
+    had it before it set up its roles."""
 
-    def __init__(self, pg, name, owner=None, web=None):
+    def __init__(self, pg, name, owner=None, web=None, console=None):
         self.pg = pg
         self.name = name
         self.owner = owner
         self.web = web
+        self.console = console if owner else None
         self.super_dsn = pg.dsn(name)
         self.dsn = pg.dsn(name, owner) if owner else self.super_dsn
         self.web_dsn = pg.dsn(name, web) if web else self.dsn
+        self.console_dsn = pg.dsn(name, self.console) if self.console else self.dsn
 
     @classmethod
-    def create(cls, pg, name=None, owner=OWNER_ROLE, web=WEB_ROLE):
+    def create(cls, pg, name=None, owner=OWNER_ROLE, web=WEB_ROLE, console=CONSOLE_ROLE):
         name = name or "main_%d_%d" % (os.getpid(), int(time.monotonic() * 1e6) % 10 ** 9)
         pg.create_db(name)
-        db = cls(pg, name, owner, web)
+        db = cls(pg, name, owner, web, console)
         db.setup_roles()
         db.admin("schema", "--sql-dir", SQL_MAIN)
         return db
@@ -129,17 +134,18 @@ class MainDb:
     _templates = {}
 
     @classmethod
-    def create_standard(cls, pg, owner=OWNER_ROLE, web=WEB_ROLE):
+    def create_standard(cls, pg, owner=OWNER_ROLE, web=WEB_ROLE, console=CONSOLE_ROLE):
         """A fresh main database with the schema and the standard staff, as
         create() and add_standard_staff() make it, but copied from a
         template made once per cluster (the staff's Argon2id hashing and
         the schema are most of a stack's start-up). The copy gets its
         database-level settings and grants from `splitvault-admin roles`,
         as create() does."""
-        key = (pg.port, owner, web)
+        key = (pg.port, owner, web, console)
         tmpl = cls._templates.get(key)
         if tmpl is None:
-            t = cls.create(pg, name="tmpl_%s_%d" % (owner, pg.port), owner=owner, web=web)
+            t = cls.create(pg, name="tmpl_%s_%d" % (owner, pg.port), owner=owner, web=web,
+                           console=console)
             t.add_standard_staff()
             tmpl = cls._templates[key] = t.name
         name = "main_%d_%d" % (os.getpid(), int(time.monotonic() * 1e6) % 10 ** 9)
@@ -149,14 +155,15 @@ class MainDb:
                 cur.execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, tmpl))
         finally:
             conn.close()
-        db = cls(pg, name, owner, web)
+        db = cls(pg, name, owner, web, console)
         db.setup_roles()
         return db
 
     def setup_roles(self, check=True):
         """`splitvault-admin roles` as the superuser, with this db's names."""
         return run([ADMIN, "-d", self.super_dsn, "roles", "--owner", self.owner,
-                    "--web", self.web, "--sql-dir", SQL_MAIN], check=check)
+                    "--web", self.web] + (["--console", self.console] if self.console else [])
+                   + ["--sql-dir", SQL_MAIN], check=check)
 
     def admin(self, *args, input=None, check=True):
         """splitvault-admin as the owner role."""
@@ -165,6 +172,10 @@ class MainDb:
     def connect_web(self):
         """A psycopg2 connection as the web role (autocommit)."""
         return self.pg.connect(self.name, self.web)
+
+    def connect_console(self):
+        """A psycopg2 connection as the console role (autocommit)."""
+        return self.pg.connect(self.name, self.console)
 
     def add_staff(self, name, password, caps=()):
         flags = ["--" + c for c in caps]
@@ -356,7 +367,7 @@ class Httpd:
     def __init__(self, directory, db, pki, daemon_port, fields=None, tls=True,
                  directives=None, extra="", base="/splitvault", threads=10, name="httpd",
                  loglevel="warn splitvault:info", access_log=True, dbd_max=None,
-                 server_limit=2, db_port=None, mpm="event"):
+                 server_limit=2, db_port=None, mpm="event", console=False):
         self.dir = Path(directory)
         self.db = db
         self.pki = pki
@@ -378,6 +389,8 @@ class Httpd:
         self.mpm = mpm
         # reach PostgreSQL through this port instead (a PgProxy in front of it)
         self.db_port = db_port
+        # a staff console: SplitVaultStaffConsole On, DBDParams the console role
+        self.console = console
         self.port = free_port()
         self.conf = self.dir / "httpd.conf"
         self.error_log = self.dir / "logs" / "error.log"
@@ -450,6 +463,8 @@ class Httpd:
             "SplitVaultDaemonTimeout": "5",
             "SplitVaultCookieSecure": "On" if self.tls else "Off",
         }
+        if self.console:
+            directives["SplitVaultStaffConsole"] = "On"
         directives.update(self.directives)
         for k, v in directives.items():
             if v is not None:
@@ -472,7 +487,7 @@ class Httpd:
     def dbd_params(self):
         """The web role's connection string, as production's DBDParams (a
         stand-in db with only a dsn, for config checks, gives that)."""
-        dsn = getattr(self.db, "web_dsn", self.db.dsn)
+        dsn = getattr(self.db, "console_dsn" if self.console else "web_dsn", self.db.dsn)
         if not self.db_port:
             return dsn
         # the proxy reads PostgreSQL's plain protocol: no TLS or GSS negotiation
@@ -720,10 +735,12 @@ class Stack:
         self.dir = Path(directory)
         self.pg = pg
         self.pki = pki
+        console = db_roles[2] if len(db_roles) > 2 else CONSOLE_ROLE
         if staff and db_roles[0] and db_roles[1]:
-            self.db = MainDb.create_standard(pg, owner=db_roles[0], web=db_roles[1])
+            self.db = MainDb.create_standard(pg, owner=db_roles[0], web=db_roles[1],
+                                             console=console)
         else:
-            self.db = MainDb.create(pg, owner=db_roles[0], web=db_roles[1])
+            self.db = MainDb.create(pg, owner=db_roles[0], web=db_roles[1], console=console)
             if staff:
                 self.db.add_standard_staff()
         self.key1 = None
@@ -976,18 +993,48 @@ def run_demo(directory=None, port=None, wait=True):
     stack = Stack(d / "stack", pg, pki,
                   lambda x, **kw: fixtures_daemon.start_for_module(x, pki, pg, **kw),
                   key1_passphrase="demo key1 passphrase", daemon_options=demo_daemon,
-                  db_roles=("splitvault_owner", "splitvault_web"),  # as installed
+                  db_roles=("splitvault_owner", "splitvault_web",
+                            "splitvault_console"),  # as installed
                   directives={"SplitVaultFormTitle": '"Report a concern securely"',
                               "SplitVaultFormIntro": '"This is a demonstration. What you '
                                                      'send is encrypted before it is '
                                                      'stored."',
                               "SplitVaultDecryptWait": "5"})
-    if port:
-        stack.httpd.stop()
-        stack.httpd.port = port
-        stack.httpd.write_config()
-        stack.httpd.start()
+    # the staff console: a virtual host of its own port (and host name, so
+    # that browsers keep its cookies apart), as the console role
     h = stack.httpd
+    h.stop()
+    if port:
+        h.port = port
+    console_port = free_port()
+    if port:
+        try:
+            with socket.socket() as sk:
+                sk.bind(("127.0.0.1", port + 1))
+            console_port = port + 1
+        except OSError:
+            pass
+    console_url = "https://localhost:%d%s" % (console_port, h.path("/staff/console"))
+    h.directives["SplitVaultStaffConsoleURL"] = "https://localhost:%d%s" % (
+        console_port, h.path("/staff/password"))
+    h.extra = "\n".join([
+        "Listen 127.0.0.1:%d" % console_port,
+        "<VirtualHost 127.0.0.1:%d>" % console_port,
+        "  ServerName localhost",
+        "  SSLEngine on",
+        '  SSLCertificateFile "%s"' % pki.server_cert,
+        '  SSLCertificateKeyFile "%s"' % pki.server_key,
+        "  DBDriver pgsql",
+        '  DBDParams "%s"' % stack.db.console_dsn,
+        "  DBDMin 0",
+        "  DBDKeep 2",
+        "  DBDMax 4",
+        "  SplitVaultStaffConsole On",
+        "</VirtualHost>"])
+    h.write_config()
+    h.start()
+    stack.console_port = console_port
+    stack.console_url = console_url
     # dual control: a second admin, and key1 split 2-of-2 between ada and bob
     stack.db.add_staff("bob", DEMO_BOB[0], ("admin",))
     shares = key1_split(stack.key1, 2, ("ada", "bob"), d / "key1-shares",
@@ -997,6 +1044,10 @@ def run_demo(directory=None, port=None, wait=True):
     print("  public form:   %s" % h.url(h.path("/")))
     print("  staff sign-in: %s" % h.url(h.path("/staff/login")))
     print("  key location:  %s" % h.url(h.base + "-keys"))
+    print("  staff console: %s" % console_url)
+    print("    (its own virtual host, connecting as role %s: admins manage staff"
+          % stack.db.console)
+    print("    and sessions there, and everyone changes their own password)")
     print("  the browser will not know the demo CA: trust %s or accept the warning" % pki.ca_cert)
     print("  staff accounts (name / password / capabilities):")
     for name, (pw, caps) in STAFF.items():

@@ -1,0 +1,503 @@
+"""The staff console (SplitVaultStaffConsole On, DBDParams the console role):
+staff accounts, their sessions and everyone's own password on the web;
+and what a server without it does (404, the web role still cannot write
+staff, must-change accounts sent to the console)."""
+import re
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "pylib"))
+from svtest.fixtures_httpd import STAFF, SQL_MAIN  # noqa: E402
+from svtest.data import GOOD, UNDO_SCHEMA_5  # noqa: E402
+
+
+CONSOLE_GETS = ["/staff/console", "/staff/console/account?name=uma"]
+CONSOLE_POSTS = ["/staff/console/create", "/staff/console/account"]
+
+
+@pytest.fixture
+def con(sv_factory):
+    return sv_factory(console=True)
+
+
+def create(sv, c, name, caps=(), password=None, confirm=False, csrf=None):
+    page = c.get(sv.path("/staff/console"))
+    assert page.status == 200, page.text
+    form = {"csrf": page.csrf() if csrf is None else csrf, "account": name, "create": "1"}
+    for cap in caps:
+        form["can_" + cap] = "1"
+    if password is not None:
+        form.update(pwmode="set", password=password, password2=password)
+    else:
+        form["pwmode"] = "generate"
+    if confirm:
+        form["confirm"] = "1"
+    return c.post(sv.path("/staff/console/create"), form)
+
+
+def new_password(resp):
+    m = re.search(r'<code id="new-password"[^>]*>([^<]+)</code>', resp.text)
+    return m.group(1) if m else None
+
+
+def account(sv, c, name):
+    return c.get(sv.path("/staff/console/account?name=" + urllib.parse.quote(name)))
+
+
+def act(sv, c, name, action, **extra):
+    page = account(sv, c, name)
+    assert page.status == 200, page.text
+    form = {"csrf": page.csrf(), "account": name, "action": action, "apply": "1"}
+    form.update(extra)
+    return c.post(sv.path("/staff/console/account"), form)
+
+
+def change_password(sv, c, current, new, new2=None):
+    page = c.get(sv.path("/staff/password"))
+    assert page.status == 200, page.text
+    return c.post(sv.path("/staff/password"), {"csrf": page.csrf(), "current": current,
+                                                "new": new, "new2": new if new2 is None
+                                                else new2, "change": "1"})
+
+
+def audit(sv, action):
+    return sv.db.query("SELECT actor, outcome, coalesce(detail, '') FROM audit "
+                       "WHERE action = %s ORDER BY id", (action,))
+
+
+def staff_row(sv, name):
+    rows = sv.db.query("SELECT can_update, can_decrypt, can_admin, disabled, must_change "
+                       "FROM staff WHERE name = %s", (name,))
+    return rows[0] if rows else None
+
+
+def signed_in(sv, c):
+    r = c.get(sv.path("/staff/"))
+    return r.status == 200
+
+
+def nowhere_but_once(sv, secret):
+    """The secret is in no log line and no audit row."""
+    assert secret not in sv.httpd.log_text()
+    if sv.httpd.access_log.exists():
+        assert secret not in sv.httpd.access_log.read_text()
+    for row in sv.db.query("SELECT * FROM audit"):
+        assert secret not in repr(row)
+
+
+def test_create_with_generated_password_shown_once(con):
+    ada = con.login("ada")
+    r = create(con, ada, "gina", caps=("update",))
+    assert r.status == 200, r.text
+    assert 'id="result"' in r.text and "gina" in r.text
+    assert r.header("Cache-Control") == "no-store"
+    pw = new_password(r)
+    assert pw and re.fullmatch(r"[2-9A-HJ-NP-Z]{5}(-[2-9A-HJ-NP-Z]{5}){3}-[2-9A-HJ-NP-Z]{6}", pw)
+    assert staff_row(con, "gina") == (True, False, False, False, True)
+    # shown once: not on the account page nor the list
+    assert pw not in account(con, ada, "gina").text
+    assert pw not in ada.get(con.path("/staff/console")).text
+    # audited, without the password
+    assert audit(con, "staff-create")[-1][:2] == ("ada", "ok")
+    assert "gina" in audit(con, "staff-create")[-1][2]
+    # it signs in, to the password page only, until it is changed
+    g = con.login("gina", pw)
+    assert g.last.status == 303
+    assert g.last.header("Location") == con.path("/staff/password")
+    assert audit(con, "sign-in")[-1] == ("gina", "ok", "password must be changed")
+    r = g.get(con.path("/staff/"))
+    assert r.status == 303 and r.header("Location") == con.path("/staff/password")
+    ref = con.ref_of(con.submit(GOOD))
+    page = g.get(con.path("/staff/password"))
+    assert page.status == 200 and 'id="must-change"' in page.text
+    r = g.post(con.path("/staff/record/%s/update" % ref),
+               {"csrf": page.csrf(), "field": "notes", "value": "x"})
+    assert r.status == 403
+    assert con.db.query("SELECT actor, action, outcome, detail FROM audit WHERE record_ref = %s "
+                        "ORDER BY id DESC LIMIT 1", (ref,)) == \
+        [("gina", "update", "refused", "the password must be changed first")]
+    assert g.get(con.path("/staff/record/" + ref)).status == 303
+    r = change_password(con, g, pw, "gina's own password 1")
+    assert r.status == 200 and 'id="result"' in r.text, r.text
+    assert staff_row(con, "gina")[4] is False
+    assert signed_in(con, g)
+    assert con.login("gina", "gina's own password 1").last.status == 303
+    nowhere_but_once(con, pw)
+    nowhere_but_once(con, "gina's own password 1")
+
+
+def test_create_with_a_set_password(con):
+    ada = con.login("ada")
+    n = con.db.count("staff")
+    r = create(con, ada, "hugo", password="short")
+    assert r.status == 400 and "12 to 1024 characters" in r.text
+    page = ada.get(con.path("/staff/console"))
+    r = ada.post(con.path("/staff/console/create"),
+                 {"csrf": page.csrf(), "account": "hugo", "pwmode": "set",
+                  "password": "hugo-password-001", "password2": "hugo-password-002"})
+    assert r.status == 400 and "differ" in r.text
+    r = create(con, ada, "bad name!", password="hugo-password-001")
+    assert r.status == 400 and "A name is 1 to 64" in r.text
+    assert con.db.count("staff") == n
+    r = create(con, ada, "hugo", caps=("decrypt",), password="hugo-password-001")
+    assert r.status == 200 and 'id="result"' in r.text
+    assert new_password(r) is None and "hugo-password-001" not in r.text
+    assert staff_row(con, "hugo") == (False, True, False, False, True)
+    r = create(con, ada, "hugo", password="hugo-password-001")
+    assert r.status == 409 and "exists already" in r.text
+    h = con.login("hugo", "hugo-password-001")
+    assert h.last.header("Location") == con.path("/staff/password")
+    nowhere_but_once(con, "hugo-password-001")
+    outcomes = [o for _, o, _ in audit(con, "staff-create")]
+    assert outcomes.count("refused") == 4 and outcomes.count("ok") == 1
+
+
+def test_separation_of_duties_needs_confirmation(con):
+    ada = con.login("ada")
+    r = create(con, ada, "ivan", caps=("admin", "decrypt"))
+    assert r.status == 200 and 'id="sod-warning"' in r.text
+    assert 'id="create-confirm"' in r.text and new_password(r) is None
+    assert staff_row(con, "ivan") is None
+    assert audit(con, "staff-create")[-1][1] == "held"
+    # a password typed in is never sent back: the form asks for it again
+    r = create(con, ada, "ivan", caps=("admin", "decrypt"), password="ivan-password-0001")
+    assert r.status == 200 and 'id="sod-warning"' in r.text
+    assert "ivan-password-0001" not in r.text
+    assert 'id="create-pw-set" name="pwmode" value="set" checked' in r.text
+    assert staff_row(con, "ivan") is None
+    r = create(con, ada, "ivan", caps=("admin", "decrypt"), confirm=True)
+    assert r.status == 200 and new_password(r)
+    assert staff_row(con, "ivan")[:3] == (False, True, True)
+    assert "admin and decrypt confirmed" in audit(con, "staff-create")[-1][2]
+    # a change of capabilities too
+    r = act(con, ada, "pat", "caps", can_update="1", can_decrypt="1", can_admin="1")
+    assert r.status == 200 and 'id="sod-warning"' in r.text and 'id="caps-confirm"' in r.text
+    assert staff_row(con, "pat")[2] is False
+    r = act(con, ada, "pat", "caps", can_update="1", can_decrypt="1", can_admin="1",
+            confirm="1")
+    assert r.status == 303
+    assert staff_row(con, "pat")[:3] == (True, True, True)
+    rows = audit(con, "staff-caps")
+    assert [o for _, o, _ in rows] == ["held", "ok"]
+    assert "admin and decrypt confirmed" in rows[-1][2]
+    # and splitvault-admin warns the same way
+    p = con.db.admin("staff-caps", "uma", "--decrypt", "--admin")
+    assert "separation of duties" in p.stderr
+    p = con.db.admin("staff-add", "ivy", "--admin", "--decrypt", input="ivy-password-0001\n")
+    assert "separation of duties" in p.stderr
+
+
+def test_capabilities_change(con):
+    ada = con.login("ada")
+    r = act(con, ada, "uma", "caps", can_decrypt="1")
+    assert r.status == 303
+    page = ada.get(r.header("Location"))
+    assert 'id="result"' in page.text and "capabilities were changed" in page.text
+    assert staff_row(con, "uma")[:3] == (False, True, False)
+    assert audit(con, "staff-caps")[-1] == ("ada", "ok", "account uma: decrypt")
+    # read from the database on the next request: uma may decrypt now
+    u = con.login("uma")
+    assert 'Decrypt' in u.get(con.path("/staff/record/" + con.ref_of(con.submit(GOOD)))).text
+
+
+def test_disable_ends_sessions_and_enable(con):
+    ada = con.login("ada")
+    u = con.login("uma")
+    assert signed_in(con, u)
+    r = act(con, ada, "uma", "disable")
+    assert r.status == 303
+    assert not signed_in(con, u)
+    assert con.db.query("SELECT count(*) FROM sessions s JOIN staff st ON st.id = s.staff_id "
+                        "WHERE st.name = 'uma'")[0][0] == 0
+    assert staff_row(con, "uma")[3] is True
+    assert con.login("uma").last.status == 200  # the sign-in page again: failed
+    assert audit(con, "staff-disable")[-1][:2] == ("ada", "ok")
+    assert "1 session(s) ended" in audit(con, "staff-disable")[-1][2]
+    r = act(con, ada, "uma", "enable")
+    assert r.status == 303
+    assert con.login("uma").last.status == 303
+    assert audit(con, "staff-enable")[-1][:2] == ("ada", "ok")
+
+
+def test_reset_password(con):
+    ada = con.login("ada")
+    u = con.login("uma")
+    r = act(con, ada, "uma", "reset", pwmode="generate")
+    assert r.status == 200 and 'id="result"' in r.text
+    pw = new_password(r)
+    assert pw and not signed_in(con, u)
+    assert staff_row(con, "uma")[4] is True
+    assert con.login("uma").last.status == 200  # the old password fails
+    u = con.login("uma", pw)
+    assert u.last.header("Location") == con.path("/staff/password")
+    # set by the admin
+    r = act(con, ada, "uma", "reset", pwmode="set", password="uma-reset-pass-02",
+            password2="uma-reset-pass-02")
+    assert r.status == 200 and new_password(r) is None
+    assert con.login("uma", "uma-reset-pass-02").last.status == 303
+    # splitvault-admin staff-passwd is the way back in: no change forced
+    con.db.admin("staff-passwd", "uma", input="uma-cli-password-3\n")
+    assert staff_row(con, "uma")[4] is False
+    assert con.login("uma", "uma-cli-password-3").last.header("Location") == \
+        con.path("/staff/")
+    # one's own password is changed on the password page, not reset
+    r = act(con, ada, "ada", "reset", pwmode="generate")
+    assert r.status == 409 and new_password(r) is None
+    assert [o for _, o, _ in audit(con, "staff-password-reset")] == ["ok", "ok", "refused"]
+    nowhere_but_once(con, pw)
+    nowhere_but_once(con, "uma-reset-pass-02")
+
+
+def test_sessions_listed_and_ended(con):
+    ada = con.login("ada")
+    u1 = con.login("uma")
+    u2 = con.login("uma")
+    page = account(con, ada, "uma")
+    ids = re.findall(r'<tr id="session-(\d+)">', page.text)
+    assert len(ids) == 2
+    assert "127.0.0.1" in page.text and 'id="current-session"' not in page.text
+    # never a token or its hash
+    for c in (u1, u2, ada):
+        for v in c.cookies.values():
+            assert v not in page.text
+    for (h,) in con.db.query("SELECT encode(token_hash, 'hex') FROM sessions"):
+        assert h not in page.text
+    own = account(con, ada, "ada")
+    assert own.text.count('id="current-session"') == 1
+    # end one: that cookie no longer works, the other does
+    sid = con.db.query("SELECT s.id FROM sessions s JOIN staff st ON st.id = s.staff_id "
+                       "WHERE st.name = 'uma' ORDER BY s.created LIMIT 1")[0][0]
+    r = act(con, ada, "uma", "end-session", session=str(sid))
+    assert r.status == 303
+    assert not signed_in(con, u1) and signed_in(con, u2)
+    assert audit(con, "session-end")[-1] == ("ada", "ok", "account uma: session %d" % sid)
+    r = act(con, ada, "uma", "end-session", session=str(sid))
+    assert r.status == 409
+    r = act(con, ada, "uma", "end-session", session="1 OR 1=1")
+    assert r.status == 400
+    # a session of another account is not ended through this one's page
+    ada_sid = con.db.query("SELECT s.id FROM sessions s JOIN staff st ON st.id = s.staff_id "
+                           "WHERE st.name = 'ada'")[0][0]
+    r = act(con, ada, "uma", "end-session", session=str(ada_sid))
+    assert r.status == 409 and signed_in(con, ada)
+    r = act(con, ada, "uma", "end-all")
+    assert r.status == 303 and not signed_in(con, u2)
+    assert audit(con, "session-end-all")[-1][:2] == ("ada", "ok")
+
+
+@pytest.mark.log_allows(r"SV01202", r"SV01206", r"SV01208")
+def test_own_password(sv_factory):
+    sv = sv_factory(console=True, directives={"SplitVaultLoginThrottle": "3 900"})
+    d1 = sv.login("dora")
+    d2 = sv.login("dora")
+    pw = STAFF["dora"][0]
+    r = change_password(sv, d1, "wrong password!!", "dora-new-password-1")
+    assert r.status == 403 and "current password is wrong" in r.text
+    r = change_password(sv, d1, pw, "dora-new-password-1", "dora-new-password-2")
+    assert r.status == 400 and "differ" in r.text
+    r = change_password(sv, d1, pw, "short")
+    assert r.status == 400
+    r = change_password(sv, d1, pw, "dora-new-password-1")
+    assert r.status == 200 and 'id="result"' in r.text
+    assert signed_in(sv, d1) and not signed_in(sv, d2)
+    assert sv.login("dora", pw).last.status == 200
+    assert sv.login("dora", "dora-new-password-1").last.status == 303
+    rows = audit(sv, "password-change")
+    assert [o for _, o, _ in rows] == ["failed", "ok"]
+    assert rows[-1] == ("dora", "ok", "1 other session(s) ended")
+    # a stolen session cannot guess the password faster than sign-in could
+    d = sv.login("dora", "dora-new-password-1")
+    for _ in range(3):
+        assert change_password(sv, d, "guess-guess-guess", "dora-new-password-9").status == 403
+    r = change_password(sv, d, "dora-new-password-1", "dora-new-password-9")
+    assert r.status == 403
+    assert audit(sv, "password-change")[-1][1] == "throttled"
+    nowhere_but_once(sv, "dora-new-password-1")
+
+
+def test_lockout_guards(con):
+    ada = con.login("ada")
+    r = act(con, ada, "ada", "disable")
+    assert r.status == 409 and "cannot disable your own" in r.text
+    r = act(con, ada, "ada", "caps", can_update="1")
+    assert r.status == 409 and "own admin capability" in r.text
+    assert staff_row(con, "ada")[2:4] == (True, False)
+    r = ada.post(con.path("/staff/console/account"),
+                 {"csrf": ada.get(con.path("/staff/console")).csrf(), "account": "nobody",
+                  "action": "disable"})
+    assert r.status == 404
+    assert [o for _, o, _ in audit(con, "staff-disable")] == ["refused", "refused"]
+    # two admins disable each other at once: one wins, an admin is left
+    create(con, ada, "bob", caps=("admin",), password="bob-password-00001")
+    con.db.query("UPDATE staff SET must_change = false WHERE name = 'bob'")
+    bob = con.login("bob", "bob-password-00001")
+    pages = {"ada": account(con, ada, "bob"), "bob": account(con, bob, "ada")}
+    out = {}
+
+    def disable(who, c, target):
+        out[who] = c.post(con.path("/staff/console/account"),
+                          {"csrf": pages[who].csrf(), "account": target,
+                           "action": "disable"}).status
+
+    ts = [threading.Thread(target=disable, args=("ada", ada, "bob")),
+          threading.Thread(target=disable, args=("bob", bob, "ada"))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert sorted(out.values())[0] == 303 and sorted(out.values())[1] != 303, out
+    assert con.db.query("SELECT count(*) FROM staff WHERE can_admin AND NOT disabled")[0][0] == 1
+    # the winner disabled the other, whose own request changed nothing
+    winner, loser = ("ada", "bob") if out["ada"] == 303 else ("bob", "ada")
+    assert staff_row(con, winner)[3] is False and staff_row(con, loser)[3] is True
+
+
+def test_non_admins_get_403_everywhere(con):
+    u = con.login("uma")
+    page = u.get(con.path("/staff/password"))
+    assert page.status == 200
+    n = con.db.count("audit")
+    for path in CONSOLE_GETS:
+        assert u.get(con.path(path)).status == 403, path
+    for path in CONSOLE_POSTS:
+        r = u.post(con.path(path), {"csrf": page.csrf(), "account": "uma", "action": "caps",
+                                    "can_admin": "1", "can_decrypt": "1", "confirm": "1",
+                                    "pwmode": "generate"})
+        assert r.status == 403, path
+    assert staff_row(con, "uma") == (True, False, False, False, False)
+    rows = con.db.query("SELECT actor, outcome, detail FROM audit WHERE id > (SELECT max(id) "
+                        "FROM audit) - %s ORDER BY id", (con.db.count("audit") - n,))
+    assert len(rows) == 4 and all(r[:2] == ("uma", "denied") for r in rows)
+    assert "staff-caps" in [a for (a,) in con.db.query("SELECT action FROM audit")]
+    # a signed-out visitor: GETs go to sign-in, POSTs are refused
+    v = con.client()
+    assert v.get(con.path("/staff/console")).status == 303
+    assert v.post(con.path("/staff/console/create"), {"account": "x"}).status == 403
+
+
+@pytest.mark.log_allows(r"SV01402")
+def test_csrf_required(con):
+    ada = con.login("ada")
+    n = con.db.count("staff")
+    assert create(con, ada, "mallory", caps=("admin",), csrf="").status == 403
+    assert create(con, ada, "mallory", caps=("admin",), csrf="0" * 64).status == 403
+    r = ada.post(con.path("/staff/console/account"),
+                 {"account": "uma", "action": "disable"})
+    assert r.status == 403
+    other = con.login("dora").get(con.path("/staff/password")).csrf()
+    r = ada.post(con.path("/staff/password"), {"csrf": other, "current": STAFF["ada"][0],
+                                               "new": "x" * 20, "new2": "x" * 20})
+    assert r.status == 403
+    assert con.db.count("staff") == n and staff_row(con, "uma")[3] is False
+    rows = con.db.query("SELECT action, outcome, detail FROM audit WHERE outcome = 'refused'")
+    assert {a for a, _, _ in rows} >= {"staff-create", "staff-disable", "password-change"}
+    assert all("CSRF" in d for _, _, d in rows)
+
+
+def test_console_off(sv_factory):
+    """Without SplitVaultStaffConsole the console's pages do not exist, the
+    staff pages work with the web role, the web role cannot write staff,
+    and a must-change account is sent to the console."""
+    sv = sv_factory(directives={"SplitVaultStaffConsoleURL": "https://console.example/sv/staff/password"})
+    assert "user=%s" % sv.db.web in sv.httpd.dbd_params()
+    ada = sv.login("ada")
+    for path in CONSOLE_GETS + ["/staff/password"]:
+        assert ada.get(sv.path(path)).status == 404, path
+    page = ada.get(sv.path("/staff/"))
+    assert page.status == 200
+    assert 'id="nav-password" href="https://console.example/sv/staff/password"' in page.text
+    assert 'id="nav-staff"' not in page.text
+    for path in CONSOLE_POSTS + ["/staff/password"]:
+        assert ada.post(sv.path(path), {"csrf": page.csrf()}).status == 404, path
+    conn = sv.db.connect_web()
+    try:
+        for sql in ("INSERT INTO staff (name, pwhash) VALUES ('m', '$argon2id$x')",
+                    "UPDATE staff SET pwhash = '$argon2id$x'",
+                    "UPDATE staff SET must_change = false",
+                    "UPDATE staff SET disabled = false",
+                    "UPDATE staff SET can_admin = true",
+                    "SELECT address, user_agent FROM sessions",
+                    "SELECT password_changed FROM staff"):
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                conn.cursor().execute(sql)
+    finally:
+        conn.close()
+    # an account whose password must be changed cannot sign in here
+    sv.db.query("UPDATE staff SET must_change = true WHERE name = 'uma'")
+    n = sv.db.count("sessions")
+    r = sv.login("uma").last
+    assert r.status == 403 and "must be changed at the staff console" in r.text
+    assert "https://console.example/sv/staff/password" in r.text
+    assert sv.db.count("sessions") == n
+    assert audit(sv, "sign-in")[-1][:2] == ("uma", "refused")
+
+
+@pytest.mark.log_allows(r"SV01114")
+def test_console_on_with_the_web_role(sv_factory):
+    """Console On but DBDParams the web role: every console page says why it
+    cannot work, the log says so (SV01114), nothing changes."""
+    sv = sv_factory(directives={"SplitVaultStaffConsole": "On"})
+    assert "user=%s" % sv.db.web in sv.httpd.dbd_params()
+    ada = sv.login("ada")
+    n = sv.db.count("staff")
+    r = ada.get(sv.path("/staff/console"))
+    assert r.status == 500
+    assert "database role may not change staff accounts" in r.text
+    assert "SplitVaultStaffConsole needs the console role" in r.text
+    d = sv.login("dora")
+    r = change_password(sv, d, STAFF["dora"][0], "dora-new-password-1")
+    assert r.status == 500 and "may not change staff accounts" in r.text
+    assert sv.login("dora").last.status == 303  # the old password still works
+    assert sv.db.count("staff") == n
+    assert "SV01114" in sv.httpd.log_text()
+    sv.allowed_errors.append(r"SV01114")
+
+
+@pytest.mark.log_allows(r"SV01111", r"SV01113")
+def test_schema_4_then_upgrade(con):
+    """On a database still at version 4 sign-in and the staff pages work
+    (no must-change, no addresses); the console cannot; `schema` migrates
+    to 5 and everything works without a restart, sessions kept."""
+    con.db.query(UNDO_SCHEMA_5)
+    con.httpd.stop()
+    con.httpd.start()
+    ada = con.login("ada")
+    assert ada.last.status == 303
+    assert signed_in(con, ada)
+    assert ada.get(con.path("/staff/console")).status == 503
+    con.allowed_errors.append(r"SV01111: cannot prepare svm_con_staff_list")
+    out = con.db.admin("schema", "--sql-dir", SQL_MAIN).stdout
+    assert "applied schema version 5" in out
+    assert signed_in(con, ada)
+    assert ada.get(con.path("/staff/console")).status == 200
+    assert staff_row(con, "uma")[4] is False
+    assert con.db.query("SELECT count(*) FROM sessions WHERE address IS NULL")[0][0] == 1
+
+
+def test_roles_console_option(pg):
+    """`splitvault-admin roles --console NAME` names the console role."""
+    from svtest.fixtures_httpd import MainDb
+    db = MainDb.create(pg, console="sv_test_console2")
+    try:
+        assert db.query("SELECT current_setting('splitvault.console_role')")[0][0] == \
+            "sv_test_console2"
+        p = db.setup_roles()
+        assert "console role sv_test_console2: privileges applied" in p.stdout
+        p = db.admin("roles", "--console", "sv_test_web", "--sql-dir", SQL_MAIN, check=False)
+        assert p.returncode == 1
+        conn = db.connect_console()
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT count(*) FROM staff")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("DELETE FROM staff")
+        finally:
+            conn.close()
+    finally:
+        db.drop()
