@@ -1,10 +1,11 @@
 #!/bin/bash
 # The package test command: builds the Debian packages from this tree
 # (dpkg-buildpackage -us -uc -b, in a temporary copy: it writes the .debs
-# into the parent of the tree it builds, never the repository's), then runs
-# t/package-test.sh on them: install, docs/install.md's package route on
-# one host, intake -> key1 upload -> decrypt through the installed system,
-# remove, purge, and everything undone. Removes the copy at the end.
+# into the parent of the tree it builds, never the repository's), runs
+# lintian on them (an error fails), then t/package-test.sh: install,
+# docs/install.md's package route on one host, intake -> key1 upload ->
+# decrypt through the installed system, remove, purge, and everything
+# undone. Removes the copy at the end.
 # Run as root on a Debian 12 machine where the packages are not installed.
 # The build skips make check (DEB_BUILD_OPTIONS=nocheck: scripts/test.sh
 # has run it); set DEB_BUILD_OPTIONS yourself to build otherwise.
@@ -51,6 +52,19 @@ if ! (cd "$tmp/splitvault" && dpkg-buildpackage -us -uc -b) >"$tmp/build.log" 2>
 fi
 ls "$tmp"/*.deb | sed 's|.*/|package-test:   built |'
 say "built in $(( $(date +%s) - start ))s"
+
+# debian/README.source lists the warnings lintian leaves, and why; an
+# error fails the test
+say "lintian on the .changes (errors fail; log: $tmp/lintian.log)"
+# (as nobody: lintian unpacks what it checks, and warns when run as root)
+chmod 755 "$tmp"
+if ! runuser -u nobody -- env HOME=/nonexistent lintian --fail-on error \
+        "$tmp"/splitvault_*_*.changes >"$tmp/lintian.log" 2>&1; then
+    cat "$tmp/lintian.log"
+    say "lintian reports errors"
+    exit 1
+fi
+sed 's/^/package-test:   lintian: /' "$tmp/lintian.log"
 
 rc=0
 "$top/t/package-test.sh" "$tmp" || rc=$?
