@@ -70,21 +70,6 @@ def signed_in_as(b):
     return who[0].text if who else None
 
 
-def follow(b, css):
-    """Click the link matching css, as a person does, and wait for its page."""
-    old = b.find("html")
-    b.find(css).click()
-    b.wait_until(lambda x: not _same(x, old), "the page behind %s" % css)
-    b.check_console()
-
-
-def _same(b, element):
-    try:
-        return b.find("html") == element
-    except Exception:
-        return True
-
-
 def tick(b, element_id):
     """Tick a checkbox or choose a radio button by clicking its label."""
     b.find("label[for='%s']" % element_id).click()
@@ -95,7 +80,7 @@ def open_account(b, stack, name):
     """From the list of staff, the account's page."""
     b.open(stack.path("/staff/console"))
     assert b.text_of("h1") == "Staff"
-    follow(b, "#staff-%s a" % name)
+    b.follow("#staff-%s a" % name)
     assert b.text_of("h1") == name
     assert b.path == stack.path("/staff/console/account?name=" + name)
 
@@ -114,7 +99,7 @@ def test_admin_creates_an_account_and_its_person_changes_the_password(web, web_n
     admin, gina = web, web_nojs
     sign_in(admin, stack, "ada")
     assert signed_in_as(admin) == "ada"
-    follow(admin, "#nav-staff")
+    admin.follow("#nav-staff")
     assert admin.text_of("h1") == "Staff"
     assert "gina" not in admin.texts("#staff-list a")
     admin.fill("#create-form", {"account": "gina"})
@@ -129,7 +114,7 @@ def test_admin_creates_an_account_and_its_person_changes_the_password(web, web_n
     assert "shown only this once" in admin.page_text()
     # shown once: the browser keeps no copy (back to it asks to send the
     # form again), and sending it again is refused; neither shows it
-    follow(admin, "#account-link")
+    admin.follow("#account-link")
     assert admin.text_of("h1") == "gina" and pw not in admin.source()
     admin.back()
     assert admin.path == stack.path("/staff/console/create")
@@ -143,7 +128,7 @@ def test_admin_creates_an_account_and_its_person_changes_the_password(web, web_n
     admin.open(stack.path("/staff/console"))
     assert row_text(admin, "gina")[:4] == ["gina", "update, decrypt", "enabled", "must change"]
     # admin and decrypt together: the warning first, applied once confirmed
-    follow(admin, "#staff-gina a")
+    admin.follow("#staff-gina a")
     assert admin.text("account-caps") == "update, decrypt"
     tick(admin, "caps-admin")
     admin.submit("Change the capabilities", form="#caps-form")
@@ -175,9 +160,9 @@ def test_admin_creates_an_account_and_its_person_changes_the_password(web, web_n
     gina.submit("Change the password")
     assert gina.text_of("h1") == "Password changed"
     assert gina.text("result").startswith("Your password was changed")
-    follow(gina, "a[href$='/staff/']")
+    gina.follow("a[href$='/staff/']")
     assert gina.path == stack.path("/staff/") and signed_in_as(gina) == "gina"
-    follow(gina, "#nav-staff")  # gina is an admin now
+    gina.follow("#nav-staff")  # gina is an admin now
     assert gina.text_of("h1") == "Staff"
     assert row_text(gina, "gina")[1:4] == ["update, decrypt, admin", "enabled", ""]
     gina.submit("Sign out")
@@ -238,11 +223,11 @@ def test_admin_disables_enables_resets_and_ends_a_session(web, web_nojs, stack):
     nora.fill("#password-form", {"current": reset, "new": second, "new2": second})
     nora.submit("Change the password")
     assert nora.text_of("h1") == "Password changed"
-    follow(nora, "a[href$='/staff/']")
+    nora.follow("a[href$='/staff/']")
     assert nora.text_of("h1") != "Your password" and signed_in_as(nora) == "nora"
 
     # one session ended from the account's list; the page says so
-    follow(admin, "#account-link")
+    admin.follow("#account-link")
     assert admin.text_of("h1") == "nora"
     assert admin.text("account-password").startswith("set by its owner")
     (sid,) = sessions(admin)
