@@ -13,61 +13,22 @@ its sessions from the list; an admin cannot disable themselves. Each flow
 has one side with JavaScript switched off: the pages need none. What is
 asserted is what the person sees: the text of the page.
 """
-import os
 import re
-import shutil
 
 import pytest
 
-from svtest import fixtures_httpd
-from svtest.core import make_workdir
-from svtest.fixtures_httpd import STAFF, Stack
+from svtest.fixtures_httpd import module_stack
+from svtest.staffpages import FAILED, sign_in, signed_in_as
+from svtest.staffpages import web, web_nojs  # noqa: F401 (fixtures)
 
 GENERATED = re.compile(r"^[2-9A-HJ-NP-Z]{5}(-[2-9A-HJ-NP-Z]{5}){3}-[2-9A-HJ-NP-Z]{6}$")
-FAILED = ("Sign-in failed. Check your name and password. After repeated failures, "
-          "sign-in is paused for a while.")
 MUST_CHANGE = "Your password was set by an administrator: change it before you go on."
 
 
 @pytest.fixture(scope="module")
 def stack(request, pg, pki):
     """One console server for the file: each test uses accounts of its own."""
-    d = make_workdir("sv-console-browser")
-    s = Stack(d, pg, pki, fixtures_httpd._daemon_factory(request, pki, pg), key1=False,
-              console=True)
-    yield s
-    try:
-        s.teardown()
-    finally:
-        if os.environ.get("SV_KEEP") != "1":
-            shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def web(browser, stack):
-    browser.base = stack.httpd.url()
-    return browser
-
-
-@pytest.fixture
-def web_nojs(browser_nojs, stack):
-    browser_nojs.base = stack.httpd.url()
-    return browser_nojs
-
-
-def sign_in(b, stack, name, password=None):
-    b.open(stack.path("/staff/login"))
-    assert b.text_of("h1") == "Staff sign-in"
-    b.fill("form[action$='/staff/login']",
-           {"name": name, "password": STAFF[name][0] if password is None else password})
-    b.submit("Sign in")
-    return b
-
-
-def signed_in_as(b):
-    """The name in the staff bar, or None on a page without it."""
-    who = b.find_all("header.bar .who strong")
-    return who[0].text if who else None
+    yield from module_stack(request, pg, pki, "sv-console-browser", key1=False, console=True)
 
 
 def tick(b, element_id):

@@ -952,16 +952,23 @@ def sv(sv_factory):
     return sv_factory()
 
 
-@pytest.fixture(scope="module")
-def sv_shared(request, pg, pki):
-    d = make_workdir("sv-shared")
-    s = Stack(d, pg, pki, _daemon_factory(request, pki, pg))
+def module_stack(request, pg, pki, prefix, **options):
+    """Generator for a module-scoped fixture: one Stack (options as Stack's)
+    in a work directory of its own, torn down and removed after the file
+    (kept with SV_KEEP=1)."""
+    d = make_workdir(prefix)
+    s = Stack(d, pg, pki, _daemon_factory(request, pki, pg), **options)
     yield s
     try:
         s.teardown()
     finally:
         if os.environ.get("SV_KEEP") != "1":
             shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sv_shared(request, pg, pki):
+    yield from module_stack(request, pg, pki, "sv-shared")
 
 
 # ---------------------------------------------------------------- the demo
