@@ -323,8 +323,8 @@ static const char *set_daemon(cmd_parms *cmd, void *dc, int argc, char *const ar
 
         if (apr_parse_addr_port(&host, &scope, &port, argv[i], cmd->pool) != APR_SUCCESS
             || !host || !port || scope)
-            return apr_psprintf(cmd->pool, "SplitVaultDaemon: '%s' is not host:port (e.g. "
-                                "127.0.0.1:7443 or [::1]:7443)", argv[i]);
+            return apr_psprintf(cmd->pool, "SplitVaultDaemon: give host:port, e.g. "
+                                "127.0.0.1:7443 or [::1]:7443 (not '%s')", argv[i]);
         ep->host = host;
         ep->port = port;
         ep->addr = argv[i];

@@ -13,7 +13,7 @@
  *   - failed (a connect failed: TCP, timeout, close before TLS, the
  *     handshake, the certificate): avoided until its back-off has passed,
  *     1 s doubling with each consecutive failure up to 30 s, each drawn
- *     from 3/4 to 5/4 of that (jitter: children do not probe together); a
+ *     from 3/4 to all of that (jitter: children do not probe together); a
  *     certificate failure waits the longest back-off at once. The first
  *     request to pick it after that is its probe: one at a time (another
  *     request still avoids it, unless the probe's process died or the probe
@@ -426,14 +426,14 @@ void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls
     }
     e->err = cls;
     /* 1 s doubling up to 30 s (a certificate failure: 30 s at once),
-     * each from 3/4 to 5/4 of that */
+     * each from 3/4 to all of that */
     backoff = SVM_DBAL_BACKOFF_MAX;
     if (cls != SVM_DERR_CERT && failures < 6)
         backoff = SVM_DBAL_BACKOFF_MIN << (failures - 1);
     if (backoff > SVM_DBAL_BACKOFF_MAX)
         backoff = SVM_DBAL_BACKOFF_MAX;
     (void)RAND_bytes(&rnd, 1);
-    e->next_probe = now + backoff * 3 / 4 + backoff * (apr_interval_time_t)rnd / 510;
+    e->next_probe = now + backoff * 3 / 4 + backoff * (apr_interval_time_t)rnd / 1020;
     backoff = e->next_probe - now;
     svm_dbal_unlock();
     /* with a single daemon there is nowhere else to go: the connect's own
