@@ -408,8 +408,9 @@ void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls
     int log_it = 1, lvl;
 
     if (svm_dbal_lock(r)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01730: splitvaultd at %s failed (%s): "
-                      "%s", ep->addr, svm_derr_name(cls), why);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01734: splitvaultd at %s failed (%s; "
+                      "its state is not shared in this process): %s", ep->addr,
+                      svm_derr_name(cls), why);
         return;
     }
     e = &svm_dbal_ent[sc->dbal_base + i];
