@@ -45,7 +45,7 @@
  *   | header   entries | rows | turn (the tie-break counter)           |
  *   +------------------------------------------------------------------+
  *   | entry 0 .. entries-1: state | failures | class | since |          |
- *   |          next probe | probe's pid, until | served                 |
+ *   |          next probe | probe's pid, until | requests served        |
  *   +------------------------------------------------------------------+
  *   | row 0 .. rows-1: pid (0: free) | a count per entry                 |
  *   +------------------------------------------------------------------+
@@ -80,7 +80,7 @@ typedef struct {
     apr_time_t next_probe;     /* FAILED: tried again from then */
     apr_int64_t probe_pid;     /* a probe under way in that process (0: none) */
     apr_time_t probe_until;    /* ... given up on from then */
-    apr_uint64_t served;       /* connects that succeeded */
+    apr_uint64_t served;       /* requests given a connection to it */
 } svm_dbal_entry;
 
 typedef struct {
@@ -234,6 +234,11 @@ static int svm_dbal_row(void)
     if (svm_dbal_myrow >= 0 && svm_dbal_rowpid[svm_dbal_myrow] == me)
         return svm_dbal_myrow;
     svm_dbal_myrow = -1;
+    /* a row under this pid is a dead child's whose pid came back to this
+     * one: its counts are not ours */
+    for (i = 0; i < svm_dbal->nrows; i++)
+        if (svm_dbal_rowpid[i] == me)
+            svm_dbal_rowpid[i] = 0;
     for (int pass = 0; pass < 2 && svm_dbal_myrow < 0; pass++) {
         if (pass)
             svm_dbal_reap();

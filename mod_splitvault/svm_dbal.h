@@ -27,7 +27,7 @@ typedef struct {
     svm_derr err;             /* the last failure's class (NONE: never failed) */
     apr_time_t since;         /* in this state since (0: since the start) */
     apr_time_t next_probe;    /* failed: tried again from then */
-    apr_uint64_t served;      /* requests connected to it since the start */
+    apr_uint64_t served;      /* requests given a connection to it since the start */
 } svm_dbal_info;
 
 const char *svm_derr_name(svm_derr e);

@@ -302,7 +302,7 @@ static void svm_daemons_table(request_rec *r, const svm_srv_conf *sc)
     }
     ap_rputs("<table id=\"daemons\"><thead><tr><th>Daemon</th><th>State</th>"
              "<th>Outstanding</th><th>Failures</th><th>Last error</th><th>Since</th>"
-             "<th>Connects</th></tr></thead><tbody>\n", r);
+             "<th>Requests</th></tr></thead><tbody>\n", r);
     for (i = 0; i < n; i++) {
         const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
         const char *state = di[i].up ? "up" : apr_psprintf(r->pool, "failed (tried again "

@@ -3,7 +3,9 @@ endpoints, the daemons sharing one pgsql store): requests spread by load, a
 daemon that dies is avoided and probed back, one whose certificate fails is
 never used, a request that was sent is never sent again elsewhere, and
 `apache2 -t` refuses a bad list."""
+import os
 import re
+import signal
 import threading
 import types
 
@@ -19,14 +21,16 @@ DOWN = [r"SV01701", r"SV01702", r"SV01706", r"SV0170[789]", r"SV0171[01]", r"SV0
 STORE_EV = "event=store outcome="
 
 
-def stack2(sv_factory, daemon_factory, b_options=None, **httpd_options):
+def stack2(sv_factory, daemon_factory, b_options=None, daemon_options_extra=None,
+           **httpd_options):
     """A stack whose httpd names two daemons on one pgsql store: its own
     (a) and b. daemon_factory must come before sv_factory in the test's
     arguments: b and the store go after httpd and a."""
     b = daemon_factory(driver="pgsql", **(b_options or {}))
     httpd_options["directives"] = dict({"SplitVaultIntakeThrottle": "Off"},
                                        **httpd_options.get("directives", {}))
-    sv = sv_factory(daemon_options={"driver": "pgsql", "db_name": b.db_name},
+    sv = sv_factory(daemon_options=dict({"driver": "pgsql", "db_name": b.db_name},
+                                        **(daemon_options_extra or {})),
                     extra_daemons=["127.0.0.1:%d" % b.port], **httpd_options)
     return sv, sv.daemon, b
 
@@ -167,7 +171,7 @@ def test_a_sent_request_that_times_out_is_not_retried(daemon_factory, sv_factory
     try:
         with con.cursor() as cur:
             cur.execute("BEGIN")
-            cur.execute("LOCK TABLE shares IN ACCESS EXCLUSIVE MODE")
+            cur.execute("LOCK TABLE shares IN SHARE MODE")
             r = sv.submit(GOOD)
             assert r.status == 503 and "NOT stored" in r.text, r.text
             cur.execute("ROLLBACK")
@@ -180,6 +184,48 @@ def test_a_sent_request_that_times_out_is_not_retried(daemon_factory, sv_factory
     t = daemons_table(sv, sv.login("ada"))
     assert [v[0] for v in t.values()] == ["up", "up"], t
     assert sv.submit(GOOD).status == 200
+
+
+def test_counts_of_a_child_that_died_are_cleared(daemon_factory, sv_factory):
+    """A STORE hangs in the daemons' locked store; the httpd child serving
+    it is killed: the parent clears that child's outstanding count within
+    its maintenance rounds, so the daemon is not left looking busy."""
+    slow = {"extra": {"store": {"timeout": "60s"}}}
+    sv, a, b = stack2(sv_factory, daemon_factory, b_options=slow,
+                      daemon_options_extra=slow,
+                      directives={"SplitVaultDaemonTimeout": "30"})
+    for d in (a, b):
+        d.allowed_log += [r"failed in the store", r"store: ", r"lock timeout",
+                          r"canceling statement"]
+    admin = sv.login("ada")
+    con = b.pg.connect(b.db_name)
+    done = []
+    t = threading.Thread(target=lambda: done.append(_submit_quietly(sv)))
+    try:
+        with con.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("LOCK TABLE shares IN SHARE MODE")
+            t.start()
+            wait_until(lambda: sum(v[1] for v in daemons_table(sv, admin).values()) == 1, 15,
+                       "one request outstanding")
+            for pid in sv.httpd.children():
+                os.kill(pid, signal.SIGKILL)
+            t.join(30)
+            admin = sv.login("ada")
+            wait_until(lambda: sum(v[1] for v in daemons_table(sv, admin).values()) == 0, 30,
+                       "the dead child's count cleared", interval=0.5)
+            cur.execute("ROLLBACK")
+    finally:
+        con.close()
+    assert done == [None] or done[0] != 200
+    assert sv.submit(GOOD).status == 200
+
+
+def _submit_quietly(sv):
+    try:
+        return sv.submit(GOOD).status
+    except OSError:
+        return None
 
 
 DB = types.SimpleNamespace(dsn="host=127.0.0.1 port=1 dbname=none user=postgres")
