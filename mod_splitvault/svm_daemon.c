@@ -1,16 +1,21 @@
 /*
  * svm_daemon.c - the client side of the module <-> splitvaultd protocol.
  *
- * Each child keeps, per server, a pool (apr_reslist) of persistent mutual-TLS
- * connections to the daemon: TLS 1.3 only, the daemon's certificate checked
- * against SplitVaultDaemonCA and SplitVaultDaemonName, our client certificate
- * presented. A request borrows a connection, writes one frame, reads one
+ * Each child keeps, per server and per daemon of SplitVaultDaemon, a pool
+ * (apr_reslist) of persistent mutual-TLS connections: TLS 1.3 only, the
+ * daemon's certificate checked against SplitVaultDaemonCA and
+ * SplitVaultDaemonName (or the endpoint's host), our client certificate
+ * presented. A request asks svm_dbal.c which daemon (the least busy one
+ * that is up), borrows a connection to it, writes one frame, reads one
  * answer frame and gives the connection back; any failure destroys that
  * connection, and the next request opens a fresh one (reconnect). Before a
  * pooled connection is reused it is checked for a close from the daemon's
- * side, so a daemon restart costs no failed request. A frame is never sent
- * twice: once written, a failure is reported to the caller (the daemon may
- * have acted; orphan shares are reconcile's business).
+ * side, so a daemon restart costs no failed request. A connect that fails
+ * marks that daemon failed (svm_dbal.c) and the request moves on to another
+ * within SplitVaultDaemonTimeout. A frame is never sent twice, to the same
+ * daemon or another: once writing began, a failure is reported to the
+ * caller (the daemon may have acted; orphan shares are reconcile's
+ * business).
  *
  * The reslist holds the pool's slots, not live connections: its constructor
  * only allocates an unconnected slot (it runs under the reslist's lock, which
