@@ -53,15 +53,29 @@ def daemons_table(sv, client):
 def test_requests_spread_over_both(daemon_factory, sv_factory):
     sv, a, b = stack2(sv_factory, daemon_factory)
     c = sv.client()
+    refs = []
     for _ in range(8):
         r = sv.submit(GOOD, client=c)
         assert r.status == 200, r.text
+        refs.append(sv.ref_of(r))
     wait_until(lambda: stores(a) + stores(b) == 8, 15, "8 STOREs audited")
     assert stores(a) >= 2 and stores(b) >= 2, (stores(a), stores(b))
-    t = daemons_table(sv, sv.login("ada"))
+    admin = sv.login("ada")
+    t = daemons_table(sv, admin)
     assert t == {"127.0.0.1:%d" % a.port: ("up", 0, 0, ""),
                  "127.0.0.1:%d" % b.port: ("up", 0, 0, "")}, t
     assert sv.db.count("records") == 8
+    # a decryption's DECRYPT and RELEASE may go to different daemons: the
+    # rotation lives in the shared store
+    assert sv.upload_key1(client=admin).status == 303
+    pat = sv.login("pat")
+    for ref in refs[:4]:
+        assert sv.decrypted_values(sv.decrypt(pat, ref)) == GOOD
+    for d in (a, b):
+        assert "refused=0" in d.audit_path.read_text() or \
+            "event=release" not in d.audit_path.read_text()
+    assert sum(d.audit_path.read_text().count("event=release outcome=ok")
+               for d in (a, b)) == 4
 
 
 @pytest.mark.log_allows(r"entries after the recorded head \(a crash between log and head "
