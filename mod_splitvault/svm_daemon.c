@@ -278,7 +278,7 @@ void svm_daemon_child_init(apr_pool_t *p, server_rec *s)
  * A connection to endpoint i, before deadline: an idle pooled one that is
  * still alive, or a slot connected now. APR_SUCCESS with *out; otherwise
  * *cls says whether the endpoint is to blame (SVM_DERR_NONE: it is not,
- * e.g. the pool is exhausted) and why what failed.
+ * no slot of the pool came free in time) and why what failed.
  */
 static apr_status_t svm_dconn_get(request_rec *r, const svm_srv_conf *sc, int i,
                                   apr_time_t deadline, svm_dconn **out, svm_derr *cls,
@@ -387,9 +387,10 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         if ((rv = svm_dconn_get(r, sc, i, d, &c, &cls, why)) == APR_SUCCESS)
             break;
         svm_dbal_done(r, sc, i);
-        if (cls == SVM_DERR_NONE)
-            return rv;
-        svm_dbal_failed(r, sc, i, cls, why);
+        /* no connection free in this child's pool for it: not the
+         * daemon's fault, but another daemon may still serve */
+        if (cls != SVM_DERR_NONE)
+            svm_dbal_failed(r, sc, i, cls, why);
         if (apr_time_now() >= until) {
             if (n > 1 && svm_untried(tried, n))
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01724: SplitVaultDaemonTimeout "
