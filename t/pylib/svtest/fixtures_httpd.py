@@ -367,11 +367,14 @@ class Httpd:
     def __init__(self, directory, db, pki, daemon_port, fields=None, tls=True,
                  directives=None, extra="", base="/splitvault", threads=10, name="httpd",
                  loglevel="warn splitvault:info", access_log=True, dbd_max=None,
-                 server_limit=2, db_port=None, mpm="event", console=False):
+                 server_limit=2, db_port=None, mpm="event", console=False,
+                 extra_daemons=()):
         self.dir = Path(directory)
         self.db = db
         self.pki = pki
         self.daemon_port = daemon_port
+        # more endpoints ("host:port") after the daemon's in SplitVaultDaemon
+        self.extra_daemons = list(extra_daemons)
         self.fields = fields if fields is not None else DEFAULT_FIELDS
         self.tls = tls
         self.directives = directives or {}
@@ -456,7 +459,8 @@ class Httpd:
             ]
         directives = {
             "SplitVaultBase": self.base,
-            "SplitVaultDaemon": "127.0.0.1:%d" % self.daemon_port,
+            "SplitVaultDaemon": " ".join(["127.0.0.1:%d" % self.daemon_port]
+                                         + self.extra_daemons),
             "SplitVaultDaemonCA": '"%s"' % self.pki.ca_cert,
             "SplitVaultDaemonCertificate": '"%s"' % self.pki.client_cert,
             "SplitVaultDaemonKey": '"%s"' % self.pki.client_key,
