@@ -206,7 +206,7 @@ int svt_roles_reapply(svt_ctx *c, int in_tx)
                      : svt_roles_apply(c, svt_roles_file(c), NULL, NULL, NULL, &owner, &web);
 
     if (fail)
-        return svt_fail("schema: the roles' privileges were not applied%s", in_tx
+        return svt_fail("schema: the roles' privileges were not re-applied%s", in_tx
                         ? " (nothing was migrated)"
                         : "; the module may fail on what a migration added until they are");
     printf("privileges of web role %s applied (owner role %s)\n", web, owner);
