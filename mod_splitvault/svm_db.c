@@ -361,7 +361,8 @@ static svm_db_conn *svm_db_conn_get(ap_dbd_t *dbd)
 /* The database's schema version, into *version. Grants from before
  * version 5 give the web role no SELECT on schema_version: such a
  * database is older than 5 (`schema` applies a migration and roles.sql in
- * one transaction, so a database at 5 has the grant). 0, or -1 (logged). */
+ * one transaction, so a database at 5 has the grant), and *version is 0,
+ * "some version before 5". Returns 0, or -1 (logged). */
 static int svm_db_read_version(request_rec *r, ap_dbd_t *dbd, int *version)
 {
     apr_dbd_results_t *res = NULL;
@@ -375,7 +376,7 @@ static int svm_db_read_version(request_rec *r, ap_dbd_t *dbd, int *version)
     while (rv == 0 && apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0)
         v = apr_pstrdup(r->pool, apr_dbd_get_entry(dbd->driver, row, 0));
     if (rv == 0 && v && *v == 'f') {
-        *version = 4;
+        *version = 0;
         return 0;
     }
     if (rv == 0 && v) {
