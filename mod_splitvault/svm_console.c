@@ -32,12 +32,13 @@
  *
  * Passwords: generated ones are 130 bits from RAND_priv_bytes over an
  * alphabet without look-alikes, kept in cleansed memory and shown once on
- * a no-store page; set ones follow splitvault-admin's rule (lib/sv_pwpolicy:
- * at least 12 characters of valid UTF-8, one line) and are typed twice. Either is hashed with lib/sv_pwhash (the CLI's
- * Argon2id parameters), in one of the child's sign-in verification slots
- * (svm_auth_hash), so a stolen admin session cannot tie up more memory
- * and cores with it than sign-in can. No password, hash or token is ever logged or
- * audited; sessions are named by their opaque id, never by the token.
+ * a no-store page; set ones follow splitvault-admin's rule
+ * (lib/sv_pwpolicy: at least 12 characters of valid UTF-8, one line) and
+ * are typed twice. Either is hashed with lib/sv_pwhash (the CLI's Argon2id
+ * parameters), in one of the child's sign-in verification slots
+ * (svm_auth_hash), so a stolen admin session cannot tie up more memory and
+ * cores with it than sign-in can. No password, hash or token is ever
+ * logged or audited; sessions are named by their opaque id, never by the token.
  * Disabling an account or resetting its password ends its sessions in the
  * same transaction. The own-password page checks the current password
  * under sign-in's throttle (svm_auth_check), so a stolen session cannot
