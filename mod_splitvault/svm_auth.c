@@ -432,7 +432,7 @@ int svm_login_post(request_rec *r, const svm_srv_conf *sc)
     if (!(dbd = svm_db(r)))
         goto unavailable;
     name = sv_actor_name_valid(pn->value, pn->len) ? apr_pstrdup(r->pool, pn->value) : NULL;
-    v5 = svm_db_has(r, dbd, "svm_staff_get5");
+    v5 = svm_db_version(r, dbd) >= 5;
     if (name) {
         const void *args[] = { name };
         if (svm_db_select(r, dbd, v5 ? "svm_staff_get5" : "svm_staff_get", &res, args) == 0

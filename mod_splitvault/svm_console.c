@@ -32,12 +32,13 @@
  *
  * Passwords: generated ones are 130 bits from RAND_priv_bytes over an
  * alphabet without look-alikes, kept in cleansed memory and shown once on
- * a no-store page; set ones follow splitvault-admin's rules (at least 12
- * characters, typed twice). Either is hashed with lib/sv_pwhash (the CLI's
- * Argon2id parameters), in one of the child's sign-in verification slots
- * (svm_auth_hash), so a stolen admin session cannot tie up more memory
- * and cores with it than sign-in can. No password, hash or token is ever logged or
- * audited; sessions are named by their opaque id, never by the token.
+ * a no-store page; set ones follow splitvault-admin's rule
+ * (lib/sv_pwpolicy: at least 12 characters of valid UTF-8, one line) and
+ * are typed twice. Either is hashed with lib/sv_pwhash (the CLI's Argon2id
+ * parameters), in one of the child's sign-in verification slots
+ * (svm_auth_hash), so a stolen admin session cannot tie up more memory and
+ * cores with it than sign-in can. No password, hash or token is ever
+ * logged or audited; sessions are named by their opaque id, never by the token.
  * Disabling an account or resetting its password ends its sessions in the
  * same transaction. The own-password page checks the current password
  * under sign-in's throttle (svm_auth_check), so a stolen session cannot
@@ -59,10 +60,10 @@
 #include <openssl/rand.h>
 
 #include "sv_pwhash.h"
+#include "sv_pwpolicy.h"
 #include "sv_secret.h"
 #include "sv_wire.h"
 
-#define SVM_CON_PW_MIN 12          /* as splitvault-admin's */
 #define SVM_CON_GEN_CHARS 26       /* 26 x 5 bits = 130 bits */
 #define SVM_CON_NAME_MAX 64
 
@@ -164,6 +165,7 @@ static const char *svm_form_newpw(request_rec *r, const apr_array_header_t *pair
 {
     const svm_pair *mode = svm_form_get(pairs, "pwmode");
     const svm_pair *a, *b;
+    const char *why;
 
     if (!mode || strcmp(mode->value, "set") != 0) {
         if (!(np->pw = svm_pw_generate(r, &np->len)))
@@ -177,11 +179,8 @@ static const char *svm_form_newpw(request_rec *r, const apr_array_header_t *pair
         return "Type the password twice, or let one be generated.";
     if (a->len != b->len || memcmp(a->value, b->value, a->len) != 0)
         return "The two passwords differ; nothing was changed.";
-    if (a->len < SVM_CON_PW_MIN || a->len > SVM_PASSWORD_MAX)
-        return apr_psprintf(r->pool, "A password needs %d to %d characters; nothing was "
-                            "changed.", SVM_CON_PW_MIN, SVM_PASSWORD_MAX);
-    if (memchr(a->value, '\0', a->len) || memchr(a->value, '\n', a->len))
-        return "A password is one line of text; nothing was changed.";
+    if ((why = sv_pwpolicy_check(a->value, a->len)))
+        return apr_pstrcat(r->pool, why, " Nothing was changed.", NULL);
     np->pw = a->value;
     np->len = a->len;
     np->generated = 0;
@@ -381,7 +380,7 @@ static void svm_newpw_inputs(request_rec *r, const char *prefix, int set)
                "<p class=\"hint\">The person must change it when they next sign in.</p>\n"
                "</fieldset>\n", prefix, set ? "" : " checked", prefix, prefix,
                set ? " checked" : "", prefix, set ? " (type it again below)" : "", prefix,
-               SVM_CON_PW_MIN, prefix, SVM_PASSWORD_MAX, prefix, prefix, SVM_PASSWORD_MAX);
+               SV_PWPOLICY_MIN_CHARS, prefix, SVM_PASSWORD_MAX, prefix, prefix, SVM_PASSWORD_MAX);
 }
 
 /* The separation-of-duties warning and its confirmation box. */
@@ -544,9 +543,20 @@ int svm_console_create(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
             nrows++;
     }
     sv_cleanse(hash, sizeof(hash));
-    if (nrows != 1)
+    if (nrows != 1) {
+        /* the name is taken, perhaps in another case: say by which */
+        const char *have = NULL;
+        const void *args[] = { name };
+        apr_dbd_row_t *row;
+        if (svm_db_select(r, dbd, "svm_con_staff_clash", &res, args))
+            return svm_con_failed(r, sc, st, dbd, "staff-create", name);
+        while ((row = svm_db_row(r, dbd, &res)))
+            have = svm_db_col(r, dbd, row, 0);
         return svm_con_refuse(r, sc, st, dbd, 1, "staff-create", name,
-                              "An account of that name exists already.", HTTP_CONFLICT);
+                              apr_psprintf(r->pool, "A staff account named '%s' exists: names "
+                                           "are case-insensitive.", have ? have : name),
+                              HTTP_CONFLICT);
+    }
     if (svm_con_commit(r, sc, st, dbd, "staff-create", name, detail, &rc))
         return rc;
     return svm_con_result(r, sc, st, "Account created",
@@ -944,7 +954,7 @@ static int svm_password_show(request_rec *r, const svm_srv_conf *sc, svm_staff *
                "<button type=\"submit\" id=\"password-submit\" name=\"change\" value=\"1\">"
                "Change the password</button>\n</form>\n",
                svm_esc(r->pool, svm_url(r, sc, "/staff/password")), svm_esc(r->pool, st->csrf),
-               SVM_PASSWORD_MAX, SVM_CON_PW_MIN, SVM_PASSWORD_MAX, SVM_PASSWORD_MAX);
+               SVM_PASSWORD_MAX, SV_PWPOLICY_MIN_CHARS, SVM_PASSWORD_MAX, SVM_PASSWORD_MAX);
     svm_page_end(r);
     return OK;
 }
@@ -972,11 +982,8 @@ int svm_password_post(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
         why = "Type your current password and the new one twice.";
     else if (n1->len != n2->len || memcmp(n1->value, n2->value, n1->len) != 0)
         why = "The two new passwords differ.";
-    else if (n1->len < SVM_CON_PW_MIN || n1->len > SVM_PASSWORD_MAX)
-        why = apr_psprintf(r->pool, "A password needs %d to %d characters.", SVM_CON_PW_MIN,
-                           SVM_PASSWORD_MAX);
-    else if (memchr(n1->value, '\0', n1->len) || memchr(n1->value, '\n', n1->len))
-        why = "A password is one line of text.";
+    else if ((why = sv_pwpolicy_check(n1->value, n1->len)))
+        ;
     else if (n1->len == cur->len && memcmp(n1->value, cur->value, cur->len) == 0)
         why = "The new password must differ from the current one.";
     if (why) {

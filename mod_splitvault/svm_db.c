@@ -27,6 +27,7 @@
  */
 #include "svm.h"
 #include "svm_db.h"
+#include "apr_lib.h"
 #include "apr_optional.h"
 #include "apr_strings.h"
 
@@ -181,19 +182,26 @@ static const svm_lazy_def svm_stmts_lazy[] = {
       "AND (locked_until IS NULL OR locked_until <= now()) "
       "AND (pending = 0 OR pending_until <= now()) LIMIT 100)", 3 },
     /* ---- schema version 5: the staff console's columns. Each of the
-     * first three replaces a statement above where the database has them
-     * (svm_db_has); before version 5 no account must change its password
-     * and sessions have no address. */
+     * first three replaces a statement above where the database is at
+     * version 5 (svm_db_version); before it no account must change its
+     * password and sessions have no address. A server accepts only the
+     * sessions of its kind (last argument: 't' on a staff console, which
+     * alone makes them, as the console role; 'f' elsewhere). */
     { "svm_sess_touch5",
       "UPDATE sessions s SET last_seen = now() FROM staff st "
       "WHERE s.token_hash = decode(%s, 'hex') AND st.id = s.staff_id AND NOT st.disabled "
       "AND s.expires > now() AND s.last_seen > now() - make_interval(secs => %s::int) "
+      "AND s.console = %s::boolean "
       "RETURNING st.id, st.name, st.can_update, st.can_decrypt, st.can_admin, "
       "st.must_change", 5 },
     { "svm_sess_insert5",
       "INSERT INTO sessions (token_hash, staff_id, expires, address, user_agent) "
       "VALUES (decode(%s, 'hex'), %s::bigint, now() + make_interval(secs => %s::int), "
       "left(%s, 64), left(%s, 200))", 5 },
+    { "svm_con_sess_insert",
+      "INSERT INTO sessions (token_hash, staff_id, expires, address, user_agent, console) "
+      "VALUES (decode(%s, 'hex'), %s::bigint, now() + make_interval(secs => %s::int), "
+      "left(%s, 64), left(%s, 200), true)", 5 },
     { "svm_staff_get5",
       "SELECT id, pwhash, disabled, must_change FROM staff WHERE name = %s", 5 },
     /* the console (svm_console.c), as the console role: every account,
@@ -225,6 +233,10 @@ static const svm_lazy_def svm_stmts_lazy[] = {
       "INSERT INTO staff (name, pwhash, can_update, can_decrypt, can_admin, must_change, "
       "password_changed) VALUES (%s, %s, %s::boolean, %s::boolean, %s::boolean, true, now()) "
       "ON CONFLICT DO NOTHING RETURNING id", 5 },
+    /* the account whose name differs from this one at most in case (a
+     * unique index on lower(name) allows one) */
+    { "svm_con_staff_clash",
+      "SELECT name FROM staff WHERE lower(name) = lower(%s)", 5 },
     /* inside a change's transaction: the acting admin, the target and
      * every enabled admin, locked, so that two admins' changes take turns
      * and the lock-out checks (svm_console.c) see what the other did.
@@ -324,18 +336,82 @@ void svm_db_prepare(server_rec *s, int nfields)
                         svm_intake_label(s->process->pconf, nfields));
 }
 
-#define SVM_DB_SESSION_KEY "svm_db_session"
+#define SVM_DB_CONN_KEY "svm_db_conn"
 
-/* Session settings of this connection, once per connection (the marker
- * lives in the connection's own pool). Returns 0 when they are in place. */
-static int svm_db_session_init(request_rec *r, ap_dbd_t *dbd)
+/* What the module keeps with a connection, in the connection's own pool:
+ * whether its session settings are in place, and the schema version it
+ * read (0 until read). */
+typedef struct {
+    int ready;
+    int version;
+} svm_db_conn;
+
+static svm_db_conn *svm_db_conn_get(ap_dbd_t *dbd)
 {
     void *v = NULL;
+
+    apr_pool_userdata_get(&v, SVM_DB_CONN_KEY, dbd->pool);
+    if (!v) {
+        v = apr_pcalloc(dbd->pool, sizeof(svm_db_conn));
+        apr_pool_userdata_setn(v, SVM_DB_CONN_KEY, NULL, dbd->pool);
+    }
+    return v;
+}
+
+/* The database's schema version, into *version. Grants from before
+ * version 5 give the web role no SELECT on schema_version: such a
+ * database is older than 5 (`schema` applies a migration and roles.sql in
+ * one transaction, so a database at 5 has the grant), and *version is 0,
+ * "some version before 5". Returns 0, or -1 (logged). */
+static int svm_db_read_version(request_rec *r, ap_dbd_t *dbd, int *version)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *v = NULL;
+    int rv;
+
+    rv = apr_dbd_select(dbd->driver, r->pool, dbd->handle, &res,
+                        "SELECT CASE WHEN has_table_privilege(to_regclass("
+                        "'public.schema_version'), 'SELECT') THEN 't' ELSE 'f' END", 0);
+    while (rv == 0 && apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0)
+        v = apr_pstrdup(r->pool, apr_dbd_get_entry(dbd->driver, row, 0));
+    if (rv == 0 && v && *v == 'f') {
+        *version = 0;
+        return 0;
+    }
+    if (rv == 0 && v) {
+        v = NULL;
+        rv = apr_dbd_select(dbd->driver, r->pool, dbd->handle, &res,
+                            "SELECT coalesce(max(version), 0) FROM schema_version", 0);
+        while (rv == 0 && apr_dbd_get_row(dbd->driver, r->pool, res, &row, -1) == 0)
+            v = apr_pstrdup(r->pool, apr_dbd_get_entry(dbd->driver, row, 0));
+    }
+    if (rv || !v || !apr_isdigit(*v)) {
+        const char *e = rv ? apr_dbd_error(dbd->driver, dbd->handle, rv) : NULL;
+        const char *nl = e ? strchr(e, '\n') : NULL;
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01115: cannot read the schema version "
+                      "of the main database: %s",
+                      !e ? "no answer" : nl ? apr_pstrmemdup(r->pool, e, (apr_size_t)(nl - e))
+                      : e);
+        return -1;
+    }
+    *version = atoi(v);
+    return 0;
+}
+
+/* Session settings of this connection and its schema version, once per
+ * connection; a version before 5 is read again on every use, so that
+ * `splitvault-admin schema` takes effect without a restart. Returns 0 when
+ * both are in place. */
+static int svm_db_session_init(request_rec *r, ap_dbd_t *dbd)
+{
+    svm_db_conn *cn = svm_db_conn_get(dbd);
     int n = 0, rv;
 
-    apr_pool_userdata_get(&v, SVM_DB_SESSION_KEY, dbd->pool);
-    if (v)
+    if (cn->ready && cn->version >= 5)
         return 0;
+    if (cn->ready)
+        return svm_db_read_version(r, dbd, &cn->version) == 0 ? 0 : -1;
     rv = apr_dbd_query(dbd->driver, dbd->handle, &n,
                        apr_psprintf(r->pool, "SET statement_timeout = %d",
                                     (int)apr_time_as_msec(SVM_DB_STATEMENT_TIMEOUT)));
@@ -354,14 +430,19 @@ static int svm_db_session_init(request_rec *r, ap_dbd_t *dbd)
                       apr_dbd_error(dbd->driver, dbd->handle, rv));
         return -1;
     }
-    apr_pool_userdata_setn((void *)1, SVM_DB_SESSION_KEY, NULL, dbd->pool);
+    if (svm_db_read_version(r, dbd, &cn->version) != 0)
+        return -1;
+    cn->ready = 1;
     return 0;
 }
 
 /* The connection lost its session (libpq re-established it). */
 static void svm_db_session_lost(ap_dbd_t *dbd)
 {
-    apr_pool_userdata_setn(NULL, SVM_DB_SESSION_KEY, NULL, dbd->pool);
+    svm_db_conn *cn = svm_db_conn_get(dbd);
+
+    cn->ready = 0;
+    cn->version = 0;
 }
 
 ap_dbd_t *svm_db(request_rec *r)
@@ -377,31 +458,28 @@ ap_dbd_t *svm_db(request_rec *r)
     return dbd;
 }
 
-static apr_dbd_prepared_t *svm_stmt_get(request_rec *r, ap_dbd_t *dbd, const char *label,
-                                        int quiet);
+static apr_dbd_prepared_t *svm_stmt_get(request_rec *r, ap_dbd_t *dbd, const char *label);
 
 apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label)
 {
-    return svm_stmt_get(r, dbd, label, 0);
+    return svm_stmt_get(r, dbd, label);
 }
 
-int svm_db_has(request_rec *r, ap_dbd_t *dbd, const char *label)
+int svm_db_version(request_rec *r, ap_dbd_t *dbd)
 {
     static int told;
+    int v = svm_db_conn_get(dbd)->version;
 
-    if (svm_stmt_get(r, dbd, label, 1))
-        return 1;
-    if (!told) {
+    if (v < 5 && !told) {
         told = 1; /* once per process: every request asks */
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01113: the main database is older "
                       "than schema version 5: no staff console, password changes or session "
                       "addresses until `splitvault-admin schema` has run");
     }
-    return 0;
+    return v;
 }
 
-static apr_dbd_prepared_t *svm_stmt_get(request_rec *r, ap_dbd_t *dbd, const char *label,
-                                        int quiet)
+static apr_dbd_prepared_t *svm_stmt_get(request_rec *r, ap_dbd_t *dbd, const char *label)
 {
     apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
     const svm_lazy_def *d;
@@ -419,14 +497,17 @@ static apr_dbd_prepared_t *svm_stmt_get(request_rec *r, ap_dbd_t *dbd, const cha
     /* first use on this connection: prepare it now, in the connection's
      * own pool and statement table, as mod_dbd does with the others */
     rv = apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, d->sql, d->label, &st);
-    if (rv && quiet)
-        return NULL;
     if (rv) {
         const char *e = apr_dbd_error(dbd->driver, dbd->handle, rv);
         const char *nl = e ? strchr(e, '\n') : NULL;
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01111: cannot prepare %s (the database "
-                      "needs schema version %d: run splitvault-admin schema): %s", label,
-                      d->version,
+        int have = svm_db_conn_get(dbd)->version;
+        /* a failure on a database at the version the statement needs is
+         * an error of that database, never a reason to use another one */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01111: cannot prepare %s (%s %d%s): %s",
+                      label, have >= d->version ? "the database is at schema version"
+                      : "the database needs schema version",
+                      have >= d->version ? have : d->version,
+                      have >= d->version ? "" : ": run splitvault-admin schema",
                       !e ? "unknown database error"
                       : nl ? apr_pstrmemdup(r->pool, e, (apr_size_t)(nl - e)) : e);
         return NULL;

@@ -18,10 +18,12 @@ const char *svm_intake_label(apr_pool_t *p, int n);
 /* The request's connection (NULL when the database is unreachable; logged). */
 ap_dbd_t *svm_db(request_rec *r);
 apr_dbd_prepared_t *svm_stmt(request_rec *r, ap_dbd_t *dbd, const char *label);
-/* 1 when the statement prepared on first use can be prepared on this
- * connection (its schema version is there); 0 quietly (SV01113 once per
- * process). Outside a transaction only: a failed PREPARE aborts one. */
-int svm_db_has(request_rec *r, ap_dbd_t *dbd, const char *label);
+/* The schema version of the main database as this connection read it (once
+ * per connection; while it is older than 5, on every svm_db()): callers
+ * choose their statements by it (SV01113 once per process when older than
+ * 5). A statement of that version that then fails to prepare is an error,
+ * never a reason to fall back to an older one. */
+int svm_db_version(request_rec *r, ap_dbd_t *dbd);
 /* 1 when a statement of this request was refused by the database for want
  * of a privilege (logged once, SV01114). */
 int svm_db_denied(request_rec *r);

@@ -9,7 +9,13 @@
  * SameSite=Strict, Path=/, and Secure with the __Host- prefix unless
  * SplitVaultCookieSecure Off. Since schema version 5 a session also keeps
  * the client's address and User-Agent at sign-in (the console lists them),
- * and the account's must_change comes with every request's staff member.
+ * and the account's must_change comes with every request's staff member,
+ * and whether a staff console made it (sessions.console): a console
+ * (SplitVaultStaffConsole On) makes and accepts only console sessions,
+ * which only its database role may write, and every other server accepts
+ * none of them. The web role's credentials thus make no session the
+ * console takes, and a cookie carried from one kind of server to the
+ * other is no session there.
  */
 #include "svm.h"
 #include "svm_session.h"
@@ -145,10 +151,14 @@ svm_staff *svm_session_get(request_rec *r, const svm_srv_conf *sc)
     if (!(dbd = svm_db(r)))
         return NULL;
     idle = apr_itoa(r->pool, sc->session_idle);
-    v5 = svm_db_has(r, dbd, "svm_sess_touch5");
+    v5 = svm_db_version(r, dbd) >= 5;
+    /* a staff console accepts only console sessions, which exist from
+     * version 5; every other server only the others */
+    if (!v5 && sc->staff_console)
+        return NULL;
     label = v5 ? "svm_sess_touch5" : "svm_sess_touch";
     {
-        const void *args[] = { hash, idle };
+        const void *args[] = { hash, idle, sc->staff_console ? "t" : "f" };
         if (svm_db_select(r, dbd, label, &res, args))
             return NULL;
     }
@@ -200,12 +210,19 @@ apr_status_t svm_session_create(request_rec *r, const svm_srv_conf *sc, ap_dbd_t
         const void *purge[] = { id, apr_itoa(r->pool, sc->session_idle) };
         svm_db_exec(r, dbd, "svm_sess_purge", NULL, purge);
     }
-    if (svm_db_has(r, dbd, "svm_sess_insert5")) {
+    if (svm_db_version(r, dbd) >= 5) {
         const char *ua = apr_table_get(r->headers_in, "User-Agent");
         const void *args[] = { hash, id, apr_itoa(r->pool, sc->session_max),
                                r->useragent_ip, svm_session_ua(r->pool, ua) };
-        if (svm_db_exec(r, dbd, "svm_sess_insert5", NULL, args) != APR_SUCCESS)
+        if (svm_db_exec(r, dbd, sc->staff_console ? "svm_con_sess_insert" : "svm_sess_insert5",
+                        NULL, args) != APR_SUCCESS)
             return APR_EGENERAL;
+    }
+    else if (sc->staff_console) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01302: no sign-in at the staff console "
+                      "before schema version 5 (its sessions need it): run "
+                      "`splitvault-admin schema`");
+        return APR_EGENERAL;
     }
     else {
         const void *args[] = { hash, id, apr_itoa(r->pool, sc->session_max) };

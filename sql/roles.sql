@@ -82,10 +82,15 @@ DECLARE
         ['staff',          'UPDATE', 'last_login'],
         -- sessions: created at sign-in (with the client's address and
         -- User-Agent), touched per request, deleted at sign-out
-        ['sessions',       'SELECT', 'token_hash staff_id last_seen expires'],
+        -- (console: a server accepts only the sessions of its kind; the
+        -- web role never writes it, so it makes no console session)
+        ['sessions',       'SELECT', 'token_hash staff_id last_seen expires console'],
         ['sessions',       'INSERT', 'token_hash staff_id expires address user_agent'],
         ['sessions',       'UPDATE', 'last_seen'],
         ['sessions',       'DELETE', ''],
+        -- the schema's version: each connection reads it once, to choose
+        -- its statements
+        ['schema_version', 'SELECT', ''],
         -- the sign-in throttle is the module's own state
         ['login_throttle', 'SELECT', ''],
         ['login_throttle', 'INSERT', ''],
@@ -119,12 +124,14 @@ DECLARE
     -- form; a privilege on a table in both lists holds the columns of
     -- both): create staff accounts, change their capabilities, passwords
     -- and disabled, list them with their sessions, end sessions (DELETE,
-    -- already the web role's).
+    -- already the web role's); its sign-ins make console sessions
+    -- (sessions.console, which only this role may write).
     console_grants text[] := ARRAY[
         ['staff',          'SELECT', 'last_login created password_changed'],
         ['staff',          'INSERT', 'name pwhash can_update can_decrypt can_admin must_change password_changed'],
         ['staff',          'UPDATE', 'pwhash can_update can_decrypt can_admin disabled must_change password_changed updated'],
-        ['sessions',       'SELECT', 'id created address user_agent']
+        ['sessions',       'SELECT', 'id created address user_agent'],
+        ['sessions',       'INSERT', 'console']
     ];
     console_seqs text[] := ARRAY[['staff', 'id']];
     -- Functions the module calls (SECURITY INVOKER: they run with the web

@@ -137,7 +137,13 @@ def test_staff_accounts(main_db):
     assert "a-long-password-1" not in h[0] and h[1:] == (True, False, False)
     assert admin(db, "staff-add", "alice", input="another-password\n").returncode != 0
     p = admin(db, "staff-add", "bob", input="short\n")
-    assert p.returncode != 0 and "too short" in p.stderr
+    assert p.returncode != 0 and "at least 12 characters" in p.stderr
+    # characters, not bytes: eleven of two bytes each are too few; twelve pass
+    p = admin(db, "staff-add", "bob", input="\u00e9" * 11 + "\n")
+    assert p.returncode != 0 and "at least 12 characters" in p.stderr
+    p = admin(db, "staff-add", "ALICE", input="a-long-password-1\n")
+    assert p.returncode != 0
+    assert "a staff account named 'alice' exists: names are case-insensitive" in p.stderr
     p = admin(db, "staff-add", "bad name", input="a-long-password-1\n")
     assert p.returncode != 0 and "not a valid staff name" in p.stderr
     p = admin(db, "staff-add", "carol", "--superuser", input="a-long-password-1\n")

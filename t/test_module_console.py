@@ -2,6 +2,11 @@
 staff accounts, their sessions and everyone's own password on the web;
 and what a server without it does (404, the web role still cannot write
 staff, must-change accounts sent to the console)."""
+import base64
+import hashlib
+import hmac
+import html
+import os
 import re
 import sys
 import threading
@@ -13,7 +18,7 @@ import psycopg2.errors
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "pylib"))
-from svtest.fixtures_httpd import STAFF, SQL_MAIN  # noqa: E402
+from svtest.fixtures_httpd import STAFF, SQL_MAIN, Httpd  # noqa: E402
 from svtest.data import GOOD, UNDO_SCHEMA_5  # noqa: E402
 
 
@@ -24,6 +29,59 @@ CONSOLE_POSTS = ["/staff/console/create", "/staff/console/account"]
 @pytest.fixture
 def con(sv_factory):
     return sv_factory(console=True)
+
+
+@pytest.fixture
+def pub(con):
+    """A public server (no console, the web role) on the console's database,
+    as an installation runs them: two servers, one database."""
+    h = Httpd(con.dir / "public", con.db, con.pki, con.daemon.port, name="public")
+    h.start()
+    yield h
+    h.stop()
+    bad = h.error_lines(con.allowed_errors)
+    assert not bad, "unexpected errors in the public httpd's log:\n" + "\n".join(bad)
+
+
+def login_at(h, name, password=None):
+    """Sign in at httpd h; the signed-in client."""
+    c = h.client()
+    page = c.get(h.path("/staff/login"))
+    assert page.status == 200, page.text
+    c.last = c.post(h.path("/staff/login"), {"csrf": page.csrf(), "name": name,
+                                             "password": password or STAFF[name][0]})
+    return c
+
+
+def forged_session(sv, name, console=None, role="web"):
+    """What a compromised public server can do with the web role's
+    credentials: a sessions row of its own token for staff member name
+    (console: also name the console column). The token's cookie value and
+    the CSRF token a page of that session would carry."""
+    tok = os.urandom(32)
+    conn = sv.db.connect_web() if role == "web" else sv.db.connect_console()
+    try:
+        cur = conn.cursor()
+        cols, vals = "token_hash, staff_id, expires", "%s, id, now() + interval '1 hour'"
+        if console is not None:
+            cols, vals = cols + ", console", vals + ", %s"
+        cur.execute("INSERT INTO sessions (%s) SELECT %s FROM staff WHERE name = %%s"
+                    % (cols, vals), (hashlib.sha256(tok).digest(),)
+                    + ((console,) if console is not None else ()) + (name,))
+    finally:
+        conn.close()
+    cookie = base64.urlsafe_b64encode(tok).rstrip(b"=").decode()
+    csrf = hmac.new(tok, b"splitvault/v1 csrf", hashlib.sha256).hexdigest()
+    return cookie, csrf
+
+
+SESSION_COOKIE = "__Host-splitvault"
+
+
+def with_cookie(h, cookie):
+    c = h.client()
+    c.cookies[SESSION_COOKIE] = cookie
+    return c
 
 
 def create(sv, c, name, caps=(), password=None, confirm=False, csrf=None):
@@ -136,7 +194,10 @@ def test_create_with_a_set_password(con):
     ada = con.login("ada")
     n = con.db.count("staff")
     r = create(con, ada, "hugo", password="short")
-    assert r.status == 400 and "12 to 1024 characters" in r.text
+    assert r.status == 400 and "at least 12 characters" in r.text
+    # characters, not bytes: eleven of three bytes each are too few
+    r = create(con, ada, "hugo", password="\u20ac" * 11)
+    assert r.status == 400 and "at least 12 characters" in r.text
     page = ada.get(con.path("/staff/console"))
     r = ada.post(con.path("/staff/console/create"),
                  {"csrf": page.csrf(), "account": "hugo", "pwmode": "set",
@@ -150,12 +211,20 @@ def test_create_with_a_set_password(con):
     assert new_password(r) is None and "hugo-password-001" not in r.text
     assert staff_row(con, "hugo") == (False, True, False, False, True)
     r = create(con, ada, "hugo", password="hugo-password-001")
-    assert r.status == 409 and "exists already" in r.text
+    assert r.status == 409
+    assert "A staff account named 'hugo' exists: names are case-insensitive" \
+        in html.unescape(r.text)
+    # another case of the same name is the same name
+    r = create(con, ada, "HUGO", password="hugo-password-001")
+    assert r.status == 409
+    assert "A staff account named 'hugo' exists: names are case-insensitive" \
+        in html.unescape(r.text)
+    assert staff_row(con, "HUGO") is None
     h = con.login("hugo", "hugo-password-001")
     assert h.last.header("Location") == con.path("/staff/password")
     nowhere_but_once(con, "hugo-password-001")
     outcomes = [o for _, o, _ in audit(con, "staff-create")]
-    assert outcomes.count("refused") == 4 and outcomes.count("ok") == 1
+    assert outcomes.count("refused") == 6 and outcomes.count("ok") == 1
 
 
 def test_separation_of_duties_needs_confirmation(con):
@@ -303,6 +372,15 @@ def test_own_password(sv_factory):
     assert r.status == 400 and "differ" in r.text
     r = change_password(sv, d1, pw, "short")
     assert r.status == 400
+    # twelve characters of two bytes each pass the length; eleven do not,
+    # and neither does text that is not UTF-8
+    r = change_password(sv, d1, pw, "\u00fc" * 11)
+    assert r.status == 400 and "at least 12 characters" in r.text
+    page = d1.get(sv.path("/staff/password"))
+    r = d1.post(sv.path("/staff/password"), {"csrf": page.csrf(), "current": pw,
+                                              "new": b"abcdefghijkl\xff",
+                                              "new2": b"abcdefghijkl\xff", "change": "1"})
+    assert r.status == 400 and "valid UTF-8" in r.text
     r = change_password(sv, d1, pw, "dora-new-password-1")
     assert r.status == 200 and 'id="result"' in r.text
     assert signed_in(sv, d1) and not signed_in(sv, d2)
@@ -440,44 +518,196 @@ def test_console_off(sv_factory):
 
 @pytest.mark.log_allows(r"SV01114")
 def test_console_on_with_the_web_role(sv_factory):
-    """Console On but DBDParams the web role: every console page says why it
-    cannot work, the log says so (SV01114), nothing changes."""
+    """Console On but DBDParams the web role: no sign-in there (the web role
+    may not make a console session), the log says why (SV01114), nothing
+    changes."""
     sv = sv_factory(directives={"SplitVaultStaffConsole": "On"})
     assert "user=%s" % sv.db.web in sv.httpd.dbd_params()
-    ada = sv.login("ada")
-    n = sv.db.count("staff")
-    r = ada.get(sv.path("/staff/console"))
-    assert r.status == 500
-    assert "database role may not change staff accounts" in r.text
-    assert "SplitVaultStaffConsole needs the console role" in r.text
-    d = sv.login("dora")
-    r = change_password(sv, d, STAFF["dora"][0], "dora-new-password-1")
-    assert r.status == 500 and "may not change staff accounts" in r.text
-    assert sv.login("dora").last.status == 303  # the old password still works
-    assert sv.db.count("staff") == n
-    assert "SV01114" in sv.httpd.log_text()
+    n = sv.db.count("sessions")
+    r = sv.login("ada").last
+    assert r.status == 503 and "Sign-in unavailable" in r.text
+    assert sv.db.count("sessions") == n
+    assert "SV01114: svm_con_sess_insert refused by the database" in sv.httpd.log_text()
+    assert "SplitVaultStaffConsole needs the console role" in sv.httpd.log_text()
+    assert sv.client().get(sv.path("/staff/console")).status == 303
     sv.allowed_errors.append(r"SV01114")
 
 
-@pytest.mark.log_allows(r"SV01111", r"SV01113")
-def test_schema_4_then_upgrade(con):
-    """On a database still at version 4 sign-in and the staff pages work
-    (no must-change, no addresses); the console cannot; `schema` migrates
-    to 5 and everything works without a restart, sessions kept."""
+@pytest.mark.log_allows(r"SV01113", r"SV01302")
+def test_schema_4_then_upgrade(con, pub):
+    """On a database still at version 4 the public server's sign-in and
+    staff pages work (no must-change, no addresses); the console makes no
+    session (it accepts only console sessions, which need version 5);
+    `schema` migrates to 5 and everything works without a restart, the
+    public server's sessions kept. The grants of a version 4 installation
+    do not let the web role read schema_version: that is a database before
+    version 5 too."""
     con.db.query(UNDO_SCHEMA_5)
-    con.httpd.stop()
-    con.httpd.start()
-    ada = con.login("ada")
-    assert ada.last.status == 303
-    assert signed_in(con, ada)
-    assert ada.get(con.path("/staff/console")).status == 503
-    con.allowed_errors.append(r"SV01111: cannot prepare svm_con_staff_list")
+    con.db.query('REVOKE SELECT ON schema_version FROM "%s"' % con.db.web)
+    for h in (con.httpd, pub):
+        h.stop()
+        h.start()
+    p = login_at(pub, "ada")
+    assert p.last.status == 303
+    assert p.get(pub.path("/staff/")).status == 200
+    c = login_at(con.httpd, "ada")
+    assert c.last.status == 503 and "Sign-in unavailable" in c.last.text
+    assert "SV01302: no sign-in at the staff console before schema version 5" \
+        in con.httpd.log_text()
+    con.allowed_errors.append(r"SV01302")
     out = con.db.admin("schema", "--sql-dir", SQL_MAIN).stdout
     assert "applied schema version 5" in out
-    assert signed_in(con, ada)
-    assert ada.get(con.path("/staff/console")).status == 200
+    assert con.db.query("SELECT has_table_privilege(%s, 'schema_version', 'SELECT')",
+                        (con.db.web,)) == [(True,)]
+    assert p.get(pub.path("/staff/")).status == 200
+    c = login_at(con.httpd, "ada")
+    assert c.last.status == 303
+    assert c.get(con.path("/staff/console")).status == 200
     assert staff_row(con, "uma")[4] is False
-    assert con.db.query("SELECT count(*) FROM sessions WHERE address IS NULL")[0][0] == 1
+    assert con.db.query("SELECT console, address IS NULL FROM sessions ORDER BY created") == \
+        [(False, True), (True, False)]
+
+
+def test_forged_session_refused_by_the_console(con):
+    """The web role (a compromised public server's credentials) may insert
+    sessions rows, but makes no session the console accepts: on no route,
+    GET or POST; nor may it mark a row as the console's."""
+    n = con.db.count("staff")
+    cookie, csrf = forged_session(con, "ada")
+    c = with_cookie(con.httpd, cookie)
+    for path in CONSOLE_GETS + ["/staff/", "/staff/password", "/staff/audit"]:
+        r = c.get(con.path(path))
+        assert r.status == 303 and r.header("Location").endswith("/staff/login"), path
+    form = {"csrf": csrf, "account": "mallory", "create": "1", "can_admin": "1",
+            "can_decrypt": "1", "confirm": "1", "pwmode": "generate"}
+    r = c.post(con.path("/staff/console/create"), form)
+    assert r.status in (303, 403) and 'id="result"' not in r.text
+    r = c.post(con.path("/staff/console/account"),
+               {"csrf": csrf, "account": "uma", "action": "reset", "apply": "1",
+                "pwmode": "generate"})
+    assert r.status in (303, 403) and 'id="result"' not in r.text
+    r = c.post(con.path("/staff/password"), {"csrf": csrf, "current": "x" * 12,
+                                              "new": "y" * 12, "new2": "y" * 12,
+                                              "change": "1"})
+    assert r.status in (303, 403) and 'id="result"' not in r.text
+    assert con.db.count("staff") == n and staff_row(con, "mallory") is None
+    # the web role may not write the column that makes a console session
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        forged_session(con, "ada", console=True)
+    conn = con.db.connect_web()
+    try:
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            conn.cursor().execute("UPDATE sessions SET console = true")
+    finally:
+        conn.close()
+    # the console role's own row is one (the console's role is the console)
+    cookie, _ = forged_session(con, "ada", console=True, role="console")
+    assert with_cookie(con.httpd, cookie).get(con.path("/staff/console")).status == 200
+
+
+def test_sessions_stay_on_their_kind_of_server(con, pub):
+    """A console session is no session on the public server, and a public
+    one none on the console: a cookie carried over (by a compromised public
+    server, or a browser sending one host's cookie to another port) gets
+    the sign-in page."""
+    c = login_at(con.httpd, "ada")
+    p = login_at(pub, "ada")
+    assert c.last.status == 303 and p.last.status == 303
+    assert c.get(con.path("/staff/console")).status == 200
+    assert p.get(pub.path("/staff/")).status == 200
+    assert sorted(con.db.query("SELECT console FROM sessions")) == [(False,), (True,)]
+    for h, cookie in ((pub, c.cookies[SESSION_COOKIE]),
+                      (con.httpd, p.cookies[SESSION_COOKIE])):
+        for path in ("/staff/", "/staff/password", "/staff/console"):
+            r = with_cookie(h, cookie).get(h.path(path))
+            assert r.status in (303, 404), (h.name, path, r.status)
+            assert r.status == 404 or r.header("Location").endswith("/staff/login")
+    # both still work where they were made
+    assert c.get(con.path("/staff/console")).status == 200
+    assert p.get(pub.path("/staff/")).status == 200
+
+
+@pytest.mark.log_allows(r"SV01111: cannot prepare svm_sess_insert5 \(the database is at "
+                        r"schema version 5\)")
+def test_schema_5_statement_failure_refuses(sv):
+    """On a database at version 5 a statement of version 5 that cannot be
+    prepared is an error: sign-in is refused, never made with the older
+    statement that leaves out what version 5 records."""
+    sv.db.query("ALTER TABLE sessions RENAME COLUMN user_agent TO agent")
+    sv.httpd.stop()
+    sv.httpd.start()
+    n = sv.db.count("sessions")
+    r = sv.login("ada").last
+    assert r.status == 503 and "Sign-in unavailable" in r.text
+    assert sv.db.count("sessions") == n
+    assert "SV01111: cannot prepare svm_sess_insert5 (the database is at schema version 5)" \
+        in sv.httpd.log_text()
+    sv.allowed_errors.append(r"SV01111: cannot prepare svm_sess_insert5")
+
+
+def test_names_differ_in_more_than_case(con, workdir):
+    """`staff-add` refuses a name another account has in another case; the
+    migration to version 5 refuses a database that already has such a pair,
+    naming it, and applies once one of them is gone."""
+    p = con.db.admin("staff-add", "ADA", input="ada-other-password-1\n", check=False)
+    assert p.returncode == 1
+    assert "a staff account named 'ada' exists: names are case-insensitive" in p.stderr
+    con.db.query(UNDO_SCHEMA_5)
+    con.db.query("INSERT INTO staff (name, pwhash) SELECT 'ADA', pwhash FROM staff "
+                 "WHERE name = 'ada'")
+    p = con.db.admin("schema", "--sql-dir", SQL_MAIN, check=False)
+    assert p.returncode == 1
+    assert "staff names must differ in more than case: 'ADA', 'ada'" in p.stderr
+    assert con.db.query("SELECT max(version) FROM schema_version") == [(4,)]
+    con.db.query("DELETE FROM staff WHERE name = 'ADA'")
+    p = con.db.admin("schema", "--sql-dir", SQL_MAIN)
+    assert "applied schema version 5" in p.stdout
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        con.db.query("INSERT INTO staff (name, pwhash) SELECT 'Ada', pwhash FROM staff "
+                     "WHERE name = 'ada'")
+
+
+def test_migration_commits_with_its_grants(con, workdir):
+    """`schema` applies a migration and roles.sql in one transaction: when
+    the grants cannot be applied, the migration is not either (a module
+    already upgraded never meets version 5 without its grants)."""
+    import shutil
+    sql = workdir / "sql"
+    shutil.copytree(SQL_MAIN, sql / "main")
+    (sql / "roles.sql").write_text((SQL_MAIN.parent / "roles.sql").read_text()
+                                   + "\nDO $$ BEGIN RAISE EXCEPTION 'grants broken'; END $$;\n")
+    con.db.query(UNDO_SCHEMA_5)
+    p = con.db.admin("schema", "--sql-dir", sql / "main", check=False)
+    assert p.returncode == 1 and "grants broken" in p.stderr
+    assert "applied schema version 5" not in p.stdout
+    assert con.db.query("SELECT max(version) FROM schema_version") == [(4,)]
+    p = con.db.admin("schema", "--sql-dir", SQL_MAIN)
+    assert "applied schema version 5" in p.stdout
+    assert "privileges of web role" in p.stdout
+    assert con.db.query("SELECT has_sequence_privilege(%s, 'sessions_id_seq', 'USAGE')",
+                        (con.db.web,)) == [(True,)]
+
+
+def test_staff_passwd_all_or_nothing(con):
+    """`staff-passwd` sets the hash, clears must-change and ends the
+    account's sessions in one transaction: when a step fails, nothing
+    changed and it says so."""
+    ada = con.login("ada")
+    r = act(con, ada, "uma", "reset", pwmode="generate")
+    assert r.status == 200 and new_password(r)
+    u = con.login("uma", new_password(r))
+    before = con.db.query("SELECT pwhash, must_change FROM staff WHERE name = 'uma'")
+    con.db.query("REVOKE DELETE ON sessions FROM %s" % con.db.owner)
+    p = con.db.admin("staff-passwd", "uma", input="uma-own-password-1\n", check=False)
+    assert p.returncode == 1 and "nothing changed" in p.stderr
+    assert con.db.query("SELECT pwhash, must_change FROM staff WHERE name = 'uma'") == before
+    assert u.get(con.path("/staff/password")).status == 200
+    con.db.query("GRANT DELETE ON sessions TO %s" % con.db.owner)
+    p = con.db.admin("staff-passwd", "uma", input="uma-own-password-1\n")
+    assert "its sessions ended" in p.stdout
+    assert con.db.query("SELECT must_change FROM staff WHERE name = 'uma'") == [(False,)]
+    assert u.get(con.path("/staff/password")).status == 303
+    assert con.login("uma", "uma-own-password-1").last.status == 303
 
 
 def test_roles_console_option(pg):

@@ -25,9 +25,11 @@ from svtest.data import GOOD
 STAFF_READ = {"id", "name", "pwhash", "can_update", "can_decrypt", "can_admin", "disabled",
               "must_change"}
 EXPECTED = {
-    "schema_version": {},
+    # read once per connection: the module chooses its statements by it
+    "schema_version": {"SELECT": "*"},
     "staff": {"SELECT": STAFF_READ, "UPDATE": {"last_login"}},
-    "sessions": {"SELECT": {"token_hash", "staff_id", "last_seen", "expires"},
+    # console: read (a server accepts only its kind of session), never written
+    "sessions": {"SELECT": {"token_hash", "staff_id", "last_seen", "expires", "console"},
                  "INSERT": {"token_hash", "staff_id", "expires", "address", "user_agent"},
                  "UPDATE": {"last_seen"}, "DELETE": "*"},
     "login_throttle": {"SELECT": "*", "INSERT": "*", "UPDATE": "*", "DELETE": "*"},
@@ -59,11 +61,12 @@ EXPECTED_CONSOLE = dict(
                       "disabled", "must_change", "password_changed", "updated"}},
     sessions=dict(EXPECTED["sessions"],
                   SELECT=EXPECTED["sessions"]["SELECT"] | {"id", "created", "address",
-                                                           "user_agent"}))
+                                                           "user_agent"},
+                  INSERT=EXPECTED["sessions"]["INSERT"] | {"console"}))
 EXPECTED_SEQUENCES_CONSOLE = dict(EXPECTED_SEQUENCES, staff_id_seq={"USAGE"})
 # the columns of schema version 5
 V5_COLUMNS = {"staff": {"must_change", "password_changed"},
-              "sessions": {"id", "address", "user_agent"}}
+              "sessions": {"id", "address", "user_agent", "console"}}
 
 
 def before_5(expected):
@@ -248,10 +251,14 @@ FORBIDDEN = [
     # sessions: no session stretched
     "UPDATE sessions SET expires = now() + interval '10 years'",
     "UPDATE sessions SET staff_id = (SELECT min(id) FROM staff)",
-    # schema_version: neither written nor read
+    # schema_version: read, never written
     "INSERT INTO schema_version (version, name) VALUES (99, 'future')",
     "DELETE FROM schema_version",
-    "SELECT * FROM schema_version",
+    "UPDATE schema_version SET version = 99",
+    # sessions: no console session made or claimed (the console role's alone)
+    "INSERT INTO sessions (token_hash, staff_id, expires, console) "
+    "VALUES (decode(repeat('ab', 32), 'hex'), (SELECT min(id) FROM staff), now(), true)",
+    "UPDATE sessions SET console = true",
     # sequences: no resetting
     "SELECT setval('audit_id_seq', 1)",
     "SELECT setval('records_id_seq', 1)",
@@ -385,11 +392,14 @@ def test_web_role_may_run_every_module_statement(populated):
         check(conn, enumerate(stmts))
     finally:
         conn.close()
-    # the web role may run none of the console's writes of staff, nor read
-    # what only the console lists (it may lock the rows it reads, and end
-    # sessions, as sign-out does)
+    # the web role may run none of the console's writes of staff, nor make
+    # a console session, nor read what only the console lists (it may lock
+    # the rows it reads, read names as sign-in does, and end sessions, as
+    # sign-out does)
+    assert "svm_con_sess_insert" in labels
     for i, (label, sql) in enumerate(stmts):
         if not label.startswith("svm_con_") or label in ("svm_con_own_get",
+                                                         "svm_con_staff_clash",
                                                          "svm_con_staff_lock",
                                                          "svm_con_sess_end_all",
                                                          "svm_con_sess_end_one",

@@ -63,6 +63,7 @@ def test_demo_walks_the_whole_story(capsys):
         url = re.search(r"staff console: (https://localhost:(\d+)(\S+))", out)
         assert url and int(url.group(2)) == stack.console_port, out
         assert "connecting as role splitvault_console" in out
+        assert "in production the console is an httpd" in out
         assert 'href="https://localhost:%s' % url.group(2) in \
             stack.login("ada").get(stack.path("/staff/")).text
         con = WebClient(stack.console_port, cafile=stack.pki.ca_cert, host="localhost")

@@ -22,10 +22,10 @@
 
 #include "sv_secret.h"
 #include "sv_log.h"
+#include "sv_pwpolicy.h"
 #include "svt_admin.h"
 
-#define PW_MIN 12
-#define PW_MAX 1024
+#define PW_MAX SV_PWPOLICY_MAX_BYTES
 
 static const char usage[] =
     "usage: splitvault-admin [-d DSN] COMMAND [ARGS]\n"
@@ -330,6 +330,7 @@ char *svt_password_read(const char *prompt, size_t *len)
 {
     size_t size = PW_MAX + 2;
     char *pw = sv_secret_alloc(size), *again = NULL;
+    const char *why;
     long n;
 
     if (!pw) {
@@ -357,9 +358,9 @@ char *svt_password_read(const char *prompt, size_t *len)
         svt_fail("no password read (at most %d bytes, one line)", PW_MAX);
         return NULL;
     }
-    if (n < PW_MIN) {
+    if ((why = sv_pwpolicy_check(pw, (size_t)n))) {
         sv_secret_free(pw, size);
-        svt_fail("the password is too short (at least %d characters)", PW_MIN);
+        svt_fail("the password is not accepted: %s", why);
         return NULL;
     }
     *len = (size_t)n;

@@ -76,9 +76,13 @@ int svt_no_dump(void);
 int svt_cmd_schema(svt_ctx *c, int argc, char **argv);
 /* svt_admin_roles.c: the owner and web roles (sql/roles.sql). */
 int svt_cmd_roles(svt_ctx *c, int argc, char **argv);
-/* After `schema`: apply sql/roles.sql again when the database has its
- * roles (a note otherwise). Returns 0 or 1 (printed). */
-int svt_roles_reapply(svt_ctx *c);
+/* 1 when the database has its roles set up (`roles` has run), 0 when not
+ * (a note printed), -1 on error (printed). */
+int svt_roles_configured(svt_ctx *c);
+/* Apply sql/roles.sql again, inside the caller's transaction (in_tx: a
+ * migration's, so that it commits with its grants) or in one of its own.
+ * Returns 0 or 1 (printed). */
+int svt_roles_reapply(svt_ctx *c, int in_tx);
 int svt_cmd_schema_version(svt_ctx *c, int argc, char **argv);
 int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv);
 int svt_cmd_staff_passwd(svt_ctx *c, int argc, char **argv);

@@ -8,10 +8,12 @@
  * privileges away, grants the web role exactly what the module's statements
  * need, grants the console role (the staff console's, SplitVaultStaffConsole)
  * those and what the console's statements need, and checks that neither
- * can do more (docs/schema.md, "Roles and privileges"). `roles` runs it, the first time as a superuser: the role
- * names are recorded in the database's settings then. `schema` runs it
- * again after migrating, as the owner role, so that the web role gets its
- * grants on new tables; the names come from those settings.
+ * can do more (docs/schema.md, "Roles and privileges"). `roles` runs it,
+ * the first time as a superuser: the role names are recorded in the
+ * database's settings then. `schema` runs it again, as the owner role, in
+ * the transaction of every migration, so that the roles have their grants
+ * on what a migration adds the moment it commits; the names come from
+ * those settings.
  *
  * The names are passed to the script through the settings it reads
  * (splitvault.owner_role, splitvault.web_role, splitvault.console_role), set
@@ -88,25 +90,21 @@ static const char *svt_roles_value(svt_ctx *c, const char *sql)
     return v;
 }
 
-/* Run roles.sql in one transaction, the names set first when given.
- * On success *owner and *web are the names the script used. */
-static int svt_roles_apply(svt_ctx *c, const char *path, const char *owner_opt,
-                           const char *web_opt, const char *con_opt, const char **owner,
-                           const char **web)
+/* Run roles.sql inside the caller's transaction, the names set first when
+ * given. On success *owner and *web are the names the script used. */
+static int svt_roles_run(svt_ctx *c, const char *path, const char *owner_opt,
+                         const char *web_opt, const char *con_opt, const char **owner,
+                         const char **web)
 {
-    apr_dbd_transaction_t *tx = NULL;
     char *sql;
-    int nrows = 0, rv, fail = 1;
+    int nrows = 0, rv;
 
     if (svt_read_sql(c, path, &sql))
         return 1;
-    if (apr_dbd_transaction_start(c->driver, c->pool, c->handle, &tx))
-        return svt_fail("roles: cannot begin a transaction: %s",
-                        apr_dbd_error(c->driver, c->handle, 0));
     if ((owner_opt && svt_roles_set(c, "splitvault.owner_role", owner_opt))
         || (web_opt && svt_roles_set(c, "splitvault.web_role", web_opt))
         || (con_opt && svt_roles_set(c, "splitvault.console_role", con_opt)))
-        goto out;
+        return 1;
     if ((rv = apr_dbd_query(c->driver, c->handle, &nrows, sql)) != 0) {
         /* PostgreSQL's message, its HINT and CONTEXT lines (never a secret) */
         const char *m = apr_dbd_error(c->driver, c->handle, rv);
@@ -115,15 +113,26 @@ static int svt_roles_apply(svt_ctx *c, const char *path, const char *owner_opt,
 
         while (n > 0 && (e[n - 1] == '\n' || e[n - 1] == ' '))
             e[--n] = '\0';
-        svt_fail("%s failed: %s", path, e);
-        goto out;
+        return svt_fail("%s failed: %s", path, e);
     }
     if (!(*owner = svt_roles_value(c, "SELECT current_setting('splitvault.owner_role')"))
         || !(*web = svt_roles_value(c, "SELECT current_setting('splitvault.web_role')")))
-        goto out;
-    fail = 0;
+        return 1;
+    return 0;
+}
 
-out:
+/* svt_roles_run in a transaction of its own. */
+static int svt_roles_apply(svt_ctx *c, const char *path, const char *owner_opt,
+                           const char *web_opt, const char *con_opt, const char **owner,
+                           const char **web)
+{
+    apr_dbd_transaction_t *tx = NULL;
+    int fail;
+
+    if (apr_dbd_transaction_start(c->driver, c->pool, c->handle, &tx))
+        return svt_fail("roles: cannot begin a transaction: %s",
+                        apr_dbd_error(c->driver, c->handle, 0));
+    fail = svt_roles_run(c, path, owner_opt, web_opt, con_opt, owner, web);
     if (fail)
         apr_dbd_transaction_mode_set(c->driver, tx, APR_DBD_TRANSACTION_ROLLBACK);
     if (apr_dbd_transaction_end(c->driver, c->pool, tx) && !fail)
@@ -176,23 +185,30 @@ int svt_cmd_roles(svt_ctx *c, int argc, char **argv)
     return 0;
 }
 
-int svt_roles_reapply(svt_ctx *c)
+int svt_roles_configured(svt_ctx *c)
 {
-    const char *set, *owner = NULL, *web = NULL;
+    const char *set = svt_roles_value(c, "SELECT coalesce(current_setting("
+                                         "'splitvault.web_role', true), '') <> ''");
 
-    set = svt_roles_value(c, "SELECT coalesce(current_setting('splitvault.web_role', true), "
-                             "'') <> ''");
     if (!set)
-        return 1;
-    if (*set != 't') {
+        return -1;
+    if (*set != 't')
         fputs("splitvault-admin: note: this database has no web role of its own yet, so the "
               "module's role may do anything its owner can; set the roles up with "
               "`splitvault-admin roles` (docs/install.md)\n", stderr);
-        return 0;
-    }
-    if (svt_roles_apply(c, svt_roles_file(c), NULL, NULL, NULL, &owner, &web))
-        return svt_fail("schema: the web role's privileges were not re-applied; the module "
-                        "may fail on what the migration added until they are");
+    return *set == 't';
+}
+
+int svt_roles_reapply(svt_ctx *c, int in_tx)
+{
+    const char *owner = NULL, *web = NULL;
+    int fail = in_tx ? svt_roles_run(c, svt_roles_file(c), NULL, NULL, NULL, &owner, &web)
+                     : svt_roles_apply(c, svt_roles_file(c), NULL, NULL, NULL, &owner, &web);
+
+    if (fail)
+        return svt_fail("schema: the roles' privileges were not re-applied%s", in_tx
+                        ? " (nothing was migrated)"
+                        : "; the module may fail on what a migration added until they are");
     printf("privileges of web role %s applied (owner role %s)\n", web, owner);
     return 0;
 }

@@ -6,9 +6,12 @@
  * schema_version as its last statement. `schema` reads the database's
  * version (0 for an empty database) and applies every newer file in order,
  * each in its own transaction, checking that the file recorded its version.
- * Then, when the database was set up with an owner and a web role (`roles`,
- * svt_admin_roles.c), it applies sql/roles.sql again, so that the web role
- * gets its grants on what the migrations added.
+ * When the database was set up with its roles (`roles`, svt_admin_roles.c),
+ * sql/roles.sql runs again in each migration's transaction, so that the web
+ * and console roles have their grants on what the migration added the
+ * moment it commits: a module already running (it is upgraded first,
+ * docs/operations.md) never sees a version without its grants. With
+ * nothing to migrate, roles.sql runs once, in a transaction of its own.
  */
 #include "config.h"
 
@@ -60,7 +63,7 @@ int svt_cmd_schema(svt_ctx *c, int argc, char **argv)
     DIR *d;
     struct dirent *e;
     char *names[MAX_MIGRATIONS + 1];
-    int n = 0, cur, v, newest = 0, i;
+    int n = 0, cur, v, newest = 0, i, roles;
 
     for (i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--sql-dir") == 0 && i + 1 < argc)
@@ -87,6 +90,8 @@ int svt_cmd_schema(svt_ctx *c, int argc, char **argv)
     if (cur > newest)
         return svt_fail("schema: the database is at version %d, newer than these files (%d)",
                         cur, newest);
+    if ((roles = svt_roles_configured(c)) < 0)
+        return 1;
     for (v = cur + 1; v <= newest; v++) {
         const char *path = svt_schema_file(c, v, names, n);
         apr_dbd_transaction_t *tx = NULL;
@@ -112,13 +117,21 @@ int svt_cmd_schema(svt_ctx *c, int argc, char **argv)
             apr_dbd_transaction_end(c->driver, c->pool, tx);
             return 1;
         }
+        if (roles && svt_roles_reapply(c, 1)) {
+            svt_fail("schema: version %d was not applied", v);
+            apr_dbd_transaction_mode_set(c->driver, tx, APR_DBD_TRANSACTION_ROLLBACK);
+            apr_dbd_transaction_end(c->driver, c->pool, tx);
+            return 1;
+        }
         if (apr_dbd_transaction_end(c->driver, c->pool, tx))
             return svt_fail("schema: commit of version %d failed", v);
         printf("applied schema version %d (%s)\n", v, strrchr(path, '/') + 1);
     }
-    if (cur == newest)
+    if (cur == newest) {
         printf("schema is up to date (version %d)\n", cur);
-    return svt_roles_reapply(c);
+        return roles ? svt_roles_reapply(c, 0) : 0;
+    }
+    return 0;
 }
 
 int svt_cmd_schema_version(svt_ctx *c, int argc, char **argv)

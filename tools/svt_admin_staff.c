@@ -92,13 +92,17 @@ int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv)
     {
         svt_rows res;
         const char *a[] = { argv[0] };
-        int exists = 0;
-        if (svt_select(c, &res, "SELECT 1 FROM staff WHERE name = %s", 1, a))
+        apr_dbd_row_t *row;
+        const char *have = NULL;
+        /* names are case-insensitive (a unique index on lower(name) since
+         * schema version 5; checked here on older databases too) */
+        if (svt_select(c, &res, "SELECT name FROM staff WHERE lower(name) = lower(%s)", 1, a))
             return 1;
-        while (svt_row(c, &res))
-            exists = 1;
-        if (exists)
-            return svt_fail("staff member %s already exists", argv[0]);
+        while ((row = svt_row(c, &res)))
+            have = svt_col(c, row, 0);
+        if (have)
+            return svt_fail("a staff account named '%s' exists: names are case-insensitive",
+                            have);
     }
     if (svt_new_hash(argv[0], hash, sizeof(hash)))
         return 1;
@@ -117,46 +121,57 @@ int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv)
     return 0;
 }
 
+/* staff-passwd's steps, inside its transaction. 0 or 1 (printed). */
+static int svt_passwd_steps(svt_ctx *c, const char *name, const char *hash)
+{
+    const char *a[] = { hash, name }, *b[] = { name };
+    svt_rows res;
+    apr_dbd_row_t *row;
+    int n = 0, v5 = 0;
+
+    if (svt_exec(c, &n, "UPDATE staff SET pwhash = %s, updated = now() WHERE name = %s",
+                 2, a))
+        return 1;
+    if (n != 1)
+        return svt_fail("no staff member %s", name);
+    /* the way back in: a password set here is the person's to use, so a
+     * must-change mark of the staff console (schema version 5) goes */
+    if (svt_select(c, &res, "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = "
+                   "'staff'::regclass AND attname = 'must_change' AND NOT attisdropped)",
+                   0, NULL))
+        return 1;
+    while ((row = svt_row(c, &res)))
+        v5 = *svt_col(c, row, 0) == 't';
+    if (v5 && (svt_exec(c, &n, "UPDATE staff SET must_change = false, password_changed = "
+                        "now() WHERE name = %s", 1, b) || n != 1))
+        return n != 1 ? svt_fail("no staff member %s", name) : 1;
+    /* a new password ends every session of the account */
+    return svt_exec(c, NULL, "DELETE FROM sessions WHERE staff_id = (SELECT id FROM staff "
+                    "WHERE name = %s)", 1, b);
+}
+
 int svt_cmd_staff_passwd(svt_ctx *c, int argc, char **argv)
 {
     char hash[SV_PWHASH_MAX];
-    int n = 0;
+    apr_dbd_transaction_t *tx = NULL;
+    int fail;
 
     if (argc != 1)
         return svt_fail("usage: staff-passwd NAME");
     if (svt_name_ok(argv[0]) || svt_new_hash(argv[0], hash, sizeof(hash)))
         return 1;
-    {
-        const char *a[] = { hash, argv[0] };
-        if (svt_exec(c, &n, "UPDATE staff SET pwhash = %s, updated = now() WHERE name = %s",
-                     2, a))
-            return 1;
-    }
-    if (n != 1)
-        return svt_fail("no staff member %s", argv[0]);
-    {
-        /* the way back in: a password set here is the person's to use, so
-         * a must-change mark of the staff console (schema version 5) goes */
-        const char *a[] = { argv[0] };
-        svt_rows res;
-        apr_dbd_row_t *row;
-        int v5 = 0;
-        if (svt_select(c, &res, "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = "
-                       "'staff'::regclass AND attname = 'must_change' AND NOT attisdropped)",
-                       0, NULL))
-            return 1;
-        while ((row = svt_row(c, &res)))
-            v5 = *svt_col(c, row, 0) == 't';
-        if (v5 && svt_exec(c, NULL, "UPDATE staff SET must_change = false, password_changed = "
-                           "now() WHERE name = %s", 1, a))
-            return 1;
-    }
-    {
-        /* a new password ends every session of the account */
-        const char *a[] = { argv[0] };
-        svt_exec(c, NULL, "DELETE FROM sessions WHERE staff_id = (SELECT id FROM staff "
-                 "WHERE name = %s)", 1, a);
-    }
+    /* the new hash, the must-change mark and the sessions: all or none */
+    if (apr_dbd_transaction_start(c->driver, c->pool, c->handle, &tx))
+        return svt_fail("staff-passwd: cannot begin a transaction: %s",
+                        apr_dbd_error(c->driver, c->handle, 0));
+    fail = svt_passwd_steps(c, argv[0], hash);
+    if (fail)
+        apr_dbd_transaction_mode_set(c->driver, tx, APR_DBD_TRANSACTION_ROLLBACK);
+    if (apr_dbd_transaction_end(c->driver, c->pool, tx) && !fail)
+        return svt_fail("staff-passwd: the commit failed: %s; the password is unchanged",
+                        apr_dbd_error(c->driver, c->handle, 0));
+    if (fail)
+        return svt_fail("staff-passwd: nothing changed");
     printf("password of %s changed; its sessions ended\n", argv[0]);
     return 0;
 }

@@ -66,7 +66,9 @@ def open_field(sv, ref, field):
 # version 5 undone.
 UNDO_SCHEMA_5 = """
     ALTER TABLE staff DROP COLUMN must_change, DROP COLUMN password_changed;
-    ALTER TABLE sessions DROP COLUMN id, DROP COLUMN address, DROP COLUMN user_agent;
+    DROP INDEX staff_name_lower_key;
+    ALTER TABLE sessions DROP COLUMN id, DROP COLUMN address, DROP COLUMN user_agent,
+        DROP COLUMN console;
     DELETE FROM schema_version WHERE version = 5"""
 
 # A database back at schema version 3: version 5 undone, the audit chain of

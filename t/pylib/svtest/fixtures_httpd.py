@@ -1011,8 +1011,12 @@ def run_demo(directory=None, port=None, wait=True):
                                                      'send is encrypted before it is '
                                                      'stored."',
                               "SplitVaultDecryptWait": "5"})
-    # the staff console: a virtual host of its own port (and host name, so
-    # that browsers keep its cookies apart), as the console role
+    # the staff console: a virtual host of its own port (and host name,
+    # localhost against the public server's 127.0.0.1, since browsers send
+    # a host's cookies to all its ports), as the console role. One httpd
+    # for the demo's simplicity only: in production the console runs in an
+    # httpd of its own, under a user of its own, the console role's
+    # passfile readable by that user alone (docs/install.md, section 5)
     h = stack.httpd
     h.stop()
     if port:
@@ -1058,7 +1062,9 @@ def run_demo(directory=None, port=None, wait=True):
     print("  staff console: %s" % console_url)
     print("    (its own virtual host, connecting as role %s: admins manage staff"
           % stack.db.console)
-    print("    and sessions there, and everyone changes their own password)")
+    print("    and sessions there, and everyone changes their own password;")
+    print("    one httpd here for simplicity: in production the console is an httpd")
+    print("    of its own, under its own user and host name: docs/install.md, section 5)")
     print("  the browser will not know the demo CA: trust %s or accept the warning" % pki.ca_cert)
     print("  staff accounts (name / password / capabilities):")
     for name, (pw, caps) in STAFF.items():
