@@ -82,7 +82,8 @@ def test_admin_creates_an_account_and_its_person_changes_the_password(web, web_n
     assert not admin.find_all("#new-password") and pw not in admin.source()
     admin.reload()
     assert admin.text_of("h1") == "Not done"
-    assert admin.text_of("p.error") == "An account of that name exists already."
+    assert admin.text_of("p.error") == ("A staff account named 'gina' exists: names are "
+                                         "case-insensitive.")
     assert pw not in admin.source()
     admin.back()
     assert admin.text_of("h1") == "Staff" and pw not in admin.source()
