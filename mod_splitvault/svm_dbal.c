@@ -59,6 +59,7 @@
 #include "apr_shm.h"
 #include "apr_global_mutex.h"
 #include "apr_strings.h"
+#include "apr_atomic.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -74,13 +75,16 @@ enum { SVM_EP_UP = 0, SVM_EP_FAILED = 1 };
 
 typedef struct {
     apr_uint32_t state;
-    apr_uint32_t failures;     /* consecutive failed connects */
+    apr_uint32_t failures;     /* failures in a row, one per back-off window */
     apr_uint32_t err;          /* svm_derr of the last failure */
+    apr_uint32_t xfails;       /* exchanges in a row that got no answer */
+    apr_uint32_t pad;
     apr_time_t since;          /* in this state since (0: the start) */
     apr_time_t next_probe;     /* FAILED: tried again from then */
     apr_int64_t probe_pid;     /* a probe under way in that process (0: none) */
     apr_time_t probe_until;    /* ... given up on from then */
-    apr_uint64_t served;       /* requests given a connection to it */
+    apr_time_t loud_until;     /* per-connect lines at debug level until then */
+    apr_uint64_t served;       /* requests it answered */
 } svm_dbal_entry;
 
 typedef struct {
@@ -108,6 +112,7 @@ const char *svm_derr_name(svm_derr e)
     case SVM_DERR_CLOSED: return "closed-before-tls";
     case SVM_DERR_TLS: return "tls";
     case SVM_DERR_CERT: return "certificate";
+    case SVM_DERR_EXCHANGE: return "exchange";
     }
     return "?";
 }
@@ -117,6 +122,33 @@ int svm_dbal_pre_config(apr_pool_t *pconf)
     /* "Mutex sysvsem splitvault-daemons" (for example) picks the mechanism */
     return ap_mutex_register(pconf, SVM_DBAL_MUTEX, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static int svm_same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* 1 when a and b name the same daemons with the same TLS settings: their
+ * endpoints may share entries (a certificate failure in one is one in the
+ * other, and so is a success). */
+static int svm_dbal_same(const svm_srv_conf *a, const svm_srv_conf *b)
+{
+    int i;
+
+    if (a->daemons->nelts != b->daemons->nelts || a->daemon_timeout != b->daemon_timeout
+        || !svm_same_str(a->daemon_name, b->daemon_name)
+        || !svm_same_str(a->daemon_ca, b->daemon_ca)
+        || !svm_same_str(a->client_cert, b->client_cert)
+        || !svm_same_str(a->client_key, b->client_key))
+        return 0;
+    for (i = 0; i < a->daemons->nelts; i++) {
+        const svm_daemon_ep *x = &APR_ARRAY_IDX(a->daemons, i, svm_daemon_ep);
+        const svm_daemon_ep *y = &APR_ARRAY_IDX(b->daemons, i, svm_daemon_ep);
+        if (x->port != y->port || strcmp(x->host, y->host) != 0)
+            return 0;
+    }
+    return 1;
 }
 
 int svm_dbal_post_config(apr_pool_t *pconf, server_rec *s)
@@ -137,12 +169,11 @@ int svm_dbal_post_config(apr_pool_t *pconf, server_rec *s)
 
         if (!svm_conf_in_use(sc) || !sc->daemons)
             continue;
-        /* a virtual host that inherits the main server's daemons (the
-         * same list and name) shares its entries */
+        /* a virtual host with the same daemons and TLS settings as an
+         * earlier server (as one that inherits them) shares its entries */
         for (sq = s; sq != sp; sq = sq->next) {
             const svm_srv_conf *qc = svm_conf(sq);
-            if (svm_conf_in_use(qc) && qc->daemons == sc->daemons
-                && qc->daemon_name == sc->daemon_name)
+            if (svm_conf_in_use(qc) && qc->daemons && svm_dbal_same(qc, sc))
                 break;
         }
         if (sq != sp) {
@@ -205,13 +236,15 @@ void svm_dbal_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-/* 1 when the process pid is gone. */
+/* 1 when the process pid is gone (EPERM: the pid is another user's
+ * process now, not one of our children). */
 static int svm_pid_gone(apr_int64_t pid)
 {
-    return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    return pid > 0 && kill((pid_t)pid, 0) != 0 && (errno == ESRCH || errno == EPERM);
 }
 
-/* Under the lock: clear the rows of processes that are gone. */
+/* Under the lock: clear the rows of processes that are gone, and the
+ * probes they left under way. */
 static void svm_dbal_reap(void)
 {
     apr_uint32_t i;
@@ -222,6 +255,9 @@ static void svm_dbal_reap(void)
             memset(&svm_dbal_count[(apr_size_t)i * svm_dbal->nent], 0,
                    svm_dbal->nent * sizeof(apr_uint32_t));
         }
+    for (i = 0; i < svm_dbal->nent; i++)
+        if (svm_dbal_ent[i].probe_pid && svm_pid_gone(svm_dbal_ent[i].probe_pid))
+            svm_dbal_ent[i].probe_pid = 0;
 }
 
 /* Under the lock: this child's row of counts (claimed at the first use;
@@ -296,13 +332,17 @@ void svm_dbal_monitor(server_rec *s)
     svm_dbal_unlock();
 }
 
-int svm_dbal_pick(request_rec *r, const svm_srv_conf *sc, apr_uint32_t tried)
+int svm_dbal_pick(request_rec *r, const svm_srv_conf *sc, apr_uint32_t tried,
+                  apr_uint32_t full, svm_dbal_how *how)
 {
     unsigned n = (unsigned)sc->daemons->nelts, k, i, start;
     apr_time_t now = apr_time_now();
     int best = -1, probe = -1, fallback = -1, row;
     apr_uint32_t best_out = 0;
 
+    *how = SVM_PICK_UP;
+    /* an endpoint whose pool in this process is full is not waited for */
+    tried |= full;
     if (svm_dbal_lock(r)) {
         /* no shared state: the first endpoint not tried yet */
         for (i = 0; i < n; i++)
@@ -328,9 +368,9 @@ int svm_dbal_pick(request_rec *r, const svm_srv_conf *sc, apr_uint32_t tried)
             continue;
         }
         /* failed: a probe when its back-off has passed and no other
-         * request probes it (or that probe is gone) */
-        if (probe < 0 && e->next_probe <= now
-            && (!e->probe_pid || e->probe_until <= now || svm_pid_gone(e->probe_pid)))
+         * request probes it (or that probe is older than its time; one
+         * whose process died is cleared by svm_dbal_reap) */
+        if (probe < 0 && e->next_probe <= now && (!e->probe_pid || e->probe_until <= now))
             probe = (int)i;
         if (fallback < 0)
             fallback = (int)i;
@@ -346,22 +386,31 @@ int svm_dbal_pick(request_rec *r, const svm_srv_conf *sc, apr_uint32_t tried)
         e->probe_pid = getpid();
         e->probe_until = now + 2 * sc->daemon_timeout;
         best = probe;
+        *how = SVM_PICK_PROBE;
     }
-    else if (best < 0)
+    else if (best < 0) {
         best = fallback;
+        *how = SVM_PICK_FAILED;
+    }
     if (best >= 0 && (row = svm_dbal_row()) >= 0)
         svm_dbal_count[(apr_size_t)row * svm_dbal->nent + sc->dbal_base + best]++;
     svm_dbal_unlock();
     return best;
 }
 
-void svm_dbal_done(request_rec *r, const svm_srv_conf *sc, int i)
+void svm_dbal_done(request_rec *r, const svm_srv_conf *sc, int i, svm_dbal_how how)
 {
+    svm_dbal_entry *e;
     apr_uint32_t *c;
     int row;
 
     if (i < 0 || svm_dbal_lock(r))
         return;
+    /* a probe that ended without a verdict (no slot free in this child's
+     * pool; a request that went wrong here): the next request may probe */
+    e = &svm_dbal_ent[sc->dbal_base + i];
+    if (how == SVM_PICK_PROBE && e->probe_pid == getpid())
+        e->probe_pid = 0;
     if ((row = svm_dbal_row()) >= 0) {
         c = &svm_dbal_count[(apr_size_t)row * svm_dbal->nent + sc->dbal_base + i];
         if (*c)
@@ -370,7 +419,7 @@ void svm_dbal_done(request_rec *r, const svm_srv_conf *sc, int i)
     svm_dbal_unlock();
 }
 
-void svm_dbal_up(request_rec *r, const svm_srv_conf *sc, int i)
+void svm_dbal_up(request_rec *r, const svm_srv_conf *sc, int i, int fresh)
 {
     const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
     apr_time_t was = 0;
@@ -383,9 +432,12 @@ void svm_dbal_up(request_rec *r, const svm_srv_conf *sc, int i)
         return;
     e = &svm_dbal_ent[sc->dbal_base + i];
     e->served++;
-    if (e->probe_pid == getpid())
-        e->probe_pid = 0;
-    if (e->state != SVM_EP_UP) {
+    e->xfails = 0;
+    /* an answer on a connection made before the failure proves nothing
+     * of the daemon's handshake now (its certificate, say) */
+    if (e->state != SVM_EP_UP && fresh) {
+        if (e->probe_pid == getpid())
+            e->probe_pid = 0;
         changed = 1;
         was = e->since;
         err = (svm_derr)e->err;
@@ -398,8 +450,26 @@ void svm_dbal_up(request_rec *r, const svm_srv_conf *sc, int i)
     svm_dbal_unlock();
     if (changed)
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV01732: splitvaultd at %s is up "
-                      "again after %d s failed (%u failed connects, the last: %s)", ep->addr,
+                      "again after %d s failed (%u failures, the last: %s)", ep->addr,
                       (int)apr_time_sec(apr_time_now() - was), failures, svm_derr_name(err));
+}
+
+/* A random byte for the back-off's jitter (a fixed middle one, logged
+ * once per process, when the generator fails). */
+static unsigned svm_dbal_jitter(request_rec *r)
+{
+    static int warned;
+    unsigned char rnd;
+
+    if (RAND_bytes(&rnd, 1) == 1)
+        return rnd;
+    if (!warned) {
+        warned = 1;
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "SV01736: no random byte for the "
+                      "daemons' back-off jitter (OpenSSL's RAND_bytes failed): a fixed one "
+                      "is used in this process");
+    }
+    return 128;
 }
 
 void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls,
@@ -408,7 +478,7 @@ void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls
     const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
     apr_time_t now = apr_time_now(), backoff;
     apr_uint32_t failures = 1;
-    unsigned char rnd = 0;
+    unsigned rnd = svm_dbal_jitter(r);
     svm_dbal_entry *e;
     int log_it = 1, lvl;
 
@@ -421,6 +491,21 @@ void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls
     e = &svm_dbal_ent[sc->dbal_base + i];
     if (e->probe_pid == getpid())
         e->probe_pid = 0;
+    e->xfails = 0;
+    if (e->state == SVM_EP_FAILED && now < e->next_probe
+        && (e->err == (apr_uint32_t)cls || cls != SVM_DERR_CERT)) {
+        /* within the back-off window: another request of the same outage
+         * (connects that were under way, last-resort tries), not a new
+         * failure; only a certificate failure shortens nothing and
+         * lengthens the wait */
+        failures = e->failures;
+        backoff = e->next_probe - now;
+        svm_dbal_unlock();
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "SV01733: splitvaultd at %s failed "
+                      "again within its back-off (%s): tried again in %d ms", ep->addr,
+                      svm_derr_name(cls), (int)apr_time_msec(backoff));
+        return;
+    }
     if (e->state == SVM_EP_FAILED) {
         log_it = e->err != (apr_uint32_t)cls;
         failures = ++e->failures;
@@ -438,8 +523,8 @@ void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls
         backoff = SVM_DBAL_BACKOFF_MIN << (failures - 1);
     if (backoff > SVM_DBAL_BACKOFF_MAX)
         backoff = SVM_DBAL_BACKOFF_MAX;
-    (void)RAND_bytes(&rnd, 1);
     e->next_probe = now + backoff * 3 / 4 + backoff * (apr_interval_time_t)rnd / 1020;
+    e->loud_until = e->next_probe;
     backoff = e->next_probe - now;
     svm_dbal_unlock();
     /* with a single daemon there is nowhere else to go: the connect's own
@@ -459,6 +544,58 @@ void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "SV01733: splitvaultd at %s failed "
                       "again (%s, %u in a row): tried again in %d ms", ep->addr,
                       svm_derr_name(cls), failures, (int)apr_time_msec(backoff));
+}
+
+void svm_dbal_xfailed(request_rec *r, const svm_srv_conf *sc, int i, const char *why)
+{
+    const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
+    apr_uint32_t x;
+    svm_dbal_entry *e;
+
+    if (svm_dbal_lock(r))
+        return;
+    e = &svm_dbal_ent[sc->dbal_base + i];
+    x = ++e->xfails;
+    if (e->state == SVM_EP_UP && x < SVM_DBAL_XFAIL_MAX) {
+        svm_dbal_unlock();
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "SV01737: splitvaultd at %s gave no "
+                      "answer (%u in a row, failed at %d): %s", ep->addr, x,
+                      SVM_DBAL_XFAIL_MAX, why);
+        return;
+    }
+    svm_dbal_unlock();
+    svm_dbal_failed(r, sc, i, SVM_DERR_EXCHANGE, why);
+}
+
+int svm_dbal_loud(request_rec *r, const svm_srv_conf *sc, int i)
+{
+    apr_time_t now = apr_time_now();
+    svm_dbal_entry *e;
+    int loud = 0;
+
+    if (svm_dbal_lock(r))
+        return 1;
+    e = &svm_dbal_ent[sc->dbal_base + i];
+    if (now >= e->loud_until) {
+        loud = 1;
+        e->loud_until = now + SVM_DBAL_BACKOFF_MIN;
+        if (e->state == SVM_EP_FAILED && e->next_probe > e->loud_until)
+            e->loud_until = e->next_probe;
+    }
+    svm_dbal_unlock();
+    return loud;
+}
+
+int svm_dbal_loud_all(void)
+{
+    static apr_uint32_t quiet_until; /* seconds, this process */
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now()), was;
+
+    was = apr_atomic_read32(&quiet_until);
+    if (now < was)
+        return 0;
+    return apr_atomic_cas32(&quiet_until, now + (apr_uint32_t)apr_time_sec(SVM_DBAL_BACKOFF_MAX),
+                            was) == was;
 }
 
 int svm_dbal_info_get(request_rec *r, const svm_srv_conf *sc, svm_dbal_info *out)
