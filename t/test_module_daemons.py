@@ -7,13 +7,14 @@ import os
 import re
 import signal
 import threading
+import time
 import types
 
 import pytest
 
-from svtest.core import wait_until
+from svtest.core import free_port, wait_until
 from svtest.data import GOOD
-from svtest.fixtures_httpd import Httpd
+from svtest.fixtures_httpd import Httpd, WebClient
 
 # what a daemon that goes away makes httpd log (its connects, the state
 # change, requests in flight on it)
@@ -242,6 +243,99 @@ def _submit_quietly(sv):
         return None
 
 
+# what a daemon that takes the handshake and then fails the exchange makes
+# httpd log
+NO_ANSWER = [r"SV01708", r"SV01709", r"SV01710", r"SV01730", r"SV01735"]
+
+
+@pytest.mark.parametrize("mode", ["close", "hang", "garbage"])
+def test_a_daemon_that_fails_after_the_handshake_is_marked_failed(sv_factory,
+                                                                 fake_daemon_factory, mode):
+    """A daemon with a valid certificate that closes after the frame, hangs
+    or answers garbage: two such exchanges in a row mark it failed, so a
+    burst of submissions loses only those that reached it before that (its
+    fast failures earn it no low count), and the key location says so."""
+    fake = fake_daemon_factory(mode)
+    sv = sv_factory(extra_daemons=[fake.addr],
+                    directives={"SplitVaultIntakeThrottle": "Off",
+                                "SplitVaultDaemonTimeout": "2"})
+    sv.allowed_errors += NO_ANSWER
+    statuses = sv.submit_at_once(GOOD, 40)
+    assert len(statuses) == 40 and set(statuses) <= {200, 503}, statuses
+    lost = statuses.count(503)
+    # each lost submission is one the fake was sent, and the fake got only
+    # what was under way when it was marked failed
+    assert lost == fake.frames and lost <= 12, (lost, fake.frames, statuses)
+    t = daemons_table(sv, sv.login("ada"))
+    assert t[fake.addr][0] == "failed" and t[fake.addr][3] == "exchange", t
+    assert t["127.0.0.1:%d" % sv.daemon.port] == ("up", 0, 0, ""), t
+    assert sv.db.count("records") == 40 - lost
+    # marked failed once: the requests that ran into it meanwhile are
+    # debug lines, not an error each
+    assert sv.httpd.log_text().count("SV01730: splitvaultd at %s" % fake.addr) == 1
+
+
+def test_a_full_pool_moves_the_request_on(sv_factory, fake_daemon_factory):
+    """SplitVaultDaemonPool 1 in one process, one daemon that hangs and one
+    that answers: a request never waits for a connection of the pool; only
+    the requests the hanging daemon was sent take the timeout."""
+    fake = fake_daemon_factory("hang")
+    sv = sv_factory(extra_daemons=[fake.addr], server_limit=1, threads=8,
+                    directives={"SplitVaultIntakeThrottle": "Off",
+                                "SplitVaultDaemonPool": "1",
+                                "SplitVaultDaemonTimeout": "3"})
+    sv.allowed_errors += NO_ANSWER
+    times = []
+    lock = threading.Lock()
+    start = threading.Barrier(6)
+
+    def one():
+        c = sv.client()
+        start.wait(30)
+        t0 = time.monotonic()
+        st = sv.submit(GOOD, client=c).status
+        with lock:
+            times.append((st, time.monotonic() - t0))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(times) == 6, times
+    slow = [x for x in times if x[1] >= 2.5]
+    assert len(slow) == fake.frames and fake.frames <= 2, (times, fake.frames)
+    assert all(st == 200 for st, d in times if d < 2.5 and st != 503), times
+    log = sv.httpd.log_text()
+    assert "SV01706" not in log and "SV01724" not in log, log
+    # the hanging daemon aside, every request is served again at once
+    assert sv.submit(GOOD).status == 200
+
+
+# each server of httpd prepares the module's statements under the same labels
+@pytest.mark.log_allows(r"AH02653: conflicting SQL statements")
+def test_virtual_hosts_with_another_ca_do_not_share_health(daemon_factory, sv_factory, pki):
+    """A virtual host whose SplitVaultDaemonCA does not match the daemons'
+    certificates fails their check; the main server's daemons, the same
+    addresses with the right CA, stay up and are never marked failed."""
+    port = free_port()
+    extra = ("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\nServerName localhost\n"
+             'SplitVaultDaemonCA "%s"\n</VirtualHost>' % (port, port, pki.other_ca_cert))
+    sv, a, b = stack2(sv_factory, daemon_factory, extra=extra)
+    sv.allowed_errors += [r"SV01702: .*certificate verify failed", r"SV01731", r"SV01723",
+                          r"SV01735"]
+    for d in (a, b):
+        d.allowed_log += [r"TLS handshake", r"handshake", r"alert", r"refusals"]
+    vc = WebClient(port, tls=True, cafile=pki.ca_cert)
+    for _ in range(3):
+        r = sv.submit(GOOD, client=vc)
+        assert r.status == 503, r.text
+        assert sv.submit(GOOD).status == 200
+    t = daemons_table(sv, sv.login("ada"))
+    assert [v[:3] for v in t.values()] == [("up", 0, 0), ("up", 0, 0)], t
+    assert sv.db.count("records") == 3
+
+
 DB = types.SimpleNamespace(dsn="host=127.0.0.1 port=1 dbname=none user=postgres")
 
 
@@ -251,6 +345,10 @@ DB = types.SimpleNamespace(dsn="host=127.0.0.1 port=1 dbname=none user=postgres"
     ("127.0.0.1:7443 nonsense", "give host:port, e.g. 127.0.0.1:7443 or [::1]:7443 "
                                 "(not 'nonsense')"),
     ("127.0.0.1:7443 [::1]", "(not '[::1]')"),
+    ("[0::1]:7443 [::1]:7443", "SplitVaultDaemon: [::1]:7443 is named twice"),
+    ("127.1:7443 127.0.0.1:7443", "SplitVaultDaemon: 127.0.0.1:7443 is named twice"),
+    ("daemon.example.:7443 DAEMON.example:7443", "DAEMON.example:7443 is named twice"),
+    ("::1:7443", "an IPv6 address goes in brackets, e.g. [::1]:7443 (not '::1:7443')"),
     (" ".join("127.0.0.1:%d" % (7000 + i) for i in range(17)), "17 daemons, at most 16"),
 ])
 def test_bad_daemon_lists_are_refused(workdir, pki, value, message):
