@@ -51,6 +51,8 @@
 #include "apr_strings.h"
 #include "apr_atomic.h"
 #include "apr_reslist.h"
+#include "apr_thread_cond.h"
+#include "apr_thread_mutex.h"
 
 #include <limits.h>
 
@@ -61,10 +63,15 @@
 
 /* One reslist per endpoint of SplitVaultDaemon, and how many of its
  * connections this process's requests hold (at most SplitVaultDaemonPool:
- * a request that would have to wait for one goes to another daemon). */
+ * a request that would have to wait for one goes to another daemon; when
+ * every pool is full it waits, within its time, for a connection of any
+ * to come back: freed signals waiters). */
 struct svm_dpool {
     apr_reslist_t **list;
     apr_uint32_t *inuse;
+    apr_thread_mutex_t *mtx;
+    apr_thread_cond_t *freed;
+    apr_uint32_t waiters;
     server_rec *s;
     svm_srv_conf *sc;
 };
@@ -271,6 +278,12 @@ void svm_daemon_child_init(apr_pool_t *p, server_rec *s)
     dp->sc = sc;
     dp->list = apr_pcalloc(p, sc->daemons->nelts * sizeof(*dp->list));
     dp->inuse = apr_pcalloc(p, sc->daemons->nelts * sizeof(*dp->inuse));
+    if ((rv = apr_thread_mutex_create(&dp->mtx, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS
+        || (rv = apr_thread_cond_create(&dp->freed, p)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "SV01704: cannot create the daemon connection pool");
+        return;
+    }
     for (i = 0; i < sc->daemons->nelts; i++) {
         rv = apr_reslist_create(&dp->list[i], 0, sc->pool_max, sc->pool_max,
                                 apr_time_from_sec(sc->pool_idle), svm_dconn_make,
@@ -299,12 +312,43 @@ static void svm_dconn_put(svm_dpool *dp, int i, svm_dconn *c, int keep)
     else
         apr_reslist_invalidate(dp->list[i], c);
     apr_atomic_dec32(&dp->inuse[i]);
+    /* after the count went down: a waiter that counted itself before
+     * sees the count or is woken (svm_dconn_wait) */
+    if (apr_atomic_read32(&dp->waiters) && apr_thread_mutex_lock(dp->mtx) == APR_SUCCESS) {
+        apr_thread_cond_broadcast(dp->freed);
+        apr_thread_mutex_unlock(dp->mtx);
+    }
 }
 
 /* 1 when this process's requests hold every connection of endpoint i. */
 static int svm_dconn_full(const svm_srv_conf *sc, int i)
 {
     return apr_atomic_read32(&sc->dpool->inuse[i]) >= (apr_uint32_t)sc->pool_max;
+}
+
+/* Every endpoint not in tried is full in this process: wait until a
+ * connection of the pool comes back or until (APR_SUCCESS: it came back,
+ * or the wait cannot be made; APR_TIMEUP: the time is spent). */
+static apr_status_t svm_dconn_wait(const svm_srv_conf *sc, apr_uint32_t tried, apr_time_t until)
+{
+    svm_dpool *dp = sc->dpool;
+    apr_status_t rv = APR_SUCCESS;
+    apr_time_t left = until - apr_time_now();
+    int i, full = 1;
+
+    if (left <= 0)
+        return APR_TIMEUP;
+    if (apr_thread_mutex_lock(dp->mtx) != APR_SUCCESS)
+        return APR_TIMEUP;
+    apr_atomic_inc32(&dp->waiters);
+    for (i = 0; i < sc->daemons->nelts && full; i++)
+        if (!(tried & (1u << i)) && !svm_dconn_full(sc, i))
+            full = 0;
+    if (full)
+        rv = apr_thread_cond_timedwait(dp->freed, dp->mtx, left);
+    apr_atomic_dec32(&dp->waiters);
+    apr_thread_mutex_unlock(dp->mtx);
+    return rv == APR_TIMEUP ? APR_TIMEUP : APR_SUCCESS;
 }
 
 /*
@@ -423,15 +467,21 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         svm_derr cls = SVM_DERR_NONE;
         apr_time_t now = apr_time_now(), d = until;
 
+        full = 0;
         for (i = 0; i < n; i++)
             if (svm_dconn_full(sc, i))
                 full |= 1u << i;
         if ((i = svm_dbal_pick(r, sc, tried, full, &how)) < 0) {
-            int lvl = svm_dbal_loud_all() ? APLOG_ERR : APLOG_DEBUG;
+            int lvl;
+            /* the pools of the daemons left are full: wait for one */
+            if ((full & ~tried) && svm_dconn_wait(sc, tried, until) == APR_SUCCESS)
+                continue;
+            lvl = svm_dbal_loud_all() ? APLOG_ERR : APLOG_DEBUG;
             if (full & ~tried)
                 ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01735: every connection of "
-                              "SplitVaultDaemonPool to %s is in use in this process",
-                              tried ? "the daemons left to try" : "every daemon");
+                              "SplitVaultDaemonPool to %s stayed in use in this process "
+                              "for SplitVaultDaemonTimeout", tried ? "the daemons left to try"
+                              : "every daemon");
             else if (n > 1)
                 ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01723: none of the %d daemons "
                               "could be reached within SplitVaultDaemonTimeout", n);
