@@ -15,7 +15,10 @@
  * within SplitVaultDaemonTimeout. A frame is never sent twice, to the same
  * daemon or another: once writing began, a failure is reported to the
  * caller (the daemon may have acted; orphan shares are reconcile's
- * business).
+ * business), and, when no byte of an answer came, to svm_dbal.c as well.
+ * A daemon whose connections this child's requests all hold is passed
+ * over; when every one's are, the request waits for one to come back
+ * within its time. A failed daemon is tried over a new connection only.
  *
  * The reslist holds the pool's slots, not live connections: its constructor
  * only allocates an unconnected slot (it runs under the reslist's lock, which

@@ -6,29 +6,40 @@
  * (docs/daemon.md, "Scale-out with pgsql"). Each connect of svm_daemon.c
  * asks here for an endpoint (svm_dbal_pick) and reports how the connect
  * went (svm_dbal_up, svm_dbal_failed) and when the request is done with it
- * (svm_dbal_done). An endpoint is up or failed:
+ * (svm_dbal_done), and how the exchange went when a connection was made
+ * (svm_dbal_up on an answer, svm_dbal_xfailed on none). An endpoint is up
+ * or failed:
  *
  *   - up: picked by the fewest outstanding requests, over every child; on
- *     a tie, in turn (one counter for the table);
+ *     a tie, in turn (one counter for the table); an endpoint whose pool
+ *     in the caller's process is full is passed over (the caller says);
  *   - failed (a connect failed: TCP, timeout, close before TLS, the
- *     handshake, the certificate): avoided until its back-off has passed,
- *     1 s doubling with each consecutive failure up to 30 s, each drawn
- *     from 3/4 to all of that (jitter: children do not probe together); a
+ *     handshake, the certificate; or SVM_DBAL_XFAIL_MAX exchanges in a row
+ *     ended before any answer: a daemon that fails fast must not draw the
+ *     load): avoided until its back-off has passed, 1 s doubling with each
+ *     failure up to 30 s, each drawn from 3/4 to all of that (jitter:
+ *     children do not probe together); failures within one back-off
+ *     window (one outage's requests under way together) count once; a
  *     certificate failure waits the longest back-off at once. The first
  *     request to pick it after that is its probe: one at a time (another
- *     request still avoids it, unless the probe's process died or the probe
- *     is older than twice SplitVaultDaemonTimeout), and a connect that
- *     succeeds makes it up again.
+ *     request still avoids it, unless the probe is older than twice
+ *     SplitVaultDaemonTimeout; a probe whose process died is cleared by
+ *     the reaper, one that got no connection by svm_dbal_done), over a
+ *     connection it makes itself, and an answer to it makes the endpoint
+ *     up again (never an answer on a connection older than the failure).
  *   - When no endpoint is up or due, the failed one whose back-off ends
  *     first is tried rather than none; one that failed its certificate
  *     check comes after every one that is merely down.
  *
  * Whether a request may move on to another endpoint is svm_daemon.c's
  * decision (only while nothing of it was sent); a state change is logged
- * here, once: up -> failed (SV01730, an error; SV01731, an error as well,
- * names a certificate that failed verification) and failed -> up
+ * here, once: up -> failed (SV01730, an error; SV01731, names a
+ * certificate that failed verification; both notices when there is a
+ * single daemon, whose connect lines are the errors) and failed -> up
  * (SV01732, a notice); a failed endpoint that fails its probe again is
  * logged at debug level only, unless the class of its failure changed.
+ * svm_dbal_loud and svm_dbal_loud_all keep the per-request lines of an
+ * outage to one per back-off window.
  *
  * The table is anonymous shared memory made by the parent in post_config
  * for each generation (a restart starts afresh: every endpoint up, no
@@ -37,9 +48,11 @@
  * counted per process: each child claims a row of counts (keyed by its
  * pid) at its first pick, so the count of an endpoint is the sum over the
  * rows. A child that dies with requests in flight leaves its row behind
- * until the parent's monitor (about every second to ten) or the next child
- * that needs a row sees that its pid is gone and clears it: a count is
- * never stuck for longer than that. Nothing in the table is secret.
+ * until the parent's monitor (httpd runs it about every ten seconds; it
+ * skips a round when the lock is busy) or the next child that needs a row
+ * sees that its pid is gone (or belongs to another user now) and clears
+ * it. Under the lock: memory accesses and the scan of the rows; kill()
+ * only in the reaper, RAND_bytes never. Nothing in the table is secret.
  *
  *   +------------------------------------------------------------------+
  *   | header   entries | rows | turn (the tie-break counter)           |
