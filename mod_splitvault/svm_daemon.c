@@ -283,8 +283,8 @@ void svm_daemon_child_init(apr_pool_t *p, server_rec *s)
     dp->inuse = apr_pcalloc(p, sc->daemons->nelts * sizeof(*dp->inuse));
     if ((rv = apr_thread_mutex_create(&dp->mtx, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS
         || (rv = apr_thread_cond_create(&dp->freed, p)) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "SV01704: cannot create the daemon connection pool");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "SV01738: cannot create the daemon "
+                     "connection pool's lock");
         return;
     }
     for (i = 0; i < sc->daemons->nelts; i++) {

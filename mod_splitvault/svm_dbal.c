@@ -514,7 +514,7 @@ void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls
         failures = e->failures;
         backoff = e->next_probe - now;
         svm_dbal_unlock();
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "SV01733: splitvaultd at %s failed "
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "SV01739: splitvaultd at %s failed "
                       "again within its back-off (%s): tried again in %d ms", ep->addr,
                       svm_derr_name(cls), (int)apr_time_msec(backoff));
         return;
