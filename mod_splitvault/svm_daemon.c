@@ -159,11 +159,10 @@ static apr_status_t svm_dconn_make(void **res, void *params, apr_pool_t *pool)
 static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, int i, svm_dconn *c,
                                   apr_time_t deadline, int last, svm_derr *cls, char *why)
 {
-    int lvl;
     const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
     char port[8], *err = why;
     sv_tls_step step = SV_TLS_STEP_START;
-    int ms = svm_ms(deadline - apr_time_now());
+    int ms = svm_ms(deadline - apr_time_now()), lvl;
     sv_status st;
 
     apr_snprintf(port, sizeof(port), "%u", (unsigned)ep->port);

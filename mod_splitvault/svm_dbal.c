@@ -509,8 +509,8 @@ void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls
         && (e->err == (apr_uint32_t)cls || cls != SVM_DERR_CERT)) {
         /* within the back-off window: another request of the same outage
          * (connects that were under way, last-resort tries), not a new
-         * failure; only a certificate failure shortens nothing and
-         * lengthens the wait */
+         * failure; a certificate failure after another class is recorded
+         * below at once (it waits the longest back-off) */
         failures = e->failures;
         backoff = e->next_probe - now;
         svm_dbal_unlock();
