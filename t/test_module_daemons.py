@@ -301,7 +301,7 @@ def test_a_full_pool_moves_the_request_on(sv_factory, fake_daemon_factory):
     for t in threads:
         t.start()
     try:
-        wait_until(lambda: len(results) >= 60 and fake.frames >= 1, 30, "a stream of intakes")
+        wait_until(lambda: len(results) >= 60 and fake.frames >= 2, 30, "a stream of intakes")
     finally:
         stop.set()
         for t in threads:
