@@ -315,6 +315,35 @@ def test_a_full_pool_moves_the_request_on(sv_factory, fake_daemon_factory):
     assert t[fake.addr][0] == "failed" and t[fake.addr][3] == "exchange", t
 
 
+def test_an_outage_is_counted_and_logged_once(daemon_factory, sv_factory):
+    """Both daemons gone, a burst of submissions: the connects under way
+    together count as one failure of each daemon (not a jump to the longest
+    back-off), and the log has the change of each and one line for "none
+    could be reached", not a line per request."""
+    sv, a, b = stack2(sv_factory, daemon_factory)
+    sv.allowed_errors += DOWN + [r"SV01723"]
+    assert sv.submit(GOOD).status == 200
+    a.kill9()
+    b.kill9()
+    statuses = sv.submit_at_once(GOOD, 12)
+    assert statuses == [503] * 12, statuses
+    t = daemons_table(sv, sv.login("ada"))
+    for d in (a, b):
+        state, _, failures, err = t["127.0.0.1:%d" % d.port]
+        # one for the burst; a probe after the first second may add one
+        assert state == "failed" and failures <= 2 and err == "connect", t
+    log = sv.httpd.log_text()
+    errors = [ln for ln in log.splitlines() if "[splitvault:error]" in ln]
+    assert len([ln for ln in errors if "SV01723" in ln]) == 1, log
+    for d in (a, b):
+        assert len([ln for ln in errors if "SV01730: splitvaultd at 127.0.0.1:%d" % d.port
+                    in ln]) == 1, log
+        # the connect errors: the first one, and at most one per back-off
+        # window (its probe) after it
+        assert len([ln for ln in errors if "SV01701" in ln
+                    and "port %d" % d.port in ln]) <= 3, log
+
+
 # each server of httpd prepares the module's statements under the same labels
 @pytest.mark.log_allows(r"AH02653: conflicting SQL statements")
 def test_virtual_hosts_with_another_ca_do_not_share_health(daemon_factory, sv_factory, pki):
