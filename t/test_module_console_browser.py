@@ -8,8 +8,10 @@ once: reload and back do not show it again) and gives an account admin and
 decrypt through the separation-of-duties warning; the new person signs in
 with it, reaches nothing but the password page until it is changed, and
 signs in with the new one. An admin disables an account (the person's open
-browser lands on sign-in), enables it, resets its password and ends one of
-its sessions from the list; an admin cannot disable themselves. Each flow
+browser lands on sign-in), enables it, resets its password (a password
+typed while Generate is chosen is refused) and ends one of its sessions
+from the list; an admin's own page offers no Disable or Reset and keeps
+its admin box; a refusal leads back to the account. Each flow
 has one side with JavaScript switched off: the pages need none. What is
 asserted is what the person sees: the text of the page.
 """
