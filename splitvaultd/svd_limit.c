@@ -216,6 +216,9 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
     case SVD_TAKE_ERROR:
         res = SVD_ADMIT_STORE;
         goto out;
+    case SVD_TAKE_LOCKED:
+        res = SVD_ADMIT_LOCKED;
+        goto out;
     case SVD_TAKE_WAIT:
         break;
     }
@@ -258,7 +261,8 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
                 goto out;
             }
             AZ(pthread_cond_broadcast(&l->cv)); /* the next one is head now */
-            res = took == SVD_TAKE_OK ? SVD_ADMIT_OK : SVD_ADMIT_STORE;
+            res = took == SVD_TAKE_OK ? SVD_ADMIT_OK
+                : took == SVD_TAKE_LOCKED ? SVD_ADMIT_LOCKED : SVD_ADMIT_STORE;
             goto out;
         }
         if (now >= w.deadline) {

@@ -81,10 +81,15 @@ void svd_bucket_fill(struct svd_bucket *b, const struct svd_rate *rate, uint64_t
  * others (pressure only), SVD_TAKE_HEAD for the head of the queue (take,
  * no pressure). It answers SVD_TAKE_OK (admitted), SVD_TAKE_WAIT (*wait_ms
  * until a token is due, 0: unknown), SVD_TAKE_TRIP (lock down, *why: a
- * static token) or SVD_TAKE_ERROR (the store failed; logged).
+ * static token), SVD_TAKE_LOCKED (the shared store records a lock-down
+ * already: refused, nothing spent; the housekeeping adopts it) or
+ * SVD_TAKE_ERROR (the store failed; logged).
  */
 enum svd_take_mode { SVD_TAKE_FIRST, SVD_TAKE_QUEUED, SVD_TAKE_HEAD };
-enum svd_take { SVD_TAKE_ERROR = -2, SVD_TAKE_TRIP = -1, SVD_TAKE_WAIT = 0, SVD_TAKE_OK = 1 };
+enum svd_take {
+    SVD_TAKE_LOCKED = -3, SVD_TAKE_ERROR = -2, SVD_TAKE_TRIP = -1, SVD_TAKE_WAIT = 0,
+    SVD_TAKE_OK = 1
+};
 
 /* The state for splitvaultctl status. */
 struct svd_limit_status {

@@ -37,12 +37,10 @@ shared_take(struct svd_limit_backend *b, const char *actor, enum svd_take_mode m
     CHECK_OBJ_NOTNULL(sh, SHARED_MAGIC);
     (void)now; /* the store's clock */
     *wait = 0;
-    if (svd_store_limit_admit(sh->store, actor, (int)mode, &result, wait, why) != 0) {
-        svd_err("limiter: the store holding the shared decrypt limiter did not answer: "
-                "decrypt refused (fail closed)");
-        return SVD_TAKE_ERROR;
-    }
-    return result > 0 ? SVD_TAKE_OK : result < 0 ? SVD_TAKE_TRIP : SVD_TAKE_WAIT;
+    if (svd_store_limit_admit(sh->store, actor, (int)mode, &result, wait, why) != 0)
+        return SVD_TAKE_ERROR; /* logged by the store and by the caller */
+    return result > 0 ? SVD_TAKE_OK : result == 0 ? SVD_TAKE_WAIT
+         : result == -1 ? SVD_TAKE_TRIP : SVD_TAKE_LOCKED;
 }
 
 static int

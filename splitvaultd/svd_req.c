@@ -450,8 +450,8 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
         goto refused;
     case SVD_ADMIT_STORE:
         /* the shared limiter's store did not answer: fail closed */
-        svd_err("%s: DECRYPT record=%s actor=%s refused: the shared limiter's store did "
-                "not answer", peer->addr, u, m->actor);
+        svd_err("%s: DECRYPT record=%s actor=%s refused: admission failed in the store "
+                "(the shared decrypt limiter; nothing decrypted)", peer->addr, u, m->actor);
         code = SV_WERR_STORE;
         goto refused;
     case SVD_ADMIT_TRIPPED:

@@ -189,7 +189,8 @@ int svd_store_raise_ids(struct svd_store *s, uint64_t n, uint64_t *seq);
  * store, whatever other daemons do at the same time; mode is an enum
  * svd_take_mode (svd_limit.h); *result 1 admitted (tokens and budgets
  * spent), 0 not yet (*wait_ms until a token is due), -1 lock down (*why: a
- * static token). 0, or -1 when the store failed (logged).
+ * static token), -2 the store records a lock-down already (nothing spent).
+ * 0, or -1 when the store failed (logged).
  */
 int svd_store_limit_admit(struct svd_store *s, const char *actor, int mode, int *result,
                           uint64_t *wait_ms, const char **why);

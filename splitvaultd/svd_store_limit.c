@@ -95,7 +95,7 @@ admit_take(void *ctx, const char *const *e)
 {
     struct admit_row *a = ctx;
 
-    if (parse_i64(e[0], &a->result) != 0 || a->result < -1 || a->result > 1 ||
+    if (parse_i64(e[0], &a->result) != 0 || a->result < -2 || a->result > 1 ||
         parse_i64(e[1], &a->wait_ms) != 0 || a->wait_ms < 0 || e[2] == NULL)
         return -1;
     /* the reasons the lock-down records are the limiter's own tokens */

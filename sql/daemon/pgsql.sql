@@ -100,8 +100,9 @@ CREATE INDEX sv_limit_budget_slot ON sv_limit_budget (slot);
 -- one unit of pressure); 1: one that arrives behind others (pressure only);
 -- 2: the head of a daemon's queue (take, no pressure). result 1: admitted
 -- (tokens and budgets spent); 0: not yet, wait_ms until a token is due;
--- -1: lock down, why says why. Interval 0 is an unlimited rate; budget 0
--- no budget; threshold 0 no lock-down on pressure.
+-- -1: lock down, why says why; -2: the store records a lock-down already
+-- (nothing spent, nothing counted). Interval 0 is an unlimited rate;
+-- budget 0 no budget; threshold 0 no lock-down on pressure.
 CREATE FUNCTION sv_limit_admit(p_actor text, p_mode integer, p_g_interval bigint,
     p_g_burst integer, p_a_interval bigint, p_a_burst integer, p_g_budget bigint,
     p_a_budget bigint, p_threshold integer, p_drain bigint, p_max_actors integer,
@@ -124,6 +125,11 @@ BEGIN
     SELECT * INTO v_l FROM sv_limit WHERE id = 1 FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'splitvaultd: the sv_limit row is missing';
+    END IF;
+    -- locked down by any daemon: one lock-down for all, not one each
+    IF EXISTS (SELECT 1 FROM sv_state WHERE id = 1 AND locked) THEN
+        result := -2;
+        RETURN;
     END IF;
     IF p_mode <> 1 THEN
         IF p_g_interval > 0 THEN
