@@ -371,6 +371,112 @@ START_TEST(retire_budget_trips)
 }
 END_TEST
 
+/* A backend that answers what the test says and records the modes it was
+ * asked in: the limiter's part of the bargain with a shared store. */
+struct fake_backend {
+    struct svd_limit_backend base;
+    enum svd_take answer;
+    enum svd_take_mode modes[8];
+    unsigned calls, resets;
+};
+
+static enum svd_take
+fake_take(struct svd_limit_backend *b, const char *actor, enum svd_take_mode mode,
+          uint64_t now, uint64_t *wait, const char **why)
+{
+    struct fake_backend *f = (struct fake_backend *)b;
+
+    (void)actor;
+    (void)now;
+    if (f->calls < 8)
+        f->modes[f->calls] = mode;
+    f->calls++;
+    *wait = 0;
+    *why = "decrypt-pressure";
+    return f->answer;
+}
+
+static int
+fake_status(struct svd_limit_backend *b, uint64_t now, struct svd_limit_status *st)
+{
+    (void)b;
+    (void)now;
+    memset(st, 0, sizeof(*st));
+    st->pressure = 7;
+    return 0;
+}
+
+static int
+fake_reset(struct svd_limit_backend *b, uint64_t now)
+{
+    (void)now;
+    ((struct fake_backend *)b)->resets++;
+    return 0;
+}
+
+static void
+fake_restart(struct svd_limit_backend *b, uint64_t now)
+{
+    (void)b;
+    (void)now;
+}
+
+static void
+fake_free(struct svd_limit_backend *b)
+{
+    (void)b; /* on the test's stack */
+}
+
+static const struct svd_limit_ops fake_ops = {
+    "fake", fake_take, fake_status, fake_reset, fake_restart, fake_free
+};
+
+START_TEST(backend_answers)
+{
+    struct svd_conf *c = conf(1000, 1, 0, 1, 4, 4);
+    struct fake_backend f;
+    struct svd_limiter *l;
+    struct svd_limit_status st;
+    const char *name = NULL;
+    uint32_t retry;
+
+    memset(&f, 0, sizeof(f));
+    f.base.ops = &fake_ops;
+    l = svd_limiter_new_with(c, &f.base, 0, 0);
+    ck_assert_ptr_nonnull(l);
+    f.answer = SVD_TAKE_OK;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(f.modes[0], SVD_TAKE_FIRST);
+    /* not yet: queued, the head asks again, and wait_ms 0 runs out */
+    f.answer = SVD_TAKE_WAIT;
+    f.calls = 0;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_TIMEOUT);
+    ck_assert_uint_eq(f.calls, 2);
+    ck_assert_int_eq(f.modes[1], SVD_TAKE_HEAD);
+    /* the store fails: refused (fail closed), nothing queued, not locked */
+    f.answer = SVD_TAKE_ERROR;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 1000, &retry), SVD_ADMIT_STORE);
+    ck_assert_uint_eq(svd_limiter_queue_len(l), 0);
+    ck_assert(!svd_limiter_locked(l, NULL));
+    /* the store is locked down already: refused, no trip of its own */
+    f.answer = SVD_TAKE_LOCKED;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 1000, &retry), SVD_ADMIT_LOCKED);
+    ck_assert(!svd_limiter_locked(l, NULL));
+    /* the store says trip: locked down here, with its reason */
+    f.answer = SVD_TAKE_TRIP;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 1000, &retry), SVD_ADMIT_TRIPPED);
+    ck_assert(svd_limiter_locked(l, NULL));
+    ck_assert_str_eq(svd_limiter_trip_why(l), "decrypt-pressure");
+    ck_assert(svd_limiter_unlock(l));
+    ck_assert_uint_eq(f.resets, 1);
+    ck_assert_int_eq(svd_limiter_status(l, &st, &name), 0);
+    ck_assert_str_eq(name, "fake");
+    ck_assert_uint_eq(svd_limiter_pressure(l), 7);
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -390,6 +496,7 @@ main(void)
     tcase_add_test(tc, daily_budgets_trip);
     tcase_add_test(tc, budget_window_any_24_hours);
     tcase_add_test(tc, retire_budget_trips);
+    tcase_add_test(tc, backend_answers);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
