@@ -234,7 +234,7 @@ $$;
 -- the last 24 hours and the staff names with a bucket.
 CREATE FUNCTION sv_limit_status(p_g_interval bigint, p_g_burst integer, p_drain bigint,
     OUT tokens double precision, OUT pressure bigint, OUT decrypts bigint, OUT actors bigint)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     v_now bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
     v_l   sv_limit%ROWTYPE;
