@@ -177,6 +177,7 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
     uint64_t now, next = 0, allow;
     enum svd_take took;
     const char *why = NULL;
+    int asked;
 
     CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
     *retry_ms = 0;
@@ -227,6 +228,9 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
         res = SVD_ADMIT_BUSY;
         goto out;
     }
+    /* one that found the queue empty has just asked the backend: the head
+     * asks again once it has waited (a round trip saved, when shared) */
+    asked = l->qhead == NULL;
     allow = wait_ms < l->max_wait_ms ? wait_ms : l->max_wait_ms;
     w.actor = actor;
     w.deadline = now + allow;
@@ -251,7 +255,7 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
             goto out;
         }
         now = l->now_ms();
-        if (l->qhead == &w &&
+        if (l->qhead == &w && !asked &&
             (took = l->b->ops->take(l->b, actor, SVD_TAKE_HEAD, now, &next, &why)) !=
             SVD_TAKE_WAIT) {
             unlink_waiter(l, &w);
@@ -272,6 +276,7 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
             res = SVD_ADMIT_TIMEOUT;
             goto out;
         }
+        asked = 0;
         until = w.deadline;
         if (l->qhead == &w && now + next < until)
             until = now + next;

@@ -6,9 +6,11 @@
 #include "config.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "svd_conf.h"
 #include "svd_limit.h"
@@ -378,6 +380,7 @@ struct fake_backend {
     enum svd_take answer;
     enum svd_take_mode modes[8];
     unsigned calls, resets;
+    unsigned by_mode[3];        /* calls per mode */
 };
 
 static enum svd_take
@@ -391,9 +394,10 @@ fake_take(struct svd_limit_backend *b, const char *actor, enum svd_take_mode mod
     if (f->calls < 8)
         f->modes[f->calls] = mode;
     f->calls++;
+    f->by_mode[mode]++;
     *wait = 0;
     *why = "decrypt-pressure";
-    return f->answer;
+    return __atomic_load_n(&f->answer, __ATOMIC_SEQ_CST);
 }
 
 static int
@@ -431,6 +435,23 @@ static const struct svd_limit_ops fake_ops = {
     "fake", fake_take, fake_status, fake_reset, fake_restart, fake_free
 };
 
+#define AZ_T(x) ck_assert_int_eq((x), 0)
+
+struct waiting_admit {
+    struct svd_limiter *l;
+    enum svd_admit res;
+};
+
+static void *
+admit_thread(void *arg)
+{
+    struct waiting_admit *wa = arg;
+    uint32_t retry;
+
+    wa->res = svd_limiter_admit(wa->l, "a", 60000, &retry);
+    return NULL;
+}
+
 START_TEST(backend_answers)
 {
     struct svd_conf *c = conf(1000, 1, 0, 1, 4, 4);
@@ -447,12 +468,32 @@ START_TEST(backend_answers)
     f.answer = SVD_TAKE_OK;
     ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
     ck_assert_int_eq(f.modes[0], SVD_TAKE_FIRST);
-    /* not yet: queued, the head asks again, and wait_ms 0 runs out */
+    /* not yet: queued; wait_ms 0 runs out before the head asks again */
     f.answer = SVD_TAKE_WAIT;
     f.calls = 0;
     ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_TIMEOUT);
-    ck_assert_uint_eq(f.calls, 2);
-    ck_assert_int_eq(f.modes[1], SVD_TAKE_HEAD);
+    ck_assert_uint_eq(f.calls, 1);
+    /* a decrypt behind a waiting one only counts (pressure); the waiting
+     * one, at the head, asks again once it has waited, and is admitted */
+    {
+        pthread_t t;
+        struct waiting_admit wa = { l, SVD_ADMIT_CLOSING };
+
+        f.calls = 0;
+        memset(f.by_mode, 0, sizeof(f.by_mode));
+        AZ_T(pthread_create(&t, NULL, admit_thread, &wa));
+        while (svd_limiter_queue_len(l) == 0)
+            usleep(1000);
+        /* the limiter's mutex orders these calls: by_mode is read under it */
+        ck_assert_int_eq(svd_limiter_admit(l, "b", 0, &retry), SVD_ADMIT_TIMEOUT);
+        __atomic_store_n(&f.answer, SVD_TAKE_OK, __ATOMIC_SEQ_CST);
+        AZ_T(pthread_join(t, NULL));
+        ck_assert_int_eq(wa.res, SVD_ADMIT_OK);
+        ck_assert_int_eq(f.modes[0], SVD_TAKE_FIRST);
+        ck_assert_uint_eq(f.by_mode[SVD_TAKE_FIRST], 1);
+        ck_assert_uint_eq(f.by_mode[SVD_TAKE_QUEUED], 1);
+        ck_assert_uint_ge(f.by_mode[SVD_TAKE_HEAD], 1);
+    }
     /* the store fails: refused (fail closed), nothing queued, not locked */
     f.answer = SVD_TAKE_ERROR;
     ck_assert_int_eq(svd_limiter_admit(l, "a", 1000, &retry), SVD_ADMIT_STORE);
