@@ -194,6 +194,39 @@ def test_pressure_over_both_daemons_locks_both_down(daemon_factory):
 
 
 @pytest.mark.log_allows(
+    r"LOCK-DOWN \(queue-overflow, from [\d.]+\): decrypts refused until", SEEN, SUMMARY,
+)
+def test_queue_overflow_on_one_daemon_locks_both_down(daemon_factory):
+    """The queue is per daemon: decrypts that pile up in a's queue past the
+    threshold trip a's lock-down, and the store carries it to b."""
+    a, b = pair(daemon_factory, rate_global=("60s", 1), lockdown_threshold=3, queue_max=3,
+                queue_max_wait="60s")
+    (rec,) = stored(a)
+    assert attempt(a, rec) == 0
+    codes = []
+
+    def waiting(i):
+        codes.append(attempt(a, rec, "staff%d" % i, wait_ms=60000))
+
+    threads = []
+    for i in range(3):
+        threads.append(threading.Thread(target=waiting, args=(i,)))
+        threads[-1].start()
+        with a.client() as c:
+            wait_until(lambda: c.status()["queue_len"] == i + 1, 60 if VALGRIND else 15,
+                       "the queue never reached %d" % (i + 1), interval=0.02)
+    with b.client() as c:
+        assert c.status()["queue_len"] == 0
+    assert attempt(a, rec, "staff9", wait_ms=60000) == WERR["LOCKED_DOWN"]
+    for t in threads:
+        t.join(60)
+    assert codes == [WERR["LOCKED_DOWN"]] * 3
+    assert "event=lockdown why=queue-overflow" in a.audit_path.read_text()
+    locked_both(a, b)
+    assert attempt(b, rec, "staff8") == WERR["LOCKED_DOWN"]
+
+
+@pytest.mark.log_allows(
     r"store: query \d+ failed: ERROR:  canceling statement due to (statement|lock) timeout",
     r"DECRYPT record=\S+ actor=pat refused: admission failed in the store \(the shared",
 )
