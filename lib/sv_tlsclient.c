@@ -398,6 +398,8 @@ sv_tls_connect_ex(SSL_CTX *ctx, const char *host, const char *port, const char *
         }
         vr = SSL_get_verify_result(c->ssl);
         st = SV_ERR_TLS_HANDSHAKE;
+        if (vr != X509_V_OK)
+            *step = SV_TLS_STEP_VERIFY;
         set_err(err, errlen, "TLS handshake with the daemon failed (%s port %s): %s%s%s", host, port,
                 ssl_reason(why, sizeof(why)), vr != X509_V_OK ? "; certificate: " : "",
                 vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");

@@ -97,6 +97,8 @@ typedef enum {
     SV_TLS_STEP_TCP,       /* resolving host and connecting (SV_ERR_NET_*) */
     SV_TLS_STEP_SETUP,     /* TLS on the connected socket (SV_ERR_TLS_SETUP) */
     SV_TLS_STEP_HANDSHAKE, /* the handshake (SV_ERR_NET_TIMEOUT, SV_ERR_TLS_*) */
+    SV_TLS_STEP_VERIFY,    /* the handshake failed on the daemon's certificate (its
+                            * chain or its name: SV_ERR_TLS_HANDSHAKE) */
     SV_TLS_STEP_DONE       /* connected */
 } sv_tls_step;
 

@@ -12,6 +12,7 @@
 #include "svm_auth.h"
 #include "svm_config.h"
 #include "svm_daemon.h"
+#include "svm_dbal.h"
 #include "svm_db.h"
 #include "svm_decrypt.h"
 #include "svm_key1.h"
@@ -60,8 +61,6 @@ static int svm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
                          : "(default)", (unsigned)sp->port, err);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (!sc->daemon_name)
-            sc->daemon_name = sc->daemon_host;
         sc->ssl_ctx = svm_daemon_ssl_ctx(pconf, sp, sc, &err);
         if (!sc->ssl_ctx) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sp,
@@ -88,6 +87,8 @@ static int svm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 
     svm_conf_reset();
     if ((rc = svm_shm_pre_config(pconf, plog, ptemp)) != OK)
+        return rc;
+    if ((rc = svm_dbal_pre_config(pconf)) != OK)
         return rc;
     return svm_ithr_pre_config(pconf);
 }
@@ -134,6 +135,9 @@ static int svm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     /* key1's shared memory: one segment for the whole server */
     if (used && (rc = svm_shm_post_config(pconf, s)) != OK)
         return rc;
+    /* the daemons' state and load: one table for the whole server, per start */
+    if ((rc = svm_dbal_post_config(pconf, s)) != OK)
+        return rc;
     /* the intake throttle's table: one for the whole server, per start */
     if ((rc = svm_ithr_post_config(pconf, s)) != OK)
         return rc;
@@ -154,6 +158,7 @@ static void svm_child_init(apr_pool_t *p, server_rec *s)
     svm_key1_child_init(p);
     svm_shm_child_init(p, s);
     svm_ithr_child_init(p, s);
+    svm_dbal_child_init(p, s);
     for (sp = s; sp; sp = sp->next) {
         svm_srv_conf *sc = svm_conf(sp);
         if (svm_conf_in_use(sc))
@@ -183,10 +188,12 @@ static void svm_child_nodump(apr_pool_t *p, server_rec *s)
 
 /* In the parent, about every ten seconds (every MPM runs the monitor hook
  * from its main loop): pending key1 shares whose time is up are wiped here,
- * not only when a request next looks at them. */
+ * not only when a request next looks at them; the daemons' outstanding
+ * counts of children that died are cleared. */
 static int svm_monitor(apr_pool_t *p, server_rec *s)
 {
     svm_key1_parts_monitor(s);
+    svm_dbal_monitor(s);
     return DECLINED;
 }
 

@@ -68,13 +68,7 @@ void *svm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     sc->intro = MERGE_PTR(intro);
     sc->fields = add->fields->nelts ? add->fields : base->fields;
     sc->max_body = MERGE_INT(max_body);
-    if (add->daemon_host) {
-        sc->daemon_host = add->daemon_host;
-        sc->daemon_port = add->daemon_port;
-    } else {
-        sc->daemon_host = base->daemon_host;
-        sc->daemon_port = base->daemon_port;
-    }
+    sc->daemons = MERGE_PTR(daemons);
     sc->daemon_name = MERGE_PTR(daemon_name);
     sc->daemon_ca = MERGE_PTR(daemon_ca);
     sc->client_cert = MERGE_PTR(client_cert);
@@ -302,20 +296,45 @@ static const char *set_max_body(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *set_daemon(cmd_parms *cmd, void *dc, const char *arg)
+/* SplitVaultDaemon host:port [host:port ...]: one line per context, at
+ * most SVM_DAEMON_MAX endpoints, none twice (a host compared without
+ * case). */
+static const char *set_daemon(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     svm_srv_conf *sc;
     const char *err = svm_cmd_ctx(cmd, &sc);
-    char *host, *scope;
-    apr_port_t port;
+    int i, j;
 
     if (err)
         return err;
-    if (apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool) != APR_SUCCESS
-        || !host || !port || scope)
+    if (sc->daemons)
+        return "SplitVaultDaemon is given twice here: name every daemon on one line "
+               "(SplitVaultDaemon host:port host:port ...)";
+    if (argc < 1)
         return "SplitVaultDaemon: give host:port, e.g. 127.0.0.1:7443 or [::1]:7443";
-    sc->daemon_host = host;
-    sc->daemon_port = port;
+    if (argc > SVM_DAEMON_MAX)
+        return apr_psprintf(cmd->pool, "SplitVaultDaemon: %d daemons, at most %d", argc,
+                            SVM_DAEMON_MAX);
+    sc->daemons = apr_array_make(cmd->pool, argc, sizeof(svm_daemon_ep));
+    for (i = 0; i < argc; i++) {
+        svm_daemon_ep *ep = apr_array_push(sc->daemons);
+        char *host, *scope;
+        apr_port_t port;
+
+        if (apr_parse_addr_port(&host, &scope, &port, argv[i], cmd->pool) != APR_SUCCESS
+            || !host || !port || scope)
+            return apr_psprintf(cmd->pool, "SplitVaultDaemon: give host:port, e.g. "
+                                "127.0.0.1:7443 or [::1]:7443 (not '%s')", argv[i]);
+        ep->host = host;
+        ep->port = port;
+        ep->addr = argv[i];
+        for (j = 0; j < i; j++) {
+            const svm_daemon_ep *o = &APR_ARRAY_IDX(sc->daemons, j, svm_daemon_ep);
+            if (o->port == port && strcasecmp(o->host, host) == 0)
+                return apr_psprintf(cmd->pool, "SplitVaultDaemon: %s is named twice",
+                                    argv[i]);
+        }
+    }
     return NULL;
 }
 
@@ -649,10 +668,10 @@ const command_rec svm_cmds[] = {
                      "A form field: name \"Label\" [required] [maxlength=N] [multiline]"),
     AP_INIT_TAKE1("SplitVaultMaxBody", set_max_body, NULL, RSRC_CONF,
                   "Largest accepted form body in bytes (default 65536)"),
-    AP_INIT_TAKE1("SplitVaultDaemon", set_daemon, NULL, RSRC_CONF,
-                  "Address of splitvaultd: host:port"),
+    AP_INIT_TAKE_ARGV("SplitVaultDaemon", set_daemon, NULL, RSRC_CONF,
+                      "Addresses (host:port) of the daemons, up to 16, sharing one store"),
     AP_INIT_TAKE1("SplitVaultDaemonName", set_daemon_name, NULL, RSRC_CONF,
-                  "Name checked in the daemon's certificate (default: the host)"),
+                  "Name checked in every daemon's certificate (default: each one's host)"),
     AP_INIT_TAKE1("SplitVaultDaemonCA", set_file, (void *)0, RSRC_CONF,
                   "PEM file of the CA that issued the daemon's certificate"),
     AP_INIT_TAKE1("SplitVaultDaemonCertificate", set_file, (void *)1, RSRC_CONF,
@@ -733,7 +752,7 @@ void svm_conf_reset(void)
 
 int svm_conf_in_use(const svm_srv_conf *sc)
 {
-    return sc->fields->nelts > 0 || sc->daemon_host != NULL;
+    return sc->fields->nelts > 0 || sc->daemons != NULL;
 }
 
 /* The most failures one client address can add to a name's count within
@@ -754,7 +773,7 @@ const char *svm_conf_check(apr_pool_t *ptemp, const svm_srv_conf *sc)
 {
     if (sc->fields->nelts == 0)
         return "no SplitVaultField is configured";
-    if (!sc->daemon_host)
+    if (!sc->daemons)
         return "SplitVaultDaemon is not set";
     if (!sc->daemon_ca || !sc->client_cert || !sc->client_key)
         return "SplitVaultDaemonCA, SplitVaultDaemonCertificate and SplitVaultDaemonKey "

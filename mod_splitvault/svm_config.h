@@ -18,6 +18,15 @@ typedef struct {
 
 typedef struct svm_dpool svm_dpool;
 
+/* One daemon of SplitVaultDaemon. */
+typedef struct {
+    const char *host;
+    apr_port_t port;
+    const char *addr;   /* "host:port" as configured, for logs and pages */
+} svm_daemon_ep;
+
+#define SVM_DAEMON_MAX 16 /* endpoints in one SplitVaultDaemon */
+
 typedef struct {
     const char *base;         /* URL path served by handler "splitvault" */
     const char *title;        /* form title */
@@ -26,9 +35,9 @@ typedef struct {
     apr_off_t max_body;       /* bytes; larger bodies get 413 */
 
     /* daemon client */
-    const char *daemon_host;
-    apr_port_t daemon_port;
-    const char *daemon_name;  /* name checked in the daemon's certificate */
+    apr_array_header_t *daemons; /* svm_daemon_ep, in configured order; NULL: unset */
+    const char *daemon_name;  /* name checked in every daemon's certificate; NULL:
+                                 each endpoint's host */
     const char *daemon_ca;
     const char *client_cert;
     const char *client_key;
@@ -71,6 +80,8 @@ typedef struct {
     /* run time (not merged) */
     SSL_CTX *ssl_ctx;         /* built at check_config */
     svm_dpool *dpool;         /* per child, created in child_init */
+    unsigned dbal_base;       /* first entry of this server's daemons in the
+                                 shared table (svm_dbal_post_config) */
     unsigned char *login_key; /* SVM_LOGIN_KEY_LEN bytes, set at check_config
                                  (svm_auth_key_load); cleansed with pconf */
 } svm_srv_conf;

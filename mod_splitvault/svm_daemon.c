@@ -1,16 +1,21 @@
 /*
  * svm_daemon.c - the client side of the module <-> splitvaultd protocol.
  *
- * Each child keeps, per server, a pool (apr_reslist) of persistent mutual-TLS
- * connections to the daemon: TLS 1.3 only, the daemon's certificate checked
- * against SplitVaultDaemonCA and SplitVaultDaemonName, our client certificate
- * presented. A request borrows a connection, writes one frame, reads one
+ * Each child keeps, per server and per daemon of SplitVaultDaemon, a pool
+ * (apr_reslist) of persistent mutual-TLS connections: TLS 1.3 only, the
+ * daemon's certificate checked against SplitVaultDaemonCA and
+ * SplitVaultDaemonName (or the endpoint's host), our client certificate
+ * presented. A request asks svm_dbal.c which daemon (the least busy one
+ * that is up), borrows a connection to it, writes one frame, reads one
  * answer frame and gives the connection back; any failure destroys that
  * connection, and the next request opens a fresh one (reconnect). Before a
  * pooled connection is reused it is checked for a close from the daemon's
- * side, so a daemon restart costs no failed request. A frame is never sent
- * twice: once written, a failure is reported to the caller (the daemon may
- * have acted; orphan shares are reconcile's business).
+ * side, so a daemon restart costs no failed request. A connect that fails
+ * marks that daemon failed (svm_dbal.c) and the request moves on to another
+ * within SplitVaultDaemonTimeout. A frame is never sent twice, to the same
+ * daemon or another: once writing began, a failure is reported to the
+ * caller (the daemon may have acted; orphan shares are reconcile's
+ * business).
  *
  * The reslist holds the pool's slots, not live connections: its constructor
  * only allocates an unconnected slot (it runs under the reslist's lock, which
@@ -42,6 +47,7 @@
 #include "svm_daemon.h"
 #include "svm_config.h"
 #include "svm_form.h"
+#include "svm_dbal.h"
 #include "apr_strings.h"
 #include "apr_atomic.h"
 #include "apr_reslist.h"
@@ -53,8 +59,9 @@
 #include "sv_secret.h"
 #include "sv_tlsclient.h"
 
+/* One reslist per endpoint of SplitVaultDaemon. */
 struct svm_dpool {
-    apr_reslist_t *list;
+    apr_reslist_t **list;
     server_rec *s;
     svm_srv_conf *sc;
 };
@@ -130,34 +137,45 @@ static apr_status_t svm_dconn_make(void **res, void *params, apr_pool_t *pool)
 }
 
 /* One attempt (lib/sv_tlsclient: TCP to each address in turn, then the TLS
- * handshake) before deadline. APR_SUCCESS, APR_EAGAIN (the daemon closed
- * the connection before answering our ClientHello, as it does past its
- * caps, connections.max_handshakes and max_handshakes_per_address,
- * connections.max: worth another attempt; not logged) or an error
- * (logged). */
-static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, svm_dconn *c,
-                                  apr_time_t deadline, int last)
+ * handshake) to endpoint i before deadline. APR_SUCCESS, APR_EAGAIN (the
+ * daemon closed the connection before answering our ClientHello, as it
+ * does past its caps, connections.max_handshakes and
+ * max_handshakes_per_address, connections.max: worth another attempt; not
+ * logged) or an error (logged; *cls and why say what failed, for
+ * svm_dbal_failed). */
+static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, int i, svm_dconn *c,
+                                  apr_time_t deadline, int last, svm_derr *cls, char *why)
 {
-    char port[8], err[SV_TLS_ERRLEN];
+    const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
+    char port[8], *err = why;
     sv_tls_step step = SV_TLS_STEP_START;
     int ms = svm_ms(deadline - apr_time_now());
     sv_status st;
 
-    apr_snprintf(port, sizeof(port), "%u", (unsigned)sc->daemon_port);
+    apr_snprintf(port, sizeof(port), "%u", (unsigned)ep->port);
     /* no time left: the shortest wait, and the library's "timed out" */
-    st = sv_tls_connect_ex(sc->ssl_ctx, sc->daemon_host, port, sc->daemon_name, ms ? ms : 1,
-                           &c->conn, &step, err, sizeof(err));
+    st = sv_tls_connect_ex(sc->ssl_ctx, ep->host, port,
+                           sc->daemon_name ? sc->daemon_name : ep->host, ms ? ms : 1,
+                           &c->conn, &step, err, SV_TLS_ERRLEN);
     if (st == SV_OK)
         return APR_SUCCESS;
     c->conn = NULL;
+    *cls = st == SV_ERR_NET_TIMEOUT ? SVM_DERR_TIMEOUT : SVM_DERR_TLS;
     switch (step) {
     case SV_TLS_STEP_TCP:
+        if (st != SV_ERR_NET_TIMEOUT)
+            *cls = SVM_DERR_CONNECT;
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01701: cannot reach splitvaultd: %s",
                       err);
         return APR_ECONNREFUSED;
     case SV_TLS_STEP_HANDSHAKE:
+    case SV_TLS_STEP_VERIFY:
         if (st == SV_ERR_TLS_CLOSED && !last)
             return APR_EAGAIN;
+        if (st == SV_ERR_TLS_CLOSED)
+            *cls = SVM_DERR_CLOSED;
+        else if (step == SV_TLS_STEP_VERIFY)
+            *cls = SVM_DERR_CERT;
         /* err names the daemon's address: "TLS handshake with the daemon
          * failed (...): timed out", OpenSSL's reason with the certificate
          * verification result, or a close before TLS */
@@ -174,39 +192,41 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, svm_dc
 #define SVM_CONNECT_TRIES 4
 
 /*
- * Connect a borrowed slot, all before one deadline (SplitVaultDaemonTimeout
- * from now); the socket stays non-blocking (svm_daemon_call bounds each
- * exchange by its own deadline).
- * APR_SUCCESS or an error (logged). When the daemon closes a connection
- * before TLS (a burst of new connections from this host met its handshake
- * caps, as after a restart under load), up to SVM_CONNECT_TRIES attempts
- * are made, a random 10-40 ms apart, doubling; nothing was sent yet, so
- * trying again is safe.
+ * Connect a borrowed slot to endpoint i before deadline; the socket stays
+ * non-blocking (svm_daemon_call bounds each exchange by its own deadline).
+ * APR_SUCCESS or an error (logged; *cls and why for svm_dbal_failed). When
+ * the daemon closes a connection before TLS (a burst of new connections
+ * from this host met its handshake caps, as after a restart under load),
+ * up to SVM_CONNECT_TRIES attempts are made, a random 10-40 ms apart,
+ * doubling; nothing was sent yet, so trying again is safe.
  */
-static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, svm_dconn *c)
+static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, int i, svm_dconn *c,
+                                   apr_time_t deadline, svm_derr *cls, char *why)
 {
-    apr_time_t deadline = apr_time_now() + sc->daemon_timeout;
+    const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
     apr_interval_time_t pause = apr_time_from_msec(10);
     apr_status_t rv;
 
-    for (int i = 1;; i++) {
+    for (int t = 1;; t++) {
         unsigned char rnd = 0;
         apr_interval_time_t p;
 
-        rv = svm_dconn_try(r, sc, c, deadline, i == SVM_CONNECT_TRIES);
+        rv = svm_dconn_try(r, sc, i, c, deadline, t == SVM_CONNECT_TRIES, cls, why);
         if (rv != APR_EAGAIN)
             break;
         (void)RAND_bytes(&rnd, 1);
         p = pause + pause * (apr_interval_time_t)rnd * 3 / 255;
         if (apr_time_now() + p >= deadline) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01718: splitvaultd at %s:%u closed "
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01718: splitvaultd at %s closed "
                           "the connection before TLS and the connect timeout is spent",
-                          sc->daemon_host, (unsigned)sc->daemon_port);
+                          ep->addr);
+            *cls = SVM_DERR_CLOSED;
+            apr_cpystrn(why, "closed the connection before TLS", SV_TLS_ERRLEN);
             return APR_ECONNREFUSED;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "SV01719: splitvaultd closed a new "
-                      "connection before TLS at attempt %d of %d: trying again", i,
-                      SVM_CONNECT_TRIES);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "SV01719: splitvaultd at %s closed a "
+                      "new connection before TLS at attempt %d of %d: trying again", ep->addr,
+                      t, SVM_CONNECT_TRIES);
         apr_sleep(p);
         pause *= 2;
     }
@@ -227,6 +247,7 @@ void svm_daemon_child_init(apr_pool_t *p, server_rec *s)
     svm_srv_conf *sc = svm_conf(s);
     svm_dpool *dp;
     apr_status_t rv;
+    int i;
 
     if (!sc->ssl_ctx || sc->dpool)
         return;
@@ -238,22 +259,84 @@ void svm_daemon_child_init(apr_pool_t *p, server_rec *s)
     dp = apr_pcalloc(p, sizeof(*dp));
     dp->s = s;
     dp->sc = sc;
-    rv = apr_reslist_create(&dp->list, 0, sc->pool_max, sc->pool_max,
-                            apr_time_from_sec(sc->pool_idle), svm_dconn_make,
-                            svm_dconn_destroy, dp, p);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "SV01704: cannot create the daemon connection pool");
-        return;
+    dp->list = apr_pcalloc(p, sc->daemons->nelts * sizeof(*dp->list));
+    for (i = 0; i < sc->daemons->nelts; i++) {
+        rv = apr_reslist_create(&dp->list[i], 0, sc->pool_max, sc->pool_max,
+                                apr_time_from_sec(sc->pool_idle), svm_dconn_make,
+                                svm_dconn_destroy, dp, p);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "SV01704: cannot create the daemon connection pool");
+            return;
+        }
+        apr_reslist_timeout_set(dp->list[i], sc->daemon_timeout);
     }
-    apr_reslist_timeout_set(dp->list, sc->daemon_timeout);
     sc->dpool = dp;
+}
+
+/*
+ * A connection to endpoint i, before deadline: an idle pooled one that is
+ * still alive, or a slot connected now. APR_SUCCESS with *out; otherwise
+ * *cls says whether the endpoint is to blame (SVM_DERR_NONE: it is not,
+ * no slot of the pool came free in time) and why what failed.
+ */
+static apr_status_t svm_dconn_get(request_rec *r, const svm_srv_conf *sc, int i,
+                                  apr_time_t deadline, svm_dconn **out, svm_derr *cls,
+                                  char *why)
+{
+    apr_reslist_t *list = sc->dpool->list[i];
+    apr_status_t rv;
+    int tries;
+
+    *cls = SVM_DERR_NONE;
+    /* A pooled connection the daemon has closed is dropped before use;
+     * a whole pool of them after a daemon restart or death. */
+    for (tries = 0; tries <= sc->pool_max + 1; tries++) {
+        svm_dconn *c;
+        void *res = NULL;
+
+        rv = apr_reslist_acquire(list, &res);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01706: no connection to "
+                          "splitvaultd");
+            return rv;
+        }
+        c = res;
+        if (!c->conn) {
+            /* a fresh slot: connect it here, outside the reslist's lock */
+            if ((rv = svm_dconn_open(r, sc, i, c, deadline, cls, why)) != APR_SUCCESS) {
+                apr_reslist_invalidate(list, c);
+                return rv;
+            }
+            *out = c;
+            return APR_SUCCESS;
+        }
+        if (sv_tls_conn_alive(c->conn)) {
+            *out = c;
+            return APR_SUCCESS;
+        }
+        apr_reslist_invalidate(list, c);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01707: splitvaultd keeps closing "
+                  "connections");
+    *cls = SVM_DERR_CLOSED;
+    apr_cpystrn(why, "it keeps closing connections", SV_TLS_ERRLEN);
+    return APR_ECONNRESET;
 }
 
 /* The APR status for a failed read or write of an exchange. */
 static apr_status_t svm_io_status(sv_status st)
 {
     return st == SV_ERR_NET_TIMEOUT ? APR_TIMEUP : APR_EOF;
+}
+
+/* 1 when an endpoint of n is not in tried. */
+static int svm_untried(apr_uint32_t tried, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!(tried & (1u << i)))
+            return 1;
+    return 0;
 }
 
 apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_buf *frame,
@@ -264,10 +347,12 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     uint8_t hdr[SV_WIRE_HDR_LEN];
     sv_wire_hdr h;
     uint8_t *body;
-    apr_status_t rv;
+    apr_status_t rv = APR_ECONNREFUSED;
+    apr_time_t until;
+    apr_uint32_t tried = 0;
     int64_t deadline;
     sv_status st;
-    int tries;
+    int i, n;
 
     memset(rep, 0, sizeof(*rep));
     if (!dp) {
@@ -277,35 +362,44 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     }
     if (sv_buf_status(frame) != SV_OK)
         return APR_EINVAL;
-    /* A pooled connection the daemon has closed is dropped before use;
-     * a few tries cover a whole pool of them after a daemon restart. */
-    for (tries = 0;; tries++) {
-        void *res = NULL;
-        rv = apr_reslist_acquire(dp->list, &res);
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01706: no connection to "
-                          "splitvaultd");
+    /* A connection, to one daemon after another (svm_dbal.c picks), all
+     * within one SplitVaultDaemonTimeout: nothing is sent before one is
+     * made, so a daemon that cannot be reached costs a retry elsewhere,
+     * never a request. While another daemon is left to try, one attempt
+     * takes at most half of what is left. */
+    n = sc->daemons->nelts;
+    until = apr_time_now() + sc->daemon_timeout;
+    for (;;) {
+        char why[SV_TLS_ERRLEN];
+        svm_derr cls = SVM_DERR_NONE;
+        apr_time_t now = apr_time_now(), d = until;
+
+        if ((i = svm_dbal_pick(r, sc, tried)) < 0) {
+            if (n > 1)
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01723: none of the %d daemons "
+                              "could be reached within SplitVaultDaemonTimeout", n);
             return rv;
         }
-        c = res;
-        if (!c->conn) {
-            /* a fresh slot: connect it here, outside the reslist's lock */
-            if ((rv = svm_dconn_open(r, sc, c)) != APR_SUCCESS) {
-                apr_reslist_invalidate(dp->list, c);
-                return rv;
-            }
+        tried |= 1u << i;
+        if (svm_untried(tried, n) && now < until)
+            d = now + (until - now) / 2;
+        why[0] = '\0';
+        if ((rv = svm_dconn_get(r, sc, i, d, &c, &cls, why)) == APR_SUCCESS)
             break;
-        }
-        if (sv_tls_conn_alive(c->conn))
-            break;
-        apr_reslist_invalidate(dp->list, c);
-        c = NULL;
-        if (tries >= 4) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01707: splitvaultd keeps closing "
-                          "connections");
-            return APR_ECONNRESET;
+        svm_dbal_done(r, sc, i);
+        /* no connection free in this child's pool for it: not the
+         * daemon's fault, but another daemon may still serve */
+        if (cls != SVM_DERR_NONE)
+            svm_dbal_failed(r, sc, i, cls, why);
+        if (apr_time_now() >= until) {
+            if (n > 1 && svm_untried(tried, n))
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01724: SplitVaultDaemonTimeout "
+                              "spent before another daemon could be tried");
+            return rv;
         }
     }
+    svm_dbal_up(r, sc, i);
+    /* from here on, never another daemon: the frame may reach this one */
     /* one deadline for the whole exchange, not one per read or write */
     rep->sent = apr_time_now();
     deadline = sv_tls_deadline(svm_ms(timeout > 0 ? timeout : sc->daemon_timeout));
@@ -346,12 +440,14 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         goto fail;
     }
     c->uses++;
-    apr_reslist_release(dp->list, c);
+    apr_reslist_release(dp->list[i], c);
+    svm_dbal_done(r, sc, i);
     rep->answered = 1;
     return APR_SUCCESS;
 
 fail:
-    apr_reslist_invalidate(dp->list, c);
+    apr_reslist_invalidate(dp->list[i], c);
+    svm_dbal_done(r, sc, i);
     return rv == APR_SUCCESS ? APR_EGENERAL : rv;
 }
 

@@ -32,6 +32,7 @@
 #include "svm_audit.h"
 #include "svm_config.h"
 #include "svm_daemon.h"
+#include "svm_dbal.h"
 #include "svm_db.h"
 #include "svm_form.h"
 #include "svm_html.h"
@@ -287,6 +288,39 @@ static const svm_key1_info *svm_loaded(const svm_key1_info *l, int n, const char
     return NULL;
 }
 
+/* The state of each daemon of SplitVaultDaemon (svm_dbal.c): nothing
+ * secret, no count of what was stored. */
+static void svm_daemons_table(request_rec *r, const svm_srv_conf *sc)
+{
+    int n = sc->daemons->nelts, i;
+    svm_dbal_info *di = apr_pcalloc(r->pool, n * sizeof(*di));
+
+    if (svm_dbal_info_get(r, sc, di) < 0) {
+        ap_rputs("<p class=\"error\">The daemons' state is not available in this "
+                 "process.</p>\n", r);
+        return;
+    }
+    ap_rputs("<table id=\"daemons\"><thead><tr><th>Daemon</th><th>State</th>"
+             "<th>Outstanding</th><th>Failures</th><th>Last error</th><th>Since</th>"
+             "<th>Requests</th></tr></thead><tbody>\n", r);
+    for (i = 0; i < n; i++) {
+        const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
+        const char *state = di[i].up ? "up" : apr_psprintf(r->pool, "failed (tried again "
+                                                           "from %s)", svm_time_utc(r->pool,
+                                                           di[i].next_probe, "%H:%M:%S"));
+
+        ap_rprintf(r, "<tr class=\"daemon\"><td class=\"mono\">%s</td>"
+                   "<td class=\"state\">%s</td><td>%u</td><td>%u</td><td>%s</td><td>%s</td>"
+                   "<td>%" APR_UINT64_T_FMT "</td></tr>\n",
+                   svm_esc(r->pool, ep->addr), state, (unsigned)di[i].outstanding,
+                   (unsigned)di[i].failures,
+                   di[i].err == SVM_DERR_NONE ? "" : svm_derr_name(di[i].err),
+                   di[i].since ? svm_time_utc(r->pool, di[i].since, "%Y-%m-%d %H:%M:%S")
+                   : "start", di[i].served);
+    }
+    ap_rputs("</tbody></table>\n", r);
+}
+
 /* GET: the page. */
 int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
 {
@@ -416,6 +450,7 @@ int svm_keys_page(request_rec *r, const svm_srv_conf *sc, svm_staff *st)
     else
         ap_rputs("<p class=\"error\">Unreachable: new submissions are refused until the "
                  "daemon is back.</p>\n", r);
+    svm_daemons_table(r, sc);
     svm_page_end(r);
     return OK;
 }

@@ -10,66 +10,27 @@ with JavaScript switched off: the pages need none. Every page loaded is
 checked for CSP violations and script errors in the browser's console.
 What is asserted is what the person sees: the text of the page.
 """
-import os
 import re
-import shutil
 
 import pytest
 
 from svtest import browser as svbrowser
-from svtest import fixtures_browser, fixtures_httpd
-from svtest.core import make_workdir
+from svtest import fixtures_browser
 from svtest.data import GOOD, open_field
-from svtest.fixtures_httpd import STAFF, Stack
+from svtest.fixtures_httpd import module_stack
+from svtest.staffpages import FAILED, SESSION, sign_in, signed_in_as
+from svtest.staffpages import web, web_nojs  # noqa: F401 (fixtures)
 
 PASS = "browser tests key1 passphrase"
 SIGNED_OUT = "You are signed out."
-FAILED = ("Sign-in failed. Check your name and password. After repeated failures, "
-          "sign-in is paused for a while.")
 REF = re.compile(r"^[0-9A-Z]{5}-[0-9A-Z]{5}$")
-SESSION = "__Host-splitvault"
 
 
 @pytest.fixture(scope="module")
 def stack(request, pg, pki):
     """One stack for the file (as sv_shared, with a passphrase on key1):
     every test makes the records it needs and leaves key1 as it wants it."""
-    d = make_workdir("sv-browser")
-    s = Stack(d, pg, pki, fixtures_httpd._daemon_factory(request, pki, pg),
-              key1_passphrase=PASS)
-    yield s
-    try:
-        s.teardown()
-    finally:
-        if os.environ.get("SV_KEEP") != "1":
-            shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def web(browser, stack):
-    browser.base = stack.httpd.url()
-    return browser
-
-
-@pytest.fixture
-def web_nojs(browser_nojs, stack):
-    browser_nojs.base = stack.httpd.url()
-    return browser_nojs
-
-
-def sign_in(b, stack, name, password=None):
-    b.open(stack.path("/staff/login"))
-    assert b.text_of("h1") == "Staff sign-in"
-    b.fill("form[action$='/staff/login']",
-           {"name": name, "password": STAFF[name][0] if password is None else password})
-    b.submit("Sign in")
-    return b
-
-
-def signed_in_as(b):
-    """The name in the staff bar, or None on a page without it."""
-    who = b.find_all("header.bar .who strong")
-    return who[0].text if who else None
+    yield from module_stack(request, pg, pki, "sv-browser", key1_passphrase=PASS)
 
 
 def sign_out(b):

@@ -740,6 +740,12 @@ START_TEST(test_connect_steps)
     ck_assert_int_eq(step, SV_TLS_STEP_DONE);
     sv_tls_close(c);
     server_stop(&sv, 1);
+    /* a certificate that is not for the name: the verify step */
+    server_start(&sv, S_ERROR_TYPE, 1);
+    ck_assert_int_eq(sv_tls_connect_ex(ctx, "127.0.0.1", sv.port, "elsewhere.example", 5000,
+                                       &c, &step, err, sizeof(err)), SV_ERR_TLS_HANDSHAKE);
+    ck_assert_int_eq(step, SV_TLS_STEP_VERIFY);
+    server_stop(&sv, 1);
     SSL_CTX_free(ctx);
 }
 END_TEST

@@ -275,20 +275,29 @@ class Browser:
         id or selector, when given), and wait until the next page has
         loaded."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as EC
-        from selenium.webdriver.support.ui import WebDriverWait
         scope = self.form(form) if form else self.driver
         xp = ".//button[normalize-space(.)=%s] | .//input[@type='submit' and @value=%s]" \
             % (_xpath_literal(button), _xpath_literal(button))
         buttons = [b for b in scope.find_elements(By.XPATH, xp) if b.is_displayed()]
         assert len(buttons) == 1, "%d buttons %r on %s" % (len(buttons), button, self.url)
+        return self._to_next_page(buttons[0], "pressing %r" % button)
+
+    def follow(self, css):
+        """Click the link matching a CSS selector, as a person does, and
+        wait until the page it leads to has loaded."""
+        return self._to_next_page(self.find(css), "following %s" % css)
+
+    def _to_next_page(self, element, what):
+        """Click element and wait until a new page has replaced this one
+        and loaded."""
+        from selenium.webdriver.support.ui import WebDriverWait
         old = self.find("html")
-        buttons[0].click()
+        element.click()
         WebDriverWait(self.driver, PAGE_LOAD_TIMEOUT).until(
-            EC.staleness_of(old), "no new page after pressing %r" % button)
+            lambda d: _gone(old), "no new page after %s" % what)
         self.wait_until(lambda b: b.driver.execute_script("return document.readyState")
                         == "complete" if b.javascript else b.find_all("body"),
-                        "the page after %r did not load" % button)
+                        "the page after %s did not load" % what)
         self.check_console()
         return self
 
@@ -342,6 +351,22 @@ class Browser:
         """Detach the virtual authenticator (its credentials go with it)."""
         self.driver.remove_virtual_authenticator()
         self._authenticator = None
+
+
+def _gone(element):
+    """Whether an element of an earlier page is gone: stale, or unknown to
+    the document that is replacing its own (chromedriver says so with an
+    inspector error when it asks in the middle of the navigation)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    try:
+        element.is_enabled()
+        return False
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if "does not belong to the document" in (e.msg or ""):
+            return True
+        raise
 
 
 def format_entry(e):

@@ -284,7 +284,7 @@ class Pki:
              "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
         return cert, key
 
-    def _leaf(self, name, cn, ca_cert, ca_key, server=False):
+    def _leaf(self, name, cn, ca_cert, ca_key, server=False, san="DNS:localhost,IP:127.0.0.1"):
         key = self._key(name)
         csr = self.dir / (name + ".csr")
         cert = self.dir / (name + ".pem")
@@ -293,7 +293,7 @@ class Pki:
             ext.write_text("basicConstraints=critical,CA:FALSE\n"
                            "keyUsage=critical,digitalSignature\n"
                            "extendedKeyUsage=serverAuth\n"
-                           "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+                           "subjectAltName=%s\n" % san)
         else:
             ext.write_text("basicConstraints=critical,CA:FALSE\n"
                            "keyUsage=critical,digitalSignature\n"
@@ -304,6 +304,12 @@ class Pki:
              "-CAcreateserial", "-out", cert, "-days", "30", "-extfile", ext])
         csr.unlink()
         return cert, key
+
+    def issue_server(self, name, san):
+        """A daemon certificate from the main CA for other names (san, e.g.
+        "DNS:elsewhere.example"): (cert, key) paths."""
+        return self._leaf("server-" + name, name, self.ca_cert, self.ca_key, server=True,
+                          san=san)
 
     def issue_client(self, cn, name=None):
         """A new client certificate from the main CA: (cert, key) paths."""

@@ -367,11 +367,14 @@ class Httpd:
     def __init__(self, directory, db, pki, daemon_port, fields=None, tls=True,
                  directives=None, extra="", base="/splitvault", threads=10, name="httpd",
                  loglevel="warn splitvault:info", access_log=True, dbd_max=None,
-                 server_limit=2, db_port=None, mpm="event", console=False):
+                 server_limit=2, db_port=None, mpm="event", console=False,
+                 extra_daemons=()):
         self.dir = Path(directory)
         self.db = db
         self.pki = pki
         self.daemon_port = daemon_port
+        # more endpoints ("host:port") after the daemon's in SplitVaultDaemon
+        self.extra_daemons = list(extra_daemons)
         self.fields = fields if fields is not None else DEFAULT_FIELDS
         self.tls = tls
         self.directives = directives or {}
@@ -456,7 +459,8 @@ class Httpd:
             ]
         directives = {
             "SplitVaultBase": self.base,
-            "SplitVaultDaemon": "127.0.0.1:%d" % self.daemon_port,
+            "SplitVaultDaemon": " ".join(["127.0.0.1:%d" % self.daemon_port]
+                                         + self.extra_daemons),
             "SplitVaultDaemonCA": '"%s"' % self.pki.ca_cert,
             "SplitVaultDaemonCertificate": '"%s"' % self.pki.client_cert,
             "SplitVaultDaemonKey": '"%s"' % self.pki.client_key,
@@ -952,16 +956,23 @@ def sv(sv_factory):
     return sv_factory()
 
 
-@pytest.fixture(scope="module")
-def sv_shared(request, pg, pki):
-    d = make_workdir("sv-shared")
-    s = Stack(d, pg, pki, _daemon_factory(request, pki, pg))
+def module_stack(request, pg, pki, prefix, **options):
+    """Generator for a module-scoped fixture: one Stack (options as Stack's)
+    in a work directory of its own, torn down and removed after the file
+    (kept with SV_KEEP=1)."""
+    d = make_workdir(prefix)
+    s = Stack(d, pg, pki, _daemon_factory(request, pki, pg), **options)
     yield s
     try:
         s.teardown()
     finally:
         if os.environ.get("SV_KEEP") != "1":
             shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sv_shared(request, pg, pki):
+    yield from module_stack(request, pg, pki, "sv-shared")
 
 
 # ---------------------------------------------------------------- the demo

@@ -1,0 +1,62 @@
+/*
+ * svm_dbal.h - which daemon a request goes to: the endpoints' shared state.
+ */
+#ifndef SVM_DBAL_H
+#define SVM_DBAL_H
+
+#include "svm.h"
+#include "svm_config.h"
+
+#define SVM_DBAL_MUTEX "splitvault-daemons"
+
+/* Why an endpoint was marked failed (its last connect). */
+typedef enum {
+    SVM_DERR_NONE = 0,
+    SVM_DERR_CONNECT,   /* TCP refused or unreachable, or the name does not resolve */
+    SVM_DERR_TIMEOUT,   /* no TCP connection or no handshake within the time */
+    SVM_DERR_CLOSED,    /* the daemon closed new connections before TLS */
+    SVM_DERR_TLS,       /* the handshake failed (not on the certificate) or TLS set-up */
+    SVM_DERR_CERT       /* the daemon's certificate failed verification */
+} svm_derr;
+
+/* What the key location shows of one endpoint (nothing secret). */
+typedef struct {
+    int up;                   /* 1 up, 0 failed */
+    apr_uint32_t outstanding; /* requests on it now, every child */
+    apr_uint32_t failures;    /* consecutive failed connects */
+    svm_derr err;             /* the last failure's class (NONE: never failed) */
+    apr_time_t since;         /* in this state since (0: since the start) */
+    apr_time_t next_probe;    /* failed: tried again from then */
+    apr_uint64_t served;      /* requests given a connection to it since the start */
+} svm_dbal_info;
+
+const char *svm_derr_name(svm_derr e);
+int svm_dbal_pre_config(apr_pool_t *pconf);
+/* Make the table (one entry per endpoint of each server; servers that
+ * share their SplitVaultDaemon and SplitVaultDaemonName share entries) and
+ * its mutex for this generation; sets each server's dbal_base. */
+int svm_dbal_post_config(apr_pool_t *pconf, server_rec *s);
+void svm_dbal_child_init(apr_pool_t *p, server_rec *s);
+/* The parent's monitor: forget the counts of children that are gone.
+ * Never blocks. */
+void svm_dbal_monitor(server_rec *s);
+/* An endpoint of sc for the next connect, not one in tried (bit i:
+ * endpoint i), counted as outstanding until svm_dbal_done: a due probe
+ * of a failed one first (one request at a time), else the up endpoint
+ * with the fewest outstanding requests (ties in turn), else the failed
+ * one whose back-off ends first (one that failed its certificate check
+ * last of all). -1 when every endpoint is in tried. */
+int svm_dbal_pick(request_rec *r, const svm_srv_conf *sc, apr_uint32_t tried);
+/* The connect to endpoint i succeeded: up again (logged once). */
+void svm_dbal_up(request_rec *r, const svm_srv_conf *sc, int i);
+/* The connect to endpoint i failed (nothing was sent): failed, or failed
+ * again with a longer back-off; the change is logged once, with why. */
+void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls,
+                     const char *why);
+/* The request is done with endpoint i (on every path after a pick). */
+void svm_dbal_done(request_rec *r, const svm_srv_conf *sc, int i);
+/* The state of sc's endpoints into out[nelts]; their number, or -1 when
+ * the table is unavailable (logged). */
+int svm_dbal_info_get(request_rec *r, const svm_srv_conf *sc, svm_dbal_info *out);
+
+#endif /* SVM_DBAL_H */
