@@ -5,6 +5,9 @@ serve the configured rate, not a multiple of it; the queue stays per
 daemon. A store that does not answer at admission refuses the decrypt. The
 sqlite3 store (one daemon) keeps the limiter in the process (its tests are
 t/test_daemon_limits.py)."""
+import os
+import pwd
+import sqlite3
 import threading
 import time
 
@@ -14,6 +17,7 @@ from svtest.core import SRC, wait_until
 from svtest.fixtures_daemon import VALGRIND, Daemon, DaemonError, Record, WERR
 
 V2_PGSQL = SRC / "t" / "data" / "store-v2-pgsql.sql"
+V2_SQLITE3 = SRC / "t" / "data" / "store-v2-sqlite3.sql"
 
 # a lock-down one daemon trips reaches the other through the store
 SEEN = r"lock-down recorded in the store \(by another daemon\?\): locking down"
@@ -310,3 +314,31 @@ def test_version_2_pgsql_store_upgraded(pki, pg, workdir):
     finally:
         ds[1].stop()
         ds[0].teardown()
+
+
+@pytest.mark.log_allows(
+    r"store: schema upgraded from version 2 to 3 \(the decrypt limiter stays in the process",
+)
+def test_version_2_sqlite3_store_upgraded(pki, workdir):
+    """A sqlite3 store of schema version 2 becomes version 3 with nothing
+    else changed: its one daemon keeps the limiter in the process."""
+    d = Daemon(workdir / "d", pki, None, rate_global=("60s", 1), lockdown_threshold=0)
+    con = sqlite3.connect(str(d.db_path))
+    try:
+        con.executescript(V2_SQLITE3.read_text())
+    finally:
+        con.close()
+    pw = pwd.getpwnam(d.user)
+    os.chown(d.db_path, pw.pw_uid, pw.pw_gid)
+    try:
+        d.start()
+        con = sqlite3.connect("file:%s?mode=ro" % d.db_path, uri=True)
+        try:
+            assert con.execute("SELECT version FROM sv_schema").fetchone()[0] == 3
+        finally:
+            con.close()
+        (rec,) = stored(d)
+        assert attempt(d, rec) == 0 and attempt(d, rec) == WERR["RATE_LIMITED"]
+        assert d.ctl_status()["limiter"] == "local"
+    finally:
+        d.teardown()
