@@ -16,6 +16,7 @@
  *                                   generated (shown once) or set by the
  *                                   admin (typed twice); must_change set
  *   GET  B/staff/console/account?name=NAME   one account and its sessions
+ *                                   (each a console's or a public server's)
  *   POST B/staff/console/account    action=caps, disable, enable, reset,
  *                                   end-session (session=N), end-all
  *   GET  B/staff/password           one's own password (any signed-in
@@ -28,13 +29,16 @@
  * actor, the target and every enabled admin locked (svm_con_staff_lock):
  * the actor must still be an enabled admin; nobody disables themselves,
  * takes away their own admin capability or resets their own password here
- * (the password page is for that); no change leaves no enabled admin.
+ * (the password page is for that), and their own account page offers none
+ * of these; no change leaves no enabled admin. A refusal's page leads back
+ * to the account concerned (or to the list of staff).
  *
  * Passwords: generated ones are 130 bits from RAND_priv_bytes over an
  * alphabet without look-alikes, kept in cleansed memory and shown once on
  * a no-store page; set ones follow splitvault-admin's rule
  * (lib/sv_pwpolicy: at least 12 characters of valid UTF-8, one line) and
- * are typed twice. Either is hashed with lib/sv_pwhash (the CLI's Argon2id
+ * are typed twice; a password typed while "Generate" is chosen is refused,
+ * never dropped. Either is hashed with lib/sv_pwhash (the CLI's Argon2id
  * parameters), in one of the child's sign-in verification slots
  * (svm_auth_hash), so a stolen admin session cannot tie up more memory and
  * cores with it than sign-in can. No password, hash or token is ever
@@ -158,23 +162,26 @@ static char *svm_pw_generate(request_rec *r, apr_size_t *len)
 }
 
 /* The new password a create or reset form asks for (fields pwmode,
- * password, password2): generated unless pwmode is "set". NULL, or what
- * is wrong with it (*np untouched then). */
+ * password, password2): generated unless pwmode is "set". A password
+ * typed while "Generate" is chosen is refused, never silently dropped
+ * (without JavaScript, typing cannot choose "Set"). NULL, or what is
+ * wrong with it (*np untouched then). */
 static const char *svm_form_newpw(request_rec *r, const apr_array_header_t *pairs,
                                   svm_newpw *np)
 {
     const svm_pair *mode = svm_form_get(pairs, "pwmode");
-    const svm_pair *a, *b;
+    const svm_pair *a = svm_form_get(pairs, "password"), *b = svm_form_get(pairs, "password2");
     const char *why;
 
     if (!mode || strcmp(mode->value, "set") != 0) {
+        if ((a && a->len) || (b && b->len))
+            return "You typed a password but chose Generate: choose Set to use yours, or "
+                   "clear the fields. Nothing was changed.";
         if (!(np->pw = svm_pw_generate(r, &np->len)))
             return "No password could be generated right now; nothing was changed.";
         np->generated = 1;
         return NULL;
     }
-    a = svm_form_get(pairs, "password");
-    b = svm_form_get(pairs, "password2");
     if (!a || !b || a->len == 0)
         return "Type the password twice, or let one be generated.";
     if (a->len != b->len || memcmp(a->value, b->value, a->len) != 0)
@@ -266,7 +273,8 @@ static int svm_con_lock(request_rec *r, ap_dbd_t *dbd, const svm_staff *st, cons
 }
 
 /* A refused action: rolled back (when a transaction is open), audited on
- * its own, and a 409 page that says why. */
+ * its own, and a page with status that says why and leads back to the
+ * account (name, a valid one), or to the staff list when there is none. */
 static int svm_con_refuse(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
                           ap_dbd_t *dbd, int in_tx, const char *action, const char *name,
                           const char *why, int status)
@@ -277,7 +285,15 @@ static int svm_con_refuse(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
               apr_pstrcat(r->pool, "account ", name ? name : "(invalid)", ": ", why, NULL));
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "SV02303: %s of %s refused for %s: %s",
                   action, name ? name : "an invalid name", st->name, why);
-    return svm_page_message(r, sc, status, "Not done", why, st);
+    if (status == HTTP_FORBIDDEN) /* no longer an admin: the console is closed to them */
+        return svm_page_message(r, sc, status, "Not done", why, st);
+    if (!name || status == HTTP_NOT_FOUND || strcmp(action, "staff-create") == 0)
+        return svm_page_message_back(r, sc, status, "Not done", why, st,
+                                     svm_url(r, sc, "/staff/console"), "Back to the staff list");
+    return svm_page_message_back(r, sc, status, "Not done", why, st,
+                                 apr_pstrcat(r->pool, svm_url(r, sc, "/staff/console/account"),
+                                             "?name=", name, NULL),
+                                 apr_pstrcat(r->pool, "Back to the account of ", name, NULL));
 }
 
 /* A failed step inside the transaction: rolled back, audited as an error. */
@@ -341,8 +357,11 @@ static int svm_con_result(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
     return OK;
 }
 
-/* The capability checkboxes of a form (ids prefix-update, ...). */
-static void svm_caps_inputs(request_rec *r, const char *prefix, const svm_caps *c)
+/* The capability checkboxes of a form (ids prefix-update, ...); own_admin:
+ * the admin's own account, whose admin box is shown ticked and disabled
+ * with a note (and sent as a hidden field, which a disabled box is not). */
+static void svm_caps_inputs(request_rec *r, const char *prefix, const svm_caps *c,
+                            int own_admin)
 {
     static const char *const names[3] = { "update", "decrypt", "admin" };
     static const char *const labels[3] = { "Update records", "Decrypt records",
@@ -351,11 +370,17 @@ static void svm_caps_inputs(request_rec *r, const char *prefix, const svm_caps *
     int i;
 
     ap_rputs("<fieldset><legend>Capabilities</legend>\n", r);
-    for (i = 0; i < 3; i++)
+    for (i = 0; i < 3; i++) {
+        int locked = own_admin && i == 2;
         ap_rprintf(r, "<div><input type=\"checkbox\" id=\"%s-%s\" name=\"can_%s\" "
-                   "value=\"1\"%s> <label class=\"inline\" for=\"%s-%s\">%s</label></div>\n",
-                   prefix, names[i], names[i], on[i] ? " checked" : "", prefix, names[i],
-                   labels[i]);
+                   "value=\"1\"%s%s> <label class=\"inline\" for=\"%s-%s\">%s</label>%s</div>\n",
+                   prefix, names[i], names[i], on[i] || locked ? " checked" : "",
+                   locked ? " disabled" : "", prefix, names[i], labels[i],
+                   locked ? " <span id=\"own-admin-note\" class=\"hint\">(your own: you "
+                            "cannot take it away from yourself)</span>" : "");
+    }
+    if (own_admin)
+        ap_rputs("<input type=\"hidden\" name=\"can_admin\" value=\"1\">\n", r);
     ap_rputs("</fieldset>\n", r);
 }
 
@@ -457,7 +482,7 @@ static int svm_console_list(request_rec *r, const svm_srv_conf *sc, svm_staff *s
                "value=\"%s\" autocomplete=\"off\" required>\n",
                svm_esc(r->pool, svm_url(r, sc, "/staff/console/create")),
                svm_esc(r->pool, st->csrf), svm_esc(r->pool, name ? name : ""));
-    svm_caps_inputs(r, "create", caps ? caps : &none);
+    svm_caps_inputs(r, "create", caps ? caps : &none, 0);
     svm_newpw_inputs(r, "create", pw_set);
     if (sod)
         svm_sod_warning(r, "create", name);
@@ -567,23 +592,41 @@ int svm_console_create(request_rec *r, const svm_srv_conf *sc, svm_staff *st,
 
 /* ---- one account ------------------------------------------------------------ */
 
-/* What a finished action says on the account page it leads back to:
- * ?done=WORD picks one of these, never text from the address. */
-static const char *svm_done_text(const char *done)
+/* The account page's actions: the form's "action" value, the audit log's
+ * name for it (svm_console_action, for svm_route.c too) and what the
+ * account page says when it is done (?done=VALUE picks one of these,
+ * never text from the address). The one place these words are compared. */
+typedef enum {
+    SVM_ACT_CAPS, SVM_ACT_DISABLE, SVM_ACT_ENABLE, SVM_ACT_RESET, SVM_ACT_END_ONE,
+    SVM_ACT_END_ALL
+} svm_act_kind;
+
+typedef struct {
+    svm_act_kind kind;
+    const char *form;
+    const char *audit;
+    const char *done;
+} svm_con_act;
+
+static const svm_con_act svm_con_acts[] = {
+    { SVM_ACT_CAPS, "caps", "staff-caps", "The capabilities were changed." },
+    { SVM_ACT_DISABLE, "disable", "staff-disable",
+      "The account was disabled and its sessions ended." },
+    { SVM_ACT_ENABLE, "enable", "staff-enable", "The account was enabled." },
+    { SVM_ACT_RESET, "reset", "staff-password-reset",
+      "The password was reset and the account's sessions ended." },
+    { SVM_ACT_END_ONE, "end-session", "session-end", "The session was ended." },
+    { SVM_ACT_END_ALL, "end-all", "session-end-all", "Every session of the account was ended." },
+};
+
+/* The action of form value v; NULL for any other value. */
+static const svm_con_act *svm_con_act_find(const char *v)
 {
-    static const char *const t[][2] = {
-        { "caps", "The capabilities were changed." },
-        { "disable", "The account was disabled and its sessions ended." },
-        { "enable", "The account was enabled." },
-        { "reset", "The password was reset and the account's sessions ended." },
-        { "end-session", "The session was ended." },
-        { "end-all", "Every session of the account was ended." },
-    };
     apr_size_t i;
 
-    for (i = 0; done && i < sizeof(t) / sizeof(t[0]); i++)
-        if (strcmp(done, t[i][0]) == 0)
-            return t[i][1];
+    for (i = 0; v && i < sizeof(svm_con_acts) / sizeof(svm_con_acts[0]); i++)
+        if (strcmp(v, svm_con_acts[i].form) == 0)
+            return &svm_con_acts[i];
     return NULL;
 }
 
@@ -597,9 +640,10 @@ static int svm_account_show(request_rec *r, const svm_srv_conf *sc, svm_staff *s
     ap_dbd_t *dbd = svm_db(r);
     svm_rows res;
     apr_dbd_row_t *row;
-    const char *id = NULL, *done, *own, *last = "", *created = "", *pwset = "";
+    const char *id = NULL, *own, *last = "", *created = "", *pwset = "";
+    const svm_con_act *done;
     svm_caps caps = { 0, 0, 0 };
-    int disabled = 0, must = 0, n = 0;
+    int disabled = 0, must = 0, n = 0, self;
 
     if (!dbd)
         return svm_con_unavailable(r, sc, st);
@@ -622,15 +666,16 @@ static int svm_account_show(request_rec *r, const svm_srv_conf *sc, svm_staff *s
     if (!id)
         return svm_page_message(r, sc, HTTP_NOT_FOUND, "No such account",
                                 "There is no staff account of that name.", st);
+    self = strcmp(id, svm_i64(r->pool, st->id)) == 0;
     r->status = status;
     svm_security_headers(r, 1);
     svm_page_begin(r, sc, apr_pstrcat(r->pool, "Staff: ", name, NULL), st);
     ap_rprintf(r, "<h1>%s</h1>\n<p><a href=\"%s\">All staff</a></p>\n", svm_esc(r->pool, name),
                svm_esc(r->pool, svm_url(r, sc, "/staff/console")));
-    done = svm_done_text(svm_query_arg(r, "done"));
+    done = svm_con_act_find(svm_query_arg(r, "done"));
     if (done && !msg && !sod)
         ap_rprintf(r, "<p id=\"result\" class=\"note\" role=\"status\">%s</p>\n",
-                   svm_esc(r->pool, done));
+                   svm_esc(r->pool, done->done));
     if (msg)
         ap_rprintf(r, "<p id=\"account-error\" class=\"error\" role=\"alert\">%s</p>\n",
                    svm_esc(r->pool, msg));
@@ -652,35 +697,44 @@ static int svm_account_show(request_rec *r, const svm_srv_conf *sc, svm_staff *s
                "<input type=\"hidden\" name=\"action\" value=\"caps\">\n",
                svm_esc(r->pool, svm_url(r, sc, "/staff/console/account")),
                svm_esc(r->pool, st->csrf), svm_esc(r->pool, name));
-    svm_caps_inputs(r, "caps", want ? want : &caps);
+    svm_caps_inputs(r, "caps", want ? want : &caps, self);
     if (sod)
         svm_sod_warning(r, "caps", name);
     ap_rputs("<button type=\"submit\" id=\"caps-submit\" name=\"apply\" value=\"1\">Change "
              "the capabilities</button>\n</form>\n", r);
 
-    /* disable or enable */
-    ap_rprintf(r, "<h2>Sign-in</h2>\n<form id=\"%s-form\" method=\"post\" action=\"%s\">\n"
-               "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
-               "<input type=\"hidden\" name=\"account\" value=\"%s\">\n"
-               "<input type=\"hidden\" name=\"action\" value=\"%s\">\n"
-               "<button type=\"submit\" id=\"%s-submit\" name=\"apply\" value=\"1\"%s>%s"
-               "</button>\n</form>\n", disabled ? "enable" : "disable",
-               svm_esc(r->pool, svm_url(r, sc, "/staff/console/account")),
-               svm_esc(r->pool, st->csrf), svm_esc(r->pool, name),
-               disabled ? "enable" : "disable", disabled ? "enable" : "disable",
-               disabled ? "" : " class=\"secondary\"",
-               disabled ? "Enable the account" : "Disable the account and end its sessions");
+    /* disable or enable, reset the password: never one's own (refused) */
+    if (self)
+        ap_rprintf(r, "<h2>Sign-in and password</h2>\n<p id=\"own-account-note\" "
+                   "class=\"note\">This is your own account: change your password on "
+                   "<a id=\"own-password-link\" href=\"%s\">the password page</a>. You "
+                   "cannot disable your own account or reset its password here.</p>\n",
+                   svm_esc(r->pool, svm_url(r, sc, "/staff/password")));
+    else {
+        /* disable or enable */
+        ap_rprintf(r, "<h2>Sign-in</h2>\n<form id=\"%s-form\" method=\"post\" action=\"%s\">\n"
+                   "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
+                   "<input type=\"hidden\" name=\"account\" value=\"%s\">\n"
+                   "<input type=\"hidden\" name=\"action\" value=\"%s\">\n"
+                   "<button type=\"submit\" id=\"%s-submit\" name=\"apply\" value=\"1\"%s>%s"
+                   "</button>\n</form>\n", disabled ? "enable" : "disable",
+                   svm_esc(r->pool, svm_url(r, sc, "/staff/console/account")),
+                   svm_esc(r->pool, st->csrf), svm_esc(r->pool, name),
+                   disabled ? "enable" : "disable", disabled ? "enable" : "disable",
+                   disabled ? "" : " class=\"secondary\"",
+                   disabled ? "Enable the account" : "Disable the account and end its sessions");
 
-    /* reset the password */
-    ap_rprintf(r, "<h2>Reset the password</h2>\n<form id=\"reset-form\" method=\"post\" "
-               "action=\"%s\">\n<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
-               "<input type=\"hidden\" name=\"account\" value=\"%s\">\n"
-               "<input type=\"hidden\" name=\"action\" value=\"reset\">\n",
-               svm_esc(r->pool, svm_url(r, sc, "/staff/console/account")),
-               svm_esc(r->pool, st->csrf), svm_esc(r->pool, name));
-    svm_newpw_inputs(r, "reset", 0);
-    ap_rputs("<button type=\"submit\" id=\"reset-submit\" name=\"apply\" value=\"1\">Reset "
-             "the password and end the account's sessions</button>\n</form>\n", r);
+        /* reset the password */
+        ap_rprintf(r, "<h2>Reset the password</h2>\n<form id=\"reset-form\" method=\"post\" "
+                   "action=\"%s\">\n<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
+                   "<input type=\"hidden\" name=\"account\" value=\"%s\">\n"
+                   "<input type=\"hidden\" name=\"action\" value=\"reset\">\n",
+                   svm_esc(r->pool, svm_url(r, sc, "/staff/console/account")),
+                   svm_esc(r->pool, st->csrf), svm_esc(r->pool, name));
+        svm_newpw_inputs(r, "reset", 0);
+        ap_rputs("<button type=\"submit\" id=\"reset-submit\" name=\"apply\" value=\"1\">Reset "
+                 "the password and end the account's sessions</button>\n</form>\n", r);
+    }
 
     /* sessions */
     own = svm_session_hash(r, st);
@@ -694,12 +748,14 @@ static int svm_account_show(request_rec *r, const svm_srv_conf *sc, svm_staff *s
     }
     ap_rputs("<h2>Active sessions</h2>\n<table id=\"sessions\"><thead><tr><th>Started "
              "(UTC)</th><th>Last seen</th><th>Expires</th><th>Address</th><th>Browser</th>"
-             "<th></th></tr></thead><tbody>\n", r);
+             "<th>Server</th><th></th></tr></thead><tbody>\n", r);
     while ((row = svm_db_row(r, dbd, &res))) {
         const char *sid = svm_db_col(r, dbd, row, 0);
         int mine = *svm_db_col(r, dbd, row, 6) == 't';
+        int console = *svm_db_col(r, dbd, row, 7) == 't';
         ap_rprintf(r, "<tr id=\"session-%s\"><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                   "<td>%s</td><td>%s<form method=\"post\" action=\"%s\">"
+                   "<td>%s</td><td class=\"session-kind\">%s</td>"
+                   "<td>%s<form method=\"post\" action=\"%s\">"
                    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
                    "<input type=\"hidden\" name=\"account\" value=\"%s\">"
                    "<input type=\"hidden\" name=\"action\" value=\"end-session\">"
@@ -712,6 +768,7 @@ static int svm_account_show(request_rec *r, const svm_srv_conf *sc, svm_staff *s
                    svm_esc(r->pool, *svm_db_col(r, dbd, row, 4) ? svm_db_col(r, dbd, row, 4)
                                                                 : "unknown"),
                    svm_esc(r->pool, svm_db_col(r, dbd, row, 5)),
+                   console ? "console" : "public server",
                    mine ? "<strong class=\"current\" id=\"current-session\">this session"
                           "</strong> " : "",
                    svm_esc(r->pool, svm_url(r, sc, "/staff/console/account")),
@@ -720,7 +777,7 @@ static int svm_account_show(request_rec *r, const svm_srv_conf *sc, svm_staff *s
         n++;
     }
     if (!n)
-        ap_rputs("<tr><td colspan=\"6\">None.</td></tr>\n", r);
+        ap_rputs("<tr><td colspan=\"7\">None.</td></tr>\n", r);
     ap_rputs("</tbody></table>\n", r);
     if (n)
         ap_rprintf(r, "<form id=\"end-all-form\" method=\"post\" action=\"%s\">\n"
@@ -750,22 +807,9 @@ int svm_console_account_page(request_rec *r, const svm_srv_conf *sc, svm_staff *
 const char *svm_console_action(const apr_array_header_t *pairs)
 {
     const svm_pair *a = pairs ? svm_form_get(pairs, "action") : NULL;
+    const svm_con_act *ca = a ? svm_con_act_find(a->value) : NULL;
 
-    if (!a)
-        return "staff-console";
-    if (strcmp(a->value, "caps") == 0)
-        return "staff-caps";
-    if (strcmp(a->value, "disable") == 0)
-        return "staff-disable";
-    if (strcmp(a->value, "enable") == 0)
-        return "staff-enable";
-    if (strcmp(a->value, "reset") == 0)
-        return "staff-password-reset";
-    if (strcmp(a->value, "end-session") == 0)
-        return "session-end";
-    if (strcmp(a->value, "end-all") == 0)
-        return "session-end-all";
-    return "staff-console";
+    return ca ? ca->audit : "staff-console";
 }
 
 /* A session number from the form: 1 to 18 digits. */
@@ -786,8 +830,9 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
                              apr_array_header_t *pairs)
 {
     const svm_pair *ap = svm_form_get(pairs, "action");
+    const svm_con_act *ca = ap ? svm_con_act_find(ap->value) : NULL;
     const char *action = svm_console_action(pairs), *name = svm_form_account(pairs);
-    const char *act = ap ? ap->value : "", *why, *detail, *sid = NULL, *tid;
+    const char *why, *detail, *sid = NULL, *tid;
     svm_caps caps = svm_form_caps(pairs);
     int confirmed = svm_form_flag(pairs, "confirm"), rc, nrows = 0;
     svm_newpw np = { NULL, 0, 0 };
@@ -799,13 +844,13 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
         svm_newpw_wipe(pairs, NULL);
         return svm_con_unavailable(r, sc, st);
     }
-    if (!name || strcmp(action, "staff-console") == 0) {
+    if (!name || !ca) {
         svm_newpw_wipe(pairs, NULL);
         return svm_con_refuse(r, sc, st, dbd, 0, action, name,
                               "That is not a request this page makes.", HTTP_BAD_REQUEST);
     }
     detail = apr_pstrcat(r->pool, "account ", name, NULL);
-    if (strcmp(act, "caps") == 0) {
+    if (ca->kind == SVM_ACT_CAPS) {
         if (caps.admin && caps.decrypt && !confirmed) {
             svm_audit(r, dbd, st->name, action, NULL, NULL, "held",
                       apr_pstrcat(r->pool, detail, ": admin and decrypt, not yet confirmed",
@@ -816,7 +861,7 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
                              caps.admin && caps.decrypt ? " (admin and decrypt confirmed)" : "",
                              NULL);
     }
-    else if (strcmp(act, "reset") == 0) {
+    else if (ca->kind == SVM_ACT_RESET) {
         if (strcmp(name, st->name) == 0) {
             svm_newpw_wipe(pairs, NULL);
             return svm_con_refuse(r, sc, st, dbd, 0, action, name, "Change your own password "
@@ -837,7 +882,7 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
         detail = apr_pstrcat(r->pool, detail, np.generated ? ": password generated"
                              : ": password set by the admin", NULL);
     }
-    else if (strcmp(act, "end-session") == 0) {
+    else if (ca->kind == SVM_ACT_END_ONE) {
         if (!(sid = svm_form_session(pairs)))
             return svm_con_refuse(r, sc, st, dbd, 0, action, name, "That is not a session "
                                   "this page lists.", HTTP_BAD_REQUEST);
@@ -857,13 +902,13 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
         why = "You are no longer an enabled administrator.";
     else if (!li.id)
         why = "There is no staff account of that name.";
-    else if (strcmp(act, "disable") == 0 && li.id == st->id)
+    else if (ca->kind == SVM_ACT_DISABLE && li.id == st->id)
         why = "You cannot disable your own account.";
-    else if (strcmp(act, "disable") == 0 && li.admin && li.admins <= 1)
+    else if (ca->kind == SVM_ACT_DISABLE && li.admin && li.admins <= 1)
         why = "This is the last enabled administrator: it cannot be disabled.";
-    else if (strcmp(act, "caps") == 0 && li.id == st->id && !caps.admin)
+    else if (ca->kind == SVM_ACT_CAPS && li.id == st->id && !caps.admin)
         why = "You cannot take away your own admin capability.";
-    else if (strcmp(act, "caps") == 0 && li.admin && !caps.admin && li.admins <= 1)
+    else if (ca->kind == SVM_ACT_CAPS && li.admin && !caps.admin && li.admins <= 1)
         why = "This is the last enabled administrator: it keeps the admin capability.";
     if (why) {
         sv_cleanse(hash, sizeof(hash));
@@ -873,22 +918,22 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
     }
     tid = svm_i64(r->pool, li.id);
     rc = 0;
-    if (strcmp(act, "caps") == 0) {
+    if (ca->kind == SVM_ACT_CAPS) {
         const void *args[] = { caps.update ? "true" : "false", caps.decrypt ? "true" : "false",
                                caps.admin ? "true" : "false", tid };
         rc = svm_db_exec(r, dbd, "svm_con_staff_caps", NULL, args) != APR_SUCCESS;
     }
-    else if (strcmp(act, "disable") == 0 || strcmp(act, "enable") == 0) {
-        const void *args[] = { *act == 'd' ? "true" : "false", tid };
+    else if (ca->kind == SVM_ACT_DISABLE || ca->kind == SVM_ACT_ENABLE) {
+        const void *args[] = { ca->kind == SVM_ACT_DISABLE ? "true" : "false", tid };
         const void *end[] = { tid };
         rc = svm_db_exec(r, dbd, "svm_con_staff_disable", NULL, args) != APR_SUCCESS
-             || (*act == 'd'
+             || (ca->kind == SVM_ACT_DISABLE
                  && svm_db_exec(r, dbd, "svm_con_sess_end_all", &nrows, end) != APR_SUCCESS);
-        if (*act == 'd')
+        if (ca->kind == SVM_ACT_DISABLE)
             detail = apr_pstrcat(r->pool, detail, "; ", apr_itoa(r->pool, nrows),
                                  " session(s) ended", NULL);
     }
-    else if (strcmp(act, "reset") == 0) {
+    else if (ca->kind == SVM_ACT_RESET) {
         const void *args[] = { hash, "true", tid };
         const void *end[] = { tid };
         rc = svm_db_exec(r, dbd, "svm_con_staff_passwd", NULL, args) != APR_SUCCESS
@@ -896,7 +941,7 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
         detail = apr_pstrcat(r->pool, detail, "; ", apr_itoa(r->pool, nrows),
                              " session(s) ended", NULL);
     }
-    else if (strcmp(act, "end-session") == 0) {
+    else if (ca->kind == SVM_ACT_END_ONE) {
         const void *args[] = { tid, sid };
         rc = svm_db_exec(r, dbd, "svm_con_sess_end_one", &nrows, args) != APR_SUCCESS;
         if (!rc && nrows != 1)
@@ -914,13 +959,13 @@ int svm_console_account_post(request_rec *r, const svm_srv_conf *sc, svm_staff *
         return svm_con_failed(r, sc, st, dbd, action, name);
     if (svm_con_commit(r, sc, st, dbd, action, name, detail, &rc))
         return rc;
-    if (strcmp(act, "reset") == 0)
+    if (ca->kind == SVM_ACT_RESET)
         return svm_con_result(r, sc, st, "Password reset",
                               apr_pstrcat(r->pool, "The password of ", name, " was reset and "
                                           "its sessions ended; it must be changed at the next "
                                           "sign-in.", NULL), name, &np);
     return svm_redirect(r, apr_pstrcat(r->pool, svm_url(r, sc, "/staff/console/account"),
-                                       "?name=", name, "&done=", act, NULL));
+                                       "?name=", name, "&done=", ca->form, NULL));
 }
 
 /* ---- one's own password ------------------------------------------------------ */

@@ -220,12 +220,12 @@ static const svm_lazy_def svm_stmts_lazy[] = {
       "FROM staff WHERE name = %s", 5 },
     /* the live sessions of an account (args: the viewer's token hash,
      * which marks their own, the account's id, idle seconds): an opaque
-     * number, never the token or its hash */
+     * number and whether the console made it, never the token or its hash */
     { "svm_con_sess_list",
       "SELECT id, to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
       "to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
       "to_char(expires AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), coalesce(address, ''), "
-      "coalesce(user_agent, ''), token_hash = decode(%s, 'hex') FROM sessions "
+      "coalesce(user_agent, ''), token_hash = decode(%s, 'hex'), console FROM sessions "
       "WHERE staff_id = %s::bigint AND expires > now() "
       "AND last_seen > now() - make_interval(secs => %s::int) ORDER BY created DESC, id", 5 },
     /* a new account; no row when the name is taken */

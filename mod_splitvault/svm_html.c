@@ -123,6 +123,13 @@ void svm_page_end(request_rec *r)
 int svm_page_message(request_rec *r, const svm_srv_conf *sc, int status,
                      const char *title, const char *msg, const svm_staff *st)
 {
+    return svm_page_message_back(r, sc, status, title, msg, st, NULL, NULL);
+}
+
+int svm_page_message_back(request_rec *r, const svm_srv_conf *sc, int status,
+                          const char *title, const char *msg, const svm_staff *st,
+                          const char *back, const char *back_text)
+{
     r->status = status;
     svm_security_headers(r, 1);
     if (status == HTTP_REQUEST_ENTITY_TOO_LARGE || status == HTTP_BAD_REQUEST)
@@ -130,7 +137,10 @@ int svm_page_message(request_rec *r, const svm_srv_conf *sc, int status,
     svm_page_begin(r, sc, title, st);
     ap_rprintf(r, "<h1>%s</h1>\n<p class=\"%s\">%s</p>\n", svm_esc(r->pool, title),
                status >= 400 ? "error" : "note", svm_esc(r->pool, msg));
-    if (st)
+    if (back && back_text)
+        ap_rprintf(r, "<p><a id=\"back-link\" href=\"%s\">%s</a></p>\n",
+                   svm_esc(r->pool, back), svm_esc(r->pool, back_text));
+    else if (st)
         ap_rprintf(r, "<p><a href=\"%s\">Back to the records</a></p>\n",
                    svm_esc(r->pool, svm_url(r, sc, "/staff/")));
     else

@@ -22,6 +22,11 @@ void svm_page_end(request_rec *r);
  * Returns OK: the handler's return value. */
 int svm_page_message(request_rec *r, const svm_srv_conf *sc, int status,
                      const char *title, const char *msg, const struct svm_staff *st);
+/* The same with its one link leading back to back (a URL of this site,
+ * escaped here) and saying back_text; both NULL: as svm_page_message. */
+int svm_page_message_back(request_rec *r, const svm_srv_conf *sc, int status,
+                          const char *title, const char *msg, const struct svm_staff *st,
+                          const char *back, const char *back_text);
 int svm_send_stylesheet(request_rec *r);
 int svm_redirect(request_rec *r, const char *path);
 /* t in UTC as the apr_strftime format fmt writes it (at most 31

@@ -292,17 +292,28 @@ cmd_status(struct ctl_client *cc, const char *arg, const char *source)
     int counts = svd_store_counts(app->store, &active, &pending, &retired) == 0;
 
     uint64_t commits = 0, ops = 0;
+    struct svd_limit_status ls;
+    const char *lname = "local";
+    int lok;
 
     svd_audit_head(app->audit, &seq, hash);
     sv_hex_encode(hash, sizeof(hash), hx);
     svd_store_writer_stats(app->store, &commits, &ops);
+    /* the limiter's state: the store's, when it is shared (one round trip) */
+    lok = svd_limiter_status(app->limiter, &ls, &lname) == 0;
     /* each say() after one that failed fails at once, writing nothing */
     (void)say(cc, "ok\nversion=%s\npid=%ld\nuptime=%" PRIu64 "\nlocked=%d\nlocked_since=%"
               PRIu64 "\nqueue_len=%u\nqueue_max=%u\npressure=%u\n", PACKAGE_VERSION,
               (long)getpid(), svd_wall_s() - app->started, locked, since,
               svd_limiter_queue_len(app->limiter), app->conf->queue_max,
-              svd_limiter_pressure(app->limiter));
+              lok ? ls.pressure : 0);
     (void)say(cc, "lock_durable=%d\n", !svd_app_lock_write_pending(app));
+    if (lok)
+        (void)say(cc, "limiter=%s\nlimiter_tokens=%.2f\nlimiter_pressure=%u\n"
+                  "limiter_decrypts_24h=%" PRIu64 "\nlimiter_actors=%" PRIu64 "\n", lname,
+                  ls.tokens, ls.pressure, ls.decrypts, ls.actors);
+    else
+        (void)say(cc, "limiter=%s\nlimiter_store=unavailable\n", lname);
     if (counts)
         (void)say(cc, "shares_active=%" PRIu64 "\nshares_pending=%" PRIu64 "\nshares_retired=%"
                   PRIu64 "\n", active, pending, retired);

@@ -1,13 +1,15 @@
 /*
- * svd_limit.c - token buckets, the decrypt queue, pressure, daily budgets
- * and the lock-down trip.
+ * svd_limit.c - the decrypt queue, the lock-down trip and the budget of
+ * retired shares; the buckets, pressure and daily budgets of decrypts are
+ * the backend's (svd_limit_local.c, svd_limit_shared.c).
  *
- * One mutex guards everything here; waiters sit in a doubly linked FIFO of
- * nodes on their own stacks and sleep on one condition variable (monotonic
- * clock), re-checking after every change. The per-actor buckets are an open
- * hash table of at most decrypt.max_actors entries; a full table first
- * forgets actors whose buckets (rate and budget) are full again (a fresh
- * bucket is the same).
+ * One mutex guards everything here, and the backend's calls too; waiters
+ * sit in a doubly linked FIFO of nodes on their own stacks and sleep on one
+ * condition variable (monotonic clock), re-checking after every change.
+ * With the shared backend each call is a round trip to the store made with
+ * the mutex held: the daemon admits one decrypt at a time, which the rates
+ * (a few decrypts a minute) make no bottleneck, and a hanging store holds
+ * it for store.timeout at most.
  */
 #include "config.h"
 
@@ -23,7 +25,6 @@
 #include "svd_limit.h"
 #include "svd_log.h"
 #include "svd_window.h"
-#include "sv_wire.h"
 
 enum { W_WAITING = 0, W_DROPPED, W_CLOSED };
 
@@ -34,32 +35,19 @@ struct waiter {
     int state;
 };
 
-struct actor {
-    char name[SV_WIRE_MAX_ACTOR + 1];
-    int used;
-    struct svd_bucket b;        /* decrypt.actor_rate */
-    struct svd_window *budget;  /* decrypt.daily_budget.actor (NULL: no budget) */
-};
-
 struct svd_limiter {
     unsigned magic;
-    struct svd_rate global_rate, actor_rate;
-    uint32_t global_budget, actor_budget, retire_budget; /* a day; 0: no budget */
-    uint32_t drain_ms;          /* pressure drains one unit per drain_ms */
-    unsigned queue_max, threshold, max_actors;
+    struct svd_rate global_rate;
+    uint32_t retire_budget;     /* a day; 0: no budget */
+    unsigned queue_max, threshold;
     uint32_t max_wait_ms;
     uint64_t (*now_ms)(void);
+    struct svd_limit_backend *b; /* buckets, pressure, daily budgets of decrypts */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct svd_bucket global;
-    struct svd_window gbudget;  /* decrypts in the last 24 hours */
     struct svd_window rbudget;  /* shares retired in the last 24 hours */
-    uint32_t pressure;          /* decrypts that arrived without a token, drained */
-    uint64_t pressure_ms;       /* drained up to this time */
     const char *trip_why;       /* why the last trip happened */
-    struct actor *actors;
-    unsigned nslots, nactors;
     struct waiter *qhead, *qtail;
     unsigned qlen;
     int locked;
@@ -67,180 +55,51 @@ struct svd_limiter {
     uint64_t locked_since;
 };
 
-static void
-credit(struct svd_bucket *b, const struct svd_rate *rate, uint64_t now)
+uint32_t
+svd_limit_drain_ms(const struct svd_conf *conf)
 {
-    uint64_t add;
-
-    if (rate->interval_ms == 0)
-        return;
-    if (now <= b->last_ms)
-        return;
-    add = (now - b->last_ms) / rate->interval_ms;
-    if (b->tokens + add >= rate->burst) {
-        b->tokens = rate->burst;
-        b->last_ms = now;
-    } else {
-        b->tokens += (uint32_t)add;
-        b->last_ms += add * rate->interval_ms;
-    }
-}
-
-int
-svd_bucket_ready(struct svd_bucket *b, const struct svd_rate *rate, uint64_t now_ms)
-{
-    if (rate->interval_ms == 0)
-        return 1;
-    credit(b, rate, now_ms);
-    return b->tokens > 0;
-}
-
-int
-svd_bucket_take(struct svd_bucket *b, const struct svd_rate *rate, uint64_t now_ms)
-{
-    if (!svd_bucket_ready(b, rate, now_ms))
-        return 0;
-    if (rate->interval_ms != 0) {
-        if (b->tokens == rate->burst)
-            b->last_ms = now_ms; /* the refill clock starts when a full bucket is drawn */
-        b->tokens--;
-    }
-    return 1;
-}
-
-uint64_t
-svd_bucket_wait_ms(const struct svd_bucket *b, const struct svd_rate *rate, uint64_t now_ms)
-{
-    struct svd_bucket t = *b;
-
-    if (rate->interval_ms == 0)
-        return 0;
-    credit(&t, rate, now_ms);
-    if (t.tokens > 0)
-        return 0;
-    return t.last_ms + rate->interval_ms - now_ms;
-}
-
-void
-svd_bucket_fill(struct svd_bucket *b, const struct svd_rate *rate, uint64_t now_ms)
-{
-    b->tokens = rate->burst;
-    b->last_ms = now_ms;
-}
-
-/* FNV-1a of an actor name. */
-static uint32_t
-hash_name(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
-
-/* Forget actors whose buckets are full again; rebuilds the table. */
-static void
-purge_actors(struct svd_limiter *l, uint64_t now)
-{
-    struct actor *old = l->actors;
-    unsigned i;
-
-    l->actors = calloc(l->nslots, sizeof(*l->actors));
-    if (l->actors == NULL) {
-        l->actors = old; /* keep what we had */
-        return;
-    }
-    l->nactors = 0;
-    for (i = 0; i < l->nslots; i++) {
-        struct actor *a = &old[i];
-        uint32_t j;
-        if (!a->used)
-            continue;
-        credit(&a->b, &l->actor_rate, now);
-        if ((l->actor_rate.interval_ms == 0 || a->b.tokens >= l->actor_rate.burst) &&
-            (a->budget == NULL || svd_window_count(a->budget, now) == 0)) {
-            free(a->budget);
-            continue;
-        }
-        for (j = hash_name(a->name) % l->nslots; l->actors[j].used; j = (j + 1) % l->nslots)
-            ;
-        l->actors[j] = *a;
-        l->nactors++;
-    }
-    free(old);
-}
-
-/* The actor's buckets, created full when new; NULL when the table is full. */
-static struct actor *
-find_actor(struct svd_limiter *l, const char *name, uint64_t now)
-{
-    uint32_t j;
-
-    for (int pass = 0; pass < 2; pass++) {
-        for (j = hash_name(name) % l->nslots; l->actors[j].used; j = (j + 1) % l->nslots)
-            if (strcmp(l->actors[j].name, name) == 0)
-                return &l->actors[j];
-        if (l->nactors < l->max_actors) {
-            struct actor *a = &l->actors[j];
-            a->budget = NULL;
-            if (l->actor_budget != 0) {
-                if ((a->budget = malloc(sizeof(*a->budget))) == NULL)
-                    return NULL;
-                svd_window_reset(a->budget, now);
-            }
-            a->used = 1;
-            snprintf(a->name, sizeof(a->name), "%s", name);
-            svd_bucket_fill(&a->b, &l->actor_rate, now);
-            l->nactors++;
-            return a;
-        }
-        purge_actors(l, now);
-    }
-    return NULL;
+    return conf->global.interval_ms != 0 ? conf->global.interval_ms : conf->actor.interval_ms;
 }
 
 struct svd_limiter *
-svd_limiter_new(const struct svd_conf *conf, int locked, uint64_t locked_since)
+svd_limiter_new_with(const struct svd_conf *conf, struct svd_limit_backend *b, int locked,
+                     uint64_t locked_since)
 {
     struct svd_limiter *l;
     pthread_condattr_t ca;
 
     CHECK_OBJ_NOTNULL(conf, SVD_CONF_MAGIC);
-    if ((l = calloc(1, sizeof(*l))) == NULL)
+    if (b == NULL)
         return NULL;
-    l->magic = SVD_LIMITER_MAGIC;
-    l->global_rate = conf->global;
-    l->actor_rate = conf->actor;
-    l->global_budget = conf->budget_global;
-    l->actor_budget = conf->budget_actor;
-    l->retire_budget = conf->retire_budget;
-    /* pressure drains at the rate decrypts are served: the global rate, or
-     * the per-actor one when the global rate is unlimited */
-    l->drain_ms = conf->global.interval_ms != 0 ? conf->global.interval_ms
-                                                : conf->actor.interval_ms;
-    l->queue_max = conf->queue_max;
-    l->threshold = conf->lockdown_threshold;
-    l->max_actors = conf->max_actors;
-    l->max_wait_ms = conf->queue_max_wait_ms;
-    l->now_ms = svd_now_ms;
-    l->nslots = conf->max_actors * 2 + 1;
-    if ((l->actors = calloc(l->nslots, sizeof(*l->actors))) == NULL) {
-        free(l);
+    if ((l = calloc(1, sizeof(*l))) == NULL) {
+        b->ops->free(b);
         return NULL;
     }
+    l->magic = SVD_LIMITER_MAGIC;
+    l->b = b;
+    l->global_rate = conf->global;
+    l->retire_budget = conf->retire_budget;
+    l->queue_max = conf->queue_max;
+    l->threshold = conf->lockdown_threshold;
+    l->max_wait_ms = conf->queue_max_wait_ms;
+    l->now_ms = svd_now_ms;
     AZ(pthread_mutex_init(&l->mu, NULL));
     AZ(pthread_condattr_init(&ca));
     AZ(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
     AZ(pthread_cond_init(&l->cv, &ca));
     AZ(pthread_condattr_destroy(&ca));
-    svd_bucket_fill(&l->global, &l->global_rate, l->now_ms());
-    svd_window_reset(&l->gbudget, l->now_ms());
     svd_window_reset(&l->rbudget, l->now_ms());
-    l->pressure_ms = l->now_ms();
     l->locked = locked;
     l->locked_since = locked ? locked_since : 0;
     return l;
+}
+
+struct svd_limiter *
+svd_limiter_new(const struct svd_conf *conf, int locked, uint64_t locked_since)
+{
+    CHECK_OBJ_NOTNULL(conf, SVD_CONF_MAGIC);
+    return svd_limiter_new_with(conf, svd_limit_local_new(conf, svd_now_ms()), locked,
+                                locked_since);
 }
 
 void
@@ -252,9 +111,7 @@ svd_limiter_free(struct svd_limiter *l)
     SVD_ASSERT(l->qlen == 0);
     AZ(pthread_mutex_destroy(&l->mu));
     AZ(pthread_cond_destroy(&l->cv));
-    for (unsigned i = 0; i < l->nslots; i++)
-        free(l->actors[i].budget);
-    free(l->actors);
+    l->b->ops->free(l->b);
     l->magic = 0;
     free(l);
 }
@@ -264,10 +121,8 @@ svd_limiter_set_clock(struct svd_limiter *l, uint64_t (*now_ms)(void))
 {
     CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
     l->now_ms = now_ms;
-    svd_bucket_fill(&l->global, &l->global_rate, now_ms());
-    svd_window_reset(&l->gbudget, now_ms());
+    l->b->ops->restart(l->b, now_ms());
     svd_window_reset(&l->rbudget, now_ms());
-    l->pressure_ms = now_ms();
 }
 
 static void
@@ -298,74 +153,6 @@ drop_all(struct svd_limiter *l)
     AZ(pthread_cond_broadcast(&l->cv));
 }
 
-/*
- * Both rate tokens available for this actor now? Then, when a daily budget
- * (global or the actor's) is spent, -1: the caller trips the lock-down.
- * Otherwise takes the tokens (and the budgets') and returns 1. 0: not yet,
- * *wait says how long.
- */
-static int
-try_take(struct svd_limiter *l, const char *actor, uint64_t now, uint64_t *wait)
-{
-    struct actor *a = find_actor(l, actor, now);
-    uint64_t wg, wa;
-
-    if (a == NULL) {
-        *wait = 1000;
-        return 0;
-    }
-    if (svd_bucket_ready(&l->global, &l->global_rate, now) &&
-        svd_bucket_ready(&a->b, &l->actor_rate, now)) {
-        if (l->global_budget != 0 &&
-            !svd_window_fits(&l->gbudget, now, 1, l->global_budget)) {
-            l->trip_why = "daily-budget";
-            return -1;
-        }
-        if (a->budget != NULL && !svd_window_fits(a->budget, now, 1, l->actor_budget)) {
-            l->trip_why = "actor-daily-budget";
-            return -1;
-        }
-        AN(svd_bucket_take(&l->global, &l->global_rate, now));
-        AN(svd_bucket_take(&a->b, &l->actor_rate, now));
-        svd_window_add(&l->gbudget, now, 1);
-        if (a->budget != NULL)
-            svd_window_add(a->budget, now, 1);
-        return 1;
-    }
-    wg = svd_bucket_wait_ms(&l->global, &l->global_rate, now);
-    wa = svd_bucket_wait_ms(&a->b, &l->actor_rate, now);
-    *wait = wg > wa ? wg : wa;
-    if (*wait == 0)
-        *wait = 1;
-    return 0;
-}
-
-/* Drain the pressure: one unit per drain_ms since it was last drained. */
-static void
-drain_pressure(struct svd_limiter *l, uint64_t now)
-{
-    uint64_t k;
-
-    if (l->drain_ms == 0) {
-        l->pressure = 0; /* no rate limit: no pressure either */
-        l->pressure_ms = now;
-        return;
-    }
-    if (l->pressure == 0 || now <= l->pressure_ms) {
-        if (l->pressure == 0)
-            l->pressure_ms = now;
-        return;
-    }
-    k = (now - l->pressure_ms) / l->drain_ms;
-    if (k >= l->pressure) {
-        l->pressure = 0;
-        l->pressure_ms = now;
-    } else {
-        l->pressure -= (uint32_t)k;
-        l->pressure_ms += k * l->drain_ms;
-    }
-}
-
 /* Lock down now (with mu held): drop every waiter. */
 static void
 trip(struct svd_limiter *l, const char *why)
@@ -388,7 +175,9 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
     struct waiter w;
     enum svd_admit res;
     uint64_t now, next = 0, allow;
-    int took;
+    enum svd_take took;
+    const char *why = NULL;
+    int asked;
 
     CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
     *retry_ms = 0;
@@ -403,35 +192,45 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
         res = SVD_ADMIT_LOCKED;
         goto out;
     }
-    if (l->qhead == NULL && (took = try_take(l, actor, now, &next)) != 0) {
-        if (took < 0) {
-            trip(l, l->trip_why);
-            res = SVD_ADMIT_TRIPPED;
-            goto out;
-        }
-        res = SVD_ADMIT_OK;
-        goto out;
-    }
     /*
-     * No token for this decrypt now: it is pressure, whatever wait_ms it
+     * A decrypt that finds no token now is pressure, whatever wait_ms it
      * asked for (a client that never waits is refused at once, but counts
-     * all the same). Pressure drains at the rate decrypts are served; a
-     * decrypt that finds the threshold reached, in the queue or in the
-     * pressure, trips the lock-down.
+     * all the same); the backend counts it, drained at the rate decrypts
+     * are served. A decrypt that finds the threshold reached, in this
+     * daemon's queue or in the pressure, trips the lock-down.
      */
-    drain_pressure(l, now);
-    if (l->threshold > 0 && (l->qlen >= l->threshold || l->pressure >= l->threshold)) {
-        trip(l, l->qlen >= l->threshold ? "queue-overflow" : "decrypt-pressure");
+    if (l->qhead != NULL && l->threshold > 0 && l->qlen >= l->threshold) {
+        trip(l, "queue-overflow");
         res = SVD_ADMIT_TRIPPED;
         goto out;
     }
-    if (l->drain_ms != 0 && l->pressure < UINT32_MAX)
-        l->pressure++;
+    took = l->b->ops->take(l->b, actor, l->qhead == NULL ? SVD_TAKE_FIRST : SVD_TAKE_QUEUED, now,
+                           &next, &why);
+    switch (took) {
+    case SVD_TAKE_OK:
+        res = SVD_ADMIT_OK;
+        goto out;
+    case SVD_TAKE_TRIP:
+        trip(l, why);
+        res = SVD_ADMIT_TRIPPED;
+        goto out;
+    case SVD_TAKE_ERROR:
+        res = SVD_ADMIT_STORE;
+        goto out;
+    case SVD_TAKE_LOCKED:
+        res = SVD_ADMIT_LOCKED;
+        goto out;
+    case SVD_TAKE_WAIT:
+        break;
+    }
     if (l->qlen >= l->queue_max) {
         *retry_ms = clamp32(next);
         res = SVD_ADMIT_BUSY;
         goto out;
     }
+    /* one that found the queue empty has just asked the backend: the head
+     * asks again once it has waited (a round trip saved, when shared) */
+    asked = l->qhead == NULL;
     allow = wait_ms < l->max_wait_ms ? wait_ms : l->max_wait_ms;
     w.actor = actor;
     w.deadline = now + allow;
@@ -456,15 +255,18 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
             goto out;
         }
         now = l->now_ms();
-        if (l->qhead == &w && (took = try_take(l, actor, now, &next)) != 0) {
+        if (l->qhead == &w && !asked &&
+            (took = l->b->ops->take(l->b, actor, SVD_TAKE_HEAD, now, &next, &why)) !=
+            SVD_TAKE_WAIT) {
             unlink_waiter(l, &w);
-            if (took < 0) {
-                trip(l, l->trip_why);
+            if (took == SVD_TAKE_TRIP) {
+                trip(l, why);
                 res = SVD_ADMIT_TRIPPED;
                 goto out;
             }
             AZ(pthread_cond_broadcast(&l->cv)); /* the next one is head now */
-            res = SVD_ADMIT_OK;
+            res = took == SVD_TAKE_OK ? SVD_ADMIT_OK
+                : took == SVD_TAKE_LOCKED ? SVD_ADMIT_LOCKED : SVD_ADMIT_STORE;
             goto out;
         }
         if (now >= w.deadline) {
@@ -474,6 +276,7 @@ svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms, ui
             res = SVD_ADMIT_TIMEOUT;
             goto out;
         }
+        asked = 0;
         until = w.deadline;
         if (l->qhead == &w && now + next < until)
             until = now + next;
@@ -546,14 +349,10 @@ svd_limiter_unlock(struct svd_limiter *l)
     was = l->locked;
     l->locked = 0;
     l->locked_since = 0;
-    /* the sysadmin looked into it: a fresh start for pressure and budgets */
-    l->pressure = 0;
-    l->pressure_ms = l->now_ms();
-    svd_window_reset(&l->gbudget, l->pressure_ms);
-    svd_window_reset(&l->rbudget, l->pressure_ms);
-    for (unsigned i = 0; i < l->nslots; i++)
-        if (l->actors[i].used && l->actors[i].budget != NULL)
-            svd_window_reset(l->actors[i].budget, l->pressure_ms);
+    /* the sysadmin looked into it: a fresh start for pressure and budgets
+     * (a shared backend's store that fails now keeps them: logged) */
+    svd_window_reset(&l->rbudget, l->now_ms());
+    (void)l->b->ops->reset(l->b, l->now_ms());
     AZ(pthread_mutex_unlock(&l->mu));
     return was;
 }
@@ -646,12 +445,21 @@ svd_limiter_trip_why(struct svd_limiter *l)
 unsigned
 svd_limiter_pressure(struct svd_limiter *l)
 {
-    unsigned p;
+    struct svd_limit_status st;
+
+    return svd_limiter_status(l, &st, NULL) == 0 ? st.pressure : 0;
+}
+
+int
+svd_limiter_status(struct svd_limiter *l, struct svd_limit_status *st, const char **name)
+{
+    int r;
 
     CHECK_OBJ_NOTNULL(l, SVD_LIMITER_MAGIC);
     AZ(pthread_mutex_lock(&l->mu));
-    drain_pressure(l, l->now_ms());
-    p = l->pressure;
+    if (name != NULL)
+        *name = l->b->ops->name;
+    r = l->b->ops->status(l->b, l->now_ms(), st);
     AZ(pthread_mutex_unlock(&l->mu));
-    return p;
+    return r;
 }

@@ -26,7 +26,13 @@
  * clears the pressure and refills the budgets. The durable record of the
  * lock-down is the caller's job (svd_app).
  *
- * The buckets live in this process only (see docs/daemon.md, scale-out).
+ * Where the buckets, the pressure and the daily budgets of decrypts live is
+ * the backend's (struct svd_limit_ops): in this process with a sqlite3
+ * store, which one daemon uses (svd_limit_local.c); in the store with
+ * pgsql, shared by every daemon on it, so that together they serve the
+ * configured rate and not a multiple of it (svd_limit_shared.c). The queue,
+ * the lock-down in memory and the budget of retired shares are this
+ * process's either way (docs/daemon.md, "Which state lives where").
  */
 #ifndef SVD_LIMIT_H
 #define SVD_LIMIT_H
@@ -43,7 +49,8 @@ enum svd_admit {
     SVD_ADMIT_BUSY,       /* queue full (lock-down disabled or below threshold) */
     SVD_ADMIT_LOCKED,     /* locked down */
     SVD_ADMIT_TRIPPED,    /* this request tripped the lock-down (svd_limiter_trip_why) */
-    SVD_ADMIT_CLOSING     /* the daemon is shutting down */
+    SVD_ADMIT_CLOSING,    /* the daemon is shutting down */
+    SVD_ADMIT_STORE       /* the shared limiter's store did not answer: refused */
 };
 
 struct svd_bucket {
@@ -65,12 +72,79 @@ uint64_t svd_bucket_wait_ms(const struct svd_bucket *b, const struct svd_rate *r
 /* A full bucket (fresh actors start full). */
 void svd_bucket_fill(struct svd_bucket *b, const struct svd_rate *rate, uint64_t now_ms);
 
+/*
+ * The backends. The limiter calls them with its mutex held, one call at a
+ * time, with its clock's now_ms (the shared one uses the database's clock
+ * instead). take() decides one decrypt: SVD_TAKE_FIRST for one that
+ * arrives with nobody queued (take the tokens and the budgets', or count
+ * one unit of pressure), SVD_TAKE_QUEUED for one that arrives behind
+ * others (pressure only), SVD_TAKE_HEAD for the head of the queue (take,
+ * no pressure). It answers SVD_TAKE_OK (admitted), SVD_TAKE_WAIT (*wait_ms
+ * until a token is due, 0: unknown), SVD_TAKE_TRIP (lock down, *why: a
+ * static token), SVD_TAKE_LOCKED (the shared store records a lock-down
+ * already: refused, nothing spent; the housekeeping adopts it) or
+ * SVD_TAKE_ERROR (the store failed; logged).
+ */
+enum svd_take_mode { SVD_TAKE_FIRST, SVD_TAKE_QUEUED, SVD_TAKE_HEAD };
+enum svd_take {
+    SVD_TAKE_LOCKED = -3, SVD_TAKE_ERROR = -2, SVD_TAKE_TRIP = -1, SVD_TAKE_WAIT = 0,
+    SVD_TAKE_OK = 1
+};
+
+/* The state for splitvaultctl status. */
+struct svd_limit_status {
+    double tokens;       /* the global bucket's (-1: unlimited rate) */
+    unsigned pressure;   /* drained to now */
+    uint64_t decrypts;   /* admitted in the last 24 hours (the global budget's count) */
+    uint64_t actors;     /* staff names with a bucket */
+};
+
+struct svd_limit_backend;
+
+struct svd_limit_ops {
+    const char *name;    /* "local", "shared" */
+    enum svd_take (*take)(struct svd_limit_backend *b, const char *actor,
+                          enum svd_take_mode mode, uint64_t now_ms, uint64_t *wait_ms,
+                          const char **why);
+    int (*status)(struct svd_limit_backend *b, uint64_t now_ms, struct svd_limit_status *st);
+    /* unlock: pressure and daily budgets start afresh; 0 or -1 (logged) */
+    int (*reset)(struct svd_limit_backend *b, uint64_t now_ms);
+    /* the limiter's clock was replaced (unit tests) */
+    void (*restart)(struct svd_limit_backend *b, uint64_t now_ms);
+    void (*free)(struct svd_limit_backend *b);
+};
+
+/* Each backend's state begins with this. */
+struct svd_limit_backend {
+    const struct svd_limit_ops *ops;
+};
+
+/* Pressure drains at the rate decrypts are served: one unit per interval
+ * of the global rate, of the actor rate when the global one is unlimited
+ * (0: no rate limit, no pressure). */
+uint32_t svd_limit_drain_ms(const struct svd_conf *conf);
+
+/* In this process (svd_limit_local.c). */
+struct svd_limit_backend *svd_limit_local_new(const struct svd_conf *conf, uint64_t now_ms);
+
+/* In a pgsql store, shared by every daemon on it (svd_limit_shared.c). */
+struct svd_store;
+struct svd_limit_backend *svd_limit_shared_new(const struct svd_conf *conf,
+                                               struct svd_store *store);
+
 struct svd_limiter;
 
+/* A limiter with the local backend. */
 struct svd_limiter *svd_limiter_new(const struct svd_conf *conf, int locked, uint64_t locked_since);
+
+/* A limiter with backend b, which it owns from now on (freed with it, or
+ * here when this fails). */
+struct svd_limiter *svd_limiter_new_with(const struct svd_conf *conf, struct svd_limit_backend *b,
+                                         int locked, uint64_t locked_since);
 void svd_limiter_free(struct svd_limiter *l);
 
-/* Block until admitted or refused. *retry_ms receives a hint for refusals. */
+/* Block until admitted or refused. *retry_ms receives a hint for refusals.
+ * SVD_ADMIT_STORE: the shared backend's store failed (fail closed). */
 enum svd_admit svd_limiter_admit(struct svd_limiter *l, const char *actor, uint32_t wait_ms,
                                  uint32_t *retry_ms);
 
@@ -104,6 +178,10 @@ const char *svd_limiter_trip_why(struct svd_limiter *l);
 
 /* The pressure now (decrypts that found no token, drained). */
 unsigned svd_limiter_pressure(struct svd_limiter *l);
+
+/* The backend's state now, and its name ("local", "shared"): 0, or -1 when
+ * the store failed. */
+int svd_limiter_status(struct svd_limiter *l, struct svd_limit_status *st, const char **name);
 
 /* Shutdown: refuse every queued and later request with SVD_ADMIT_CLOSING. */
 void svd_limiter_close(struct svd_limiter *l);

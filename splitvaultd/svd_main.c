@@ -298,10 +298,17 @@ run(const char *file, int debug)
         since = audit_since != 0 ? audit_since : svd_wall_s();
         owe_store = 1;
     }
-    if ((app.limiter = svd_limiter_new(conf, locked, since)) == NULL) {
+    /* the decrypt limiter: this process's with a sqlite3 store (one
+     * daemon), the store's with pgsql (shared by every daemon on it) */
+    if ((app.limiter = conf->driver == SVD_DRIVER_PGSQL
+         ? svd_limiter_new_with(conf, svd_limit_shared_new(conf, app.store), locked, since)
+         : svd_limiter_new(conf, locked, since)) == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fatal;
     }
+    svd_info("decrypt limiter: %s", conf->driver == SVD_DRIVER_PGSQL
+             ? "shared through the pgsql store (buckets, pressure and daily budgets)"
+             : "in this process");
     app.started = svd_wall_s();
     if (svd_audit_start(app.audit) != 0 || svd_store_start(app.store) != 0) {
         snprintf(err, sizeof(err), "cannot start threads");

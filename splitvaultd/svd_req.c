@@ -448,6 +448,12 @@ h_decrypt(struct svd_app *app, const struct svd_peer *peer, const sv_wire_hdr *h
     case SVD_ADMIT_CLOSING:
         code = SV_WERR_BUSY;
         goto refused;
+    case SVD_ADMIT_STORE:
+        /* the shared limiter's store did not answer: fail closed */
+        svd_err("%s: DECRYPT record=%s actor=%s refused: admission failed in the store "
+                "(the shared decrypt limiter; nothing decrypted)", peer->addr, u, m->actor);
+        code = SV_WERR_STORE;
+        goto refused;
     case SVD_ADMIT_TRIPPED:
         (void)svd_app_lockdown(app, svd_limiter_trip_why(app->limiter), peer->ip);
         code = SV_WERR_LOCKED_DOWN;

@@ -14,4 +14,8 @@ extern const char svd_schema_pgsql[];
 extern const char svd_upgrade2_sqlite3[];
 extern const char svd_upgrade2_pgsql[];
 
+/* From version 2 to 3 (likewise). */
+extern const char svd_upgrade3_sqlite3[];
+extern const char svd_upgrade3_pgsql[];
+
 #endif /* SVD_SCHEMA_H */

@@ -15,7 +15,8 @@
  * that holds its rows; with sqlite3 the database runs in WAL mode with
  * synchronous=FULL, so a commit is durable when it returns. The lock-down
  * state lives in the store too, so it survives restarts and is shared by
- * daemons that share a pgsql store.
+ * daemons that share a pgsql store; so does a pgsql store's decrypt limiter
+ * (svd_store_limit_*).
  */
 #ifndef SVD_STORE_H
 #define SVD_STORE_H
@@ -29,7 +30,7 @@
 #include "sv_wire.h"
 
 #define SVD_STORE_MAGIC 0x570e57a1u
-#define SVD_SCHEMA_VERSION 2
+#define SVD_SCHEMA_VERSION 3
 
 /* One share as read back. Holds key2b: keep it in secret memory and
  * cleanse it after use. */
@@ -180,6 +181,31 @@ int svd_store_restore(struct svd_store *s, enum svd_restore_by by, uint64_t valu
  * out or reserved since (new ids are above it). After restoring a store
  * from a backup older than the main database. */
 int svd_store_raise_ids(struct svd_store *s, uint64_t n, uint64_t *seq);
+
+/*
+ * The decrypt limiter a pgsql store keeps for every daemon on it
+ * (svd_limit_shared.c; sv_limit_admit() in sql/daemon/pgsql.sql), with
+ * this daemon's decrypt.* settings. Admit: one statement, atomic in the
+ * store, whatever other daemons do at the same time; mode is an enum
+ * svd_take_mode (svd_limit.h); *result 1 admitted (tokens and budgets
+ * spent), 0 not yet (*wait_ms until a token is due), -1 lock down (*why: a
+ * static token), -2 the store records a lock-down already (nothing spent).
+ * 0, or -1 when the store failed (logged).
+ */
+int svd_store_limit_admit(struct svd_store *s, const char *actor, int mode, int *result,
+                          uint64_t *wait_ms, const char **why);
+
+struct svd_store_limit_state {
+    double tokens;       /* the global bucket's now (-1: unlimited rate) */
+    uint32_t pressure;   /* drained to now */
+    uint64_t decrypts;   /* admitted in the last 24 hours, by every daemon */
+    uint64_t actors;     /* staff names with a bucket */
+};
+
+int svd_store_limit_status(struct svd_store *s, struct svd_store_limit_state *st);
+
+/* Unlock: the shared pressure and daily budgets start afresh. */
+int svd_store_limit_reset(struct svd_store *s);
 
 /* Record a lock-down durably. */
 int svd_store_set_lock(struct svd_store *s, uint64_t since, const char *reason);

@@ -12,6 +12,8 @@
  *                       -> svd_store_conn.c
  *   svd_store_list.c    counts and listings: reconcile, purge, retired shares
  *                       -> svd_store_conn.c
+ *   svd_store_limit.c   the decrypt limiter a pgsql store shares
+ *                       -> svd_store_conn.c
  *   svd_store_schema.c  the schema: create, check the version, upgrade
  *                       -> svd_store_conn.c (svd_dbd_err and svd_q_raw alone)
  *   svd_store_conn.c    connections, the reader pool, the share reads
@@ -45,7 +47,8 @@ enum {
     ST_RECORD_NEW, ST_KEEP_BOUND, ST_SUPERSEDE, ST_KEEP, ST_RETIRE, ST_RETIRE_PENDING, ST_PEEK,
     ST_RLIST,
     ST_RDEL, ST_SETLOCK, ST_UNLOCK, ST_COUNTS, ST_PURGE_SCAN, ST_PURGE, ST_RESTORE_ID, ST_RESTORE_RECORD,
-    ST_RESTORE_SINCE, ST_RETIRED_LIST, ST_RSCAN, ST_RAISE, ST_RAISE_NEW, ST__N
+    ST_RESTORE_SINCE, ST_RETIRED_LIST, ST_RSCAN, ST_RAISE, ST_RAISE_NEW,
+    ST_LIMIT_ADMIT, ST_LIMIT_STATUS, ST_LIMIT_RESET, ST__N
 };
 
 /* ST_COUNTS counts shares in use by state, and retired ones, whatever their

@@ -20,8 +20,9 @@
 #include "svd_schema.h"
 #include "svd_store_int.h"
 
-/* Run a schema script statement by statement (split at ";" ending a line;
- * "--" comment lines are skipped). */
+/* Run a schema script statement by statement (split at ";" ending a line
+ * outside a function's $$ body; "--" comment lines outside one are
+ * skipped). */
 int
 svd_schema_run(struct svd_store *s, struct dbh *d, const char *script, char *err,
                size_t errlen)
@@ -31,7 +32,7 @@ svd_schema_run(struct svd_store *s, struct dbh *d, const char *script, char *err
     /* every byte of the script, a newline after its last line (which may
      * lack one) and the NUL */
     size_t cap = strlen(script) + 2, len = 0;
-    int r = -1;
+    int r = -1, body = 0;
 
     if ((stmt = malloc(cap)) == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -44,11 +45,17 @@ svd_schema_run(struct svd_store *s, struct dbh *d, const char *script, char *err
 
         while (q < p + l && (*q == ' ' || *q == '\t'))
             q++;
-        if (!(q + 1 < p + l && q[0] == '-' && q[1] == '-')) {
+        if (body || !(q + 1 < p + l && q[0] == '-' && q[1] == '-')) {
+            /* each "$$" opens or closes a body */
+            for (const char *t = p; t + 1 < p + l; t++)
+                if (t[0] == '$' && t[1] == '$') {
+                    body = !body;
+                    t++;
+                }
             memcpy(stmt + len, p, l);
             len += l;
             stmt[len] = '\0';
-            if (l > 0 && p[l - 1] == ';') {
+            if (!body && l > 0 && p[l - 1] == ';') {
                 /* nothing may follow the ';' (the sqlite3 driver would try
                  * to run the empty rest as a statement) */
                 int n, rv = apr_dbd_query(s->driver, d->h, &n, stmt);
@@ -153,20 +160,27 @@ upgrade_schema(struct svd_store *s, struct dbh *d, long *version, char *err, siz
         r = 0;
         goto rollback;
     }
-    if (v != 1) {
+    if (v < 1 || v > SVD_SCHEMA_VERSION) {
         snprintf(err, errlen, "store: schema version %ld cannot be upgraded by this "
-                 "splitvaultd (it upgrades version 1)", v);
+                 "splitvaultd (it upgrades versions 1 to %d)", v, SVD_SCHEMA_VERSION - 1);
         goto rollback;
     }
-    if (svd_schema_run(s, d, sqlite ? svd_upgrade2_sqlite3 : svd_upgrade2_pgsql, err, errlen) != 0)
+    /* one step at a time, all in this transaction */
+    if (v < 2 && svd_schema_run(s, d, sqlite ? svd_upgrade2_sqlite3 : svd_upgrade2_pgsql, err,
+                                errlen) != 0)
+        goto rollback;
+    if (v < 3 && svd_schema_run(s, d, sqlite ? svd_upgrade3_sqlite3 : svd_upgrade3_pgsql, err,
+                                errlen) != 0)
         goto rollback;
     if (svd_q_raw(s, d, "COMMIT") != 0) {
         snprintf(err, errlen, "store: the schema upgrade could not be committed");
         goto rollback;
     }
-    svd_warn("store: schema upgraded from version 1 to %d (shares are retired, not deleted; "
-             "pending shares of unfinished rotations are left to reconcile)",
-             SVD_SCHEMA_VERSION);
+    svd_warn("store: schema upgraded from version %ld to %d (%s%s)", v, SVD_SCHEMA_VERSION,
+             v < 2 ? "shares are retired, not deleted; pending shares of unfinished "
+                     "rotations are left to reconcile; " : "",
+             sqlite ? "the decrypt limiter stays in the process"
+                    : "the decrypt limiter is kept in the store, shared by its daemons");
     *version = SVD_SCHEMA_VERSION;
     return 0;
 rollback:
@@ -175,8 +189,8 @@ rollback:
 }
 
 /*
- * An existing store's schema version made this splitvaultd's: a version 1
- * store is upgraded (upgrade_schema), any other version but this one is
+ * An existing store's schema version made this splitvaultd's: a store of
+ * version 1 or 2 is upgraded (upgrade_schema), any other version but this one is
  * refused (a newer one needs a newer splitvaultd; an unknown one, a
  * migration by hand).
  */

@@ -121,6 +121,11 @@ static const char *const sql_sqlite3[ST__N] = {
     [ST_RAISE_NEW] = "INSERT INTO sqlite_sequence (name, seq) "
                      "SELECT 'shares', CAST(%lld AS INTEGER) "
                      "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'shares')",
+    /* a sqlite3 store's limiter is the daemon's own (svd_limit_local.c):
+     * never used, kept harmless */
+    [ST_LIMIT_ADMIT] = "SELECT 0",
+    [ST_LIMIT_STATUS] = "SELECT 0",
+    [ST_LIMIT_RESET] = "SELECT 0",
 };
 
 static const char *const sql_pgsql[ST__N] = {
@@ -184,6 +189,19 @@ static const char *const sql_pgsql[ST__N] = {
                  "(SELECT last_value FROM shares_id_seq)))",
     /* not used with pgsql (ST_RAISE does it all); kept harmless */
     [ST_RAISE_NEW] = "SELECT %lld",
+    /* the shared decrypt limiter (svd_store_limit.c; the functions are the
+     * store's, sql/daemon/pgsql.sql) */
+    [ST_LIMIT_ADMIT] = "SELECT result, wait_ms, why FROM sv_limit_admit(CAST(%s AS text), "
+                       "CAST(%d AS integer), CAST(%lld AS bigint), CAST(%d AS integer), "
+                       "CAST(%lld AS bigint), CAST(%d AS integer), CAST(%lld AS bigint), "
+                       "CAST(%lld AS bigint), CAST(%d AS integer), CAST(%lld AS bigint), "
+                       "CAST(%d AS integer))",
+    [ST_LIMIT_STATUS] = "SELECT tokens, pressure, decrypts, actors FROM "
+                        "sv_limit_status(CAST(%lld AS bigint), CAST(%d AS integer), "
+                        "CAST(%lld AS bigint))",
+    [ST_LIMIT_RESET] = "WITH d AS (DELETE FROM sv_limit_budget RETURNING 1) UPDATE sv_limit "
+                       "SET pressure = 0, pressure_ms = "
+                       "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS bigint) WHERE id = 1",
 };
 
 /* The driver's statements into s->sql; the look-ups of several shares

@@ -229,7 +229,11 @@ def test_pgsql_down_concurrent_readers_reconnect_safely(daemon_factory, pg):
             == b"kept"
 
 
-@pytest.mark.log_allows(r"store: query \d+ failed: ERROR:  canceling statement due to statement")
+@pytest.mark.log_allows(
+    r"store: query \d+ failed: ERROR:  canceling statement due to statement",
+    # the shared limiter's admission reads the lock-down row too
+    r"DECRYPT record=\S+ actor=pat refused: admission failed in the store \(the shared",
+)
 def test_hung_store_times_out_and_control_answers(daemon_factory):
     """A store that hangs (here: its lock-down row locked by another
     session) fails requests after store.timeout instead of holding them for

@@ -83,8 +83,8 @@ def test_version_1_store_upgraded_at_start(pki, pg, workdir, store_driver):
     make_v1_store(d, rows)
     try:
         d.start()
-        assert schema_version(d) == 2
-        assert "schema upgraded from version 1 to 2" in d.log_text()
+        assert schema_version(d) == 3
+        assert "schema upgraded from version 1 to 3" in d.log_text()
         shares = d.shares()
         assert set(shares) == {1, 2, 3, 4} and not d.retired()
         assert shares[4]["state"] == PENDING and shares[4]["replaces"] == 0
@@ -110,9 +110,9 @@ def test_version_1_store_upgraded_at_start(pki, pg, workdir, store_driver):
         with d.client() as c:
             (nid,) = c.store(n.uuid, n.store_fields())
         assert nid > 4
-        # a restart finds version 2 and changes nothing
+        # a restart finds version 3 and changes nothing
         d.restart()
-        assert schema_version(d) == 2 and d.log_text().count("schema upgraded") == 1
+        assert schema_version(d) == 3 and d.log_text().count("schema upgraded") == 1
     finally:
         d.teardown()
 
@@ -144,7 +144,7 @@ def test_two_daemons_upgrade_one_pgsql_store_once(pki, pg, workdir):
         for t in threads:
             t.join(60)
         assert not errors, errors
-        assert schema_version(ds[0]) == 2
+        assert schema_version(ds[0]) == 3
         assert sum(d.log_text().count("schema upgraded") for d in ds) == 1
         for d in ds:
             with d.client() as c:
@@ -173,25 +173,25 @@ def test_init_store_creates_upgrades_and_refuses_a_newer_schema(pki, pg, workdir
         if pgc is not None:
             pg.create_db(d.db_name)
         p = init_store(d)
-        assert p.returncode == 0 and "store schema version 2 present" in p.stdout, p.stderr
-        assert schema_version(d) == 2
+        assert p.returncode == 0 and "store schema version 3 present" in p.stdout, p.stderr
+        assert schema_version(d) == 3
     finally:
         d.teardown()
     d = Daemon(workdir / "v1", pki, pgc, driver=store_driver, db_name="svd_v1i_%d" % stamp)
     make_v1_store(d, v1_rows(Record({"name": "from version 1"})))
     try:
         p = init_store(d)
-        assert p.returncode == 0 and "schema upgraded from version 1 to 2" in p.stderr, p.stderr
-        assert schema_version(d) == 2
+        assert p.returncode == 0 and "schema upgraded from version 1 to 3" in p.stderr, p.stderr
+        assert schema_version(d) == 3
         p = init_store(d)
         assert p.returncode == 0 and "schema upgraded" not in p.stderr, p.stderr
-        d.sql("UPDATE sv_schema SET version = 3")
+        d.sql("UPDATE sv_schema SET version = 4")
         p = init_store(d)
         assert p.returncode == 1
-        assert "schema version 3, this splitvaultd needs 2 (upgrade splitvaultd)" in p.stderr
+        assert "schema version 4, this splitvaultd needs 3 (upgrade splitvaultd)" in p.stderr
         with pytest.raises(RuntimeError):
             d.start()
-        assert "schema version 3, this splitvaultd needs 2 (upgrade splitvaultd)" in \
+        assert "schema version 4, this splitvaultd needs 3 (upgrade splitvaultd)" in \
             d.log_text()
     finally:
         d.teardown()

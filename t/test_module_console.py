@@ -436,6 +436,130 @@ def test_lockout_guards(con):
     assert staff_row(con, winner)[3] is False and staff_row(con, loser)[3] is True
 
 
+def test_own_account_page_offers_nothing_refused(con):
+    """An admin's own page offers no Disable or Reset (both refused): it
+    says where one's own password is changed; its admin box is ticked,
+    disabled and noted, and sent as a hidden field so the form still
+    changes the rest. Another account's page offers all of it."""
+    ada = con.login("ada")
+    own = account(con, ada, "ada")
+    assert own.status == 200
+    for form in ('id="disable-form"', 'id="enable-form"', 'id="reset-form"'):
+        assert form not in own.text
+    note = re.search(r'<p id="own-account-note"[^>]*>(.*?)</p>', own.text).group(1)
+    assert "cannot disable your own account" in note
+    assert 'href="%s"' % con.path("/staff/password") in note
+    box = re.search(r'<input type="checkbox" id="caps-admin"[^>]*>', own.text).group(0)
+    assert " checked" in box and " disabled" in box
+    assert 'id="own-admin-note"' in own.text
+    assert '<input type="hidden" name="can_admin" value="1">' in own.text
+    # the form as a browser sends it: the disabled box's hidden twin
+    r = ada.post(con.path("/staff/console/account"),
+                 {"csrf": own.csrf(), "account": "ada", "action": "caps", "can_admin": "1",
+                  "can_update": "1", "apply": "1"})
+    assert r.status == 303, r.text
+    assert staff_row(con, "ada")[:3] == (True, False, True)
+    other = account(con, ada, "uma")
+    for form in ('id="disable-form"', 'id="reset-form"'):
+        assert form in other.text
+    assert 'id="own-account-note"' not in other.text
+    assert 'id="own-admin-note"' not in other.text
+    assert '<input type="hidden" name="can_admin"' not in other.text
+    box = re.search(r'<input type="checkbox" id="caps-admin"[^>]*>', other.text).group(0)
+    assert " disabled" not in box
+    # the server still refuses what the page no longer offers
+    r = act(con, ada, "ada", "caps", can_update="1")
+    assert r.status == 409 and "own admin capability" in r.text
+    assert staff_row(con, "ada")[2] is True
+
+
+def test_typed_password_with_generate_refused(con):
+    """A password typed while Generate is chosen is refused, not dropped
+    for a generated one; the form comes back without it."""
+    ada = con.login("ada")
+    typed = "typed-but-generate-01"
+    for fields in ({"password": typed, "password2": typed}, {"password": typed},
+                   {"password2": typed}):
+        page = ada.get(con.path("/staff/console"))
+        form = {"csrf": page.csrf(), "account": "gen", "create": "1", "pwmode": "generate"}
+        form.update(fields)
+        r = ada.post(con.path("/staff/console/create"), form)
+        assert r.status == 400, r.text
+        assert "You typed a password but chose Generate" in r.text
+        assert 'id="create-form"' in r.text and 'value="gen"' in r.text
+        assert typed not in r.text and new_password(r) is None
+        assert staff_row(con, "gen") is None
+    # pwmode missing is Generate too
+    r = ada.post(con.path("/staff/console/create"),
+                 {"csrf": page.csrf(), "account": "gen", "password": typed,
+                  "password2": typed})
+    assert r.status == 400 and staff_row(con, "gen") is None
+    # empty fields with Generate: generated as before
+    r = create(con, ada, "gen")
+    assert r.status == 200 and new_password(r)
+    # the reset form likewise: nothing changed, uma still signs in
+    r = act(con, ada, "uma", "reset", pwmode="generate", password=typed, password2=typed)
+    assert r.status == 400 and "You typed a password but chose Generate" in r.text
+    assert 'id="reset-form"' in r.text and typed not in r.text and new_password(r) is None
+    assert staff_row(con, "uma")[4] is False
+    assert con.login("uma").last.status == 303
+    rows = audit(con, "staff-create")
+    assert [o for _, o, _ in rows] == ["refused"] * 4 + ["ok"]
+    assert rows[0][2] == "account gen: password not accepted"
+    assert audit(con, "staff-password-reset") == [
+        ("ada", "refused", "account uma: password not accepted")]
+    nowhere_but_once(con, typed)
+
+
+def test_refusals_lead_back(con):
+    """A refused action's page links back to the account it concerned, or
+    to the staff list when there is none."""
+    ada = con.login("ada")
+    back = re.compile(r'<a id="back-link" href="([^"]*)">([^<]*)</a>')
+
+    def link(r):
+        m = back.search(r.text)
+        assert m, r.text
+        return html.unescape(m.group(1)), m.group(2)
+
+    r = act(con, ada, "ada", "disable")
+    assert r.status == 409
+    assert link(r) == (con.path("/staff/console/account?name=ada"), "Back to the account of ada")
+    assert "Back to the records" not in r.text
+    r = act(con, ada, "uma", "end-session", session="x")
+    assert r.status == 400
+    assert link(r) == (con.path("/staff/console/account?name=uma"), "Back to the account of uma")
+    csrf = ada.get(con.path("/staff/console")).csrf()
+    r = ada.post(con.path("/staff/console/account"),
+                 {"csrf": csrf, "account": "uma", "action": "explode"})
+    assert r.status == 400
+    assert link(r) == (con.path("/staff/console/account?name=uma"), "Back to the account of uma")
+    for form in ({"account": "nobody", "action": "disable"},
+                 {"account": "<b>", "action": "disable"}):
+        form["csrf"] = csrf
+        r = ada.post(con.path("/staff/console/account"), form)
+        assert r.status in (400, 404), r.text
+        assert link(r) == (con.path("/staff/console"), "Back to the staff list")
+    r = create(con, ada, "UMA")
+    assert r.status == 409 and link(r) == (con.path("/staff/console"), "Back to the staff list")
+
+
+def test_sessions_show_their_server(con, pub):
+    """The account page tells console sessions from a public server's."""
+    ada = con.login("ada")
+    u_con = con.login("uma")
+    u_pub = login_at(pub, "uma")
+    assert u_con.last.status == 303 and u_pub.last.status == 303
+    kinds = dict(con.db.query("SELECT s.id, s.console FROM sessions s JOIN staff st "
+                              "ON st.id = s.staff_id WHERE st.name = 'uma'"))
+    assert sorted(kinds.values()) == [False, True]
+    page = account(con, ada, "uma")
+    assert "<th>Server</th>" in page.text
+    shown = dict((int(i), k) for i, k in re.findall(
+        r'<tr id="session-(\d+)">.*?<td class="session-kind">([^<]*)</td>', page.text))
+    assert shown == {i: "console" if c else "public server" for i, c in kinds.items()}
+
+
 def test_non_admins_get_403_everywhere(con):
     u = con.login("uma")
     page = u.get(con.path("/staff/password"))

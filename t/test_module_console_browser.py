@@ -8,8 +8,10 @@ once: reload and back do not show it again) and gives an account admin and
 decrypt through the separation-of-duties warning; the new person signs in
 with it, reaches nothing but the password page until it is changed, and
 signs in with the new one. An admin disables an account (the person's open
-browser lands on sign-in), enables it, resets its password and ends one of
-its sessions from the list; an admin cannot disable themselves. Each flow
+browser lands on sign-in), enables it, resets its password (a password
+typed while Generate is chosen is refused) and ends one of its sessions
+from the list; an admin's own page offers no Disable or Reset and keeps
+its admin box; a refusal leads back to the account. Each flow
 has one side with JavaScript switched off: the pages need none. What is
 asserted is what the person sees: the text of the page.
 """
@@ -84,6 +86,7 @@ def test_admin_creates_an_account_and_its_person_changes_the_password(web, web_n
     assert admin.text_of("h1") == "Not done"
     assert admin.text_of("p.error") == ("A staff account named 'gina' exists: names are "
                                          "case-insensitive.")
+    assert admin.text("back-link") == "Back to the staff list"
     assert pw not in admin.source()
     admin.back()
     assert admin.text_of("h1") == "Staff" and pw not in admin.source()
@@ -166,6 +169,22 @@ def test_admin_disables_enables_resets_and_ends_a_session(web, web_nojs, stack):
     sign_in(nora, stack, "nora", password=first)
     assert nora.path == stack.path("/staff/") and signed_in_as(nora) == "nora"
 
+    # a password typed while Generate is chosen is refused, not dropped,
+    # and the form comes back empty
+    typed = "nora-typed-not-set-1"
+    assert admin.find("#reset-pw-generate").is_selected()
+    admin.fill("#reset-form", {"password": typed, "password2": typed})
+    admin.submit("Reset the password and end the account's sessions")
+    assert admin.text_of("h1") == "nora"
+    assert admin.text("account-error") == (
+        "You typed a password but chose Generate: choose Set to use yours, or clear the "
+        "fields. Nothing was changed.")
+    assert typed not in admin.source()
+    assert admin.find("#reset-password").get_attribute("value") == ""
+    assert signed_in_as(nora) == "nora"
+    nora.reload()
+    assert nora.path == stack.path("/staff/") and signed_in_as(nora) == "nora"
+
     # a reset: a generated password, shown once; the session ends
     assert admin.find("#reset-pw-generate").is_selected()
     admin.submit("Reset the password and end the account's sessions")
@@ -195,6 +214,7 @@ def test_admin_disables_enables_resets_and_ends_a_session(web, web_nojs, stack):
     (sid,) = sessions(admin)
     row = admin.text_of("#session-" + sid)
     assert "127.0.0.1" in row and "this session" not in row
+    assert admin.text_of("#session-%s .session-kind" % sid) == "console"
     admin.submit("End", form="form:has(#end-session-%s)" % sid)
     assert admin.text("result") == "The session was ended."
     assert sessions(admin) == []
@@ -205,14 +225,49 @@ def test_admin_disables_enables_resets_and_ends_a_session(web, web_nojs, stack):
 
 
 def test_admin_cannot_disable_themselves(web, stack):
+    """One's own account page offers no Disable or Reset (both would be
+    refused): it points to the password page; the admin box is shown
+    ticked, disabled and noted, and the rest of the form still works."""
     sign_in(web, stack, "ada")
     open_account(web, stack, "ada")
     mine = web.text_of("#current-session")
     assert mine == "this session"
-    web.submit("Disable the account and end its sessions")
+    assert web.text_of("#session-%s .session-kind" % sessions(web)[0]) == "console"
+    assert not web.find_all("#disable-form") and not web.find_all("#reset-form")
+    assert "Disable the account and end its sessions" not in web.page_text()
+    assert web.text("own-account-note") == (
+        "This is your own account: change your password on the password page. You cannot "
+        "disable your own account or reset its password here.")
+    box = web.find("#caps-admin")
+    assert box.is_selected() and not box.is_enabled()
+    assert web.text("own-admin-note") == "(your own: you cannot take it away from yourself)"
+    # the rest of the form still applies, the admin capability kept
+    tick(web, "caps-update")
+    web.submit("Change the capabilities", form="#caps-form")
+    assert web.text("result") == "The capabilities were changed."
+    assert web.text("account-caps") == "update, admin"
+    web.find("label[for='caps-update']").click()
+    web.submit("Change the capabilities", form="#caps-form")
+    assert web.text("account-caps") == "admin"
+    web.follow("#own-password-link")
+    assert web.path == stack.path("/staff/password")
+    assert web.text_of("h1") == "Your password" and signed_in_as(web) == "ada"
+
+
+def test_refused_action_leads_back_to_the_account(web, stack):
+    """A refusal's page links back to the account it concerned."""
+    stack.db.add_staff("rita", "rita-password-00001", ("update",))
+    assert stack.login("rita", "rita-password-00001").last.status == 303
+    sign_in(web, stack, "ada")
+    open_account(web, stack, "rita")
+    (sid,) = sessions(web)
+    # rita's session ends (she signs out) while the page is open
+    stack.db.query("DELETE FROM sessions WHERE id = %s", (int(sid),))
+    web.submit("End", form="form:has(#end-session-%s)" % sid)
     assert web.text_of("h1") == "Not done"
-    assert web.text_of("p.error") == "You cannot disable your own account."
-    assert signed_in_as(web) == "ada"
-    web.open(stack.path("/staff/console"))
-    assert web.text_of("h1") == "Staff" and signed_in_as(web) == "ada"
-    assert row_text(web, "ada")[1:3] == ["admin", "enabled"]
+    assert web.text_of("p.error") == "That session has ended already."
+    assert web.text("back-link") == "Back to the account of rita"
+    assert "Back to the records" not in web.page_text()
+    web.follow("#back-link")
+    assert web.path == stack.path("/staff/console/account?name=rita")
+    assert web.text_of("h1") == "rita" and sessions(web) == []

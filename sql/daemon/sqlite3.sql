@@ -1,8 +1,11 @@
--- splitvaultd share store, sqlite3, schema version 2.
+-- splitvaultd share store, sqlite3, schema version 3.
 -- The daemon creates this in a new store.path by itself (and
 -- `splitvaultd --init-store -c FILE` does it explicitly); a version 1 store
--- is upgraded at start by sqlite3-upgrade-2.sql. docs/daemon.md describes
--- every column. Statements end with ";" at the end of a line.
+-- is upgraded at start by sqlite3-upgrade-2.sql, then sqlite3-upgrade-3.sql.
+-- One daemon uses a sqlite3 store: its decrypt limiter lives in the
+-- process, and version 3 adds nothing here (pgsql.sql has the shared one).
+-- docs/daemon.md describes every column. Statements end with ";" at the
+-- end of a line.
 -- record_uuid is canonical lowercase text; key2_pub and key2b are lowercase
 -- hex text (32 bytes each). A share that is released or deleted is retired
 -- (retired holds when), kept for retention.period, then purged: its row,
@@ -56,6 +59,6 @@ INSERT INTO sv_state (id, locked, locked_since, reason, updated)
     VALUES (1, 0, 0, '', CAST(strftime('%s', 'now') AS INTEGER));
 
 INSERT INTO sv_schema (component, version, applied)
-    VALUES ('splitvaultd', 2, CAST(strftime('%s', 'now') AS INTEGER));
+    VALUES ('splitvaultd', 3, CAST(strftime('%s', 'now') AS INTEGER));
 
 COMMIT;

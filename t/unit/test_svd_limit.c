@@ -6,9 +6,11 @@
 #include "config.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "svd_conf.h"
 #include "svd_limit.h"
@@ -371,6 +373,151 @@ START_TEST(retire_budget_trips)
 }
 END_TEST
 
+/* A backend that answers what the test says and records the modes it was
+ * asked in: the limiter's part of the bargain with a shared store. */
+struct fake_backend {
+    struct svd_limit_backend base;
+    enum svd_take answer;
+    enum svd_take_mode modes[8];
+    unsigned calls, resets;
+    unsigned by_mode[3];        /* calls per mode */
+};
+
+static enum svd_take
+fake_take(struct svd_limit_backend *b, const char *actor, enum svd_take_mode mode,
+          uint64_t now, uint64_t *wait, const char **why)
+{
+    struct fake_backend *f = (struct fake_backend *)b;
+
+    (void)actor;
+    (void)now;
+    if (f->calls < 8)
+        f->modes[f->calls] = mode;
+    f->calls++;
+    f->by_mode[mode]++;
+    *wait = 0;
+    *why = "decrypt-pressure";
+    return __atomic_load_n(&f->answer, __ATOMIC_SEQ_CST);
+}
+
+static int
+fake_status(struct svd_limit_backend *b, uint64_t now, struct svd_limit_status *st)
+{
+    (void)b;
+    (void)now;
+    memset(st, 0, sizeof(*st));
+    st->pressure = 7;
+    return 0;
+}
+
+static int
+fake_reset(struct svd_limit_backend *b, uint64_t now)
+{
+    (void)now;
+    ((struct fake_backend *)b)->resets++;
+    return 0;
+}
+
+static void
+fake_restart(struct svd_limit_backend *b, uint64_t now)
+{
+    (void)b;
+    (void)now;
+}
+
+static void
+fake_free(struct svd_limit_backend *b)
+{
+    (void)b; /* on the test's stack */
+}
+
+static const struct svd_limit_ops fake_ops = {
+    "fake", fake_take, fake_status, fake_reset, fake_restart, fake_free
+};
+
+#define AZ_T(x) ck_assert_int_eq((x), 0)
+
+struct waiting_admit {
+    struct svd_limiter *l;
+    enum svd_admit res;
+};
+
+static void *
+admit_thread(void *arg)
+{
+    struct waiting_admit *wa = arg;
+    uint32_t retry;
+
+    wa->res = svd_limiter_admit(wa->l, "a", 60000, &retry);
+    return NULL;
+}
+
+START_TEST(backend_answers)
+{
+    struct svd_conf *c = conf(1000, 1, 0, 1, 4, 4);
+    struct fake_backend f;
+    struct svd_limiter *l;
+    struct svd_limit_status st;
+    const char *name = NULL;
+    uint32_t retry;
+
+    memset(&f, 0, sizeof(f));
+    f.base.ops = &fake_ops;
+    l = svd_limiter_new_with(c, &f.base, 0, 0);
+    ck_assert_ptr_nonnull(l);
+    f.answer = SVD_TAKE_OK;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_OK);
+    ck_assert_int_eq(f.modes[0], SVD_TAKE_FIRST);
+    /* not yet: queued; wait_ms 0 runs out before the head asks again */
+    f.answer = SVD_TAKE_WAIT;
+    f.calls = 0;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 0, &retry), SVD_ADMIT_TIMEOUT);
+    ck_assert_uint_eq(f.calls, 1);
+    /* a decrypt behind a waiting one only counts (pressure); the waiting
+     * one, at the head, asks again once it has waited, and is admitted */
+    {
+        pthread_t t;
+        struct waiting_admit wa = { l, SVD_ADMIT_CLOSING };
+
+        f.calls = 0;
+        memset(f.by_mode, 0, sizeof(f.by_mode));
+        AZ_T(pthread_create(&t, NULL, admit_thread, &wa));
+        while (svd_limiter_queue_len(l) == 0)
+            usleep(1000);
+        /* the limiter's mutex orders these calls: by_mode is read under it */
+        ck_assert_int_eq(svd_limiter_admit(l, "b", 0, &retry), SVD_ADMIT_TIMEOUT);
+        __atomic_store_n(&f.answer, SVD_TAKE_OK, __ATOMIC_SEQ_CST);
+        AZ_T(pthread_join(t, NULL));
+        ck_assert_int_eq(wa.res, SVD_ADMIT_OK);
+        ck_assert_int_eq(f.modes[0], SVD_TAKE_FIRST);
+        ck_assert_uint_eq(f.by_mode[SVD_TAKE_FIRST], 1);
+        ck_assert_uint_eq(f.by_mode[SVD_TAKE_QUEUED], 1);
+        ck_assert_uint_ge(f.by_mode[SVD_TAKE_HEAD], 1);
+    }
+    /* the store fails: refused (fail closed), nothing queued, not locked */
+    f.answer = SVD_TAKE_ERROR;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 1000, &retry), SVD_ADMIT_STORE);
+    ck_assert_uint_eq(svd_limiter_queue_len(l), 0);
+    ck_assert(!svd_limiter_locked(l, NULL));
+    /* the store is locked down already: refused, no trip of its own */
+    f.answer = SVD_TAKE_LOCKED;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 1000, &retry), SVD_ADMIT_LOCKED);
+    ck_assert(!svd_limiter_locked(l, NULL));
+    /* the store says trip: locked down here, with its reason */
+    f.answer = SVD_TAKE_TRIP;
+    ck_assert_int_eq(svd_limiter_admit(l, "a", 1000, &retry), SVD_ADMIT_TRIPPED);
+    ck_assert(svd_limiter_locked(l, NULL));
+    ck_assert_str_eq(svd_limiter_trip_why(l), "decrypt-pressure");
+    ck_assert(svd_limiter_unlock(l));
+    ck_assert_uint_eq(f.resets, 1);
+    ck_assert_int_eq(svd_limiter_status(l, &st, &name), 0);
+    ck_assert_str_eq(name, "fake");
+    ck_assert_uint_eq(svd_limiter_pressure(l), 7);
+    svd_limiter_free(l);
+    free(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -390,6 +537,7 @@ main(void)
     tcase_add_test(tc, daily_budgets_trip);
     tcase_add_test(tc, budget_window_any_24_hours);
     tcase_add_test(tc, retire_budget_trips);
+    tcase_add_test(tc, backend_answers);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

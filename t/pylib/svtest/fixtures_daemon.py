@@ -666,6 +666,7 @@ VALGRIND_SKIP = {
     "test_dribbled_request_cut_at_the_io_deadline",
     "test_idle_timeout_closes_then_new_connection_works", "test_per_actor_token_bucket",
     "test_global_token_bucket", "test_queue_max_wait", "test_double_click_is_only_queued",
+    "test_queued_decrypts_on_both_daemons_share_the_rate",
     "test_tampering_detected[deleted]", "test_tampering_detected[truncated-mid-line]",
     "test_tampering_detected[reordered]", "test_tampering_detected[emptied]",
     "test_tampering_detected[inserted]", "test_tampering_detected[edited-last]",
