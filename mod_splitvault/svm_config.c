@@ -18,6 +18,9 @@
 #include "apr_strings.h"
 #include "apr_lib.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #define UNSET (-1)
 
 /* SplitVaultAllowCoreDumps: process-wide, so server-wide only; reset
@@ -296,11 +299,40 @@ static const char *set_max_body(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* The form of host under which two endpoints are the same daemon: an IP
+ * address as the resolver reads it, written the one way (127.1 and
+ * 127.0.0.1, [0::1] and [::1]); a name in lower case without one trailing
+ * dot. Names are not resolved (two names of one address pass). */
+static const char *svm_daemon_key(apr_pool_t *p, const char *host)
+{
+    struct addrinfo hints, *ai = NULL;
+    char num[NI_MAXHOST], *k;
+    apr_size_t len;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_flags = AI_NUMERICHOST;
+    if (getaddrinfo(host, NULL, &hints, &ai) == 0) {
+        int ok = getnameinfo(ai->ai_addr, ai->ai_addrlen, num, sizeof(num), NULL, 0,
+                             NI_NUMERICHOST) == 0;
+        freeaddrinfo(ai);
+        if (ok)
+            return apr_pstrdup(p, num);
+    }
+    k = apr_pstrdup(p, host);
+    len = strlen(k);
+    if (len > 1 && k[len - 1] == '.')
+        k[len - 1] = '\0';
+    ap_str_tolower(k);
+    return k;
+}
+
 /* SplitVaultDaemon host:port [host:port ...]: one line per context, at
- * most SVM_DAEMON_MAX endpoints, none twice (a host compared without
- * case). */
+ * most SVM_DAEMON_MAX endpoints, none twice (svm_daemon_key), an IPv6
+ * address in brackets. */
 static const char *set_daemon(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
+    const char *key[SVM_DAEMON_MAX];
     svm_srv_conf *sc;
     const char *err = svm_cmd_ctx(cmd, &sc);
     int i, j;
@@ -321,6 +353,9 @@ static const char *set_daemon(cmd_parms *cmd, void *dc, int argc, char *const ar
         char *host, *scope;
         apr_port_t port;
 
+        if (argv[i][0] != '[' && strchr(argv[i], ':') != strrchr(argv[i], ':'))
+            return apr_psprintf(cmd->pool, "SplitVaultDaemon: an IPv6 address goes in "
+                                "brackets, e.g. [::1]:7443 (not '%s')", argv[i]);
         if (apr_parse_addr_port(&host, &scope, &port, argv[i], cmd->pool) != APR_SUCCESS
             || !host || !port || scope)
             return apr_psprintf(cmd->pool, "SplitVaultDaemon: give host:port, e.g. "
@@ -328,9 +363,10 @@ static const char *set_daemon(cmd_parms *cmd, void *dc, int argc, char *const ar
         ep->host = host;
         ep->port = port;
         ep->addr = argv[i];
+        key[i] = svm_daemon_key(cmd->pool, host);
         for (j = 0; j < i; j++) {
             const svm_daemon_ep *o = &APR_ARRAY_IDX(sc->daemons, j, svm_daemon_ep);
-            if (o->port == port && strcasecmp(o->host, host) == 0)
+            if (o->port == port && strcmp(key[j], key[i]) == 0)
                 return apr_psprintf(cmd->pool, "SplitVaultDaemon: %s is named twice",
                                     argv[i]);
         }

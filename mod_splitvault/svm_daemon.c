@@ -15,7 +15,10 @@
  * within SplitVaultDaemonTimeout. A frame is never sent twice, to the same
  * daemon or another: once writing began, a failure is reported to the
  * caller (the daemon may have acted; orphan shares are reconcile's
- * business).
+ * business), and, when no byte of an answer came, to svm_dbal.c as well.
+ * A daemon whose connections this child's requests all hold is passed
+ * over; when every one's are, the request waits for one to come back
+ * within its time. A failed daemon is tried over a new connection only.
  *
  * The reslist holds the pool's slots, not live connections: its constructor
  * only allocates an unconnected slot (it runs under the reslist's lock, which
@@ -51,6 +54,8 @@
 #include "apr_strings.h"
 #include "apr_atomic.h"
 #include "apr_reslist.h"
+#include "apr_thread_cond.h"
+#include "apr_thread_mutex.h"
 
 #include <limits.h>
 
@@ -59,9 +64,17 @@
 #include "sv_secret.h"
 #include "sv_tlsclient.h"
 
-/* One reslist per endpoint of SplitVaultDaemon. */
+/* One reslist per endpoint of SplitVaultDaemon, and how many of its
+ * connections this process's requests hold (at most SplitVaultDaemonPool:
+ * a request that would have to wait for one goes to another daemon; when
+ * every pool is full it waits, within its time, for a connection of any
+ * to come back: freed signals waiters). */
 struct svm_dpool {
     apr_reslist_t **list;
+    apr_uint32_t *inuse;
+    apr_thread_mutex_t *mtx;
+    apr_thread_cond_t *freed;
+    apr_uint32_t waiters;
     server_rec *s;
     svm_srv_conf *sc;
 };
@@ -149,7 +162,7 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, int i,
     const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
     char port[8], *err = why;
     sv_tls_step step = SV_TLS_STEP_START;
-    int ms = svm_ms(deadline - apr_time_now());
+    int ms = svm_ms(deadline - apr_time_now()), lvl;
     sv_status st;
 
     apr_snprintf(port, sizeof(port), "%u", (unsigned)ep->port);
@@ -165,8 +178,9 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, int i,
     case SV_TLS_STEP_TCP:
         if (st != SV_ERR_NET_TIMEOUT)
             *cls = SVM_DERR_CONNECT;
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01701: cannot reach splitvaultd: %s",
-                      err);
+        /* an endpoint that is failed already: once per back-off window */
+        lvl = svm_dbal_loud(r, sc, i) ? APLOG_ERR : APLOG_DEBUG;
+        ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01701: cannot reach splitvaultd: %s", err);
         return APR_ECONNREFUSED;
     case SV_TLS_STEP_HANDSHAKE:
     case SV_TLS_STEP_VERIFY:
@@ -179,7 +193,8 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, int i,
         /* err names the daemon's address: "TLS handshake with the daemon
          * failed (...): timed out", OpenSSL's reason with the certificate
          * verification result, or a close before TLS */
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01702: %s%s", err,
+        lvl = svm_dbal_loud(r, sc, i) ? APLOG_ERR : APLOG_DEBUG;
+        ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01702: %s%s", err,
                       st == SV_ERR_TLS_CLOSED ? ", at every attempt" : "");
         return APR_ECONNREFUSED;
     default:
@@ -208,18 +223,19 @@ static apr_status_t svm_dconn_open(request_rec *r, const svm_srv_conf *sc, int i
     apr_status_t rv;
 
     for (int t = 1;; t++) {
-        unsigned char rnd = 0;
+        unsigned char rnd;
         apr_interval_time_t p;
 
         rv = svm_dconn_try(r, sc, i, c, deadline, t == SVM_CONNECT_TRIES, cls, why);
         if (rv != APR_EAGAIN)
             break;
-        (void)RAND_bytes(&rnd, 1);
+        if (RAND_bytes(&rnd, 1) != 1)
+            rnd = 128; /* the middle of the range: the pause only spreads retries */
         p = pause + pause * (apr_interval_time_t)rnd * 3 / 255;
         if (apr_time_now() + p >= deadline) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01718: splitvaultd at %s closed "
-                          "the connection before TLS and the connect timeout is spent",
-                          ep->addr);
+            ap_log_rerror(APLOG_MARK, svm_dbal_loud(r, sc, i) ? APLOG_ERR : APLOG_DEBUG, 0, r,
+                          "SV01718: splitvaultd at %s closed the connection before TLS and "
+                          "the connect timeout is spent", ep->addr);
             *cls = SVM_DERR_CLOSED;
             apr_cpystrn(why, "closed the connection before TLS", SV_TLS_ERRLEN);
             return APR_ECONNREFUSED;
@@ -253,13 +269,23 @@ void svm_daemon_child_init(apr_pool_t *p, server_rec *s)
         return;
     if (!svm_reqid_counter) {
         uint32_t seed = 0;
-        RAND_bytes((unsigned char *)&seed, sizeof(seed));
+        /* request ids only pair an answer with its request: a failed
+         * generator leaves them starting at 1 */
+        if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1)
+            seed = 0;
         apr_atomic_set32(&svm_reqid_counter, seed & 0x7fffffffu);
     }
     dp = apr_pcalloc(p, sizeof(*dp));
     dp->s = s;
     dp->sc = sc;
     dp->list = apr_pcalloc(p, sc->daemons->nelts * sizeof(*dp->list));
+    dp->inuse = apr_pcalloc(p, sc->daemons->nelts * sizeof(*dp->inuse));
+    if ((rv = apr_thread_mutex_create(&dp->mtx, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS
+        || (rv = apr_thread_cond_create(&dp->freed, p)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "SV01738: cannot create the daemon "
+                     "connection pool's lock");
+        return;
+    }
     for (i = 0; i < sc->daemons->nelts; i++) {
         rv = apr_reslist_create(&dp->list[i], 0, sc->pool_max, sc->pool_max,
                                 apr_time_from_sec(sc->pool_idle), svm_dconn_make,
@@ -267,28 +293,89 @@ void svm_daemon_child_init(apr_pool_t *p, server_rec *s)
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                          "SV01704: cannot create the daemon connection pool");
+            /* none of them then: the requests of this server fail (SV01705) */
+            while (--i >= 0)
+                apr_reslist_destroy(dp->list[i]);
             return;
         }
+        /* never waited on: a request holds one only after counting itself
+         * in inuse, which stays within the list's size */
         apr_reslist_timeout_set(dp->list[i], sc->daemon_timeout);
     }
     sc->dpool = dp;
 }
 
+/* Give back the connection c of endpoint i, to the pool for reuse when
+ * keep, else closed; the request's place in that pool is free again. */
+static void svm_dconn_put(svm_dpool *dp, int i, svm_dconn *c, int keep)
+{
+    if (keep)
+        apr_reslist_release(dp->list[i], c);
+    else
+        apr_reslist_invalidate(dp->list[i], c);
+    apr_atomic_dec32(&dp->inuse[i]);
+    /* after the count went down: a waiter that counted itself before
+     * sees the count or is woken (svm_dconn_wait) */
+    if (apr_atomic_read32(&dp->waiters) && apr_thread_mutex_lock(dp->mtx) == APR_SUCCESS) {
+        apr_thread_cond_broadcast(dp->freed);
+        apr_thread_mutex_unlock(dp->mtx);
+    }
+}
+
+/* 1 when this process's requests hold every connection of endpoint i. */
+static int svm_dconn_full(const svm_srv_conf *sc, int i)
+{
+    return apr_atomic_read32(&sc->dpool->inuse[i]) >= (apr_uint32_t)sc->pool_max;
+}
+
+/* Every endpoint not in tried is full in this process: wait until a
+ * connection of the pool comes back or until (APR_SUCCESS: it came back,
+ * or the wait cannot be made; APR_TIMEUP: the time is spent). */
+static apr_status_t svm_dconn_wait(const svm_srv_conf *sc, apr_uint32_t tried, apr_time_t until)
+{
+    svm_dpool *dp = sc->dpool;
+    apr_status_t rv = APR_SUCCESS;
+    apr_time_t left = until - apr_time_now();
+    int i, full = 1;
+
+    if (left <= 0)
+        return APR_TIMEUP;
+    if (apr_thread_mutex_lock(dp->mtx) != APR_SUCCESS)
+        return APR_TIMEUP;
+    apr_atomic_inc32(&dp->waiters);
+    for (i = 0; i < sc->daemons->nelts && full; i++)
+        if (!(tried & (1u << i)) && !svm_dconn_full(sc, i))
+            full = 0;
+    if (full)
+        rv = apr_thread_cond_timedwait(dp->freed, dp->mtx, left);
+    apr_atomic_dec32(&dp->waiters);
+    apr_thread_mutex_unlock(dp->mtx);
+    return rv == APR_TIMEUP ? APR_TIMEUP : APR_SUCCESS;
+}
+
 /*
  * A connection to endpoint i, before deadline: an idle pooled one that is
- * still alive, or a slot connected now. APR_SUCCESS with *out; otherwise
- * *cls says whether the endpoint is to blame (SVM_DERR_NONE: it is not,
- * no slot of the pool came free in time) and why what failed.
+ * still alive (unless fresh: then always a new connect), or a slot
+ * connected now (*made set). APR_SUCCESS with *out; APR_EBUSY when every
+ * connection of the endpoint is in use in this process (never waited
+ * for: *cls SVM_DERR_NONE, the request moves on); otherwise *cls says
+ * whether the endpoint is to blame and why what failed.
  */
 static apr_status_t svm_dconn_get(request_rec *r, const svm_srv_conf *sc, int i,
-                                  apr_time_t deadline, svm_dconn **out, svm_derr *cls,
-                                  char *why)
+                                  apr_time_t deadline, int fresh, svm_dconn **out, int *made,
+                                  svm_derr *cls, char *why)
 {
-    apr_reslist_t *list = sc->dpool->list[i];
+    svm_dpool *dp = sc->dpool;
+    apr_reslist_t *list = dp->list[i];
     apr_status_t rv;
     int tries;
 
     *cls = SVM_DERR_NONE;
+    *made = 0;
+    if (apr_atomic_inc32(&dp->inuse[i]) >= (apr_uint32_t)sc->pool_max) {
+        apr_atomic_dec32(&dp->inuse[i]);
+        return APR_EBUSY;
+    }
     /* A pooled connection the daemon has closed is dropped before use;
      * a whole pool of them after a daemon restart or death. */
     for (tries = 0; tries <= sc->pool_max + 1; tries++) {
@@ -297,17 +384,21 @@ static apr_status_t svm_dconn_get(request_rec *r, const svm_srv_conf *sc, int i,
 
         rv = apr_reslist_acquire(list, &res);
         if (rv != APR_SUCCESS) {
+            apr_atomic_dec32(&dp->inuse[i]);
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01706: no connection to "
                           "splitvaultd");
             return rv;
         }
         c = res;
+        if (c->conn && fresh)
+            svm_dconn_close(c);
         if (!c->conn) {
             /* a fresh slot: connect it here, outside the reslist's lock */
             if ((rv = svm_dconn_open(r, sc, i, c, deadline, cls, why)) != APR_SUCCESS) {
-                apr_reslist_invalidate(list, c);
+                svm_dconn_put(dp, i, c, 0);
                 return rv;
             }
+            *made = 1;
             *out = c;
             return APR_SUCCESS;
         }
@@ -317,6 +408,7 @@ static apr_status_t svm_dconn_get(request_rec *r, const svm_srv_conf *sc, int i,
         }
         apr_reslist_invalidate(list, c);
     }
+    apr_atomic_dec32(&dp->inuse[i]);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01707: splitvaultd keeps closing "
                   "connections");
     *cls = SVM_DERR_CLOSED;
@@ -349,10 +441,11 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     uint8_t *body;
     apr_status_t rv = APR_ECONNREFUSED;
     apr_time_t until;
-    apr_uint32_t tried = 0;
+    apr_uint32_t tried = 0, full = 0;
+    svm_dbal_how how = SVM_PICK_UP;
     int64_t deadline;
     sv_status st;
-    int i, n;
+    int i, n, made = 0;
 
     memset(rep, 0, sizeof(*rep));
     if (!dp) {
@@ -366,7 +459,9 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
      * within one SplitVaultDaemonTimeout: nothing is sent before one is
      * made, so a daemon that cannot be reached costs a retry elsewhere,
      * never a request. While another daemon is left to try, one attempt
-     * takes at most half of what is left. */
+     * takes at most half of what is left. A daemon whose connections are
+     * all in use by this process's requests is passed over, never waited
+     * for. */
     n = sc->daemons->nelts;
     until = apr_time_now() + sc->daemon_timeout;
     for (;;) {
@@ -374,31 +469,50 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         svm_derr cls = SVM_DERR_NONE;
         apr_time_t now = apr_time_now(), d = until;
 
-        if ((i = svm_dbal_pick(r, sc, tried)) < 0) {
-            if (n > 1)
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01723: none of the %d daemons "
+        full = 0;
+        for (i = 0; i < n; i++)
+            if (svm_dconn_full(sc, i))
+                full |= 1u << i;
+        if ((i = svm_dbal_pick(r, sc, tried, full, &how)) < 0) {
+            int lvl;
+            /* the pools of the daemons left are full: wait for one */
+            if ((full & ~tried) && svm_dconn_wait(sc, tried, until) == APR_SUCCESS)
+                continue;
+            lvl = svm_dbal_loud_all() ? APLOG_ERR : APLOG_DEBUG;
+            if (full & ~tried)
+                ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01735: every connection of "
+                              "SplitVaultDaemonPool to %s stayed in use in this process "
+                              "for SplitVaultDaemonTimeout", tried ? "the daemons left to try"
+                              : "every daemon");
+            else if (n > 1)
+                ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01723: none of the %d daemons "
                               "could be reached within SplitVaultDaemonTimeout", n);
             return rv;
         }
-        tried |= 1u << i;
-        if (svm_untried(tried, n) && now < until)
+        if (svm_untried(tried | full | (1u << i), n) && now < until)
             d = now + (until - now) / 2;
         why[0] = '\0';
-        if ((rv = svm_dconn_get(r, sc, i, d, &c, &cls, why)) == APR_SUCCESS)
+        /* a failed daemon is judged on a connection made now */
+        rv = svm_dconn_get(r, sc, i, d, how != SVM_PICK_UP, &c, &made, &cls, why);
+        if (rv == APR_SUCCESS)
             break;
-        svm_dbal_done(r, sc, i);
-        /* no connection free in this child's pool for it: not the
-         * daemon's fault, but another daemon may still serve */
+        svm_dbal_done(r, sc, i, how);
+        if (rv == APR_EBUSY) {
+            full |= 1u << i;
+            continue;
+        }
+        tried |= 1u << i;
+        /* no slot came free: not the daemon's fault */
         if (cls != SVM_DERR_NONE)
             svm_dbal_failed(r, sc, i, cls, why);
         if (apr_time_now() >= until) {
             if (n > 1 && svm_untried(tried, n))
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01724: SplitVaultDaemonTimeout "
-                              "spent before another daemon could be tried");
+                ap_log_rerror(APLOG_MARK, svm_dbal_loud_all() ? APLOG_ERR : APLOG_DEBUG, 0, r,
+                              "SV01724: SplitVaultDaemonTimeout spent before another daemon "
+                              "could be tried");
             return rv;
         }
     }
-    svm_dbal_up(r, sc, i);
     /* from here on, never another daemon: the frame may reach this one */
     /* one deadline for the whole exchange, not one per read or write */
     rep->sent = apr_time_now();
@@ -407,21 +521,29 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         rv = svm_io_status(st);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01708: sending %s to splitvaultd "
                       "failed", sv_wire_type_name(sv_wire_frame_type(frame->data, frame->len)));
+        svm_dbal_xfailed(r, sc, i, st == SV_ERR_NET_TIMEOUT ? "the frame could not be sent "
+                         "in time" : "the connection closed while the frame was sent");
         goto fail;
     }
     if ((st = sv_tls_read_until(c->conn, hdr, sizeof(hdr), deadline)) != SV_OK) {
         rv = svm_io_status(st);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "SV01709: no answer from splitvaultd "
                       "(%s)", st == SV_ERR_NET_TIMEOUT ? "timed out" : "connection closed");
+        svm_dbal_xfailed(r, sc, i, st == SV_ERR_NET_TIMEOUT ? "no answer in time"
+                         : "the connection closed before an answer");
         goto fail;
     }
     if (sv_wire_hdr_decode(hdr, &h) != SV_OK || h.reqid != reqid
         || !((h.type & 0x80) || h.type == SV_MSG_ERROR)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01710: malformed answer header from "
                       "splitvaultd");
+        svm_dbal_xfailed(r, sc, i, "a malformed answer header");
         rv = APR_EGENERAL;
         goto fail;
     }
+    /* an answer: the daemon works (up again if it was failed and this
+     * connection was made by this request) */
+    svm_dbal_up(r, sc, i, made);
     /* straight into the request pool's secret memory: it may be plaintexts */
     body = svm_secret_palloc(r->pool, h.body_len);
     if (h.body_len && (st = sv_tls_read_until(c->conn, body, h.body_len, deadline)) != SV_OK) {
@@ -440,14 +562,14 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         goto fail;
     }
     c->uses++;
-    apr_reslist_release(dp->list[i], c);
-    svm_dbal_done(r, sc, i);
+    svm_dconn_put(dp, i, c, 1);
+    svm_dbal_done(r, sc, i, how);
     rep->answered = 1;
     return APR_SUCCESS;
 
 fail:
-    apr_reslist_invalidate(dp->list[i], c);
-    svm_dbal_done(r, sc, i);
+    svm_dconn_put(dp, i, c, 0);
+    svm_dbal_done(r, sc, i, how);
     return rv == APR_SUCCESS ? APR_EGENERAL : rv;
 }
 

@@ -7,13 +7,14 @@ import os
 import re
 import signal
 import threading
+import time
 import types
 
 import pytest
 
-from svtest.core import wait_until
+from svtest.core import free_port, wait_until
 from svtest.data import GOOD
-from svtest.fixtures_httpd import Httpd
+from svtest.fixtures_httpd import Httpd, WebClient
 
 # what a daemon that goes away makes httpd log (its connects, the state
 # change, requests in flight on it)
@@ -243,6 +244,131 @@ def _submit_quietly(sv):
         return None
 
 
+# what a daemon that takes the handshake and then fails the exchange makes
+# httpd log
+NO_ANSWER = [r"SV01708", r"SV01709", r"SV01710", r"SV01730", r"SV01735"]
+
+
+@pytest.mark.parametrize("mode", ["close", "hang", "garbage"])
+def test_a_daemon_that_fails_after_the_handshake_is_marked_failed(sv_factory,
+                                                                 fake_daemon_factory, mode):
+    """A daemon with a valid certificate that closes after the frame, hangs
+    or answers garbage: two such exchanges in a row mark it failed, so a
+    burst of submissions loses only those that reached it before that (its
+    fast failures earn it no low count), and the key location says so."""
+    fake = fake_daemon_factory(mode)
+    sv = sv_factory(extra_daemons=[fake.addr],
+                    directives={"SplitVaultIntakeThrottle": "Off",
+                                "SplitVaultDaemonTimeout": "2"})
+    sv.allowed_errors += NO_ANSWER
+    statuses = sv.submit_at_once(GOOD, 40)
+    assert len(statuses) == 40 and set(statuses) <= {200, 503}, statuses
+    lost = statuses.count(503)
+    # each lost submission is one the fake was sent, and the fake got only
+    # what was under way when it was marked failed
+    assert lost == fake.frames and lost <= 12, (lost, fake.frames, statuses)
+    t = daemons_table(sv, sv.login("ada"))
+    assert t[fake.addr][0] == "failed" and t[fake.addr][3] == "exchange", t
+    assert t["127.0.0.1:%d" % sv.daemon.port] == ("up", 0, 0, ""), t
+    assert sv.db.count("records") == 40 - lost
+    # marked failed once: the requests that ran into it meanwhile are
+    # debug lines, not an error each
+    assert sv.httpd.log_text().count("SV01730: splitvaultd at %s" % fake.addr) == 1
+
+
+def test_a_full_pool_moves_the_request_on(sv_factory, fake_daemon_factory):
+    """SplitVaultDaemonPool 1 in one process, one daemon that hangs and one
+    that answers, a stream of submissions from six clients: a request
+    never waits for the hanging daemon's connection (it goes to the other
+    daemon, or waits for one of its connections), so only the requests the
+    hanging daemon was sent take the timeout or fail."""
+    fake = fake_daemon_factory("hang")
+    sv = sv_factory(extra_daemons=[fake.addr], server_limit=1, threads=8,
+                    directives={"SplitVaultIntakeThrottle": "Off",
+                                "SplitVaultDaemonPool": "1",
+                                "SplitVaultDaemonTimeout": "3"})
+    sv.allowed_errors += NO_ANSWER
+    results, lock, stop = [], threading.Lock(), threading.Event()
+
+    def stream():
+        c = sv.client()
+        while not stop.is_set():
+            t0 = time.monotonic()
+            st = sv.submit(GOOD, client=c).status
+            with lock:
+                results.append((st, time.monotonic() - t0))
+
+    threads = [threading.Thread(target=stream) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: len(results) >= 60 and fake.frames >= 2, 30, "a stream of intakes")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    slow = [r for r in results if r[1] >= 2.5]
+    lost = [r for r in results if r[0] != 200]
+    assert len(slow) <= fake.frames and len(lost) <= fake.frames, (fake.frames, results)
+    log = sv.httpd.log_text()
+    assert "SV01706" not in log and "SV01724" not in log and "SV01735" not in log, log
+    t = daemons_table(sv, sv.login("ada"))
+    assert t[fake.addr][0] == "failed" and t[fake.addr][3] == "exchange", t
+
+
+def test_an_outage_is_counted_and_logged_once(daemon_factory, sv_factory):
+    """Both daemons gone, a burst of submissions: the connects under way
+    together count as one failure of each daemon (not a jump to the longest
+    back-off), and the log has the change of each and one line for "none
+    could be reached", not a line per request."""
+    sv, a, b = stack2(sv_factory, daemon_factory)
+    sv.allowed_errors += DOWN + [r"SV01723"]
+    assert sv.submit(GOOD).status == 200
+    a.kill9()
+    b.kill9()
+    statuses = sv.submit_at_once(GOOD, 12)
+    assert statuses == [503] * 12, statuses
+    t = daemons_table(sv, sv.login("ada"))
+    for d in (a, b):
+        state, _, failures, err = t["127.0.0.1:%d" % d.port]
+        # one for the burst; a probe after the first second may add one
+        assert state == "failed" and failures <= 2 and err == "connect", t
+    log = sv.httpd.log_text()
+    errors = [ln for ln in log.splitlines() if "[splitvault:error]" in ln]
+    assert len([ln for ln in errors if "SV01723" in ln]) == 1, log
+    for d in (a, b):
+        assert len([ln for ln in errors if "SV01730: splitvaultd at 127.0.0.1:%d" % d.port
+                    in ln]) == 1, log
+        # the connect errors: the first one, and at most one per back-off
+        # window (its probe) after it
+        assert len([ln for ln in errors if "SV01701" in ln
+                    and "port %d" % d.port in ln]) <= 3, log
+
+
+# each server of httpd prepares the module's statements under the same labels
+@pytest.mark.log_allows(r"AH02653: conflicting SQL statements")
+def test_virtual_hosts_with_another_ca_do_not_share_health(daemon_factory, sv_factory, pki):
+    """A virtual host whose SplitVaultDaemonCA does not match the daemons'
+    certificates fails their check; the main server's daemons, the same
+    addresses with the right CA, stay up and are never marked failed."""
+    port = free_port()
+    extra = ("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\nServerName localhost\n"
+             'SplitVaultDaemonCA "%s"\n</VirtualHost>' % (port, port, pki.other_ca_cert))
+    sv, a, b = stack2(sv_factory, daemon_factory, extra=extra)
+    sv.allowed_errors += [r"SV01702: .*certificate verify failed", r"SV01731", r"SV01723",
+                          r"SV01735"]
+    for d in (a, b):
+        d.allowed_log += [r"TLS handshake", r"handshake", r"alert", r"refusals"]
+    vc = WebClient(port, tls=True, cafile=pki.ca_cert)
+    for _ in range(3):
+        r = sv.submit(GOOD, client=vc)
+        assert r.status == 503, r.text
+        assert sv.submit(GOOD).status == 200
+    t = daemons_table(sv, sv.login("ada"))
+    assert [v[:3] for v in t.values()] == [("up", 0, 0), ("up", 0, 0)], t
+    assert sv.db.count("records") == 3
+
+
 DB = types.SimpleNamespace(dsn="host=127.0.0.1 port=1 dbname=none user=postgres")
 
 
@@ -252,6 +378,10 @@ DB = types.SimpleNamespace(dsn="host=127.0.0.1 port=1 dbname=none user=postgres"
     ("127.0.0.1:7443 nonsense", "give host:port, e.g. 127.0.0.1:7443 or [::1]:7443 "
                                 "(not 'nonsense')"),
     ("127.0.0.1:7443 [::1]", "(not '[::1]')"),
+    ("[0::1]:7443 [::1]:7443", "SplitVaultDaemon: [::1]:7443 is named twice"),
+    ("127.1:7443 127.0.0.1:7443", "SplitVaultDaemon: 127.0.0.1:7443 is named twice"),
+    ("daemon.example.:7443 DAEMON.example:7443", "DAEMON.example:7443 is named twice"),
+    ("::1:7443", "an IPv6 address goes in brackets, e.g. [::1]:7443 (not '::1:7443')"),
     (" ".join("127.0.0.1:%d" % (7000 + i) for i in range(17)), "17 daemons, at most 16"),
 ])
 def test_bad_daemon_lists_are_refused(workdir, pki, value, message):

@@ -3,6 +3,9 @@
 - `pki`: session-wide demo PKI (svtest.core.Pki).
 - `pg`: session-wide PostgreSQL cluster, started (svtest.core.PgCluster).
 - `workdir`: a fresh 0755 temp dir per test (kept when SV_KEEP=1).
+- `fake_daemon_factory`: make(mode) gives a svtest.fakedaemon.FakeTlsDaemon
+  (a daemon that completes the handshake, then closes, hangs or answers
+  garbage), closed after the test.
 When a test fails, what every registered log (servers' output, httpd's error
 log, PostgreSQL's log) gained during that test is printed with the report.
 A session in which no test passed is a failure, so a broken set-up can never
@@ -13,7 +16,7 @@ import shutil
 
 import pytest
 
-from . import core, logcheck
+from . import core, fakedaemon, logcheck
 
 _KEEP = os.environ.get("SV_KEEP") == "1"
 
@@ -30,6 +33,19 @@ def session_dir():
 @pytest.fixture(scope="session")
 def pki(session_dir):
     return core.Pki(session_dir / "pki")
+
+
+@pytest.fixture
+def fake_daemon_factory(pki):
+    made = []
+
+    def make(mode):
+        made.append(fakedaemon.FakeTlsDaemon(pki, mode))
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.close()
 
 
 @pytest.fixture(scope="session")
