@@ -11,6 +11,7 @@ import pytest
 
 from svtest.core import server_connections, wait_until
 from svtest.data import GOOD
+from svtest.fakedaemon import FakeDaemon
 
 WWW_DATA = 33
 
@@ -106,82 +107,6 @@ def test_allow_core_dumps_is_server_wide_only(workdir, pki):
               extra="<VirtualHost 127.0.0.1:1>\nSplitVaultAllowCoreDumps On\n</VirtualHost>")
     p = h.check()
     assert p.returncode != 0 and "SplitVaultAllowCoreDumps" in p.stderr, p.stderr
-
-
-class FakeDaemon:
-    """A TCP listener in the daemon's place that accepts connections and
-    then either says nothing ("stall"), dribbles a never-ending TLS record
-    one byte at a time ("dribble"), or, as a TLS server with the daemon's
-    certificate (pki), completes the handshake, reads the module's request
-    and answers with a frame whose body arrives a byte at a time, never
-    finished ("answer")."""
-
-    def __init__(self, mode, pki=None):
-        import threading
-        self.mode = mode
-        if mode == "answer":
-            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-            self.ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
-            self.ctx.load_verify_locations(str(pki.ca_cert))
-            self.ctx.verify_mode = ssl.CERT_REQUIRED
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
-        self.conns = []
-        self.accepted = 0
-        self.requests = 0
-        self.stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        import threading
-        serve = {"dribble": self._dribble, "answer": self._answer}.get(self.mode)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self.conns.append(c)
-            if serve:
-                threading.Thread(target=serve, args=(c,), daemon=True).start()
-
-    def _trickle(self, c):
-        while not self.stop.wait(0.4):  # a byte every 400 ms until closed
-            c.sendall(b"\x00")
-
-    def _dribble(self, c):
-        try:
-            c.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KiB...
-            self._trickle(c)                       # ...that arrives a byte at a time
-        except OSError:
-            pass
-
-    def _answer(self, raw):
-        try:
-            raw.settimeout(10)
-            c = self.ctx.wrap_socket(raw, server_side=True)
-            req = b""
-            while len(req) < 12:
-                got = c.recv(65536)
-                if not got:
-                    return
-                req += got
-            self.requests += 1
-            # an answer to it that announces 4 KiB of body...
-            c.sendall(b"SV\x01" + bytes([req[3] | 0x80]) + req[4:8] + (4096).to_bytes(4, "big"))
-            self._trickle(c)                       # ...that arrives a byte at a time
-        except (OSError, ssl.SSLError):
-            pass
-
-    def close(self):
-        self.stop.set()
-        self.ls.close()
-        for c in self.conns:
-            c.close()
 
 
 DAEMON_DOWN = [r"SV01701", r"SV01702", r"SV01703", r"SV01706"]

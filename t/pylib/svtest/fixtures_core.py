@@ -3,9 +3,9 @@
 - `pki`: session-wide demo PKI (svtest.core.Pki).
 - `pg`: session-wide PostgreSQL cluster, started (svtest.core.PgCluster).
 - `workdir`: a fresh 0755 temp dir per test (kept when SV_KEEP=1).
-- `fake_daemon_factory`: make(mode) gives a svtest.fakedaemon.FakeTlsDaemon
-  (a daemon that completes the handshake, then closes, hangs or answers
-  garbage), closed after the test.
+- `fake_daemon_factory`: make(mode) gives a svtest.fakedaemon.FakeDaemon
+  (a stand-in for the daemon that fails in the way mode says), closed
+  after the test.
 When a test fails, what every registered log (servers' output, httpd's error
 log, PostgreSQL's log) gained during that test is printed with the report.
 A session in which no test passed is a failure, so a broken set-up can never
@@ -40,7 +40,7 @@ def fake_daemon_factory(pki):
     made = []
 
     def make(mode):
-        made.append(fakedaemon.FakeTlsDaemon(pki, mode))
+        made.append(fakedaemon.FakeDaemon(mode, pki))
         return made[-1]
 
     yield make
