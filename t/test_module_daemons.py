@@ -124,7 +124,9 @@ def test_kill9_one_daemon_under_a_stream_of_intakes(daemon_factory, sv_factory):
     admin = sv.login("ada")
     t = daemons_table(sv, admin)
     assert t["127.0.0.1:%d" % b.port][0] == "failed", t
-    assert t["127.0.0.1:%d" % b.port][3] in ("connect", "closed-before-tls"), t
+    # connects refused after the kill, or (when two exchanges in flight
+    # lost their answers first) the exchanges
+    assert t["127.0.0.1:%d" % b.port][3] in ("connect", "closed-before-tls", "exchange"), t
     assert t["127.0.0.1:%d" % a.port] == ("up", 0, 0, ""), t
     # every acknowledged submission is stored and decryptable (b's ones
     # through a: one store)
