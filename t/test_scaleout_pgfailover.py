@@ -19,6 +19,7 @@ import pytest
 from svtest import core
 from svtest.core import wait_until
 from svtest.data import open_field
+from svtest.fixtures_daemon import WERR, Daemon, DaemonError, Record
 from svtest.fixtures_httpd import Stack, _daemon_factory
 
 # What the module and the daemon log while the primary is gone: the
@@ -132,3 +133,46 @@ def test_promote_standby_during_intake(failover_sv, failover_pg):
     assert sv.decrypted_values(page)["name"] == acked[ref]["name"]
     print("acknowledged %d, refused %d, recovered %.1fs after the promotion"
           % (len(acked), refused, window))
+
+
+@pytest.mark.log_allows(
+    *FAILOVER_LOG,
+    r"LOCK-DOWN \(operator, from control-uid-\d+\): decrypts refused until",
+    r"lock-down recorded in the store",
+    r"unlocked by control-uid-\d+: decrypts allowed again",
+    r"DECRYPT record=\S+ actor=pat refused: (admission failed in the store|locked down)",
+)
+def test_lockdown_and_shares_survive_promotion(failover_pg, pki, workdir):
+    """A lock-down recorded before the primary dies is in the promoted
+    standby's store: a daemon started afresh on it is locked down, stores
+    still, and decrypts once unlocked; shares stored before the failover
+    decrypt through reader connections made again after it."""
+    pair = failover_pg
+    d = Daemon(workdir / "daemon", pki, pair, driver="pgsql").start()
+    try:
+        r = Record({"name": "before"})
+        with d.client() as c:
+            r.stored(c.store(r.uuid, r.store_fields()))
+        assert d.ctl("lockdown").returncode == 0
+        pair.fail_over()
+        d.restart()
+        assert d.ctl_status()["locked"] == "1"
+        with d.client() as c:
+            def stored():
+                try:
+                    return r2.stored(c.store(r2.uuid, r2.store_fields()))
+                except DaemonError as e:
+                    assert e.code == WERR["STORE"], e
+                    return None
+
+            r2 = Record({"name": "after"})
+            wait_until(stored, RECOVERY_S, "no STORE after the promotion", interval=0.2)
+            with pytest.raises(DaemonError) as e:
+                c.decrypt(r.uuid, "pat", r.decrypt_fields())
+            assert e.value.code == WERR["LOCKED_DOWN"]
+        assert d.ctl("unlock").returncode == 0
+        with d.client() as c:
+            assert c.decrypt(r.uuid, "pat", r.decrypt_fields())[0][0] == b"before"
+            assert c.decrypt(r2.uuid, "pat", r2.decrypt_fields())[0][0] == b"after"
+    finally:
+        d.teardown()
