@@ -329,9 +329,11 @@ class PgCluster:
     initdb refuses root, so every server command runs as postgres through
     runuser. It listens on 127.0.0.1 and a free port, with its socket in its own
     directory, trust authentication on loopback, fsync on (durable, as in
-    production)."""
+    production). With init=False the data directory is left to the caller
+    (a standby's comes from pg_basebackup: PgCluster.standby). opts: more
+    server options (-c name=value ...) for every start."""
 
-    def __init__(self, directory, fsync=True):
+    def __init__(self, directory, fsync=True, init=True, opts=""):
         if PG_BIN is None:
             raise RuntimeError("PostgreSQL not installed (apt-get install postgresql)")
         self.dir = Path(directory)
@@ -344,11 +346,14 @@ class PgCluster:
         self.port = free_port()
         self.user = "postgres"
         self.fsync = fsync
+        self.opts = opts
         self.sockdir.mkdir(exist_ok=True)
         shutil.chown(self.sockdir, "postgres", "postgres")
         shutil.chown(self.dir, "postgres", "postgres")
-        self._pg(["initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                  "--no-instructions"])
+        if init:
+            # initdb's pg_hba.conf trusts loopback for replication too
+            self._pg(["initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                      "--no-instructions"])
         register_log(self.logfile, "postgresql")
 
     def _pg(self, argv, check=True):
@@ -358,6 +363,8 @@ class PgCluster:
     def start(self):
         opts = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=%s -c max_connections=200" % (
             self.port, self.sockdir, "on" if self.fsync else "off")
+        if self.opts:
+            opts += " " + self.opts
         self._pg(["pg_ctl", "-D", self.data, "-l", self.logfile, "-w", "-t", "60",
                   "-o", opts, "start"])
         _count("postgresql", "started")
@@ -370,6 +377,47 @@ class PgCluster:
 
     def running(self):
         return self._pg(["pg_ctl", "-D", self.data, "status"], check=False).returncode == 0
+
+    def query(self, sql, db="postgres"):
+        """One row of a statement as the superuser, or None."""
+        conn = self.connect(db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchone()
+        finally:
+            conn.close()
+
+    def in_recovery(self):
+        return self.query("SELECT pg_is_in_recovery()")[0]
+
+    def standby(self, directory):
+        """A streaming standby of this (running) cluster, started: its data
+        directory from pg_basebackup -R (primary_conninfo and standby.signal
+        written for it), its own port and socket directory. Ready once it
+        streams from this cluster."""
+        sb = PgCluster(directory, fsync=self.fsync, init=False)
+        self._pg(["pg_basebackup", "-D", sb.data, "-h", self.host, "-p", str(self.port),
+                  "-U", "postgres", "-X", "stream", "-R", "--checkpoint=fast"])
+        sb.start()
+        wait_until(lambda: self.query("SELECT count(*) FROM pg_stat_replication "
+                                      "WHERE state = 'streaming'")[0], 60,
+                   "the standby on port %d does not stream" % sb.port)
+        return sb
+
+    def wait_replayed(self, standby, timeout=30):
+        """Wait until standby has replayed everything this cluster wrote so far."""
+        lsn = self.query("SELECT pg_current_wal_lsn()")[0]
+        wait_until(lambda: standby.query(
+            "SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn" % lsn)[0], timeout,
+            "the standby did not replay up to %s" % lsn)
+
+    def promote(self, timeout=60):
+        """pg_ctl promote; returns once the cluster accepts writes."""
+        self._pg(["pg_ctl", "-D", self.data, "-w", "-t", str(timeout), "promote"])
+        wait_until(lambda: not self.in_recovery(), timeout,
+                   "the cluster on port %d is still in recovery" % self.port)
+        return self
 
     def dsn(self, db="postgres", user="postgres"):
         """A libpq connection string (also a mod_dbd DBDParams value)."""
@@ -406,6 +454,67 @@ class PgCluster:
                 cur.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name.replace('"', ''))
         finally:
             conn.close()
+
+
+class PgFailover:
+    """A primary and its streaming standby, seen as one PgCluster: dsn()
+    names both hosts with target_session_attrs=read-write (libpq connects
+    to whichever accepts writes), and connect(), create_db() and the rest
+    go to the current primary. The primary commits only once the standby
+    has the commit (synchronous_standby_names), so that nothing acknowledged
+    is lost when the standby is promoted."""
+
+    def __init__(self, directory, fsync=True):
+        d = Path(directory)
+        self.primary = PgCluster(d / "a", fsync=fsync).start()
+        self.standby = self.primary.standby(d / "b")
+        # in the primary's postgresql.auto.conf only: the standby, once
+        # promoted, has no standby of its own to wait for
+        conn = self.primary.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+                cur.execute("SELECT pg_reload_conf()")
+        finally:
+            conn.close()
+        wait_until(lambda: self.primary.query(
+            "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")[0], 30,
+            "the standby is not synchronous")
+        self.clusters = [self.primary, self.standby]
+        self.host = self.primary.host
+        self.user = "postgres"
+
+    @property
+    def port(self):
+        return self.primary.port
+
+    def dsn(self, db="postgres", user="postgres"):
+        return ("host=%s port=%s dbname=%s user=%s target_session_attrs=read-write"
+                % (",".join(c.host for c in self.clusters),
+                   ",".join(str(c.port) for c in self.clusters), db, user))
+
+    def fail_over(self):
+        """The primary dies (immediate stop, as a crash) and the standby is
+        promoted: it is the primary from now on."""
+        self.primary.stop(mode="immediate")
+        self.standby.promote()
+        self.primary, self.standby = self.standby, None
+
+    def connect(self, db="postgres", user="postgres"):
+        return self.primary.connect(db, user)
+
+    def psql(self, db, sql):
+        return self.primary.psql(db, sql)
+
+    def create_db(self, name, sql_files=()):
+        return self.primary.create_db(name, sql_files)
+
+    def drop_db(self, name):
+        return self.primary.drop_db(name)
+
+    def stop(self):
+        for c in self.clusters:
+            c.stop()
 
 
 def user_exists(name):
