@@ -34,6 +34,13 @@ def verify(db, *args):
     return r.returncode, r.stdout, r.stderr
 
 
+def broken(db, message, *args):
+    """audit-verify finds the chain broken, and says message."""
+    rc, out, _ = verify(db, *args)
+    assert rc == 1, out
+    assert message in out, out
+
+
 def head(out):
     m = re.search(r"^head: (\d+):([0-9a-f]{64})$", out, re.M)
     assert m, out
@@ -339,42 +346,33 @@ def test_edited_row_is_found(db):
     insert(db, 10)
     ids = [int(r[0]) for r in chain_rows(db)]
     superuser_exec(db, "UPDATE audit SET outcome = 'denied' WHERE id = %d" % ids[4])
-    rc, out, _ = verify(db)
-    assert rc == 1
-    assert "BROKEN at row %d: its contents do not match its hash" % ids[4] in out
+    broken(db, "BROKEN at row %d: its contents do not match its hash" % ids[4])
     # an edit that also recomputes the row's own hash breaks the next link
     superuser_exec(db, "UPDATE audit SET hash = audit_chain_hash(prev_hash, id, at, actor, "
                    "action, record_ref, field, outcome, address, detail) WHERE id = %d"
                    % ids[4])
-    rc, out, _ = verify(db)
-    assert rc == 1
-    assert "BROKEN at row %d: prev_hash is not the hash of row %d" % (ids[5], ids[4]) in out
+    broken(db, "BROKEN at row %d: prev_hash is not the hash of row %d" % (ids[5], ids[4]))
 
 
 def test_deleted_rows_are_found(db):
     insert(db, 10)
     ids = [int(r[0]) for r in chain_rows(db)]
     superuser_exec(db, "DELETE FROM audit WHERE id = %d" % ids[6])
-    rc, out, _ = verify(db)
-    assert rc == 1
-    assert "BROKEN at row %d: prev_hash is not the hash of row %d" % (ids[7], ids[5]) in out
+    broken(db, "BROKEN at row %d: prev_hash is not the hash of row %d" % (ids[7], ids[5]))
 
 
 def test_deleted_first_and_last_rows_are_found(db):
     insert(db, 5)
     ids = [int(r[0]) for r in chain_rows(db)]
     superuser_exec(db, "DELETE FROM audit WHERE id = %d" % ids[0])
-    rc, out, _ = verify(db)
-    assert rc == 1 and "BROKEN at row %d: prev_hash is not the chain's start" % ids[1] in out
+    broken(db, "BROKEN at row %d: prev_hash is not the chain's start" % ids[1])
     d2 = MainDb.create(db.pg)
     try:
         insert(d2, 5)
         ids = [int(r[0]) for r in chain_rows(d2)]
         superuser_exec(d2, "DELETE FROM audit WHERE id = %d" % ids[-1])
-        rc, out, _ = verify(d2)
-        assert rc == 1
-        assert "BROKEN after row %d: the chain head (audit_head) names row %d" \
-            % (ids[-2], ids[-1]) in out
+        broken(d2, "BROKEN after row %d: the chain head (audit_head) names row %d"
+               % (ids[-2], ids[-1]))
     finally:
         d2.drop()
 
