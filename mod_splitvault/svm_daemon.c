@@ -160,7 +160,7 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, int i,
                                   apr_time_t deadline, int last, svm_derr *cls, char *why)
 {
     const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
-    char port[8], *err = why;
+    char port[8];
     sv_tls_step step = SV_TLS_STEP_START;
     int ms = svm_ms(deadline - apr_time_now()), lvl;
     sv_status st;
@@ -169,7 +169,7 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, int i,
     /* no time left: the shortest wait, and the library's "timed out" */
     st = sv_tls_connect_ex(sc->ssl_ctx, ep->host, port,
                            sc->daemon_name ? sc->daemon_name : ep->host, ms ? ms : 1,
-                           &c->conn, &step, err, SV_TLS_ERRLEN);
+                           &c->conn, &step, why, SV_TLS_ERRLEN);
     if (st == SV_OK)
         return APR_SUCCESS;
     c->conn = NULL;
@@ -180,7 +180,7 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, int i,
             *cls = SVM_DERR_CONNECT;
         /* an endpoint that is failed already: once per back-off window */
         lvl = svm_dbal_loud(r, sc, i) ? APLOG_ERR : APLOG_DEBUG;
-        ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01701: cannot reach splitvaultd: %s", err);
+        ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01701: cannot reach splitvaultd: %s", why);
         return APR_ECONNREFUSED;
     case SV_TLS_STEP_HANDSHAKE:
     case SV_TLS_STEP_VERIFY:
@@ -190,16 +190,16 @@ static apr_status_t svm_dconn_try(request_rec *r, const svm_srv_conf *sc, int i,
             *cls = SVM_DERR_CLOSED;
         else if (step == SV_TLS_STEP_VERIFY)
             *cls = SVM_DERR_CERT;
-        /* err names the daemon's address: "TLS handshake with the daemon
+        /* why names the daemon's address: "TLS handshake with the daemon
          * failed (...): timed out", OpenSSL's reason with the certificate
          * verification result, or a close before TLS */
         lvl = svm_dbal_loud(r, sc, i) ? APLOG_ERR : APLOG_DEBUG;
-        ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01702: %s%s", err,
+        ap_log_rerror(APLOG_MARK, lvl, 0, r, "SV01702: %s%s", why,
                       st == SV_ERR_TLS_CLOSED ? ", at every attempt" : "");
         return APR_ECONNREFUSED;
     default:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "SV01703: cannot set up TLS for "
-                      "splitvaultd: %s", err);
+                      "splitvaultd: %s", why);
         return APR_EGENERAL;
     }
 }
@@ -443,6 +443,7 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     apr_time_t until;
     apr_uint32_t tried = 0, full = 0;
     svm_dbal_how how = SVM_PICK_UP;
+    svm_dbal_answer answer = SVM_DBAL_NO_ANSWER;
     int64_t deadline;
     sv_status st;
     int i, n, made = 0;
@@ -496,11 +497,9 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         rv = svm_dconn_get(r, sc, i, d, how != SVM_PICK_UP, &c, &made, &cls, why);
         if (rv == APR_SUCCESS)
             break;
-        svm_dbal_done(r, sc, i, how);
-        if (rv == APR_EBUSY) {
-            full |= 1u << i;
-            continue;
-        }
+        svm_dbal_done(r, sc, i, how, SVM_DBAL_NO_ANSWER);
+        if (rv == APR_EBUSY)
+            continue; /* full again: the loop's top counts it */
         tried |= 1u << i;
         /* no slot came free: not the daemon's fault */
         if (cls != SVM_DERR_NONE)
@@ -542,8 +541,8 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
         goto fail;
     }
     /* an answer: the daemon works (up again if it was failed and this
-     * connection was made by this request) */
-    svm_dbal_up(r, sc, i, made);
+     * connection was made by this request; svm_dbal_done says so) */
+    answer = made ? SVM_DBAL_ANSWER_FRESH : SVM_DBAL_ANSWER;
     /* straight into the request pool's secret memory: it may be plaintexts */
     body = svm_secret_palloc(r->pool, h.body_len);
     if (h.body_len && (st = sv_tls_read_until(c->conn, body, h.body_len, deadline)) != SV_OK) {
@@ -563,13 +562,13 @@ apr_status_t svm_daemon_call(request_rec *r, const svm_srv_conf *sc, const sv_bu
     }
     c->uses++;
     svm_dconn_put(dp, i, c, 1);
-    svm_dbal_done(r, sc, i, how);
+    svm_dbal_done(r, sc, i, how, answer);
     rep->answered = 1;
     return APR_SUCCESS;
 
 fail:
     svm_dconn_put(dp, i, c, 0);
-    svm_dbal_done(r, sc, i, how);
+    svm_dbal_done(r, sc, i, how, answer);
     return rv == APR_SUCCESS ? APR_EGENERAL : rv;
 }
 

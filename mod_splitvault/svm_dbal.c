@@ -5,9 +5,9 @@
  * SplitVaultDaemon names one or more daemons that share one store
  * (docs/daemon.md, "Scale-out with pgsql"). Each connect of svm_daemon.c
  * asks here for an endpoint (svm_dbal_pick) and reports how the connect
- * went (svm_dbal_up, svm_dbal_failed) and when the request is done with it
- * (svm_dbal_done), and how the exchange went when a connection was made
- * (svm_dbal_up on an answer, svm_dbal_xfailed on none). An endpoint is up
+ * went (svm_dbal_failed), how the exchange went when a connection was made
+ * (svm_dbal_xfailed on no answer), and when the request is done with it
+ * (svm_dbal_done, which also counts an answer). An endpoint is up
  * or failed:
  *
  *   - up: picked by the fewest outstanding requests, over every child; on
@@ -411,46 +411,26 @@ int svm_dbal_pick(request_rec *r, const svm_srv_conf *sc, apr_uint32_t tried,
     return best;
 }
 
-void svm_dbal_done(request_rec *r, const svm_srv_conf *sc, int i, svm_dbal_how how)
+void svm_dbal_done(request_rec *r, const svm_srv_conf *sc, int i, svm_dbal_how how,
+                   svm_dbal_answer answer)
 {
+    const svm_daemon_ep *ep;
+    apr_time_t was = 0;
+    svm_derr err = SVM_DERR_NONE;
+    apr_uint32_t failures = 0, *c;
     svm_dbal_entry *e;
-    apr_uint32_t *c;
-    int row;
+    int row, changed = 0;
 
     if (i < 0 || svm_dbal_lock(r))
         return;
-    /* a probe that ended without a verdict (no slot free in this child's
-     * pool; a request that went wrong here): the next request may probe */
     e = &svm_dbal_ent[sc->dbal_base + i];
-    if (how == SVM_PICK_PROBE && e->probe_pid == getpid())
-        e->probe_pid = 0;
-    if ((row = svm_dbal_row()) >= 0) {
-        c = &svm_dbal_count[(apr_size_t)row * svm_dbal->nent + sc->dbal_base + i];
-        if (*c)
-            (*c)--;
+    if (answer != SVM_DBAL_NO_ANSWER) {
+        e->served++;
+        e->xfails = 0;
     }
-    svm_dbal_unlock();
-}
-
-void svm_dbal_up(request_rec *r, const svm_srv_conf *sc, int i, int fresh)
-{
-    const svm_daemon_ep *ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
-    apr_time_t was = 0;
-    svm_derr err = SVM_DERR_NONE;
-    apr_uint32_t failures = 0;
-    svm_dbal_entry *e;
-    int changed = 0;
-
-    if (svm_dbal_lock(r))
-        return;
-    e = &svm_dbal_ent[sc->dbal_base + i];
-    e->served++;
-    e->xfails = 0;
     /* an answer on a connection made before the failure proves nothing
      * of the daemon's handshake now (its certificate, say) */
-    if (e->state != SVM_EP_UP && fresh) {
-        if (e->probe_pid == getpid())
-            e->probe_pid = 0;
+    if (answer == SVM_DBAL_ANSWER_FRESH && e->state != SVM_EP_UP) {
         changed = 1;
         was = e->since;
         err = (svm_derr)e->err;
@@ -460,11 +440,23 @@ void svm_dbal_up(request_rec *r, const svm_srv_conf *sc, int i, int fresh)
         e->failures = 0;
         e->next_probe = 0;
     }
+    /* a probe that is still marked as under way (up again now, or ended
+     * without a verdict: no slot free in this child's pool, a request that
+     * went wrong here): the next request may probe */
+    if ((changed || how == SVM_PICK_PROBE) && e->probe_pid == getpid())
+        e->probe_pid = 0;
+    if ((row = svm_dbal_row()) >= 0) {
+        c = &svm_dbal_count[(apr_size_t)row * svm_dbal->nent + sc->dbal_base + i];
+        if (*c)
+            (*c)--;
+    }
     svm_dbal_unlock();
-    if (changed)
+    if (changed) {
+        ep = &APR_ARRAY_IDX(sc->daemons, i, svm_daemon_ep);
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "SV01732: splitvaultd at %s is up "
                       "again after %d s failed (%u failures, the last: %s)", ep->addr,
                       (int)apr_time_sec(apr_time_now() - was), failures, svm_derr_name(err));
+    }
 }
 
 /* A random byte for the back-off's jitter (a fixed middle one, logged

@@ -63,10 +63,6 @@ void svm_dbal_monitor(server_rec *s);
  * tried or full. */
 int svm_dbal_pick(request_rec *r, const svm_srv_conf *sc, apr_uint32_t tried,
                   apr_uint32_t full, svm_dbal_how *how);
-/* Endpoint i answered a request: its run of failed exchanges ends, and
- * when it was failed and the answer came on a connection made by this
- * request (fresh), it is up again (logged once). */
-void svm_dbal_up(request_rec *r, const svm_srv_conf *sc, int i, int fresh);
 /* The connect to endpoint i failed (nothing was sent): failed, or failed
  * again with a longer back-off (one failure per back-off window); the
  * change is logged once, with why. */
@@ -76,9 +72,19 @@ void svm_dbal_failed(request_rec *r, const svm_srv_conf *sc, int i, svm_derr cls
  * time up, a malformed header): the SVM_DBAL_XFAIL_MAX-th in a row marks
  * it failed (SVM_DERR_EXCHANGE); on a failed one, its probe failed. */
 void svm_dbal_xfailed(request_rec *r, const svm_srv_conf *sc, int i, const char *why);
+/* What endpoint i gave the request: no answer, an answer on a connection
+ * made before, or one on a connection this request made (fresh). */
+typedef enum {
+    SVM_DBAL_NO_ANSWER,
+    SVM_DBAL_ANSWER,
+    SVM_DBAL_ANSWER_FRESH
+} svm_dbal_answer;
 /* The request is done with endpoint i, picked as how (on every path after
- * a pick): a probe that is still marked as under way ends here. */
-void svm_dbal_done(request_rec *r, const svm_srv_conf *sc, int i, svm_dbal_how how);
+ * a pick), in one hold of the lock: an answer ends its run of failed
+ * exchanges, and when it was failed and the answer is fresh it is up again
+ * (logged once); a probe that is still marked as under way ends here. */
+void svm_dbal_done(request_rec *r, const svm_srv_conf *sc, int i, svm_dbal_how how,
+                   svm_dbal_answer answer);
 /* 1 when a failed endpoint's per-connect lines are to be logged now (at
  * most once per back-off window of endpoint i), else 0: log at debug. */
 int svm_dbal_loud(request_rec *r, const svm_srv_conf *sc, int i);
