@@ -442,14 +442,6 @@ svd_limiter_trip_why(struct svd_limiter *l)
     return w;
 }
 
-unsigned
-svd_limiter_pressure(struct svd_limiter *l)
-{
-    struct svd_limit_status st;
-
-    return svd_limiter_status(l, &st, NULL) == 0 ? st.pressure : 0;
-}
-
 int
 svd_limiter_status(struct svd_limiter *l, struct svd_limit_status *st, const char **name)
 {

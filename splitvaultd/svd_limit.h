@@ -176,9 +176,6 @@ uint64_t svd_limiter_retired_today(struct svd_limiter *l);
  * string). */
 const char *svd_limiter_trip_why(struct svd_limiter *l);
 
-/* The pressure now (decrypts that found no token, drained). */
-unsigned svd_limiter_pressure(struct svd_limiter *l);
-
 /* The backend's state now, and its name ("local", "shared"): 0, or -1 when
  * the store failed. */
 int svd_limiter_status(struct svd_limiter *l, struct svd_limit_status *st, const char **name);

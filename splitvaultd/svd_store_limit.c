@@ -21,6 +21,7 @@
 
 #include "svd.h"
 #include "svd_conf.h"
+#include "svd_limit.h"
 #include "svd_log.h"
 #include "svd_store_int.h"
 
@@ -124,8 +125,7 @@ svd_store_limit_admit(struct svd_store *s, const char *actor, int mode, int *res
     snprintf(v[5], sizeof(v[5]), "%u", c->budget_global);
     snprintf(v[6], sizeof(v[6]), "%u", c->budget_actor);
     snprintf(v[7], sizeof(v[7]), "%u", c->lockdown_threshold);
-    snprintf(v[8], sizeof(v[8]), "%u", c->global.interval_ms != 0 ? c->global.interval_ms
-                                                                   : c->actor.interval_ms);
+    snprintf(v[8], sizeof(v[8]), "%u", svd_limit_drain_ms(c));
     snprintf(v[9], sizeof(v[9]), "%u", c->max_actors);
     args[0] = actor;
     for (int i = 0; i < 10; i++)
@@ -169,8 +169,7 @@ svd_store_limit_status(struct svd_store *s, struct svd_store_limit_state *st)
     c = s->conf;
     snprintf(v[0], sizeof(v[0]), "%u", c->global.interval_ms);
     snprintf(v[1], sizeof(v[1]), "%u", c->global.burst);
-    snprintf(v[2], sizeof(v[2]), "%u", c->global.interval_ms != 0 ? c->global.interval_ms
-                                                                  : c->actor.interval_ms);
+    snprintf(v[2], sizeof(v[2]), "%u", svd_limit_drain_ms(c));
     memset(st, 0, sizeof(*st));
     return limit_query(s, ST_LIMIT_STATUS, 3, args, status_take, st, 4);
 }
