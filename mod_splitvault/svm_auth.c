@@ -328,13 +328,12 @@ int svm_auth_check(request_rec *r, const svm_srv_conf *sc, ap_dbd_t *dbd, const 
                    const char *pwhash, char *pw, apr_size_t len, int *refused)
 {
     const char *keys[3];
-    char *lname, *c;
+    char *lname;
     int ok;
 
     *refused = 0;
     lname = apr_pstrdup(r->pool, name ? name : "-invalid-");
-    for (c = lname; *c; c++)
-        *c = (char)apr_tolower(*c);
+    ap_str_tolower(lname);
     if (svm_throttle_keys(r, sc, lname, keys) != 0) {
         sv_cleanse(pw, len);
         return SVM_AUTH_UNAVAILABLE;

@@ -8,8 +8,10 @@
 #include "svm_config.h"
 #include "svm_db.h"
 #include "svm_session.h"
+#include "sv_pwpolicy.h"
 
-#define SVM_PASSWORD_MAX 1024
+/* the longest password sign-in reads: the password rule's own bound */
+#define SVM_PASSWORD_MAX SV_PWPOLICY_MAX_BYTES
 
 int svm_auth_init(apr_pool_t *p, server_rec *s);
 /* The key that names are keyed with in login_throttle (HMAC-SHA256): read

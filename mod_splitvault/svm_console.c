@@ -69,7 +69,6 @@
 #include "sv_wire.h"
 
 #define SVM_CON_GEN_CHARS 26       /* 26 x 5 bits = 130 bits */
-#define SVM_CON_NAME_MAX 64
 
 /* 32 characters, none of 0 O 1 I: one random byte's low 5 bits each. */
 static const char svm_pw_alphabet[] = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
@@ -130,7 +129,7 @@ static const char *svm_form_account(const apr_array_header_t *pairs)
 {
     const svm_pair *x = svm_form_get(pairs, "account");
 
-    if (!x || x->len == 0 || x->len > SVM_CON_NAME_MAX || !sv_actor_name_valid(x->value, x->len))
+    if (!x || !sv_actor_name_valid(x->value, x->len))
         return NULL;
     return x->value;
 }
@@ -797,8 +796,7 @@ int svm_console_account_page(request_rec *r, const svm_srv_conf *sc, svm_staff *
 {
     const char *name = svm_query_arg(r, "name");
 
-    if (!name || !*name || strlen(name) > SVM_CON_NAME_MAX
-        || !sv_actor_name_valid(name, strlen(name)))
+    if (!name || !sv_actor_name_valid(name, strlen(name)))
         return svm_page_message(r, sc, HTTP_NOT_FOUND, "No such account",
                                 "There is no staff account of that name.", st);
     return svm_account_show(r, sc, st, name, NULL, 0, NULL, HTTP_OK);

@@ -239,15 +239,11 @@ static int svm_intake_throttled(request_rec *r, const svm_srv_conf *sc, apr_time
     apr_time_t left = retry_at - apr_time_now();
     apr_int64_t secs = left > 0 ? (apr_int64_t)((left + APR_USEC_PER_SEC - 1)
                                                 / APR_USEC_PER_SEC) : 1;
-    char when[APR_RFC822_DATE_LEN];
-    apr_time_exp_t e;
-    apr_size_t n = 0;
+    /* the minute at which the window is over, rounded up */
+    const char *when = svm_time_utc(r->pool, retry_at + apr_time_from_sec(60) - 1,
+                                    "%H:%M UTC");
     const char *in;
 
-    /* the minute at which the window is over, rounded up */
-    if (apr_time_exp_gmt(&e, retry_at + apr_time_from_sec(60) - 1) != APR_SUCCESS
-        || apr_strftime(when, &n, sizeof(when), "%H:%M UTC", &e) != APR_SUCCESS)
-        apr_cpystrn(when, "?", sizeof(when));
     in = secs < 120 ? apr_psprintf(r->pool, "%" APR_INT64_T_FMT " seconds", secs)
                     : apr_psprintf(r->pool, "about %" APR_INT64_T_FMT " minutes (after %s)",
                                    (secs + 59) / 60, when);

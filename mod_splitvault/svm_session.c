@@ -103,13 +103,6 @@ unsigned char *svm_cookie_token(request_rec *r, const svm_srv_conf *sc, const ch
 }
 
 /* Hex SHA-256 of the raw token: the only form the database sees. */
-static const char *svm_token_hash(request_rec *r, const unsigned char *tok);
-
-const char *svm_session_hash(request_rec *r, const svm_staff *st)
-{
-    return svm_token_hash(r, st->token);
-}
-
 static const char *svm_token_hash(request_rec *r, const unsigned char *tok)
 {
     unsigned char md[32];
@@ -121,6 +114,11 @@ static const char *svm_token_hash(request_rec *r, const unsigned char *tok)
     hex = apr_palloc(r->pool, 2 * sizeof(md) + 1);
     sv_hex_encode(md, sizeof(md), hex);
     return hex;
+}
+
+const char *svm_session_hash(request_rec *r, const svm_staff *st)
+{
+    return svm_token_hash(r, st->token);
 }
 
 typedef struct {
