@@ -112,4 +112,8 @@ int svt_cmd_key1_share_check(int argc, char **argv);
 int svt_cmd_key1_share_export(int argc, char **argv);
 int svt_cmd_key1_combine(int argc, char **argv);
 
+/* The main database's schema version: 0 when schema_version does not
+ * exist, -1 on error (printed by the driver's layer). */
+int svt_schema_current(svt_ctx *c);
+
 #endif /* SVT_ADMIN_H */

@@ -26,8 +26,7 @@
 
 #define MAX_MIGRATIONS 999
 
-/* Current version: 0 when schema_version does not exist. -1 on error. */
-static int svt_schema_current(svt_ctx *c)
+int svt_schema_current(svt_ctx *c)
 {
     svt_rows res;
     apr_dbd_row_t *row;

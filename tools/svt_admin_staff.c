@@ -125,26 +125,18 @@ int svt_cmd_staff_add(svt_ctx *c, int argc, char **argv)
 static int svt_passwd_steps(svt_ctx *c, const char *name, const char *hash)
 {
     const char *a[] = { hash, name }, *b[] = { name };
-    svt_rows res;
-    apr_dbd_row_t *row;
-    int n = 0, v5 = 0;
+    int n = 0, v = svt_schema_current(c);
 
-    if (svt_exec(c, &n, "UPDATE staff SET pwhash = %s, updated = now() WHERE name = %s",
-                 2, a))
+    if (v < 0)
+        return 1;
+    /* the way back in: a password set here is the person's to use, so a
+     * must-change mark of the staff console (schema version 5) goes */
+    if (svt_exec(c, &n, v >= 5 ? "UPDATE staff SET pwhash = %s, must_change = false, "
+                 "password_changed = now(), updated = now() WHERE name = %s"
+                 : "UPDATE staff SET pwhash = %s, updated = now() WHERE name = %s", 2, a))
         return 1;
     if (n != 1)
         return svt_fail("no staff member %s", name);
-    /* the way back in: a password set here is the person's to use, so a
-     * must-change mark of the staff console (schema version 5) goes */
-    if (svt_select(c, &res, "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = "
-                   "'staff'::regclass AND attname = 'must_change' AND NOT attisdropped)",
-                   0, NULL))
-        return 1;
-    while ((row = svt_row(c, &res)))
-        v5 = *svt_col(c, row, 0) == 't';
-    if (v5 && (svt_exec(c, &n, "UPDATE staff SET must_change = false, password_changed = "
-                        "now() WHERE name = %s", 1, b) || n != 1))
-        return n != 1 ? svt_fail("no staff member %s", name) : 1;
     /* a new password ends every session of the account */
     return svt_exec(c, NULL, "DELETE FROM sessions WHERE staff_id = (SELECT id FROM staff "
                     "WHERE name = %s)", 1, b);
